@@ -1,0 +1,432 @@
+//! S3 errors: the one place where every internal error becomes an S3 code,
+//! an HTTP status and a message. Internal details go to the log with the
+//! request id, never to the client.
+
+use http::StatusCode;
+
+use crate::auth::{AuthError, ChunkedError};
+use crate::body::BodyError;
+use cairn_storage_engine::EngineError;
+
+/// Every S3 error code this server returns, with its HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum S3ErrorCode {
+    AccessDenied,
+    AuthorizationHeaderMalformed,
+    AuthorizationQueryParametersError,
+    BadDigest,
+    BucketAlreadyOwnedByYou,
+    BucketNotEmpty,
+    EntityTooLarge,
+    EntityTooSmall,
+    IllegalLocationConstraintException,
+    IncompleteBody,
+    InsufficientStorage,
+    InternalError,
+    InvalidAccessKeyId,
+    InvalidArgument,
+    InvalidBucketName,
+    InvalidDigest,
+    InvalidPart,
+    InvalidPartOrder,
+    InvalidRange,
+    InvalidRequest,
+    KeyTooLongError,
+    MalformedXML,
+    MetadataTooLarge,
+    MethodNotAllowed,
+    MissingContentLength,
+    NoSuchBucket,
+    NoSuchKey,
+    NoSuchUpload,
+    NoSuchVersion,
+    NotImplemented,
+    NotModified,
+    PreconditionFailed,
+    RequestTimeTooSkewed,
+    ServiceUnavailable,
+    SignatureDoesNotMatch,
+    XAmzContentSHA256Mismatch,
+}
+
+impl S3ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        use S3ErrorCode::*;
+        match self {
+            AccessDenied => "AccessDenied",
+            AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
+            AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
+            BadDigest => "BadDigest",
+            BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            BucketNotEmpty => "BucketNotEmpty",
+            EntityTooLarge => "EntityTooLarge",
+            EntityTooSmall => "EntityTooSmall",
+            IllegalLocationConstraintException => "IllegalLocationConstraintException",
+            IncompleteBody => "IncompleteBody",
+            InsufficientStorage => "InsufficientStorage",
+            InternalError => "InternalError",
+            InvalidAccessKeyId => "InvalidAccessKeyId",
+            InvalidArgument => "InvalidArgument",
+            InvalidBucketName => "InvalidBucketName",
+            InvalidDigest => "InvalidDigest",
+            InvalidPart => "InvalidPart",
+            InvalidPartOrder => "InvalidPartOrder",
+            InvalidRange => "InvalidRange",
+            InvalidRequest => "InvalidRequest",
+            KeyTooLongError => "KeyTooLongError",
+            MalformedXML => "MalformedXML",
+            MetadataTooLarge => "MetadataTooLarge",
+            MethodNotAllowed => "MethodNotAllowed",
+            MissingContentLength => "MissingContentLength",
+            NoSuchBucket => "NoSuchBucket",
+            NoSuchKey => "NoSuchKey",
+            NoSuchUpload => "NoSuchUpload",
+            NoSuchVersion => "NoSuchVersion",
+            NotImplemented => "NotImplemented",
+            NotModified => "NotModified",
+            PreconditionFailed => "PreconditionFailed",
+            RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            ServiceUnavailable => "ServiceUnavailable",
+            SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        use S3ErrorCode::*;
+        match self {
+            AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
+                StatusCode::FORBIDDEN
+            }
+            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion => StatusCode::NOT_FOUND,
+            BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            MissingContentLength => StatusCode::LENGTH_REQUIRED,
+            InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            NotModified => StatusCode::NOT_MODIFIED,
+            PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            AuthorizationHeaderMalformed
+            | AuthorizationQueryParametersError
+            | BadDigest
+            | EntityTooLarge
+            | EntityTooSmall
+            | IllegalLocationConstraintException
+            | IncompleteBody
+            | InvalidArgument
+            | InvalidBucketName
+            | InvalidDigest
+            | InvalidPart
+            | InvalidPartOrder
+            | InvalidRequest
+            | KeyTooLongError
+            | MalformedXML
+            | MetadataTooLarge
+            | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// S3's standard message for the code.
+    pub fn default_message(self) -> &'static str {
+        use S3ErrorCode::*;
+        match self {
+            AccessDenied => "Access Denied",
+            AuthorizationHeaderMalformed => "The authorization header is malformed.",
+            AuthorizationQueryParametersError => "Error parsing the X-Amz-Credential parameter.",
+            BadDigest => "The Content-MD5 you specified did not match what we received.",
+            BucketAlreadyOwnedByYou => {
+                "Your previous request to create the named bucket succeeded and you already own it."
+            }
+            BucketNotEmpty => "The bucket you tried to delete is not empty",
+            EntityTooLarge => "Your proposed upload exceeds the maximum allowed size",
+            EntityTooSmall => {
+                "Your proposed upload is smaller than the minimum allowed object size."
+            }
+            IllegalLocationConstraintException => {
+                "The specified location-constraint is not valid for this server's region."
+            }
+            IncompleteBody => {
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            }
+            InsufficientStorage => {
+                "The server does not have enough free space to store this object."
+            }
+            InternalError => "We encountered an internal error. Please try again.",
+            InvalidAccessKeyId => {
+                "The AWS Access Key Id you provided does not exist in our records."
+            }
+            InvalidArgument => "Invalid Argument",
+            InvalidBucketName => "The specified bucket is not valid.",
+            InvalidDigest => "The Content-MD5 you specified is not valid.",
+            InvalidPart => {
+                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+            }
+            InvalidPartOrder => {
+                "The list of parts was not in ascending order. Parts must be ordered by part number."
+            }
+            InvalidRange => "The requested range is not satisfiable",
+            InvalidRequest => "Invalid Request",
+            KeyTooLongError => "Your key is too long",
+            MalformedXML => {
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            }
+            MetadataTooLarge => "Your metadata headers exceed the maximum allowed metadata size",
+            MethodNotAllowed => "The specified method is not allowed against this resource.",
+            MissingContentLength => "You must provide the Content-Length HTTP header.",
+            NoSuchBucket => "The specified bucket does not exist",
+            NoSuchKey => "The specified key does not exist.",
+            NoSuchUpload => {
+                "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+            }
+            NoSuchVersion => "The specified version does not exist.",
+            NotModified => "Not Modified",
+            PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
+            NotImplemented => {
+                "A header or query you provided implies functionality that is not implemented."
+            }
+            RequestTimeTooSkewed => {
+                "The difference between the request time and the current time is too large."
+            }
+            ServiceUnavailable => "Please reduce your request rate.",
+            SignatureDoesNotMatch => {
+                "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+            }
+            XAmzContentSHA256Mismatch => {
+                "The provided 'x-amz-content-sha256' header does not match what was computed."
+            }
+        }
+    }
+}
+
+/// An error as the client will see it.
+#[derive(Debug)]
+pub struct S3Error {
+    pub code: S3ErrorCode,
+    pub message: String,
+    /// Extra elements of the error document (`BucketName`, `Key`, …).
+    pub fields: Vec<(&'static str, String)>,
+    /// Extra response headers (e.g. `Content-Range` for InvalidRange).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl std::fmt::Display for S3Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for S3Error {}
+
+pub type S3Result<T> = Result<T, S3Error>;
+
+impl S3Error {
+    pub fn new(code: S3ErrorCode) -> Self {
+        S3Error {
+            code,
+            message: code.default_message().to_owned(),
+            fields: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_message(code: S3ErrorCode, message: impl Into<String>) -> Self {
+        S3Error {
+            message: message.into(),
+            ..S3Error::new(code)
+        }
+    }
+
+    pub fn field(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.fields.push((name, value.into()));
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// A server-side failure. The detail is logged (with the request id by
+    /// the caller's span); the client gets S3's generic InternalError.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        S3Error::new(S3ErrorCode::InternalError)
+    }
+
+    pub fn invalid_argument(message: impl Into<String>, name: &str, value: &str) -> Self {
+        S3Error::with_message(S3ErrorCode::InvalidArgument, message)
+            .field("ArgumentName", name)
+            .field("ArgumentValue", value)
+    }
+}
+
+impl From<EngineError> for S3Error {
+    fn from(e: EngineError) -> Self {
+        use S3ErrorCode as C;
+        match e {
+            EngineError::NoSuchBucket => S3Error::new(C::NoSuchBucket),
+            EngineError::BucketAlreadyOwnedByYou => S3Error::new(C::BucketAlreadyOwnedByYou),
+            EngineError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
+            EngineError::NoSuchKey => S3Error::new(C::NoSuchKey),
+            EngineError::NoSuchUpload => S3Error::new(C::NoSuchUpload),
+            EngineError::InvalidPart { part_number } => {
+                S3Error::new(C::InvalidPart).field("PartNumber", part_number.to_string())
+            }
+            EngineError::InvalidPartOrder => S3Error::new(C::InvalidPartOrder),
+            EngineError::EntityTooSmall { part_number } => {
+                S3Error::new(C::EntityTooSmall).field("PartNumber", part_number.to_string())
+            }
+            EngineError::EntityTooLarge => S3Error::new(C::EntityTooLarge),
+            EngineError::StorageFull(detail) => {
+                tracing::error!(%detail, "storage full");
+                S3Error::new(C::InsufficientStorage)
+            }
+            e @ (EngineError::ChunkUnavailable { .. }
+            | EngineError::Corrupt(_)
+            | EngineError::Io { .. }
+            | EngineError::Metadata(_)
+            | EngineError::Codec(_)
+            | EngineError::Config(_)
+            | EngineError::Internal(_)) => S3Error::internal(e),
+        }
+    }
+}
+
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> Self {
+        use S3ErrorCode as C;
+        let msg = e.to_string();
+        match e {
+            AuthError::MissingAuthentication => S3Error::new(C::AccessDenied),
+            AuthError::MultipleAuthMechanisms
+            | AuthError::SigV2NotSupported
+            | AuthError::UnsupportedAlgorithm(_)
+            | AuthError::MissingContentSha256
+            | AuthError::LimitExceeded(_) => S3Error::with_message(C::InvalidRequest, msg),
+            AuthError::InvalidContentSha256 => S3Error::with_message(C::InvalidArgument, msg)
+                .field("ArgumentName", "x-amz-content-sha256"),
+            AuthError::AuthorizationHeaderMalformed(m) => {
+                S3Error::with_message(C::AuthorizationHeaderMalformed, m)
+            }
+            AuthError::AuthorizationQueryParametersError(m) => {
+                S3Error::with_message(C::AuthorizationQueryParametersError, m)
+            }
+            AuthError::MissingOrInvalidDate => S3Error::with_message(C::AccessDenied, msg),
+            AuthError::InvalidAccessKeyId { access_key } => {
+                S3Error::new(C::InvalidAccessKeyId).field("AWSAccessKeyId", access_key)
+            }
+            AuthError::SignatureDoesNotMatch(detail) => S3Error::new(C::SignatureDoesNotMatch)
+                .field("AWSAccessKeyId", detail.access_key)
+                .field("SignatureProvided", detail.signature_provided)
+                .field("StringToSign", detail.string_to_sign)
+                .field("CanonicalRequest", detail.canonical_request),
+            AuthError::RequestTimeTooSkewed {
+                request_time,
+                server_time,
+            } => S3Error::new(C::RequestTimeTooSkewed)
+                .field("RequestTime", httpdate::fmt_http_date(request_time))
+                .field("ServerTime", httpdate::fmt_http_date(server_time))
+                .field("MaxAllowedSkewMilliseconds", "900000"),
+            AuthError::RequestExpired {
+                expires_at,
+                server_time,
+            } => S3Error::with_message(C::AccessDenied, "Request has expired")
+                .field("Expires", httpdate::fmt_http_date(expires_at))
+                .field("ServerTime", httpdate::fmt_http_date(server_time)),
+            AuthError::RequestNotYetValid { .. } => {
+                S3Error::with_message(C::AccessDenied, "Request is not valid yet")
+            }
+            AuthError::HeadersNotSigned { headers } => {
+                S3Error::with_message(C::AccessDenied, msg).field("HeadersNotSigned", headers)
+            }
+            AuthError::ChunkSignatureMismatch | AuthError::TrailerSignatureMismatch => {
+                S3Error::new(C::SignatureDoesNotMatch)
+            }
+        }
+    }
+}
+
+impl From<ChunkedError> for S3Error {
+    fn from(e: ChunkedError) -> Self {
+        use S3ErrorCode as C;
+        match e {
+            ChunkedError::Malformed(what) => S3Error::with_message(
+                C::IncompleteBody,
+                format!("The aws-chunked request body is malformed: {what}"),
+            ),
+            ChunkedError::ChunkSignatureMismatch | ChunkedError::TrailerSignatureMismatch => {
+                S3Error::new(C::SignatureDoesNotMatch)
+            }
+            ChunkedError::Incomplete => S3Error::new(C::IncompleteBody),
+            ChunkedError::TooLarge => S3Error::with_message(
+                C::InvalidRequest,
+                "An aws-chunked chunk or trailer exceeds the allowed size.",
+            ),
+        }
+    }
+}
+
+impl From<BodyError> for S3Error {
+    fn from(e: BodyError) -> Self {
+        use S3ErrorCode as C;
+        match e {
+            BodyError::Incomplete => S3Error::new(C::IncompleteBody),
+            BodyError::Transport(detail) => {
+                tracing::debug!(%detail, "request body transport error");
+                S3Error::new(C::IncompleteBody)
+            }
+            BodyError::Chunked(c) => c.into(),
+            BodyError::TooLarge => S3Error::new(C::EntityTooLarge),
+            BodyError::LengthMismatch { declared, received } => S3Error::with_message(
+                C::IncompleteBody,
+                format!("Declared {declared} bytes of content but received {received}."),
+            ),
+            BodyError::Sha256Mismatch { claimed, computed } => {
+                S3Error::new(C::XAmzContentSHA256Mismatch)
+                    .field("ClientComputedContentSHA256", claimed)
+                    .field("S3ComputedContentSHA256", computed)
+            }
+            BodyError::Md5Mismatch => S3Error::new(C::BadDigest),
+            BodyError::ChecksumMismatch { algorithm } => S3Error::with_message(
+                C::BadDigest,
+                format!("The {algorithm} you specified did not match the calculated checksum."),
+            ),
+            BodyError::MissingTrailer { name } => S3Error::with_message(
+                C::InvalidRequest,
+                format!("The trailer {name} declared in x-amz-trailer was not sent."),
+            ),
+            BodyError::InvalidChecksumValue { name } => S3Error::with_message(
+                C::InvalidRequest,
+                format!("Value for {name} header is invalid."),
+            ),
+            BodyError::Internal(detail) => S3Error::internal(detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_s3() {
+        assert_eq!(S3ErrorCode::NoSuchKey.status(), 404);
+        assert_eq!(S3ErrorCode::SignatureDoesNotMatch.status(), 403);
+        assert_eq!(S3ErrorCode::BucketNotEmpty.status(), 409);
+        assert_eq!(S3ErrorCode::InvalidRange.status(), 416);
+        assert_eq!(S3ErrorCode::NotImplemented.status(), 501);
+        assert_eq!(S3ErrorCode::MalformedXML.status(), 400);
+    }
+
+    #[test]
+    fn engine_errors_map_without_leaking_detail() {
+        let e: S3Error = EngineError::Corrupt("segment 7 on /secret/path".into()).into();
+        assert_eq!(e.code, S3ErrorCode::InternalError);
+        assert!(!e.message.contains("/secret/path"));
+        let e: S3Error = EngineError::NoSuchUpload.into();
+        assert_eq!(e.code, S3ErrorCode::NoSuchUpload);
+    }
+}

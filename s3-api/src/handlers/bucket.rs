@@ -1,0 +1,190 @@
+//! Bucket operations.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::headers::iso8601;
+use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
+use crate::xml::{CreateBucketConfigurationDoc, XmlWriter, owner, parse};
+
+/// S3's bucket naming rules (general purpose buckets).
+pub(crate) fn valid_bucket_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    if !(3..=63).contains(&b.len()) {
+        return false;
+    }
+    let ok_char = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-';
+    let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if !b.iter().all(|&c| ok_char(c)) || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    if name.contains("..") || name.contains(".-") || name.contains("-.") {
+        return false;
+    }
+    // Not formatted like an IPv4 address.
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        return false;
+    }
+    const RESERVED_PREFIXES: [&str; 3] = ["xn--", "sthree-", "amzn-s3-demo-"];
+    const RESERVED_SUFFIXES: [&str; 3] = ["-s3alias", "--ol-s3", "--x-s3"];
+    !RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+        && !RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+pub(crate) fn list_buckets(svc: &Arc<ServiceInner>) -> S3Result<Response<RespBody>> {
+    let buckets = svc.engine.list_buckets()?;
+    let mut w = XmlWriter::new("ListAllMyBucketsResult");
+    owner(&mut w, "Owner");
+    w.open("Buckets");
+    for b in &buckets {
+        w.open("Bucket")
+            .elem("Name", &b.name)
+            .elem("CreationDate", &iso8601(b.created_ms))
+            .close("Bucket");
+    }
+    w.close("Buckets");
+    xml_response(StatusCode::OK, w.finish("ListAllMyBucketsResult"))
+}
+
+pub(crate) async fn create_bucket(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    let name = ctx.bucket()?.to_owned();
+    if !valid_bucket_name(&name) {
+        return Err(S3Error::new(S3ErrorCode::InvalidBucketName).field("BucketName", name));
+    }
+    let (doc, _) = super::read_xml_body(ctx, body).await?;
+    if !doc.trim().is_empty() {
+        let cfg: CreateBucketConfigurationDoc =
+            parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+        if let Some(loc) = cfg.location_constraint.filter(|l| !l.is_empty())
+            && loc != svc.config.region
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::IllegalLocationConstraintException,
+                format!(
+                    "The {loc} location constraint is incompatible for the region specific endpoint this request was sent to."
+                ),
+            ));
+        }
+    }
+    svc.engine.create_bucket(&name).await?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("location", format!("/{name}"))
+        .body(empty())
+        .map_err(S3Error::internal)
+}
+
+pub(crate) fn head_bucket(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.bucket_info(ctx.bucket()?)?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("x-amz-bucket-region", svc.config.region.as_str())
+        .body(empty())
+        .map_err(S3Error::internal)
+}
+
+pub(crate) async fn delete_bucket(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.delete_bucket(ctx.bucket()?).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub(crate) fn get_bucket_location(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.bucket_info(ctx.bucket()?)?;
+    // us-east-1 is reported as an empty constraint, as S3 does.
+    let region = if svc.config.region == "us-east-1" {
+        ""
+    } else {
+        svc.config.region.as_str()
+    };
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    xml.push_str("<LocationConstraint xmlns=\"");
+    xml.push_str(crate::xml::S3_XMLNS);
+    xml.push_str("\">");
+    crate::xml::escape(region, &mut xml);
+    xml.push_str("</LocationConstraint>");
+    xml_response(StatusCode::OK, xml)
+}
+
+/// Versioning has never been enabled on any bucket: S3 answers with an
+/// empty configuration.
+pub(crate) fn get_bucket_versioning(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.bucket_info(ctx.bucket()?)?;
+    let w = XmlWriter::new("VersioningConfiguration");
+    xml_response(StatusCode::OK, w.finish("VersioningConfiguration"))
+}
+
+/// Single-tenant: the owner has FULL_CONTROL of everything, nobody else
+/// has any grant. That is the true ACL, so reporting it is not a stub.
+pub(crate) fn get_acl(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+    object: bool,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?;
+    if object {
+        svc.engine.head_object(bucket, ctx.key()?)?;
+    } else {
+        svc.engine.bucket_info(bucket)?;
+    }
+    let mut w = XmlWriter::new("AccessControlPolicy");
+    owner(&mut w, "Owner");
+    w.open("AccessControlList");
+    w.open("Grant");
+    w.out_raw(
+        "<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
+    );
+    w.elem("ID", crate::OWNER_ID)
+        .elem("DisplayName", crate::OWNER_DISPLAY_NAME)
+        .close("Grantee")
+        .elem("Permission", "FULL_CONTROL")
+        .close("Grant");
+    w.close("AccessControlList");
+    xml_response(StatusCode::OK, w.finish("AccessControlPolicy"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_bucket_name;
+
+    #[test]
+    fn bucket_names() {
+        for ok in ["abc", "my-bucket.2", "a".repeat(63).as_str(), "1bucket"] {
+            assert!(valid_bucket_name(ok), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "rc",
+            &"a".repeat(64),
+            "Upper",
+            "-start",
+            "end-",
+            "a..b",
+            "a.-b",
+            "192.168.1.1",
+            "xn--abc",
+            "under_score",
+            "bucket-s3alias",
+        ] {
+            assert!(!valid_bucket_name(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Request handlers, one module per resource family. Each returns an S3
+//! response or an [`S3Error`]; rendering errors is the service's job.
+
+mod bucket;
+mod list;
+mod multipart;
+mod object;
+
+use std::sync::Arc;
+
+use http::Response;
+use hyper::body::Incoming;
+
+use crate::body::BodySpec;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::headers::{checksum_expectation, content_md5, header_str};
+use crate::router::Operation;
+use crate::service::{RequestCtx, RespBody, ServiceInner};
+
+pub(crate) async fn handle(
+    svc: &Arc<ServiceInner>,
+    op: Operation,
+    mut ctx: RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    use Operation::*;
+    match op {
+        ListBuckets => bucket::list_buckets(svc),
+        CreateBucket => bucket::create_bucket(svc, &mut ctx, body).await,
+        HeadBucket => bucket::head_bucket(svc, &ctx),
+        DeleteBucket => bucket::delete_bucket(svc, &ctx).await,
+        GetBucketLocation => bucket::get_bucket_location(svc, &ctx),
+        GetBucketVersioning => bucket::get_bucket_versioning(svc, &ctx),
+        GetBucketAcl => bucket::get_acl(svc, &ctx, false),
+        GetObjectAcl => bucket::get_acl(svc, &ctx, true),
+        ListObjects => list::list_objects(svc, &ctx, false).await,
+        ListObjectsV2 => list::list_objects(svc, &ctx, true).await,
+        ListMultipartUploads => list::list_multipart_uploads(svc, &ctx).await,
+        DeleteObjects => object::delete_objects(svc, &mut ctx, body).await,
+        PutObject => object::put_object(svc, &mut ctx, body).await,
+        CopyObject => object::copy_object(svc, &ctx).await,
+        GetObject => object::get_object(svc, &ctx, false).await,
+        HeadObject => object::get_object(svc, &ctx, true).await,
+        DeleteObject => object::delete_object(svc, &ctx).await,
+        CreateMultipartUpload => multipart::create(svc, &ctx).await,
+        UploadPart => multipart::upload_part(svc, &mut ctx, body).await,
+        CompleteMultipartUpload => multipart::complete(svc, &mut ctx, body).await,
+        AbortMultipartUpload => multipart::abort(svc, &ctx).await,
+        ListParts => multipart::list_parts(svc, &ctx).await,
+        Unsupported(what) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!("{what} is not implemented by this server."),
+        )),
+        MethodNotAllowed => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+    }
+}
+
+/// Largest single PUT / UploadPart body (S3: 5 GiB).
+pub(crate) const PUT_SIZE_MAX_BYTES: u64 = 5 << 30;
+/// Largest XML request document we read.
+pub(crate) const XML_BODY_MAX_BYTES: u64 = 2 << 20;
+
+/// Everything known about a request body before reading it.
+pub(crate) fn body_spec(ctx: &mut RequestCtx, max_len: u64) -> S3Result<BodySpec> {
+    let h = &ctx.parts.headers;
+    let payload = ctx.auth.payload;
+    let parse_len =
+        |name: &str| -> S3Result<Option<u64>> {
+            match header_str(h, name) {
+                None => Ok(None),
+                Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
+                    S3Error::invalid_argument(format!("Invalid {name} header."), name, v)
+                }),
+            }
+        };
+    let declared_len = if payload.is_streaming() {
+        Some(
+            parse_len("x-amz-decoded-content-length")?
+                .ok_or_else(|| S3Error::new(S3ErrorCode::MissingContentLength))?,
+        )
+    } else {
+        parse_len("content-length")?
+    };
+    if declared_len.is_some_and(|l| l > max_len) {
+        return Err(S3Error::new(S3ErrorCode::EntityTooLarge)
+            .field("ProposedSize", declared_len.unwrap_or(0).to_string())
+            .field("MaxSizeAllowed", max_len.to_string()));
+    }
+    Ok(BodySpec {
+        payload,
+        chunk_signer: ctx.auth.chunk_signer.take(),
+        declared_len,
+        max_len,
+        content_md5: content_md5(h)?,
+        checksum: checksum_expectation(h, payload)?,
+    })
+}
+
+/// Reads and verifies a small XML request body.
+pub(crate) async fn read_xml_body(
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<(String, crate::body::BodyDigests)> {
+    let spec = body_spec(ctx, XML_BODY_MAX_BYTES)?;
+    let (bytes, digests) = crate::body::BodyReader::new(body, spec)
+        .read_to_end()
+        .await
+        .map_err(|e| match e {
+            crate::body::BodyError::TooLarge => S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "The XML document is larger than this server accepts.",
+            ),
+            other => other.into(),
+        })?;
+    let text =
+        String::from_utf8(bytes.to_vec()).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    Ok((text, digests))
+}

@@ -1,0 +1,459 @@
+//! Object operations: PUT, GET/HEAD (with Range and conditions), DELETE,
+//! DeleteObjects and CopyObject.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use cairn_storage_engine::{EngineResult, ObjectReader, ObjectVersion};
+use http::{HeaderValue, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use percent_encoding::percent_decode_str;
+
+use crate::body::BodyReader;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::headers::{
+    Precondition, check_key, evaluate_preconditions, iso8601, object_metadata, parse_range,
+    quoted_etag, write_object_headers,
+};
+use crate::service::{
+    BoxError, RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response,
+};
+use crate::xml::{DeleteDoc, XmlWriter, parse};
+
+use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body};
+
+/// Conditional writes arrive with issue 4's atomic implementation; until
+/// then a conditional PUT must not silently succeed unconditionally.
+fn refuse_conditional_write(ctx: &RequestCtx) -> S3Result<()> {
+    if ctx.header("if-none-match").is_some() || ctx.header("if-match").is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Conditional writes (If-Match / If-None-Match on PUT) are not implemented yet.",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) async fn put_object(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?.to_owned();
+    let key = ctx.key()?.to_owned();
+    check_key(&key)?;
+    refuse_conditional_write(ctx)?;
+    let mut meta = object_metadata(&ctx.parts.headers)?;
+    let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
+    // Fails with NoSuchBucket before the body is read.
+    let mut writer = svc.engine.object_writer(&bucket)?;
+    let mut reader = BodyReader::new(body, spec);
+    while let Some(piece) = reader.next().await? {
+        writer.write(piece).await?;
+    }
+    let digests = reader
+        .digests()
+        .cloned()
+        .ok_or_else(|| S3Error::internal("body ended without digests"))?;
+    svc.metrics.received_bytes.inc_by(digests.len);
+    let staged = writer.finish().await?;
+    if let Some((algo, value)) = &digests.checksum {
+        meta.checksums = vec![(algo.as_sdk_name().to_owned(), value.clone())];
+    }
+    let version = svc
+        .engine
+        .commit_object(&bucket, &key, staged, hex::encode(digests.md5), meta)
+        .await?;
+    let mut resp = Response::builder()
+        .status(StatusCode::OK)
+        .header("etag", quoted_etag(&version.etag));
+    if let Some((algo, value)) = &digests.checksum {
+        resp = resp.header(algo.header_name(), value.as_str());
+    }
+    resp.body(empty()).map_err(S3Error::internal)
+}
+
+/// Streams an object to the client. The first piece was read before the
+/// response head was sent, so common failures still get a proper status;
+/// a later failure aborts the connection (the client sees a short body),
+/// never unverified bytes.
+struct ObjectBody {
+    first: Option<Bytes>,
+    reader: Option<ObjectReader>,
+    pending: Option<NextPiece>,
+    remaining: u64,
+    sent: prometheus::IntCounter,
+}
+
+type NextPiece = Pin<Box<dyn Future<Output = (ObjectReader, Option<EngineResult<Bytes>>)> + Send>>;
+
+impl Body for ObjectBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if let Some(b) = this.first.take() {
+            this.remaining = this.remaining.saturating_sub(b.len() as u64);
+            this.sent.inc_by(b.len() as u64);
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
+        if this.pending.is_none() {
+            let Some(mut reader) = this.reader.take() else {
+                return Poll::Ready(None);
+            };
+            this.pending = Some(Box::pin(async move {
+                let item = reader.next_bytes().await;
+                (reader, item)
+            }));
+        }
+        let Some(fut) = this.pending.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready((reader, item)) => {
+                this.pending = None;
+                match item {
+                    Some(Ok(b)) => {
+                        this.reader = Some(reader);
+                        this.remaining = this.remaining.saturating_sub(b.len() as u64);
+                        this.sent.inc_by(b.len() as u64);
+                        Poll::Ready(Some(Ok(Frame::data(b))))
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "object read failed mid-stream; aborting response");
+                        Poll::Ready(Some(Err(Box::new(e))))
+                    }
+                    None => Poll::Ready(None),
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.reader.is_none() && self.pending.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// `response-*` query parameters override stored headers on GET (S3 allows
+/// them only on authenticated requests, which all of ours are).
+const RESPONSE_OVERRIDES: [(&str, &str); 6] = [
+    ("response-content-type", "content-type"),
+    ("response-content-language", "content-language"),
+    ("response-expires", "expires"),
+    ("response-cache-control", "cache-control"),
+    ("response-content-disposition", "content-disposition"),
+    ("response-content-encoding", "content-encoding"),
+];
+
+pub(crate) async fn get_object(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+    head_only: bool,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?;
+    let key = ctx.key()?;
+    if let Some(v) = ctx.query.get("versionId")
+        && v != "null"
+    {
+        return Err(S3Error::new(S3ErrorCode::NoSuchVersion)
+            .field("Key", key)
+            .field("VersionId", v));
+    }
+    let version = svc.engine.head_object(bucket, key)?;
+    match evaluate_preconditions(&ctx.parts.headers, &version) {
+        Precondition::Proceed => {}
+        Precondition::Failed => {
+            return Err(S3Error::new(S3ErrorCode::PreconditionFailed)
+                .field("Condition", "If-Match / If-Unmodified-Since"));
+        }
+        Precondition::NotModified => {
+            let mut resp = empty_response(StatusCode::NOT_MODIFIED)?;
+            let h = resp.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&quoted_etag(&version.etag)) {
+                h.insert("etag", v);
+            }
+            if let Ok(v) =
+                HeaderValue::from_str(&crate::headers::http_date(version.last_modified_ms))
+            {
+                h.insert("last-modified", v);
+            }
+            return Ok(resp);
+        }
+    }
+
+    // partNumber selects one part of a multipart object (or the whole of a
+    // single-PUT object as part 1).
+    let mut range = None;
+    let mut parts_count = None;
+    if let Some(p) = ctx.query.get("partNumber") {
+        let n: usize = p
+            .parse()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Part number must be an integer between 1 and 10000, inclusive",
+                    "partNumber",
+                    p,
+                )
+            })?;
+        if version.part_sizes.is_empty() {
+            if n != 1 {
+                return Err(S3Error::new(S3ErrorCode::InvalidRange)
+                    .header("content-range", format!("bytes */{}", version.size)));
+            }
+        } else {
+            let Some(size) = version.part_sizes.get(n - 1) else {
+                return Err(S3Error::new(S3ErrorCode::InvalidRange)
+                    .header("content-range", format!("bytes */{}", version.size)));
+            };
+            let start: u64 = version.part_sizes[..n - 1].iter().sum();
+            range = Some(crate::headers::ByteRange {
+                start,
+                end: start + size,
+            });
+            parts_count = Some(version.part_sizes.len());
+        }
+    } else {
+        range = parse_range(ctx.header("range"), version.size)?;
+    }
+
+    let (status, start, end) = match range {
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.start, r.end),
+        None => (StatusCode::OK, 0, version.size),
+    };
+    let len = end - start;
+    let checksum_mode = ctx
+        .header("x-amz-checksum-mode")
+        .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
+        && range.is_none();
+
+    let mut builder = Response::builder().status(status);
+    if let Some(h) = builder.headers_mut() {
+        write_object_headers(h, &version, checksum_mode);
+        for (param, header) in RESPONSE_OVERRIDES {
+            if let Some(v) = ctx.query.get(param)
+                && let Ok(hv) = HeaderValue::from_str(v)
+            {
+                h.insert(header, hv);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
+            h.insert("content-length", v);
+        }
+        if status == StatusCode::PARTIAL_CONTENT
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                "bytes {start}-{}/{}",
+                end.saturating_sub(1),
+                version.size
+            ))
+        {
+            h.insert("content-range", v);
+        }
+        if let Some(n) = parts_count
+            && let Ok(v) = HeaderValue::from_str(&n.to_string())
+        {
+            h.insert("x-amz-mp-parts-count", v);
+        }
+    }
+    if head_only || len == 0 {
+        return builder.body(empty()).map_err(S3Error::internal);
+    }
+    let mut reader = svc.engine.read_version(version, Some((start, end)))?;
+    let first = match reader.next_bytes().await {
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => return Err(e.into()),
+        None => None,
+    };
+    let body = ObjectBody {
+        first,
+        reader: Some(reader),
+        pending: None,
+        remaining: len,
+        sent: svc.metrics.sent_bytes.clone(),
+    };
+    builder.body(body.boxed_unsync()).map_err(S3Error::internal)
+}
+
+pub(crate) async fn delete_object(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.delete_object(ctx.bucket()?, ctx.key()?).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+/// S3's limit on keys per DeleteObjects request.
+const DELETE_OBJECTS_MAX: usize = 1000;
+
+pub(crate) async fn delete_objects(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?.to_owned();
+    let h = &ctx.parts.headers;
+    let has_integrity = h.contains_key("content-md5")
+        || h.contains_key("x-amz-trailer")
+        || h.keys()
+            .any(|k| crate::auth::ChecksumAlgorithm::from_header_name(k.as_str()).is_some());
+    if !has_integrity {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Missing required header for this request: Content-MD5",
+        ));
+    }
+    svc.engine.bucket_info(&bucket)?;
+    let (doc, _) = read_xml_body(ctx, body).await?;
+    let doc: DeleteDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    if doc.objects.is_empty() || doc.objects.len() > DELETE_OBJECTS_MAX {
+        return Err(S3Error::new(S3ErrorCode::MalformedXML));
+    }
+    let quiet = doc.quiet.unwrap_or(false);
+    let mut w = XmlWriter::new("DeleteResult");
+    for obj in &doc.objects {
+        let result = if obj.key.len() > crate::headers::KEY_MAX_BYTES {
+            Err(S3Error::new(S3ErrorCode::KeyTooLongError))
+        } else if obj.version_id.as_deref().is_some_and(|v| v != "null") {
+            Err(S3Error::new(S3ErrorCode::NoSuchVersion))
+        } else {
+            svc.engine
+                .delete_object(&bucket, &obj.key)
+                .await
+                .map_err(S3Error::from)
+        };
+        match result {
+            Ok(()) => {
+                if !quiet {
+                    w.open("Deleted").elem("Key", &obj.key);
+                    w.opt_elem("VersionId", obj.version_id.as_deref());
+                    w.close("Deleted");
+                }
+            }
+            Err(e) => {
+                w.open("Error")
+                    .elem("Key", &obj.key)
+                    .elem("Code", e.code.as_str())
+                    .elem("Message", &e.message)
+                    .close("Error");
+            }
+        }
+    }
+    xml_response(StatusCode::OK, w.finish("DeleteResult"))
+}
+
+/// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
+fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
+    let invalid =
+        || S3Error::invalid_argument("Invalid copy source object key", "x-amz-copy-source", raw);
+    let (path, version) = match raw.split_once('?') {
+        Some((p, q)) => (
+            p,
+            crate::router::Query::parse(Some(q))
+                .get("versionId")
+                .map(str::to_owned),
+        ),
+        None => (raw, None),
+    };
+    if let Some(v) = version
+        && v != "null"
+    {
+        return Err(S3Error::new(S3ErrorCode::NoSuchVersion));
+    }
+    let decoded = percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| invalid())?;
+    let decoded = decoded.strip_prefix('/').unwrap_or(&decoded);
+    let (b, k) = decoded.split_once('/').ok_or_else(invalid)?;
+    if b.is_empty() || k.is_empty() {
+        return Err(invalid());
+    }
+    Ok((b.to_owned(), k.to_owned()))
+}
+
+pub(crate) async fn copy_object(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?;
+    let key = ctx.key()?;
+    check_key(key)?;
+    refuse_conditional_write(ctx)?;
+    if ctx
+        .parts
+        .headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-copy-source-if-"))
+    {
+        return Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "x-amz-copy-source-if-* conditions are not implemented yet.",
+        ));
+    }
+    let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    let replace = match ctx.header("x-amz-metadata-directive") {
+        None => false,
+        Some(d) if d.eq_ignore_ascii_case("COPY") => false,
+        Some(d) if d.eq_ignore_ascii_case("REPLACE") => true,
+        Some(d) => {
+            return Err(S3Error::invalid_argument(
+                "Unknown metadata directive.",
+                "x-amz-metadata-directive",
+                d,
+            ));
+        }
+    };
+    if !replace && src_bucket == bucket && src_key == key {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+        ));
+    }
+    let new_meta = if replace {
+        Some(object_metadata(&ctx.parts.headers)?)
+    } else {
+        None
+    };
+    let version: ObjectVersion = svc
+        .engine
+        .copy_object(&src_bucket, &src_key, bucket, key, new_meta)
+        .await?;
+    let mut w = XmlWriter::new("CopyObjectResult");
+    w.elem("LastModified", &iso8601(version.last_modified_ms))
+        .elem("ETag", &quoted_etag(&version.etag));
+    xml_response(StatusCode::OK, w.finish("CopyObjectResult"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_copy_source;
+
+    #[test]
+    fn copy_sources() {
+        assert_eq!(
+            parse_copy_source("/b/k%20x/y").unwrap(),
+            ("b".to_owned(), "k x/y".to_owned())
+        );
+        assert_eq!(
+            parse_copy_source("b/k?versionId=null").unwrap(),
+            ("b".to_owned(), "k".to_owned())
+        );
+        assert!(parse_copy_source("b").is_err());
+        assert!(parse_copy_source("/b/").is_err());
+        assert!(parse_copy_source("b/k?versionId=abc").is_err());
+    }
+}

@@ -1,0 +1,427 @@
+//! Header conventions of S3: object metadata in and out, `Range`,
+//! conditional requests, timestamps.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use cairn_storage_engine::{ObjectMetadata, ObjectVersion};
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+use crate::auth::{ChecksumAlgorithm, PayloadHash};
+use crate::body::ChecksumExpectation;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+
+/// S3's limit on user metadata (names + values of `x-amz-meta-*`).
+pub const USER_METADATA_MAX_BYTES: usize = 2048;
+/// S3's limit on key length in bytes.
+pub const KEY_MAX_BYTES: usize = 1024;
+
+pub fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn check_key(key: &str) -> S3Result<()> {
+    if key.len() > KEY_MAX_BYTES {
+        return Err(S3Error::new(S3ErrorCode::KeyTooLongError).field("Key", key));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch as a `SystemTime`.
+pub fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// `Last-Modified` style (RFC 7231), at second precision.
+pub fn http_date(ms: u64) -> String {
+    httpdate::fmt_http_date(system_time(ms))
+}
+
+/// XML timestamp style: `2009-10-12T17:50:30.000Z`.
+pub fn iso8601(ms: u64) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+pub fn quoted_etag(etag: &str) -> String {
+    format!("\"{etag}\"")
+}
+
+fn opt_header(h: &HeaderMap, name: HeaderName) -> S3Result<Option<String>> {
+    match h.get(&name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(|s| Some(s.to_owned())).map_err(|_| {
+            S3Error::invalid_argument(
+                format!("Header {name} is not valid ASCII."),
+                name.as_str(),
+                "",
+            )
+        }),
+    }
+}
+
+/// Metadata a PUT / CreateMultipartUpload / CopyObject(REPLACE) stores.
+pub fn object_metadata(h: &HeaderMap) -> S3Result<ObjectMetadata> {
+    let mut meta = ObjectMetadata {
+        content_type: opt_header(h, header::CONTENT_TYPE)?,
+        content_encoding: opt_header(h, header::CONTENT_ENCODING)?,
+        content_disposition: opt_header(h, header::CONTENT_DISPOSITION)?,
+        content_language: opt_header(h, header::CONTENT_LANGUAGE)?,
+        cache_control: opt_header(h, header::CACHE_CONTROL)?,
+        expires: opt_header(h, header::EXPIRES)?,
+        ..Default::default()
+    };
+    // `aws-chunked` describes the transfer, not the object: S3 drops it.
+    if let Some(enc) = meta.content_encoding.take() {
+        let kept: Vec<&str> = enc
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+            .collect();
+        if !kept.is_empty() {
+            meta.content_encoding = Some(kept.join(","));
+        }
+    }
+    let mut size = 0usize;
+    for (name, value) in h {
+        let Some(short) = name.as_str().strip_prefix("x-amz-meta-") else {
+            continue;
+        };
+        let value = match value.to_str() {
+            Ok(v) => v.to_owned(),
+            // Non-ASCII bytes: keep them if they are UTF-8 (clients send RFC 2047 or raw UTF-8).
+            Err(_) => String::from_utf8(value.as_bytes().to_vec()).map_err(|_| {
+                S3Error::invalid_argument("User metadata is not valid UTF-8.", name.as_str(), "")
+            })?,
+        };
+        size += short.len() + value.len();
+        meta.user_metadata.push((short.to_owned(), value));
+    }
+    if size > USER_METADATA_MAX_BYTES {
+        return Err(S3Error::new(S3ErrorCode::MetadataTooLarge)
+            .field("Size", size.to_string())
+            .field("MaxSizeAllowed", USER_METADATA_MAX_BYTES.to_string()));
+    }
+    if let Some(tagging) = header_str(h, "x-amz-tagging") {
+        meta.tags = crate::router::Query::parse(Some(tagging)).pairs().to_vec();
+    }
+    Ok(meta)
+}
+
+/// Writes an object's stored headers onto a response.
+pub fn write_object_headers(h: &mut HeaderMap, v: &ObjectVersion, checksum_mode: bool) {
+    for (k, val) in &v.meta.user_metadata {
+        let name = format!("x-amz-meta-{k}");
+        if let (Ok(n), Ok(hv)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(val.as_bytes()),
+        ) {
+            h.append(n, hv);
+        }
+    }
+    let mut put = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            h.insert(n, v);
+        }
+    };
+    put("etag", &quoted_etag(&v.etag));
+    put("last-modified", &http_date(v.last_modified_ms));
+    put("accept-ranges", "bytes");
+    put(
+        "content-type",
+        v.meta
+            .content_type
+            .as_deref()
+            .unwrap_or("binary/octet-stream"),
+    );
+    for (name, value) in [
+        ("content-encoding", &v.meta.content_encoding),
+        ("content-disposition", &v.meta.content_disposition),
+        ("content-language", &v.meta.content_language),
+        ("cache-control", &v.meta.cache_control),
+        ("expires", &v.meta.expires),
+    ] {
+        if let Some(value) = value {
+            put(name, value);
+        }
+    }
+    if !v.meta.tags.is_empty() {
+        put("x-amz-tagging-count", &v.meta.tags.len().to_string());
+    }
+    if checksum_mode {
+        for (algo, value) in &v.meta.checksums {
+            if let Some(a) = ChecksumAlgorithm::from_sdk_name(algo) {
+                put(a.header_name(), value);
+            }
+        }
+    }
+}
+
+/// `Content-MD5`, if sent: must be base64 of 16 bytes.
+pub fn content_md5(h: &HeaderMap) -> S3Result<Option<[u8; 16]>> {
+    let Some(v) = h.get("content-md5") else {
+        return Ok(None);
+    };
+    let raw = v
+        .to_str()
+        .ok()
+        .and_then(|s| BASE64.decode(s.trim()).ok())
+        .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidDigest))?;
+    let arr: [u8; 16] = raw
+        .try_into()
+        .map_err(|_| S3Error::new(S3ErrorCode::InvalidDigest))?;
+    Ok(Some(arr))
+}
+
+/// The additional checksum the client sends, from a header or a declared
+/// trailer.
+pub fn checksum_expectation(
+    h: &HeaderMap,
+    payload: PayloadHash,
+) -> S3Result<Option<(ChecksumAlgorithm, ChecksumExpectation)>> {
+    let mut found = None;
+    for algo in ChecksumAlgorithm::ALL {
+        if let Some(v) = h.get(algo.header_name()) {
+            if found.is_some() {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+                ));
+            }
+            let value = v.to_str().unwrap_or("");
+            if algo.decode_value(value).is_none() {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!("Value for {} header is invalid.", algo.header_name()),
+                ));
+            }
+            found = Some((algo, ChecksumExpectation::Header(value.to_owned())));
+        }
+    }
+    if found.is_some() {
+        return Ok(found);
+    }
+    if let Some(trailer) = header_str(h, "x-amz-trailer") {
+        let name = trailer.trim().to_ascii_lowercase();
+        let algo = ChecksumAlgorithm::from_header_name(&name).ok_or_else(|| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!("The value specified in the x-amz-trailer header is not supported: {name}"),
+            )
+        })?;
+        if !payload.has_trailer() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "x-amz-trailer requires a STREAMING-*-TRAILER payload.",
+            ));
+        }
+        return Ok(Some((algo, ChecksumExpectation::Trailer)));
+    }
+    Ok(None)
+}
+
+/// A resolved byte range `start..end` (end exclusive) of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Parses `Range: bytes=…` against an object size. `Ok(None)` = serve the
+/// whole object (no header, or a syntax S3 ignores, e.g. several ranges);
+/// `Err(InvalidRange)` = not satisfiable.
+pub fn parse_range(value: Option<&str>, size: u64) -> S3Result<Option<ByteRange>> {
+    let Some(value) = value else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let unsatisfiable = || {
+        S3Error::new(S3ErrorCode::InvalidRange)
+            .field("RangeRequested", value)
+            .field("ActualObjectSize", size.to_string())
+            .header("content-range", format!("bytes */{size}"))
+    };
+    let range = if a.is_empty() {
+        // Suffix: the last N bytes.
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
+        if n == 0 || size == 0 {
+            return Err(unsatisfiable());
+        }
+        ByteRange {
+            start: size.saturating_sub(n),
+            end: size,
+        }
+    } else {
+        let Ok(start) = a.parse::<u64>() else {
+            return Ok(None);
+        };
+        let end_incl = if b.is_empty() {
+            u64::MAX
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => e,
+                _ => return Ok(None),
+            }
+        };
+        if start >= size {
+            return Err(unsatisfiable());
+        }
+        ByteRange {
+            start,
+            end: end_incl.saturating_add(1).min(size),
+        }
+    };
+    Ok(Some(range))
+}
+
+/// What conditional headers decide for a GET or HEAD.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Precondition {
+    Proceed,
+    NotModified,
+    Failed,
+}
+
+fn etag_matches(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(|t| t.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|t| t == "*" || t == etag)
+}
+
+/// RFC 7232 evaluation order, as S3 applies it.
+pub fn evaluate_preconditions(h: &HeaderMap, v: &ObjectVersion) -> Precondition {
+    let modified_s = v.last_modified_ms / 1000;
+    let date = |name: &str| {
+        header_str(h, name)
+            .and_then(|s| httpdate::parse_http_date(s).ok())
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+    };
+    if let Some(m) = header_str(h, "if-match") {
+        if !etag_matches(m, &v.etag) {
+            return Precondition::Failed;
+        }
+    } else if let Some(t) = date("if-unmodified-since")
+        && modified_s > t
+    {
+        return Precondition::Failed;
+    }
+    if let Some(m) = header_str(h, "if-none-match") {
+        if etag_matches(m, &v.etag) {
+            return Precondition::NotModified;
+        }
+    } else if let Some(t) = date("if-modified-since")
+        && modified_s <= t
+    {
+        return Precondition::NotModified;
+    }
+    Precondition::Proceed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(v: &str, size: u64) -> S3Result<Option<ByteRange>> {
+        parse_range(Some(v), size)
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(
+            r("bytes=0-9", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 10 })
+        );
+        assert_eq!(
+            r("bytes=90-", 100).unwrap(),
+            Some(ByteRange {
+                start: 90,
+                end: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=-10", 100).unwrap(),
+            Some(ByteRange {
+                start: 90,
+                end: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=-200", 100).unwrap(),
+            Some(ByteRange { start: 0, end: 100 })
+        );
+        assert_eq!(
+            r("bytes=50-1000", 100).unwrap(),
+            Some(ByteRange {
+                start: 50,
+                end: 100
+            })
+        );
+        assert_eq!(
+            r("bytes=0-0", 1).unwrap(),
+            Some(ByteRange { start: 0, end: 1 })
+        );
+        assert!(r("bytes=100-", 100).is_err());
+        assert!(r("bytes=0-0", 0).is_err());
+        assert!(r("bytes=-0", 100).is_err());
+        // Ignored syntaxes serve the whole object.
+        assert_eq!(r("bytes=5-1", 100).unwrap(), None);
+        assert_eq!(r("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(r("items=0-1", 100).unwrap(), None);
+        assert_eq!(r("bytes=a-b", 100).unwrap(), None);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(iso8601(1_255_369_830_123), "2009-10-12T17:50:30.123Z");
+        assert_eq!(
+            http_date(1_255_369_830_123),
+            "Mon, 12 Oct 2009 17:50:30 GMT"
+        );
+    }
+
+    #[test]
+    fn metadata_limits_and_aws_chunked() {
+        let mut h = HeaderMap::new();
+        h.insert("content-encoding", HeaderValue::from_static("aws-chunked"));
+        h.insert("x-amz-meta-a", HeaderValue::from_static("1"));
+        let m = object_metadata(&h).unwrap();
+        assert_eq!(m.content_encoding, None);
+        assert_eq!(m.user_metadata, vec![("a".to_owned(), "1".to_owned())]);
+        h.insert(
+            "content-encoding",
+            HeaderValue::from_static("gzip, aws-chunked"),
+        );
+        assert_eq!(
+            object_metadata(&h).unwrap().content_encoding.as_deref(),
+            Some("gzip")
+        );
+        h.insert(
+            "x-amz-meta-big",
+            HeaderValue::from_str(&"x".repeat(2100)).unwrap(),
+        );
+        assert_eq!(
+            object_metadata(&h).unwrap_err().code,
+            S3ErrorCode::MetadataTooLarge
+        );
+    }
+}

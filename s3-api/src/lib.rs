@@ -1,0 +1,32 @@
+//! The S3 front end of Cairn: HTTP serving (hyper), request routing,
+//! SigV4 verification, body decoding (aws-chunked, checksums, Content-MD5),
+//! S3 XML and the handlers that turn S3 operations into storage-engine calls.
+//!
+//! Owns: everything that knows what S3 is — error codes and their XML,
+//! header semantics, listing encodings, the mapping of engine errors to S3
+//! errors (in one place, `error.rs`).
+//!
+//! Must never: touch drives or RocksDB directly (only through
+//! `cairn-storage-engine`), log secrets or signatures, panic or answer 500
+//! for a client mistake, or buffer an object body whole in memory.
+
+pub mod auth;
+mod body;
+mod error;
+mod handlers;
+mod headers;
+mod keys;
+mod metrics;
+mod router;
+mod service;
+mod xml;
+
+pub use error::{S3Error, S3ErrorCode};
+pub use keys::KeyRing;
+pub use router::Operation;
+pub use service::{RespBody, S3Config, S3Service, serve};
+
+/// The owner id reported in listings (single-tenant: one owner).
+pub const OWNER_ID: &str = "cairn";
+/// The owner display name reported in listings.
+pub const OWNER_DISPLAY_NAME: &str = "cairn";

@@ -1,0 +1,304 @@
+//! Routing: which S3 operation a request is, from its method, path-style
+//! address and query. Pure functions of the request head; no I/O.
+
+use http::Method;
+use percent_encoding::percent_decode_str;
+
+/// Every operation the front end distinguishes. `Unsupported` requests get
+/// `NotImplemented`, never a wrong success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    ListBuckets,
+    CreateBucket,
+    HeadBucket,
+    DeleteBucket,
+    GetBucketLocation,
+    GetBucketVersioning,
+    GetBucketAcl,
+    ListObjects,
+    ListObjectsV2,
+    ListMultipartUploads,
+    DeleteObjects,
+    PutObject,
+    CopyObject,
+    GetObject,
+    HeadObject,
+    DeleteObject,
+    GetObjectAcl,
+    CreateMultipartUpload,
+    UploadPart,
+    CompleteMultipartUpload,
+    AbortMultipartUpload,
+    ListParts,
+    /// A known S3 operation or subresource this server does not implement.
+    Unsupported(&'static str),
+    /// Method not valid for the resource.
+    MethodNotAllowed,
+}
+
+impl Operation {
+    /// Stable label for metrics and logs (bounded set).
+    pub fn name(self) -> &'static str {
+        use Operation::*;
+        match self {
+            ListBuckets => "ListBuckets",
+            CreateBucket => "CreateBucket",
+            HeadBucket => "HeadBucket",
+            DeleteBucket => "DeleteBucket",
+            GetBucketLocation => "GetBucketLocation",
+            GetBucketVersioning => "GetBucketVersioning",
+            GetBucketAcl => "GetBucketAcl",
+            ListObjects => "ListObjects",
+            ListObjectsV2 => "ListObjectsV2",
+            ListMultipartUploads => "ListMultipartUploads",
+            DeleteObjects => "DeleteObjects",
+            PutObject => "PutObject",
+            CopyObject => "CopyObject",
+            GetObject => "GetObject",
+            HeadObject => "HeadObject",
+            DeleteObject => "DeleteObject",
+            GetObjectAcl => "GetObjectAcl",
+            CreateMultipartUpload => "CreateMultipartUpload",
+            UploadPart => "UploadPart",
+            CompleteMultipartUpload => "CompleteMultipartUpload",
+            AbortMultipartUpload => "AbortMultipartUpload",
+            ListParts => "ListParts",
+            Unsupported(_) => "Unsupported",
+            MethodNotAllowed => "MethodNotAllowed",
+        }
+    }
+}
+
+/// Decoded query parameters in request order.
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let mut pairs = Vec::new();
+        for part in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            pairs.push((decode(k), decode(v)));
+        }
+        Query { pairs }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == name)
+    }
+}
+
+/// Percent-decodes a URI component. Query strings from S3 clients encode
+/// spaces as `%20`; a literal `+` is a plus.
+fn decode(s: &str) -> String {
+    percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+/// Bucket and key of a path-style request (`/bucket/key…`).
+/// `None` bucket is the service root. The key keeps every byte after the
+/// bucket's slash, including further and trailing slashes.
+pub fn split_path(path: &str) -> Result<(Option<String>, Option<String>), ()> {
+    let decoded = percent_decode_str(path).decode_utf8().map_err(|_| ())?;
+    let rest = decoded.strip_prefix('/').unwrap_or(&decoded);
+    if rest.is_empty() {
+        return Ok((None, None));
+    }
+    match rest.split_once('/') {
+        None => Ok((Some(rest.to_owned()), None)),
+        Some((b, "")) => Ok((Some(b.to_owned()), None)),
+        Some((b, k)) => Ok((Some(b.to_owned()), Some(k.to_owned()))),
+    }
+}
+
+/// Subresources of buckets we do not implement (yet). Requests naming them
+/// get NotImplemented.
+const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "tagging",
+    "versions",
+    "website",
+];
+
+const UNSUPPORTED_OBJECT_SUBRESOURCES: &[&str] = &[
+    "attributes",
+    "legal-hold",
+    "restore",
+    "retention",
+    "select",
+    "tagging",
+    "torrent",
+];
+
+fn unsupported(q: &Query, names: &[&'static str]) -> Option<Operation> {
+    names
+        .iter()
+        .find(|n| q.has(n))
+        .map(|n| Operation::Unsupported(n))
+}
+
+/// Chooses the operation.
+pub fn route(
+    method: &Method,
+    bucket: Option<&str>,
+    key: Option<&str>,
+    q: &Query,
+    has_copy_source: bool,
+) -> Operation {
+    use Operation::*;
+    match (bucket, key) {
+        (None, _) => match *method {
+            Method::GET => ListBuckets,
+            _ => MethodNotAllowed,
+        },
+        (Some(_), None) => {
+            if q.has("acl") && *method == Method::GET {
+                return GetBucketAcl;
+            }
+            if q.has("acl") {
+                return Unsupported("acl");
+            }
+            if let Some(op) = unsupported(q, UNSUPPORTED_BUCKET_SUBRESOURCES) {
+                return op;
+            }
+            match *method {
+                Method::PUT if q.has("versioning") => Unsupported("versioning"),
+                Method::PUT => CreateBucket,
+                Method::HEAD => HeadBucket,
+                Method::DELETE => DeleteBucket,
+                Method::GET if q.has("location") => GetBucketLocation,
+                Method::GET if q.has("versioning") => GetBucketVersioning,
+                Method::GET if q.has("uploads") => ListMultipartUploads,
+                Method::GET if q.get("list-type") == Some("2") => ListObjectsV2,
+                Method::GET => ListObjects,
+                Method::POST if q.has("delete") => DeleteObjects,
+                _ => MethodNotAllowed,
+            }
+        }
+        (Some(_), Some(_)) => {
+            if q.has("acl") && *method == Method::GET {
+                return GetObjectAcl;
+            }
+            if q.has("acl") {
+                return Unsupported("acl");
+            }
+            if let Some(op) = unsupported(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
+                return op;
+            }
+            match *method {
+                Method::PUT if q.has("uploadId") && has_copy_source => {
+                    Unsupported("UploadPartCopy")
+                }
+                Method::PUT if q.has("uploadId") => UploadPart,
+                Method::PUT if has_copy_source => CopyObject,
+                Method::PUT => PutObject,
+                Method::GET if q.has("uploadId") => ListParts,
+                Method::GET => GetObject,
+                Method::HEAD => HeadObject,
+                Method::DELETE if q.has("uploadId") => AbortMultipartUpload,
+                Method::DELETE => DeleteObject,
+                Method::POST if q.has("uploads") => CreateMultipartUpload,
+                Method::POST if q.has("uploadId") => CompleteMultipartUpload,
+                _ => MethodNotAllowed,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_paths() {
+        assert_eq!(split_path("/").unwrap(), (None, None));
+        assert_eq!(split_path("/b").unwrap(), (Some("b".into()), None));
+        assert_eq!(split_path("/b/").unwrap(), (Some("b".into()), None));
+        assert_eq!(
+            split_path("/b/dir/file%20name+x%2B").unwrap(),
+            (Some("b".into()), Some("dir/file name+x+".into()))
+        );
+        assert_eq!(
+            split_path("/b/a//c/").unwrap(),
+            (Some("b".into()), Some("a//c/".into()))
+        );
+        assert!(split_path("/b/%FF").is_err());
+    }
+
+    #[test]
+    fn parses_queries() {
+        let q = Query::parse(Some("list-type=2&prefix=a%2Fb+c&delimiter=%2F&uploads"));
+        assert_eq!(q.get("list-type"), Some("2"));
+        assert_eq!(q.get("prefix"), Some("a/b+c"));
+        assert_eq!(q.get("delimiter"), Some("/"));
+        assert!(q.has("uploads"));
+        assert_eq!(q.get("uploads"), Some(""));
+    }
+
+    #[test]
+    fn routes() {
+        let q = |s| Query::parse(Some(s));
+        assert_eq!(
+            route(&Method::GET, None, None, &q(""), false),
+            Operation::ListBuckets
+        );
+        assert_eq!(
+            route(&Method::GET, Some("b"), None, &q("list-type=2"), false),
+            Operation::ListObjectsV2
+        );
+        assert_eq!(
+            route(
+                &Method::PUT,
+                Some("b"),
+                Some("k"),
+                &q("partNumber=1&uploadId=x"),
+                false
+            ),
+            Operation::UploadPart
+        );
+        assert_eq!(
+            route(&Method::PUT, Some("b"), Some("k"), &q(""), true),
+            Operation::CopyObject
+        );
+        assert_eq!(
+            route(&Method::PUT, Some("b"), None, &q("lifecycle"), false),
+            Operation::Unsupported("lifecycle")
+        );
+        assert_eq!(
+            route(&Method::POST, Some("b"), Some("k"), &q("uploads"), false),
+            Operation::CreateMultipartUpload
+        );
+        assert_eq!(
+            route(&Method::PATCH, Some("b"), Some("k"), &q(""), false),
+            Operation::MethodNotAllowed
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The HTTP service: one request in, one response out. Assigns the request
+//! id, routes, authenticates, dispatches to a handler, renders errors as S3
+//! XML and records metrics. Never panics on client input and never answers
+//! a client mistake with a 5xx.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use cairn_storage_engine::Engine;
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::auth::{SecretLookup, VerifiedRequest, VerifyConfig, verify_request};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::metrics::S3Metrics;
+use crate::router::{Operation, Query, route, split_path};
+use crate::xml::XmlWriter;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type RespBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Front-end settings.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// The region clients must sign for (`us-east-1` by default).
+    pub region: String,
+    /// Largest request header section accepted (bytes).
+    pub max_header_bytes: usize,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            region: "us-east-1".into(),
+            max_header_bytes: 64 << 10,
+        }
+    }
+}
+
+pub(crate) struct ServiceInner {
+    pub(crate) engine: Engine,
+    pub(crate) secrets: Arc<dyn SecretLookup>,
+    pub(crate) verify: VerifyConfig,
+    pub(crate) config: S3Config,
+    pub(crate) metrics: S3Metrics,
+    host_id: String,
+}
+
+/// The S3 endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct S3Service {
+    inner: Arc<ServiceInner>,
+}
+
+impl std::fmt::Debug for S3Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Service")
+            .field("region", &self.inner.config.region)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a handler gets besides the body.
+pub(crate) struct RequestCtx {
+    pub(crate) bucket: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) query: Query,
+    pub(crate) parts: http::request::Parts,
+    pub(crate) auth: VerifiedRequest,
+}
+
+impl RequestCtx {
+    pub(crate) fn bucket(&self) -> S3Result<&str> {
+        self.bucket
+            .as_deref()
+            .ok_or_else(|| S3Error::internal("route without bucket"))
+    }
+
+    pub(crate) fn key(&self) -> S3Result<&str> {
+        self.key
+            .as_deref()
+            .ok_or_else(|| S3Error::internal("route without key"))
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        crate::headers::header_str(&self.parts.headers, name)
+    }
+}
+
+pub(crate) fn full(body: impl Into<Bytes>) -> RespBody {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub(crate) fn empty() -> RespBody {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+pub(crate) fn xml_response(status: StatusCode, xml: String) -> S3Result<Response<RespBody>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(full(xml))
+        .map_err(S3Error::internal)
+}
+
+pub(crate) fn empty_response(status: StatusCode) -> S3Result<Response<RespBody>> {
+    Response::builder()
+        .status(status)
+        .body(empty())
+        .map_err(S3Error::internal)
+}
+
+fn new_request_id() -> String {
+    hex::encode_upper(cairn_storage_engine::random_bytes::<8>())
+}
+
+impl S3Service {
+    pub fn new(
+        engine: Engine,
+        secrets: Arc<dyn SecretLookup>,
+        config: S3Config,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, String> {
+        let metrics = S3Metrics::register(registry)?;
+        Ok(S3Service {
+            inner: Arc::new(ServiceInner {
+                engine,
+                secrets,
+                verify: VerifyConfig::new(config.region.clone()),
+                config,
+                metrics,
+                host_id: base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    cairn_storage_engine::random_bytes::<24>(),
+                ),
+            }),
+        })
+    }
+
+    /// Handles one request. Always produces a response.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<RespBody> {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        let span = tracing::info_span!("s3", request_id = %request_id);
+        let inner = self.inner.clone();
+        let rid = request_id.clone();
+        let (op, mut resp) = async move {
+            inner.metrics.inflight.inc();
+            let (parts, body) = req.into_parts();
+            let is_head = parts.method == Method::HEAD;
+            let (op, result) = inner.dispatch(parts, body).await;
+            inner.metrics.inflight.dec();
+            let resp = match result {
+                Ok(r) => r,
+                Err(e) => inner.error_response(&e, &rid, is_head),
+            };
+            tracing::debug!(op = op.name(), status = resp.status().as_u16(), "request");
+            (op, resp)
+        }
+        .instrument(span)
+        .await;
+        let headers = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-amz-request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.inner.host_id) {
+            headers.insert("x-amz-id-2", v);
+        }
+        headers.insert("server", HeaderValue::from_static("Cairn"));
+        self.inner
+            .metrics
+            .observe(op.name(), resp.status(), started.elapsed());
+        resp
+    }
+}
+
+impl ServiceInner {
+    async fn dispatch(
+        self: &Arc<Self>,
+        parts: http::request::Parts,
+        body: Incoming,
+    ) -> (Operation, S3Result<Response<RespBody>>) {
+        let (bucket, key) = match split_path(parts.uri.path()) {
+            Ok(bk) => bk,
+            Err(()) => {
+                return (
+                    Operation::MethodNotAllowed,
+                    Err(S3Error::with_message(
+                        S3ErrorCode::InvalidArgument,
+                        "The request path is not valid UTF-8.",
+                    )),
+                );
+            }
+        };
+        let query = Query::parse(parts.uri.query());
+        let op = route(
+            &parts.method,
+            bucket.as_deref(),
+            key.as_deref(),
+            &query,
+            parts.headers.contains_key("x-amz-copy-source"),
+        );
+        let auth = match verify_request(
+            &parts,
+            self.secrets.as_ref(),
+            &self.verify,
+            SystemTime::now(),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let err: S3Error = e.into();
+                return (op, Err(with_resource(err, &bucket, &key)));
+            }
+        };
+        let ctx = RequestCtx {
+            bucket: bucket.clone(),
+            key: key.clone(),
+            query,
+            parts,
+            auth,
+        };
+        let result = crate::handlers::handle(self, op, ctx, body).await;
+        (op, result.map_err(|e| with_resource(e, &bucket, &key)))
+    }
+
+    fn error_response(&self, e: &S3Error, request_id: &str, is_head: bool) -> Response<RespBody> {
+        let status = e.code.status();
+        if status.is_server_error() {
+            tracing::warn!(code = e.code.as_str(), "request failed");
+        }
+        let body = if is_head || status == StatusCode::NOT_MODIFIED {
+            empty()
+        } else {
+            let mut w = XmlWriter::new_plain("Error");
+            w.elem("Code", e.code.as_str()).elem("Message", &e.message);
+            for (name, value) in &e.fields {
+                w.elem(name, value);
+            }
+            w.elem("RequestId", request_id)
+                .elem("HostId", &self.host_id);
+            full(w.finish("Error"))
+        };
+        let mut builder = Response::builder().status(status);
+        if !is_head && status != StatusCode::NOT_MODIFIED {
+            builder = builder.header("content-type", "application/xml");
+        }
+        for (name, value) in &e.headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        let resp = builder.body(body).unwrap_or_else(|_| {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r
+        });
+        resp
+    }
+}
+
+/// Adds `BucketName` / `Key` / `Resource` to errors that name them in S3.
+fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) -> S3Error {
+    use S3ErrorCode as C;
+    let has = |e: &S3Error, n: &str| e.fields.iter().any(|(f, _)| *f == n);
+    match e.code {
+        C::NoSuchBucket | C::BucketNotEmpty | C::BucketAlreadyOwnedByYou | C::InvalidBucketName => {
+            if let Some(b) = bucket
+                && !has(&e, "BucketName")
+            {
+                e.fields.push(("BucketName", b.clone()));
+            }
+        }
+        C::NoSuchKey => {
+            if let Some(k) = key
+                && !has(&e, "Key")
+            {
+                e.fields.push(("Key", k.clone()));
+            }
+        }
+        _ => {}
+    }
+    let mut resource = String::from("/");
+    if let Some(b) = bucket {
+        resource.push_str(b);
+        if let Some(k) = key {
+            resource.push('/');
+            resource.push_str(k);
+        }
+    }
+    if !has(&e, "Resource") {
+        e.fields.push(("Resource", resource));
+    }
+    e
+}
+
+/// Serves S3 on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish (connections are closed after their current request).
+pub async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    let max_buf = service.inner.config.max_header_bytes.max(8192);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => break,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(s) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = service.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let hyper_svc = hyper::service::service_fn(move |req| {
+                let svc = svc.clone();
+                async move { Ok::<_, Infallible>(svc.handle(req).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .max_buf_size(max_buf)
+                .keep_alive(true)
+                .half_close(false)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(30));
+            let conn = builder.serve_connection(TokioIo::new(stream), hyper_svc);
+            tokio::pin!(conn);
+            tokio::select! {
+                res = conn.as_mut() => {
+                    if let Err(e) = res {
+                        tracing::debug!(error = %e, "connection ended with error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    let _ = stop_tx.send(true);
+}

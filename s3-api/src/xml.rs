@@ -1,0 +1,195 @@
+//! S3 XML: a small writer for responses and `quick-xml` (serde) parsers for
+//! request bodies. Request documents are size-limited before parsing.
+
+use serde::Deserialize;
+
+pub const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// Escapes text for element content. Besides the five XML specials, control
+/// characters (legal in S3 keys, illegal raw in XML 1.0) become numeric
+/// character references, as S3 does.
+pub fn escape(s: &str, out: &mut String) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
+                out.push_str(&format!("&#x{:X};", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// Builds an XML document element by element.
+#[derive(Debug)]
+pub struct XmlWriter {
+    out: String,
+}
+
+impl XmlWriter {
+    /// Starts a document whose root carries the S3 namespace.
+    pub fn new(root: &str) -> Self {
+        let mut out = String::with_capacity(512);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
+        out.push_str(root);
+        out.push_str(" xmlns=\"");
+        out.push_str(S3_XMLNS);
+        out.push_str("\">");
+        XmlWriter { out }
+    }
+
+    /// A document without the namespace (S3 error bodies have none).
+    pub fn new_plain(root: &str) -> Self {
+        let mut out = String::with_capacity(256);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
+        out.push_str(root);
+        out.push('>');
+        XmlWriter { out }
+    }
+
+    pub fn open(&mut self, name: &str) -> &mut Self {
+        self.out.push('<');
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    pub fn close(&mut self, name: &str) -> &mut Self {
+        self.out.push_str("</");
+        self.out.push_str(name);
+        self.out.push('>');
+        self
+    }
+
+    /// Appends already-formed markup (a start tag with attributes).
+    pub fn out_raw(&mut self, markup: &str) -> &mut Self {
+        self.out.push_str(markup);
+        self
+    }
+
+    pub fn elem(&mut self, name: &str, text: &str) -> &mut Self {
+        self.open(name);
+        escape(text, &mut self.out);
+        self.close(name)
+    }
+
+    pub fn opt_elem(&mut self, name: &str, text: Option<&str>) -> &mut Self {
+        if let Some(t) = text {
+            self.elem(name, t);
+        }
+        self
+    }
+
+    pub fn finish(mut self, root: &str) -> String {
+        self.close(root);
+        self.out
+    }
+}
+
+/// The one fixed owner of everything in a single-tenant deployment.
+pub fn owner(w: &mut XmlWriter, tag: &str) {
+    w.open(tag)
+        .elem("ID", crate::OWNER_ID)
+        .elem("DisplayName", crate::OWNER_DISPLAY_NAME)
+        .close(tag);
+}
+
+/// Parses a request document; any failure is the caller's `MalformedXML`.
+pub fn parse<'de, T: Deserialize<'de>>(body: &'de str) -> Result<T, quick_xml::DeError> {
+    quick_xml::de::from_str(body)
+}
+
+// ---- request documents ---------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+pub struct CompleteMultipartUploadDoc {
+    #[serde(rename = "Part", default)]
+    pub parts: Vec<CompletedPartDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompletedPartDoc {
+    #[serde(rename = "PartNumber")]
+    pub part_number: u32,
+    #[serde(rename = "ETag")]
+    pub etag: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteDoc {
+    #[serde(rename = "Quiet", default)]
+    pub quiet: Option<bool>,
+    #[serde(rename = "Object", default)]
+    pub objects: Vec<DeleteObjectDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteObjectDoc {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "VersionId", default)]
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CreateBucketConfigurationDoc {
+    #[serde(rename = "LocationConstraint", default)]
+    pub location_constraint: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_specials_and_controls() {
+        let mut s = String::new();
+        escape("a<b>&\"c'\u{1}é", &mut s);
+        assert_eq!(s, "a&lt;b&gt;&amp;&quot;c&apos;&#x1;é");
+    }
+
+    #[test]
+    fn writer_builds_documents() {
+        let mut w = XmlWriter::new("R");
+        w.elem("A", "x&y")
+            .opt_elem("B", None)
+            .open("C")
+            .elem("D", "1")
+            .close("C");
+        assert_eq!(
+            w.finish("R"),
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R xmlns=\"{S3_XMLNS}\"><A>x&amp;y</A><C><D>1</D></C></R>"
+            )
+        );
+    }
+
+    #[test]
+    fn parses_complete_and_delete_documents() {
+        let doc: CompleteMultipartUploadDoc = parse(
+            r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+                 <Part><ETag>"abc"</ETag><PartNumber>1</PartNumber></Part>
+                 <Part><PartNumber>2</PartNumber><ETag>def</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>
+               </CompleteMultipartUpload>"#,
+        )
+        .unwrap();
+        assert_eq!(doc.parts.len(), 2);
+        assert_eq!(doc.parts[0].etag, "\"abc\"");
+        assert_eq!(doc.parts[1].part_number, 2);
+
+        let del: DeleteDoc = parse(
+            "<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>",
+        )
+        .unwrap();
+        assert_eq!(del.quiet, Some(true));
+        assert_eq!(del.objects[0].key, "a&b");
+        assert_eq!(del.objects[1].version_id.as_deref(), Some("null"));
+
+        assert!(parse::<DeleteDoc>("<Delete><Object>").is_err());
+        assert!(parse::<CompleteMultipartUploadDoc>("not xml").is_err());
+    }
+}

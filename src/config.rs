@@ -1,0 +1,318 @@
+//! Server configuration: command-line flags, environment variables and a
+//! TOML file, with one precedence: **flag > environment > file > default**.
+//! Every setting is listed in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// `cairn server` options. Each has an environment variable; any of them can
+/// also be set in the file given with `--config`.
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServerArgs {
+    /// TOML configuration file (flags and environment variables override it).
+    #[arg(long, env = "CAIRN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for all state: metadata in <data-dir>/meta, drives in
+    /// <data-dir>/drives/0..5 unless --drives is given, and the master key
+    /// file. [default: ./cairn-data]
+    #[arg(long, env = "CAIRN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address of the S3 API. Use port 0 to pick a free port (the chosen
+    /// address is printed). [default: 127.0.0.1:9000]
+    #[arg(long, env = "CAIRN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Address of the admin listener: /metrics (Prometheus), /health/live,
+    /// /health/ready. [default: 127.0.0.1:9001]
+    #[arg(long, env = "CAIRN_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+
+    /// Region that clients must sign requests for. [default: us-east-1]
+    #[arg(long, env = "CAIRN_REGION")]
+    pub region: Option<String>,
+
+    /// Drive directories, comma-separated (give each its own disk in
+    /// production). Their order is their identity: never reorder them.
+    /// [default: <data-dir>/drives/0 … /5]
+    #[arg(
+        long,
+        env = "CAIRN_DRIVES",
+        value_delimiter = ',',
+        value_name = "DIR,DIR,…"
+    )]
+    pub drives: Option<Vec<PathBuf>>,
+
+    /// Reed–Solomon data shards per chunk (k). [default: 4]
+    #[arg(long, env = "CAIRN_DATA_SHARDS")]
+    pub data_shards: Option<usize>,
+
+    /// Reed–Solomon parity shards per chunk (m): how many drives may be lost
+    /// without losing data. [default: 2]
+    #[arg(long, env = "CAIRN_PARITY_SHARDS")]
+    pub parity_shards: Option<usize>,
+
+    /// File holding the 256-bit master key (hex). Created with mode 0600 on
+    /// first start if missing. [default: <data-dir>/master.key]
+    #[arg(long, env = "CAIRN_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
+
+    /// Minimum chunk size for content-defined chunking, bytes. [default: 65536]
+    #[arg(long, env = "CAIRN_CHUNK_MIN_BYTES")]
+    pub chunk_min_bytes: Option<u32>,
+
+    /// Average chunk size, bytes. [default: 262144]
+    #[arg(long, env = "CAIRN_CHUNK_AVG_BYTES")]
+    pub chunk_avg_bytes: Option<u32>,
+
+    /// Maximum chunk size, bytes. [default: 1048576]
+    #[arg(long, env = "CAIRN_CHUNK_MAX_BYTES")]
+    pub chunk_max_bytes: Option<u32>,
+
+    /// Log format: "human" or "json". Levels come from CAIRN_LOG (or
+    /// RUST_LOG), e.g. CAIRN_LOG=debug. [default: human]
+    #[arg(long, env = "CAIRN_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The same settings as they may appear in the TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub admin_listen: Option<SocketAddr>,
+    pub region: Option<String>,
+    pub drives: Option<Vec<PathBuf>>,
+    pub data_shards: Option<usize>,
+    pub parity_shards: Option<usize>,
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself (64 hex digits). Prefer a key file or the
+    /// CAIRN_MASTER_KEY environment variable.
+    pub master_key: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub chunk_min_bytes: Option<u32>,
+    pub chunk_avg_bytes: Option<u32>,
+    pub chunk_max_bytes: Option<u32>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Fully resolved settings.
+#[derive(Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub region: String,
+    pub drives: Vec<PathBuf>,
+    pub data_shards: usize,
+    pub parity_shards: usize,
+    pub master_key_file: PathBuf,
+    /// From CAIRN_MASTER_KEY or the file's `master_key` (never logged).
+    pub master_key_hex: Option<String>,
+    /// From CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY or the file (never logged).
+    pub credentials: Option<(String, String)>,
+    pub chunk_min_bytes: u32,
+    pub chunk_avg_bytes: u32,
+    pub chunk_max_bytes: u32,
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("region", &self.region)
+            .field("drives", &self.drives)
+            .field("data_shards", &self.data_shards)
+            .field("parity_shards", &self.parity_shards)
+            .field("master_key_file", &self.master_key_file)
+            .field(
+                "chunk_bytes",
+                &(
+                    self.chunk_min_bytes,
+                    self.chunk_avg_bytes,
+                    self.chunk_max_bytes,
+                ),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("invalid config file {}: {e}", path.display()))
+}
+
+impl ServerConfig {
+    /// Resolves flags/env (already merged by clap) over the file over defaults.
+    pub fn resolve(args: ServerArgs) -> Result<ServerConfig, String> {
+        let file = match &args.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./cairn-data"));
+        let drives = args.drives.or(file.drives).unwrap_or_else(|| {
+            (0..6)
+                .map(|i| data_dir.join("drives").join(i.to_string()))
+                .collect()
+        });
+        let log_format = match args.log_format.or(file.log_format).as_deref() {
+            None | Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(format!("unknown log format {other:?} (human or json)")),
+        };
+        let credentials = match (
+            env_nonempty("CAIRN_ACCESS_KEY").or(file.access_key),
+            env_nonempty("CAIRN_SECRET_KEY").or(file.secret_key),
+        ) {
+            (Some(a), Some(s)) => {
+                validate_credentials(&a, &s)?;
+                Some((a, s))
+            }
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "set both CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY (or neither, to use generated credentials)"
+                        .into(),
+                );
+            }
+        };
+        let cfg = ServerConfig {
+            master_key_file: args
+                .master_key_file
+                .or(file.master_key_file)
+                .unwrap_or_else(|| data_dir.join("master.key")),
+            master_key_hex: env_nonempty("CAIRN_MASTER_KEY").or(file.master_key),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000))),
+            admin_listen: args
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9001))),
+            region: args
+                .region
+                .or(file.region)
+                .unwrap_or_else(|| "us-east-1".into()),
+            drives,
+            data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),
+            parity_shards: args.parity_shards.or(file.parity_shards).unwrap_or(2),
+            chunk_min_bytes: args
+                .chunk_min_bytes
+                .or(file.chunk_min_bytes)
+                .unwrap_or(64 << 10),
+            chunk_avg_bytes: args
+                .chunk_avg_bytes
+                .or(file.chunk_avg_bytes)
+                .unwrap_or(256 << 10),
+            chunk_max_bytes: args
+                .chunk_max_bytes
+                .or(file.chunk_max_bytes)
+                .unwrap_or(1 << 20),
+            credentials,
+            log_format,
+            data_dir,
+        };
+        if cfg.drives.len() < cfg.data_shards + cfg.parity_shards {
+            return Err(format!(
+                "{}+{} erasure coding needs at least {} drives; {} given",
+                cfg.data_shards,
+                cfg.parity_shards,
+                cfg.data_shards + cfg.parity_shards,
+                cfg.drives.len()
+            ));
+        }
+        Ok(cfg)
+    }
+}
+
+/// Access keys: 3–128 printable ASCII without spaces or '/'; secrets at
+/// least 8 characters. (The '/' would break the SigV4 credential scope.)
+pub fn validate_credentials(access: &str, secret: &str) -> Result<(), String> {
+    let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+    if !(3..=128).contains(&access.len()) || !printable(access) || access.contains('/') {
+        return Err(
+            "CAIRN_ACCESS_KEY must be 3-128 printable characters without '/' or spaces".into(),
+        );
+    }
+    if secret.len() < 8 || secret.len() > 256 || !printable(secret) {
+        return Err("CAIRN_SECRET_KEY must be 8-256 printable characters without spaces".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_are_used_and_flags_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/tmp/x\"\nlisten = \"0.0.0.0:9100\"\nregion = \"eu-west-1\"\ndata_shards = 2\nparity_shards = 1\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(path.clone()),
+            region: Some("ap-south-1".into()),
+            ..Default::default()
+        };
+        let cfg = ServerConfig::resolve(args).unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(cfg.listen.port(), 9100);
+        assert_eq!(cfg.region, "ap-south-1");
+        assert_eq!(cfg.data_shards, 2);
+        assert_eq!(cfg.drives.len(), 6);
+        assert_eq!(cfg.drives[5], PathBuf::from("/tmp/x/drives/5"));
+        assert_eq!(cfg.master_key_file, PathBuf::from("/tmp/x/master.key"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(&path, "data_dri = \"/tmp/x\"\n").unwrap();
+        assert!(load_file(&path).is_err());
+    }
+
+    #[test]
+    fn too_few_drives_is_an_error() {
+        let args = ServerArgs {
+            drives: Some(vec!["/a".into(), "/b".into()]),
+            ..Default::default()
+        };
+        assert!(ServerConfig::resolve(args).is_err());
+    }
+
+    #[test]
+    fn credential_rules() {
+        assert!(validate_credentials("AKIAEXAMPLE", "secret-123").is_ok());
+        assert!(validate_credentials("a/b", "secret-123").is_err());
+        assert!(validate_credentials("ok-key", "short").is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! `cairn`: the S3-compatible object store.
+//!
+//! This binary owns the command line, configuration, start-up wiring and the
+//! admin listener (/metrics, health). It must never contain storage or S3
+//! logic: those live in `cairn-storage-engine` and `cairn-s3-api`.
+
+mod admin_http;
+mod config;
+mod server;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Cairn: an S3-compatible object store with dedup, compression,
+/// encryption at rest and erasure coding.
+#[derive(Debug, Parser)]
+#[command(name = "cairn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the S3 server. With no options it keeps everything under
+    /// ./cairn-data, listens on 127.0.0.1:9000 (S3) and 127.0.0.1:9001
+    /// (metrics, health), and prints generated credentials on first start.
+    ///
+    /// Settings come from flags, then environment variables, then the
+    /// --config TOML file, then defaults. Credentials: CAIRN_ACCESS_KEY and
+    /// CAIRN_SECRET_KEY. Master key: CAIRN_MASTER_KEY (64 hex digits) or
+    /// the key file.
+    Server(config::ServerArgs),
+}
+
+fn init_logging(format: config::LogFormat) {
+    let filter = EnvFilter::try_from_env("CAIRN_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Human => builder.init(),
+        config::LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => {
+            let cfg = match config::ServerConfig::resolve(args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("cairn: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            init_logging(cfg.log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cairn: cannot start the async runtime: {e}");
+                    return std::process::ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(server::run(cfg)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("cairn: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! `cairn server`: opens the data directory, the master key and the engine,
+//! resolves credentials, and serves S3 and the admin endpoints until
+//! SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use cairn_s3_api::{KeyRing, S3Config, S3Service};
+use cairn_storage_engine::{ChunkerConfig, Engine, EngineConfig, MasterKey};
+use tokio::net::TcpListener;
+
+use crate::config::ServerConfig;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE_SECS: u64 = 30;
+
+fn create_private_dir(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))
+}
+
+fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
+    if let Some(hex) = &cfg.master_key_hex {
+        return MasterKey::from_hex(hex)
+            .map_err(|e| format!("CAIRN_MASTER_KEY is not a valid key (64 hex digits): {e}"));
+    }
+    if let Some(parent) = cfg.master_key_file.parent() {
+        create_private_dir(parent)?;
+    }
+    let (key, created) = MasterKey::load_or_create(&cfg.master_key_file)
+        .map_err(|e| format!("master key {}: {e}", cfg.master_key_file.display()))?;
+    if created {
+        println!(
+            "cairn: generated a new master key in {} (mode 0600). Back it up: without it the data cannot be read.",
+            cfg.master_key_file.display()
+        );
+    }
+    Ok(key)
+}
+
+/// Random credentials in the usual shapes: a 20-character key id and a
+/// 40-character secret.
+fn generate_credentials() -> (String, String) {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let raw = cairn_storage_engine::random_bytes::<18>();
+    let id: String = std::iter::once("CK".to_owned())
+        .chain(
+            raw.iter()
+                .map(|b| (ALPHABET[usize::from(b & 31)] as char).to_string()),
+        )
+        .collect();
+    let secret = base64::engine::general_purpose::STANDARD
+        .encode(cairn_storage_engine::random_bytes::<30>())
+        .replace(['+', '/'], "x");
+    (id, secret)
+}
+
+/// Start-up credentials: from the environment/config if given; else the
+/// stored ones; else new ones, generated, stored sealed and printed once.
+async fn resolve_credentials(
+    cfg: &ServerConfig,
+    engine: &Engine,
+) -> Result<Vec<(String, String)>, String> {
+    if let Some((a, s)) = &cfg.credentials {
+        println!("cairn: using the access key {a} from CAIRN_ACCESS_KEY / configuration");
+        return Ok(vec![(a.clone(), s.clone())]);
+    }
+    let stored = engine
+        .access_keys()
+        .map_err(|e| format!("reading stored access keys: {e}"))?;
+    if let Some(first) = stored.first() {
+        println!(
+            "cairn: using stored access key {first} (its secret was printed when it was generated)"
+        );
+        return Ok(Vec::new());
+    }
+    let (id, secret) = generate_credentials();
+    engine
+        .put_access_key(&id, &secret)
+        .await
+        .map_err(|e| format!("storing generated credentials: {e}"))?;
+    let endpoint = format!("http://{}", cfg.listen);
+    println!();
+    println!("cairn: generated S3 credentials. They are shown only this once; keep them safe.");
+    println!("  Access key: {id}");
+    println!("  Secret key: {secret}");
+    println!(
+        "  Try:  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} AWS_DEFAULT_REGION={} aws --endpoint-url {endpoint} s3 ls",
+        cfg.region
+    );
+    println!();
+    Ok(Vec::new())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            () = term => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn run(cfg: ServerConfig) -> Result<(), String> {
+    create_private_dir(&cfg.data_dir)?;
+    let master = load_master_key(&cfg)?;
+    let registry = prometheus::Registry::new();
+    let engine_cfg = EngineConfig {
+        meta_dir: cfg.data_dir.join("meta"),
+        drive_dirs: cfg.drives.clone(),
+        data_shards: cfg.data_shards,
+        parity_shards: cfg.parity_shards,
+        chunker: ChunkerConfig {
+            min_size_bytes: cfg.chunk_min_bytes,
+            avg_size_bytes: cfg.chunk_avg_bytes,
+            max_size_bytes: cfg.chunk_max_bytes,
+        },
+        ..EngineConfig::single_dir(&cfg.data_dir)
+    };
+    let engine = Engine::open(engine_cfg, &master, &registry)
+        .map_err(|e| format!("opening storage: {e}"))?;
+    drop(master);
+    let fixed = resolve_credentials(&cfg, &engine).await?;
+    let keys = Arc::new(KeyRing::new(engine.clone(), fixed));
+    let s3 = S3Service::new(
+        engine.clone(),
+        keys,
+        S3Config {
+            region: cfg.region.clone(),
+            ..S3Config::default()
+        },
+        &registry,
+    )?;
+    crate::admin_http::register_process_metrics(&registry)?;
+
+    let s3_listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let admin_listener = TcpListener::bind(cfg.admin_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.admin_listen))?;
+    let s3_addr = s3_listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    println!("cairn: S3 API listening on http://{s3_addr}");
+    println!("cairn: admin (metrics, health) listening on http://{admin_addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(
+        s3 = %s3_addr,
+        admin = %admin_addr,
+        data_dir = %cfg.data_dir.display(),
+        drives = cfg.drives.len(),
+        k = cfg.data_shards,
+        m = cfg.parity_shards,
+        "cairn started"
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let admin = tokio::spawn(crate::admin_http::serve(
+        admin_listener,
+        engine.clone(),
+        registry,
+        stop_rx.clone(),
+    ));
+    let mut stop_s3 = stop_rx.clone();
+    let s3_task = tokio::spawn(cairn_s3_api::serve(s3_listener, s3, async move {
+        let _ = stop_s3.changed().await;
+    }));
+    shutdown_signal().await;
+    println!("cairn: shutting down (finishing in-flight requests)");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
+        let _ = s3_task.await;
+        let _ = admin.await;
+    })
+    .await;
+    drop(engine);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_credentials_have_expected_shape() {
+        let (a, s) = generate_credentials();
+        assert_eq!(a.len(), 20);
+        assert!(a.starts_with("CK"));
+        assert_eq!(s.len(), 40);
+        crate::config::validate_credentials(&a, &s).unwrap();
+        assert_ne!(generate_credentials().0, a);
+    }
+}

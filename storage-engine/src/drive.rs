@@ -1,0 +1,546 @@
+//! Drives: where shards are stored.
+//!
+//! [`ShardStore`] is the one interface the engine uses; [`LocalDrive`] keeps
+//! shards in append-only *segment files* in a directory (one directory per
+//! physical disk in a real deployment). A remote node is another
+//! implementation of the same trait (cluster issue).
+//!
+//! ## Segment file format (version 1)
+//! `<drive>/segments/<segment id as 16 hex digits>.seg`:
+//! ```text
+//! header  (32 bytes): "CAIRNSEG" | format u32 = 1 | drive index u16 | 0u16 | segment id u64 | created unix ms u64
+//! records (repeated): "CSHD" | version u8 = 1 | shard index u8 | 0u16 | chunk id [32]
+//!                     | payload length u32 | CRC-64/NVME of payload u64 | payload
+//! ```
+//! Records are appended under the drive's append lock, so a segment is a
+//! gap-free sequence of records, possibly followed by one torn record after a
+//! crash. Metadata (`ChunkRecord`) is the index: a record nobody references is
+//! garbage for compaction, never something a reader finds by scanning.
+//!
+//! ## Durability (group commit)
+//! `append` returns a completion sequence number; `sync(seq)` returns once an
+//! fsync that started after that append completed has finished. Concurrent
+//! callers share one fsync: whoever holds the sync lock fsyncs every segment
+//! dirtied so far and publishes the sequence it covered. A new segment file is
+//! fsynced together with its directory before any record is put in it.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use cairn_dedup::ChunkId;
+use cairn_erasure::{ShardChecksum, shard_checksum};
+
+use crate::error::{EngineError, EngineResult};
+use crate::records::ShardLocation;
+
+const SEGMENT_MAGIC: &[u8; 8] = b"CAIRNSEG";
+const SEGMENT_FORMAT_V1: u32 = 1;
+pub const SEGMENT_HEADER_BYTES: u64 = 32;
+const RECORD_MAGIC: &[u8; 4] = b"CSHD";
+const RECORD_FORMAT_V1: u8 = 1;
+pub const RECORD_HEADER_BYTES: usize = 52;
+/// Open read handles kept per drive; the map is cleared when it grows past this.
+const READ_HANDLES_MAX: usize = 128;
+
+/// Why a shard could not be read. Every variant means "use another shard";
+/// none of them is fatal for a read while k shards remain.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardReadError {
+    #[error("shard is missing: {0}")]
+    Missing(String),
+    #[error("shard is corrupt: {0}")]
+    Corrupt(String),
+    #[error("drive I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the engine needs from a place that stores shards.
+/// Calls block: the engine runs them on the blocking thread pool.
+pub trait ShardStore: Send + Sync + std::fmt::Debug {
+    /// Drive index within this node (the `drive` of a [`ShardLocation`]).
+    fn index(&self) -> u16;
+    /// Appends one shard; returns its location and a completion sequence
+    /// number to pass to [`ShardStore::sync`].
+    fn append(
+        &self,
+        chunk: &ChunkId,
+        shard_index: u8,
+        payload: &[u8],
+        checksum: ShardChecksum,
+    ) -> EngineResult<(ShardLocation, u64)>;
+    /// Returns once everything appended up to `seq` is durable.
+    fn sync(&self, seq: u64) -> EngineResult<()>;
+    /// Reads one shard and verifies it is the expected, intact shard.
+    fn read(
+        &self,
+        loc: &ShardLocation,
+        chunk: &ChunkId,
+        shard_index: u8,
+        payload_len: u32,
+    ) -> Result<Bytes, ShardReadError>;
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks cannot leave the protected
+    // state half-updated in a way later callers would misread (every update
+    // is a single assignment), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+struct ActiveSegment {
+    id: u64,
+    file: Arc<File>,
+    len: u64,
+}
+
+#[derive(Debug, Default)]
+struct PendingSync {
+    completed_seq: u64,
+    dirty: Vec<(u64, Arc<File>)>,
+}
+
+/// Shards in segment files under one directory.
+#[derive(Debug)]
+pub struct LocalDrive {
+    index: u16,
+    root: PathBuf,
+    segments_dir: PathBuf,
+    segment_size_max_bytes: u64,
+    next_segment_id: Mutex<u64>,
+    active: Mutex<Option<ActiveSegment>>,
+    pending: Mutex<PendingSync>,
+    /// The highest completion sequence known durable.
+    synced_seq: Mutex<u64>,
+    /// Set after an fsync failed: durability of earlier writes is unknown, so
+    /// the drive refuses further writes until restarted.
+    failed: AtomicBool,
+    read_handles: Mutex<HashMap<u64, Arc<File>>>,
+    metrics: Option<crate::metrics::DriveMetrics>,
+}
+
+fn segment_file_name(id: u64) -> String {
+    format!("{id:016x}.seg")
+}
+
+fn fsync_dir(path: &Path) -> std::io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+impl LocalDrive {
+    /// Opens (creating if needed) a drive directory.
+    pub fn open(
+        index: u16,
+        root: &Path,
+        segment_size_max_bytes: u64,
+        metrics: Option<crate::metrics::DriveMetrics>,
+    ) -> EngineResult<Self> {
+        let segments_dir = root.join("segments");
+        let existed = segments_dir.is_dir();
+        fs::create_dir_all(&segments_dir)
+            .map_err(|e| EngineError::io(format!("creating {}", segments_dir.display()), e))?;
+        if !existed {
+            tracing::warn!(drive = index, path = %root.display(), "drive directory was empty or missing; initialised it");
+            fsync_dir(root).map_err(|e| EngineError::io("fsync drive dir", e))?;
+        }
+        let mut max_id = 0u64;
+        let entries = fs::read_dir(&segments_dir)
+            .map_err(|e| EngineError::io(format!("listing {}", segments_dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| EngineError::io("listing segments", e))?;
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".seg")) else {
+                continue;
+            };
+            if let Ok(id) = u64::from_str_radix(stem, 16) {
+                max_id = max_id.max(id);
+            }
+        }
+        Ok(LocalDrive {
+            index,
+            root: root.to_path_buf(),
+            segments_dir,
+            segment_size_max_bytes: segment_size_max_bytes.max(SEGMENT_HEADER_BYTES + 4096),
+            // Never append to a segment from before a restart: its tail may
+            // be torn. Start a fresh one.
+            next_segment_id: Mutex::new(max_id + 1),
+            active: Mutex::new(None),
+            pending: Mutex::new(PendingSync::default()),
+            synced_seq: Mutex::new(0),
+            failed: AtomicBool::new(false),
+            read_handles: Mutex::new(HashMap::new()),
+            metrics,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn segment_path(&self, id: u64) -> PathBuf {
+        self.segments_dir.join(segment_file_name(id))
+    }
+
+    /// Creates the next segment file: header written and, with its directory
+    /// entry, durable before it is handed out.
+    fn create_segment(&self) -> EngineResult<ActiveSegment> {
+        let id = {
+            let mut next = lock(&self.next_segment_id);
+            let id = *next;
+            *next += 1;
+            id
+        };
+        let path = self.segment_path(id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| EngineError::io(format!("creating {}", path.display()), e))?;
+        let mut header = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
+        header.extend_from_slice(SEGMENT_MAGIC);
+        header.extend_from_slice(&SEGMENT_FORMAT_V1.to_le_bytes());
+        header.extend_from_slice(&self.index.to_le_bytes());
+        header.extend_from_slice(&0u16.to_le_bytes());
+        header.extend_from_slice(&id.to_le_bytes());
+        header.extend_from_slice(&crate::now_ms().to_le_bytes());
+        debug_assert_eq!(header.len() as u64, SEGMENT_HEADER_BYTES);
+        file.write_all_at(&header, 0)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fsync_dir(&self.segments_dir))
+            .map_err(|e| EngineError::io(format!("initialising {}", path.display()), e))?;
+        Ok(ActiveSegment {
+            id,
+            file: Arc::new(file),
+            len: SEGMENT_HEADER_BYTES,
+        })
+    }
+
+    fn read_handle(&self, segment: u64) -> Result<Arc<File>, ShardReadError> {
+        if let Some(f) = lock(&self.read_handles).get(&segment) {
+            return Ok(f.clone());
+        }
+        let path = self.segment_path(segment);
+        let file = match File::open(&path) {
+            Ok(f) => Arc::new(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ShardReadError::Missing(format!(
+                    "{} not found",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(ShardReadError::Io(e)),
+        };
+        let mut handles = lock(&self.read_handles);
+        if handles.len() >= READ_HANDLES_MAX {
+            handles.clear();
+        }
+        handles.insert(segment, file.clone());
+        Ok(file)
+    }
+
+    fn check_writable(&self) -> EngineResult<()> {
+        if self.failed.load(Ordering::Acquire) {
+            return Err(EngineError::Io {
+                context: format!("drive {} ({})", self.index, self.root.display()),
+                source: std::io::Error::other("an earlier fsync failed; drive refuses writes"),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl ShardStore for LocalDrive {
+    fn index(&self) -> u16 {
+        self.index
+    }
+
+    fn append(
+        &self,
+        chunk: &ChunkId,
+        shard_index: u8,
+        payload: &[u8],
+        checksum: ShardChecksum,
+    ) -> EngineResult<(ShardLocation, u64)> {
+        self.check_writable()?;
+        debug_assert_eq!(
+            shard_checksum(payload),
+            checksum,
+            "checksum must match before write"
+        );
+        let payload_len = u32::try_from(payload.len())
+            .map_err(|_| EngineError::Internal("shard larger than 4 GiB".into()))?;
+        let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + payload.len());
+        record.extend_from_slice(RECORD_MAGIC);
+        record.push(RECORD_FORMAT_V1);
+        record.push(shard_index);
+        record.extend_from_slice(&0u16.to_le_bytes());
+        record.extend_from_slice(chunk.as_bytes());
+        record.extend_from_slice(&payload_len.to_le_bytes());
+        record.extend_from_slice(&checksum.0.to_le_bytes());
+        debug_assert_eq!(record.len(), RECORD_HEADER_BYTES);
+        record.extend_from_slice(payload);
+        let record_len = record.len() as u64;
+
+        let (segment, offset, file) = {
+            let mut active = lock(&self.active);
+            let needs_new = match active.as_ref() {
+                None => true,
+                Some(a) => {
+                    a.len + record_len > self.segment_size_max_bytes && a.len > SEGMENT_HEADER_BYTES
+                }
+            };
+            if needs_new {
+                *active = Some(self.create_segment()?);
+            }
+            let Some(a) = active.as_mut() else {
+                return Err(EngineError::Internal("no active segment".into()));
+            };
+            let offset = a.len;
+            // Written under the lock so a segment never has holes.
+            a.file.write_all_at(&record, offset).map_err(|e| {
+                EngineError::io(
+                    format!("writing segment {} on drive {}", a.id, self.index),
+                    e,
+                )
+            })?;
+            a.len += record_len;
+            (a.id, offset, a.file.clone())
+        };
+        let seq = {
+            let mut p = lock(&self.pending);
+            p.completed_seq += 1;
+            if !p.dirty.iter().any(|(id, _)| *id == segment) {
+                p.dirty.push((segment, file));
+            }
+            p.completed_seq
+        };
+        if let Some(m) = &self.metrics {
+            m.bytes_written.inc_by(record_len);
+        }
+        Ok((
+            ShardLocation {
+                node: 0,
+                drive: self.index,
+                segment,
+                offset,
+            },
+            seq,
+        ))
+    }
+
+    fn sync(&self, seq: u64) -> EngineResult<()> {
+        let mut synced = lock(&self.synced_seq);
+        if *synced >= seq {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let (target, files) = {
+            let mut p = lock(&self.pending);
+            (p.completed_seq, std::mem::take(&mut p.dirty))
+        };
+        debug_assert!(target >= seq);
+        let started = Instant::now();
+        for (id, file) in &files {
+            if let Err(e) = file.sync_data() {
+                self.failed.store(true, Ordering::Release);
+                tracing::error!(drive = self.index, segment = id, error = %e, "fsync failed; drive marked failed");
+                return Err(EngineError::io(format!("fsync segment {id}"), e));
+            }
+        }
+        if let Some(m) = &self.metrics {
+            m.fsync_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        *synced = target;
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        loc: &ShardLocation,
+        chunk: &ChunkId,
+        shard_index: u8,
+        payload_len: u32,
+    ) -> Result<Bytes, ShardReadError> {
+        debug_assert_eq!(loc.drive, self.index);
+        let file = self.read_handle(loc.segment)?;
+        let mut buf = vec![0u8; RECORD_HEADER_BYTES + payload_len as usize];
+        file.read_exact_at(&mut buf, loc.offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                ShardReadError::Missing(format!(
+                    "segment {} is shorter than offset {}",
+                    loc.segment, loc.offset
+                ))
+            } else {
+                ShardReadError::Io(e)
+            }
+        })?;
+        let header = &buf[..RECORD_HEADER_BYTES];
+        if &header[0..4] != RECORD_MAGIC || header[4] != RECORD_FORMAT_V1 {
+            return Err(ShardReadError::Corrupt("bad record header".into()));
+        }
+        if header[5] != shard_index || &header[8..40] != chunk.as_bytes() {
+            return Err(ShardReadError::Corrupt(
+                "record belongs to another shard".into(),
+            ));
+        }
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&header[40..44]);
+        if u32::from_le_bytes(len) != payload_len {
+            return Err(ShardReadError::Corrupt("record length mismatch".into()));
+        }
+        let mut crc = [0u8; 8];
+        crc.copy_from_slice(&header[44..52]);
+        let payload = Bytes::from(buf).slice(RECORD_HEADER_BYTES..);
+        if shard_checksum(&payload) != ShardChecksum(u64::from_le_bytes(crc)) {
+            return Err(ShardReadError::Corrupt("checksum mismatch".into()));
+        }
+        if let Some(m) = &self.metrics {
+            m.bytes_read
+                .inc_by(payload.len() as u64 + RECORD_HEADER_BYTES as u64);
+        }
+        Ok(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drive(dir: &Path, max: u64) -> LocalDrive {
+        LocalDrive::open(3, dir, max, None).unwrap()
+    }
+
+    #[test]
+    fn append_sync_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = drive(dir.path(), 1 << 20);
+        let id = ChunkId::from_bytes([4; 32]);
+        let payload = b"hello shard".to_vec();
+        let (loc, seq) = d
+            .append(&id, 2, &payload, shard_checksum(&payload))
+            .unwrap();
+        d.sync(seq).unwrap();
+        assert_eq!(loc.drive, 3);
+        assert_eq!(loc.offset, SEGMENT_HEADER_BYTES);
+        let got = d.read(&loc, &id, 2, payload.len() as u32).unwrap();
+        assert_eq!(&got[..], &payload[..]);
+        // Wrong expectations are detected, not returned.
+        assert!(matches!(
+            d.read(&loc, &id, 1, payload.len() as u32),
+            Err(ShardReadError::Corrupt(_))
+        ));
+        let other = ChunkId::from_bytes([5; 32]);
+        assert!(matches!(
+            d.read(&loc, &other, 2, payload.len() as u32),
+            Err(ShardReadError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn bit_rot_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = drive(dir.path(), 1 << 20);
+        let id = ChunkId::from_bytes([4; 32]);
+        let payload = vec![7u8; 1000];
+        let (loc, seq) = d
+            .append(&id, 0, &payload, shard_checksum(&payload))
+            .unwrap();
+        d.sync(seq).unwrap();
+        let path = dir
+            .path()
+            .join("segments")
+            .join(segment_file_name(loc.segment));
+        let mut bytes = fs::read(&path).unwrap();
+        let pos = (loc.offset as usize) + RECORD_HEADER_BYTES + 500;
+        bytes[pos] ^= 0x10;
+        fs::write(&path, bytes).unwrap();
+        let d = drive(dir.path(), 1 << 20);
+        assert!(matches!(
+            d.read(&loc, &id, 0, 1000),
+            Err(ShardReadError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn segments_roll_and_restart_uses_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ChunkId::from_bytes([1; 32]);
+        let payload = vec![1u8; 3000];
+        let mut locs = Vec::new();
+        {
+            let d = drive(dir.path(), 8192);
+            for _ in 0..5 {
+                let (loc, seq) = d
+                    .append(&id, 0, &payload, shard_checksum(&payload))
+                    .unwrap();
+                d.sync(seq).unwrap();
+                locs.push(loc);
+            }
+        }
+        let segments: std::collections::BTreeSet<u64> = locs.iter().map(|l| l.segment).collect();
+        assert!(segments.len() >= 2, "expected rolls, got {segments:?}");
+        let d = drive(dir.path(), 8192);
+        let (loc, _) = d
+            .append(&id, 0, &payload, shard_checksum(&payload))
+            .unwrap();
+        assert!(loc.segment > *segments.iter().max().unwrap());
+        for l in &locs {
+            d.read(l, &id, 0, 3000).unwrap();
+        }
+    }
+
+    #[test]
+    fn missing_segment_reads_as_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = drive(dir.path(), 1 << 20);
+        let id = ChunkId::from_bytes([1; 32]);
+        let loc = ShardLocation {
+            node: 0,
+            drive: 3,
+            segment: 99,
+            offset: 32,
+        };
+        assert!(matches!(
+            d.read(&loc, &id, 0, 10),
+            Err(ShardReadError::Missing(_))
+        ));
+    }
+
+    #[test]
+    fn concurrent_appends_group_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Arc::new(drive(dir.path(), 1 << 20));
+        let handles: Vec<_> = (0..8u8)
+            .map(|t| {
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    let id = ChunkId::from_bytes([t; 32]);
+                    let mut out = Vec::new();
+                    for i in 0..50u32 {
+                        let payload = i.to_le_bytes().repeat(100);
+                        let (loc, seq) = d
+                            .append(&id, t, &payload, shard_checksum(&payload))
+                            .unwrap();
+                        d.sync(seq).unwrap();
+                        out.push((loc, payload));
+                    }
+                    (id, out)
+                })
+            })
+            .collect();
+        for (t, h) in handles.into_iter().enumerate() {
+            let (id, out) = h.join().unwrap();
+            for (loc, payload) in out {
+                let got = d.read(&loc, &id, t as u8, payload.len() as u32).unwrap();
+                assert_eq!(&got[..], &payload[..]);
+            }
+        }
+    }
+}

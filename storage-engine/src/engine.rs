@@ -1,0 +1,623 @@
+//! The engine: opens metadata and drives, and owns bucket, credential and
+//! object-level operations. Object data paths live in `put`, `get`, `list`
+//! and `multipart`.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use cairn_crypto::{MasterKey, SecretSealer};
+use cairn_dedup::{ChunkId, ChunkerConfig};
+use cairn_erasure::ErasureCoder;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard, Semaphore};
+
+use crate::drive::{LocalDrive, ShardStore};
+use crate::error::{EngineError, EngineResult};
+use crate::meta::{MetaBatch, MetaStore, prefix_successor};
+use crate::metrics::EngineMetrics;
+use crate::pipeline::ChunkCodec;
+use crate::records::{
+    BucketRecord, ChunkRefDelta, MANIFEST_BLOCK_ENTRIES, MANIFEST_INLINE_ENTRIES_MAX,
+    ManifestBlock, ManifestEntry, ManifestRef, ObjectVersion,
+};
+
+/// Everything the engine needs to open.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// RocksDB directory (`<data-dir>/meta` by default).
+    pub meta_dir: PathBuf,
+    /// One directory per drive; the index in this list is the drive's id and
+    /// must stay stable (shard locations refer to it).
+    pub drive_dirs: Vec<PathBuf>,
+    pub data_shards: usize,
+    pub parity_shards: usize,
+    pub chunker: ChunkerConfig,
+    pub segment_size_max_bytes: u64,
+    /// Chunks being encoded or decoded at once across all requests: bounds
+    /// the engine's working memory to roughly this many × 2 × max chunk size.
+    pub chunk_workers_max: usize,
+}
+
+impl EngineConfig {
+    /// The embedded default layout under one data directory: metadata in
+    /// `meta/`, six drives `drives/0..5`, Reed–Solomon 4+2.
+    pub fn single_dir(data_dir: &std::path::Path) -> Self {
+        EngineConfig {
+            meta_dir: data_dir.join("meta"),
+            drive_dirs: (0..6)
+                .map(|i| data_dir.join("drives").join(i.to_string()))
+                .collect(),
+            data_shards: 4,
+            parity_shards: 2,
+            chunker: ChunkerConfig::default(),
+            segment_size_max_bytes: 256 << 20,
+            chunk_workers_max: 8,
+        }
+    }
+
+    fn validate(&self) -> EngineResult<()> {
+        let shards = self.data_shards + self.parity_shards;
+        if self.data_shards == 0 {
+            return Err(EngineError::Config("data shards must be at least 1".into()));
+        }
+        if shards > 255 {
+            return Err(EngineError::Config("at most 255 shards per chunk".into()));
+        }
+        if self.drive_dirs.len() < shards {
+            return Err(EngineError::Config(format!(
+                "{}+{} erasure coding needs at least {shards} drives, {} configured",
+                self.data_shards,
+                self.parity_shards,
+                self.drive_dirs.len()
+            )));
+        }
+        if self.drive_dirs.len() > usize::from(u16::MAX) {
+            return Err(EngineError::Config("too many drives".into()));
+        }
+        self.chunker
+            .validate()
+            .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
+        if self.chunk_workers_max == 0 {
+            return Err(EngineError::Config(
+                "chunk_workers_max must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Information about a bucket.
+#[derive(Clone, Debug)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ms: u64,
+}
+
+const KEY_LOCK_STRIPES: usize = 1024;
+
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) meta: MetaStore,
+    pub(crate) drives: Vec<Arc<dyn ShardStore>>,
+    pub(crate) codec: ChunkCodec,
+    coders: Mutex<HashMap<(u8, u8), Arc<ErasureCoder>>>,
+    pub(crate) metrics: EngineMetrics,
+    /// Serialises read-modify-write of one object key or upload id.
+    key_locks: Vec<AsyncMutex<()>>,
+    /// Serialises bucket creation and deletion.
+    bucket_lock: AsyncMutex<()>,
+    pub(crate) chunk_permits: Arc<Semaphore>,
+    secret_sealer: SecretSealer,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("meta_dir", &self.config.meta_dir)
+            .field("drives", &self.drives.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The storage engine. Cheap to clone (an `Arc`).
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Runs blocking engine work (RocksDB writes, drive I/O) off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> EngineResult<T> + Send + 'static,
+) -> EngineResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(EngineError::join)?
+}
+
+/// The lock guards of one or two stripes, taken in index order.
+pub(crate) struct KeyGuards<'a> {
+    _first: AsyncMutexGuard<'a, ()>,
+    _second: Option<AsyncMutexGuard<'a, ()>>,
+}
+
+impl Engine {
+    /// Opens (creating on first start) the metadata store and all drives.
+    pub fn open(
+        config: EngineConfig,
+        master: &MasterKey,
+        registry: &prometheus::Registry,
+    ) -> EngineResult<Engine> {
+        config.validate()?;
+        let meta = MetaStore::open(&config.meta_dir)?;
+        let metrics = EngineMetrics::register(registry)?;
+        let mut drives: Vec<Arc<dyn ShardStore>> = Vec::with_capacity(config.drive_dirs.len());
+        for (i, dir) in config.drive_dirs.iter().enumerate() {
+            let index =
+                u16::try_from(i).map_err(|_| EngineError::Config("too many drives".into()))?;
+            drives.push(Arc::new(LocalDrive::open(
+                index,
+                dir,
+                config.segment_size_max_bytes,
+                Some(metrics.drive(index)),
+            )?));
+        }
+        let mut coders = HashMap::new();
+        let coder = ErasureCoder::new(config.data_shards, config.parity_shards)
+            .map_err(|e| EngineError::Config(format!("erasure coder: {e}")))?;
+        coders.insert(
+            (config.data_shards as u8, config.parity_shards as u8),
+            Arc::new(coder),
+        );
+        let inner = Inner {
+            meta,
+            drives,
+            codec: ChunkCodec::new(master),
+            coders: Mutex::new(coders),
+            metrics,
+            key_locks: (0..KEY_LOCK_STRIPES).map(|_| AsyncMutex::new(())).collect(),
+            bucket_lock: AsyncMutex::new(()),
+            chunk_permits: Arc::new(Semaphore::new(config.chunk_workers_max)),
+            secret_sealer: master.secret_sealer(),
+            config,
+        };
+        inner.init_format()?;
+        Ok(Engine {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Ready to serve: metadata readable and every drive directory present.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.inner
+            .meta
+            .system("format")
+            .map_err(|e| format!("metadata store: {e}"))?;
+        for (i, dir) in self.inner.config.drive_dirs.iter().enumerate() {
+            if !dir.join("segments").is_dir() {
+                return Err(format!("drive {i} ({}) is not available", dir.display()));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- buckets ------------------------------------------------------
+
+    pub async fn create_bucket(&self, name: &str) -> EngineResult<()> {
+        let _g = self.inner.bucket_lock.lock().await;
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        blocking(move || {
+            if inner.meta.bucket(&name)?.is_some() {
+                return Err(EngineError::BucketAlreadyOwnedByYou);
+            }
+            let id = u64::from_le_bytes(crate::random_bytes()).max(1);
+            let mut b = inner.meta.batch();
+            b.put_bucket(
+                &name,
+                &BucketRecord {
+                    id,
+                    created_ms: crate::now_ms(),
+                },
+            )?;
+            inner.meta.write(b)
+        })
+        .await
+    }
+
+    pub fn bucket_info(&self, name: &str) -> EngineResult<BucketInfo> {
+        let rec = self.inner.bucket(name)?;
+        Ok(BucketInfo {
+            name: name.to_owned(),
+            created_ms: rec.created_ms,
+        })
+    }
+
+    pub fn list_buckets(&self) -> EngineResult<Vec<BucketInfo>> {
+        Ok(self
+            .inner
+            .meta
+            .buckets()?
+            .into_iter()
+            .map(|(name, rec)| BucketInfo {
+                name,
+                created_ms: rec.created_ms,
+            })
+            .collect())
+    }
+
+    /// Deletes an empty bucket. In-progress multipart uploads are aborted
+    /// (their chunk references released) as part of the deletion.
+    pub async fn delete_bucket(&self, name: &str) -> EngineResult<()> {
+        let _g = self.inner.bucket_lock.lock().await;
+        let rec = self.inner.bucket(name)?;
+        let inner = self.inner.clone();
+        let base = rec.id.to_be_bytes();
+        let has_object = blocking(move || {
+            let mut it = inner
+                .meta
+                .range_iter(crate::meta::CF_OBJECTS, prefix_successor(&base))?;
+            it.seek(base);
+            let found = it.valid();
+            it.status()?;
+            Ok(found)
+        })
+        .await?;
+        if has_object {
+            return Err(EngineError::BucketNotEmpty);
+        }
+        for upload in self.bucket_upload_ids(rec.id).await? {
+            match self.abort_upload_by_id(upload).await {
+                Ok(()) | Err(EngineError::NoSuchUpload) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let inner = self.inner.clone();
+        let name = name.to_owned();
+        blocking(move || {
+            let mut b = inner.meta.batch();
+            b.delete_bucket(&name)?;
+            inner.meta.write(b)
+        })
+        .await
+    }
+
+    // ---- credentials ----------------------------------------------------
+
+    /// The secret of an S3 access key, if the key exists. Secrets are stored
+    /// sealed with a key derived from the master key, never in plaintext.
+    pub fn access_key_secret(&self, access_key: &str) -> EngineResult<Option<String>> {
+        let Some(sealed) = self
+            .inner
+            .meta
+            .system(&format!("access-key/{access_key}"))?
+        else {
+            return Ok(None);
+        };
+        let plain = self
+            .inner
+            .secret_sealer
+            .open(access_key.as_bytes(), &sealed)
+            .map_err(|_| {
+                EngineError::Corrupt(format!(
+                    "stored secret of {access_key} does not open with this master key"
+                ))
+            })?;
+        String::from_utf8(plain)
+            .map(Some)
+            .map_err(|_| EngineError::Corrupt("stored secret is not UTF-8".into()))
+    }
+
+    pub async fn put_access_key(&self, access_key: &str, secret: &str) -> EngineResult<()> {
+        let sealed = self
+            .inner
+            .secret_sealer
+            .seal(access_key.as_bytes(), secret.as_bytes())
+            .map_err(|e| EngineError::Internal(format!("sealing secret: {e}")))?;
+        let inner = self.inner.clone();
+        let name = format!("access-key/{access_key}");
+        blocking(move || {
+            let mut b = inner.meta.batch();
+            b.put_system(&name, &sealed)?;
+            inner.meta.write(b)
+        })
+        .await
+    }
+
+    /// Access keys stored in the metadata (ids only).
+    pub fn access_keys(&self) -> EngineResult<Vec<String>> {
+        let prefix = b"access-key/".to_vec();
+        let mut it = self
+            .inner
+            .meta
+            .range_iter(crate::meta::CF_SYSTEM, prefix_successor(&prefix))?;
+        it.seek(&prefix);
+        let mut out = Vec::new();
+        while let Some(k) = it.key() {
+            if let Ok(s) = std::str::from_utf8(&k[prefix.len()..]) {
+                out.push(s.to_owned());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    // ---- objects: metadata-only operations ------------------------------
+
+    /// The current version of an object.
+    pub fn head_object(&self, bucket: &str, key: &str) -> EngineResult<ObjectVersion> {
+        let b = self.inner.bucket(bucket)?;
+        self.inner
+            .meta
+            .object(b.id, key)?
+            .ok_or(EngineError::NoSuchKey)
+    }
+
+    /// Deletes an object's current version. Deleting a missing key succeeds
+    /// (S3 semantics); a missing bucket does not.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<()> {
+        let b = self.inner.bucket(bucket)?;
+        let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        blocking(move || {
+            let Some(old) = inner.meta.object(b.id, &key)? else {
+                return Ok(());
+            };
+            let mut batch = inner.meta.batch();
+            batch.delete_object(b.id, &key)?;
+            inner.release_version(&mut batch, &old)?;
+            inner.meta.write(batch)
+        })
+        .await
+    }
+
+    /// Copies an object by reference: the new version points at the same
+    /// chunks (each gains a reference); no data is read or rewritten.
+    /// `new_meta` replaces the metadata (REPLACE directive), else it is copied.
+    pub async fn copy_object(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        new_meta: Option<crate::records::ObjectMetadata>,
+    ) -> EngineResult<ObjectVersion> {
+        let src_b = self.inner.bucket(src_bucket)?;
+        let dst_b = self.inner.bucket(dst_bucket)?;
+        let _g = self
+            .inner
+            .lock_keys(&(dst_b.id, dst_key), None::<&()>)
+            .await;
+        let inner = self.inner.clone();
+        let (src_key, dst_key) = (src_key.to_owned(), dst_key.to_owned());
+        blocking(move || {
+            let src = inner
+                .meta
+                .object(src_b.id, &src_key)?
+                .ok_or(EngineError::NoSuchKey)?;
+            let entries = inner.manifest_entries(&src)?;
+            let mut batch = inner.meta.batch();
+            let version = inner.build_version(
+                &mut batch,
+                &entries,
+                &[],
+                src.size,
+                src.etag.clone(),
+                new_meta.unwrap_or_else(|| src.meta.clone()),
+                src.part_sizes.clone(),
+            )?;
+            if let Some(old) = inner.meta.object(dst_b.id, &dst_key)? {
+                inner.release_version(&mut batch, &old)?;
+            }
+            batch.put_object(dst_b.id, &dst_key, &version)?;
+            inner.meta.write(batch)?;
+            Ok(version)
+        })
+        .await
+    }
+}
+
+impl Inner {
+    fn init_format(&self) -> EngineResult<()> {
+        if self.meta.system("format")?.is_some() {
+            return Ok(());
+        }
+        let mut value = vec![1u8];
+        value.extend_from_slice(&crate::random_bytes::<16>());
+        let mut b = self.meta.batch();
+        b.put_system("format", &value)?;
+        self.meta.write(b)
+    }
+
+    pub(crate) fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
+        self.meta.bucket(name)?.ok_or(EngineError::NoSuchBucket)
+    }
+
+    pub(crate) fn coder(&self, k: u8, m: u8) -> EngineResult<Arc<ErasureCoder>> {
+        let mut coders = self.coders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = coders.get(&(k, m)) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(
+            ErasureCoder::new(usize::from(k), usize::from(m)).map_err(|e| {
+                EngineError::Corrupt(format!("chunk has unusable {k}+{m} coding: {e}"))
+            })?,
+        );
+        coders.insert((k, m), c.clone());
+        Ok(c)
+    }
+
+    pub(crate) fn configured_coder(&self) -> EngineResult<Arc<ErasureCoder>> {
+        self.coder(
+            self.config.data_shards as u8,
+            self.config.parity_shards as u8,
+        )
+    }
+
+    /// Locks the stripe of `a` and, if given, of `b` (in stripe order, once
+    /// if they share a stripe, so two locks can never deadlock).
+    pub(crate) async fn lock_keys<A: Hash + ?Sized, B: Hash + ?Sized>(
+        &self,
+        a: &A,
+        b: Option<&B>,
+    ) -> KeyGuards<'_> {
+        let ia = stripe_of(a);
+        let ib = b.map(stripe_of);
+        match ib {
+            Some(ib) if ib != ia => {
+                let (lo, hi) = if ia < ib { (ia, ib) } else { (ib, ia) };
+                let first = self.key_locks[lo].lock().await;
+                let second = self.key_locks[hi].lock().await;
+                KeyGuards {
+                    _first: first,
+                    _second: Some(second),
+                }
+            }
+            _ => KeyGuards {
+                _first: self.key_locks[ia].lock().await,
+                _second: None,
+            },
+        }
+    }
+
+    /// All manifest entries of a version, in object order.
+    pub(crate) fn manifest_entries(&self, v: &ObjectVersion) -> EngineResult<Vec<ManifestEntry>> {
+        match &v.manifest {
+            ManifestRef::Inline(entries) => Ok(entries.clone()),
+            ManifestRef::Blocks {
+                block_first_offsets,
+            } => {
+                let mut out = Vec::new();
+                for i in 0..block_first_offsets.len() {
+                    out.extend(self.meta.manifest_block(v.version_id, i as u32)?.entries);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Adds to `batch` the removal of a version's manifest blocks and one
+    /// reference release per manifest entry.
+    pub(crate) fn release_version(
+        &self,
+        batch: &mut MetaBatch<'_>,
+        v: &ObjectVersion,
+    ) -> EngineResult<()> {
+        let entries = self.manifest_entries(v)?;
+        if let ManifestRef::Blocks {
+            block_first_offsets,
+        } = &v.manifest
+        {
+            for i in 0..block_first_offsets.len() {
+                batch.delete_manifest_block(v.version_id, i as u32)?;
+            }
+        }
+        add_ref_deltas(batch, &entries, &[], -1)
+    }
+
+    /// Builds a new version record for `entries`, writing manifest blocks
+    /// (if not inline) and one reference per entry into `batch`. `new_chunks`
+    /// carries the records of chunks this request stored.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build_version(
+        &self,
+        batch: &mut MetaBatch<'_>,
+        entries: &[ManifestEntry],
+        new_chunks: &[(ChunkId, crate::records::ChunkRecord)],
+        size: u64,
+        etag: String,
+        meta: crate::records::ObjectMetadata,
+        part_sizes: Vec<u64>,
+    ) -> EngineResult<ObjectVersion> {
+        debug_assert_eq!(
+            entries.iter().map(|e| u64::from(e.len)).sum::<u64>(),
+            size,
+            "manifest must cover the object exactly"
+        );
+        let version_id = crate::records::VersionId::random();
+        let manifest = write_manifest(batch, version_id, entries)?;
+        add_ref_deltas(batch, entries, new_chunks, 1)?;
+        Ok(ObjectVersion {
+            version_id,
+            size,
+            last_modified_ms: crate::now_ms(),
+            etag,
+            meta,
+            part_sizes,
+            manifest,
+        })
+    }
+}
+
+/// Writes a manifest inline or as blocks.
+pub(crate) fn write_manifest(
+    batch: &mut MetaBatch<'_>,
+    version_id: crate::records::VersionId,
+    entries: &[ManifestEntry],
+) -> EngineResult<ManifestRef> {
+    if entries.len() <= MANIFEST_INLINE_ENTRIES_MAX {
+        return Ok(ManifestRef::Inline(entries.to_vec()));
+    }
+    let mut offsets = Vec::with_capacity(entries.len().div_ceil(MANIFEST_BLOCK_ENTRIES));
+    let mut offset = 0u64;
+    for (i, block) in entries.chunks(MANIFEST_BLOCK_ENTRIES).enumerate() {
+        offsets.push(offset);
+        offset += block.iter().map(|e| u64::from(e.len)).sum::<u64>();
+        batch.put_manifest_block(
+            version_id,
+            i as u32,
+            &ManifestBlock {
+                entries: block.to_vec(),
+            },
+        )?;
+    }
+    Ok(ManifestRef::Blocks {
+        block_first_offsets: offsets,
+    })
+}
+
+/// One merge per distinct chunk: `sign` × (number of entries naming it). New
+/// chunk records ride along with the first delta for their id.
+pub(crate) fn add_ref_deltas(
+    batch: &mut MetaBatch<'_>,
+    entries: &[ManifestEntry],
+    new_chunks: &[(ChunkId, crate::records::ChunkRecord)],
+    sign: i64,
+) -> EngineResult<()> {
+    let mut counts: HashMap<ChunkId, i64> = HashMap::new();
+    let mut order = Vec::new();
+    for e in entries {
+        let c = counts.entry(e.chunk).or_insert_with(|| {
+            order.push(e.chunk);
+            0
+        });
+        *c += sign;
+    }
+    let mut records: HashMap<ChunkId, &crate::records::ChunkRecord> = HashMap::new();
+    for (id, rec) in new_chunks {
+        records.entry(*id).or_insert(rec);
+    }
+    for id in order {
+        let delta = counts.get(&id).copied().unwrap_or(0);
+        batch.chunk_ref(
+            &id,
+            &ChunkRefDelta {
+                delta,
+                record: records.get(&id).map(|r| (*r).clone()),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn stripe_of<T: Hash + ?Sized>(t: &T) -> usize {
+    let mut s = std::collections::hash_map::DefaultHasher::new();
+    t.hash(&mut s);
+    (s.finish() as usize) % KEY_LOCK_STRIPES
+}

@@ -1,0 +1,451 @@
+//! Engine-level tests on real RocksDB and real drive directories.
+
+use bytes::Bytes;
+use cairn_crypto::MasterKey;
+
+use crate::records::ObjectMetadata;
+use crate::{CompletedPart, Engine, EngineConfig, EngineError, ListQuery};
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    engine: Engine,
+}
+
+fn master() -> MasterKey {
+    MasterKey::from_hex(&"42".repeat(32)).unwrap()
+}
+
+fn open(dir: &std::path::Path) -> Engine {
+    let mut cfg = EngineConfig::single_dir(dir);
+    cfg.chunker = cairn_dedup::ChunkerConfig {
+        min_size_bytes: 16 << 10,
+        avg_size_bytes: 64 << 10,
+        max_size_bytes: 256 << 10,
+    };
+    Engine::open(cfg, &master(), &prometheus::Registry::new()).unwrap()
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    engine.create_bucket("bucket").await.unwrap();
+    Fixture { dir, engine }
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn put(e: &Engine, key: &str, data: &[u8]) -> crate::ObjectVersion {
+    let mut w = e.object_writer("bucket").unwrap();
+    for piece in data.chunks(10_000) {
+        w.write(Bytes::copy_from_slice(piece)).await.unwrap();
+    }
+    let staged = w.finish().await.unwrap();
+    e.commit_object(
+        "bucket",
+        key,
+        staged,
+        "etag".into(),
+        ObjectMetadata::default(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn get(e: &Engine, key: &str, range: Option<(u64, u64)>) -> Vec<u8> {
+    let mut r = e.read_object("bucket", key, range).unwrap();
+    let mut out = Vec::new();
+    while let Some(b) = r.next_bytes().await {
+        out.extend_from_slice(&b.unwrap());
+    }
+    out
+}
+
+fn refcount(e: &Engine, id: &cairn_dedup::ChunkId) -> u64 {
+    e.inner
+        .meta
+        .chunk(id)
+        .unwrap()
+        .map(|r| r.refcount)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn put_get_range_and_empty() {
+    let f = fixture().await;
+    let data = pseudo_random(1_500_000, 1);
+    put(&f.engine, "a", &data).await;
+    assert_eq!(get(&f.engine, "a", None).await, data);
+    for (s, e) in [
+        (0, 1),
+        (100, 200_000),
+        (299_999, 1_200_001),
+        (1_499_999, 1_500_000),
+    ] {
+        assert_eq!(
+            get(&f.engine, "a", Some((s, e))).await,
+            &data[s as usize..e as usize]
+        );
+    }
+    put(&f.engine, "empty", b"").await;
+    assert!(get(&f.engine, "empty", None).await.is_empty());
+    assert!(matches!(
+        f.engine.head_object("bucket", "nope"),
+        Err(EngineError::NoSuchKey)
+    ));
+}
+
+#[tokio::test]
+async fn large_manifest_uses_blocks_and_ranges_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EngineConfig::single_dir(dir.path());
+    // Tiny chunks so a few MiB make more than one manifest block.
+    cfg.chunker = cairn_dedup::ChunkerConfig {
+        min_size_bytes: 256,
+        avg_size_bytes: 1024,
+        max_size_bytes: 4096,
+    };
+    let e = Engine::open(cfg, &master(), &prometheus::Registry::new()).unwrap();
+    e.create_bucket("bucket").await.unwrap();
+    let data = pseudo_random(3 << 20, 9);
+    let v = put(&e, "big", &data).await;
+    assert!(
+        matches!(v.manifest, crate::ManifestRef::Blocks { ref block_first_offsets } if block_first_offsets.len() > 1)
+    );
+    assert_eq!(get(&e, "big", None).await, data);
+    assert_eq!(
+        get(&e, "big", Some((2_000_000, 2_100_000))).await,
+        &data[2_000_000..2_100_000]
+    );
+}
+
+#[tokio::test]
+async fn dedup_refcounts_follow_overwrite_copy_and_delete() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let data = pseudo_random(300_000, 2);
+    let v1 = put(e, "a", &data).await;
+    let entries = e.inner.manifest_entries(&v1).unwrap();
+    let first = entries[0].chunk;
+    assert_eq!(refcount(e, &first), 1);
+    put(e, "b", &data).await;
+    assert_eq!(refcount(e, &first), 2);
+    // Overwrite "a" with the same data: still 2.
+    put(e, "a", &data).await;
+    assert_eq!(refcount(e, &first), 2);
+    e.copy_object("bucket", "a", "bucket", "c", None)
+        .await
+        .unwrap();
+    assert_eq!(refcount(e, &first), 3);
+    // Copy onto itself (metadata change) keeps the count.
+    e.copy_object(
+        "bucket",
+        "c",
+        "bucket",
+        "c",
+        Some(ObjectMetadata::default()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refcount(e, &first), 3);
+    for k in ["a", "b", "c"] {
+        e.delete_object("bucket", k).await.unwrap();
+    }
+    assert_eq!(refcount(e, &first), 0);
+    // Deleting again is fine.
+    e.delete_object("bucket", "a").await.unwrap();
+}
+
+#[tokio::test]
+async fn survives_two_lost_drives_and_a_corrupt_shard() {
+    let f = fixture().await;
+    let data = pseudo_random(800_000, 3);
+    put(&f.engine, "x", &data).await;
+    drop(f.engine);
+    for d in [1, 4] {
+        std::fs::remove_dir_all(f.dir.path().join("drives").join(d.to_string())).unwrap();
+    }
+    let e = open(f.dir.path());
+    assert_eq!(get(&e, "x", None).await, data);
+    // A third loss is one too many: the read fails rather than lying.
+    drop(e);
+    std::fs::remove_dir_all(f.dir.path().join("drives/0")).unwrap();
+    let e = open(f.dir.path());
+    let mut r = e.read_object("bucket", "x", None).unwrap();
+    let mut failed = false;
+    while let Some(b) = r.next_bytes().await {
+        if b.is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed);
+}
+
+#[tokio::test]
+async fn listing_with_delimiter_and_pages() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let keys = [
+        "a/1",
+        "a/2",
+        "b",
+        "c/x/1",
+        "c/y",
+        "d",
+        "dir/",
+        "dir/sub/z",
+        "e+f",
+        "é",
+    ];
+    for k in keys {
+        put(e, k, k.as_bytes()).await;
+    }
+    let page = e
+        .list_objects(
+            "bucket",
+            ListQuery {
+                delimiter: Some("/".into()),
+                max_keys: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let objs: Vec<_> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(objs, ["b", "d", "e+f", "é"]);
+    assert_eq!(page.common_prefixes, ["a/", "c/", "dir/"]);
+    assert!(!page.is_truncated);
+
+    // Paging 2 at a time visits everything once, in order.
+    let mut seen = Vec::new();
+    let mut marker = None;
+    loop {
+        let page = e
+            .list_objects(
+                "bucket",
+                ListQuery {
+                    delimiter: Some("/".into()),
+                    start_after: marker.clone(),
+                    max_keys: 2,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.objects.iter().map(|o| o.key.clone()));
+        seen.extend(page.common_prefixes.iter().cloned());
+        if !page.is_truncated {
+            break;
+        }
+        marker = page.last_returned.clone();
+    }
+    seen.sort();
+    assert_eq!(seen, ["a/", "b", "c/", "d", "dir/", "e+f", "é"]);
+
+    let page = e
+        .list_objects(
+            "bucket",
+            ListQuery {
+                prefix: "dir/".into(),
+                delimiter: Some("/".into()),
+                max_keys: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let objs: Vec<_> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(objs, ["dir/"]);
+    assert_eq!(page.common_prefixes, ["dir/sub/"]);
+
+    assert!(matches!(
+        e.delete_bucket("bucket").await,
+        Err(EngineError::BucketNotEmpty)
+    ));
+}
+
+#[tokio::test]
+async fn multipart_complete_and_abort() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let id = e
+        .create_upload("bucket", "mp", ObjectMetadata::default())
+        .await
+        .unwrap();
+    let p1 = pseudo_random(5 << 20, 4);
+    let p2 = pseudo_random(1000, 5);
+    let mut md5s = Vec::new();
+    for (n, data) in [(1u32, &p1), (2, &p2)] {
+        let mut w = e.object_writer("bucket").unwrap();
+        w.write(Bytes::copy_from_slice(data)).await.unwrap();
+        let staged = w.finish().await.unwrap();
+        let md5: [u8; 16] = {
+            use md5::Digest;
+            md5::Md5::digest(data).into()
+        };
+        md5s.push(md5);
+        e.commit_part("bucket", "mp", id, n, staged, md5, vec![])
+            .await
+            .unwrap();
+    }
+    // Wrong ETag and wrong order are refused.
+    let bad = e
+        .complete_upload(
+            "bucket",
+            "mp",
+            id,
+            vec![CompletedPart {
+                part_number: 1,
+                etag: "00".into(),
+            }],
+        )
+        .await;
+    assert!(matches!(
+        bad,
+        Err(EngineError::InvalidPart { part_number: 1 })
+    ));
+    let parts = vec![
+        CompletedPart {
+            part_number: 1,
+            etag: format!("\"{}\"", hex::encode(md5s[0])),
+        },
+        CompletedPart {
+            part_number: 2,
+            etag: hex::encode(md5s[1]),
+        },
+    ];
+    let v = e.complete_upload("bucket", "mp", id, parts).await.unwrap();
+    assert!(v.etag.ends_with("-2"));
+    assert_eq!(v.part_sizes, vec![5 << 20, 1000]);
+    let mut want = p1.clone();
+    want.extend_from_slice(&p2);
+    assert_eq!(get(e, "mp", None).await, want);
+    assert!(matches!(
+        e.upload("bucket", "mp", id),
+        Err(EngineError::NoSuchUpload)
+    ));
+    let entries = e.inner.manifest_entries(&v).unwrap();
+    assert_eq!(refcount(e, &entries[0].chunk), 1);
+
+    // Abort releases part references.
+    let id2 = e
+        .create_upload("bucket", "mp2", ObjectMetadata::default())
+        .await
+        .unwrap();
+    let mut w = e.object_writer("bucket").unwrap();
+    w.write(Bytes::copy_from_slice(&p2)).await.unwrap();
+    let staged = w.finish().await.unwrap();
+    e.commit_part("bucket", "mp2", id2, 1, staged, [0; 16], vec![])
+        .await
+        .unwrap();
+    let chunk = e.inner.meta.part(id2, 1).unwrap().unwrap().entries[0].chunk;
+    assert_eq!(refcount(e, &chunk), 2);
+    let uploads = e
+        .list_uploads("bucket", String::new(), None, None, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(uploads.uploads.len(), 1);
+    e.abort_upload("bucket", "mp2", id2).await.unwrap();
+    assert_eq!(refcount(e, &chunk), 1);
+}
+
+#[tokio::test]
+async fn concurrent_writers_of_identical_data_agree() {
+    let f = fixture().await;
+    let data = std::sync::Arc::new(pseudo_random(600_000, 6));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let e = f.engine.clone();
+        let data = data.clone();
+        tasks.push(tokio::spawn(async move {
+            put(&e, &format!("k{i}"), &data).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let v = f.engine.head_object("bucket", "k0").unwrap();
+    let entries = f.engine.inner.manifest_entries(&v).unwrap();
+    for en in &entries {
+        assert_eq!(refcount(&f.engine, &en.chunk), 8);
+    }
+    for i in 0..8 {
+        assert_eq!(get(&f.engine, &format!("k{i}"), None).await, *data);
+    }
+}
+
+#[tokio::test]
+async fn buckets_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    e.create_bucket("one").await.unwrap();
+    assert!(matches!(
+        e.create_bucket("one").await,
+        Err(EngineError::BucketAlreadyOwnedByYou)
+    ));
+    e.create_bucket("two").await.unwrap();
+    let names: Vec<_> = e
+        .list_buckets()
+        .unwrap()
+        .into_iter()
+        .map(|b| b.name)
+        .collect();
+    assert_eq!(names, ["one", "two"]);
+    e.delete_bucket("one").await.unwrap();
+    assert!(matches!(
+        e.bucket_info("one"),
+        Err(EngineError::NoSuchBucket)
+    ));
+    assert!(matches!(
+        e.object_writer("one"),
+        Err(EngineError::NoSuchBucket)
+    ));
+}
+
+#[tokio::test]
+async fn credentials_are_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    e.put_access_key("AKTEST", "very-secret-value-123")
+        .await
+        .unwrap();
+    assert_eq!(
+        e.access_key_secret("AKTEST").unwrap().as_deref(),
+        Some("very-secret-value-123")
+    );
+    assert_eq!(e.access_keys().unwrap(), ["AKTEST"]);
+    assert!(e.access_key_secret("nope").unwrap().is_none());
+    drop(e);
+    // The secret is nowhere in plaintext under the data dir.
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(21).any(|w| w == b"very-secret-value-123"),
+            "secret found in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -1,0 +1,85 @@
+//! The engine's one error type. The S3 layer maps each variant to an S3 error
+//! code in one place; internal detail (paths, RocksDB messages) is for logs.
+
+use std::io;
+
+use cairn_dedup::ChunkId;
+
+/// A persisted record could not be decoded.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("{0} record is truncated")]
+    Truncated(&'static str),
+    #[error("{0} record has invalid UTF-8")]
+    InvalidUtf8(&'static str),
+    #[error("{0} record has an invalid field")]
+    Invalid(&'static str),
+    #[error("{0} record has trailing bytes")]
+    TrailingBytes(&'static str),
+    #[error("{what} record has unknown format version {version}")]
+    UnknownVersion { what: &'static str, version: u8 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("bucket already exists")]
+    BucketAlreadyOwnedByYou,
+    #[error("bucket is not empty")]
+    BucketNotEmpty,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("part {part_number} was not uploaded or its ETag does not match")]
+    InvalidPart { part_number: u32 },
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {part_number} is smaller than the minimum part size")]
+    EntityTooSmall { part_number: u32 },
+    #[error("object would exceed the maximum object size")]
+    EntityTooLarge,
+
+    /// A drive or the metadata store is out of space.
+    #[error("storage is full: {0}")]
+    StorageFull(String),
+    /// Not enough healthy shards to read a chunk, or to write one.
+    #[error("chunk {chunk} is unavailable: {reason}")]
+    ChunkUnavailable { chunk: ChunkId, reason: String },
+    /// Data failed an integrity check and could not be repaired.
+    #[error("corruption: {0}")]
+    Corrupt(String),
+    #[error("I/O error {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("metadata store: {0}")]
+    Metadata(#[from] rocksdb::Error),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        if source.kind() == io::ErrorKind::StorageFull || source.raw_os_error() == Some(28) {
+            return EngineError::StorageFull(format!("{}: {source}", context.into()));
+        }
+        EngineError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn join(e: tokio::task::JoinError) -> Self {
+        EngineError::Internal(format!("worker task failed: {e}"))
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;

@@ -1,0 +1,81 @@
+//! # cairn-storage-engine
+//!
+//! Owns everything between an S3 request and the disks: metadata (RocksDB),
+//! placement, the put/get orchestration of the chunk pipeline, multipart
+//! state, listing and stored credentials.
+//!
+//! The pipeline for every byte (see docs/ARCHITECTURE.md):
+//! stream → FastCDC chunks (`cairn-dedup`) → keyed BLAKE3 chunk id → dedup
+//! lookup → zstd (kept raw when it does not shrink) → AES-256-GCM with a
+//! per-chunk key (`cairn-crypto`) → Reed–Solomon k+m shards with checksums
+//! (`cairn-erasure`) → append to segment files on k+m drives → fsync →
+//! one RocksDB batch with the WAL synced → only then is the write acknowledged.
+//!
+//! This crate must never:
+//! - know about HTTP, SigV4 or S3 XML (that is `cairn-s3-api`);
+//! - acknowledge a write before its shards and metadata are durable;
+//! - return bytes that failed a checksum, authentication or chunk-id check;
+//! - hold a whole object in memory (bodies stream through bounded queues).
+//!
+//! Invariants:
+//! - a chunk record's refcount equals the number of manifest entries (object
+//!   versions and multipart parts) naming it; it never goes negative;
+//! - a manifest only names chunks whose records exist and whose shards were
+//!   durable before the manifest was written.
+
+mod codec;
+mod drive;
+mod engine;
+mod error;
+mod get;
+mod list;
+mod meta;
+mod metrics;
+mod multipart;
+mod pipeline;
+mod placement;
+mod put;
+mod records;
+
+#[cfg(test)]
+mod engine_tests;
+
+pub use cairn_crypto::MasterKey;
+pub use cairn_dedup::{ChunkId, ChunkerConfig};
+pub use drive::{LocalDrive, ShardReadError, ShardStore};
+pub use engine::{BucketInfo, Engine, EngineConfig};
+pub use error::{CodecError, EngineError, EngineResult};
+pub use get::ObjectReader;
+pub use list::{ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
+pub use meta::UploadId;
+pub use metrics::EngineMetrics;
+pub use multipart::{CompletedPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
+pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
+pub use records::{
+    ManifestRef, ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionId,
+};
+
+/// Milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `N` random bytes from the OS. If the OS generator fails (it does not on
+/// Linux once booted), falls back to hashing a process-unique counter and the
+/// clock: ids must be unique, they need not be secret.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    if getrandom::fill(&mut out).is_err() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let mut h = blake3::Hasher::new();
+        h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        h.update(&now_ms().to_le_bytes());
+        h.update(&std::process::id().to_le_bytes());
+        h.finalize_xof().fill(&mut out);
+    }
+    out
+}

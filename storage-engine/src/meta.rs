@@ -1,0 +1,535 @@
+//! The metadata store: RocksDB with one column family per record kind.
+//!
+//! | column family  | key                                         | value            |
+//! |----------------|---------------------------------------------|------------------|
+//! | `buckets`      | bucket name (UTF-8)                         | [`BucketRecord`] |
+//! | `objects`      | bucket id (u64 BE) ++ object key (UTF-8)    | [`ObjectVersion`] |
+//! | `manifests`    | version id (16) ++ block index (u32 BE)     | [`ManifestBlock`] |
+//! | `chunks`       | chunk id (32)                               | [`ChunkRecord`], updated by merge of [`ChunkRefDelta`] |
+//! | `uploads`      | upload id (16)                              | [`UploadRecord`] |
+//! | `upload_index` | bucket id (u64 BE) ++ key ++ 0x00 ++ upload id | empty         |
+//! | `parts`        | upload id (16) ++ part number (u32 BE)      | [`PartRecord`]   |
+//! | `system`       | ASCII name                                  | per entry        |
+//!
+//! Every write that acknowledges client data goes through [`MetaStore::write`]
+//! with the WAL synced. Reads are plain point lookups and bounded iterators.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cairn_dedup::ChunkId;
+use rocksdb::{
+    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBWithThreadMode,
+    MergeOperands, MultiThreaded, Options, ReadOptions, WriteBatch, WriteOptions,
+};
+
+use crate::error::{CodecError, EngineError, EngineResult};
+use crate::records::{
+    BucketRecord, ChunkRecord, ChunkRefDelta, ManifestBlock, ObjectVersion, PartRecord,
+    UploadRecord, VersionId,
+};
+
+pub type Db = DBWithThreadMode<MultiThreaded>;
+
+pub const CF_BUCKETS: &str = "buckets";
+pub const CF_OBJECTS: &str = "objects";
+pub const CF_MANIFESTS: &str = "manifests";
+pub const CF_CHUNKS: &str = "chunks";
+pub const CF_UPLOADS: &str = "uploads";
+pub const CF_UPLOAD_INDEX: &str = "upload_index";
+pub const CF_PARTS: &str = "parts";
+pub const CF_SYSTEM: &str = "system";
+
+const ALL_CFS: [&str; 8] = [
+    CF_BUCKETS,
+    CF_OBJECTS,
+    CF_MANIFESTS,
+    CF_CHUNKS,
+    CF_UPLOADS,
+    CF_UPLOAD_INDEX,
+    CF_PARTS,
+    CF_SYSTEM,
+];
+
+/// Bounds on RocksDB's memory: one shared block cache and a global memtable budget.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
+const WRITE_BUFFER_TOTAL_BYTES: usize = 64 << 20;
+const WRITE_BUFFER_PER_CF_BYTES: usize = 16 << 20;
+
+/// Upload ids are 16 random bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UploadId(pub [u8; 16]);
+
+impl UploadId {
+    pub fn random() -> Self {
+        UploadId(crate::random_bytes())
+    }
+    pub fn to_hex(self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(UploadId(out))
+    }
+}
+
+impl std::fmt::Debug for UploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UploadId({})", self.to_hex())
+    }
+}
+
+pub fn object_key(bucket_id: u64, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.len());
+    k.extend_from_slice(&bucket_id.to_be_bytes());
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
+pub fn manifest_key(version: VersionId, block: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(&version.0);
+    k[16..].copy_from_slice(&block.to_be_bytes());
+    k
+}
+
+pub fn part_key(upload: UploadId, part_number: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(&upload.0);
+    k[16..].copy_from_slice(&part_number.to_be_bytes());
+    k
+}
+
+pub fn upload_index_key(bucket_id: u64, key: &str, upload: UploadId) -> Vec<u8> {
+    let mut k = object_key(bucket_id, key);
+    k.push(0);
+    k.extend_from_slice(&upload.0);
+    k
+}
+
+/// The smallest byte string greater than every string that starts with
+/// `prefix`, or `None` when there is none (all 0xFF).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Full merge of chunk reference deltas onto a chunk record.
+///
+/// An empty value stands for "no record" (a delta without a record arrived
+/// for a chunk that does not exist — a logic error we log, never hide).
+fn chunk_full_merge(
+    key: &[u8],
+    existing: Option<&[u8]>,
+    operands: &MergeOperands,
+) -> Option<Vec<u8>> {
+    let mut current = match existing {
+        Some(v) if !v.is_empty() => Some(ChunkRecord::decode(v).ok()?),
+        _ => None,
+    };
+    for op in operands {
+        let delta = ChunkRefDelta::decode(op).ok()?;
+        match (&mut current, delta.record) {
+            (Some(rec), _) => {
+                let next = i128::from(rec.refcount) + i128::from(delta.delta);
+                debug_assert!(next >= 0, "chunk refcount went negative");
+                if next < 0 {
+                    tracing::error!(chunk = %hex::encode(key), "chunk refcount went negative; clamped to 0");
+                }
+                rec.refcount = u64::try_from(next.max(0)).unwrap_or(u64::MAX);
+            }
+            (None, Some(mut rec)) => {
+                rec.refcount = u64::try_from(delta.delta.max(0)).unwrap_or(0);
+                current = Some(rec);
+            }
+            (None, None) => {
+                tracing::error!(chunk = %hex::encode(key), delta = delta.delta, "reference delta for a missing chunk record");
+            }
+        }
+    }
+    Some(current.map(|r| r.encode()).unwrap_or_default())
+}
+
+/// Partial merges are declined (RocksDB then keeps the operands): combining
+/// deltas is only associative while no delta is dangling, and we prefer the
+/// exact sequential semantics of [`chunk_full_merge`].
+fn chunk_partial_merge(_: &[u8], _: Option<&[u8]>, _: &MergeOperands) -> Option<Vec<u8>> {
+    None
+}
+
+#[derive(Debug)]
+pub struct MetaStore {
+    db: Arc<Db>,
+    sync_write: bool,
+}
+
+impl MetaStore {
+    pub fn open(path: &Path) -> EngineResult<Self> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| EngineError::io(format!("creating {}", path.display()), e))?;
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cf_opts = |name: &str| {
+            let mut block = BlockBasedOptions::default();
+            block.set_block_cache(&cache);
+            block.set_bloom_filter(10.0, false);
+            block.set_cache_index_and_filter_blocks(true);
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&block);
+            o.set_write_buffer_size(WRITE_BUFFER_PER_CF_BYTES);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if name == CF_CHUNKS {
+                o.set_merge_operator("cairn-chunk-refs-v1", chunk_full_merge, chunk_partial_merge);
+            }
+            ColumnFamilyDescriptor::new(name, o)
+        };
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_db_write_buffer_size(WRITE_BUFFER_TOTAL_BYTES);
+        opts.set_max_open_files(512);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_total_wal_size(256 << 20);
+        opts.increase_parallelism(2);
+        let cfs: Vec<_> = ALL_CFS.iter().map(|n| cf_opts(n)).collect();
+        let db = Db::open_cf_descriptors(&opts, path, cfs)?;
+        Ok(MetaStore {
+            db: Arc::new(db),
+            sync_write: true,
+        })
+    }
+
+    fn cf(&self, name: &'static str) -> EngineResult<Arc<BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| EngineError::Internal(format!("missing column family {name}")))
+    }
+
+    fn get_cf(&self, cf: &'static str, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(&self.cf(cf)?, key)?)
+    }
+
+    pub fn bucket(&self, name: &str) -> EngineResult<Option<BucketRecord>> {
+        self.get_cf(CF_BUCKETS, name.as_bytes())?
+            .map(|v| BucketRecord::decode(&v).map_err(EngineError::from))
+            .transpose()
+    }
+
+    pub fn buckets(&self) -> EngineResult<Vec<(String, BucketRecord)>> {
+        let cf = self.cf(CF_BUCKETS)?;
+        let mut it = self.db.raw_iterator_cf(&cf);
+        it.seek_to_first();
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let name = String::from_utf8(k.to_vec())
+                .map_err(|_| EngineError::Codec(CodecError::InvalidUtf8("bucket name")))?;
+            out.push((name, BucketRecord::decode(v)?));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    pub fn object(&self, bucket_id: u64, key: &str) -> EngineResult<Option<ObjectVersion>> {
+        self.get_cf(CF_OBJECTS, &object_key(bucket_id, key))?
+            .map(|v| ObjectVersion::decode(&v).map_err(EngineError::from))
+            .transpose()
+    }
+
+    pub fn manifest_block(&self, version: VersionId, block: u32) -> EngineResult<ManifestBlock> {
+        let v = self
+            .get_cf(CF_MANIFESTS, &manifest_key(version, block))?
+            .ok_or_else(|| {
+                EngineError::Corrupt(format!("manifest block {block} of {version:?} is missing"))
+            })?;
+        Ok(ManifestBlock::decode(&v)?)
+    }
+
+    pub fn chunk(&self, id: &ChunkId) -> EngineResult<Option<ChunkRecord>> {
+        match self.get_cf(CF_CHUNKS, id.as_bytes())? {
+            Some(v) if !v.is_empty() => Ok(Some(ChunkRecord::decode(&v)?)),
+            _ => Ok(None),
+        }
+    }
+
+    pub fn upload(&self, id: UploadId) -> EngineResult<Option<UploadRecord>> {
+        self.get_cf(CF_UPLOADS, &id.0)?
+            .map(|v| UploadRecord::decode(&v).map_err(EngineError::from))
+            .transpose()
+    }
+
+    pub fn part(&self, upload: UploadId, part_number: u32) -> EngineResult<Option<PartRecord>> {
+        self.get_cf(CF_PARTS, &part_key(upload, part_number))?
+            .map(|v| PartRecord::decode(&v).map_err(EngineError::from))
+            .transpose()
+    }
+
+    /// Parts of an upload with part number > `after`, at most `limit`, in order.
+    pub fn parts(
+        &self,
+        upload: UploadId,
+        after: u32,
+        limit: usize,
+    ) -> EngineResult<Vec<(u32, PartRecord)>> {
+        let cf = self.cf(CF_PARTS)?;
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(prefix_successor(&upload.0).unwrap_or_default());
+        let mut it = self.db.raw_iterator_cf_opt(&cf, ro);
+        let start = after.checked_add(1).map(|n| part_key(upload, n));
+        match start {
+            Some(k) => it.seek(k),
+            None => return Ok(Vec::new()),
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if k.len() != 20 || k[..16] != upload.0 {
+                break;
+            }
+            let mut n = [0u8; 4];
+            n.copy_from_slice(&k[16..20]);
+            out.push((u32::from_be_bytes(n), PartRecord::decode(v)?));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    pub fn system(&self, name: &str) -> EngineResult<Option<Vec<u8>>> {
+        self.get_cf(CF_SYSTEM, name.as_bytes())
+    }
+
+    /// An iterator over one column family restricted to `[lower, upper)`.
+    pub fn range_iter(
+        &self,
+        cf: &'static str,
+        upper: Option<Vec<u8>>,
+    ) -> EngineResult<rocksdb::DBRawIteratorWithThreadMode<'_, Db>> {
+        let handle = self.cf(cf)?;
+        let mut ro = ReadOptions::default();
+        if let Some(u) = upper {
+            ro.set_iterate_upper_bound(u);
+        }
+        Ok(self.db.raw_iterator_cf_opt(&handle, ro))
+    }
+
+    pub fn batch(&self) -> MetaBatch<'_> {
+        MetaBatch {
+            store: self,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    /// Writes a batch atomically with the WAL synced (the commit point of
+    /// every acknowledged change).
+    pub fn write(&self, batch: MetaBatch<'_>) -> EngineResult<()> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync_write);
+        self.db.write_opt(batch.batch, &wo).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("No space left") {
+                EngineError::StorageFull(msg)
+            } else {
+                EngineError::Metadata(e)
+            }
+        })
+    }
+}
+
+/// An atomic set of metadata changes, typed by record kind.
+pub struct MetaBatch<'a> {
+    store: &'a MetaStore,
+    batch: WriteBatch,
+}
+
+impl std::fmt::Debug for MetaBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetaBatch({} ops)", self.batch.len())
+    }
+}
+
+impl MetaBatch<'_> {
+    fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) -> EngineResult<()> {
+        let cf = self.store.cf(cf)?;
+        self.batch.put_cf(&cf, key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, cf: &'static str, key: &[u8]) -> EngineResult<()> {
+        let cf = self.store.cf(cf)?;
+        self.batch.delete_cf(&cf, key);
+        Ok(())
+    }
+
+    pub fn put_bucket(&mut self, name: &str, rec: &BucketRecord) -> EngineResult<()> {
+        self.put(CF_BUCKETS, name.as_bytes(), &rec.encode())
+    }
+
+    pub fn delete_bucket(&mut self, name: &str) -> EngineResult<()> {
+        self.delete(CF_BUCKETS, name.as_bytes())
+    }
+
+    pub fn put_object(&mut self, bucket_id: u64, key: &str, v: &ObjectVersion) -> EngineResult<()> {
+        self.put(CF_OBJECTS, &object_key(bucket_id, key), &v.encode())
+    }
+
+    pub fn delete_object(&mut self, bucket_id: u64, key: &str) -> EngineResult<()> {
+        self.delete(CF_OBJECTS, &object_key(bucket_id, key))
+    }
+
+    pub fn put_manifest_block(
+        &mut self,
+        version: VersionId,
+        block: u32,
+        b: &ManifestBlock,
+    ) -> EngineResult<()> {
+        self.put(CF_MANIFESTS, &manifest_key(version, block), &b.encode())
+    }
+
+    pub fn delete_manifest_block(&mut self, version: VersionId, block: u32) -> EngineResult<()> {
+        self.delete(CF_MANIFESTS, &manifest_key(version, block))
+    }
+
+    pub fn chunk_ref(&mut self, id: &ChunkId, delta: &ChunkRefDelta) -> EngineResult<()> {
+        let cf = self.store.cf(CF_CHUNKS)?;
+        self.batch.merge_cf(&cf, id.as_bytes(), delta.encode());
+        Ok(())
+    }
+
+    pub fn put_upload(&mut self, id: UploadId, rec: &UploadRecord) -> EngineResult<()> {
+        self.put(CF_UPLOADS, &id.0, &rec.encode())?;
+        self.put(
+            CF_UPLOAD_INDEX,
+            &upload_index_key(rec.bucket_id, &rec.key, id),
+            &[],
+        )
+    }
+
+    pub fn delete_upload(&mut self, id: UploadId, rec: &UploadRecord) -> EngineResult<()> {
+        self.delete(CF_UPLOADS, &id.0)?;
+        self.delete(
+            CF_UPLOAD_INDEX,
+            &upload_index_key(rec.bucket_id, &rec.key, id),
+        )
+    }
+
+    pub fn put_part(&mut self, upload: UploadId, n: u32, p: &PartRecord) -> EngineResult<()> {
+        self.put(CF_PARTS, &part_key(upload, n), &p.encode())
+    }
+
+    pub fn delete_part(&mut self, upload: UploadId, n: u32) -> EngineResult<()> {
+        self.delete(CF_PARTS, &part_key(upload, n))
+    }
+
+    pub fn put_system(&mut self, name: &str, value: &[u8]) -> EngineResult<()> {
+        self.put(CF_SYSTEM, name.as_bytes(), value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::ShardLocation;
+
+    fn rec(refcount: u64, segment: u64) -> ChunkRecord {
+        ChunkRecord {
+            refcount,
+            plain_len: 10,
+            sealed_len: 40,
+            compressed: false,
+            data_shards: 1,
+            parity_shards: 1,
+            shard_len: 40,
+            shards: vec![
+                ShardLocation {
+                    node: 0,
+                    drive: 0,
+                    segment,
+                    offset: 0
+                };
+                2
+            ],
+        }
+    }
+
+    #[test]
+    fn chunk_refs_merge_first_record_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let id = ChunkId::from_bytes([9; 32]);
+        assert!(store.chunk(&id).unwrap().is_none());
+
+        // Two writers race to create the same chunk: the first merged wins.
+        let mut b = store.batch();
+        b.chunk_ref(
+            &id,
+            &ChunkRefDelta {
+                delta: 1,
+                record: Some(rec(0, 1)),
+            },
+        )
+        .unwrap();
+        store.write(b).unwrap();
+        let mut b = store.batch();
+        b.chunk_ref(
+            &id,
+            &ChunkRefDelta {
+                delta: 2,
+                record: Some(rec(0, 2)),
+            },
+        )
+        .unwrap();
+        store.write(b).unwrap();
+        let got = store.chunk(&id).unwrap().unwrap();
+        assert_eq!(got.refcount, 3);
+        assert_eq!(got.shards[0].segment, 1);
+
+        let mut b = store.batch();
+        b.chunk_ref(
+            &id,
+            &ChunkRefDelta {
+                delta: -3,
+                record: None,
+            },
+        )
+        .unwrap();
+        store.write(b).unwrap();
+        assert_eq!(store.chunk(&id).unwrap().unwrap().refcount, 0);
+    }
+
+    #[test]
+    fn merges_survive_reopen_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ChunkId::from_bytes([1; 32]);
+        {
+            let store = MetaStore::open(dir.path()).unwrap();
+            for i in 0..50 {
+                let mut b = store.batch();
+                let record = (i == 0).then(|| rec(0, 7));
+                b.chunk_ref(&id, &ChunkRefDelta { delta: 1, record })
+                    .unwrap();
+                store.write(b).unwrap();
+            }
+            store
+                .db
+                .compact_range_cf(&store.cf(CF_CHUNKS).unwrap(), None::<&[u8]>, None::<&[u8]>);
+        }
+        let store = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(store.chunk(&id).unwrap().unwrap().refcount, 50);
+    }
+
+    #[test]
+    fn prefix_successor_works() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+    }
+}

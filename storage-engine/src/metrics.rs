@@ -1,0 +1,146 @@
+//! Engine metrics (Prometheus). Names follow Prometheus conventions:
+//! `cairn_` prefix, base units, `_total` for counters. Labels are bounded
+//! (drive index, a fixed set of outcomes) — never bucket or key names.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+
+use crate::error::{EngineError, EngineResult};
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    c: T,
+) -> EngineResult<T> {
+    registry
+        .register(Box::new(c.clone()))
+        .map_err(|e| EngineError::Internal(format!("registering metric: {e}")))?;
+    Ok(c)
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> EngineResult<IntCounter> {
+    let c = IntCounter::new(name, help)
+        .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?;
+    reg(registry, c)
+}
+
+/// Counters that show what the pipeline saves, plus integrity events.
+#[derive(Clone, Debug)]
+pub struct EngineMetrics {
+    /// Bytes clients stored (object and part bodies), before any saving.
+    pub logical_bytes: IntCounter,
+    /// Bytes of newly stored chunks after dedup and compression (sealed,
+    /// before parity): what `logical_bytes` became.
+    pub stored_bytes: IntCounter,
+    /// Bytes written to drives for new chunks: all shards incl. parity and
+    /// record headers.
+    pub raw_bytes: IntCounter,
+    pub chunks_new: IntCounter,
+    pub chunks_dedup: IntCounter,
+    pub chunks_compressed: IntCounter,
+    /// Shard reads that failed, by reason (missing, corrupt, io).
+    pub shard_read_errors: IntCounterVec,
+    /// Chunks that needed Reed–Solomon reconstruction to read.
+    pub chunks_reconstructed: IntCounter,
+    /// Chunks that could not be read at all.
+    pub chunks_unrecoverable: IntCounter,
+    drive_written: IntCounterVec,
+    drive_read: IntCounterVec,
+    drive_fsync: HistogramVec,
+}
+
+/// Per-drive handles, cloned into each [`crate::drive::LocalDrive`].
+#[derive(Clone, Debug)]
+pub struct DriveMetrics {
+    pub bytes_written: IntCounter,
+    pub bytes_read: IntCounter,
+    pub fsync_seconds: Histogram,
+}
+
+impl EngineMetrics {
+    pub fn register(registry: &Registry) -> EngineResult<Self> {
+        let vec = |name: &str, help: &str, labels: &[&str]| -> EngineResult<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)
+                .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?;
+            reg(registry, c)
+        };
+        let fsync = HistogramVec::new(
+            HistogramOpts::new(
+                "cairn_drive_fsync_seconds",
+                "Latency of segment fsyncs per drive",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["drive"],
+        )
+        .map_err(|e| EngineError::Internal(format!("metric fsync: {e}")))?;
+        Ok(EngineMetrics {
+            logical_bytes: counter(
+                registry,
+                "cairn_pipeline_logical_bytes_total",
+                "Bytes of object data received from clients, before dedup and compression",
+            )?,
+            stored_bytes: counter(
+                registry,
+                "cairn_pipeline_stored_bytes_total",
+                "Bytes of new chunks after dedup, compression and encryption, before parity",
+            )?,
+            raw_bytes: counter(
+                registry,
+                "cairn_pipeline_raw_bytes_total",
+                "Bytes written to drives for new chunks, including parity shards and shard headers",
+            )?,
+            chunks_new: counter(
+                registry,
+                "cairn_pipeline_chunks_stored_total",
+                "Chunks stored for the first time",
+            )?,
+            chunks_dedup: counter(
+                registry,
+                "cairn_pipeline_chunks_deduplicated_total",
+                "Chunks that were already stored and only gained a reference",
+            )?,
+            chunks_compressed: counter(
+                registry,
+                "cairn_pipeline_chunks_compressed_total",
+                "New chunks stored compressed (the rest were incompressible and stored raw)",
+            )?,
+            shard_read_errors: vec(
+                "cairn_shard_read_errors_total",
+                "Shard reads that failed, by reason",
+                &["reason"],
+            )?,
+            chunks_reconstructed: counter(
+                registry,
+                "cairn_chunks_reconstructed_total",
+                "Chunk reads that needed parity to rebuild missing or corrupt shards",
+            )?,
+            chunks_unrecoverable: counter(
+                registry,
+                "cairn_chunks_unrecoverable_total",
+                "Chunk reads that failed because too few intact shards remained",
+            )?,
+            drive_written: vec(
+                "cairn_drive_written_bytes_total",
+                "Bytes appended to segment files per drive",
+                &["drive"],
+            )?,
+            drive_read: vec(
+                "cairn_drive_read_bytes_total",
+                "Bytes read from segment files per drive",
+                &["drive"],
+            )?,
+            drive_fsync: reg(registry, fsync)?,
+        })
+    }
+
+    pub fn drive(&self, index: u16) -> DriveMetrics {
+        let label = index.to_string();
+        DriveMetrics {
+            bytes_written: self.drive_written.with_label_values(&[label.as_str()]),
+            bytes_read: self.drive_read.with_label_values(&[label.as_str()]),
+            fsync_seconds: self.drive_fsync.with_label_values(&[label.as_str()]),
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Multipart uploads. A part is stored like an object body (same pipeline,
+//! same durability order) and holds references to its chunks until the upload
+//! completes (references move to the object) or is aborted (released).
+
+use md5::{Digest, Md5};
+
+use crate::engine::{Engine, add_ref_deltas, blocking};
+use crate::error::{EngineError, EngineResult};
+use crate::meta::UploadId;
+use crate::put::StagedObject;
+use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord};
+
+/// S3's minimum size of every part but the last.
+pub const PART_SIZE_MIN_BYTES: u64 = 5 << 20;
+/// S3's part number range.
+pub const PART_NUMBER_MAX: u32 = 10_000;
+
+/// A part as the client names it in CompleteMultipartUpload.
+#[derive(Clone, Debug)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    /// The ETag the client got from UploadPart (quotes optional).
+    pub etag: String,
+}
+
+/// A page of ListParts.
+#[derive(Clone, Debug)]
+pub struct PartsPage {
+    pub upload: UploadRecord,
+    pub parts: Vec<(u32, PartRecord)>,
+    pub is_truncated: bool,
+}
+
+fn normalize_etag(etag: &str) -> String {
+    etag.trim().trim_matches('"').to_ascii_lowercase()
+}
+
+impl Engine {
+    pub async fn create_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMetadata,
+    ) -> EngineResult<UploadId> {
+        let b = self.inner.bucket(bucket)?;
+        let inner = self.inner.clone();
+        let id = UploadId::random();
+        let rec = UploadRecord {
+            bucket_id: b.id,
+            key: key.to_owned(),
+            created_ms: crate::now_ms(),
+            meta,
+        };
+        blocking(move || {
+            let mut batch = inner.meta.batch();
+            batch.put_upload(id, &rec)?;
+            inner.meta.write(batch)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// The upload, checked to belong to `bucket/key`.
+    pub fn upload(&self, bucket: &str, key: &str, id: UploadId) -> EngineResult<UploadRecord> {
+        let b = self.inner.bucket(bucket)?;
+        match self.inner.meta.upload(id)? {
+            Some(u) if u.bucket_id == b.id && u.key == key => Ok(u),
+            _ => Err(EngineError::NoSuchUpload),
+        }
+    }
+
+    /// Makes a staged part durable-visible, replacing a previous upload of the
+    /// same part number.
+    pub async fn commit_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: UploadId,
+        part_number: u32,
+        staged: StagedObject,
+        md5: [u8; 16],
+        checksums: Vec<(String, String)>,
+    ) -> EngineResult<PartRecord> {
+        self.upload(bucket, key, id)?;
+        let _g = self.inner.lock_keys(&id, None::<&()>).await;
+        let inner = self.inner.clone();
+        let size = staged.size;
+        let part = blocking(move || {
+            // Re-check under the lock: a concurrent complete/abort wins.
+            if inner.meta.upload(id)?.is_none() {
+                return Err(EngineError::NoSuchUpload);
+            }
+            let mut batch = inner.meta.batch();
+            add_ref_deltas(&mut batch, &staged.entries, &staged.new_chunks, 1)?;
+            if let Some(old) = inner.meta.part(id, part_number)? {
+                add_ref_deltas(&mut batch, &old.entries, &[], -1)?;
+            }
+            let part = PartRecord {
+                md5,
+                size: staged.size,
+                last_modified_ms: crate::now_ms(),
+                checksums,
+                entries: staged.entries,
+            };
+            batch.put_part(id, part_number, &part)?;
+            inner.meta.write(batch)?;
+            Ok(part)
+        })
+        .await?;
+        self.inner.metrics.logical_bytes.inc_by(size);
+        Ok(part)
+    }
+
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: UploadId,
+        part_number_marker: u32,
+        max_parts: usize,
+    ) -> EngineResult<PartsPage> {
+        let upload = self.upload(bucket, key, id)?;
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut parts =
+                inner
+                    .meta
+                    .parts(id, part_number_marker, max_parts.saturating_add(1))?;
+            let is_truncated = parts.len() > max_parts;
+            parts.truncate(max_parts);
+            Ok(PartsPage {
+                upload,
+                parts,
+                is_truncated,
+            })
+        })
+        .await
+    }
+
+    /// Assembles the listed parts into the object, atomically replacing any
+    /// current version of the key, and ends the upload.
+    pub async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: UploadId,
+        parts: Vec<CompletedPart>,
+    ) -> EngineResult<ObjectVersion> {
+        let b = self.inner.bucket(bucket)?;
+        self.upload(bucket, key, id)?;
+        let _g = self.inner.lock_keys(&id, Some(&(b.id, key))).await;
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        let version = blocking(move || {
+            let upload = match inner.meta.upload(id)? {
+                Some(u) if u.bucket_id == b.id && u.key == key => u,
+                _ => return Err(EngineError::NoSuchUpload),
+            };
+            if parts.is_empty() {
+                return Err(EngineError::InvalidPart { part_number: 0 });
+            }
+            for w in parts.windows(2) {
+                if w[1].part_number <= w[0].part_number {
+                    return Err(EngineError::InvalidPartOrder);
+                }
+            }
+            let stored = inner.meta.parts(id, 0, PART_NUMBER_MAX as usize + 1)?;
+            let mut by_number: std::collections::HashMap<u32, PartRecord> =
+                stored.into_iter().collect();
+            let mut chosen = Vec::with_capacity(parts.len());
+            for (i, p) in parts.iter().enumerate() {
+                let Some(rec) = by_number.remove(&p.part_number) else {
+                    return Err(EngineError::InvalidPart {
+                        part_number: p.part_number,
+                    });
+                };
+                if normalize_etag(&p.etag) != hex::encode(rec.md5) {
+                    return Err(EngineError::InvalidPart {
+                        part_number: p.part_number,
+                    });
+                }
+                if i + 1 < parts.len() && rec.size < PART_SIZE_MIN_BYTES {
+                    return Err(EngineError::EntityTooSmall {
+                        part_number: p.part_number,
+                    });
+                }
+                chosen.push((p.part_number, rec));
+            }
+            let mut md5s = Md5::new();
+            let mut entries = Vec::new();
+            let mut part_sizes = Vec::with_capacity(chosen.len());
+            for (_, rec) in &chosen {
+                md5s.update(rec.md5);
+                entries.extend_from_slice(&rec.entries);
+                part_sizes.push(rec.size);
+            }
+            let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
+            let size: u64 = part_sizes.iter().sum();
+
+            let mut batch = inner.meta.batch();
+            // References move from the chosen parts to the object: build the
+            // version (+1 per entry), then release the parts (-1 per entry).
+            let mut version = inner.build_version(
+                &mut batch,
+                &entries,
+                &[],
+                size,
+                etag,
+                upload.meta.clone(),
+                part_sizes,
+            )?;
+            version.meta.checksums = Vec::new();
+            for (n, rec) in &chosen {
+                add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
+                batch.delete_part(id, *n)?;
+            }
+            // Parts uploaded but not listed are released too.
+            for (n, rec) in by_number {
+                add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
+                batch.delete_part(id, n)?;
+            }
+            if let Some(old) = inner.meta.object(b.id, &key)? {
+                inner.release_version(&mut batch, &old)?;
+            }
+            batch.put_object(b.id, &key, &version)?;
+            batch.delete_upload(id, &upload)?;
+            inner.meta.write(batch)?;
+            Ok(version)
+        })
+        .await?;
+        Ok(version)
+    }
+
+    pub async fn abort_upload(&self, bucket: &str, key: &str, id: UploadId) -> EngineResult<()> {
+        self.upload(bucket, key, id)?;
+        self.abort_upload_by_id(id).await
+    }
+
+    pub(crate) async fn abort_upload_by_id(&self, id: UploadId) -> EngineResult<()> {
+        let _g = self.inner.lock_keys(&id, None::<&()>).await;
+        let inner = self.inner.clone();
+        blocking(move || {
+            let Some(upload) = inner.meta.upload(id)? else {
+                return Err(EngineError::NoSuchUpload);
+            };
+            let mut batch = inner.meta.batch();
+            for (n, rec) in inner.meta.parts(id, 0, PART_NUMBER_MAX as usize + 1)? {
+                add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
+                batch.delete_part(id, n)?;
+            }
+            batch.delete_upload(id, &upload)?;
+            inner.meta.write(batch)
+        })
+        .await
+    }
+}

@@ -1,0 +1,260 @@
+//! Writing object data: stream → chunks → dedup check → seal → shards on
+//! drives → fsync, then one metadata batch.
+//!
+//! Durability order (docs/ARCHITECTURE.md): every new chunk's shards are
+//! appended and fsynced ([`ObjectWriter::finish`]) before the metadata batch
+//! that references them is written with the WAL synced ([`Engine::commit_object`]),
+//! and only after that does the S3 layer answer 200. A crash anywhere before
+//! the batch leaves at most unreferenced segment space, never a partial object.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_dedup::{ChunkId, StreamChunker};
+use tokio::task::JoinHandle;
+
+use crate::engine::{Engine, Inner, blocking};
+use crate::error::{EngineError, EngineResult};
+use crate::records::{ChunkRecord, ManifestEntry, ObjectMetadata, ObjectVersion};
+
+/// Chunks of one request being processed at once (in addition to the global
+/// `chunk_workers_max` bound).
+const WRITER_INFLIGHT_CHUNKS_MAX: usize = 4;
+
+/// S3's limit on one object (5 TiB).
+pub const OBJECT_SIZE_MAX_BYTES: u64 = 5 << 40;
+
+/// The outcome of storing one chunk.
+#[derive(Debug)]
+struct StoredChunk {
+    entry: ManifestEntry,
+    /// Set when this request wrote the chunk (it was not stored before).
+    new_record: Option<ChunkRecord>,
+    /// Drive index and completion sequence of each shard appended.
+    syncs: Vec<(usize, u64)>,
+}
+
+/// Data written and durable, not yet visible: commit it with
+/// [`Engine::commit_object`] or [`Engine::commit_part`], or drop it (its
+/// shards then become unreferenced space).
+#[derive(Debug)]
+pub struct StagedObject {
+    pub(crate) entries: Vec<ManifestEntry>,
+    pub(crate) new_chunks: Vec<(ChunkId, ChunkRecord)>,
+    pub size: u64,
+}
+
+/// Streams one object body into the pipeline.
+#[derive(Debug)]
+pub struct ObjectWriter {
+    engine: Engine,
+    chunker: StreamChunker,
+    inflight: VecDeque<JoinHandle<EngineResult<StoredChunk>>>,
+    done: Vec<StoredChunk>,
+    size: u64,
+}
+
+impl Engine {
+    /// Starts writing an object or part body (the bucket must exist).
+    pub fn object_writer(&self, bucket: &str) -> EngineResult<ObjectWriter> {
+        self.inner.bucket(bucket)?;
+        let chunker = StreamChunker::new(self.inner.config.chunker.clone())
+            .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
+        Ok(ObjectWriter {
+            engine: self.clone(),
+            chunker,
+            inflight: VecDeque::new(),
+            done: Vec::new(),
+            size: 0,
+        })
+    }
+
+    /// Makes staged data the current version of `bucket/key`, replacing (and
+    /// releasing the chunks of) any previous version, in one synced batch.
+    pub async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        staged: StagedObject,
+        etag: String,
+        meta: ObjectMetadata,
+    ) -> EngineResult<ObjectVersion> {
+        let b = self.inner.bucket(bucket)?;
+        let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        let size = staged.size;
+        let version = blocking(move || {
+            let mut batch = inner.meta.batch();
+            let version = inner.build_version(
+                &mut batch,
+                &staged.entries,
+                &staged.new_chunks,
+                staged.size,
+                etag,
+                meta,
+                Vec::new(),
+            )?;
+            if let Some(old) = inner.meta.object(b.id, &key)? {
+                inner.release_version(&mut batch, &old)?;
+            }
+            batch.put_object(b.id, &key, &version)?;
+            inner.meta.write(batch)?;
+            Ok(version)
+        })
+        .await?;
+        self.inner.metrics.logical_bytes.inc_by(size);
+        Ok(version)
+    }
+}
+
+impl ObjectWriter {
+    /// Feeds the next piece of the body.
+    pub async fn write(&mut self, piece: Bytes) -> EngineResult<()> {
+        self.size = self.size.saturating_add(piece.len() as u64);
+        if self.size > OBJECT_SIZE_MAX_BYTES {
+            return Err(EngineError::EntityTooLarge);
+        }
+        self.chunker.push(piece);
+        while let Some(chunk) = self.chunker.next_chunk() {
+            self.dispatch(chunk).await?;
+        }
+        Ok(())
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.size
+    }
+
+    async fn dispatch(&mut self, chunk: Bytes) -> EngineResult<()> {
+        while self.inflight.len() >= WRITER_INFLIGHT_CHUNKS_MAX {
+            self.collect_one().await?;
+        }
+        let permit = self
+            .engine
+            .inner
+            .chunk_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| EngineError::Internal("chunk workers closed".into()))?;
+        let inner = self.engine.inner.clone();
+        self.inflight
+            .push_back(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                store_chunk(&inner, chunk)
+            }));
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> EngineResult<()> {
+        if let Some(h) = self.inflight.pop_front() {
+            self.done.push(h.await.map_err(EngineError::join)??);
+        }
+        Ok(())
+    }
+
+    /// Ends the body: stores the last chunks and makes every new shard
+    /// durable. Returns the staged object, ready to commit.
+    pub async fn finish(mut self) -> EngineResult<StagedObject> {
+        while let Some(chunk) = self.chunker.finish() {
+            self.dispatch(chunk).await?;
+        }
+        while !self.inflight.is_empty() {
+            self.collect_one().await?;
+        }
+        // Group commit: one sync per drive covering this object's last append
+        // there (the drive shares the fsync with concurrent writers).
+        let mut per_drive: HashMap<usize, u64> = HashMap::new();
+        for c in &self.done {
+            for (d, seq) in &c.syncs {
+                let e = per_drive.entry(*d).or_insert(0);
+                *e = (*e).max(*seq);
+            }
+        }
+        let syncs: Vec<_> = per_drive
+            .into_iter()
+            .map(|(d, seq)| {
+                let drive = self.engine.inner.drives[d].clone();
+                tokio::task::spawn_blocking(move || drive.sync(seq))
+            })
+            .collect();
+        for s in syncs {
+            s.await.map_err(EngineError::join)??;
+        }
+        let mut entries = Vec::with_capacity(self.done.len());
+        let mut new_chunks = Vec::new();
+        for c in self.done {
+            entries.push(c.entry);
+            if let Some(rec) = c.new_record {
+                new_chunks.push((c.entry.chunk, rec));
+            }
+        }
+        debug_assert_eq!(
+            entries.iter().map(|e| u64::from(e.len)).sum::<u64>(),
+            self.size
+        );
+        Ok(StagedObject {
+            entries,
+            new_chunks,
+            size: self.size,
+        })
+    }
+}
+
+/// Identifies one chunk and, unless it is already stored, seals it,
+/// erasure-codes it and appends its shards to their drives (not yet synced).
+fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
+    let len = u32::try_from(chunk.len())
+        .map_err(|_| EngineError::Internal("chunk larger than 4 GiB".into()))?;
+    let id = inner.codec.chunk_id(&chunk);
+    let entry = ManifestEntry { chunk: id, len };
+    if inner.meta.chunk(&id)?.is_some() {
+        inner.metrics.chunks_dedup.inc();
+        return Ok(StoredChunk {
+            entry,
+            new_record: None,
+            syncs: Vec::new(),
+        });
+    }
+    let sealed = inner.codec.seal(&id, &chunk)?;
+    let coder = inner.configured_coder()?;
+    let encoded = coder
+        .encode(&sealed.sealed)
+        .map_err(|e| EngineError::Internal(format!("erasure encode: {e}")))?;
+    let shard_count = coder.total_shards();
+    let targets = crate::placement::place(&id, inner.drives.len(), shard_count);
+    let mut shards = Vec::with_capacity(shard_count);
+    let mut syncs = Vec::with_capacity(shard_count);
+    let mut raw = 0u64;
+    for (i, &d) in targets.iter().enumerate() {
+        let payload = encoded.shard(i);
+        let (loc, seq) = inner.drives[d].append(&id, i as u8, &payload, encoded.checksum(i))?;
+        raw += (payload.len() + crate::drive::RECORD_HEADER_BYTES) as u64;
+        shards.push(loc);
+        syncs.push((d, seq));
+    }
+    let m = &inner.metrics;
+    m.chunks_new.inc();
+    if sealed.compressed {
+        m.chunks_compressed.inc();
+    }
+    m.stored_bytes.inc_by(sealed.sealed.len() as u64);
+    m.raw_bytes.inc_by(raw);
+    let record = ChunkRecord {
+        refcount: 0,
+        plain_len: len,
+        sealed_len: sealed.sealed.len() as u32,
+        compressed: sealed.compressed,
+        data_shards: coder.data_shards() as u8,
+        parity_shards: coder.parity_shards() as u8,
+        shard_len: encoded.shard_len_bytes() as u32,
+        shards,
+    };
+    Ok(StoredChunk {
+        entry,
+        new_record: Some(record),
+        syncs,
+    })
+}

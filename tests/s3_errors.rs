@@ -1,0 +1,612 @@
+//! Bad input gets the S3 answer — status, `<Code>`, request id — and
+//! nothing is stored; the server stays healthy afterwards. Requests are
+//! built byte for byte (and signed with `aws-sigv4` where needed).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use common::*;
+
+const BUCKET: &str = "errors-bucket";
+
+async fn setup() -> (TestServer, aws_sdk_s3::Client) {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    create_bucket(&c, BUCKET).await;
+    (server, c)
+}
+
+/// The server is alive and still does its job.
+async fn assert_still_serves(server: &TestServer, c: &aws_sdk_s3::Client) {
+    let (status, body) = server.admin_get("/health/live");
+    assert_eq!(status, 200, "/health/live after bad input: {body}");
+    let (status, body) = server.admin_get("/health/ready");
+    assert_eq!(status, 200, "/health/ready after bad input: {body}");
+    let mut rng = Rng::new(0x5eed);
+    let data = rng.bytes(200 * KIB + 3);
+    let etag = put_bytes(c, BUCKET, "health/check", &data).await;
+    assert_eq!(etag, format!("\"{}\"", md5_hex(&data)));
+    assert_eq!(get_bytes(c, BUCKET, "health/check").await, data);
+}
+
+fn path(key: &str) -> String {
+    format!("/{BUCKET}/{}", encode_key(key))
+}
+
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_get_403_with_s3_codes_and_store_nothing() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+
+    let r = RawRequest::new("PUT", &path("auth/wrong-secret"))
+        .body("payload")
+        .sign_with(addr, ACCESS_KEY, "not-the-right-secret", Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(
+        403,
+        "SignatureDoesNotMatch",
+        "PUT signed with a wrong secret",
+    );
+    assert!(!object_exists(&c, BUCKET, "auth/wrong-secret").await);
+
+    let r = RawRequest::new("PUT", &path("auth/unknown-key"))
+        .body("payload")
+        .sign_with(addr, "NOSUCHACCESSKEY00000", SECRET_KEY, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(
+        403,
+        "InvalidAccessKeyId",
+        "PUT signed with an unknown access key",
+    );
+    assert!(!object_exists(&c, BUCKET, "auth/unknown-key").await);
+
+    let r = RawRequest::new("PUT", &path("auth/anonymous"))
+        .body("payload")
+        .send(addr)
+        .await;
+    r.assert_s3_error(403, "AccessDenied", "anonymous PUT");
+    assert!(!object_exists(&c, BUCKET, "auth/anonymous").await);
+
+    let r = RawRequest::new("GET", "/").send(addr).await;
+    r.assert_s3_error(403, "AccessDenied", "anonymous ListBuckets");
+    let r = RawRequest::new("GET", &format!("/{BUCKET}?list-type=2"))
+        .send(addr)
+        .await;
+    r.assert_s3_error(403, "AccessDenied", "anonymous ListObjectsV2");
+
+    // A signature made for another region.
+    put_bytes(&c, BUCKET, "auth/existing", b"secret data").await;
+    let r = RawRequest::new("GET", &path("auth/existing")).sign(addr, Payload::Signed);
+    let tampered = RawRequest {
+        headers: r
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                if k.eq_ignore_ascii_case("authorization") {
+                    (k.clone(), v.replace("/us-east-1/", "/eu-west-1/"))
+                } else {
+                    (k.clone(), v.clone())
+                }
+            })
+            .collect(),
+        ..r
+    };
+    let resp = tampered.send(addr).await;
+    assert_eq!(
+        resp.status / 100,
+        4,
+        "wrong-region signature must be a 4xx: {}",
+        resp.text()
+    );
+    assert!(
+        !resp.body.windows(11).any(|w| w == b"secret data"),
+        "data leaked to a bad signature"
+    );
+
+    // The SDK with a wrong secret sees the same code.
+    let bad = sdk_client_for(&server.endpoint(), ACCESS_KEY, "wrong-secret-123", &[]);
+    let e = bad
+        .put_object()
+        .bucket(BUCKET)
+        .key("auth/sdk-wrong-secret")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("SDK PUT with a wrong secret");
+    assert_eq!(
+        sdk_error_code(&e).as_deref(),
+        Some("SignatureDoesNotMatch"),
+        "{}",
+        DisplayErrorContext(&e)
+    );
+    assert!(!object_exists(&c, BUCKET, "auth/sdk-wrong-secret").await);
+
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_xml_bodies_are_malformed_xml_and_change_nothing() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let key = "xml/complete-me";
+
+    // CompleteMultipartUpload with broken XML.
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("CreateMultipartUpload");
+    let id = up.upload_id().unwrap().to_owned();
+    let part = Rng::new(7).bytes(100 * KIB);
+    let etag = c
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from(part.clone()))
+        .send()
+        .await
+        .expect("UploadPart")
+        .e_tag()
+        .unwrap()
+        .to_owned();
+    let complete_path = format!("{}?uploadId={}", path(key), encode_query(&id));
+    for body in [
+        format!("<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part"),
+        "this is not xml at all".to_owned(),
+        "<CompleteMultipartUpload><Part><PartNumber>one</PartNumber></Part></CompleteMultipartUpload>"
+            .to_owned(),
+    ] {
+        let r = RawRequest::new("POST", &complete_path)
+            .header("content-type", "application/xml")
+            .body(body.clone())
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(400, "MalformedXML", &format!("Complete with body {body:?}"));
+        assert!(!object_exists(&c, BUCKET, key).await, "a failed Complete created the object");
+    }
+    // The upload is still there and completes with good XML.
+    let parts = c
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("ListParts after MalformedXML");
+    assert_eq!(parts.parts().len(), 1);
+    let good = format!(
+        "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag></Part></CompleteMultipartUpload>"
+    );
+    let r = RawRequest::new("POST", &complete_path)
+        .body(good)
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    assert_eq!(r.status, 200, "Complete with good XML: {}", r.text());
+    assert!(
+        r.text().contains("<CompleteMultipartUploadResult"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(get_bytes(&c, BUCKET, key).await, part);
+
+    // DeleteObjects with broken XML deletes nothing.
+    put_bytes(&c, BUCKET, "xml/keep-me", b"keep").await;
+    for body in [
+        "<Delete><Object><Key>xml/keep-me</Key></Object".to_owned(),
+        "<Delete><Object><Key>xml/keep-me</Key></Object></Delete><trailing>".to_owned(),
+        "\u{0}\u{1}binary".to_owned(),
+    ] {
+        let r = RawRequest::new("POST", &format!("/{BUCKET}?delete"))
+            .header("content-md5", &md5_b64(body.as_bytes()))
+            .header("content-type", "application/xml")
+            .body(body.clone())
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(
+            400,
+            "MalformedXML",
+            &format!("DeleteObjects with body {body:?}"),
+        );
+        assert!(
+            object_exists(&c, BUCKET, "xml/keep-me").await,
+            "broken DeleteObjects deleted a key"
+        );
+    }
+    // Well-formed XML with the MD5 works.
+    let body = "<Delete><Object><Key>xml/keep-me</Key></Object></Delete>";
+    let r = RawRequest::new("POST", &format!("/{BUCKET}?delete"))
+        .header("content-md5", &md5_b64(body.as_bytes()))
+        .body(body)
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!object_exists(&c, BUCKET, "xml/keep-me").await);
+
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digest_mismatches_are_rejected_and_store_nothing() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let body = Rng::new(11).bytes(150 * KIB);
+
+    // Content-MD5 of other bytes.
+    let r = RawRequest::new("PUT", &path("digest/md5"))
+        .header("content-md5", &md5_b64(b"something else"))
+        .body(body.clone())
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "BadDigest", "PUT with a wrong Content-MD5");
+    assert!(!object_exists(&c, BUCKET, "digest/md5").await);
+
+    // x-amz-checksum-crc32 of other bytes.
+    let r = RawRequest::new("PUT", &path("digest/crc32"))
+        .header("x-amz-checksum-crc32", &crc32_b64(b"something else"))
+        .body(body.clone())
+        .sign(addr, Payload::Unsigned)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "BadDigest", "PUT with a wrong x-amz-checksum-crc32");
+    assert!(!object_exists(&c, BUCKET, "digest/crc32").await);
+
+    // A signed payload whose body is not the one declared.
+    let r = RawRequest::new("PUT", &path("digest/sha256"))
+        .body(body.clone())
+        .sign(
+            addr,
+            Payload::Declared(sha256_hex(b"the body I meant to send")),
+        )
+        .send(addr)
+        .await;
+    r.assert_s3_error(
+        400,
+        "XAmzContentSHA256Mismatch",
+        "PUT whose body differs from x-amz-content-sha256",
+    );
+    assert!(!object_exists(&c, BUCKET, "digest/sha256").await);
+
+    // UploadPart with a wrong Content-MD5 stores no part.
+    let up = c
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("digest/part")
+        .send()
+        .await
+        .expect("CreateMultipartUpload");
+    let id = up.upload_id().unwrap().to_owned();
+    let r = RawRequest::new(
+        "PUT",
+        &format!(
+            "{}?partNumber=1&uploadId={}",
+            path("digest/part"),
+            encode_query(&id)
+        ),
+    )
+    .header("content-md5", &md5_b64(b"not the part"))
+    .body(body.clone())
+    .sign(addr, Payload::Signed)
+    .send(addr)
+    .await;
+    r.assert_s3_error(400, "BadDigest", "UploadPart with a wrong Content-MD5");
+    let parts = c
+        .list_parts()
+        .bucket(BUCKET)
+        .key("digest/part")
+        .upload_id(&id)
+        .send()
+        .await
+        .expect("ListParts");
+    assert!(
+        parts.parts().is_empty(),
+        "a rejected part was stored: {:?}",
+        parts.parts()
+    );
+
+    // Control: the right digests are accepted.
+    let r = RawRequest::new("PUT", &path("digest/good"))
+        .header("content-md5", &md5_b64(&body))
+        .header("x-amz-checksum-crc32", &crc32_b64(&body))
+        .body(body.clone())
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    assert_eq!(r.status, 200, "PUT with correct digests: {}", r.text());
+    assert_eq!(
+        r.header("etag"),
+        Some(format!("\"{}\"", md5_hex(&body)).as_str())
+    );
+    assert_eq!(get_bytes(&c, BUCKET, "digest/good").await, body);
+
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_body_creates_no_object() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let full = Rng::new(3).bytes(1000);
+
+    for (key, payload) in [
+        ("truncated/unsigned", Payload::Unsigned),
+        ("truncated/signed", Payload::Declared(sha256_hex(&full))),
+    ] {
+        let mut req = RawRequest::new("PUT", &path(key))
+            .header("content-length", "1000")
+            .sign(addr, payload);
+        req.body = full[..10].to_vec();
+        let resp = tokio::task::spawn_blocking(move || {
+            raw_tcp_exchange(addr, &req.to_wire(addr), true, Duration::from_secs(30))
+        })
+        .await
+        .unwrap();
+        if let Some(r) = &resp {
+            assert_eq!(
+                r.status,
+                400,
+                "{key}: a response to a truncated body must be 400: {}",
+                r.text()
+            );
+        }
+        // Whatever the server still does with the connection, no object.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(
+            !object_exists(&c, BUCKET, key).await,
+            "{key}: truncated PUT created an object"
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for key in ["truncated/unsigned", "truncated/signed"] {
+        assert!(
+            !object_exists(&c, BUCKET, key).await,
+            "{key} appeared later"
+        );
+    }
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_bucket_names_and_too_long_keys_are_rejected() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+
+    let long = "n".repeat(64);
+    let bad_names = [
+        "Bad_Name",
+        "ab",
+        "UPPERCASE",
+        "-leading-dash",
+        "trailing-dash-",
+        "double..dot",
+        "192.168.5.4",
+        long.as_str(),
+    ];
+    for name in bad_names {
+        let r = RawRequest::new("PUT", &format!("/{name}"))
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(400, "InvalidBucketName", &format!("CreateBucket {name:?}"));
+    }
+    let listed = c.list_buckets().send().await.expect("ListBuckets");
+    let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, [BUCKET], "invalid buckets must not exist");
+
+    // Boundaries that are valid.
+    for name in ["abc", &"v".repeat(63), "with.dots-and-1"] {
+        let r = RawRequest::new("PUT", &format!("/{name}"))
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        assert_eq!(r.status, 200, "CreateBucket {name:?}: {}", r.text());
+    }
+
+    // Keys: 1024 bytes is the limit.
+    let too_long = "k".repeat(1025);
+    let r = RawRequest::new("PUT", &path(&too_long))
+        .body("x")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "KeyTooLongError", "PUT with a 1025-byte key");
+    // Multi-byte: 513 × 'é' is 1026 bytes.
+    let too_long_utf8 = "é".repeat(513);
+    let r = RawRequest::new("PUT", &path(&too_long_utf8))
+        .body("x")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "KeyTooLongError", "PUT with a 1026-byte UTF-8 key");
+    let max = "m".repeat(1024);
+    put_bytes(&c, BUCKET, &max, b"at the limit").await;
+    assert_eq!(get_bytes(&c, BUCKET, &max).await, b"at the limit");
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, [max.as_str()], "only the 1024-byte key exists");
+
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_buckets_keys_and_uploads_are_404_with_s3_codes() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let get = |method: &'static str, pq: String| async move {
+        RawRequest::new(method, &pq)
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await
+    };
+
+    get("GET", "/no-such-bucket/k".into())
+        .await
+        .assert_s3_error(404, "NoSuchBucket", "GET object in a missing bucket");
+    get("GET", "/no-such-bucket?list-type=2".into())
+        .await
+        .assert_s3_error(404, "NoSuchBucket", "ListObjectsV2 of a missing bucket");
+    get("DELETE", "/no-such-bucket".into())
+        .await
+        .assert_s3_error(404, "NoSuchBucket", "DeleteBucket of a missing bucket");
+    let r = RawRequest::new("PUT", "/no-such-bucket/k")
+        .body("data")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(404, "NoSuchBucket", "PUT into a missing bucket");
+    let listed = c.list_buckets().send().await.unwrap();
+    assert_eq!(
+        listed.buckets().len(),
+        1,
+        "PUT into a missing bucket must not create it"
+    );
+
+    get("GET", path("no/such/key"))
+        .await
+        .assert_s3_error(404, "NoSuchKey", "GET of a missing key");
+
+    for pq in [
+        path("no/such/key"),
+        "/no-such-bucket/k".to_owned(),
+        "/no-such-bucket".to_owned(),
+    ] {
+        let r = get("HEAD", pq.clone()).await;
+        assert_eq!(r.status, 404, "HEAD {pq}");
+        assert!(r.body.is_empty(), "HEAD {pq} must have no body");
+        assert!(
+            r.header("x-amz-request-id").is_some_and(|v| !v.is_empty()),
+            "HEAD {pq}: x-amz-request-id"
+        );
+    }
+
+    let r = get("GET", format!("{}?uploadId=nosuchupload", path("k"))).await;
+    r.assert_s3_error(404, "NoSuchUpload", "ListParts of an unknown upload");
+    let r = RawRequest::new(
+        "PUT",
+        &format!("{}?partNumber=1&uploadId=nosuchupload", path("k")),
+    )
+    .body("part")
+    .sign(addr, Payload::Signed)
+    .send(addr)
+    .await;
+    r.assert_s3_error(404, "NoSuchUpload", "UploadPart to an unknown upload");
+
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsatisfiable_range_is_416_invalid_range() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    put_bytes(&c, BUCKET, "range/k", &[7u8; 1000]).await;
+    for range in ["bytes=1000-", "bytes=5000-6000"] {
+        let r = RawRequest::new("GET", &path("range/k"))
+            .header("range", range)
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(416, "InvalidRange", range);
+    }
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_request_header_is_rejected_and_server_survives() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let big = "a".repeat(200 * KIB);
+    let req = RawRequest::new("GET", &path("anything"))
+        .header("x-amz-meta-big", &big)
+        .sign(addr, Payload::Signed);
+    let wire = req.to_wire(addr);
+    let resp = tokio::task::spawn_blocking(move || {
+        raw_tcp_exchange(addr, &wire, false, Duration::from_secs(30))
+    })
+    .await
+    .unwrap()
+    .expect("no response to a 200 KiB header");
+    assert!(
+        resp.status == 431 || resp.status == 400,
+        "a 200 KiB header must get 431 or 400, got {}: {}",
+        resp.status,
+        resp.text()
+    );
+
+    // The same as a PUT: nothing stored.
+    let req = RawRequest::new("PUT", &path("big-header"))
+        .header("x-amz-meta-big", &big)
+        .body("data")
+        .header("content-length", "4")
+        .sign(addr, Payload::Signed);
+    let wire = req.to_wire(addr);
+    let resp = tokio::task::spawn_blocking(move || {
+        raw_tcp_exchange(addr, &wire, false, Duration::from_secs(30))
+    })
+    .await
+    .unwrap()
+    .expect("no response to a 200 KiB header");
+    assert_eq!(
+        resp.status / 100,
+        4,
+        "PUT with a 200 KiB header: {}",
+        resp.status
+    );
+    assert!(!object_exists(&c, BUCKET, "big-header").await);
+
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_subresources_are_not_implemented() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let r = RawRequest::new("GET", &format!("/{BUCKET}?lifecycle"))
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(501, "NotImplemented", "GET ?lifecycle");
+    let xml = "<LifecycleConfiguration><Rule><ID>x</ID><Status>Enabled</Status></Rule></LifecycleConfiguration>";
+    let r = RawRequest::new("PUT", &format!("/{BUCKET}?lifecycle"))
+        .header("content-md5", &md5_b64(xml.as_bytes()))
+        .body(xml)
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(501, "NotImplemented", "PUT ?lifecycle");
+    // The bucket is untouched and still a bucket.
+    c.head_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("HeadBucket");
+    let out = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(out.key_count(), Some(0));
+
+    assert_still_serves(&server, &c).await;
+}
