@@ -303,7 +303,13 @@ impl ErasureCoder {
         }
         let mut parity_slots = parity_buf.chunks_exact_mut(shard_len_bytes);
         for shard in &shards[self.data_shards..] {
-            match (shard, parity_slots.next()) {
+            // A slot is taken only for a present shard, so every missing data
+            // shard gets a stand-in as long as enough parity is present.
+            let slot = match shard {
+                Some(_) => parity_slots.next(),
+                None => None,
+            };
+            match (shard, slot) {
                 (Some(shard), Some(slot)) => {
                     slot.copy_from_slice(shard);
                     work.push((slot, true));
