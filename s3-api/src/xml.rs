@@ -100,7 +100,50 @@ pub fn owner(w: &mut XmlWriter, tag: &str) {
 
 /// Parses a request document; any failure is the caller's `MalformedXML`.
 pub fn parse<'de, T: Deserialize<'de>>(body: &'de str) -> Result<T, quick_xml::DeError> {
+    check_well_formed(body)?;
     quick_xml::de::from_str(body)
+}
+
+/// Checks that `body` is one well-formed XML document: exactly one root
+/// element, matching end tags, and nothing but whitespace, comments or
+/// processing instructions around the root. serde deserialisation alone
+/// stops at the root's end tag and would accept trailing garbage.
+fn check_well_formed(body: &str) -> Result<(), quick_xml::DeError> {
+    use quick_xml::events::Event;
+    let malformed = |what: &str| quick_xml::DeError::Custom(what.to_owned());
+    let mut reader = quick_xml::Reader::from_str(body);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0usize;
+    let mut roots = 0usize;
+    loop {
+        match reader.read_event()? {
+            Event::Start(_) => {
+                if depth == 0 {
+                    roots += 1;
+                }
+                depth += 1;
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Empty(_) if depth == 0 => roots += 1,
+            Event::Text(t) if depth == 0 => {
+                if !t.into_inner().trim().is_empty() {
+                    return Err(malformed("text outside the root element"));
+                }
+            }
+            Event::CData(_) if depth == 0 => {
+                return Err(malformed("CDATA outside the root element"));
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        if roots > 1 {
+            return Err(malformed("more than one root element"));
+        }
+    }
+    if depth != 0 || roots != 1 {
+        return Err(malformed("document is not one complete element"));
+    }
+    Ok(())
 }
 
 // ---- request documents ---------------------------------------------------
@@ -191,5 +234,20 @@ mod tests {
 
         assert!(parse::<DeleteDoc>("<Delete><Object>").is_err());
         assert!(parse::<CompleteMultipartUploadDoc>("not xml").is_err());
+    }
+
+    #[test]
+    fn rejects_documents_that_are_not_one_element() {
+        let ok = "<?xml version=\"1.0\"?>\n<Delete><Object><Key>k</Key></Object></Delete>\n";
+        assert!(parse::<DeleteDoc>(ok).is_ok());
+        for bad in [
+            "<Delete><Object><Key>k</Key></Object></Delete><trailing>",
+            "<Delete><Object><Key>k</Key></Object></Delete>junk",
+            "<Delete><Object><Key>k</Key></Object></Delete><Delete/>",
+            "<Delete><Object><Key>k</Key></Object></Wrong>",
+            "",
+        ] {
+            assert!(parse::<DeleteDoc>(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -385,7 +385,9 @@ pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 /// A minimal blocking HTTP/1.1 GET (for the admin listener).
 pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    let resp = raw_tcp_exchange(addr, req.as_bytes(), true, Duration::from_secs(30))
+    // No write shutdown: a half-closed socket may make the server drop the
+    // connection before answering; `Connection: close` ends the exchange.
+    let resp = raw_tcp_exchange(addr, req.as_bytes(), false, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("no HTTP response from {addr}{path}"));
     (
         resp.status,
