@@ -255,12 +255,11 @@ impl ServiceInner {
         for (name, value) in &e.headers {
             builder = builder.header(*name, value.as_str());
         }
-        let resp = builder.body(body).unwrap_or_else(|_| {
+        builder.body(body).unwrap_or_else(|_| {
             let mut r = Response::new(empty());
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             r
-        });
-        resp
+        })
     }
 }
 

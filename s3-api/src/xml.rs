@@ -125,10 +125,8 @@ fn check_well_formed(body: &str) -> Result<(), quick_xml::DeError> {
             }
             Event::End(_) => depth = depth.saturating_sub(1),
             Event::Empty(_) if depth == 0 => roots += 1,
-            Event::Text(t) if depth == 0 => {
-                if !t.into_inner().trim().is_empty() {
-                    return Err(malformed("text outside the root element"));
-                }
+            Event::Text(t) if depth == 0 && !t.clone().into_inner().trim().is_empty() => {
+                return Err(malformed("text outside the root element"));
             }
             Event::CData(_) if depth == 0 => {
                 return Err(malformed("CDATA outside the root element"));

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
 use crate::records::ObjectMetadata;
-use crate::{CompletedPart, Engine, EngineConfig, EngineError, ListQuery};
+use crate::{CompletedPart, Engine, EngineConfig, EngineError, ListQuery, NewPart};
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -294,9 +294,19 @@ async fn multipart_complete_and_abort() {
             md5::Md5::digest(data).into()
         };
         md5s.push(md5);
-        e.commit_part("bucket", "mp", id, n, staged, md5, vec![])
-            .await
-            .unwrap();
+        e.commit_part(
+            "bucket",
+            "mp",
+            id,
+            n,
+            NewPart {
+                staged,
+                md5,
+                checksums: vec![],
+            },
+        )
+        .await
+        .unwrap();
     }
     // Wrong ETag and wrong order are refused.
     let bad = e
@@ -345,9 +355,19 @@ async fn multipart_complete_and_abort() {
     let mut w = e.object_writer("bucket").unwrap();
     w.write(Bytes::copy_from_slice(&p2)).await.unwrap();
     let staged = w.finish().await.unwrap();
-    e.commit_part("bucket", "mp2", id2, 1, staged, [0; 16], vec![])
-        .await
-        .unwrap();
+    e.commit_part(
+        "bucket",
+        "mp2",
+        id2,
+        1,
+        NewPart {
+            staged,
+            md5: [0; 16],
+            checksums: vec![],
+        },
+    )
+    .await
+    .unwrap();
     let chunk = e.inner.meta.part(id2, 1).unwrap().unwrap().entries[0].chunk;
     assert_eq!(refcount(e, &chunk), 2);
     let uploads = e

@@ -205,11 +205,10 @@ pub(crate) fn read_chunk(inner: &Inner, entry: &ManifestEntry) -> EngineResult<B
     let mut present = 0usize;
     let mut failures = Vec::new();
     // Data shards first: if all are intact no decoding is needed.
-    for i in 0..n {
+    for (i, loc) in rec.shards.iter().enumerate() {
         if present == k {
             break;
         }
-        let loc = &rec.shards[i];
         let result = match inner.drives.get(usize::from(loc.drive)) {
             Some(d) if loc.node == 0 => d.read(loc, &id, i as u8, rec.shard_len),
             _ => Err(ShardReadError::Missing(format!(

@@ -49,7 +49,7 @@ pub use get::ObjectReader;
 pub use list::{ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::UploadId;
 pub use metrics::EngineMetrics;
-pub use multipart::{CompletedPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
+pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
 pub use records::{
     ManifestRef, ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionId,

@@ -35,6 +35,17 @@ fn normalize_etag(etag: &str) -> String {
     etag.trim().trim_matches('"').to_ascii_lowercase()
 }
 
+/// A part body written through the pipeline, with the digests the S3 layer
+/// computed over it.
+#[derive(Debug)]
+pub struct NewPart {
+    pub staged: StagedObject,
+    /// MD5 of the part body (its ETag).
+    pub md5: [u8; 16],
+    /// Checksums sent with the part: (algorithm SDK name, base64 value).
+    pub checksums: Vec<(String, String)>,
+}
+
 impl Engine {
     pub async fn create_upload(
         &self,
@@ -77,10 +88,13 @@ impl Engine {
         key: &str,
         id: UploadId,
         part_number: u32,
-        staged: StagedObject,
-        md5: [u8; 16],
-        checksums: Vec<(String, String)>,
+        part: NewPart,
     ) -> EngineResult<PartRecord> {
+        let NewPart {
+            staged,
+            md5,
+            checksums,
+        } = part;
         self.upload(bucket, key, id)?;
         let _g = self.inner.lock_keys(&id, None::<&()>).await;
         let inner = self.inner.clone();

@@ -191,13 +191,13 @@ mod tests {
                 }
                 // Corrupt one surviving shard only if we still have parity to spare;
                 // the checksum must catch it so it is treated as missing.
-                if dropped < m {
-                    if let Some(i) = (0..n).find(|i| shards[*i].is_some()) {
-                        let mut bad = shards[i].as_ref().unwrap().to_vec();
-                        bad[0] ^= 0xFF;
-                        prop_assert_ne!(shard_checksum(&bad), encoded.checksum(i));
-                        shards[i] = None;
-                    }
+                if dropped < m
+                    && let Some(i) = (0..n).find(|i| shards[*i].is_some())
+                {
+                    let mut bad = shards[i].as_ref().unwrap().to_vec();
+                    bad[0] ^= 0xFF;
+                    prop_assert_ne!(shard_checksum(&bad), encoded.checksum(i));
+                    shards[i] = None;
                 }
                 let sealed_back = coder.decode(shards, sealed.sealed.len()).unwrap();
                 let plain = c.open(&id, &sealed_back, sealed.compressed, chunk.len() as u32).unwrap();

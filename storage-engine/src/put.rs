@@ -59,7 +59,7 @@ impl Engine {
     /// Starts writing an object or part body (the bucket must exist).
     pub fn object_writer(&self, bucket: &str) -> EngineResult<ObjectWriter> {
         self.inner.bucket(bucket)?;
-        let chunker = StreamChunker::new(self.inner.config.chunker.clone())
+        let chunker = StreamChunker::new(self.inner.config.chunker)
             .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
         Ok(ObjectWriter {
             engine: self.clone(),

@@ -182,10 +182,10 @@ impl TestServer {
                 let Ok(line) = line else { break };
                 if let Some(a) = parse_addr_after(&line, "S3 API listening on") {
                     let _ = tx.send((true, a));
-                } else if let Some(a) = parse_addr_after(&line, "listening on") {
-                    if line.contains("admin") {
-                        let _ = tx.send((false, a));
-                    }
+                } else if let Some(a) = parse_addr_after(&line, "listening on")
+                    && line.contains("admin")
+                {
+                    let _ = tx.send((false, a));
                 }
             }
         });
@@ -833,13 +833,13 @@ fn parse_response_lenient(buf: &[u8]) -> Option<RawResponse> {
     let status: u16 = status_line.split_whitespace().nth(1)?.parse().ok()?;
     let mut headers = http::HeaderMap::new();
     for l in lines {
-        if let Some((k, v)) = l.split_once(':') {
-            if let (Ok(k), Ok(v)) = (
+        if let Some((k, v)) = l.split_once(':')
+            && let (Ok(k), Ok(v)) = (
                 http::HeaderName::from_bytes(k.trim().as_bytes()),
                 http::HeaderValue::from_str(v.trim()),
-            ) {
-                headers.append(k, v);
-            }
+            )
+        {
+            headers.append(k, v);
         }
     }
     Some(RawResponse {

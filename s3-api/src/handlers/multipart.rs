@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cairn_storage_engine::{CompletedPart, PART_NUMBER_MAX, UploadId};
+use cairn_storage_engine::{CompletedPart, NewPart, PART_NUMBER_MAX, UploadId};
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -80,7 +80,17 @@ pub(crate) async fn upload_part(
         .map(|(a, v)| (a.as_sdk_name().to_owned(), v.clone()))
         .collect();
     svc.engine
-        .commit_part(&bucket, &key, id, n, staged, digests.md5, checksums)
+        .commit_part(
+            &bucket,
+            &key,
+            id,
+            n,
+            NewPart {
+                staged,
+                md5: digests.md5,
+                checksums,
+            },
+        )
         .await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
