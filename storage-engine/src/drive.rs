@@ -60,6 +60,26 @@ pub enum ShardReadError {
     Io(#[from] std::io::Error),
 }
 
+/// One segment file of a drive, as compaction sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub id: u64,
+    pub len_bytes: u64,
+    /// Last modification (unix ms): the time of its last append.
+    pub modified_ms: u64,
+    /// The segment currently receiving appends (never compacted).
+    pub active: bool,
+}
+
+/// One record header found by scanning a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScannedShard {
+    pub offset: u64,
+    pub chunk: ChunkId,
+    pub shard_index: u8,
+    pub payload_len: u32,
+}
+
 /// What the engine needs from a place that stores shards.
 /// Calls block: the engine runs them on the blocking thread pool.
 pub trait ShardStore: Send + Sync + std::fmt::Debug {
@@ -84,6 +104,13 @@ pub trait ShardStore: Send + Sync + std::fmt::Debug {
         shard_index: u8,
         payload_len: u32,
     ) -> Result<Bytes, ShardReadError>;
+    /// Every segment of the drive.
+    fn segments(&self) -> EngineResult<Vec<SegmentInfo>>;
+    /// The record headers of a segment, in order, up to the first torn or
+    /// unreadable record.
+    fn scan_segment(&self, segment: u64) -> EngineResult<Vec<ScannedShard>>;
+    /// Deletes a segment (durably: directory fsynced). Returns its size.
+    fn remove_segment(&self, segment: u64) -> EngineResult<u64>;
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -406,6 +433,96 @@ impl ShardStore for LocalDrive {
                 .inc_by(payload.len() as u64 + RECORD_HEADER_BYTES as u64);
         }
         Ok(payload)
+    }
+
+    fn segments(&self) -> EngineResult<Vec<SegmentInfo>> {
+        let active = lock(&self.active).as_ref().map(|a| a.id);
+        let entries = fs::read_dir(&self.segments_dir)
+            .map_err(|e| EngineError::io(format!("listing {}", self.segments_dir.display()), e))?;
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| EngineError::io("listing segments", e))?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".seg"))
+                .and_then(|stem| u64::from_str_radix(stem, 16).ok())
+            else {
+                continue;
+            };
+            let Ok(md) = entry.metadata() else {
+                continue; // removed meanwhile
+            };
+            let modified_ms = md
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(u64::MAX, |d| d.as_millis() as u64);
+            out.push(SegmentInfo {
+                id,
+                len_bytes: md.len(),
+                modified_ms,
+                active: active == Some(id),
+            });
+        }
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+
+    fn scan_segment(&self, segment: u64) -> EngineResult<Vec<ScannedShard>> {
+        let path = self.segment_path(segment);
+        let file = File::open(&path)
+            .map_err(|e| EngineError::io(format!("opening {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| EngineError::io(format!("stat {}", path.display()), e))?
+            .len();
+        let mut out = Vec::new();
+        let mut offset = SEGMENT_HEADER_BYTES;
+        let mut header = [0u8; RECORD_HEADER_BYTES];
+        while offset + RECORD_HEADER_BYTES as u64 <= len {
+            if file.read_exact_at(&mut header, offset).is_err() {
+                break;
+            }
+            if &header[0..4] != RECORD_MAGIC || header[4] != RECORD_FORMAT_V1 {
+                break; // torn tail
+            }
+            let mut id = [0u8; 32];
+            id.copy_from_slice(&header[8..40]);
+            let mut plen = [0u8; 4];
+            plen.copy_from_slice(&header[40..44]);
+            let payload_len = u32::from_le_bytes(plen);
+            let next = offset + RECORD_HEADER_BYTES as u64 + u64::from(payload_len);
+            if next > len {
+                break;
+            }
+            out.push(ScannedShard {
+                offset,
+                chunk: ChunkId::from_bytes(id),
+                shard_index: header[5],
+                payload_len,
+            });
+            offset = next;
+        }
+        Ok(out)
+    }
+
+    fn remove_segment(&self, segment: u64) -> EngineResult<u64> {
+        if lock(&self.active).as_ref().map(|a| a.id) == Some(segment) {
+            return Err(EngineError::Internal(
+                "refusing to remove the active segment".into(),
+            ));
+        }
+        let path = self.segment_path(segment);
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        lock(&self.read_handles).remove(&segment);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(EngineError::io(format!("removing {}", path.display()), e)),
+        }
+        fsync_dir(&self.segments_dir).map_err(|e| EngineError::io("fsync segments dir", e))?;
+        Ok(len)
     }
 }
 

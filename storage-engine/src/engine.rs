@@ -95,6 +95,29 @@ pub struct BucketInfo {
 }
 
 const KEY_LOCK_STRIPES: usize = 1024;
+const CHUNK_LOCK_STRIPES: usize = 256;
+
+/// Start times of the object writers in flight, so compaction can leave
+/// alone every segment that may hold shards of a write not yet committed.
+#[derive(Debug, Default)]
+pub(crate) struct WriterRegistry {
+    next_id: u64,
+    started_ms: std::collections::BTreeMap<u64, u64>,
+}
+
+/// Registration of one writer; deregisters on drop.
+#[derive(Debug)]
+pub(crate) struct WriterTicket {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for WriterTicket {
+    fn drop(&mut self) {
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        w.started_ms.remove(&self.id);
+    }
+}
 
 pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
@@ -107,6 +130,12 @@ pub(crate) struct Inner {
     key_locks: Vec<AsyncMutex<()>>,
     /// Serialises bucket creation and deletion.
     bucket_lock: AsyncMutex<()>,
+    /// Serialise, per chunk, "the record exists → pin it" (dedup) with "the
+    /// record is still unreferenced → delete it" (garbage collection).
+    chunk_locks: Vec<Mutex<()>>,
+    pub(crate) writers: Mutex<WriterRegistry>,
+    /// One garbage-collection pass at a time.
+    pub(crate) gc_lock: AsyncMutex<()>,
     pub(crate) chunk_permits: Arc<Semaphore>,
     secret_sealer: SecretSealer,
 }
@@ -177,6 +206,9 @@ impl Engine {
             metrics,
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| AsyncMutex::new(())).collect(),
             bucket_lock: AsyncMutex::new(()),
+            chunk_locks: (0..CHUNK_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            writers: Mutex::new(WriterRegistry::default()),
+            gc_lock: AsyncMutex::new(()),
             chunk_permits: Arc::new(Semaphore::new(config.chunk_workers_max)),
             secret_sealer: master.secret_sealer(),
             config,
@@ -453,6 +485,37 @@ impl Inner {
         Ok(c)
     }
 
+    /// The lock stripe of one chunk id (see `chunk_locks`).
+    pub(crate) fn chunk_lock(&self, id: &ChunkId) -> std::sync::MutexGuard<'_, ()> {
+        let i = usize::from(id.as_bytes()[0]) % CHUNK_LOCK_STRIPES;
+        self.chunk_locks[i]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a writer (object or part body, or compaction) that may
+    /// append shards not yet referenced by metadata.
+    pub(crate) fn register_writer(self: &Arc<Self>) -> WriterTicket {
+        let mut w = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let id = w.next_id;
+        w.next_id += 1;
+        w.started_ms.insert(id, crate::now_ms());
+        WriterTicket {
+            inner: self.clone(),
+            id,
+        }
+    }
+
+    /// Start of the oldest writer in flight, or now if none.
+    pub(crate) fn oldest_writer_ms(&self) -> u64 {
+        let w = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        w.started_ms
+            .values()
+            .copied()
+            .min()
+            .unwrap_or_else(crate::now_ms)
+    }
+
     pub(crate) fn configured_coder(&self) -> EngineResult<Arc<ErasureCoder>> {
         self.coder(
             self.config.data_shards as u8,
@@ -608,8 +671,8 @@ pub(crate) fn add_ref_deltas(
         batch.chunk_ref(
             &id,
             &ChunkRefDelta {
-                delta,
                 record: records.get(&id).map(|r| (*r).clone()),
+                ..ChunkRefDelta::refs(delta)
             },
         )?;
     }

@@ -27,6 +27,7 @@ mod codec;
 mod drive;
 mod engine;
 mod error;
+mod gc;
 mod get;
 mod list;
 mod meta;
@@ -39,12 +40,15 @@ mod records;
 
 #[cfg(test)]
 mod engine_tests;
+#[cfg(test)]
+mod gc_tests;
 
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ShardReadError, ShardStore};
 pub use engine::{BucketInfo, Engine, EngineConfig};
 pub use error::{CodecError, EngineError, EngineResult};
+pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
 pub use list::{ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::UploadId;

@@ -144,17 +144,39 @@ fn chunk_full_merge(
                     tracing::error!(chunk = %hex::encode(key), "chunk refcount went negative; clamped to 0");
                 }
                 rec.refcount = u64::try_from(next.max(0)).unwrap_or(u64::MAX);
+                if let Some(m) = delta.relocate
+                    && let Some(slot) = rec.shards.get_mut(usize::from(m.index))
+                    && *slot == m.from
+                {
+                    *slot = m.to;
+                }
+                stamp_zero(rec, delta.at_ms);
             }
             (None, Some(mut rec)) => {
                 rec.refcount = u64::try_from(delta.delta.max(0)).unwrap_or(0);
+                rec.zero_since_ms = 0;
+                stamp_zero(&mut rec, delta.at_ms);
                 current = Some(rec);
             }
+            // A relocation or release racing with the record's collection:
+            // nothing left to change.
+            (None, None) if delta.delta <= 0 => {}
             (None, None) => {
                 tracing::error!(chunk = %hex::encode(key), delta = delta.delta, "reference delta for a missing chunk record");
             }
         }
     }
     Some(current.map(|r| r.encode()).unwrap_or_default())
+}
+
+/// Keeps `zero_since_ms` in step with the refcount: set when it becomes zero,
+/// cleared while referenced.
+fn stamp_zero(rec: &mut ChunkRecord, at_ms: u64) {
+    if rec.refcount > 0 {
+        rec.zero_since_ms = 0;
+    } else if rec.zero_since_ms == 0 {
+        rec.zero_since_ms = at_ms.max(1);
+    }
 }
 
 /// Partial merges are declined (RocksDB then keeps the operands): combining
@@ -303,6 +325,39 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// Multipart uploads in id order after `after`, at most `limit`.
+    pub fn uploads_page(
+        &self,
+        after: Option<UploadId>,
+        limit: usize,
+    ) -> EngineResult<Vec<(UploadId, UploadRecord)>> {
+        let cf = self.cf(CF_UPLOADS)?;
+        let mut it = self.db.raw_iterator_cf(&cf);
+        match after {
+            Some(a) => it.seek(a.0),
+            None => it.seek_to_first(),
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            if let Ok(id) = <[u8; 16]>::try_from(k)
+                && Some(UploadId(id)) != after
+            {
+                out.push((UploadId(id), UploadRecord::decode(v)?));
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    /// Makes every earlier (unsynced) write durable.
+    pub fn sync_wal(&self) -> EngineResult<()> {
+        Ok(self.db.flush_wal(true)?)
+    }
+
     pub fn system(&self, name: &str) -> EngineResult<Option<Vec<u8>>> {
         self.get_cf(CF_SYSTEM, name.as_bytes())
     }
@@ -330,9 +385,52 @@ impl MetaStore {
 
     /// Writes a batch atomically with the WAL synced (the commit point of
     /// every acknowledged change).
+    /// Chunk records in id order, starting after `after`, at most `limit`.
+    pub fn chunks_page(
+        &self,
+        after: Option<&ChunkId>,
+        limit: usize,
+    ) -> EngineResult<Vec<(ChunkId, ChunkRecord)>> {
+        let cf = self.cf(CF_CHUNKS)?;
+        let start: Vec<u8> = after.map(|a| a.as_bytes().to_vec()).unwrap_or_default();
+        let iter = self.db.iterator_cf(
+            &cf,
+            rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in iter {
+            let (k, v) = item?;
+            if after.is_some() && *k == *start {
+                continue;
+            }
+            if out.len() >= limit {
+                break;
+            }
+            let Ok(bytes) = <[u8; 32]>::try_from(&*k) else {
+                continue;
+            };
+            if v.is_empty() {
+                continue;
+            }
+            out.push((ChunkId::from_bytes(bytes), ChunkRecord::decode(&v)?));
+        }
+        Ok(out)
+    }
+
+    /// Writes without waiting for the WAL to reach the disk. Only for
+    /// changes whose loss in a crash is harmless (a later synced write makes
+    /// them durable too, since the WAL is sequential).
+    pub fn write_unsynced(&self, batch: MetaBatch<'_>) -> EngineResult<()> {
+        self.write_with(batch, false)
+    }
+
     pub fn write(&self, batch: MetaBatch<'_>) -> EngineResult<()> {
+        self.write_with(batch, self.sync_write)
+    }
+
+    fn write_with(&self, batch: MetaBatch<'_>, sync: bool) -> EngineResult<()> {
         let mut wo = WriteOptions::default();
-        wo.set_sync(self.sync_write);
+        wo.set_sync(sync);
         self.db.write_opt(batch.batch, &wo).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("No space left") {
@@ -404,6 +502,11 @@ impl MetaBatch<'_> {
         Ok(())
     }
 
+    /// Removes a chunk record (garbage collection, under the chunk's lock).
+    pub fn delete_chunk(&mut self, id: &ChunkId) -> EngineResult<()> {
+        self.delete(CF_CHUNKS, id.as_bytes())
+    }
+
     pub fn put_upload(&mut self, id: UploadId, rec: &UploadRecord) -> EngineResult<()> {
         self.put(CF_UPLOADS, &id.0, &rec.encode())?;
         self.put(
@@ -457,6 +560,16 @@ mod tests {
                 };
                 2
             ],
+            zero_since_ms: 0,
+        }
+    }
+
+    fn delta(delta: i64, record: Option<ChunkRecord>) -> ChunkRefDelta {
+        ChunkRefDelta {
+            delta,
+            at_ms: 1000,
+            record,
+            relocate: None,
         }
     }
 
@@ -469,40 +582,46 @@ mod tests {
 
         // Two writers race to create the same chunk: the first merged wins.
         let mut b = store.batch();
-        b.chunk_ref(
-            &id,
-            &ChunkRefDelta {
-                delta: 1,
-                record: Some(rec(0, 1)),
-            },
-        )
-        .unwrap();
+        b.chunk_ref(&id, &delta(1, Some(rec(0, 1)))).unwrap();
         store.write(b).unwrap();
         let mut b = store.batch();
-        b.chunk_ref(
-            &id,
-            &ChunkRefDelta {
-                delta: 2,
-                record: Some(rec(0, 2)),
-            },
-        )
-        .unwrap();
+        b.chunk_ref(&id, &delta(2, Some(rec(0, 2)))).unwrap();
         store.write(b).unwrap();
         let got = store.chunk(&id).unwrap().unwrap();
         assert_eq!(got.refcount, 3);
         assert_eq!(got.shards[0].segment, 1);
 
         let mut b = store.batch();
-        b.chunk_ref(
-            &id,
-            &ChunkRefDelta {
-                delta: -3,
-                record: None,
-            },
-        )
-        .unwrap();
+        b.chunk_ref(&id, &delta(-3, None)).unwrap();
         store.write(b).unwrap();
-        assert_eq!(store.chunk(&id).unwrap().unwrap().refcount, 0);
+        let got = store.chunk(&id).unwrap().unwrap();
+        assert_eq!(got.refcount, 0);
+        assert_eq!(
+            got.zero_since_ms, 1000,
+            "grace period starts at the release"
+        );
+
+        // A relocation applies only while the record still points at `from`.
+        let from = got.shards[1];
+        let to = ShardLocation {
+            segment: 99,
+            offset: 64,
+            ..from
+        };
+        for (from, expect) in [(to, from), (from, to)] {
+            let mut b = store.batch();
+            let mut d = delta(0, None);
+            d.relocate = Some(crate::records::ShardMove { index: 1, from, to });
+            b.chunk_ref(&id, &d).unwrap();
+            store.write(b).unwrap();
+            assert_eq!(store.chunk(&id).unwrap().unwrap().shards[1], expect);
+        }
+
+        // A new reference clears the stamp.
+        let mut b = store.batch();
+        b.chunk_ref(&id, &delta(1, None)).unwrap();
+        store.write(b).unwrap();
+        assert_eq!(store.chunk(&id).unwrap().unwrap().zero_since_ms, 0);
     }
 
     #[test]
@@ -514,8 +633,7 @@ mod tests {
             for i in 0..50 {
                 let mut b = store.batch();
                 let record = (i == 0).then(|| rec(0, 7));
-                b.chunk_ref(&id, &ChunkRefDelta { delta: 1, record })
-                    .unwrap();
+                b.chunk_ref(&id, &delta(1, record)).unwrap();
                 store.write(b).unwrap();
             }
             store

@@ -44,6 +44,14 @@ pub struct EngineMetrics {
     pub chunks_reconstructed: IntCounter,
     /// Chunks that could not be read at all.
     pub chunks_unrecoverable: IntCounter,
+    /// Unreferenced chunk records deleted by garbage collection.
+    pub gc_chunks_deleted: IntCounter,
+    /// Segment files rewritten (live shards moved) and deleted.
+    pub gc_segments_compacted: IntCounter,
+    /// Bytes of segment files given back to the filesystem.
+    pub gc_bytes_reclaimed: IntCounter,
+    /// Incomplete multipart uploads aborted for age.
+    pub gc_uploads_expired: IntCounter,
     drive_written: IntCounterVec,
     drive_read: IntCounterVec,
     drive_fsync: HistogramVec,
@@ -120,6 +128,26 @@ impl EngineMetrics {
                 registry,
                 "cairn_chunks_unrecoverable_total",
                 "Chunk reads that failed because too few intact shards remained",
+            )?,
+            gc_chunks_deleted: counter(
+                registry,
+                "cairn_gc_chunks_deleted_total",
+                "Unreferenced chunk records deleted after their grace period",
+            )?,
+            gc_segments_compacted: counter(
+                registry,
+                "cairn_gc_segments_compacted_total",
+                "Segment files whose live shards were moved and which were then deleted",
+            )?,
+            gc_bytes_reclaimed: counter(
+                registry,
+                "cairn_gc_reclaimed_bytes_total",
+                "Bytes of segment files deleted by compaction (before re-written live shards)",
+            )?,
+            gc_uploads_expired: counter(
+                registry,
+                "cairn_gc_uploads_expired_total",
+                "Incomplete multipart uploads aborted because they were older than the limit",
             )?,
             drive_written: vec(
                 "cairn_drive_written_bytes_total",

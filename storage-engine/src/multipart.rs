@@ -100,11 +100,13 @@ impl Engine {
         let inner = self.inner.clone();
         let size = staged.size;
         let part = blocking(move || {
+            let mut staged = staged;
             // Re-check under the lock: a concurrent complete/abort wins.
             if inner.meta.upload(id)?.is_none() {
                 return Err(EngineError::NoSuchUpload);
             }
             let mut batch = inner.meta.batch();
+            staged.pins.unpin(&mut batch)?;
             add_ref_deltas(&mut batch, &staged.entries, &staged.new_chunks, 1)?;
             if let Some(old) = inner.meta.part(id, part_number)? {
                 add_ref_deltas(&mut batch, &old.entries, &[], -1)?;
@@ -114,10 +116,11 @@ impl Engine {
                 size: staged.size,
                 last_modified_ms: crate::now_ms(),
                 checksums,
-                entries: staged.entries,
+                entries: std::mem::take(&mut staged.entries),
             };
             batch.put_part(id, part_number, &part)?;
             inner.meta.write(batch)?;
+            staged.pins.disarm();
             Ok(part)
         })
         .await?;

@@ -14,9 +14,10 @@ use bytes::Bytes;
 use cairn_dedup::{ChunkId, StreamChunker};
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, Inner, blocking};
+use crate::engine::{Engine, Inner, WriterTicket, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::records::{ChunkRecord, ManifestEntry, ObjectMetadata, ObjectVersion};
+use crate::meta::MetaBatch;
+use crate::records::{ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion};
 
 /// Chunks of one request being processed at once (in addition to the global
 /// `chunk_workers_max` bound).
@@ -25,23 +26,83 @@ const WRITER_INFLIGHT_CHUNKS_MAX: usize = 4;
 /// S3's limit on one object (5 TiB).
 pub const OBJECT_SIZE_MAX_BYTES: u64 = 5 << 40;
 
+/// References taken on existing chunks when a write deduplicated against
+/// them ("pins"): they keep garbage collection from deleting a chunk between
+/// the dedup check and the commit that references it. The commit turns them
+/// into the version's own references in its batch (`unpin`); if the write
+/// fails or is dropped, `Drop` releases them.
+///
+/// Weakness: a crash between pin and commit leaks the pin (the chunk's count
+/// stays one too high, so it is never collected; space, not data, is lost).
+#[derive(Debug)]
+pub(crate) struct ChunkPins {
+    inner: Arc<Inner>,
+    ids: Vec<ChunkId>,
+}
+
+impl ChunkPins {
+    fn new(inner: Arc<Inner>) -> Self {
+        ChunkPins {
+            inner,
+            ids: Vec::new(),
+        }
+    }
+
+    fn absorb(&mut self, mut other: ChunkPins) {
+        self.ids.append(&mut other.ids);
+    }
+
+    /// Adds the release of every pin to `batch`; after `batch` is written
+    /// the pins must be forgotten with [`ChunkPins::disarm`].
+    pub(crate) fn unpin(&self, batch: &mut MetaBatch<'_>) -> EngineResult<()> {
+        for id in &self.ids {
+            batch.chunk_ref(id, &ChunkRefDelta::refs(-1))?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn disarm(&mut self) {
+        self.ids.clear();
+    }
+}
+
+impl Drop for ChunkPins {
+    fn drop(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let mut batch = self.inner.meta.batch();
+        let released = self
+            .unpin(&mut batch)
+            .and_then(|()| self.inner.meta.write_unsynced(batch));
+        if let Err(e) = released {
+            tracing::error!(error = %e, pins = self.ids.len(), "releasing chunk pins failed; chunks stay referenced");
+        }
+    }
+}
+
 /// The outcome of storing one chunk.
 #[derive(Debug)]
 struct StoredChunk {
     entry: ManifestEntry,
     /// Set when this request wrote the chunk (it was not stored before).
     new_record: Option<ChunkRecord>,
+    /// Set when the chunk was already stored and this request pinned it.
+    pin: Option<ChunkPins>,
     /// Drive index and completion sequence of each shard appended.
     syncs: Vec<(usize, u64)>,
 }
 
 /// Data written and durable, not yet visible: commit it with
 /// [`Engine::commit_object`] or [`Engine::commit_part`], or drop it (its
-/// shards then become unreferenced space).
+/// pins are released and its shards become unreferenced space).
 #[derive(Debug)]
 pub struct StagedObject {
     pub(crate) entries: Vec<ManifestEntry>,
     pub(crate) new_chunks: Vec<(ChunkId, ChunkRecord)>,
+    pub(crate) pins: ChunkPins,
+    /// Keeps compaction away from this write's segments until it is committed.
+    pub(crate) _ticket: WriterTicket,
     pub size: u64,
 }
 
@@ -49,6 +110,7 @@ pub struct StagedObject {
 #[derive(Debug)]
 pub struct ObjectWriter {
     engine: Engine,
+    ticket: WriterTicket,
     chunker: StreamChunker,
     inflight: VecDeque<JoinHandle<EngineResult<StoredChunk>>>,
     done: Vec<StoredChunk>,
@@ -63,6 +125,7 @@ impl Engine {
             .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
         Ok(ObjectWriter {
             engine: self.clone(),
+            ticket: self.inner.register_writer(),
             chunker,
             inflight: VecDeque::new(),
             done: Vec::new(),
@@ -86,7 +149,9 @@ impl Engine {
         let key = key.to_owned();
         let size = staged.size;
         let version = blocking(move || {
+            let mut staged = staged;
             let mut batch = inner.meta.batch();
+            staged.pins.unpin(&mut batch)?;
             let version = inner.build_version(
                 &mut batch,
                 &staged.entries,
@@ -101,6 +166,7 @@ impl Engine {
             }
             batch.put_object(b.id, &key, &version)?;
             inner.meta.write(batch)?;
+            staged.pins.disarm();
             Ok(version)
         })
         .await?;
@@ -185,10 +251,14 @@ impl ObjectWriter {
         }
         let mut entries = Vec::with_capacity(self.done.len());
         let mut new_chunks = Vec::new();
+        let mut pins = ChunkPins::new(self.engine.inner.clone());
         for c in self.done {
             entries.push(c.entry);
             if let Some(rec) = c.new_record {
                 new_chunks.push((c.entry.chunk, rec));
+            }
+            if let Some(p) = c.pin {
+                pins.absorb(p);
             }
         }
         debug_assert_eq!(
@@ -198,6 +268,8 @@ impl ObjectWriter {
         Ok(StagedObject {
             entries,
             new_chunks,
+            pins,
+            _ticket: self.ticket,
             size: self.size,
         })
     }
@@ -210,13 +282,24 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
         .map_err(|_| EngineError::Internal("chunk larger than 4 GiB".into()))?;
     let id = inner.codec.chunk_id(&chunk);
     let entry = ManifestEntry { chunk: id, len };
-    if inner.meta.chunk(&id)?.is_some() {
-        inner.metrics.chunks_dedup.inc();
-        return Ok(StoredChunk {
-            entry,
-            new_record: None,
-            syncs: Vec::new(),
-        });
+    {
+        // Dedup: under the chunk's lock, so garbage collection cannot delete
+        // the record between this check and the pin.
+        let _g = inner.chunk_lock(&id);
+        if inner.meta.chunk(&id)?.is_some() {
+            let mut batch = inner.meta.batch();
+            batch.chunk_ref(&id, &ChunkRefDelta::refs(1))?;
+            inner.meta.write_unsynced(batch)?;
+            let mut pin = ChunkPins::new(inner.clone());
+            pin.ids.push(id);
+            inner.metrics.chunks_dedup.inc();
+            return Ok(StoredChunk {
+                entry,
+                new_record: None,
+                pin: Some(pin),
+                syncs: Vec::new(),
+            });
+        }
     }
     let sealed = inner.codec.seal(&id, &chunk)?;
     let coder = inner.configured_coder()?;
@@ -251,10 +334,12 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
         parity_shards: coder.parity_shards() as u8,
         shard_len: encoded.shard_len_bytes() as u32,
         shards,
+        zero_since_ms: 0,
     };
     Ok(StoredChunk {
         entry,
         new_record: Some(record),
+        pin: None,
         syncs,
     })
 }

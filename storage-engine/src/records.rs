@@ -70,6 +70,10 @@ pub struct ChunkRecord {
     pub parity_shards: u8,
     pub shard_len: u32,
     pub shards: Vec<ShardLocation>,
+    /// When the refcount last became zero (unix ms); 0 while referenced.
+    /// Garbage collection deletes the record once this is older than its
+    /// grace period.
+    pub zero_since_ms: u64,
 }
 
 impl ChunkRecord {
@@ -90,6 +94,7 @@ impl ChunkRecord {
         for s in &self.shards {
             w.u16(s.node).u16(s.drive).u64(s.segment).u64(s.offset);
         }
+        w.u64(self.zero_since_ms);
         w.finish()
     }
 
@@ -120,6 +125,7 @@ impl ChunkRecord {
                 offset: r.u64()?,
             });
         }
+        let zero_since_ms = r.u64()?;
         r.finish()?;
         Ok(ChunkRecord {
             refcount,
@@ -130,29 +136,78 @@ impl ChunkRecord {
             parity_shards,
             shard_len,
             shards,
+            zero_since_ms,
         })
     }
 }
 
-/// A merge operand on a chunk record: add `delta` references; if the record
-/// does not exist yet, `record` (written by this PUT) creates it.
+/// A merge operand on a chunk record, applied in order by the merge operator
+/// (`meta.rs`):
 ///
-/// Two PUTs that race to store the same new chunk both send a `record`; the
-/// first one merged wins and the loser's shards become unreferenced segment
-/// space. That is why no lock is needed around the dedup check.
+/// * add `delta` references (`at_ms` stamps a transition to zero, which
+///   starts the garbage-collection grace period);
+/// * if the record does not exist yet, `record` (written by this PUT) creates
+///   it. Two PUTs that race to store the same new chunk both send a `record`;
+///   the first one merged wins and the loser's shards become unreferenced
+///   segment space (reclaimed by compaction);
+/// * `relocate`: compaction moved shard `index` from `from` to `to`; applied
+///   only if the record still points at `from`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkRefDelta {
     pub delta: i64,
+    pub at_ms: u64,
     pub record: Option<ChunkRecord>,
+    pub relocate: Option<ShardMove>,
+}
+
+/// One shard moved by compaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardMove {
+    pub index: u8,
+    pub from: ShardLocation,
+    pub to: ShardLocation,
+}
+
+fn write_location(w: &mut RecordWriter, s: &ShardLocation) {
+    w.u16(s.node).u16(s.drive).u64(s.segment).u64(s.offset);
+}
+
+fn read_location(r: &mut RecordReader<'_>) -> Result<ShardLocation, CodecError> {
+    Ok(ShardLocation {
+        node: r.u16()?,
+        drive: r.u16()?,
+        segment: r.u64()?,
+        offset: r.u64()?,
+    })
 }
 
 impl ChunkRefDelta {
+    /// A plain reference change.
+    pub fn refs(delta: i64) -> Self {
+        ChunkRefDelta {
+            delta,
+            at_ms: crate::now_ms(),
+            record: None,
+            relocate: None,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = RecordWriter::with_version(FORMAT_V1);
-        w.i64(self.delta);
+        w.i64(self.delta).u64(self.at_ms);
         match &self.record {
             Some(rec) => {
                 w.u8(1).bytes(&rec.encode());
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+        match &self.relocate {
+            Some(m) => {
+                w.u8(1).u8(m.index);
+                write_location(&mut w, &m.from);
+                write_location(&mut w, &m.to);
             }
             None => {
                 w.u8(0);
@@ -165,13 +220,28 @@ impl ChunkRefDelta {
         let mut r = RecordReader::new(buf, "chunk delta");
         check_version(&mut r, "chunk delta")?;
         let delta = r.i64()?;
+        let at_ms = r.u64()?;
         let record = match r.u8()? {
             0 => None,
             1 => Some(ChunkRecord::decode(r.bytes()?)?),
             _ => return Err(CodecError::Invalid("chunk delta")),
         };
+        let relocate = match r.u8()? {
+            0 => None,
+            1 => Some(ShardMove {
+                index: r.u8()?,
+                from: read_location(&mut r)?,
+                to: read_location(&mut r)?,
+            }),
+            _ => return Err(CodecError::Invalid("chunk delta")),
+        };
         r.finish()?;
-        Ok(ChunkRefDelta { delta, record })
+        Ok(ChunkRefDelta {
+            delta,
+            at_ms,
+            record,
+            relocate,
+        })
     }
 }
 
@@ -505,6 +575,7 @@ mod tests {
                     offset: u64::from(i) * 1000,
                 })
                 .collect(),
+            zero_since_ms: 77,
         }
     }
 
@@ -524,9 +595,22 @@ mod tests {
         assert_eq!(ChunkRecord::decode(&c.encode()).unwrap(), c);
         let d = ChunkRefDelta {
             delta: -2,
+            at_ms: 5,
             record: Some(c.clone()),
+            relocate: None,
         };
         assert_eq!(ChunkRefDelta::decode(&d.encode()).unwrap(), d);
+        let moved = ChunkRefDelta {
+            delta: 0,
+            at_ms: 6,
+            record: None,
+            relocate: Some(ShardMove {
+                index: 3,
+                from: c.shards[3],
+                to: c.shards[0],
+            }),
+        };
+        assert_eq!(ChunkRefDelta::decode(&moved.encode()).unwrap(), moved);
         let entries: Vec<ManifestEntry> = (0..40u8)
             .map(|i| ManifestEntry {
                 chunk: ChunkId::from_bytes([i; 32]),

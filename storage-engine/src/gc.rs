@@ -1,0 +1,282 @@
+//! Space reclamation: garbage collection of unreferenced chunks, compaction
+//! of segment files, and expiry of abandoned multipart uploads.
+//!
+//! One pass ([`Engine::collect_garbage`]):
+//! 1. abort multipart uploads older than `upload_max_age` (their parts'
+//!    references are released like an explicit abort);
+//! 2. sweep the chunk records: a record whose refcount has been zero for at
+//!    least `grace` is deleted, under the chunk's lock so a concurrent dedup
+//!    either pins it first (and it survives) or finds it gone (and stores
+//!    the chunk anew); meanwhile count the live bytes of every segment;
+//! 3. compact: a sealed segment whose live share is below
+//!    `compact_below_live_ratio` has its live shards (records that still
+//!    point at them) appended to the drive's active segment and fsynced, the
+//!    records are pointed at the new places (conditional merge, WAL synced),
+//!    and only then is the old file deleted (directory fsynced).
+//!
+//! A segment modified after the oldest write still in flight started is
+//! never compacted: it may hold shards whose records are not committed yet.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use cairn_dedup::ChunkId;
+use cairn_erasure::shard_checksum;
+
+use crate::drive::RECORD_HEADER_BYTES;
+use crate::engine::{Engine, Inner, blocking};
+use crate::error::EngineResult;
+use crate::records::{ChunkRefDelta, ShardLocation, ShardMove};
+
+/// Chunk records read per sweep step.
+const SWEEP_PAGE: usize = 1024;
+/// Relocations written per metadata batch during compaction.
+const RELOCATE_BATCH: usize = 1024;
+/// Clock slack when comparing segment modification times with writer starts.
+const MTIME_SLACK_MS: u64 = 2_000;
+
+/// What one garbage-collection pass may do.
+#[derive(Clone, Copy, Debug)]
+pub struct GcOptions {
+    /// How long a chunk must have been unreferenced before it is deleted.
+    pub grace: Duration,
+    /// Sealed segments with less than this share of live bytes are compacted.
+    pub compact_below_live_ratio: f64,
+    /// Incomplete multipart uploads older than this are aborted (`None`: never).
+    pub upload_max_age: Option<Duration>,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            grace: Duration::from_secs(3600),
+            compact_below_live_ratio: 0.5,
+            upload_max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub uploads_expired: u64,
+    pub chunks_deleted: u64,
+    pub chunks_live: u64,
+    pub segments_compacted: u64,
+    pub shards_moved: u64,
+    /// Segment bytes deleted minus live bytes re-written.
+    pub bytes_reclaimed: u64,
+}
+
+impl Engine {
+    /// Runs one garbage-collection pass (see the module docs).
+    pub async fn collect_garbage(&self, opts: GcOptions) -> EngineResult<GcReport> {
+        let _one_pass = self.inner.gc_lock.lock().await;
+        let mut report = GcReport::default();
+        if let Some(age) = opts.upload_max_age {
+            report.uploads_expired = self.expire_uploads(age).await?;
+        }
+        let inner = self.inner.clone();
+        let (deleted, live_chunks, live) =
+            blocking(move || sweep_chunks(&inner, opts.grace)).await?;
+        report.chunks_deleted = deleted;
+        report.chunks_live = live_chunks;
+        for drive in 0..self.inner.drives.len() {
+            let inner = self.inner.clone();
+            let live = live.get(&drive).cloned().unwrap_or_default();
+            let ratio = opts.compact_below_live_ratio;
+            let (segments, moved, reclaimed) =
+                blocking(move || compact_drive(&inner, drive, &live, ratio)).await?;
+            report.segments_compacted += segments;
+            report.shards_moved += moved;
+            report.bytes_reclaimed += reclaimed;
+        }
+        let m = &self.inner.metrics;
+        m.gc_uploads_expired.inc_by(report.uploads_expired);
+        m.gc_chunks_deleted.inc_by(report.chunks_deleted);
+        m.gc_segments_compacted.inc_by(report.segments_compacted);
+        m.gc_bytes_reclaimed.inc_by(report.bytes_reclaimed);
+        if report != GcReport::default() {
+            tracing::info!(?report, "garbage collection pass");
+        }
+        Ok(report)
+    }
+
+    async fn expire_uploads(&self, max_age: Duration) -> EngineResult<u64> {
+        let cutoff = crate::now_ms().saturating_sub(max_age.as_millis() as u64);
+        let mut after = None;
+        let mut expired = 0;
+        loop {
+            let inner = self.inner.clone();
+            let page = blocking(move || inner.meta.uploads_page(after, SWEEP_PAGE)).await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(*last);
+            for (id, rec) in page {
+                if rec.created_ms < cutoff {
+                    match self.abort_upload_by_id(id).await {
+                        Ok(()) => expired += 1,
+                        // Completed or aborted meanwhile.
+                        Err(crate::EngineError::NoSuchUpload) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(expired)
+    }
+}
+
+/// Live bytes per segment of one drive.
+type LiveBytes = HashMap<u64, u64>;
+
+/// Deletes expired unreferenced chunk records; returns (deleted, live
+/// records, live bytes per drive and segment).
+fn sweep_chunks(
+    inner: &Inner,
+    grace: Duration,
+) -> EngineResult<(u64, u64, HashMap<usize, LiveBytes>)> {
+    let now = crate::now_ms();
+    let grace_ms = grace.as_millis() as u64;
+    let mut live: HashMap<usize, LiveBytes> = HashMap::new();
+    let mut deleted = 0u64;
+    let mut live_chunks = 0u64;
+    let mut after: Option<ChunkId> = None;
+    loop {
+        let page = inner.meta.chunks_page(after.as_ref(), SWEEP_PAGE)?;
+        let Some((last, _)) = page.last() else {
+            break;
+        };
+        after = Some(*last);
+        for (id, rec) in page {
+            let expired =
+                |zero_since: u64| zero_since != 0 && now.saturating_sub(zero_since) >= grace_ms;
+            if rec.refcount == 0 && expired(rec.zero_since_ms) {
+                let _g = inner.chunk_lock(&id);
+                // Re-read under the lock: a dedup may have pinned it.
+                if let Some(current) = inner.meta.chunk(&id)?
+                    && current.refcount == 0
+                    && expired(current.zero_since_ms)
+                {
+                    let mut batch = inner.meta.batch();
+                    batch.delete_chunk(&id)?;
+                    inner.meta.write_unsynced(batch)?;
+                    deleted += 1;
+                    continue;
+                }
+            }
+            live_chunks += 1;
+            let shard_bytes = RECORD_HEADER_BYTES as u64 + u64::from(rec.shard_len);
+            for loc in &rec.shards {
+                if loc.node == 0 {
+                    *live
+                        .entry(usize::from(loc.drive))
+                        .or_default()
+                        .entry(loc.segment)
+                        .or_default() += shard_bytes;
+                }
+            }
+        }
+    }
+    // Deletions must be durable before compaction drops the shards they
+    // pointed at: a record resurrected by a crash would point at nothing.
+    inner.meta.sync_wal()?;
+    Ok((deleted, live_chunks, live))
+}
+
+/// Compacts the sparse sealed segments of one drive; returns (segments
+/// compacted, shards moved, bytes reclaimed).
+fn compact_drive(
+    inner: &std::sync::Arc<Inner>,
+    drive: usize,
+    live: &LiveBytes,
+    below_ratio: f64,
+) -> EngineResult<(u64, u64, u64)> {
+    let Some(store) = inner.drives.get(drive).cloned() else {
+        return Ok((0, 0, 0));
+    };
+    // Registered for the whole pass: segments this compaction appends to are
+    // then themselves too recent to be compacted by it.
+    let _ticket = inner.register_writer();
+    let settled_before = inner.oldest_writer_ms().saturating_sub(MTIME_SLACK_MS);
+    let mut compacted = 0;
+    let mut moved_total = 0;
+    let mut reclaimed = 0u64;
+    for seg in store.segments()? {
+        if seg.active || seg.modified_ms >= settled_before {
+            continue;
+        }
+        let used = seg
+            .len_bytes
+            .saturating_sub(crate::drive::SEGMENT_HEADER_BYTES);
+        let live_bytes = live.get(&seg.id).copied().unwrap_or(0);
+        if used > 0 && (live_bytes as f64) >= below_ratio * used as f64 {
+            continue;
+        }
+        let drive_index = store.index();
+        let mut moves: Vec<(ChunkId, ShardMove)> = Vec::new();
+        let mut last_seq = 0u64;
+        let mut rewritten = 0u64;
+        for shard in store.scan_segment(seg.id)? {
+            let from = ShardLocation {
+                node: 0,
+                drive: drive_index,
+                segment: seg.id,
+                offset: shard.offset,
+            };
+            let Some(rec) = inner.meta.chunk(&shard.chunk)? else {
+                continue;
+            };
+            if rec.shards.get(usize::from(shard.shard_index)) != Some(&from) {
+                continue; // superseded or orphaned
+            }
+            match store.read(&from, &shard.chunk, shard.shard_index, shard.payload_len) {
+                Ok(payload) => {
+                    let (to, seq) = store.append(
+                        &shard.chunk,
+                        shard.shard_index,
+                        &payload,
+                        shard_checksum(&payload),
+                    )?;
+                    last_seq = last_seq.max(seq);
+                    rewritten += (RECORD_HEADER_BYTES + payload.len()) as u64;
+                    moves.push((
+                        shard.chunk,
+                        ShardMove {
+                            index: shard.shard_index,
+                            from,
+                            to,
+                        },
+                    ));
+                }
+                Err(e) => {
+                    // Already unreadable: nothing to save here; reads
+                    // reconstruct it from the other shards.
+                    tracing::warn!(drive = drive_index, segment = seg.id, chunk = %shard.chunk, error = %e, "skipping unreadable shard during compaction");
+                }
+            }
+        }
+        if last_seq > 0 {
+            store.sync(last_seq)?;
+        }
+        for group in moves.chunks(RELOCATE_BATCH) {
+            let mut batch = inner.meta.batch();
+            for (id, m) in group {
+                batch.chunk_ref(
+                    id,
+                    &ChunkRefDelta {
+                        relocate: Some(*m),
+                        ..ChunkRefDelta::refs(0)
+                    },
+                )?;
+            }
+            inner.meta.write(batch)?;
+        }
+        let removed = store.remove_segment(seg.id)?;
+        compacted += 1;
+        moved_total += moves.len() as u64;
+        reclaimed += removed.saturating_sub(rewritten);
+    }
+    Ok((compacted, moved_total, reclaimed))
+}
