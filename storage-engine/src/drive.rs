@@ -195,8 +195,10 @@ impl LocalDrive {
             segments_dir,
             segment_size_max_bytes: segment_size_max_bytes.max(SEGMENT_HEADER_BYTES + 4096),
             // Never append to a segment from before a restart: its tail may
-            // be torn. Start a fresh one.
-            next_segment_id: Mutex::new(max_id + 1),
+            // be torn. Start a fresh one. Ids are never reused, even on a
+            // replaced (empty) drive whose old ids metadata still names:
+            // they start at the current time × 1024.
+            next_segment_id: Mutex::new((max_id + 1).max(crate::now_ms() << 10)),
             active: Mutex::new(None),
             pending: Mutex::new(PendingSync::default()),
             synced_seq: Mutex::new(0),

@@ -136,6 +136,11 @@ pub(crate) struct Inner {
     pub(crate) writers: Mutex<WriterRegistry>,
     /// One garbage-collection pass at a time.
     pub(crate) gc_lock: AsyncMutex<()>,
+    /// One scrub at a time, and its progress.
+    pub(crate) scrub_lock: AsyncMutex<()>,
+    pub(crate) scrub_status: Mutex<crate::repair::ScrubStatus>,
+    /// Read-repairs in flight (bounded by `repair::READ_REPAIRS_MAX`).
+    pub(crate) read_repairs: std::sync::atomic::AtomicUsize,
     pub(crate) chunk_permits: Arc<Semaphore>,
     secret_sealer: SecretSealer,
 }
@@ -209,6 +214,9 @@ impl Engine {
             chunk_locks: (0..CHUNK_LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
             writers: Mutex::new(WriterRegistry::default()),
             gc_lock: AsyncMutex::new(()),
+            scrub_lock: AsyncMutex::new(()),
+            scrub_status: Mutex::new(crate::repair::ScrubStatus::default()),
+            read_repairs: std::sync::atomic::AtomicUsize::new(0),
             chunk_permits: Arc::new(Semaphore::new(config.chunk_workers_max)),
             secret_sealer: master.secret_sealer(),
             config,

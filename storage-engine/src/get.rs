@@ -186,7 +186,7 @@ impl ObjectReader {
 }
 
 /// Reads and verifies one chunk: data shards first, parity only as needed.
-pub(crate) fn read_chunk(inner: &Inner, entry: &ManifestEntry) -> EngineResult<Bytes> {
+pub(crate) fn read_chunk(inner: &Arc<Inner>, entry: &ManifestEntry) -> EngineResult<Bytes> {
     let id = entry.chunk;
     let rec = inner.meta.chunk(&id)?.ok_or_else(|| {
         EngineError::Corrupt(format!(
@@ -252,7 +252,11 @@ pub(crate) fn read_chunk(inner: &Inner, entry: &ManifestEntry) -> EngineResult<B
     let sealed = coder
         .decode(shards, rec.sealed_len as usize)
         .map_err(|e| EngineError::Corrupt(format!("chunk {id}: erasure decode: {e}")))?;
-    inner
+    let plain = inner
         .codec
-        .open(&id, &sealed, rec.compressed, rec.plain_len)
+        .open(&id, &sealed, rec.compressed, rec.plain_len)?;
+    if !failures.is_empty() {
+        inner.schedule_read_repair(id);
+    }
+    Ok(plain)
 }

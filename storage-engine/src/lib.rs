@@ -37,11 +37,14 @@ mod pipeline;
 mod placement;
 mod put;
 mod records;
+mod repair;
 
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
 mod gc_tests;
+#[cfg(test)]
+mod repair_tests;
 
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
@@ -58,6 +61,7 @@ pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
 pub use records::{
     ManifestRef, ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionId,
 };
+pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {

@@ -353,6 +353,19 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// RocksDB's estimate of the number of chunk records.
+    pub fn estimate_chunks(&self) -> u64 {
+        self.cf(CF_CHUNKS)
+            .ok()
+            .and_then(|cf| {
+                self.db
+                    .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
+                    .ok()
+                    .flatten()
+            })
+            .unwrap_or(0)
+    }
+
     /// Makes every earlier (unsynced) write durable.
     pub fn sync_wal(&self) -> EngineResult<()> {
         Ok(self.db.flush_wal(true)?)

@@ -44,6 +44,12 @@ pub struct EngineMetrics {
     pub chunks_reconstructed: IntCounter,
     /// Chunks that could not be read at all.
     pub chunks_unrecoverable: IntCounter,
+    /// Shards rebuilt and rewritten (read-repair, scrub, heal).
+    pub shards_repaired: IntCounter,
+    /// Shards read and checked by the scrubber.
+    pub scrub_shards_verified: IntCounter,
+    /// Bad shards the scrubber found, by kind (missing, corrupt).
+    pub scrub_shards_bad: IntCounterVec,
     /// Unreferenced chunk records deleted by garbage collection.
     pub gc_chunks_deleted: IntCounter,
     /// Segment files rewritten (live shards moved) and deleted.
@@ -128,6 +134,21 @@ impl EngineMetrics {
                 registry,
                 "cairn_chunks_unrecoverable_total",
                 "Chunk reads that failed because too few intact shards remained",
+            )?,
+            shards_repaired: counter(
+                registry,
+                "cairn_shards_repaired_total",
+                "Shards rebuilt from the others and rewritten (read-repair, scrub, heal)",
+            )?,
+            scrub_shards_verified: counter(
+                registry,
+                "cairn_scrub_shards_verified_total",
+                "Shards read and checksum-verified by the scrubber",
+            )?,
+            scrub_shards_bad: vec(
+                "cairn_scrub_shards_bad_total",
+                "Missing or corrupt shards found by the scrubber",
+                &["kind"],
             )?,
             gc_chunks_deleted: counter(
                 registry,

@@ -1,0 +1,312 @@
+//! Finding and fixing bad shards: read-repair, the scrubber, and healing.
+//!
+//! Every path ends in [`repair_chunk`]: with at least k intact shards, the
+//! missing or corrupt ones are recomputed (Reed–Solomon), the chunk is
+//! decoded and verified end to end (GCM tag, keyed BLAKE3 id) *before*
+//! anything is written, each rebuilt shard is appended to its drive and
+//! fsynced, and the record is pointed at the new copy (conditional merge,
+//! WAL synced). A repair never writes bytes it has not verified.
+//!
+//! * read-repair: a GET that had to reconstruct a chunk schedules its repair
+//!   in the background (bounded; skipped when busy — the scrubber catches up);
+//! * scrub ([`Engine::scrub`]): every shard of every chunk read and verified,
+//!   at a bytes/s limit, bad ones repaired;
+//! * heal: a drive lost and replaced by an empty directory is a drive whose
+//!   shards are all missing, so a scrub rebuilds them onto it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_dedup::ChunkId;
+use cairn_erasure::shard_checksum;
+
+use crate::drive::ShardReadError;
+use crate::engine::{Engine, Inner, blocking};
+use crate::error::{EngineError, EngineResult};
+use crate::records::{ChunkRecord, ChunkRefDelta, ShardMove};
+
+/// Chunk records checked per blocking step of a scrub.
+const SCRUB_PAGE: usize = 64;
+/// Read-repairs running at once; more are skipped (the scrubber finds them).
+pub(crate) const READ_REPAIRS_MAX: usize = 2;
+
+/// How fast a scrub may read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScrubOptions {
+    /// Shard bytes read per second at most (`None`: as fast as possible).
+    pub bytes_per_sec: Option<u64>,
+}
+
+/// What a scrub found and did (also the live progress of a running one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrubReport {
+    pub chunks_checked: u64,
+    pub shards_verified: u64,
+    pub shards_missing: u64,
+    pub shards_corrupt: u64,
+    pub shards_repaired: u64,
+    pub chunks_unrecoverable: u64,
+    pub bytes_read: u64,
+}
+
+/// The state of the scrubber, for the admin API.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrubStatus {
+    pub running: bool,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    /// Estimated number of chunk records (RocksDB's estimate).
+    pub chunks_total_estimate: u64,
+    pub report: ScrubReport,
+}
+
+/// The shards of one chunk after reading every one of them.
+struct CheckedChunk {
+    shards: Vec<Option<Bytes>>,
+    missing: Vec<usize>,
+    corrupt: Vec<usize>,
+    bytes_read: u64,
+}
+
+fn check_chunk(inner: &Inner, id: &ChunkId, rec: &ChunkRecord) -> CheckedChunk {
+    let mut out = CheckedChunk {
+        shards: vec![None; rec.shards.len()],
+        missing: Vec::new(),
+        corrupt: Vec::new(),
+        bytes_read: 0,
+    };
+    for (i, loc) in rec.shards.iter().enumerate() {
+        let result = match inner.drives.get(usize::from(loc.drive)) {
+            Some(d) if loc.node == 0 => d.read(loc, id, i as u8, rec.shard_len),
+            _ => Err(ShardReadError::Missing("no such drive".into())),
+        };
+        match result {
+            Ok(b) => {
+                out.bytes_read += b.len() as u64;
+                out.shards[i] = Some(b);
+            }
+            Err(ShardReadError::Missing(_)) => out.missing.push(i),
+            Err(_) => out.corrupt.push(i),
+        }
+    }
+    out
+}
+
+/// Rebuilds shards `bad` of a chunk from the intact ones in `shards` and
+/// stores them (see the module docs). Returns how many were rewritten.
+fn repair_chunk(
+    inner: &Arc<Inner>,
+    id: &ChunkId,
+    rec: &ChunkRecord,
+    shards: Vec<Option<Bytes>>,
+    bad: &[usize],
+) -> EngineResult<u64> {
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    let coder = inner.coder(rec.data_shards, rec.parity_shards)?;
+    let mut work: Vec<Option<Vec<u8>>> =
+        shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
+    coder
+        .reconstruct_all(&mut work)
+        .map_err(|e| EngineError::ChunkUnavailable {
+            chunk: *id,
+            reason: format!("cannot rebuild: {e}"),
+        })?;
+    // Verify the whole chunk before writing anything derived from it.
+    let k = usize::from(rec.data_shards);
+    let mut sealed = Vec::with_capacity(k * rec.shard_len as usize);
+    for s in work.iter().take(k) {
+        sealed.extend_from_slice(s.as_deref().unwrap_or_default());
+    }
+    sealed.truncate(rec.sealed_len as usize);
+    inner
+        .codec
+        .open(id, &sealed, rec.compressed, rec.plain_len)?;
+
+    let _ticket = inner.register_writer();
+    let mut moves = Vec::with_capacity(bad.len());
+    for &i in bad {
+        let (Some(from), Some(Some(payload))) = (rec.shards.get(i), work.get(i)) else {
+            continue;
+        };
+        let Some(drive) = inner.drives.get(usize::from(from.drive)) else {
+            continue;
+        };
+        let (to, seq) = drive.append(id, i as u8, payload, shard_checksum(payload))?;
+        drive.sync(seq)?;
+        moves.push(ShardMove {
+            index: i as u8,
+            from: *from,
+            to,
+        });
+    }
+    let mut batch = inner.meta.batch();
+    for m in &moves {
+        batch.chunk_ref(
+            id,
+            &ChunkRefDelta {
+                relocate: Some(*m),
+                ..ChunkRefDelta::refs(0)
+            },
+        )?;
+    }
+    inner.meta.write(batch)?;
+    inner.metrics.shards_repaired.inc_by(moves.len() as u64);
+    Ok(moves.len() as u64)
+}
+
+/// Checks one chunk completely and repairs what is bad; adds to `report`.
+fn scrub_chunk(inner: &Arc<Inner>, id: &ChunkId, rec: &ChunkRecord, report: &mut ScrubReport) {
+    let checked = check_chunk(inner, id, rec);
+    report.chunks_checked += 1;
+    report.bytes_read += checked.bytes_read;
+    report.shards_verified += rec.shards.len() as u64;
+    report.shards_missing += checked.missing.len() as u64;
+    report.shards_corrupt += checked.corrupt.len() as u64;
+    let m = &inner.metrics;
+    m.scrub_shards_verified.inc_by(rec.shards.len() as u64);
+    m.scrub_shards_bad
+        .with_label_values(&["missing"])
+        .inc_by(checked.missing.len() as u64);
+    m.scrub_shards_bad
+        .with_label_values(&["corrupt"])
+        .inc_by(checked.corrupt.len() as u64);
+    let mut bad = checked.missing.clone();
+    bad.extend_from_slice(&checked.corrupt);
+    if bad.is_empty() {
+        return;
+    }
+    match repair_chunk(inner, id, rec, checked.shards, &bad) {
+        Ok(n) => report.shards_repaired += n,
+        Err(e) => {
+            report.chunks_unrecoverable += 1;
+            m.chunks_unrecoverable.inc();
+            tracing::error!(chunk = %id, error = %e, "scrub could not repair chunk");
+        }
+    }
+}
+
+impl Inner {
+    /// After a read had to reconstruct `id`: repair it in the background,
+    /// unless enough repairs are already running.
+    pub(crate) fn schedule_read_repair(self: &Arc<Self>, id: ChunkId) {
+        let running = self.read_repairs.fetch_add(1, Ordering::AcqRel);
+        if running >= READ_REPAIRS_MAX {
+            self.read_repairs.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.read_repairs.fetch_sub(1, Ordering::AcqRel);
+            return;
+        };
+        let inner = self.clone();
+        handle.spawn_blocking(move || {
+            if let Ok(Some(rec)) = inner.meta.chunk(&id) {
+                let mut report = ScrubReport::default();
+                scrub_chunk(&inner, &id, &rec, &mut report);
+                if report.shards_repaired > 0 {
+                    tracing::info!(chunk = %id, shards = report.shards_repaired, "read-repair rewrote shards");
+                }
+            }
+            inner.read_repairs.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+}
+
+impl Engine {
+    /// Verifies every shard of every chunk and repairs what is missing or
+    /// corrupt (this is also how a replaced drive is healed). One scrub at a
+    /// time: returns `None` without doing anything while another runs.
+    pub async fn scrub(&self, opts: ScrubOptions) -> EngineResult<Option<ScrubReport>> {
+        let Ok(_one) = self.inner.scrub_lock.try_lock() else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let total = self.inner.meta.estimate_chunks();
+        self.set_scrub_status(|s| {
+            *s = ScrubStatus {
+                running: true,
+                started_ms: crate::now_ms(),
+                finished_ms: 0,
+                chunks_total_estimate: total,
+                report: ScrubReport::default(),
+            }
+        });
+        let mut report = ScrubReport::default();
+        let mut after: Option<ChunkId> = None;
+        let result = loop {
+            let inner = self.inner.clone();
+            let step = blocking(move || {
+                let page = inner.meta.chunks_page(after.as_ref(), SCRUB_PAGE)?;
+                let mut part = ScrubReport::default();
+                for (id, rec) in &page {
+                    scrub_chunk(&inner, id, rec, &mut part);
+                }
+                Ok((page.last().map(|(id, _)| *id), part))
+            })
+            .await;
+            let (last, part) = match step {
+                Ok(s) => s,
+                Err(e) => break Err(e),
+            };
+            add(&mut report, &part);
+            self.set_scrub_status(|s| s.report = report);
+            let Some(last) = last else {
+                break Ok(report);
+            };
+            after = Some(last);
+            if let Some(rate) = opts.bytes_per_sec.filter(|r| *r > 0) {
+                let due = Duration::from_secs_f64(report.bytes_read as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        };
+        self.set_scrub_status(|s| {
+            s.running = false;
+            s.finished_ms = crate::now_ms();
+            s.report = report;
+        });
+        if let Ok(r) = &result {
+            tracing::info!(report = ?r, "scrub finished");
+        }
+        result.map(Some)
+    }
+
+    /// Waits until no read-repair is running (before a clean shutdown).
+    pub async fn wait_for_background_repairs(&self) {
+        while self.inner.read_repairs.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The scrubber's current or last state.
+    pub fn scrub_status(&self) -> ScrubStatus {
+        *self
+            .inner
+            .scrub_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_scrub_status(&self, f: impl FnOnce(&mut ScrubStatus)) {
+        f(&mut self
+            .inner
+            .scrub_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+fn add(total: &mut ScrubReport, part: &ScrubReport) {
+    total.chunks_checked += part.chunks_checked;
+    total.shards_verified += part.shards_verified;
+    total.shards_missing += part.shards_missing;
+    total.shards_corrupt += part.shards_corrupt;
+    total.shards_repaired += part.shards_repaired;
+    total.chunks_unrecoverable += part.chunks_unrecoverable;
+    total.bytes_read += part.bytes_read;
+}
