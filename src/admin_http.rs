@@ -1,11 +1,19 @@
-//! The admin listener: Prometheus `/metrics`, `/health/live` and
-//! `/health/ready`. Unauthenticated by design (bind it to a private
-//! address); it exposes no data and accepts no changes.
+//! The admin listener: Prometheus `/metrics`, `/health/live`,
+//! `/health/ready`, and maintenance:
+//!
+//! * `GET /admin/scrub` — the scrubber's state (JSON);
+//! * `POST /admin/scrub[?bytes_per_sec=N]` — start a scrub (202; 409 if one
+//!   runs). `cairn admin scrub` and `cairn admin heal` drive these;
+//! * `POST /admin/gc` — run one garbage-collection pass now (JSON report).
+//!
+//! Unauthenticated by design: bind it to a loopback or private address (the
+//! default is 127.0.0.1). It exposes no object data and no secrets; its
+//! actions only verify, repair and reclaim what is already unreferenced.
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use cairn_storage_engine::Engine;
+use cairn_storage_engine::{Engine, GcOptions, GcReport, ScrubOptions, ScrubStatus};
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -28,6 +36,101 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     r
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut r = text(status, body);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn scrub_status_json(s: &ScrubStatus) -> String {
+    let r = &s.report;
+    format!(
+        "{{\"running\":{},\"started_ms\":{},\"finished_ms\":{},\"chunks_total_estimate\":{},\"chunks_checked\":{},\"shards_verified\":{},\"shards_missing\":{},\"shards_corrupt\":{},\"shards_repaired\":{},\"chunks_unrecoverable\":{},\"bytes_read\":{}}}\n",
+        s.running,
+        s.started_ms,
+        s.finished_ms,
+        s.chunks_total_estimate,
+        r.chunks_checked,
+        r.shards_verified,
+        r.shards_missing,
+        r.shards_corrupt,
+        r.shards_repaired,
+        r.chunks_unrecoverable,
+        r.bytes_read
+    )
+}
+
+fn gc_report_json(r: &GcReport) -> String {
+    format!(
+        "{{\"uploads_expired\":{},\"chunks_deleted\":{},\"chunks_live\":{},\"segments_compacted\":{},\"shards_moved\":{},\"bytes_reclaimed\":{}}}\n",
+        r.uploads_expired,
+        r.chunks_deleted,
+        r.chunks_live,
+        r.segments_compacted,
+        r.shards_moved,
+        r.bytes_reclaimed
+    )
+}
+
+fn query_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Option<u64> {
+    req.uri().query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| v.parse().ok()).flatten()
+    })
+}
+
+async fn handle_admin(
+    req: &Request<hyper::body::Incoming>,
+    engine: &Engine,
+    gc: GcOptions,
+) -> Option<Response<Full<Bytes>>> {
+    let resp = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/admin/scrub") => {
+            json(StatusCode::OK, scrub_status_json(&engine.scrub_status()))
+        }
+        (&Method::POST, "/admin/scrub") => {
+            if engine.scrub_status().running {
+                return Some(json(
+                    StatusCode::CONFLICT,
+                    scrub_status_json(&engine.scrub_status()),
+                ));
+            }
+            let opts = ScrubOptions {
+                bytes_per_sec: query_u64(req, "bytes_per_sec").filter(|r| *r > 0),
+            };
+            let e = engine.clone();
+            tokio::spawn(async move {
+                if let Err(err) = e.scrub(opts).await {
+                    tracing::error!(error = %err, "scrub failed");
+                }
+            });
+            // Let the scrub mark itself running before answering.
+            for _ in 0..50 {
+                if engine.scrub_status().running || engine.scrub_status().finished_ms > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            json(
+                StatusCode::ACCEPTED,
+                scrub_status_json(&engine.scrub_status()),
+            )
+        }
+        (&Method::POST, "/admin/gc") => match engine.collect_garbage(gc).await {
+            Ok(r) => json(StatusCode::OK, gc_report_json(&r)),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("garbage collection failed: {e}\n"),
+            ),
+        },
+        _ => return None,
+    };
+    Some(resp)
 }
 
 fn handle(
@@ -68,7 +171,7 @@ fn handle(
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /health/live or /health/ready\n",
+            "not found: try /metrics, /health/live, /health/ready or /admin/scrub\n",
         ),
     }
 }
@@ -77,6 +180,7 @@ pub async fn serve(
     listener: TcpListener,
     engine: Engine,
     registry: Registry,
+    gc: GcOptions,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -92,8 +196,15 @@ pub async fn serve(
         let registry = registry.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let resp = handle(&req, &engine, &registry);
-                async move { Ok::<_, Infallible>(resp) }
+                let engine = engine.clone();
+                let registry = registry.clone();
+                async move {
+                    let resp = match handle_admin(&req, &engine, gc).await {
+                        Some(r) => r,
+                        None => handle(&req, &engine, &registry),
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)

@@ -4,6 +4,7 @@
 //! admin listener (/metrics, health). It must never contain storage or S3
 //! logic: those live in `cairn-storage-engine` and `cairn-s3-api`.
 
+mod admin_cli;
 mod admin_http;
 mod config;
 mod server;
@@ -30,7 +31,10 @@ enum Command {
     /// --config TOML file, then defaults. Credentials: CAIRN_ACCESS_KEY and
     /// CAIRN_SECRET_KEY. Master key: CAIRN_MASTER_KEY (64 hex digits) or
     /// the key file.
-    Server(config::ServerArgs),
+    Server(Box<config::ServerArgs>),
+    /// Maintenance of a running server through its admin listener: scrub,
+    /// heal a replaced drive, collect garbage.
+    Admin(admin_cli::AdminArgs),
 }
 
 fn init_logging(format: config::LogFormat) {
@@ -49,8 +53,9 @@ fn init_logging(format: config::LogFormat) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Admin(args) => admin_cli::run(args),
         Command::Server(args) => {
-            let cfg = match config::ServerConfig::resolve(args) {
+            let cfg = match config::ServerConfig::resolve(*args) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("cairn: {e}");

@@ -179,6 +179,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         admin_listener,
         engine.clone(),
         registry,
+        cairn_storage_engine::GcOptions::default(),
         stop_rx.clone(),
     ));
     let mut stop_s3 = stop_rx.clone();

@@ -1,0 +1,285 @@
+//! `cairn admin …`: maintenance commands that talk to a running server's
+//! admin listener over HTTP (see `admin_http.rs` for the endpoints).
+
+use std::io::{IsTerminal, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The server's admin listener (its --admin-listen address).
+    #[arg(
+        long,
+        env = "CAIRN_ADMIN_URL",
+        default_value = "http://127.0.0.1:9001",
+        global = true
+    )]
+    admin_url: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Verify every shard of every chunk against its checksum and repair
+    /// what is missing or corrupt, showing progress until it finishes.
+    Scrub {
+        /// Read at most this many shard bytes per second (e.g. 50MiB);
+        /// 0 = no limit.
+        #[arg(long, default_value = "0", value_parser = parse_size)]
+        rate: u64,
+        /// Start the scrub and return without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Rebuild the shards of a lost or replaced drive (an empty directory
+    /// in its place) from the other drives, at full speed, with progress.
+    Heal,
+    /// Run one garbage-collection pass now: delete chunks unreferenced for
+    /// longer than the grace period, compact sparse segments, expire
+    /// abandoned multipart uploads.
+    Gc,
+}
+
+/// `64MiB`, `10MB`, `4096`…
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size too large: {s:?}"))
+}
+
+struct HttpReply {
+    status: u16,
+    body: String,
+}
+
+/// One HTTP/1.1 exchange with `Connection: close` (the admin API is small,
+/// local and unauthenticated; no client library needed).
+fn call(base: &str, method: &str, path_and_query: &str) -> Result<HttpReply, String> {
+    let authority = base
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("admin URL must start with http://, got {base:?}"))?
+        .trim_end_matches('/');
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {authority}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
+        format!("cannot reach the admin listener at {base}: {e} (is `cairn server` running? see --admin-url)")
+    })?;
+    let timeout = Some(Duration::from_secs(3600));
+    let _ = stream.set_read_timeout(timeout);
+    write!(
+        stream,
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("sending to {base}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("reading from {base}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("malformed reply from {base}"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("malformed status line from {base}"))?;
+    Ok(HttpReply {
+        status,
+        body: body.to_owned(),
+    })
+}
+
+/// A field of the flat JSON objects the admin API returns.
+fn field<'a>(json: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("\"{name}\":");
+    let start = json.find(&key)? + key.len();
+    let rest = &json[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+fn num(json: &str, name: &str) -> u64 {
+    field(json, name).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+fn progress_line(status: &str, elapsed: Duration) -> String {
+    let done = num(status, "chunks_checked");
+    let total = num(status, "chunks_total_estimate").max(done).max(1);
+    let running = field(status, "running") == Some("true");
+    let frac = if running {
+        (done as f64 / total as f64).min(0.99)
+    } else {
+        1.0
+    };
+    const WIDTH: usize = 30;
+    let filled = (frac * WIDTH as f64) as usize;
+    let bar: String = "#".repeat(filled) + &".".repeat(WIDTH - filled);
+    let bytes = num(status, "bytes_read");
+    let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
+    let eta = if running && frac > 0.0 {
+        let left = elapsed.as_secs_f64() * (1.0 - frac) / frac;
+        format!("ETA {}", human_duration(Duration::from_secs_f64(left)))
+    } else if running {
+        "ETA --:--".to_owned()
+    } else {
+        format!("done in {}", human_duration(elapsed))
+    };
+    format!(
+        "[{bar}] {:>3.0}%  {done}/{total} chunks  {} read ({}/s)  {eta}  missing {} corrupt {} repaired {} unrecoverable {}",
+        frac * 100.0,
+        human_bytes(bytes),
+        human_bytes(rate as u64),
+        num(status, "shards_missing"),
+        num(status, "shards_corrupt"),
+        num(status, "shards_repaired"),
+        num(status, "chunks_unrecoverable"),
+    )
+}
+
+/// Starts a scrub and (unless `no_wait`) follows it to the end.
+fn scrub(base: &str, rate: u64, no_wait: bool, what: &str) -> Result<bool, String> {
+    let path = if rate > 0 {
+        format!("/admin/scrub?bytes_per_sec={rate}")
+    } else {
+        "/admin/scrub".to_owned()
+    };
+    let started = call(base, "POST", &path)?;
+    match started.status {
+        202 => eprintln!("cairn: {what} started"),
+        409 => eprintln!("cairn: a scrub is already running; following it"),
+        s => return Err(format!("server answered {s}: {}", started.body.trim())),
+    }
+    if no_wait {
+        return Ok(true);
+    }
+    let tty = std::io::stderr().is_terminal();
+    let t0 = Instant::now();
+    let mut last_line = Instant::now();
+    loop {
+        let status = call(base, "GET", "/admin/scrub")?.body;
+        let running = field(&status, "running") == Some("true");
+        let line = progress_line(&status, t0.elapsed());
+        if tty {
+            eprint!("\r{line}\x1b[K");
+        } else if !running || last_line.elapsed() >= Duration::from_secs(5) {
+            eprintln!("{line}");
+            last_line = Instant::now();
+        }
+        if !running {
+            if tty {
+                eprintln!();
+            }
+            let unrecoverable = num(&status, "chunks_unrecoverable");
+            let repaired = num(&status, "shards_repaired");
+            println!(
+                "{what} finished: {} chunks, {} shards verified, {} missing, {} corrupt, {repaired} repaired, {unrecoverable} unrecoverable",
+                num(&status, "chunks_checked"),
+                num(&status, "shards_verified"),
+                num(&status, "shards_missing"),
+                num(&status, "shards_corrupt"),
+            );
+            return Ok(unrecoverable == 0);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Runs `cairn admin …`; the exit code is non-zero when something could not
+/// be repaired or the server could not be reached.
+pub fn run(args: AdminArgs) -> std::process::ExitCode {
+    let base = args.admin_url.trim_end_matches('/').to_owned();
+    let result = match args.command {
+        AdminCommand::Scrub { rate, no_wait } => scrub(&base, rate, no_wait, "scrub"),
+        AdminCommand::Heal => scrub(&base, 0, false, "heal"),
+        AdminCommand::Gc => call(&base, "POST", "/admin/gc").and_then(|r| {
+            if r.status != 200 {
+                return Err(format!("server answered {}: {}", r.status, r.body.trim()));
+            }
+            println!(
+                "gc: {} chunks deleted ({} live), {} segments compacted, {} shards moved, {} reclaimed, {} abandoned uploads expired",
+                num(&r.body, "chunks_deleted"),
+                num(&r.body, "chunks_live"),
+                num(&r.body, "segments_compacted"),
+                num(&r.body, "shards_moved"),
+                human_bytes(num(&r.body, "bytes_reclaimed")),
+                num(&r.body, "uploads_expired"),
+            );
+            Ok(true)
+        }),
+    };
+    match result {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("cairn: some chunks could not be repaired (see the server log)");
+            std::process::ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_json_fields_parse() {
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("10MB"), Ok(10_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("ten").is_err());
+        let j = "{\"running\":true,\"chunks_checked\":12,\"bytes_read\":3}";
+        assert_eq!(field(j, "running"), Some("true"));
+        assert_eq!(num(j, "chunks_checked"), 12);
+        assert_eq!(num(j, "bytes_read"), 3);
+        assert_eq!(num(j, "absent"), 0);
+        let line = progress_line(j, Duration::from_secs(2));
+        assert!(line.contains("12/12 chunks"), "{line}");
+    }
+}
