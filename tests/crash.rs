@@ -31,6 +31,7 @@ struct KeyState {
 }
 
 type Oracle = Arc<Mutex<HashMap<String, KeyState>>>;
+type Body = Arc<Vec<u8>>;
 
 fn body_for(rng: &mut Rng) -> Vec<u8> {
     let len = match rng.below(100) {
@@ -104,7 +105,7 @@ fn acknowledged_puts_survive_sigkill_under_concurrent_load() {
             server.start_again();
 
             let c = sdk_client(&server);
-            let snapshot: Vec<(String, Option<Arc<Vec<u8>>>, Vec<Arc<Vec<u8>>>)> = oracle
+            let snapshot: Vec<(String, Option<Body>, Vec<Body>)> = oracle
                 .lock()
                 .unwrap()
                 .iter()
