@@ -33,6 +33,7 @@ mod list;
 mod meta;
 mod metrics;
 mod multipart;
+mod object_tags;
 mod pipeline;
 mod placement;
 mod put;
