@@ -36,6 +36,12 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_REGION")]
     pub region: Option<String>,
 
+    /// Domain for virtual-hosted-style requests: `Host: <bucket>.<domain>`
+    /// addresses <bucket> (path-style keeps working). Point a wildcard DNS
+    /// record `*.<domain>` at the server. [default: none, path-style only]
+    #[arg(long, env = "CAIRN_DOMAIN", value_name = "DOMAIN")]
+    pub domain: Option<String>,
+
     /// Drive directories, comma-separated (give each its own disk in
     /// production). Their order is their identity: never reorder them.
     /// [default: <data-dir>/drives/0 … /5]
@@ -87,6 +93,7 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
     pub region: Option<String>,
+    pub domain: Option<String>,
     pub drives: Option<Vec<PathBuf>>,
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
@@ -115,6 +122,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub region: String,
+    /// Virtual-hosted-style domain (normalised: lowercase, no trailing dot).
+    pub domain: Option<String>,
     pub drives: Vec<PathBuf>,
     pub data_shards: usize,
     pub parity_shards: usize,
@@ -136,6 +145,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("listen", &self.listen)
             .field("admin_listen", &self.admin_listen)
             .field("region", &self.region)
+            .field("domain", &self.domain)
             .field("drives", &self.drives)
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
@@ -183,6 +193,10 @@ impl ServerConfig {
             Some("json") => LogFormat::Json,
             Some(other) => return Err(format!("unknown log format {other:?} (human or json)")),
         };
+        let domain = match args.domain.or(file.domain) {
+            Some(d) => normalize_domain(&d)?,
+            None => None,
+        };
         let credentials = match (
             env_nonempty("CAIRN_ACCESS_KEY").or(file.access_key),
             env_nonempty("CAIRN_SECRET_KEY").or(file.secret_key),
@@ -217,6 +231,7 @@ impl ServerConfig {
                 .region
                 .or(file.region)
                 .unwrap_or_else(|| "us-east-1".into()),
+            domain,
             drives,
             data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),
             parity_shards: args.parity_shards.or(file.parity_shards).unwrap_or(2),
@@ -247,6 +262,28 @@ impl ServerConfig {
         }
         Ok(cfg)
     }
+}
+
+/// A virtual-hosting domain: DNS labels (letters, digits, `-`) separated by
+/// dots, case-folded; a trailing dot is dropped. No scheme, port or path.
+/// An empty value means "not set".
+pub fn normalize_domain(raw: &str) -> Result<Option<String>, String> {
+    let d = raw.trim().trim_end_matches('.').to_ascii_lowercase();
+    if d.is_empty() {
+        return Ok(None);
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if d.len() > 253 || !d.split('.').all(label_ok) {
+        return Err(format!(
+            "invalid domain {raw:?}: give a host name such as s3.example.com (no scheme, port or path)"
+        ));
+    }
+    Ok(Some(d))
 }
 
 /// Access keys: 3–128 printable ASCII without spaces or '/'; secrets at
@@ -307,6 +344,40 @@ mod tests {
             ..Default::default()
         };
         assert!(ServerConfig::resolve(args).is_err());
+    }
+
+    #[test]
+    fn domain_from_file_flag_overrides_and_is_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(&path, "domain = \"S3.Example.COM.\"\n").unwrap();
+        let from_file = ServerConfig::resolve(ServerArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.domain.as_deref(), Some("s3.example.com"));
+        let flag = ServerConfig::resolve(ServerArgs {
+            config: Some(path),
+            domain: Some("objects.local".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(flag.domain.as_deref(), Some("objects.local"));
+        assert_eq!(
+            ServerConfig::resolve(ServerArgs::default()).unwrap().domain,
+            None
+        );
+        for bad in [
+            "http://s3.example.com",
+            "s3.example.com:9000",
+            "a..b",
+            "-a.b",
+            "a/b",
+        ] {
+            assert!(normalize_domain(bad).is_err(), "{bad}");
+        }
+        assert_eq!(normalize_domain(" ").unwrap(), None);
     }
 
     #[test]

@@ -147,6 +147,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         keys,
         S3Config {
             region: cfg.region.clone(),
+            domain: cfg.domain.clone(),
             ..S3Config::default()
         },
         &registry,

@@ -31,6 +31,7 @@ pub enum S3ErrorCode {
     InvalidPartOrder,
     InvalidRange,
     InvalidRequest,
+    InvalidTag,
     KeyTooLongError,
     MalformedXML,
     MetadataTooLarge,
@@ -73,6 +74,7 @@ impl S3ErrorCode {
             InvalidPartOrder => "InvalidPartOrder",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
+            InvalidTag => "InvalidTag",
             KeyTooLongError => "KeyTooLongError",
             MalformedXML => "MalformedXML",
             MetadataTooLarge => "MetadataTooLarge",
@@ -122,6 +124,7 @@ impl S3ErrorCode {
             | InvalidPart
             | InvalidPartOrder
             | InvalidRequest
+            | InvalidTag
             | KeyTooLongError
             | MalformedXML
             | MetadataTooLarge
@@ -169,6 +172,7 @@ impl S3ErrorCode {
             }
             InvalidRange => "The requested range is not satisfiable",
             InvalidRequest => "Invalid Request",
+            InvalidTag => "The tag provided was not a valid tag.",
             KeyTooLongError => "Your key is too long",
             MalformedXML => {
                 "The XML you provided was not well-formed or did not validate against our published schema"

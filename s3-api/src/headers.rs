@@ -109,10 +109,24 @@ pub fn object_metadata(h: &HeaderMap) -> S3Result<ObjectMetadata> {
             .field("Size", size.to_string())
             .field("MaxSizeAllowed", USER_METADATA_MAX_BYTES.to_string()));
     }
-    if let Some(tagging) = header_str(h, "x-amz-tagging") {
-        meta.tags = crate::router::Query::parse(Some(tagging)).pairs().to_vec();
-    }
+    meta.tags = request_tags(h)?;
     Ok(meta)
+}
+
+/// The validated tag set of `x-amz-tagging` (empty without the header).
+pub fn request_tags(h: &HeaderMap) -> S3Result<Vec<(String, String)>> {
+    match h.get("x-amz-tagging") {
+        None => Ok(Vec::new()),
+        Some(v) => {
+            let raw = std::str::from_utf8(v.as_bytes()).map_err(|_| {
+                S3Error::with_message(
+                    S3ErrorCode::InvalidTag,
+                    "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag name duplicates.",
+                )
+            })?;
+            crate::tags::parse_tagging_header(raw)
+        }
+    }
 }
 
 /// Writes an object's stored headers onto a response.
@@ -307,8 +321,45 @@ fn etag_matches(list: &str, etag: &str) -> bool {
         .any(|t| t == "*" || t == etag)
 }
 
-/// RFC 7232 evaluation order, as S3 applies it.
+/// The names of the four conditional headers of one request kind.
+#[derive(Clone, Copy, Debug)]
+pub struct ConditionHeaders {
+    pub if_match: &'static str,
+    pub if_unmodified_since: &'static str,
+    pub if_none_match: &'static str,
+    pub if_modified_since: &'static str,
+}
+
+/// GetObject / HeadObject.
+pub const READ_CONDITIONS: ConditionHeaders = ConditionHeaders {
+    if_match: "if-match",
+    if_unmodified_since: "if-unmodified-since",
+    if_none_match: "if-none-match",
+    if_modified_since: "if-modified-since",
+};
+
+/// CopyObject, evaluated against the source object.
+pub const COPY_SOURCE_CONDITIONS: ConditionHeaders = ConditionHeaders {
+    if_match: "x-amz-copy-source-if-match",
+    if_unmodified_since: "x-amz-copy-source-if-unmodified-since",
+    if_none_match: "x-amz-copy-source-if-none-match",
+    if_modified_since: "x-amz-copy-source-if-modified-since",
+};
+
+/// RFC 7232 evaluation order, as S3 applies it, for GET / HEAD.
 pub fn evaluate_preconditions(h: &HeaderMap, v: &ObjectVersion) -> Precondition {
+    evaluate_conditions(h, v, READ_CONDITIONS)
+}
+
+/// RFC 7232 evaluation order over the given header names: a matching
+/// if-match makes if-unmodified-since irrelevant, a non-matching
+/// if-none-match makes if-modified-since irrelevant (S3 documents exactly
+/// these two combinations for CopyObject). Unparseable dates are ignored.
+pub fn evaluate_conditions(
+    h: &HeaderMap,
+    v: &ObjectVersion,
+    names: ConditionHeaders,
+) -> Precondition {
     let modified_s = v.last_modified_ms / 1000;
     let date = |name: &str| {
         header_str(h, name)
@@ -316,20 +367,20 @@ pub fn evaluate_preconditions(h: &HeaderMap, v: &ObjectVersion) -> Precondition 
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs())
     };
-    if let Some(m) = header_str(h, "if-match") {
+    if let Some(m) = header_str(h, names.if_match) {
         if !etag_matches(m, &v.etag) {
             return Precondition::Failed;
         }
-    } else if let Some(t) = date("if-unmodified-since")
+    } else if let Some(t) = date(names.if_unmodified_since)
         && modified_s > t
     {
         return Precondition::Failed;
     }
-    if let Some(m) = header_str(h, "if-none-match") {
+    if let Some(m) = header_str(h, names.if_none_match) {
         if etag_matches(m, &v.etag) {
             return Precondition::NotModified;
         }
-    } else if let Some(t) = date("if-modified-since")
+    } else if let Some(t) = date(names.if_modified_since)
         && modified_s <= t
     {
         return Precondition::NotModified;

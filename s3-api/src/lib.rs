@@ -19,6 +19,7 @@ mod keys;
 mod metrics;
 mod router;
 mod service;
+mod tags;
 mod xml;
 
 pub use error::{S3Error, S3ErrorCode};

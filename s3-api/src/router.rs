@@ -1,5 +1,6 @@
-//! Routing: which S3 operation a request is, from its method, path-style
-//! address and query. Pure functions of the request head; no I/O.
+//! Routing: which S3 operation a request is, from its method, address
+//! (path-style, or virtual-hosted-style under a configured domain) and
+//! query. Pure functions of the request head; no I/O.
 
 use http::Method;
 use percent_encoding::percent_decode_str;
@@ -18,6 +19,7 @@ pub enum Operation {
     ListObjects,
     ListObjectsV2,
     ListMultipartUploads,
+    ListObjectVersions,
     DeleteObjects,
     PutObject,
     CopyObject,
@@ -25,6 +27,9 @@ pub enum Operation {
     HeadObject,
     DeleteObject,
     GetObjectAcl,
+    GetObjectTagging,
+    PutObjectTagging,
+    DeleteObjectTagging,
     CreateMultipartUpload,
     UploadPart,
     CompleteMultipartUpload,
@@ -51,6 +56,7 @@ impl Operation {
             ListObjects => "ListObjects",
             ListObjectsV2 => "ListObjectsV2",
             ListMultipartUploads => "ListMultipartUploads",
+            ListObjectVersions => "ListObjectVersions",
             DeleteObjects => "DeleteObjects",
             PutObject => "PutObject",
             CopyObject => "CopyObject",
@@ -58,6 +64,9 @@ impl Operation {
             HeadObject => "HeadObject",
             DeleteObject => "DeleteObject",
             GetObjectAcl => "GetObjectAcl",
+            GetObjectTagging => "GetObjectTagging",
+            PutObjectTagging => "PutObjectTagging",
+            DeleteObjectTagging => "DeleteObjectTagging",
             CreateMultipartUpload => "CreateMultipartUpload",
             UploadPart => "UploadPart",
             CompleteMultipartUpload => "CompleteMultipartUpload",
@@ -92,10 +101,6 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn pairs(&self) -> &[(String, String)] {
-        &self.pairs
-    }
-
     pub fn has(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
     }
@@ -123,6 +128,35 @@ pub fn split_path(path: &str) -> Result<(Option<String>, Option<String>), ()> {
     }
 }
 
+/// The bucket a virtual-hosted-style request names: `host` (a `Host`
+/// header, port allowed) is `<bucket>.<domain>`. `None` for the domain
+/// itself, for other hosts (IP addresses, `localhost`, …) and when no domain
+/// is configured: those requests are path-style. `domain` is lowercase,
+/// without a port or trailing dot (see `S3Config::domain`).
+pub fn virtual_host_bucket(host: &str, domain: Option<&str>) -> Option<String> {
+    let domain = domain.filter(|d| !d.is_empty())?;
+    let host = host.trim();
+    // IPv6 literals (`[::1]:9000`) are never under a domain.
+    if host.starts_with('[') {
+        return None;
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then(|| bucket.to_owned())
+}
+
+/// The key of a virtual-hosted-style request: every byte of the decoded
+/// path after its leading slash (`None` for `/`).
+pub fn virtual_host_key(path: &str) -> Result<Option<String>, ()> {
+    let decoded = percent_decode_str(path).decode_utf8().map_err(|_| ())?;
+    let key = decoded.strip_prefix('/').unwrap_or(&decoded);
+    Ok((!key.is_empty()).then(|| key.to_owned()))
+}
+
 /// Subresources of buckets we do not implement (yet). Requests naming them
 /// get NotImplemented.
 const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
@@ -144,7 +178,6 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "versions",
     "website",
 ];
 
@@ -154,7 +187,6 @@ const UNSUPPORTED_OBJECT_SUBRESOURCES: &[&str] = &[
     "restore",
     "retention",
     "select",
-    "tagging",
     "torrent",
 ];
 
@@ -189,6 +221,12 @@ pub fn route(
             if let Some(op) = unsupported(q, UNSUPPORTED_BUCKET_SUBRESOURCES) {
                 return op;
             }
+            if q.has("versions") {
+                return match *method {
+                    Method::GET => ListObjectVersions,
+                    _ => MethodNotAllowed,
+                };
+            }
             match *method {
                 Method::PUT if q.has("versioning") => Unsupported("versioning"),
                 Method::PUT => CreateBucket,
@@ -212,6 +250,14 @@ pub fn route(
             }
             if let Some(op) = unsupported(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
                 return op;
+            }
+            if q.has("tagging") {
+                return match *method {
+                    Method::GET => GetObjectTagging,
+                    Method::PUT => PutObjectTagging,
+                    Method::DELETE => DeleteObjectTagging,
+                    _ => MethodNotAllowed,
+                };
             }
             match *method {
                 Method::PUT if q.has("uploadId") && has_copy_source => {
@@ -251,6 +297,36 @@ mod tests {
             (Some("b".into()), Some("a//c/".into()))
         );
         assert!(split_path("/b/%FF").is_err());
+    }
+
+    #[test]
+    fn virtual_hosts() {
+        let d = Some("s3.example.com");
+        assert_eq!(
+            virtual_host_bucket("photos.s3.example.com", d).as_deref(),
+            Some("photos")
+        );
+        assert_eq!(
+            virtual_host_bucket("My.Bucket.S3.Example.com:9000", d).as_deref(),
+            Some("my.bucket")
+        );
+        assert_eq!(
+            virtual_host_bucket("b.s3.example.com.:80", d).as_deref(),
+            Some("b")
+        );
+        assert_eq!(virtual_host_bucket("s3.example.com:9000", d), None);
+        assert_eq!(virtual_host_bucket("xs3.example.com", d), None);
+        assert_eq!(virtual_host_bucket(".s3.example.com", d), None);
+        assert_eq!(virtual_host_bucket("127.0.0.1:9000", d), None);
+        assert_eq!(virtual_host_bucket("[::1]:9000", d), None);
+        assert_eq!(virtual_host_bucket("b.s3.example.com", None), None);
+        assert_eq!(virtual_host_key("/").unwrap(), None);
+        assert_eq!(virtual_host_key("").unwrap(), None);
+        assert_eq!(
+            virtual_host_key("//a%20b/c/").unwrap().as_deref(),
+            Some("/a b/c/")
+        );
+        assert!(virtual_host_key("/%FF").is_err());
     }
 
     #[test]
@@ -300,5 +376,31 @@ mod tests {
             route(&Method::PATCH, Some("b"), Some("k"), &q(""), false),
             Operation::MethodNotAllowed
         );
+        assert_eq!(
+            route(
+                &Method::GET,
+                Some("b"),
+                None,
+                &q("versions&prefix=a"),
+                false
+            ),
+            Operation::ListObjectVersions
+        );
+        assert_eq!(
+            route(&Method::PUT, Some("b"), None, &q("versions"), false),
+            Operation::MethodNotAllowed
+        );
+        assert_eq!(
+            route(&Method::PUT, Some("b"), None, &q("tagging"), false),
+            Operation::Unsupported("tagging")
+        );
+        for (m, op) in [
+            (Method::GET, Operation::GetObjectTagging),
+            (Method::PUT, Operation::PutObjectTagging),
+            (Method::DELETE, Operation::DeleteObjectTagging),
+            (Method::POST, Operation::MethodNotAllowed),
+        ] {
+            assert_eq!(route(&m, Some("b"), Some("k"), &q("tagging"), false), op);
+        }
     }
 }

@@ -19,7 +19,7 @@ use tracing::Instrument;
 use crate::auth::{SecretLookup, VerifiedRequest, VerifyConfig, verify_request};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::metrics::S3Metrics;
-use crate::router::{Operation, Query, route, split_path};
+use crate::router::{Operation, Query, route, split_path, virtual_host_bucket, virtual_host_key};
 use crate::xml::XmlWriter;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,6 +32,11 @@ pub struct S3Config {
     pub region: String,
     /// Largest request header section accepted (bytes).
     pub max_header_bytes: usize,
+    /// Domain for virtual-hosted-style addressing: a request whose `Host`
+    /// is `<bucket>.<domain>[:port]` addresses that bucket and its path is
+    /// the key. Lowercase, without port or trailing dot. `None`: path-style
+    /// only. Path-style requests work either way.
+    pub domain: Option<String>,
 }
 
 impl Default for S3Config {
@@ -39,6 +44,7 @@ impl Default for S3Config {
         S3Config {
             region: "us-east-1".into(),
             max_header_bytes: 64 << 10,
+            domain: None,
         }
     }
 }
@@ -188,7 +194,18 @@ impl ServiceInner {
         parts: http::request::Parts,
         body: Incoming,
     ) -> (Operation, S3Result<Response<RespBody>>) {
-        let (bucket, key) = match split_path(parts.uri.path()) {
+        // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in `Host`.
+        let host = parts
+            .uri
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| crate::headers::header_str(&parts.headers, "host"))
+            .unwrap_or("");
+        let addressed = match virtual_host_bucket(host, self.config.domain.as_deref()) {
+            Some(bucket) => virtual_host_key(parts.uri.path()).map(|key| (Some(bucket), key)),
+            None => split_path(parts.uri.path()),
+        };
+        let (bucket, key) = match addressed {
             Ok(bk) => bk,
             Err(()) => {
                 return (

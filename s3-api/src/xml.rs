@@ -176,6 +176,27 @@ pub struct DeleteObjectDoc {
     pub version_id: Option<String>,
 }
 
+/// PutObjectTagging: `<Tagging><TagSet><Tag><Key/><Value/></Tag>…</TagSet></Tagging>`.
+#[derive(Debug, Deserialize)]
+pub struct TaggingDoc {
+    #[serde(rename = "TagSet")]
+    pub tag_set: TagSetDoc,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TagSetDoc {
+    #[serde(rename = "Tag", default)]
+    pub tags: Vec<TagDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TagDoc {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct CreateBucketConfigurationDoc {
     #[serde(rename = "LocationConstraint", default)]
@@ -232,6 +253,31 @@ mod tests {
 
         assert!(parse::<DeleteDoc>("<Delete><Object>").is_err());
         assert!(parse::<CompleteMultipartUploadDoc>("not xml").is_err());
+    }
+
+    #[test]
+    fn parses_tagging() {
+        let doc: TaggingDoc = parse(&format!(
+            "<Tagging xmlns=\"{S3_XMLNS}\"><TagSet><Tag><Key>a b</Key><Value>1&amp;2</Value></Tag><Tag><Key>e</Key><Value></Value></Tag><Tag><Key>f</Key><Value/></Tag></TagSet></Tagging>"
+        ))
+        .unwrap();
+        let got: Vec<(&str, &str)> = doc
+            .tag_set
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_str()))
+            .collect();
+        assert_eq!(got, vec![("a b", "1&2"), ("e", ""), ("f", "")]);
+        let empty: TaggingDoc = parse("<Tagging><TagSet/></Tagging>").unwrap();
+        assert!(empty.tag_set.tags.is_empty());
+        for bad in [
+            "<Tagging/>",
+            "<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>",
+            "<Tagging><TagSet><Tag><Key>k</Key></Tag></TagSet></Tagging>",
+            "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet>",
+        ] {
+            assert!(parse::<TaggingDoc>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

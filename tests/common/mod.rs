@@ -1181,3 +1181,53 @@ pub fn run<F: std::future::Future<Output = ()>>(f: F) {
         .expect("tokio runtime")
         .block_on(f);
 }
+
+// ---------------------------------------------------------------------------
+// Virtual-hosted-style SDK client
+// ---------------------------------------------------------------------------
+
+/// Sends every request to `addr` whatever host its URI names, keeping that
+/// host (and port) in the `Host` header. Runs after signing, so the
+/// signature covers the virtual host, as it would with real DNS.
+#[derive(Debug)]
+struct ConnectTo(SocketAddr);
+
+impl aws_sdk_s3::config::Intercept for ConnectTo {
+    fn name(&self) -> &'static str {
+        "cairn-e2e-connect-to"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        ctx: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _rc: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let req = ctx.request_mut();
+        let uri: http::Uri = req.uri().parse()?;
+        let authority = uri
+            .authority()
+            .ok_or("request URI without authority")?
+            .to_string();
+        let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        req.headers_mut().insert("host", authority);
+        req.set_uri(format!("http://{}{path_and_query}", self.0))?;
+        Ok(())
+    }
+}
+
+/// An `aws-sdk-s3` client that addresses buckets virtual-hosted-style
+/// (`<bucket>.<domain>:<port>`, as the SDK does without path-style) for a
+/// server started with `--domain <domain>`. No DNS is needed: connections go
+/// to the server's loopback address with the virtual host in `Host`.
+pub fn sdk_client_virtual_host(server: &TestServer, domain: &str) -> aws_sdk_s3::Client {
+    let addr = server.s3_addr();
+    let base = sdk_client_for(
+        &format!("http://{domain}:{}", addr.port()),
+        ACCESS_KEY,
+        SECRET_KEY,
+        &[aws_sdk_s3::config::SharedInterceptor::new(ConnectTo(addr))],
+    );
+    let conf = base.config().to_builder().force_path_style(false).build();
+    aws_sdk_s3::Client::from_conf(conf)
+}

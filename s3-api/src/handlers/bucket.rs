@@ -34,18 +34,70 @@ pub(crate) fn valid_bucket_name(name: &str) -> bool {
         && !RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s))
 }
 
-pub(crate) fn list_buckets(svc: &Arc<ServiceInner>) -> S3Result<Response<RespBody>> {
-    let buckets = svc.engine.list_buckets()?;
+/// S3's page size for ListBuckets when paginating, and the largest
+/// `max-buckets` it accepts.
+const MAX_BUCKETS_LIMIT: usize = 10_000;
+
+/// ListBuckets with `prefix`, `max-buckets`, `continuation-token` (opaque:
+/// the last name of the previous page) and `bucket-region`. Buckets are
+/// returned in name order.
+pub(crate) fn list_buckets(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    let prefix = ctx.query.get("prefix");
+    let max_buckets = match ctx.query.get("max-buckets") {
+        None => MAX_BUCKETS_LIMIT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_BUCKETS_LIMIT).contains(n))
+            .ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Argument max-buckets must be an integer between 1 and 10000",
+                    "max-buckets",
+                    v,
+                )
+            })?,
+    };
+    let after = match ctx.query.get("continuation-token") {
+        Some(t) => Some(super::list::decode_token(t)?),
+        None => None,
+    };
+    let region_ok = ctx
+        .query
+        .get("bucket-region")
+        .is_none_or(|r| r == svc.config.region);
+    let mut buckets = if region_ok {
+        svc.engine.list_buckets()?
+    } else {
+        Vec::new()
+    };
+    buckets.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    let mut page = buckets
+        .iter()
+        .filter(|b| prefix.is_none_or(|p| b.name.starts_with(p)))
+        .filter(|b| after.as_deref().is_none_or(|a| b.name.as_str() > a))
+        .take(max_buckets + 1)
+        .collect::<Vec<_>>();
+    let truncated = page.len() > max_buckets;
+    page.truncate(max_buckets);
+
     let mut w = XmlWriter::new("ListAllMyBucketsResult");
     owner(&mut w, "Owner");
     w.open("Buckets");
-    for b in &buckets {
+    for b in &page {
         w.open("Bucket")
             .elem("Name", &b.name)
             .elem("CreationDate", &iso8601(b.created_ms))
+            .elem("BucketRegion", &svc.config.region)
             .close("Bucket");
     }
     w.close("Buckets");
+    if truncated && let Some(last) = page.last() {
+        w.elem("ContinuationToken", &super::list::encode_token(&last.name));
+    }
+    w.opt_elem("Prefix", prefix);
     xml_response(StatusCode::OK, w.finish("ListAllMyBucketsResult"))
 }
 

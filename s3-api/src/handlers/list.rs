@@ -1,4 +1,5 @@
-//! ListObjects (V1), ListObjectsV2 and ListMultipartUploads.
+//! ListObjects (V1), ListObjectsV2, ListObjectVersions and
+//! ListMultipartUploads.
 
 use std::sync::Arc;
 
@@ -68,11 +69,11 @@ fn max_param(ctx: &RequestCtx, name: &str) -> S3Result<usize> {
     }
 }
 
-fn encode_token(marker: &str) -> String {
+pub(crate) fn encode_token(marker: &str) -> String {
     URL_SAFE_NO_PAD.encode(marker.as_bytes())
 }
 
-fn decode_token(token: &str) -> S3Result<String> {
+pub(crate) fn decode_token(token: &str) -> S3Result<String> {
     URL_SAFE_NO_PAD
         .decode(token.as_bytes())
         .ok()
@@ -185,6 +186,103 @@ pub(crate) async fn list_objects(
             .close("CommonPrefixes");
     }
     xml_response(StatusCode::OK, w.finish("ListBucketResult"))
+}
+
+/// The one version id every object has while versioning does not exist.
+const NULL_VERSION_ID: &str = "null";
+
+/// ListObjectVersions without versioning: every object is one version,
+/// `null`, and the latest; there are no delete markers. Pages come from the
+/// same engine listing as ListObjects, so a page costs what it returns.
+pub(crate) async fn list_object_versions(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?;
+    let enc = Encoder::from_query(ctx)?;
+    let prefix = ctx.query.get("prefix").unwrap_or("").to_owned();
+    let delimiter = ctx
+        .query
+        .get("delimiter")
+        .filter(|d| !d.is_empty())
+        .map(str::to_owned);
+    let max_keys = max_param(ctx, "max-keys")?;
+    let key_marker = ctx.query.get("key-marker").filter(|s| !s.is_empty());
+    let version_id_marker = ctx.query.get("version-id-marker").filter(|s| !s.is_empty());
+    if let Some(v) = version_id_marker {
+        if key_marker.is_none() {
+            return Err(S3Error::invalid_argument(
+                "A version-id marker cannot be specified without a key marker.",
+                "version-id-marker",
+                v,
+            ));
+        }
+        if v != NULL_VERSION_ID {
+            return Err(S3Error::invalid_argument(
+                "Invalid version id specified",
+                "version-id-marker",
+                v,
+            ));
+        }
+    }
+    // With one version per key, "after version null of K" and "after K"
+    // are the same place.
+    let page = svc
+        .engine
+        .list_objects(
+            bucket,
+            ListQuery {
+                prefix: prefix.clone(),
+                delimiter: delimiter.clone(),
+                start_after: key_marker.map(str::to_owned),
+                max_keys,
+            },
+        )
+        .await?;
+
+    let mut w = XmlWriter::new("ListVersionsResult");
+    w.elem("Name", bucket)
+        .elem("Prefix", &enc.enc(&prefix))
+        .elem("KeyMarker", &enc.enc(key_marker.unwrap_or("")))
+        .elem("VersionIdMarker", version_id_marker.unwrap_or(""));
+    if page.is_truncated
+        && let Some(last) = &page.last_returned
+    {
+        w.elem("NextKeyMarker", &enc.enc(last));
+        // A common prefix has no version to continue after.
+        let last_is_prefix = page.common_prefixes.last() == Some(last);
+        if !last_is_prefix {
+            w.elem("NextVersionIdMarker", NULL_VERSION_ID);
+        }
+    }
+    w.elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = &delimiter {
+        w.elem("Delimiter", &enc.enc(d));
+    }
+    if enc.url {
+        w.elem("EncodingType", "url");
+    }
+    w.elem(
+        "IsTruncated",
+        if page.is_truncated { "true" } else { "false" },
+    );
+    for o in &page.objects {
+        w.open("Version")
+            .elem("Key", &enc.enc(&o.key))
+            .elem("VersionId", NULL_VERSION_ID)
+            .elem("IsLatest", "true")
+            .elem("LastModified", &iso8601(o.version.last_modified_ms))
+            .elem("ETag", &quoted_etag(&o.version.etag))
+            .elem("Size", &o.version.size.to_string());
+        owner(&mut w, "Owner");
+        w.elem("StorageClass", "STANDARD").close("Version");
+    }
+    for p in &page.common_prefixes {
+        w.open("CommonPrefixes")
+            .elem("Prefix", &enc.enc(p))
+            .close("CommonPrefixes");
+    }
+    xml_response(StatusCode::OK, w.finish("ListVersionsResult"))
 }
 
 pub(crate) async fn list_multipart_uploads(

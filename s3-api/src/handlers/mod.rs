@@ -5,6 +5,7 @@ mod bucket;
 mod list;
 mod multipart;
 mod object;
+mod tagging;
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ pub(crate) async fn handle(
 ) -> S3Result<Response<RespBody>> {
     use Operation::*;
     match op {
-        ListBuckets => bucket::list_buckets(svc),
+        ListBuckets => bucket::list_buckets(svc, &ctx),
         CreateBucket => bucket::create_bucket(svc, &mut ctx, body).await,
         HeadBucket => bucket::head_bucket(svc, &ctx),
         DeleteBucket => bucket::delete_bucket(svc, &ctx).await,
@@ -33,9 +34,13 @@ pub(crate) async fn handle(
         GetBucketVersioning => bucket::get_bucket_versioning(svc, &ctx),
         GetBucketAcl => bucket::get_acl(svc, &ctx, false),
         GetObjectAcl => bucket::get_acl(svc, &ctx, true),
+        GetObjectTagging => tagging::get_object_tagging(svc, &ctx),
+        PutObjectTagging => tagging::put_object_tagging(svc, &mut ctx, body).await,
+        DeleteObjectTagging => tagging::delete_object_tagging(svc, &ctx).await,
         ListObjects => list::list_objects(svc, &ctx, false).await,
         ListObjectsV2 => list::list_objects(svc, &ctx, true).await,
         ListMultipartUploads => list::list_multipart_uploads(svc, &ctx).await,
+        ListObjectVersions => list::list_object_versions(svc, &ctx).await,
         DeleteObjects => object::delete_objects(svc, &mut ctx, body).await,
         PutObject => object::put_object(svc, &mut ctx, body).await,
         CopyObject => object::copy_object(svc, &ctx).await,
@@ -94,6 +99,24 @@ pub(crate) fn body_spec(ctx: &mut RequestCtx, max_len: u64) -> S3Result<BodySpec
         content_md5: content_md5(h)?,
         checksum: checksum_expectation(h, payload)?,
     })
+}
+
+/// Operations S3 refuses without a body digest (DeleteObjects,
+/// PutObjectTagging): `Content-MD5` or an `x-amz-checksum-*` header or
+/// trailer. The digest itself is verified while the body is read.
+pub(crate) fn require_integrity_header(ctx: &RequestCtx) -> S3Result<()> {
+    let h = &ctx.parts.headers;
+    let has_integrity = h.contains_key("content-md5")
+        || h.contains_key("x-amz-trailer")
+        || h.keys()
+            .any(|k| crate::auth::ChecksumAlgorithm::from_header_name(k.as_str()).is_some());
+    if !has_integrity {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Missing required header for this request: Content-MD5",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads and verifies a small XML request body.

@@ -17,15 +17,15 @@ use percent_encoding::percent_decode_str;
 use crate::body::BodyReader;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
-    Precondition, check_key, evaluate_preconditions, iso8601, object_metadata, parse_range,
-    quoted_etag, write_object_headers,
+    COPY_SOURCE_CONDITIONS, Precondition, check_key, evaluate_conditions, evaluate_preconditions,
+    iso8601, object_metadata, parse_range, quoted_etag, request_tags, write_object_headers,
 };
 use crate::service::{
     BoxError, RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response,
 };
 use crate::xml::{DeleteDoc, XmlWriter, parse};
 
-use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body};
+use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body, require_integrity_header};
 
 /// Conditional writes arrive with issue 4's atomic implementation; until
 /// then a conditional PUT must not silently succeed unconditionally.
@@ -293,6 +293,15 @@ pub(crate) async fn delete_object(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
+    // Every object's one version is `null`; deleting any other version id
+    // must not delete the object.
+    if let Some(v) = ctx.query.get("versionId")
+        && v != "null"
+    {
+        return Err(S3Error::new(S3ErrorCode::NoSuchVersion)
+            .field("Key", ctx.key()?)
+            .field("VersionId", v));
+    }
     svc.engine.delete_object(ctx.bucket()?, ctx.key()?).await?;
     empty_response(StatusCode::NO_CONTENT)
 }
@@ -306,17 +315,7 @@ pub(crate) async fn delete_objects(
     body: Incoming,
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?.to_owned();
-    let h = &ctx.parts.headers;
-    let has_integrity = h.contains_key("content-md5")
-        || h.contains_key("x-amz-trailer")
-        || h.keys()
-            .any(|k| crate::auth::ChecksumAlgorithm::from_header_name(k.as_str()).is_some());
-    if !has_integrity {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "Missing required header for this request: Content-MD5",
-        ));
-    }
+    require_integrity_header(ctx)?;
     svc.engine.bucket_info(&bucket)?;
     let (doc, _) = read_xml_body(ctx, body).await?;
     let doc: DeleteDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
@@ -385,6 +384,21 @@ fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
     Ok((b.to_owned(), k.to_owned()))
 }
 
+/// `x-amz-metadata-directive` / `x-amz-tagging-directive`: `true` for
+/// REPLACE, `false` for COPY (the default).
+fn directive(ctx: &RequestCtx, header: &str) -> S3Result<bool> {
+    match ctx.header(header) {
+        None => Ok(false),
+        Some(d) if d.eq_ignore_ascii_case("COPY") => Ok(false),
+        Some(d) if d.eq_ignore_ascii_case("REPLACE") => Ok(true),
+        Some(d) => Err(S3Error::invalid_argument(
+            format!("Unknown {header}."),
+            header,
+            d,
+        )),
+    }
+}
+
 pub(crate) async fn copy_object(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
@@ -393,40 +407,67 @@ pub(crate) async fn copy_object(
     let key = ctx.key()?;
     check_key(key)?;
     refuse_conditional_write(ctx)?;
-    if ctx
-        .parts
-        .headers
-        .keys()
-        .any(|k| k.as_str().starts_with("x-amz-copy-source-if-"))
-    {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "x-amz-copy-source-if-* conditions are not implemented yet.",
-        ));
-    }
     let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
-    let replace = match ctx.header("x-amz-metadata-directive") {
-        None => false,
-        Some(d) if d.eq_ignore_ascii_case("COPY") => false,
-        Some(d) if d.eq_ignore_ascii_case("REPLACE") => true,
-        Some(d) => {
-            return Err(S3Error::invalid_argument(
-                "Unknown metadata directive.",
-                "x-amz-metadata-directive",
-                d,
-            ));
-        }
-    };
-    if !replace && src_bucket == bucket && src_key == key {
+    let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
+    let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
+    if !replace_meta && src_bucket == bucket && src_key == key {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
-    let new_meta = if replace {
+    // Validate the request's metadata and tags before touching anything.
+    let request_meta = if replace_meta {
         Some(object_metadata(&ctx.parts.headers)?)
     } else {
         None
+    };
+    let request_tags = if replace_tags {
+        Some(request_tags(&ctx.parts.headers)?)
+    } else {
+        None
+    };
+    let has_conditions = ctx
+        .parts
+        .headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-copy-source-if-"));
+    let source = if has_conditions || replace_meta || replace_tags {
+        Some(svc.engine.head_object(&src_bucket, &src_key)?)
+    } else {
+        None
+    };
+    if let Some(src) = &source {
+        // A copy has no 304: every condition that does not hold is a 412.
+        match evaluate_conditions(&ctx.parts.headers, src, COPY_SOURCE_CONDITIONS) {
+            Precondition::Proceed => {}
+            Precondition::Failed => {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).field(
+                    "Condition",
+                    "x-amz-copy-source-If-Match / x-amz-copy-source-If-Unmodified-Since",
+                ));
+            }
+            Precondition::NotModified => {
+                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).field(
+                    "Condition",
+                    "x-amz-copy-source-If-None-Match / x-amz-copy-source-If-Modified-Since",
+                ));
+            }
+        }
+    }
+    // Without a REPLACE the engine copies the source's metadata itself,
+    // atomically with the data. With one, the new metadata is built here:
+    // content headers and user metadata from the request (REPLACE) or the
+    // source, tags likewise by their own directive; the stored checksums
+    // describe the data, which is the source's either way.
+    let new_meta = match &source {
+        Some(src) if replace_meta || replace_tags => {
+            let mut meta = request_meta.unwrap_or_else(|| src.meta.clone());
+            meta.checksums = src.meta.checksums.clone();
+            meta.tags = request_tags.unwrap_or_else(|| src.meta.tags.clone());
+            Some(meta)
+        }
+        _ => None,
     };
     let version: ObjectVersion = svc
         .engine

@@ -1,0 +1,88 @@
+//! Object tagging: GetObjectTagging, PutObjectTagging, DeleteObjectTagging.
+//! The tag set lives in the current version's metadata (also set by the
+//! `x-amz-tagging` header of PutObject / CreateMultipartUpload / CopyObject).
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::service::{RequestCtx, RespBody, ServiceInner, xml_response};
+use crate::tags::validate_tags;
+use crate::xml::{TaggingDoc, XmlWriter, parse};
+
+use super::{read_xml_body, require_integrity_header};
+
+/// Without versioning every object has the one version `null`.
+fn check_version(ctx: &RequestCtx) -> S3Result<()> {
+    match ctx.query.get("versionId") {
+        Some(v) if v != "null" => Err(S3Error::new(S3ErrorCode::NoSuchVersion)
+            .field("Key", ctx.key.as_deref().unwrap_or(""))
+            .field("VersionId", v)),
+        _ => Ok(()),
+    }
+}
+
+fn with_version_header(resp: S3Result<Response<RespBody>>) -> S3Result<Response<RespBody>> {
+    resp.map(|mut r| {
+        r.headers_mut()
+            .insert("x-amz-version-id", http::HeaderValue::from_static("null"));
+        r
+    })
+}
+
+pub(crate) fn get_object_tagging(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    check_version(ctx)?;
+    let version = svc.engine.head_object(ctx.bucket()?, ctx.key()?)?;
+    let mut w = XmlWriter::new("Tagging");
+    w.open("TagSet");
+    for (k, v) in &version.meta.tags {
+        w.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
+    }
+    w.close("TagSet");
+    with_version_header(xml_response(StatusCode::OK, w.finish("Tagging")))
+}
+
+pub(crate) async fn put_object_tagging(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?.to_owned();
+    let key = ctx.key()?.to_owned();
+    check_version(ctx)?;
+    require_integrity_header(ctx)?;
+    // NoSuchBucket / NoSuchKey before the body is read.
+    svc.engine.head_object(&bucket, &key)?;
+    let (doc, _) = read_xml_body(ctx, body).await?;
+    let doc: TaggingDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    let tags: Vec<(String, String)> = doc
+        .tag_set
+        .tags
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect();
+    validate_tags(&tags)?;
+    svc.engine.set_object_tags(&bucket, &key, tags).await?;
+    with_version_header(
+        Response::builder()
+            .status(StatusCode::OK)
+            .body(crate::service::empty())
+            .map_err(S3Error::internal),
+    )
+}
+
+pub(crate) async fn delete_object_tagging(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    check_version(ctx)?;
+    svc.engine
+        .set_object_tags(ctx.bucket()?, ctx.key()?, Vec::new())
+        .await?;
+    with_version_header(crate::service::empty_response(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,1148 @@
+//! End-to-end tests of the wider S3 surface through `aws-sdk-s3` against a
+//! real `cairn` process: ListObjectVersions (every object is the one
+//! version `null`), ListBuckets pagination, CopyObject directives and
+//! `x-amz-copy-source-if-*` conditions, the object tagging API and the
+//! `x-amz-tagging` header, and virtual-hosted-style addressing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata as _};
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{
+    CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, Tag, Tagging,
+    TaggingDirective,
+};
+use common::*;
+
+fn show<E: std::error::Error>(e: &E) -> String {
+    format!("{}", DisplayErrorContext(e))
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build().unwrap()
+}
+
+fn tagging(tags: Vec<Tag>) -> Tagging {
+    Tagging::builder().set_tag_set(Some(tags)).build().unwrap()
+}
+
+async fn tags_of(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<(String, String)> {
+    c.get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObjectTagging {key}: {}", show(&e)))
+        .tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn secs_from_now(delta: i64) -> DateTime {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    DateTime::from_secs(now + delta)
+}
+
+fn url_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
+}
+
+// ---------------------------------------------------------------------------
+// 1. ListObjectVersions
+// ---------------------------------------------------------------------------
+
+/// Pages through ListObjectVersions with the Next*Marker pair; returns the
+/// (key, version id) of every version and every common prefix, in order.
+async fn list_versions_all(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    max_keys: i32,
+    url: bool,
+) -> (Vec<String>, Vec<String>) {
+    let (mut keys, mut prefixes) = (Vec::new(), Vec::new());
+    let (mut key_marker, mut vid_marker): (Option<String>, Option<String>) = (None, None);
+    let dec = |s: &str| if url { url_decode(s) } else { s.to_owned() };
+    for page in 0.. {
+        assert!(page < 1000, "ListObjectVersions does not terminate");
+        let mut req = c
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(max_keys)
+            .set_delimiter(delimiter.map(str::to_owned))
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(vid_marker.clone());
+        if url {
+            req = req.encoding_type(EncodingType::Url);
+        }
+        let out = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListObjectVersions: {}", show(&e)));
+        let n = out.versions().len() + out.common_prefixes().len();
+        assert!(n <= max_keys as usize, "page of {n} > max-keys {max_keys}");
+        assert_eq!(out.max_keys(), Some(max_keys));
+        assert!(out.delete_markers().is_empty(), "no delete markers exist");
+        assert_eq!(
+            out.key_marker().map(dec),
+            key_marker.clone().or(Some(String::new()))
+        );
+        for v in out.versions() {
+            assert_eq!(v.version_id(), Some("null"), "version id of {:?}", v.key());
+            assert_eq!(v.is_latest(), Some(true));
+            assert!(v.e_tag().is_some_and(|e| e.starts_with('"')));
+            assert!(v.last_modified().is_some() && v.size().is_some());
+            keys.push(dec(v.key().unwrap()));
+        }
+        for p in out.common_prefixes() {
+            prefixes.push(dec(p.prefix().unwrap()));
+        }
+        if out.is_truncated() != Some(true) {
+            assert!(out.next_key_marker().is_none());
+            break;
+        }
+        assert!(n > 0, "a truncated page returns something");
+        key_marker = out.next_key_marker().map(dec);
+        assert!(key_marker.is_some(), "truncated page without NextKeyMarker");
+        vid_marker = out.next_version_id_marker().map(str::to_owned);
+        if let Some(v) = &vid_marker {
+            assert_eq!(v, "null");
+        }
+    }
+    (keys, prefixes)
+}
+
+/// What a listing must return, computed from the full key set.
+fn expected(
+    keys: &BTreeSet<String>,
+    prefix: &str,
+    delim: Option<&str>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut contents, mut prefixes) = (Vec::new(), BTreeSet::new());
+    for k in keys.iter().filter(|k| k.starts_with(prefix)) {
+        match delim.and_then(|d| k[prefix.len()..].find(d).map(|i| (i, d))) {
+            Some((i, d)) => {
+                prefixes.insert(k[..prefix.len() + i + d.len()].to_owned());
+            }
+            None => contents.push(k.clone()),
+        }
+    }
+    (contents, prefixes.into_iter().collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_object_versions_reports_null_versions_with_prefixes_markers_and_url_encoding() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "versions-bucket";
+    create_bucket(&c, bucket).await;
+    let keys: BTreeSet<String> = [
+        "a/1",
+        "a/2",
+        "a/b/3",
+        "a/b/4",
+        "b",
+        "c d+e&f",
+        "dir/x/y/z",
+        "dir/x2",
+        "é/ü",
+        "z",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for k in &keys {
+        put_bytes(&c, bucket, k, k.as_bytes()).await;
+    }
+
+    for (prefix, delim) in [
+        ("", None),
+        ("", Some("/")),
+        ("a/", Some("/")),
+        ("a/", None),
+        ("dir/", Some("/")),
+        ("nothing", Some("/")),
+    ] {
+        let want = expected(&keys, prefix, delim);
+        for max_keys in [1, 2, 3, 1000] {
+            let got = list_versions_all(&c, bucket, prefix, delim, max_keys, false).await;
+            assert_eq!(
+                got, want,
+                "prefix={prefix:?} delim={delim:?} max={max_keys}"
+            );
+        }
+        let got = list_versions_all(&c, bucket, prefix, delim, 2, true).await;
+        assert_eq!(got, want, "url-encoded prefix={prefix:?} delim={delim:?}");
+    }
+
+    // encoding-type=url really encodes.
+    let out = c
+        .list_object_versions()
+        .bucket(bucket)
+        .encoding_type(EncodingType::Url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.encoding_type(), Some(&EncodingType::Url));
+    let raw: Vec<&str> = out.versions().iter().filter_map(|v| v.key()).collect();
+    assert!(raw.contains(&"c%20d%2Be%26f"), "{raw:?}");
+
+    // A key marker alone, and with version-id-marker=null, both start after the key.
+    for vid in [None, Some("null")] {
+        let out = c
+            .list_object_versions()
+            .bucket(bucket)
+            .key_marker("b")
+            .set_version_id_marker(vid.map(str::to_owned))
+            .max_keys(1)
+            .send()
+            .await
+            .unwrap();
+        let got: Vec<&str> = out.versions().iter().filter_map(|v| v.key()).collect();
+        assert_eq!(got, vec!["c d+e&f"], "after b (version-id-marker {vid:?})");
+        assert_eq!(out.key_marker(), Some("b"));
+        // S3 always sends the (possibly empty) marker elements.
+        assert_eq!(out.version_id_marker(), Some(vid.unwrap_or("")));
+        assert_eq!(out.next_key_marker(), Some("c d+e&f"));
+        assert_eq!(out.next_version_id_marker(), Some("null"));
+        assert_eq!(out.is_truncated(), Some(true));
+    }
+
+    // Bad markers are InvalidArgument, as in S3.
+    let err = c
+        .list_object_versions()
+        .bucket(bucket)
+        .version_id_marker("null")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidArgument"));
+    let err = c
+        .list_object_versions()
+        .bucket(bucket)
+        .key_marker("a/1")
+        .version_id_marker("3HL4kqtJlcpXroDTDmJ")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidArgument"));
+    let err = c
+        .list_object_versions()
+        .bucket("no-such-versions-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
+
+    // The `null` version id addresses the object; any other id is NoSuchVersion
+    // and never touches the object.
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key("b")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"b"
+    );
+    let err = c
+        .delete_object()
+        .bucket(bucket)
+        .key("b")
+        .version_id("3HL4kqtJlcpXroDTDmJ")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchVersion"));
+    assert!(object_exists(&c, bucket, "b").await);
+    c.delete_object()
+        .bucket(bucket)
+        .key("b")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert!(!object_exists(&c, bucket, "b").await);
+}
+
+// ---------------------------------------------------------------------------
+// 2. ListBuckets
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_buckets_pages_with_prefix_max_buckets_and_continuation_token() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let names = [
+        "lb-a-1",
+        "lb-a-2",
+        "lb-a-3",
+        "lb-a-4",
+        "lb-a-5",
+        "lb-b-1",
+        "other-bucket",
+    ];
+    for n in names {
+        create_bucket(&c, n).await;
+    }
+
+    // Without parameters: everything, no token, no prefix.
+    let all = c.list_buckets().send().await.unwrap();
+    let got: Vec<&str> = all.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(got, names.to_vec());
+    assert!(all.continuation_token().is_none() && all.prefix().is_none());
+    assert!(
+        all.buckets()
+            .iter()
+            .all(|b| b.bucket_region() == Some(REGION))
+    );
+
+    // Pages of two under a prefix, following the opaque token.
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let out = c
+            .list_buckets()
+            .prefix("lb-a-")
+            .max_buckets(2)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListBuckets: {}", show(&e)));
+        pages += 1;
+        assert!(pages < 10);
+        assert_eq!(out.prefix(), Some("lb-a-"), "Prefix echoed");
+        assert!(out.buckets().len() <= 2);
+        seen.extend(out.buckets().iter().map(|b| b.name().unwrap().to_owned()));
+        match out.continuation_token() {
+            Some(t) => {
+                assert!(!t.starts_with("lb-"), "token should be opaque: {t}");
+                token = Some(t.to_owned());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["lb-a-1", "lb-a-2", "lb-a-3", "lb-a-4", "lb-a-5"]);
+    assert_eq!(pages, 3);
+
+    // The SDK's paginator agrees.
+    let mut paged = Vec::new();
+    let mut stream = c.list_buckets().max_buckets(3).into_paginator().send();
+    while let Some(page) = stream.next().await {
+        let page = page.unwrap();
+        paged.extend(page.buckets().iter().map(|b| b.name().unwrap().to_owned()));
+    }
+    assert_eq!(paged, names.to_vec());
+
+    // Another region has none of our buckets.
+    let out = c
+        .list_buckets()
+        .bucket_region("eu-west-3")
+        .send()
+        .await
+        .unwrap();
+    assert!(out.buckets().is_empty());
+
+    for bad in [0, 10_001] {
+        let err = c.list_buckets().max_buckets(bad).send().await.unwrap_err();
+        assert_eq!(
+            sdk_error_code(&err).as_deref(),
+            Some("InvalidArgument"),
+            "{bad}"
+        );
+    }
+    let err = c
+        .list_buckets()
+        .continuation_token("!!not a token!!")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidArgument"));
+}
+
+// ---------------------------------------------------------------------------
+// 3. CopyObject
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditions() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "copy-bucket";
+    create_bucket(&c, bucket).await;
+    let body = Rng::new(test_seed("copy")).bytes(200 * KIB + 3);
+    let put = c
+        .put_object()
+        .bucket(bucket)
+        .key("src")
+        .content_type("text/plain")
+        .cache_control("max-age=60")
+        .metadata("colour", "blue")
+        .tagging("team=storage&tier=gold")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().to_owned();
+
+    // COPY (default): data, metadata and tags come from the source.
+    c.copy_object()
+        .bucket(bucket)
+        .key("copied")
+        .copy_source(format!("{bucket}/src"))
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key("copied")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.content_type(), Some("text/plain"));
+    assert_eq!(got.cache_control(), Some("max-age=60"));
+    assert_eq!(
+        got.metadata().unwrap().get("colour").map(String::as_str),
+        Some("blue")
+    );
+    assert_eq!(got.tag_count(), Some(2));
+    assert_eq!(got.e_tag(), Some(etag.as_str()));
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        &body[..]
+    );
+
+    // REPLACE: headers and user metadata from the request; tags still copied.
+    c.copy_object()
+        .bucket(bucket)
+        .key("replaced")
+        .copy_source(format!("{bucket}/src"))
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("application/json")
+        .metadata("shape", "round")
+        .tagging("ignored=yes")
+        .send()
+        .await
+        .unwrap();
+    let head = c
+        .head_object()
+        .bucket(bucket)
+        .key("replaced")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("application/json"));
+    assert_eq!(head.cache_control(), None);
+    let meta = head.metadata().unwrap();
+    assert_eq!(meta.get("shape").map(String::as_str), Some("round"));
+    assert!(!meta.contains_key("colour"));
+    assert_eq!(
+        tags_of(&c, bucket, "replaced").await,
+        pairs(&[("team", "storage"), ("tier", "gold")])
+    );
+
+    // Tagging REPLACE: tags from x-amz-tagging, metadata still copied.
+    c.copy_object()
+        .bucket(bucket)
+        .key("retagged")
+        .copy_source(format!("{bucket}/src"))
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("env=prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&c, bucket, "retagged").await,
+        pairs(&[("env", "prod")])
+    );
+    let head = c
+        .head_object()
+        .bucket(bucket)
+        .key("retagged")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/plain"));
+    let err = c
+        .copy_object()
+        .bucket(bucket)
+        .key("badtags")
+        .copy_source(format!("{bucket}/src"))
+        .tagging_directive(TaggingDirective::Replace)
+        .tagging("a=1&a=2")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidTag"));
+    assert!(!object_exists(&c, bucket, "badtags").await);
+
+    // Onto itself: illegal without REPLACE, a metadata update with it.
+    let err = c
+        .copy_object()
+        .bucket(bucket)
+        .key("src")
+        .copy_source(format!("{bucket}/src"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_status(&err), Some(400));
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidRequest"));
+    assert_eq!(
+        err.message(),
+        Some(
+            "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+        )
+    );
+    c.copy_object()
+        .bucket(bucket)
+        .key("src")
+        .copy_source(format!("{bucket}/src"))
+        .metadata_directive(MetadataDirective::Replace)
+        .content_type("text/markdown")
+        .send()
+        .await
+        .unwrap();
+    let head = c
+        .head_object()
+        .bucket(bucket)
+        .key("src")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_type(), Some("text/markdown"));
+    assert_eq!(
+        head.e_tag(),
+        Some(etag.as_str()),
+        "self-copy keeps the data"
+    );
+    assert_eq!(get_bytes(&c, bucket, "src").await, body);
+
+    // Source conditions: true → copied, false → 412 and nothing written.
+    let past = || secs_from_now(-3600);
+    let future = || secs_from_now(3600);
+    type Cond = fn(
+        aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder,
+        &str,
+        DateTime,
+        DateTime,
+    ) -> aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
+    let cases: Vec<(&str, Cond, bool)> = vec![
+        ("if-match ok", |b, e, _, _| b.copy_source_if_match(e), true),
+        ("if-match *", |b, _, _, _| b.copy_source_if_match("*"), true),
+        (
+            "if-match wrong",
+            |b, _, _, _| b.copy_source_if_match("\"0123\""),
+            false,
+        ),
+        (
+            "if-none-match same",
+            |b, e, _, _| b.copy_source_if_none_match(e),
+            false,
+        ),
+        (
+            "if-none-match other",
+            |b, _, _, _| b.copy_source_if_none_match("\"0123\""),
+            true,
+        ),
+        (
+            "if-modified-since past",
+            |b, _, p, _| b.copy_source_if_modified_since(p),
+            true,
+        ),
+        (
+            "if-modified-since future",
+            |b, _, _, f| b.copy_source_if_modified_since(f),
+            false,
+        ),
+        (
+            "if-unmodified-since future",
+            |b, _, _, f| b.copy_source_if_unmodified_since(f),
+            true,
+        ),
+        (
+            "if-unmodified-since past",
+            |b, _, p, _| b.copy_source_if_unmodified_since(p),
+            false,
+        ),
+        // S3's documented combinations: a matching if-match wins over a
+        // failing if-unmodified-since; a matching if-none-match fails even
+        // with a true if-modified-since.
+        (
+            "if-match ok + if-unmodified-since past",
+            |b, e, p, _| b.copy_source_if_match(e).copy_source_if_unmodified_since(p),
+            true,
+        ),
+        (
+            "if-none-match same + if-modified-since past",
+            |b, e, p, _| {
+                b.copy_source_if_none_match(e)
+                    .copy_source_if_modified_since(p)
+            },
+            false,
+        ),
+    ];
+    for (i, (what, cond, ok)) in cases.into_iter().enumerate() {
+        let dst = format!("cond-{i}");
+        let req = c
+            .copy_object()
+            .bucket(bucket)
+            .key(&dst)
+            .copy_source(format!("{bucket}/src"));
+        let res = cond(req, &etag, past(), future()).send().await;
+        if ok {
+            res.unwrap_or_else(|e| panic!("{what}: {}", show(&e)));
+            assert_eq!(get_bytes(&c, bucket, &dst).await, body, "{what}");
+        } else {
+            let err = res.expect_err(what);
+            assert_eq!(sdk_error_status(&err), Some(412), "{what}");
+            assert_eq!(
+                sdk_error_code(&err).as_deref(),
+                Some("PreconditionFailed"),
+                "{what}"
+            );
+            assert!(
+                !object_exists(&c, bucket, &dst).await,
+                "{what}: nothing copied"
+            );
+        }
+    }
+
+    // A missing source is NoSuchKey, also with conditions.
+    let err = c
+        .copy_object()
+        .bucket(bucket)
+        .key("x")
+        .copy_source(format!("{bucket}/missing"))
+        .copy_source_if_match(&etag)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
+}
+
+// ---------------------------------------------------------------------------
+// 4. Object tagging
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_tagging_api_header_limits_and_errors() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "tagging-bucket";
+    create_bucket(&c, bucket).await;
+
+    // x-amz-tagging on PutObject (form-encoded: `+` and %20 are spaces).
+    let put = c
+        .put_object()
+        .bucket(bucket)
+        .key("obj")
+        .tagging("project=cairn&owner=Data+Team&path=a%2Fb%20c")
+        .body(ByteStream::from_static(b"tagged"))
+        .send()
+        .await
+        .unwrap();
+    let etag = put.e_tag().unwrap().to_owned();
+    assert_eq!(
+        tags_of(&c, bucket, "obj").await,
+        pairs(&[
+            ("project", "cairn"),
+            ("owner", "Data Team"),
+            ("path", "a/b c")
+        ])
+    );
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key("obj")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count(), Some(3));
+    let modified = got.last_modified().copied();
+    let head = RawRequest::new("HEAD", &format!("/{bucket}/obj"))
+        .sign(server.s3_addr(), Payload::Unsigned)
+        .send(server.s3_addr())
+        .await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("x-amz-tagging-count"), Some("3"));
+
+    // PutObjectTagging replaces the whole set and leaves data, ETag and
+    // Last-Modified alone.
+    let set = vec![
+        tag("env", "prod"),
+        tag("empty", ""),
+        tag("ünïcode", "välue @:/=+-._"),
+    ];
+    c.put_object_tagging()
+        .bucket(bucket)
+        .key("obj")
+        .tagging(tagging(set))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutObjectTagging: {}", show(&e)));
+    assert_eq!(
+        tags_of(&c, bucket, "obj").await,
+        pairs(&[
+            ("env", "prod"),
+            ("empty", ""),
+            ("ünïcode", "välue @:/=+-._")
+        ])
+    );
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key("obj")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count(), Some(3));
+    assert_eq!(got.e_tag(), Some(etag.as_str()));
+    assert_eq!(got.last_modified().copied(), modified);
+    assert_eq!(
+        got.body.collect().await.unwrap().into_bytes().as_ref(),
+        b"tagged"
+    );
+
+    // The limits: 10 tags, 128-character keys, 256-character values.
+    let ten: Vec<Tag> = (0..10)
+        .map(|i| tag(&format!("{i}{}", "k".repeat(127)), &"v".repeat(256)))
+        .collect();
+    c.put_object_tagging()
+        .bucket(bucket)
+        .key("obj")
+        .tagging(tagging(ten))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("10 tags at the limits: {}", show(&e)));
+    assert_eq!(tags_of(&c, bucket, "obj").await.len(), 10);
+    let too_many: Vec<Tag> = (0..11).map(|i| tag(&format!("k{i}"), "v")).collect();
+    let bad_sets: Vec<(&str, Vec<Tag>)> = vec![
+        ("11 tags", too_many),
+        ("129-char key", vec![tag(&"k".repeat(129), "v")]),
+        ("257-char value", vec![tag("k", &"v".repeat(257))]),
+        ("duplicate key", vec![tag("k", "1"), tag("k", "2")]),
+        ("empty key", vec![tag("", "v")]),
+        ("aws: prefix", vec![tag("aws:reserved", "v")]),
+        ("bad character", vec![tag("k", "semi;colon")]),
+    ];
+    for (what, set) in bad_sets {
+        let err = c
+            .put_object_tagging()
+            .bucket(bucket)
+            .key("obj")
+            .tagging(tagging(set))
+            .send()
+            .await
+            .expect_err(what);
+        assert_eq!(sdk_error_status(&err), Some(400), "{what}");
+        assert_eq!(
+            sdk_error_code(&err).as_deref(),
+            Some("InvalidTag"),
+            "{what}"
+        );
+    }
+    assert_eq!(
+        tags_of(&c, bucket, "obj").await.len(),
+        10,
+        "failed puts change nothing"
+    );
+
+    // The same rules for the header; a rejected PutObject stores nothing.
+    let eleven = (0..11)
+        .map(|i| format!("k{i}=v"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for (what, header) in [
+        ("11 tags", eleven.as_str()),
+        ("duplicate", "a=1&a=2"),
+        ("long key", &format!("{}=v", "k".repeat(129))),
+        ("bad utf-8", "a=%FF"),
+    ] {
+        let err = c
+            .put_object()
+            .bucket(bucket)
+            .key("rejected")
+            .tagging(header)
+            .body(ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .expect_err(what);
+        assert_eq!(
+            sdk_error_code(&err).as_deref(),
+            Some("InvalidTag"),
+            "{what}"
+        );
+    }
+    assert!(!object_exists(&c, bucket, "rejected").await);
+
+    // Malformed documents are MalformedXML.
+    for doc in [
+        "<Tagging><TagSet><Tag><Key>k</Key></Tag></TagSet></Tagging>",
+        "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag>",
+        "not xml at all",
+        "<Tagging/>",
+    ] {
+        let resp = RawRequest::new("PUT", &format!("/{bucket}/obj?tagging"))
+            .header("content-md5", &md5_b64(doc.as_bytes()))
+            .body(doc)
+            .sign(server.s3_addr(), Payload::Signed)
+            .send(server.s3_addr())
+            .await;
+        resp.assert_s3_error(400, "MalformedXML", doc);
+    }
+    // Like S3, PutObjectTagging needs a body digest.
+    let doc = "<Tagging><TagSet></TagSet></Tagging>";
+    let resp = RawRequest::new("PUT", &format!("/{bucket}/obj?tagging"))
+        .body(doc)
+        .sign(server.s3_addr(), Payload::Signed)
+        .send(server.s3_addr())
+        .await;
+    resp.assert_s3_error(
+        400,
+        "InvalidRequest",
+        "PutObjectTagging without Content-MD5",
+    );
+
+    // DeleteObjectTagging empties the set; tag count disappears.
+    c.delete_object_tagging()
+        .bucket(bucket)
+        .key("obj")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags_of(&c, bucket, "obj").await.is_empty());
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key("obj")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.tag_count(), None);
+
+    // Missing objects and buckets, and versions other than null.
+    let err = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
+    let err = c
+        .put_object_tagging()
+        .bucket(bucket)
+        .key("nope")
+        .tagging(tagging(vec![tag("a", "b")]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
+    let err = c
+        .delete_object_tagging()
+        .bucket(bucket)
+        .key("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
+    let err = c
+        .get_object_tagging()
+        .bucket("no-such-tag-bucket")
+        .key("obj")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
+    let err = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key("obj")
+        .version_id("3HL4kqtJlcpXroDTDmJ")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchVersion"));
+    let out = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key("obj")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), Some("null"));
+
+    // Bucket tagging stays NotImplemented.
+    let err = c
+        .get_bucket_tagging()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NotImplemented"));
+
+    // x-amz-tagging on CreateMultipartUpload reaches the completed object.
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("mp")
+        .tagging("kind=multipart&n=1")
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap();
+    let part = c
+        .upload_part()
+        .bucket(bucket)
+        .key("mp")
+        .upload_id(id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"one part"))
+        .send()
+        .await
+        .unwrap();
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key("mp")
+        .upload_id(id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&c, bucket, "mp").await,
+        pairs(&[("kind", "multipart"), ("n", "1")])
+    );
+    let err = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("mp2")
+        .tagging("aws:x=1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidTag"));
+
+    // Tags survive a restart (they are in the synced metadata record).
+    let mut server = server;
+    server.restart(true);
+    let c = sdk_client(&server);
+    assert_eq!(
+        tags_of(&c, bucket, "mp").await,
+        pairs(&[("kind", "multipart"), ("n", "1")])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 5. Virtual-hosted-style addressing
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
+    let domain = "s3.cairn.test";
+    let server = TestServer::start_with_args(&["--domain", "S3.Cairn.Test."]);
+    let vh = sdk_client_virtual_host(&server, domain);
+    let path = sdk_client(&server);
+    let bucket = "vhost-bucket";
+
+    // Every request below is signed for `<bucket>.s3.cairn.test:<port>`
+    // with the key as the whole path.
+    vh.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateBucket (virtual host): {}", show(&e)));
+    let body = Rng::new(test_seed("vhost")).bytes(700 * KIB);
+    let keys = ["plain", "dir/sub/file name+x.bin", "/leading-slash", "a//b"];
+    for k in keys {
+        vh.put_object()
+            .bucket(bucket)
+            .key(k)
+            .metadata("via", "vhost")
+            .tagging("style=virtual")
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutObject {k:?} (virtual host): {}", show(&e)));
+    }
+    for k in keys {
+        // Read back both ways: the same bucket and key.
+        assert_eq!(
+            get_bytes(&vh, bucket, k).await,
+            body,
+            "{k:?} via virtual host"
+        );
+        assert_eq!(
+            get_bytes(&path, bucket, k).await,
+            body,
+            "{k:?} via path style"
+        );
+    }
+    let ranged = vh
+        .get_object()
+        .bucket(bucket)
+        .key("plain")
+        .range("bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ranged.body.collect().await.unwrap().into_bytes().as_ref(),
+        &body[10..20]
+    );
+    assert_eq!(
+        tags_of(&vh, bucket, "plain").await,
+        pairs(&[("style", "virtual")])
+    );
+
+    let listed = vh
+        .list_objects_v2()
+        .bucket(bucket)
+        .delimiter("/")
+        .send()
+        .await
+        .unwrap();
+    let got: BTreeSet<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(got, BTreeSet::from(["plain"]));
+    let got: BTreeSet<&str> = listed
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(got, BTreeSet::from(["/", "a/", "dir/"]));
+    let versions = vh
+        .list_object_versions()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(versions.versions().len(), keys.len());
+
+    // The bare domain is the service: ListBuckets.
+    let buckets = vh.list_buckets().send().await.unwrap();
+    let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+    assert_eq!(names, vec![bucket]);
+
+    // Copy within the virtual host, then errors name the right resource.
+    vh.copy_object()
+        .bucket(bucket)
+        .key("copy")
+        .copy_source(format!("{bucket}/plain"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_bytes(&path, bucket, "copy").await, body);
+    let err = vh
+        .get_object()
+        .bucket(bucket)
+        .key("missing")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchKey"));
+    let err = vh
+        .head_bucket()
+        .bucket("other-vhost-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_status(&err), Some(404));
+
+    // Presigned GET through the virtual host.
+    let presigned = vh
+        .get_object()
+        .bucket(bucket)
+        .key("dir/sub/file name+x.bin")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(300)).unwrap(),
+        )
+        .await
+        .unwrap();
+    // Presigning runs the connect-to interceptor too: the URI names the
+    // loopback address and the signed virtual host is in the headers.
+    let uri: http::Uri = presigned.uri().parse().unwrap();
+    let host = presigned
+        .headers()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_else(|| uri.authority().unwrap().to_string());
+    assert!(host.starts_with(&format!("{bucket}.{domain}:")), "{host}");
+    let resp = RawRequest::new("GET", uri.path_and_query().unwrap().as_str())
+        .header("host", &host)
+        .send(server.s3_addr())
+        .await;
+    assert_eq!(
+        resp.status,
+        200,
+        "presigned virtual-host GET: {}",
+        resp.text()
+    );
+    assert_eq!(resp.body.as_ref(), &body[..]);
+
+    // Delete everything through the virtual host.
+    for k in keys.iter().chain(["copy"].iter()) {
+        vh.delete_object()
+            .bucket(bucket)
+            .key(*k)
+            .send()
+            .await
+            .unwrap();
+    }
+    vh.delete_bucket().bucket(bucket).send().await.unwrap();
+    let all = path.list_buckets().send().await.unwrap();
+    assert!(all.buckets().is_empty());
+
+    // Without --domain, the same Host is path-style: `/` is ListBuckets.
+    let plain = TestServer::start();
+    let c = sdk_client(&plain);
+    create_bucket(&c, bucket).await;
+    let resp = RawRequest::new("GET", "/")
+        .header(
+            "host",
+            &format!("{bucket}.{domain}:{}", plain.s3_addr().port()),
+        )
+        .sign(plain.s3_addr(), Payload::Unsigned)
+        .send(plain.s3_addr())
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        resp.text().contains("<ListAllMyBucketsResult"),
+        "{}",
+        resp.text()
+    );
+}
