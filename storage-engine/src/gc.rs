@@ -32,8 +32,6 @@ use crate::records::{ChunkRefDelta, ShardLocation, ShardMove};
 const SWEEP_PAGE: usize = 1024;
 /// Relocations written per metadata batch during compaction.
 const RELOCATE_BATCH: usize = 1024;
-/// Clock slack when comparing segment modification times with writer starts.
-const MTIME_SLACK_MS: u64 = 2_000;
 
 /// What one garbage-collection pass may do.
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +42,10 @@ pub struct GcOptions {
     pub compact_below_live_ratio: f64,
     /// Incomplete multipart uploads older than this are aborted (`None`: never).
     pub upload_max_age: Option<Duration>,
+    /// A segment is only compacted if it was last modified this long before
+    /// the oldest write in flight started: slack for the coarse clock the
+    /// filesystem stamps modification times with.
+    pub segment_settle: Duration,
 }
 
 impl Default for GcOptions {
@@ -52,6 +54,7 @@ impl Default for GcOptions {
             grace: Duration::from_secs(3600),
             compact_below_live_ratio: 0.5,
             upload_max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+            segment_settle: Duration::from_secs(2),
         }
     }
 }
@@ -84,9 +87,8 @@ impl Engine {
         for drive in 0..self.inner.drives.len() {
             let inner = self.inner.clone();
             let live = live.get(&drive).cloned().unwrap_or_default();
-            let ratio = opts.compact_below_live_ratio;
             let (segments, moved, reclaimed) =
-                blocking(move || compact_drive(&inner, drive, &live, ratio)).await?;
+                blocking(move || compact_drive(&inner, drive, &live, &opts)).await?;
             report.segments_compacted += segments;
             report.shards_moved += moved;
             report.bytes_reclaimed += reclaimed;
@@ -191,15 +193,18 @@ fn compact_drive(
     inner: &std::sync::Arc<Inner>,
     drive: usize,
     live: &LiveBytes,
-    below_ratio: f64,
+    opts: &GcOptions,
 ) -> EngineResult<(u64, u64, u64)> {
+    let below_ratio = opts.compact_below_live_ratio;
     let Some(store) = inner.drives.get(drive).cloned() else {
         return Ok((0, 0, 0));
     };
     // Registered for the whole pass: segments this compaction appends to are
     // then themselves too recent to be compacted by it.
     let _ticket = inner.register_writer();
-    let settled_before = inner.oldest_writer_ms().saturating_sub(MTIME_SLACK_MS);
+    let settled_before = inner
+        .oldest_writer_ms()
+        .saturating_sub(opts.segment_settle.as_millis() as u64);
     let mut compacted = 0;
     let mut moved_total = 0;
     let mut reclaimed = 0u64;

@@ -27,6 +27,7 @@ fn now_opts() -> GcOptions {
         grace: Duration::ZERO,
         compact_below_live_ratio: 0.5,
         upload_max_age: None,
+        segment_settle: Duration::from_millis(100),
     }
 }
 
@@ -86,7 +87,7 @@ fn drives_bytes(dir: &std::path::Path) -> u64 {
 
 /// Segments written in the last second are left alone (in-flight writes).
 async fn let_segments_settle() {
-    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
 }
 
 #[tokio::test]

@@ -45,6 +45,8 @@ mod engine_tests;
 #[cfg(test)]
 mod gc_tests;
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod repair_tests;
 
 pub use cairn_crypto::MasterKey;
