@@ -95,6 +95,87 @@ pub struct BucketInfo {
 }
 
 const KEY_LOCK_STRIPES: usize = 1024;
+
+/// How long a drive that failed a write (or kept failing reads) is skipped
+/// before it is tried again.
+const DRIVE_FAULT_COOLDOWN_MS: u64 = 30_000;
+/// Consecutive read I/O errors that mark a drive faulty.
+const DRIVE_READ_ERRORS_MAX: u32 = 3;
+
+/// The fault state of one drive. A faulty drive is skipped: reads go to the
+/// other shards, writes place fewer shards (down to the write quorum) and
+/// repairs leave its shards for later. After the cool-down it is tried again;
+/// a success clears the state.
+#[derive(Debug)]
+pub(crate) struct DriveHealth {
+    faulty_until_ms: std::sync::atomic::AtomicU64,
+    read_errors: std::sync::atomic::AtomicU32,
+    gauge: prometheus::IntGauge,
+}
+
+impl DriveHealth {
+    fn new(gauge: prometheus::IntGauge) -> Self {
+        DriveHealth {
+            faulty_until_ms: std::sync::atomic::AtomicU64::new(0),
+            read_errors: std::sync::atomic::AtomicU32::new(0),
+            gauge,
+        }
+    }
+
+    pub(crate) fn is_faulty(&self) -> bool {
+        let until = self
+            .faulty_until_ms
+            .load(std::sync::atomic::Ordering::Acquire);
+        let faulty = until != 0 && crate::now_ms() < until;
+        self.gauge.set(i64::from(faulty));
+        faulty
+    }
+
+    pub(crate) fn mark_faulty(&self, drive: usize, why: &dyn std::fmt::Display) {
+        let was = self.is_faulty();
+        self.faulty_until_ms.store(
+            crate::now_ms() + DRIVE_FAULT_COOLDOWN_MS,
+            std::sync::atomic::Ordering::Release,
+        );
+        self.gauge.set(1);
+        if !was {
+            tracing::error!(drive, error = %why, "drive marked faulty; skipping it for {} s", DRIVE_FAULT_COOLDOWN_MS / 1000);
+        }
+    }
+
+    pub(crate) fn read_failed(&self, drive: usize, why: &dyn std::fmt::Display) {
+        let n = self
+            .read_errors
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel)
+            + 1;
+        if n >= DRIVE_READ_ERRORS_MAX {
+            self.mark_faulty(drive, why);
+        }
+    }
+
+    /// Ends the cool-down now (tests: "the drive was replaced").
+    #[cfg(test)]
+    pub(crate) fn succeeded_after_cooldown_for_tests(&self) {
+        self.faulty_until_ms
+            .store(0, std::sync::atomic::Ordering::Release);
+        self.succeeded();
+    }
+
+    pub(crate) fn succeeded(&self) {
+        self.read_errors
+            .store(0, std::sync::atomic::Ordering::Release);
+        if self
+            .faulty_until_ms
+            .load(std::sync::atomic::Ordering::Acquire)
+            != 0
+            && !self.is_faulty()
+        {
+            self.faulty_until_ms
+                .store(0, std::sync::atomic::Ordering::Release);
+            self.gauge.set(0);
+        }
+    }
+}
 const CHUNK_LOCK_STRIPES: usize = 256;
 
 /// Start times of the object writers in flight, so compaction can leave
@@ -123,6 +204,8 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) meta: MetaStore,
     pub(crate) drives: Vec<Arc<dyn ShardStore>>,
+    /// Per drive: whether it is currently considered faulty.
+    pub(crate) health: Vec<DriveHealth>,
     pub(crate) codec: ChunkCodec,
     coders: Mutex<HashMap<(u8, u8), Arc<ErasureCoder>>>,
     pub(crate) metrics: EngineMetrics,
@@ -183,7 +266,6 @@ impl Engine {
         registry: &prometheus::Registry,
     ) -> EngineResult<Engine> {
         config.validate()?;
-        let meta = MetaStore::open(&config.meta_dir)?;
         let metrics = EngineMetrics::register(registry)?;
         let mut drives: Vec<Arc<dyn ShardStore>> = Vec::with_capacity(config.drive_dirs.len());
         for (i, dir) in config.drive_dirs.iter().enumerate() {
@@ -196,6 +278,30 @@ impl Engine {
                 Some(metrics.drive(index)),
             )?));
         }
+        Self::open_with_stores(config, master, metrics, drives)
+    }
+
+    /// Opens the engine on the given shard stores (one per configured drive,
+    /// in drive order): for tests that wrap drives with fault injection, and
+    /// for other kinds of stores.
+    pub fn open_with_stores(
+        config: EngineConfig,
+        master: &MasterKey,
+        metrics: EngineMetrics,
+        drives: Vec<Arc<dyn ShardStore>>,
+    ) -> EngineResult<Engine> {
+        config.validate()?;
+        if drives.len() != config.drive_dirs.len() {
+            return Err(EngineError::Config(format!(
+                "{} stores for {} configured drives",
+                drives.len(),
+                config.drive_dirs.len()
+            )));
+        }
+        let meta = MetaStore::open(&config.meta_dir)?;
+        let health = (0..drives.len())
+            .map(|d| DriveHealth::new(metrics.drive_faulty(d as u16)))
+            .collect();
         let mut coders = HashMap::new();
         let coder = ErasureCoder::new(config.data_shards, config.parity_shards)
             .map_err(|e| EngineError::Config(format!("erasure coder: {e}")))?;
@@ -206,6 +312,7 @@ impl Engine {
         let inner = Inner {
             meta,
             drives,
+            health,
             codec: ChunkCodec::new(master),
             coders: Mutex::new(coders),
             metrics,
@@ -491,6 +598,17 @@ impl Inner {
         );
         coders.insert((k, m), c.clone());
         Ok(c)
+    }
+
+    /// Whether drive `d` is usable now (not marked faulty).
+    pub(crate) fn drive_usable(&self, d: usize) -> bool {
+        self.health.get(d).is_some_and(|h| !h.is_faulty())
+    }
+
+    /// Shards a chunk write needs durable to be acknowledged: k + 1 when
+    /// there is parity (one more loss survivable right away), else k.
+    pub(crate) fn write_quorum(&self, k: usize, m: usize) -> usize {
+        k + m.min(1)
     }
 
     /// The lock stripe of one chunk id (see `chunk_locks`).

@@ -209,8 +209,22 @@ pub(crate) fn read_chunk(inner: &Arc<Inner>, entry: &ManifestEntry) -> EngineRes
         if present == k {
             break;
         }
-        let result = match inner.drives.get(usize::from(loc.drive)) {
-            Some(d) if loc.node == 0 => d.read(loc, &id, i as u8, rec.shard_len),
+        let d = usize::from(loc.drive);
+        let result = match inner.drives.get(d) {
+            _ if loc.is_unwritten() => Err(ShardReadError::Missing("never written".into())),
+            // A faulty drive is skipped while enough other shards remain.
+            Some(_) if !inner.drive_usable(d) && n - i > k - present => Err(
+                ShardReadError::Missing(format!("drive {d} is marked faulty")),
+            ),
+            Some(drive) if loc.node == 0 => {
+                let r = drive.read(loc, &id, i as u8, rec.shard_len);
+                match &r {
+                    Ok(_) => inner.health[d].succeeded(),
+                    Err(ShardReadError::Io(e)) => inner.health[d].read_failed(d, e),
+                    Err(_) => {}
+                }
+                r
+            }
             _ => Err(ShardReadError::Missing(format!(
                 "no drive {} on node {}",
                 loc.drive, loc.node

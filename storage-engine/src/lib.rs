@@ -43,6 +43,8 @@ mod repair;
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod gc_tests;
 #[cfg(test)]
 mod model_tests;

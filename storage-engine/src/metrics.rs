@@ -60,6 +60,7 @@ pub struct EngineMetrics {
     pub gc_uploads_expired: IntCounter,
     drive_written: IntCounterVec,
     drive_read: IntCounterVec,
+    drive_faulty: prometheus::IntGaugeVec,
     drive_fsync: HistogramVec,
 }
 
@@ -181,7 +182,23 @@ impl EngineMetrics {
                 &["drive"],
             )?,
             drive_fsync: reg(registry, fsync)?,
+            drive_faulty: reg(
+                registry,
+                prometheus::IntGaugeVec::new(
+                    Opts::new(
+                        "cairn_drive_faulty",
+                        "1 while a drive is marked faulty and skipped, else 0",
+                    ),
+                    &["drive"],
+                )
+                .map_err(|e| EngineError::Internal(format!("metric drive_faulty: {e}")))?,
+            )?,
         })
+    }
+
+    pub(crate) fn drive_faulty(&self, index: u16) -> prometheus::IntGauge {
+        self.drive_faulty
+            .with_label_values(&[index.to_string().as_str()])
     }
 
     pub fn drive(&self, index: u16) -> DriveMetrics {

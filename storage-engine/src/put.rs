@@ -243,11 +243,22 @@ impl ObjectWriter {
             .into_iter()
             .map(|(d, seq)| {
                 let drive = self.engine.inner.drives[d].clone();
-                tokio::task::spawn_blocking(move || drive.sync(seq))
+                (d, tokio::task::spawn_blocking(move || drive.sync(seq)))
             })
             .collect();
-        for s in syncs {
-            s.await.map_err(EngineError::join)??;
+        // Any failed sync fails the write (its shards' durability is
+        // unknown); the drive is then skipped by the client's retry.
+        let mut first_err = None;
+        for (d, s) in syncs {
+            if let Err(e) = s.await.map_err(EngineError::join).and_then(|r| r) {
+                if !matches!(e, EngineError::StorageFull(_)) {
+                    self.engine.inner.health[d].mark_faulty(d, &e);
+                }
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
         let mut entries = Vec::with_capacity(self.done.len());
         let mut new_chunks = Vec::new();
@@ -307,16 +318,55 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
         .encode(&sealed.sealed)
         .map_err(|e| EngineError::Internal(format!("erasure encode: {e}")))?;
     let shard_count = coder.total_shards();
-    let targets = crate::placement::place(&id, inner.drives.len(), shard_count);
+    // Rendezvous order over all drives; healthy drives first so a faulty one
+    // is replaced by the next candidate when there is a spare drive.
+    let ranking = crate::placement::place(&id, inner.drives.len(), inner.drives.len());
+    let (healthy, faulty): (Vec<usize>, Vec<usize>) =
+        ranking.into_iter().partition(|&d| inner.drive_usable(d));
+    let targets: Vec<usize> = healthy
+        .into_iter()
+        .chain(faulty)
+        .take(shard_count)
+        .collect();
+    let quorum = inner.write_quorum(coder.data_shards(), coder.parity_shards());
     let mut shards = Vec::with_capacity(shard_count);
     let mut syncs = Vec::with_capacity(shard_count);
     let mut raw = 0u64;
+    let mut written = 0usize;
     for (i, &d) in targets.iter().enumerate() {
         let payload = encoded.shard(i);
-        let (loc, seq) = inner.drives[d].append(&id, i as u8, &payload, encoded.checksum(i))?;
-        raw += (payload.len() + crate::drive::RECORD_HEADER_BYTES) as u64;
-        shards.push(loc);
-        syncs.push((d, seq));
+        let appended = if inner.drive_usable(d) {
+            inner.drives[d].append(&id, i as u8, &payload, encoded.checksum(i))
+        } else {
+            Err(EngineError::Internal(format!("drive {d} is marked faulty")))
+        };
+        match appended {
+            Ok((loc, seq)) => {
+                raw += (payload.len() + crate::drive::RECORD_HEADER_BYTES) as u64;
+                shards.push(loc);
+                syncs.push((d, seq));
+                written += 1;
+            }
+            // A full disk fails the write: S3 clients get InsufficientStorage
+            // and nothing is stored (the appended shards are unreferenced).
+            Err(e @ EngineError::StorageFull(_)) => return Err(e),
+            Err(e) => {
+                if inner.drive_usable(d) {
+                    inner.health[d].mark_faulty(d, &e);
+                }
+                // Never written: a location no segment has (reads it as
+                // missing; scrub rebuilds it once the drive is back).
+                shards.push(crate::records::ShardLocation::unwritten(d as u16));
+            }
+        }
+    }
+    if written < quorum {
+        return Err(EngineError::ChunkUnavailable {
+            chunk: id,
+            reason: format!(
+                "only {written} of {shard_count} shards could be written; {quorum} needed"
+            ),
+        });
     }
     let m = &inner.metrics;
     m.chunks_new.inc();

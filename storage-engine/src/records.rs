@@ -50,6 +50,22 @@ pub struct ShardLocation {
 
 impl ShardLocation {
     const ENCODED_BYTES: usize = 20;
+
+    /// The location of a shard that could not be written (its drive was
+    /// faulty): segment 0 never exists, so reads find it missing and a
+    /// scrub rebuilds it onto `drive`.
+    pub fn unwritten(drive: u16) -> Self {
+        ShardLocation {
+            node: 0,
+            drive,
+            segment: 0,
+            offset: 0,
+        }
+    }
+
+    pub fn is_unwritten(&self) -> bool {
+        self.segment == 0
+    }
 }
 
 /// One stored chunk: how it was transformed and where its shards are.

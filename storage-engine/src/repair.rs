@@ -79,6 +79,7 @@ fn check_chunk(inner: &Inner, id: &ChunkId, rec: &ChunkRecord) -> CheckedChunk {
     };
     for (i, loc) in rec.shards.iter().enumerate() {
         let result = match inner.drives.get(usize::from(loc.drive)) {
+            _ if loc.is_unwritten() => Err(ShardReadError::Missing("never written".into())),
             Some(d) if loc.node == 0 => d.read(loc, id, i as u8, rec.shard_len),
             _ => Err(ShardReadError::Missing("no such drive".into())),
         };
@@ -135,6 +136,9 @@ fn repair_chunk(
         let Some(drive) = inner.drives.get(usize::from(from.drive)) else {
             continue;
         };
+        if !inner.drive_usable(usize::from(from.drive)) {
+            continue; // rebuilt once the drive is back
+        }
         let (to, seq) = drive.append(id, i as u8, payload, shard_checksum(payload))?;
         drive.sync(seq)?;
         moves.push(ShardMove {
