@@ -83,6 +83,31 @@ pub struct ServerArgs {
     /// RUST_LOG), e.g. CAIRN_LOG=debug. [default: human]
     #[arg(long, env = "CAIRN_LOG_FORMAT")]
     pub log_format: Option<String>,
+
+    /// Seconds between background garbage-collection passes (0: only on
+    /// `cairn admin gc`). [default: 600]
+    #[arg(long, env = "CAIRN_GC_INTERVAL_SECS", value_name = "SECS")]
+    pub gc_interval_secs: Option<u64>,
+
+    /// Seconds a chunk must stay unreferenced before its space is
+    /// reclaimed. [default: 3600]
+    #[arg(long, env = "CAIRN_GC_GRACE_SECS", value_name = "SECS")]
+    pub gc_grace_secs: Option<u64>,
+
+    /// Incomplete multipart uploads older than this many seconds are
+    /// aborted by garbage collection (0: never). [default: 604800, 7 days]
+    #[arg(long, env = "CAIRN_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
+    pub upload_expiry_secs: Option<u64>,
+
+    /// Seconds between background scrubs of every shard (0: only on
+    /// `cairn admin scrub`). [default: 604800, weekly]
+    #[arg(long, env = "CAIRN_SCRUB_INTERVAL_SECS", value_name = "SECS")]
+    pub scrub_interval_secs: Option<u64>,
+
+    /// Read rate limit of background scrubs, bytes per second (0: none).
+    /// [default: 67108864, 64 MiB/s]
+    #[arg(long, env = "CAIRN_SCRUB_BYTES_PER_SEC", value_name = "BYTES")]
+    pub scrub_bytes_per_sec: Option<u64>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -107,6 +132,11 @@ pub struct FileConfig {
     pub chunk_avg_bytes: Option<u32>,
     pub chunk_max_bytes: Option<u32>,
     pub log_format: Option<String>,
+    pub gc_interval_secs: Option<u64>,
+    pub gc_grace_secs: Option<u64>,
+    pub upload_expiry_secs: Option<u64>,
+    pub scrub_interval_secs: Option<u64>,
+    pub scrub_bytes_per_sec: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +166,21 @@ pub struct ServerConfig {
     pub chunk_avg_bytes: u32,
     pub chunk_max_bytes: u32,
     pub log_format: LogFormat,
+    pub maintenance: Maintenance,
+}
+
+/// Background maintenance: garbage collection and scrubbing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Maintenance {
+    /// `None`: no background GC.
+    pub gc_interval: Option<std::time::Duration>,
+    pub gc_grace: std::time::Duration,
+    /// `None`: uploads never expire.
+    pub upload_expiry: Option<std::time::Duration>,
+    /// `None`: no background scrub.
+    pub scrub_interval: Option<std::time::Duration>,
+    /// `None`: unlimited.
+    pub scrub_bytes_per_sec: Option<u64>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -249,6 +294,34 @@ impl ServerConfig {
                 .unwrap_or(1 << 20),
             credentials,
             log_format,
+            maintenance: {
+                use std::time::Duration;
+                let secs = |v: u64| (v > 0).then(|| Duration::from_secs(v));
+                Maintenance {
+                    gc_interval: secs(
+                        args.gc_interval_secs
+                            .or(file.gc_interval_secs)
+                            .unwrap_or(600),
+                    ),
+                    gc_grace: Duration::from_secs(
+                        args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(3600),
+                    ),
+                    upload_expiry: secs(
+                        args.upload_expiry_secs
+                            .or(file.upload_expiry_secs)
+                            .unwrap_or(7 * 24 * 3600),
+                    ),
+                    scrub_interval: secs(
+                        args.scrub_interval_secs
+                            .or(file.scrub_interval_secs)
+                            .unwrap_or(7 * 24 * 3600),
+                    ),
+                    scrub_bytes_per_sec: args
+                        .scrub_bytes_per_sec
+                        .or(file.scrub_bytes_per_sec)
+                        .map_or(Some(64 << 20), |r| (r > 0).then_some(r)),
+                }
+            },
             data_dir,
         };
         if cfg.drives.len() < cfg.data_shards + cfg.parity_shards {

@@ -6,6 +6,7 @@
 
 mod admin_cli;
 mod admin_http;
+mod background;
 mod config;
 mod server;
 

@@ -180,9 +180,10 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         admin_listener,
         engine.clone(),
         registry,
-        cairn_storage_engine::GcOptions::default(),
+        crate::background::gc_options(&cfg.maintenance),
         stop_rx.clone(),
     ));
+    let maintenance = crate::background::spawn(engine.clone(), cfg.maintenance, stop_rx.clone());
     let mut stop_s3 = stop_rx.clone();
     let s3_task = tokio::spawn(cairn_s3_api::serve(s3_listener, s3, async move {
         let _ = stop_s3.changed().await;
@@ -193,6 +194,10 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
         let _ = s3_task.await;
         let _ = admin.await;
+        for t in maintenance {
+            let _ = t.await;
+        }
+        engine.wait_for_background_repairs().await;
     })
     .await;
     drop(engine);

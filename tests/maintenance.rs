@@ -110,3 +110,54 @@ fn admin_commands_explain_an_unreachable_server() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach the admin listener"), "{err}");
 }
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn deleting_objects_and_collecting_shrinks_the_drives() {
+    run(async {
+        let server =
+            TestServer::start_with_args(&["--gc-grace-secs", "0", "--gc-interval-secs", "0"]);
+        let c = sdk_client(&server);
+        create_bucket(&c, "gc-bucket").await;
+        let mut rng = Rng::new(0x6c);
+        let keep = rng.bytes(300 * KIB);
+        put_bytes(&c, "gc-bucket", "keep", &keep).await;
+        for i in 0..10 {
+            put_bytes(&c, "gc-bucket", &format!("tmp/{i}"), &rng.bytes(MIB)).await;
+        }
+        let drives = server.data_dir().join("drives");
+        let full = dir_bytes(&drives);
+        for i in 0..10 {
+            c.delete_object()
+                .bucket("gc-bucket")
+                .key(format!("tmp/{i}"))
+                .send()
+                .await
+                .unwrap();
+        }
+        // Segments last written within the settle time (2 s) are left alone.
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let (ok, out, err) = admin(&server, &["gc"]);
+        assert!(ok, "{out}\n{err}");
+        assert!(count_before(&out, "chunks deleted") > 0, "{out}");
+        let after = dir_bytes(&drives);
+        assert!(
+            after * 4 < full,
+            "drives: {full} bytes before, {after} after ({out})"
+        );
+        assert!(server.metric("cairn_gc_reclaimed_bytes_total") > 0.0);
+        assert_eq!(get_bytes(&c, "gc-bucket", "keep").await, keep);
+    });
+}

@@ -111,6 +111,10 @@ pub trait ShardStore: Send + Sync + std::fmt::Debug {
     fn scan_segment(&self, segment: u64) -> EngineResult<Vec<ScannedShard>>;
     /// Deletes a segment (durably: directory fsynced). Returns its size.
     fn remove_segment(&self, segment: u64) -> EngineResult<u64>;
+    /// Stops appending to `segment` if it is the active one (the next append
+    /// starts a new segment), so compaction may reclaim it. Returns whether
+    /// it was active.
+    fn seal_active(&self, segment: u64) -> bool;
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -507,6 +511,16 @@ impl ShardStore for LocalDrive {
             offset = next;
         }
         Ok(out)
+    }
+
+    fn seal_active(&self, segment: u64) -> bool {
+        let mut active = lock(&self.active);
+        if active.as_ref().map(|a| a.id) == Some(segment) {
+            *active = None;
+            true
+        } else {
+            false
+        }
     }
 
     fn remove_segment(&self, segment: u64) -> EngineResult<u64> {

@@ -133,6 +133,10 @@ impl ShardStore for FaultyStore {
     fn remove_segment(&self, segment: u64) -> EngineResult<u64> {
         self.inner.remove_segment(segment)
     }
+
+    fn seal_active(&self, segment: u64) -> bool {
+        self.inner.seal_active(segment)
+    }
 }
 
 struct Rig {

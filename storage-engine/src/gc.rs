@@ -209,7 +209,7 @@ fn compact_drive(
     let mut moved_total = 0;
     let mut reclaimed = 0u64;
     for seg in store.segments()? {
-        if seg.active || seg.modified_ms >= settled_before {
+        if seg.modified_ms >= settled_before {
             continue;
         }
         let used = seg
@@ -218,6 +218,20 @@ fn compact_drive(
         let live_bytes = live.get(&seg.id).copied().unwrap_or(0);
         if used > 0 && (live_bytes as f64) >= below_ratio * used as f64 {
             continue;
+        }
+        // A mostly dead active segment that nobody appended to since the
+        // oldest write in flight started is sealed and compacted too, so a
+        // quiet server gives space back without waiting for it to fill.
+        if seg.active {
+            if used == 0 || !store.seal_active(seg.id) {
+                continue;
+            }
+            // An append may have landed between the listing and the seal:
+            // look again now that no more can.
+            let now = store.segments()?.into_iter().find(|s| s.id == seg.id);
+            if now.is_none_or(|s| s.modified_ms >= settled_before) {
+                continue;
+            }
         }
         let drive_index = store.index();
         let mut moves: Vec<(ChunkId, ShardMove)> = Vec::new();

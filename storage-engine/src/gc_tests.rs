@@ -248,3 +248,40 @@ async fn a_failed_write_releases_its_dedup_pins() {
         "pins of the dropped write must not keep chunks alive: {report:?}"
     );
 }
+
+#[tokio::test]
+async fn a_quiet_server_gives_space_back_without_filling_its_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = EngineConfig::single_dir(dir.path());
+    // The default (large) segments: everything stays in the active ones.
+    cfg.chunker = cairn_dedup::ChunkerConfig {
+        min_size_bytes: 16 << 10,
+        avg_size_bytes: 64 << 10,
+        max_size_bytes: 256 << 10,
+    };
+    let master = MasterKey::from_hex(&"18".repeat(32)).unwrap();
+    let e = Engine::open(cfg, &master, &prometheus::Registry::new()).unwrap();
+    e.create_bucket("bucket").await.unwrap();
+    let keep = pseudo_random(100_000, 1);
+    put(&e, "keep", &keep).await;
+    for i in 0..8 {
+        put(&e, &format!("drop/{i}"), &pseudo_random(500_000, 50 + i)).await;
+    }
+    let full = drives_bytes(dir.path());
+    for i in 0..8 {
+        e.delete_object("bucket", &format!("drop/{i}"))
+            .await
+            .unwrap();
+    }
+    let_segments_settle().await;
+    let report = e.collect_garbage(now_opts()).await.unwrap();
+    let after = drives_bytes(dir.path());
+    assert!(
+        after * 4 < full,
+        "{full} bytes before, {after} after: {report:?}"
+    );
+    assert_eq!(get(&e, "keep").await, keep);
+    // New writes go to a fresh segment and read back.
+    put(&e, "new", &keep).await;
+    assert_eq!(get(&e, "new").await, keep);
+}

@@ -1,0 +1,59 @@
+//! Background maintenance of a running server: periodic garbage collection
+//! and scrubbing (the same work `cairn admin gc|scrub` starts by hand).
+
+use cairn_storage_engine::{Engine, GcOptions, ScrubOptions};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Maintenance;
+
+/// The garbage-collection options the settings give.
+pub fn gc_options(m: &Maintenance) -> GcOptions {
+    GcOptions {
+        grace: m.gc_grace,
+        upload_max_age: m.upload_expiry,
+        ..GcOptions::default()
+    }
+}
+
+/// Waits `period`, or returns `false` as soon as `stop` fires.
+async fn wait(period: std::time::Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(period) => true,
+        _ = stop.changed() => false,
+    }
+}
+
+/// Starts the periodic tasks the settings ask for.
+pub fn spawn(engine: Engine, m: Maintenance, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if let Some(period) = m.gc_interval {
+        let (engine, mut stop) = (engine.clone(), stop.clone());
+        let opts = gc_options(&m);
+        tasks.push(tokio::spawn(async move {
+            while wait(period, &mut stop).await {
+                if let Err(e) = engine.collect_garbage(opts).await {
+                    tracing::error!(error = %e, "background garbage collection failed");
+                }
+            }
+        }));
+    }
+    if let Some(period) = m.scrub_interval {
+        let mut stop = stop.clone();
+        let opts = ScrubOptions {
+            bytes_per_sec: m.scrub_bytes_per_sec,
+        };
+        tasks.push(tokio::spawn(async move {
+            while wait(period, &mut stop).await {
+                let scrub = engine.scrub(opts);
+                tokio::select! {
+                    r = scrub => if let Err(e) = r {
+                        tracing::error!(error = %e, "background scrub failed");
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
+    }
+    tasks
+}
