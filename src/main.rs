@@ -42,8 +42,10 @@ fn init_logging(format: config::LogFormat) {
     let filter = EnvFilter::try_from_env("CAIRN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only on a terminal: log files and journald get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         config::LogFormat::Human => builder.init(),
