@@ -84,6 +84,12 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_LOG_FORMAT")]
     pub log_format: Option<String>,
 
+    /// Objects up to this many bytes are stored (encrypted) inside their
+    /// metadata record instead of as erasure-coded shards: far faster for
+    /// tiny objects (see docs/ARCHITECTURE.md). 0 disables. [default: 4096]
+    #[arg(long, env = "CAIRN_INLINE_MAX_BYTES", value_name = "BYTES")]
+    pub inline_max_bytes: Option<usize>,
+
     /// Seconds between background garbage-collection passes (0: only on
     /// `cairn admin gc`). [default: 600]
     #[arg(long, env = "CAIRN_GC_INTERVAL_SECS", value_name = "SECS")]
@@ -132,6 +138,7 @@ pub struct FileConfig {
     pub chunk_avg_bytes: Option<u32>,
     pub chunk_max_bytes: Option<u32>,
     pub log_format: Option<String>,
+    pub inline_max_bytes: Option<usize>,
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
     pub upload_expiry_secs: Option<u64>,
@@ -166,6 +173,7 @@ pub struct ServerConfig {
     pub chunk_avg_bytes: u32,
     pub chunk_max_bytes: u32,
     pub log_format: LogFormat,
+    pub inline_max_bytes: usize,
     pub maintenance: Maintenance,
 }
 
@@ -294,6 +302,10 @@ impl ServerConfig {
                 .unwrap_or(1 << 20),
             credentials,
             log_format,
+            inline_max_bytes: args
+                .inline_max_bytes
+                .or(file.inline_max_bytes)
+                .unwrap_or(cairn_storage_engine::INLINE_MAX_BYTES_DEFAULT),
             maintenance: {
                 use std::time::Duration;
                 let secs = |v: u64| (v > 0).then(|| Duration::from_secs(v));

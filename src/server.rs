@@ -135,6 +135,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             avg_size_bytes: cfg.chunk_avg_bytes,
             max_size_bytes: cfg.chunk_max_bytes,
         },
+        inline_max_bytes: cfg.inline_max_bytes,
         ..EngineConfig::single_dir(&cfg.data_dir)
     };
     let engine = Engine::open(engine_cfg, &master, &registry)

@@ -37,6 +37,10 @@ pub struct EngineConfig {
     /// Chunks being encoded or decoded at once across all requests: bounds
     /// the engine's working memory to roughly this many × 2 × max chunk size.
     pub chunk_workers_max: usize,
+    /// PutObject bodies up to this size are stored sealed inside their
+    /// metadata record instead of as erasure-coded chunks (0: never). See
+    /// "Small objects" in docs/ARCHITECTURE.md for the measurement.
+    pub inline_max_bytes: usize,
 }
 
 impl EngineConfig {
@@ -53,6 +57,7 @@ impl EngineConfig {
             chunker: ChunkerConfig::default(),
             segment_size_max_bytes: 256 << 20,
             chunk_workers_max: 8,
+            inline_max_bytes: INLINE_MAX_BYTES_DEFAULT,
         }
     }
 
@@ -86,6 +91,9 @@ impl EngineConfig {
         Ok(())
     }
 }
+
+/// Default [`EngineConfig::inline_max_bytes`].
+pub const INLINE_MAX_BYTES_DEFAULT: usize = 4096;
 
 /// Information about a bucket.
 #[derive(Clone, Debug)]
@@ -550,15 +558,27 @@ impl Engine {
                 .ok_or(EngineError::NoSuchKey)?;
             let entries = inner.manifest_entries(&src)?;
             let mut batch = inner.meta.batch();
-            let version = inner.build_version(
-                &mut batch,
-                &entries,
-                &[],
-                src.size,
-                src.etag.clone(),
-                new_meta.unwrap_or_else(|| src.meta.clone()),
-                src.part_sizes.clone(),
-            )?;
+            let meta = new_meta.unwrap_or_else(|| src.meta.clone());
+            let version = match &src.manifest {
+                ManifestRef::Data { .. } => ObjectVersion {
+                    version_id: crate::records::VersionId::random(),
+                    size: src.size,
+                    last_modified_ms: crate::now_ms(),
+                    etag: src.etag.clone(),
+                    meta,
+                    part_sizes: src.part_sizes.clone(),
+                    manifest: src.manifest.clone(),
+                },
+                _ => inner.build_version(
+                    &mut batch,
+                    &entries,
+                    &[],
+                    src.size,
+                    src.etag.clone(),
+                    meta,
+                    src.part_sizes.clone(),
+                )?,
+            };
             if let Some(old) = inner.meta.object(dst_b.id, &dst_key)? {
                 inner.release_version(&mut batch, &old)?;
             }
@@ -679,6 +699,8 @@ impl Inner {
     pub(crate) fn manifest_entries(&self, v: &ObjectVersion) -> EngineResult<Vec<ManifestEntry>> {
         match &v.manifest {
             ManifestRef::Inline(entries) => Ok(entries.clone()),
+            // Stored in the record itself: references no chunk.
+            ManifestRef::Data { .. } => Ok(Vec::new()),
             ManifestRef::Blocks {
                 block_first_offsets,
             } => {

@@ -473,3 +473,66 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn small_objects_are_stored_inline_and_behave_like_any_other() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let small = pseudo_random(3000, 77);
+    let mut w = e.object_writer("bucket").unwrap().allow_inline();
+    w.write(Bytes::copy_from_slice(&small[..1000]))
+        .await
+        .unwrap();
+    w.write(Bytes::copy_from_slice(&small[1000..]))
+        .await
+        .unwrap();
+    let staged = w.finish().await.unwrap();
+    let v = e
+        .commit_object(
+            "bucket",
+            "tiny",
+            staged,
+            "etag".into(),
+            ObjectMetadata::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        v.manifest,
+        crate::records::ManifestRef::Data { .. }
+    ));
+    assert!(
+        e.inner.meta.chunks_page(None, 10).unwrap().is_empty(),
+        "no chunks"
+    );
+    assert_eq!(get(e, "tiny", None).await, small);
+    assert_eq!(get(e, "tiny", Some((10, 2000))).await, &small[10..2000]);
+    // The bytes in the record are sealed, not plaintext.
+    let raw = e
+        .inner
+        .meta
+        .object(e.inner.bucket("bucket").unwrap().id, "tiny")
+        .unwrap()
+        .unwrap()
+        .encode();
+    assert!(!raw.windows(64).any(|w| w == &small[100..164]));
+
+    // Copy keeps it inline; overwrite with a large body, delete: no refs leak.
+    e.copy_object("bucket", "tiny", "bucket", "copy", None)
+        .await
+        .unwrap();
+    assert_eq!(get(e, "copy", None).await, small);
+    let big = pseudo_random(300_000, 78);
+    put(e, "tiny", &big).await;
+    assert_eq!(get(e, "tiny", None).await, big);
+    e.delete_object("bucket", "tiny").await.unwrap();
+    let chunks = e.inner.meta.chunks_page(None, 100).unwrap();
+    assert!(chunks.iter().all(|(_, r)| r.refcount == 0));
+    assert_eq!(get(e, "copy", None).await, small);
+
+    // Bodies above the limit, and writers without allow_inline, use chunks.
+    let mut w = e.object_writer("bucket").unwrap().allow_inline();
+    w.write(Bytes::from(pseudo_random(5000, 79))).await.unwrap();
+    let staged = w.finish().await.unwrap();
+    assert!(staged.data.is_none());
+}

@@ -31,6 +31,8 @@ pub struct ObjectReader {
     pos: u64,
     end: u64,
     queue: VecDeque<JoinHandle<EngineResult<Bytes>>>,
+    /// The requested range of an object stored inline, decoded up front.
+    ready: Option<Bytes>,
 }
 
 impl Engine {
@@ -69,8 +71,27 @@ impl Engine {
             pos: start,
             end,
             queue: VecDeque::new(),
+            ready: None,
             version,
         };
+        if let ManifestRef::Data {
+            chunk,
+            compressed,
+            sealed,
+        } = &reader.version.manifest
+        {
+            let plain_len = u32::try_from(reader.version.size)
+                .map_err(|_| EngineError::Corrupt("inline object too large".into()))?;
+            let plain = self
+                .inner
+                .codec
+                .open(chunk, sealed, *compressed, plain_len)?;
+            if start < end {
+                reader.ready = Some(plain.slice(start as usize..end as usize));
+            }
+            reader.pos = end;
+            return Ok(reader);
+        }
         reader.seek_manifest(start)?;
         Ok(reader)
     }
@@ -87,6 +108,10 @@ impl ObjectReader {
             ManifestRef::Inline(entries) => {
                 self.entries = entries.clone();
                 self.next_block = 1;
+                self.entry_offset = 0;
+            }
+            ManifestRef::Data { .. } => {
+                self.entries.clear();
                 self.entry_offset = 0;
             }
             ManifestRef::Blocks {
@@ -173,6 +198,9 @@ impl ObjectReader {
     /// rest of the object cannot be delivered intact: the caller must abort
     /// the response rather than send anything unverified.
     pub async fn next_bytes(&mut self) -> Option<EngineResult<Bytes>> {
+        if let Some(b) = self.ready.take() {
+            return Some(Ok(b));
+        }
         if let Err(e) = self.schedule() {
             return Some(Err(e));
         }

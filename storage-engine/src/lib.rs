@@ -54,7 +54,7 @@ mod repair_tests;
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ShardReadError, ShardStore};
-pub use engine::{BucketInfo, Engine, EngineConfig};
+pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
 pub use error::{CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;

@@ -101,6 +101,11 @@ impl Engine {
         let size = staged.size;
         let part = blocking(move || {
             let mut staged = staged;
+            if staged.data.is_some() {
+                return Err(EngineError::Internal(
+                    "a part body was staged inline".into(),
+                ));
+            }
             // Re-check under the lock: a concurrent complete/abort wins.
             if inner.meta.upload(id)?.is_none() {
                 return Err(EngineError::NoSuchUpload);

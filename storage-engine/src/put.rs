@@ -98,6 +98,8 @@ struct StoredChunk {
 /// pins are released and its shards become unreferenced space).
 #[derive(Debug)]
 pub struct StagedObject {
+    /// Set for a small body stored in the metadata record (no chunks).
+    pub(crate) data: Option<crate::records::ManifestRef>,
     pub(crate) entries: Vec<ManifestEntry>,
     pub(crate) new_chunks: Vec<(ChunkId, ChunkRecord)>,
     pub(crate) pins: ChunkPins,
@@ -111,6 +113,8 @@ pub struct StagedObject {
 pub struct ObjectWriter {
     engine: Engine,
     ticket: WriterTicket,
+    /// Small bodies may be stored inline (PutObject; never parts).
+    allow_inline: bool,
     chunker: StreamChunker,
     inflight: VecDeque<JoinHandle<EngineResult<StoredChunk>>>,
     done: Vec<StoredChunk>,
@@ -126,6 +130,7 @@ impl Engine {
         Ok(ObjectWriter {
             engine: self.clone(),
             ticket: self.inner.register_writer(),
+            allow_inline: false,
             chunker,
             inflight: VecDeque::new(),
             done: Vec::new(),
@@ -152,15 +157,26 @@ impl Engine {
             let mut staged = staged;
             let mut batch = inner.meta.batch();
             staged.pins.unpin(&mut batch)?;
-            let version = inner.build_version(
-                &mut batch,
-                &staged.entries,
-                &staged.new_chunks,
-                staged.size,
-                etag,
-                meta,
-                Vec::new(),
-            )?;
+            let version = match staged.data.take() {
+                Some(manifest) => ObjectVersion {
+                    version_id: crate::records::VersionId::random(),
+                    size: staged.size,
+                    last_modified_ms: crate::now_ms(),
+                    etag,
+                    meta,
+                    part_sizes: Vec::new(),
+                    manifest,
+                },
+                None => inner.build_version(
+                    &mut batch,
+                    &staged.entries,
+                    &staged.new_chunks,
+                    staged.size,
+                    etag,
+                    meta,
+                    Vec::new(),
+                )?,
+            };
             if let Some(old) = inner.meta.object(b.id, &key)? {
                 inner.release_version(&mut batch, &old)?;
             }
@@ -187,6 +203,14 @@ impl ObjectWriter {
             self.dispatch(chunk).await?;
         }
         Ok(())
+    }
+
+    /// Lets a body of at most `inline_max_bytes` be stored inside its
+    /// metadata record. Only for whole objects: parts must be chunks, since
+    /// completing an upload concatenates their manifests.
+    pub fn allow_inline(mut self) -> Self {
+        self.allow_inline = true;
+        self
     }
 
     pub fn bytes_written(&self) -> u64 {
@@ -224,6 +248,40 @@ impl ObjectWriter {
     /// Ends the body: stores the last chunks and makes every new shard
     /// durable. Returns the staged object, ready to commit.
     pub async fn finish(mut self) -> EngineResult<StagedObject> {
+        let inline_max = self.engine.inner.config.inline_max_bytes as u64;
+        if self.allow_inline
+            && self.size > 0
+            && self.size <= inline_max
+            && self.done.is_empty()
+            && self.inflight.is_empty()
+            && let Some(body) = self.chunker.finish()
+        {
+            // Nothing was cut yet, so the chunker held the whole body.
+            debug_assert_eq!(body.len() as u64, self.size);
+            let inner = self.engine.inner.clone();
+            let data = blocking(move || {
+                let id = inner.codec.chunk_id(&body);
+                let sealed = inner.codec.seal(&id, &body)?;
+                inner
+                    .metrics
+                    .stored_bytes
+                    .inc_by(sealed.sealed.len() as u64);
+                Ok(crate::records::ManifestRef::Data {
+                    chunk: id,
+                    compressed: sealed.compressed,
+                    sealed: sealed.sealed,
+                })
+            })
+            .await?;
+            return Ok(StagedObject {
+                data: Some(data),
+                entries: Vec::new(),
+                new_chunks: Vec::new(),
+                pins: ChunkPins::new(self.engine.inner.clone()),
+                _ticket: self.ticket,
+                size: self.size,
+            });
+        }
         while let Some(chunk) = self.chunker.finish() {
             self.dispatch(chunk).await?;
         }
@@ -277,6 +335,7 @@ impl ObjectWriter {
             self.size
         );
         Ok(StagedObject {
+            data: None,
             entries,
             new_chunks,
             pins,

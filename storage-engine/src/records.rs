@@ -328,6 +328,14 @@ pub enum ManifestRef {
     Blocks {
         block_first_offsets: Vec<u64>,
     },
+    /// A small object stored in the metadata itself (no chunks, no shards):
+    /// sealed exactly like a chunk (zstd if it shrinks, AES-256-GCM under the
+    /// key derived for `chunk`, the keyed BLAKE3 of the plaintext).
+    Data {
+        chunk: ChunkId,
+        compressed: bool,
+        sealed: Vec<u8>,
+    },
 }
 
 /// Client-visible metadata stored with an object (or a multipart upload until
@@ -432,6 +440,16 @@ impl ObjectVersion {
                     w.u64(*o);
                 }
             }
+            ManifestRef::Data {
+                chunk,
+                compressed,
+                sealed,
+            } => {
+                w.u8(2)
+                    .fixed(chunk.as_bytes())
+                    .u8(u8::from(*compressed))
+                    .bytes(sealed);
+            }
         }
         w.finish()
     }
@@ -459,6 +477,19 @@ impl ObjectVersion {
                 }
                 ManifestRef::Blocks {
                     block_first_offsets: offs,
+                }
+            }
+            2 => {
+                let chunk = ChunkId::from_bytes(r.fixed::<32>()?);
+                let compressed = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(CodecError::Invalid("object")),
+                };
+                ManifestRef::Data {
+                    chunk,
+                    compressed,
+                    sealed: r.bytes()?.to_vec(),
                 }
             }
             _ => return Err(CodecError::Invalid("object")),
@@ -637,6 +668,11 @@ mod tests {
             ManifestRef::Inline(entries.clone()),
             ManifestRef::Blocks {
                 block_first_offsets: vec![0, 100, 200],
+            },
+            ManifestRef::Data {
+                chunk: ChunkId::from_bytes([7; 32]),
+                compressed: true,
+                sealed: vec![1, 2, 3, 4, 5],
             },
         ] {
             let o = ObjectVersion {

@@ -51,7 +51,7 @@ pub(crate) async fn put_object(
     let mut meta = object_metadata(&ctx.parts.headers)?;
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     // Fails with NoSuchBucket before the body is read.
-    let mut writer = svc.engine.object_writer(&bucket)?;
+    let mut writer = svc.engine.object_writer(&bucket)?.allow_inline();
     let mut reader = BodyReader::new(body, spec);
     while let Some(piece) = reader.next().await? {
         writer.write(piece).await?;
