@@ -81,6 +81,7 @@ fn heal_rebuilds_lost_drives_and_scrub_then_finds_nothing() {
         );
         assert_eq!(count_before(&out, "corrupt"), 0, "{out}");
         assert!(server.metric("cairn_shards_repaired_total") >= missing as f64);
+        assert_eq!(server.metric("cairn_heal_backlog_bytes"), 0.0);
 
         // Redundancy is real: two *other* drives can go now.
         server.stop();

@@ -226,6 +226,20 @@ async fn a_failing_drive_is_skipped_and_healed_when_it_returns() {
     assert!(!r.engine.inner.drive_usable(2), "drive 2 marked faulty");
     assert_eq!(try_get(&r.engine, "x").await.unwrap(), body);
 
+    // While the drive is still faulty a scrub finds the gap but cannot fill
+    // it: the heal backlog shows what is owed.
+    let owed = r
+        .engine
+        .scrub(ScrubOptions::default())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        owed.shards_missing > 0 && owed.shards_repaired == 0,
+        "{owed:?}"
+    );
+    assert!(r.engine.inner.metrics.heal_backlog_bytes.get() > 0);
+
     // The drive comes back (after its cool-down): a scrub rebuilds the
     // shards it never got, and then nothing is missing.
     r.stores[2].set(Faults::default());
@@ -251,6 +265,7 @@ async fn a_failing_drive_is_skipped_and_healed_when_it_returns() {
         (0, 0),
         "{clean:?}"
     );
+    assert_eq!(r.engine.inner.metrics.heal_backlog_bytes.get(), 0);
 }
 
 #[tokio::test]

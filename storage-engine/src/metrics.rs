@@ -50,6 +50,9 @@ pub struct EngineMetrics {
     pub scrub_shards_verified: IntCounter,
     /// Bad shards the scrubber found, by kind (missing, corrupt).
     pub scrub_shards_bad: IntCounterVec,
+    /// Bytes of shards known bad (found by the current or last scrub) and
+    /// not rebuilt yet: what a heal still has to write.
+    pub heal_backlog_bytes: prometheus::IntGauge,
     /// Unreferenced chunk records deleted by garbage collection.
     pub gc_chunks_deleted: IntCounter,
     /// Segment files rewritten (live shards moved) and deleted.
@@ -150,6 +153,14 @@ impl EngineMetrics {
                 "cairn_scrub_shards_bad_total",
                 "Missing or corrupt shards found by the scrubber",
                 &["kind"],
+            )?,
+            heal_backlog_bytes: reg(
+                registry,
+                prometheus::IntGauge::new(
+                    "cairn_heal_backlog_bytes",
+                    "Shard bytes found missing or corrupt by the scrubber and not yet rebuilt",
+                )
+                .map_err(|e| EngineError::Internal(format!("metric heal_backlog: {e}")))?,
             )?,
             gc_chunks_deleted: counter(
                 registry,

@@ -183,8 +183,13 @@ fn scrub_chunk(inner: &Arc<Inner>, id: &ChunkId, rec: &ChunkRecord, report: &mut
     if bad.is_empty() {
         return;
     }
+    let shard_bytes = i64::from(rec.shard_len);
+    m.heal_backlog_bytes.add(bad.len() as i64 * shard_bytes);
     match repair_chunk(inner, id, rec, checked.shards, &bad) {
-        Ok(n) => report.shards_repaired += n,
+        Ok(n) => {
+            report.shards_repaired += n;
+            m.heal_backlog_bytes.sub(n as i64 * shard_bytes);
+        }
         Err(e) => {
             report.chunks_unrecoverable += 1;
             m.chunks_unrecoverable.inc();
@@ -230,6 +235,8 @@ impl Engine {
         };
         let started = Instant::now();
         let total = self.inner.meta.estimate_chunks();
+        // The backlog is re-measured by this scrub.
+        self.inner.metrics.heal_backlog_bytes.set(0);
         self.set_scrub_status(|s| {
             *s = ScrubStatus {
                 running: true,

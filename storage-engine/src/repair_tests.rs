@@ -152,6 +152,11 @@ async fn two_lost_drives_are_healed_onto_fresh_directories() {
     let heal = e.scrub(ScrubOptions::default()).await.unwrap().unwrap();
     assert_eq!(heal.chunks_unrecoverable, 0, "{heal:?}");
     assert_eq!(heal.shards_corrupt, 0, "{heal:?}");
+    assert_eq!(
+        e.inner.metrics.heal_backlog_bytes.get(),
+        0,
+        "backlog drained"
+    );
     assert_eq!(heal.shards_repaired, heal.shards_missing, "{heal:?}");
     let after = e.scrub(ScrubOptions::default()).await.unwrap().unwrap();
     assert_eq!(
