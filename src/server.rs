@@ -192,15 +192,23 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     shutdown_signal().await;
     println!("cairn: shutting down (finishing in-flight requests)");
     let _ = stop_tx.send(true);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
-        let _ = s3_task.await;
-        let _ = admin.await;
-        for t in maintenance {
-            let _ = t.await;
-        }
-        engine.wait_for_background_repairs().await;
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
+            let _ = s3_task.await;
+            let _ = admin.await;
+            for t in maintenance {
+                let _ = t.await;
+            }
+            engine.wait_for_background_repairs().await;
+        })
+        .await;
+    // Only a shutdown that drained in time skips the reference recount at
+    // the next start (a timed-out one may still have writes in flight).
+    if drained.is_ok()
+        && let Err(e) = engine.mark_clean_shutdown()
+    {
+        tracing::warn!(error = %e, "could not record the clean shutdown");
+    }
     drop(engine);
     Ok(())
 }

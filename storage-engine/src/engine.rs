@@ -336,7 +336,9 @@ impl Engine {
             secret_sealer: master.secret_sealer(),
             config,
         };
+        let first_start = inner.meta.system("format")?.is_none();
         inner.init_format()?;
+        inner.recover_on_open(first_start)?;
         Ok(Engine {
             inner: Arc::new(inner),
         })

@@ -285,3 +285,38 @@ async fn a_quiet_server_gives_space_back_without_filling_its_segments() {
     put(&e, "new", &keep).await;
     assert_eq!(get(&e, "new").await, keep);
 }
+
+#[tokio::test]
+async fn pins_leaked_by_a_crash_are_recounted_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random(300_000, 42);
+    {
+        let e = open(dir.path());
+        e.create_bucket("bucket").await.unwrap();
+        put(&e, "a", &data).await;
+        // A second write of the same bytes pins every chunk, then the process
+        // "dies" before committing: the pins' release never runs.
+        let mut w = e.object_writer("bucket").unwrap();
+        w.write(Bytes::from(data.clone())).await.unwrap();
+        let mut staged = w.finish().await.unwrap();
+        staged.pins.disarm(); // what a crash does: the release never runs
+        drop(staged);
+        e.wait_for_background_repairs().await;
+        // No mark_clean_shutdown: this was a crash.
+        drop(e);
+    }
+    let e = open(dir.path());
+    e.delete_object("bucket", "a").await.unwrap();
+    let report = e.collect_garbage(now_opts()).await.unwrap();
+    assert_eq!(
+        report.chunks_live, 0,
+        "leaked pins survived the restart: {report:?}"
+    );
+
+    // After a clean shutdown nothing is recounted (and nothing is wrong).
+    put(&e, "b", &data).await;
+    e.mark_clean_shutdown().unwrap();
+    drop(e);
+    let e = open(dir.path());
+    assert_eq!(get(&e, "b").await, data);
+}

@@ -38,6 +38,7 @@ mod pipeline;
 mod placement;
 mod put;
 mod records;
+mod recovery;
 mod repair;
 
 #[cfg(test)]
@@ -66,6 +67,7 @@ pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
 pub use records::{
     ManifestRef, ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionId,
 };
+pub use recovery::RecountReport;
 pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).

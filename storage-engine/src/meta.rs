@@ -366,6 +366,32 @@ impl MetaStore {
             .unwrap_or(0)
     }
 
+    /// Calls `f` with every object version (any bucket), in key order.
+    pub fn for_each_object(
+        &self,
+        mut f: impl FnMut(ObjectVersion) -> EngineResult<()>,
+    ) -> EngineResult<()> {
+        let cf = self.cf(CF_OBJECTS)?;
+        for item in self.db.iterator_cf(&cf, rocksdb::IteratorMode::Start) {
+            let (_, v) = item?;
+            f(ObjectVersion::decode(&v)?)?;
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with every stored multipart part.
+    pub fn for_each_part(
+        &self,
+        mut f: impl FnMut(PartRecord) -> EngineResult<()>,
+    ) -> EngineResult<()> {
+        let cf = self.cf(CF_PARTS)?;
+        for item in self.db.iterator_cf(&cf, rocksdb::IteratorMode::Start) {
+            let (_, v) = item?;
+            f(PartRecord::decode(&v)?)?;
+        }
+        Ok(())
+    }
+
     /// Makes every earlier (unsynced) write durable.
     pub fn sync_wal(&self) -> EngineResult<()> {
         Ok(self.db.flush_wal(true)?)
@@ -547,6 +573,10 @@ impl MetaBatch<'_> {
 
     pub fn put_system(&mut self, name: &str, value: &[u8]) -> EngineResult<()> {
         self.put(CF_SYSTEM, name.as_bytes(), value)
+    }
+
+    pub fn delete_system(&mut self, name: &str) -> EngineResult<()> {
+        self.delete(CF_SYSTEM, name.as_bytes())
     }
 }
 
