@@ -143,6 +143,7 @@ fn handle(
     }
     match req.uri().path() {
         "/metrics" => {
+            engine.refresh_gauges();
             let mut buf = Vec::new();
             match TextEncoder::new().encode(&registry.gather(), &mut buf) {
                 Ok(()) => {

@@ -84,6 +84,7 @@ impl Engine {
             blocking(move || sweep_chunks(&inner, opts.grace)).await?;
         report.chunks_deleted = deleted;
         report.chunks_live = live_chunks;
+        let live_total: u64 = live.values().flat_map(|segs| segs.values()).sum();
         for drive in 0..self.inner.drives.len() {
             let inner = self.inner.clone();
             let live = live.get(&drive).cloned().unwrap_or_default();
@@ -94,6 +95,19 @@ impl Engine {
             report.bytes_reclaimed += reclaimed;
         }
         let m = &self.inner.metrics;
+        let on_drives: u64 = self
+            .inner
+            .drives
+            .iter()
+            .filter_map(|d| d.segments().ok())
+            .flatten()
+            .map(|s| {
+                s.len_bytes
+                    .saturating_sub(crate::drive::SEGMENT_HEADER_BYTES)
+            })
+            .sum();
+        m.gc_reclaimable_bytes
+            .set(i64::try_from(on_drives.saturating_sub(live_total)).unwrap_or(i64::MAX));
         m.gc_uploads_expired.inc_by(report.uploads_expired);
         m.gc_chunks_deleted.inc_by(report.chunks_deleted);
         m.gc_segments_compacted.inc_by(report.segments_compacted);

@@ -40,6 +40,7 @@ mod put;
 mod records;
 mod recovery;
 mod repair;
+mod status;
 
 #[cfg(test)]
 mod engine_tests;

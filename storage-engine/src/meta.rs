@@ -353,6 +353,15 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// A RocksDB integer property summed over every column family.
+    pub fn property_sum(&self, name: &str) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|cf| self.cf(cf).ok())
+            .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+            .sum()
+    }
+
     /// RocksDB's estimate of the number of chunk records.
     pub fn estimate_chunks(&self) -> u64 {
         self.cf(CF_CHUNKS)

@@ -8,6 +8,19 @@ use prometheus::{
 
 use crate::error::{EngineError, EngineResult};
 
+fn gauge_vec(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+) -> EngineResult<prometheus::IntGaugeVec> {
+    reg(
+        registry,
+        prometheus::IntGaugeVec::new(Opts::new(name, help), &[label])
+            .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?,
+    )
+}
+
 fn reg<T: prometheus::core::Collector + Clone + 'static>(
     registry: &Registry,
     c: T,
@@ -64,6 +77,18 @@ pub struct EngineMetrics {
     drive_written: IntCounterVec,
     drive_read: IntCounterVec,
     drive_faulty: prometheus::IntGaugeVec,
+    /// Per drive: bytes of segment files, and free/total bytes of its filesystem.
+    pub(crate) drive_segment_bytes: prometheus::IntGaugeVec,
+    pub(crate) drive_fs_free_bytes: prometheus::IntGaugeVec,
+    pub(crate) drive_fs_size_bytes: prometheus::IntGaugeVec,
+    /// RocksDB: live SST bytes, memtable bytes, pending compaction bytes.
+    pub(crate) meta_bytes: prometheus::IntGaugeVec,
+    /// Segment bytes not referenced at the last GC sweep (what compaction can
+    /// still give back).
+    pub(crate) gc_reclaimable_bytes: prometheus::IntGauge,
+    /// Scrub progress: 1 while running; chunks checked by the current/last one.
+    pub(crate) scrub_running: prometheus::IntGauge,
+    pub(crate) scrub_chunks_checked: prometheus::IntGauge,
     drive_fsync: HistogramVec,
 }
 
@@ -93,7 +118,7 @@ impl EngineMetrics {
             &["drive"],
         )
         .map_err(|e| EngineError::Internal(format!("metric fsync: {e}")))?;
-        Ok(EngineMetrics {
+        let metrics = EngineMetrics {
             logical_bytes: counter(
                 registry,
                 "cairn_pipeline_logical_bytes_total",
@@ -193,6 +218,51 @@ impl EngineMetrics {
                 &["drive"],
             )?,
             drive_fsync: reg(registry, fsync)?,
+            drive_segment_bytes: gauge_vec(
+                registry,
+                "cairn_drive_segment_bytes",
+                "Bytes of segment files on each drive",
+                "drive",
+            )?,
+            drive_fs_free_bytes: gauge_vec(
+                registry,
+                "cairn_drive_filesystem_free_bytes",
+                "Free bytes (for unprivileged users) of each drive's filesystem",
+                "drive",
+            )?,
+            drive_fs_size_bytes: gauge_vec(
+                registry,
+                "cairn_drive_filesystem_size_bytes",
+                "Size in bytes of each drive's filesystem",
+                "drive",
+            )?,
+            meta_bytes: gauge_vec(
+                registry,
+                "cairn_metadata_bytes",
+                "RocksDB metadata: sst (live SST files), memtables, compaction_pending",
+                "kind",
+            )?,
+            gc_reclaimable_bytes: reg(
+                registry,
+                prometheus::IntGauge::new(
+                    "cairn_gc_reclaimable_bytes",
+                    "Segment bytes unreferenced at the last garbage-collection sweep",
+                )
+                .map_err(|e| EngineError::Internal(format!("metric: {e}")))?,
+            )?,
+            scrub_running: reg(
+                registry,
+                prometheus::IntGauge::new("cairn_scrub_running", "1 while a scrub runs")
+                    .map_err(|e| EngineError::Internal(format!("metric: {e}")))?,
+            )?,
+            scrub_chunks_checked: reg(
+                registry,
+                prometheus::IntGauge::new(
+                    "cairn_scrub_chunks_checked",
+                    "Chunks checked by the running (or last) scrub",
+                )
+                .map_err(|e| EngineError::Internal(format!("metric: {e}")))?,
+            )?,
             drive_faulty: reg(
                 registry,
                 prometheus::IntGaugeVec::new(
@@ -204,7 +274,19 @@ impl EngineMetrics {
                 )
                 .map_err(|e| EngineError::Internal(format!("metric drive_faulty: {e}")))?,
             )?,
-        })
+        };
+        // Bounded label sets are created up front, so dashboards and alerts
+        // see a 0 rather than no series before the first event.
+        for reason in ["missing", "corrupt", "io"] {
+            metrics.shard_read_errors.with_label_values(&[reason]);
+        }
+        for kind in ["missing", "corrupt"] {
+            metrics.scrub_shards_bad.with_label_values(&[kind]);
+        }
+        for kind in ["sst", "memtables", "compaction_pending"] {
+            metrics.meta_bytes.with_label_values(&[kind]);
+        }
+        Ok(metrics)
     }
 
     pub(crate) fn drive_faulty(&self, index: u16) -> prometheus::IntGauge {
