@@ -4,6 +4,7 @@ use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
 use crate::records::ObjectMetadata;
+use crate::test_support::{open_with, pseudo_random, small_chunk_config, try_put, try_read};
 use crate::{CompletedPart, Engine, EngineConfig, EngineError, ListQuery, NewPart};
 
 struct Fixture {
@@ -16,13 +17,7 @@ fn master() -> MasterKey {
 }
 
 fn open(dir: &std::path::Path) -> Engine {
-    let mut cfg = EngineConfig::single_dir(dir);
-    cfg.chunker = cairn_dedup::ChunkerConfig {
-        min_size_bytes: 16 << 10,
-        avg_size_bytes: 64 << 10,
-        max_size_bytes: 256 << 10,
-    };
-    Engine::open(cfg, &master(), &prometheus::Registry::new()).unwrap()
+    open_with(small_chunk_config(dir), 0x42)
 }
 
 async fn fixture() -> Fixture {
@@ -32,42 +27,12 @@ async fn fixture() -> Fixture {
     Fixture { dir, engine }
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 async fn put(e: &Engine, key: &str, data: &[u8]) -> crate::ObjectVersion {
-    let mut w = e.object_writer("bucket").unwrap();
-    for piece in data.chunks(10_000) {
-        w.write(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
-    let staged = w.finish().await.unwrap();
-    e.commit_object(
-        "bucket",
-        key,
-        staged,
-        "etag".into(),
-        ObjectMetadata::default(),
-    )
-    .await
-    .unwrap()
+    try_put(e, "bucket", key, data, 10_000).await.unwrap()
 }
 
 async fn get(e: &Engine, key: &str, range: Option<(u64, u64)>) -> Vec<u8> {
-    let mut r = e.read_object("bucket", key, range).unwrap();
-    let mut out = Vec::new();
-    while let Some(b) = r.next_bytes().await {
-        out.extend_from_slice(&b.unwrap());
-    }
-    out
+    try_read(e, "bucket", key, range).await.unwrap()
 }
 
 fn refcount(e: &Engine, id: &cairn_dedup::ChunkId) -> u64 {

@@ -14,7 +14,8 @@ use cairn_erasure::ShardChecksum;
 
 use crate::drive::{LocalDrive, ScannedShard, SegmentInfo, ShardReadError, ShardStore};
 use crate::error::{EngineError, EngineResult};
-use crate::records::{ObjectMetadata, ShardLocation};
+use crate::records::ShardLocation;
+use crate::test_support::{self, XorShift};
 use crate::{Engine, EngineConfig, EngineMetrics, ScrubOptions};
 
 /// What a [`FaultyStore`] does to its operations; probabilities in 1/1000.
@@ -181,36 +182,18 @@ async fn rig(seed: u64) -> Rig {
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    XorShift(seed | 1).bytes(len)
 }
 
 async fn try_put(e: &Engine, key: &str, body: &[u8]) -> EngineResult<()> {
-    let mut w = e.object_writer("b")?;
-    for piece in body.chunks(64 << 10) {
-        w.write(Bytes::copy_from_slice(piece)).await?;
-    }
-    let staged = w.finish().await?;
-    e.commit_object("b", key, staged, "etag".into(), ObjectMetadata::default())
+    test_support::try_put(e, "b", key, body, 64 << 10)
         .await
         .map(|_| ())
 }
 
 /// The object's bytes, or `Err` if any part could not be read.
 async fn try_get(e: &Engine, key: &str) -> EngineResult<Vec<u8>> {
-    let mut r = e.read_object("b", key, None)?;
-    let mut out = Vec::new();
-    while let Some(b) = r.next_bytes().await {
-        out.extend_from_slice(&b?);
-    }
-    Ok(out)
+    test_support::try_read(e, "b", key, None).await
 }
 
 #[tokio::test]

@@ -7,19 +7,16 @@ use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
 use crate::records::ObjectMetadata;
+use crate::test_support::{
+    dir_bytes, open_with, pseudo_random, small_chunk_config, try_put, try_read,
+};
 use crate::{Engine, EngineConfig, EngineError, GcOptions};
 
 fn open(dir: &std::path::Path) -> Engine {
-    let mut cfg = EngineConfig::single_dir(dir);
-    cfg.chunker = cairn_dedup::ChunkerConfig {
-        min_size_bytes: 16 << 10,
-        avg_size_bytes: 64 << 10,
-        max_size_bytes: 256 << 10,
-    };
+    let mut cfg = small_chunk_config(dir);
     // Small segments so they seal (and become compactable) during a test.
     cfg.segment_size_max_bytes = 256 << 10;
-    let master = MasterKey::from_hex(&"17".repeat(32)).unwrap();
-    Engine::open(cfg, &master, &prometheus::Registry::new()).unwrap()
+    open_with(cfg, 0x17)
 }
 
 fn now_opts() -> GcOptions {
@@ -31,58 +28,16 @@ fn now_opts() -> GcOptions {
     }
 }
 
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 async fn put(e: &Engine, key: &str, data: &[u8]) {
-    let mut w = e.object_writer("bucket").unwrap();
-    for piece in data.chunks(50_000) {
-        w.write(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
-    let staged = w.finish().await.unwrap();
-    e.commit_object(
-        "bucket",
-        key,
-        staged,
-        "etag".into(),
-        ObjectMetadata::default(),
-    )
-    .await
-    .unwrap();
+    try_put(e, "bucket", key, data, 50_000).await.unwrap();
 }
 
 async fn get(e: &Engine, key: &str) -> Vec<u8> {
-    let mut r = e.read_object("bucket", key, None).unwrap();
-    let mut out = Vec::new();
-    while let Some(b) = r.next_bytes().await {
-        out.extend_from_slice(&b.unwrap());
-    }
-    out
+    try_read(e, "bucket", key, None).await.unwrap()
 }
 
 fn drives_bytes(dir: &std::path::Path) -> u64 {
-    fn walk(p: &std::path::Path) -> u64 {
-        let Ok(rd) = std::fs::read_dir(p) else {
-            return 0;
-        };
-        rd.flatten()
-            .map(|e| match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&e.path()),
-                Ok(m) => m.len(),
-                Err(_) => 0,
-            })
-            .sum()
-    }
-    walk(&dir.join("drives"))
+    dir_bytes(&dir.join("drives"))
 }
 
 /// Segments written in the last second are left alone (in-flight writes).

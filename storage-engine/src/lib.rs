@@ -52,6 +52,8 @@ mod gc_tests;
 mod model_tests;
 #[cfg(test)]
 mod repair_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};

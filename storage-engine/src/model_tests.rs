@@ -11,23 +11,11 @@ use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
 use crate::records::ObjectMetadata;
+use crate::test_support::{XorShift, try_put};
 use crate::{CompletedPart, Engine, EngineConfig, GcOptions, ListQuery, NewPart};
 
 const KEYS: u64 = 12;
 const STEPS: usize = 160;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn open(dir: &std::path::Path) -> Engine {
     let mut cfg = EngineConfig::single_dir(dir);
@@ -52,7 +40,7 @@ fn gc_now() -> GcOptions {
 
 /// Contents from a small family so that objects share chunks: a base
 /// pattern, optionally with a prefix that shifts it (CDC must still dedup).
-fn content(rng: &mut Rng) -> Vec<u8> {
+fn content(rng: &mut XorShift) -> Vec<u8> {
     let base = rng.below(4);
     let len = match rng.below(4) {
         0 => rng.below(100) as usize,
@@ -76,14 +64,7 @@ fn content(rng: &mut Rng) -> Vec<u8> {
 }
 
 async fn put(e: &Engine, key: &str, data: &[u8]) {
-    let mut w = e.object_writer("b").unwrap();
-    for piece in data.chunks(7_000) {
-        w.write(Bytes::copy_from_slice(piece)).await.unwrap();
-    }
-    let staged = w.finish().await.unwrap();
-    e.commit_object("b", key, staged, "etag".into(), ObjectMetadata::default())
-        .await
-        .unwrap();
+    try_put(e, "b", key, data, 7_000).await.unwrap();
 }
 
 async fn read(e: &Engine, key: &str) -> Option<Vec<u8>> {
@@ -147,7 +128,7 @@ async fn run_model(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut e = open(dir.path());
     e.create_bucket("b").await.unwrap();
-    let mut rng = Rng(seed | 1);
+    let mut rng = XorShift(seed | 1);
     let mut model: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for step in 0..STEPS {
         let key = format!("k{:02}", rng.below(KEYS));

@@ -4,61 +4,22 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
-use bytes::Bytes;
-use cairn_crypto::MasterKey;
-
-use crate::records::ObjectMetadata;
-use crate::{Engine, EngineConfig, ScrubOptions};
+use crate::test_support::{XorShift, open_with, small_chunk_config, try_put, try_read};
+use crate::{Engine, ScrubOptions};
 
 fn open(dir: &std::path::Path) -> Engine {
-    let mut cfg = EngineConfig::single_dir(dir);
-    cfg.chunker = cairn_dedup::ChunkerConfig {
-        min_size_bytes: 16 << 10,
-        avg_size_bytes: 64 << 10,
-        max_size_bytes: 256 << 10,
-    };
-    let master = MasterKey::from_hex(&"33".repeat(32)).unwrap();
-    Engine::open(cfg, &master, &prometheus::Registry::new()).unwrap()
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
+    open_with(small_chunk_config(dir), 0x33)
 }
 
 async fn put(e: &Engine, key: &str, data: &[u8]) {
-    let mut w = e.object_writer("bucket").unwrap();
-    w.write(Bytes::copy_from_slice(data)).await.unwrap();
-    let staged = w.finish().await.unwrap();
-    e.commit_object(
-        "bucket",
-        key,
-        staged,
-        "etag".into(),
-        ObjectMetadata::default(),
-    )
-    .await
-    .unwrap();
+    try_put(e, "bucket", key, data, usize::MAX).await.unwrap();
 }
 
 async fn get(e: &Engine, key: &str) -> Vec<u8> {
-    let mut r = e.read_object("bucket", key, None).unwrap();
-    let mut out = Vec::new();
-    while let Some(b) = r.next_bytes().await {
-        out.extend_from_slice(&b.unwrap());
-    }
-    out
+    try_read(e, "bucket", key, None).await.unwrap()
 }
 
-async fn fill(e: &Engine, rng: &mut Rng) -> Vec<(String, Vec<u8>)> {
+async fn fill(e: &Engine, rng: &mut XorShift) -> Vec<(String, Vec<u8>)> {
     e.create_bucket("bucket").await.unwrap();
     let mut objects = Vec::new();
     for i in 0..8 {
@@ -75,7 +36,7 @@ async fn fill(e: &Engine, rng: &mut Rng) -> Vec<(String, Vec<u8>)> {
 async fn scrub_finds_every_flipped_byte_and_repairs_it() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let mut rng = Rng(0x5eed_1234);
+    let mut rng = XorShift(0x5eed_1234);
     let objects = fill(&e, &mut rng).await;
 
     // Flip one random payload byte in one random shard of each chunk.
@@ -136,7 +97,7 @@ async fn scrub_finds_every_flipped_byte_and_repairs_it() {
 #[tokio::test]
 async fn two_lost_drives_are_healed_onto_fresh_directories() {
     let dir = tempfile::tempdir().unwrap();
-    let mut rng = Rng(0xd1ce);
+    let mut rng = XorShift(0xd1ce);
     let objects = {
         let e = open(dir.path());
         fill(&e, &mut rng).await
@@ -184,7 +145,7 @@ async fn two_lost_drives_are_healed_onto_fresh_directories() {
 async fn a_scrub_is_rate_limited_and_reports_progress() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    let mut rng = Rng(77);
+    let mut rng = XorShift(77);
     fill(&e, &mut rng).await;
     let started = std::time::Instant::now();
     let report = e
