@@ -46,7 +46,12 @@ fn dashboard_and_alerts_use_only_exposed_metrics() {
         create_bucket(&c, "ops-bucket").await;
         put_bytes(&c, "ops-bucket", "k", &Rng::new(1).bytes(300 * KIB)).await;
         let _ = get_bytes(&c, "ops-bucket", "k").await;
-        let _ = c.get_object().bucket("ops-bucket").key("missing").send().await;
+        let _ = c
+            .get_object()
+            .bucket("ops-bucket")
+            .key("missing")
+            .send()
+            .await;
         let (status, _) = server.admin_get("/metrics");
         assert_eq!(status, 200);
         let exposed: BTreeSet<String> = server
@@ -73,9 +78,13 @@ fn metric_name_extraction_finds_whole_names() {
     let names = metric_names(
         r#"rate(cairn_s3_requests_total[1m]) / x_cairn_not{a="cairn_b"} process_resident_memory_bytes"#,
     );
-    let want: BTreeSet<String> = ["cairn_s3_requests_total", "cairn_b", "process_resident_memory_bytes"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let want: BTreeSet<String> = [
+        "cairn_s3_requests_total",
+        "cairn_b",
+        "process_resident_memory_bytes",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     assert_eq!(names, want);
 }
