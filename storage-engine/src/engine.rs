@@ -359,6 +359,18 @@ impl Engine {
                 return Err(format!("drive {i} ({}) is not available", dir.display()));
             }
         }
+        let usable = self.inner.config.drive_dirs.len() - down.len();
+        let (k, m) = (self.inner.config.data_shards, self.inner.config.parity_shards);
+        let quorum = self.inner.write_quorum(k, m);
+        if usable < quorum {
+            return Err(format!(
+                "{usable} usable drives, writes need {quorum}: {}",
+                down.join("; ")
+            ));
+        }
+        if !down.is_empty() {
+            tracing::debug!(problems = ?down, "ready with degraded drives");
+        }
         Ok(())
     }
 
