@@ -354,9 +354,13 @@ impl Engine {
             .meta
             .system("format")
             .map_err(|e| format!("metadata store: {e}"))?;
+        // Ready while a write can reach its quorum; name what is missing.
+        let mut down = Vec::new();
         for (i, dir) in self.inner.config.drive_dirs.iter().enumerate() {
             if !dir.join("segments").is_dir() {
-                return Err(format!("drive {i} ({}) is not available", dir.display()));
+                down.push(format!("drive {i} ({}) is not available", dir.display()));
+            } else if !self.inner.drive_usable(i) {
+                down.push(format!("drive {i} ({}) is marked faulty", dir.display()));
             }
         }
         let usable = self.inner.config.drive_dirs.len() - down.len();
