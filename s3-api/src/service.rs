@@ -316,13 +316,15 @@ fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) 
 }
 
 /// Serves S3 on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish (connections are closed after their current request).
+/// requests finish (connections are closed after their current request) and
+/// returns once every connection has ended.
 pub async fn serve(
     listener: TcpListener,
     service: S3Service,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     let max_buf = service.inner.config.max_header_bytes.max(8192);
     loop {
@@ -342,7 +344,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let svc = service.clone();
         let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
+        // Reap finished connections so the set stays as small as the live ones.
+        while connections.try_join_next().is_some() {}
+        connections.spawn(async move {
             let hyper_svc = hyper::service::service_fn(move |req| {
                 let svc = svc.clone();
                 async move { Ok::<_, Infallible>(svc.handle(req).await) }
@@ -370,4 +374,5 @@ pub async fn serve(
         });
     }
     let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
 }
