@@ -156,6 +156,7 @@ impl S3Service {
         let started = Instant::now();
         let request_id = new_request_id();
         let span = tracing::info_span!("s3", request_id = %request_id);
+        let close_after = expects_continue_without_body(&req);
         let inner = self.inner.clone();
         let rid = request_id.clone();
         let (op, mut resp) = async move {
@@ -181,10 +182,38 @@ impl S3Service {
             headers.insert("x-amz-id-2", v);
         }
         headers.insert("server", HeaderValue::from_static("Cairn"));
+        if close_after {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
         self.inner
             .metrics
             .observe(op.name(), resp.status(), started.elapsed());
         resp
+    }
+}
+
+/// An HTTP/1.1 request with `Expect: 100-continue` but no body. No `100
+/// Continue` is ever sent for it (there is nothing to wait for), and
+/// botocore (boto3, the aws CLI) remembers the final response of such a
+/// request as the "early response" of its connection: the next request with
+/// `Expect` on that connection is parsed against the stale status line and
+/// stalls until the read timeout (boto/botocore#3755). Closing the
+/// connection after such a request costs one reconnect and resets that state.
+fn expects_continue_without_body<B>(req: &Request<B>) -> bool {
+    if req.version() != http::Version::HTTP_11 {
+        return false;
+    }
+    let h = req.headers();
+    let expects = h
+        .get_all(http::header::EXPECT)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !expects || h.contains_key(http::header::TRANSFER_ENCODING) {
+        return false;
+    }
+    match h.get(http::header::CONTENT_LENGTH) {
+        None => true,
+        Some(v) => v.as_bytes().iter().all(|b| *b == b'0'),
     }
 }
 
@@ -318,9 +347,13 @@ fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) 
 /// Serves S3 on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish (connections are closed after their current request) and
 /// returns once every connection has ended.
+///
+/// With `tls`, every connection is a TLS handshake first (10 s at most); a
+/// failed handshake just closes that connection.
 pub async fn serve(
     listener: TcpListener,
     service: S3Service,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -343,36 +376,66 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = service.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         // Reap finished connections so the set stays as small as the live ones.
         while connections.try_join_next().is_some() {}
         connections.spawn(async move {
-            let hyper_svc = hyper::service::service_fn(move |req| {
-                let svc = svc.clone();
-                async move { Ok::<_, Infallible>(svc.handle(req).await) }
-            });
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .max_buf_size(max_buf)
-                .keep_alive(true)
-                .half_close(false)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(30));
-            let conn = builder.serve_connection(TokioIo::new(stream), hyper_svc);
-            tokio::pin!(conn);
-            tokio::select! {
-                res = conn.as_mut() => {
-                    if let Err(e) = res {
-                        tracing::debug!(error = %e, "connection ended with error");
+            match tls {
+                None => serve_connection(TokioIo::new(stream), svc, max_buf, stop).await,
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(tls_stream)) => {
+                            serve_connection(TokioIo::new(tls_stream), svc, max_buf, stop).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
                 }
             }
         });
     }
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// One HTTP/1.1 connection (plain or TLS) until it ends or `stop` fires,
+/// then graceful: the request in progress completes.
+async fn serve_connection<I>(
+    io: I,
+    svc: S3Service,
+    max_buf: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let hyper_svc = hyper::service::service_fn(move |req| {
+        let svc = svc.clone();
+        async move { Ok::<_, Infallible>(svc.handle(req).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_buf_size(max_buf)
+        .keep_alive(true)
+        .half_close(false)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30));
+    let conn = builder.serve_connection(io, hyper_svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""boto3 against a running Cairn, every result checked byte for byte.
+
+Usage: boto3_suite.py MODE WORKDIR
+  MODE     "default"        boto3's own checksum settings (CRC32 on every
+                            upload, response checksums validated when sent)
+           "when_required"  request_checksum_calculation and
+                            response_checksum_validation = "when_required"
+  WORKDIR  an empty scratch directory
+
+Environment: CAIRN_ENDPOINT (http://127.0.0.1:PORT), AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION. Exits non-zero on the first
+failed check, with the step in the message.
+"""
+
+import hashlib
+import os
+import random
+import sys
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+MIB = 1024 * 1024
+STEP = "start"
+
+
+def step(name):
+    global STEP
+    STEP = name
+    print(f"--- {name}", flush=True)
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(f"[{STEP}] {msg}")
+
+
+def same(got, want, what):
+    if got != want:
+        if isinstance(got, (bytes, bytearray)) and isinstance(want, (bytes, bytearray)):
+            first = next(
+                (i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+                min(len(got), len(want)),
+            )
+            raise AssertionError(
+                f"[{STEP}] {what}: {len(got)} bytes, expected {len(want)}; "
+                f"first difference at offset {first}"
+            )
+        raise AssertionError(f"[{STEP}] {what}: got {got!r}, expected {want!r}")
+
+
+def md5_etag(data):
+    return '"' + hashlib.md5(data).hexdigest() + '"'
+
+
+def client(mode):
+    kwargs = dict(
+        s3={"addressing_style": "path"},
+        signature_version="s3v4",
+        # Retries would hide server errors.
+        retries={"max_attempts": 1, "mode": "standard"},
+        connect_timeout=20,
+        read_timeout=120,
+    )
+    if mode == "when_required":
+        kwargs["request_checksum_calculation"] = "when_required"
+        kwargs["response_checksum_validation"] = "when_required"
+    elif mode != "default":
+        raise SystemExit(f"unknown mode {mode!r}")
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["CAIRN_ENDPOINT"],
+        config=Config(**kwargs),
+    )
+
+
+def http(method, url, data=None, headers=None):
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def main():
+    mode, work = sys.argv[1], sys.argv[2]
+    rng = random.Random(f"boto3-{mode}")
+    s3 = client(mode)
+    bucket = f"boto3-{mode.replace('_', '-')}"
+    print(f"boto3 {boto3.__version__}, botocore {botocore.__version__}, mode {mode}")
+
+    step("create_bucket / head_bucket / list_buckets")
+    s3.create_bucket(Bucket=bucket)
+    s3.head_bucket(Bucket=bucket)
+    names = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    check(bucket in names, f"list_buckets: {names}")
+
+    step("put_object / get_object / head_object")
+    objects = {}
+    for name, size in [
+        ("empty", 0),
+        ("one", 1),
+        ("small.txt", 1000),
+        ("dir/64k.bin", 64 * 1024 + 3),
+        ("dir/sub/1m.bin", MIB + 17),
+        ("odd names/a b+c&d=e?f#g.bin", 4321),
+        ("ünïcødé/файл.txt", 777),
+    ]:
+        body = rng.randbytes(size)
+        r = s3.put_object(
+            Bucket=bucket,
+            Key=name,
+            Body=body,
+            ContentType="application/x-test",
+            Metadata={"origin": "boto3", "size": str(size)},
+        )
+        same(r["ETag"], md5_etag(body), f"PUT {name} ETag")
+        objects[name] = body
+    for name, body in objects.items():
+        r = s3.get_object(Bucket=bucket, Key=name)
+        same(r["Body"].read(), body, f"GET {name}")
+        same(r["ETag"], md5_etag(body), f"GET {name} ETag")
+        h = s3.head_object(Bucket=bucket, Key=name)
+        same(h["ContentLength"], len(body), f"HEAD {name} length")
+        same(h["ContentType"], "application/x-test", f"HEAD {name} type")
+        same(h["Metadata"], {"origin": "boto3", "size": str(len(body))}, f"HEAD {name} meta")
+    big = objects["dir/sub/1m.bin"]
+    r = s3.get_object(Bucket=bucket, Key="dir/sub/1m.bin", Range="bytes=1000-200999")
+    same(r["Body"].read(), big[1000:201000], "ranged GET")
+    same(r["ContentRange"], f"bytes 1000-200999/{len(big)}", "Content-Range")
+    r = s3.get_object(Bucket=bucket, Key="dir/sub/1m.bin", Range="bytes=-100")
+    same(r["Body"].read(), big[-100:], "suffix-range GET")
+
+    step("explicit checksums (CRC32, SHA1, SHA256) and ChecksumMode=ENABLED")
+    for algo in ["CRC32", "SHA1", "SHA256"]:  # CRC32C needs awscrt
+        body = rng.randbytes(300 * 1024 + 5)
+        key = f"checksum/{algo.lower()}"
+        r = s3.put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm=algo)
+        check(f"Checksum{algo}" in r, f"PUT with {algo}: no checksum in the response {r}")
+        g = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        same(g["Body"].read(), body, f"GET {key}")
+        same(g.get(f"Checksum{algo}"), r[f"Checksum{algo}"], f"{algo} on GET")
+        objects[key] = body
+
+    step("missing object errors")
+    try:
+        s3.head_object(Bucket=bucket, Key="no/such/key")
+        check(False, "HEAD of a missing key succeeded")
+    except botocore.exceptions.ClientError as e:
+        same(e.response["ResponseMetadata"]["HTTPStatusCode"], 404, "HEAD missing status")
+    try:
+        s3.get_object(Bucket=bucket, Key="no/such/key")
+        check(False, "GET of a missing key succeeded")
+    except s3.exceptions.NoSuchKey:
+        pass
+
+    step("list_objects_v2 paginated (page size 7)")
+    for i in range(23):
+        body = rng.randbytes(rng.randrange(0, 2000))
+        key = f"list/{i % 3}/item-{i:03d}"
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        objects[key] = body
+    pages = s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, PaginationConfig={"PageSize": 7}
+    )
+    listed, npages = {}, 0
+    for page in pages:
+        npages += 1
+        check(page["KeyCount"] <= 7, f"page of {page['KeyCount']} keys")
+        for o in page.get("Contents", []):
+            check(o["Key"] not in listed, f"{o['Key']} listed twice")
+            listed[o["Key"]] = (o["Size"], o["ETag"])
+    want = {k: (len(v), md5_etag(v)) for k, v in objects.items()}
+    same(listed, want, "paginated listing")
+    check(npages == -(-len(objects) // 7), f"{npages} pages for {len(objects)} keys")
+    # Delimiter listing, paginated too.
+    prefixes, keys = [], []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix="list/", Delimiter="/", PaginationConfig={"PageSize": 2}
+    ):
+        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    same(prefixes, ["list/0/", "list/1/", "list/2/"], "CommonPrefixes")
+    same(keys, [], "keys beside the prefixes")
+    # StartAfter and the v1 paginator (markers).
+    r = s3.list_objects_v2(Bucket=bucket, Prefix="list/1/", StartAfter="list/1/item-004")
+    same(
+        [o["Key"] for o in r["Contents"]],
+        sorted(k for k in objects if k.startswith("list/1/") and k > "list/1/item-004"),
+        "StartAfter",
+    )
+    v1 = [
+        o["Key"]
+        for page in s3.get_paginator("list_objects").paginate(
+            Bucket=bucket, PaginationConfig={"PageSize": 5}
+        )
+        for o in page.get("Contents", [])
+    ]
+    same(v1, sorted(objects), "list_objects (v1) paginated")
+
+    step("upload_file above the multipart threshold / download_file")
+    cfg = TransferConfig()  # the defaults: 8 MiB threshold and part size
+    check(cfg.multipart_threshold == 8 * MIB, f"threshold {cfg.multipart_threshold}")
+    big = rng.randbytes(20 * MIB + 12345)
+    src = os.path.join(work, "big.bin")
+    with open(src, "wb") as f:
+        f.write(big)
+    s3.upload_file(src, bucket, "multi/big.bin", Config=cfg)
+    h = s3.head_object(Bucket=bucket, Key="multi/big.bin")
+    same(h["ContentLength"], len(big), "multipart object length")
+    check(h["ETag"].endswith('-3"'), f"expected a 3-part ETag, got {h['ETag']}")
+    parts = [big[i : i + 8 * MIB] for i in range(0, len(big), 8 * MIB)]
+    md5s = b"".join(hashlib.md5(p).digest() for p in parts)
+    same(h["ETag"], f'"{hashlib.md5(md5s).hexdigest()}-3"', "multipart ETag")
+    dst = os.path.join(work, "big.back")
+    s3.download_file(bucket, "multi/big.bin", dst, Config=cfg)
+    with open(dst, "rb") as f:
+        same(f.read(), big, "download_file")
+    g = s3.get_object(Bucket=bucket, Key="multi/big.bin", PartNumber=2)
+    same(g["Body"].read(), parts[1], "GET partNumber=2")
+    # A file-like object through upload_fileobj (also multipart).
+    with open(src, "rb") as f:
+        s3.upload_fileobj(f, bucket, "multi/fileobj.bin")
+    same(
+        s3.get_object(Bucket=bucket, Key="multi/fileobj.bin")["Body"].read(), big, "upload_fileobj"
+    )
+    objects["multi/big.bin"] = big
+    objects["multi/fileobj.bin"] = big
+
+    step("low-level multipart with an abort and list_parts")
+    mp = s3.create_multipart_upload(Bucket=bucket, Key="multi/low.bin")
+    uid = mp["UploadId"]
+    low = [rng.randbytes(5 * MIB), rng.randbytes(1234)]
+    etags = []
+    for n, p in enumerate(low, 1):
+        r = s3.upload_part(Bucket=bucket, Key="multi/low.bin", UploadId=uid, PartNumber=n, Body=p)
+        same(r["ETag"], md5_etag(p), f"part {n} ETag")
+        etags.append(r)
+    lp = s3.list_parts(Bucket=bucket, Key="multi/low.bin", UploadId=uid)
+    same([p["PartNumber"] for p in lp["Parts"]], [1, 2], "list_parts")
+    ups = s3.list_multipart_uploads(Bucket=bucket)
+    check(any(u["UploadId"] == uid for u in ups.get("Uploads", [])), "upload not listed")
+    parts_doc = []
+    for n, r in enumerate(etags, 1):
+        part = {"PartNumber": n, "ETag": r["ETag"]}
+        for k in ("ChecksumCRC32", "ChecksumCRC32C", "ChecksumSHA1", "ChecksumSHA256"):
+            if k in r:
+                part[k] = r[k]
+        parts_doc.append(part)
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="multi/low.bin", UploadId=uid, MultipartUpload={"Parts": parts_doc}
+    )
+    same(
+        s3.get_object(Bucket=bucket, Key="multi/low.bin")["Body"].read(),
+        b"".join(low),
+        "completed low-level multipart",
+    )
+    objects["multi/low.bin"] = b"".join(low)
+    mp = s3.create_multipart_upload(Bucket=bucket, Key="multi/aborted")
+    s3.upload_part(
+        Bucket=bucket, Key="multi/aborted", UploadId=mp["UploadId"], PartNumber=1, Body=b"x" * 100
+    )
+    s3.abort_multipart_upload(Bucket=bucket, Key="multi/aborted", UploadId=mp["UploadId"])
+    ups = s3.list_multipart_uploads(Bucket=bucket)
+    same(ups.get("Uploads", []), [], "uploads left after complete and abort")
+
+    step("copy_object (COPY and REPLACE metadata) and managed copy")
+    s3.copy_object(
+        Bucket=bucket, Key="copies/small.txt", CopySource={"Bucket": bucket, "Key": "small.txt"}
+    )
+    g = s3.get_object(Bucket=bucket, Key="copies/small.txt")
+    same(g["Body"].read(), objects["small.txt"], "copied bytes")
+    same(g["Metadata"], {"origin": "boto3", "size": "1000"}, "copied metadata")
+    s3.copy_object(
+        Bucket=bucket,
+        Key="copies/odd",
+        CopySource={"Bucket": bucket, "Key": "odd names/a b+c&d=e?f#g.bin"},
+        MetadataDirective="REPLACE",
+        Metadata={"new": "yes"},
+        ContentType="text/plain",
+    )
+    h = s3.head_object(Bucket=bucket, Key="copies/odd")
+    same(h["Metadata"], {"new": "yes"}, "REPLACE metadata")
+    same(h["ContentType"], "text/plain", "REPLACE content type")
+    same(
+        s3.get_object(Bucket=bucket, Key="copies/odd")["Body"].read(),
+        objects["odd names/a b+c&d=e?f#g.bin"],
+        "copy of a key with reserved characters",
+    )
+    # boto3's managed copy (below the multipart threshold: one CopyObject).
+    s3.copy({"Bucket": bucket, "Key": "dir/sub/1m.bin"}, bucket, "copies/1m.bin")
+    same(
+        s3.get_object(Bucket=bucket, Key="copies/1m.bin")["Body"].read(),
+        objects["dir/sub/1m.bin"],
+        "managed copy",
+    )
+    for k in ("copies/small.txt", "copies/odd", "copies/1m.bin"):
+        objects[k] = s3.get_object(Bucket=bucket, Key=k)["Body"].read()
+
+    step("presigned GET and PUT through urllib")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "ünïcødé/файл.txt"}, ExpiresIn=300
+    )
+    status, data = http("GET", url)
+    same(status, 200, f"presigned GET status ({data[:300]!r})")
+    same(data, objects["ünïcødé/файл.txt"], "presigned GET body")
+    put_body = rng.randbytes(70000)
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "presigned/put.bin"}, ExpiresIn=300
+    )
+    status, data = http("PUT", url, data=put_body)
+    same(status, 200, f"presigned PUT status ({data[:300]!r})")
+    same(
+        s3.get_object(Bucket=bucket, Key="presigned/put.bin")["Body"].read(),
+        put_body,
+        "object from a presigned PUT",
+    )
+    objects["presigned/put.bin"] = put_body
+    # A signature for one key does not open another.
+    bad = url.replace("presigned/put.bin", "presigned/other.bin")
+    status, data = http("PUT", bad, data=b"nope")
+    same(status, 403, "presigned PUT to another key")
+
+    step("object tagging")
+    s3.put_object(Bucket=bucket, Key="tagged", Body=b"tags", Tagging="a=1&b=two%20words")
+    t = s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"]
+    same(sorted((x["Key"], x["Value"]) for x in t), [("a", "1"), ("b", "two words")], "tags")
+    h = s3.get_object(Bucket=bucket, Key="tagged")
+    same(h.get("TagCount"), 2, "x-amz-tagging-count")
+    s3.put_object_tagging(
+        Bucket=bucket,
+        Key="tagged",
+        Tagging={"TagSet": [{"Key": "project", "Value": "cairn"}, {"Key": "k:2", "Value": "v/2"}]},
+    )
+    t = s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"]
+    same(
+        sorted((x["Key"], x["Value"]) for x in t),
+        [("k:2", "v/2"), ("project", "cairn")],
+        "tags after put_object_tagging",
+    )
+    s3.delete_object_tagging(Bucket=bucket, Key="tagged")
+    same(s3.get_object_tagging(Bucket=bucket, Key="tagged")["TagSet"], [], "tags after delete")
+    objects["tagged"] = b"tags"
+
+    step("delete_object and delete_objects (in batches)")
+    s3.delete_object(Bucket=bucket, Key="one")
+    del objects["one"]
+    keys = sorted(objects)
+    for i in range(0, len(keys), 10):
+        r = s3.delete_objects(
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": k} for k in keys[i : i + 10]], "Quiet": False},
+        )
+        same(r.get("Errors", []), [], "delete_objects errors")
+        same(sorted(d["Key"] for d in r["Deleted"]), keys[i : i + 10], "deleted keys")
+    r = s3.list_objects_v2(Bucket=bucket)
+    same(r["KeyCount"], 0, "objects left")
+    s3.delete_bucket(Bucket=bucket)
+    check(bucket not in [b["Name"] for b in s3.list_buckets()["Buckets"]], "bucket left")
+    print("boto3 suite passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # one clear line, then the traceback
+        print(f"FAILED at step {STEP!r}: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        raise
