@@ -84,6 +84,15 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_LOG_FORMAT")]
     pub log_format: Option<String>,
 
+    /// PEM certificate chain for HTTPS on the S3 and admin listeners (with
+    /// --tls-key). [default: none, plain HTTP]
+    #[arg(long, env = "CAIRN_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "CAIRN_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// Objects up to this many bytes are stored (encrypted) inside their
     /// metadata record instead of as erasure-coded shards: far faster for
     /// tiny objects (see docs/ARCHITECTURE.md). 0 disables. [default: 4096]
@@ -138,6 +147,8 @@ pub struct FileConfig {
     pub chunk_avg_bytes: Option<u32>,
     pub chunk_max_bytes: Option<u32>,
     pub log_format: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub inline_max_bytes: Option<usize>,
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
@@ -173,6 +184,8 @@ pub struct ServerConfig {
     pub chunk_avg_bytes: u32,
     pub chunk_max_bytes: u32,
     pub log_format: LogFormat,
+    /// (certificate chain, private key) PEM files; `None`: plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub inline_max_bytes: usize,
     pub maintenance: Maintenance,
 }
@@ -302,6 +315,14 @@ impl ServerConfig {
                 .unwrap_or(1 << 20),
             credentials,
             log_format,
+            tls: match (
+                args.tls_cert.or(file.tls_cert),
+                args.tls_key.or(file.tls_key),
+            ) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => return Err("give both --tls-cert and --tls-key (or neither)".into()),
+            },
             inline_max_bytes: args
                 .inline_max_bytes
                 .or(file.inline_max_bytes)

@@ -9,6 +9,7 @@ mod admin_http;
 mod background;
 mod config;
 mod server;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;

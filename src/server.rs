@@ -85,7 +85,8 @@ async fn resolve_credentials(
         .put_access_key(&id, &secret)
         .await
         .map_err(|e| format!("storing generated credentials: {e}"))?;
-    let endpoint = format!("http://{}", cfg.listen);
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let endpoint = format!("{scheme}://{}", cfg.listen);
     println!();
     println!("cairn: generated S3 credentials. They are shown only this once; keep them safe.");
     println!("  Access key: {id}");
@@ -155,6 +156,11 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     )?;
     crate::admin_http::register_process_metrics(&registry)?;
 
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let s3_listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
@@ -163,8 +169,8 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.admin_listen))?;
     let s3_addr = s3_listener.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
-    println!("cairn: S3 API listening on http://{s3_addr}");
-    println!("cairn: admin (metrics, health) listening on http://{admin_addr}");
+    println!("cairn: S3 API listening on {scheme}://{s3_addr}");
+    println!("cairn: admin (metrics, health) listening on {scheme}://{admin_addr}");
     let _ = std::io::stdout().flush();
     tracing::info!(
         s3 = %s3_addr,
@@ -182,11 +188,12 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         engine.clone(),
         registry,
         crate::background::gc_options(&cfg.maintenance),
+        tls.clone(),
         stop_rx.clone(),
     ));
     let maintenance = crate::background::spawn(engine.clone(), cfg.maintenance, stop_rx.clone());
     let mut stop_s3 = stop_rx.clone();
-    let s3_task = tokio::spawn(cairn_s3_api::serve(s3_listener, s3, async move {
+    let s3_task = tokio::spawn(cairn_s3_api::serve(s3_listener, s3, tls, async move {
         let _ = stop_s3.changed().await;
     }));
     shutdown_signal().await;

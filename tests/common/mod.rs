@@ -75,7 +75,10 @@ const STDERR_KEEP: usize = 256 * KIB;
 
 fn parse_addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(marker)? + marker.len()..];
-    let rest = rest.trim().strip_prefix("http://")?;
+    let rest = rest.trim();
+    let rest = rest
+        .strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))?;
     rest.split_whitespace()
         .next()?
         .trim_end_matches('/')

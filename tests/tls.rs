@@ -1,0 +1,159 @@
+//! HTTPS on both listeners: a CA and a server certificate are generated with
+//! the `openssl` command, the server is started with `--tls-cert/--tls-key`,
+//! and the aws CLI (trusting only that CA) and the Rust SDK talk to it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 / localhost.
+fn make_certs(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Cairn test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+    );
+}
+
+#[test]
+fn aws_cli_works_over_https_and_plain_http_is_refused() {
+    if !require_tool("openssl", "version") || !require_tool("aws", "--version") {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let cert = certs.path().join("server.pem");
+    let key = certs.path().join("server.key");
+    let server = TestServer::start_with_args(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let endpoint = format!("https://{}", server.s3_addr());
+    let work = tempfile::tempdir().unwrap();
+    let body = Rng::new(0x715).bytes(3 * MIB + 17);
+    std::fs::write(work.path().join("up.bin"), &body).unwrap();
+    std::fs::write(work.path().join("aws-config"), "").unwrap();
+    let aws = |args: &[&str]| {
+        let mut cmd = Command::new("aws");
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_CONFIG_FILE", work.path().join("aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                work.path().join("aws-config"),
+            )
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .args(["--endpoint-url", &endpoint, "--ca-bundle"])
+            .arg(certs.path().join("ca.pem"))
+            .args(args)
+            .current_dir(work.path());
+        run_ok(&mut cmd, &format!("aws {}", args.join(" ")))
+    };
+    aws(&["s3", "mb", "s3://tls-bucket"]);
+    aws(&["s3", "cp", "up.bin", "s3://tls-bucket/dir/up.bin"]);
+    aws(&["s3", "cp", "s3://tls-bucket/dir/up.bin", "down.bin"]);
+    assert_eq!(std::fs::read(work.path().join("down.bin")).unwrap(), body);
+    assert!(aws(&["s3", "ls", "s3://tls-bucket/dir/"]).contains("up.bin"));
+
+    // The admin listener is HTTPS too.
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(certs.path().join("ca.pem"))
+        .arg(format!("https://{}/health/live", server.admin_addr()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "live");
+
+    // Cleartext on the TLS port gets no HTTP answer.
+    let resp = raw_tcp_exchange(
+        server.s3_addr(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+        std::time::Duration::from_secs(5),
+    );
+    assert!(resp.is_none(), "plain HTTP was answered on the TLS port");
+}
