@@ -284,6 +284,9 @@ impl From<EngineError> for S3Error {
                 S3Error::new(C::EntityTooSmall).field("PartNumber", part_number.to_string())
             }
             EngineError::EntityTooLarge => S3Error::new(C::EntityTooLarge),
+            EngineError::PreconditionFailed(condition) => {
+                S3Error::new(C::PreconditionFailed).field("Condition", condition)
+            }
             EngineError::StorageFull(detail) => {
                 tracing::error!(%detail, "storage full");
                 S3Error::new(C::InsufficientStorage)

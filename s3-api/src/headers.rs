@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use cairn_storage_engine::{ObjectMetadata, ObjectVersion};
+use cairn_storage_engine::{ObjectMetadata, ObjectVersion, WriteCondition};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
@@ -307,6 +307,67 @@ pub fn parse_range(value: Option<&str>, size: u64) -> S3Result<Option<ByteRange>
     Ok(Some(range))
 }
 
+/// The condition of a conditional write (PutObject, CopyObject's destination,
+/// CompleteMultipartUpload): `If-None-Match: *` or `If-Match: <etag>`. The
+/// engine checks it atomically with the commit. S3 accepts only `*` in
+/// `If-None-Match` on writes; anything else, or both headers at once, is
+/// `NotImplemented` rather than a guess.
+pub fn write_condition(h: &HeaderMap) -> S3Result<WriteCondition> {
+    let get = |name: &str| -> S3Result<Option<String>> {
+        match h.get(name) {
+            None => Ok(None),
+            Some(v) => v.to_str().map(|s| Some(s.trim().to_owned())).map_err(|_| {
+                S3Error::invalid_argument(format!("Header {name} is not valid ASCII."), name, "")
+            }),
+        }
+    };
+    match (get("if-none-match")?, get("if-match")?) {
+        (None, None) => Ok(WriteCondition::None),
+        (Some(v), None) if v == "*" => Ok(WriteCondition::IfNoneMatchAny),
+        (Some(_), None) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "A header you provided implies functionality that is not implemented: If-None-Match on a write accepts only '*'.",
+        )
+        .field("Header", "If-None-Match")),
+        (None, Some(v)) => Ok(WriteCondition::IfMatch(v)),
+        (Some(_), Some(_)) => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "If-Match and If-None-Match together on a write are not implemented.",
+        )
+        .field("Header", "If-None-Match")),
+    }
+}
+
+/// `x-amz-copy-source-range: bytes=first-last` (both inclusive, both
+/// required) against the source size.
+pub fn parse_copy_source_range(value: &str, size: u64) -> S3Result<ByteRange> {
+    let invalid = || {
+        S3Error::invalid_argument(
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy",
+            "x-amz-copy-source-range",
+            value,
+        )
+    };
+    let spec = value.trim().strip_prefix("bytes=").ok_or_else(invalid)?;
+    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
+    let first: u64 = a.trim().parse().map_err(|_| invalid())?;
+    let last: u64 = b.trim().parse().map_err(|_| invalid())?;
+    if first > last {
+        return Err(invalid());
+    }
+    if last >= size {
+        return Err(S3Error::invalid_argument(
+            format!("Range specified is not valid for source object of size: {size}"),
+            "x-amz-copy-source-range",
+            value,
+        ));
+    }
+    Ok(ByteRange {
+        start: first,
+        end: last + 1,
+    })
+}
+
 /// What conditional headers decide for a GET or HEAD.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Precondition {
@@ -439,6 +500,62 @@ mod tests {
         assert_eq!(r("bytes=0-1,5-6", 100).unwrap(), None);
         assert_eq!(r("items=0-1", 100).unwrap(), None);
         assert_eq!(r("bytes=a-b", 100).unwrap(), None);
+    }
+
+    #[test]
+    fn copy_source_ranges() {
+        assert_eq!(
+            parse_copy_source_range("bytes=0-9", 100).unwrap(),
+            ByteRange { start: 0, end: 10 }
+        );
+        assert_eq!(
+            parse_copy_source_range("bytes=99-99", 100).unwrap(),
+            ByteRange {
+                start: 99,
+                end: 100
+            }
+        );
+        for bad in [
+            "bytes=5-1",
+            "bytes=-5",
+            "bytes=5-",
+            "0-5",
+            "bytes=a-b",
+            "bytes=0-100",
+        ] {
+            let e = parse_copy_source_range(bad, 100).unwrap_err();
+            assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
+        }
+    }
+
+    #[test]
+    fn write_conditions() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            write_condition(&m)
+        };
+        assert_eq!(h(&[]).unwrap(), WriteCondition::None);
+        assert_eq!(
+            h(&[("if-none-match", "*")]).unwrap(),
+            WriteCondition::IfNoneMatchAny
+        );
+        assert_eq!(
+            h(&[("if-match", "\"abc\"")]).unwrap(),
+            WriteCondition::IfMatch("\"abc\"".into())
+        );
+        assert_eq!(
+            h(&[("if-none-match", "\"abc\"")]).unwrap_err().code,
+            S3ErrorCode::NotImplemented
+        );
+        assert_eq!(
+            h(&[("if-none-match", "*"), ("if-match", "x")])
+                .unwrap_err()
+                .code,
+            S3ErrorCode::NotImplemented
+        );
     }
 
     #[test]

@@ -260,9 +260,7 @@ pub fn route(
                 };
             }
             match *method {
-                Method::PUT if q.has("uploadId") && has_copy_source => {
-                    Unsupported("UploadPartCopy")
-                }
+                // UploadPartCopy too (told apart by `x-amz-copy-source`).
                 Method::PUT if q.has("uploadId") => UploadPart,
                 Method::PUT if has_copy_source => CopyObject,
                 Method::PUT => PutObject,
@@ -363,6 +361,16 @@ mod tests {
         assert_eq!(
             route(&Method::PUT, Some("b"), Some("k"), &q(""), true),
             Operation::CopyObject
+        );
+        assert_eq!(
+            route(
+                &Method::PUT,
+                Some("b"),
+                Some("k"),
+                &q("partNumber=2&uploadId=x"),
+                true
+            ),
+            Operation::UploadPart
         );
         assert_eq!(
             route(&Method::PUT, Some("b"), None, &q("lifecycle"), false),

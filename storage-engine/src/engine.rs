@@ -561,6 +561,29 @@ impl Engine {
         dst_key: &str,
         new_meta: Option<crate::records::ObjectMetadata>,
     ) -> EngineResult<ObjectVersion> {
+        self.copy_object_if(
+            src_bucket,
+            src_key,
+            dst_bucket,
+            dst_key,
+            new_meta,
+            crate::put::WriteCondition::None,
+        )
+        .await
+    }
+
+    /// [`Engine::copy_object`] if `cond` holds for the destination key's
+    /// current version, checked under the destination's stripe lock in the
+    /// same critical section as the commit.
+    pub async fn copy_object_if(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_bucket: &str,
+        dst_key: &str,
+        new_meta: Option<crate::records::ObjectMetadata>,
+        cond: crate::put::WriteCondition,
+    ) -> EngineResult<ObjectVersion> {
         let src_b = self.inner.bucket(src_bucket)?;
         let dst_b = self.inner.bucket(dst_bucket)?;
         let _g = self
@@ -574,6 +597,8 @@ impl Engine {
                 .meta
                 .object(src_b.id, &src_key)?
                 .ok_or(EngineError::NoSuchKey)?;
+            let old = inner.meta.object(dst_b.id, &dst_key)?;
+            cond.check(old.as_ref())?;
             let entries = inner.manifest_entries(&src)?;
             let mut batch = inner.meta.batch();
             let meta = new_meta.unwrap_or_else(|| src.meta.clone());
@@ -597,8 +622,8 @@ impl Engine {
                     src.part_sizes.clone(),
                 )?,
             };
-            if let Some(old) = inner.meta.object(dst_b.id, &dst_key)? {
-                inner.release_version(&mut batch, &old)?;
+            if let Some(old) = &old {
+                inner.release_version(&mut batch, old)?;
             }
             batch.put_object(dst_b.id, &dst_key, &version)?;
             inner.meta.write(batch)?;

@@ -40,6 +40,10 @@ pub enum EngineError {
     EntityTooSmall { part_number: u32 },
     #[error("object would exceed the maximum object size")]
     EntityTooLarge,
+    /// A conditional write's condition (named: `If-None-Match` or
+    /// `If-Match`) did not hold when the write was about to commit.
+    #[error("precondition {0} failed")]
+    PreconditionFailed(&'static str),
 
     /// A drive or the metadata store is out of space.
     #[error("storage is full: {0}")]

@@ -34,6 +34,7 @@ mod meta;
 mod metrics;
 mod multipart;
 mod object_tags;
+mod part_copy;
 mod pipeline;
 mod placement;
 mod put;
@@ -66,7 +67,7 @@ pub use list::{ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::UploadId;
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
-pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
+pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject, WriteCondition};
 pub use records::{
     ManifestRef, ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionId,
 };

@@ -7,7 +7,7 @@ use md5::{Digest, Md5};
 use crate::engine::{Engine, add_ref_deltas, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::UploadId;
-use crate::put::StagedObject;
+use crate::put::{StagedObject, WriteCondition};
 use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord};
 
 /// S3's minimum size of every part but the last.
@@ -168,6 +168,22 @@ impl Engine {
         id: UploadId,
         parts: Vec<CompletedPart>,
     ) -> EngineResult<ObjectVersion> {
+        self.complete_upload_if(bucket, key, id, parts, WriteCondition::None)
+            .await
+    }
+
+    /// [`Engine::complete_upload`] if `cond` holds for the key's current
+    /// version, checked under the key's (and the upload's) stripe lock before
+    /// anything is written. A failed condition leaves the upload and its
+    /// parts in place.
+    pub async fn complete_upload_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        id: UploadId,
+        parts: Vec<CompletedPart>,
+        cond: WriteCondition,
+    ) -> EngineResult<ObjectVersion> {
         let b = self.inner.bucket(bucket)?;
         self.upload(bucket, key, id)?;
         let _g = self.inner.lock_keys(&id, Some(&(b.id, key))).await;
@@ -178,6 +194,8 @@ impl Engine {
                 Some(u) if u.bucket_id == b.id && u.key == key => u,
                 _ => return Err(EngineError::NoSuchUpload),
             };
+            let old = inner.meta.object(b.id, &key)?;
+            cond.check(old.as_ref())?;
             if parts.is_empty() {
                 return Err(EngineError::InvalidPart { part_number: 0 });
             }
@@ -241,8 +259,8 @@ impl Engine {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
                 batch.delete_part(id, n)?;
             }
-            if let Some(old) = inner.meta.object(b.id, &key)? {
-                inner.release_version(&mut batch, &old)?;
+            if let Some(old) = &old {
+                inner.release_version(&mut batch, old)?;
             }
             batch.put_object(b.id, &key, &version)?;
             batch.delete_upload(id, &upload)?;

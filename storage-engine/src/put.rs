@@ -41,15 +41,31 @@ pub(crate) struct ChunkPins {
 }
 
 impl ChunkPins {
-    fn new(inner: Arc<Inner>) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>) -> Self {
         ChunkPins {
             inner,
             ids: Vec::new(),
         }
     }
 
-    fn absorb(&mut self, mut other: ChunkPins) {
+    pub(crate) fn absorb(&mut self, mut other: ChunkPins) {
         self.ids.append(&mut other.ids);
+    }
+
+    /// Pins `id` if its record exists (+1, under the chunk's lock, so garbage
+    /// collection cannot delete it between the check and the pin). Returns
+    /// whether it was pinned; a missing record pins nothing.
+    pub(crate) fn pin_existing(&mut self, id: &ChunkId) -> EngineResult<bool> {
+        let inner = self.inner.clone();
+        let _g = inner.chunk_lock(id);
+        if inner.meta.chunk(id)?.is_none() {
+            return Ok(false);
+        }
+        let mut batch = inner.meta.batch();
+        batch.chunk_ref(id, &ChunkRefDelta::refs(1))?;
+        inner.meta.write_unsynced(batch)?;
+        self.ids.push(*id);
+        Ok(true)
     }
 
     /// Adds the release of every pin to `batch`; after `batch` is written
@@ -77,6 +93,47 @@ impl Drop for ChunkPins {
             .and_then(|()| self.inner.meta.write_unsynced(batch));
         if let Err(e) = released {
             tracing::error!(error = %e, pins = self.ids.len(), "releasing chunk pins failed; chunks stay referenced");
+        }
+    }
+}
+
+/// A condition on the current version of a key that a write checks under
+/// the key's stripe lock, in the same critical section as its commit: two
+/// racing writers with `IfNoneMatchAny` cannot both succeed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Unconditional.
+    #[default]
+    None,
+    /// `If-None-Match: *`: only if the key has no current version.
+    IfNoneMatchAny,
+    /// `If-Match: <etag>[, <etag>…]` (quotes optional, `*` = any): only if
+    /// the key exists and its ETag is one of these.
+    IfMatch(String),
+}
+
+impl WriteCondition {
+    /// `Ok` if the write may replace `current`. A failed `IfMatch` on a
+    /// missing key is `NoSuchKey` (as S3), any other failure
+    /// `PreconditionFailed`.
+    pub fn check(&self, current: Option<&ObjectVersion>) -> EngineResult<()> {
+        match (self, current) {
+            (WriteCondition::None, _) | (WriteCondition::IfNoneMatchAny, None) => Ok(()),
+            (WriteCondition::IfNoneMatchAny, Some(_)) => {
+                Err(EngineError::PreconditionFailed("If-None-Match"))
+            }
+            (WriteCondition::IfMatch(_), None) => Err(EngineError::NoSuchKey),
+            (WriteCondition::IfMatch(list), Some(v)) => {
+                let matches = list.split(',').any(|t| {
+                    let t = t.trim().trim_matches('"');
+                    t == "*" || t.eq_ignore_ascii_case(&v.etag)
+                });
+                if matches {
+                    Ok(())
+                } else {
+                    Err(EngineError::PreconditionFailed("If-Match"))
+                }
+            }
         }
     }
 }
@@ -148,6 +205,23 @@ impl Engine {
         etag: String,
         meta: ObjectMetadata,
     ) -> EngineResult<ObjectVersion> {
+        self.commit_object_if(bucket, key, staged, etag, meta, WriteCondition::None)
+            .await
+    }
+
+    /// [`Engine::commit_object`] if `cond` holds for the key's current
+    /// version, checked under the key's stripe lock right before the batch.
+    /// On failure nothing is committed and the staged data is dropped (its
+    /// pins released; its new shards become unreferenced space).
+    pub async fn commit_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        staged: StagedObject,
+        etag: String,
+        meta: ObjectMetadata,
+        cond: WriteCondition,
+    ) -> EngineResult<ObjectVersion> {
         let b = self.inner.bucket(bucket)?;
         let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
         let inner = self.inner.clone();
@@ -155,6 +229,9 @@ impl Engine {
         let size = staged.size;
         let version = blocking(move || {
             let mut staged = staged;
+            // The read below and the batch are both under the key's lock.
+            let old = inner.meta.object(b.id, &key)?;
+            cond.check(old.as_ref())?;
             let mut batch = inner.meta.batch();
             staged.pins.unpin(&mut batch)?;
             let version = match staged.data.take() {
@@ -177,8 +254,8 @@ impl Engine {
                     Vec::new(),
                 )?,
             };
-            if let Some(old) = inner.meta.object(b.id, &key)? {
-                inner.release_version(&mut batch, &old)?;
+            if let Some(old) = &old {
+                inner.release_version(&mut batch, old)?;
             }
             batch.put_object(b.id, &key, &version)?;
             inner.meta.write(batch)?;
@@ -355,13 +432,8 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
     {
         // Dedup: under the chunk's lock, so garbage collection cannot delete
         // the record between this check and the pin.
-        let _g = inner.chunk_lock(&id);
-        if inner.meta.chunk(&id)?.is_some() {
-            let mut batch = inner.meta.batch();
-            batch.chunk_ref(&id, &ChunkRefDelta::refs(1))?;
-            inner.meta.write_unsynced(batch)?;
-            let mut pin = ChunkPins::new(inner.clone());
-            pin.ids.push(id);
+        let mut pin = ChunkPins::new(inner.clone());
+        if pin.pin_existing(&id)? {
             inner.metrics.chunks_dedup.inc();
             return Ok(StoredChunk {
                 entry,

@@ -1,4 +1,5 @@
-//! Multipart uploads: Create, UploadPart, Complete, Abort, ListParts.
+//! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
+//! ListParts.
 
 use std::sync::Arc;
 
@@ -8,10 +9,13 @@ use hyper::body::Incoming;
 
 use crate::body::BodyReader;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::headers::{check_key, iso8601, object_metadata, quoted_etag};
+use crate::headers::{
+    check_key, iso8601, object_metadata, parse_copy_source_range, quoted_etag, write_condition,
+};
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
 use crate::xml::{CompleteMultipartUploadDoc, XmlWriter, owner, parse};
 
+use super::object::{check_copy_source_conditions, parse_copy_source};
 use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body};
 
 fn upload_id(ctx: &RequestCtx) -> S3Result<UploadId> {
@@ -62,6 +66,11 @@ pub(crate) async fn upload_part(
     let id = upload_id(ctx)?;
     // NoSuchUpload before the body is read.
     svc.engine.upload(&bucket, &key, id)?;
+    // UploadPartCopy shares UploadPart's route (and metrics label); the
+    // copy source header tells them apart.
+    if ctx.header("x-amz-copy-source").is_some() {
+        return upload_part_copy(svc, ctx, &bucket, &key, id, n).await;
+    }
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     let mut writer = svc.engine.object_writer(&bucket)?;
     let mut reader = BodyReader::new(body, spec);
@@ -101,6 +110,46 @@ pub(crate) async fn upload_part(
     resp.body(empty()).map_err(S3Error::internal)
 }
 
+/// UploadPartCopy: part `n` from (a range of) an existing object. Whole
+/// source chunks inside the range are referenced, not stored again (see
+/// `Engine::copy_part`); the conditions and the copied bytes are of the
+/// same source version.
+async fn upload_part_copy(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+    bucket: &str,
+    key: &str,
+    id: UploadId,
+    n: u32,
+) -> S3Result<Response<RespBody>> {
+    let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    let src = svc.engine.head_object(&src_bucket, &src_key)?;
+    check_copy_source_conditions(ctx, &src)?;
+    let (start, end) = match ctx.header("x-amz-copy-source-range") {
+        None => (0, src.size),
+        Some(v) => {
+            let r = parse_copy_source_range(v, src.size)?;
+            (r.start, r.end)
+        }
+    };
+    if end - start > PUT_SIZE_MAX_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The specified copy source is larger than the maximum allowable size for a copy source: {PUT_SIZE_MAX_BYTES}"
+            ),
+        ));
+    }
+    let part = svc
+        .engine
+        .copy_part(&src, (start, end), bucket, key, id, n)
+        .await?;
+    let mut w = XmlWriter::new("CopyPartResult");
+    w.elem("LastModified", &iso8601(part.last_modified_ms))
+        .elem("ETag", &quoted_etag(&hex::encode(part.md5)));
+    xml_response(StatusCode::OK, w.finish("CopyPartResult"))
+}
+
 pub(crate) async fn complete(
     svc: &Arc<ServiceInner>,
     ctx: &mut RequestCtx,
@@ -109,12 +158,7 @@ pub(crate) async fn complete(
     let bucket = ctx.bucket()?.to_owned();
     let key = ctx.key()?.to_owned();
     let id = upload_id(ctx)?;
-    if ctx.header("if-none-match").is_some() || ctx.header("if-match").is_some() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "Conditional writes on CompleteMultipartUpload are not implemented yet.",
-        ));
-    }
+    let cond = write_condition(&ctx.parts.headers)?;
     svc.engine.upload(&bucket, &key, id)?;
     let (doc, _) = read_xml_body(ctx, body).await?;
     let doc: CompleteMultipartUploadDoc =
@@ -130,7 +174,10 @@ pub(crate) async fn complete(
             etag: p.etag,
         })
         .collect();
-    let version = svc.engine.complete_upload(&bucket, &key, id, parts).await?;
+    let version = svc
+        .engine
+        .complete_upload_if(&bucket, &key, id, parts, cond)
+        .await?;
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &format!("/{bucket}/{key}"))
         .elem("Bucket", &bucket)

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use cairn_storage_engine::{EngineResult, ObjectReader, ObjectVersion};
+use cairn_storage_engine::{
+    EngineError, EngineResult, ObjectReader, ObjectVersion, WriteCondition,
+};
 use http::{HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -18,7 +20,8 @@ use crate::body::BodyReader;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
     COPY_SOURCE_CONDITIONS, Precondition, check_key, evaluate_conditions, evaluate_preconditions,
-    iso8601, object_metadata, parse_range, quoted_etag, request_tags, write_object_headers,
+    iso8601, object_metadata, parse_range, quoted_etag, request_tags, write_condition,
+    write_object_headers,
 };
 use crate::service::{
     BoxError, RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response,
@@ -27,16 +30,24 @@ use crate::xml::{DeleteDoc, XmlWriter, parse};
 
 use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body, require_integrity_header};
 
-/// Conditional writes arrive with issue 4's atomic implementation; until
-/// then a conditional PUT must not silently succeed unconditionally.
-fn refuse_conditional_write(ctx: &RequestCtx) -> S3Result<()> {
-    if ctx.header("if-none-match").is_some() || ctx.header("if-match").is_some() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::NotImplemented,
-            "Conditional writes (If-Match / If-None-Match on PUT) are not implemented yet.",
-        ));
+/// Refuses a conditional write before its body is read when the condition
+/// already fails. Only an early answer: the engine checks again, atomically
+/// with the commit.
+fn precheck_write_condition(
+    svc: &ServiceInner,
+    bucket: &str,
+    key: &str,
+    cond: &WriteCondition,
+) -> S3Result<()> {
+    if *cond == WriteCondition::None {
+        return Ok(());
     }
-    Ok(())
+    let current = match svc.engine.head_object(bucket, key) {
+        Ok(v) => Some(v),
+        Err(EngineError::NoSuchKey) => None,
+        Err(e) => return Err(e.into()),
+    };
+    cond.check(current.as_ref()).map_err(S3Error::from)
 }
 
 pub(crate) async fn put_object(
@@ -47,8 +58,9 @@ pub(crate) async fn put_object(
     let bucket = ctx.bucket()?.to_owned();
     let key = ctx.key()?.to_owned();
     check_key(&key)?;
-    refuse_conditional_write(ctx)?;
+    let cond = write_condition(&ctx.parts.headers)?;
     let mut meta = object_metadata(&ctx.parts.headers)?;
+    precheck_write_condition(svc, &bucket, &key, &cond)?;
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     // Fails with NoSuchBucket before the body is read.
     let mut writer = svc.engine.object_writer(&bucket)?.allow_inline();
@@ -67,7 +79,7 @@ pub(crate) async fn put_object(
     }
     let version = svc
         .engine
-        .commit_object(&bucket, &key, staged, hex::encode(digests.md5), meta)
+        .commit_object_if(&bucket, &key, staged, hex::encode(digests.md5), meta, cond)
         .await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
@@ -355,8 +367,25 @@ pub(crate) async fn delete_objects(
     xml_response(StatusCode::OK, w.finish("DeleteResult"))
 }
 
+/// `x-amz-copy-source-if-*` against the source version (CopyObject,
+/// UploadPartCopy). A copy has no 304: every condition that does not hold
+/// is a 412.
+pub(crate) fn check_copy_source_conditions(ctx: &RequestCtx, src: &ObjectVersion) -> S3Result<()> {
+    match evaluate_conditions(&ctx.parts.headers, src, COPY_SOURCE_CONDITIONS) {
+        Precondition::Proceed => Ok(()),
+        Precondition::Failed => Err(S3Error::new(S3ErrorCode::PreconditionFailed).field(
+            "Condition",
+            "x-amz-copy-source-If-Match / x-amz-copy-source-If-Unmodified-Since",
+        )),
+        Precondition::NotModified => Err(S3Error::new(S3ErrorCode::PreconditionFailed).field(
+            "Condition",
+            "x-amz-copy-source-If-None-Match / x-amz-copy-source-If-Modified-Since",
+        )),
+    }
+}
+
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
-fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
+pub(crate) fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
     let invalid =
         || S3Error::invalid_argument("Invalid copy source object key", "x-amz-copy-source", raw);
     let (path, version) = match raw.split_once('?') {
@@ -406,7 +435,7 @@ pub(crate) async fn copy_object(
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
     check_key(key)?;
-    refuse_conditional_write(ctx)?;
+    let cond = write_condition(&ctx.parts.headers)?;
     let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
@@ -438,22 +467,7 @@ pub(crate) async fn copy_object(
         None
     };
     if let Some(src) = &source {
-        // A copy has no 304: every condition that does not hold is a 412.
-        match evaluate_conditions(&ctx.parts.headers, src, COPY_SOURCE_CONDITIONS) {
-            Precondition::Proceed => {}
-            Precondition::Failed => {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).field(
-                    "Condition",
-                    "x-amz-copy-source-If-Match / x-amz-copy-source-If-Unmodified-Since",
-                ));
-            }
-            Precondition::NotModified => {
-                return Err(S3Error::new(S3ErrorCode::PreconditionFailed).field(
-                    "Condition",
-                    "x-amz-copy-source-If-None-Match / x-amz-copy-source-If-Modified-Since",
-                ));
-            }
-        }
+        check_copy_source_conditions(ctx, src)?;
     }
     // Without a REPLACE the engine copies the source's metadata itself,
     // atomically with the data. With one, the new metadata is built here:
@@ -471,7 +485,7 @@ pub(crate) async fn copy_object(
     };
     let version: ObjectVersion = svc
         .engine
-        .copy_object(&src_bucket, &src_key, bucket, key, new_meta)
+        .copy_object_if(&src_bucket, &src_key, bucket, key, new_meta, cond)
         .await?;
     let mut w = XmlWriter::new("CopyObjectResult");
     w.elem("LastModified", &iso8601(version.last_modified_ms))

@@ -1,0 +1,256 @@
+//! UploadPartCopy: a multipart part made from a byte range of an existing
+//! object version, by reference wherever possible.
+//!
+//! Every chunk of the source lying wholly inside the range becomes a manifest
+//! entry of the part (one more reference, nothing stored). Only the chunks
+//! cut by the range edges are read, sliced and written again through the
+//! normal pipeline ([`ObjectWriter`]), as is a small source stored inline in
+//! its record (it has no chunks). Every chunk in the range is still read
+//! once, because the part's ETag is the MD5 of its bytes.
+//!
+//! Safety against garbage collection: each source chunk is pinned (+1, under
+//! its chunk lock, only if its record still exists) before it is read or
+//! referenced. Pins of referenced chunks become the part's references in the
+//! commit batch ([`Engine::commit_part`]); pins of edge chunks are released
+//! once their bytes are rewritten. So the copy is of exactly the version the
+//! caller looked up (and evaluated `x-amz-copy-source-if-*` against), even if
+//! the source key is overwritten meanwhile.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use tokio::task::JoinHandle;
+
+use crate::engine::{Engine, blocking};
+use crate::error::{EngineError, EngineResult};
+use crate::get::read_chunk;
+use crate::meta::UploadId;
+use crate::multipart::NewPart;
+use crate::put::{ChunkPins, ObjectWriter, StagedObject};
+use crate::records::{ManifestEntry, ManifestRef, ObjectVersion, PartRecord};
+
+/// Source chunks read ahead of the one being processed.
+const COPY_PREFETCH_CHUNKS: usize = 3;
+
+/// One source chunk overlapping the range: `from..to` of its plaintext is
+/// in the part (the whole chunk when `from == 0 && to == len`).
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    entry: ManifestEntry,
+    from: usize,
+    to: usize,
+}
+
+impl Piece {
+    fn whole(&self) -> bool {
+        self.from == 0 && self.to == self.entry.len as usize
+    }
+}
+
+/// The part being assembled: referenced entries and rewritten edge bytes,
+/// in order.
+struct Assembly {
+    entries: Vec<ManifestEntry>,
+    new_chunks: Vec<(cairn_dedup::ChunkId, crate::records::ChunkRecord)>,
+    pins: ChunkPins,
+    writer: Option<ObjectWriter>,
+    md5: Md5,
+}
+
+impl Assembly {
+    /// Appends the bytes written since the last referenced chunk.
+    async fn flush(&mut self) -> EngineResult<()> {
+        if let Some(w) = self.writer.take() {
+            let staged = w.finish().await?;
+            debug_assert!(staged.data.is_none(), "part bytes are never inline");
+            let StagedObject {
+                entries,
+                new_chunks,
+                pins,
+                ..
+            } = staged;
+            self.entries.extend(entries);
+            self.new_chunks.extend(new_chunks);
+            self.pins.absorb(pins);
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, engine: &Engine, bucket: &str, bytes: Bytes) -> EngineResult<()> {
+        self.md5.update(&bytes);
+        let w = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(engine.object_writer(bucket)?),
+        };
+        w.write(bytes).await
+    }
+}
+
+impl Engine {
+    /// Stores bytes `range` (`start..end`, within `source`) of the object
+    /// version `source` as part `part_number` of upload `id` of
+    /// `bucket/key`, replacing a previous part of that number. Returns the
+    /// part (its `md5` is the ETag). `NoSuchKey` if the version's chunks were
+    /// collected meanwhile (the source was replaced long ago).
+    pub async fn copy_part(
+        &self,
+        source: &ObjectVersion,
+        range: (u64, u64),
+        bucket: &str,
+        key: &str,
+        id: UploadId,
+        part_number: u32,
+    ) -> EngineResult<PartRecord> {
+        let (start, end) = range;
+        if start > end || end > source.size {
+            return Err(EngineError::Internal(format!(
+                "copy range {start}..{end} outside object of {} bytes",
+                source.size
+            )));
+        }
+        self.upload(bucket, key, id)?;
+        // Registered before any shard of this part is written, so compaction
+        // leaves this copy's segments alone until the commit.
+        let ticket = self.inner.register_writer();
+        let mut asm = Assembly {
+            entries: Vec::new(),
+            new_chunks: Vec::new(),
+            pins: ChunkPins::new(self.inner.clone()),
+            writer: None,
+            md5: Md5::new(),
+        };
+        if let ManifestRef::Data { .. } = &source.manifest {
+            // Stored in the record: no chunk to reference.
+            let mut reader = self.read_version(source.clone(), Some((start, end)))?;
+            while let Some(piece) = reader.next_bytes().await {
+                asm.write(self, bucket, piece?).await?;
+            }
+        } else if start < end {
+            self.copy_chunks(source, start, end, bucket, &mut asm)
+                .await?;
+        }
+        asm.flush().await?;
+        let Assembly {
+            entries,
+            new_chunks,
+            pins,
+            md5,
+            ..
+        } = asm;
+        debug_assert_eq!(
+            entries.iter().map(|e| u64::from(e.len)).sum::<u64>(),
+            end - start,
+            "the part's manifest must cover the range exactly"
+        );
+        let staged = StagedObject {
+            data: None,
+            entries,
+            new_chunks,
+            pins,
+            _ticket: ticket,
+            size: end - start,
+        };
+        self.commit_part(
+            bucket,
+            key,
+            id,
+            part_number,
+            NewPart {
+                staged,
+                md5: md5.finalize().into(),
+                checksums: Vec::new(),
+            },
+        )
+        .await
+    }
+
+    async fn copy_chunks(
+        &self,
+        source: &ObjectVersion,
+        start: u64,
+        end: u64,
+        bucket: &str,
+        asm: &mut Assembly,
+    ) -> EngineResult<()> {
+        let inner = self.inner.clone();
+        let version = source.clone();
+        let all = blocking(move || inner.manifest_entries(&version)).await?;
+        let mut pieces = Vec::new();
+        let mut offset = 0u64;
+        for entry in all {
+            let (a, b) = (offset, offset + u64::from(entry.len));
+            offset = b;
+            if a >= end {
+                break;
+            }
+            if b <= start {
+                continue;
+            }
+            pieces.push(Piece {
+                entry,
+                from: (start.max(a) - a) as usize,
+                to: (end.min(b) - a) as usize,
+            });
+        }
+        // Pin every chunk before it is read or referenced: referenced ones
+        // into the part's pins, edge ones into pins dropped (released) at the
+        // end of this function, after their bytes were rewritten.
+        let list = pieces.clone();
+        let mut ref_pins = ChunkPins::new(self.inner.clone());
+        let mut edge_pins = ChunkPins::new(self.inner.clone());
+        let (ref_pins, edge_pins) = blocking(move || {
+            for p in &list {
+                let pins = if p.whole() {
+                    &mut ref_pins
+                } else {
+                    &mut edge_pins
+                };
+                if !pins.pin_existing(&p.entry.chunk)? {
+                    tracing::warn!(chunk = %p.entry.chunk, "copy source chunk was collected; the source version is gone");
+                    return Err(EngineError::NoSuchKey);
+                }
+            }
+            Ok((ref_pins, edge_pins))
+        })
+        .await?;
+        asm.pins.absorb(ref_pins);
+
+        let mut queue: VecDeque<(Piece, JoinHandle<EngineResult<Bytes>>)> = VecDeque::new();
+        let mut next = pieces.into_iter();
+        loop {
+            while queue.len() < COPY_PREFETCH_CHUNKS {
+                let Some(p) = next.next() else { break };
+                let inner = self.inner.clone();
+                let entry = p.entry;
+                queue.push_back((
+                    p,
+                    tokio::task::spawn_blocking(move || read_chunk(&inner, &entry)),
+                ));
+            }
+            let Some((p, handle)) = queue.pop_front() else {
+                break;
+            };
+            let bytes = handle.await.map_err(EngineError::join)??;
+            if bytes.len() != p.entry.len as usize {
+                return Err(EngineError::Corrupt(format!(
+                    "chunk {} read as {} bytes, manifest says {}",
+                    p.entry.chunk,
+                    bytes.len(),
+                    p.entry.len
+                )));
+            }
+            if p.whole() {
+                asm.md5.update(&bytes);
+                asm.flush().await?;
+                asm.entries.push(p.entry);
+            } else {
+                asm.write(self, bucket, bytes.slice(p.from..p.to)).await?;
+            }
+        }
+        // The edge bytes were read (and handed to the writer): the source's
+        // edge chunks need no pin any more.
+        drop(edge_pins);
+        Ok(())
+    }
+}

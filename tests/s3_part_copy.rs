@@ -1,0 +1,420 @@
+//! End-to-end tests of UploadPartCopy through `aws-sdk-s3` against a real
+//! `cairn` process: whole-object and ranged copies (ranges starting and
+//! ending inside chunks), inline and multipart sources, the
+//! `x-amz-copy-source-if-*` conditions and range errors. The server's
+//! pipeline counters prove that chunks wholly inside a copied range are
+//! referenced, not stored again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use common::*;
+
+fn show<E: std::error::Error>(e: &E) -> String {
+    format!("{}", DisplayErrorContext(e))
+}
+
+fn completed(etags: &[String]) -> CompletedMultipartUpload {
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            etags
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    CompletedPart::builder()
+                        .part_number(i as i32 + 1)
+                        .e_tag(e)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build()
+}
+
+async fn create_upload(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    c.create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .upload_id()
+        .unwrap()
+        .to_owned()
+}
+
+/// UploadPartCopy of `src` (`range` = inclusive `first-last`, or the whole
+/// object); returns the part's ETag after checking it is the MD5 of `want`.
+#[allow(clippy::too_many_arguments)]
+async fn copy_part(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    n: i32,
+    src: &str,
+    range: Option<(usize, usize)>,
+    want: &[u8],
+) -> String {
+    let out = c
+        .upload_part_copy()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .part_number(n)
+        .copy_source(format!("{bucket}/{src}"))
+        .set_copy_source_range(range.map(|(a, b)| format!("bytes={a}-{b}")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("UploadPartCopy {n} of {src} {range:?}: {}", show(&e)));
+    let result = out.copy_part_result().expect("CopyPartResult");
+    assert!(result.last_modified().is_some(), "LastModified");
+    let etag = result.e_tag().unwrap().to_owned();
+    assert_eq!(
+        etag,
+        format!("\"{}\"", md5_hex(want)),
+        "part {n} ETag = MD5"
+    );
+    etag
+}
+
+async fn complete(c: &aws_sdk_s3::Client, bucket: &str, key: &str, id: &str, etags: &[String]) {
+    c.complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(completed(etags))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("Complete {key}: {}", show(&e)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() {
+    let server = TestServer::start_with_args(&["--gc-grace-secs", "0", "--gc-interval-secs", "0"]);
+    let c = sdk_client(&server);
+    let bucket = "part-copy";
+    create_bucket(&c, bucket).await;
+    let mut rng = Rng::new(test_seed("upload_part_copy_references_whole_chunks"));
+
+    // 12 MiB of random data: about 40 chunks of 64 KiB – 1 MiB.
+    let src = rng.bytes(12 * MIB);
+    let chunks0 = server.metric("cairn_pipeline_chunks_stored_total");
+    put_bytes(&c, bucket, "src", &src).await;
+    let src_chunks = server.metric("cairn_pipeline_chunks_stored_total") - chunks0;
+    assert!(src_chunks >= 12.0, "source stored in {src_chunks} chunks");
+
+    // Whole-object copy: every chunk referenced, nothing stored.
+    let (chunks1, bytes1) = (
+        server.metric("cairn_pipeline_chunks_stored_total"),
+        server.metric("cairn_pipeline_stored_bytes_total"),
+    );
+    let id = create_upload(&c, bucket, "whole").await;
+    let e1 = copy_part(&c, bucket, "whole", &id, 1, "src", None, &src).await;
+    assert_eq!(
+        server.metric("cairn_pipeline_chunks_stored_total"),
+        chunks1,
+        "a whole-object copy stores no chunk"
+    );
+    assert_eq!(
+        server.metric("cairn_pipeline_stored_bytes_total"),
+        bytes1,
+        "a whole-object copy stores no byte"
+    );
+    complete(&c, bucket, "whole", &id, &[e1]).await;
+    assert!(
+        get_bytes(&c, bucket, "whole").await == src,
+        "whole copy bytes"
+    );
+
+    // Two ranges starting and ending inside chunks (odd offsets), plus an
+    // uploaded last part: only the four edge chunks' slices are stored.
+    let (chunks2, bytes2) = (
+        server.metric("cairn_pipeline_chunks_stored_total"),
+        server.metric("cairn_pipeline_stored_bytes_total"),
+    );
+    let r1 = (1_001, 6 * MIB + 12_345);
+    let r2 = (6 * MIB + 12_346, 12 * MIB - 778);
+    let id = create_upload(&c, bucket, "ranged").await;
+    let p1 = copy_part(
+        &c,
+        bucket,
+        "ranged",
+        &id,
+        1,
+        "src",
+        Some(r1),
+        &src[r1.0..=r1.1],
+    )
+    .await;
+    let p2 = copy_part(
+        &c,
+        bucket,
+        "ranged",
+        &id,
+        2,
+        "src",
+        Some(r2),
+        &src[r2.0..=r2.1],
+    )
+    .await;
+    let stored_chunks = server.metric("cairn_pipeline_chunks_stored_total") - chunks2;
+    let stored_bytes = server.metric("cairn_pipeline_stored_bytes_total") - bytes2;
+    // Each of the 4 edges is a slice of one chunk (< 1 MiB): at most 4 MiB
+    // (plus AEAD overhead) may be stored; the ~10 MiB of whole chunks not.
+    assert!(stored_chunks >= 1.0, "edges are rewritten");
+    assert!(
+        stored_bytes <= (4 * MIB + 64 * KIB) as f64,
+        "only edge slices stored: {stored_bytes} bytes in {stored_chunks} chunks"
+    );
+    assert!(
+        stored_chunks < src_chunks / 2.0,
+        "{stored_chunks} chunks stored for a copy of {src_chunks}"
+    );
+    let tail = rng.bytes(1234);
+    let p3 = c
+        .upload_part()
+        .bucket(bucket)
+        .key("ranged")
+        .upload_id(&id)
+        .part_number(3)
+        .body(ByteStream::from(tail.clone()))
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .to_owned();
+    let parts = c
+        .list_parts()
+        .bucket(bucket)
+        .key("ranged")
+        .upload_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let sizes: Vec<i64> = parts.parts().iter().map(|p| p.size().unwrap()).collect();
+    assert_eq!(
+        sizes,
+        vec![(r1.1 - r1.0 + 1) as i64, (r2.1 - r2.0 + 1) as i64, 1234]
+    );
+    complete(&c, bucket, "ranged", &id, &[p1, p2, p3]).await;
+    let mut want = src[r1.0..=r1.1].to_vec();
+    want.extend_from_slice(&src[r2.0..=r2.1]);
+    want.extend_from_slice(&tail);
+    assert!(
+        get_bytes(&c, bucket, "ranged").await == want,
+        "ranged copy bytes"
+    );
+
+    // The source and the whole copy can go: the ranged copy holds its own
+    // references. Collection (grace 0) deletes the source's chunks nothing
+    // else names (its 3 edge chunks: the ranges meet inside one), and the
+    // ranged copy still reads back intact.
+    for key in ["src", "whole"] {
+        c.delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let (code, body) = admin_post(&server, "/admin/gc");
+    assert_eq!(code, 200, "POST /admin/gc: {body}");
+    let deleted = server.metric("cairn_gc_chunks_deleted_total");
+    assert!(
+        deleted >= 3.0 && deleted < src_chunks,
+        "{deleted} chunks collected of {src_chunks}: {body}"
+    );
+    assert!(
+        get_bytes(&c, bucket, "ranged").await == want,
+        "ranged copy after GC"
+    );
+}
+
+/// `POST path` on the admin listener (no body).
+fn admin_post(server: &TestServer, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.admin_addr()).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: cairn\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, resp)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "part-copy-2";
+    create_bucket(&c, bucket).await;
+    let mut rng = Rng::new(test_seed("upload_part_copy_from_inline_and_multipart"));
+
+    // A small object is stored inline in its record (no chunks).
+    let small = rng.bytes(3000);
+    let small_etag = put_bytes(&c, bucket, "small", &small).await;
+    // A multipart source: 5 MiB + 2 MiB parts.
+    let big1 = rng.bytes(5 * MIB);
+    let big2 = rng.bytes(2 * MIB + 3);
+    let id = create_upload(&c, bucket, "mp-src").await;
+    let mut etags = Vec::new();
+    for (n, body) in [(1, &big1), (2, &big2)] {
+        etags.push(
+            c.upload_part()
+                .bucket(bucket)
+                .key("mp-src")
+                .upload_id(&id)
+                .part_number(n)
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .unwrap()
+                .e_tag()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    complete(&c, bucket, "mp-src", &id, &etags).await;
+    let mut mp_src = big1.clone();
+    mp_src.extend_from_slice(&big2);
+
+    let id = create_upload(&c, bucket, "dst").await;
+    // Conditions on the source: a failing one is 412 and stores no part.
+    let failed = c
+        .upload_part_copy()
+        .bucket(bucket)
+        .key("dst")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{bucket}/small"))
+        .copy_source_if_match("\"00000000000000000000000000000000\"")
+        .send()
+        .await;
+    let e = failed.expect_err("a failing x-amz-copy-source-if-match");
+    assert_eq!(sdk_error_status(&e), Some(412), "{}", show(&e));
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("PreconditionFailed"));
+    let failed = c
+        .upload_part_copy()
+        .bucket(bucket)
+        .key("dst")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{bucket}/small"))
+        .copy_source_if_none_match(&small_etag)
+        .send()
+        .await;
+    let e = failed.expect_err("a failing x-amz-copy-source-if-none-match");
+    assert_eq!(sdk_error_status(&e), Some(412), "{}", show(&e));
+    // A range beyond the source, and a malformed one.
+    for bad in ["bytes=0-3000", "bytes=10-5", "bytes=5-"] {
+        let e = c
+            .upload_part_copy()
+            .bucket(bucket)
+            .key("dst")
+            .upload_id(&id)
+            .part_number(1)
+            .copy_source(format!("{bucket}/small"))
+            .copy_source_range(bad)
+            .send()
+            .await
+            .expect_err(bad);
+        assert_eq!(sdk_error_status(&e), Some(400), "{bad}: {}", show(&e));
+        assert_eq!(
+            sdk_error_code(&e).as_deref(),
+            Some("InvalidArgument"),
+            "{bad}"
+        );
+    }
+    // A missing source and a missing upload.
+    let e = c
+        .upload_part_copy()
+        .bucket(bucket)
+        .key("dst")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{bucket}/nope"))
+        .send()
+        .await
+        .expect_err("missing source");
+    assert_eq!(
+        sdk_error_code(&e).as_deref(),
+        Some("NoSuchKey"),
+        "{}",
+        show(&e)
+    );
+    assert!(
+        c.list_parts()
+            .bucket(bucket)
+            .key("dst")
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap()
+            .parts()
+            .is_empty(),
+        "failed copies store no part"
+    );
+
+    // Part 1: a ~6 MiB range crossing the source's part boundary at 5 MiB,
+    // with a matching condition; part 2: a range of the inline object.
+    let r1 = (MIB + 7, 7 * MIB + 1);
+    let ok = c
+        .upload_part_copy()
+        .bucket(bucket)
+        .key("dst")
+        .upload_id(&id)
+        .part_number(1)
+        .copy_source(format!("{bucket}/mp-src"))
+        .copy_source_range(format!("bytes={}-{}", r1.0, r1.1))
+        .copy_source_if_match(multipart_etag(&[md5_raw(&big1), md5_raw(&big2)]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("copy of a multipart range: {}", show(&e)));
+    let p1 = ok.copy_part_result().unwrap().e_tag().unwrap().to_owned();
+    assert_eq!(p1, format!("\"{}\"", md5_hex(&mp_src[r1.0..=r1.1])));
+    let p2 = copy_part(
+        &c,
+        bucket,
+        "dst",
+        &id,
+        2,
+        "small",
+        Some((7, 2999)),
+        &small[7..],
+    )
+    .await;
+    complete(&c, bucket, "dst", &id, &[p1, p2]).await;
+    let mut want = mp_src[r1.0..=r1.1].to_vec();
+    want.extend_from_slice(&small[7..]);
+    assert!(get_bytes(&c, bucket, "dst").await == want, "copied bytes");
+
+    // The whole inline object as a (last) part, replacing an earlier part 1.
+    let id = create_upload(&c, bucket, "dst2").await;
+    copy_part(
+        &c,
+        bucket,
+        "dst2",
+        &id,
+        1,
+        "mp-src",
+        Some((0, 99)),
+        &mp_src[..100],
+    )
+    .await;
+    let p = copy_part(&c, bucket, "dst2", &id, 1, "small", None, &small).await;
+    complete(&c, bucket, "dst2", &id, &[p]).await;
+    assert_eq!(get_bytes(&c, bucket, "dst2").await, small);
+}
