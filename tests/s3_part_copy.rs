@@ -3,7 +3,8 @@
 //! ending inside chunks), inline and multipart sources, the
 //! `x-amz-copy-source-if-*` conditions and range errors. The server's
 //! pipeline counters prove that chunks wholly inside a copied range are
-//! referenced, not stored again.
+//! referenced, not stored again. Also GetObjectAttributes, on single-PUT
+//! and (copied) multipart objects.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -234,6 +235,21 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
         get_bytes(&c, bucket, "ranged").await == want,
         "ranged copy after GC"
     );
+    // Reference counts balance: with every object gone, collection deletes
+    // every chunk ever stored (none leaked by a pin or a missing release).
+    c.delete_object()
+        .bucket(bucket)
+        .key("ranged")
+        .send()
+        .await
+        .unwrap();
+    let (code, body) = admin_post(&server, "/admin/gc");
+    assert_eq!(code, 200, "POST /admin/gc: {body}");
+    assert_eq!(
+        server.metric("cairn_gc_chunks_deleted_total"),
+        server.metric("cairn_pipeline_chunks_stored_total"),
+        "every stored chunk collected: {body}"
+    );
 }
 
 /// `POST path` on the admin listener (no body).
@@ -417,4 +433,127 @@ async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
     let p = copy_part(&c, bucket, "dst2", &id, 1, "small", None, &small).await;
     complete(&c, bucket, "dst2", &id, &[p]).await;
     assert_eq!(get_bytes(&c, bucket, "dst2").await, small);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_object_attributes_reports_etag_checksum_parts_class_and_size() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ObjectAttributes};
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "attributes";
+    create_bucket(&c, bucket).await;
+    let mut rng = Rng::new(test_seed("get_object_attributes"));
+
+    // A single PUT with a CRC32 checksum.
+    let body = rng.bytes(100_000);
+    c.put_object()
+        .bucket(bucket)
+        .key("single")
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap();
+    let all = [
+        ObjectAttributes::Etag,
+        ObjectAttributes::Checksum,
+        ObjectAttributes::ObjectParts,
+        ObjectAttributes::StorageClass,
+        ObjectAttributes::ObjectSize,
+    ];
+    let out = c
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("single")
+        .set_object_attributes(Some(all.to_vec()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetObjectAttributes single: {}", show(&e)));
+    assert_eq!(out.e_tag(), Some(md5_hex(&body).as_str()));
+    assert_eq!(out.object_size(), Some(100_000));
+    assert_eq!(out.storage_class().map(|s| s.as_str()), Some("STANDARD"));
+    assert_eq!(
+        out.checksum().and_then(|c| c.checksum_crc32()),
+        Some(crc32_b64(&body).as_str())
+    );
+    assert!(out.object_parts().is_none(), "a single PUT has no parts");
+    assert!(out.last_modified().is_some());
+
+    // A multipart object of three parts (two copied), paged two at a time.
+    let id = create_upload(&c, bucket, "multi").await;
+    let big = rng.bytes(5 * MIB);
+    put_bytes(&c, bucket, "big", &big).await;
+    let e1 = copy_part(&c, bucket, "multi", &id, 1, "big", None, &big).await;
+    let e2 = copy_part(&c, bucket, "multi", &id, 2, "big", None, &big).await;
+    let e3 = copy_part(
+        &c,
+        bucket,
+        "multi",
+        &id,
+        3,
+        "single",
+        Some((0, 999)),
+        &body[..1000],
+    )
+    .await;
+    complete(&c, bucket, "multi", &id, &[e1, e2, e3]).await;
+    let page = |marker: Option<&str>| {
+        c.get_object_attributes()
+            .bucket(bucket)
+            .key("multi")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::ObjectSize)
+            .max_parts(2)
+            .set_part_number_marker(marker.map(str::to_owned))
+            .send()
+    };
+    let p1 = page(None)
+        .await
+        .unwrap_or_else(|e| panic!("page 1: {}", show(&e)));
+    assert_eq!(p1.object_size(), Some((10 * MIB + 1000) as i64));
+    assert!(p1.e_tag().is_none(), "only the attributes asked for");
+    let parts = p1.object_parts().unwrap();
+    assert_eq!(parts.total_parts_count(), Some(3));
+    assert_eq!(parts.is_truncated(), Some(true));
+    let sizes: Vec<(i32, i64)> = parts
+        .parts()
+        .iter()
+        .map(|p| (p.part_number().unwrap(), p.size().unwrap()))
+        .collect();
+    assert_eq!(sizes, vec![(1, 5 * MIB as i64), (2, 5 * MIB as i64)]);
+    let next = parts.next_part_number_marker().unwrap().to_owned();
+    let p2 = page(Some(&next)).await.unwrap();
+    let parts = p2.object_parts().unwrap();
+    assert_eq!(parts.is_truncated(), Some(false));
+    let sizes: Vec<(i32, i64)> = parts
+        .parts()
+        .iter()
+        .map(|p| (p.part_number().unwrap(), p.size().unwrap()))
+        .collect();
+    assert_eq!(sizes, vec![(3, 1000)]);
+
+    // Errors: no attribute asked for, a missing key.
+    let e = c
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("single")
+        .set_object_attributes(Some(Vec::new()))
+        .send()
+        .await
+        .expect_err("no attributes");
+    assert_eq!(
+        sdk_error_code(&e).as_deref(),
+        Some("InvalidArgument"),
+        "{}",
+        show(&e)
+    );
+    let e = c
+        .get_object_attributes()
+        .bucket(bucket)
+        .key("nope")
+        .object_attributes(ObjectAttributes::Etag)
+        .send()
+        .await
+        .expect_err("missing key");
+    assert_eq!(sdk_error_status(&e), Some(404), "{}", show(&e));
 }

@@ -181,14 +181,8 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
-const UNSUPPORTED_OBJECT_SUBRESOURCES: &[&str] = &[
-    "attributes",
-    "legal-hold",
-    "restore",
-    "retention",
-    "select",
-    "torrent",
-];
+const UNSUPPORTED_OBJECT_SUBRESOURCES: &[&str] =
+    &["legal-hold", "restore", "retention", "select", "torrent"];
 
 fn unsupported(q: &Query, names: &[&'static str]) -> Option<Operation> {
     names
@@ -250,6 +244,14 @@ pub fn route(
             }
             if let Some(op) = unsupported(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
                 return op;
+            }
+            // GetObjectAttributes is served by the GetObject handler (and
+            // counted under its label).
+            if q.has("attributes") {
+                return match *method {
+                    Method::GET => GetObject,
+                    _ => MethodNotAllowed,
+                };
             }
             if q.has("tagging") {
                 return match *method {
@@ -401,6 +403,14 @@ mod tests {
         assert_eq!(
             route(&Method::PUT, Some("b"), None, &q("tagging"), false),
             Operation::Unsupported("tagging")
+        );
+        assert_eq!(
+            route(&Method::GET, Some("b"), Some("k"), &q("attributes"), false),
+            Operation::GetObject
+        );
+        assert_eq!(
+            route(&Method::PUT, Some("b"), Some("k"), &q("attributes"), false),
+            Operation::MethodNotAllowed
         );
         for (m, op) in [
             (Method::GET, Operation::GetObjectTagging),
