@@ -37,6 +37,13 @@ enum AdminCommand {
     /// Rebuild the shards of a lost or replaced drive (an empty directory
     /// in its place) from the other drives, at full speed, with progress.
     Heal,
+    /// Show the server's drives (state, space), erasure coding, pipeline
+    /// savings since start, metadata size and scrub state.
+    Status {
+        /// Print the raw JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run one garbage-collection pass now: delete chunks unreferenced for
     /// longer than the grace period, compact sparse segments, expire
     /// abandoned multipart uploads.
@@ -222,10 +229,94 @@ fn scrub(base: &str, rate: u64, no_wait: bool, what: &str) -> Result<bool, Strin
                 num(&status, "shards_missing"),
                 num(&status, "shards_corrupt"),
             );
+            if unrecoverable > 0 {
+                eprintln!("cairn: some chunks could not be repaired (see the server log)");
+            }
             return Ok(unrecoverable == 0);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+fn status(base: &str, as_json: bool) -> Result<bool, String> {
+    let r = call(base, "GET", "/admin/status")?;
+    if r.status != 200 {
+        return Err(format!("server answered {}: {}", r.status, r.body.trim()));
+    }
+    if as_json {
+        print!("{}", r.body);
+        return Ok(true);
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&r.body).map_err(|e| format!("unexpected status reply: {e}"))?;
+    let n = |key: &str| v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let (logical, stored, raw) = (n("logical_bytes"), n("stored_bytes"), n("raw_bytes"));
+    println!(
+        "cairn {}  erasure coding {}+{}  metadata {}  heal backlog {}  scrub {}",
+        v.get("version")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?"),
+        n("data_shards"),
+        n("parity_shards"),
+        human_bytes(n("metadata_sst_bytes")),
+        human_bytes(n("heal_backlog_bytes")),
+        if v.get("scrub_running").and_then(serde_json::Value::as_bool) == Some(true) {
+            "running"
+        } else {
+            "idle"
+        },
+    );
+    let ratio = if stored > 0 {
+        logical as f64 / stored as f64
+    } else {
+        1.0
+    };
+    println!(
+        "since start: clients wrote {}, stored {} after dedup+compression ({ratio:.2}x), {} on drives with parity",
+        human_bytes(logical),
+        human_bytes(stored),
+        human_bytes(raw)
+    );
+    println!();
+    println!(
+        "{:<6}{:<9}{:>12}{:>12}{:>12}  path",
+        "drive", "state", "segments", "free", "size"
+    );
+    let mut all_ok = true;
+    for d in v
+        .get("drives")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let g = |key: &str| d.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let flag = |key: &str| d.get(key).and_then(serde_json::Value::as_bool) == Some(true);
+        let state = if !flag("present") {
+            "MISSING"
+        } else if flag("faulty") {
+            "FAULTY"
+        } else {
+            "ok"
+        };
+        all_ok &= state == "ok";
+        println!(
+            "{:<6}{:<9}{:>12}{:>12}{:>12}  {}",
+            g("index"),
+            state,
+            human_bytes(g("segment_bytes")),
+            human_bytes(g("fs_free_bytes")),
+            human_bytes(g("fs_size_bytes")),
+            d.get("path")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?"),
+        );
+    }
+    if !all_ok {
+        eprintln!(
+            "cairn: some drives are missing or faulty (see docs/operations.md, \"Replacing a drive\")"
+        );
+    }
+    Ok(all_ok)
 }
 
 /// Runs `cairn admin …`; the exit code is non-zero when something could not
@@ -235,6 +326,7 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let result = match args.command {
         AdminCommand::Scrub { rate, no_wait } => scrub(&base, rate, no_wait, "scrub"),
         AdminCommand::Heal => scrub(&base, 0, false, "heal"),
+        AdminCommand::Status { json } => status(&base, json),
         AdminCommand::Gc => call(&base, "POST", "/admin/gc").and_then(|r| {
             if r.status != 200 {
                 return Err(format!("server answered {}: {}", r.status, r.body.trim()));
@@ -253,10 +345,8 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("cairn: some chunks could not be repaired (see the server log)");
-            std::process::ExitCode::FAILURE
-        }
+        // The command said what is wrong.
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
             eprintln!("cairn: {e}");
             std::process::ExitCode::FAILURE

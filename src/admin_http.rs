@@ -1,6 +1,7 @@
 //! The admin listener: Prometheus `/metrics`, `/health/live`,
 //! `/health/ready`, and maintenance:
 //!
+//! * `GET /admin/status` — drives, space, pipeline savings, version (JSON);
 //! * `GET /admin/scrub` — the scrubber's state (JSON);
 //! * `POST /admin/scrub[?bytes_per_sec=N]` — start a scrub (202; 409 if one
 //!   runs). `cairn admin scrub` and `cairn admin heal` drive these;
@@ -13,7 +14,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use cairn_storage_engine::{Engine, GcOptions, GcReport, ScrubOptions, ScrubStatus};
+use cairn_storage_engine::{Engine, EngineStatus, GcOptions, GcReport, ScrubOptions, ScrubStatus};
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -65,6 +66,54 @@ fn scrub_status_json(s: &ScrubStatus) -> String {
     )
 }
 
+/// A JSON string literal (quotes and escapes).
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn status_json(s: &EngineStatus) -> String {
+    let drives: Vec<String> = s
+        .drives
+        .iter()
+        .map(|d| {
+            format!(
+                "{{\"index\":{},\"path\":{},\"present\":{},\"faulty\":{},\"segment_bytes\":{},\"fs_free_bytes\":{},\"fs_size_bytes\":{}}}",
+                d.index,
+                json_str(&d.path.display().to_string()),
+                d.present,
+                d.faulty,
+                d.segment_bytes,
+                d.fs_free_bytes,
+                d.fs_size_bytes
+            )
+        })
+        .collect();
+    format!(
+        "{{\"version\":{},\"data_shards\":{},\"parity_shards\":{},\"logical_bytes\":{},\"stored_bytes\":{},\"raw_bytes\":{},\"metadata_sst_bytes\":{},\"heal_backlog_bytes\":{},\"scrub_running\":{},\"drives\":[{}]}}\n",
+        json_str(env!("CARGO_PKG_VERSION")),
+        s.data_shards,
+        s.parity_shards,
+        s.logical_bytes,
+        s.stored_bytes,
+        s.raw_bytes,
+        s.metadata_sst_bytes,
+        s.heal_backlog_bytes,
+        s.scrub.running,
+        drives.join(",")
+    )
+}
+
 fn gc_report_json(r: &GcReport) -> String {
     format!(
         "{{\"uploads_expired\":{},\"chunks_deleted\":{},\"chunks_live\":{},\"segments_compacted\":{},\"shards_moved\":{},\"bytes_reclaimed\":{}}}\n",
@@ -90,6 +139,7 @@ async fn handle_admin(
     gc: GcOptions,
 ) -> Option<Response<Full<Bytes>>> {
     let resp = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/admin/status") => json(StatusCode::OK, status_json(&engine.status())),
         (&Method::GET, "/admin/scrub") => {
             json(StatusCode::OK, scrub_status_json(&engine.scrub_status()))
         }

@@ -208,3 +208,36 @@ fn sigterm_lets_an_in_flight_upload_finish_and_then_stops() {
         );
     });
 }
+
+#[test]
+fn admin_status_shows_drives_and_savings_and_flags_a_missing_drive() {
+    run(async {
+        let server = TestServer::start();
+        let c = sdk_client(&server);
+        create_bucket(&c, "status-bucket").await;
+        let body = Rng::new(3).bytes(600 * KIB);
+        for k in ["a", "b", "c"] {
+            put_bytes(&c, "status-bucket", k, &body).await;
+        }
+        let (ok, out, err) = admin(&server, &["status"]);
+        assert!(ok, "{out}\n{err}");
+        assert!(out.contains("erasure coding 4+2"), "{out}");
+        assert!(out.contains("(3.00x)"), "three copies dedup to one: {out}");
+        assert_eq!(
+            out.lines().filter(|l| l.contains("  ok  ")).count(),
+            6,
+            "{out}"
+        );
+        let (ok, json, _) = admin(&server, &["status", "--json"]);
+        assert!(ok);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["drives"].as_array().unwrap().len(), 6);
+        assert!(v["drives"][0]["fs_size_bytes"].as_u64().unwrap() > 0);
+
+        std::fs::remove_dir_all(server.drive_dir(2)).unwrap();
+        let (ok, out, err) = admin(&server, &["status"]);
+        assert!(!ok, "a missing drive must fail the status command");
+        assert!(out.contains("MISSING"), "{out}");
+        assert!(err.contains("missing or faulty"), "{err}");
+    });
+}

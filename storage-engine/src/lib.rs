@@ -73,6 +73,7 @@ pub use records::{
 };
 pub use recovery::RecountReport;
 pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};
+pub use status::{DriveStatus, EngineStatus};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {

@@ -4,7 +4,69 @@
 
 use crate::engine::Engine;
 
+/// One drive, as `cairn admin status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriveStatus {
+    pub index: usize,
+    pub path: std::path::PathBuf,
+    pub present: bool,
+    pub faulty: bool,
+    pub segment_bytes: u64,
+    pub fs_free_bytes: u64,
+    pub fs_size_bytes: u64,
+}
+
+/// A snapshot of the engine for operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineStatus {
+    pub data_shards: usize,
+    pub parity_shards: usize,
+    pub drives: Vec<DriveStatus>,
+    /// Bytes clients stored, after dedup + compression, and on drives (since start).
+    pub logical_bytes: u64,
+    pub stored_bytes: u64,
+    pub raw_bytes: u64,
+    pub metadata_sst_bytes: u64,
+    pub heal_backlog_bytes: u64,
+    pub scrub: crate::ScrubStatus,
+}
+
 impl Engine {
+    /// Drives, space, pipeline savings and scrub state (refreshes the gauges).
+    pub fn status(&self) -> EngineStatus {
+        self.refresh_gauges();
+        let m = &self.inner.metrics;
+        let cfg = &self.inner.config;
+        let gauge = |v: &prometheus::IntGaugeVec, d: usize| {
+            u64::try_from(v.with_label_values(&[d.to_string().as_str()]).get()).unwrap_or(0)
+        };
+        let drives = cfg
+            .drive_dirs
+            .iter()
+            .enumerate()
+            .map(|(d, path)| DriveStatus {
+                index: d,
+                path: path.clone(),
+                present: path.join("segments").is_dir(),
+                faulty: !self.inner.drive_usable(d),
+                segment_bytes: gauge(&m.drive_segment_bytes, d),
+                fs_free_bytes: gauge(&m.drive_fs_free_bytes, d),
+                fs_size_bytes: gauge(&m.drive_fs_size_bytes, d),
+            })
+            .collect();
+        EngineStatus {
+            data_shards: cfg.data_shards,
+            parity_shards: cfg.parity_shards,
+            drives,
+            logical_bytes: m.logical_bytes.get(),
+            stored_bytes: m.stored_bytes.get(),
+            raw_bytes: m.raw_bytes.get(),
+            metadata_sst_bytes: self.inner.meta.property_sum("rocksdb.total-sst-files-size"),
+            heal_backlog_bytes: u64::try_from(m.heal_backlog_bytes.get()).unwrap_or(0),
+            scrub: self.scrub_status(),
+        }
+    }
+
     /// Updates the gauges that are read from the system rather than counted
     /// as work happens. Cheap: one directory listing and one `statvfs` per
     /// drive, three RocksDB properties.
