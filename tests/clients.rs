@@ -257,3 +257,771 @@ fn boto3_with_default_checksums() {
 fn boto3_with_checksums_when_required() {
     boto3_suite("when_required");
 }
+
+/// Runs `cmd` and returns its raw stdout (for byte comparisons).
+fn run_bytes(cmd: &mut Command, what: &str, server: &TestServer) -> Vec<u8> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n--- stderr:\n{}\n--- cairn stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr_text()
+    );
+    out.stdout
+}
+
+/// Every key in `bucket` under `prefix` with its size (through the SDK).
+fn list_sizes(server: &TestServer, bucket: &str, prefix: &str) -> BTreeMap<String, u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = sdk_client(server);
+    let mut out = BTreeMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = rt
+            .block_on(
+                c.list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("list {bucket}/{prefix}: {e:?}"));
+        for o in page.contents() {
+            out.insert(
+                o.key().unwrap_or_default().to_owned(),
+                o.size().unwrap_or_default() as u64,
+            );
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
+/// The ETag of `bucket/key` (through the SDK).
+fn etag_of(server: &TestServer, bucket: &str, key: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let h = rt
+        .block_on(
+            sdk_client(server)
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send(),
+        )
+        .unwrap_or_else(|e| panic!("HEAD {bucket}/{key}: {e:?}"));
+    h.e_tag().unwrap_or_default().to_owned()
+}
+
+fn sizes_of(tree: &BTreeMap<String, Vec<u8>>, prefix: &str) -> BTreeMap<String, u64> {
+    tree.iter()
+        .map(|(k, v)| (format!("{prefix}{k}"), v.len() as u64))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// restic
+// ---------------------------------------------------------------------------
+
+#[test]
+fn restic_backup_check_restore_forget_prune() {
+    if !require_tool("restic", "version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("restic"));
+    let src = tmp.path().join("src");
+    let v1 = sample_tree(&mut rng, 9 * MIB + 123);
+    put_tree(&src, &v1);
+    let restic = |args: &[&str]| {
+        let mut cmd = clean_command("restic");
+        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env(
+                "RESTIC_REPOSITORY",
+                format!("s3:{}/restic-bucket/repo", server.endpoint()),
+            )
+            .env("RESTIC_PASSWORD", "correct horse battery staple")
+            .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+            .arg("--cache-dir")
+            .arg(tmp.path().join("cache"))
+            .current_dir(&src)
+            .args(args);
+        run_checked(&mut cmd, &format!("restic {}", args.join(" ")), &server)
+    };
+
+    // init creates the bucket and the repository.
+    restic(&["init"]);
+    assert!(
+        list_sizes(&server, "restic-bucket", "repo/").contains_key("repo/config"),
+        "no repo/config after restic init"
+    );
+    restic(&["backup", "--host", "cairn-test", src.to_str().unwrap()]);
+
+    // A second snapshot: one file replaced, one removed, one added.
+    let mut v2 = v1.clone();
+    v2.insert("big/big.bin".to_owned(), rng.bytes(6 * MIB + 5));
+    v2.remove("dir/sub/300k.bin");
+    v2.insert("added/new.bin".to_owned(), rng.bytes(100 * KIB));
+    std::fs::remove_dir_all(&src).unwrap();
+    put_tree(&src, &v2);
+    restic(&["backup", "--host", "cairn-test", src.to_str().unwrap()]);
+    let out = restic(&["check", "--read-data"]);
+    assert!(out.contains("no errors were found"), "restic check:\n{out}");
+
+    // Restore both snapshots and compare byte for byte.
+    let restore = |snapshot: &str, target: &Path| -> BTreeMap<String, Vec<u8>> {
+        restic(&[
+            "restore",
+            snapshot,
+            "--host",
+            "cairn-test",
+            "--target",
+            target.to_str().unwrap(),
+        ]);
+        // restic restores under the absolute path that was backed up.
+        let rel = src.strip_prefix("/").unwrap();
+        get_tree(&target.join(rel))
+    };
+    assert_trees_equal(
+        &restore("latest", &tmp.path().join("restore-latest")),
+        &v2,
+        "restic restore latest",
+    );
+    let snaps = restic(&["snapshots", "--json"]);
+    let ids: Vec<&str> = snaps
+        .split("\"short_id\":\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "two snapshots expected:\n{snaps}");
+    // `snapshots` lists oldest first.
+    assert_trees_equal(
+        &restore(ids[0], &tmp.path().join("restore-first")),
+        &v1,
+        "restic restore of the first snapshot",
+    );
+
+    // forget the first snapshot and prune: the replaced data goes away.
+    let data_before = list_sizes(&server, "restic-bucket", "repo/data/");
+    restic(&["forget", "--keep-last", "1", "--prune"]);
+    let data_after = list_sizes(&server, "restic-bucket", "repo/data/");
+    let bytes = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+    assert!(
+        bytes(&data_after) < bytes(&data_before),
+        "prune removed nothing: {} bytes of packs before, {} after",
+        bytes(&data_before),
+        bytes(&data_after)
+    );
+    let snaps = restic(&["snapshots", "--json"]);
+    assert_eq!(
+        snaps.matches("\"short_id\"").count(),
+        1,
+        "after forget:\n{snaps}"
+    );
+    let out = restic(&["check", "--read-data"]);
+    assert!(
+        out.contains("no errors were found"),
+        "restic check after prune:\n{out}"
+    );
+    assert_trees_equal(
+        &restore("latest", &tmp.path().join("restore-after-prune")),
+        &v2,
+        "restic restore after prune",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// s3cmd
+// ---------------------------------------------------------------------------
+
+#[test]
+fn s3cmd_put_get_ls_sync_del() {
+    if !require_tool("s3cmd", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("s3cmd"));
+    let host = server.s3_addr().to_string();
+    // s3cmd's defaults except what every S3-compatible setup must say:
+    // where the server is, plain HTTP, SigV4 and path-style addressing.
+    let config = tmp.path().join("s3cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\n\
+             host_base = {host}\nhost_bucket = {host}\nuse_https = False\n\
+             signature_v2 = False\nbucket_location = {REGION}\n"
+        ),
+    )
+    .unwrap();
+    let s3cmd = |args: &[&str]| {
+        let mut cmd = clean_command("s3cmd");
+        cmd.arg("--config").arg(&config).args(args);
+        run_checked(&mut cmd, &format!("s3cmd {}", args.join(" ")), &server)
+    };
+
+    s3cmd(&["mb", "s3://s3cmd-bucket"]);
+    // put: a file below and one above the 15 MiB multipart chunk size.
+    let small = rng.bytes(5000);
+    let big = rng.bytes(20 * MIB + 99);
+    let small_path = tmp.path().join("small.bin");
+    let big_path = tmp.path().join("big.bin");
+    std::fs::write(&small_path, &small).unwrap();
+    std::fs::write(&big_path, &big).unwrap();
+    s3cmd(&[
+        "put",
+        small_path.to_str().unwrap(),
+        "s3://s3cmd-bucket/one/small file+.bin",
+    ]);
+    s3cmd(&[
+        "put",
+        big_path.to_str().unwrap(),
+        "s3://s3cmd-bucket/one/big.bin",
+    ]);
+    assert_eq!(
+        etag_of(&server, "s3cmd-bucket", "one/small file+.bin"),
+        format!("\"{}\"", md5_hex(&small))
+    );
+    let etag = etag_of(&server, "s3cmd-bucket", "one/big.bin");
+    assert!(
+        etag.ends_with("-2\""),
+        "20 MiB in 15 MiB chunks: a 2-part ETag, got {etag}"
+    );
+
+    // ls shows both with their sizes; a non-recursive ls shows the prefix.
+    let out = s3cmd(&["ls", "s3://s3cmd-bucket/one/"]);
+    for (name, len) in [("small file+.bin", small.len()), ("big.bin", big.len())] {
+        assert!(
+            out.lines()
+                .any(|l| l.ends_with(&format!("s3://s3cmd-bucket/one/{name}"))
+                    && l.split_whitespace().nth(2) == Some(&len.to_string())),
+            "s3cmd ls lacks {name} ({len} bytes):\n{out}"
+        );
+    }
+    let out = s3cmd(&["ls", "s3://s3cmd-bucket"]);
+    assert!(
+        out.contains("DIR") && out.contains("s3://s3cmd-bucket/one/"),
+        "s3cmd ls:\n{out}"
+    );
+
+    // get both back.
+    for (key, want) in [("one/small file+.bin", &small), ("one/big.bin", &big)] {
+        let dst = tmp.path().join("got.bin");
+        let _ = std::fs::remove_file(&dst);
+        s3cmd(&[
+            "get",
+            &format!("s3://s3cmd-bucket/{key}"),
+            dst.to_str().unwrap(),
+        ]);
+        assert!(
+            std::fs::read(&dst).unwrap() == **want,
+            "s3cmd get {key}: bytes differ"
+        );
+    }
+
+    // sync a tree up, again (nothing to do), changed (with --delete-removed), and down.
+    let src = tmp.path().join("src");
+    let mut tree = sample_tree(&mut rng, 3 * MIB + 1);
+    put_tree(&src, &tree);
+    let src_arg = format!("{}/", src.display());
+    s3cmd(&["sync", &src_arg, "s3://s3cmd-bucket/sync/"]);
+    assert_eq!(
+        list_sizes(&server, "s3cmd-bucket", "sync/"),
+        sizes_of(&tree, "sync/")
+    );
+    let out = s3cmd(&["sync", &src_arg, "s3://s3cmd-bucket/sync/"]);
+    assert!(
+        !out.contains("upload:"),
+        "second s3cmd sync uploaded again:\n{out}"
+    );
+    tree.insert("readme.md".to_owned(), rng.hex(4000).into_bytes());
+    tree.remove("one.bin");
+    std::fs::remove_file(src.join("one.bin")).unwrap();
+    put_tree(&src, &tree);
+    s3cmd(&[
+        "sync",
+        "--delete-removed",
+        &src_arg,
+        "s3://s3cmd-bucket/sync/",
+    ]);
+    assert_eq!(
+        list_sizes(&server, "s3cmd-bucket", "sync/"),
+        sizes_of(&tree, "sync/")
+    );
+    let back = tmp.path().join("back");
+    s3cmd(&[
+        "sync",
+        "s3://s3cmd-bucket/sync/",
+        &format!("{}/", back.display()),
+    ]);
+    assert_trees_equal(&get_tree(&back), &tree, "s3cmd sync down");
+
+    // del one object, then a whole prefix, then the bucket.
+    s3cmd(&["del", "s3://s3cmd-bucket/one/small file+.bin"]);
+    assert_eq!(
+        list_sizes(&server, "s3cmd-bucket", "one/")
+            .keys()
+            .collect::<Vec<_>>(),
+        ["one/big.bin"]
+    );
+    s3cmd(&["del", "--recursive", "--force", "s3://s3cmd-bucket/"]);
+    assert!(
+        list_sizes(&server, "s3cmd-bucket", "").is_empty(),
+        "objects left after del -r"
+    );
+    s3cmd(&["rb", "s3://s3cmd-bucket"]);
+    let out = s3cmd(&["ls"]);
+    assert!(
+        !out.contains("s3cmd-bucket"),
+        "bucket left after rb:\n{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// rclone (beyond tests/cli_clients.rs)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
+    if !require_tool("rclone", "version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("rclone-more"));
+    let config = tmp.path().join("rclone.conf");
+    std::fs::write(&config, "").unwrap();
+    let cmd_for = |args: &[&str]| {
+        let mut cmd = clean_command("rclone");
+        cmd.env("RCLONE_CONFIG", &config)
+            .env("RCLONE_CONFIG_CAIRN_TYPE", "s3")
+            .env("RCLONE_CONFIG_CAIRN_PROVIDER", "Other")
+            .env("RCLONE_CONFIG_CAIRN_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("RCLONE_CONFIG_CAIRN_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("RCLONE_CONFIG_CAIRN_ENDPOINT", server.endpoint())
+            .env("RCLONE_CONFIG_CAIRN_REGION", REGION)
+            // Retries would hide server errors.
+            .args(["--retries", "1", "--low-level-retries", "1", "-v"])
+            .args(args);
+        cmd
+    };
+    let rclone = |args: &[&str]| {
+        run_checked(
+            &mut cmd_for(args),
+            &format!("rclone {}", args.join(" ")),
+            &server,
+        )
+    };
+    let lsf = |remote: &str| -> BTreeMap<String, u64> {
+        rclone(&[
+            "lsf",
+            "-R",
+            "--files-only",
+            "--format",
+            "sp",
+            "--separator",
+            "\t",
+            remote,
+        ])
+        .lines()
+        .filter(|l| !l.contains(" INFO ") && !l.trim().is_empty())
+        .map(|l| {
+            let (size, name) = l
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("lsf line {l:?}"));
+            (name.to_owned(), size.parse().unwrap())
+        })
+        .collect()
+    };
+
+    let src = tmp.path().join("src");
+    let mut tree = sample_tree(&mut rng, 7 * MIB + 3);
+    put_tree(&src, &tree);
+    rclone(&["mkdir", "cairn:rclone-more"]);
+    rclone(&["sync", src.to_str().unwrap(), "cairn:rclone-more/s"]);
+    assert_eq!(
+        lsf("cairn:rclone-more/s"),
+        sizes_of(&tree, ""),
+        "lsf after sync"
+    );
+    let out = rclone(&[
+        "check",
+        "--download",
+        src.to_str().unwrap(),
+        "cairn:rclone-more/s",
+    ]);
+    assert!(
+        out.contains("0 differences found"),
+        "rclone check --download:\n{out}"
+    );
+    assert!(
+        out.contains(&format!("{} matching files", tree.len())),
+        "rclone check --download:\n{out}"
+    );
+
+    // Change the source; sync makes the remote match (deletes included).
+    tree.remove("dir/a b+c&d.txt");
+    std::fs::remove_file(src.join("dir/a b+c&d.txt")).unwrap();
+    tree.insert("readme.md".to_owned(), rng.hex(5000).into_bytes());
+    tree.insert("new/one more.bin".to_owned(), rng.bytes(70 * KIB));
+    put_tree(&src, &tree);
+    let out = rclone(&["sync", src.to_str().unwrap(), "cairn:rclone-more/s"]);
+    assert!(
+        out.contains("Deleted"),
+        "rclone sync should delete a.txt:\n{out}"
+    );
+    assert_eq!(
+        lsf("cairn:rclone-more/s"),
+        sizes_of(&tree, ""),
+        "lsf after the second sync"
+    );
+    let out = rclone(&[
+        "check",
+        "--download",
+        src.to_str().unwrap(),
+        "cairn:rclone-more/s",
+    ]);
+    assert!(
+        out.contains("0 differences found"),
+        "rclone check --download:\n{out}"
+    );
+    // A corrupted local copy is noticed by comparing content.
+    let bad = tmp.path().join("bad");
+    put_tree(&bad, &tree);
+    let mut data = tree["dir/sub/deeper/x.dat"].clone();
+    data[100] ^= 1;
+    std::fs::write(bad.join("dir/sub/deeper/x.dat"), &data).unwrap();
+    let out = cmd_for(&[
+        "check",
+        "--download",
+        bad.to_str().unwrap(),
+        "cairn:rclone-more/s",
+    ])
+    .output()
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && log.contains("1 differences found"),
+        "check of a corrupted copy:\n{log}"
+    );
+
+    // Server-side copy within the remote, then the copy's bytes.
+    let out = rclone(&[
+        "copyto",
+        "cairn:rclone-more/s/big/big.bin",
+        "cairn:rclone-more/copies/big copy.bin",
+    ]);
+    assert!(
+        out.contains("server-side copy"),
+        "copyto was not a server-side copy:\n{out}"
+    );
+    let out = rclone(&[
+        "copyto",
+        "cairn:rclone-more/s/ünïcødé/файл.txt",
+        "cairn:rclone-more/copies/файл 2.txt",
+    ]);
+    assert!(
+        out.contains("server-side copy"),
+        "copyto was not a server-side copy:\n{out}"
+    );
+    let mut cat = cmd_for(&["cat", "cairn:rclone-more/copies/big copy.bin"]);
+    assert!(
+        run_bytes(&mut cat, "rclone cat", &server) == tree["big/big.bin"],
+        "server-side copy: bytes differ"
+    );
+    let mut cat = cmd_for(&["cat", "cairn:rclone-more/copies/файл 2.txt"]);
+    assert!(
+        run_bytes(&mut cat, "rclone cat", &server) == tree["ünïcødé/файл.txt"],
+        "server-side copy: bytes differ"
+    );
+    let back = tmp.path().join("back");
+    rclone(&["sync", "cairn:rclone-more/s", back.to_str().unwrap()]);
+    assert_trees_equal(&get_tree(&back), &tree, "rclone sync down");
+
+    // delete with a filter, then everything.
+    rclone(&["delete", "cairn:rclone-more/s", "--include", "*.txt"]);
+    let want: BTreeMap<String, u64> = sizes_of(&tree, "")
+        .into_iter()
+        .filter(|(k, _)| !k.ends_with(".txt"))
+        .collect();
+    assert_eq!(
+        lsf("cairn:rclone-more/s"),
+        want,
+        "lsf after delete --include *.txt"
+    );
+    rclone(&["delete", "cairn:rclone-more"]);
+    assert!(
+        lsf("cairn:rclone-more").is_empty(),
+        "files left after rclone delete"
+    );
+    assert!(
+        list_sizes(&server, "rclone-more", "").is_empty(),
+        "objects left after rclone delete"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// aws CLI (beyond tests/cli_clients.rs)
+// ---------------------------------------------------------------------------
+
+#[test]
+fn aws_cli_sync_presign_tagging_and_copy_object() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("aws-cli-more"));
+    let sigv4_config = tmp.path().join("aws-config-sigv4");
+    std::fs::write(
+        &sigv4_config,
+        "[default]\ns3 =\n    signature_version = s3v4\n",
+    )
+    .unwrap();
+    let cmd_for = |args: &[&str]| {
+        let mut cmd = clean_command("aws");
+        aws_env(&mut cmd, &server, tmp.path());
+        // Retries would hide server errors.
+        cmd.env("AWS_MAX_ATTEMPTS", "1")
+            .arg("--endpoint-url")
+            .arg(server.endpoint())
+            .args(args);
+        cmd
+    };
+    let aws = |args: &[&str]| {
+        run_checked(
+            &mut cmd_for(args),
+            &format!("aws {}", args.join(" ")),
+            &server,
+        )
+    };
+
+    aws(&["s3", "mb", "s3://aws-more"]);
+
+    // s3 sync: up, nothing to do, changes with --delete, down with --delete.
+    let src = tmp.path().join("src");
+    let mut tree = sample_tree(&mut rng, 12 * MIB + 5);
+    put_tree(&src, &tree);
+    let src_arg = src.to_str().unwrap();
+    aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        src_arg,
+        "s3://aws-more/tree/",
+    ]);
+    assert_eq!(
+        list_sizes(&server, "aws-more", "tree/"),
+        sizes_of(&tree, "tree/")
+    );
+    let etag = etag_of(&server, "aws-more", "tree/big/big.bin");
+    assert!(
+        etag.ends_with("-2\""),
+        "12 MiB in 8 MiB parts: 2-part ETag, got {etag}"
+    );
+    let out = aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        src_arg,
+        "s3://aws-more/tree/",
+    ]);
+    assert!(out.trim().is_empty(), "a second sync did something:\n{out}");
+    tree.remove("one.bin");
+    std::fs::remove_file(src.join("one.bin")).unwrap();
+    tree.insert("readme.md".to_owned(), rng.hex(3333).into_bytes());
+    tree.insert("x/new.bin".to_owned(), rng.bytes(12345));
+    put_tree(&src, &tree);
+    let out = aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        "--delete",
+        src_arg,
+        "s3://aws-more/tree/",
+    ]);
+    assert!(
+        out.contains("delete: s3://aws-more/tree/one.bin"),
+        "sync --delete:\n{out}"
+    );
+    assert_eq!(
+        list_sizes(&server, "aws-more", "tree/"),
+        sizes_of(&tree, "tree/")
+    );
+    let back = tmp.path().join("back");
+    put_tree(
+        &back,
+        &BTreeMap::from([("stale.txt".to_owned(), b"old".to_vec())]),
+    );
+    aws(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        "--delete",
+        "s3://aws-more/tree/",
+        back.to_str().unwrap(),
+    ]);
+    assert_trees_equal(&get_tree(&back), &tree, "aws s3 sync down --delete");
+
+    // s3 presign (SigV4; the CLI v1 default is SigV2, which Cairn refuses
+    // like S3 does for buckets created since 2020), fetched with urllib.
+    for key in [
+        "tree/ünïcødé/файл.txt",
+        "tree/dir/a b+c&d.txt",
+        "tree/big/big.bin",
+    ] {
+        let mut cmd = cmd_for(&[
+            "s3",
+            "presign",
+            &format!("s3://aws-more/{key}"),
+            "--expires-in",
+            "600",
+        ]);
+        cmd.env("AWS_CONFIG_FILE", &sigv4_config);
+        let url = run_checked(&mut cmd, "aws s3 presign", &server)
+            .trim()
+            .to_owned();
+        assert!(url.contains("X-Amz-Signature="), "not a SigV4 URL: {url}");
+        let mut fetch = clean_command("python3");
+        fetch.args([
+            "-c",
+            "import sys, urllib.request\n\
+             with urllib.request.urlopen(sys.argv[1], timeout=60) as r:\n    sys.stdout.buffer.write(r.read())",
+            &url,
+        ]);
+        let got = run_bytes(&mut fetch, &format!("GET {url}"), &server);
+        let want = &tree[key.strip_prefix("tree/").unwrap()];
+        assert!(
+            got == *want,
+            "presigned GET of {key}: {} bytes, expected {}",
+            got.len(),
+            want.len()
+        );
+    }
+
+    // s3api put-object-tagging / get-object-tagging.
+    aws(&[
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        "aws-more",
+        "--key",
+        "tree/dir/a b+c&d.txt",
+        "--tagging",
+        "TagSet=[{Key=project,Value=cairn},{Key=team name,Value=a+b/c}]",
+    ]);
+    let out = aws(&[
+        "s3api",
+        "get-object-tagging",
+        "--bucket",
+        "aws-more",
+        "--key",
+        "tree/dir/a b+c&d.txt",
+        "--query",
+        "TagSet[].[Key,Value]",
+        "--output",
+        "text",
+    ]);
+    let tags: BTreeMap<String, String> = out
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(
+        tags,
+        BTreeMap::from([
+            ("project".to_owned(), "cairn".to_owned()),
+            ("team name".to_owned(), "a+b/c".to_owned())
+        ]),
+        "get-object-tagging:\n{out}"
+    );
+
+    // s3api copy-object: COPY keeps metadata and tags, REPLACE sets them.
+    aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "aws-more",
+        "--key",
+        "copies/tagged copy.txt",
+        "--copy-source",
+        "aws-more/tree/dir/a b+c&d.txt",
+    ]);
+    let out = aws(&[
+        "s3api",
+        "get-object-tagging",
+        "--bucket",
+        "aws-more",
+        "--key",
+        "copies/tagged copy.txt",
+    ]);
+    assert!(
+        out.contains("\"team name\"") && out.contains("a+b/c"),
+        "tags after copy-object:\n{out}"
+    );
+    aws(&[
+        "s3api",
+        "copy-object",
+        "--bucket",
+        "aws-more",
+        "--key",
+        "copies/big.bin",
+        "--copy-source",
+        "aws-more/tree/big/big.bin",
+        "--metadata-directive",
+        "REPLACE",
+        "--metadata",
+        "color=blue",
+        "--content-type",
+        "application/x-cairn",
+    ]);
+    let out = aws(&[
+        "s3api",
+        "head-object",
+        "--bucket",
+        "aws-more",
+        "--key",
+        "copies/big.bin",
+    ]);
+    assert!(
+        out.contains("\"color\": \"blue\"") && out.contains("application/x-cairn"),
+        "head-object after copy-object REPLACE:\n{out}"
+    );
+    for (key, want) in [
+        ("copies/tagged copy.txt", &tree["dir/a b+c&d.txt"]),
+        ("copies/big.bin", &tree["big/big.bin"]),
+    ] {
+        let dst = tmp.path().join("copy.out");
+        aws(&[
+            "s3",
+            "cp",
+            "--no-progress",
+            &format!("s3://aws-more/{key}"),
+            dst.to_str().unwrap(),
+        ]);
+        assert!(
+            std::fs::read(&dst).unwrap() == **want,
+            "{key}: bytes differ"
+        );
+    }
+
+    aws(&["s3", "rb", "--force", "s3://aws-more"]);
+    assert!(
+        !aws(&["s3", "ls"]).contains("aws-more"),
+        "bucket left after rb --force"
+    );
+}
