@@ -175,7 +175,24 @@ impl Engine {
     ) -> EngineResult<()> {
         let inner = self.inner.clone();
         let version = source.clone();
-        let all = blocking(move || inner.manifest_entries(&version)).await?;
+        let all = blocking(move || match inner.manifest_entries(&version) {
+            Ok(entries) => Ok(entries),
+            // Manifest blocks are deleted in the batch that releases their
+            // version: a missing first block means the source was replaced
+            // since it was looked up, not corruption.
+            Err(EngineError::Corrupt(detail)) => {
+                if matches!(
+                    inner.meta.manifest_block(version.version_id, 0),
+                    Err(EngineError::Corrupt(_))
+                ) {
+                    Err(EngineError::NoSuchKey)
+                } else {
+                    Err(EngineError::Corrupt(detail))
+                }
+            }
+            Err(e) => Err(e),
+        })
+        .await?;
         let mut pieces = Vec::new();
         let mut offset = 0u64;
         for entry in all {
@@ -252,5 +269,117 @@ impl Engine {
         // edge chunks need no pin any more.
         drop(edge_pins);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use md5::{Digest, Md5};
+
+    use crate::records::ManifestRef;
+    use crate::test_support::{open_with, pseudo_random, small_chunk_config, try_put, try_read};
+    use crate::{CompletedPart, Engine, EngineError, ObjectMetadata};
+
+    fn refcount(e: &Engine, id: &cairn_dedup::ChunkId) -> u64 {
+        e.inner
+            .meta
+            .chunk(id)
+            .unwrap()
+            .map(|r| r.refcount)
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn whole_chunks_are_referenced_and_edges_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_with(small_chunk_config(dir.path()), 0x51);
+        e.create_bucket("b").await.unwrap();
+        let data = pseudo_random(3_000_000, 7);
+        let src = try_put(&e, "b", "src", &data, 100_000).await.unwrap();
+        assert!(matches!(src.manifest, ManifestRef::Blocks { .. }));
+        let entries = e.inner.manifest_entries(&src).unwrap();
+        let (start, end) = (1_000u64, 2_500_000u64);
+
+        let id = e
+            .create_upload("b", "dst", ObjectMetadata::default())
+            .await
+            .unwrap();
+        let part = e
+            .copy_part(&src, (start, end), "b", "dst", id, 1)
+            .await
+            .unwrap();
+        assert_eq!(part.size, end - start);
+        let want = &data[start as usize..end as usize];
+        assert_eq!(part.md5, <[u8; 16]>::from(Md5::digest(want)));
+
+        // Whole chunks inside the range: named by the source and the part;
+        // edge chunks: by the source only (their copy pins were released).
+        let mut offset = 0u64;
+        let (mut whole, mut edges) = (0, 0);
+        for entry in &entries {
+            let (a, b) = (offset, offset + u64::from(entry.len));
+            offset = b;
+            let expected = if a >= start && b <= end {
+                whole += 1;
+                2
+            } else {
+                if a < end && b > start {
+                    edges += 1;
+                }
+                1
+            };
+            assert_eq!(refcount(&e, &entry.chunk), expected, "chunk at {a}..{b}");
+        }
+        assert!(whole >= 20, "{whole} whole chunks");
+        assert_eq!(edges, 2);
+        // The part starts and ends with rewritten edge bytes around exactly
+        // the referenced chunks.
+        assert!(
+            part.entries.len() >= whole + 2,
+            "{} entries",
+            part.entries.len()
+        );
+
+        let v = e
+            .complete_upload(
+                "b",
+                "dst",
+                id,
+                vec![CompletedPart {
+                    part_number: 1,
+                    etag: hex::encode(part.md5),
+                }],
+            )
+            .await
+            .unwrap();
+        assert_eq!(v.size, end - start);
+        assert_eq!(try_read(&e, "b", "dst", None).await.unwrap(), want);
+        // Deleting the source leaves the copy's references.
+        e.delete_object("b", "src").await.unwrap();
+        assert_eq!(try_read(&e, "b", "dst", None).await.unwrap(), want);
+        for entry in e.inner.manifest_entries(&v).unwrap() {
+            assert_eq!(refcount(&e, &entry.chunk), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_replaced_after_lookup_is_no_such_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_with(small_chunk_config(dir.path()), 0x52);
+        e.create_bucket("b").await.unwrap();
+        let stale = try_put(&e, "b", "src", &pseudo_random(3_000_000, 8), 100_000)
+            .await
+            .unwrap();
+        try_put(&e, "b", "src", &pseudo_random(10_000, 9), 10_000)
+            .await
+            .unwrap();
+        let id = e
+            .create_upload("b", "dst", ObjectMetadata::default())
+            .await
+            .unwrap();
+        let r = e.copy_part(&stale, (0, 1_000_000), "b", "dst", id, 1).await;
+        assert!(matches!(r, Err(EngineError::NoSuchKey)), "{r:?}");
+        let page = e.list_parts("b", "dst", id, 0, 10).await.unwrap();
+        assert!(page.parts.is_empty());
     }
 }

@@ -524,3 +524,42 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
         syncs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::WriteCondition;
+    use crate::EngineError;
+    use crate::records::{ManifestRef, ObjectMetadata, ObjectVersion, VersionId};
+
+    #[test]
+    fn write_conditions_check_the_current_version() {
+        let v = ObjectVersion {
+            version_id: VersionId::random(),
+            size: 0,
+            last_modified_ms: 0,
+            etag: "abc123".into(),
+            meta: ObjectMetadata::default(),
+            part_sizes: Vec::new(),
+            manifest: ManifestRef::Inline(Vec::new()),
+        };
+        let ok = |c: WriteCondition, cur: Option<&ObjectVersion>| c.check(cur).is_ok();
+        assert!(ok(WriteCondition::None, None));
+        assert!(ok(WriteCondition::None, Some(&v)));
+        assert!(ok(WriteCondition::IfNoneMatchAny, None));
+        assert!(matches!(
+            WriteCondition::IfNoneMatchAny.check(Some(&v)),
+            Err(EngineError::PreconditionFailed("If-None-Match"))
+        ));
+        for tag in ["abc123", "\"abc123\"", " \"ABC123\" ", "x, \"abc123\"", "*"] {
+            assert!(ok(WriteCondition::IfMatch(tag.into()), Some(&v)), "{tag}");
+        }
+        assert!(matches!(
+            WriteCondition::IfMatch("\"other\"".into()).check(Some(&v)),
+            Err(EngineError::PreconditionFailed("If-Match"))
+        ));
+        assert!(matches!(
+            WriteCondition::IfMatch("*".into()).check(None),
+            Err(EngineError::NoSuchKey)
+        ));
+    }
+}

@@ -50,6 +50,16 @@ fn precheck_write_condition(
     cond.check(current.as_ref()).map_err(S3Error::from)
 }
 
+/// Reads a request body to its end without keeping it (stops at the first
+/// transport error: the connection is then unusable anyway).
+async fn discard_body(mut body: Incoming) {
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+}
+
 pub(crate) async fn put_object(
     svc: &Arc<ServiceInner>,
     ctx: &mut RequestCtx,
@@ -60,7 +70,18 @@ pub(crate) async fn put_object(
     check_key(&key)?;
     let cond = write_condition(&ctx.parts.headers)?;
     let mut meta = object_metadata(&ctx.parts.headers)?;
-    precheck_write_condition(svc, &bucket, &key, &cond)?;
+    if let Err(e) = precheck_write_condition(svc, &bucket, &key, &cond) {
+        // A client waiting for `100 Continue` has sent no body; any other is
+        // sending one: read it to the end (discarding it) so that it sees the
+        // 412 rather than a connection reset in the middle of its upload.
+        if !ctx
+            .header("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        {
+            discard_body(body).await;
+        }
+        return Err(e);
+    }
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     // Fails with NoSuchBucket before the body is read.
     let mut writer = svc.engine.object_writer(&bucket)?.allow_inline();
