@@ -1025,3 +1025,74 @@ fn aws_cli_sync_presign_tagging_and_copy_object() {
         "bucket left after rb --force"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Server-side copies above the multipart threshold (UploadPartCopy)
+// ---------------------------------------------------------------------------
+
+/// boto3's managed `copy` and `aws s3 cp s3://… s3://…` switch to
+/// UploadPartCopy above 8 MiB with their defaults.
+#[test]
+fn boto3_and_aws_cli_copy_objects_above_8_mib_with_upload_part_copy() {
+    if !require_python_module("boto3") || !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = clean_command("python3");
+    aws_env(&mut cmd, &server, tmp.path());
+    cmd.arg(driver("boto3_suite.py"))
+        .arg("large_copy")
+        .arg(tmp.path());
+    let out = run_checked(&mut cmd, "boto3_suite.py large_copy", &server);
+    assert!(
+        out.contains("boto3 suite passed"),
+        "boto3 large copies:\n{out}"
+    );
+
+    let mut rng = Rng::new(test_seed("aws-cli-large-copy"));
+    let big = rng.bytes(17 * MIB + 3);
+    let src = tmp.path().join("big.bin");
+    std::fs::write(&src, &big).unwrap();
+    let aws = |args: &[&str]| {
+        let mut cmd = clean_command("aws");
+        aws_env(&mut cmd, &server, tmp.path());
+        cmd.env("AWS_MAX_ATTEMPTS", "1")
+            .arg("--endpoint-url")
+            .arg(server.endpoint())
+            .args(args);
+        run_checked(&mut cmd, &format!("aws {}", args.join(" ")), &server)
+    };
+    aws(&["s3", "mb", "s3://cli-large-copy"]);
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        src.to_str().unwrap(),
+        "s3://cli-large-copy/a/big.bin",
+    ]);
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        "s3://cli-large-copy/a/big.bin",
+        "s3://cli-large-copy/b/big copy.bin",
+    ]);
+    let etag = etag_of(&server, "cli-large-copy", "b/big copy.bin");
+    assert!(
+        etag.ends_with("-3\""),
+        "17 MiB copied in 8 MiB parts: 3-part ETag, got {etag}"
+    );
+    let dst = tmp.path().join("back.bin");
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        "s3://cli-large-copy/b/big copy.bin",
+        dst.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&dst).unwrap() == big,
+        "aws s3 cp s3→s3: bytes differ"
+    );
+}
