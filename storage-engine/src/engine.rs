@@ -364,7 +364,10 @@ impl Engine {
             }
         }
         let usable = self.inner.config.drive_dirs.len() - down.len();
-        let (k, m) = (self.inner.config.data_shards, self.inner.config.parity_shards);
+        let (k, m) = (
+            self.inner.config.data_shards,
+            self.inner.config.parity_shards,
+        );
         let quorum = self.inner.write_quorum(k, m);
         if usable < quorum {
             return Err(format!(
