@@ -9,7 +9,7 @@ use cairn_storage_engine::{ObjectMetadata, ObjectVersion, WriteCondition};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
-use crate::auth::{ChecksumAlgorithm, PayloadHash};
+use crate::auth::{ChecksumAlgorithm, PayloadHash, stored_checksums};
 use crate::body::ChecksumExpectation;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 
@@ -173,10 +173,14 @@ pub fn write_object_headers(h: &mut HeaderMap, v: &ObjectVersion, checksum_mode:
         put("x-amz-tagging-count", &v.meta.tags.len().to_string());
     }
     if checksum_mode {
-        for (algo, value) in &v.meta.checksums {
-            if let Some(a) = ChecksumAlgorithm::from_sdk_name(algo) {
-                put(a.header_name(), value);
-            }
+        // The stored whole-object checksum and its type (FULL_OBJECT for a
+        // single PUT, COMPOSITE or FULL_OBJECT for a multipart object).
+        let (values, ty) = stored_checksums(&v.meta.checksums);
+        for (a, value) in &values {
+            put(a.header_name(), value);
+        }
+        if !values.is_empty() {
+            put("x-amz-checksum-type", ty.as_str());
         }
     }
 }

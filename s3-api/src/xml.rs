@@ -158,6 +158,32 @@ pub struct CompletedPartDoc {
     pub part_number: u32,
     #[serde(rename = "ETag")]
     pub etag: String,
+    #[serde(rename = "ChecksumCRC32", default)]
+    pub checksum_crc32: Option<String>,
+    #[serde(rename = "ChecksumCRC32C", default)]
+    pub checksum_crc32c: Option<String>,
+    #[serde(rename = "ChecksumCRC64NVME", default)]
+    pub checksum_crc64nvme: Option<String>,
+    #[serde(rename = "ChecksumSHA1", default)]
+    pub checksum_sha1: Option<String>,
+    #[serde(rename = "ChecksumSHA256", default)]
+    pub checksum_sha256: Option<String>,
+}
+
+impl CompletedPartDoc {
+    /// The part checksums the client listed: (algorithm SDK name, value).
+    pub fn checksums(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("CRC32", &self.checksum_crc32),
+            ("CRC32C", &self.checksum_crc32c),
+            ("CRC64NVME", &self.checksum_crc64nvme),
+            ("SHA1", &self.checksum_sha1),
+            ("SHA256", &self.checksum_sha256),
+        ]
+        .into_iter()
+        .filter_map(|(name, v)| v.as_deref().map(|v| (name, v.trim())))
+        .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -242,6 +268,8 @@ mod tests {
         assert_eq!(doc.parts.len(), 2);
         assert_eq!(doc.parts[0].etag, "\"abc\"");
         assert_eq!(doc.parts[1].part_number, 2);
+        assert!(doc.parts[0].checksums().is_empty());
+        assert_eq!(doc.parts[1].checksums(), vec![("CRC32", "AAAAAA==")]);
 
         let del: DeleteDoc = parse(
             "<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>",

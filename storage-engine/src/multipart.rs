@@ -168,14 +168,22 @@ impl Engine {
         id: UploadId,
         parts: Vec<CompletedPart>,
     ) -> EngineResult<ObjectVersion> {
-        self.complete_upload_if(bucket, key, id, parts, WriteCondition::None)
-            .await
+        self.complete_upload_if(bucket, key, id, parts, WriteCondition::None, |_| {
+            Ok(Vec::new())
+        })
+        .await
     }
 
     /// [`Engine::complete_upload`] if `cond` holds for the key's current
     /// version, checked under the key's (and the upload's) stripe lock before
     /// anything is written. A failed condition leaves the upload and its
     /// parts in place.
+    ///
+    /// `derive` is called in the same critical section, with exactly the
+    /// chosen parts in order, once they are validated; its result becomes the
+    /// object's `meta.checksums` (the S3 layer derives the multipart
+    /// checksum there — the engine knows no checksum algorithm). An error
+    /// from it fails the completion like any other: nothing is written.
     pub async fn complete_upload_if(
         &self,
         bucket: &str,
@@ -183,6 +191,9 @@ impl Engine {
         id: UploadId,
         parts: Vec<CompletedPart>,
         cond: WriteCondition,
+        derive: impl FnOnce(&[(u32, PartRecord)]) -> EngineResult<Vec<(String, String)>>
+        + Send
+        + 'static,
     ) -> EngineResult<ObjectVersion> {
         let b = self.inner.bucket(bucket)?;
         self.upload(bucket, key, id)?;
@@ -226,6 +237,7 @@ impl Engine {
                 }
                 chosen.push((p.part_number, rec));
             }
+            let checksums = derive(&chosen)?;
             let mut md5s = Md5::new();
             let mut entries = Vec::new();
             let mut part_sizes = Vec::with_capacity(chosen.len());
@@ -249,7 +261,7 @@ impl Engine {
                 upload.meta.clone(),
                 part_sizes,
             )?;
-            version.meta.checksums = Vec::new();
+            version.meta.checksums = checksums;
             for (n, rec) in &chosen {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
                 batch.delete_part(id, *n)?;

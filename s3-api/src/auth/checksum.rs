@@ -114,6 +114,134 @@ impl ChecksumAlgorithm {
     }
 }
 
+/// How the checksum of a multipart object is derived from its parts
+/// (`x-amz-checksum-type`). A single PUT's checksum is always `FULL_OBJECT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChecksumType {
+    /// `H(H(part 1) ++ … ++ H(part N))`, sent as `base64-N`.
+    Composite,
+    /// The checksum of the whole object (CRCs only: combined from the parts'
+    /// CRCs and sizes).
+    FullObject,
+}
+
+impl ChecksumType {
+    /// `COMPOSITE` or `FULL_OBJECT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumType::Composite => "COMPOSITE",
+            ChecksumType::FullObject => "FULL_OBJECT",
+        }
+    }
+
+    /// Inverse of [`as_str`](Self::as_str), case-insensitive.
+    pub fn parse(s: &str) -> Option<Self> {
+        [ChecksumType::Composite, ChecksumType::FullObject]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// Reserved entry names in `ObjectMetadata::checksums` (never algorithm
+/// names: those are letters and digits only). On an object record,
+/// `CHECKSUM_TYPE_KEY` holds the stored checksum's type (absent: a single
+/// PUT, `FULL_OBJECT`); on an upload record, `CHECKSUM_ALGORITHM_KEY` and
+/// `CHECKSUM_TYPE_KEY` remember CreateMultipartUpload's
+/// `x-amz-checksum-algorithm` / `x-amz-checksum-type`.
+pub const CHECKSUM_TYPE_KEY: &str = "@type";
+/// See [`CHECKSUM_TYPE_KEY`].
+pub const CHECKSUM_ALGORITHM_KEY: &str = "@algorithm";
+
+/// The checksums stored with an object: each algorithm and base64 value
+/// (reserved entries skipped), and the type.
+pub fn stored_checksums(
+    pairs: &[(String, String)],
+) -> (Vec<(ChecksumAlgorithm, &str)>, ChecksumType) {
+    let mut values = Vec::new();
+    let mut ty = ChecksumType::FullObject;
+    for (name, value) in pairs {
+        if name == CHECKSUM_TYPE_KEY {
+            ty = ChecksumType::parse(value).unwrap_or(ChecksumType::FullObject);
+        } else if let Some(a) = ChecksumAlgorithm::from_sdk_name(name) {
+            values.push((a, value.as_str()));
+        }
+    }
+    (values, ty)
+}
+
+impl ChecksumAlgorithm {
+    /// Whether S3 allows this algorithm with this multipart checksum type:
+    /// FULL_OBJECT only for CRCs, COMPOSITE for all but CRC64NVME.
+    pub fn supports(self, ty: ChecksumType) -> bool {
+        match ty {
+            ChecksumType::FullObject => self.is_crc(),
+            ChecksumType::Composite => self != ChecksumAlgorithm::Crc64Nvme,
+        }
+    }
+
+    /// S3's default multipart checksum type for the algorithm.
+    pub fn default_type(self) -> ChecksumType {
+        if self == ChecksumAlgorithm::Crc64Nvme {
+            ChecksumType::FullObject
+        } else {
+            ChecksumType::Composite
+        }
+    }
+
+    fn is_crc(self) -> bool {
+        matches!(
+            self,
+            ChecksumAlgorithm::Crc32 | ChecksumAlgorithm::Crc32c | ChecksumAlgorithm::Crc64Nvme
+        )
+    }
+
+    fn crc_algorithm(self) -> Option<CrcAlgorithm> {
+        match self {
+            ChecksumAlgorithm::Crc32 => Some(CrcAlgorithm::Crc32IsoHdlc),
+            ChecksumAlgorithm::Crc32c => Some(CrcAlgorithm::Crc32Iscsi),
+            ChecksumAlgorithm::Crc64Nvme => Some(CrcAlgorithm::Crc64Nvme),
+            ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+        }
+    }
+
+    /// The object checksum of a multipart upload from its parts' raw
+    /// checksums and sizes, in part order, as S3 reports it: COMPOSITE is
+    /// `base64(H(c1 ++ … ++ cN))-N`, FULL_OBJECT the base64 CRC of the whole
+    /// object (the parts' CRCs combined). `None` if the type does not apply
+    /// to the algorithm, there are no parts, or a value has the wrong length.
+    pub fn multipart_checksum(self, ty: ChecksumType, parts: &[(Vec<u8>, u64)]) -> Option<String> {
+        if parts.is_empty()
+            || !self.supports(ty)
+            || parts.iter().any(|(raw, _)| raw.len() != self.output_len())
+        {
+            return None;
+        }
+        match ty {
+            ChecksumType::Composite => {
+                let mut h = self.hasher();
+                for (raw, _) in parts {
+                    h.update(raw);
+                }
+                Some(format!("{}-{}", h.finalize_base64(), parts.len()))
+            }
+            ChecksumType::FullObject => {
+                let crc = self.crc_algorithm()?;
+                let as_u64 =
+                    |raw: &[u8]| raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+                let mut acc = as_u64(&parts[0].0);
+                for (raw, size) in &parts[1..] {
+                    // Appending nothing leaves the CRC as it is.
+                    if *size > 0 {
+                        acc = crc_fast::checksum_combine(crc, acc, as_u64(raw), *size);
+                    }
+                }
+                let bytes = acc.to_be_bytes();
+                Some(BASE64.encode(&bytes[8 - self.output_len()..]))
+            }
+        }
+    }
+}
+
 impl fmt::Display for ChecksumAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_sdk_name())
@@ -295,6 +423,74 @@ mod tests {
             "x-amz-checksum-crc32"
         );
         assert_eq!(ChecksumAlgorithm::Crc64Nvme.as_sdk_name(), "CRC64NVME");
+    }
+
+    #[test]
+    fn multipart_checksums_composite_and_full_object() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 31 + 7) as u8).collect();
+        let cuts = [0usize, 40_000, 40_000, 90_000, 100_000];
+        let raw = |alg: ChecksumAlgorithm, d: &[u8]| {
+            let mut h = alg.hasher();
+            h.update(d);
+            h.finalize()
+        };
+        for alg in ChecksumAlgorithm::ALL {
+            let parts: Vec<(Vec<u8>, u64)> = cuts
+                .windows(2)
+                .map(|w| (raw(alg, &data[w[0]..w[1]]), (w[1] - w[0]) as u64))
+                .collect();
+            if alg.supports(ChecksumType::FullObject) {
+                assert_eq!(
+                    alg.multipart_checksum(ChecksumType::FullObject, &parts),
+                    Some(BASE64.encode(raw(alg, &data))),
+                    "{alg}"
+                );
+            } else {
+                assert_eq!(
+                    alg.multipart_checksum(ChecksumType::FullObject, &parts),
+                    None
+                );
+            }
+            if alg.supports(ChecksumType::Composite) {
+                let concat: Vec<u8> = parts.iter().flat_map(|(c, _)| c.clone()).collect();
+                assert_eq!(
+                    alg.multipart_checksum(ChecksumType::Composite, &parts),
+                    Some(format!("{}-4", BASE64.encode(raw(alg, &concat)))),
+                    "{alg}"
+                );
+            } else {
+                assert_eq!(
+                    alg.multipart_checksum(ChecksumType::Composite, &parts),
+                    None
+                );
+            }
+            assert_eq!(alg.multipart_checksum(alg.default_type(), &[]), None);
+        }
+        assert_eq!(
+            ChecksumAlgorithm::Crc32
+                .multipart_checksum(ChecksumType::Composite, &[(vec![1, 2], 5)]),
+            None
+        );
+    }
+
+    #[test]
+    fn stored_checksums_skip_reserved_entries() {
+        let pairs = vec![
+            ("CRC32".to_owned(), "AAAAAA==-2".to_owned()),
+            (CHECKSUM_TYPE_KEY.to_owned(), "COMPOSITE".to_owned()),
+        ];
+        let (values, ty) = stored_checksums(&pairs);
+        assert_eq!(values, vec![(ChecksumAlgorithm::Crc32, "AAAAAA==-2")]);
+        assert_eq!(ty, ChecksumType::Composite);
+        let single = [("SHA256".to_owned(), "x".to_owned())];
+        let (values, ty) = stored_checksums(&single);
+        assert_eq!(values.len(), 1);
+        assert_eq!(ty, ChecksumType::FullObject);
+        assert_eq!(
+            ChecksumType::parse("full_object"),
+            Some(ChecksumType::FullObject)
+        );
+        assert_eq!(ChecksumType::parse("other"), None);
     }
 
     #[test]

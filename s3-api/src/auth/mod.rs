@@ -24,7 +24,10 @@ mod tests;
 
 use std::time::SystemTime;
 
-pub use checksum::{ChecksumAlgorithm, ChecksumHasher};
+pub use checksum::{
+    CHECKSUM_ALGORITHM_KEY, CHECKSUM_TYPE_KEY, ChecksumAlgorithm, ChecksumHasher, ChecksumType,
+    stored_checksums,
+};
 pub use chunked::{
     AwsChunkedDecoder, MAX_CHUNK_LINE_LEN, MAX_CHUNK_SIZE, MAX_TRAILER_HEADERS, MAX_TRAILER_LEN,
 };

@@ -1,12 +1,17 @@
 //! Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort,
 //! ListParts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use cairn_storage_engine::{CompletedPart, NewPart, PART_NUMBER_MAX, UploadId};
-use http::{Response, StatusCode};
+use cairn_storage_engine::{
+    CompletedPart, EngineError, NewPart, PART_NUMBER_MAX, PartRecord, UploadId,
+};
+use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::auth::{
+    CHECKSUM_ALGORITHM_KEY, CHECKSUM_TYPE_KEY, ChecksumAlgorithm, ChecksumType, stored_checksums,
+};
 use crate::body::BodyReader;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
@@ -46,13 +51,82 @@ pub(crate) async fn create(
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
     check_key(key)?;
-    let meta = object_metadata(&ctx.parts.headers)?;
+    let mut meta = object_metadata(&ctx.parts.headers)?;
+    let declared = declared_checksum(ctx)?;
+    if let Some((algo, ty)) = declared {
+        // Remembered on the upload record under reserved names (never
+        // algorithm names); CompleteMultipartUpload reads them back.
+        meta.checksums = vec![
+            (
+                CHECKSUM_ALGORITHM_KEY.to_owned(),
+                algo.as_sdk_name().to_owned(),
+            ),
+            (CHECKSUM_TYPE_KEY.to_owned(), ty.as_str().to_owned()),
+        ];
+    }
     let id = svc.engine.create_upload(bucket, key, meta).await?;
     let mut w = XmlWriter::new("InitiateMultipartUploadResult");
     w.elem("Bucket", bucket)
         .elem("Key", key)
         .elem("UploadId", &id.to_hex());
-    xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"))
+    let mut resp = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"))?;
+    if let Some((algo, ty)) = declared {
+        let h = resp.headers_mut();
+        h.insert(
+            "x-amz-checksum-algorithm",
+            HeaderValue::from_static(algo.as_sdk_name()),
+        );
+        h.insert("x-amz-checksum-type", HeaderValue::from_static(ty.as_str()));
+    }
+    Ok(resp)
+}
+
+/// CreateMultipartUpload's `x-amz-checksum-algorithm` and
+/// `x-amz-checksum-type` (defaulting to the algorithm's default type).
+/// A type without an algorithm, or one the algorithm does not support
+/// (FULL_OBJECT with SHA, COMPOSITE with CRC64NVME), is refused as S3 does.
+fn declared_checksum(ctx: &RequestCtx) -> S3Result<Option<(ChecksumAlgorithm, ChecksumType)>> {
+    let algo = match ctx.header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(v) => Some(ChecksumAlgorithm::from_sdk_name(v.trim()).ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Checksum algorithm provided is unsupported. Please try again with any of the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]",
+                "x-amz-checksum-algorithm",
+                v,
+            )
+        })?),
+    };
+    let ty = match ctx.header("x-amz-checksum-type") {
+        None => None,
+        Some(v) => Some(ChecksumType::parse(v).ok_or_else(|| {
+            S3Error::invalid_argument(
+                "Value for x-amz-checksum-type header is invalid.",
+                "x-amz-checksum-type",
+                v,
+            )
+        })?),
+    };
+    match (algo, ty) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.",
+        )),
+        (Some(a), ty) => {
+            let ty = ty.unwrap_or_else(|| a.default_type());
+            if !a.supports(ty) {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "The {} checksum type cannot be used with the {} checksum algorithm.",
+                        ty.as_str(),
+                        a.as_sdk_name().to_lowercase()
+                    ),
+                ));
+            }
+            Ok(Some((a, ty)))
+        }
+    }
 }
 
 pub(crate) async fn upload_part(
@@ -159,31 +233,239 @@ pub(crate) async fn complete(
     let key = ctx.key()?.to_owned();
     let id = upload_id(ctx)?;
     let cond = write_condition(&ctx.parts.headers)?;
-    svc.engine.upload(&bucket, &key, id)?;
+    let upload = svc.engine.upload(&bucket, &key, id)?;
+    let plan = ChecksumPlan::new(ctx, &upload.meta.checksums)?;
     let (doc, _) = read_xml_body(ctx, body).await?;
     let doc: CompleteMultipartUploadDoc =
         parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
     if doc.parts.is_empty() || doc.parts.len() > PART_NUMBER_MAX as usize {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
-    let parts = doc
-        .parts
-        .into_iter()
-        .map(|p| CompletedPart {
+    let mut listed = Vec::with_capacity(doc.parts.len());
+    let mut parts = Vec::with_capacity(doc.parts.len());
+    for p in doc.parts {
+        let sums: Vec<(&'static str, String)> = p
+            .checksums()
+            .into_iter()
+            .map(|(name, v)| (name, v.to_owned()))
+            .collect();
+        listed.push((p.part_number, sums));
+        parts.push(CompletedPart {
             part_number: p.part_number,
             etag: p.etag,
+        });
+    }
+    // An S3 error found inside the engine's critical section (the callback
+    // can only return engine errors) is handed back through this slot.
+    let failure: Arc<Mutex<Option<S3Error>>> = Arc::new(Mutex::new(None));
+    let slot = failure.clone();
+    let derive = move |chosen: &[(u32, PartRecord)]| {
+        check_listed_part_checksums(&listed, chosen)?;
+        plan.derive(chosen).map_err(|e| {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some(e);
+            }
+            EngineError::Internal("multipart checksum check failed".into())
         })
-        .collect();
-    let version = svc
+    };
+    let version = match svc
         .engine
-        .complete_upload_if(&bucket, &key, id, parts, cond)
-        .await?;
+        .complete_upload_if(&bucket, &key, id, parts, cond, derive)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => {
+            let found = failure.lock().ok().and_then(|mut g| g.take());
+            return Err(found.unwrap_or_else(|| e.into()));
+        }
+    };
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &format!("/{bucket}/{key}"))
         .elem("Bucket", &bucket)
         .elem("Key", &key)
         .elem("ETag", &quoted_etag(&version.etag));
+    let (checksums, ty) = stored_checksums(&version.meta.checksums);
+    for (algo, value) in &checksums {
+        w.elem(&format!("Checksum{}", algo.as_sdk_name()), value);
+    }
+    if !checksums.is_empty() {
+        w.elem("ChecksumType", ty.as_str());
+    }
     xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"))
+}
+
+/// Per-part checksums listed in the Complete document must equal the ones
+/// stored with the chosen parts (compared as raw bytes); otherwise the part
+/// is `InvalidPart`, as S3 answers.
+fn check_listed_part_checksums(
+    listed: &[(u32, Vec<(&'static str, String)>)],
+    chosen: &[(u32, PartRecord)],
+) -> Result<(), EngineError> {
+    for ((n, sums), (chosen_n, rec)) in listed.iter().zip(chosen) {
+        debug_assert_eq!(n, chosen_n);
+        for (name, value) in sums {
+            let Some(algo) = ChecksumAlgorithm::from_sdk_name(name) else {
+                continue;
+            };
+            let stored = rec
+                .checksums
+                .iter()
+                .find(|(a, _)| a.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| algo.decode_value(v));
+            if stored.is_none() || stored != algo.decode_value(value) {
+                return Err(EngineError::InvalidPart {
+                    part_number: *chosen_n,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What CompleteMultipartUpload derives as the object's checksum: the
+/// algorithm and type declared at CreateMultipartUpload (else the one
+/// algorithm every chosen part carries, with its default type, or the type
+/// the Complete request names), and the whole-object value the client may
+/// send in `x-amz-checksum-<algorithm>` to be checked.
+struct ChecksumPlan {
+    declared: Option<ChecksumAlgorithm>,
+    ty: Option<ChecksumType>,
+    expected: Option<(ChecksumAlgorithm, String)>,
+}
+
+impl ChecksumPlan {
+    fn new(ctx: &RequestCtx, upload_meta: &[(String, String)]) -> S3Result<ChecksumPlan> {
+        let entry = |name: &str| {
+            upload_meta
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let declared = entry(CHECKSUM_ALGORITHM_KEY).and_then(ChecksumAlgorithm::from_sdk_name);
+        let declared_ty = entry(CHECKSUM_TYPE_KEY).and_then(ChecksumType::parse);
+        let requested_ty = match ctx.header("x-amz-checksum-type") {
+            None => None,
+            Some(v) => Some(ChecksumType::parse(v).ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Value for x-amz-checksum-type header is invalid.",
+                    "x-amz-checksum-type",
+                    v,
+                )
+            })?),
+        };
+        if let (Some(d), Some(r)) = (declared_ty, requested_ty)
+            && d != r
+        {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                format!(
+                    "The upload was created using the {} checksum mode. The complete request must use the same checksum mode.",
+                    d.as_str()
+                ),
+            ));
+        }
+        let mut expected = None;
+        for algo in ChecksumAlgorithm::ALL {
+            if let Some(v) = ctx.header(algo.header_name()) {
+                if expected.is_some() {
+                    return Err(S3Error::with_message(
+                        S3ErrorCode::InvalidRequest,
+                        "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+                    ));
+                }
+                expected = Some((algo, v.trim().to_owned()));
+            }
+        }
+        Ok(ChecksumPlan {
+            declared,
+            ty: declared_ty.or(requested_ty),
+            expected,
+        })
+    }
+
+    /// The object's `meta.checksums` for exactly the chosen parts: the value
+    /// and the reserved type entry, or nothing when the parts do not all
+    /// carry the algorithm.
+    fn derive(&self, chosen: &[(u32, PartRecord)]) -> S3Result<Vec<(String, String)>> {
+        let derived = self.compute(chosen);
+        if let Some((algo, want)) = &self.expected {
+            let Some((got_algo, ty, got)) = &derived else {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "The upload has no {} checksum to check the value sent against.",
+                        algo.as_sdk_name()
+                    ),
+                ));
+            };
+            if got_algo != algo {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidRequest,
+                    format!(
+                        "The upload was created using a {} checksum. The complete request specified a {} checksum.",
+                        got_algo.as_sdk_name().to_lowercase(),
+                        algo.as_sdk_name().to_lowercase()
+                    ),
+                ));
+            }
+            // A composite value may be sent with or without its `-N`.
+            let matches = match ty {
+                ChecksumType::FullObject => want == got,
+                ChecksumType::Composite => {
+                    want == got || got.rsplit_once('-').is_some_and(|(v, _)| v == want)
+                }
+            };
+            if !matches {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::BadDigest,
+                    format!(
+                        "The {} you specified did not match the calculated checksum.",
+                        algo.as_sdk_name().to_lowercase()
+                    ),
+                ));
+            }
+        }
+        Ok(match derived {
+            None => Vec::new(),
+            Some((algo, ty, value)) => vec![
+                (algo.as_sdk_name().to_owned(), value),
+                (CHECKSUM_TYPE_KEY.to_owned(), ty.as_str().to_owned()),
+            ],
+        })
+    }
+
+    fn compute(
+        &self,
+        chosen: &[(u32, PartRecord)],
+    ) -> Option<(ChecksumAlgorithm, ChecksumType, String)> {
+        let part_algo = |rec: &PartRecord| {
+            rec.checksums
+                .iter()
+                .find_map(|(name, _)| ChecksumAlgorithm::from_sdk_name(name))
+        };
+        let algo = match self.declared {
+            Some(a) => a,
+            None => {
+                let first = part_algo(&chosen.first()?.1)?;
+                if chosen.iter().any(|(_, rec)| part_algo(rec) != Some(first)) {
+                    return None;
+                }
+                first
+            }
+        };
+        let ty = self.ty.unwrap_or_else(|| algo.default_type());
+        let mut raws = Vec::with_capacity(chosen.len());
+        for (_, rec) in chosen {
+            let raw = rec
+                .checksums
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(algo.as_sdk_name()))
+                .and_then(|(_, v)| algo.decode_value(v))?;
+            raws.push((raw, rec.size));
+        }
+        let value = algo.multipart_checksum(ty, &raws)?;
+        Some((algo, ty, value))
+    }
 }
 
 pub(crate) async fn abort(

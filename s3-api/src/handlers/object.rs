@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
+use crate::auth::stored_checksums;
 use crate::body::BodyReader;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
@@ -106,7 +107,9 @@ pub(crate) async fn put_object(
         .status(StatusCode::OK)
         .header("etag", quoted_etag(&version.etag));
     if let Some((algo, value)) = &digests.checksum {
-        resp = resp.header(algo.header_name(), value.as_str());
+        resp = resp
+            .header(algo.header_name(), value.as_str())
+            .header("x-amz-checksum-type", "FULL_OBJECT");
     }
     resp.body(empty()).map_err(S3Error::internal)
 }
@@ -347,7 +350,7 @@ fn header_u32(ctx: &RequestCtx, name: &str, default: u32) -> S3Result<u32> {
 
 /// GetObjectAttributes (`GET ?attributes`, routed with GetObject): what the
 /// object record already holds — ETag, the full-object checksum sent with a
-/// single PUT, part count and sizes of a multipart object (as ObjectParts,
+/// single PUT or derived at CompleteMultipartUpload (with its type), part count and sizes of a multipart object (as ObjectParts,
 /// paged by `x-amz-max-parts` / `x-amz-part-number-marker`), storage class
 /// and size. No data is read.
 fn object_attributes(ctx: &RequestCtx, version: &ObjectVersion) -> S3Result<Response<RespBody>> {
@@ -383,12 +386,14 @@ fn object_attributes(ctx: &RequestCtx, version: &ObjectVersion) -> S3Result<Resp
         // S3 returns this ETag without quotes.
         w.elem("ETag", &version.etag);
     }
-    if has("Checksum") && !version.meta.checksums.is_empty() {
+    let (checksums, checksum_type) = stored_checksums(&version.meta.checksums);
+    if has("Checksum") && !checksums.is_empty() {
         w.open("Checksum");
-        for (algo, value) in &version.meta.checksums {
-            w.elem(&format!("Checksum{algo}"), value);
+        for (algo, value) in &checksums {
+            w.elem(&format!("Checksum{}", algo.as_sdk_name()), value);
         }
-        w.elem("ChecksumType", "FULL_OBJECT").close("Checksum");
+        w.elem("ChecksumType", checksum_type.as_str())
+            .close("Checksum");
     }
     if has("ObjectParts") && !version.part_sizes.is_empty() {
         let total = version.part_sizes.len();
