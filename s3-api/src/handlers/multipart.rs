@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use crate::auth::{
     CHECKSUM_ALGORITHM_KEY, CHECKSUM_TYPE_KEY, ChecksumAlgorithm, ChecksumType, stored_checksums,
 };
-use crate::body::BodyReader;
+use crate::body::{BodyError, BodyReader, ChecksumExpectation};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
     check_key, iso8601, object_metadata, parse_copy_source_range, quoted_etag, write_condition,
@@ -21,7 +21,7 @@ use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, 
 use crate::xml::{CompleteMultipartUploadDoc, XmlWriter, owner, parse};
 
 use super::object::{check_copy_source_conditions, parse_copy_source};
-use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body};
+use super::{PUT_SIZE_MAX_BYTES, XML_BODY_MAX_BYTES, body_spec};
 
 fn upload_id(ctx: &RequestCtx) -> S3Result<UploadId> {
     ctx.query
@@ -235,9 +235,27 @@ pub(crate) async fn complete(
     let cond = write_condition(&ctx.parts.headers)?;
     let upload = svc.engine.upload(&bucket, &key, id)?;
     let plan = ChecksumPlan::new(ctx, &upload.meta.checksums)?;
-    let (doc, _) = read_xml_body(ctx, body).await?;
+    // On CompleteMultipartUpload an `x-amz-checksum-*` header is the
+    // object's checksum (checked by `ChecksumPlan`), not the XML body's: only
+    // a trailer checksum is verified against the body.
+    let mut spec = body_spec(ctx, XML_BODY_MAX_BYTES)?;
+    if matches!(spec.checksum, Some((_, ChecksumExpectation::Header(_)))) {
+        spec.checksum = None;
+    }
+    let bytes = BodyReader::new(body, spec)
+        .read_to_end()
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge => S3Error::with_message(
+                S3ErrorCode::MalformedXML,
+                "The XML document is larger than this server accepts.",
+            ),
+            other => other.into(),
+        })?
+        .0;
+    let doc = std::str::from_utf8(&bytes).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
     let doc: CompleteMultipartUploadDoc =
-        parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+        parse(doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
     if doc.parts.is_empty() || doc.parts.len() > PART_NUMBER_MAX as usize {
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
