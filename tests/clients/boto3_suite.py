@@ -15,12 +15,14 @@ AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION. Exits non-zero on the first
 failed check, with the step in the message.
 """
 
+import base64
 import hashlib
 import os
 import random
 import sys
 import urllib.error
 import urllib.request
+import zlib
 
 import boto3
 import botocore
@@ -264,6 +266,60 @@ def main():
         same(f.read(), big, "download_file")
     g = s3.get_object(Bucket=bucket, Key="multi/big.bin", PartNumber=2)
     same(g["Body"].read(), parts[1], "GET partNumber=2")
+
+    step("multipart checksum: COMPOSITE CRC32 of the part CRC32s, '-3'")
+    h = s3.head_object(Bucket=bucket, Key="multi/big.bin", ChecksumMode="ENABLED")
+    if mode == "default":
+        # boto3 sent a CRC32 with every part: the object's checksum is the
+        # CRC32 of the parts' big-endian CRC32s, with the part count.
+        crcs = b"".join(zlib.crc32(p).to_bytes(4, "big") for p in parts)
+        want = base64.b64encode(zlib.crc32(crcs).to_bytes(4, "big")).decode() + "-3"
+        same(h.get("ChecksumCRC32"), want, "composite ChecksumCRC32")
+        same(h.get("ChecksumType"), "COMPOSITE", "ChecksumType")
+        # boto3 validates response checksums on GET; it skips composite ones
+        # (they are not the body's CRC) and must not fail here.
+        g = s3.get_object(Bucket=bucket, Key="multi/big.bin", ChecksumMode="ENABLED")
+        same(g.get("ChecksumCRC32"), want, "GET ChecksumCRC32")
+        same(g["Body"].read(), big, "GET with ChecksumMode=ENABLED")
+        attrs = s3.get_object_attributes(
+            Bucket=bucket, Key="multi/big.bin", ObjectAttributes=["Checksum"]
+        )
+        same(attrs["Checksum"].get("ChecksumCRC32"), want, "attributes ChecksumCRC32")
+        same(attrs["Checksum"].get("ChecksumType"), "COMPOSITE", "attributes ChecksumType")
+    else:
+        # No part checksums were sent: the object has none.
+        check("ChecksumCRC32" not in h, f"unexpected checksum {h.get('ChecksumCRC32')}")
+
+    step("multipart checksum: FULL_OBJECT CRC32 declared at create")
+    mp = s3.create_multipart_upload(
+        Bucket=bucket, Key="multi/full.bin", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT"
+    )
+    same(mp.get("ChecksumType"), "FULL_OBJECT", "create ChecksumType")
+    done = []
+    for i, p in enumerate(parts, start=1):
+        r = s3.upload_part(
+            Bucket=bucket,
+            Key="multi/full.bin",
+            UploadId=mp["UploadId"],
+            PartNumber=i,
+            Body=p,
+            ChecksumAlgorithm="CRC32",
+        )
+        done.append({"PartNumber": i, "ETag": r["ETag"], "ChecksumCRC32": r["ChecksumCRC32"]})
+    r = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="multi/full.bin",
+        UploadId=mp["UploadId"],
+        MultipartUpload={"Parts": done},
+    )
+    want = base64.b64encode(zlib.crc32(big).to_bytes(4, "big")).decode()
+    same(r.get("ChecksumCRC32"), want, "complete ChecksumCRC32 (whole object)")
+    same(r.get("ChecksumType"), "FULL_OBJECT", "complete ChecksumType")
+    # A full-object CRC32 is validated by boto3 against the body it reads.
+    g = s3.get_object(Bucket=bucket, Key="multi/full.bin", ChecksumMode="ENABLED")
+    same(g["Body"].read(), big, "GET full-object checksum")
+    same(g.get("ChecksumType"), "FULL_OBJECT", "GET ChecksumType")
+    objects["multi/full.bin"] = big
     # A file-like object through upload_fileobj (also multipart).
     with open(src, "rb") as f:
         s3.upload_fileobj(f, bucket, "multi/fileobj.bin")
