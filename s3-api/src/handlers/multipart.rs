@@ -320,7 +320,14 @@ fn check_listed_part_checksums(
     chosen: &[(u32, PartRecord)],
 ) -> Result<(), EngineError> {
     for ((n, sums), (chosen_n, rec)) in listed.iter().zip(chosen) {
-        debug_assert_eq!(n, chosen_n);
+        // The engine chose the parts in the document's order; anything else
+        // is a broken invariant, refused rather than checked against the
+        // wrong part.
+        if n != chosen_n {
+            return Err(EngineError::Internal(
+                "chosen parts out of the document's order".into(),
+            ));
+        }
         for (name, value) in sums {
             let Some(algo) = ChecksumAlgorithm::from_sdk_name(name) else {
                 continue;
