@@ -1146,3 +1146,111 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
         resp.text()
     );
 }
+
+#[test]
+fn bucket_tagging_put_get_delete_limits_and_restart() {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    fn tagging(n: usize) -> Tagging {
+        let tags = (0..n)
+            .map(|i| {
+                Tag::builder()
+                    .key(format!("key-{i}"))
+                    .value(format!("value {i}"))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        Tagging::builder().set_tag_set(Some(tags)).build().unwrap()
+    }
+    run(async {
+        let mut server = TestServer::start();
+        let c = sdk_client(&server);
+        create_bucket(&c, "tagged-bucket").await;
+
+        // No tag set yet: NoSuchTagSet (404).
+        let err = c
+            .get_bucket_tagging()
+            .bucket("tagged-bucket")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchTagSet"));
+
+        c.put_bucket_tagging()
+            .bucket("tagged-bucket")
+            .tagging(tagging(3))
+            .send()
+            .await
+            .unwrap();
+        let got = c
+            .get_bucket_tagging()
+            .bucket("tagged-bucket")
+            .send()
+            .await
+            .unwrap();
+        let pairs: Vec<(&str, &str)> = got.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("key-0", "value 0"),
+                ("key-1", "value 1"),
+                ("key-2", "value 2")
+            ]
+        );
+
+        // Up to 50 tags; 51 is InvalidTag and changes nothing.
+        c.put_bucket_tagging()
+            .bucket("tagged-bucket")
+            .tagging(tagging(50))
+            .send()
+            .await
+            .unwrap();
+        let err = c
+            .put_bucket_tagging()
+            .bucket("tagged-bucket")
+            .tagging(tagging(51))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidTag"));
+        let got = c
+            .get_bucket_tagging()
+            .bucket("tagged-bucket")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.tag_set().len(), 50);
+
+        // Missing bucket.
+        let err = c
+            .get_bucket_tagging()
+            .bucket("no-such-bucket")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
+
+        // Survives a restart; DeleteBucketTagging removes the set.
+        server.restart(false);
+        let c = sdk_client(&server);
+        let got = c
+            .get_bucket_tagging()
+            .bucket("tagged-bucket")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.tag_set().len(), 50);
+        c.delete_bucket_tagging()
+            .bucket("tagged-bucket")
+            .send()
+            .await
+            .unwrap();
+        let err = c
+            .get_bucket_tagging()
+            .bucket("tagged-bucket")
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchTagSet"));
+    });
+}

@@ -41,6 +41,7 @@ pub enum S3ErrorCode {
     NoSuchKey,
     NoSuchUpload,
     NoSuchVersion,
+    NoSuchTagSet,
     NotImplemented,
     NotModified,
     PreconditionFailed,
@@ -84,6 +85,7 @@ impl S3ErrorCode {
             NoSuchKey => "NoSuchKey",
             NoSuchUpload => "NoSuchUpload",
             NoSuchVersion => "NoSuchVersion",
+            NoSuchTagSet => "NoSuchTagSet",
             NotImplemented => "NotImplemented",
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
@@ -100,7 +102,9 @@ impl S3ErrorCode {
             AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
                 StatusCode::FORBIDDEN
             }
-            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchTagSet => {
+                StatusCode::NOT_FOUND
+            }
             BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -186,6 +190,7 @@ impl S3ErrorCode {
                 "The specified multipart upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
             }
             NoSuchVersion => "The specified version does not exist.",
+            NoSuchTagSet => "The TagSet does not exist",
             NotModified => "Not Modified",
             PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
             NotImplemented => {

@@ -30,6 +30,9 @@ pub enum Operation {
     GetObjectTagging,
     PutObjectTagging,
     DeleteObjectTagging,
+    GetBucketTagging,
+    PutBucketTagging,
+    DeleteBucketTagging,
     CreateMultipartUpload,
     UploadPart,
     CompleteMultipartUpload,
@@ -67,6 +70,9 @@ impl Operation {
             GetObjectTagging => "GetObjectTagging",
             PutObjectTagging => "PutObjectTagging",
             DeleteObjectTagging => "DeleteObjectTagging",
+            GetBucketTagging => "GetBucketTagging",
+            PutBucketTagging => "PutBucketTagging",
+            DeleteBucketTagging => "DeleteBucketTagging",
             CreateMultipartUpload => "CreateMultipartUpload",
             UploadPart => "UploadPart",
             CompleteMultipartUpload => "CompleteMultipartUpload",
@@ -177,7 +183,6 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "publicAccessBlock",
     "replication",
     "requestPayment",
-    "tagging",
     "website",
 ];
 
@@ -218,6 +223,14 @@ pub fn route(
             if q.has("versions") {
                 return match *method {
                     Method::GET => ListObjectVersions,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("tagging") {
+                return match *method {
+                    Method::GET => GetBucketTagging,
+                    Method::PUT => PutBucketTagging,
+                    Method::DELETE => DeleteBucketTagging,
                     _ => MethodNotAllowed,
                 };
             }
@@ -402,7 +415,7 @@ mod tests {
         );
         assert_eq!(
             route(&Method::PUT, Some("b"), None, &q("tagging"), false),
-            Operation::Unsupported("tagging")
+            Operation::PutBucketTagging
         );
         assert_eq!(
             route(&Method::GET, Some("b"), Some("k"), &q("attributes"), false),

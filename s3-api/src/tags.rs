@@ -9,6 +9,8 @@ use crate::error::{S3Error, S3ErrorCode, S3Result};
 
 /// Tags per object.
 pub const TAGS_PER_OBJECT_MAX: usize = 10;
+/// S3's limit on tags per bucket.
+pub const TAGS_PER_BUCKET_MAX: usize = 50;
 /// Tag key length in Unicode characters.
 pub const TAG_KEY_MAX_CHARS: usize = 128;
 /// Tag value length in Unicode characters.
@@ -32,6 +34,20 @@ pub fn validate_tags(tags: &[(String, String)]) -> S3Result<()> {
             "Object tags cannot be greater than {TAGS_PER_OBJECT_MAX}"
         )));
     }
+    validate_tag_pairs(tags)
+}
+
+/// Bucket tag sets: the same rules with up to 50 tags.
+pub fn validate_bucket_tags(tags: &[(String, String)]) -> S3Result<()> {
+    if tags.len() > TAGS_PER_BUCKET_MAX {
+        return Err(invalid(format!(
+            "Bucket tags cannot be greater than {TAGS_PER_BUCKET_MAX}"
+        )));
+    }
+    validate_tag_pairs(tags)
+}
+
+fn validate_tag_pairs(tags: &[(String, String)]) -> S3Result<()> {
     for (i, (key, value)) in tags.iter().enumerate() {
         let key_chars = key.chars().count();
         if key_chars == 0 || key_chars > TAG_KEY_MAX_CHARS || !key.chars().all(tag_char_ok) {

@@ -220,7 +220,7 @@ pub(crate) struct Inner {
     /// Serialises read-modify-write of one object key or upload id.
     key_locks: Vec<AsyncMutex<()>>,
     /// Serialises bucket creation and deletion.
-    bucket_lock: AsyncMutex<()>,
+    pub(crate) bucket_lock: AsyncMutex<()>,
     /// Serialise, per chunk, "the record exists → pin it" (dedup) with "the
     /// record is still unreferenced → delete it" (garbage collection).
     chunk_locks: Vec<Mutex<()>>,
@@ -398,6 +398,7 @@ impl Engine {
                 &BucketRecord {
                     id,
                     created_ms: crate::now_ms(),
+                    tags: Vec::new(),
                 },
             )?;
             inner.meta.write(b)

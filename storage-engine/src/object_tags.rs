@@ -1,5 +1,6 @@
-//! Object tags: replacing the tag set of an object's current version.
+//! Object and bucket tags.
 //!
+//! Object tags: replacing the tag set of an object's current version.
 //! Tags are part of the version's metadata record. Changing them rewrites
 //! that record in place: same version id, size, ETag, last-modified time and
 //! manifest, so no chunk reference changes (S3 does not treat a tag change
@@ -33,6 +34,31 @@ impl Engine {
             batch.put_object(b.id, &key, &version)?;
             inner.meta.write(batch)?;
             Ok(version)
+        })
+        .await
+    }
+
+    /// The bucket's tags (empty when none are set).
+    pub fn bucket_tags(&self, bucket: &str) -> EngineResult<Vec<(String, String)>> {
+        Ok(self.inner.bucket(bucket)?.tags)
+    }
+
+    /// Replaces the bucket's tags (empty removes them), under the bucket
+    /// lock and in one synced metadata batch. Validation is the caller's job.
+    pub async fn set_bucket_tags(
+        &self,
+        bucket: &str,
+        tags: Vec<(String, String)>,
+    ) -> EngineResult<()> {
+        let _g = self.inner.bucket_lock.lock().await;
+        let inner = self.inner.clone();
+        let name = bucket.to_owned();
+        blocking(move || {
+            let mut rec = inner.bucket(&name)?;
+            rec.tags = tags;
+            let mut batch = inner.meta.batch();
+            batch.put_bucket(&name, &rec)?;
+            inner.meta.write(batch)
         })
         .await
     }

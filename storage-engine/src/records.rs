@@ -508,30 +508,49 @@ impl ObjectVersion {
 }
 
 /// A bucket, stored under its name in the `buckets` column family.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketRecord {
     /// Random, never reused: objects are keyed by it, so a bucket deleted and
     /// created again cannot see leftovers of the old one.
     pub id: u64,
     pub created_ms: u64,
+    /// Bucket tags (PutBucketTagging), in the client's order; empty = none.
+    pub tags: Vec<(String, String)>,
 }
+
+/// Bucket records gained tags in version 2; version 1 (no tags) still decodes.
+const BUCKET_FORMAT_V2: u8 = 2;
 
 impl BucketRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(FORMAT_V1);
+        let mut w = RecordWriter::with_version(BUCKET_FORMAT_V2);
         w.u64(self.id).u64(self.created_ms);
+        write_pairs(&mut w, &self.tags);
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "bucket");
-        check_version(&mut r, "bucket")?;
-        let rec = BucketRecord {
-            id: r.u64()?,
-            created_ms: r.u64()?,
+        let version = r.u8()?;
+        if version != FORMAT_V1 && version != BUCKET_FORMAT_V2 {
+            return Err(CodecError::UnknownVersion {
+                what: "bucket",
+                version,
+            });
+        }
+        let id = r.u64()?;
+        let created_ms = r.u64()?;
+        let tags = if version == BUCKET_FORMAT_V2 {
+            read_pairs(&mut r)?
+        } else {
+            Vec::new()
         };
         r.finish()?;
-        Ok(rec)
+        Ok(BucketRecord {
+            id,
+            created_ms,
+            tags,
+        })
     }
 }
 
@@ -703,11 +722,20 @@ mod tests {
             entries: b.entries.clone(),
         };
         assert_eq!(PartRecord::decode(&p.encode()).unwrap(), p);
-        let br = BucketRecord {
+        let mut br = BucketRecord {
             id: 42,
             created_ms: 7,
+            tags: vec![],
         };
         assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
+        br.tags = vec![("team".into(), "ops".into())];
+        assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
+        // A version-1 record (before tags) still reads, with no tags.
+        let mut v1 = vec![FORMAT_V1];
+        v1.extend_from_slice(&42u64.to_le_bytes());
+        v1.extend_from_slice(&7u64.to_le_bytes());
+        let old = BucketRecord::decode(&v1).unwrap();
+        assert_eq!((old.id, old.created_ms, old.tags.len()), (42, 7, 0));
     }
 
     #[test]

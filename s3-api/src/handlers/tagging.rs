@@ -1,4 +1,6 @@
-//! Object tagging: GetObjectTagging, PutObjectTagging, DeleteObjectTagging.
+//! Object tagging: GetObjectTagging, PutObjectTagging, DeleteObjectTagging;
+//! bucket tagging: GetBucketTagging, PutBucketTagging, DeleteBucketTagging
+//! (the tag set lives in the bucket record).
 //! The tag set lives in the current version's metadata (also set by the
 //! `x-amz-tagging` header of PutObject / CreateMultipartUpload / CopyObject).
 
@@ -9,7 +11,7 @@ use hyper::body::Incoming;
 
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::service::{RequestCtx, RespBody, ServiceInner, xml_response};
-use crate::tags::validate_tags;
+use crate::tags::{validate_bucket_tags, validate_tags};
 use crate::xml::{TaggingDoc, XmlWriter, parse};
 
 use super::{read_xml_body, require_integrity_header};
@@ -85,4 +87,58 @@ pub(crate) async fn delete_object_tagging(
         .set_object_tags(ctx.bucket()?, ctx.key()?, Vec::new())
         .await?;
     with_version_header(crate::service::empty_response(StatusCode::NO_CONTENT))
+}
+
+fn tagging_xml(tags: &[(String, String)]) -> String {
+    let mut w = XmlWriter::new("Tagging");
+    w.open("TagSet");
+    for (k, v) in tags {
+        w.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
+    }
+    w.close("TagSet");
+    w.finish("Tagging")
+}
+
+pub(crate) fn get_bucket_tagging(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?;
+    let tags = svc.engine.bucket_tags(bucket)?;
+    if tags.is_empty() {
+        return Err(S3Error::new(S3ErrorCode::NoSuchTagSet).field("BucketName", bucket));
+    }
+    xml_response(StatusCode::OK, tagging_xml(&tags))
+}
+
+pub(crate) async fn put_bucket_tagging(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?.to_owned();
+    require_integrity_header(ctx)?;
+    // NoSuchBucket before the body is read.
+    svc.engine.bucket_tags(&bucket)?;
+    let (doc, _) = read_xml_body(ctx, body).await?;
+    let doc: TaggingDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    let tags: Vec<(String, String)> = doc
+        .tag_set
+        .tags
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect();
+    validate_bucket_tags(&tags)?;
+    svc.engine.set_bucket_tags(&bucket, tags).await?;
+    crate::service::empty_response(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn delete_bucket_tagging(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine
+        .set_bucket_tags(ctx.bucket()?, Vec::new())
+        .await?;
+    crate::service::empty_response(StatusCode::NO_CONTENT)
 }
