@@ -898,14 +898,14 @@ async fn object_tagging_api_header_limits_and_errors() {
         .unwrap();
     assert_eq!(out.version_id(), Some("null"));
 
-    // Bucket tagging stays NotImplemented.
+    // Object tags are not bucket tags: the bucket has no tag set.
     let err = c
         .get_bucket_tagging()
         .bucket(bucket)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(sdk_error_code(&err).as_deref(), Some("NotImplemented"));
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchTagSet"));
 
     // x-amz-tagging on CreateMultipartUpload reaches the completed object.
     let up = c
