@@ -40,13 +40,10 @@ pub(crate) fn get_object_tagging(
 ) -> S3Result<Response<RespBody>> {
     check_version(ctx)?;
     let version = svc.engine.head_object(ctx.bucket()?, ctx.key()?)?;
-    let mut w = XmlWriter::new("Tagging");
-    w.open("TagSet");
-    for (k, v) in &version.meta.tags {
-        w.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
-    }
-    w.close("TagSet");
-    with_version_header(xml_response(StatusCode::OK, w.finish("Tagging")))
+    with_version_header(xml_response(
+        StatusCode::OK,
+        tagging_xml(&version.meta.tags),
+    ))
 }
 
 pub(crate) async fn put_object_tagging(
@@ -60,14 +57,7 @@ pub(crate) async fn put_object_tagging(
     require_integrity_header(ctx)?;
     // NoSuchBucket / NoSuchKey before the body is read.
     svc.engine.head_object(&bucket, &key)?;
-    let (doc, _) = read_xml_body(ctx, body).await?;
-    let doc: TaggingDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
-    let tags: Vec<(String, String)> = doc
-        .tag_set
-        .tags
-        .into_iter()
-        .map(|t| (t.key, t.value))
-        .collect();
+    let tags = read_tag_set(ctx, body).await?;
     validate_tags(&tags)?;
     svc.engine.set_object_tags(&bucket, &key, tags).await?;
     with_version_header(
@@ -87,6 +77,18 @@ pub(crate) async fn delete_object_tagging(
         .set_object_tags(ctx.bucket()?, ctx.key()?, Vec::new())
         .await?;
     with_version_header(crate::service::empty_response(StatusCode::NO_CONTENT))
+}
+
+/// The `<Tagging><TagSet>…` request body as (key, value) pairs, in order.
+async fn read_tag_set(ctx: &mut RequestCtx, body: Incoming) -> S3Result<Vec<(String, String)>> {
+    let (doc, _) = read_xml_body(ctx, body).await?;
+    let doc: TaggingDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    Ok(doc
+        .tag_set
+        .tags
+        .into_iter()
+        .map(|t| (t.key, t.value))
+        .collect())
 }
 
 fn tagging_xml(tags: &[(String, String)]) -> String {
@@ -120,14 +122,7 @@ pub(crate) async fn put_bucket_tagging(
     require_integrity_header(ctx)?;
     // NoSuchBucket before the body is read.
     svc.engine.bucket_tags(&bucket)?;
-    let (doc, _) = read_xml_body(ctx, body).await?;
-    let doc: TaggingDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
-    let tags: Vec<(String, String)> = doc
-        .tag_set
-        .tags
-        .into_iter()
-        .map(|t| (t.key, t.value))
-        .collect();
+    let tags = read_tag_set(ctx, body).await?;
     validate_bucket_tags(&tags)?;
     svc.engine.set_bucket_tags(&bucket, tags).await?;
     crate::service::empty_response(StatusCode::NO_CONTENT)
