@@ -17,8 +17,92 @@ pub struct AdminArgs {
         global = true
     )]
     admin_url: String,
+    /// Access key to sign admin requests with (one of the server's S3
+    /// credentials). Falls back to AWS_ACCESS_KEY_ID.
+    #[arg(long, env = "CAIRN_ACCESS_KEY", global = true, hide_env_values = true)]
+    access_key: Option<String>,
+    /// Secret key for --access-key. Falls back to AWS_SECRET_ACCESS_KEY.
+    #[arg(long, env = "CAIRN_SECRET_KEY", global = true, hide_env_values = true)]
+    secret_key: Option<String>,
+    /// Region the server verifies signatures for (its --region).
+    #[arg(long, env = "CAIRN_REGION", default_value = "us-east-1", global = true)]
+    region: String,
     #[command(subcommand)]
     command: AdminCommand,
+}
+
+/// How admin requests are signed.
+struct Signer {
+    access_key: String,
+    secret_key: String,
+    region: String,
+}
+
+impl Signer {
+    fn from_args(args: &AdminArgs) -> Result<Signer, String> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let access_key = args.access_key.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret_key = args
+            .secret_key
+            .clone()
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        match (access_key, secret_key) {
+            (Some(access_key), Some(secret_key)) => Ok(Signer {
+                access_key,
+                secret_key,
+                region: args.region.clone(),
+            }),
+            _ => Err("admin requests are signed with the server's S3 credentials: set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or --access-key/--secret-key)".into()),
+        }
+    }
+
+    /// SigV4 headers (authorization, x-amz-date, x-amz-content-sha256) for
+    /// a bodiless request to `url`.
+    fn headers(
+        &self,
+        method: &str,
+        url: &str,
+        host: &str,
+    ) -> Result<Vec<(String, String)>, String> {
+        use aws_sigv4::http_request::{
+            PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings, sign,
+        };
+        let mut settings = SigningSettings::default();
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        let identity: aws_smithy_runtime_api::client::identity::Identity =
+            aws_credential_types::Credentials::new(
+                &self.access_key,
+                &self.secret_key,
+                None,
+                None,
+                "cairn-admin",
+            )
+            .into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("s3")
+            .time(std::time::SystemTime::now())
+            .settings(settings)
+            .build()
+            .map_err(|e| format!("signing: {e}"))?
+            .into();
+        let signable = SignableRequest::new(
+            method,
+            url,
+            [("host", host)].into_iter(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| format!("signing: {e}"))?;
+        let (instructions, _) = sign(signable, &params)
+            .map_err(|e| format!("signing: {e}"))?
+            .into_parts();
+        let (headers, _) = instructions.into_parts();
+        Ok(headers
+            .into_iter()
+            .map(|h| (h.name().to_owned(), h.value().to_owned()))
+            .collect())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +161,12 @@ struct HttpReply {
 
 /// One HTTP/1.1 exchange with `Connection: close` (the admin API is small,
 /// local and unauthenticated; no client library needed).
-fn call(base: &str, method: &str, path_and_query: &str) -> Result<HttpReply, String> {
+fn call(
+    signer: &Signer,
+    base: &str,
+    method: &str,
+    path_and_query: &str,
+) -> Result<HttpReply, String> {
     let authority = base
         .strip_prefix("http://")
         .ok_or_else(|| format!("admin URL must start with http://, got {base:?}"))?
@@ -92,11 +181,20 @@ fn call(base: &str, method: &str, path_and_query: &str) -> Result<HttpReply, Str
     })?;
     let timeout = Some(Duration::from_secs(3600));
     let _ = stream.set_read_timeout(timeout);
-    write!(
-        stream,
-        "{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(|e| format!("sending to {base}: {e}"))?;
+    let mut head = format!(
+        "{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n"
+    );
+    for (name, value) in signer.headers(
+        method,
+        &format!("http://{authority}{path_and_query}"),
+        authority,
+    )? {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| format!("sending to {base}: {e}"))?;
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)
@@ -110,6 +208,12 @@ fn call(base: &str, method: &str, path_and_query: &str) -> Result<HttpReply, Str
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("malformed status line from {base}"))?;
+    if status == 403 {
+        return Err(format!(
+            "the server refused the credentials: {} (use one of its S3 access keys)",
+            body.trim()
+        ));
+    }
     Ok(HttpReply {
         status,
         body: body.to_owned(),
@@ -188,13 +292,19 @@ fn progress_line(status: &str, elapsed: Duration) -> String {
 }
 
 /// Starts a scrub and (unless `no_wait`) follows it to the end.
-fn scrub(base: &str, rate: u64, no_wait: bool, what: &str) -> Result<bool, String> {
+fn scrub(
+    signer: &Signer,
+    base: &str,
+    rate: u64,
+    no_wait: bool,
+    what: &str,
+) -> Result<bool, String> {
     let path = if rate > 0 {
         format!("/admin/scrub?bytes_per_sec={rate}")
     } else {
         "/admin/scrub".to_owned()
     };
-    let started = call(base, "POST", &path)?;
+    let started = call(signer, base, "POST", &path)?;
     match started.status {
         202 => eprintln!("cairn: {what} started"),
         409 => eprintln!("cairn: a scrub is already running; following it"),
@@ -207,7 +317,7 @@ fn scrub(base: &str, rate: u64, no_wait: bool, what: &str) -> Result<bool, Strin
     let t0 = Instant::now();
     let mut last_line = Instant::now();
     loop {
-        let status = call(base, "GET", "/admin/scrub")?.body;
+        let status = call(signer, base, "GET", "/admin/scrub")?.body;
         let running = field(&status, "running") == Some("true");
         let line = progress_line(&status, t0.elapsed());
         if tty {
@@ -238,8 +348,8 @@ fn scrub(base: &str, rate: u64, no_wait: bool, what: &str) -> Result<bool, Strin
     }
 }
 
-fn status(base: &str, as_json: bool) -> Result<bool, String> {
-    let r = call(base, "GET", "/admin/status")?;
+fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
+    let r = call(signer, base, "GET", "/admin/status")?;
     if r.status != 200 {
         return Err(format!("server answered {}: {}", r.status, r.body.trim()));
     }
@@ -323,11 +433,18 @@ fn status(base: &str, as_json: bool) -> Result<bool, String> {
 /// be repaired or the server could not be reached.
 pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let base = args.admin_url.trim_end_matches('/').to_owned();
+    let signer = match Signer::from_args(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result = match args.command {
-        AdminCommand::Scrub { rate, no_wait } => scrub(&base, rate, no_wait, "scrub"),
-        AdminCommand::Heal => scrub(&base, 0, false, "heal"),
-        AdminCommand::Status { json } => status(&base, json),
-        AdminCommand::Gc => call(&base, "POST", "/admin/gc").and_then(|r| {
+        AdminCommand::Scrub { rate, no_wait } => scrub(&signer, &base, rate, no_wait, "scrub"),
+        AdminCommand::Heal => scrub(&signer, &base, 0, false, "heal"),
+        AdminCommand::Status { json } => status(&signer, &base, json),
+        AdminCommand::Gc => call(&signer, &base, "POST", "/admin/gc").and_then(|r| {
             if r.status != 200 {
                 return Err(format!("server answered {}: {}", r.status, r.body.trim()));
             }

@@ -7,13 +7,16 @@
 //!   runs). `cairn admin scrub` and `cairn admin heal` drive these;
 //! * `POST /admin/gc` — run one garbage-collection pass now (JSON report).
 //!
-//! Unauthenticated by design: bind it to a loopback or private address (the
-//! default is 127.0.0.1). It exposes no object data and no secrets; its
-//! actions only verify, repair and reclaim what is already unreferenced.
+//! `/metrics` and `/health/*` are unauthenticated (for Prometheus and load
+//! balancers): bind the listener to a private address (default 127.0.0.1).
+//! Every `/admin/*` request must be SigV4-signed with one of the server's S3
+//! credentials (service `s3`, the configured region); `cairn admin` signs
+//! with `CAIRN_ACCESS_KEY`/`CAIRN_SECRET_KEY` (or the `AWS_*` equivalents).
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
+use cairn_s3_api::auth::{SecretLookup, VerifyConfig, verify_request};
 use cairn_storage_engine::{Engine, EngineStatus, GcOptions, GcReport, ScrubOptions, ScrubStatus};
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -133,11 +136,59 @@ fn query_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Option<u64> {
     })
 }
 
+/// Who may call `/admin/*`: the S3 credentials and the region they sign for.
+#[derive(Clone)]
+pub struct AdminAuth {
+    pub secrets: std::sync::Arc<dyn SecretLookup>,
+    pub verify: std::sync::Arc<VerifyConfig>,
+}
+
+impl std::fmt::Debug for AdminAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminAuth").finish_non_exhaustive()
+    }
+}
+
+/// `None` if the request carries a valid SigV4 signature, else the 403.
+fn authorize(
+    req: &Request<hyper::body::Incoming>,
+    auth: &AdminAuth,
+) -> Option<Response<Full<Bytes>>> {
+    let mut parts = Request::builder()
+        .method(req.method().clone())
+        .uri(req.uri().clone())
+        .version(req.version())
+        .body(())
+        .ok()?
+        .into_parts()
+        .0;
+    parts.headers = req.headers().clone();
+    match verify_request(
+        &parts,
+        auth.secrets.as_ref(),
+        &auth.verify,
+        std::time::SystemTime::now(),
+    ) {
+        Ok(_) => None,
+        Err(e) => Some(text(
+            StatusCode::FORBIDDEN,
+            format!("admin requests must be signed with the server's S3 credentials: {e}\n"),
+        )),
+    }
+}
+
 async fn handle_admin(
     req: &Request<hyper::body::Incoming>,
     engine: &Engine,
     gc: GcOptions,
+    auth: &AdminAuth,
 ) -> Option<Response<Full<Bytes>>> {
+    if !req.uri().path().starts_with("/admin/") {
+        return None;
+    }
+    if let Some(denied) = authorize(req, auth) {
+        return Some(denied);
+    }
     let resp = match (req.method(), req.uri().path()) {
         (&Method::GET, "/admin/status") => json(StatusCode::OK, status_json(&engine.status())),
         (&Method::GET, "/admin/scrub") => {
@@ -232,6 +283,7 @@ pub async fn serve(
     engine: Engine,
     registry: Registry,
     gc: GcOptions,
+    auth: AdminAuth,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -247,12 +299,14 @@ pub async fn serve(
         let engine = engine.clone();
         let registry = registry.clone();
         let tls = tls.clone();
+        let auth = auth.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let engine = engine.clone();
                 let registry = registry.clone();
+                let auth = auth.clone();
                 async move {
-                    let resp = match handle_admin(&req, &engine, gc).await {
+                    let resp = match handle_admin(&req, &engine, gc, &auth).await {
                         Some(r) => r,
                         None => handle(&req, &engine, &registry),
                     };

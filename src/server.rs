@@ -144,6 +144,10 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     drop(master);
     let fixed = resolve_credentials(&cfg, &engine).await?;
     let keys = Arc::new(KeyRing::new(engine.clone(), fixed));
+    let admin_auth = crate::admin_http::AdminAuth {
+        secrets: keys.clone(),
+        verify: Arc::new(cairn_s3_api::auth::VerifyConfig::new(cfg.region.clone())),
+    };
     let s3 = S3Service::new(
         engine.clone(),
         keys,
@@ -188,6 +192,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         engine.clone(),
         registry,
         crate::background::gc_options(&cfg.maintenance),
+        admin_auth,
         tls.clone(),
         stop_rx.clone(),
     ));

@@ -15,6 +15,9 @@ fn admin(server: &TestServer, args: &[&str]) -> (bool, String, String) {
         .args(args)
         .arg("--admin-url")
         .arg(server.admin())
+        .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_SECRET_KEY", SECRET_KEY)
+        .env("CAIRN_REGION", REGION)
         .output()
         .expect("run cairn admin");
     (
@@ -105,11 +108,44 @@ fn heal_rebuilds_lost_drives_and_scrub_then_finds_nothing() {
 fn admin_commands_explain_an_unreachable_server() {
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["admin", "scrub", "--admin-url", "http://127.0.0.1:9"])
+        .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_SECRET_KEY", SECRET_KEY)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot reach the admin listener"), "{err}");
+}
+
+#[test]
+fn admin_endpoints_require_a_valid_signature() {
+    let server = TestServer::start();
+    // Unsigned: 403, and nothing happens; metrics and health stay open.
+    let (status, body) = http_get(server.admin_addr(), "/admin/status");
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(http_get(server.admin_addr(), "/health/live").0, 200);
+    assert_eq!(http_get(server.admin_addr(), "/metrics").0, 200);
+    // A wrong secret: the CLI says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "status", "--admin-url", &server.admin()])
+        .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_SECRET_KEY", "not-the-secret")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused the credentials"), "{err}");
+    // No credentials at all: a clear message, exit status 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "status", "--admin-url", &server.admin()])
+        .env_remove("CAIRN_ACCESS_KEY")
+        .env_remove("CAIRN_SECRET_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CAIRN_ACCESS_KEY"));
 }
 
 fn dir_bytes(p: &std::path::Path) -> u64 {

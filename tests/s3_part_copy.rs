@@ -224,7 +224,7 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
             .await
             .unwrap();
     }
-    let (code, body) = admin_post(&server, "/admin/gc");
+    let (code, body) = admin_post(&server, "/admin/gc").await;
     assert_eq!(code, 200, "POST /admin/gc: {body}");
     let deleted = server.metric("cairn_gc_chunks_deleted_total");
     assert!(
@@ -243,7 +243,7 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
         .send()
         .await
         .unwrap();
-    let (code, body) = admin_post(&server, "/admin/gc");
+    let (code, body) = admin_post(&server, "/admin/gc").await;
     assert_eq!(code, 200, "POST /admin/gc: {body}");
     assert_eq!(
         server.metric("cairn_gc_chunks_deleted_total"),
@@ -253,22 +253,14 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
 }
 
 /// `POST path` on the admin listener (no body).
-fn admin_post(server: &TestServer, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(server.admin_addr()).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: cairn\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, resp)
+/// A signed POST to the admin API (it requires SigV4 like S3).
+async fn admin_post(server: &TestServer, path: &str) -> (u16, String) {
+    let addr = server.admin_addr();
+    let resp = RawRequest::new("POST", path)
+        .sign(addr, Payload::Unsigned)
+        .send(addr)
+        .await;
+    (resp.status, resp.text())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
