@@ -24,6 +24,10 @@ pub struct AdminArgs {
     /// Secret key for --access-key. Falls back to AWS_SECRET_ACCESS_KEY.
     #[arg(long, env = "CAIRN_SECRET_KEY", global = true, hide_env_values = true)]
     secret_key: Option<String>,
+    /// PEM file of the CA(s) to trust when --admin-url is https:// (the
+    /// server's certificate issuer).
+    #[arg(long, env = "CAIRN_CA_BUNDLE", global = true, value_name = "FILE")]
+    ca_bundle: Option<std::path::PathBuf>,
     /// Region the server verifies signatures for (its --region).
     #[arg(long, env = "CAIRN_REGION", default_value = "us-east-1", global = true)]
     region: String,
@@ -36,6 +40,30 @@ struct Signer {
     access_key: String,
     secret_key: String,
     region: String,
+    /// Set for https:// admin URLs.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// A rustls client configuration trusting the CAs in `bundle`.
+fn tls_client(bundle: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(bundle)
+        .map_err(|e| format!("reading CA bundle {}: {e}", bundle.display()))?
+    {
+        let cert = cert.map_err(|e| format!("parsing CA bundle {}: {e}", bundle.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("CA bundle {}: {e}", bundle.display()))?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
 }
 
 impl Signer {
@@ -51,6 +79,13 @@ impl Signer {
                 access_key,
                 secret_key,
                 region: args.region.clone(),
+                tls: match (args.admin_url.starts_with("https://"), &args.ca_bundle) {
+                    (false, _) => None,
+                    (true, Some(bundle)) => Some(tls_client(bundle)?),
+                    (true, None) => {
+                        return Err("an https:// admin URL needs --ca-bundle (CAIRN_CA_BUNDLE): the PEM of the CA that issued the server's certificate".into());
+                    }
+                },
             }),
             _ => Err("admin requests are signed with the server's S3 credentials: set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or --access-key/--secret-key)".into()),
         }
@@ -154,39 +189,64 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("size too large: {s:?}"))
 }
 
+/// A plain or TLS connection.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
 struct HttpReply {
     status: u16,
     body: String,
 }
 
-/// One HTTP/1.1 exchange with `Connection: close` (the admin API is small,
-/// local and unauthenticated; no client library needed).
+/// One signed HTTP/1.1 exchange with `Connection: close`, over TLS for an
+/// https:// URL (the admin API is small; no client library needed).
 fn call(
     signer: &Signer,
     base: &str,
     method: &str,
     path_and_query: &str,
 ) -> Result<HttpReply, String> {
-    let authority = base
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("admin URL must start with http://, got {base:?}"))?
-        .trim_end_matches('/');
+    let (scheme, authority) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(a), _) => ("http", a),
+        (None, Some(a)) => ("https", a),
+        (None, None) => {
+            return Err(format!(
+                "admin URL must start with http:// or https://, got {base:?}"
+            ));
+        }
+    };
+    let authority = authority.trim_end_matches('/');
     let addr = authority
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {authority}"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
         format!("cannot reach the admin listener at {base}: {e} (is `cairn server` running? see --admin-url)")
     })?;
-    let timeout = Some(Duration::from_secs(3600));
-    let _ = stream.set_read_timeout(timeout);
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(3600)));
+    let mut stream: Box<dyn ReadWrite> = match (scheme, &signer.tls) {
+        ("https", Some(config)) => {
+            let host = authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            let name = rustls::pki_types::ServerName::try_from(host)
+                .map_err(|e| format!("admin URL host: {e}"))?;
+            let conn = rustls::ClientConnection::new(config.clone(), name)
+                .map_err(|e| format!("TLS: {e}"))?;
+            Box::new(rustls::StreamOwned::new(conn, tcp))
+        }
+        _ => Box::new(tcp),
+    };
     let mut head = format!(
         "{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n"
     );
     for (name, value) in signer.headers(
         method,
-        &format!("http://{authority}{path_and_query}"),
+        &format!("{scheme}://{authority}{path_and_query}"),
         authority,
     )? {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -196,9 +256,12 @@ fn call(
         .write_all(head.as_bytes())
         .map_err(|e| format!("sending to {base}: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("reading from {base}: {e}"))?;
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify after a complete reply.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(format!("reading from {base}: {e}")),
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text
         .split_once("\r\n\r\n")

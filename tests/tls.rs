@@ -148,6 +148,35 @@ fn aws_cli_works_over_https_and_plain_http_is_refused() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "live");
 
+    // `cairn admin` over HTTPS, trusting the CA.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "status", "--admin-url"])
+        .arg(format!("https://localhost:{}", server.admin_addr().port()))
+        .arg("--ca-bundle")
+        .arg(certs.path().join("ca.pem"))
+        .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_SECRET_KEY", SECRET_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cairn admin over https: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("erasure coding 4+2"));
+    // Without the CA it refuses to talk.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["admin", "status", "--admin-url"])
+        .arg(format!("https://localhost:{}", server.admin_addr().port()))
+        .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
+        .env("CAIRN_SECRET_KEY", SECRET_KEY)
+        .env_remove("CAIRN_CA_BUNDLE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ca-bundle"));
+
     // Cleartext on the TLS port gets no HTTP answer.
     let resp = raw_tcp_exchange(
         server.s3_addr(),
