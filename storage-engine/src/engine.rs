@@ -607,15 +607,15 @@ impl Engine {
             let mut batch = inner.meta.batch();
             let meta = new_meta.unwrap_or_else(|| src.meta.clone());
             let version = match &src.manifest {
-                ManifestRef::Data { .. } => ObjectVersion {
-                    version_id: crate::records::VersionId::random(),
-                    size: src.size,
-                    last_modified_ms: crate::now_ms(),
-                    etag: src.etag.clone(),
+                // Inline data travels with the record: nothing to reference.
+                ManifestRef::Data { .. } => ObjectVersion::new_now(
+                    crate::records::VersionId::random(),
+                    src.size,
+                    src.etag.clone(),
                     meta,
-                    part_sizes: src.part_sizes.clone(),
-                    manifest: src.manifest.clone(),
-                },
+                    src.part_sizes.clone(),
+                    src.manifest.clone(),
+                ),
                 _ => inner.build_version(
                     &mut batch,
                     &entries,
@@ -801,15 +801,9 @@ impl Inner {
         let version_id = crate::records::VersionId::random();
         let manifest = write_manifest(batch, version_id, entries)?;
         add_ref_deltas(batch, entries, new_chunks, 1)?;
-        Ok(ObjectVersion {
-            version_id,
-            size,
-            last_modified_ms: crate::now_ms(),
-            etag,
-            meta,
-            part_sizes,
-            manifest,
-        })
+        Ok(ObjectVersion::new_now(
+            version_id, size, etag, meta, part_sizes, manifest,
+        ))
     }
 }
 

@@ -235,15 +235,14 @@ impl Engine {
             let mut batch = inner.meta.batch();
             staged.pins.unpin(&mut batch)?;
             let version = match staged.data.take() {
-                Some(manifest) => ObjectVersion {
-                    version_id: crate::records::VersionId::random(),
-                    size: staged.size,
-                    last_modified_ms: crate::now_ms(),
+                Some(manifest) => ObjectVersion::new_now(
+                    crate::records::VersionId::random(),
+                    staged.size,
                     etag,
                     meta,
-                    part_sizes: Vec::new(),
+                    Vec::new(),
                     manifest,
-                },
+                ),
                 None => inner.build_version(
                     &mut batch,
                     &staged.entries,

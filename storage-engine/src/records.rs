@@ -416,6 +416,26 @@ pub struct ObjectVersion {
 }
 
 impl ObjectVersion {
+    /// A version written now (its last-modified time is the current time).
+    pub fn new_now(
+        version_id: VersionId,
+        size: u64,
+        etag: String,
+        meta: ObjectMetadata,
+        part_sizes: Vec<u64>,
+        manifest: ManifestRef,
+    ) -> Self {
+        ObjectVersion {
+            version_id,
+            size,
+            last_modified_ms: crate::now_ms(),
+            etag,
+            meta,
+            part_sizes,
+            manifest,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut w = RecordWriter::with_version(FORMAT_V1);
         w.fixed(&self.version_id.0)
