@@ -283,17 +283,19 @@ fn call(
     })
 }
 
-/// A field of the flat JSON objects the admin API returns.
-fn field<'a>(json: &'a str, name: &str) -> Option<&'a str> {
-    let key = format!("\"{name}\":");
-    let start = json.find(&key)? + key.len();
-    let rest = &json[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim())
+/// A reply of the admin API as JSON.
+fn parse_json(body: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(body).map_err(|e| format!("unexpected reply from the server: {e}"))
 }
 
-fn num(json: &str, name: &str) -> u64 {
-    field(json, name).and_then(|v| v.parse().ok()).unwrap_or(0)
+/// A number field of an admin reply (0 when absent).
+fn num(v: &serde_json::Value, name: &str) -> u64 {
+    v.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0)
+}
+
+/// A boolean field of an admin reply (false when absent).
+fn flag(v: &serde_json::Value, name: &str) -> bool {
+    v.get(name).and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 fn human_bytes(n: u64) -> String {
@@ -320,10 +322,10 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-fn progress_line(status: &str, elapsed: Duration) -> String {
+fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
     let done = num(status, "chunks_checked");
     let total = num(status, "chunks_total_estimate").max(done).max(1);
-    let running = field(status, "running") == Some("true");
+    let running = flag(status, "running");
     let frac = if running {
         (done as f64 / total as f64).min(0.99)
     } else {
@@ -380,8 +382,8 @@ fn scrub(
     let t0 = Instant::now();
     let mut last_line = Instant::now();
     loop {
-        let status = call(signer, base, "GET", "/admin/scrub")?.body;
-        let running = field(&status, "running") == Some("true");
+        let status = parse_json(&call(signer, base, "GET", "/admin/scrub")?.body)?;
+        let running = flag(&status, "running");
         let line = progress_line(&status, t0.elapsed());
         if tty {
             eprint!("\r{line}\x1b[K");
@@ -420,9 +422,8 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         print!("{}", r.body);
         return Ok(true);
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&r.body).map_err(|e| format!("unexpected status reply: {e}"))?;
-    let n = |key: &str| v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let v = parse_json(&r.body)?;
+    let n = |key: &str| num(&v, key);
     let (logical, stored, raw) = (n("logical_bytes"), n("stored_bytes"), n("raw_bytes"));
     println!(
         "cairn {}  erasure coding {}+{}  metadata {}  heal backlog {}  scrub {}",
@@ -433,7 +434,7 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         n("parity_shards"),
         human_bytes(n("metadata_sst_bytes")),
         human_bytes(n("heal_backlog_bytes")),
-        if v.get("scrub_running").and_then(serde_json::Value::as_bool) == Some(true) {
+        if flag(&v, "scrub_running") {
             "running"
         } else {
             "idle"
@@ -462,11 +463,11 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         .into_iter()
         .flatten()
     {
-        let g = |key: &str| d.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0);
-        let flag = |key: &str| d.get(key).and_then(serde_json::Value::as_bool) == Some(true);
-        let state = if !flag("present") {
+        let g = |key: &str| num(d, key);
+        let is = |key: &str| flag(d, key);
+        let state = if !is("present") {
             "MISSING"
-        } else if flag("faulty") {
+        } else if is("faulty") {
             "FAULTY"
         } else {
             "ok"
@@ -511,14 +512,15 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
             if r.status != 200 {
                 return Err(format!("server answered {}: {}", r.status, r.body.trim()));
             }
+            let v = parse_json(&r.body)?;
             println!(
                 "gc: {} chunks deleted ({} live), {} segments compacted, {} shards moved, {} reclaimed, {} abandoned uploads expired",
-                num(&r.body, "chunks_deleted"),
-                num(&r.body, "chunks_live"),
-                num(&r.body, "segments_compacted"),
-                num(&r.body, "shards_moved"),
-                human_bytes(num(&r.body, "bytes_reclaimed")),
-                num(&r.body, "uploads_expired"),
+                num(&v, "chunks_deleted"),
+                num(&v, "chunks_live"),
+                num(&v, "segments_compacted"),
+                num(&v, "shards_moved"),
+                human_bytes(num(&v, "bytes_reclaimed")),
+                num(&v, "uploads_expired"),
             );
             Ok(true)
         }),
@@ -544,12 +546,12 @@ mod tests {
         assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("ten").is_err());
-        let j = "{\"running\":true,\"chunks_checked\":12,\"bytes_read\":3}";
-        assert_eq!(field(j, "running"), Some("true"));
-        assert_eq!(num(j, "chunks_checked"), 12);
-        assert_eq!(num(j, "bytes_read"), 3);
-        assert_eq!(num(j, "absent"), 0);
-        let line = progress_line(j, Duration::from_secs(2));
+        let j = parse_json("{\"running\":true,\"chunks_checked\":12,\"bytes_read\":3}").unwrap();
+        assert!(flag(&j, "running"));
+        assert_eq!(num(&j, "chunks_checked"), 12);
+        assert_eq!(num(&j, "bytes_read"), 3);
+        assert_eq!(num(&j, "absent"), 0);
+        let line = progress_line(&j, Duration::from_secs(2));
         assert!(line.contains("12/12 chunks"), "{line}");
     }
 }

@@ -53,80 +53,63 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 fn scrub_status_json(s: &ScrubStatus) -> String {
     let r = &s.report;
-    format!(
-        "{{\"running\":{},\"started_ms\":{},\"finished_ms\":{},\"chunks_total_estimate\":{},\"chunks_checked\":{},\"shards_verified\":{},\"shards_missing\":{},\"shards_corrupt\":{},\"shards_repaired\":{},\"chunks_unrecoverable\":{},\"bytes_read\":{}}}\n",
-        s.running,
-        s.started_ms,
-        s.finished_ms,
-        s.chunks_total_estimate,
-        r.chunks_checked,
-        r.shards_verified,
-        r.shards_missing,
-        r.shards_corrupt,
-        r.shards_repaired,
-        r.chunks_unrecoverable,
-        r.bytes_read
-    )
-}
-
-/// A JSON string literal (quotes and escapes).
-fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    let v = serde_json::json!({
+        "running": s.running,
+        "started_ms": s.started_ms,
+        "finished_ms": s.finished_ms,
+        "chunks_total_estimate": s.chunks_total_estimate,
+        "chunks_checked": r.chunks_checked,
+        "shards_verified": r.shards_verified,
+        "shards_missing": r.shards_missing,
+        "shards_corrupt": r.shards_corrupt,
+        "shards_repaired": r.shards_repaired,
+        "chunks_unrecoverable": r.chunks_unrecoverable,
+        "bytes_read": r.bytes_read,
+    });
+    format!("{v}\n")
 }
 
 fn status_json(s: &EngineStatus) -> String {
-    let drives: Vec<String> = s
+    let drives: Vec<serde_json::Value> = s
         .drives
         .iter()
         .map(|d| {
-            format!(
-                "{{\"index\":{},\"path\":{},\"present\":{},\"faulty\":{},\"segment_bytes\":{},\"fs_free_bytes\":{},\"fs_size_bytes\":{}}}",
-                d.index,
-                json_str(&d.path.display().to_string()),
-                d.present,
-                d.faulty,
-                d.segment_bytes,
-                d.fs_free_bytes,
-                d.fs_size_bytes
-            )
+            serde_json::json!({
+                "index": d.index,
+                "path": d.path.display().to_string(),
+                "present": d.present,
+                "faulty": d.faulty,
+                "segment_bytes": d.segment_bytes,
+                "fs_free_bytes": d.fs_free_bytes,
+                "fs_size_bytes": d.fs_size_bytes,
+            })
         })
         .collect();
-    format!(
-        "{{\"version\":{},\"data_shards\":{},\"parity_shards\":{},\"logical_bytes\":{},\"stored_bytes\":{},\"raw_bytes\":{},\"metadata_sst_bytes\":{},\"heal_backlog_bytes\":{},\"scrub_running\":{},\"drives\":[{}]}}\n",
-        json_str(env!("CARGO_PKG_VERSION")),
-        s.data_shards,
-        s.parity_shards,
-        s.logical_bytes,
-        s.stored_bytes,
-        s.raw_bytes,
-        s.metadata_sst_bytes,
-        s.heal_backlog_bytes,
-        s.scrub.running,
-        drives.join(",")
-    )
+    let v = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "data_shards": s.data_shards,
+        "parity_shards": s.parity_shards,
+        "logical_bytes": s.logical_bytes,
+        "stored_bytes": s.stored_bytes,
+        "raw_bytes": s.raw_bytes,
+        "metadata_sst_bytes": s.metadata_sst_bytes,
+        "heal_backlog_bytes": s.heal_backlog_bytes,
+        "scrub_running": s.scrub.running,
+        "drives": drives,
+    });
+    format!("{v}\n")
 }
 
 fn gc_report_json(r: &GcReport) -> String {
-    format!(
-        "{{\"uploads_expired\":{},\"chunks_deleted\":{},\"chunks_live\":{},\"segments_compacted\":{},\"shards_moved\":{},\"bytes_reclaimed\":{}}}\n",
-        r.uploads_expired,
-        r.chunks_deleted,
-        r.chunks_live,
-        r.segments_compacted,
-        r.shards_moved,
-        r.bytes_reclaimed
-    )
+    let v = serde_json::json!({
+        "uploads_expired": r.uploads_expired,
+        "chunks_deleted": r.chunks_deleted,
+        "chunks_live": r.chunks_live,
+        "segments_compacted": r.segments_compacted,
+        "shards_moved": r.shards_moved,
+        "bytes_reclaimed": r.bytes_reclaimed,
+    });
+    format!("{v}\n")
 }
 
 fn query_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Option<u64> {
