@@ -134,8 +134,14 @@ impl DriveHealth {
         let until = self
             .faulty_until_ms
             .load(std::sync::atomic::Ordering::Acquire);
-        let faulty = until != 0 && crate::now_ms() < until;
-        self.gauge.set(i64::from(faulty));
+        // The common case (never faulty) costs one load: no clock, no gauge.
+        if until == 0 {
+            return false;
+        }
+        let faulty = crate::now_ms() < until;
+        if !faulty {
+            self.gauge.set(0); // cool-down over
+        }
         faulty
     }
 
@@ -170,8 +176,12 @@ impl DriveHealth {
     }
 
     pub(crate) fn succeeded(&self) {
-        self.read_errors
-            .store(0, std::sync::atomic::Ordering::Release);
+        // Only write when there is something to reset: this runs on every
+        // shard read, and a store would bounce the cache line between cores.
+        if self.read_errors.load(std::sync::atomic::Ordering::Relaxed) != 0 {
+            self.read_errors
+                .store(0, std::sync::atomic::Ordering::Release);
+        }
         if self
             .faulty_until_ms
             .load(std::sync::atomic::Ordering::Acquire)
