@@ -158,16 +158,12 @@ pub(crate) async fn list_objects(
             w.elem("NextMarker", &enc.enc(last));
         }
     }
-    w.elem("MaxKeys", &max_keys.to_string());
-    if let Some(d) = &delimiter {
-        w.elem("Delimiter", &enc.enc(d));
-    }
-    if enc.url {
-        w.elem("EncodingType", "url");
-    }
-    w.elem(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
+    page_settings(
+        &mut w,
+        max_keys,
+        delimiter.as_deref(),
+        &enc,
+        page.is_truncated,
     );
     for o in &page.objects {
         w.open("Contents")
@@ -255,16 +251,12 @@ pub(crate) async fn list_object_versions(
             w.elem("NextVersionIdMarker", NULL_VERSION_ID);
         }
     }
-    w.elem("MaxKeys", &max_keys.to_string());
-    if let Some(d) = &delimiter {
-        w.elem("Delimiter", &enc.enc(d));
-    }
-    if enc.url {
-        w.elem("EncodingType", "url");
-    }
-    w.elem(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
+    page_settings(
+        &mut w,
+        max_keys,
+        delimiter.as_deref(),
+        &enc,
+        page.is_truncated,
     );
     for o in &page.objects {
         w.open("Version")
@@ -368,6 +360,25 @@ pub(crate) async fn list_multipart_uploads(
             .close("CommonPrefixes");
     }
     xml_response(StatusCode::OK, w.finish("ListMultipartUploadsResult"))
+}
+
+/// `MaxKeys`, `Delimiter`, `EncodingType` and `IsTruncated`, shared by the
+/// object and version listings.
+fn page_settings(
+    w: &mut XmlWriter,
+    max_keys: usize,
+    delimiter: Option<&str>,
+    enc: &Encoder,
+    is_truncated: bool,
+) {
+    w.elem("MaxKeys", &max_keys.to_string());
+    if let Some(d) = delimiter {
+        w.elem("Delimiter", &enc.enc(d));
+    }
+    if enc.url {
+        w.elem("EncodingType", "url");
+    }
+    w.elem("IsTruncated", if is_truncated { "true" } else { "false" });
 }
 
 #[cfg(test)]
