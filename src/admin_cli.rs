@@ -31,6 +31,10 @@ pub struct AdminArgs {
     /// Region the server verifies signatures for (its --region).
     #[arg(long, env = "CAIRN_REGION", default_value = "us-east-1", global = true)]
     region: String,
+    /// Print the server's JSON reply instead of tables and progress (for
+    /// scripts).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -158,15 +162,61 @@ enum AdminCommand {
     Heal,
     /// Show the server's drives (state, space), erasure coding, pipeline
     /// savings since start, metadata size and scrub state.
-    Status {
-        /// Print the raw JSON instead of tables.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Run one garbage-collection pass now: delete chunks unreferenced for
     /// longer than the grace period, compact sparse segments, expire
     /// abandoned multipart uploads.
     Gc,
+    /// Access keys: create, list, delete, and their bucket grants.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Buckets as the server sees them.
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create an access key with new random credentials. The secret is
+    /// printed once; it cannot be shown again.
+    Create {
+        /// A name for humans ("backup job").
+        name: String,
+        /// An admin key: every bucket, creating and deleting buckets, and
+        /// this admin API.
+        #[arg(long)]
+        admin: bool,
+        /// A bucket grant, BUCKET:rw, BUCKET:r or BUCKET:w (repeatable).
+        #[arg(long = "allow", value_name = "BUCKET:RIGHTS")]
+        allow: Vec<String>,
+    },
+    /// List every access key and its grants (never secrets).
+    List,
+    /// Delete an access key; requests signed with it fail from then on.
+    Delete {
+        /// The access key id.
+        id: String,
+    },
+    /// Give a key read and/or write on a bucket (replaces its grant there).
+    Allow {
+        id: String,
+        bucket: String,
+        /// Read objects, list, read tags.
+        #[arg(long)]
+        read: bool,
+        /// Write and delete objects, multipart uploads, tags.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Remove a key's grant on a bucket.
+    Deny { id: String, bucket: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum BucketCommand {
+    /// A bucket's objects, bytes, uploads in progress and the keys that
+    /// may use it (reads every object record of the bucket).
+    Info { name: String },
 }
 
 /// `64MiB`, `10MB`, `4096`…
@@ -273,14 +323,46 @@ fn call(
         .ok_or_else(|| format!("malformed status line from {base}"))?;
     if status == 403 {
         return Err(format!(
-            "the server refused the credentials: {} (use one of its S3 access keys)",
-            body.trim()
+            "the server refused the request: {}",
+            error_message(body)
         ));
     }
     Ok(HttpReply {
         status,
         body: body.to_owned(),
     })
+}
+
+/// The `error` of a JSON error reply, else the body as text.
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+        .unwrap_or_else(|| body.trim().to_owned())
+}
+
+/// Fails unless the reply has the `expected` status.
+fn expect_status(reply: HttpReply, expected: u16) -> Result<HttpReply, String> {
+    if reply.status == expected {
+        Ok(reply)
+    } else {
+        Err(format!(
+            "server answered {}: {}",
+            reply.status,
+            error_message(&reply.body)
+        ))
+    }
+}
+
+/// Percent-encodes a query value or path segment (SigV4's unreserved set
+/// stays as it is, so the signature covers exactly what is sent).
+fn encode(s: &str) -> String {
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
 /// A reply of the admin API as JSON.
@@ -356,6 +438,63 @@ fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
     )
 }
 
+/// Follows a running scrub: an `indicatif` bar on a terminal, a line every
+/// 5 s otherwise (logs of cron jobs), nothing with `--json`.
+struct ScrubProgress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    last_line: Instant,
+}
+
+impl ScrubProgress {
+    fn new(quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(1);
+            let style = indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] [{bar:30}] {pos}/{len} chunks  ETA {eta}  {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("#>.");
+            bar.set_style(style);
+            bar
+        });
+        ScrubProgress {
+            bar,
+            quiet,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn update(&mut self, status: &serde_json::Value, elapsed: Duration) {
+        let running = flag(status, "running");
+        match &self.bar {
+            Some(bar) => {
+                let done = num(status, "chunks_checked");
+                bar.set_length(num(status, "chunks_total_estimate").max(done).max(1));
+                bar.set_position(done);
+                bar.set_message(format!(
+                    "{} read  missing {} corrupt {} repaired {} unrecoverable {}",
+                    human_bytes(num(status, "bytes_read")),
+                    num(status, "shards_missing"),
+                    num(status, "shards_corrupt"),
+                    num(status, "shards_repaired"),
+                    num(status, "chunks_unrecoverable"),
+                ));
+                if !running {
+                    bar.finish();
+                }
+            }
+            None if self.quiet => {}
+            None => {
+                if !running || self.last_line.elapsed() >= Duration::from_secs(5) {
+                    eprintln!("{}", progress_line(status, elapsed));
+                    self.last_line = Instant::now();
+                }
+            }
+        }
+    }
+}
+
 /// Starts a scrub and (unless `no_wait`) follows it to the end.
 fn scrub(
     signer: &Signer,
@@ -363,6 +502,7 @@ fn scrub(
     rate: u64,
     no_wait: bool,
     what: &str,
+    as_json: bool,
 ) -> Result<bool, String> {
     let path = if rate > 0 {
         format!("/admin/scrub?bytes_per_sec={rate}")
@@ -371,41 +511,44 @@ fn scrub(
     };
     let started = call(signer, base, "POST", &path)?;
     match started.status {
-        202 => eprintln!("cairn: {what} started"),
-        409 => eprintln!("cairn: a scrub is already running; following it"),
-        s => return Err(format!("server answered {s}: {}", started.body.trim())),
+        202 if !as_json => eprintln!("cairn: {what} started"),
+        409 if !as_json => eprintln!("cairn: a scrub is already running; following it"),
+        202 | 409 => {}
+        s => {
+            return Err(format!(
+                "server answered {s}: {}",
+                error_message(&started.body)
+            ));
+        }
     }
     if no_wait {
+        if as_json {
+            print!("{}", started.body);
+        }
         return Ok(true);
     }
-    let tty = std::io::stderr().is_terminal();
     let t0 = Instant::now();
-    let mut last_line = Instant::now();
+    let mut progress = ScrubProgress::new(as_json);
     loop {
-        let status = parse_json(&call(signer, base, "GET", "/admin/scrub")?.body)?;
-        let running = flag(&status, "running");
-        let line = progress_line(&status, t0.elapsed());
-        if tty {
-            eprint!("\r{line}\x1b[K");
-        } else if !running || last_line.elapsed() >= Duration::from_secs(5) {
-            eprintln!("{line}");
-            last_line = Instant::now();
-        }
-        if !running {
-            if tty {
-                eprintln!();
-            }
+        let reply = expect_status(call(signer, base, "GET", "/admin/scrub")?, 200)?;
+        let status = parse_json(&reply.body)?;
+        progress.update(&status, t0.elapsed());
+        if !flag(&status, "running") {
             let unrecoverable = num(&status, "chunks_unrecoverable");
-            let repaired = num(&status, "shards_repaired");
-            println!(
-                "{what} finished: {} chunks, {} shards verified, {} missing, {} corrupt, {repaired} repaired, {unrecoverable} unrecoverable",
-                num(&status, "chunks_checked"),
-                num(&status, "shards_verified"),
-                num(&status, "shards_missing"),
-                num(&status, "shards_corrupt"),
-            );
-            if unrecoverable > 0 {
-                eprintln!("cairn: some chunks could not be repaired (see the server log)");
+            if as_json {
+                print!("{}", reply.body);
+            } else {
+                println!(
+                    "{what} finished: {} chunks, {} shards verified, {} missing, {} corrupt, {} repaired, {unrecoverable} unrecoverable",
+                    num(&status, "chunks_checked"),
+                    num(&status, "shards_verified"),
+                    num(&status, "shards_missing"),
+                    num(&status, "shards_corrupt"),
+                    num(&status, "shards_repaired"),
+                );
+                if unrecoverable > 0 {
+                    eprintln!("cairn: some chunks could not be repaired (see the server log)");
+                }
             }
             return Ok(unrecoverable == 0);
         }
@@ -414,10 +557,7 @@ fn scrub(
 }
 
 fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
-    let r = call(signer, base, "GET", "/admin/status")?;
-    if r.status != 200 {
-        return Err(format!("server answered {}: {}", r.status, r.body.trim()));
-    }
+    let r = expect_status(call(signer, base, "GET", "/admin/status")?, 200)?;
     if as_json {
         print!("{}", r.body);
         return Ok(true);
@@ -493,6 +633,248 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
     Ok(all_ok)
 }
 
+fn gc(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
+    let r = expect_status(call(signer, base, "POST", "/admin/gc")?, 200)?;
+    if as_json {
+        print!("{}", r.body);
+        return Ok(true);
+    }
+    let v = parse_json(&r.body)?;
+    println!(
+        "gc: {} chunks deleted ({} live), {} segments compacted, {} shards moved, {} reclaimed, {} abandoned uploads expired",
+        num(&v, "chunks_deleted"),
+        num(&v, "chunks_live"),
+        num(&v, "segments_compacted"),
+        num(&v, "shards_moved"),
+        human_bytes(num(&v, "bytes_reclaimed")),
+        num(&v, "uploads_expired"),
+    );
+    Ok(true)
+}
+
+fn text_field<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
+    v.get(name)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+}
+
+/// "admin", or the grants as `photos:rw logs:r`.
+fn rights_text(key: &serde_json::Value) -> String {
+    if flag(key, "admin") {
+        return "admin (every bucket, admin API)".to_owned();
+    }
+    let grants: Vec<String> = key
+        .get("grants")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let rights = match (flag(g, "read"), flag(g, "write")) {
+                (true, true) => "rw",
+                (true, false) => "r",
+                (false, true) => "w",
+                (false, false) => "-",
+            };
+            format!("{}:{rights}", text_field(g, "bucket"))
+        })
+        .collect();
+    if grants.is_empty() {
+        "no bucket (grant one with `cairn admin key allow`)".to_owned()
+    } else {
+        grants.join(" ")
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DD HH:MM` UTC ("-" for 0).
+fn utc_minutes(ms: u64) -> String {
+    if ms == 0 {
+        return "-".to_owned();
+    }
+    let secs = ms / 1000;
+    let days = (secs / 86_400) as i64;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        secs / 3600 % 24,
+        secs / 60 % 60
+    )
+}
+
+fn key_command(
+    signer: &Signer,
+    base: &str,
+    cmd: KeyCommand,
+    as_json: bool,
+) -> Result<bool, String> {
+    match cmd {
+        KeyCommand::Create { name, admin, allow } => {
+            let mut path = format!("/admin/keys?name={}", encode(&name));
+            if admin {
+                path.push_str("&admin=true");
+            }
+            for a in &allow {
+                path.push_str(&format!("&allow={}", encode(a)));
+            }
+            let r = expect_status(call(signer, base, "POST", &path)?, 201)?;
+            if as_json {
+                print!("{}", r.body);
+                return Ok(true);
+            }
+            let v = parse_json(&r.body)?;
+            println!("created access key {:?}", text_field(&v, "name"));
+            println!("  Access key: {}", text_field(&v, "id"));
+            println!("  Secret key: {}", text_field(&v, "secret"));
+            println!("  Rights:     {}", rights_text(&v));
+            eprintln!("cairn: the secret is shown only this once; keep it safe");
+            Ok(true)
+        }
+        KeyCommand::List => {
+            let r = expect_status(call(signer, base, "GET", "/admin/keys")?, 200)?;
+            if as_json {
+                print!("{}", r.body);
+                return Ok(true);
+            }
+            let v = parse_json(&r.body)?;
+            println!(
+                "{:<22}{:<26}{:<18}rights",
+                "access key", "name", "created (UTC)"
+            );
+            for k in v.as_array().into_iter().flatten() {
+                let name = if flag(k, "fixed") {
+                    "(start-up key)".to_owned()
+                } else {
+                    text_field(k, "name").chars().take(24).collect()
+                };
+                println!(
+                    "{:<22}{:<26}{:<18}{}",
+                    text_field(k, "id"),
+                    name,
+                    utc_minutes(num(k, "created_ms")),
+                    rights_text(k)
+                );
+            }
+            Ok(true)
+        }
+        KeyCommand::Delete { id } => {
+            let r = expect_status(
+                call(
+                    signer,
+                    base,
+                    "DELETE",
+                    &format!("/admin/keys/{}", encode(&id)),
+                )?,
+                200,
+            )?;
+            if as_json {
+                print!("{}", r.body);
+            } else {
+                println!("deleted access key {id}");
+            }
+            Ok(true)
+        }
+        KeyCommand::Allow {
+            id,
+            bucket,
+            read,
+            write,
+        } => {
+            if !read && !write {
+                return Err("say what to allow: --read, --write or both".into());
+            }
+            let path = format!(
+                "/admin/keys/{}/grants/{}?read={read}&write={write}",
+                encode(&id),
+                encode(&bucket)
+            );
+            let r = expect_status(call(signer, base, "PUT", &path)?, 200)?;
+            if as_json {
+                print!("{}", r.body);
+            } else {
+                println!("{id}: {}", rights_text(&parse_json(&r.body)?));
+            }
+            Ok(true)
+        }
+        KeyCommand::Deny { id, bucket } => {
+            let path = format!("/admin/keys/{}/grants/{}", encode(&id), encode(&bucket));
+            let r = expect_status(call(signer, base, "DELETE", &path)?, 200)?;
+            if as_json {
+                print!("{}", r.body);
+            } else {
+                println!("{id}: {}", rights_text(&parse_json(&r.body)?));
+            }
+            Ok(true)
+        }
+    }
+}
+
+fn bucket_command(
+    signer: &Signer,
+    base: &str,
+    cmd: BucketCommand,
+    as_json: bool,
+) -> Result<bool, String> {
+    let BucketCommand::Info { name } = cmd;
+    let r = expect_status(
+        call(
+            signer,
+            base,
+            "GET",
+            &format!("/admin/buckets/{}", encode(&name)),
+        )?,
+        200,
+    )?;
+    if as_json {
+        print!("{}", r.body);
+        return Ok(true);
+    }
+    let v = parse_json(&r.body)?;
+    println!("bucket {}", text_field(&v, "name"));
+    println!(
+        "  created:             {} UTC",
+        utc_minutes(num(&v, "created_ms"))
+    );
+    println!("  objects:             {}", num(&v, "objects"));
+    println!(
+        "  size:                {} (as clients see it, before dedup and compression)",
+        human_bytes(num(&v, "logical_bytes"))
+    );
+    println!("  uploads in progress: {}", num(&v, "uploads_in_progress"));
+    println!("  keys:");
+    for k in v
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let rights = if flag(k, "admin") {
+            "admin"
+        } else {
+            match (flag(k, "read"), flag(k, "write")) {
+                (true, true) => "read+write",
+                (true, false) => "read",
+                (false, true) => "write",
+                (false, false) => "-",
+            }
+        };
+        println!(
+            "    {:<22}{:<12}{}",
+            text_field(k, "id"),
+            rights,
+            text_field(k, "name")
+        );
+    }
+    Ok(true)
+}
+
 /// Runs `cairn admin …`; the exit code is non-zero when something could not
 /// be repaired or the server could not be reached.
 pub fn run(args: AdminArgs) -> std::process::ExitCode {
@@ -504,26 +886,16 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    let as_json = args.json;
     let result = match args.command {
-        AdminCommand::Scrub { rate, no_wait } => scrub(&signer, &base, rate, no_wait, "scrub"),
-        AdminCommand::Heal => scrub(&signer, &base, 0, false, "heal"),
-        AdminCommand::Status { json } => status(&signer, &base, json),
-        AdminCommand::Gc => call(&signer, &base, "POST", "/admin/gc").and_then(|r| {
-            if r.status != 200 {
-                return Err(format!("server answered {}: {}", r.status, r.body.trim()));
-            }
-            let v = parse_json(&r.body)?;
-            println!(
-                "gc: {} chunks deleted ({} live), {} segments compacted, {} shards moved, {} reclaimed, {} abandoned uploads expired",
-                num(&v, "chunks_deleted"),
-                num(&v, "chunks_live"),
-                num(&v, "segments_compacted"),
-                num(&v, "shards_moved"),
-                human_bytes(num(&v, "bytes_reclaimed")),
-                num(&v, "uploads_expired"),
-            );
-            Ok(true)
-        }),
+        AdminCommand::Scrub { rate, no_wait } => {
+            scrub(&signer, &base, rate, no_wait, "scrub", as_json)
+        }
+        AdminCommand::Heal => scrub(&signer, &base, 0, false, "heal", as_json),
+        AdminCommand::Status => status(&signer, &base, as_json),
+        AdminCommand::Gc => gc(&signer, &base, as_json),
+        AdminCommand::Key(cmd) => key_command(&signer, &base, cmd, as_json),
+        AdminCommand::Bucket(cmd) => bucket_command(&signer, &base, cmd, as_json),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -1,23 +1,36 @@
 //! The admin listener: Prometheus `/metrics`, `/health/live`,
-//! `/health/ready`, and maintenance:
+//! `/health/ready`, and maintenance (JSON replies):
 //!
-//! * `GET /admin/status` — drives, space, pipeline savings, version (JSON);
-//! * `GET /admin/scrub` — the scrubber's state (JSON);
+//! * `GET /admin/status` — drives, space, pipeline savings, version;
+//! * `GET /admin/scrub` — the scrubber's state;
 //! * `POST /admin/scrub[?bytes_per_sec=N]` — start a scrub (202; 409 if one
 //!   runs). `cairn admin scrub` and `cairn admin heal` drive these;
-//! * `POST /admin/gc` — run one garbage-collection pass now (JSON report).
+//! * `POST /admin/gc` — run one garbage-collection pass now (a report);
+//! * `GET /admin/keys` — every access key (never a secret);
+//! * `POST /admin/keys?name=N[&admin=true][&allow=BUCKET:rw]…` — create a
+//!   key; the reply holds its secret, the only time it is shown;
+//! * `DELETE /admin/keys/<id>` — delete a key (not the last admin key);
+//! * `PUT /admin/keys/<id>/grants/<bucket>?read=true&write=false` — set a
+//!   key's grant on a bucket; `DELETE` of the same path removes it;
+//! * `GET /admin/buckets/<name>` — a bucket's objects, bytes, uploads in
+//!   progress and the keys that may use it.
 //!
 //! `/metrics` and `/health/*` are unauthenticated (for Prometheus and load
 //! balancers): bind the listener to a private address (default 127.0.0.1).
-//! Every `/admin/*` request must be SigV4-signed with one of the server's S3
-//! credentials (service `s3`, the configured region); `cairn admin` signs
-//! with `CAIRN_ACCESS_KEY`/`CAIRN_SECRET_KEY` (or the `AWS_*` equivalents).
+//! Every `/admin/*` request must be SigV4-signed with an **admin** access
+//! key (service `s3`, the configured region); other keys get 403.
+//! `cairn admin` signs with `CAIRN_ACCESS_KEY`/`CAIRN_SECRET_KEY` (or the
+//! `AWS_*` equivalents).
 
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use cairn_s3_api::auth::{SecretLookup, VerifyConfig, verify_request};
-use cairn_storage_engine::{Engine, EngineStatus, GcOptions, GcReport, ScrubOptions, ScrubStatus};
+use cairn_s3_api::auth::{VerifyConfig, verify_request};
+use cairn_s3_api::{KeyInfo, KeyRing};
+use cairn_storage_engine::{
+    AccessKeyRecord, BucketGrant, Engine, EngineError, EngineStatus, GcOptions, GcReport,
+    ScrubOptions, ScrubStatus,
+};
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -112,17 +125,256 @@ fn gc_report_json(r: &GcReport) -> String {
     format!("{v}\n")
 }
 
+/// The decoded value of query parameter `name` (the first one).
+fn query_param(req: &Request<hyper::body::Incoming>, name: &str) -> Option<String> {
+    query_params(req, name).into_iter().next()
+}
+
+/// Every decoded value of query parameter `name`, in order.
+fn query_params(req: &Request<hyper::body::Incoming>, name: &str) -> Vec<String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k) == name).then(|| decode(v))
+        })
+        .collect()
+}
+
 fn query_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Option<u64> {
-    req.uri().query()?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| v.parse().ok()).flatten()
+    query_param(req, name)?.parse().ok()
+}
+
+fn query_bool(req: &Request<hyper::body::Incoming>, name: &str) -> Result<bool, String> {
+    match query_param(req, name).as_deref() {
+        None | Some("false" | "0" | "") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(format!("{name} must be true or false, not {other:?}")),
+    }
+}
+
+/// `BUCKET:r`, `BUCKET:w`, `BUCKET:rw` (also `read`, `write`, `read,write`).
+fn parse_grant(spec: &str) -> Result<BucketGrant, String> {
+    let (bucket, rights) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| format!("grant {spec:?} must look like BUCKET:rw, BUCKET:r or BUCKET:w"))?;
+    let (mut read, mut write) = (false, false);
+    for part in rights.split(',') {
+        match part {
+            "r" | "read" => read = true,
+            "w" | "write" => write = true,
+            "rw" | "wr" => (read, write) = (true, true),
+            other => {
+                return Err(format!(
+                    "unknown right {other:?} in grant {spec:?} (use r, w or rw)"
+                ));
+            }
+        }
+    }
+    if bucket.is_empty() {
+        return Err(format!("grant {spec:?} must name a bucket"));
+    }
+    Ok(BucketGrant {
+        bucket: bucket.to_owned(),
+        read,
+        write,
     })
 }
 
-/// Who may call `/admin/*`: the S3 credentials and the region they sign for.
+fn grants_json(grants: &[BucketGrant]) -> serde_json::Value {
+    grants
+        .iter()
+        .map(|g| serde_json::json!({"bucket": g.bucket, "read": g.read, "write": g.write}))
+        .collect()
+}
+
+fn key_json(k: &KeyInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": k.id,
+        "name": k.name,
+        "created_ms": k.created_ms,
+        "admin": k.access.admin,
+        "fixed": k.fixed,
+        "grants": grants_json(&k.access.grants),
+    })
+}
+
+fn error_json(status: StatusCode, message: impl std::fmt::Display) -> Response<Full<Bytes>> {
+    json(
+        status,
+        format!("{}\n", serde_json::json!({"error": message.to_string()})),
+    )
+}
+
+/// An engine error of a key or bucket operation as an admin API reply.
+fn engine_error(e: &EngineError) -> Response<Full<Bytes>> {
+    match e {
+        EngineError::NoSuchAccessKey => error_json(StatusCode::NOT_FOUND, "no such access key"),
+        EngineError::NoSuchBucket => error_json(StatusCode::NOT_FOUND, "no such bucket"),
+        EngineError::InvalidAccessKey(reason) => error_json(StatusCode::CONFLICT, reason),
+        other => {
+            tracing::error!(error = %other, "admin request failed");
+            error_json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error (see the server log)",
+            )
+        }
+    }
+}
+
+async fn create_key(req: &Request<hyper::body::Incoming>, keys: &KeyRing) -> Response<Full<Bytes>> {
+    let admin = match query_bool(req, "admin") {
+        Ok(a) => a,
+        Err(e) => return error_json(StatusCode::BAD_REQUEST, e),
+    };
+    let mut grants = Vec::new();
+    for spec in query_params(req, "allow") {
+        match parse_grant(&spec) {
+            Ok(g) if g.read || g.write => grants.push(g),
+            Ok(_) => {
+                return error_json(
+                    StatusCode::BAD_REQUEST,
+                    format!("grant {spec:?} gives no right"),
+                );
+            }
+            Err(e) => return error_json(StatusCode::BAD_REQUEST, e),
+        }
+    }
+    let name = query_param(req, "name").unwrap_or_default();
+    if name.len() > 256 {
+        return error_json(StatusCode::BAD_REQUEST, "name is longer than 256 bytes");
+    }
+    let record = AccessKeyRecord {
+        name,
+        created_ms: cairn_storage_engine::now_ms(),
+        admin,
+        grants,
+    };
+    match keys.create(record).await {
+        Ok(k) => {
+            let info = KeyInfo {
+                id: k.id.clone(),
+                name: k.record.name.clone(),
+                created_ms: k.record.created_ms,
+                fixed: false,
+                access: (&k.record).into(),
+            };
+            let mut v = key_json(&info);
+            v["secret"] = serde_json::Value::String(k.secret);
+            tracing::info!(key = %k.id, admin = k.record.admin, "access key created");
+            json(StatusCode::CREATED, format!("{v}\n"))
+        }
+        Err(e) => engine_error(&e),
+    }
+}
+
+fn decode_path(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// `/admin/keys/<id>` and `/admin/keys/<id>/grants/<bucket>`; `rest` is
+/// the path after `/admin/keys/`.
+async fn key_request(
+    req: &Request<hyper::body::Incoming>,
+    keys: &KeyRing,
+    rest: &str,
+) -> Option<Response<Full<Bytes>>> {
+    let (id, grant_bucket) = match rest.split_once("/grants/") {
+        Some((id, bucket)) => (decode_path(id), Some(decode_path(bucket))),
+        None => (decode_path(rest), None),
+    };
+    let resp = match (req.method(), grant_bucket) {
+        (&Method::DELETE, None) => match keys.delete(&id).await {
+            Ok(()) => {
+                tracing::info!(key = %id, "access key deleted");
+                json(
+                    StatusCode::OK,
+                    format!("{}\n", serde_json::json!({"deleted": id})),
+                )
+            }
+            Err(e) => engine_error(&e),
+        },
+        (&Method::PUT | &Method::DELETE, Some(bucket)) => {
+            let grant = if req.method() == Method::PUT {
+                match (query_bool(req, "read"), query_bool(req, "write")) {
+                    (Ok(read), Ok(write)) => BucketGrant {
+                        bucket,
+                        read,
+                        write,
+                    },
+                    (Err(e), _) | (_, Err(e)) => {
+                        return Some(error_json(StatusCode::BAD_REQUEST, e));
+                    }
+                }
+            } else {
+                BucketGrant {
+                    bucket,
+                    read: false,
+                    write: false,
+                }
+            };
+            match keys.set_grant(&id, grant).await {
+                Ok(k) => json(StatusCode::OK, format!("{}\n", key_json(&k))),
+                Err(e) => engine_error(&e),
+            }
+        }
+        _ => return None,
+    };
+    Some(resp)
+}
+
+/// `GET /admin/buckets/<name>`.
+async fn bucket_info(engine: &Engine, keys: &KeyRing, name: &str) -> Response<Full<Bytes>> {
+    let name = decode_path(name);
+    let info = match engine.bucket_info(&name) {
+        Ok(i) => i,
+        Err(e) => return engine_error(&e),
+    };
+    let usage = match engine.bucket_usage(&name).await {
+        Ok(u) => u,
+        Err(e) => return engine_error(&e),
+    };
+    let all_keys = match keys.list() {
+        Ok(k) => k,
+        Err(e) => return engine_error(&e),
+    };
+    let users: Vec<serde_json::Value> = all_keys
+        .iter()
+        .filter(|k| k.access.can_see(&name))
+        .map(|k| {
+            serde_json::json!({
+                "id": k.id,
+                "name": k.name,
+                "admin": k.access.admin,
+                "read": k.access.can_read(&name),
+                "write": k.access.can_write(&name),
+            })
+        })
+        .collect();
+    let v = serde_json::json!({
+        "name": info.name,
+        "created_ms": info.created_ms,
+        "objects": usage.objects,
+        "logical_bytes": usage.logical_bytes,
+        "uploads_in_progress": usage.uploads_in_progress,
+        "keys": users,
+    });
+    json(StatusCode::OK, format!("{v}\n"))
+}
+
+/// Who may call `/admin/*`: admin access keys, signing for the region.
 #[derive(Clone)]
 pub struct AdminAuth {
-    pub secrets: std::sync::Arc<dyn SecretLookup>,
+    pub keys: std::sync::Arc<KeyRing>,
     pub verify: std::sync::Arc<VerifyConfig>,
 }
 
@@ -132,7 +384,8 @@ impl std::fmt::Debug for AdminAuth {
     }
 }
 
-/// `None` if the request carries a valid SigV4 signature, else the 403.
+/// `None` if the request carries a valid SigV4 signature of an admin key,
+/// else the 403.
 fn authorize(
     req: &Request<hyper::body::Incoming>,
     auth: &AdminAuth,
@@ -148,14 +401,23 @@ fn authorize(
     parts.headers = req.headers().clone();
     match verify_request(
         &parts,
-        auth.secrets.as_ref(),
+        auth.keys.as_ref(),
         &auth.verify,
         std::time::SystemTime::now(),
     ) {
-        Ok(_) => None,
-        Err(e) => Some(text(
+        Ok(verified) => match auth.keys.access(&verified.access_key) {
+            Some(a) if a.admin => None,
+            _ => Some(error_json(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "access key {} is not an admin key; the admin API needs one (cairn admin key create NAME --admin)",
+                    verified.access_key
+                ),
+            )),
+        },
+        Err(e) => Some(error_json(
             StatusCode::FORBIDDEN,
-            format!("admin requests must be signed with the server's S3 credentials: {e}\n"),
+            format!("admin requests must be signed with an admin access key of this server: {e}"),
         )),
     }
 }
@@ -204,6 +466,23 @@ async fn handle_admin(
                 StatusCode::ACCEPTED,
                 scrub_status_json(&engine.scrub_status()),
             )
+        }
+        (&Method::GET, "/admin/keys") => match auth.keys.list() {
+            Ok(keys) => {
+                let list: Vec<serde_json::Value> = keys.iter().map(key_json).collect();
+                json(
+                    StatusCode::OK,
+                    format!("{}\n", serde_json::Value::Array(list)),
+                )
+            }
+            Err(e) => engine_error(&e),
+        },
+        (&Method::POST, "/admin/keys") => create_key(req, &auth.keys).await,
+        (_, path) if path.starts_with("/admin/keys/") => {
+            key_request(req, &auth.keys, &path["/admin/keys/".len()..]).await?
+        }
+        (&Method::GET, path) if path.starts_with("/admin/buckets/") => {
+            bucket_info(engine, &auth.keys, &path["/admin/buckets/".len()..]).await
         }
         (&Method::POST, "/admin/gc") => match engine.collect_garbage(gc).await {
             Ok(r) => json(StatusCode::OK, gc_report_json(&r)),

@@ -6,9 +6,8 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine as _;
 use cairn_s3_api::{KeyRing, S3Config, S3Service};
-use cairn_storage_engine::{ChunkerConfig, Engine, EngineConfig, MasterKey};
+use cairn_storage_engine::{AccessKeyRecord, ChunkerConfig, Engine, EngineConfig, MasterKey};
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
@@ -44,23 +43,6 @@ fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
     Ok(key)
 }
 
-/// Random credentials in the usual shapes: a 20-character key id and a
-/// 40-character secret.
-fn generate_credentials() -> (String, String) {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let raw = cairn_storage_engine::random_bytes::<18>();
-    let id: String = std::iter::once("CK".to_owned())
-        .chain(
-            raw.iter()
-                .map(|b| (ALPHABET[usize::from(b & 31)] as char).to_string()),
-        )
-        .collect();
-    let secret = base64::engine::general_purpose::STANDARD
-        .encode(cairn_storage_engine::random_bytes::<30>())
-        .replace(['+', '/'], "x");
-    (id, secret)
-}
-
 /// Start-up credentials: from the environment/config if given; else the
 /// stored ones; else new ones, generated, stored sealed and printed once.
 async fn resolve_credentials(
@@ -74,17 +56,24 @@ async fn resolve_credentials(
     let stored = engine
         .access_keys()
         .map_err(|e| format!("reading stored access keys: {e}"))?;
-    if let Some(first) = stored.first() {
+    if let Some(first) = stored.iter().find(|k| k.record.admin) {
         println!(
-            "cairn: using stored access key {first} (its secret was printed when it was generated)"
+            "cairn: {} stored access key(s); admin key {} (its secret was printed when it was generated)",
+            stored.len(),
+            first.id
         );
         return Ok(Vec::new());
     }
-    let (id, secret) = generate_credentials();
-    engine
-        .put_access_key(&id, &secret)
+    let key = engine
+        .create_access_key(AccessKeyRecord {
+            name: "generated at first start".into(),
+            created_ms: cairn_storage_engine::now_ms(),
+            admin: true,
+            grants: Vec::new(),
+        })
         .await
         .map_err(|e| format!("storing generated credentials: {e}"))?;
+    let (id, secret) = (key.id, key.secret);
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
     let endpoint = format!("{scheme}://{}", cfg.listen);
     println!();
@@ -143,9 +132,11 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         .map_err(|e| format!("opening storage: {e}"))?;
     drop(master);
     let fixed = resolve_credentials(&cfg, &engine).await?;
-    let keys = Arc::new(KeyRing::new(engine.clone(), fixed));
+    let keys = Arc::new(
+        KeyRing::new(engine.clone(), fixed).map_err(|e| format!("loading access keys: {e}"))?,
+    );
     let admin_auth = crate::admin_http::AdminAuth {
-        secrets: keys.clone(),
+        keys: keys.clone(),
         verify: Arc::new(cairn_s3_api::auth::VerifyConfig::new(cfg.region.clone())),
     };
     let s3 = S3Service::new(
@@ -227,8 +218,9 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use cairn_storage_engine::generate_credentials;
 
+    /// Generated keys pass the rules for configured ones.
     #[test]
     fn generated_credentials_have_expected_shape() {
         let (a, s) = generate_credentials();

@@ -289,6 +289,10 @@ impl From<EngineError> for S3Error {
                 S3Error::new(C::EntityTooSmall).field("PartNumber", part_number.to_string())
             }
             EngineError::EntityTooLarge => S3Error::new(C::EntityTooLarge),
+            EngineError::NoSuchAccessKey => S3Error::new(C::InvalidAccessKeyId),
+            EngineError::InvalidAccessKey(reason) => {
+                S3Error::with_message(C::InvalidArgument, reason)
+            }
             EngineError::PreconditionFailed(condition) => {
                 S3Error::new(C::PreconditionFailed).field("Condition", condition)
             }

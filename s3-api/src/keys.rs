@@ -1,42 +1,283 @@
-//! Where SigV4 verification finds secrets: keys given at start-up (env or
-//! config) and keys stored, sealed, in the engine's metadata.
+//! Access keys as the front end sees them: the secret SigV4 verifies with,
+//! and what the key may do ([`KeyAccess`]).
+//!
+//! Keys come from two places: keys given at start-up (environment or
+//! config; admin keys, not stored, cannot be changed through the API) and
+//! keys stored, sealed, in the engine's metadata. The ring keeps every key
+//! in memory (at most `ACCESS_KEYS_MAX` stored ones), so verifying a request
+//! is a map lookup, not a metadata read and an AES-GCM open. Every change
+//! goes through the ring, which writes the engine first and then refreshes
+//! its copy of that key.
 
-use cairn_storage_engine::Engine;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use cairn_storage_engine::{
+    AccessKeyRecord, BucketGrant, Engine, EngineError, EngineResult, StoredAccessKey,
+};
 
 use crate::auth::SecretLookup;
 
-/// Resolves access keys; start-up keys take precedence over stored ones.
+/// What one access key may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyAccess {
+    /// Everything: all buckets, CreateBucket/DeleteBucket, the admin API.
+    pub admin: bool,
+    /// Per-bucket read/write, sorted by bucket (ignored for admin keys).
+    pub grants: Vec<BucketGrant>,
+}
+
+impl KeyAccess {
+    pub fn admin() -> Self {
+        KeyAccess {
+            admin: true,
+            grants: Vec::new(),
+        }
+    }
+
+    fn grant(&self, bucket: &str) -> Option<&BucketGrant> {
+        self.grants
+            .binary_search_by(|g| g.bucket.as_str().cmp(bucket))
+            .ok()
+            .map(|i| &self.grants[i])
+    }
+
+    pub fn can_read(&self, bucket: &str) -> bool {
+        self.admin || self.grant(bucket).is_some_and(|g| g.read)
+    }
+
+    pub fn can_write(&self, bucket: &str) -> bool {
+        self.admin || self.grant(bucket).is_some_and(|g| g.write)
+    }
+
+    /// Whether ListBuckets shows `bucket` to this key (any grant).
+    pub fn can_see(&self, bucket: &str) -> bool {
+        self.admin || self.grant(bucket).is_some()
+    }
+}
+
+impl From<&AccessKeyRecord> for KeyAccess {
+    fn from(r: &AccessKeyRecord) -> Self {
+        let mut grants = r.grants.clone();
+        grants.sort_by(|a, b| a.bucket.cmp(&b.bucket));
+        KeyAccess {
+            admin: r.admin,
+            grants,
+        }
+    }
+}
+
+/// One key as the admin API lists it (no secret).
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub created_ms: u64,
+    /// Given at start-up (environment or config), not stored.
+    pub fixed: bool,
+    pub access: KeyAccess,
+}
+
+struct KeyEntry {
+    secret: String,
+    access: Arc<KeyAccess>,
+}
+
+/// Every access key the server accepts.
 pub struct KeyRing {
-    fixed: Vec<(String, String)>,
     engine: Engine,
+    /// Ids of the start-up keys, which take precedence over stored ones.
+    fixed: Vec<String>,
+    entries: RwLock<HashMap<String, Arc<KeyEntry>>>,
 }
 
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ids: Vec<&str> = self.fixed.iter().map(|(k, _)| k.as_str()).collect();
         f.debug_struct("KeyRing")
-            .field("fixed", &ids)
+            .field("fixed", &self.fixed)
             .finish_non_exhaustive()
     }
 }
 
 impl KeyRing {
-    pub fn new(engine: Engine, fixed: Vec<(String, String)>) -> Self {
-        KeyRing { fixed, engine }
+    /// The start-up keys `fixed` (admin keys) and every stored key.
+    pub fn new(engine: Engine, fixed: Vec<(String, String)>) -> EngineResult<Self> {
+        let mut entries = HashMap::new();
+        for key in engine.access_keys()? {
+            entries.insert(
+                key.id,
+                Arc::new(KeyEntry {
+                    secret: key.secret,
+                    access: Arc::new(KeyAccess::from(&key.record)),
+                }),
+            );
+        }
+        let mut ids = Vec::new();
+        for (id, secret) in fixed {
+            entries.insert(
+                id.clone(),
+                Arc::new(KeyEntry {
+                    secret,
+                    access: Arc::new(KeyAccess::admin()),
+                }),
+            );
+            ids.push(id);
+        }
+        Ok(KeyRing {
+            engine,
+            fixed: ids,
+            entries: RwLock::new(entries),
+        })
+    }
+
+    fn entry(&self, id: &str) -> Option<Arc<KeyEntry>> {
+        // A poisoned lock only means a writer panicked between two whole
+        // map operations; the map itself is consistent.
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        map.get(id).cloned()
+    }
+
+    /// What key `id` may do; `None` for an unknown key.
+    pub fn access(&self, id: &str) -> Option<Arc<KeyAccess>> {
+        self.entry(id).map(|e| e.access.clone())
+    }
+
+    fn is_fixed(&self, id: &str) -> bool {
+        self.fixed.iter().any(|f| f == id)
+    }
+
+    /// Re-reads key `id` from the engine into the ring (or drops it).
+    fn refresh(&self, id: &str, stored: Option<&StoredAccessKey>) {
+        if self.is_fixed(id) {
+            return;
+        }
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        match stored {
+            Some(k) => {
+                map.insert(
+                    id.to_owned(),
+                    Arc::new(KeyEntry {
+                        secret: k.secret.clone(),
+                        access: Arc::new(KeyAccess::from(&k.record)),
+                    }),
+                );
+            }
+            None => {
+                map.remove(id);
+            }
+        }
+    }
+
+    fn refuse_fixed(&self, id: &str) -> EngineResult<()> {
+        if self.is_fixed(id) {
+            return Err(EngineError::InvalidAccessKey(format!(
+                "{id} is given to the server at start-up (CAIRN_ACCESS_KEY or the config file); change it there"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every key, start-up keys first, then stored keys by id.
+    pub fn list(&self) -> EngineResult<Vec<KeyInfo>> {
+        let mut out: Vec<KeyInfo> = self
+            .fixed
+            .iter()
+            .map(|id| KeyInfo {
+                id: id.clone(),
+                name: "start-up key".into(),
+                created_ms: 0,
+                fixed: true,
+                access: KeyAccess::admin(),
+            })
+            .collect();
+        for k in self.engine.access_keys()? {
+            if self.is_fixed(&k.id) {
+                continue;
+            }
+            out.push(KeyInfo {
+                access: KeyAccess::from(&k.record),
+                id: k.id,
+                name: k.record.name,
+                created_ms: k.record.created_ms,
+                fixed: false,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a key with new random credentials; the secret is returned
+    /// here and never again.
+    pub async fn create(&self, record: AccessKeyRecord) -> EngineResult<StoredAccessKey> {
+        let key = self.engine.create_access_key(record).await?;
+        self.refresh(&key.id, Some(&key));
+        Ok(key)
+    }
+
+    /// Sets or (neither read nor write) removes one bucket grant of `id`.
+    pub async fn set_grant(&self, id: &str, grant: BucketGrant) -> EngineResult<KeyInfo> {
+        self.refuse_fixed(id)?;
+        let key = self.engine.set_access_key_grant(id, grant).await?;
+        self.refresh(id, Some(&key));
+        Ok(KeyInfo {
+            access: KeyAccess::from(&key.record),
+            id: key.id,
+            name: key.record.name,
+            created_ms: key.record.created_ms,
+            fixed: false,
+        })
+    }
+
+    /// Deletes stored key `id`. The last admin key is kept unless a
+    /// start-up key exists (someone can still administer the server).
+    pub async fn delete(&self, id: &str) -> EngineResult<()> {
+        self.refuse_fixed(id)?;
+        self.engine
+            .delete_access_key(id, self.fixed.is_empty())
+            .await?;
+        self.refresh(id, None);
+        Ok(())
     }
 }
 
 impl SecretLookup for KeyRing {
     fn secret_key(&self, access_key: &str) -> Option<String> {
-        if let Some((_, s)) = self.fixed.iter().find(|(k, _)| k == access_key) {
-            return Some(s.clone());
-        }
-        match self.engine.access_key_secret(access_key) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "looking up an access key failed");
-                None
-            }
-        }
+        self.entry(access_key).map(|e| e.secret.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_decide_read_and_write() {
+        let access = KeyAccess::from(&AccessKeyRecord {
+            name: String::new(),
+            created_ms: 0,
+            admin: false,
+            grants: vec![
+                BucketGrant {
+                    bucket: "photos".into(),
+                    read: true,
+                    write: true,
+                },
+                BucketGrant {
+                    bucket: "logs".into(),
+                    read: true,
+                    write: false,
+                },
+                BucketGrant {
+                    bucket: "drop".into(),
+                    read: false,
+                    write: true,
+                },
+            ],
+        });
+        assert!(access.can_read("photos") && access.can_write("photos"));
+        assert!(access.can_read("logs") && !access.can_write("logs"));
+        assert!(!access.can_read("drop") && access.can_write("drop"));
+        assert!(access.can_see("drop") && !access.can_see("other"));
+        assert!(!access.can_read("other") && !access.can_write("other"));
+        assert!(KeyAccess::admin().can_write("anything"));
     }
 }

@@ -23,7 +23,7 @@ mod tags;
 mod xml;
 
 pub use error::{S3Error, S3ErrorCode};
-pub use keys::KeyRing;
+pub use keys::{KeyAccess, KeyInfo, KeyRing};
 pub use router::Operation;
 pub use service::{RespBody, S3Config, S3Service, serve};
 

@@ -24,6 +24,7 @@ pub enum Operation {
     PutObject,
     CopyObject,
     GetObject,
+    GetObjectAttributes,
     HeadObject,
     DeleteObject,
     GetObjectAcl,
@@ -35,6 +36,7 @@ pub enum Operation {
     DeleteBucketTagging,
     CreateMultipartUpload,
     UploadPart,
+    UploadPartCopy,
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
@@ -64,6 +66,7 @@ impl Operation {
             PutObject => "PutObject",
             CopyObject => "CopyObject",
             GetObject => "GetObject",
+            GetObjectAttributes => "GetObjectAttributes",
             HeadObject => "HeadObject",
             DeleteObject => "DeleteObject",
             GetObjectAcl => "GetObjectAcl",
@@ -75,6 +78,7 @@ impl Operation {
             DeleteBucketTagging => "DeleteBucketTagging",
             CreateMultipartUpload => "CreateMultipartUpload",
             UploadPart => "UploadPart",
+            UploadPartCopy => "UploadPartCopy",
             CompleteMultipartUpload => "CompleteMultipartUpload",
             AbortMultipartUpload => "AbortMultipartUpload",
             ListParts => "ListParts",
@@ -82,6 +86,44 @@ impl Operation {
             MethodNotAllowed => "MethodNotAllowed",
         }
     }
+
+    /// What the signing key needs on the addressed bucket.
+    pub fn required_access(self) -> RequiredAccess {
+        use Operation::*;
+        match self {
+            // ListBuckets shows each key only the buckets it has grants on;
+            // the rest answer an error before touching anything.
+            ListBuckets | Unsupported(_) | MethodNotAllowed => RequiredAccess::Nothing,
+            CreateBucket | DeleteBucket => RequiredAccess::Admin,
+            HeadBucket | GetBucketLocation | GetBucketVersioning | GetBucketAcl | ListObjects
+            | ListObjectsV2 | ListMultipartUploads | ListObjectVersions | GetObject
+            | GetObjectAttributes | HeadObject | GetObjectAcl | GetObjectTagging
+            | GetBucketTagging | ListParts => RequiredAccess::Read,
+            DeleteObjects
+            | PutObject
+            | CopyObject
+            | DeleteObject
+            | PutObjectTagging
+            | DeleteObjectTagging
+            | PutBucketTagging
+            | DeleteBucketTagging
+            | CreateMultipartUpload
+            | UploadPart
+            | UploadPartCopy
+            | CompleteMultipartUpload
+            | AbortMultipartUpload => RequiredAccess::Write,
+        }
+    }
+}
+
+/// The grant an operation needs (copies also need read on their source,
+/// checked by their handlers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequiredAccess {
+    Nothing,
+    Read,
+    Write,
+    Admin,
 }
 
 /// Decoded query parameters in request order.
@@ -258,11 +300,9 @@ pub fn route(
             if let Some(op) = unsupported(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
                 return op;
             }
-            // GetObjectAttributes is served by the GetObject handler (and
-            // counted under its label).
             if q.has("attributes") {
                 return match *method {
-                    Method::GET => GetObject,
+                    Method::GET => GetObjectAttributes,
                     _ => MethodNotAllowed,
                 };
             }
@@ -275,7 +315,7 @@ pub fn route(
                 };
             }
             match *method {
-                // UploadPartCopy too (told apart by `x-amz-copy-source`).
+                Method::PUT if q.has("uploadId") && has_copy_source => UploadPartCopy,
                 Method::PUT if q.has("uploadId") => UploadPart,
                 Method::PUT if has_copy_source => CopyObject,
                 Method::PUT => PutObject,
@@ -385,7 +425,7 @@ mod tests {
                 &q("partNumber=2&uploadId=x"),
                 true
             ),
-            Operation::UploadPart
+            Operation::UploadPartCopy
         );
         assert_eq!(
             route(&Method::PUT, Some("b"), None, &q("lifecycle"), false),
@@ -419,7 +459,7 @@ mod tests {
         );
         assert_eq!(
             route(&Method::GET, Some("b"), Some("k"), &q("attributes"), false),
-            Operation::GetObject
+            Operation::GetObjectAttributes
         );
         assert_eq!(
             route(&Method::PUT, Some("b"), Some("k"), &q("attributes"), false),

@@ -16,10 +16,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::auth::{SecretLookup, VerifiedRequest, VerifyConfig, verify_request};
+use crate::auth::{VerifiedRequest, VerifyConfig, verify_request};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::keys::{KeyAccess, KeyRing};
 use crate::metrics::S3Metrics;
-use crate::router::{Operation, Query, route, split_path, virtual_host_bucket, virtual_host_key};
+use crate::router::{
+    Operation, Query, RequiredAccess, route, split_path, virtual_host_bucket, virtual_host_key,
+};
 use crate::xml::XmlWriter;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,7 +54,7 @@ impl Default for S3Config {
 
 pub(crate) struct ServiceInner {
     pub(crate) engine: Engine,
-    pub(crate) secrets: Arc<dyn SecretLookup>,
+    pub(crate) keys: Arc<KeyRing>,
     pub(crate) verify: VerifyConfig,
     pub(crate) config: S3Config,
     pub(crate) metrics: S3Metrics,
@@ -79,6 +82,8 @@ pub(crate) struct RequestCtx {
     pub(crate) query: Query,
     pub(crate) parts: http::request::Parts,
     pub(crate) auth: VerifiedRequest,
+    /// What the signing key may do.
+    pub(crate) access: Arc<KeyAccess>,
 }
 
 impl RequestCtx {
@@ -131,7 +136,7 @@ fn new_request_id() -> String {
 impl S3Service {
     pub fn new(
         engine: Engine,
-        secrets: Arc<dyn SecretLookup>,
+        keys: Arc<KeyRing>,
         config: S3Config,
         registry: &prometheus::Registry,
     ) -> Result<Self, String> {
@@ -139,7 +144,7 @@ impl S3Service {
         Ok(S3Service {
             inner: Arc::new(ServiceInner {
                 engine,
-                secrets,
+                keys,
                 verify: VerifyConfig::new(config.region.clone()),
                 config,
                 metrics,
@@ -254,24 +259,38 @@ impl ServiceInner {
             &query,
             parts.headers.contains_key("x-amz-copy-source"),
         );
-        let auth = match verify_request(
-            &parts,
-            self.secrets.as_ref(),
-            &self.verify,
-            SystemTime::now(),
-        ) {
+        let auth = match verify_request(&parts, self.keys.as_ref(), &self.verify, SystemTime::now())
+        {
             Ok(a) => a,
             Err(e) => {
                 let err: S3Error = e.into();
                 return (op, Err(with_resource(err, &bucket, &key)));
             }
         };
+        let access = match self.keys.access(&auth.access_key) {
+            Some(a) => a,
+            // Deleted between verification and now.
+            None => {
+                return (
+                    op,
+                    Err(with_resource(
+                        S3Error::new(S3ErrorCode::InvalidAccessKeyId),
+                        &bucket,
+                        &key,
+                    )),
+                );
+            }
+        };
+        if let Err(e) = authorize(op, bucket.as_deref(), &access) {
+            return (op, Err(with_resource(e, &bucket, &key)));
+        }
         let ctx = RequestCtx {
             bucket: bucket.clone(),
             key: key.clone(),
             query,
             parts,
             auth,
+            access,
         };
         let result = crate::handlers::handle(self, op, ctx, body).await;
         (op, result.map_err(|e| with_resource(e, &bucket, &key)))
@@ -306,6 +325,23 @@ impl ServiceInner {
             *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
             r
         })
+    }
+}
+
+/// Whether a key with `access` may run `op` on `bucket`.
+fn authorize(op: Operation, bucket: Option<&str>, access: &KeyAccess) -> S3Result<()> {
+    let allowed = match (op.required_access(), bucket) {
+        (RequiredAccess::Nothing, _) => true,
+        (RequiredAccess::Admin, _) => access.admin,
+        (RequiredAccess::Read, Some(b)) => access.can_read(b),
+        (RequiredAccess::Write, Some(b)) => access.can_write(b),
+        // Every bucket-level operation has a bucket.
+        (RequiredAccess::Read | RequiredAccess::Write, None) => access.admin,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(S3Error::new(S3ErrorCode::AccessDenied))
     }
 }
 

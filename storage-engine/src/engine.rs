@@ -243,7 +243,9 @@ pub(crate) struct Inner {
     /// Read-repairs in flight (bounded by `repair::READ_REPAIRS_MAX`).
     pub(crate) read_repairs: std::sync::atomic::AtomicUsize,
     pub(crate) chunk_permits: Arc<Semaphore>,
-    secret_sealer: SecretSealer,
+    pub(crate) secret_sealer: SecretSealer,
+    /// Serialises changes to access keys (create, delete, grants).
+    pub(crate) key_lock: AsyncMutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -344,6 +346,7 @@ impl Engine {
             read_repairs: std::sync::atomic::AtomicUsize::new(0),
             chunk_permits: Arc::new(Semaphore::new(config.chunk_workers_max)),
             secret_sealer: master.secret_sealer(),
+            key_lock: AsyncMutex::new(()),
             config,
         };
         let first_start = inner.meta.system("format")?.is_none();
@@ -471,67 +474,6 @@ impl Engine {
             inner.meta.write(b)
         })
         .await
-    }
-
-    // ---- credentials ----------------------------------------------------
-
-    /// The secret of an S3 access key, if the key exists. Secrets are stored
-    /// sealed with a key derived from the master key, never in plaintext.
-    pub fn access_key_secret(&self, access_key: &str) -> EngineResult<Option<String>> {
-        let Some(sealed) = self
-            .inner
-            .meta
-            .system(&format!("access-key/{access_key}"))?
-        else {
-            return Ok(None);
-        };
-        let plain = self
-            .inner
-            .secret_sealer
-            .open(access_key.as_bytes(), &sealed)
-            .map_err(|_| {
-                EngineError::Corrupt(format!(
-                    "stored secret of {access_key} does not open with this master key"
-                ))
-            })?;
-        String::from_utf8(plain)
-            .map(Some)
-            .map_err(|_| EngineError::Corrupt("stored secret is not UTF-8".into()))
-    }
-
-    pub async fn put_access_key(&self, access_key: &str, secret: &str) -> EngineResult<()> {
-        let sealed = self
-            .inner
-            .secret_sealer
-            .seal(access_key.as_bytes(), secret.as_bytes())
-            .map_err(|e| EngineError::Internal(format!("sealing secret: {e}")))?;
-        let inner = self.inner.clone();
-        let name = format!("access-key/{access_key}");
-        blocking(move || {
-            let mut b = inner.meta.batch();
-            b.put_system(&name, &sealed)?;
-            inner.meta.write(b)
-        })
-        .await
-    }
-
-    /// Access keys stored in the metadata (ids only).
-    pub fn access_keys(&self) -> EngineResult<Vec<String>> {
-        let prefix = b"access-key/".to_vec();
-        let mut it = self
-            .inner
-            .meta
-            .range_iter(crate::meta::CF_SYSTEM, prefix_successor(&prefix))?;
-        it.seek(&prefix);
-        let mut out = Vec::new();
-        while let Some(k) = it.key() {
-            if let Ok(s) = std::str::from_utf8(&k[prefix.len()..]) {
-                out.push(s.to_owned());
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(out)
     }
 
     // ---- objects: metadata-only operations ------------------------------

@@ -405,15 +405,69 @@ async fn buckets_lifecycle() {
 async fn credentials_are_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
-    e.put_access_key("AKTEST", "very-secret-value-123")
+    let record = crate::AccessKeyRecord {
+        name: "test".into(),
+        created_ms: 1,
+        admin: false,
+        grants: vec![crate::BucketGrant {
+            bucket: "b".into(),
+            read: true,
+            write: false,
+        }],
+    };
+    e.put_access_key("AKTEST", "very-secret-value-123", record.clone())
         .await
         .unwrap();
-    assert_eq!(
-        e.access_key_secret("AKTEST").unwrap().as_deref(),
-        Some("very-secret-value-123")
-    );
-    assert_eq!(e.access_keys().unwrap(), ["AKTEST"]);
-    assert!(e.access_key_secret("nope").unwrap().is_none());
+    let stored = e.access_key("AKTEST").unwrap().unwrap();
+    assert_eq!(stored.secret, "very-secret-value-123");
+    assert_eq!(stored.record, record);
+    let all = e.access_keys().unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].id, "AKTEST");
+    assert!(e.access_key("nope").unwrap().is_none());
+    // Grants change in place; removing the last read/write removes it.
+    let k = e
+        .set_access_key_grant(
+            "AKTEST",
+            crate::BucketGrant {
+                bucket: "a".into(),
+                read: true,
+                write: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(k.record.grants.len(), 2);
+    assert_eq!(k.record.grants[0].bucket, "a");
+    let k = e
+        .set_access_key_grant(
+            "AKTEST",
+            crate::BucketGrant {
+                bucket: "b".into(),
+                read: false,
+                write: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(k.record.grants.len(), 1);
+    // The last admin key is kept when asked to.
+    let admin = e
+        .create_access_key(crate::AccessKeyRecord {
+            admin: true,
+            ..record.clone()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        e.delete_access_key(&admin.id, true).await,
+        Err(EngineError::InvalidAccessKey(_))
+    ));
+    e.delete_access_key(&admin.id, false).await.unwrap();
+    assert!(matches!(
+        e.delete_access_key(&admin.id, false).await,
+        Err(EngineError::NoSuchAccessKey)
+    ));
     drop(e);
     // The secret is nowhere in plaintext under the data dir.
     for entry in walk(dir.path()) {

@@ -44,6 +44,11 @@ pub enum EngineError {
     /// `If-Match`) did not hold when the write was about to commit.
     #[error("precondition {0} failed")]
     PreconditionFailed(&'static str),
+    #[error("no such access key")]
+    NoSuchAccessKey,
+    /// An access key change that cannot be made (the reason says why).
+    #[error("access key refused: {0}")]
+    InvalidAccessKey(String),
 
     /// A drive or the metadata store is out of space.
     #[error("storage is full: {0}")]

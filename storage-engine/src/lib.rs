@@ -23,6 +23,7 @@
 //! - a manifest only names chunks whose records exist and whose shards were
 //!   durable before the manifest was written.
 
+mod access_keys;
 mod codec;
 mod drive;
 mod engine;
@@ -56,6 +57,9 @@ mod repair_tests;
 #[cfg(test)]
 mod test_support;
 
+pub use access_keys::{
+    ACCESS_KEYS_MAX, StoredAccessKey, generate_credentials, valid_access_key_id,
+};
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ShardReadError, ShardStore};
@@ -63,13 +67,14 @@ pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
 pub use error::{CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
-pub use list::{ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
+pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::UploadId;
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject, WriteCondition};
 pub use records::{
-    ManifestRef, ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionId,
+    AccessKeyRecord, BucketGrant, ManifestRef, ObjectMetadata, ObjectVersion, PartRecord,
+    UploadRecord, VersionId,
 };
 pub use recovery::RecountReport;
 pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};

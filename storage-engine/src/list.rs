@@ -247,6 +247,39 @@ impl Engine {
         })
         .await
     }
+
+    /// Objects and their logical bytes in `bucket`, and its multipart
+    /// uploads in progress. Reads every object record of the bucket: an
+    /// admin query, not for request paths.
+    pub async fn bucket_usage(&self, bucket: &str) -> EngineResult<BucketUsage> {
+        let rec = self.inner.bucket(bucket)?;
+        let inner = self.inner.clone();
+        let mut usage = blocking(move || {
+            let base = rec.id.to_be_bytes();
+            let mut it = inner.meta.range_iter(CF_OBJECTS, prefix_successor(&base))?;
+            it.seek(base);
+            let mut usage = BucketUsage::default();
+            while let Some(v) = it.value() {
+                usage.objects += 1;
+                usage.logical_bytes += ObjectVersion::decode(v)?.size;
+                it.next();
+            }
+            it.status()?;
+            Ok(usage)
+        })
+        .await?;
+        usage.uploads_in_progress = self.bucket_upload_ids(rec.id).await?.len() as u64;
+        Ok(usage)
+    }
+}
+
+/// What one bucket holds (see [`Engine::bucket_usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketUsage {
+    pub objects: u64,
+    /// Sum of object sizes as clients see them (before dedup/compression).
+    pub logical_bytes: u64,
+    pub uploads_in_progress: u64,
 }
 
 #[cfg(test)]

@@ -574,6 +574,73 @@ impl BucketRecord {
     }
 }
 
+/// What one bucket grant allows an access key to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketGrant {
+    pub bucket: String,
+    /// GET/HEAD objects, list, read tags and attributes.
+    pub read: bool,
+    /// PUT/copy/delete objects, multipart uploads, tags.
+    pub write: bool,
+}
+
+/// Everything about an access key but its secret (which is stored sealed
+/// beside it), under `access-key-info/<id>` in `system`. A key without this
+/// record was created before grants existed and is an admin key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKeyRecord {
+    /// Free text for humans ("backup job", "sensor fleet").
+    pub name: String,
+    pub created_ms: u64,
+    /// Admin keys may do everything: every bucket, CreateBucket and
+    /// DeleteBucket, the admin API. `grants` are ignored for them.
+    pub admin: bool,
+    /// At most one grant per bucket, sorted by bucket name.
+    pub grants: Vec<BucketGrant>,
+}
+
+impl AccessKeyRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        debug_assert!(self.grants.windows(2).all(|w| w[0].bucket < w[1].bucket));
+        let mut w = RecordWriter::with_version(FORMAT_V1);
+        w.str(&self.name)
+            .u64(self.created_ms)
+            .u8(u8::from(self.admin))
+            .u32(self.grants.len() as u32);
+        for g in &self.grants {
+            w.str(&g.bucket)
+                .u8(u8::from(g.read) | (u8::from(g.write) << 1));
+        }
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
+        let mut r = RecordReader::new(buf, "access key");
+        check_version(&mut r, "access key")?;
+        let name = r.string()?;
+        let created_ms = r.u64()?;
+        let admin = r.u8()? != 0;
+        let n = r.count(5)?;
+        let mut grants = Vec::with_capacity(n);
+        for _ in 0..n {
+            let bucket = r.string()?;
+            let bits = r.u8()?;
+            grants.push(BucketGrant {
+                bucket,
+                read: bits & 1 != 0,
+                write: bits & 2 != 0,
+            });
+        }
+        r.finish()?;
+        Ok(AccessKeyRecord {
+            name,
+            created_ms,
+            admin,
+            grants,
+        })
+    }
+}
+
 /// A multipart upload in progress, stored under its id in `uploads`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadRecord {
@@ -673,6 +740,30 @@ mod tests {
             checksums: vec![("CRC32".into(), "AAAAAA==".into())],
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn access_key_records_round_trip() {
+        let k = AccessKeyRecord {
+            name: "backup job".into(),
+            created_ms: 42,
+            admin: false,
+            grants: vec![
+                BucketGrant {
+                    bucket: "logs".into(),
+                    read: true,
+                    write: false,
+                },
+                BucketGrant {
+                    bucket: "photos".into(),
+                    read: true,
+                    write: true,
+                },
+            ],
+        };
+        assert_eq!(AccessKeyRecord::decode(&k.encode()).unwrap(), k);
+        let bytes = k.encode();
+        assert!(AccessKeyRecord::decode(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

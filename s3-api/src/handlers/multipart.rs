@@ -20,7 +20,7 @@ use crate::headers::{
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
 use crate::xml::{CompleteMultipartUploadDoc, XmlWriter, owner, parse};
 
-use super::object::{check_copy_source_conditions, parse_copy_source};
+use super::object::{check_copy_source_conditions, readable_copy_source};
 use super::{PUT_SIZE_MAX_BYTES, XML_BODY_MAX_BYTES, body_spec};
 
 fn upload_id(ctx: &RequestCtx) -> S3Result<UploadId> {
@@ -140,8 +140,7 @@ pub(crate) async fn upload_part(
     let id = upload_id(ctx)?;
     // NoSuchUpload before the body is read.
     svc.engine.upload(&bucket, &key, id)?;
-    // UploadPartCopy shares UploadPart's route (and metrics label); the
-    // copy source header tells them apart.
+    // UploadPartCopy (routed apart by the same header) shares the checks above.
     if ctx.header("x-amz-copy-source").is_some() {
         return upload_part_copy(svc, ctx, &bucket, &key, id, n).await;
     }
@@ -196,7 +195,7 @@ async fn upload_part_copy(
     id: UploadId,
     n: u32,
 ) -> S3Result<Response<RespBody>> {
-    let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    let (src_bucket, src_key) = readable_copy_source(ctx)?;
     let src = svc.engine.head_object(&src_bucket, &src_key)?;
     check_copy_source_conditions(ctx, &src)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {

@@ -511,6 +511,17 @@ pub(crate) fn check_copy_source_conditions(ctx: &RequestCtx, src: &ObjectVersion
     }
 }
 
+/// The bucket and key of a copy's `x-amz-copy-source`, which the signing
+/// key must be allowed to read (the destination's write grant was checked
+/// before the handler ran).
+pub(crate) fn readable_copy_source(ctx: &RequestCtx) -> S3Result<(String, String)> {
+    let (bucket, key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    if !ctx.access.can_read(&bucket) {
+        return Err(S3Error::new(S3ErrorCode::AccessDenied));
+    }
+    Ok((bucket, key))
+}
+
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
 pub(crate) fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
     let invalid =
@@ -563,7 +574,7 @@ pub(crate) async fn copy_object(
     let key = ctx.key()?;
     check_key(key)?;
     let cond = write_condition(&ctx.parts.headers)?;
-    let (src_bucket, src_key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    let (src_bucket, src_key) = readable_copy_source(ctx)?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     if !replace_meta && src_bucket == bucket && src_key == key {

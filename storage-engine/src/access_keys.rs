@@ -1,0 +1,270 @@
+//! Access keys: their ids, sealed secrets and grants, in the `system`
+//! column family.
+//!
+//! On disk, per key id:
+//! - `access-key/<id>` → the secret, sealed with a key derived from the
+//!   master key (AES-256-GCM, the id as associated data);
+//! - `access-key-info/<id>` → an [`AccessKeyRecord`] (name, created, admin
+//!   flag, bucket grants). A key without it predates grants: it is an admin
+//!   key named "".
+//!
+//! Both are written in one batch. Changes are serialised by `key_lock` so
+//! that read-modify-write of grants and the "last admin key" check are
+//! atomic.
+
+use crate::engine::{Engine, blocking};
+use crate::error::{EngineError, EngineResult};
+use crate::meta::{CF_SYSTEM, prefix_successor};
+use crate::records::{AccessKeyRecord, BucketGrant};
+
+/// Most access keys a server stores (keeps the in-memory key ring small).
+pub const ACCESS_KEYS_MAX: usize = 10_000;
+
+const SECRET_PREFIX: &str = "access-key/";
+const INFO_PREFIX: &str = "access-key-info/";
+
+/// A stored access key with its secret opened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredAccessKey {
+    pub id: String,
+    pub secret: String,
+    pub record: AccessKeyRecord,
+}
+
+impl std::fmt::Debug for StoredAccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccessKey")
+            .field("id", &self.id)
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Draws `n` characters uniformly from `alphabet` (≤ 256 symbols).
+fn random_string(alphabet: &[u8], n: usize) -> String {
+    debug_assert!(!alphabet.is_empty() && alphabet.len() <= 256);
+    // Rejection sampling: only bytes below the largest multiple of the
+    // alphabet size are used, so every symbol is equally likely.
+    let limit = 256 - 256 % alphabet.len();
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        for b in crate::random_bytes::<64>() {
+            if usize::from(b) < limit && out.len() < n {
+                out.push(char::from(alphabet[usize::from(b) % alphabet.len()]));
+            }
+        }
+    }
+    out
+}
+
+/// New random credentials in the usual shapes: a 20-character key id
+/// (`CK` + 18 base32 characters) and a 40-character alphanumeric secret
+/// (≈ 238 bits).
+pub fn generate_credentials() -> (String, String) {
+    const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET_ALPHABET: &[u8] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let id = format!("CK{}", random_string(ID_ALPHABET, 18));
+    (id, random_string(SECRET_ALPHABET, 40))
+}
+
+/// An access key id as S3 clients send it: 1–128 characters of
+/// `[A-Za-z0-9_.-]` (no `/`, which ends the id in a SigV4 credential).
+pub fn valid_access_key_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+impl Engine {
+    fn open_secret(&self, id: &str, sealed: &[u8]) -> EngineResult<String> {
+        let plain = self
+            .inner
+            .secret_sealer
+            .open(id.as_bytes(), sealed)
+            .map_err(|_| {
+                EngineError::Corrupt(format!(
+                    "stored secret of {id} does not open with this master key"
+                ))
+            })?;
+        String::from_utf8(plain)
+            .map_err(|_| EngineError::Corrupt("stored secret is not UTF-8".into()))
+    }
+
+    fn access_key_record(&self, id: &str) -> EngineResult<AccessKeyRecord> {
+        match self.inner.meta.system(&format!("{INFO_PREFIX}{id}"))? {
+            Some(bytes) => Ok(AccessKeyRecord::decode(&bytes)?),
+            None => Ok(AccessKeyRecord {
+                name: String::new(),
+                created_ms: 0,
+                admin: true,
+                grants: Vec::new(),
+            }),
+        }
+    }
+
+    /// One stored access key, if it exists.
+    pub fn access_key(&self, id: &str) -> EngineResult<Option<StoredAccessKey>> {
+        let Some(sealed) = self.inner.meta.system(&format!("{SECRET_PREFIX}{id}"))? else {
+            return Ok(None);
+        };
+        Ok(Some(StoredAccessKey {
+            id: id.to_owned(),
+            secret: self.open_secret(id, &sealed)?,
+            record: self.access_key_record(id)?,
+        }))
+    }
+
+    /// Every stored access key, by id.
+    pub fn access_keys(&self) -> EngineResult<Vec<StoredAccessKey>> {
+        let prefix = SECRET_PREFIX.as_bytes().to_vec();
+        let mut it = self
+            .inner
+            .meta
+            .range_iter(CF_SYSTEM, prefix_successor(&prefix))?;
+        it.seek(&prefix);
+        let mut sealed = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if let Ok(id) = std::str::from_utf8(&k[prefix.len()..]) {
+                sealed.push((id.to_owned(), v.to_vec()));
+            }
+            it.next();
+        }
+        it.status()?;
+        drop(it);
+        sealed
+            .into_iter()
+            .map(|(id, s)| {
+                Ok(StoredAccessKey {
+                    secret: self.open_secret(&id, &s)?,
+                    record: self.access_key_record(&id)?,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a key with a known id and secret (replacing one with that
+    /// id). Secrets are sealed; they are never written in plaintext.
+    pub async fn put_access_key(
+        &self,
+        id: &str,
+        secret: &str,
+        record: AccessKeyRecord,
+    ) -> EngineResult<()> {
+        if !valid_access_key_id(id) {
+            return Err(EngineError::InvalidAccessKey(format!(
+                "{id:?} is not a valid access key id (1-128 of A-Z a-z 0-9 _ . -)"
+            )));
+        }
+        let _guard = self.inner.key_lock.lock().await;
+        self.write_access_key(id, secret, record).await
+    }
+
+    async fn write_access_key(
+        &self,
+        id: &str,
+        secret: &str,
+        mut record: AccessKeyRecord,
+    ) -> EngineResult<()> {
+        record.grants.sort_by(|a, b| a.bucket.cmp(&b.bucket));
+        record
+            .grants
+            .dedup_by(|later, first| later.bucket == first.bucket);
+        let sealed = self
+            .inner
+            .secret_sealer
+            .seal(id.as_bytes(), secret.as_bytes())
+            .map_err(|e| EngineError::Internal(format!("sealing secret: {e}")))?;
+        let inner = self.inner.clone();
+        let (secret_name, info_name) =
+            (format!("{SECRET_PREFIX}{id}"), format!("{INFO_PREFIX}{id}"));
+        blocking(move || {
+            let mut b = inner.meta.batch();
+            b.put_system(&secret_name, &sealed)?;
+            b.put_system(&info_name, &record.encode())?;
+            inner.meta.write(b)
+        })
+        .await
+    }
+
+    /// Creates a key with new random credentials.
+    pub async fn create_access_key(
+        &self,
+        record: AccessKeyRecord,
+    ) -> EngineResult<StoredAccessKey> {
+        let _guard = self.inner.key_lock.lock().await;
+        if self.access_keys()?.len() >= ACCESS_KEYS_MAX {
+            return Err(EngineError::InvalidAccessKey(format!(
+                "this server already stores {ACCESS_KEYS_MAX} access keys, the most it keeps"
+            )));
+        }
+        let (id, secret) = generate_credentials();
+        self.write_access_key(&id, &secret, record).await?;
+        self.access_key(&id)?
+            .ok_or_else(|| EngineError::Internal("a created access key vanished".into()))
+    }
+
+    /// Sets (or, with neither `read` nor `write`, removes) `grant.bucket`'s
+    /// grant of key `id`; returns the key as it now is.
+    pub async fn set_access_key_grant(
+        &self,
+        id: &str,
+        grant: BucketGrant,
+    ) -> EngineResult<StoredAccessKey> {
+        let _guard = self.inner.key_lock.lock().await;
+        let mut key = self.access_key(id)?.ok_or(EngineError::NoSuchAccessKey)?;
+        key.record.grants.retain(|g| g.bucket != grant.bucket);
+        if grant.read || grant.write {
+            key.record.grants.push(grant);
+        }
+        self.write_access_key(&key.id, &key.secret, key.record)
+            .await?;
+        self.access_key(id)?.ok_or(EngineError::NoSuchAccessKey)
+    }
+
+    /// Deletes key `id`. With `keep_one_admin`, refuses to delete the last
+    /// stored admin key (so the server cannot lock its operators out).
+    pub async fn delete_access_key(&self, id: &str, keep_one_admin: bool) -> EngineResult<()> {
+        let _guard = self.inner.key_lock.lock().await;
+        let keys = self.access_keys()?;
+        let Some(key) = keys.iter().find(|k| k.id == id) else {
+            return Err(EngineError::NoSuchAccessKey);
+        };
+        if keep_one_admin && key.record.admin && !keys.iter().any(|k| k.id != id && k.record.admin)
+        {
+            return Err(EngineError::InvalidAccessKey(
+                "it is the last admin key; create another admin key first".into(),
+            ));
+        }
+        let inner = self.inner.clone();
+        let (secret_name, info_name) =
+            (format!("{SECRET_PREFIX}{id}"), format!("{INFO_PREFIX}{id}"));
+        blocking(move || {
+            let mut b = inner.meta.batch();
+            b.delete_system(&secret_name)?;
+            b.delete_system(&info_name)?;
+            inner.meta.write(b)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_credentials_have_the_usual_shapes() {
+        let (id, secret) = generate_credentials();
+        assert_eq!(id.len(), 20);
+        assert!(id.starts_with("CK") && valid_access_key_id(&id));
+        assert_eq!(secret.len(), 40);
+        assert!(secret.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(generate_credentials(), generate_credentials());
+        assert!(!valid_access_key_id("a/b"));
+        assert!(!valid_access_key_id(""));
+    }
+}
