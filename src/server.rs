@@ -152,7 +152,11 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     crate::admin_http::register_process_metrics(&registry)?;
 
     let tls = match &cfg.tls {
-        Some((cert, key)) => Some(crate::tls::acceptor(cert, key)?),
+        Some((cert, key)) => {
+            let (acceptor, reloadable) = crate::tls::acceptor(cert, key)?;
+            crate::tls::reload_on_sighup(reloadable);
+            Some(acceptor)
+        }
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };

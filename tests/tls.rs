@@ -1,6 +1,7 @@
 //! HTTPS on both listeners: a CA and a server certificate are generated with
 //! the `openssl` command, the server is started with `--tls-cert/--tls-key`,
-//! and the aws CLI (trusting only that CA) and the Rust SDK talk to it.
+//! and the aws CLI (trusting only that CA) and the Rust SDK talk to it. A
+//! certificate replaced on disk is served after SIGHUP, without a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -185,4 +186,84 @@ fn aws_cli_works_over_https_and_plain_http_is_refused() {
         std::time::Duration::from_secs(5),
     );
     assert!(resp.is_none(), "plain HTTP was answered on the TLS port");
+}
+
+/// `curl` of the admin listener's `/health/live`, trusting only `ca`:
+/// whether the TLS handshake (and the request) succeeded.
+fn curl_health(server: &TestServer, ca: &Path) -> bool {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(ca)
+        .arg(format!(
+            "https://localhost:{}/health/live",
+            server.admin_addr().port()
+        ))
+        .output()
+        .unwrap();
+    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "live"
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
+    if !require_tool("openssl", "version") || !require_tool("curl", "--version") {
+        return;
+    }
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    make_certs(first.path());
+    make_certs(second.path());
+    // The server reads its certificate from files we replace later.
+    let live = tempfile::tempdir().unwrap();
+    let (cert, key) = (live.path().join("tls.pem"), live.path().join("tls.key"));
+    std::fs::copy(first.path().join("server.pem"), &cert).unwrap();
+    std::fs::copy(first.path().join("server.key"), &key).unwrap();
+    let mut server = TestServer::start_with_args(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let (ca1, ca2) = (first.path().join("ca.pem"), second.path().join("ca.pem"));
+    assert!(curl_health(&server, &ca1));
+    assert!(!curl_health(&server, &ca2));
+    let hup = |server: &TestServer| {
+        let pid = server.pid().unwrap().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+
+    // New certificate on disk + SIGHUP: new handshakes use it.
+    std::fs::copy(second.path().join("server.pem"), &cert).unwrap();
+    std::fs::copy(second.path().join("server.key"), &key).unwrap();
+    hup(&server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !curl_health(&server, &ca2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was not served"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!curl_health(&server, &ca1));
+
+    // A key that does not fit: the reload is refused, the server keeps
+    // serving the last good certificate.
+    std::fs::copy(first.path().join("server.key"), &key).unwrap();
+    hup(&server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.stderr_text().contains("reload failed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload failure reported: {}",
+            server.stderr_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(server.is_running());
+    assert!(curl_health(&server, &ca2));
 }

@@ -255,6 +255,12 @@ impl TestServer {
         self.data_dir().join("drives").join(i.to_string())
     }
 
+    /// The server process id, while it runs.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn is_running(&mut self) -> bool {
         match &mut self.child {
             Some(c) => matches!(c.try_wait(), Ok(None)),
