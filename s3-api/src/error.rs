@@ -11,12 +11,14 @@ use cairn_storage_engine::EngineError;
 /// Every S3 error code this server returns, with its HTTP status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum S3ErrorCode {
+    AccessControlListNotSupported,
     AccessDenied,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     BadDigest,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    ConditionalRequestConflict,
     EntityTooLarge,
     EntityTooSmall,
     IllegalLocationConstraintException,
@@ -55,12 +57,14 @@ impl S3ErrorCode {
     pub fn as_str(self) -> &'static str {
         use S3ErrorCode::*;
         match self {
+            AccessControlListNotSupported => "AccessControlListNotSupported",
             AccessDenied => "AccessDenied",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",
             BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
             BucketNotEmpty => "BucketNotEmpty",
+            ConditionalRequestConflict => "ConditionalRequestConflict",
             EntityTooLarge => "EntityTooLarge",
             EntityTooSmall => "EntityTooSmall",
             IllegalLocationConstraintException => "IllegalLocationConstraintException",
@@ -105,7 +109,9 @@ impl S3ErrorCode {
             NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchTagSet => {
                 StatusCode::NOT_FOUND
             }
-            BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
+            BucketAlreadyOwnedByYou | BucketNotEmpty | ConditionalRequestConflict => {
+                StatusCode::CONFLICT
+            }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
@@ -115,7 +121,8 @@ impl S3ErrorCode {
             PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-            AuthorizationHeaderMalformed
+            AccessControlListNotSupported
+            | AuthorizationHeaderMalformed
             | AuthorizationQueryParametersError
             | BadDigest
             | EntityTooLarge
@@ -140,6 +147,7 @@ impl S3ErrorCode {
     pub fn default_message(self) -> &'static str {
         use S3ErrorCode::*;
         match self {
+            AccessControlListNotSupported => "The bucket does not allow ACLs",
             AccessDenied => "Access Denied",
             AuthorizationHeaderMalformed => "The authorization header is malformed.",
             AuthorizationQueryParametersError => "Error parsing the X-Amz-Credential parameter.",
@@ -148,6 +156,9 @@ impl S3ErrorCode {
                 "Your previous request to create the named bucket succeeded and you already own it."
             }
             BucketNotEmpty => "The bucket you tried to delete is not empty",
+            ConditionalRequestConflict => {
+                "The conditional request cannot succeed due to a conflicting operation against this resource."
+            }
             EntityTooLarge => "Your proposed upload exceeds the maximum allowed size",
             EntityTooSmall => {
                 "Your proposed upload is smaller than the minimum allowed object size."
@@ -289,6 +300,7 @@ impl From<EngineError> for S3Error {
                 S3Error::new(C::EntityTooSmall).field("PartNumber", part_number.to_string())
             }
             EngineError::EntityTooLarge => S3Error::new(C::EntityTooLarge),
+            EngineError::SourceChanged => S3Error::new(C::ConditionalRequestConflict),
             EngineError::NoSuchAccessKey => S3Error::new(C::InvalidAccessKeyId),
             EngineError::InvalidAccessKey(reason) => {
                 S3Error::with_message(C::InvalidArgument, reason)

@@ -524,13 +524,17 @@ impl Engine {
             dst_key,
             new_meta,
             crate::put::WriteCondition::None,
+            None,
         )
         .await
     }
 
     /// [`Engine::copy_object`] if `cond` holds for the destination key's
     /// current version, checked under the destination's stripe lock in the
-    /// same critical section as the commit.
+    /// same critical section as the commit, and, with `source_version`, only
+    /// if the source is still that version (else `SourceChanged`: the
+    /// caller checked conditions or took metadata from an older one).
+    #[allow(clippy::too_many_arguments)]
     pub async fn copy_object_if(
         &self,
         src_bucket: &str,
@@ -539,6 +543,7 @@ impl Engine {
         dst_key: &str,
         new_meta: Option<crate::records::ObjectMetadata>,
         cond: crate::put::WriteCondition,
+        source_version: Option<crate::records::VersionId>,
     ) -> EngineResult<ObjectVersion> {
         let src_b = self.inner.bucket(src_bucket)?;
         let dst_b = self.inner.bucket(dst_bucket)?;
@@ -553,6 +558,9 @@ impl Engine {
                 .meta
                 .object(src_b.id, &src_key)?
                 .ok_or(EngineError::NoSuchKey)?;
+            if source_version.is_some_and(|v| v != src.version_id) {
+                return Err(EngineError::SourceChanged);
+            }
             let old = inner.meta.object(dst_b.id, &dst_key)?;
             cond.check(old.as_ref())?;
             let entries = inner.manifest_entries(&src)?;

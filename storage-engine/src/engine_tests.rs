@@ -122,6 +122,34 @@ async fn dedup_refcounts_follow_overwrite_copy_and_delete() {
     .await
     .unwrap();
     assert_eq!(refcount(e, &first), 3);
+    // A copy pinned to a source version the key no longer has is refused
+    // and changes nothing; pinned to the current one it goes through.
+    let stale = v1.version_id;
+    let current = e.head_object("bucket", "a").unwrap().version_id;
+    assert_ne!(stale, current);
+    let copy_pinned = |v| {
+        e.copy_object_if(
+            "bucket",
+            "a",
+            "bucket",
+            "d",
+            None,
+            crate::WriteCondition::None,
+            Some(v),
+        )
+    };
+    assert!(matches!(
+        copy_pinned(stale).await,
+        Err(EngineError::SourceChanged)
+    ));
+    assert!(matches!(
+        e.head_object("bucket", "d"),
+        Err(EngineError::NoSuchKey)
+    ));
+    assert_eq!(refcount(e, &first), 3);
+    copy_pinned(current).await.unwrap();
+    assert_eq!(refcount(e, &first), 4);
+    e.delete_object("bucket", "d").await.unwrap();
     for k in ["a", "b", "c"] {
         e.delete_object("bucket", k).await.unwrap();
     }

@@ -44,6 +44,9 @@ pub enum EngineError {
     /// `If-Match`) did not hold when the write was about to commit.
     #[error("precondition {0} failed")]
     PreconditionFailed(&'static str),
+    /// A copy's source is no longer the version its caller checked.
+    #[error("the copy source changed")]
+    SourceChanged,
     #[error("no such access key")]
     NoSuchAccessKey,
     /// An access key change that cannot be made (the reason says why).

@@ -511,6 +511,10 @@ pub(crate) fn check_copy_source_conditions(ctx: &RequestCtx, src: &ObjectVersion
     }
 }
 
+/// How often CopyObject re-reads a source replaced while it was being
+/// copied before answering `409 ConditionalRequestConflict`.
+const COPY_SOURCE_ATTEMPTS: u32 = 4;
+
 /// The bucket and key of a copy's `x-amz-copy-source`, which the signing
 /// key must be allowed to read (the destination's write grant was checked
 /// before the handler ran).
@@ -599,32 +603,56 @@ pub(crate) async fn copy_object(
         .headers
         .keys()
         .any(|k| k.as_str().starts_with("x-amz-copy-source-if-"));
-    let source = if has_conditions || replace_meta || replace_tags {
-        Some(svc.engine.head_object(&src_bucket, &src_key)?)
-    } else {
-        None
-    };
-    if let Some(src) = &source {
-        check_copy_source_conditions(ctx, src)?;
-    }
-    // Without a REPLACE the engine copies the source's metadata itself,
-    // atomically with the data. With one, the new metadata is built here:
-    // content headers and user metadata from the request (REPLACE) or the
-    // source, tags likewise by their own directive; the stored checksums
-    // describe the data, which is the source's either way.
-    let new_meta = match &source {
-        Some(src) if replace_meta || replace_tags => {
-            let mut meta = request_meta.unwrap_or_else(|| src.meta.clone());
-            meta.checksums = src.meta.checksums.clone();
-            meta.tags = request_tags.unwrap_or_else(|| src.meta.tags.clone());
-            Some(meta)
+    let needs_source = has_conditions || replace_meta || replace_tags;
+    // The source's conditions are checked, and its metadata read, on the
+    // version the engine then copies: if another writer replaced it in
+    // between, the engine refuses (`SourceChanged`) and we start over with
+    // the newer version.
+    let mut attempt = 0;
+    let version: ObjectVersion = loop {
+        attempt += 1;
+        let source = if needs_source {
+            Some(svc.engine.head_object(&src_bucket, &src_key)?)
+        } else {
+            None
+        };
+        if let Some(src) = &source {
+            check_copy_source_conditions(ctx, src)?;
         }
-        _ => None,
+        // Without a REPLACE the engine copies the source's metadata itself,
+        // atomically with the data. With one, the new metadata is built
+        // here: content headers and user metadata from the request
+        // (REPLACE) or the source, tags likewise by their own directive; the
+        // stored checksums describe the data, which is the source's either
+        // way.
+        let new_meta = match &source {
+            Some(src) if replace_meta || replace_tags => {
+                let mut meta = request_meta.clone().unwrap_or_else(|| src.meta.clone());
+                meta.checksums = src.meta.checksums.clone();
+                meta.tags = request_tags
+                    .clone()
+                    .unwrap_or_else(|| src.meta.tags.clone());
+                Some(meta)
+            }
+            _ => None,
+        };
+        match svc
+            .engine
+            .copy_object_if(
+                &src_bucket,
+                &src_key,
+                bucket,
+                key,
+                new_meta,
+                cond.clone(),
+                source.as_ref().map(|s| s.version_id),
+            )
+            .await
+        {
+            Err(EngineError::SourceChanged) if attempt < COPY_SOURCE_ATTEMPTS => continue,
+            result => break result?,
+        }
     };
-    let version: ObjectVersion = svc
-        .engine
-        .copy_object_if(&src_bucket, &src_key, bucket, key, new_meta, cond)
-        .await?;
     let mut w = XmlWriter::new("CopyObjectResult");
     w.elem("LastModified", &iso8601(version.last_modified_ms))
         .elem("ETag", &quoted_etag(&version.etag));
