@@ -1254,3 +1254,162 @@ fn bucket_tagging_put_get_delete_limits_and_restart() {
         assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchTagSet"));
     });
 }
+
+/// ACLs as on an S3 bucket with Object Ownership "bucket owner enforced":
+/// the owner-only policy is accepted (in headers or as a document) and
+/// reported; anything granting others access is refused with S3's codes,
+/// never accepted silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
+    use aws_sdk_s3::types::{
+        AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectCannedAcl, Owner, Permission,
+        Type,
+    };
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    c.create_bucket()
+        .bucket("acl")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .create_bucket()
+        .bucket("acl-public")
+        .acl(BucketCannedAcl::PublicRead)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("InvalidBucketAclWithObjectOwnership"),
+        "{}",
+        show(&err)
+    );
+    assert!(c.head_bucket().bucket("acl-public").send().await.is_err());
+
+    c.put_object()
+        .bucket("acl")
+        .key("k")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .put_object()
+        .bucket("acl")
+        .key("public")
+        .acl(ObjectCannedAcl::PublicRead)
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("AccessControlListNotSupported"),
+        "{}",
+        show(&err)
+    );
+    assert!(
+        !object_exists(&c, "acl", "public").await,
+        "refused PUT stored nothing"
+    );
+
+    // PutObjectAcl / PutBucketAcl with the canned owner-only ACL: accepted.
+    c.put_object_acl()
+        .bucket("acl")
+        .key("k")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    c.put_bucket_acl()
+        .bucket("acl")
+        .acl(BucketCannedAcl::Private)
+        .send()
+        .await
+        .unwrap();
+    let err = c
+        .put_object_acl()
+        .bucket("acl")
+        .key("k")
+        .acl(ObjectCannedAcl::PublicReadWrite)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("AccessControlListNotSupported"),
+        "{}",
+        show(&err)
+    );
+
+    // The document form: the policy GetObjectAcl reports goes back in as is.
+    let acl = c
+        .get_object_acl()
+        .bucket("acl")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    let owner_id = acl.owner().and_then(|o| o.id()).unwrap().to_owned();
+    assert_eq!(acl.grants().len(), 1);
+    assert_eq!(acl.grants()[0].permission(), Some(&Permission::FullControl));
+    let owner_grant = Grant::builder()
+        .grantee(
+            Grantee::builder()
+                .r#type(Type::CanonicalUser)
+                .id(&owner_id)
+                .build()
+                .unwrap(),
+        )
+        .permission(Permission::FullControl)
+        .build();
+    let policy = |grants: Vec<Grant>| {
+        AccessControlPolicy::builder()
+            .owner(Owner::builder().id(&owner_id).build())
+            .set_grants(Some(grants))
+            .build()
+    };
+    c.put_object_acl()
+        .bucket("acl")
+        .key("k")
+        .access_control_policy(policy(vec![owner_grant.clone()]))
+        .send()
+        .await
+        .unwrap();
+    let everyone = Grant::builder()
+        .grantee(
+            Grantee::builder()
+                .r#type(Type::Group)
+                .uri("http://acs.amazonaws.com/groups/global/AllUsers")
+                .build()
+                .unwrap(),
+        )
+        .permission(Permission::Read)
+        .build();
+    let err = c
+        .put_bucket_acl()
+        .bucket("acl")
+        .access_control_policy(policy(vec![owner_grant, everyone]))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some("AccessControlListNotSupported"),
+        "{}",
+        show(&err)
+    );
+    // Missing resources are reported as such.
+    let err = c
+        .put_object_acl()
+        .bucket("acl")
+        .key("nope")
+        .acl(ObjectCannedAcl::Private)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchKey"), "{}", show(&err));
+}

@@ -13,6 +13,10 @@ use cairn_storage_engine::EngineError;
 pub enum S3ErrorCode {
     AccessControlListNotSupported,
     AccessDenied,
+    UnexpectedContent,
+    MissingSecurityHeader,
+    MalformedACLError,
+    InvalidBucketAclWithObjectOwnership,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     BadDigest,
@@ -59,6 +63,10 @@ impl S3ErrorCode {
         match self {
             AccessControlListNotSupported => "AccessControlListNotSupported",
             AccessDenied => "AccessDenied",
+            UnexpectedContent => "UnexpectedContent",
+            MissingSecurityHeader => "MissingSecurityHeader",
+            MalformedACLError => "MalformedACLError",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",
@@ -122,6 +130,10 @@ impl S3ErrorCode {
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             AccessControlListNotSupported
+            | InvalidBucketAclWithObjectOwnership
+            | MalformedACLError
+            | MissingSecurityHeader
+            | UnexpectedContent
             | AuthorizationHeaderMalformed
             | AuthorizationQueryParametersError
             | BadDigest
@@ -149,6 +161,14 @@ impl S3ErrorCode {
         match self {
             AccessControlListNotSupported => "The bucket does not allow ACLs",
             AccessDenied => "Access Denied",
+            UnexpectedContent => "This request does not support content",
+            MissingSecurityHeader => "Your request was missing a required header",
+            MalformedACLError => {
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            }
+            InvalidBucketAclWithObjectOwnership => {
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            }
             AuthorizationHeaderMalformed => "The authorization header is malformed.",
             AuthorizationQueryParametersError => "Error parsing the X-Amz-Credential parameter.",
             BadDigest => "The Content-MD5 you specified did not match what we received.",

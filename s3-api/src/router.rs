@@ -16,6 +16,7 @@ pub enum Operation {
     GetBucketLocation,
     GetBucketVersioning,
     GetBucketAcl,
+    PutBucketAcl,
     ListObjects,
     ListObjectsV2,
     ListMultipartUploads,
@@ -28,6 +29,7 @@ pub enum Operation {
     HeadObject,
     DeleteObject,
     GetObjectAcl,
+    PutObjectAcl,
     GetObjectTagging,
     PutObjectTagging,
     DeleteObjectTagging,
@@ -58,6 +60,7 @@ impl Operation {
             GetBucketLocation => "GetBucketLocation",
             GetBucketVersioning => "GetBucketVersioning",
             GetBucketAcl => "GetBucketAcl",
+            PutBucketAcl => "PutBucketAcl",
             ListObjects => "ListObjects",
             ListObjectsV2 => "ListObjectsV2",
             ListMultipartUploads => "ListMultipartUploads",
@@ -70,6 +73,7 @@ impl Operation {
             HeadObject => "HeadObject",
             DeleteObject => "DeleteObject",
             GetObjectAcl => "GetObjectAcl",
+            PutObjectAcl => "PutObjectAcl",
             GetObjectTagging => "GetObjectTagging",
             PutObjectTagging => "PutObjectTagging",
             DeleteObjectTagging => "DeleteObjectTagging",
@@ -107,6 +111,8 @@ impl Operation {
             | DeleteObjectTagging
             | PutBucketTagging
             | DeleteBucketTagging
+            | PutBucketAcl
+            | PutObjectAcl
             | CreateMultipartUpload
             | UploadPart
             | UploadPartCopy
@@ -253,11 +259,12 @@ pub fn route(
             _ => MethodNotAllowed,
         },
         (Some(_), None) => {
-            if q.has("acl") && *method == Method::GET {
-                return GetBucketAcl;
-            }
             if q.has("acl") {
-                return Unsupported("acl");
+                return match *method {
+                    Method::GET => GetBucketAcl,
+                    Method::PUT => PutBucketAcl,
+                    _ => MethodNotAllowed,
+                };
             }
             if let Some(op) = unsupported(q, UNSUPPORTED_BUCKET_SUBRESOURCES) {
                 return op;
@@ -291,11 +298,12 @@ pub fn route(
             }
         }
         (Some(_), Some(_)) => {
-            if q.has("acl") && *method == Method::GET {
-                return GetObjectAcl;
-            }
             if q.has("acl") {
-                return Unsupported("acl");
+                return match *method {
+                    Method::GET => GetObjectAcl,
+                    Method::PUT => PutObjectAcl,
+                    _ => MethodNotAllowed,
+                };
             }
             if let Some(op) = unsupported(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
                 return op;

@@ -1,6 +1,7 @@
 //! Request handlers, one module per resource family. Each returns an S3
 //! response or an [`S3Error`]; rendering errors is the service's job.
 
+mod acl;
 mod bucket;
 mod list;
 mod multipart;
@@ -25,6 +26,12 @@ pub(crate) async fn handle(
     body: Incoming,
 ) -> S3Result<Response<RespBody>> {
     use Operation::*;
+    if matches!(
+        op,
+        CreateBucket | PutObject | CopyObject | CreateMultipartUpload | PutBucketAcl | PutObjectAcl
+    ) {
+        acl::check_acl_headers(op, &ctx.parts.headers)?;
+    }
     match op {
         ListBuckets => bucket::list_buckets(svc, &ctx),
         CreateBucket => bucket::create_bucket(svc, &mut ctx, body).await,
@@ -34,6 +41,8 @@ pub(crate) async fn handle(
         GetBucketVersioning => bucket::get_bucket_versioning(svc, &ctx),
         GetBucketAcl => bucket::get_acl(svc, &ctx, false),
         GetObjectAcl => bucket::get_acl(svc, &ctx, true),
+        PutBucketAcl => acl::put_acl(svc, &mut ctx, body, false).await,
+        PutObjectAcl => acl::put_acl(svc, &mut ctx, body, true).await,
         GetObjectTagging => tagging::get_object_tagging(svc, &ctx),
         PutObjectTagging => tagging::put_object_tagging(svc, &mut ctx, body).await,
         DeleteObjectTagging => tagging::delete_object_tagging(svc, &ctx).await,
