@@ -2,7 +2,7 @@
 //! every transferred byte compared: boto3 (default checksums and
 //! `when_required`), restic, s3cmd, rclone (sync / check --download / lsf /
 //! delete / server-side copy) and the aws CLI (sync, presign, tagging,
-//! copy-object). The Python drivers live in `tests/clients/`.
+//! copy-object, conditional put-object). The Python drivers live in `tests/clients/`.
 //!
 //! Each client is its own test. A missing tool fails its test with a clear
 //! message unless `CAIRN_SKIP_CLI_TESTS=1` (CI installs them all via
@@ -779,7 +779,7 @@ fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
 // ---------------------------------------------------------------------------
 
 #[test]
-fn aws_cli_sync_presign_tagging_and_copy_object() {
+fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
     if !require_tool("aws", "--version") {
         return;
     }
@@ -1018,6 +1018,60 @@ fn aws_cli_sync_presign_tagging_and_copy_object() {
             "{key}: bytes differ"
         );
     }
+
+    // s3api put-object conditional writes: --if-none-match '*' creates
+    // once; --if-match needs the current ETag.
+    let body = tmp.path().join("cond.txt");
+    std::fs::write(&body, b"first").unwrap();
+    let put_cond = |extra: &[&str]| {
+        let mut args = vec![
+            "s3api",
+            "put-object",
+            "--bucket",
+            "aws-more",
+            "--key",
+            "cond.txt",
+            "--body",
+            body.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        cmd_for(&args).output().unwrap()
+    };
+    let created = put_cond(&["--if-none-match", "*"]);
+    assert!(
+        created.status.success(),
+        "put-object --if-none-match '*': {}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let again = put_cond(&["--if-none-match", "*"]);
+    assert!(!again.status.success(), "a second create succeeded");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("PreconditionFailed"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let wrong = put_cond(&["--if-match", "\"0123456789abcdef0123456789abcdef\""]);
+    assert!(
+        !wrong.status.success(),
+        "--if-match with a stale ETag succeeded"
+    );
+    let etag = etag_of(&server, "aws-more", "cond.txt");
+    std::fs::write(&body, b"second").unwrap();
+    let replaced = put_cond(&["--if-match", &etag]);
+    assert!(
+        replaced.status.success(),
+        "put-object --if-match current ETag: {}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let dst = tmp.path().join("cond.out");
+    aws(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        "s3://aws-more/cond.txt",
+        dst.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&dst).unwrap(), b"second");
 
     aws(&["s3", "rb", "--force", "s3://aws-more"]);
     assert!(
