@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The standard performance matrix of issue 6, against a fresh release
+# `cairn` on a temporary data dir, driven by s3bench (../shared/tools/s3bench).
+#
+#   bench/matrix.sh                 # everything, 3 repetitions (~10 min)
+#   REPS=1 SECTIONS="big small" bench/matrix.sh
+#
+# Writes bench/results/<date>-<commit>/: results.jsonl (one s3bench JSON line
+# per run, plus the aws CLI timings of bench/clients.sh) and summary.md (the
+# medians against the targets, made by bench/summarize.py).
+#
+# Env: REPS (3), SECTIONS (subset of "big small iot list signed sizes clients";
+# default all but "sizes"), CAIRN (a cairn binary; default: build release),
+# S3BENCH (an s3bench binary; default: build it), PORT (9300; the admin
+# listener is PORT+1), DATA_ROOT (where the temporary data dir goes, /tmp),
+# SERVER_ENV (extra environment for the server only, e.g. "MALLOC_ARENA_MAX=2"),
+# LABEL (a suffix for the results dir, e.g. "arena2").
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+REPS=${REPS:-3}
+SECTIONS=${SECTIONS:-"big small iot list signed clients"}
+PORT=${PORT:-9300}
+DATA_ROOT=${DATA_ROOT:-/tmp}
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+has() { [[ " $SECTIONS " == *" $1 "* ]]; }
+
+if [ -z "${CAIRN:-}" ]; then
+  log "building cairn (release)"
+  (cd "$root" && cargo build --release --locked --bin cairn >&2)
+  CAIRN="${CARGO_TARGET_DIR:-$root/target}/release/cairn"
+fi
+if [ -z "${S3BENCH:-}" ]; then
+  log "building s3bench (release)"
+  s3b_src="$root/../shared/tools/s3bench"
+  export S3BENCH_TARGET_DIR=${S3BENCH_TARGET_DIR:-$HOME/.cache/s3bench-target}
+  (cd "$s3b_src" && CARGO_TARGET_DIR="$S3BENCH_TARGET_DIR" cargo build --release >&2)
+  S3BENCH="$S3BENCH_TARGET_DIR/release/s3bench"
+fi
+
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$root" diff --quiet 2>/dev/null || commit="$commit-dirty"
+OUTDIR="$here/results/$(date -u +%Y-%m-%d)-$commit${LABEL:+-$LABEL}"
+mkdir -p "$OUTDIR"
+OUT="$OUTDIR/results.jsonl"
+: > "$OUT"
+
+DATA=$(mktemp -d "$DATA_ROOT/cairn-matrix-XXXXXX")
+export AWS_ACCESS_KEY_ID=matrixkey AWS_SECRET_ACCESS_KEY=matrixsecret-0123456789
+export S3BENCH_ENDPOINT="http://127.0.0.1:$PORT"
+log "cairn $("$CAIRN" --version 2>/dev/null || echo '?') on $DATA, results in $OUTDIR"
+# shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=value words
+env ${SERVER_ENV:-} CAIRN_ACCESS_KEY=$AWS_ACCESS_KEY_ID CAIRN_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
+  "$CAIRN" server --data-dir "$DATA" --listen "127.0.0.1:$PORT" \
+  --admin-listen "127.0.0.1:$((PORT + 1))" > "$DATA.log" 2>&1 &
+SP=$!
+cleanup() { kill "$SP" 2>/dev/null || true; wait "$SP" 2>/dev/null || true; rm -rf "$DATA" "$DATA.log"; }
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$((PORT + 1))/health/ready" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# run LABEL s3bench-args...: one JSON line into $OUT.
+run() {
+  local label=$1; shift
+  log "$label: s3bench $*"
+  "$S3BENCH" "$@" --server-pid "$SP" --label "$label" --json "$OUT" -q >/dev/null ||
+    log "$label: s3bench exit $? (3 = some requests failed)"
+}
+
+for r in $(seq 1 "$REPS"); do
+  if has big; then
+    run big-put-16MiB-c4-r$r put -s 16MiB -n 64 -c 4 --seed "$r" --prefix "big/r$r/"
+    run big-get-16MiB-c4-r$r get -s 16MiB -c 4 -d 10s --seed "$r" --prefix "big/r$r/"
+  fi
+  if has signed; then
+    run signed-put-16MiB-c4-r$r put -s 16MiB -n 64 -c 4 --seed $((100 + r)) --payload signed --prefix "signed/r$r/"
+  fi
+  if has small; then
+    run small-put-4KiB-c64-r$r put -s 4KiB -c 64 -d 10s --seed "$r" --prefix "small/r$r/"
+    run small-get-4KiB-c64-r$r get -s 4KiB -c 64 -d 10s --seed "$r" --prefix "small/r$r/"
+  fi
+  if has iot; then
+    run iot-c64-r$r iot -c 64 -d 10s --prefix "iot/r$r/"
+  fi
+done
+if has list; then
+  log "list: writing 10,000 keys"
+  "$S3BENCH" put -s 1KiB -n 10000 -c 32 --prefix list10k/ -q >/dev/null
+  for r in $(seq 1 "$REPS"); do
+    run list-10k-c1-r$r list -n 10000 -c 1 -d 10s --prefix list10k/
+  done
+fi
+if has sizes; then
+  # Throughput against object size (issue 6: flat from 16 MiB to 1 GiB).
+  for size in 16MiB 256MiB 1GiB; do
+    n=$(( (4 << 30) / $(numfmt --from=iec-i --suffix=B "$size" 2>/dev/null || echo 1) ))
+    [ "$n" -lt 4 ] && n=4
+    run "sizes-put-$size-c4-r1" put -s "$size" -n "$n" -c 4 --seed 7 --prefix "sizes/$size/"
+    run "sizes-get-$size-c4-r1" get -s "$size" -c 4 -d 20s --seed 7 --prefix "sizes/$size/"
+  done
+fi
+if has clients; then
+  REPS=$REPS OUT="$OUT" SERVER_PID=$SP "$here/clients.sh"
+fi
+{
+  echo "# Cairn benchmark matrix, $(date -u +%Y-%m-%dT%H:%MZ), commit $commit"
+  echo
+  echo "Release build, fresh data dir, s3bench over loopback on $(nproc) cores, medians of $REPS."
+  [ -n "${SERVER_ENV:-}" ] && echo "Server environment: \`$SERVER_ENV\`."
+  echo
+} > "$OUTDIR/summary.md"
+python3 "$here/summarize.py" "$OUT" >> "$OUTDIR/summary.md"
+cat "$OUTDIR/summary.md"
+log "done: $OUTDIR"
