@@ -9,8 +9,8 @@
 # per run, plus the aws CLI timings of bench/clients.sh) and summary.md (the
 # medians against the targets, made by bench/summarize.py).
 #
-# Env: REPS (3), SECTIONS (subset of "big small iot list signed sizes clients";
-# default all but "sizes"), CAIRN (a cairn binary; default: build release),
+# Env: REPS (3), SECTIONS (subset of "big small iot list signed sizes large
+# list1m clients"; default all but the long "sizes large list1m"), CAIRN (a cairn binary; default: build release),
 # S3BENCH (an s3bench binary; default: build it), PORT (9300; the admin
 # listener is PORT+1), DATA_ROOT (where the temporary data dir goes, /tmp),
 # SERVER_ENV (extra environment for the server only, e.g. "MALLOC_ARENA_MAX=2"),
@@ -100,6 +100,17 @@ if has sizes; then
     run "sizes-put-$size-c4-r1" put -s "$size" -n "$n" -c 4 --seed 7 --prefix "sizes/$size/"
     run "sizes-get-$size-c4-r1" get -s "$size" -c 4 -d 20s --seed 7 --prefix "sizes/$size/"
   done
+fi
+if has large; then
+  # One 5 GiB object up and down: the server's RSS must stay flat.
+  run large-put-5GiB-c1-r1 put -s 5GiB -n 1 -c 1 --seed 9 --prefix large/
+  run large-get-5GiB-c1-r1 get -s 5GiB -n 1 -c 1 --ops 1 -d 600s --seed 9 --prefix large/
+fi
+if has list1m; then
+  # Page cost against bucket size: 1,000,000 keys vs the 10,000 of "list".
+  log "list1m: writing 1,000,000 keys (takes a few minutes)"
+  "$S3BENCH" put -s 1KiB -n 1000000 -c 64 --prefix list1m/ -q >/dev/null
+  run list-1m-c1-r1 list -n 1000000 -c 1 -d 20s --prefix list1m/
 fi
 if has clients; then
   REPS=$REPS OUT="$OUT" SERVER_PID=$SP "$here/clients.sh"

@@ -104,11 +104,12 @@ def main(paths):
     extra = [g for g in groups if g not in TARGETS and not g.startswith(("signed-", "clients-"))]
     if extra:
         out.append("")
-        out.append("| other runs | MiB/s | ops/s | p99 ms | reps |")
-        out.append("|---|---|---|---|---|")
+        out.append("| other runs | MiB/s | ops/s | p50 ms | p99 ms | peak RSS MiB | reps |")
+        out.append("|---|---|---|---|---|---|---|")
         for g in extra:
             rs = groups[g]
-            out.append(f"| {g} | {fmt(med([r.get('mib_s') for r in rs]), 1)} | {fmt(med([r.get('ops_s') for r in rs]))} | {fmt(med([r.get('p99_ms') for r in rs]), 1)} | {len(rs)} |")
+            hwm = max((r.get("server_hwm_kib") or 0) for r in rs) / 1024
+            out.append(f"| {g} | {fmt(med([r.get('mib_s') for r in rs]), 1)} | {fmt(med([r.get('ops_s') for r in rs]))} | {fmt(med([r.get('p50_ms') for r in rs]), 2)} | {fmt(med([r.get('p99_ms') for r in rs]), 1)} | {hwm:,.0f} | {len(rs)} |")
     print("\n".join(out))
 
 
