@@ -8,6 +8,7 @@ mod admin_cli;
 mod admin_http;
 mod background;
 mod config;
+mod malloc;
 mod server;
 mod tls;
 
@@ -67,6 +68,9 @@ fn main() -> std::process::ExitCode {
                 }
             };
             init_logging(cfg.log_format);
+            if let Some(n) = malloc::limit_arenas() {
+                tracing::debug!(arenas = n, "glibc malloc arenas limited");
+            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

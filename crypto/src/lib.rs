@@ -29,6 +29,8 @@
 //! * The context strings and the derivation are part of the on-disk format:
 //!   changing them makes all stored data unreadable.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};

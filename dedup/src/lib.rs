@@ -25,6 +25,8 @@
 //!   destroys dedup against everything already stored: both are part of the
 //!   on-disk format once data has been written.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};

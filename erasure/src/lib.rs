@@ -25,6 +25,8 @@
 //! * Decoding never trusts shard contents beyond their length: verifying
 //!   [`ShardChecksum`]s (and passing `None` for bad shards) is the caller's job.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};

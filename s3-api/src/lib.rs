@@ -10,6 +10,8 @@
 //! `cairn-storage-engine`), log secrets or signatures, panic or answer 500
 //! for a client mistake, or buffer an object body whole in memory.
 
+#![forbid(unsafe_code)]
+
 pub mod auth;
 mod body;
 mod error;

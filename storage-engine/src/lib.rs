@@ -23,6 +23,8 @@
 //! - a manifest only names chunks whose records exist and whose shards were
 //!   durable before the manifest was written.
 
+#![forbid(unsafe_code)]
+
 mod access_keys;
 mod codec;
 mod drive;

@@ -1,0 +1,37 @@
+//! Bounds glibc malloc's arenas for the server process.
+//!
+//! glibc gives busy threads their own arenas, up to 8 per core, and keeps
+//! memory freed into them. Under many concurrent small requests (tokio
+//! workers plus the blocking pool) that retained memory, not data, doubled
+//! peak RSS (see docs/performance.md, "Memory"). Four arenas keep RSS under
+//! the 256 MiB budget with a small throughput cost. An operator's own
+//! `MALLOC_ARENA_MAX` (read by glibc at start) wins: we then change nothing.
+
+/// Arenas when the operator did not choose.
+pub const ARENAS_DEFAULT: i32 = 4;
+
+/// Applies [`ARENAS_DEFAULT`] unless `MALLOC_ARENA_MAX` is set; returns
+/// the limit applied. Call before any thread is started.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn limit_arenas() -> Option<i32> {
+    /// glibc's `M_ARENA_MAX` parameter of `mallopt` (malloc.h).
+    const M_ARENA_MAX: std::ffi::c_int = -8;
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return None;
+    }
+    // SAFETY: mallopt only stores a tunable of the allocator; it takes no
+    // pointers and is safe to call at any time (we call it once, before
+    // any thread exists). A zero return means glibc refused the value.
+    let ok = unsafe { mallopt(M_ARENA_MAX, ARENAS_DEFAULT) };
+    (ok != 0).then_some(ARENAS_DEFAULT)
+}
+
+/// Other platforms and C libraries: nothing to tune.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn limit_arenas() -> Option<i32> {
+    None
+}
