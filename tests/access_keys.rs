@@ -7,34 +7,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-/// `cairn admin <args> --json` signed with `key`/`secret`: (success,
-/// stdout, stderr).
-fn admin_as(server: &TestServer, key: &str, secret: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("admin")
-        .args(args)
-        .arg("--admin-url")
-        .arg(server.admin())
-        .env("CAIRN_ACCESS_KEY", key)
-        .env("CAIRN_SECRET_KEY", secret)
-        .env("CAIRN_REGION", REGION)
-        .output()
-        .expect("run cairn admin");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();
     all.push("--json");
-    let (ok, out, err) = admin_as(server, ACCESS_KEY, SECRET_KEY, &all);
+    let (ok, out, err) = cairn_admin_as(server, ACCESS_KEY, SECRET_KEY, &all);
     assert!(ok, "cairn admin {args:?} failed: {err}");
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
@@ -174,7 +152,7 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
     assert_eq!(names, ["logs", "photos"]);
 
     // The admin API refuses a non-admin key, and says why.
-    let (ok, _, err) = admin_as(&server, &id, &secret, &["status"]);
+    let (ok, _, err) = cairn_admin_as(&server, &id, &secret, &["status"]);
     assert!(!ok);
     assert!(err.contains("not an admin key"), "{err}");
 
@@ -198,7 +176,7 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
     .await;
 
     // Listing: the key is there, no secret anywhere.
-    let (ok, listing, _) = admin_as(&server, ACCESS_KEY, SECRET_KEY, &["key", "list"]);
+    let (ok, listing, _) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["key", "list"]);
     assert!(ok);
     assert!(
         listing.contains(&id) && listing.contains("backup job"),
@@ -222,7 +200,7 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
     assert_eq!(info["logical_bytes"], 5000 + 8, "{info}");
     let info = admin_json(&server, &["bucket", "info", "private"]);
     assert!(info["keys"].to_string().contains(&id), "{info}");
-    let (ok, _, err) = admin_as(&server, ACCESS_KEY, SECRET_KEY, &["bucket", "info", "nope"]);
+    let (ok, _, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["bucket", "info", "nope"]);
     assert!(!ok && err.contains("no such bucket"), "{err}");
 
     // Keys and grants survive a restart.
@@ -241,7 +219,7 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidAccessKeyId"));
     // The start-up key cannot be deleted through the API.
-    let (ok, _, err) = admin_as(
+    let (ok, _, err) = cairn_admin_as(
         &server,
         ACCESS_KEY,
         SECRET_KEY,
@@ -258,11 +236,11 @@ async fn an_admin_key_created_through_the_api_administers() {
     let ops = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
     create_bucket(&ops, "anything").await;
     put_bytes(&ops, "anything", "k", b"v").await;
-    let (ok, out, err) = admin_as(&server, &id, &secret, &["status", "--json"]);
+    let (ok, out, err) = cairn_admin_as(&server, &id, &secret, &["status", "--json"]);
     assert!(ok, "{err}");
     assert!(out.contains("\"drives\""), "{out}");
     // Bad grant specs are refused with a reason.
-    let (ok, _, err) = admin_as(
+    let (ok, _, err) = cairn_admin_as(
         &server,
         ACCESS_KEY,
         SECRET_KEY,

@@ -27,27 +27,6 @@ fn driver(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A command with nothing from the developer's environment that could point
-/// a client at other settings or credentials.
-fn clean_command(program: &str) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        if k.starts_with("AWS_")
-            || k.starts_with("RCLONE_")
-            || k.starts_with("BOTO")
-            || k.starts_with("RESTIC_")
-            || k.starts_with("S3CMD")
-        {
-            cmd.env_remove(&k);
-        }
-    }
-    // Debian's rclone 1.60 fails on http:// endpoints when a CA bundle is set.
-    cmd.env_remove("SSL_CERT_FILE")
-        .env_remove("REQUESTS_CA_BUNDLE");
-    cmd
-}
-
 /// AWS credentials, region and empty config files in `home`: the
 /// machine's `~/.aws` cannot interfere.
 fn aws_env(cmd: &mut Command, server: &TestServer, home: &Path) {
@@ -90,28 +69,6 @@ fn require_python_module(module: &str) -> bool {
         "Python module `{module}` is required for this test but is not installed \
          (CI installs it via .ci/run: pip install {module}); set CAIRN_SKIP_CLI_TESTS=1 to skip"
     );
-}
-
-/// Runs `cmd`; on failure panics with its output and the server's stderr.
-fn run_checked(cmd: &mut Command, what: &str, server: &TestServer) -> String {
-    let started = Instant::now();
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "{what} failed ({}, after {:?}):\n--- stdout:\n{stdout}\n--- stderr:\n{stderr}\n--- cairn stderr:\n{}",
-        out.status,
-        started.elapsed(),
-        server.stderr_text()
-    );
-    if std::env::var_os("CAIRN_TEST_VERBOSE").is_some() {
-        eprintln!("{what} ({:?}):\n{stdout}{stderr}", started.elapsed());
-    }
-    stdout + &stderr
 }
 
 /// Writes `files` (relative path → bytes) under `root`.

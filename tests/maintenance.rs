@@ -10,21 +10,7 @@ use std::process::Command;
 use common::*;
 
 fn admin(server: &TestServer, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .arg("admin")
-        .args(args)
-        .arg("--admin-url")
-        .arg(server.admin())
-        .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
-        .env("CAIRN_SECRET_KEY", SECRET_KEY)
-        .env("CAIRN_REGION", REGION)
-        .output()
-        .expect("run cairn admin");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cairn_admin_as(server, ACCESS_KEY, SECRET_KEY, args)
 }
 
 /// The number after `label` in a summary line like "… 12 missing, …".
