@@ -6,6 +6,12 @@
 //! peak RSS (see docs/performance.md, "Memory"). Four arenas keep RSS under
 //! the 256 MiB budget with a small throughput cost. An operator's own
 //! `MALLOC_ARENA_MAX` (read by glibc at start) wins: we then change nothing.
+//!
+//! Arenas also keep large freed buffers (glibc raises its mmap threshold
+//! after freeing big blocks, so later chunk and shard buffers come from the
+//! arenas): after a burst of large PUTs that memory stays resident and adds
+//! up across workloads. [`trim`] hands free arena pages back to the kernel;
+//! the server calls it every few seconds.
 
 /// Arenas when the operator did not choose.
 pub const ARENAS_DEFAULT: i32 = 4;
@@ -30,8 +36,40 @@ pub fn limit_arenas() -> Option<i32> {
     (ok != 0).then_some(ARENAS_DEFAULT)
 }
 
+/// Returns free memory of every arena to the kernel (`malloc_trim(0)`).
+/// Takes each arena's lock briefly; cheap enough to run every few seconds.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn trim() {
+    unsafe extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: malloc_trim takes no pointers and is thread-safe (it locks
+    // each arena while trimming it).
+    unsafe { malloc_trim(0) };
+}
+
+/// Other platforms and C libraries: nothing to trim.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn trim() {}
+
 /// Other platforms and C libraries: nothing to tune.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn limit_arenas() -> Option<i32> {
     None
+}
+
+/// Calls [`trim`] every `period` until `stop` fires.
+pub async fn trim_every(period: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Off the async workers: trimming locks each arena in turn.
+                let _ = tokio::task::spawn_blocking(trim).await;
+            }
+            _ = stop.changed() => return,
+        }
+    }
 }

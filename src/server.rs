@@ -14,6 +14,8 @@ use crate::config::ServerConfig;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE_SECS: u64 = 30;
+/// How often free malloc memory goes back to the kernel (src/malloc.rs).
+const MALLOC_TRIM_PERIOD_SECS: u64 = 5;
 
 fn create_private_dir(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
@@ -192,6 +194,10 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         stop_rx.clone(),
     ));
     let maintenance = crate::background::spawn(engine.clone(), cfg.maintenance, stop_rx.clone());
+    let trimmer = tokio::spawn(crate::malloc::trim_every(
+        std::time::Duration::from_secs(MALLOC_TRIM_PERIOD_SECS),
+        stop_rx.clone(),
+    ));
     let mut stop_s3 = stop_rx.clone();
     let s3_task = tokio::spawn(cairn_s3_api::serve(s3_listener, s3, tls, async move {
         let _ = stop_s3.changed().await;
@@ -206,6 +212,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             for t in maintenance {
                 let _ = t.await;
             }
+            let _ = trimmer.await;
             engine.wait_for_background_repairs().await;
         })
         .await;
