@@ -3,8 +3,9 @@
 //! glibc gives busy threads their own arenas, up to 8 per core, and keeps
 //! memory freed into them. Under many concurrent small requests (tokio
 //! workers plus the blocking pool) that retained memory, not data, doubled
-//! peak RSS (see docs/performance.md, "Memory"). Four arenas keep RSS under
-//! the 256 MiB budget with a small throughput cost. An operator's own
+//! peak RSS (see docs/performance.md, "Memory"). Two arenas (with the
+//! periodic trim below) keep RSS under the 256 MiB budget; over the whole
+//! benchmark matrix they measured as fast as four. An operator's own
 //! `MALLOC_ARENA_MAX` (read by glibc at start) wins: we then change nothing.
 //!
 //! Arenas also keep large freed buffers (glibc raises its mmap threshold
@@ -14,7 +15,7 @@
 //! the server calls it every few seconds.
 
 /// Arenas when the operator did not choose.
-pub const ARENAS_DEFAULT: i32 = 4;
+pub const ARENAS_DEFAULT: i32 = 2;
 
 /// Applies [`ARENAS_DEFAULT`] unless `MALLOC_ARENA_MAX` is set; returns
 /// the limit applied. Call before any thread is started.
