@@ -62,6 +62,19 @@ for _ in $(seq 1 100); do
 done
 
 # run LABEL s3bench-args...: one JSON line into $OUT.
+# Waits (≤ 120 s) until RocksDB has no compaction pending, so a read
+# benchmark does not share the cores with the compactions of the writes
+# just before it.
+settle() {
+  for _ in $(seq 1 240); do
+    pending=$(curl -sf "http://127.0.0.1:$((PORT + 1))/metrics" |
+      awk '/^cairn_metadata_bytes\{kind="compaction_pending"\}/ {print $2}')
+    [ "${pending:-0}" = "0" ] && return
+    sleep 0.5
+  done
+  log "compactions still pending after 120 s"
+}
+
 run() {
   local label=$1; shift
   log "$label: s3bench $*"
@@ -88,6 +101,7 @@ done
 if has list; then
   log "list: writing 10,000 keys"
   "$S3BENCH" put -s 1KiB -n 10000 -c 32 --prefix list10k/ -q >/dev/null
+  settle
   for r in $(seq 1 "$REPS"); do
     run list-10k-c1-r$r list -n 10000 -c 1 -d 10s --prefix list10k/
   done
@@ -95,8 +109,7 @@ fi
 if has sizes; then
   # Throughput against object size (issue 6: flat from 16 MiB to 1 GiB).
   for size in 16MiB 256MiB 1GiB; do
-    n=$(( (4 << 30) / $(numfmt --from=iec-i --suffix=B "$size" 2>/dev/null || echo 1) ))
-    [ "$n" -lt 4 ] && n=4
+    case $size in 16MiB) n=256 ;; 256MiB) n=16 ;; 1GiB) n=4 ;; esac   # 4 GiB each
     run "sizes-put-$size-c4-r1" put -s "$size" -n "$n" -c 4 --seed 7 --prefix "sizes/$size/"
     run "sizes-get-$size-c4-r1" get -s "$size" -c 4 -d 20s --seed 7 --prefix "sizes/$size/"
   done
@@ -110,6 +123,7 @@ if has list1m; then
   # Page cost against bucket size: 1,000,000 keys vs the 10,000 of "list".
   log "list1m: writing 1,000,000 keys (takes a few minutes)"
   "$S3BENCH" put -s 1KiB -n 1000000 -c 64 --prefix list1m/ -q >/dev/null
+  settle
   run list-1m-c1-r1 list -n 1000000 -c 1 -d 20s --prefix list1m/
 fi
 if has clients; then
