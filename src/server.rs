@@ -153,14 +153,14 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     )?;
     crate::admin_http::register_process_metrics(&registry)?;
 
-    let tls = match &cfg.tls {
+    let (tls, reloadable) = match &cfg.tls {
         Some((cert, key)) => {
             let (acceptor, reloadable) = crate::tls::acceptor(cert, key)?;
-            crate::tls::reload_on_sighup(reloadable);
-            Some(acceptor)
+            (Some(acceptor), Some(reloadable))
         }
-        None => None,
+        None => (None, None),
     };
+    crate::tls::reload_on_sighup(reloadable);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let s3_listener = TcpListener::bind(cfg.listen)
         .await

@@ -82,8 +82,9 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<(TlsAcceptor, Arc<ReloadableC
     Ok((TlsAcceptor::from(Arc::new(config)), resolver))
 }
 
-/// Reloads `cert` on every SIGHUP until the process ends.
-pub fn reload_on_sighup(cert: Arc<ReloadableCert>) {
+/// Handles SIGHUP until the process ends: reloads `cert`, or, without TLS,
+/// says there is nothing to reload (SIGHUP must never stop the server).
+pub fn reload_on_sighup(cert: Option<Arc<ReloadableCert>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -95,6 +96,10 @@ pub fn reload_on_sighup(cert: Arc<ReloadableCert>) {
         };
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
+                let Some(cert) = &cert else {
+                    tracing::info!("SIGHUP: no TLS certificate to reload");
+                    continue;
+                };
                 match cert.reload() {
                     Ok(()) => {
                         tracing::info!(cert = %cert.cert_path.display(), "TLS certificate reloaded");

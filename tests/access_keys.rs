@@ -248,3 +248,53 @@ async fn an_admin_key_created_through_the_api_administers() {
     );
     assert!(!ok && err.contains("unknown right"), "{err}");
 }
+
+/// A presigned URL could be replayed until it expires: the admin API takes
+/// header signatures only, even from an admin key.
+#[test]
+fn the_admin_api_refuses_presigned_urls() {
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let server = TestServer::start();
+    let url = format!("http://{}/admin/status", server.admin_addr());
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(std::time::Duration::from_secs(600));
+    let identity: aws_smithy_runtime_api::client::identity::Identity =
+        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "test").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("s3")
+        .time(std::time::SystemTime::now())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let host = server.admin_addr().to_string();
+    let signable = SignableRequest::new(
+        "GET",
+        &url,
+        [("host", host.as_str())].into_iter(),
+        SignableBody::UnsignedPayload,
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let query: Vec<String> = instructions
+        .params()
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+            )
+        })
+        .collect();
+    let (status, body) = http_get(
+        server.admin_addr(),
+        &format!("/admin/status?{}", query.join("&")),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("does not accept presigned URLs"), "{body}");
+}

@@ -267,3 +267,20 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     assert!(server.is_running());
     assert!(curl_health(&server, &ca2));
 }
+
+/// SIGHUP without TLS must not stop the server (its default action would).
+#[test]
+fn sighup_without_tls_keeps_the_server_running() {
+    let mut server = TestServer::start();
+    let pid = server.pid().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(server.is_running(), "SIGHUP stopped the server");
+    assert_eq!(http_get(server.admin_addr(), "/health/live").0, 200);
+}

@@ -89,6 +89,10 @@ pub struct KeyRing {
     /// Ids of the start-up keys, which take precedence over stored ones.
     fixed: Vec<String>,
     entries: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    /// Held across each change's engine write and ring refresh, so the ring
+    /// sees changes in the engine's order (a delete cannot be undone by an
+    /// older grant change refreshing after it).
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -103,7 +107,17 @@ impl KeyRing {
     /// The start-up keys `fixed` (admin keys) and every stored key.
     pub fn new(engine: Engine, fixed: Vec<(String, String)>) -> EngineResult<Self> {
         let mut entries = HashMap::new();
-        for key in engine.access_keys()? {
+        for id in engine.access_key_ids()? {
+            // One unreadable key (a damaged record, or sealed under another
+            // master key) disables that key only, not the server.
+            let key = match engine.access_key(&id) {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(key = %id, error = %e, "access key unreadable; it is disabled");
+                    continue;
+                }
+            };
             entries.insert(
                 key.id,
                 Arc::new(KeyEntry {
@@ -127,6 +141,7 @@ impl KeyRing {
             engine,
             fixed: ids,
             entries: RwLock::new(entries),
+            changes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -208,6 +223,7 @@ impl KeyRing {
     /// Creates a key with new random credentials; the secret is returned
     /// here and never again.
     pub async fn create(&self, record: AccessKeyRecord) -> EngineResult<StoredAccessKey> {
+        let _change = self.changes.lock().await;
         let key = self.engine.create_access_key(record).await?;
         self.refresh(&key.id, Some(&key));
         Ok(key)
@@ -216,6 +232,7 @@ impl KeyRing {
     /// Sets or (neither read nor write) removes one bucket grant of `id`.
     pub async fn set_grant(&self, id: &str, grant: BucketGrant) -> EngineResult<KeyInfo> {
         self.refuse_fixed(id)?;
+        let _change = self.changes.lock().await;
         let key = self.engine.set_access_key_grant(id, grant).await?;
         self.refresh(id, Some(&key));
         Ok(KeyInfo {
@@ -231,6 +248,7 @@ impl KeyRing {
     /// start-up key exists (someone can still administer the server).
     pub async fn delete(&self, id: &str) -> EngineResult<()> {
         self.refuse_fixed(id)?;
+        let _change = self.changes.lock().await;
         self.engine
             .delete_access_key(id, self.fixed.is_empty())
             .await?;

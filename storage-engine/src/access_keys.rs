@@ -117,7 +117,27 @@ impl Engine {
         }))
     }
 
-    /// Every stored access key, by id.
+    /// The ids of every stored access key, in order (nothing decrypted).
+    pub fn access_key_ids(&self) -> EngineResult<Vec<String>> {
+        let prefix = SECRET_PREFIX.as_bytes().to_vec();
+        let mut it = self
+            .inner
+            .meta
+            .range_iter(CF_SYSTEM, prefix_successor(&prefix))?;
+        it.seek(&prefix);
+        let mut ids = Vec::new();
+        while let Some(k) = it.key() {
+            if let Ok(id) = std::str::from_utf8(&k[prefix.len()..]) {
+                ids.push(id.to_owned());
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(ids)
+    }
+
+    /// Every readable stored access key, by id (an unreadable one is logged
+    /// and left out).
     pub fn access_keys(&self) -> EngineResult<Vec<StoredAccessKey>> {
         let prefix = SECRET_PREFIX.as_bytes().to_vec();
         let mut it = self
@@ -134,16 +154,18 @@ impl Engine {
         }
         it.status()?;
         drop(it);
-        sealed
-            .into_iter()
-            .map(|(id, s)| {
-                Ok(StoredAccessKey {
-                    secret: self.open_secret(&id, &s)?,
-                    record: self.access_key_record(&id)?,
-                    id,
-                })
-            })
-            .collect()
+        let mut keys = Vec::with_capacity(sealed.len());
+        for (id, s) in sealed {
+            let opened = self
+                .open_secret(&id, &s)
+                .and_then(|secret| Ok((secret, self.access_key_record(&id)?)));
+            match opened {
+                Ok((secret, record)) => keys.push(StoredAccessKey { id, secret, record }),
+                // Such a key cannot sign anything; it is left out, not fatal.
+                Err(e) => tracing::error!(key = %id, error = %e, "access key unreadable; skipped"),
+            }
+        }
+        Ok(keys)
     }
 
     /// Stores a key with a known id and secret (replacing one with that
@@ -170,9 +192,15 @@ impl Engine {
         mut record: AccessKeyRecord,
     ) -> EngineResult<()> {
         record.grants.sort_by(|a, b| a.bucket.cmp(&b.bucket));
-        record
-            .grants
-            .dedup_by(|later, first| later.bucket == first.bucket);
+        // Two grants on one bucket: the key gets the rights of both.
+        record.grants.dedup_by(|later, first| {
+            let same = later.bucket == first.bucket;
+            if same {
+                first.read |= later.read;
+                first.write |= later.write;
+            }
+            same
+        });
         let sealed = self
             .inner
             .secret_sealer
@@ -196,7 +224,7 @@ impl Engine {
         record: AccessKeyRecord,
     ) -> EngineResult<StoredAccessKey> {
         let _guard = self.inner.key_lock.lock().await;
-        if self.access_keys()?.len() >= ACCESS_KEYS_MAX {
+        if self.access_key_ids()?.len() >= ACCESS_KEYS_MAX {
             return Err(EngineError::InvalidAccessKey(format!(
                 "this server already stores {ACCESS_KEYS_MAX} access keys, the most it keeps"
             )));

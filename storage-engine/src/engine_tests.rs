@@ -479,6 +479,29 @@ async fn credentials_are_sealed() {
         .await
         .unwrap();
     assert_eq!(k.record.grants.len(), 1);
+    // Two grants on one bucket merge into one with both rights.
+    let merged = e
+        .create_access_key(crate::AccessKeyRecord {
+            grants: vec![
+                crate::BucketGrant {
+                    bucket: "m".into(),
+                    read: true,
+                    write: false,
+                },
+                crate::BucketGrant {
+                    bucket: "m".into(),
+                    read: false,
+                    write: true,
+                },
+            ],
+            ..record.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(merged.record.grants.len(), 1);
+    assert!(merged.record.grants[0].read && merged.record.grants[0].write);
+    assert_eq!(e.access_key_ids().unwrap().len(), 2);
+    e.delete_access_key(&merged.id, false).await.unwrap();
     // The last admin key is kept when asked to.
     let admin = e
         .create_access_key(crate::AccessKeyRecord {

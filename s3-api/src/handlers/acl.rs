@@ -17,7 +17,6 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::headers::header_str;
 use crate::router::Operation;
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty_response};
 
@@ -29,8 +28,12 @@ const CANNED_OWNER_ONLY: &[&str] = &["private", "bucket-owner-full-control"];
 /// them (CreateBucket, PutObject, CopyObject, CreateMultipartUpload and the
 /// two PutAcl operations).
 pub(crate) fn check_acl_headers(op: Operation, headers: &HeaderMap) -> S3Result<()> {
-    let canned_ok =
-        header_str(headers, "x-amz-acl").is_none_or(|v| CANNED_OWNER_ONLY.contains(&v.trim()));
+    // Every value counts (a second `x-amz-acl` must not slip through), and
+    // one that is not text is not the owner-only policy.
+    let canned_ok = headers.get_all("x-amz-acl").iter().all(|v| {
+        v.to_str()
+            .is_ok_and(|v| CANNED_OWNER_ONLY.contains(&v.trim()))
+    });
     let has_grants = headers
         .keys()
         .any(|k| k.as_str().starts_with("x-amz-grant-"));
@@ -109,7 +112,7 @@ pub(crate) async fn put_acl(
     } else {
         svc.engine.bucket_info(&bucket)?;
     }
-    let has_header = header_str(&ctx.parts.headers, "x-amz-acl").is_some()
+    let has_header = ctx.parts.headers.contains_key("x-amz-acl")
         || ctx
             .parts
             .headers
@@ -163,6 +166,12 @@ mod tests {
         assert!(check_acl_headers(put, &headers(&[("x-amz-acl", "private")])).is_ok());
         assert!(
             check_acl_headers(put, &headers(&[("x-amz-acl", "bucket-owner-full-control")])).is_ok()
+        );
+        let mut two = headers(&[("x-amz-acl", "private")]);
+        two.append("x-amz-acl", "public-read".parse().unwrap());
+        assert!(
+            check_acl_headers(put, &two).is_err(),
+            "a second value counts"
         );
         assert_eq!(
             check_acl_headers(put, &headers(&[("x-amz-acl", "public-read")]))
