@@ -18,7 +18,8 @@
 //! `/metrics` and `/health/*` are unauthenticated (for Prometheus and load
 //! balancers): bind the listener to a private address (default 127.0.0.1).
 //! Every `/admin/*` request must be SigV4-signed with an **admin** access
-//! key (service `s3`, the configured region); other keys get 403.
+//! key (service `s3`, the configured region) in its headers; other keys and
+//! presigned URLs get 403.
 //! `cairn admin` signs with `CAIRN_ACCESS_KEY`/`CAIRN_SECRET_KEY` (or the
 //! `AWS_*` equivalents).
 
