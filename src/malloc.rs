@@ -6,7 +6,8 @@
 //! peak RSS (see docs/performance.md, "Memory"). Two arenas (with the
 //! periodic trim below) keep RSS under the 256 MiB budget; over the whole
 //! benchmark matrix they measured as fast as four. An operator's own
-//! `MALLOC_ARENA_MAX` (read by glibc at start) wins: we then change nothing.
+//! `MALLOC_ARENA_MAX` or `GLIBC_TUNABLES=glibc.malloc.arena_max=N` (read by
+//! glibc at start) wins: we then change nothing.
 //!
 //! Arenas also keep large freed buffers (glibc raises its mmap threshold
 //! after freeing big blocks, so later chunk and shard buffers come from the
@@ -17,7 +18,8 @@
 /// Arenas when the operator did not choose.
 pub const ARENAS_DEFAULT: i32 = 2;
 
-/// Applies [`ARENAS_DEFAULT`] unless `MALLOC_ARENA_MAX` is set; returns
+/// Applies [`ARENAS_DEFAULT`] unless `MALLOC_ARENA_MAX` (or the
+/// `glibc.malloc.arena_max` tunable) is set; returns
 /// the limit applied. Call before any thread is started.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
@@ -27,7 +29,8 @@ pub fn limit_arenas() -> Option<i32> {
     unsafe extern "C" {
         fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
     }
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+    let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc.arena_max"));
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() || tuned {
         return None;
     }
     // SAFETY: mallopt only stores a tunable of the allocator; it takes no

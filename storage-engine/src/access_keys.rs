@@ -117,28 +117,8 @@ impl Engine {
         }))
     }
 
-    /// The ids of every stored access key, in order (nothing decrypted).
-    pub fn access_key_ids(&self) -> EngineResult<Vec<String>> {
-        let prefix = SECRET_PREFIX.as_bytes().to_vec();
-        let mut it = self
-            .inner
-            .meta
-            .range_iter(CF_SYSTEM, prefix_successor(&prefix))?;
-        it.seek(&prefix);
-        let mut ids = Vec::new();
-        while let Some(k) = it.key() {
-            if let Ok(id) = std::str::from_utf8(&k[prefix.len()..]) {
-                ids.push(id.to_owned());
-            }
-            it.next();
-        }
-        it.status()?;
-        Ok(ids)
-    }
-
-    /// Every readable stored access key, by id (an unreadable one is logged
-    /// and left out).
-    pub fn access_keys(&self) -> EngineResult<Vec<StoredAccessKey>> {
+    /// Every stored (id, sealed secret) pair, by id.
+    fn sealed_secrets(&self) -> EngineResult<Vec<(String, Vec<u8>)>> {
         let prefix = SECRET_PREFIX.as_bytes().to_vec();
         let mut it = self
             .inner
@@ -153,7 +133,22 @@ impl Engine {
             it.next();
         }
         it.status()?;
-        drop(it);
+        Ok(sealed)
+    }
+
+    /// The ids of every stored access key, in order (nothing decrypted).
+    pub fn access_key_ids(&self) -> EngineResult<Vec<String>> {
+        Ok(self
+            .sealed_secrets()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Every readable stored access key, by id (an unreadable one is logged
+    /// and left out).
+    pub fn access_keys(&self) -> EngineResult<Vec<StoredAccessKey>> {
+        let sealed = self.sealed_secrets()?;
         let mut keys = Vec::with_capacity(sealed.len());
         for (id, s) in sealed {
             let opened = self
