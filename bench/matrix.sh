@@ -9,8 +9,8 @@
 # per run, plus the aws CLI timings of bench/clients.sh) and summary.md (the
 # medians against the targets, made by bench/summarize.py).
 #
-# Env: REPS (3), SECTIONS (subset of "big small iot list signed sizes large
-# list1m clients"; default all but the long "sizes large list1m"), CAIRN (a cairn binary; default: build release),
+# Env: REPS (3), SECTIONS (subset of "big small iot list signed sizes conc
+# large list1m clients"; default all but "sizes conc large list1m"), CAIRN (a cairn binary; default: build release),
 # S3BENCH (an s3bench binary; default: build it), PORT (9300; the admin
 # listener is PORT+1), DATA_ROOT (where the temporary data dir goes, /tmp),
 # SERVER_ENV (extra environment for the server only, e.g. "MALLOC_ARENA_MAX=2"),
@@ -112,6 +112,17 @@ if has sizes; then
     case $size in 16MiB) n=256 ;; 256MiB) n=16 ;; 1GiB) n=4 ;; esac   # 4 GiB each
     run "sizes-put-$size-c4-r1" put -s "$size" -n "$n" -c 4 --seed 7 --prefix "sizes/$size/"
     run "sizes-get-$size-c4-r1" get -s "$size" -c 4 -d 20s --seed 7 --prefix "sizes/$size/"
+  done
+fi
+if has conc; then
+  # Cost against concurrency: 16 MiB and 4 KiB PUT/GET at several levels.
+  for c in 1 4 16; do
+    run "conc-put-16MiB-c$c-r1" put -s 16MiB -n $((16 * c)) -c "$c" --seed $((200 + c)) --prefix "conc/big-c$c/"
+    run "conc-get-16MiB-c$c-r1" get -s 16MiB -c "$c" -d 10s --seed $((200 + c)) --prefix "conc/big-c$c/"
+  done
+  for c in 1 16 64; do
+    run "conc-put-4KiB-c$c-r1" put -s 4KiB -c "$c" -d 10s --seed $((300 + c)) --prefix "conc/small-c$c/"
+    run "conc-get-4KiB-c$c-r1" get -s 4KiB -c "$c" -d 10s --seed $((300 + c)) --prefix "conc/small-c$c/"
   done
 fi
 if has large; then
