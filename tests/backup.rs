@@ -144,35 +144,6 @@ fn require_duplicity() -> bool {
     );
 }
 
-/// Every key under `prefix` in `bucket` with its size.
-fn list_keys(server: &TestServer, bucket: &str, prefix: &str) -> BTreeMap<String, u64> {
-    let c = sdk_client(server);
-    block_on(async {
-        let mut out = BTreeMap::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = c
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .set_continuation_token(token.clone())
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("list {bucket}/{prefix}: {e:?}"));
-            for o in page.contents() {
-                out.insert(
-                    o.key().unwrap_or_default().to_owned(),
-                    o.size().unwrap_or_default() as u64,
-                );
-            }
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                return out;
-            }
-        }
-    })
-}
-
 /// The user metadata of `bucket/key` (HEAD through the SDK).
 fn user_metadata(server: &TestServer, bucket: &str, key: &str) -> BTreeMap<String, String> {
     let c = sdk_client(server);
@@ -1069,7 +1040,7 @@ fn mount_suite(fs: Fs) {
         assert!(!want_dirs.contains("empty dir"));
     } else {
         assert!(
-            list_keys(&server, bucket, "tree/empty dir/").contains_key("tree/empty dir/"),
+            list_sizes(&server, bucket, "tree/empty dir/").contains_key("tree/empty dir/"),
             "s3fs: no directory marker object for the empty directory"
         );
     }
@@ -1276,7 +1247,7 @@ fn kill_when_uploaded(
         if let Some(status) = child.try_wait().unwrap() {
             panic!("{what} ended ({status}) before it could be interrupted: make the tree bigger");
         }
-        let n = list_keys(server, bucket, prefix).len();
+        let n = list_sizes(server, bucket, prefix).len();
         if n > at_least {
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
@@ -1383,7 +1354,7 @@ fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
     write_random(&src.join("added/two.bin"), &mut rng, added / 2 + 1);
     write_random(&src.join(small_name(50)), &mut rng, 777);
     let v2 = snapshot(&src);
-    let packs = list_keys(&server, "restic", "repo/data/").len();
+    let packs = list_sizes(&server, "restic", "repo/data/").len();
     let mut child = restic_cmd(&[
         "backup",
         "--host",

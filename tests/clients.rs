@@ -231,38 +231,6 @@ fn run_bytes(cmd: &mut Command, what: &str, server: &TestServer) -> Vec<u8> {
     out.stdout
 }
 
-/// Every key in `bucket` under `prefix` with its size (through the SDK).
-fn list_sizes(server: &TestServer, bucket: &str, prefix: &str) -> BTreeMap<String, u64> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let c = sdk_client(server);
-    let mut out = BTreeMap::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = rt
-            .block_on(
-                c.list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .set_continuation_token(token.clone())
-                    .send(),
-            )
-            .unwrap_or_else(|e| panic!("list {bucket}/{prefix}: {e:?}"));
-        for o in page.contents() {
-            out.insert(
-                o.key().unwrap_or_default().to_owned(),
-                o.size().unwrap_or_default() as u64,
-            );
-        }
-        token = page.next_continuation_token().map(str::to_owned);
-        if token.is_none() {
-            return out;
-        }
-    }
-}
-
 /// The ETag of `bucket/key` (through the SDK).
 fn etag_of(server: &TestServer, bucket: &str, key: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -1166,6 +1166,42 @@ pub fn cairn_admin_as(
     )
 }
 
+/// Every key in `bucket` under `prefix` with its size (through the SDK).
+pub fn list_sizes(
+    server: &TestServer,
+    bucket: &str,
+    prefix: &str,
+) -> std::collections::BTreeMap<String, u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let c = sdk_client(server);
+    let mut out = std::collections::BTreeMap::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = rt
+            .block_on(
+                c.list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.clone())
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("list {bucket}/{prefix}: {e:?}"));
+        for o in page.contents() {
+            out.insert(
+                o.key().unwrap_or_default().to_owned(),
+                o.size().unwrap_or_default() as u64,
+            );
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return out;
+        }
+    }
+}
+
 /// Whether the CLI test may run: `true` if `tool` works; if it does not,
 /// a hard failure unless `CAIRN_SKIP_CLI_TESTS=1` (then a printed notice
 /// and `false`).
