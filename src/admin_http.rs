@@ -133,11 +133,8 @@ fn query_param(req: &Request<hyper::body::Incoming>, name: &str) -> Option<Strin
 
 /// Every decoded value of query parameter `name`, in order.
 fn query_params(req: &Request<hyper::body::Incoming>, name: &str) -> Vec<String> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
+    // In a query string `+` also means a space.
+    let decode = |s: &str| decode_path(&s.replace('+', " "));
     req.uri()
         .query()
         .unwrap_or("")
@@ -260,14 +257,7 @@ async fn create_key(req: &Request<hyper::body::Incoming>, keys: &KeyRing) -> Res
     };
     match keys.create(record).await {
         Ok(k) => {
-            let info = KeyInfo {
-                id: k.id.clone(),
-                name: k.record.name.clone(),
-                created_ms: k.record.created_ms,
-                fixed: false,
-                access: (&k.record).into(),
-            };
-            let mut v = key_json(&info);
+            let mut v = key_json(&KeyInfo::from(&k));
             v["secret"] = serde_json::Value::String(k.secret);
             tracing::info!(key = %k.id, admin = k.record.admin, "access key created");
             json(StatusCode::CREATED, format!("{v}\n"))
@@ -276,6 +266,7 @@ async fn create_key(req: &Request<hyper::body::Incoming>, keys: &KeyRing) -> Res
     }
 }
 
+/// A percent-encoded path segment (or query value), decoded.
 fn decode_path(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
@@ -344,11 +335,8 @@ async fn bucket_info(engine: &Engine, keys: &KeyRing, name: &str) -> Response<Fu
         Ok(u) => u,
         Err(e) => return engine_error(&e),
     };
-    let all_keys = match keys.list() {
-        Ok(k) => k,
-        Err(e) => return engine_error(&e),
-    };
-    let users: Vec<serde_json::Value> = all_keys
+    let users: Vec<serde_json::Value> = keys
+        .list()
         .iter()
         .filter(|k| k.access.can_see(&name))
         .map(|k| {
@@ -475,16 +463,13 @@ async fn handle_admin(
                 scrub_status_json(&engine.scrub_status()),
             )
         }
-        (&Method::GET, "/admin/keys") => match auth.keys.list() {
-            Ok(keys) => {
-                let list: Vec<serde_json::Value> = keys.iter().map(key_json).collect();
-                json(
-                    StatusCode::OK,
-                    format!("{}\n", serde_json::Value::Array(list)),
-                )
-            }
-            Err(e) => engine_error(&e),
-        },
+        (&Method::GET, "/admin/keys") => {
+            let list: Vec<serde_json::Value> = auth.keys.list().iter().map(key_json).collect();
+            json(
+                StatusCode::OK,
+                format!("{}\n", serde_json::Value::Array(list)),
+            )
+        }
         (&Method::POST, "/admin/keys") => create_key(req, &auth.keys).await,
         (_, path) if path.starts_with("/admin/keys/") => {
             key_request(req, &auth.keys, &path["/admin/keys/".len()..]).await?

@@ -78,9 +78,35 @@ pub struct KeyInfo {
     pub access: KeyAccess,
 }
 
+impl From<&StoredAccessKey> for KeyInfo {
+    fn from(k: &StoredAccessKey) -> Self {
+        KeyInfo {
+            id: k.id.clone(),
+            name: k.record.name.clone(),
+            created_ms: k.record.created_ms,
+            fixed: false,
+            access: KeyAccess::from(&k.record),
+        }
+    }
+}
+
 struct KeyEntry {
     secret: String,
     access: Arc<KeyAccess>,
+    /// What `KeyRing::list` shows (its `access` is the one above).
+    name: String,
+    created_ms: u64,
+}
+
+impl KeyEntry {
+    fn stored(k: &StoredAccessKey) -> Self {
+        KeyEntry {
+            secret: k.secret.clone(),
+            access: Arc::new(KeyAccess::from(&k.record)),
+            name: k.record.name.clone(),
+            created_ms: k.record.created_ms,
+        }
+    }
 }
 
 /// Every access key the server accepts.
@@ -118,13 +144,7 @@ impl KeyRing {
                     continue;
                 }
             };
-            entries.insert(
-                key.id,
-                Arc::new(KeyEntry {
-                    secret: key.secret,
-                    access: Arc::new(KeyAccess::from(&key.record)),
-                }),
-            );
+            entries.insert(key.id.clone(), Arc::new(KeyEntry::stored(&key)));
         }
         let mut ids = Vec::new();
         for (id, secret) in fixed {
@@ -133,6 +153,8 @@ impl KeyRing {
                 Arc::new(KeyEntry {
                     secret,
                     access: Arc::new(KeyAccess::admin()),
+                    name: "start-up key".into(),
+                    created_ms: 0,
                 }),
             );
             ids.push(id);
@@ -161,7 +183,8 @@ impl KeyRing {
         self.fixed.iter().any(|f| f == id)
     }
 
-    /// Re-reads key `id` from the engine into the ring (or drops it).
+    /// Puts key `id` as the engine now stores it into the ring (`None`:
+    /// deleted).
     fn refresh(&self, id: &str, stored: Option<&StoredAccessKey>) {
         if self.is_fixed(id) {
             return;
@@ -169,13 +192,7 @@ impl KeyRing {
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         match stored {
             Some(k) => {
-                map.insert(
-                    id.to_owned(),
-                    Arc::new(KeyEntry {
-                        secret: k.secret.clone(),
-                        access: Arc::new(KeyAccess::from(&k.record)),
-                    }),
-                );
+                map.insert(id.to_owned(), Arc::new(KeyEntry::stored(k)));
             }
             None => {
                 map.remove(id);
@@ -192,32 +209,28 @@ impl KeyRing {
         Ok(())
     }
 
-    /// Every key, start-up keys first, then stored keys by id.
-    pub fn list(&self) -> EngineResult<Vec<KeyInfo>> {
-        let mut out: Vec<KeyInfo> = self
+    /// Every key, start-up keys first, then stored keys by id (from the
+    /// ring: nothing is read or decrypted).
+    pub fn list(&self) -> Vec<KeyInfo> {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let info = |id: &String, e: &KeyEntry| KeyInfo {
+            id: id.clone(),
+            name: e.name.clone(),
+            created_ms: e.created_ms,
+            fixed: self.is_fixed(id),
+            access: (*e.access).clone(),
+        };
+        let mut stored: Vec<KeyInfo> = map
+            .iter()
+            .filter(|(id, _)| !self.is_fixed(id))
+            .map(|(id, e)| info(id, e))
+            .collect();
+        stored.sort_by(|a, b| a.id.cmp(&b.id));
+        let fixed = self
             .fixed
             .iter()
-            .map(|id| KeyInfo {
-                id: id.clone(),
-                name: "start-up key".into(),
-                created_ms: 0,
-                fixed: true,
-                access: KeyAccess::admin(),
-            })
-            .collect();
-        for k in self.engine.access_keys()? {
-            if self.is_fixed(&k.id) {
-                continue;
-            }
-            out.push(KeyInfo {
-                access: KeyAccess::from(&k.record),
-                id: k.id,
-                name: k.record.name,
-                created_ms: k.record.created_ms,
-                fixed: false,
-            });
-        }
-        Ok(out)
+            .filter_map(|id| map.get(id).map(|e| info(id, e)));
+        fixed.chain(stored).collect()
     }
 
     /// Creates a key with new random credentials; the secret is returned
@@ -235,13 +248,7 @@ impl KeyRing {
         let _change = self.changes.lock().await;
         let key = self.engine.set_access_key_grant(id, grant).await?;
         self.refresh(id, Some(&key));
-        Ok(KeyInfo {
-            access: KeyAccess::from(&key.record),
-            id: key.id,
-            name: key.record.name,
-            created_ms: key.record.created_ms,
-            fixed: false,
-        })
+        Ok(KeyInfo::from(&key))
     }
 
     /// Deletes stored key `id`. The last admin key is kept unless a

@@ -34,10 +34,7 @@ pub(crate) fn check_acl_headers(op: Operation, headers: &HeaderMap) -> S3Result<
         v.to_str()
             .is_ok_and(|v| CANNED_OWNER_ONLY.contains(&v.trim()))
     });
-    let has_grants = headers
-        .keys()
-        .any(|k| k.as_str().starts_with("x-amz-grant-"));
-    if canned_ok && !has_grants {
+    if canned_ok && !has_grant_headers(headers) {
         return Ok(());
     }
     if op == Operation::CreateBucket {
@@ -46,6 +43,12 @@ pub(crate) fn check_acl_headers(op: Operation, headers: &HeaderMap) -> S3Result<
         ));
     }
     Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported))
+}
+
+fn has_grant_headers(headers: &HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|k| k.as_str().starts_with("x-amz-grant-"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,12 +115,8 @@ pub(crate) async fn put_acl(
     } else {
         svc.engine.bucket_info(&bucket)?;
     }
-    let has_header = ctx.parts.headers.contains_key("x-amz-acl")
-        || ctx
-            .parts
-            .headers
-            .keys()
-            .any(|k| k.as_str().starts_with("x-amz-grant-"));
+    let has_header =
+        ctx.parts.headers.contains_key("x-amz-acl") || has_grant_headers(&ctx.parts.headers);
     let (doc, _) = super::read_xml_body(ctx, body).await?;
     match (has_header, doc.trim().is_empty()) {
         // The header was checked before the handler ran.
