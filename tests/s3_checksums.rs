@@ -12,7 +12,6 @@
 
 mod common;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -23,10 +22,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use common::*;
 
 const MIB: usize = 1 << 20;
-
-fn show<E: std::error::Error>(e: &E) -> String {
-    format!("{}", DisplayErrorContext(e))
-}
 
 // ---- independent, table-driven reflected CRCs ------------------------------
 

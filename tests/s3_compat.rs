@@ -11,17 +11,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata as _};
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, Tag, Tagging,
     TaggingDirective,
 };
 use common::*;
-
-fn show<E: std::error::Error>(e: &E) -> String {
-    format!("{}", DisplayErrorContext(e))
-}
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build().unwrap()

@@ -8,14 +8,8 @@
 
 mod common;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use common::*;
-
-fn show<E: std::error::Error>(e: &E) -> String {
-    format!("{}", DisplayErrorContext(e))
-}
 
 /// Asserts an SDK call failed with `status` and S3 error `code`.
 macro_rules! assert_s3_err {
@@ -185,23 +179,6 @@ async fn sixteen_racing_creators_exactly_one_wins() {
         assert!(got == bodies[*w], "the object holds the winner's bytes");
         assert_eq!(*etag, format!("\"{}\"", md5_hex(&bodies[*w])));
     }
-}
-
-fn completed(etags: &[String]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            etags
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    CompletedPart::builder()
-                        .part_number(i as i32 + 1)
-                        .e_tag(e)
-                        .build()
-                })
-                .collect(),
-        ))
-        .build()
 }
 
 async fn one_part_upload(

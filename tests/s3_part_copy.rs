@@ -10,31 +10,8 @@
 
 mod common;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use common::*;
-
-fn show<E: std::error::Error>(e: &E) -> String {
-    format!("{}", DisplayErrorContext(e))
-}
-
-fn completed(etags: &[String]) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder()
-        .set_parts(Some(
-            etags
-                .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    CompletedPart::builder()
-                        .part_number(i as i32 + 1)
-                        .e_tag(e)
-                        .build()
-                })
-                .collect(),
-        ))
-        .build()
-}
 
 async fn create_upload(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     c.create_multipart_upload()

@@ -10,7 +10,6 @@ mod common;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, Delete, EncodingType, MetadataDirective,
@@ -18,10 +17,6 @@ use aws_sdk_s3::types::{
 };
 use common::*;
 use md5::Digest as _;
-
-fn show<E: std::error::Error>(e: &E) -> String {
-    format!("{}", DisplayErrorContext(e))
-}
 
 // ---------------------------------------------------------------------------
 // 1. Lifecycle

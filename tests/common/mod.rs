@@ -1202,6 +1202,30 @@ pub fn list_sizes(
     }
 }
 
+/// An SDK error with its whole chain of causes, for assertion messages.
+pub fn show<E: std::error::Error>(e: &E) -> String {
+    format!("{}", aws_sdk_s3::error::DisplayErrorContext(e))
+}
+
+/// The CompleteMultipartUpload document for parts 1..=N with these ETags.
+pub fn completed(etags: &[String]) -> aws_sdk_s3::types::CompletedMultipartUpload {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            etags
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    CompletedPart::builder()
+                        .part_number(i as i32 + 1)
+                        .e_tag(e)
+                        .build()
+                })
+                .collect(),
+        ))
+        .build()
+}
+
 /// Whether the CLI test may run: `true` if `tool` works; if it does not,
 /// a hard failure unless `CAIRN_SKIP_CLI_TESTS=1` (then a printed notice
 /// and `false`).
