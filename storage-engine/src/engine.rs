@@ -567,7 +567,8 @@ impl Engine {
             let mut batch = inner.meta.batch();
             let meta = new_meta.unwrap_or_else(|| src.meta.clone());
             let version = match &src.manifest {
-                // Inline data travels with the record: nothing to reference.
+                // Inline bytes are copied under the new version id by
+                // `put_object`: nothing to reference.
                 ManifestRef::Data { .. } => ObjectVersion::new_now(
                     crate::records::VersionId::random(),
                     src.size,
@@ -576,6 +577,7 @@ impl Engine {
                     src.part_sizes.clone(),
                     src.manifest.clone(),
                 ),
+                ManifestRef::DataElsewhere { .. } => return Err(unresolved_inline(&src)),
                 _ => inner.build_version(
                     &mut batch,
                     &entries,
@@ -706,8 +708,9 @@ impl Inner {
     pub(crate) fn manifest_entries(&self, v: &ObjectVersion) -> EngineResult<Vec<ManifestEntry>> {
         match &v.manifest {
             ManifestRef::Inline(entries) => Ok(entries.clone()),
-            // Stored in the record itself: references no chunk.
-            ManifestRef::Data { .. } => Ok(Vec::new()),
+            // Small objects keep their sealed bytes in the metadata:
+            // they reference no chunk.
+            ManifestRef::Data { .. } | ManifestRef::DataElsewhere { .. } => Ok(Vec::new()),
             ManifestRef::Blocks {
                 block_first_offsets,
             } => {
@@ -720,21 +723,26 @@ impl Inner {
         }
     }
 
-    /// Adds to `batch` the removal of a version's manifest blocks and one
-    /// reference release per manifest entry.
+    /// Adds to `batch` the removal of a version's manifest blocks or inline
+    /// bytes and one reference release per manifest entry.
     pub(crate) fn release_version(
         &self,
         batch: &mut MetaBatch<'_>,
         v: &ObjectVersion,
     ) -> EngineResult<()> {
         let entries = self.manifest_entries(v)?;
-        if let ManifestRef::Blocks {
-            block_first_offsets,
-        } = &v.manifest
-        {
-            for i in 0..block_first_offsets.len() {
-                batch.delete_manifest_block(v.version_id, i as u32)?;
+        match &v.manifest {
+            ManifestRef::Blocks {
+                block_first_offsets,
+            } => {
+                for i in 0..block_first_offsets.len() {
+                    batch.delete_manifest_block(v.version_id, i as u32)?;
+                }
             }
+            ManifestRef::Data { .. } | ManifestRef::DataElsewhere { .. } => {
+                batch.delete_inline_data(v.version_id)?;
+            }
+            ManifestRef::Inline(_) => {}
         }
         add_ref_deltas(batch, &entries, &[], -1)
     }
@@ -765,6 +773,15 @@ impl Inner {
             version_id, size, etag, meta, part_sizes, manifest,
         ))
     }
+}
+
+/// A version whose inline bytes were not attached: it came from raw
+/// iteration, not from [`crate::meta::MetaStore::object`] (a bug).
+pub(crate) fn unresolved_inline(v: &ObjectVersion) -> EngineError {
+    EngineError::Internal(format!(
+        "inline data of {:?} was not read with its record",
+        v.version_id
+    ))
 }
 
 /// Writes a manifest inline or as blocks.

@@ -531,6 +531,69 @@ async fn credentials_are_sealed() {
     }
 }
 
+/// Every value of one column family, in key order.
+fn raw_values(e: &Engine, cf: &'static str) -> Vec<Vec<u8>> {
+    let mut it = e.inner.meta.range_iter(cf, None).unwrap();
+    it.seek_to_first();
+    let mut out = Vec::new();
+    while let Some(v) = it.value() {
+        out.push(v.to_vec());
+        it.next();
+    }
+    it.status().unwrap();
+    out
+}
+
+#[tokio::test]
+async fn inline_objects_written_before_the_inline_data_family_still_work() {
+    let f = fixture().await;
+    let e = &f.engine;
+    let small = pseudo_random(2000, 91);
+    let mut w = e.object_writer("bucket").unwrap().allow_inline();
+    w.write(Bytes::copy_from_slice(&small)).await.unwrap();
+    let staged = w.finish().await.unwrap();
+    let v = e
+        .commit_object(
+            "bucket",
+            "old",
+            staged,
+            "etag".into(),
+            ObjectMetadata::default(),
+        )
+        .await
+        .unwrap();
+    // Rewrite it the way the previous format stored it: bytes in the record.
+    let bucket = e.inner.bucket("bucket").unwrap().id;
+    let mut b = e.inner.meta.batch();
+    b.put_object_with_bytes_in_record(bucket, "old", &v)
+        .unwrap();
+    b.delete_inline_data(v.version_id).unwrap();
+    e.inner.meta.write(b).unwrap();
+    assert!(raw_values(e, crate::meta::CF_INLINE_DATA).is_empty());
+    assert_eq!(get(e, "old", Some((5, 1500))).await, &small[5..1500]);
+    let listed = e
+        .list_objects(
+            "bucket",
+            crate::ListQuery {
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.objects[0].version.size, 2000);
+    // Copies and overwrites move to the new form; delete leaves nothing.
+    e.copy_object("bucket", "old", "bucket", "new", None)
+        .await
+        .unwrap();
+    assert_eq!(raw_values(e, crate::meta::CF_INLINE_DATA).len(), 1);
+    assert_eq!(get(e, "new", None).await, small);
+    e.delete_object("bucket", "old").await.unwrap();
+    e.delete_object("bucket", "new").await.unwrap();
+    assert!(raw_values(e, crate::meta::CF_INLINE_DATA).is_empty());
+    assert!(raw_values(e, crate::meta::CF_OBJECTS).is_empty());
+}
+
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {
@@ -586,19 +649,50 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
         .unwrap()
         .encode();
     assert!(!raw.windows(64).any(|w| w == &small[100..164]));
+    // The stored record leaves the bytes to `inline_data`, so listings
+    // never read them.
+    let stored = raw_values(e, crate::meta::CF_OBJECTS);
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].len() < 200, "record is {} bytes", stored[0].len());
+    assert!(matches!(
+        crate::records::ObjectVersion::decode(&stored[0])
+            .unwrap()
+            .manifest,
+        crate::records::ManifestRef::DataElsewhere { .. }
+    ));
+    assert_eq!(raw_values(e, crate::meta::CF_INLINE_DATA).len(), 1);
+    let listed = e
+        .list_objects(
+            "bucket",
+            crate::ListQuery {
+                max_keys: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.objects[0].version.size, 3000);
 
     // Copy keeps it inline; overwrite with a large body, delete: no refs leak.
     e.copy_object("bucket", "tiny", "bucket", "copy", None)
         .await
         .unwrap();
     assert_eq!(get(e, "copy", None).await, small);
+    assert_eq!(raw_values(e, crate::meta::CF_INLINE_DATA).len(), 2);
     let big = pseudo_random(300_000, 78);
     put(e, "tiny", &big).await;
     assert_eq!(get(e, "tiny", None).await, big);
+    assert_eq!(raw_values(e, crate::meta::CF_INLINE_DATA).len(), 1);
     e.delete_object("bucket", "tiny").await.unwrap();
     let chunks = e.inner.meta.chunks_page(None, 100).unwrap();
     assert!(chunks.iter().all(|(_, r)| r.refcount == 0));
     assert_eq!(get(e, "copy", None).await, small);
+    e.set_object_tags("bucket", "copy", vec![("k".into(), "v".into())])
+        .await
+        .unwrap();
+    assert_eq!(get(e, "copy", None).await, small);
+    e.delete_object("bucket", "copy").await.unwrap();
+    assert!(raw_values(e, crate::meta::CF_INLINE_DATA).is_empty());
 
     // Bodies above the limit, and writers without allow_inline, use chunks.
     let mut w = e.object_writer("bucket").unwrap().allow_inline();

@@ -114,6 +114,9 @@ impl ObjectReader {
                 self.entries.clear();
                 self.entry_offset = 0;
             }
+            ManifestRef::DataElsewhere { .. } => {
+                return Err(crate::engine::unresolved_inline(&self.version));
+            }
             ManifestRef::Blocks {
                 block_first_offsets,
             } => {

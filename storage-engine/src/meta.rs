@@ -5,6 +5,7 @@
 //! | `buckets`      | bucket name (UTF-8)                         | [`BucketRecord`] |
 //! | `objects`      | bucket id (u64 BE) ++ object key (UTF-8)    | [`ObjectVersion`] |
 //! | `manifests`    | version id (16) ++ block index (u32 BE)     | [`ManifestBlock`] |
+//! | `inline_data`  | version id (16)                             | sealed bytes of a small object ([`ManifestRef::DataElsewhere`]) |
 //! | `chunks`       | chunk id (32)                               | [`ChunkRecord`], updated by merge of [`ChunkRefDelta`] |
 //! | `uploads`      | upload id (16)                              | [`UploadRecord`] |
 //! | `upload_index` | bucket id (u64 BE) ++ key ++ 0x00 ++ upload id | empty         |
@@ -25,8 +26,8 @@ use rocksdb::{
 
 use crate::error::{CodecError, EngineError, EngineResult};
 use crate::records::{
-    BucketRecord, ChunkRecord, ChunkRefDelta, ManifestBlock, ObjectVersion, PartRecord,
-    UploadRecord, VersionId,
+    BucketRecord, ChunkRecord, ChunkRefDelta, ManifestBlock, ManifestRef, ObjectVersion,
+    PartRecord, UploadRecord, VersionId,
 };
 
 pub type Db = DBWithThreadMode<MultiThreaded>;
@@ -34,22 +35,28 @@ pub type Db = DBWithThreadMode<MultiThreaded>;
 pub const CF_BUCKETS: &str = "buckets";
 pub const CF_OBJECTS: &str = "objects";
 pub const CF_MANIFESTS: &str = "manifests";
+pub const CF_INLINE_DATA: &str = "inline_data";
 pub const CF_CHUNKS: &str = "chunks";
 pub const CF_UPLOADS: &str = "uploads";
 pub const CF_UPLOAD_INDEX: &str = "upload_index";
 pub const CF_PARTS: &str = "parts";
 pub const CF_SYSTEM: &str = "system";
 
-const ALL_CFS: [&str; 8] = [
+const ALL_CFS: [&str; 9] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_MANIFESTS,
+    CF_INLINE_DATA,
     CF_CHUNKS,
     CF_UPLOADS,
     CF_UPLOAD_INDEX,
     CF_PARTS,
     CF_SYSTEM,
 ];
+
+/// Reads of a record whose inline bytes vanished under a concurrent
+/// overwrite before `object` gives up.
+const INLINE_READ_ATTEMPTS: usize = 8;
 
 /// Bounds on RocksDB's memory: one shared block cache and a global memtable budget.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -258,10 +265,43 @@ impl MetaStore {
         Ok(out)
     }
 
+    /// The current version of `key`, with a small object's inline bytes
+    /// attached (`DataElsewhere` resolved to `Data`), so a reader holds one
+    /// consistent version however the record changes afterwards.
     pub fn object(&self, bucket_id: u64, key: &str) -> EngineResult<Option<ObjectVersion>> {
-        self.get_cf(CF_OBJECTS, &object_key(bucket_id, key))?
-            .map(|v| ObjectVersion::decode(&v).map_err(EngineError::from))
-            .transpose()
+        let okey = object_key(bucket_id, key);
+        let mut previous: Option<VersionId> = None;
+        // The record and its inline bytes are two reads: a writer may replace
+        // the version (deleting its bytes) in between. Bytes found under the
+        // version id are that version's (ids are never reused); bytes gone
+        // mean a newer record, so read again.
+        for _ in 0..INLINE_READ_ATTEMPTS {
+            let Some(raw) = self.get_cf(CF_OBJECTS, &okey)? else {
+                return Ok(None);
+            };
+            let mut v = ObjectVersion::decode(&raw)?;
+            let ManifestRef::DataElsewhere { chunk, compressed } = v.manifest else {
+                return Ok(Some(v));
+            };
+            if let Some(sealed) = self.get_cf(CF_INLINE_DATA, &v.version_id.0)? {
+                v.manifest = ManifestRef::Data {
+                    chunk,
+                    compressed,
+                    sealed,
+                };
+                return Ok(Some(v));
+            }
+            if previous == Some(v.version_id) {
+                return Err(EngineError::Corrupt(format!(
+                    "inline data of {:?} is missing",
+                    v.version_id
+                )));
+            }
+            previous = Some(v.version_id);
+        }
+        Err(EngineError::Internal(format!(
+            "object {key} kept changing while being read"
+        )))
     }
 
     pub fn manifest_block(&self, version: VersionId, block: u32) -> EngineResult<ManifestBlock> {
@@ -523,8 +563,32 @@ impl MetaBatch<'_> {
         self.delete(CF_BUCKETS, name.as_bytes())
     }
 
+    /// Writes a version record; a small object's sealed bytes go to
+    /// `inline_data` under its version id (see [`ObjectVersion::encode_stored`]).
     pub fn put_object(&mut self, bucket_id: u64, key: &str, v: &ObjectVersion) -> EngineResult<()> {
+        let (record, inline) = v.encode_stored();
+        if let Some(sealed) = inline {
+            self.put(CF_INLINE_DATA, &v.version_id.0, sealed)?;
+        }
+        self.put(CF_OBJECTS, &object_key(bucket_id, key), &record)
+    }
+
+    /// Writes a record in the form used before `inline_data` existed
+    /// (inline bytes inside the record), to test that it still reads.
+    #[cfg(test)]
+    pub fn put_object_with_bytes_in_record(
+        &mut self,
+        bucket_id: u64,
+        key: &str,
+        v: &ObjectVersion,
+    ) -> EngineResult<()> {
         self.put(CF_OBJECTS, &object_key(bucket_id, key), &v.encode())
+    }
+
+    /// Removes a version's inline bytes (a no-op for a record that keeps
+    /// them itself, written before the `inline_data` column family).
+    pub fn delete_inline_data(&mut self, version: VersionId) -> EngineResult<()> {
+        self.delete(CF_INLINE_DATA, &version.0)
     }
 
     pub fn delete_object(&mut self, bucket_id: u64, key: &str) -> EngineResult<()> {

@@ -120,7 +120,7 @@ impl Engine {
             writer: None,
             md5: Md5::new(),
         };
-        if let ManifestRef::Data { .. } = &source.manifest {
+        if let ManifestRef::Data { .. } | ManifestRef::DataElsewhere { .. } = &source.manifest {
             // Stored in the record: no chunk to reference.
             let mut reader = self.read_version(source.clone(), Some((start, end)))?;
             while let Some(piece) = reader.next_bytes().await {

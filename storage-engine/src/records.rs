@@ -336,6 +336,14 @@ pub enum ManifestRef {
         compressed: bool,
         sealed: Vec<u8>,
     },
+    /// How [`ManifestRef::Data`] is stored since the `inline_data` column
+    /// family exists: the sealed bytes live there under the version id, so
+    /// listings read only the record. [`crate::meta::MetaStore::object`]
+    /// resolves it to `Data`; only raw iteration (listing, recount) sees it.
+    DataElsewhere {
+        chunk: ChunkId,
+        compressed: bool,
+    },
 }
 
 /// Client-visible metadata stored with an object (or a multipart upload until
@@ -436,7 +444,34 @@ impl ObjectVersion {
         }
     }
 
+    /// The record exactly as held (a `Data` manifest keeps its bytes in the
+    /// record, tag 2 — the form written before the `inline_data` column
+    /// family; kept for old records and tests).
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(&self.manifest)
+    }
+
+    /// The record as the metadata store writes it, and the sealed inline
+    /// bytes that go to the `inline_data` column family (if any): a `Data`
+    /// manifest is written as `DataElsewhere`.
+    pub fn encode_stored(&self) -> (Vec<u8>, Option<&[u8]>) {
+        match &self.manifest {
+            ManifestRef::Data {
+                chunk,
+                compressed,
+                sealed,
+            } => {
+                let elsewhere = ManifestRef::DataElsewhere {
+                    chunk: *chunk,
+                    compressed: *compressed,
+                };
+                (self.encode_with(&elsewhere), Some(sealed.as_slice()))
+            }
+            m => (self.encode_with(m), None),
+        }
+    }
+
+    fn encode_with(&self, manifest: &ManifestRef) -> Vec<u8> {
         let mut w = RecordWriter::with_version(FORMAT_V1);
         w.fixed(&self.version_id.0)
             .u64(self.size)
@@ -447,7 +482,7 @@ impl ObjectVersion {
         for s in &self.part_sizes {
             w.u64(*s);
         }
-        match &self.manifest {
+        match manifest {
             ManifestRef::Inline(entries) => {
                 w.u8(0);
                 write_entries(&mut w, entries);
@@ -469,6 +504,9 @@ impl ObjectVersion {
                     .fixed(chunk.as_bytes())
                     .u8(u8::from(*compressed))
                     .bytes(sealed);
+            }
+            ManifestRef::DataElsewhere { chunk, compressed } => {
+                w.u8(3).fixed(chunk.as_bytes()).u8(u8::from(*compressed));
             }
         }
         w.finish()
@@ -501,17 +539,17 @@ impl ObjectVersion {
             }
             2 => {
                 let chunk = ChunkId::from_bytes(r.fixed::<32>()?);
-                let compressed = match r.u8()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(CodecError::Invalid("object")),
-                };
+                let compressed = read_flag(&mut r)?;
                 ManifestRef::Data {
                     chunk,
                     compressed,
                     sealed: r.bytes()?.to_vec(),
                 }
             }
+            3 => ManifestRef::DataElsewhere {
+                chunk: ChunkId::from_bytes(r.fixed::<32>()?),
+                compressed: read_flag(&mut r)?,
+            },
             _ => return Err(CodecError::Invalid("object")),
         };
         r.finish()?;
@@ -524,6 +562,14 @@ impl ObjectVersion {
             part_sizes,
             manifest,
         })
+    }
+}
+
+fn read_flag(r: &mut RecordReader<'_>) -> Result<bool, CodecError> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(CodecError::Invalid("object")),
     }
 }
 
@@ -804,6 +850,10 @@ mod tests {
                 compressed: true,
                 sealed: vec![1, 2, 3, 4, 5],
             },
+            ManifestRef::DataElsewhere {
+                chunk: ChunkId::from_bytes([8; 32]),
+                compressed: false,
+            },
         ] {
             let o = ObjectVersion {
                 version_id: VersionId([5; 16]),
@@ -815,6 +865,29 @@ mod tests {
                 manifest,
             };
             assert_eq!(ObjectVersion::decode(&o.encode()).unwrap(), o);
+            // The stored form moves inline bytes out of the record.
+            let (record, outside) = o.encode_stored();
+            let stored = ObjectVersion::decode(&record).unwrap();
+            match &o.manifest {
+                ManifestRef::Data {
+                    chunk,
+                    compressed,
+                    sealed,
+                } => {
+                    assert_eq!(outside, Some(sealed.as_slice()));
+                    assert_eq!(
+                        stored.manifest,
+                        ManifestRef::DataElsewhere {
+                            chunk: *chunk,
+                            compressed: *compressed
+                        }
+                    );
+                }
+                m => {
+                    assert_eq!(outside, None);
+                    assert_eq!(&stored.manifest, m);
+                }
+            }
         }
         let b = ManifestBlock { entries };
         assert_eq!(ManifestBlock::decode(&b.encode()).unwrap(), b);
