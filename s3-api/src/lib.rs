@@ -18,6 +18,7 @@ mod error;
 mod handlers;
 mod headers;
 mod keys;
+mod md5_lanes;
 mod metrics;
 mod router;
 mod service;
