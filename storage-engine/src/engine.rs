@@ -727,7 +727,7 @@ impl Inner {
     /// bytes and one reference release per manifest entry.
     pub(crate) fn release_version(
         &self,
-        batch: &mut MetaBatch<'_>,
+        batch: &mut MetaBatch,
         v: &ObjectVersion,
     ) -> EngineResult<()> {
         let entries = self.manifest_entries(v)?;
@@ -753,7 +753,7 @@ impl Inner {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn build_version(
         &self,
-        batch: &mut MetaBatch<'_>,
+        batch: &mut MetaBatch,
         entries: &[ManifestEntry],
         new_chunks: &[(ChunkId, crate::records::ChunkRecord)],
         size: u64,
@@ -786,7 +786,7 @@ pub(crate) fn unresolved_inline(v: &ObjectVersion) -> EngineError {
 
 /// Writes a manifest inline or as blocks.
 pub(crate) fn write_manifest(
-    batch: &mut MetaBatch<'_>,
+    batch: &mut MetaBatch,
     version_id: crate::records::VersionId,
     entries: &[ManifestEntry],
 ) -> EngineResult<ManifestRef> {
@@ -814,7 +814,7 @@ pub(crate) fn write_manifest(
 /// One merge per distinct chunk: `sign` × (number of entries naming it). New
 /// chunk records ride along with the first delta for their id.
 pub(crate) fn add_ref_deltas(
-    batch: &mut MetaBatch<'_>,
+    batch: &mut MetaBatch,
     entries: &[ManifestEntry],
     new_chunks: &[(ChunkId, crate::records::ChunkRecord)],
     sign: i64,

@@ -25,6 +25,7 @@ use rocksdb::{
 };
 
 use crate::error::{CodecError, EngineError, EngineResult};
+use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
 use crate::records::{
     BucketRecord, ChunkRecord, ChunkRefDelta, ManifestBlock, ManifestRef, ObjectVersion,
     PartRecord, UploadRecord, VersionId,
@@ -197,6 +198,10 @@ fn chunk_partial_merge(_: &[u8], _: Option<&[u8]>, _: &MergeOperands) -> Option<
 pub struct MetaStore {
     db: Arc<Db>,
     sync_write: bool,
+    /// Tests only: every command written, encoded, in the order RocksDB
+    /// applied them (see `record_commands`).
+    #[cfg(test)]
+    recorded: std::sync::Mutex<Option<Vec<Vec<u8>>>>,
 }
 
 impl MetaStore {
@@ -231,6 +236,8 @@ impl MetaStore {
         Ok(MetaStore {
             db: Arc::new(db),
             sync_write: true,
+            #[cfg(test)]
+            recorded: std::sync::Mutex::new(None),
         })
     }
 
@@ -464,15 +471,12 @@ impl MetaStore {
         Ok(self.db.raw_iterator_cf_opt(&handle, ro))
     }
 
-    pub fn batch(&self) -> MetaBatch<'_> {
+    pub fn batch(&self) -> MetaBatch {
         MetaBatch {
-            store: self,
-            batch: WriteBatch::default(),
+            command: MetaCommand::default(),
         }
     }
 
-    /// Writes a batch atomically with the WAL synced (the commit point of
-    /// every acknowledged change).
     /// Chunk records in id order, starting after `after`, at most `limit`.
     pub fn chunks_page(
         &self,
@@ -508,18 +512,47 @@ impl MetaStore {
     /// Writes without waiting for the WAL to reach the disk. Only for
     /// changes whose loss in a crash is harmless (a later synced write makes
     /// them durable too, since the WAL is sequential).
-    pub fn write_unsynced(&self, batch: MetaBatch<'_>) -> EngineResult<()> {
+    pub fn write_unsynced(&self, batch: MetaBatch) -> EngineResult<()> {
         self.write_with(batch, false)
     }
 
-    pub fn write(&self, batch: MetaBatch<'_>) -> EngineResult<()> {
+    /// Writes a batch atomically with the WAL synced (the commit point of
+    /// every acknowledged change).
+    pub fn write(&self, batch: MetaBatch) -> EngineResult<()> {
         self.write_with(batch, self.sync_write)
     }
 
-    fn write_with(&self, batch: MetaBatch<'_>, sync: bool) -> EngineResult<()> {
+    fn write_with(&self, batch: MetaBatch, sync: bool) -> EngineResult<()> {
+        #[cfg(test)]
+        {
+            let mut rec = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(log) = rec.as_mut() {
+                // Under the lock, so the log has RocksDB's order.
+                self.apply(&batch.command, sync)?;
+                log.push(batch.command.encode());
+                return Ok(());
+            }
+        }
+        self.apply(&batch.command, sync)
+    }
+
+    /// Applies one command atomically: the only code that turns metadata
+    /// changes into RocksDB writes (so a replica applying the same commands
+    /// in the same order holds the same metadata).
+    pub fn apply(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
+        let mut wb = WriteBatch::default();
+        for op in &command.ops {
+            match op {
+                MetaOp::Put { cf, key, value } => wb.put_cf(&self.cf(cf.name())?, key, value),
+                MetaOp::Delete { cf, key } => wb.delete_cf(&self.cf(cf.name())?, key),
+                MetaOp::Merge { cf, key, operand } => {
+                    wb.merge_cf(&self.cf(cf.name())?, key, operand)
+                }
+            }
+        }
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
-        self.db.write_opt(batch.batch, &wo).map_err(|e| {
+        self.db.write_opt(wb, &wo).map_err(|e| {
             let msg = e.to_string();
             if msg.contains("No space left") {
                 EngineError::StorageFull(msg)
@@ -530,37 +563,73 @@ impl MetaStore {
     }
 }
 
-/// An atomic set of metadata changes, typed by record kind.
-pub struct MetaBatch<'a> {
-    store: &'a MetaStore,
-    batch: WriteBatch,
-}
+#[cfg(test)]
+impl MetaStore {
+    /// From now on, keeps every command written (see `recorded_commands`).
+    pub fn record_commands(&self) {
+        *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
 
-impl std::fmt::Debug for MetaBatch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MetaBatch({} ops)", self.batch.len())
+    /// The commands written since `record_commands`, encoded, in order.
+    pub fn recorded_commands(&self) -> Vec<Vec<u8>> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Every key and value of every replicated column family, merges
+    /// resolved, for comparing two stores.
+    pub fn dump(&self) -> Vec<(MetaCf, Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for cf in MetaCf::ALL {
+            let h = self.cf(cf.name()).unwrap();
+            for item in self.db.iterator_cf(&h, rocksdb::IteratorMode::Start) {
+                let (k, v) = item.unwrap();
+                out.push((cf, k.to_vec(), v.to_vec()));
+            }
+        }
+        out
     }
 }
 
-impl MetaBatch<'_> {
-    fn put(&mut self, cf: &'static str, key: &[u8], value: &[u8]) -> EngineResult<()> {
-        let cf = self.store.cf(cf)?;
-        self.batch.put_cf(&cf, key, value);
+/// An atomic set of metadata changes, typed by record kind; written as one
+/// [`MetaCommand`].
+pub struct MetaBatch {
+    command: MetaCommand,
+}
+
+impl std::fmt::Debug for MetaBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetaBatch({} ops)", self.command.ops.len())
+    }
+}
+
+impl MetaBatch {
+    fn put(&mut self, cf: MetaCf, key: &[u8], value: Vec<u8>) -> EngineResult<()> {
+        self.command.ops.push(MetaOp::Put {
+            cf,
+            key: key.to_vec(),
+            value,
+        });
         Ok(())
     }
 
-    fn delete(&mut self, cf: &'static str, key: &[u8]) -> EngineResult<()> {
-        let cf = self.store.cf(cf)?;
-        self.batch.delete_cf(&cf, key);
+    fn delete(&mut self, cf: MetaCf, key: &[u8]) -> EngineResult<()> {
+        self.command.ops.push(MetaOp::Delete {
+            cf,
+            key: key.to_vec(),
+        });
         Ok(())
     }
 
     pub fn put_bucket(&mut self, name: &str, rec: &BucketRecord) -> EngineResult<()> {
-        self.put(CF_BUCKETS, name.as_bytes(), &rec.encode())
+        self.put(MetaCf::Buckets, name.as_bytes(), rec.encode())
     }
 
     pub fn delete_bucket(&mut self, name: &str) -> EngineResult<()> {
-        self.delete(CF_BUCKETS, name.as_bytes())
+        self.delete(MetaCf::Buckets, name.as_bytes())
     }
 
     /// Writes a version record; a small object's sealed bytes go to
@@ -568,9 +637,9 @@ impl MetaBatch<'_> {
     pub fn put_object(&mut self, bucket_id: u64, key: &str, v: &ObjectVersion) -> EngineResult<()> {
         let (record, inline) = v.encode_stored();
         if let Some(sealed) = inline {
-            self.put(CF_INLINE_DATA, &v.version_id.0, sealed)?;
+            self.put(MetaCf::InlineData, &v.version_id.0, sealed.to_vec())?;
         }
-        self.put(CF_OBJECTS, &object_key(bucket_id, key), &record)
+        self.put(MetaCf::Objects, &object_key(bucket_id, key), record)
     }
 
     /// Writes a record in the form used before `inline_data` existed
@@ -582,17 +651,17 @@ impl MetaBatch<'_> {
         key: &str,
         v: &ObjectVersion,
     ) -> EngineResult<()> {
-        self.put(CF_OBJECTS, &object_key(bucket_id, key), &v.encode())
+        self.put(MetaCf::Objects, &object_key(bucket_id, key), v.encode())
     }
 
     /// Removes a version's inline bytes (a no-op for a record that keeps
     /// them itself, written before the `inline_data` column family).
     pub fn delete_inline_data(&mut self, version: VersionId) -> EngineResult<()> {
-        self.delete(CF_INLINE_DATA, &version.0)
+        self.delete(MetaCf::InlineData, &version.0)
     }
 
     pub fn delete_object(&mut self, bucket_id: u64, key: &str) -> EngineResult<()> {
-        self.delete(CF_OBJECTS, &object_key(bucket_id, key))
+        self.delete(MetaCf::Objects, &object_key(bucket_id, key))
     }
 
     pub fn put_manifest_block(
@@ -601,55 +670,58 @@ impl MetaBatch<'_> {
         block: u32,
         b: &ManifestBlock,
     ) -> EngineResult<()> {
-        self.put(CF_MANIFESTS, &manifest_key(version, block), &b.encode())
+        self.put(MetaCf::Manifests, &manifest_key(version, block), b.encode())
     }
 
     pub fn delete_manifest_block(&mut self, version: VersionId, block: u32) -> EngineResult<()> {
-        self.delete(CF_MANIFESTS, &manifest_key(version, block))
+        self.delete(MetaCf::Manifests, &manifest_key(version, block))
     }
 
     pub fn chunk_ref(&mut self, id: &ChunkId, delta: &ChunkRefDelta) -> EngineResult<()> {
-        let cf = self.store.cf(CF_CHUNKS)?;
-        self.batch.merge_cf(&cf, id.as_bytes(), delta.encode());
+        self.command.ops.push(MetaOp::Merge {
+            cf: MetaCf::Chunks,
+            key: id.as_bytes().to_vec(),
+            operand: delta.encode(),
+        });
         Ok(())
     }
 
     /// Removes a chunk record (garbage collection, under the chunk's lock).
     pub fn delete_chunk(&mut self, id: &ChunkId) -> EngineResult<()> {
-        self.delete(CF_CHUNKS, id.as_bytes())
+        self.delete(MetaCf::Chunks, id.as_bytes())
     }
 
     pub fn put_upload(&mut self, id: UploadId, rec: &UploadRecord) -> EngineResult<()> {
-        self.put(CF_UPLOADS, &id.0, &rec.encode())?;
+        self.put(MetaCf::Uploads, &id.0, rec.encode())?;
         self.put(
-            CF_UPLOAD_INDEX,
+            MetaCf::UploadIndex,
             &upload_index_key(rec.bucket_id, &rec.key, id),
-            &[],
+            Vec::new(),
         )
     }
 
     pub fn delete_upload(&mut self, id: UploadId, rec: &UploadRecord) -> EngineResult<()> {
-        self.delete(CF_UPLOADS, &id.0)?;
+        self.delete(MetaCf::Uploads, &id.0)?;
         self.delete(
-            CF_UPLOAD_INDEX,
+            MetaCf::UploadIndex,
             &upload_index_key(rec.bucket_id, &rec.key, id),
         )
     }
 
     pub fn put_part(&mut self, upload: UploadId, n: u32, p: &PartRecord) -> EngineResult<()> {
-        self.put(CF_PARTS, &part_key(upload, n), &p.encode())
+        self.put(MetaCf::Parts, &part_key(upload, n), p.encode())
     }
 
     pub fn delete_part(&mut self, upload: UploadId, n: u32) -> EngineResult<()> {
-        self.delete(CF_PARTS, &part_key(upload, n))
+        self.delete(MetaCf::Parts, &part_key(upload, n))
     }
 
     pub fn put_system(&mut self, name: &str, value: &[u8]) -> EngineResult<()> {
-        self.put(CF_SYSTEM, name.as_bytes(), value)
+        self.put(MetaCf::System, name.as_bytes(), value.to_vec())
     }
 
     pub fn delete_system(&mut self, name: &str) -> EngineResult<()> {
-        self.delete(CF_SYSTEM, name.as_bytes())
+        self.delete(MetaCf::System, name.as_bytes())
     }
 }
 

@@ -24,22 +24,23 @@ pub const ZSTD_LEVEL: i32 = 1;
 const COMPRESSION_SAMPLE_BYTES: usize = 8 << 10;
 const SAMPLE_MIN_SAVING_PCT: usize = 2;
 
-thread_local! {
-    /// One zstd context per thread, reused: creating one per chunk was
-    /// ~1 % of a 16 MiB PUT's CPU.
-    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
+/// zstd contexts kept for reuse (creating one per chunk was ~1 % of a
+/// 16 MiB PUT's CPU). Bounded: each holds ~1 MiB of tables, and the blocking
+/// pool may run many more threads than there are cores, so contexts live in
+/// this small pool, not one per thread.
+static COMPRESSORS: std::sync::Mutex<Vec<zstd::bulk::Compressor<'static>>> =
+    std::sync::Mutex::new(Vec::new());
+const COMPRESSORS_KEPT_MAX: usize = 4;
 
 /// zstd of `plaintext`, or `None` when a sample says it will not shrink.
 fn compress_if_worth_it(plaintext: &[u8]) -> EngineResult<Option<Vec<u8>>> {
     let zstd_err = |e: std::io::Error| EngineError::Internal(format!("zstd: {e}"));
-    COMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let compressor = match slot.as_mut() {
-            Some(c) => c,
-            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(zstd_err)?),
-        };
+    let pooled = COMPRESSORS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut compressor = match pooled {
+        Some(c) => c,
+        None => zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(zstd_err)?,
+    };
+    let result = (|| {
         if plaintext.len() > 2 * COMPRESSION_SAMPLE_BYTES {
             let sample = &plaintext[..COMPRESSION_SAMPLE_BYTES];
             let packed = compressor.compress(sample).map_err(zstd_err)?;
@@ -48,7 +49,12 @@ fn compress_if_worth_it(plaintext: &[u8]) -> EngineResult<Option<Vec<u8>>> {
             }
         }
         compressor.compress(plaintext).map(Some).map_err(zstd_err)
-    })
+    })();
+    let mut pool = COMPRESSORS.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < COMPRESSORS_KEPT_MAX {
+        pool.push(compressor);
+    }
+    result
 }
 
 /// A chunk ready for erasure coding.

@@ -70,7 +70,7 @@ impl ChunkPins {
 
     /// Adds the release of every pin to `batch`; after `batch` is written
     /// the pins must be forgotten with [`ChunkPins::disarm`].
-    pub(crate) fn unpin(&self, batch: &mut MetaBatch<'_>) -> EngineResult<()> {
+    pub(crate) fn unpin(&self, batch: &mut MetaBatch) -> EngineResult<()> {
         for id in &self.ids {
             batch.chunk_ref(id, &ChunkRefDelta::refs(-1))?;
         }

@@ -1,0 +1,200 @@
+//! Metadata changes as data: every [`crate::meta::MetaBatch`] is a
+//! [`MetaCommand`], a list of puts, deletes and merges on numbered column
+//! families, applied to RocksDB by exactly one function
+//! (`MetaStore::apply`).
+//!
+//! This is the seam the cluster (issue 8, docs/cluster-plan.md) replicates:
+//! a command encodes to bytes that mean the same on every node. It names
+//! column families by a fixed number, never by RocksDB's internal column
+//! family ids (which depend on the order a database created them), and its
+//! merges carry their operands, whose merge operator is pure.
+//!
+//! Encoding (format version byte 1): version u8, op count u32, then per op:
+//! kind u8 (1 put, 2 delete, 3 merge), column family u8, key (u32 length +
+//! bytes), and for put and merge the value (u32 length + bytes). Integers
+//! little-endian. Decoding rejects unknown versions, kinds and column
+//! families, truncation and trailing bytes.
+
+use crate::codec::{RecordReader, RecordWriter};
+use crate::error::CodecError;
+
+const FORMAT_V1: u8 = 1;
+
+/// A replicated column family, by a number that never changes meaning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MetaCf {
+    Buckets = 1,
+    Objects = 2,
+    Manifests = 3,
+    InlineData = 4,
+    Chunks = 5,
+    Uploads = 6,
+    UploadIndex = 7,
+    Parts = 8,
+    System = 9,
+}
+
+impl MetaCf {
+    pub const ALL: [MetaCf; 9] = [
+        MetaCf::Buckets,
+        MetaCf::Objects,
+        MetaCf::Manifests,
+        MetaCf::InlineData,
+        MetaCf::Chunks,
+        MetaCf::Uploads,
+        MetaCf::UploadIndex,
+        MetaCf::Parts,
+        MetaCf::System,
+    ];
+
+    /// The RocksDB column family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetaCf::Buckets => crate::meta::CF_BUCKETS,
+            MetaCf::Objects => crate::meta::CF_OBJECTS,
+            MetaCf::Manifests => crate::meta::CF_MANIFESTS,
+            MetaCf::InlineData => crate::meta::CF_INLINE_DATA,
+            MetaCf::Chunks => crate::meta::CF_CHUNKS,
+            MetaCf::Uploads => crate::meta::CF_UPLOADS,
+            MetaCf::UploadIndex => crate::meta::CF_UPLOAD_INDEX,
+            MetaCf::Parts => crate::meta::CF_PARTS,
+            MetaCf::System => crate::meta::CF_SYSTEM,
+        }
+    }
+
+    fn from_u8(v: u8) -> Option<MetaCf> {
+        MetaCf::ALL.into_iter().find(|c| *c as u8 == v)
+    }
+}
+
+/// One change to one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaOp {
+    Put {
+        cf: MetaCf,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Delete {
+        cf: MetaCf,
+        key: Vec<u8>,
+    },
+    /// A merge operand for the column family's merge operator (only
+    /// `Chunks` has one: `ChunkRefDelta`).
+    Merge {
+        cf: MetaCf,
+        key: Vec<u8>,
+        operand: Vec<u8>,
+    },
+}
+
+/// Changes applied atomically, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetaCommand {
+    pub ops: Vec<MetaOp>,
+}
+
+impl MetaCommand {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = RecordWriter::with_version(FORMAT_V1);
+        w.u32(self.ops.len() as u32);
+        for op in &self.ops {
+            match op {
+                MetaOp::Put { cf, key, value } => {
+                    w.u8(1).u8(*cf as u8).bytes(key).bytes(value);
+                }
+                MetaOp::Delete { cf, key } => {
+                    w.u8(2).u8(*cf as u8).bytes(key);
+                }
+                MetaOp::Merge { cf, key, operand } => {
+                    w.u8(3).u8(*cf as u8).bytes(key).bytes(operand);
+                }
+            }
+        }
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
+        const WHAT: &str = "metadata command";
+        let mut r = RecordReader::new(buf, WHAT);
+        if r.u8()? != FORMAT_V1 {
+            return Err(CodecError::Invalid(WHAT));
+        }
+        // Each op takes at least 6 bytes (kind, cf, key length).
+        let n = r.count(6)?;
+        let mut ops = Vec::with_capacity(n);
+        for _ in 0..n {
+            let kind = r.u8()?;
+            let cf = MetaCf::from_u8(r.u8()?).ok_or(CodecError::Invalid(WHAT))?;
+            let key = r.bytes()?.to_vec();
+            ops.push(match kind {
+                1 => MetaOp::Put {
+                    cf,
+                    key,
+                    value: r.bytes()?.to_vec(),
+                },
+                2 => MetaOp::Delete { cf, key },
+                3 => MetaOp::Merge {
+                    cf,
+                    key,
+                    operand: r.bytes()?.to_vec(),
+                },
+                _ => return Err(CodecError::Invalid(WHAT)),
+            });
+        }
+        r.finish()?;
+        Ok(MetaCommand { ops })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op() -> impl Strategy<Value = MetaOp> {
+        let cf = (0..MetaCf::ALL.len()).prop_map(|i| MetaCf::ALL[i]);
+        let bytes = proptest::collection::vec(any::<u8>(), 0..40);
+        (0u8..3, cf, bytes.clone(), bytes).prop_map(|(kind, cf, key, value)| match kind {
+            0 => MetaOp::Put { cf, key, value },
+            1 => MetaOp::Delete { cf, key },
+            _ => MetaOp::Merge {
+                cf,
+                key,
+                operand: value,
+            },
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(ops in proptest::collection::vec(op(), 0..20)) {
+            let c = MetaCommand { ops };
+            let bytes = c.encode();
+            prop_assert_eq!(MetaCommand::decode(&bytes).unwrap(), c);
+            // Every strict prefix is refused, never misread.
+            for cut in 0..bytes.len() {
+                prop_assert!(MetaCommand::decode(&bytes[..cut]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_fixed() {
+        // Written into replicated logs: a number never changes meaning.
+        let numbers: Vec<u8> = MetaCf::ALL.iter().map(|c| *c as u8).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        let mut bad = MetaCommand {
+            ops: vec![MetaOp::Delete {
+                cf: MetaCf::System,
+                key: b"k".to_vec(),
+            }],
+        }
+        .encode();
+        bad[6] = 0; // the column family byte
+        assert!(MetaCommand::decode(&bad).is_err());
+        let mut trailing = MetaCommand::default().encode();
+        trailing.push(0);
+        assert!(MetaCommand::decode(&trailing).is_err());
+    }
+}
