@@ -12,9 +12,11 @@
 //! a pass with data left) is hashed by the scalar function, so a lone
 //! upload is no slower than with a plain MD5.
 //!
-//! Memory is bounded per stream: [`Md5Stream::update`] waits while
-//! `STREAM_QUEUE_FRAMES` frames are queued, and a turn takes at most that
-//! many more out of the queue to hash.
+//! Frames are handed over in batches of `BATCH_BYTES` (one wake-up of a
+//! lane thread per batch, not per frame). Memory is bounded per stream:
+//! one batch being filled, [`Md5Stream::update`] waits while
+//! `STREAM_QUEUE_BATCHES` batches are queued, and a turn takes at most
+//! `TURN_BYTES` out of the queue to hash.
 //!
 //! It must never see anything but body bytes, and never block a tokio
 //! worker: the lane threads are plain OS threads, the async side only waits
@@ -26,8 +28,10 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
-/// Frames a stream may have queued and not yet hashed.
-const STREAM_QUEUE_FRAMES: usize = 16;
+/// Bytes of frames collected before they go to a lane thread.
+const BATCH_BYTES: usize = 128 << 10;
+/// Batches a stream may have queued and not yet taken by a lane thread.
+const STREAM_QUEUE_BATCHES: usize = 4;
 /// Bytes of one stream hashed per turn before the next stream gets a lane.
 const TURN_BYTES: usize = 1 << 20;
 const LANES: usize = 4;
@@ -461,7 +465,7 @@ fn hash_turns(turns: &mut [Turn]) {
 
 struct StreamEntry {
     state: Md5State,
-    frames: VecDeque<(Bytes, OwnedSemaphorePermit)>,
+    batches: VecDeque<(Vec<Bytes>, OwnedSemaphorePermit)>,
     /// Being hashed by a lane thread right now (its state is out).
     busy: bool,
     finished: Option<oneshot::Sender<[u8; 16]>>,
@@ -470,7 +474,7 @@ struct StreamEntry {
 #[derive(Default)]
 struct Shared {
     streams: HashMap<u64, StreamEntry>,
-    /// Streams with queued frames or a pending finish, in turn order.
+    /// Streams with queued batches or a pending finish, in turn order.
     ready: VecDeque<u64>,
     next_id: u64,
 }
@@ -519,7 +523,7 @@ impl Md5Lanes {
             id,
             StreamEntry {
                 state: Md5State::new(),
-                frames: VecDeque::new(),
+                batches: VecDeque::new(),
                 busy: false,
                 finished: None,
             },
@@ -527,7 +531,9 @@ impl Md5Lanes {
         Md5Stream {
             pool: self.clone(),
             id,
-            room: Arc::new(Semaphore::new(STREAM_QUEUE_FRAMES)),
+            room: Arc::new(Semaphore::new(STREAM_QUEUE_BATCHES)),
+            batch: Vec::new(),
+            batch_bytes: 0,
             done: false,
         }
     }
@@ -565,14 +571,13 @@ impl Md5Lanes {
                     let mut frames = VecDeque::new();
                     let mut bytes = 0;
                     while bytes < TURN_BYTES {
-                        // The permit goes with the frame taken: the writer
-                        // may queue more while this turn hashes (so a stream
-                        // holds at most twice STREAM_QUEUE_FRAMES frames).
-                        let Some((f, _permit)) = e.frames.pop_front() else {
+                        // The permit goes with the batch taken: the writer
+                        // may queue more while this turn hashes.
+                        let Some((batch, _permit)) = e.batches.pop_front() else {
                             break;
                         };
-                        bytes += f.len();
-                        frames.push_back(f);
+                        bytes += batch.iter().map(Bytes::len).sum::<usize>();
+                        frames.extend(batch);
                     }
                     e.busy = true;
                     turns.push(Turn {
@@ -592,7 +597,7 @@ impl Md5Lanes {
                 };
                 e.state = turn.state;
                 e.busy = false;
-                if !e.frames.is_empty() {
+                if !e.batches.is_empty() {
                     self.make_ready(&mut s, id);
                 } else if e.finished.is_some()
                     && let Some(e) = s.streams.remove(&id)
@@ -612,6 +617,9 @@ pub(crate) struct Md5Stream {
     pool: Arc<Md5Lanes>,
     id: u64,
     room: Arc<Semaphore>,
+    /// Frames collected for the next hand-over.
+    batch: Vec<Bytes>,
+    batch_bytes: usize,
     done: bool,
 }
 
@@ -620,10 +628,22 @@ pub(crate) struct Md5Stream {
 pub(crate) struct Md5PoolStopped;
 
 impl Md5Stream {
-    /// Queues `frame`, waiting while the stream has `STREAM_QUEUE_FRAMES`
-    /// frames unhashed.
+    /// Adds `frame`; every `BATCH_BYTES` the collected frames go to the
+    /// pool, waiting while `STREAM_QUEUE_BATCHES` batches are queued.
     pub(crate) async fn update(&mut self, frame: Bytes) -> Result<(), Md5PoolStopped> {
         if frame.is_empty() {
+            return Ok(());
+        }
+        self.batch_bytes += frame.len();
+        self.batch.push(frame);
+        if self.batch_bytes >= BATCH_BYTES {
+            self.hand_over().await?;
+        }
+        Ok(())
+    }
+
+    async fn hand_over(&mut self) -> Result<(), Md5PoolStopped> {
+        if self.batch.is_empty() {
             return Ok(());
         }
         let permit = self
@@ -632,21 +652,24 @@ impl Md5Stream {
             .acquire_owned()
             .await
             .map_err(|_| Md5PoolStopped)?;
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
         let mut s = self.pool.lock();
         let e = s.streams.get_mut(&self.id).ok_or(Md5PoolStopped)?;
-        e.frames.push_back((frame, permit));
+        e.batches.push_back((batch, permit));
         self.pool.make_ready(&mut s, self.id);
         Ok(())
     }
 
     /// The digest of everything given to `update`.
     pub(crate) async fn finish(mut self) -> Result<[u8; 16], Md5PoolStopped> {
+        self.hand_over().await?;
         let (tx, rx) = oneshot::channel();
         {
             let mut s = self.pool.lock();
             let e = s.streams.get_mut(&self.id).ok_or(Md5PoolStopped)?;
             e.finished = Some(tx);
-            if e.frames.is_empty() && !e.busy {
+            if e.batches.is_empty() && !e.busy {
                 // Nothing left to hash: finish here.
                 if let Some(e) = s.streams.remove(&self.id) {
                     self.done = true;
