@@ -75,6 +75,7 @@ pub use meta::UploadId;
 pub use meta_command::{MetaCf, MetaCommand, MetaOp};
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
+pub use placement::{ClusterDrive, place_across_nodes};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject, WriteCondition};
 pub use records::{
     AccessKeyRecord, BucketGrant, ManifestRef, ObjectMetadata, ObjectVersion, PartRecord,
