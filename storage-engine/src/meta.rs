@@ -579,18 +579,60 @@ impl MetaStore {
             .unwrap_or_default()
     }
 
-    /// Every key and value of every replicated column family, merges
-    /// resolved, for comparing two stores.
+    /// Every key and value of every replicated column family, for comparing
+    /// two stores.
     pub fn dump(&self) -> Vec<(MetaCf, Vec<u8>, Vec<u8>)> {
-        let mut out = Vec::new();
+        self.export()
+            .unwrap()
+            .ops
+            .into_iter()
+            .map(|op| match op {
+                MetaOp::Put { cf, key, value } => (cf, key, value),
+                other => panic!("export only puts: {other:?}"),
+            })
+            .collect()
+    }
+}
+
+impl MetaStore {
+    /// Everything in the replicated column families as one command of puts
+    /// (merges resolved), in column family then key order: what a replica
+    /// needs to start from this state. Holds it all in memory — for a
+    /// snapshot of a small deployment or a test, not for the data path.
+    pub fn export(&self) -> EngineResult<MetaCommand> {
+        // One RocksDB snapshot: every column family as of the same moment.
+        let snapshot = self.db.snapshot();
+        let mut ops = Vec::new();
         for cf in MetaCf::ALL {
-            let h = self.cf(cf.name()).unwrap();
-            for item in self.db.iterator_cf(&h, rocksdb::IteratorMode::Start) {
-                let (k, v) = item.unwrap();
-                out.push((cf, k.to_vec(), v.to_vec()));
+            let h = self.cf(cf.name())?;
+            for item in snapshot.iterator_cf(&h, rocksdb::IteratorMode::Start) {
+                let (k, v) = item?;
+                ops.push(MetaOp::Put {
+                    cf,
+                    key: k.to_vec(),
+                    value: v.to_vec(),
+                });
             }
         }
-        out
+        Ok(MetaCommand { ops })
+    }
+
+    /// Replaces everything in the replicated column families by `command`
+    /// (an [`MetaStore::export`] of another store), atomically.
+    pub fn replace_all(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
+        let mut all = MetaCommand::default();
+        for cf in MetaCf::ALL {
+            let h = self.cf(cf.name())?;
+            for item in self.db.iterator_cf(&h, rocksdb::IteratorMode::Start) {
+                let (k, _) = item?;
+                all.ops.push(MetaOp::Delete {
+                    cf,
+                    key: k.to_vec(),
+                });
+            }
+        }
+        all.ops.extend(command.ops.iter().cloned());
+        self.apply(&all, sync)
     }
 }
 

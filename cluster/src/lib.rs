@@ -1,0 +1,97 @@
+//! # cairn-cluster
+//!
+//! Owns the replication of Cairn's metadata with Raft (`openraft` 0.9, see
+//! docs/cluster-plan.md): the Raft log on RocksDB ([`LogStore`]) and the
+//! state machine ([`MetaStateMachine`]) that applies committed
+//! [`cairn_storage_engine::MetaCommand`]s to a [`MetaStore`], plus its
+//! snapshots.
+//!
+//! Built so far: storage (log, vote, state machine, snapshots), checked by
+//! openraft's own storage test suite. Not yet: the network between nodes,
+//! membership commands, forwarding writes to the leader, and wiring into
+//! the engine — the server still runs one node with no Raft.
+//!
+//! This crate must never:
+//! - apply anything but committed entries to the state machine, or apply
+//!   them differently on different nodes (no clock, randomness or local
+//!   settings inside `apply`);
+//! - report a log append as done before it is on disk;
+//! - know about S3 (that is `cairn-s3-api`).
+
+#![forbid(unsafe_code)]
+// openraft's storage traits fix the error type (`StorageError`, ~224 bytes);
+// our helpers return the same type rather than converting at every call.
+#![allow(clippy::result_large_err)]
+
+mod log_store;
+mod state_machine;
+
+use std::io::Cursor;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+pub use cairn_storage_engine::MetaStore;
+pub use log_store::LogStore;
+use serde::{Deserialize, Serialize};
+pub use state_machine::MetaStateMachine;
+
+/// A cluster node id (openraft's `NodeId`).
+pub type NodeId = u64;
+
+/// Where a node listens.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNode {
+    /// Host and port of its Raft (node-to-node) listener.
+    pub raft_addr: String,
+    /// Host and port of its S3 listener.
+    pub s3_addr: String,
+}
+
+/// What a client proposes: one encoded `MetaCommand` (base64 in JSON).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterRequest {
+    pub command: Vec<u8>,
+}
+
+impl Serialize for ClusterRequest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(&self.command))
+    }
+}
+
+impl<'de> Deserialize<'de> for ClusterRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let command = BASE64
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        Ok(ClusterRequest { command })
+    }
+}
+
+/// What applying one entry did; the same on every node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClusterResponse {
+    /// A blank or membership entry, or a command applied.
+    Applied,
+    /// A command that did not decode: recorded as applied, changed nothing.
+    Rejected(String),
+}
+
+openraft::declare_raft_types!(
+    /// Cairn's openraft type configuration.
+    pub TypeConfig:
+        D = ClusterRequest,
+        R = ClusterResponse,
+        NodeId = NodeId,
+        Node = ClusterNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// openraft's storage error for this configuration.
+pub type StorageError = openraft::StorageError<NodeId>;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! The Raft state machine: Cairn's metadata store.
+//!
+//! Applying a normal entry decodes its `MetaCommand` and writes it, together
+//! with the entry's log id under `system/raft-applied`, in one RocksDB batch,
+//! so the data and the applied position never disagree after a crash. Apply
+//! writes are not synced: the entries are durable in the Raft log (synced
+//! before they could commit), and openraft re-applies what lies between the
+//! last applied and the committed id at start-up.
+//!
+//! Snapshots are the whole replicated metadata as one `MetaCommand` of puts
+//! (`MetaStore::export`), held in memory: fine for the small deployments and
+//! tests this first version serves, to be streamed through a file before
+//! large metadata is replicated.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+
+use crate::{ClusterNode, ClusterResponse, NodeId, StorageError, TypeConfig};
+
+/// The last applied log id and the last membership, as openraft asks.
+type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, ClusterNode>);
+
+const APPLIED_KEY: &str = "raft-applied";
+const MEMBERSHIP_KEY: &str = "raft-membership";
+
+fn sm_read_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn sm_write_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(&std::io::Error::other(e.to_string())).into()
+}
+
+fn snapshot_err(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
+}
+
+/// A snapshot built or installed last.
+#[derive(Clone)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<NodeId, ClusterNode>,
+    data: Vec<u8>,
+}
+
+/// The state machine over one [`MetaStore`]; clones share it.
+#[derive(Clone)]
+pub struct MetaStateMachine {
+    store: Arc<MetaStore>,
+    current: Arc<Mutex<Option<StoredSnapshot>>>,
+}
+
+impl std::fmt::Debug for MetaStateMachine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetaStateMachine(..)")
+    }
+}
+
+impl MetaStateMachine {
+    pub fn new(store: Arc<MetaStore>) -> Self {
+        MetaStateMachine {
+            store,
+            current: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<MetaStore> {
+        &self.store
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
+        match self.store.system(key).map_err(sm_read_err)? {
+            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(sm_read_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn system_put<T: serde::Serialize>(key: &str, value: &T) -> Result<MetaOp, StorageError> {
+        Ok(MetaOp::Put {
+            cf: MetaCf::System,
+            key: key.as_bytes().to_vec(),
+            value: serde_json::to_vec(value).map_err(sm_write_err)?,
+        })
+    }
+
+    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<StoredSnapshot>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn applied_and_membership(&self) -> Result<AppliedState, StorageError> {
+        Ok((
+            self.read(APPLIED_KEY)?,
+            self.read(MEMBERSHIP_KEY)?.unwrap_or_default(),
+        ))
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        // `export` reads every column family from one RocksDB snapshot, and
+        // the applied id is taken from that same export, so the data and its
+        // position agree even while entries are being applied.
+        let export = self.store.export().map_err(snapshot_err)?;
+        let find = |key: &str| {
+            export.ops.iter().find_map(|op| match op {
+                MetaOp::Put { cf, key: k, value }
+                    if *cf == MetaCf::System && k == key.as_bytes() =>
+                {
+                    Some(value.clone())
+                }
+                _ => None,
+            })
+        };
+        let last_log_id: Option<LogId<NodeId>> = match find(APPLIED_KEY) {
+            Some(v) => serde_json::from_slice(&v).map_err(snapshot_err)?,
+            None => None,
+        };
+        let last_membership: StoredMembership<NodeId, ClusterNode> = match find(MEMBERSHIP_KEY) {
+            Some(v) => serde_json::from_slice(&v).map_err(snapshot_err)?,
+            None => StoredMembership::default(),
+        };
+        let snapshot_id = match last_log_id {
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term, id.leader_id.node_id, id.index
+            ),
+            None => "empty".to_owned(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let data = export.encode();
+        *self.lock_current() = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data: data.clone(),
+        });
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for MetaStateMachine {
+    type SnapshotBuilder = MetaStateMachine;
+
+    async fn applied_state(&mut self) -> Result<AppliedState, StorageError> {
+        self.applied_and_membership()
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ClusterResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        for entry in entries {
+            let (mut command, response) = match &entry.payload {
+                EntryPayload::Blank => (MetaCommand::default(), ClusterResponse::Applied),
+                EntryPayload::Normal(req) => match MetaCommand::decode(&req.command) {
+                    Ok(c) => (c, ClusterResponse::Applied),
+                    // Decoding is the same everywhere, so is the refusal.
+                    Err(e) => (
+                        MetaCommand::default(),
+                        ClusterResponse::Rejected(e.to_string()),
+                    ),
+                },
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                    (
+                        MetaCommand {
+                            ops: vec![Self::system_put(MEMBERSHIP_KEY, &stored)?],
+                        },
+                        ClusterResponse::Applied,
+                    )
+                }
+            };
+            command
+                .ops
+                .push(Self::system_put(APPLIED_KEY, &Some(entry.log_id))?);
+            self.store.apply(&command, false).map_err(|e| {
+                StorageIOError::apply(entry.log_id, &std::io::Error::other(e.to_string()))
+            })?;
+            responses.push(response);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, ClusterNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let mut command = MetaCommand::decode(&data).map_err(snapshot_err)?;
+        // The snapshot's own position wins over whatever it carried.
+        command
+            .ops
+            .push(Self::system_put(APPLIED_KEY, &meta.last_log_id)?);
+        command
+            .ops
+            .push(Self::system_put(MEMBERSHIP_KEY, &meta.last_membership)?);
+        self.store
+            .replace_all(&command, true)
+            .map_err(snapshot_err)?;
+        *self.lock_current() = Some(StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        });
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        Ok(self.lock_current().clone().map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
+    }
+}
