@@ -7,9 +7,11 @@
 //! snapshots.
 //!
 //! Built so far: storage (log, vote, state machine, snapshots), checked by
-//! openraft's own storage test suite. Not yet: the network between nodes,
-//! membership commands, forwarding writes to the leader, and wiring into
-//! the engine — the server still runs one node with no Raft.
+//! openraft's own storage test suite, and the HTTP transport between nodes
+//! ([`HttpNetwork`], [`serve`]) with a fault-injecting switch ([`Faults`]),
+//! exercised by a 3-node loopback cluster test. Not yet: authentication
+//! between nodes, forwarding writes to the leader, `cairn admin cluster`,
+//! and wiring into the engine — the server still runs one node, no Raft.
 //!
 //! This crate must never:
 //! - apply anything but committed entries to the state machine, or apply
@@ -24,6 +26,7 @@
 #![allow(clippy::result_large_err)]
 
 mod log_store;
+mod network;
 mod state_machine;
 
 use std::io::Cursor;
@@ -32,6 +35,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 pub use cairn_storage_engine::MetaStore;
 pub use log_store::LogStore;
+pub use network::{Faults, HttpConnection, HttpNetwork, serve};
 use serde::{Deserialize, Serialize};
 pub use state_machine::MetaStateMachine;
 
@@ -93,5 +97,7 @@ openraft::declare_raft_types!(
 /// openraft's storage error for this configuration.
 pub type StorageError = openraft::StorageError<NodeId>;
 
+#[cfg(test)]
+mod cluster_tests;
 #[cfg(test)]
 mod tests;

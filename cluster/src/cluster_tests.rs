@@ -1,0 +1,196 @@
+//! Three Raft nodes in one process, talking HTTP over loopback: replication,
+//! a partitioned leader, healing and a stopped node.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
+use openraft::{Config, Raft};
+
+use crate::{
+    ClusterNode, ClusterRequest, Faults, HttpNetwork, LogStore, MetaStateMachine, NodeId,
+    TypeConfig, serve,
+};
+
+struct Node {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    store: Arc<MetaStore>,
+    _dir: tempfile::TempDir,
+}
+
+fn config() -> Arc<Config> {
+    // Generous for 2 busy CI cores: heartbeats every 100 ms, elections after
+    // 0.6–1.2 s without one.
+    Arc::new(
+        Config {
+            cluster_name: "test".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 600,
+            election_timeout_max: 1200,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
+}
+
+async fn start(id: NodeId, faults: &Arc<Faults>) -> (Node, ClusterNode) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogStore::open(&dir.path().join("raft")).unwrap();
+    let store = Arc::new(MetaStore::open(&dir.path().join("meta")).unwrap());
+    let sm = MetaStateMachine::new(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let raft = Raft::new(id, config(), HttpNetwork::new(id, faults.clone()), log, sm)
+        .await
+        .unwrap();
+    tokio::spawn(serve(listener, raft.clone()));
+    let node = ClusterNode {
+        raft_addr: addr,
+        s3_addr: String::new(),
+    };
+    (
+        Node {
+            id,
+            raft,
+            store,
+            _dir: dir,
+        },
+        node,
+    )
+}
+
+fn request(key: &str) -> ClusterRequest {
+    ClusterRequest {
+        command: MetaCommand {
+            ops: vec![MetaOp::Put {
+                cf: MetaCf::Objects,
+                key: key.as_bytes().to_vec(),
+                value: b"v".to_vec(),
+            }],
+        }
+        .encode(),
+    }
+}
+
+fn has(node: &Node, key: &str) -> bool {
+    node.store.export().unwrap().ops.iter().any(
+        |op| matches!(op, MetaOp::Put { cf: MetaCf::Objects, key: k, .. } if k == key.as_bytes()),
+    )
+}
+
+async fn leader_among(nodes: &[&Node], not: Option<NodeId>) -> NodeId {
+    let m = nodes[0]
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(
+            |m| m.current_leader.is_some() && m.current_leader != not,
+            "a leader",
+        )
+        .await
+        .unwrap();
+    m.current_leader.unwrap()
+}
+
+async fn applied_everywhere(nodes: &[&Node], index: u64) {
+    for n in nodes {
+        n.raft
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(Some(index), "applied")
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
+    let faults = Arc::new(Faults::default());
+    let mut nodes = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3 {
+        let (node, addr) = start(id, &faults).await;
+        members.insert(id, addr);
+        nodes.push(node);
+    }
+    nodes[0].raft.initialize(members).await.unwrap();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let by_id = |id: NodeId| nodes.iter().find(|n| n.id == id).unwrap();
+
+    // A write on the leader reaches every node's metadata.
+    let leader = leader_among(&all, None).await;
+    let w = by_id(leader)
+        .raft
+        .client_write(request("k1"))
+        .await
+        .unwrap();
+    applied_everywhere(&all, w.log_id.index).await;
+    assert!(nodes.iter().all(|n| has(n, "k1")));
+
+    // Partition the leader away: the majority elects another and goes on.
+    faults.isolate(leader, &[1, 2, 3]);
+    let cut_at = std::time::Instant::now();
+    let majority: Vec<&Node> = nodes.iter().filter(|n| n.id != leader).collect();
+    let new_leader = leader_among(&majority, Some(leader)).await;
+    eprintln!(
+        "failover: node {new_leader} leads {} ms after leader {leader} was cut off",
+        cut_at.elapsed().as_millis()
+    );
+    assert_ne!(new_leader, leader);
+    let w2 = by_id(new_leader)
+        .raft
+        .client_write(request("k2"))
+        .await
+        .unwrap();
+    applied_everywhere(&majority, w2.log_id.index).await;
+    // The minority side cannot commit: its write never completes.
+    let stale = tokio::time::timeout(
+        Duration::from_secs(3),
+        by_id(leader).raft.client_write(request("k3")),
+    )
+    .await;
+    assert!(
+        !matches!(stale, Ok(Ok(_))),
+        "a partitioned leader committed a write"
+    );
+
+    // Healed, the old leader follows; what was acknowledged is everywhere,
+    // what was not is nowhere.
+    faults.heal();
+    applied_everywhere(&all, w2.log_id.index).await;
+    let w3 = by_id(new_leader)
+        .raft
+        .client_write(request("k4"))
+        .await
+        .unwrap();
+    applied_everywhere(&all, w3.log_id.index).await;
+    for n in &nodes {
+        assert!(
+            has(n, "k1") && has(n, "k2") && has(n, "k4"),
+            "node {}",
+            n.id
+        );
+        assert!(
+            !has(n, "k3"),
+            "node {} applied an unacknowledged write",
+            n.id
+        );
+    }
+
+    // One node stopped: two of three still commit.
+    let follower = nodes.iter().find(|n| n.id != new_leader).unwrap();
+    follower.raft.shutdown().await.unwrap();
+    let live: Vec<&Node> = nodes.iter().filter(|n| n.id != follower.id).collect();
+    let leader_now = leader_among(&live, None).await;
+    let w4 = by_id(leader_now)
+        .raft
+        .client_write(request("k5"))
+        .await
+        .unwrap();
+    applied_everywhere(&live, w4.log_id.index).await;
+    assert!(live.iter().all(|n| has(n, "k5")));
+    for n in &nodes {
+        let _ = n.raft.shutdown().await;
+    }
+}

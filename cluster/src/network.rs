@@ -1,0 +1,273 @@
+//! Raft messages between nodes over HTTP/1.1 (hyper), JSON bodies.
+//!
+//! Routes, all `POST`, answered `200` with the JSON of
+//! `Result<response, RaftError>`: `/raft/v1/append`, `/raft/v1/vote`,
+//! `/raft/v1/snapshot` (one chunk of a snapshot; openraft reassembles).
+//! A failed connection is `Unreachable` (openraft backs off), any other
+//! transport or decoding failure a `NetworkError`, an error the peer's Raft
+//! returned a `RemoteError`.
+//!
+//! [`Faults`] cuts chosen node pairs (both directions) at the sender, for
+//! partition tests: a cut call fails as unreachable without touching the
+//! socket.
+//!
+//! Not yet: authentication between nodes (a cluster secret), TLS.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use openraft::Raft;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{ClusterNode, NodeId, TypeConfig};
+
+/// Largest request body a node accepts (a batch of entries or one
+/// snapshot chunk; openraft's chunks are 3 MiB).
+const BODY_MAX_BYTES: usize = 64 << 20;
+
+/// Node pairs whose messages are dropped (tests: partitions).
+#[derive(Debug, Default)]
+pub struct Faults {
+    cut: Mutex<HashSet<(NodeId, NodeId)>>,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(NodeId, NodeId)>> {
+        self.cut.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Cuts `node` off from every node in `others`, both directions.
+    pub fn isolate(&self, node: NodeId, others: &[NodeId]) {
+        let mut cut = self.lock();
+        for &o in others {
+            if o != node {
+                cut.insert((node, o));
+                cut.insert((o, node));
+            }
+        }
+    }
+
+    /// Restores every link.
+    pub fn heal(&self) {
+        self.lock().clear();
+    }
+
+    fn is_cut(&self, from: NodeId, to: NodeId) -> bool {
+        self.lock().contains(&(from, to))
+    }
+}
+
+/// Creates one [`HttpConnection`] per peer; all share a connection pool.
+#[derive(Clone)]
+pub struct HttpNetwork {
+    me: NodeId,
+    client: Client<HttpConnector, Full<Bytes>>,
+    faults: Arc<Faults>,
+}
+
+impl std::fmt::Debug for HttpNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpNetwork(node {})", self.me)
+    }
+}
+
+impl HttpNetwork {
+    pub fn new(me: NodeId, faults: Arc<Faults>) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(std::time::Duration::from_secs(1)));
+        HttpNetwork {
+            me,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            faults,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for HttpNetwork {
+    type Network = HttpConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &ClusterNode) -> HttpConnection {
+        HttpConnection {
+            net: self.clone(),
+            target,
+            node: node.clone(),
+        }
+    }
+}
+
+/// Messages to one peer.
+#[derive(Debug)]
+pub struct HttpConnection {
+    net: HttpNetwork,
+    target: NodeId,
+    node: ClusterNode,
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, ClusterNode, E>>;
+
+impl HttpConnection {
+    async fn post<Req, Resp, E>(&self, path: &str, req: &Req) -> RpcResult<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        if self.net.faults.is_cut(self.net.me, self.target) {
+            let e = std::io::Error::new(std::io::ErrorKind::NotConnected, "link cut (test fault)");
+            return Err(RPCError::Unreachable(Unreachable::new(&e)));
+        }
+        let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}{}", self.node.raft_addr, path))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let response = self.net.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                RPCError::Unreachable(Unreachable::new(&e))
+            } else {
+                RPCError::Network(NetworkError::new(&e))
+            }
+        })?;
+        if response.status() != StatusCode::OK {
+            let e = std::io::Error::other(format!("{path} answered {}", response.status()));
+            return Err(RPCError::Network(NetworkError::new(&e)));
+        }
+        let bytes = Limited::new(response.into_body(), BODY_MAX_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                RPCError::Network(NetworkError::new(&std::io::Error::other(e.to_string())))
+            })?
+            .to_bytes();
+        let result: Result<Resp, E> =
+            serde_json::from_slice(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+}
+
+impl RaftNetwork<TypeConfig> for HttpConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.post("/raft/v1/append", &rpc).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.post("/raft/v1/snapshot", &rpc).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.post("/raft/v1/vote", &rpc).await
+    }
+}
+
+/// Serves the Raft routes for `raft` on `listener` until the listener
+/// fails.
+pub async fn serve(listener: tokio::net::TcpListener, raft: Raft<TypeConfig>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("raft listener: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| handle(raft.clone(), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!("raft connection: {e}");
+            }
+        });
+    }
+}
+
+fn reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(StatusCode::OK, body),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string().into_bytes(),
+        ),
+    }
+}
+
+async fn handle(
+    raft: Raft<TypeConfig>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.method() != Method::POST {
+        return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, Vec::new()));
+    }
+    let path = req.uri().path().to_owned();
+    let body = match Limited::new(req.into_body(), BODY_MAX_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes())),
+    };
+    let bad = |e: serde_json::Error| reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes());
+    Ok(match path.as_str() {
+        "/raft/v1/append" => match serde_json::from_slice(&body) {
+            Ok(rpc) => json(&raft.append_entries(rpc).await),
+            Err(e) => bad(e),
+        },
+        "/raft/v1/vote" => match serde_json::from_slice(&body) {
+            Ok(rpc) => json(&raft.vote(rpc).await),
+            Err(e) => bad(e),
+        },
+        "/raft/v1/snapshot" => match serde_json::from_slice(&body) {
+            Ok(rpc) => json(&raft.install_snapshot(rpc).await),
+            Err(e) => bad(e),
+        },
+        _ => reply(StatusCode::NOT_FOUND, Vec::new()),
+    })
+}
