@@ -20,30 +20,27 @@ struct Node {
     _dir: tempfile::TempDir,
 }
 
-fn config() -> Arc<Config> {
+fn config() -> Config {
     // Generous for 2 busy CI cores: heartbeats every 100 ms, elections after
     // 0.6–1.2 s without one.
-    Arc::new(
-        Config {
-            cluster_name: "test".into(),
-            heartbeat_interval: 100,
-            election_timeout_min: 600,
-            election_timeout_max: 1200,
-            ..Default::default()
-        }
-        .validate()
-        .unwrap(),
-    )
+    Config {
+        cluster_name: "test".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 600,
+        election_timeout_max: 1200,
+        ..Default::default()
+    }
 }
 
-async fn start(id: NodeId, faults: &Arc<Faults>) -> (Node, ClusterNode) {
+async fn start(id: NodeId, faults: &Arc<Faults>, config: Config) -> (Node, ClusterNode) {
+    let config = Arc::new(config.validate().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let log = LogStore::open(&dir.path().join("raft")).unwrap();
     let store = Arc::new(MetaStore::open(&dir.path().join("meta")).unwrap());
     let sm = MetaStateMachine::new(store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let raft = Raft::new(id, config(), HttpNetwork::new(id, faults.clone()), log, sm)
+    let raft = Raft::new(id, config, HttpNetwork::new(id, faults.clone()), log, sm)
         .await
         .unwrap();
     tokio::spawn(serve(listener, raft.clone()));
@@ -110,7 +107,7 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
     let mut nodes = Vec::new();
     let mut members = BTreeMap::new();
     for id in 1..=3 {
-        let (node, addr) = start(id, &faults).await;
+        let (node, addr) = start(id, &faults, config()).await;
         members.insert(id, addr);
         nodes.push(node);
     }
@@ -190,6 +187,75 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
         .unwrap();
     applied_everywhere(&live, w4.log_id.index).await;
     assert!(live.iter().all(|n| has(n, "k5")));
+    for n in &nodes {
+        let _ = n.raft.shutdown().await;
+    }
+}
+
+/// A follower cut off while the others write and compact their logs comes
+/// back and catches up by installing a snapshot sent over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_node_catches_up_by_snapshot() {
+    let faults = Arc::new(Faults::default());
+    let compacting = Config {
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10),
+        max_in_snapshot_log_to_keep: 0,
+        purge_batch_size: 1,
+        ..config()
+    };
+    let mut nodes = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3 {
+        let (node, addr) = start(id, &faults, compacting.clone()).await;
+        members.insert(id, addr);
+        nodes.push(node);
+    }
+    nodes[0].raft.initialize(members).await.unwrap();
+    let all: Vec<&Node> = nodes.iter().collect();
+    let leader = leader_among(&all, None).await;
+    let by_id = |id: NodeId| nodes.iter().find(|n| n.id == id).unwrap();
+    let lagging = nodes.iter().find(|n| n.id != leader).unwrap();
+    faults.isolate(lagging.id, &[1, 2, 3]);
+    let mut last = 0;
+    for i in 0..40 {
+        last = by_id(leader)
+            .raft
+            .client_write(request(&format!("key-{i:02}")))
+            .await
+            .unwrap()
+            .log_id
+            .index;
+    }
+    // The leader's log no longer holds what the lagging node misses.
+    by_id(leader)
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .metrics(|m| m.purged.is_some_and(|p| p.index > 5), "purged")
+        .await
+        .unwrap();
+    faults.heal();
+    applied_everywhere(&all, last).await;
+    let m = lagging.raft.metrics().borrow().clone();
+    assert!(m.snapshot.is_some(), "caught up through a snapshot: {m:?}");
+    let want = by_id(leader).store.export().unwrap();
+    let got = lagging.store.export().unwrap();
+    let data = |c: &MetaCommand| -> Vec<MetaOp> {
+        c.ops
+            .iter()
+            .filter(|op| {
+                matches!(
+                    op,
+                    MetaOp::Put {
+                        cf: MetaCf::Objects,
+                        ..
+                    }
+                )
+            })
+            .cloned()
+            .collect()
+    };
+    assert_eq!(data(&got).len(), 40);
+    assert_eq!(data(&got), data(&want));
     for n in &nodes {
         let _ = n.raft.shutdown().await;
     }
