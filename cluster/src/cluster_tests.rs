@@ -9,8 +9,8 @@ use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
 use openraft::{Config, Raft};
 
 use crate::{
-    ClusterNode, ClusterRequest, Faults, HttpNetwork, LogStore, MetaStateMachine, NodeId,
-    TypeConfig, serve,
+    ClusterNode, ClusterRequest, ClusterSecret, Faults, HttpNetwork, LogStore, MetaStateMachine,
+    NodeId, TypeConfig, serve,
 };
 
 struct Node {
@@ -18,6 +18,10 @@ struct Node {
     raft: Raft<TypeConfig>,
     store: Arc<MetaStore>,
     _dir: tempfile::TempDir,
+}
+
+fn secret() -> ClusterSecret {
+    ClusterSecret::from_bytes([7; 32])
 }
 
 fn config() -> Config {
@@ -40,10 +44,9 @@ async fn start(id: NodeId, faults: &Arc<Faults>, config: Config) -> (Node, Clust
     let sm = MetaStateMachine::new(store.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let raft = Raft::new(id, config, HttpNetwork::new(id, faults.clone()), log, sm)
-        .await
-        .unwrap();
-    tokio::spawn(serve(listener, raft.clone()));
+    let net = HttpNetwork::new(id, secret(), faults.clone());
+    let raft = Raft::new(id, config, net, log, sm).await.unwrap();
+    tokio::spawn(serve(listener, raft.clone(), secret()));
     let node = ClusterNode {
         raft_addr: addr,
         s3_addr: String::new(),
@@ -259,4 +262,75 @@ async fn a_lagging_node_catches_up_by_snapshot() {
     for n in &nodes {
         let _ = n.raft.shutdown().await;
     }
+}
+
+/// A message without the cluster's tag, with a wrong one, or with a stale
+/// timestamp is refused before it reaches Raft.
+#[tokio::test]
+async fn raft_messages_need_the_cluster_secret() {
+    let faults = Arc::new(Faults::default());
+    let (node, addr) = start(1, &faults, config()).await;
+    let client = post_status;
+    let vote = serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
+        openraft::Vote::new(9, 2),
+        None,
+    ))
+    .unwrap();
+    assert_eq!(
+        client(&addr.raft_addr, "/raft/v1/vote", None, &vote).await,
+        401
+    );
+    let wrong = ClusterSecret::from_bytes([8; 32])
+        .sign("/raft/v1/vote", crate::network::now_ms(), &vote)
+        .unwrap();
+    assert_eq!(
+        client(&addr.raft_addr, "/raft/v1/vote", Some(&wrong), &vote).await,
+        401
+    );
+    let stale = secret()
+        .sign(
+            "/raft/v1/vote",
+            crate::network::now_ms() - 10 * 60 * 1000,
+            &vote,
+        )
+        .unwrap();
+    assert_eq!(
+        client(&addr.raft_addr, "/raft/v1/vote", Some(&stale), &vote).await,
+        401
+    );
+    // Signed for another body: refused too.
+    let other = secret()
+        .sign("/raft/v1/vote", crate::network::now_ms(), b"{}")
+        .unwrap();
+    assert_eq!(
+        client(&addr.raft_addr, "/raft/v1/vote", Some(&other), &vote).await,
+        401
+    );
+    let good = secret()
+        .sign("/raft/v1/vote", crate::network::now_ms(), &vote)
+        .unwrap();
+    assert_eq!(
+        client(&addr.raft_addr, "/raft/v1/vote", Some(&good), &vote).await,
+        200
+    );
+    let _ = node.raft.shutdown().await;
+}
+
+/// One POST over a fresh connection; the status code.
+async fn post_status(addr: &str, path: &str, auth: Option<&str>, body: &[u8]) -> u16 {
+    use http_body_util::Full;
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::post(path).header("host", addr);
+    if let Some(a) = auth {
+        req = req.header("x-cairn-raft-auth", a);
+    }
+    let req = req
+        .body(Full::new(bytes::Bytes::copy_from_slice(body)))
+        .unwrap();
+    send.send_request(req).await.unwrap().status().as_u16()
 }

@@ -7,17 +7,26 @@
 //! transport or decoding failure a `NetworkError`, an error the peer's Raft
 //! returned a `RemoteError`.
 //!
+//! Every request carries `x-cairn-raft-auth: <unix ms>:<hex HMAC-SHA256>`
+//! over `POST\n<path>\n<unix ms>\n<hex SHA-256 of the body>`, keyed with
+//! the [`ClusterSecret`] all nodes share; a node answers `401` to a missing
+//! or wrong tag, or one more than `AUTH_SKEW_MS` away from its clock, before
+//! decoding anything. (A captured request can be replayed within that
+//! window; Raft rejects stale terms and indexes, so a replay changes
+//! nothing.)
+//!
 //! [`Faults`] cuts chosen node pairs (both directions) at the sender, for
 //! partition tests: a cut call fails as unreachable without touching the
 //! socket.
 //!
-//! Not yet: authentication between nodes (a cluster secret), TLS.
+//! Not yet: TLS between nodes.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -35,8 +44,63 @@ use openraft::raft::{
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sha2::Sha256;
 
 use crate::{ClusterNode, NodeId, TypeConfig};
+
+const AUTH_HEADER: &str = "x-cairn-raft-auth";
+/// How far a request's timestamp may be from the receiver's clock.
+const AUTH_SKEW_MS: u64 = 5 * 60 * 1000;
+
+/// The key all nodes of a cluster share to authenticate Raft messages.
+#[derive(Clone)]
+pub struct ClusterSecret([u8; 32]);
+
+impl ClusterSecret {
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        ClusterSecret(bytes)
+    }
+
+    fn tag(&self, path: &str, unix_ms: u64, body: &[u8]) -> Option<Hmac<Sha256>> {
+        use sha2::Digest;
+        let body_hash = hex::encode(Sha256::digest(body));
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()?;
+        mac.update(format!("POST\n{path}\n{unix_ms}\n{body_hash}").as_bytes());
+        Some(mac)
+    }
+
+    pub(crate) fn sign(&self, path: &str, unix_ms: u64, body: &[u8]) -> Option<String> {
+        let tag = self.tag(path, unix_ms, body)?.finalize().into_bytes();
+        Some(format!("{unix_ms}:{}", hex::encode(tag)))
+    }
+
+    /// Whether `header` is a fresh, valid tag for this request.
+    fn verify(&self, header: &str, path: &str, body: &[u8]) -> bool {
+        let Some((ts, tag)) = header.split_once(':') else {
+            return false;
+        };
+        let (Ok(ts), Ok(tag)) = (ts.parse::<u64>(), hex::decode(tag)) else {
+            return false;
+        };
+        if now_ms().abs_diff(ts) > AUTH_SKEW_MS {
+            return false;
+        }
+        self.tag(path, ts, body)
+            .is_some_and(|mac| mac.verify_slice(&tag).is_ok())
+    }
+}
+
+impl std::fmt::Debug for ClusterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClusterSecret(..)")
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 
 /// Largest request body a node accepts (a batch of entries or one
 /// snapshot chunk; openraft's chunks are 3 MiB).
@@ -78,6 +142,7 @@ impl Faults {
 #[derive(Clone)]
 pub struct HttpNetwork {
     me: NodeId,
+    secret: ClusterSecret,
     client: Client<HttpConnector, Full<Bytes>>,
     faults: Arc<Faults>,
 }
@@ -89,12 +154,13 @@ impl std::fmt::Debug for HttpNetwork {
 }
 
 impl HttpNetwork {
-    pub fn new(me: NodeId, faults: Arc<Faults>) -> Self {
+    pub fn new(me: NodeId, secret: ClusterSecret, faults: Arc<Faults>) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(std::time::Duration::from_secs(1)));
         HttpNetwork {
             me,
+            secret,
             client: Client::builder(TokioExecutor::new()).build(connector),
             faults,
         }
@@ -135,10 +201,14 @@ impl HttpConnection {
             return Err(RPCError::Unreachable(Unreachable::new(&e)));
         }
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let auth = self.net.secret.sign(path, now_ms(), &body).ok_or_else(|| {
+            RPCError::Network(NetworkError::new(&std::io::Error::other("signing failed")))
+        })?;
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("http://{}{}", self.node.raft_addr, path))
             .header("content-type", "application/json")
+            .header(AUTH_HEADER, auth)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let response = self.net.client.request(request).await.map_err(|e| {
@@ -197,9 +267,14 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
     }
 }
 
-/// Serves the Raft routes for `raft` on `listener` until the listener
-/// fails.
-pub async fn serve(listener: tokio::net::TcpListener, raft: Raft<TypeConfig>) {
+/// Serves the Raft routes for `raft` on `listener`, to peers holding
+/// `secret`, until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    raft: Raft<TypeConfig>,
+    secret: ClusterSecret,
+) {
+    let secret = Arc::new(secret);
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -211,8 +286,10 @@ pub async fn serve(listener: tokio::net::TcpListener, raft: Raft<TypeConfig>) {
         };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
+        let secret = secret.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| handle(raft.clone(), req));
+            let service =
+                hyper::service::service_fn(move |req| handle(raft.clone(), secret.clone(), req));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await
@@ -241,12 +318,18 @@ fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
 
 async fn handle(
     raft: Raft<TypeConfig>,
+    secret: Arc<ClusterSecret>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST {
         return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, Vec::new()));
     }
     let path = req.uri().path().to_owned();
+    let auth = req
+        .headers()
+        .get(AUTH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match Limited::new(req.into_body(), BODY_MAX_BYTES)
         .collect()
         .await
@@ -254,6 +337,9 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes())),
     };
+    if !auth.is_some_and(|a| secret.verify(&a, &path, &body)) {
+        return Ok(reply(StatusCode::UNAUTHORIZED, Vec::new()));
+    }
     let bad = |e: serde_json::Error| reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes());
     Ok(match path.as_str() {
         "/raft/v1/append" => match serde_json::from_slice(&body) {
