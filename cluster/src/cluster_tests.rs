@@ -1,5 +1,6 @@
 //! Three Raft nodes in one process, talking HTTP over loopback: replication,
-//! a partitioned leader, healing and a stopped node.
+//! forwarding from a follower, a partitioned leader, healing, a stopped
+//! node, catching up by snapshot, and refusing unsigned messages.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,8 +10,8 @@ use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
 use openraft::{Config, Raft};
 
 use crate::{
-    ClusterNode, ClusterRequest, ClusterSecret, Faults, HttpNetwork, LogStore, MetaStateMachine,
-    NodeId, TypeConfig, serve,
+    ClusterNode, ClusterRequest, ClusterSecret, ClusterWriter, Faults, HttpNetwork, LogStore,
+    MetaStateMachine, NodeId, TypeConfig, serve,
 };
 
 struct Node {
@@ -127,6 +128,16 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
         .unwrap();
     applied_everywhere(&all, w.log_id.index).await;
     assert!(nodes.iter().all(|n| has(n, "k1")));
+    // A write handed to a follower is forwarded to the leader.
+    let follower = nodes.iter().find(|n| n.id != leader).unwrap();
+    let writer = ClusterWriter::new(
+        follower.raft.clone(),
+        HttpNetwork::new(follower.id, secret(), faults.clone()),
+        Duration::from_secs(10),
+    );
+    let forwarded = writer.write(request("via-follower")).await.unwrap();
+    applied_everywhere(&all, forwarded.index).await;
+    assert!(nodes.iter().all(|n| has(n, "via-follower")));
 
     // Partition the leader away: the majority elects another and goes on.
     faults.isolate(leader, &[1, 2, 3]);
@@ -154,6 +165,16 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
         !matches!(stale, Ok(Ok(_))),
         "a partitioned leader committed a write"
     );
+    // Through the forwarding writer too: it gives up with a timeout.
+    let cut_writer = ClusterWriter::new(
+        by_id(leader).raft.clone(),
+        HttpNetwork::new(leader, secret(), faults.clone()),
+        Duration::from_secs(2),
+    );
+    assert!(matches!(
+        cut_writer.write(request("k3")).await,
+        Err(crate::WriteError::Timeout(_))
+    ));
 
     // Healed, the old leader follows; what was acknowledged is everywhere,
     // what was not is nowhere.

@@ -10,7 +10,8 @@
 //! openraft's own storage test suite, and the HTTP transport between nodes
 //! ([`HttpNetwork`], [`serve`]) with a fault-injecting switch ([`Faults`]),
 //! exercised by a 3-node loopback cluster test; messages are authenticated
-//! with a shared [`ClusterSecret`]. Not yet: forwarding writes to the leader, `cairn admin cluster`,
+//! with a shared [`ClusterSecret`]. Writes from any node reach the leader ([`ClusterWriter`]). Not yet:
+//! `cairn admin cluster`,
 //! and wiring into the engine — the server still runs one node, no Raft.
 //!
 //! This crate must never:
@@ -35,7 +36,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 pub use cairn_storage_engine::MetaStore;
 pub use log_store::LogStore;
-pub use network::{ClusterSecret, Faults, HttpConnection, HttpNetwork, serve};
+pub use network::{
+    ClusterSecret, ClusterWriter, Faults, HttpConnection, HttpNetwork, WriteError, serve,
+};
 use serde::{Deserialize, Serialize};
 pub use state_machine::MetaStateMachine;
 

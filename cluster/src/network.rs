@@ -2,7 +2,9 @@
 //!
 //! Routes, all `POST`, answered `200` with the JSON of
 //! `Result<response, RaftError>`: `/raft/v1/append`, `/raft/v1/vote`,
-//! `/raft/v1/snapshot` (one chunk of a snapshot; openraft reassembles).
+//! `/raft/v1/snapshot` (one chunk of a snapshot; openraft reassembles),
+//! and `/raft/v1/write` (a client write forwarded to the leader, see
+//! [`ClusterWriter`]).
 //! A failed connection is `Unreachable` (openraft backs off), any other
 //! transport or decoding failure a `NetworkError`, an error the peer's Raft
 //! returned a `RemoteError`.
@@ -46,7 +48,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::{ClusterNode, NodeId, TypeConfig};
+use crate::{ClusterNode, ClusterRequest, NodeId, TypeConfig};
 
 const AUTH_HEADER: &str = "x-cairn-raft-auth";
 /// How far a request's timestamp may be from the receiver's clock.
@@ -354,6 +356,94 @@ async fn handle(
             Ok(rpc) => json(&raft.install_snapshot(rpc).await),
             Err(e) => bad(e),
         },
+        // A write forwarded by a node that is not the leader.
+        "/raft/v1/write" => match serde_json::from_slice::<ClusterRequest>(&body) {
+            Ok(req) => json(&raft.client_write(req).await),
+            Err(e) => bad(e),
+        },
         _ => reply(StatusCode::NOT_FOUND, Vec::new()),
     })
+}
+
+/// Why a cluster write did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("no leader answered within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("the cluster refused the write: {0}")]
+    Refused(String),
+}
+
+/// Commits metadata commands from any node: on the leader directly, else
+/// forwarded over HTTP to the node this one believes leads, retrying (and
+/// waiting for an election) until `timeout`. A write that returns `Ok` is
+/// committed on a majority and applied on the leader.
+#[derive(Clone)]
+pub struct ClusterWriter {
+    raft: Raft<TypeConfig>,
+    net: HttpNetwork,
+    timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for ClusterWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClusterWriter(node {})", self.net.me)
+    }
+}
+
+type ForwardResult = Result<
+    openraft::raft::ClientWriteResponse<TypeConfig>,
+    RaftError<NodeId, openraft::error::ClientWriteError<NodeId, ClusterNode>>,
+>;
+
+impl ClusterWriter {
+    pub fn new(raft: Raft<TypeConfig>, net: HttpNetwork, timeout: std::time::Duration) -> Self {
+        ClusterWriter { raft, net, timeout }
+    }
+
+    pub async fn write(&self, req: ClusterRequest) -> Result<openraft::LogId<NodeId>, WriteError> {
+        tokio::time::timeout(self.timeout, self.write_until_done(req))
+            .await
+            .map_err(|_| WriteError::Timeout(self.timeout))?
+    }
+
+    async fn write_until_done(
+        &self,
+        req: ClusterRequest,
+    ) -> Result<openraft::LogId<NodeId>, WriteError> {
+        loop {
+            let result: ForwardResult = self.raft.client_write(req.clone()).await;
+            let leader = match result {
+                Ok(r) => return Ok(r.log_id),
+                Err(e) => match e.forward_to_leader::<ClusterNode>() {
+                    Some(f) => f.leader_id.zip(f.leader_node.clone()),
+                    None => return Err(WriteError::Refused(e.to_string())),
+                },
+            };
+            if let Some((id, node)) = leader
+                && id != self.net.me
+            {
+                let conn = HttpConnection {
+                    net: self.net.clone(),
+                    target: id,
+                    node,
+                };
+                let forwarded: RpcResult<
+                    openraft::raft::ClientWriteResponse<TypeConfig>,
+                    RaftError<NodeId, openraft::error::ClientWriteError<NodeId, ClusterNode>>,
+                > = conn.post("/raft/v1/write", &req).await;
+                match forwarded {
+                    Ok(r) => return Ok(r.log_id),
+                    // Leadership moved or the leader is unreachable: ask again.
+                    Err(e) if e.forward_to_leader().is_some() => {}
+                    Err(RPCError::RemoteError(e)) => {
+                        return Err(WriteError::Refused(e.source.to_string()));
+                    }
+                    Err(_) => {}
+                }
+            }
+            // No leader known yet (an election is running): wait a little.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
