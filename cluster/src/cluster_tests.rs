@@ -6,20 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
-use openraft::{Config, Raft};
+use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp};
+use openraft::Config;
 
 use crate::{
-    ClusterNode, ClusterRequest, ClusterSecret, ClusterWriter, Faults, HttpNetwork, LogStore,
-    MetaStateMachine, NodeId, TypeConfig, serve,
+    ClusterNode, ClusterRequest, ClusterSecret, ClusterWriter, Faults, HttpNetwork, NodeId,
+    RunningNode,
 };
 
-struct Node {
-    id: NodeId,
-    raft: Raft<TypeConfig>,
-    store: Arc<MetaStore>,
-    _dir: tempfile::TempDir,
-}
+type Node = RunningNode;
 
 fn secret() -> ClusterSecret {
     ClusterSecret::from_bytes([7; 32])
@@ -37,30 +32,27 @@ fn config() -> Config {
     }
 }
 
-async fn start(id: NodeId, faults: &Arc<Faults>, config: Config) -> (Node, ClusterNode) {
-    let config = Arc::new(config.validate().unwrap());
+/// Nodes keep their data dirs until the test ends.
+async fn start(
+    id: NodeId,
+    faults: &Arc<Faults>,
+    config: Config,
+    dirs: &mut Vec<tempfile::TempDir>,
+) -> (Node, ClusterNode) {
     let dir = tempfile::tempdir().unwrap();
-    let log = LogStore::open(&dir.path().join("raft")).unwrap();
-    let store = Arc::new(MetaStore::open(&dir.path().join("meta")).unwrap());
-    let sm = MetaStateMachine::new(store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let net = HttpNetwork::new(id, secret(), faults.clone());
-    let raft = Raft::new(id, config, net, log, sm).await.unwrap();
-    tokio::spawn(serve(listener, raft.clone(), secret()));
-    let node = ClusterNode {
-        raft_addr: addr,
-        s3_addr: String::new(),
-    };
-    (
-        Node {
-            id,
-            raft,
-            store,
-            _dir: dir,
-        },
-        node,
+    let node = RunningNode::start(
+        id,
+        dir.path(),
+        "127.0.0.1:0",
+        config,
+        secret(),
+        faults.clone(),
     )
+    .await
+    .unwrap();
+    dirs.push(dir);
+    let info = node.info.clone();
+    (node, info)
 }
 
 fn request(key: &str) -> ClusterRequest {
@@ -108,10 +100,11 @@ async fn applied_everywhere(nodes: &[&Node], index: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
     let faults = Arc::new(Faults::default());
+    let mut dirs = Vec::new();
     let mut nodes = Vec::new();
     let mut members = BTreeMap::new();
     for id in 1..=3 {
-        let (node, addr) = start(id, &faults, config()).await;
+        let (node, addr) = start(id, &faults, config(), &mut dirs).await;
         members.insert(id, addr);
         nodes.push(node);
     }
@@ -201,7 +194,7 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
 
     // One node stopped: two of three still commit.
     let follower = nodes.iter().find(|n| n.id != new_leader).unwrap();
-    follower.raft.shutdown().await.unwrap();
+    follower.shutdown().await;
     let live: Vec<&Node> = nodes.iter().filter(|n| n.id != follower.id).collect();
     let leader_now = leader_among(&live, None).await;
     let w4 = by_id(leader_now)
@@ -212,7 +205,7 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
     applied_everywhere(&live, w4.log_id.index).await;
     assert!(live.iter().all(|n| has(n, "k5")));
     for n in &nodes {
-        let _ = n.raft.shutdown().await;
+        n.shutdown().await;
     }
 }
 
@@ -221,6 +214,7 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lagging_node_catches_up_by_snapshot() {
     let faults = Arc::new(Faults::default());
+    let mut dirs = Vec::new();
     let compacting = Config {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10),
         max_in_snapshot_log_to_keep: 0,
@@ -230,7 +224,7 @@ async fn a_lagging_node_catches_up_by_snapshot() {
     let mut nodes = Vec::new();
     let mut members = BTreeMap::new();
     for id in 1..=3 {
-        let (node, addr) = start(id, &faults, compacting.clone()).await;
+        let (node, addr) = start(id, &faults, compacting.clone(), &mut dirs).await;
         members.insert(id, addr);
         nodes.push(node);
     }
@@ -281,7 +275,7 @@ async fn a_lagging_node_catches_up_by_snapshot() {
     assert_eq!(data(&got).len(), 40);
     assert_eq!(data(&got), data(&want));
     for n in &nodes {
-        let _ = n.raft.shutdown().await;
+        n.shutdown().await;
     }
 }
 
@@ -290,7 +284,8 @@ async fn a_lagging_node_catches_up_by_snapshot() {
 #[tokio::test]
 async fn raft_messages_need_the_cluster_secret() {
     let faults = Arc::new(Faults::default());
-    let (node, addr) = start(1, &faults, config()).await;
+    let mut dirs = Vec::new();
+    let (node, addr) = start(1, &faults, config(), &mut dirs).await;
     let client = post_status;
     let vote = serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
         openraft::Vote::new(9, 2),
@@ -334,7 +329,7 @@ async fn raft_messages_need_the_cluster_secret() {
         client(&addr.raft_addr, "/raft/v1/vote", Some(&good), &vote).await,
         200
     );
-    let _ = node.raft.shutdown().await;
+    node.shutdown().await;
 }
 
 /// One POST over a fresh connection; the status code.

@@ -28,6 +28,7 @@
 
 mod log_store;
 mod network;
+mod node;
 mod state_machine;
 
 use std::io::Cursor;
@@ -39,6 +40,7 @@ pub use log_store::LogStore;
 pub use network::{
     ClusterSecret, ClusterWriter, Faults, HttpConnection, HttpNetwork, WriteError, serve,
 };
+pub use node::{RunningNode, StartError};
 use serde::{Deserialize, Serialize};
 pub use state_machine::MetaStateMachine;
 
