@@ -7,8 +7,10 @@
 //! | `raft_state`  | `committed`         | `Option<LogId>`       |
 //! | `raft_state`  | `last_purged`       | `LogId`               |
 //!
-//! Every write is synced before the call returns (appends are reported
-//! flushed only then), so an acknowledged vote or entry survives power loss.
+//! Votes, appends, truncations and purges are synced before the call
+//! returns (appends are reported flushed only then), so an acknowledged vote
+//! or entry survives power loss; the committed id is written unsynced (a
+//! hint, see `save_committed`).
 //! Indexes are big-endian keys, so RocksDB's order is log order.
 
 use std::fmt::Debug;
@@ -82,10 +84,15 @@ impl LogStore {
         }
     }
 
-    fn put_json<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StorageError> {
+    fn put_json<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        wo: &WriteOptions,
+    ) -> Result<(), StorageError> {
         let v = serde_json::to_vec(value).map_err(write_err)?;
         self.db
-            .put_cf_opt(self.cf(CF_STATE)?, key, v, &synced())
+            .put_cf_opt(self.cf(CF_STATE)?, key, v, wo)
             .map_err(write_err)
     }
 
@@ -149,7 +156,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.put_json("vote", vote)
+        self.put_json("vote", vote, &synced())
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
@@ -161,7 +168,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), StorageError> {
-        self.put_json("committed", &committed)
+        // Not synced (3,800 → 7,200 commits/s on one node, `cargo bench
+        // --workspace --bench commit`): the committed id only saves
+        // re-applying entries after a restart, and openraft learns it again
+        // from the leader if it is lost.
+        self.put_json("committed", &committed, &WriteOptions::default())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError> {
@@ -185,6 +196,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let v = serde_json::to_vec(&e).map_err(write_err)?;
             batch.put_cf(cf, e.log_id.index.to_be_bytes(), v);
         }
+        // Reported flushed only once the synced write returned. (A
+        // group-commit thread syncing the WAL for several appends at once
+        // measured slower here: 5,700–6,100 vs 7,200 commits/s on one
+        // node with 64 writers — openraft already batches queued writes
+        // into one append.)
         match self.db.write_opt(batch, &synced()) {
             Ok(()) => {
                 callback.log_io_completed(Ok(()));
