@@ -205,24 +205,68 @@ macro_rules! all_steps {
     };
 }
 
-/// One MD5 block into one state.
-fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
-    let m = words(block);
-    let [mut a, mut b, mut c, mut d] = *state;
+/// The operations the MD5 steps need, on one word (`u32`) or four lanes
+/// ([`Lanes`]); [`md5_steps`] is written once over them.
+trait Word: Copy {
+    fn splat(x: u32) -> Self;
+    fn add(self, o: Self) -> Self;
+    fn and(self, o: Self) -> Self;
+    fn or(self, o: Self) -> Self;
+    fn xor(self, o: Self) -> Self;
+    fn not(self) -> Self;
+    fn rotl(self, s: u32) -> Self;
+}
+
+impl Word for u32 {
+    #[inline(always)]
+    fn splat(x: u32) -> u32 {
+        x
+    }
+    #[inline(always)]
+    fn add(self, o: u32) -> u32 {
+        self.wrapping_add(o)
+    }
+    #[inline(always)]
+    fn and(self, o: u32) -> u32 {
+        self & o
+    }
+    #[inline(always)]
+    fn or(self, o: u32) -> u32 {
+        self | o
+    }
+    #[inline(always)]
+    fn xor(self, o: u32) -> u32 {
+        self ^ o
+    }
+    #[inline(always)]
+    fn not(self) -> u32 {
+        !self
+    }
+    #[inline(always)]
+    fn rotl(self, s: u32) -> u32 {
+        self.rotate_left(s)
+    }
+}
+
+/// The 64 steps of one block: `state` (a, b, c, d) in, the state to add
+/// to the chaining value out.
+#[inline(always)]
+fn md5_steps<W: Word>(state: [W; 4], m: &[W; 16]) -> [W; 4] {
+    let [mut a, mut b, mut c, mut d] = state;
     macro_rules! step {
         ($i:literal, $round:literal) => {{
             let f = match $round {
-                0 => (b & c) | (!b & d),
-                1 => (d & b) | (!d & c),
-                2 => b ^ c ^ d,
-                _ => c ^ (b | !d),
+                0 => b.and(c).or(b.not().and(d)),
+                1 => d.and(b).or(d.not().and(c)),
+                2 => b.xor(c).xor(d),
+                _ => c.xor(b.or(d.not())),
             };
             let t = a
-                .wrapping_add(f)
-                .wrapping_add(K[$i])
-                .wrapping_add(m[word_index($i)])
-                .rotate_left(ROT[$i])
-                .wrapping_add(b);
+                .add(f)
+                .add(W::splat(K[$i]))
+                .add(m[word_index($i)])
+                .rotl(ROT[$i])
+                .add(b);
             a = d;
             d = c;
             c = b;
@@ -230,7 +274,13 @@ fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
         }};
     }
     all_steps!(step);
-    for (s, v) in state.iter_mut().zip([a, b, c, d]) {
+    [a, b, c, d]
+}
+
+/// One MD5 block into one state.
+fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
+    let out = md5_steps(*state, &words(block));
+    for (s, v) in state.iter_mut().zip(out) {
         *s = s.wrapping_add(v);
     }
 }
@@ -240,9 +290,9 @@ fn compress(state: &mut [u32; 4], block: &[u8; 64]) {
 #[repr(align(16))]
 struct Lanes([u32; LANES]);
 
-// Each operation spelled out lane by lane: LLVM turns these into one SSE2
-// instruction each (closures or `array::map` here defeat that — measured).
-impl Lanes {
+// Each operation spelled out lane by lane: LLVM keeps the four chains
+// interleaved (closures or `array::map` here defeat that — measured).
+impl Word for Lanes {
     #[inline(always)]
     fn splat(x: u32) -> Lanes {
         Lanes([x; LANES])
@@ -309,28 +359,7 @@ fn compress4(states: &mut [[u32; 4]; LANES], blocks: &[[u8; 64]; LANES]) {
             r.0[l] = state[j];
         }
     }
-    let [mut a, mut b, mut c, mut d] = regs;
-    macro_rules! step {
-        ($i:literal, $round:literal) => {{
-            let f = match $round {
-                0 => b.and(c).or(b.not().and(d)),
-                1 => d.and(b).or(d.not().and(c)),
-                2 => b.xor(c).xor(d),
-                _ => c.xor(b.or(d.not())),
-            };
-            let t = a
-                .add(f)
-                .add(Lanes::splat(K[$i]))
-                .add(m[word_index($i)])
-                .rotl(ROT[$i])
-                .add(b);
-            a = d;
-            d = c;
-            c = b;
-            b = t;
-        }};
-    }
-    all_steps!(step);
+    let [a, b, c, d] = md5_steps(regs, &m);
     for (l, state) in states.iter_mut().enumerate() {
         state[0] = state[0].wrapping_add(a.0[l]);
         state[1] = state[1].wrapping_add(b.0[l]);

@@ -531,6 +531,16 @@ async fn credentials_are_sealed() {
     }
 }
 
+/// The size of the first object a listing of "bucket" returns.
+async fn first_listed_size(e: &Engine) -> u64 {
+    let query = crate::ListQuery {
+        max_keys: 10,
+        ..Default::default()
+    };
+    let page = e.list_objects("bucket", query).await.unwrap();
+    page.objects[0].version.size
+}
+
 /// Every value of one column family, in key order.
 fn raw_values(e: &Engine, cf: &'static str) -> Vec<Vec<u8>> {
     let mut it = e.inner.meta.range_iter(cf, None).unwrap();
@@ -571,17 +581,7 @@ async fn inline_objects_written_before_the_inline_data_family_still_work() {
     e.inner.meta.write(b).unwrap();
     assert!(raw_values(e, crate::meta::CF_INLINE_DATA).is_empty());
     assert_eq!(get(e, "old", Some((5, 1500))).await, &small[5..1500]);
-    let listed = e
-        .list_objects(
-            "bucket",
-            crate::ListQuery {
-                max_keys: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(listed.objects[0].version.size, 2000);
+    assert_eq!(first_listed_size(e).await, 2000);
     // Copies and overwrites move to the new form; delete leaves nothing.
     e.copy_object("bucket", "old", "bucket", "new", None)
         .await
@@ -661,17 +661,7 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
         crate::records::ManifestRef::DataElsewhere { .. }
     ));
     assert_eq!(raw_values(e, crate::meta::CF_INLINE_DATA).len(), 1);
-    let listed = e
-        .list_objects(
-            "bucket",
-            crate::ListQuery {
-                max_keys: 10,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(listed.objects[0].version.size, 3000);
+    assert_eq!(first_listed_size(e).await, 3000);
 
     // Copy keeps it inline; overwrite with a large body, delete: no refs leak.
     e.copy_object("bucket", "tiny", "bucket", "copy", None)
