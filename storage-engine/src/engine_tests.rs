@@ -4,7 +4,9 @@ use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
 use crate::records::ObjectMetadata;
-use crate::test_support::{open_with, pseudo_random, small_chunk_config, try_put, try_read};
+use crate::test_support::{
+    open_with, pseudo_random, put_part, small_chunk_config, try_put, try_read,
+};
 use crate::{CompletedPart, Engine, EngineConfig, EngineError, ListQuery, NewPart};
 
 struct Fixture {
@@ -283,27 +285,7 @@ async fn multipart_complete_and_abort() {
     let p2 = pseudo_random(1000, 5);
     let mut md5s = Vec::new();
     for (n, data) in [(1u32, &p1), (2, &p2)] {
-        let mut w = e.object_writer("bucket").unwrap();
-        w.write(Bytes::copy_from_slice(data)).await.unwrap();
-        let staged = w.finish().await.unwrap();
-        let md5: [u8; 16] = {
-            use md5::Digest;
-            md5::Md5::digest(data).into()
-        };
-        md5s.push(md5);
-        e.commit_part(
-            "bucket",
-            "mp",
-            id,
-            n,
-            NewPart {
-                staged,
-                md5,
-                checksums: vec![],
-            },
-        )
-        .await
-        .unwrap();
+        md5s.push(put_part(e, "bucket", "mp", id, n, data).await);
     }
     // Wrong ETag and wrong order are refused.
     let bad = e
@@ -739,27 +721,7 @@ async fn a_replica_applying_the_commands_holds_the_same_metadata() {
         .create_upload("bucket", "mp", ObjectMetadata::default())
         .await
         .unwrap();
-    let part = pseudo_random(300_000, 9);
-    let mut w = e.object_writer("bucket").unwrap();
-    w.write(Bytes::copy_from_slice(&part)).await.unwrap();
-    let staged = w.finish().await.unwrap();
-    let md5: [u8; 16] = {
-        use md5::Digest;
-        md5::Md5::digest(&part).into()
-    };
-    e.commit_part(
-        "bucket",
-        "mp",
-        id,
-        1,
-        NewPart {
-            staged,
-            md5,
-            checksums: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    let md5 = put_part(e, "bucket", "mp", id, 1, &pseudo_random(300_000, 9)).await;
     e.complete_upload(
         "bucket",
         "mp",
