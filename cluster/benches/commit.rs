@@ -21,6 +21,7 @@ const PER_WRITER: usize = 150;
 
 fn command(w: usize, i: usize) -> MetaCommand {
     MetaCommand {
+        guards: vec![],
         ops: vec![MetaOp::Put {
             cf: MetaCf::Objects,
             key: format!("bench/{w:03}/{i:05}").into_bytes(),

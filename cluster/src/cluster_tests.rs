@@ -58,6 +58,7 @@ async fn start(
 fn request(key: &str) -> ClusterRequest {
     ClusterRequest {
         command: MetaCommand {
+            guards: vec![],
             ops: vec![MetaOp::Put {
                 cf: MetaCf::Objects,
                 key: key.as_bytes().to_vec(),

@@ -85,6 +85,10 @@ pub enum ClusterResponse {
     Applied,
     /// A command that did not decode: recorded as applied, changed nothing.
     Rejected(String),
+    /// A command whose guard (by index) did not hold when its turn came:
+    /// recorded as applied, changed nothing; the proposer may re-read and
+    /// retry.
+    GuardFailed(usize),
 }
 
 openraft::declare_raft_types!(

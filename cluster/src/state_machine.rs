@@ -1,8 +1,12 @@
 //! The Raft state machine: Cairn's metadata store.
 //!
-//! Applying a normal entry decodes its `MetaCommand` and writes it, together
-//! with the entry's log id under `system/raft-applied`, in one RocksDB batch,
-//! so the data and the applied position never disagree after a crash. Apply
+//! Applying a normal entry decodes its `MetaCommand` and, if its guards hold
+//! against the state at that point of the log, writes it together with the
+//! entry's log id under `system/raft-applied` in one RocksDB batch, so the
+//! data and the applied position never disagree after a crash. A command
+//! whose guard fails writes nothing but the position and answers
+//! `GuardFailed` — on every node alike, since every node applies the same
+//! log to the same state. Apply
 //! writes are not synced: the entries are durable in the Raft log (synced
 //! before they could commit), and openraft re-applies what lies between the
 //! last applied and the committed id at start-up.
@@ -177,18 +181,34 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
                     let stored = StoredMembership::new(Some(entry.log_id), m.clone());
                     (
                         MetaCommand {
+                            guards: vec![],
                             ops: vec![Self::system_put(MEMBERSHIP_KEY, &stored)?],
                         },
                         ClusterResponse::Applied,
                     )
                 }
             };
-            command
-                .ops
-                .push(Self::system_put(APPLIED_KEY, &Some(entry.log_id))?);
-            self.store.apply(&command, false).map_err(|e| {
-                StorageIOError::apply(entry.log_id, &std::io::Error::other(e.to_string()))
-            })?;
+            let applied = Self::system_put(APPLIED_KEY, &Some(entry.log_id))?;
+            command.ops.push(applied.clone());
+            let to_storage_error = |e: cairn_storage_engine::EngineError| -> StorageError {
+                StorageIOError::apply(entry.log_id, &std::io::Error::other(e.to_string())).into()
+            };
+            let response = match self.store.apply(&command, false) {
+                Ok(()) => response,
+                // The state the command was built on moved: nothing of it
+                // is written (the same on every node), only the position.
+                Err(cairn_storage_engine::EngineError::GuardFailed(i)) => {
+                    let position = MetaCommand {
+                        guards: vec![],
+                        ops: vec![applied],
+                    };
+                    self.store
+                        .apply(&position, false)
+                        .map_err(to_storage_error)?;
+                    ClusterResponse::GuardFailed(i)
+                }
+                Err(e) => return Err(to_storage_error(e)),
+            };
             responses.push(response);
         }
         Ok(responses)

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
+use cairn_storage_engine::{MetaCf, MetaCommand, MetaGuard, MetaOp, MetaStore};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
@@ -44,7 +44,11 @@ fn normal(index: u64, ops: Vec<MetaOp>) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1, index),
         payload: EntryPayload::Normal(ClusterRequest {
-            command: MetaCommand { ops }.encode(),
+            command: MetaCommand {
+                guards: vec![],
+                ops,
+            }
+            .encode(),
         }),
     }
 }
@@ -117,6 +121,7 @@ async fn commands_apply_and_travel_by_snapshot() {
     other
         .apply(
             &MetaCommand {
+                guards: vec![],
                 ops: vec![put(MetaCf::Objects, "stale", "gone")],
             },
             false,
@@ -147,4 +152,60 @@ async fn the_log_survives_reopening() {
         Some(openraft::Vote::new(3, 2))
     );
     assert_eq!(log.read_committed().await.unwrap(), Some(log_id(1, 1)));
+}
+
+/// A guarded command applies only if the state it was built on is still
+/// there; a failed guard writes nothing but still advances the position.
+#[tokio::test]
+async fn guards_decide_in_log_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MetaStore::open(dir.path()).unwrap());
+    let mut sm = MetaStateMachine::new(store.clone());
+    let guarded = |index: u64, guard: MetaGuard, value: &str| Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(ClusterRequest {
+            command: MetaCommand {
+                guards: vec![guard],
+                ops: vec![put(MetaCf::Objects, "k", value)],
+            }
+            .encode(),
+        }),
+    };
+    // Two nodes both saw "k" absent and propose; the log orders them.
+    let absent = MetaGuard::value_is(MetaCf::Objects, b"k", None);
+    let responses = sm
+        .apply(vec![
+            guarded(1, absent.clone(), "first"),
+            guarded(2, absent, "second"),
+            guarded(
+                3,
+                MetaGuard::value_is(MetaCf::Objects, b"k", Some(b"first")),
+                "third",
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        responses,
+        vec![
+            ClusterResponse::Applied,
+            ClusterResponse::GuardFailed(0),
+            ClusterResponse::Applied
+        ]
+    );
+    let value = store
+        .export()
+        .unwrap()
+        .ops
+        .into_iter()
+        .find_map(|op| match op {
+            MetaOp::Put {
+                cf: MetaCf::Objects,
+                key,
+                value,
+            } if key == b"k" => Some(value),
+            _ => None,
+        });
+    assert_eq!(value.as_deref(), Some(&b"third"[..]));
+    assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 3)));
 }

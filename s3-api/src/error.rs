@@ -320,7 +320,9 @@ impl From<EngineError> for S3Error {
                 S3Error::new(C::EntityTooSmall).field("PartNumber", part_number.to_string())
             }
             EngineError::EntityTooLarge => S3Error::new(C::EntityTooLarge),
-            EngineError::SourceChanged => S3Error::new(C::ConditionalRequestConflict),
+            EngineError::SourceChanged | EngineError::GuardFailed(_) => {
+                S3Error::new(C::ConditionalRequestConflict)
+            }
             EngineError::NoSuchAccessKey => S3Error::new(C::InvalidAccessKeyId),
             EngineError::InvalidAccessKey(reason) => {
                 S3Error::with_message(C::InvalidArgument, reason)

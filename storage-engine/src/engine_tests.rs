@@ -685,6 +685,7 @@ async fn a_replica_applying_the_commands_holds_the_same_metadata() {
     let replica = crate::meta::MetaStore::open(replica_dir.path()).unwrap();
     // Start the replica from what the fixture already wrote.
     let initial = crate::MetaCommand {
+        guards: vec![],
         ops: e
             .inner
             .meta

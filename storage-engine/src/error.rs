@@ -47,6 +47,10 @@ pub enum EngineError {
     /// A copy's source is no longer the version its caller checked.
     #[error("the copy source changed")]
     SourceChanged,
+    /// A metadata command's guard did not hold when it was applied (the
+    /// state it was built on changed): nothing was written.
+    #[error("metadata changed concurrently (guard {0} failed)")]
+    GuardFailed(usize),
     #[error("no such access key")]
     NoSuchAccessKey,
     /// An access key change that cannot be made (the reason says why).

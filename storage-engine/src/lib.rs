@@ -72,7 +72,7 @@ pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::{MetaStore, UploadId};
-pub use meta_command::{MetaCf, MetaCommand, MetaOp};
+pub use meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
 pub use placement::{ClusterDrive, place_across_nodes};

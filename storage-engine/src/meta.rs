@@ -539,7 +539,18 @@ impl MetaStore {
     /// Applies one command atomically: the only code that turns metadata
     /// changes into RocksDB writes (so a replica applying the same commands
     /// in the same order holds the same metadata).
+    ///
+    /// Guards are checked first; if one fails nothing is written and the
+    /// result is `GuardFailed(index)`. Check and write are not one atomic
+    /// step: callers apply guarded commands one at a time (the Raft state
+    /// machine) or under the engine's key locks.
     pub fn apply(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
+        for (i, guard) in command.guards.iter().enumerate() {
+            let current = self.get_cf(guard.cf().name(), guard.key())?;
+            if !guard.holds(current.as_deref()) {
+                return Err(EngineError::GuardFailed(i));
+            }
+        }
         let mut wb = WriteBatch::default();
         for op in &command.ops {
             match op {
@@ -614,7 +625,10 @@ impl MetaStore {
                 });
             }
         }
-        Ok(MetaCommand { ops })
+        Ok(MetaCommand {
+            guards: Vec::new(),
+            ops,
+        })
     }
 
     /// Replaces everything in the replicated column families by `command`

@@ -9,9 +9,17 @@
 //! family ids (which depend on the order a database created them), and its
 //! merges carry their operands, whose merge operator is pure.
 //!
-//! Encoding (format version byte 1): version u8, op count u32, then per op:
-//! kind u8 (1 put, 2 delete, 3 merge), column family u8, key (u32 length +
-//! bytes), and for put and merge the value (u32 length + bytes). Integers
+//! A command may carry guards: conditions on the current metadata that
+//! must all hold when it is applied, or nothing is written
+//! (`EngineError::GuardFailed`). They make a command built on one node's
+//! reading safe to apply on a leader whose state moved on since.
+//!
+//! Encoding: version u8 — 1 without guards, 2 with — then for version 2 a
+//! guard count u32 and per guard: kind u8 (1 absent, 2 present, 3 value
+//! is), column family u8, key (u32 length + bytes), and for "value is" the
+//! BLAKE3 of the value [32]; then the op count u32 and per op: kind u8
+//! (1 put, 2 delete, 3 merge), column family u8, key (u32 length + bytes),
+//! and for put and merge the value (u32 length + bytes). Integers
 //! little-endian. Decoding rejects unknown versions, kinds and column
 //! families, truncation and trailing bytes.
 
@@ -19,6 +27,7 @@ use crate::codec::{RecordReader, RecordWriter};
 use crate::error::CodecError;
 
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2_GUARDS: u8 = 2;
 
 /// A replicated column family, by a number that never changes meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,15 +97,96 @@ pub enum MetaOp {
     },
 }
 
-/// Changes applied atomically, in order.
+/// A condition on the metadata a command was built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetaGuard {
+    /// The key has no value.
+    Absent { cf: MetaCf, key: Vec<u8> },
+    /// The key has a value (any).
+    Present { cf: MetaCf, key: Vec<u8> },
+    /// The key's value has this BLAKE3 hash.
+    ValueIs {
+        cf: MetaCf,
+        key: Vec<u8>,
+        blake3: [u8; 32],
+    },
+}
+
+impl MetaGuard {
+    /// A guard that the key's value is still `value` (`None`: absent).
+    pub fn value_is(cf: MetaCf, key: &[u8], value: Option<&[u8]>) -> Self {
+        match value {
+            Some(v) => MetaGuard::ValueIs {
+                cf,
+                key: key.to_vec(),
+                blake3: *blake3::hash(v).as_bytes(),
+            },
+            None => MetaGuard::Absent {
+                cf,
+                key: key.to_vec(),
+            },
+        }
+    }
+
+    pub fn cf(&self) -> MetaCf {
+        match self {
+            MetaGuard::Absent { cf, .. }
+            | MetaGuard::Present { cf, .. }
+            | MetaGuard::ValueIs { cf, .. } => *cf,
+        }
+    }
+
+    pub fn key(&self) -> &[u8] {
+        match self {
+            MetaGuard::Absent { key, .. }
+            | MetaGuard::Present { key, .. }
+            | MetaGuard::ValueIs { key, .. } => key,
+        }
+    }
+
+    /// Whether it holds for the key's current value.
+    pub fn holds(&self, current: Option<&[u8]>) -> bool {
+        match (self, current) {
+            (MetaGuard::Absent { .. }, v) => v.is_none(),
+            (MetaGuard::Present { .. }, v) => v.is_some(),
+            (MetaGuard::ValueIs { blake3: h, .. }, Some(v)) => blake3::hash(v).as_bytes() == h,
+            (MetaGuard::ValueIs { .. }, None) => false,
+        }
+    }
+}
+
+/// Changes applied atomically, in order, if every guard holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MetaCommand {
+    pub guards: Vec<MetaGuard>,
     pub ops: Vec<MetaOp>,
 }
 
 impl MetaCommand {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(FORMAT_V1);
+        if self.guards.is_empty() {
+            let mut w = RecordWriter::with_version(FORMAT_V1);
+            self.write_ops(&mut w);
+            return w.finish();
+        }
+        let mut w = RecordWriter::with_version(FORMAT_V2_GUARDS);
+        w.u32(self.guards.len() as u32);
+        for g in &self.guards {
+            let kind = match g {
+                MetaGuard::Absent { .. } => 1,
+                MetaGuard::Present { .. } => 2,
+                MetaGuard::ValueIs { .. } => 3,
+            };
+            w.u8(kind).u8(g.cf() as u8).bytes(g.key());
+            if let MetaGuard::ValueIs { blake3, .. } = g {
+                w.fixed(blake3);
+            }
+        }
+        self.write_ops(&mut w);
+        w.finish()
+    }
+
+    fn write_ops(&self, w: &mut RecordWriter) {
         w.u32(self.ops.len() as u32);
         for op in &self.ops {
             match op {
@@ -111,14 +201,35 @@ impl MetaCommand {
                 }
             }
         }
-        w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         const WHAT: &str = "metadata command";
         let mut r = RecordReader::new(buf, WHAT);
-        if r.u8()? != FORMAT_V1 {
-            return Err(CodecError::Invalid(WHAT));
+        let mut guards = Vec::new();
+        match r.u8()? {
+            FORMAT_V1 => {}
+            FORMAT_V2_GUARDS => {
+                // Each guard takes at least 6 bytes (kind, cf, key length).
+                let n = r.count(6)?;
+                guards.reserve(n);
+                for _ in 0..n {
+                    let kind = r.u8()?;
+                    let cf = MetaCf::from_u8(r.u8()?).ok_or(CodecError::Invalid(WHAT))?;
+                    let key = r.bytes()?.to_vec();
+                    guards.push(match kind {
+                        1 => MetaGuard::Absent { cf, key },
+                        2 => MetaGuard::Present { cf, key },
+                        3 => MetaGuard::ValueIs {
+                            cf,
+                            key,
+                            blake3: r.fixed::<32>()?,
+                        },
+                        _ => return Err(CodecError::Invalid(WHAT)),
+                    });
+                }
+            }
+            _ => return Err(CodecError::Invalid(WHAT)),
         }
         // Each op takes at least 6 bytes (kind, cf, key length).
         let n = r.count(6)?;
@@ -143,7 +254,7 @@ impl MetaCommand {
             });
         }
         r.finish()?;
-        Ok(MetaCommand { ops })
+        Ok(MetaCommand { guards, ops })
     }
 }
 
@@ -166,10 +277,23 @@ mod tests {
         })
     }
 
+    fn guard() -> impl Strategy<Value = MetaGuard> {
+        let cf = (0..MetaCf::ALL.len()).prop_map(|i| MetaCf::ALL[i]);
+        let bytes = proptest::collection::vec(any::<u8>(), 0..40);
+        (0u8..3, cf, bytes.clone(), bytes).prop_map(|(kind, cf, key, value)| match kind {
+            0 => MetaGuard::Absent { cf, key },
+            1 => MetaGuard::Present { cf, key },
+            _ => MetaGuard::value_is(cf, &key, Some(&value)),
+        })
+    }
+
     proptest! {
         #[test]
-        fn round_trip(ops in proptest::collection::vec(op(), 0..20)) {
-            let c = MetaCommand { ops };
+        fn round_trip(
+            guards in proptest::collection::vec(guard(), 0..4),
+            ops in proptest::collection::vec(op(), 0..20),
+        ) {
+            let c = MetaCommand { guards, ops };
             let bytes = c.encode();
             prop_assert_eq!(MetaCommand::decode(&bytes).unwrap(), c);
             // Every strict prefix is refused, never misread.
@@ -185,6 +309,7 @@ mod tests {
         let numbers: Vec<u8> = MetaCf::ALL.iter().map(|c| *c as u8).collect();
         assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         let mut bad = MetaCommand {
+            guards: vec![],
             ops: vec![MetaOp::Delete {
                 cf: MetaCf::System,
                 key: b"k".to_vec(),
@@ -196,5 +321,20 @@ mod tests {
         let mut trailing = MetaCommand::default().encode();
         trailing.push(0);
         assert!(MetaCommand::decode(&trailing).is_err());
+    }
+
+    #[test]
+    fn guards_hold_or_not() {
+        let g = MetaGuard::value_is(MetaCf::Objects, b"k", Some(b"v1"));
+        assert!(g.holds(Some(b"v1")));
+        assert!(!g.holds(Some(b"v2")));
+        assert!(!g.holds(None));
+        let absent = MetaGuard::value_is(MetaCf::Objects, b"k", None);
+        assert!(absent.holds(None) && !absent.holds(Some(b"")));
+        let present = MetaGuard::Present {
+            cf: MetaCf::Chunks,
+            key: b"c".to_vec(),
+        };
+        assert!(present.holds(Some(b"")) && !present.holds(None));
     }
 }
