@@ -281,60 +281,39 @@ async fn a_lagging_node_catches_up_by_snapshot() {
 }
 
 /// A message without the cluster's tag, with a wrong one, or with a stale
-/// timestamp is refused before it reaches Raft.
+/// timestamp is refused before its body is read; a body that is not the
+/// one the tag covers is refused too.
 #[tokio::test]
 async fn raft_messages_need_the_cluster_secret() {
     let faults = Arc::new(Faults::default());
     let mut dirs = Vec::new();
     let (node, addr) = start(1, &faults, config(), &mut dirs).await;
-    let client = post_status;
+    let addr = addr.raft_addr;
+    let path = "/raft/v1/vote";
     let vote = serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
         openraft::Vote::new(9, 2),
         None,
     ))
     .unwrap();
-    assert_eq!(
-        client(&addr.raft_addr, "/raft/v1/vote", None, &vote).await,
-        401
-    );
-    let wrong = ClusterSecret::from_bytes([8; 32])
-        .sign("/raft/v1/vote", crate::network::now_ms(), &vote)
-        .unwrap();
-    assert_eq!(
-        client(&addr.raft_addr, "/raft/v1/vote", Some(&wrong), &vote).await,
-        401
-    );
-    let stale = secret()
-        .sign(
-            "/raft/v1/vote",
-            crate::network::now_ms() - 10 * 60 * 1000,
-            &vote,
-        )
-        .unwrap();
-    assert_eq!(
-        client(&addr.raft_addr, "/raft/v1/vote", Some(&stale), &vote).await,
-        401
-    );
-    // Signed for another body: refused too.
-    let other = secret()
-        .sign("/raft/v1/vote", crate::network::now_ms(), b"{}")
-        .unwrap();
-    assert_eq!(
-        client(&addr.raft_addr, "/raft/v1/vote", Some(&other), &vote).await,
-        401
-    );
-    let good = secret()
-        .sign("/raft/v1/vote", crate::network::now_ms(), &vote)
-        .unwrap();
-    assert_eq!(
-        client(&addr.raft_addr, "/raft/v1/vote", Some(&good), &vote).await,
-        200
-    );
+    let now = crate::network::now_ms();
+    assert_eq!(post_status(&addr, path, None, &vote).await, 401);
+    let wrong = ClusterSecret::from_bytes([8; 32]).sign(path, now, &vote);
+    assert_eq!(post_status(&addr, path, wrong, &vote).await, 401);
+    let stale = secret().sign(path, now - 10 * 60 * 1000, &vote);
+    assert_eq!(post_status(&addr, path, stale, &vote).await, 401);
+    let other_path = secret().sign("/raft/v1/append", now, &vote);
+    assert_eq!(post_status(&addr, path, other_path, &vote).await, 401);
+    // Tagged for another body: the body check refuses it.
+    let other_body = secret().sign(path, now, b"{}");
+    assert_eq!(post_status(&addr, path, other_body, &vote).await, 400);
+    let good = secret().sign(path, now, &vote);
+    assert_eq!(post_status(&addr, path, good, &vote).await, 200);
     node.shutdown().await;
 }
 
-/// One POST over a fresh connection; the status code.
-async fn post_status(addr: &str, path: &str, auth: Option<&str>, body: &[u8]) -> u16 {
+/// One POST over a fresh connection with the given (tag, body hash)
+/// headers; the status code.
+async fn post_status(addr: &str, path: &str, signed: Option<(String, String)>, body: &[u8]) -> u16 {
     use http_body_util::Full;
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut send, conn) =
@@ -343,8 +322,10 @@ async fn post_status(addr: &str, path: &str, auth: Option<&str>, body: &[u8]) ->
             .unwrap();
     tokio::spawn(conn);
     let mut req = hyper::Request::post(path).header("host", addr);
-    if let Some(a) = auth {
-        req = req.header("x-cairn-raft-auth", a);
+    if let Some((auth, sha)) = signed {
+        req = req
+            .header("x-cairn-raft-auth", auth)
+            .header("x-cairn-body-sha256", sha);
     }
     let req = req
         .body(Full::new(bytes::Bytes::copy_from_slice(body)))

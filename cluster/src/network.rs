@@ -9,11 +9,12 @@
 //! transport or decoding failure a `NetworkError`, an error the peer's Raft
 //! returned a `RemoteError`.
 //!
-//! Every request carries `x-cairn-raft-auth: <unix ms>:<hex HMAC-SHA256>`
-//! over `POST\n<path>\n<unix ms>\n<hex SHA-256 of the body>`, keyed with
-//! the [`ClusterSecret`] all nodes share; a node answers `401` to a missing
-//! or wrong tag, or one more than `AUTH_SKEW_MS` away from its clock, before
-//! decoding anything. (A captured request can be replayed within that
+//! Every request carries `x-cairn-body-sha256: <hex SHA-256 of the body>`
+//! and `x-cairn-raft-auth: <unix ms>:<hex HMAC-SHA256>` over
+//! `POST\n<path>\n<unix ms>\n<body SHA-256>`, keyed with the
+//! [`ClusterSecret`] all nodes share. A node answers `401` to a missing or
+//! wrong tag, or one more than `AUTH_SKEW_MS` away from its clock, before
+//! it reads the body, and `400` to a body that does not match its hash. (A captured request can be replayed within that
 //! window; Raft rejects stale terms and indexes, so a replay changes
 //! nothing.)
 //!
@@ -51,6 +52,7 @@ use sha2::Sha256;
 use crate::{ClusterNode, ClusterRequest, NodeId, TypeConfig};
 
 const AUTH_HEADER: &str = "x-cairn-raft-auth";
+const BODY_SHA256_HEADER: &str = "x-cairn-body-sha256";
 /// How far a request's timestamp may be from the receiver's clock.
 const AUTH_SKEW_MS: u64 = 5 * 60 * 1000;
 
@@ -63,21 +65,27 @@ impl ClusterSecret {
         ClusterSecret(bytes)
     }
 
-    fn tag(&self, path: &str, unix_ms: u64, body: &[u8]) -> Option<Hmac<Sha256>> {
-        use sha2::Digest;
-        let body_hash = hex::encode(Sha256::digest(body));
+    fn tag(&self, path: &str, unix_ms: u64, body_sha256: &str) -> Option<Hmac<Sha256>> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()?;
-        mac.update(format!("POST\n{path}\n{unix_ms}\n{body_hash}").as_bytes());
+        mac.update(format!("POST\n{path}\n{unix_ms}\n{body_sha256}").as_bytes());
         Some(mac)
     }
 
-    pub(crate) fn sign(&self, path: &str, unix_ms: u64, body: &[u8]) -> Option<String> {
-        let tag = self.tag(path, unix_ms, body)?.finalize().into_bytes();
-        Some(format!("{unix_ms}:{}", hex::encode(tag)))
+    /// The two headers a request to `path` with `body` carries: the tag
+    /// (`<unix ms>:<hex HMAC>`) and the body's hex SHA-256 it covers.
+    pub(crate) fn sign(&self, path: &str, unix_ms: u64, body: &[u8]) -> Option<(String, String)> {
+        use sha2::Digest;
+        let body_sha256 = hex::encode(Sha256::digest(body));
+        let tag = self
+            .tag(path, unix_ms, &body_sha256)?
+            .finalize()
+            .into_bytes();
+        Some((format!("{unix_ms}:{}", hex::encode(tag)), body_sha256))
     }
 
-    /// Whether `header` is a fresh, valid tag for this request.
-    fn verify(&self, header: &str, path: &str, body: &[u8]) -> bool {
+    /// Whether `header` is a fresh, valid tag for `path` and a body whose
+    /// SHA-256 is `body_sha256` (checked against the body afterwards).
+    fn verify(&self, header: &str, path: &str, body_sha256: &str) -> bool {
         let Some((ts, tag)) = header.split_once(':') else {
             return false;
         };
@@ -87,7 +95,7 @@ impl ClusterSecret {
         if now_ms().abs_diff(ts) > AUTH_SKEW_MS {
             return false;
         }
-        self.tag(path, ts, body)
+        self.tag(path, ts, body_sha256)
             .is_some_and(|mac| mac.verify_slice(&tag).is_ok())
     }
 }
@@ -103,6 +111,9 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// Raft connections served at once.
+const CONNECTIONS_MAX: usize = 1024;
 
 /// Largest request body a node accepts (a batch of entries or one
 /// snapshot chunk; openraft's chunks are 3 MiB).
@@ -203,7 +214,7 @@ impl HttpConnection {
             return Err(RPCError::Unreachable(Unreachable::new(&e)));
         }
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let auth = self.net.secret.sign(path, now_ms(), &body).ok_or_else(|| {
+        let (auth, body_sha256) = self.net.secret.sign(path, now_ms(), &body).ok_or_else(|| {
             RPCError::Network(NetworkError::new(&std::io::Error::other("signing failed")))
         })?;
         let request = Request::builder()
@@ -211,6 +222,7 @@ impl HttpConnection {
             .uri(format!("http://{}{}", self.node.raft_addr, path))
             .header("content-type", "application/json")
             .header(AUTH_HEADER, auth)
+            .header(BODY_SHA256_HEADER, body_sha256)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let response = self.net.client.request(request).await.map_err(|e| {
@@ -277,6 +289,9 @@ pub async fn serve(
     secret: ClusterSecret,
 ) {
     let secret = Arc::new(secret);
+    // Connections are bounded too (a peer keeps a few; forwarded writes
+    // may open more under load).
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -286,10 +301,15 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!("raft listener: {CONNECTIONS_MAX} connections open, refusing one");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let raft = raft.clone();
         let secret = secret.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service =
                 hyper::service::service_fn(move |req| handle(raft.clone(), secret.clone(), req));
             if let Err(e) = hyper::server::conn::http1::Builder::new()
@@ -327,11 +347,21 @@ async fn handle(
         return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, Vec::new()));
     }
     let path = req.uri().path().to_owned();
-    let auth = req
-        .headers()
-        .get(AUTH_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (auth, body_sha256) = (header(AUTH_HEADER), header(BODY_SHA256_HEADER));
+    // The tag is checked before the body is read: only peers holding the
+    // secret can make this node buffer a body.
+    let Some(body_sha256) = body_sha256.filter(|sha| {
+        auth.as_deref()
+            .is_some_and(|a| secret.verify(a, &path, sha))
+    }) else {
+        return Ok(reply(StatusCode::UNAUTHORIZED, Vec::new()));
+    };
     let body = match Limited::new(req.into_body(), BODY_MAX_BYTES)
         .collect()
         .await
@@ -339,8 +369,15 @@ async fn handle(
         Ok(b) => b.to_bytes(),
         Err(e) => return Ok(reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes())),
     };
-    if !auth.is_some_and(|a| secret.verify(&a, &path, &body)) {
-        return Ok(reply(StatusCode::UNAUTHORIZED, Vec::new()));
+    let actual = {
+        use sha2::Digest;
+        hex::encode(Sha256::digest(&body))
+    };
+    if actual != body_sha256 {
+        return Ok(reply(
+            StatusCode::BAD_REQUEST,
+            b"body does not match its tag".to_vec(),
+        ));
     }
     let bad = |e: serde_json::Error| reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes());
     Ok(match path.as_str() {
