@@ -132,6 +132,28 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
     let forwarded = writer.write(request("via-follower")).await.unwrap();
     applied_everywhere(&all, forwarded.index).await;
     assert!(nodes.iter().all(|n| has(n, "via-follower")));
+    // A command whose guard no longer holds commits as a refusal, and the
+    // writer says so (nothing is written anywhere).
+    let stale_view = ClusterRequest {
+        command: MetaCommand {
+            guards: vec![cairn_storage_engine::MetaGuard::value_is(
+                MetaCf::Objects,
+                b"k1",
+                None,
+            )],
+            ops: vec![MetaOp::Put {
+                cf: MetaCf::Objects,
+                key: b"never".to_vec(),
+                value: b"v".to_vec(),
+            }],
+        }
+        .encode(),
+    };
+    assert!(matches!(
+        writer.write(stale_view).await,
+        Err(crate::WriteError::GuardFailed(0))
+    ));
+    assert!(nodes.iter().all(|n| !has(n, "never")));
 
     // Partition the leader away: the majority elects another and goes on.
     faults.isolate(leader, &[1, 2, 3]);

@@ -14,9 +14,11 @@
 //! `POST\n<path>\n<unix ms>\n<body SHA-256>`, keyed with the
 //! [`ClusterSecret`] all nodes share. A node answers `401` to a missing or
 //! wrong tag, or one more than `AUTH_SKEW_MS` away from its clock, before
-//! it reads the body, and `400` to a body that does not match its hash. (A captured request can be replayed within that
-//! window; Raft rejects stale terms and indexes, so a replay changes
-//! nothing.)
+//! it reads the body, and `400` to a body that does not match its hash. A captured request can be replayed within that window (there
+//! is no TLS yet): harmless for append, vote and snapshot (Raft rejects
+//! stale terms and indexes), but a replayed `/raft/v1/write` commits its
+//! command again — request ids deduplicated by the state machine are the
+//! planned fix (an unguarded command's merges would apply twice).
 //!
 //! [`Faults`] cuts chosen node pairs (both directions) at the sender, for
 //! partition tests: a cut call fails as unreachable without touching the
@@ -49,7 +51,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
-use crate::{ClusterNode, ClusterRequest, NodeId, TypeConfig};
+use crate::{ClusterNode, ClusterRequest, ClusterResponse, NodeId, TypeConfig};
 
 const AUTH_HEADER: &str = "x-cairn-raft-auth";
 const BODY_SHA256_HEADER: &str = "x-cairn-body-sha256";
@@ -261,6 +263,24 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        // A batch the receiver would refuse for its size: ask openraft to
+        // send fewer entries at a time (it retries at once with the hint).
+        let n = rpc.entries.len() as u64;
+        if n > 1 {
+            let size: usize = rpc
+                .entries
+                .iter()
+                .map(|e| match &e.payload {
+                    openraft::EntryPayload::Normal(r) => r.command.len() * 4 / 3 + 256,
+                    _ => 256,
+                })
+                .sum();
+            if size > BODY_MAX_BYTES / 2 {
+                return Err(RPCError::PayloadTooLarge(
+                    openraft::error::PayloadTooLarge::new_entries_hint(n / 2),
+                ));
+            }
+        }
         self.post("/raft/v1/append", &rpc).await
     }
 
@@ -312,7 +332,10 @@ pub async fn serve(
             let _slot = slot;
             let service =
                 hyper::service::service_fn(move |req| handle(raft.clone(), secret.clone(), req));
+            // Idle or slow connections give their slot back.
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
@@ -405,10 +428,31 @@ async fn handle(
 /// Why a cluster write did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("no leader answered within {0:?}")]
+    /// No leader took the write in time. The write may still commit later
+    /// (its fate is unknown); only a guarded command is safe to retry.
+    #[error("no leader answered within {0:?} (the write may still commit)")]
     Timeout(std::time::Duration),
+    /// The forwarded request was sent but its answer was lost: the write
+    /// may or may not have committed. Not retried, since an unguarded
+    /// command applied twice would apply its merges twice.
+    #[error("the leader's answer was lost (the write may have committed): {0}")]
+    Unknown(String),
+    /// Committed, but its guard (by index) did not hold: nothing written.
+    #[error("metadata changed concurrently (guard {0} failed)")]
+    GuardFailed(usize),
     #[error("the cluster refused the write: {0}")]
     Refused(String),
+}
+
+/// What a committed entry's response means for the writer.
+fn outcome(
+    r: openraft::raft::ClientWriteResponse<TypeConfig>,
+) -> Result<openraft::LogId<NodeId>, WriteError> {
+    match r.data {
+        ClusterResponse::Applied => Ok(r.log_id),
+        ClusterResponse::GuardFailed(i) => Err(WriteError::GuardFailed(i)),
+        ClusterResponse::Rejected(why) => Err(WriteError::Refused(why)),
+    }
 }
 
 /// Commits metadata commands from any node: on the leader directly, else
@@ -451,7 +495,7 @@ impl ClusterWriter {
         loop {
             let result: ForwardResult = self.raft.client_write(req.clone()).await;
             let leader = match result {
-                Ok(r) => return Ok(r.log_id),
+                Ok(r) => return outcome(r),
                 Err(e) => match e.forward_to_leader::<ClusterNode>() {
                     Some(f) => f.leader_id.zip(f.leader_node.clone()),
                     None => return Err(WriteError::Refused(e.to_string())),
@@ -470,13 +514,15 @@ impl ClusterWriter {
                     RaftError<NodeId, openraft::error::ClientWriteError<NodeId, ClusterNode>>,
                 > = conn.post("/raft/v1/write", &req).await;
                 match forwarded {
-                    Ok(r) => return Ok(r.log_id),
-                    // Leadership moved or the leader is unreachable: ask again.
+                    Ok(r) => return outcome(r),
+                    // Retried only where nothing can have been appended:
+                    // the node was no longer leader, or never reached.
                     Err(e) if e.forward_to_leader().is_some() => {}
+                    Err(RPCError::Unreachable(_)) => {}
                     Err(RPCError::RemoteError(e)) => {
                         return Err(WriteError::Refused(e.source.to_string()));
                     }
-                    Err(_) => {}
+                    Err(e) => return Err(WriteError::Unknown(e.to_string())),
                 }
             }
             // No leader known yet (an election is running): wait a little.

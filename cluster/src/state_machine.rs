@@ -141,6 +141,11 @@ impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
             last_membership,
             snapshot_id,
         };
+        // openraft may purge the log up to this snapshot as soon as it is
+        // built, and the applies it reflects were written unsynced: make
+        // them durable first, or a power loss could leave the node with
+        // neither the entries nor their effects.
+        self.store.sync_wal().map_err(snapshot_err)?;
         let data = export.encode();
         *self.lock_current() = Some(StoredSnapshot {
             meta: meta.clone(),

@@ -145,7 +145,7 @@ enum DigestSink {
     /// see `md5_lanes`), any other digest on a blocking thread fed through
     /// a bounded channel.
     Side {
-        md5: Md5Stream,
+        md5: Option<Md5Stream>,
         others: Option<(mpsc::Sender<Bytes>, JoinHandle<Hashers>)>,
     },
     Finished,
@@ -156,7 +156,12 @@ impl DigestSink {
         if declared_len.is_some_and(|l| l < SIDE_DIGEST_MIN_BYTES) {
             return DigestSink::Inline(Box::new(hashers));
         }
-        hashers.md5 = None;
+        // MD5 goes to the lane pool if there is one; otherwise it stays
+        // with the other digests on the side thread.
+        let md5 = Md5Lanes::global().map(|pool| {
+            hashers.md5 = None;
+            pool.stream()
+        });
         let others = (!hashers.is_empty()).then(|| {
             let (tx, mut rx) = mpsc::channel::<Bytes>(DIGEST_QUEUE_FRAMES);
             let handle = tokio::task::spawn_blocking(move || {
@@ -168,10 +173,7 @@ impl DigestSink {
             });
             (tx, handle)
         });
-        DigestSink::Side {
-            md5: Md5Lanes::global().stream(),
-            others,
-        }
+        DigestSink::Side { md5, others }
     }
 
     async fn update(&mut self, b: &Bytes) -> Result<(), BodyError> {
@@ -186,9 +188,13 @@ impl DigestSink {
                         .await
                         .map_err(|_| BodyError::Internal("digest thread stopped".into()))?;
                 }
-                md5.update(b.clone())
-                    .await
-                    .map_err(|e| BodyError::Internal(e.to_string()))
+                match md5 {
+                    Some(m) => m
+                        .update(b.clone())
+                        .await
+                        .map_err(|e| BodyError::Internal(e.to_string())),
+                    None => Ok(()),
+                }
             }
             DigestSink::Finished => Err(BodyError::Internal("digest already finished".into())),
         }
@@ -198,10 +204,14 @@ impl DigestSink {
         match std::mem::replace(self, DigestSink::Finished) {
             DigestSink::Inline(h) => h.finish(None),
             DigestSink::Side { md5, others } => {
-                let md5 = md5
-                    .finish()
-                    .await
-                    .map_err(|e| BodyError::Internal(e.to_string()))?;
+                let md5 = match md5 {
+                    Some(m) => Some(
+                        m.finish()
+                            .await
+                            .map_err(|e| BodyError::Internal(e.to_string()))?,
+                    ),
+                    None => None,
+                };
                 let hashers = match others {
                     Some((tx, handle)) => {
                         drop(tx);
@@ -211,7 +221,7 @@ impl DigestSink {
                     }
                     None => Hashers::default(),
                 };
-                hashers.finish(Some(md5))
+                hashers.finish(md5)
             }
             DigestSink::Finished => Err(BodyError::Internal("digest already finished".into())),
         }

@@ -517,31 +517,36 @@ pub(crate) struct Md5Lanes {
 impl Md5Lanes {
     /// The process-wide pool, started on first use: one lane thread per
     /// four cores (at least one), each ~1.6 GB/s with four streams.
-    pub(crate) fn global() -> &'static Arc<Md5Lanes> {
-        static POOL: OnceLock<Arc<Md5Lanes>> = OnceLock::new();
+    /// `None` if not one lane thread could be started (the caller then
+    /// hashes on its own thread).
+    pub(crate) fn global() -> Option<&'static Arc<Md5Lanes>> {
+        static POOL: OnceLock<Option<Arc<Md5Lanes>>> = OnceLock::new();
         POOL.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             Md5Lanes::start(cores.div_ceil(4))
         })
+        .as_ref()
     }
 
-    fn start(threads: usize) -> Arc<Md5Lanes> {
+    /// A pool with up to `threads` lane threads; `None` if none started.
+    fn start(threads: usize) -> Option<Arc<Md5Lanes>> {
         let pool = Arc::new(Md5Lanes {
             shared: Mutex::new(Shared::default()),
             work: Condvar::new(),
         });
+        let mut started = 0;
         for i in 0..threads.max(1) {
             let p = pool.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("cairn-md5-{i}"))
                 .spawn(move || p.run());
-            if let Err(e) = spawned {
-                // Streams still complete on the threads that did start; with
-                // none, `Md5Stream::finish` reports the error.
-                tracing::error!("starting MD5 thread {i}: {e}");
+            match spawned {
+                Ok(_) => started += 1,
+                // Streams complete on the threads that did start.
+                Err(e) => tracing::error!("starting MD5 thread {i}: {e}"),
             }
         }
-        pool
+        (started > 0).then_some(pool)
     }
 
     pub(crate) fn stream(self: &Arc<Self>) -> Md5Stream {
@@ -786,7 +791,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_streams_through_the_pool() {
-        let pool = Md5Lanes::start(1);
+        let pool = Md5Lanes::start(1).unwrap();
         let mut tasks = Vec::new();
         for s in 0..7u8 {
             let pool = pool.clone();
