@@ -111,11 +111,9 @@ async fn raft_cluster(dir: &std::path::Path, size: u64) {
             let mut lat = Vec::new();
             for i in 0..PER_WRITER {
                 let t = Instant::now();
-                raft.client_write(ClusterRequest {
-                    command: command(w, i).encode(),
-                })
-                .await
-                .unwrap();
+                raft.client_write(ClusterRequest::new(command(w, i).encode()))
+                    .await
+                    .unwrap();
                 lat.push(t.elapsed());
             }
             lat

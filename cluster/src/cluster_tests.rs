@@ -56,8 +56,8 @@ async fn start(
 }
 
 fn request(key: &str) -> ClusterRequest {
-    ClusterRequest {
-        command: MetaCommand {
+    ClusterRequest::new(
+        MetaCommand {
             guards: vec![],
             ops: vec![MetaOp::Put {
                 cf: MetaCf::Objects,
@@ -66,7 +66,7 @@ fn request(key: &str) -> ClusterRequest {
             }],
         }
         .encode(),
-    }
+    )
 }
 
 fn has(node: &Node, key: &str) -> bool {
@@ -134,8 +134,8 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
     assert!(nodes.iter().all(|n| has(n, "via-follower")));
     // A command whose guard no longer holds commits as a refusal, and the
     // writer says so (nothing is written anywhere).
-    let stale_view = ClusterRequest {
-        command: MetaCommand {
+    let stale_view = ClusterRequest::new(
+        MetaCommand {
             guards: vec![cairn_storage_engine::MetaGuard::value_is(
                 MetaCf::Objects,
                 b"k1",
@@ -148,7 +148,7 @@ async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
             }],
         }
         .encode(),
-    };
+    );
     assert!(matches!(
         writer.write(stale_view).await,
         Err(crate::WriteError::GuardFailed(0))

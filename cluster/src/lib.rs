@@ -56,25 +56,68 @@ pub struct ClusterNode {
     pub s3_addr: String,
 }
 
-/// What a client proposes: one encoded `MetaCommand` (base64 in JSON).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a client proposes: one encoded `MetaCommand`, under a random
+/// request id and the proposer's clock. The state machine remembers ids for
+/// `DEDUP_WINDOW_MS` (by `at_ms`), so a request sent twice — a retry after
+/// a lost answer, or a replayed message — is applied once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "WireRequest", into = "WireRequest")]
 pub struct ClusterRequest {
+    pub id: [u8; 16],
+    pub at_ms: u64,
     pub command: Vec<u8>,
 }
 
-impl Serialize for ClusterRequest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&BASE64.encode(&self.command))
+/// How long applied request ids are remembered, by the proposer's clock.
+pub const DEDUP_WINDOW_MS: u64 = 15 * 60 * 1000;
+
+impl ClusterRequest {
+    /// A new request (fresh id, now) for an encoded command.
+    pub fn new(command: Vec<u8>) -> Self {
+        let mut id = [0u8; 16];
+        // An id that is not random only weakens deduplication (a collision
+        // would drop a write), so a failure here must not go unnoticed.
+        if let Err(e) = getrandom::fill(&mut id) {
+            tracing::error!("no randomness for a request id: {e}");
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        ClusterRequest { id, at_ms, command }
     }
 }
 
-impl<'de> Deserialize<'de> for ClusterRequest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+/// The JSON form: hex id, time, base64 command.
+#[derive(Serialize, Deserialize)]
+struct WireRequest {
+    id: String,
+    at_ms: u64,
+    command: String,
+}
+
+impl From<ClusterRequest> for WireRequest {
+    fn from(r: ClusterRequest) -> Self {
+        WireRequest {
+            id: hex::encode(r.id),
+            at_ms: r.at_ms,
+            command: BASE64.encode(&r.command),
+        }
+    }
+}
+
+impl TryFrom<WireRequest> for ClusterRequest {
+    type Error = String;
+    fn try_from(w: WireRequest) -> Result<Self, String> {
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(&w.id, &mut id).map_err(|e| format!("request id: {e}"))?;
         let command = BASE64
-            .decode(text.as_bytes())
-            .map_err(serde::de::Error::custom)?;
-        Ok(ClusterRequest { command })
+            .decode(w.command.as_bytes())
+            .map_err(|e| format!("command: {e}"))?;
+        Ok(ClusterRequest {
+            id,
+            at_ms: w.at_ms,
+            command,
+        })
     }
 }
 

@@ -16,9 +16,8 @@
 //! wrong tag, or one more than `AUTH_SKEW_MS` away from its clock, before
 //! it reads the body, and `400` to a body that does not match its hash. A captured request can be replayed within that window (there
 //! is no TLS yet): harmless for append, vote and snapshot (Raft rejects
-//! stale terms and indexes), but a replayed `/raft/v1/write` commits its
-//! command again — request ids deduplicated by the state machine are the
-//! planned fix (an unguarded command's merges would apply twice).
+//! stale terms and indexes), and a replayed `/raft/v1/write` carries the
+//! same request id, which the state machine applies only once.
 //!
 //! [`Faults`] cuts chosen node pairs (both directions) at the sender, for
 //! partition tests: a cut call fails as unreachable without touching the
@@ -428,15 +427,11 @@ async fn handle(
 /// Why a cluster write did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// No leader took the write in time. The write may still commit later
-    /// (its fate is unknown); only a guarded command is safe to retry.
+    /// No leader took the write in time. It may still commit later (its
+    /// fate is unknown); retrying the same request (same id) within
+    /// `DEDUP_WINDOW_MS` applies it at most once.
     #[error("no leader answered within {0:?} (the write may still commit)")]
     Timeout(std::time::Duration),
-    /// The forwarded request was sent but its answer was lost: the write
-    /// may or may not have committed. Not retried, since an unguarded
-    /// command applied twice would apply its merges twice.
-    #[error("the leader's answer was lost (the write may have committed): {0}")]
-    Unknown(String),
     /// Committed, but its guard (by index) did not hold: nothing written.
     #[error("metadata changed concurrently (guard {0} failed)")]
     GuardFailed(usize),
@@ -515,14 +510,14 @@ impl ClusterWriter {
                 > = conn.post("/raft/v1/write", &req).await;
                 match forwarded {
                     Ok(r) => return outcome(r),
-                    // Retried only where nothing can have been appended:
-                    // the node was no longer leader, or never reached.
+                    // Leadership moved, the leader is unreachable, or its
+                    // answer was lost: send the same request again (the
+                    // state machine applies a request id once).
                     Err(e) if e.forward_to_leader().is_some() => {}
-                    Err(RPCError::Unreachable(_)) => {}
                     Err(RPCError::RemoteError(e)) => {
                         return Err(WriteError::Refused(e.source.to_string()));
                     }
-                    Err(e) => return Err(WriteError::Unknown(e.to_string())),
+                    Err(_) => {}
                 }
             }
             // No leader known yet (an election is running): wait a little.

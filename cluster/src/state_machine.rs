@@ -6,7 +6,9 @@
 //! data and the applied position never disagree after a crash. A command
 //! whose guard fails writes nothing but the position and answers
 //! `GuardFailed` — on every node alike, since every node applies the same
-//! log to the same state. Apply
+//! log to the same state. Request ids are remembered (`system/raft-req/…`,
+//! with a time index `raft-req-at/…` trimmed every 256th entry by the
+//! requests' own clock) so a request committed twice is applied once. Apply
 //! writes are not synced: the entries are durable in the Raft log (synced
 //! before they could commit), and openraft re-applies what lies between the
 //! last applied and the committed id at start-up.
@@ -26,12 +28,16 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 
-use crate::{ClusterNode, ClusterResponse, NodeId, StorageError, TypeConfig};
+use crate::{
+    ClusterNode, ClusterRequest, ClusterResponse, DEDUP_WINDOW_MS, NodeId, StorageError, TypeConfig,
+};
 
 /// The last applied log id and the last membership, as openraft asks.
 type AppliedState = (Option<LogId<NodeId>>, StoredMembership<NodeId, ClusterNode>);
 
 const APPLIED_KEY: &str = "raft-applied";
+const SEEN_PREFIX: &str = "raft-req/";
+const SEEN_AT_PREFIX: &str = "raft-req-at/";
 const MEMBERSHIP_KEY: &str = "raft-membership";
 
 fn sm_read_err(e: impl std::fmt::Display) -> StorageError {
@@ -105,6 +111,115 @@ impl MetaStateMachine {
     }
 }
 
+/// A command without guards.
+fn only(ops: Vec<MetaOp>) -> MetaCommand {
+    MetaCommand {
+        guards: vec![],
+        ops,
+    }
+}
+
+/// `raft-req/<id>`: the response a request got, while its id is remembered.
+fn seen_key(id: &[u8; 16]) -> String {
+    format!("{SEEN_PREFIX}{}", hex::encode(id))
+}
+
+/// `raft-req-at/<at_ms, 16 hex>/<id>`: the same ids ordered by time, to
+/// forget them.
+fn seen_at_key(at_ms: u64, id: &[u8; 16]) -> String {
+    format!("{SEEN_AT_PREFIX}{at_ms:016x}/{}", hex::encode(id))
+}
+
+impl MetaStateMachine {
+    /// Applies one proposed request exactly once: a request id seen within
+    /// the window answers what it answered the first time and changes
+    /// nothing else. Every branch writes the position too, and the same
+    /// branch is taken on every node.
+    fn apply_request(
+        &self,
+        req: &ClusterRequest,
+        index: u64,
+        position: MetaOp,
+        to_storage_error: impl Fn(cairn_storage_engine::EngineError) -> StorageError,
+    ) -> Result<ClusterResponse, StorageError> {
+        if let Some(earlier) = self.read::<ClusterResponse>(&seen_key(&req.id))? {
+            self.store
+                .apply(&only(vec![position]), false)
+                .map_err(&to_storage_error)?;
+            return Ok(earlier);
+        }
+        let remember = |response: &ClusterResponse| -> Result<Vec<MetaOp>, StorageError> {
+            let mut ops = vec![
+                Self::system_put(&seen_key(&req.id), response)?,
+                MetaOp::Put {
+                    cf: MetaCf::System,
+                    key: seen_at_key(req.at_ms, &req.id).into_bytes(),
+                    value: Vec::new(),
+                },
+                position.clone(),
+            ];
+            // Forget old ids now and then (every 256th entry: the same
+            // entries on every node), by the request's own clock.
+            if index.is_multiple_of(256) {
+                ops.extend(self.forget_before(req.at_ms.saturating_sub(DEDUP_WINDOW_MS))?);
+            }
+            Ok(ops)
+        };
+        let mut command = match MetaCommand::decode(&req.command) {
+            Ok(c) => c,
+            // Decoding is the same everywhere, so is the refusal.
+            Err(e) => {
+                let response = ClusterResponse::Rejected(e.to_string());
+                self.store
+                    .apply(&only(remember(&response)?), false)
+                    .map_err(&to_storage_error)?;
+                return Ok(response);
+            }
+        };
+        command.ops.extend(remember(&ClusterResponse::Applied)?);
+        match self.store.apply(&command, false) {
+            Ok(()) => Ok(ClusterResponse::Applied),
+            // The state the command was built on moved: nothing of it is
+            // written (the same on every node), only the bookkeeping.
+            Err(cairn_storage_engine::EngineError::GuardFailed(i)) => {
+                let response = ClusterResponse::GuardFailed(i);
+                self.store
+                    .apply(&only(remember(&response)?), false)
+                    .map_err(&to_storage_error)?;
+                Ok(response)
+            }
+            Err(e) => Err(to_storage_error(e)),
+        }
+    }
+
+    /// Deletes of the remembered ids older than `cutoff_ms` (at most 10,000
+    /// per call).
+    fn forget_before(&self, cutoff_ms: u64) -> Result<Vec<MetaOp>, StorageError> {
+        let names = self
+            .store
+            .system_names(
+                SEEN_AT_PREFIX,
+                &format!("{SEEN_AT_PREFIX}{cutoff_ms:016x}"),
+                10_000,
+            )
+            .map_err(sm_read_err)?;
+        let mut ops = Vec::with_capacity(names.len() * 2);
+        for name in names {
+            if let Some(id_hex) = name.rsplit('/').next() {
+                ops.push(MetaOp::Delete {
+                    cf: MetaCf::System,
+                    key: format!("{SEEN_PREFIX}{id_hex}").into_bytes(),
+                });
+            }
+            ops.push(MetaOp::Delete {
+                cf: MetaCf::System,
+                key: name.into_bytes(),
+            });
+        }
+        Ok(ops)
+    }
+}
+
 impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         // `export` reads every column family from one RocksDB snapshot, and
@@ -172,47 +287,28 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
     {
         let mut responses = Vec::new();
         for entry in entries {
-            let (mut command, response) = match &entry.payload {
-                EntryPayload::Blank => (MetaCommand::default(), ClusterResponse::Applied),
-                EntryPayload::Normal(req) => match MetaCommand::decode(&req.command) {
-                    Ok(c) => (c, ClusterResponse::Applied),
-                    // Decoding is the same everywhere, so is the refusal.
-                    Err(e) => (
-                        MetaCommand::default(),
-                        ClusterResponse::Rejected(e.to_string()),
-                    ),
-                },
-                EntryPayload::Membership(m) => {
-                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
-                    (
-                        MetaCommand {
-                            guards: vec![],
-                            ops: vec![Self::system_put(MEMBERSHIP_KEY, &stored)?],
-                        },
-                        ClusterResponse::Applied,
-                    )
-                }
-            };
-            let applied = Self::system_put(APPLIED_KEY, &Some(entry.log_id))?;
-            command.ops.push(applied.clone());
+            let position = Self::system_put(APPLIED_KEY, &Some(entry.log_id))?;
             let to_storage_error = |e: cairn_storage_engine::EngineError| -> StorageError {
                 StorageIOError::apply(entry.log_id, &std::io::Error::other(e.to_string())).into()
             };
-            let response = match self.store.apply(&command, false) {
-                Ok(()) => response,
-                // The state the command was built on moved: nothing of it
-                // is written (the same on every node), only the position.
-                Err(cairn_storage_engine::EngineError::GuardFailed(i)) => {
-                    let position = MetaCommand {
-                        guards: vec![],
-                        ops: vec![applied],
-                    };
+            let response = match &entry.payload {
+                EntryPayload::Blank => {
                     self.store
-                        .apply(&position, false)
+                        .apply(&only(vec![position]), false)
                         .map_err(to_storage_error)?;
-                    ClusterResponse::GuardFailed(i)
+                    ClusterResponse::Applied
                 }
-                Err(e) => return Err(to_storage_error(e)),
+                EntryPayload::Membership(m) => {
+                    let stored = StoredMembership::new(Some(entry.log_id), m.clone());
+                    let ops = vec![Self::system_put(MEMBERSHIP_KEY, &stored)?, position];
+                    self.store
+                        .apply(&only(ops), false)
+                        .map_err(to_storage_error)?;
+                    ClusterResponse::Applied
+                }
+                EntryPayload::Normal(req) => {
+                    self.apply_request(req, entry.log_id.index, position, to_storage_error)?
+                }
             };
             responses.push(response);
         }

@@ -43,13 +43,13 @@ fn put(cf: MetaCf, key: &str, value: &str) -> MetaOp {
 fn normal(index: u64, ops: Vec<MetaOp>) -> Entry<TypeConfig> {
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(ClusterRequest {
-            command: MetaCommand {
+        payload: EntryPayload::Normal(ClusterRequest::new(
+            MetaCommand {
                 guards: vec![],
                 ops,
             }
             .encode(),
-        }),
+        )),
     }
 }
 
@@ -88,9 +88,7 @@ async fn commands_apply_and_travel_by_snapshot() {
             ),
             Entry {
                 log_id: log_id(1, 3),
-                payload: EntryPayload::Normal(ClusterRequest {
-                    command: vec![9, 9],
-                }),
+                payload: EntryPayload::Normal(ClusterRequest::new(vec![9, 9])),
             },
             normal(4, vec![put(MetaCf::System, "access-key/a", "sealed")]),
         ])
@@ -163,13 +161,13 @@ async fn guards_decide_in_log_order() {
     let mut sm = MetaStateMachine::new(store.clone());
     let guarded = |index: u64, guard: MetaGuard, value: &str| Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(ClusterRequest {
-            command: MetaCommand {
+        payload: EntryPayload::Normal(ClusterRequest::new(
+            MetaCommand {
                 guards: vec![guard],
                 ops: vec![put(MetaCf::Objects, "k", value)],
             }
             .encode(),
-        }),
+        )),
     };
     // Two nodes both saw "k" absent and propose; the log orders them.
     let absent = MetaGuard::value_is(MetaCf::Objects, b"k", None);
@@ -208,4 +206,72 @@ async fn guards_decide_in_log_order() {
         });
     assert_eq!(value.as_deref(), Some(&b"third"[..]));
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 3)));
+}
+
+/// A request committed twice (a retry after a lost answer, a replayed
+/// message) is applied once and answers the same; ids are forgotten after
+/// the window, by the requests' own clock.
+#[tokio::test]
+async fn a_request_id_is_applied_once_within_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MetaStore::open(dir.path()).unwrap());
+    let mut sm = MetaStateMachine::new(store.clone());
+    let request = |at_ms: u64, value: &str| {
+        let mut r = ClusterRequest::new(
+            MetaCommand {
+                guards: vec![],
+                ops: vec![put(MetaCf::Objects, "k", value)],
+            }
+            .encode(),
+        );
+        r.at_ms = at_ms;
+        r
+    };
+    let entry = |index: u64, r: &ClusterRequest| Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(r.clone()),
+    };
+    let value = |store: &MetaStore| {
+        store
+            .export()
+            .unwrap()
+            .ops
+            .into_iter()
+            .find_map(|op| match op {
+                MetaOp::Put {
+                    cf: MetaCf::Objects,
+                    key,
+                    value,
+                } if key == b"k" => Some(value),
+                _ => None,
+            })
+    };
+    let t0 = 1_000_000;
+    let first = request(t0, "first");
+    let second = request(t0 + 1, "second");
+    let responses = sm
+        .apply(vec![entry(1, &first), entry(2, &second), entry(3, &first)])
+        .await
+        .unwrap();
+    assert_eq!(responses, vec![ClusterResponse::Applied; 3]);
+    assert_eq!(
+        value(&store).as_deref(),
+        Some(&b"second"[..]),
+        "the replay changed nothing"
+    );
+
+    // Entry 256 trims ids older than its own time minus the window.
+    let late = request(t0 + crate::DEDUP_WINDOW_MS + 10, "late");
+    sm.apply(vec![entry(256, &late)]).await.unwrap();
+    sm.apply(vec![entry(257, &first)]).await.unwrap();
+    assert_eq!(
+        value(&store).as_deref(),
+        Some(&b"first"[..]),
+        "forgotten, so applied again"
+    );
+    let remembered = store
+        .system_names("raft-req/", "raft-req0", 100)
+        .unwrap()
+        .len();
+    assert_eq!(remembered, 2, "late and the re-applied first");
 }

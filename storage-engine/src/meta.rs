@@ -457,6 +457,23 @@ impl MetaStore {
         self.get_cf(CF_SYSTEM, name.as_bytes())
     }
 
+    /// Names in `system` from `from` (inclusive) to `to` (exclusive), in
+    /// order, at most `limit`.
+    pub fn system_names(&self, from: &str, to: &str, limit: usize) -> EngineResult<Vec<String>> {
+        let mut it = self.range_iter(CF_SYSTEM, Some(to.as_bytes().to_vec()))?;
+        it.seek(from.as_bytes());
+        let mut out = Vec::new();
+        while let Some(k) = it.key() {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(String::from_utf8_lossy(k).into_owned());
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// An iterator over one column family restricted to `[lower, upper)`.
     pub fn range_iter(
         &self,
