@@ -271,7 +271,28 @@ async fn pins_leaked_by_a_crash_are_recounted_at_the_next_start() {
     // After a clean shutdown nothing is recounted (and nothing is wrong).
     put(&e, "b", &data).await;
     e.mark_clean_shutdown().unwrap();
+    // The marker is this node's own: not in what replicas or snapshots get.
+    assert!(e.inner.meta.local("clean-shutdown").unwrap().is_some());
+    assert!(
+        !e.inner
+            .meta
+            .export()
+            .unwrap()
+            .ops
+            .iter()
+            .any(|op| matches!(op, crate::MetaOp::Put { key, .. } if key == b"clean-shutdown"))
+    );
     drop(e);
     let e = open(dir.path());
+    assert_eq!(get(&e, "b").await, data);
+    assert!(e.inner.meta.local("clean-shutdown").unwrap().is_none());
+
+    // A marker an older version left in `system` still counts, once.
+    let mut b = e.inner.meta.batch();
+    b.put_system("clean-shutdown", &[1]).unwrap();
+    e.inner.meta.write(b).unwrap();
+    drop(e);
+    let e = open(dir.path());
+    assert!(e.inner.meta.system("clean-shutdown").unwrap().is_none());
     assert_eq!(get(&e, "b").await, data);
 }

@@ -11,6 +11,7 @@
 //! | `upload_index` | bucket id (u64 BE) ++ key ++ 0x00 ++ upload id | empty         |
 //! | `parts`        | upload id (16) ++ part number (u32 BE)      | [`PartRecord`]   |
 //! | `system`       | ASCII name                                  | per entry        |
+//! | `local`        | ASCII name (this node only, never replicated) | per entry      |
 //!
 //! Every write that acknowledges client data goes through [`MetaStore::write`]
 //! with the WAL synced. Reads are plain point lookups and bounded iterators.
@@ -42,8 +43,11 @@ pub const CF_UPLOADS: &str = "uploads";
 pub const CF_UPLOAD_INDEX: &str = "upload_index";
 pub const CF_PARTS: &str = "parts";
 pub const CF_SYSTEM: &str = "system";
+/// This node's own state, never replicated nor in snapshots (not a
+/// `MetaCf`): the clean-shutdown marker.
+pub const CF_LOCAL: &str = "local";
 
-const ALL_CFS: [&str; 9] = [
+const ALL_CFS: [&str; 10] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_MANIFESTS,
@@ -53,6 +57,7 @@ const ALL_CFS: [&str; 9] = [
     CF_UPLOAD_INDEX,
     CF_PARTS,
     CF_SYSTEM,
+    CF_LOCAL,
 ];
 
 /// Reads of a record whose inline bytes vanished under a concurrent
@@ -455,6 +460,24 @@ impl MetaStore {
 
     pub fn system(&self, name: &str) -> EngineResult<Option<Vec<u8>>> {
         self.get_cf(CF_SYSTEM, name.as_bytes())
+    }
+
+    /// A node-local value (column family `local`).
+    pub fn local(&self, name: &str) -> EngineResult<Option<Vec<u8>>> {
+        self.get_cf(CF_LOCAL, name.as_bytes())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a node-local value, synced. Not a
+    /// `MetaCommand`: it is never replicated.
+    pub fn set_local(&self, name: &str, value: Option<&[u8]>) -> EngineResult<()> {
+        let cf = self.cf(CF_LOCAL)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync_write);
+        let result = match value {
+            Some(v) => self.db.put_cf_opt(&cf, name.as_bytes(), v, &wo),
+            None => self.db.delete_cf_opt(&cf, name.as_bytes(), &wo),
+        };
+        Ok(result?)
     }
 
     /// Names in `system` from `from` (inclusive) to `to` (exclusive), in

@@ -5,7 +5,7 @@
 //! record names are invisible and reclaimed by compaction. What a crash *can*
 //! leave wrong is a chunk's reference count: a dedup pin taken by a write that
 //! never committed (see `put.rs`) stays counted, so the chunk would never be
-//! collected. So: a graceful shutdown records `clean-shutdown` in the system
+//! collected. So: a graceful shutdown records `clean-shutdown` in the local
 //! column family; opening removes it; opening without it recounts every
 //! chunk's references from the manifests (object versions and multipart
 //! parts) before anything is served, and corrects the records.
@@ -35,11 +35,17 @@ impl Inner {
     /// Called by `Engine::open` before serving: recounts references unless
     /// the previous run shut down cleanly. Returns `None` after a clean one.
     pub(crate) fn recover_on_open(&self, first_start: bool) -> EngineResult<Option<RecountReport>> {
-        let clean = self.meta.system(CLEAN_SHUTDOWN)?.is_some();
+        // The marker lives in `local` (never replicated); before that it was
+        // in `system`, where an older version may have left it.
+        let legacy = self.meta.system(CLEAN_SHUTDOWN)?.is_some();
+        let clean = legacy || self.meta.local(CLEAN_SHUTDOWN)?.is_some();
         // From now on a crash is unclean until the next graceful stop.
-        let mut b = self.meta.batch();
-        b.delete_system(CLEAN_SHUTDOWN)?;
-        self.meta.write(b)?;
+        self.meta.set_local(CLEAN_SHUTDOWN, None)?;
+        if legacy {
+            let mut b = self.meta.batch();
+            b.delete_system(CLEAN_SHUTDOWN)?;
+            self.meta.write(b)?;
+        }
         if clean || first_start {
             return Ok(None);
         }
@@ -97,8 +103,6 @@ impl Engine {
     /// Records a graceful shutdown, so the next start skips the recount.
     /// Call last, once no request or background task can write any more.
     pub fn mark_clean_shutdown(&self) -> EngineResult<()> {
-        let mut b = self.inner.meta.batch();
-        b.put_system(CLEAN_SHUTDOWN, &[1])?;
-        self.inner.meta.write(b)
+        self.inner.meta.set_local(CLEAN_SHUTDOWN, Some(&[1]))
     }
 }
