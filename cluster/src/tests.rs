@@ -53,6 +53,23 @@ fn normal(index: u64, ops: Vec<MetaOp>) -> Entry<TypeConfig> {
     }
 }
 
+/// The value of `key` in the objects column family, if any.
+fn object_value(store: &MetaStore, key: &[u8]) -> Option<Vec<u8>> {
+    store
+        .export()
+        .unwrap()
+        .ops
+        .into_iter()
+        .find_map(|op| match op {
+            MetaOp::Put {
+                cf: MetaCf::Objects,
+                key: k,
+                value,
+            } if k == key => Some(value),
+            _ => None,
+        })
+}
+
 /// Replicated data only (the state machine's own keys differ by design
 /// between a builder and an installer until both applied the same ids).
 fn data(store: &MetaStore) -> Vec<MetaOp> {
@@ -191,20 +208,7 @@ async fn guards_decide_in_log_order() {
             ClusterResponse::Applied
         ]
     );
-    let value = store
-        .export()
-        .unwrap()
-        .ops
-        .into_iter()
-        .find_map(|op| match op {
-            MetaOp::Put {
-                cf: MetaCf::Objects,
-                key,
-                value,
-            } if key == b"k" => Some(value),
-            _ => None,
-        });
-    assert_eq!(value.as_deref(), Some(&b"third"[..]));
+    assert_eq!(object_value(&store, b"k").as_deref(), Some(&b"third"[..]));
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 3)));
 }
 
@@ -231,21 +235,7 @@ async fn a_request_id_is_applied_once_within_the_window() {
         log_id: log_id(1, index),
         payload: EntryPayload::Normal(r.clone()),
     };
-    let value = |store: &MetaStore| {
-        store
-            .export()
-            .unwrap()
-            .ops
-            .into_iter()
-            .find_map(|op| match op {
-                MetaOp::Put {
-                    cf: MetaCf::Objects,
-                    key,
-                    value,
-                } if key == b"k" => Some(value),
-                _ => None,
-            })
-    };
+    let value = |store: &MetaStore| object_value(store, b"k");
     let t0 = 1_000_000;
     let first = request(t0, "first");
     let second = request(t0 + 1, "second");
