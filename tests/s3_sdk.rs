@@ -11,10 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{
-    CompletedMultipartUpload, CompletedPart, Delete, EncodingType, MetadataDirective,
-    ObjectIdentifier,
-};
+use aws_sdk_s3::types::{Delete, EncodingType, MetadataDirective, ObjectIdentifier};
 use common::*;
 use md5::Digest as _;
 
@@ -627,22 +624,6 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         show(&e)
     );
     assert!(!object_exists(&c, bucket, "big/aborted.bin").await);
-
-    let completed = |tags: &[String]| {
-        CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                tags.iter()
-                    .enumerate()
-                    .map(|(i, t)| {
-                        CompletedPart::builder()
-                            .part_number(i as i32 + 1)
-                            .e_tag(t)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .build()
-    };
 
     // Completing with a wrong ETag: InvalidPart, and the upload survives.
     let mut wrong = etags.clone();

@@ -226,21 +226,11 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     let (ca1, ca2) = (first.path().join("ca.pem"), second.path().join("ca.pem"));
     assert!(curl_health(&server, &ca1));
     assert!(!curl_health(&server, &ca2));
-    let hup = |server: &TestServer| {
-        let pid = server.pid().unwrap().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
 
     // New certificate on disk + SIGHUP: new handshakes use it.
     std::fs::copy(second.path().join("server.pem"), &cert).unwrap();
     std::fs::copy(second.path().join("server.key"), &key).unwrap();
-    hup(&server);
+    send_sighup(&server);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !curl_health(&server, &ca2) {
         assert!(
@@ -254,7 +244,7 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     // A key that does not fit: the reload is refused, the server keeps
     // serving the last good certificate.
     std::fs::copy(first.path().join("server.key"), &key).unwrap();
-    hup(&server);
+    send_sighup(&server);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !server.stderr_text().contains("reload failed") {
         assert!(
@@ -268,10 +258,7 @@ fn sighup_reloads_the_certificate_and_keeps_the_old_one_if_the_new_is_broken() {
     assert!(curl_health(&server, &ca2));
 }
 
-/// SIGHUP without TLS must not stop the server (its default action would).
-#[test]
-fn sighup_without_tls_keeps_the_server_running() {
-    let mut server = TestServer::start();
+fn send_sighup(server: &TestServer) {
     let pid = server.pid().unwrap().to_string();
     assert!(
         Command::new("kill")
@@ -280,6 +267,13 @@ fn sighup_without_tls_keeps_the_server_running() {
             .unwrap()
             .success()
     );
+}
+
+/// SIGHUP without TLS must not stop the server (its default action would).
+#[test]
+fn sighup_without_tls_keeps_the_server_running() {
+    let mut server = TestServer::start();
+    send_sighup(&server);
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert!(server.is_running(), "SIGHUP stopped the server");
     assert_eq!(http_get(server.admin_addr(), "/health/live").0, 200);

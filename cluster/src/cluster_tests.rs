@@ -55,6 +55,23 @@ async fn start(
     (node, info)
 }
 
+/// Nodes 1, 2 and 3, initialized as one cluster.
+async fn start_three(
+    faults: &Arc<Faults>,
+    config: Config,
+    dirs: &mut Vec<tempfile::TempDir>,
+) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    let mut members = BTreeMap::new();
+    for id in 1..=3 {
+        let (node, addr) = start(id, faults, config.clone(), dirs).await;
+        members.insert(id, addr);
+        nodes.push(node);
+    }
+    nodes[0].raft.initialize(members).await.unwrap();
+    nodes
+}
+
 fn request(key: &str) -> ClusterRequest {
     ClusterRequest::new(
         MetaCommand {
@@ -102,14 +119,7 @@ async fn applied_everywhere(nodes: &[&Node], index: u64) {
 async fn three_nodes_replicate_survive_a_partition_and_a_stopped_node() {
     let faults = Arc::new(Faults::default());
     let mut dirs = Vec::new();
-    let mut nodes = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3 {
-        let (node, addr) = start(id, &faults, config(), &mut dirs).await;
-        members.insert(id, addr);
-        nodes.push(node);
-    }
-    nodes[0].raft.initialize(members).await.unwrap();
+    let nodes = start_three(&faults, config(), &mut dirs).await;
     let all: Vec<&Node> = nodes.iter().collect();
     let by_id = |id: NodeId| nodes.iter().find(|n| n.id == id).unwrap();
 
@@ -244,14 +254,7 @@ async fn a_lagging_node_catches_up_by_snapshot() {
         purge_batch_size: 1,
         ..config()
     };
-    let mut nodes = Vec::new();
-    let mut members = BTreeMap::new();
-    for id in 1..=3 {
-        let (node, addr) = start(id, &faults, compacting.clone(), &mut dirs).await;
-        members.insert(id, addr);
-        nodes.push(node);
-    }
-    nodes[0].raft.initialize(members).await.unwrap();
+    let nodes = start_three(&faults, compacting.clone(), &mut dirs).await;
     let all: Vec<&Node> = nodes.iter().collect();
     let leader = leader_among(&all, None).await;
     let by_id = |id: NodeId| nodes.iter().find(|n| n.id == id).unwrap();

@@ -80,10 +80,11 @@ impl ClusterRequest {
         if let Err(e) = getrandom::fill(&mut id) {
             tracing::error!("no randomness for a request id: {e}");
         }
-        let at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        ClusterRequest { id, at_ms, command }
+        ClusterRequest {
+            id,
+            at_ms: network::now_ms(),
+            command,
+        }
     }
 }
 

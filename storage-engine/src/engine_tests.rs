@@ -513,6 +513,25 @@ async fn credentials_are_sealed() {
     }
 }
 
+/// Commits `pieces` as one object through a writer that may store it
+/// inline (as PutObject does).
+async fn put_allowing_inline(e: &Engine, key: &str, pieces: &[&[u8]]) -> crate::ObjectVersion {
+    let mut w = e.object_writer("bucket").unwrap().allow_inline();
+    for p in pieces {
+        w.write(Bytes::copy_from_slice(p)).await.unwrap();
+    }
+    let staged = w.finish().await.unwrap();
+    e.commit_object(
+        "bucket",
+        key,
+        staged,
+        "etag".into(),
+        ObjectMetadata::default(),
+    )
+    .await
+    .unwrap()
+}
+
 /// The size of the first object a listing of "bucket" returns.
 async fn first_listed_size(e: &Engine) -> u64 {
     let query = crate::ListQuery {
@@ -541,19 +560,7 @@ async fn inline_objects_written_before_the_inline_data_family_still_work() {
     let f = fixture().await;
     let e = &f.engine;
     let small = pseudo_random(2000, 91);
-    let mut w = e.object_writer("bucket").unwrap().allow_inline();
-    w.write(Bytes::copy_from_slice(&small)).await.unwrap();
-    let staged = w.finish().await.unwrap();
-    let v = e
-        .commit_object(
-            "bucket",
-            "old",
-            staged,
-            "etag".into(),
-            ObjectMetadata::default(),
-        )
-        .await
-        .unwrap();
+    let v = put_allowing_inline(e, "old", &[&small]).await;
     // Rewrite it the way the previous format stored it: bytes in the record.
     let bucket = e.inner.bucket("bucket").unwrap().id;
     let mut b = e.inner.meta.batch();
@@ -594,24 +601,7 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
     let f = fixture().await;
     let e = &f.engine;
     let small = pseudo_random(3000, 77);
-    let mut w = e.object_writer("bucket").unwrap().allow_inline();
-    w.write(Bytes::copy_from_slice(&small[..1000]))
-        .await
-        .unwrap();
-    w.write(Bytes::copy_from_slice(&small[1000..]))
-        .await
-        .unwrap();
-    let staged = w.finish().await.unwrap();
-    let v = e
-        .commit_object(
-            "bucket",
-            "tiny",
-            staged,
-            "etag".into(),
-            ObjectMetadata::default(),
-        )
-        .await
-        .unwrap();
+    let v = put_allowing_inline(e, "tiny", &[&small[..1000], &small[1000..]]).await;
     assert!(matches!(
         v.manifest,
         crate::records::ManifestRef::Data { .. }
@@ -700,18 +690,7 @@ async fn a_replica_applying_the_commands_holds_the_same_metadata() {
     let big = pseudo_random(700_000, 3);
     put(e, "big", &big).await;
     put(e, "dup", &big).await; // dedup: merges onto existing chunks
-    let mut w = e.object_writer("bucket").unwrap().allow_inline();
-    w.write(Bytes::from_static(b"small body")).await.unwrap();
-    let staged = w.finish().await.unwrap();
-    e.commit_object(
-        "bucket",
-        "tiny",
-        staged,
-        "t".into(),
-        ObjectMetadata::default(),
-    )
-    .await
-    .unwrap();
+    put_allowing_inline(e, "tiny", &[b"small body"]).await;
     e.copy_object("bucket", "tiny", "bucket", "tiny2", None)
         .await
         .unwrap();

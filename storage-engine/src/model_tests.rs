@@ -7,12 +7,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
 use crate::records::ObjectMetadata;
 use crate::test_support::{XorShift, try_put};
-use crate::{CompletedPart, Engine, EngineConfig, GcOptions, ListQuery, NewPart};
+use crate::{CompletedPart, Engine, EngineConfig, GcOptions, ListQuery};
 
 const KEYS: u64 = 12;
 const STEPS: usize = 160;
@@ -86,27 +85,7 @@ async fn multipart(e: &Engine, key: &str, data: &[u8], complete: bool) {
         .await
         .unwrap();
     // One part: S3's 5 MiB minimum applies only to parts before the last.
-    let mut w = e.object_writer("b").unwrap();
-    w.write(Bytes::copy_from_slice(data)).await.unwrap();
-    let staged = w.finish().await.unwrap();
-    let md5 = {
-        use md5::Digest as _;
-        let d: [u8; 16] = md5::Md5::digest(data).into();
-        d
-    };
-    e.commit_part(
-        "b",
-        key,
-        id,
-        1,
-        NewPart {
-            staged,
-            md5,
-            checksums: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    let md5 = crate::test_support::put_part(e, "b", key, id, 1, data).await;
     if complete {
         e.complete_upload(
             "b",
