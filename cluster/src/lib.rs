@@ -29,6 +29,7 @@
 mod log_store;
 mod network;
 mod node;
+mod shards;
 mod state_machine;
 
 use std::io::Cursor;
@@ -42,6 +43,7 @@ pub use network::{
 };
 pub use node::{RunningNode, StartError};
 use serde::{Deserialize, Serialize};
+pub use shards::{RemoteDrive, serve_shards};
 pub use state_machine::MetaStateMachine;
 
 /// A cluster node id (openraft's `NodeId`).
@@ -152,5 +154,7 @@ pub type StorageError = openraft::StorageError<NodeId>;
 
 #[cfg(test)]
 mod cluster_tests;
+#[cfg(test)]
+mod shards_tests;
 #[cfg(test)]
 mod tests;
