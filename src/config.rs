@@ -123,6 +123,29 @@ pub struct ServerArgs {
     /// [default: 67108864, 64 MiB/s]
     #[arg(long, env = "CAIRN_SCRUB_BYTES_PER_SEC", value_name = "BYTES")]
     pub scrub_bytes_per_sec: Option<u64>,
+
+    /// This node's id in a cluster (1–65535). With --cluster-nodes it makes
+    /// the server one node of a cluster (docs/cluster.md). [default: none,
+    /// a single node]
+    #[arg(long, env = "CAIRN_NODE_ID", value_name = "ID")]
+    pub node_id: Option<u64>,
+
+    /// Every node of the cluster, comma-separated, as ID=HOST:PORT: where
+    /// that node listens for Raft messages (PORT) and shard transfers
+    /// (PORT+1). The same list on every node. Needs CAIRN_CLUSTER_SECRET.
+    #[arg(
+        long,
+        env = "CAIRN_CLUSTER_NODES",
+        value_delimiter = ',',
+        value_name = "ID=HOST:PORT,…"
+    )]
+    pub cluster_nodes: Option<Vec<String>>,
+
+    /// Address this node binds its cluster listeners to (PORT and PORT+1)
+    /// when it differs from its entry in --cluster-nodes (e.g. 0.0.0.0:PORT
+    /// in a container). [default: its entry]
+    #[arg(long, env = "CAIRN_CLUSTER_LISTEN", value_name = "ADDR")]
+    pub cluster_listen: Option<SocketAddr>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -155,6 +178,84 @@ pub struct FileConfig {
     pub upload_expiry_secs: Option<u64>,
     pub scrub_interval_secs: Option<u64>,
     pub scrub_bytes_per_sec: Option<u64>,
+    pub node_id: Option<u64>,
+    pub cluster_nodes: Option<Vec<String>>,
+    pub cluster_listen: Option<SocketAddr>,
+    /// 64 hex digits shared by all nodes (prefer CAIRN_CLUSTER_SECRET).
+    pub cluster_secret: Option<String>,
+}
+
+/// One node of a cluster, as configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    pub node_id: u64,
+    /// Every node's cluster address (HOST:PORT; shards on PORT+1), by id.
+    pub nodes: std::collections::BTreeMap<u64, String>,
+    /// Where this node binds (its entry unless --cluster-listen).
+    pub listen: String,
+    /// From CAIRN_CLUSTER_SECRET or the file (never logged).
+    pub secret_hex: String,
+}
+
+impl ClusterConfig {
+    /// The shard-transfer address that goes with a cluster address.
+    pub fn shard_addr(addr: &str) -> Result<String, String> {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| format!("cluster address {addr:?} has no port"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("cluster address {addr:?} has an invalid port"))?;
+        let next = port
+            .checked_add(1)
+            .ok_or_else(|| format!("cluster address {addr:?}: PORT+1 must be a port too"))?;
+        Ok(format!("{host}:{next}"))
+    }
+}
+
+fn resolve_cluster(
+    node_id: Option<u64>,
+    nodes: Option<Vec<String>>,
+    listen: Option<SocketAddr>,
+    secret: Option<String>,
+) -> Result<Option<ClusterConfig>, String> {
+    let (node_id, nodes) = match (node_id, nodes) {
+        (None, None) => return Ok(None),
+        (Some(id), Some(nodes)) => (id, nodes),
+        _ => return Err("give both --node-id and --cluster-nodes (or neither)".into()),
+    };
+    let mut by_id = std::collections::BTreeMap::new();
+    for entry in nodes.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("cluster node {entry:?} is not ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("cluster node {entry:?}: the id is not a number"))?;
+        if id == 0 || id > u64::from(u16::MAX) {
+            return Err(format!("cluster node {entry:?}: ids are 1–65535"));
+        }
+        ClusterConfig::shard_addr(addr.trim())?;
+        if by_id.insert(id, addr.trim().to_owned()).is_some() {
+            return Err(format!("cluster node {id} is listed twice"));
+        }
+    }
+    let own = by_id
+        .get(&node_id)
+        .ok_or_else(|| format!("--node-id {node_id} is not in --cluster-nodes"))?
+        .clone();
+    let secret_hex = secret
+        .ok_or("a cluster needs CAIRN_CLUSTER_SECRET (64 hex digits, the same on every node)")?;
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(secret_hex.trim(), &mut bytes)
+        .map_err(|_| "CAIRN_CLUSTER_SECRET must be 64 hex digits".to_owned())?;
+    Ok(Some(ClusterConfig {
+        node_id,
+        nodes: by_id,
+        listen: listen.map_or(own, |a| a.to_string()),
+        secret_hex: secret_hex.trim().to_owned(),
+    }))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +289,8 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub inline_max_bytes: usize,
     pub maintenance: Maintenance,
+    /// `None`: a single node.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Background maintenance: garbage collection and scrubbing.
@@ -279,7 +382,14 @@ impl ServerConfig {
                 );
             }
         };
+        let cluster = resolve_cluster(
+            args.node_id.or(file.node_id),
+            args.cluster_nodes.or(file.cluster_nodes),
+            args.cluster_listen.or(file.cluster_listen),
+            env_nonempty("CAIRN_CLUSTER_SECRET").or(file.cluster_secret),
+        )?;
         let cfg = ServerConfig {
+            cluster,
             master_key_file: args
                 .master_key_file
                 .or(file.master_key_file)
@@ -357,13 +467,15 @@ impl ServerConfig {
             },
             data_dir,
         };
-        if cfg.drives.len() < cfg.data_shards + cfg.parity_shards {
+        // A cluster's shards spread over every node's drives.
+        let nodes = cfg.cluster.as_ref().map_or(1, |c| c.nodes.len());
+        if cfg.drives.len() * nodes < cfg.data_shards + cfg.parity_shards {
             return Err(format!(
                 "{}+{} erasure coding needs at least {} drives; {} given",
                 cfg.data_shards,
                 cfg.parity_shards,
                 cfg.data_shards + cfg.parity_shards,
-                cfg.drives.len()
+                cfg.drives.len() * nodes
             ));
         }
         Ok(cfg)

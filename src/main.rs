@@ -7,6 +7,7 @@
 mod admin_cli;
 mod admin_http;
 mod background;
+mod cluster;
 mod config;
 mod malloc;
 mod server;

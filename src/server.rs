@@ -130,9 +130,21 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         inline_max_bytes: cfg.inline_max_bytes,
         ..EngineConfig::single_dir(&cfg.data_dir)
     };
-    let engine = Engine::open(engine_cfg, &master, &registry)
-        .map_err(|e| format!("opening storage: {e}"))?;
-    drop(master);
+    // The master key is dropped (zeroized) once the engine holds what it
+    // derived from it.
+    let (engine, cluster_node) = match &cfg.cluster {
+        None => {
+            let engine = Engine::open(engine_cfg, &master, &registry)
+                .map_err(|e| format!("opening storage: {e}"))?;
+            drop(master);
+            (engine, None)
+        }
+        Some(cluster) => {
+            let (engine, node) =
+                crate::cluster::open(&cfg, cluster, engine_cfg, master, &registry).await?;
+            (engine, Some(node))
+        }
+    };
     let fixed = resolve_credentials(&cfg, &engine).await?;
     let keys = Arc::new(
         KeyRing::new(engine.clone(), fixed).map_err(|e| format!("loading access keys: {e}"))?,
@@ -224,6 +236,9 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         tracing::warn!(error = %e, "could not record the clean shutdown");
     }
     drop(engine);
+    if let Some(node) = cluster_node {
+        node.shutdown().await;
+    }
     Ok(())
 }
 

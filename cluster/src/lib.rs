@@ -26,6 +26,7 @@
 // our helpers return the same type rather than converting at every call.
 #![allow(clippy::result_large_err)]
 
+mod committer;
 mod log_store;
 mod network;
 mod node;
@@ -37,6 +38,12 @@ use std::io::Cursor;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 pub use cairn_storage_engine::MetaStore;
+pub use committer::RaftCommitter;
+
+/// openraft's settings, so callers configure Raft without naming openraft.
+pub mod raft_config {
+    pub use openraft::{Config, SnapshotPolicy};
+}
 pub use log_store::LogStore;
 pub use network::{
     ClusterSecret, ClusterWriter, Faults, HttpConnection, HttpNetwork, WriteError, serve,

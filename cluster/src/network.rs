@@ -3,8 +3,9 @@
 //! Routes, all `POST`, answered `200` with the JSON of
 //! `Result<response, RaftError>`: `/raft/v1/append`, `/raft/v1/vote`,
 //! `/raft/v1/snapshot` (one chunk of a snapshot; openraft reassembles),
-//! and `/raft/v1/write` (a client write forwarded to the leader, see
-//! [`ClusterWriter`]).
+//! `/raft/v1/write` (a client write forwarded to the leader, see
+//! [`ClusterWriter`]) and `/raft/v1/read-index` (a follower's read barrier:
+//! the leader's commit index once a quorum confirmed its leadership).
 //! A failed connection is `Unreachable` (openraft backs off), any other
 //! transport or decoding failure a `NetworkError`, an error the peer's Raft
 //! returned a `RemoteError`.
@@ -420,8 +421,23 @@ async fn handle(
             Ok(req) => json(&raft.client_write(req).await),
             Err(e) => bad(e),
         },
+        // A follower's read barrier: the index a linearizable read must
+        // wait for (after this node confirmed it still leads).
+        "/raft/v1/read-index" => json(&read_index(&raft).await),
         _ => reply(StatusCode::NOT_FOUND, Vec::new()),
     })
+}
+
+type ReadIndexResult = Result<
+    Option<u64>,
+    RaftError<NodeId, openraft::error::CheckIsLeaderError<NodeId, ClusterNode>>,
+>;
+
+/// On the leader: the log index every read must see (its commit index,
+/// once a quorum confirmed it still leads).
+async fn read_index(raft: &Raft<TypeConfig>) -> ReadIndexResult {
+    let (read_log_id, applied) = raft.get_read_log_id().await?;
+    Ok(read_log_id.max(applied).map(|l| l.index))
 }
 
 /// Why a cluster write did not commit.
@@ -475,6 +491,75 @@ type ForwardResult = Result<
 impl ClusterWriter {
     pub fn new(raft: Raft<TypeConfig>, net: HttpNetwork, timeout: std::time::Duration) -> Self {
         ClusterWriter { raft, net, timeout }
+    }
+
+    /// Returns once this node has applied everything committed before the
+    /// call (a linearizable read point): asks the leader for its read index
+    /// — the leader itself, or over HTTP — then waits for the local apply.
+    pub async fn read_barrier(&self) -> Result<(), WriteError> {
+        tokio::time::timeout(self.timeout, async {
+            loop {
+                let index = match read_index(&self.raft).await {
+                    Ok(i) => Some(i),
+                    Err(e) => match e.forward_to_leader::<ClusterNode>() {
+                        Some(f) => match f.leader_id.zip(f.leader_node.clone()) {
+                            Some((id, node)) if id != self.net.me => {
+                                let conn = HttpConnection {
+                                    net: self.net.clone(),
+                                    target: id,
+                                    node,
+                                };
+                                let r: RpcResult<
+                                    Option<u64>,
+                                    openraft::error::CheckIsLeaderError<NodeId, ClusterNode>,
+                                > = conn.post("/raft/v1/read-index", &()).await;
+                                r.ok()
+                            }
+                            _ => None,
+                        },
+                        None => return Err(WriteError::Refused(e.to_string())),
+                    },
+                };
+                match index {
+                    Some(index) => {
+                        self.raft
+                            .wait(None)
+                            .applied_index_at_least(index, "read barrier")
+                            .await
+                            .map_err(|e| WriteError::Refused(e.to_string()))?;
+                        return Ok(());
+                    }
+                    // No leader known yet, or it moved: look again shortly.
+                    None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                }
+            }
+        })
+        .await
+        .map_err(|_| WriteError::Timeout(self.timeout))?
+    }
+
+    /// Commits `req` and waits until this node has applied it too, so a
+    /// read here that follows sees it.
+    pub async fn write_and_apply(
+        &self,
+        req: ClusterRequest,
+    ) -> Result<openraft::LogId<NodeId>, WriteError> {
+        let log_id = match self.write(req).await {
+            Ok(id) => id,
+            Err(WriteError::GuardFailed(i)) => {
+                // The state the guard saw is newer than this node's: catch
+                // up, so the caller's re-read sees what failed it.
+                self.read_barrier().await?;
+                return Err(WriteError::GuardFailed(i));
+            }
+            Err(e) => return Err(e),
+        };
+        self.raft
+            .wait(Some(self.timeout))
+            .applied_index_at_least(Some(log_id.index), "local apply")
+            .await
+            .map_err(|_| WriteError::Timeout(self.timeout))?;
+        Ok(log_id)
     }
 
     pub async fn write(&self, req: ClusterRequest) -> Result<openraft::LogId<NodeId>, WriteError> {

@@ -93,6 +93,52 @@ impl RunningNode {
         })
     }
 
+    /// Makes this node part of the cluster `members` (every node, by id):
+    /// if no leader shows up within `wait` and this node has the lowest id
+    /// and an empty log, it initializes the cluster with all of them (the
+    /// first start of a new cluster); otherwise it waits for the leader's
+    /// messages. Returns once a leader is known, or `Err` after `timeout`.
+    ///
+    /// A wiped node with the lowest id also has an empty log, but the
+    /// running cluster's leader reaches it within `wait` (it is still a
+    /// member), so it joins rather than starting a second cluster.
+    pub async fn join(
+        &self,
+        members: std::collections::BTreeMap<NodeId, ClusterNode>,
+        wait: std::time::Duration,
+        timeout: std::time::Duration,
+    ) -> Result<NodeId, String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let lowest = members.keys().next().copied();
+        if !members.contains_key(&self.id) {
+            return Err(format!("node {} is not in the member list", self.id));
+        }
+        let leader = self
+            .raft
+            .wait(Some(wait))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await;
+        if leader.is_err() && lowest == Some(self.id) {
+            let m = self.raft.metrics().borrow().clone();
+            if m.last_log_index.is_none() && m.vote.leader_id().term == 0 {
+                tracing::info!(members = members.len(), "initializing a new cluster");
+                if let Err(e) = self.raft.initialize(members).await {
+                    // Someone else did (or the log is no longer empty).
+                    tracing::info!("cluster initialization skipped: {e}");
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let m = self
+            .raft
+            .wait(Some(left))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .map_err(|e| format!("no cluster leader after {timeout:?}: {e}"))?;
+        m.current_leader
+            .ok_or_else(|| "no cluster leader".to_owned())
+    }
+
     /// Stops Raft and the listener.
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {

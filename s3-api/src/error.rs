@@ -330,6 +330,10 @@ impl From<EngineError> for S3Error {
             EngineError::PreconditionFailed(condition) => {
                 S3Error::new(C::PreconditionFailed).field("Condition", condition)
             }
+            EngineError::Unavailable(detail) => {
+                tracing::warn!(%detail, "cluster metadata unavailable");
+                S3Error::new(C::ServiceUnavailable)
+            }
             EngineError::StorageFull(detail) => {
                 tracing::error!(%detail, "storage full");
                 S3Error::new(C::InsufficientStorage)

@@ -284,6 +284,12 @@ impl ServiceInner {
         if let Err(e) = authorize(op, bucket.as_deref(), &access) {
             return (op, Err(with_resource(e, &bucket, &key)));
         }
+        // A cluster node first catches up with what other nodes committed,
+        // so every request sees every write acknowledged before it began.
+        // (After authentication: strangers cannot make it ask the leader.)
+        if let Err(e) = self.engine.read_barrier().await {
+            return (op, Err(with_resource(e.into(), &bucket, &key)));
+        }
         let ctx = RequestCtx {
             bucket: bucket.clone(),
             key: key.clone(),

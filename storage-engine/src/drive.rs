@@ -83,8 +83,26 @@ pub struct ScannedShard {
 /// What the engine needs from a place that stores shards.
 /// Calls block: the engine runs them on the blocking thread pool.
 pub trait ShardStore: Send + Sync + std::fmt::Debug {
-    /// Drive index within this node (the `drive` of a [`ShardLocation`]).
+    /// The drive's id (the `drive` of a [`ShardLocation`]): its index in the
+    /// engine's drive list — on a cluster, in the cluster-wide list.
     fn index(&self) -> u16;
+    /// The cluster node that holds the drive (0 on a single node).
+    fn node(&self) -> u16 {
+        0
+    }
+    /// Where it is, for status and messages (a path or a peer's address).
+    fn describe(&self) -> String {
+        format!("drive {}", self.index())
+    }
+    /// Whether it is there at all (a local drive's directory exists). A
+    /// remote drive counts as present; failed calls mark it faulty.
+    fn present(&self) -> bool {
+        true
+    }
+    /// The local directory, for file-system space gauges (`None`: remote).
+    fn local_dir(&self) -> Option<&Path> {
+        None
+    }
     /// Appends one shard; returns its location and a completion sequence
     /// number to pass to [`ShardStore::sync`].
     fn append(
@@ -292,6 +310,18 @@ impl LocalDrive {
 impl ShardStore for LocalDrive {
     fn index(&self) -> u16 {
         self.index
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn present(&self) -> bool {
+        self.segments_dir.is_dir()
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.root)
     }
 
     fn append(

@@ -69,17 +69,6 @@ impl EngineConfig {
         if shards > 255 {
             return Err(EngineError::Config("at most 255 shards per chunk".into()));
         }
-        if self.drive_dirs.len() < shards {
-            return Err(EngineError::Config(format!(
-                "{}+{} erasure coding needs at least {shards} drives, {} configured",
-                self.data_shards,
-                self.parity_shards,
-                self.drive_dirs.len()
-            )));
-        }
-        if self.drive_dirs.len() > usize::from(u16::MAX) {
-            return Err(EngineError::Config("too many drives".into()));
-        }
         self.chunker
             .validate()
             .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
@@ -220,7 +209,10 @@ impl Drop for WriterTicket {
 
 pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
-    pub(crate) meta: MetaStore,
+    /// Shared with the cluster's state machine when this is a replica.
+    pub(crate) meta: Arc<MetaStore>,
+    /// Each drive's place in the cluster (node, drive index), for placement.
+    pub(crate) placement_drives: Vec<crate::placement::ClusterDrive>,
     pub(crate) drives: Vec<Arc<dyn ShardStore>>,
     /// Per drive: whether it is currently considered faulty.
     pub(crate) health: Vec<DriveHealth>,
@@ -318,7 +310,50 @@ impl Engine {
                 config.drive_dirs.len()
             )));
         }
-        let meta = MetaStore::open(&config.meta_dir)?;
+        let meta = Arc::new(MetaStore::open(&config.meta_dir)?);
+        Self::open_on(config, master, metrics, drives, meta)
+    }
+
+    /// Opens the engine on an open metadata store and on `drives`, which
+    /// may include other nodes' drives (a cluster: `drives` is then every
+    /// drive of the cluster in cluster order — its index is the drive id in
+    /// shard locations — and `meta` has a committer, see
+    /// [`MetaStore::set_committer`]). `config.drive_dirs` is not used here.
+    pub fn open_on(
+        config: EngineConfig,
+        master: &MasterKey,
+        metrics: EngineMetrics,
+        drives: Vec<Arc<dyn ShardStore>>,
+        meta: Arc<MetaStore>,
+    ) -> EngineResult<Engine> {
+        config.validate()?;
+        let shards = config.data_shards + config.parity_shards;
+        if drives.len() < shards {
+            return Err(EngineError::Config(format!(
+                "{}+{} erasure coding needs at least {shards} drives, {} configured",
+                config.data_shards,
+                config.parity_shards,
+                drives.len()
+            )));
+        }
+        if drives.len() > usize::from(u16::MAX) {
+            return Err(EngineError::Config("too many drives".into()));
+        }
+        for (i, d) in drives.iter().enumerate() {
+            if usize::from(d.index()) != i {
+                return Err(EngineError::Config(format!(
+                    "drive {i} reports index {}",
+                    d.index()
+                )));
+            }
+        }
+        let placement_drives = drives
+            .iter()
+            .map(|d| crate::placement::ClusterDrive {
+                node: d.node(),
+                drive: d.index(),
+            })
+            .collect();
         let health = (0..drives.len())
             .map(|d| DriveHealth::new(metrics.drive_faulty(d as u16)))
             .collect();
@@ -331,6 +366,7 @@ impl Engine {
         );
         let inner = Inner {
             meta,
+            placement_drives,
             drives,
             health,
             codec: ChunkCodec::new(master),
@@ -357,6 +393,19 @@ impl Engine {
         })
     }
 
+    /// On a cluster node, waits until this node has applied every metadata
+    /// change committed before the call, so the request that follows reads
+    /// what any node acknowledged (read-after-write across nodes). Free on
+    /// a single node.
+    pub async fn read_barrier(&self) -> EngineResult<()> {
+        self.inner.meta.read_barrier().await
+    }
+
+    /// Whether this engine is one node of a cluster.
+    pub fn is_cluster_node(&self) -> bool {
+        self.inner.meta.is_replica()
+    }
+
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }
@@ -369,14 +418,14 @@ impl Engine {
             .map_err(|e| format!("metadata store: {e}"))?;
         // Ready while a write can reach its quorum; name what is missing.
         let mut down = Vec::new();
-        for (i, dir) in self.inner.config.drive_dirs.iter().enumerate() {
-            if !dir.join("segments").is_dir() {
-                down.push(format!("drive {i} ({}) is not available", dir.display()));
+        for (i, d) in self.inner.drives.iter().enumerate() {
+            if !d.present() {
+                down.push(format!("drive {i} ({}) is not available", d.describe()));
             } else if !self.inner.drive_usable(i) {
-                down.push(format!("drive {i} ({}) is marked faulty", dir.display()));
+                down.push(format!("drive {i} ({}) is marked faulty", d.describe()));
             }
         }
-        let usable = self.inner.config.drive_dirs.len() - down.len();
+        let usable = self.inner.drives.len() - down.len();
         let (k, m) = (
             self.inner.config.data_shards,
             self.inner.config.parity_shards,
@@ -406,6 +455,12 @@ impl Engine {
             }
             let id = u64::from_le_bytes(crate::random_bytes()).max(1);
             let mut b = inner.meta.batch();
+            // Another node may create the same name first.
+            b.guard(crate::MetaGuard::value_is(
+                crate::MetaCf::Buckets,
+                name.as_bytes(),
+                None,
+            ));
             b.put_bucket(
                 &name,
                 &BucketRecord {
@@ -414,7 +469,10 @@ impl Engine {
                     tags: Vec::new(),
                 },
             )?;
-            inner.meta.write(b)
+            match inner.meta.write(b) {
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketAlreadyOwnedByYou),
+                r => r,
+            }
         })
         .await
     }
@@ -469,7 +527,12 @@ impl Engine {
         let inner = self.inner.clone();
         let name = name.to_owned();
         blocking(move || {
+            let (current, unchanged) = inner.meta.bucket_guarded(&name)?;
+            if current.is_none_or(|c| c.id != rec.id) {
+                return Err(EngineError::NoSuchBucket);
+            }
             let mut b = inner.meta.batch();
+            b.guard(unchanged);
             b.delete_bucket(&name)?;
             inner.meta.write(b)
         })
@@ -494,14 +557,17 @@ impl Engine {
         let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
         let inner = self.inner.clone();
         let key = key.to_owned();
+        let bucket = bucket.to_owned();
         blocking(move || {
-            let Some(old) = inner.meta.object(b.id, &key)? else {
-                return Ok(());
-            };
             let mut batch = inner.meta.batch();
             batch.delete_object(b.id, &key)?;
-            inner.release_version(&mut batch, &old)?;
-            inner.meta.write(batch)
+            inner.replace_current(
+                &bucket,
+                b.id,
+                &key,
+                &batch,
+                &crate::put::WriteCondition::None,
+            )
         })
         .await
     }
@@ -553,18 +619,18 @@ impl Engine {
             .await;
         let inner = self.inner.clone();
         let (src_key, dst_key) = (src_key.to_owned(), dst_key.to_owned());
+        let dst_bucket = dst_bucket.to_owned();
         blocking(move || {
-            let src = inner
-                .meta
-                .object(src_b.id, &src_key)?
-                .ok_or(EngineError::NoSuchKey)?;
+            let (src, src_unchanged) = inner.meta.object_guarded(src_b.id, &src_key)?;
+            let src = src.ok_or(EngineError::NoSuchKey)?;
             if source_version.is_some_and(|v| v != src.version_id) {
                 return Err(EngineError::SourceChanged);
             }
-            let old = inner.meta.object(dst_b.id, &dst_key)?;
-            cond.check(old.as_ref())?;
             let entries = inner.manifest_entries(&src)?;
             let mut batch = inner.meta.batch();
+            // The new references are only valid while the source (and so
+            // its chunks) still exists: a delete elsewhere fails this copy.
+            batch.guard(src_unchanged);
             let meta = new_meta.unwrap_or_else(|| src.meta.clone());
             let version = match &src.manifest {
                 // Inline bytes are copied under the new version id by
@@ -588,18 +654,66 @@ impl Engine {
                     src.part_sizes.clone(),
                 )?,
             };
-            if let Some(old) = &old {
-                inner.release_version(&mut batch, old)?;
-            }
             batch.put_object(dst_b.id, &dst_key, &version)?;
-            inner.meta.write(batch)?;
+            match inner.replace_current(&dst_bucket, dst_b.id, &dst_key, &batch, &cond) {
+                Err(EngineError::GuardFailed(0)) => Err(EngineError::SourceChanged),
+                r => r,
+            }?;
             Ok(version)
         })
         .await
     }
 }
 
+/// Attempts of [`Inner::replace_current`] before a key that keeps changing
+/// under it is reported as a conflict.
+const REPLACE_ATTEMPTS: usize = 8;
+
 impl Inner {
+    /// Commits `batch` — which writes the new state of `bucket/key` (a put
+    /// or a delete of its record) and may carry guards of its own — after
+    /// adding the release of whatever version is current, if `cond` holds
+    /// for it. Guarded so that it applies only if that version is still
+    /// current and the bucket is still the same bucket: a writer elsewhere
+    /// (another node of a cluster) that changed either first makes this
+    /// re-read and try again. Callers hold the key's stripe lock, so on a
+    /// single node the guards always hold.
+    pub(crate) fn replace_current(
+        &self,
+        bucket: &str,
+        bucket_id: u64,
+        key: &str,
+        batch: &MetaBatch,
+        cond: &crate::put::WriteCondition,
+    ) -> EngineResult<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (b, bucket_unchanged) = self.meta.bucket_guarded(bucket)?;
+            if b.is_none_or(|b| b.id != bucket_id) {
+                return Err(EngineError::NoSuchBucket);
+            }
+            let (old, unchanged) = self.meta.object_guarded(bucket_id, key)?;
+            cond.check(old.as_ref())?;
+            let mut b = batch.clone();
+            b.guard(bucket_unchanged);
+            b.guard(unchanged);
+            if let Some(old) = &old {
+                self.release_version(&mut b, old)?;
+            }
+            match self.meta.write(b) {
+                // Only the two guards added here are retried; a caller's
+                // own guard (index below them) failing is the caller's.
+                Err(EngineError::GuardFailed(i))
+                    if i >= batch.guard_count() && attempt < REPLACE_ATTEMPTS =>
+                {
+                    self.metrics.meta_conflicts.inc();
+                }
+                r => return r,
+            }
+        }
+    }
+
     fn init_format(&self) -> EngineResult<()> {
         if self.meta.system("format")?.is_some() {
             return Ok(());
@@ -607,8 +721,17 @@ impl Inner {
         let mut value = vec![1u8];
         value.extend_from_slice(&crate::random_bytes::<16>());
         let mut b = self.meta.batch();
+        b.guard(crate::MetaGuard::value_is(
+            crate::MetaCf::System,
+            b"format",
+            None,
+        ));
         b.put_system("format", &value)?;
-        self.meta.write(b)
+        match self.meta.write(b) {
+            // Another node of the cluster wrote it first.
+            Err(EngineError::GuardFailed(_)) => Ok(()),
+            r => r,
+        }
     }
 
     pub(crate) fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
@@ -637,6 +760,12 @@ impl Inner {
     /// Shards a chunk write needs durable to be acknowledged: k + 1 when
     /// there is parity (one more loss survivable right away), else k.
     pub(crate) fn write_quorum(&self, k: usize, m: usize) -> usize {
+        if self.meta.is_replica() {
+            // A cluster keeps taking writes with up to m nodes down: k
+            // shards on distinct nodes are durable, and the missing ones are
+            // recorded and rebuilt by the next scrub (docs/cluster.md).
+            return k;
+        }
         k + m.min(1)
     }
 

@@ -57,6 +57,10 @@ pub enum EngineError {
     #[error("access key refused: {0}")]
     InvalidAccessKey(String),
 
+    /// The cluster could not commit a metadata change in time (no quorum,
+    /// or no leader). Its fate may be unknown: it can still commit later.
+    #[error("metadata quorum unavailable: {0}")]
+    Unavailable(String),
     /// A drive or the metadata store is out of space.
     #[error("storage is full: {0}")]
     StorageFull(String),

@@ -85,7 +85,11 @@ impl Engine {
         report.chunks_deleted = deleted;
         report.chunks_live = live_chunks;
         let live_total: u64 = live.values().flat_map(|segs| segs.values()).sum();
-        for drive in 0..self.inner.drives.len() {
+        // A cluster replica does not compact: a writer on another node may
+        // have appended shards to any segment that its records do not name
+        // yet, and only the local writers are known here (docs/cluster.md).
+        let compacting = !self.inner.meta.is_replica();
+        for drive in (0..self.inner.drives.len()).filter(|_| compacting) {
             let inner = self.inner.clone();
             let live = live.get(&drive).cloned().unwrap_or_default();
             let (segments, moved, reclaimed) =
@@ -170,16 +174,26 @@ fn sweep_chunks(
                 |zero_since: u64| zero_since != 0 && now.saturating_sub(zero_since) >= grace_ms;
             if rec.refcount == 0 && expired(rec.zero_since_ms) {
                 let _g = inner.chunk_lock(&id);
-                // Re-read under the lock: a dedup may have pinned it.
-                if let Some(current) = inner.meta.chunk(&id)?
+                // Re-read under the lock: a dedup may have pinned it. The
+                // guard covers pins taken elsewhere (another node of a
+                // cluster): the delete applies only to the record read here.
+                let (current, unchanged) = inner.meta.chunk_guarded(&id)?;
+                if let Some(current) = current
                     && current.refcount == 0
                     && expired(current.zero_since_ms)
                 {
                     let mut batch = inner.meta.batch();
+                    batch.guard(unchanged);
                     batch.delete_chunk(&id)?;
-                    inner.meta.write_unsynced(batch)?;
-                    deleted += 1;
-                    continue;
+                    match inner.meta.write_unsynced(batch) {
+                        Ok(()) => {
+                            deleted += 1;
+                            continue;
+                        }
+                        // Pinned meanwhile: it lives.
+                        Err(crate::EngineError::GuardFailed(_)) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             live_chunks += 1;

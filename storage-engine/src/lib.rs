@@ -65,13 +65,13 @@ pub use access_keys::{
 };
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
-pub use drive::{LocalDrive, ShardReadError, ShardStore};
+pub use drive::{LocalDrive, ScannedShard, SegmentInfo, ShardReadError, ShardStore};
 pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
 pub use error::{CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
-pub use meta::{MetaStore, UploadId};
+pub use meta::{MetaCommitter, MetaStore, UploadId};
 pub use meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
@@ -79,7 +79,7 @@ pub use placement::{ClusterDrive, place_across_nodes};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject, WriteCondition};
 pub use records::{
     AccessKeyRecord, BucketGrant, ManifestRef, ObjectMetadata, ObjectVersion, PartRecord,
-    UploadRecord, VersionId,
+    ShardLocation, UploadRecord, VersionId,
 };
 pub use recovery::RecountReport;
 pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};

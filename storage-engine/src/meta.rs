@@ -26,7 +26,7 @@ use rocksdb::{
 };
 
 use crate::error::{CodecError, EngineError, EngineResult};
-use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
+use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 use crate::records::{
     BucketRecord, ChunkRecord, ChunkRefDelta, ManifestBlock, ManifestRef, ObjectVersion,
     PartRecord, UploadRecord, VersionId,
@@ -199,10 +199,29 @@ fn chunk_partial_merge(_: &[u8], _: Option<&[u8]>, _: &MergeOperands) -> Option<
     None
 }
 
+/// Where a store's metadata commands are committed when it is one replica
+/// of a cluster (the Raft log in `cairn-cluster`). Without one, a store
+/// applies its commands itself.
+///
+/// `commit` blocks (callers are on blocking threads) and returns `Ok` only
+/// once the command is committed on a quorum **and applied to this store**,
+/// so a read that follows sees it. A guard that failed is
+/// `EngineError::GuardFailed`, exactly as a local apply reports it.
+pub trait MetaCommitter: Send + Sync + std::fmt::Debug {
+    fn commit(&self, command: MetaCommand) -> EngineResult<()>;
+    /// Completes once this store has applied every command committed
+    /// before the call (anywhere in the cluster): a read after it sees them.
+    fn read_barrier(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = EngineResult<()>> + Send + '_>>;
+}
+
 #[derive(Debug)]
 pub struct MetaStore {
     db: Arc<Db>,
     sync_write: bool,
+    /// Set once when the store joins a cluster (see [`MetaCommitter`]).
+    committer: std::sync::OnceLock<Arc<dyn MetaCommitter>>,
     /// Tests only: every command written, encoded, in the order RocksDB
     /// applied them (see `record_commands`).
     #[cfg(test)]
@@ -241,6 +260,7 @@ impl MetaStore {
         Ok(MetaStore {
             db: Arc::new(db),
             sync_write: true,
+            committer: std::sync::OnceLock::new(),
             #[cfg(test)]
             recorded: std::sync::Mutex::new(None),
         })
@@ -262,6 +282,17 @@ impl MetaStore {
             .transpose()
     }
 
+    /// A bucket record and a guard that it is still exactly this record (a
+    /// bucket deleted and created again has a new id, so a new record).
+    pub fn bucket_guarded(&self, name: &str) -> EngineResult<(Option<BucketRecord>, MetaGuard)> {
+        let raw = self.get_cf(CF_BUCKETS, name.as_bytes())?;
+        let rec = raw.as_deref().map(BucketRecord::decode).transpose()?;
+        Ok((
+            rec,
+            MetaGuard::value_is(MetaCf::Buckets, name.as_bytes(), raw.as_deref()),
+        ))
+    }
+
     pub fn buckets(&self) -> EngineResult<Vec<(String, BucketRecord)>> {
         let cf = self.cf(CF_BUCKETS)?;
         let mut it = self.db.raw_iterator_cf(&cf);
@@ -281,7 +312,19 @@ impl MetaStore {
     /// attached (`DataElsewhere` resolved to `Data`), so a reader holds one
     /// consistent version however the record changes afterwards.
     pub fn object(&self, bucket_id: u64, key: &str) -> EngineResult<Option<ObjectVersion>> {
+        Ok(self.object_guarded(bucket_id, key)?.0)
+    }
+
+    /// [`MetaStore::object`], and a guard that the key's record is still the
+    /// one read: a command built from this version carries it, so it
+    /// applies only if no other writer (on any node) replaced it first.
+    pub fn object_guarded(
+        &self,
+        bucket_id: u64,
+        key: &str,
+    ) -> EngineResult<(Option<ObjectVersion>, MetaGuard)> {
         let okey = object_key(bucket_id, key);
+        let guard = |raw: Option<&[u8]>| MetaGuard::value_is(MetaCf::Objects, &okey, raw);
         let mut previous: Option<VersionId> = None;
         // The record and its inline bytes are two reads: a writer may replace
         // the version (deleting its bytes) in between. Bytes found under the
@@ -289,11 +332,11 @@ impl MetaStore {
         // mean a newer record, so read again.
         for _ in 0..INLINE_READ_ATTEMPTS {
             let Some(raw) = self.get_cf(CF_OBJECTS, &okey)? else {
-                return Ok(None);
+                return Ok((None, guard(None)));
             };
             let mut v = ObjectVersion::decode(&raw)?;
             let ManifestRef::DataElsewhere { chunk, compressed } = v.manifest else {
-                return Ok(Some(v));
+                return Ok((Some(v), guard(Some(&raw))));
             };
             if let Some(sealed) = self.get_cf(CF_INLINE_DATA, &v.version_id.0)? {
                 v.manifest = ManifestRef::Data {
@@ -301,7 +344,7 @@ impl MetaStore {
                     compressed,
                     sealed,
                 };
-                return Ok(Some(v));
+                return Ok((Some(v), guard(Some(&raw))));
             }
             if previous == Some(v.version_id) {
                 return Err(EngineError::Corrupt(format!(
@@ -325,11 +368,49 @@ impl MetaStore {
         Ok(ManifestBlock::decode(&v)?)
     }
 
+    /// A chunk record and a guard that it is still exactly this record.
+    pub fn chunk_guarded(&self, id: &ChunkId) -> EngineResult<(Option<ChunkRecord>, MetaGuard)> {
+        let raw = self.get_cf(CF_CHUNKS, id.as_bytes())?;
+        let rec = match raw.as_deref() {
+            Some(v) if !v.is_empty() => Some(ChunkRecord::decode(v)?),
+            _ => None,
+        };
+        Ok((
+            rec,
+            MetaGuard::value_is(MetaCf::Chunks, id.as_bytes(), raw.as_deref()),
+        ))
+    }
+
     pub fn chunk(&self, id: &ChunkId) -> EngineResult<Option<ChunkRecord>> {
         match self.get_cf(CF_CHUNKS, id.as_bytes())? {
             Some(v) if !v.is_empty() => Ok(Some(ChunkRecord::decode(&v)?)),
             _ => Ok(None),
         }
+    }
+
+    /// An upload record and a guard that it is still exactly this record.
+    pub fn upload_guarded(&self, id: UploadId) -> EngineResult<(Option<UploadRecord>, MetaGuard)> {
+        let raw = self.get_cf(CF_UPLOADS, &id.0)?;
+        let rec = raw.as_deref().map(UploadRecord::decode).transpose()?;
+        Ok((
+            rec,
+            MetaGuard::value_is(MetaCf::Uploads, &id.0, raw.as_deref()),
+        ))
+    }
+
+    /// A part record and a guard that it is still exactly this record.
+    pub fn part_guarded(
+        &self,
+        upload: UploadId,
+        part_number: u32,
+    ) -> EngineResult<(Option<PartRecord>, MetaGuard)> {
+        let key = part_key(upload, part_number);
+        let raw = self.get_cf(CF_PARTS, &key)?;
+        let rec = raw.as_deref().map(PartRecord::decode).transpose()?;
+        Ok((
+            rec,
+            MetaGuard::value_is(MetaCf::Parts, &key, raw.as_deref()),
+        ))
     }
 
     pub fn upload(&self, id: UploadId) -> EngineResult<Option<UploadRecord>> {
@@ -351,6 +432,21 @@ impl MetaStore {
         after: u32,
         limit: usize,
     ) -> EngineResult<Vec<(u32, PartRecord)>> {
+        Ok(self
+            .parts_guarded(upload, after, limit)?
+            .into_iter()
+            .map(|(n, rec, _)| (n, rec))
+            .collect())
+    }
+
+    /// [`MetaStore::parts`], each with a guard that it is still exactly
+    /// that record.
+    pub fn parts_guarded(
+        &self,
+        upload: UploadId,
+        after: u32,
+        limit: usize,
+    ) -> EngineResult<Vec<(u32, PartRecord, MetaGuard)>> {
         let cf = self.cf(CF_PARTS)?;
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(prefix_successor(&upload.0).unwrap_or_default());
@@ -370,7 +466,11 @@ impl MetaStore {
             }
             let mut n = [0u8; 4];
             n.copy_from_slice(&k[16..20]);
-            out.push((u32::from_be_bytes(n), PartRecord::decode(v)?));
+            out.push((
+                u32::from_be_bytes(n),
+                PartRecord::decode(v)?,
+                MetaGuard::value_is(MetaCf::Parts, k, Some(v)),
+            ));
             it.next();
         }
         it.status()?;
@@ -511,6 +611,27 @@ impl MetaStore {
         Ok(self.db.raw_iterator_cf_opt(&handle, ro))
     }
 
+    /// Routes every later [`MetaStore::write`] through `committer` (a
+    /// cluster's log). Set once, before the engine opens on this store;
+    /// returns false if one was already set.
+    pub fn set_committer(&self, committer: Arc<dyn MetaCommitter>) -> bool {
+        self.committer.set(committer).is_ok()
+    }
+
+    /// Whether this store is a cluster replica (writes go through a log).
+    pub fn is_replica(&self) -> bool {
+        self.committer.get().is_some()
+    }
+
+    /// Waits until every change committed anywhere before the call is
+    /// applied here (immediate on a single node, where it always is).
+    pub async fn read_barrier(&self) -> EngineResult<()> {
+        match self.committer.get() {
+            Some(c) => c.read_barrier().await,
+            None => Ok(()),
+        }
+    }
+
     pub fn batch(&self) -> MetaBatch {
         MetaBatch {
             command: MetaCommand::default(),
@@ -563,6 +684,11 @@ impl MetaStore {
     }
 
     fn write_with(&self, batch: MetaBatch, sync: bool) -> EngineResult<()> {
+        if let Some(committer) = self.committer.get() {
+            // A replica: the command reaches this store through the log,
+            // applied by the state machine like on every other node.
+            return committer.commit(batch.command);
+        }
         #[cfg(test)]
         {
             let mut rec = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
@@ -692,6 +818,7 @@ impl MetaStore {
 
 /// An atomic set of metadata changes, typed by record kind; written as one
 /// [`MetaCommand`].
+#[derive(Clone)]
 pub struct MetaBatch {
     command: MetaCommand,
 }
@@ -703,6 +830,33 @@ impl std::fmt::Debug for MetaBatch {
 }
 
 impl MetaBatch {
+    /// Makes the whole batch conditional on `guard` (checked when applied,
+    /// before anything is written).
+    pub fn guard(&mut self, guard: MetaGuard) {
+        self.command.guards.push(guard);
+    }
+
+    /// Guards added so far.
+    pub fn guard_count(&self) -> usize {
+        self.command.guards.len()
+    }
+
+    /// Makes the batch conditional on chunk `id` having a record.
+    pub fn guard_chunk_present(&mut self, id: &ChunkId) {
+        self.guard(MetaGuard::Present {
+            cf: MetaCf::Chunks,
+            key: id.as_bytes().to_vec(),
+        });
+    }
+
+    /// Makes the batch conditional on bucket `name` having a record.
+    pub fn guard_bucket_present(&mut self, name: &str) {
+        self.guard(MetaGuard::Present {
+            cf: MetaCf::Buckets,
+            key: name.as_bytes().to_vec(),
+        });
+    }
+
     fn put(&mut self, cf: MetaCf, key: &[u8], value: Vec<u8>) -> EngineResult<()> {
         self.command.ops.push(MetaOp::Put {
             cf,

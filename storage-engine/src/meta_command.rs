@@ -100,9 +100,10 @@ pub enum MetaOp {
 /// A condition on the metadata a command was built from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MetaGuard {
-    /// The key has no value.
+    /// The key has no value, or an empty one.
     Absent { cf: MetaCf, key: Vec<u8> },
-    /// The key has a value (any).
+    /// The key has a non-empty value. (Empty counts as absent: it is what a
+    /// chunk record's merges leave once the record is gone.)
     Present { cf: MetaCf, key: Vec<u8> },
     /// The key's value has this BLAKE3 hash.
     ValueIs {
@@ -147,8 +148,8 @@ impl MetaGuard {
     /// Whether it holds for the key's current value.
     pub fn holds(&self, current: Option<&[u8]>) -> bool {
         match (self, current) {
-            (MetaGuard::Absent { .. }, v) => v.is_none(),
-            (MetaGuard::Present { .. }, v) => v.is_some(),
+            (MetaGuard::Absent { .. }, v) => v.is_none_or(<[u8]>::is_empty),
+            (MetaGuard::Present { .. }, v) => v.is_some_and(|v| !v.is_empty()),
             (MetaGuard::ValueIs { blake3: h, .. }, Some(v)) => blake3::hash(v).as_bytes() == h,
             (MetaGuard::ValueIs { .. }, None) => false,
         }
@@ -330,11 +331,12 @@ mod tests {
         assert!(!g.holds(Some(b"v2")));
         assert!(!g.holds(None));
         let absent = MetaGuard::value_is(MetaCf::Objects, b"k", None);
-        assert!(absent.holds(None) && !absent.holds(Some(b"")));
+        // Empty is what a collected chunk record's merges leave: absent.
+        assert!(absent.holds(None) && absent.holds(Some(b"")) && !absent.holds(Some(b"x")));
         let present = MetaGuard::Present {
             cf: MetaCf::Chunks,
             key: b"c".to_vec(),
         };
-        assert!(present.holds(Some(b"")) && !present.holds(None));
+        assert!(present.holds(Some(b"r")) && !present.holds(Some(b"")) && !present.holds(None));
     }
 }

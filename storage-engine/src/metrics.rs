@@ -68,6 +68,9 @@ pub struct EngineMetrics {
     pub heal_backlog_bytes: prometheus::IntGauge,
     /// Unreferenced chunk records deleted by garbage collection.
     pub gc_chunks_deleted: IntCounter,
+    /// Metadata writes redone because another writer (another node of a
+    /// cluster) changed the key first.
+    pub meta_conflicts: IntCounter,
     /// Segment files rewritten (live shards moved) and deleted.
     pub gc_segments_compacted: IntCounter,
     /// Bytes of segment files given back to the filesystem.
@@ -186,6 +189,11 @@ impl EngineMetrics {
                     "Shard bytes found missing or corrupt by the scrubber and not yet rebuilt",
                 )
                 .map_err(|e| EngineError::Internal(format!("metric heal_backlog: {e}")))?,
+            )?,
+            meta_conflicts: counter(
+                registry,
+                "cairn_meta_conflicts_total",
+                "Metadata writes redone because another writer changed the key first",
             )?,
             gc_chunks_deleted: counter(
                 registry,

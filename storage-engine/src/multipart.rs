@@ -106,14 +106,19 @@ impl Engine {
                     "a part body was staged inline".into(),
                 ));
             }
-            // Re-check under the lock: a concurrent complete/abort wins.
-            if inner.meta.upload(id)?.is_none() {
+            // Re-check under the lock: a concurrent complete/abort wins. The
+            // guards carry both reads to the apply, for writers elsewhere.
+            let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;
+            if upload.is_none() {
                 return Err(EngineError::NoSuchUpload);
             }
+            let (old, old_unchanged) = inner.meta.part_guarded(id, part_number)?;
             let mut batch = inner.meta.batch();
+            batch.guard(upload_unchanged);
+            batch.guard(old_unchanged);
             staged.pins.unpin(&mut batch)?;
             add_ref_deltas(&mut batch, &staged.entries, &staged.new_chunks, 1)?;
-            if let Some(old) = inner.meta.part(id, part_number)? {
+            if let Some(old) = old {
                 add_ref_deltas(&mut batch, &old.entries, &[], -1)?;
             }
             let part = PartRecord {
@@ -200,13 +205,14 @@ impl Engine {
         let _g = self.inner.lock_keys(&id, Some(&(b.id, key))).await;
         let inner = self.inner.clone();
         let key = key.to_owned();
+        let bucket = bucket.to_owned();
         let version = blocking(move || {
-            let upload = match inner.meta.upload(id)? {
+            let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;
+            let upload = match upload {
                 Some(u) if u.bucket_id == b.id && u.key == key => u,
                 _ => return Err(EngineError::NoSuchUpload),
             };
-            let old = inner.meta.object(b.id, &key)?;
-            cond.check(old.as_ref())?;
+            cond.check(inner.meta.object(b.id, &key)?.as_ref())?;
             if parts.is_empty() {
                 return Err(EngineError::InvalidPart { part_number: 0 });
             }
@@ -215,9 +221,18 @@ impl Engine {
                     return Err(EngineError::InvalidPartOrder);
                 }
             }
-            let stored = inner.meta.parts(id, 0, PART_NUMBER_MAX as usize + 1)?;
+            let stored = inner
+                .meta
+                .parts_guarded(id, 0, PART_NUMBER_MAX as usize + 1)?;
+            let mut batch = inner.meta.batch();
+            // Every record read below is released: all must be as read.
+            batch.guard(upload_unchanged);
             let mut by_number: std::collections::HashMap<u32, PartRecord> =
-                stored.into_iter().collect();
+                std::collections::HashMap::with_capacity(stored.len());
+            for (n, rec, unchanged) in stored {
+                batch.guard(unchanged);
+                by_number.insert(n, rec);
+            }
             let mut chosen = Vec::with_capacity(parts.len());
             for (i, p) in parts.iter().enumerate() {
                 let Some(rec) = by_number.remove(&p.part_number) else {
@@ -249,7 +264,6 @@ impl Engine {
             let etag = format!("{}-{}", hex::encode(md5s.finalize()), chosen.len());
             let size: u64 = part_sizes.iter().sum();
 
-            let mut batch = inner.meta.batch();
             // References move from the chosen parts to the object: build the
             // version (+1 per entry), then release the parts (-1 per entry).
             let mut version = inner.build_version(
@@ -271,12 +285,14 @@ impl Engine {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
                 batch.delete_part(id, n)?;
             }
-            if let Some(old) = &old {
-                inner.release_version(&mut batch, old)?;
-            }
             batch.put_object(b.id, &key, &version)?;
             batch.delete_upload(id, &upload)?;
-            inner.meta.write(batch)?;
+            match inner.replace_current(&bucket, b.id, &key, &batch, &cond) {
+                // The upload or a part changed elsewhere (an abort, or a
+                // part uploaded again): as if that had come first.
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::NoSuchUpload),
+                r => r,
+            }?;
             Ok(version)
         })
         .await?;
@@ -292,16 +308,27 @@ impl Engine {
         let _g = self.inner.lock_keys(&id, None::<&()>).await;
         let inner = self.inner.clone();
         blocking(move || {
-            let Some(upload) = inner.meta.upload(id)? else {
+            let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;
+            let Some(upload) = upload else {
                 return Err(EngineError::NoSuchUpload);
             };
             let mut batch = inner.meta.batch();
-            for (n, rec) in inner.meta.parts(id, 0, PART_NUMBER_MAX as usize + 1)? {
+            batch.guard(upload_unchanged);
+            for (n, rec, unchanged) in
+                inner
+                    .meta
+                    .parts_guarded(id, 0, PART_NUMBER_MAX as usize + 1)?
+            {
+                batch.guard(unchanged);
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
                 batch.delete_part(id, n)?;
             }
             batch.delete_upload(id, &upload)?;
-            inner.meta.write(batch)
+            match inner.meta.write(batch) {
+                // Completed, aborted or given a new part elsewhere meanwhile.
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::NoSuchUpload),
+                r => r,
+            }
         })
         .await
     }

@@ -25,14 +25,17 @@ impl Engine {
         let inner = self.inner.clone();
         let key = key.to_owned();
         blocking(move || {
-            let mut version = inner
-                .meta
-                .object(b.id, &key)?
-                .ok_or(EngineError::NoSuchKey)?;
+            let (version, unchanged) = inner.meta.object_guarded(b.id, &key)?;
+            let mut version = version.ok_or(EngineError::NoSuchKey)?;
             version.meta.tags = tags;
             let mut batch = inner.meta.batch();
+            // Replaced elsewhere meanwhile: the tags were for that version.
+            batch.guard(unchanged);
             batch.put_object(b.id, &key, &version)?;
-            inner.meta.write(batch)?;
+            match inner.meta.write(batch) {
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
+                r => r,
+            }?;
             Ok(version)
         })
         .await
@@ -54,11 +57,16 @@ impl Engine {
         let inner = self.inner.clone();
         let name = bucket.to_owned();
         blocking(move || {
-            let mut rec = inner.bucket(&name)?;
+            let (rec, unchanged) = inner.meta.bucket_guarded(&name)?;
+            let mut rec = rec.ok_or(EngineError::NoSuchBucket)?;
             rec.tags = tags;
             let mut batch = inner.meta.batch();
+            batch.guard(unchanged);
             batch.put_bucket(&name, &rec)?;
-            inner.meta.write(batch)
+            match inner.meta.write(batch) {
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
+                r => r,
+            }
         })
         .await
     }

@@ -91,6 +91,9 @@ pub fn place_across_nodes(
 
 /// Drive indexes (into `0..drive_count`) for shards `0..shard_count`.
 /// Requires `shard_count <= drive_count` (checked when the engine opens).
+/// The single-node rule, kept as the reference that [`place_across_nodes`]
+/// must equal on one node (tested); the engine calls that one.
+#[cfg(test)]
 pub fn place(chunk: &ChunkId, drive_count: usize, shard_count: usize) -> Vec<usize> {
     debug_assert!(shard_count <= drive_count);
     let seed = seed_of(chunk);

@@ -62,8 +62,15 @@ impl ChunkPins {
             return Ok(false);
         }
         let mut batch = inner.meta.batch();
+        // The record may be collected elsewhere (another node) between the
+        // read and the pin: the pin applies only while it exists.
+        batch.guard_chunk_present(id);
         batch.chunk_ref(id, &ChunkRefDelta::refs(1))?;
-        inner.meta.write_unsynced(batch)?;
+        match inner.meta.write_unsynced(batch) {
+            Ok(()) => {}
+            Err(EngineError::GuardFailed(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
         self.ids.push(*id);
         Ok(true)
     }
@@ -226,12 +233,10 @@ impl Engine {
         let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
         let inner = self.inner.clone();
         let key = key.to_owned();
+        let bucket = bucket.to_owned();
         let size = staged.size;
         let version = blocking(move || {
             let mut staged = staged;
-            // The read below and the batch are both under the key's lock.
-            let old = inner.meta.object(b.id, &key)?;
-            cond.check(old.as_ref())?;
             let mut batch = inner.meta.batch();
             staged.pins.unpin(&mut batch)?;
             let version = match staged.data.take() {
@@ -253,11 +258,8 @@ impl Engine {
                     Vec::new(),
                 )?,
             };
-            if let Some(old) = &old {
-                inner.release_version(&mut batch, old)?;
-            }
             batch.put_object(b.id, &key, &version)?;
-            inner.meta.write(batch)?;
+            inner.replace_current(&bucket, b.id, &key, &batch, &cond)?;
             staged.pins.disarm();
             Ok(version)
         })
@@ -450,7 +452,10 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
     let shard_count = coder.total_shards();
     // Rendezvous order over all drives; healthy drives first so a faulty one
     // is replaced by the next candidate when there is a spare drive.
-    let ranking = crate::placement::place(&id, inner.drives.len(), inner.drives.len());
+    // One node is exactly `placement::place`; a cluster spreads shards one
+    // per node first.
+    let ranking =
+        crate::placement::place_across_nodes(&id, &inner.placement_drives, inner.drives.len());
     let (healthy, faulty): (Vec<usize>, Vec<usize>) =
         ranking.into_iter().partition(|&d| inner.drive_usable(d));
     let targets: Vec<usize> = healthy

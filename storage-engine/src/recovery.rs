@@ -49,6 +49,15 @@ impl Inner {
         if clean || first_start {
             return Ok(None);
         }
+        if self.meta.is_replica() {
+            // Other nodes write while this one starts, so a recount would
+            // race them. A pin this node took and lost in the crash keeps
+            // its chunk alive (space, never data); see docs/cluster.md.
+            tracing::warn!(
+                "unclean shutdown of a cluster node: chunk references are not recounted"
+            );
+            return Ok(None);
+        }
         let report = self.recount_references()?;
         tracing::warn!(
             checked = report.chunks_checked,

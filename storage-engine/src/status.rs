@@ -40,14 +40,18 @@ impl Engine {
         let gauge = |v: &prometheus::IntGaugeVec, d: usize| {
             u64::try_from(v.with_label_values(&[d.to_string().as_str()]).get()).unwrap_or(0)
         };
-        let drives = cfg
-            .drive_dirs
+        let drives = self
+            .inner
+            .drives
             .iter()
             .enumerate()
-            .map(|(d, path)| DriveStatus {
+            .map(|(d, store)| DriveStatus {
                 index: d,
-                path: path.clone(),
-                present: path.join("segments").is_dir(),
+                path: store
+                    .local_dir()
+                    .map(|p| p.to_path_buf())
+                    .unwrap_or_else(|| store.describe().into()),
+                present: store.present(),
                 faulty: !self.inner.drive_usable(d),
                 segment_bytes: gauge(&m.drive_segment_bytes, d),
                 fs_free_bytes: gauge(&m.drive_fs_free_bytes, d),
@@ -72,11 +76,13 @@ impl Engine {
     /// drive, three RocksDB properties.
     pub fn refresh_gauges(&self) {
         let m = &self.inner.metrics;
-        for (d, dir) in self.inner.config.drive_dirs.iter().enumerate() {
+        for (d, store) in self.inner.drives.iter().enumerate() {
             let label = d.to_string();
-            if let Some(store) = self.inner.drives.get(d)
-                && let Ok(segments) = store.segments()
-            {
+            // Another node's drives report on that node's /metrics.
+            let Some(dir) = store.local_dir() else {
+                continue;
+            };
+            if let Ok(segments) = store.segments() {
                 let bytes: u64 = segments.iter().map(|s| s.len_bytes).sum();
                 m.drive_segment_bytes
                     .with_label_values(&[label.as_str()])

@@ -1,0 +1,152 @@
+//! `cairn server` as one node of a cluster (docs/cluster.md): starts Raft
+//! and the shard listener, joins the cluster, and opens the engine on the
+//! replicated metadata store and on every node's drives.
+//!
+//! Drive ids are cluster-wide: node ids sorted ascending, each node's
+//! drives in its `--drives` order, so the node at position p (from 0) owns
+//! ids p·n … p·n+n−1. Every node has the same number of drives n.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_cluster::{
+    ClusterNode, ClusterSecret, ClusterWriter, Faults, RaftCommitter, RemoteDrive, RunningNode,
+    serve_shards,
+};
+use cairn_storage_engine::{
+    Engine, EngineConfig, EngineMetrics, LocalDrive, MasterKey, ShardStore,
+};
+
+use crate::config::{ClusterConfig, ServerConfig};
+use cairn_cluster::raft_config as openraft_config;
+
+/// How long a node waits for an existing leader before the lowest id
+/// initializes a new cluster.
+const LEADER_WAIT: Duration = Duration::from_secs(3);
+/// How long start-up waits for a leader at all.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one metadata commit may wait for a quorum.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Raft timing: heartbeats every 150 ms; a follower that hears nothing for
+/// 0.8–1.6 s starts an election.
+fn raft_config() -> openraft_config::Config {
+    openraft_config::Config {
+        cluster_name: "cairn".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 800,
+        election_timeout_max: 1600,
+        snapshot_policy: openraft_config::SnapshotPolicy::LogsSinceLast(20_000),
+        ..Default::default()
+    }
+}
+
+pub async fn open(
+    cfg: &ServerConfig,
+    cluster: &ClusterConfig,
+    engine_cfg: EngineConfig,
+    master: MasterKey,
+    registry: &prometheus::Registry,
+) -> Result<(Engine, RunningNode), String> {
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(&cluster.secret_hex, &mut secret)
+        .map_err(|_| "CAIRN_CLUSTER_SECRET must be 64 hex digits".to_owned())?;
+    let secret = ClusterSecret::from_bytes(secret);
+    let per_node = cfg.drives.len();
+    let position = cluster
+        .nodes
+        .keys()
+        .position(|id| *id == cluster.node_id)
+        .ok_or("this node is not in the cluster list")?;
+    let metrics = EngineMetrics::register(registry).map_err(|e| format!("metrics: {e}"))?;
+
+    // Every drive of the cluster, in cluster order.
+    let runtime = tokio::runtime::Handle::current();
+    let mut drives: Vec<Arc<dyn ShardStore>> = Vec::new();
+    let mut local: Vec<Arc<dyn ShardStore>> = Vec::new();
+    for (p, (id, addr)) in cluster.nodes.iter().enumerate() {
+        let node = u16::try_from(*id).map_err(|_| format!("node id {id} is too large"))?;
+        for i in 0..per_node {
+            let index = u16::try_from(p * per_node + i)
+                .map_err(|_| "too many drives in the cluster".to_owned())?;
+            if p == position {
+                let drive: Arc<dyn ShardStore> = Arc::new(
+                    LocalDrive::open(
+                        index,
+                        &cfg.drives[i],
+                        engine_cfg.segment_size_max_bytes,
+                        Some(metrics.drive(index)),
+                    )
+                    .map_err(|e| format!("opening drive {}: {e}", cfg.drives[i].display()))?,
+                );
+                local.push(drive.clone());
+                drives.push(drive);
+            } else {
+                let shard_addr = ClusterConfig::shard_addr(addr)?;
+                drives.push(Arc::new(RemoteDrive::new(
+                    index,
+                    node,
+                    format!("http://{shard_addr}"),
+                    secret.clone(),
+                    runtime.clone(),
+                )));
+            }
+        }
+    }
+
+    let shard_listen = ClusterConfig::shard_addr(&cluster.listen)?;
+    let shard_listener = tokio::net::TcpListener::bind(&shard_listen)
+        .await
+        .map_err(|e| format!("cannot listen on {shard_listen} (shard transfer): {e}"))?;
+    tokio::spawn(serve_shards(shard_listener, local, secret.clone()));
+
+    let node = RunningNode::start(
+        cluster.node_id,
+        &cfg.data_dir,
+        &cluster.listen,
+        raft_config(),
+        secret,
+        Arc::new(Faults::default()),
+    )
+    .await
+    .map_err(|e| format!("starting cluster node {}: {e}", cluster.node_id))?;
+    let members: BTreeMap<u64, ClusterNode> = cluster
+        .nodes
+        .iter()
+        .map(|(id, addr)| {
+            (
+                *id,
+                ClusterNode {
+                    raft_addr: addr.clone(),
+                    s3_addr: String::new(),
+                },
+            )
+        })
+        .collect();
+    println!(
+        "cairn: cluster node {} of {}: waiting for a leader",
+        cluster.node_id,
+        members.len()
+    );
+    let leader = node.join(members, LEADER_WAIT, JOIN_TIMEOUT).await?;
+    println!("cairn: cluster leader is node {leader}");
+    let writer = ClusterWriter::new(node.raft.clone(), node.network.clone(), COMMIT_TIMEOUT);
+    if !node
+        .store
+        .set_committer(Arc::new(RaftCommitter::new(writer, runtime)))
+    {
+        return Err("the metadata store already had a committer".into());
+    }
+    let store = node.store.clone();
+    // Opening commits through Raft (blocking on this runtime): off it.
+    let engine = tokio::task::spawn_blocking(move || {
+        let engine = Engine::open_on(engine_cfg, &master, metrics, drives, store);
+        drop(master);
+        engine
+    })
+    .await
+    .map_err(|e| format!("opening storage: {e}"))?
+    .map_err(|e| format!("opening storage: {e}"))?;
+    Ok((engine, node))
+}
