@@ -456,13 +456,20 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
     // per node first.
     let ranking =
         crate::placement::place_across_nodes(&id, &inner.placement_drives, inner.drives.len());
-    let (healthy, faulty): (Vec<usize>, Vec<usize>) =
-        ranking.into_iter().partition(|&d| inner.drive_usable(d));
-    let targets: Vec<usize> = healthy
-        .into_iter()
-        .chain(faulty)
-        .take(shard_count)
-        .collect();
+    let targets: Vec<usize> = if inner.meta.is_replica() {
+        // A cluster keeps the rule's drives even when some are down: a
+        // substitute would put more shards on one node than its failure
+        // may take. The missing shards are recorded and rebuilt in place.
+        ranking.into_iter().take(shard_count).collect()
+    } else {
+        let (healthy, faulty): (Vec<usize>, Vec<usize>) =
+            ranking.into_iter().partition(|&d| inner.drive_usable(d));
+        healthy
+            .into_iter()
+            .chain(faulty)
+            .take(shard_count)
+            .collect()
+    };
     let quorum = inner.write_quorum(coder.data_shards(), coder.parity_shards());
     let mut shards = Vec::with_capacity(shard_count);
     let mut syncs = Vec::with_capacity(shard_count);

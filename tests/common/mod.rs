@@ -110,6 +110,12 @@ impl TestServer {
         Self::launch(DataDir::Given(dir.to_owned()), Vec::new())
     }
 
+    /// Starts a server on an existing data directory (kept after drop)
+    /// with extra command-line arguments (a cluster node's, say).
+    pub fn start_in_with_args(dir: &Path, args: Vec<String>) -> TestServer {
+        Self::launch(DataDir::Given(dir.to_owned()), args)
+    }
+
     fn launch(dir: DataDir, extra_args: Vec<String>) -> TestServer {
         let mut s = TestServer {
             dir,
