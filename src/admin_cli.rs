@@ -173,6 +173,17 @@ enum AdminCommand {
     /// Buckets as the server sees them.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// A cluster as this node sees it (docs/cluster.md).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Nodes (role, address, how far each has replicated the metadata
+    /// log), the leader, then every drive of the cluster with its state and
+    /// the heal backlog (shards known missing or corrupt, not rebuilt yet).
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -877,6 +888,70 @@ fn bucket_command(
 
 /// Runs `cairn admin …`; the exit code is non-zero when something could not
 /// be repaired or the server could not be reached.
+fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
+    let r = expect_status(call(signer, base, "GET", "/admin/cluster")?, 200)?;
+    if as_json {
+        print!("{}", r.body);
+        return Ok(true);
+    }
+    let v = parse_json(&r.body)?;
+    let opt = |key: &str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_u64)
+            .map_or("-".to_owned(), |n| n.to_string())
+    };
+    let me = num(&v, "node_id");
+    let leader = v.get("leader").and_then(serde_json::Value::as_u64);
+    println!(
+        "cluster: this is node {me} ({}), leader {}, term {}, log {} applied {}",
+        v.get("state")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_lowercase(),
+        leader.map_or("none (no quorum?)".to_owned(), |l| format!("node {l}")),
+        num(&v, "term"),
+        opt("last_log_index"),
+        opt("applied_index"),
+    );
+    println!();
+    println!("{:<6}{:<10}{:<24}replicated", "node", "role", "address");
+    for m in v
+        .get("members")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let id = num(m, "id");
+        let role = if Some(id) == leader {
+            "leader"
+        } else if flag(m, "voter") {
+            "follower"
+        } else {
+            "learner"
+        };
+        // Only the leader tracks what each member holds.
+        let replicated = match m.get("matched_index").and_then(serde_json::Value::as_u64) {
+            Some(i) => i.to_string(),
+            None if leader == Some(me) => "unreachable".to_owned(),
+            None => "-".to_owned(),
+        };
+        println!(
+            "{:<6}{:<10}{:<24}{}{}",
+            id,
+            role,
+            m.get("raft_addr")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("?"),
+            replicated,
+            if id == me { "  (this node)" } else { "" }
+        );
+    }
+    println!();
+    let healthy_quorum = leader.is_some();
+    let drives_ok = status(signer, base, false)?;
+    Ok(healthy_quorum && drives_ok)
+}
+
 pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let base = args.admin_url.trim_end_matches('/').to_owned();
     let signer = match Signer::from_args(&args) {
@@ -896,6 +971,7 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
         AdminCommand::Gc => gc(&signer, &base, as_json),
         AdminCommand::Key(cmd) => key_command(&signer, &base, cmd, as_json),
         AdminCommand::Bucket(cmd) => bucket_command(&signer, &base, cmd, as_json),
+        AdminCommand::Cluster(ClusterCommand::Status) => cluster_status(&signer, &base, as_json),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

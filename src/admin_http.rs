@@ -423,6 +423,7 @@ async fn handle_admin(
     engine: &Engine,
     gc: GcOptions,
     auth: &AdminAuth,
+    cluster: Option<&cairn_cluster::RunningNode>,
 ) -> Option<Response<Full<Bytes>>> {
     if !req.uri().path().starts_with("/admin/") {
         return None;
@@ -432,6 +433,16 @@ async fn handle_admin(
     }
     let resp = match (req.method(), req.uri().path()) {
         (&Method::GET, "/admin/status") => json(StatusCode::OK, status_json(&engine.status())),
+        (&Method::GET, "/admin/cluster") => match cluster {
+            Some(node) => match serde_json::to_string(&node.status()) {
+                Ok(body) => json(StatusCode::OK, format!("{body}\n")),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            },
+            None => error_json(
+                StatusCode::NOT_FOUND,
+                "this server is a single node, not part of a cluster (see docs/cluster.md)",
+            ),
+        },
         (&Method::GET, "/admin/scrub") => {
             json(StatusCode::OK, scrub_status_json(&engine.scrub_status()))
         }
@@ -533,12 +544,14 @@ fn handle(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     engine: Engine,
     registry: Registry,
     gc: GcOptions,
     auth: AdminAuth,
+    cluster: Option<std::sync::Arc<cairn_cluster::RunningNode>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -555,16 +568,19 @@ pub async fn serve(
         let registry = registry.clone();
         let tls = tls.clone();
         let auth = auth.clone();
+        let cluster = cluster.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let engine = engine.clone();
                 let registry = registry.clone();
                 let auth = auth.clone();
+                let cluster = cluster.clone();
                 async move {
-                    let resp = match handle_admin(&req, &engine, gc, &auth).await {
-                        Some(r) => r,
-                        None => handle(&req, &engine, &registry),
-                    };
+                    let resp =
+                        match handle_admin(&req, &engine, gc, &auth, cluster.as_deref()).await {
+                            Some(r) => r,
+                            None => handle(&req, &engine, &registry),
+                        };
                     Ok::<_, Infallible>(resp)
                 }
             });

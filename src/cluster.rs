@@ -26,6 +26,9 @@ use cairn_cluster::raft_config as openraft_config;
 const LEADER_WAIT: Duration = Duration::from_secs(3);
 /// How long start-up waits for a leader at all.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How often a node re-reads the stored access keys (a key created or
+/// deleted through another node takes effect here within this time).
+pub const KEY_RELOAD_PERIOD: Duration = Duration::from_secs(2);
 /// How long one metadata commit may wait for a quorum.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 

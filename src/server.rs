@@ -142,13 +142,26 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         Some(cluster) => {
             let (engine, node) =
                 crate::cluster::open(&cfg, cluster, engine_cfg, master, &registry).await?;
-            (engine, Some(node))
+            (engine, Some(Arc::new(node)))
         }
     };
     let fixed = resolve_credentials(&cfg, &engine).await?;
     let keys = Arc::new(
         KeyRing::new(engine.clone(), fixed).map_err(|e| format!("loading access keys: {e}"))?,
     );
+    if cluster_node.is_some() {
+        // Keys changed through another node reach this one's ring here.
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::cluster::KEY_RELOAD_PERIOD);
+            loop {
+                tick.tick().await;
+                if let Err(e) = keys.reload().await {
+                    tracing::warn!(error = %e, "reloading access keys");
+                }
+            }
+        });
+    }
     let admin_auth = crate::admin_http::AdminAuth {
         keys: keys.clone(),
         verify: Arc::new(cairn_s3_api::auth::VerifyConfig::new(cfg.region.clone())),
@@ -202,6 +215,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         registry,
         crate::background::gc_options(&cfg.maintenance),
         admin_auth,
+        cluster_node.clone(),
         tls.clone(),
         stop_rx.clone(),
     ));

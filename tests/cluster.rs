@@ -240,6 +240,54 @@ fn writes_on_one_node_are_read_on_every_other() {
         assert!(!object_exists(&c2, "shared", "small").await);
         assert!(!object_exists(&c3, "shared", "small").await);
 
+        // `cairn admin cluster status` on a follower names the leader and
+        // lists the three members and the drives of all nodes.
+        let (ok, out, err) = cairn_admin_as(
+            cluster.node(1),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "status"],
+        );
+        assert!(ok, "cluster status failed: {out}\n{err}");
+        assert!(out.contains("leader node"), "{out}");
+        // Three members, then the two other nodes' drives (the own drive
+        // shows as its path).
+        assert_eq!(out.matches("127.0.0.1:").count(), 2 * NODES - 1, "{out}");
+        assert_eq!(out.matches(" at http://").count(), NODES - 1, "{out}");
+        assert!(out.contains("(this node)"), "{out}");
+
+        // A key created through one node works on another within seconds.
+        let (ok, out, err) = cairn_admin_as(
+            cluster.node(0),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["key", "create", "reader", "--allow", "shared:r", "--json"],
+        );
+        assert!(ok, "key create: {err}");
+        let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let (id, secret) = (
+            created["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        );
+        let reader = sdk_client_for(&cluster.node(2).endpoint(), &id, &secret, &[]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match reader
+                .get_object()
+                .bucket("shared")
+                .key("multi")
+                .send()
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => assert!(
+                    Instant::now() < deadline,
+                    "a key made on node 1 still fails on node 3: {e:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
         // A bucket name taken on one node is taken everywhere.
         let err = c3
             .create_bucket()

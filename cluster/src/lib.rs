@@ -48,7 +48,7 @@ pub use log_store::LogStore;
 pub use network::{
     ClusterSecret, ClusterWriter, Faults, HttpConnection, HttpNetwork, WriteError, serve,
 };
-pub use node::{RunningNode, StartError};
+pub use node::{MemberStatus, NodeStatus, RunningNode, StartError};
 use serde::{Deserialize, Serialize};
 pub use shards::{RemoteDrive, serve_shards};
 pub use state_machine::MetaStateMachine;

@@ -30,6 +30,30 @@ pub enum StartError {
     Raft(#[from] openraft::error::Fatal<NodeId>),
 }
 
+/// What a node knows about the cluster, for `cairn admin cluster status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeStatus {
+    pub node_id: NodeId,
+    /// "Leader", "Follower", "Candidate", "Learner" or "Shutdown".
+    pub state: String,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_log_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member as this node sees it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub raft_addr: String,
+    pub voter: bool,
+    /// The last log index the leader knows this member holds (only the
+    /// leader tracks it: `None` elsewhere, or for an unreachable member).
+    pub matched_index: Option<u64>,
+}
+
 /// A started node. Dropping it leaves Raft running; call
 /// [`RunningNode::shutdown`].
 pub struct RunningNode {
@@ -137,6 +161,35 @@ impl RunningNode {
             .map_err(|e| format!("no cluster leader after {timeout:?}: {e}"))?;
         m.current_leader
             .ok_or_else(|| "no cluster leader".to_owned())
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                raft_addr: node.raft_addr.clone(),
+                voter: voters.contains(id),
+                matched_index: m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id).cloned().flatten())
+                    .map(|l| l.index),
+            })
+            .collect();
+        NodeStatus {
+            node_id: self.id,
+            state: format!("{:?}", m.state),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            applied_index: m.last_applied.map(|l| l.index),
+            members,
+        }
     }
 
     /// Stops Raft and the listener.

@@ -132,20 +132,7 @@ impl std::fmt::Debug for KeyRing {
 impl KeyRing {
     /// The start-up keys `fixed` (admin keys) and every stored key.
     pub fn new(engine: Engine, fixed: Vec<(String, String)>) -> EngineResult<Self> {
-        let mut entries = HashMap::new();
-        for id in engine.access_key_ids()? {
-            // One unreadable key (a damaged record, or sealed under another
-            // master key) disables that key only, not the server.
-            let key = match engine.access_key(&id) {
-                Ok(Some(k)) => k,
-                Ok(None) => continue,
-                Err(e) => {
-                    tracing::error!(key = %id, error = %e, "access key unreadable; it is disabled");
-                    continue;
-                }
-            };
-            entries.insert(key.id.clone(), Arc::new(KeyEntry::stored(&key)));
-        }
+        let mut entries = Self::load_stored(&engine)?;
         let mut ids = Vec::new();
         for (id, secret) in fixed {
             entries.insert(
@@ -165,6 +152,43 @@ impl KeyRing {
             entries: RwLock::new(entries),
             changes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Reads every stored key again and replaces the ring's copies (the
+    /// start-up keys stay). A cluster node calls it periodically: keys
+    /// created, changed or deleted through another node reach it so.
+    pub async fn reload(&self) -> EngineResult<()> {
+        let _change = self.changes.lock().await;
+        let engine = self.engine.clone();
+        let stored = tokio::task::spawn_blocking(move || Self::load_stored(&engine))
+            .await
+            .map_err(|e| EngineError::Internal(format!("reloading keys: {e}")))??;
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        map.retain(|id, _| self.is_fixed(id));
+        for (id, entry) in stored {
+            if !self.is_fixed(&id) {
+                map.insert(id, entry);
+            }
+        }
+        Ok(())
+    }
+
+    fn load_stored(engine: &Engine) -> EngineResult<HashMap<String, Arc<KeyEntry>>> {
+        let mut entries = HashMap::new();
+        for id in engine.access_key_ids()? {
+            // One unreadable key (a damaged record, or sealed under another
+            // master key) disables that key only, not the server.
+            let key = match engine.access_key(&id) {
+                Ok(Some(k)) => k,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(key = %id, error = %e, "access key unreadable; it is disabled");
+                    continue;
+                }
+            };
+            entries.insert(key.id.clone(), Arc::new(KeyEntry::stored(&key)));
+        }
+        Ok(entries)
     }
 
     fn entry(&self, id: &str) -> Option<Arc<KeyEntry>> {
