@@ -184,6 +184,17 @@ enum ClusterCommand {
     /// log), the leader, then every drive of the cluster with its state and
     /// the heal backlog (shards known missing or corrupt, not rebuilt yet).
     Status,
+    /// Move every shard that is not where the placement rule puts it now
+    /// (after nodes or drives were added, or to drain the nodes given in
+    /// --cluster-drain), with progress. Also works on a single node.
+    Rebalance {
+        /// Copy at most this many bytes per second (e.g. 50MiB); 0 = no limit.
+        #[arg(long, default_value = "0", value_parser = parse_size)]
+        rate: u64,
+        /// Start it and return without waiting.
+        #[arg(long)]
+        no_wait: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -415,7 +426,48 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
+/// What a followed job reports: its byte counter and the counts after the
+/// bar.
+#[derive(Clone, Copy)]
+struct JobKind {
+    bytes_key: &'static str,
+    bytes_verb: &'static str,
+    counts: fn(&serde_json::Value) -> String,
+}
+
+const SCRUB_JOB: JobKind = JobKind {
+    bytes_key: "bytes_read",
+    bytes_verb: "read",
+    counts: |s| {
+        format!(
+            "missing {} corrupt {} repaired {} unrecoverable {}",
+            num(s, "shards_missing"),
+            num(s, "shards_corrupt"),
+            num(s, "shards_repaired"),
+            num(s, "chunks_unrecoverable"),
+        )
+    },
+};
+
+const REBALANCE_JOB: JobKind = JobKind {
+    bytes_key: "bytes_moved",
+    bytes_verb: "moved",
+    counts: |s| {
+        format!(
+            "misplaced chunks {} shards moved {} skipped {}",
+            num(s, "chunks_misplaced"),
+            num(s, "shards_moved"),
+            num(s, "shards_skipped"),
+        )
+    },
+};
+
+#[cfg(test)]
 fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
+    job_progress_line(SCRUB_JOB, status, elapsed)
+}
+
+fn job_progress_line(kind: JobKind, status: &serde_json::Value, elapsed: Duration) -> String {
     let done = num(status, "chunks_checked");
     let total = num(status, "chunks_total_estimate").max(done).max(1);
     let running = flag(status, "running");
@@ -427,7 +479,7 @@ fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
     const WIDTH: usize = 30;
     let filled = (frac * WIDTH as f64) as usize;
     let bar: String = "#".repeat(filled) + &".".repeat(WIDTH - filled);
-    let bytes = num(status, "bytes_read");
+    let bytes = num(status, kind.bytes_key);
     let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
     let eta = if running && frac > 0.0 {
         let left = elapsed.as_secs_f64() * (1.0 - frac) / frac;
@@ -438,14 +490,12 @@ fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
         format!("done in {}", human_duration(elapsed))
     };
     format!(
-        "[{bar}] {:>3.0}%  {done}/{total} chunks  {} read ({}/s)  {eta}  missing {} corrupt {} repaired {} unrecoverable {}",
+        "[{bar}] {:>3.0}%  {done}/{total} chunks  {} {} ({}/s)  {eta}  {}",
         frac * 100.0,
         human_bytes(bytes),
+        kind.bytes_verb,
         human_bytes(rate as u64),
-        num(status, "shards_missing"),
-        num(status, "shards_corrupt"),
-        num(status, "shards_repaired"),
-        num(status, "chunks_unrecoverable"),
+        (kind.counts)(status),
     )
 }
 
@@ -455,10 +505,15 @@ struct ScrubProgress {
     bar: Option<indicatif::ProgressBar>,
     quiet: bool,
     last_line: Instant,
+    kind: JobKind,
 }
 
 impl ScrubProgress {
     fn new(quiet: bool) -> Self {
+        Self::for_job(quiet, SCRUB_JOB)
+    }
+
+    fn for_job(quiet: bool, kind: JobKind) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(1);
             let style = indicatif::ProgressStyle::with_template(
@@ -473,6 +528,7 @@ impl ScrubProgress {
             bar,
             quiet,
             last_line: Instant::now(),
+            kind,
         }
     }
 
@@ -484,12 +540,10 @@ impl ScrubProgress {
                 bar.set_length(num(status, "chunks_total_estimate").max(done).max(1));
                 bar.set_position(done);
                 bar.set_message(format!(
-                    "{} read  missing {} corrupt {} repaired {} unrecoverable {}",
-                    human_bytes(num(status, "bytes_read")),
-                    num(status, "shards_missing"),
-                    num(status, "shards_corrupt"),
-                    num(status, "shards_repaired"),
-                    num(status, "chunks_unrecoverable"),
+                    "{} {}  {}",
+                    human_bytes(num(status, self.kind.bytes_key)),
+                    self.kind.bytes_verb,
+                    (self.kind.counts)(status),
                 ));
                 if !running {
                     bar.finish();
@@ -498,7 +552,7 @@ impl ScrubProgress {
             None if self.quiet => {}
             None => {
                 if !running || self.last_line.elapsed() >= Duration::from_secs(5) {
-                    eprintln!("{}", progress_line(status, elapsed));
+                    eprintln!("{}", job_progress_line(self.kind, status, elapsed));
                     self.last_line = Instant::now();
                 }
             }
@@ -888,6 +942,67 @@ fn bucket_command(
 
 /// Runs `cairn admin …`; the exit code is non-zero when something could not
 /// be repaired or the server could not be reached.
+/// Starts a rebalance and (unless `no_wait`) follows it to the end.
+fn rebalance(
+    signer: &Signer,
+    base: &str,
+    rate: u64,
+    no_wait: bool,
+    as_json: bool,
+) -> Result<bool, String> {
+    let path = if rate > 0 {
+        format!("/admin/rebalance?bytes_per_sec={rate}")
+    } else {
+        "/admin/rebalance".to_owned()
+    };
+    let started = call(signer, base, "POST", &path)?;
+    match started.status {
+        202 if !as_json => eprintln!("cairn: rebalance started"),
+        409 if !as_json => eprintln!("cairn: a rebalance is already running; following it"),
+        202 | 409 => {}
+        s => {
+            return Err(format!(
+                "server answered {s}: {}",
+                error_message(&started.body)
+            ));
+        }
+    }
+    if no_wait {
+        if as_json {
+            print!("{}", started.body);
+        }
+        return Ok(true);
+    }
+    let t0 = Instant::now();
+    let mut progress = ScrubProgress::for_job(as_json, REBALANCE_JOB);
+    loop {
+        let reply = expect_status(call(signer, base, "GET", "/admin/rebalance")?, 200)?;
+        let status = parse_json(&reply.body)?;
+        progress.update(&status, t0.elapsed());
+        if !flag(&status, "running") {
+            let skipped = num(&status, "shards_skipped");
+            if as_json {
+                print!("{}", reply.body);
+            } else {
+                println!(
+                    "rebalance finished: {} chunks, {} misplaced, {} shards moved ({}), {skipped} skipped",
+                    num(&status, "chunks_checked"),
+                    num(&status, "chunks_misplaced"),
+                    num(&status, "shards_moved"),
+                    human_bytes(num(&status, "bytes_moved")),
+                );
+                if skipped > 0 {
+                    eprintln!(
+                        "cairn: some shards were left in place (unreadable: run a scrub; or their drive is down): run the rebalance again later"
+                    );
+                }
+            }
+            return Ok(skipped == 0);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
     let r = expect_status(call(signer, base, "GET", "/admin/cluster")?, 200)?;
     if as_json {
@@ -972,6 +1087,9 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
         AdminCommand::Key(cmd) => key_command(&signer, &base, cmd, as_json),
         AdminCommand::Bucket(cmd) => bucket_command(&signer, &base, cmd, as_json),
         AdminCommand::Cluster(ClusterCommand::Status) => cluster_status(&signer, &base, as_json),
+        AdminCommand::Cluster(ClusterCommand::Rebalance { rate, no_wait }) => {
+            rebalance(&signer, &base, rate, no_wait, as_json)
+        }
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

@@ -30,7 +30,7 @@ use cairn_s3_api::auth::{VerifyConfig, verify_request};
 use cairn_s3_api::{KeyInfo, KeyRing};
 use cairn_storage_engine::{
     AccessKeyRecord, BucketGrant, Engine, EngineError, EngineStatus, GcOptions, GcReport,
-    ScrubOptions, ScrubStatus,
+    RebalanceOptions, RebalanceStatus, ScrubOptions, ScrubStatus,
 };
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -79,6 +79,22 @@ fn scrub_status_json(s: &ScrubStatus) -> String {
         "shards_repaired": r.shards_repaired,
         "chunks_unrecoverable": r.chunks_unrecoverable,
         "bytes_read": r.bytes_read,
+    });
+    format!("{v}\n")
+}
+
+fn rebalance_status_json(s: &RebalanceStatus) -> String {
+    let r = &s.report;
+    let v = serde_json::json!({
+        "running": s.running,
+        "started_ms": s.started_ms,
+        "finished_ms": s.finished_ms,
+        "chunks_total_estimate": s.chunks_total_estimate,
+        "chunks_checked": r.chunks_checked,
+        "chunks_misplaced": r.chunks_misplaced,
+        "shards_moved": r.shards_moved,
+        "bytes_moved": r.bytes_moved,
+        "shards_skipped": r.shards_skipped,
     });
     format!("{v}\n")
 }
@@ -472,6 +488,39 @@ async fn handle_admin(
             json(
                 StatusCode::ACCEPTED,
                 scrub_status_json(&engine.scrub_status()),
+            )
+        }
+        (&Method::GET, "/admin/rebalance") => json(
+            StatusCode::OK,
+            rebalance_status_json(&engine.rebalance_status()),
+        ),
+        (&Method::POST, "/admin/rebalance") => {
+            if engine.rebalance_status().running {
+                return Some(json(
+                    StatusCode::CONFLICT,
+                    rebalance_status_json(&engine.rebalance_status()),
+                ));
+            }
+            let opts = RebalanceOptions {
+                bytes_per_sec: query_u64(req, "bytes_per_sec").filter(|r| *r > 0),
+            };
+            let e = engine.clone();
+            let before = engine.rebalance_status().started_ms;
+            tokio::spawn(async move {
+                if let Err(err) = e.rebalance(opts).await {
+                    tracing::error!(error = %err, "rebalance failed");
+                }
+            });
+            // Let it mark itself running before answering.
+            for _ in 0..50 {
+                if engine.rebalance_status().started_ms != before {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            json(
+                StatusCode::ACCEPTED,
+                rebalance_status_json(&engine.rebalance_status()),
             )
         }
         (&Method::GET, "/admin/keys") => {

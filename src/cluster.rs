@@ -29,6 +29,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a node re-reads the stored access keys (a key created or
 /// deleted through another node takes effect here within this time).
 pub const KEY_RELOAD_PERIOD: Duration = Duration::from_secs(2);
+/// How often the leader compares Raft's members with the configured nodes.
+const MEMBERSHIP_CHECK_PERIOD: Duration = Duration::from_secs(2);
 /// How long one metadata commit may wait for a quorum.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -51,7 +53,7 @@ pub async fn open(
     engine_cfg: EngineConfig,
     master: MasterKey,
     registry: &prometheus::Registry,
-) -> Result<(Engine, RunningNode), String> {
+) -> Result<(Engine, Arc<RunningNode>), String> {
     let mut secret = [0u8; 32];
     hex::decode_to_slice(&cluster.secret_hex, &mut secret)
         .map_err(|_| "CAIRN_CLUSTER_SECRET must be 64 hex digits".to_owned())?;
@@ -81,7 +83,8 @@ pub async fn open(
                         engine_cfg.segment_size_max_bytes,
                         Some(metrics.drive(index)),
                     )
-                    .map_err(|e| format!("opening drive {}: {e}", cfg.drives[i].display()))?,
+                    .map_err(|e| format!("opening drive {}: {e}", cfg.drives[i].display()))?
+                    .on_node(node),
                 );
                 local.push(drive.clone());
                 drives.push(drive);
@@ -132,8 +135,24 @@ pub async fn open(
         cluster.node_id,
         members.len()
     );
-    let leader = node.join(members, LEADER_WAIT, JOIN_TIMEOUT).await?;
+    let leader = node
+        .join(members.clone(), LEADER_WAIT, JOIN_TIMEOUT)
+        .await?;
     println!("cairn: cluster leader is node {leader}");
+    let node = Arc::new(node);
+    // Nodes added to the configuration join once the leader sees them.
+    let reconciling = node.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(MEMBERSHIP_CHECK_PERIOD);
+        loop {
+            tick.tick().await;
+            match reconciling.reconcile_membership(&members).await {
+                Ok(true) => println!("cairn: cluster membership now {:?}", members.keys()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cluster membership: {e}"),
+            }
+        }
+    });
     let writer = ClusterWriter::new(node.raft.clone(), node.network.clone(), COMMIT_TIMEOUT);
     if !node
         .store

@@ -146,6 +146,17 @@ pub struct ServerArgs {
     /// in a container). [default: its entry]
     #[arg(long, env = "CAIRN_CLUSTER_LISTEN", value_name = "ADDR")]
     pub cluster_listen: Option<SocketAddr>,
+
+    /// Nodes being drained before removal, comma-separated ids: new shards
+    /// no longer go to their drives, and `cairn admin cluster rebalance`
+    /// moves their shards off. The same list on every node. [default: none]
+    #[arg(
+        long,
+        env = "CAIRN_CLUSTER_DRAIN",
+        value_delimiter = ',',
+        value_name = "ID,…"
+    )]
+    pub cluster_drain: Option<Vec<u64>>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -181,20 +192,34 @@ pub struct FileConfig {
     pub node_id: Option<u64>,
     pub cluster_nodes: Option<Vec<String>>,
     pub cluster_listen: Option<SocketAddr>,
+    pub cluster_drain: Option<Vec<u64>>,
     /// 64 hex digits shared by all nodes (prefer CAIRN_CLUSTER_SECRET).
     pub cluster_secret: Option<String>,
 }
 
 /// One node of a cluster, as configured.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClusterConfig {
     pub node_id: u64,
     /// Every node's cluster address (HOST:PORT; shards on PORT+1), by id.
     pub nodes: std::collections::BTreeMap<u64, String>,
     /// Where this node binds (its entry unless --cluster-listen).
     pub listen: String,
+    /// Nodes being drained (no new shards; rebalance moves theirs off).
+    pub drain: Vec<u16>,
     /// From CAIRN_CLUSTER_SECRET or the file (never logged).
     pub secret_hex: String,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("node_id", &self.node_id)
+            .field("nodes", &self.nodes)
+            .field("listen", &self.listen)
+            .field("drain", &self.drain)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClusterConfig {
@@ -217,6 +242,7 @@ fn resolve_cluster(
     node_id: Option<u64>,
     nodes: Option<Vec<String>>,
     listen: Option<SocketAddr>,
+    drain: Option<Vec<u64>>,
     secret: Option<String>,
 ) -> Result<Option<ClusterConfig>, String> {
     let (node_id, nodes) = match (node_id, nodes) {
@@ -241,6 +267,15 @@ fn resolve_cluster(
             return Err(format!("cluster node {id} is listed twice"));
         }
     }
+    let mut drained = Vec::new();
+    for id in drain.unwrap_or_default() {
+        if !by_id.contains_key(&id) {
+            return Err(format!(
+                "--cluster-drain {id}: no such node in --cluster-nodes"
+            ));
+        }
+        drained.push(id as u16); // ids were checked to be ≤ 65535 above
+    }
     let own = by_id
         .get(&node_id)
         .ok_or_else(|| format!("--node-id {node_id} is not in --cluster-nodes"))?
@@ -254,6 +289,7 @@ fn resolve_cluster(
         node_id,
         nodes: by_id,
         listen: listen.map_or(own, |a| a.to_string()),
+        drain: drained,
         secret_hex: secret_hex.trim().to_owned(),
     }))
 }
@@ -386,6 +422,7 @@ impl ServerConfig {
             args.node_id.or(file.node_id),
             args.cluster_nodes.or(file.cluster_nodes),
             args.cluster_listen.or(file.cluster_listen),
+            args.cluster_drain.or(file.cluster_drain),
             env_nonempty("CAIRN_CLUSTER_SECRET").or(file.cluster_secret),
         )?;
         let cfg = ServerConfig {

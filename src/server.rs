@@ -128,6 +128,11 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             max_size_bytes: cfg.chunk_max_bytes,
         },
         inline_max_bytes: cfg.inline_max_bytes,
+        placement_excluded_nodes: cfg
+            .cluster
+            .as_ref()
+            .map(|c| c.drain.clone())
+            .unwrap_or_default(),
         ..EngineConfig::single_dir(&cfg.data_dir)
     };
     // The master key is dropped (zeroized) once the engine holds what it
@@ -142,7 +147,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         Some(cluster) => {
             let (engine, node) =
                 crate::cluster::open(&cfg, cluster, engine_cfg, master, &registry).await?;
-            (engine, Some(Arc::new(node)))
+            (engine, Some(node))
         }
     };
     let fixed = resolve_credentials(&cfg, &engine).await?;

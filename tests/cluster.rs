@@ -33,9 +33,12 @@ fn free_port_pair() -> u16 {
 }
 
 struct TestCluster {
-    _root: tempfile::TempDir,
+    root: tempfile::TempDir,
+    /// Raft port of each node (shards on the next port).
+    ports: Vec<u16>,
     dirs: Vec<PathBuf>,
-    args: Vec<Vec<String>>,
+    /// `--cluster-drain` ids, if any.
+    drain: Vec<usize>,
     nodes: Vec<Option<TestServer>>,
 }
 
@@ -54,59 +57,94 @@ impl TestCluster {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&master, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let ports: Vec<u16> = (0..NODES).map(|_| free_port_pair()).collect();
-        let list = ports
+        let mut c = TestCluster {
+            root,
+            ports: Vec::new(),
+            dirs: Vec::new(),
+            drain: Vec::new(),
+            nodes: Vec::new(),
+        };
+        for _ in 0..NODES {
+            c.add_node_config();
+        }
+        c.start_all();
+        c
+    }
+
+    /// Adds a node to the configuration (not started).
+    fn add_node_config(&mut self) {
+        let n = self.dirs.len() + 1;
+        let dir = self.root.path().join(format!("node{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        self.ports.push(free_port_pair());
+        self.dirs.push(dir);
+        self.nodes.push(None);
+    }
+
+    /// Node `i`'s command line under the current configuration.
+    fn args(&self, i: usize) -> Vec<String> {
+        let list = self
+            .ports
             .iter()
             .enumerate()
             .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
-        let mut c = TestCluster {
-            dirs: Vec::new(),
-            args: Vec::new(),
-            nodes: Vec::new(),
-            _root: root,
-        };
-        for i in 0..NODES {
-            let dir = c._root.path().join(format!("node{}", i + 1));
-            std::fs::create_dir_all(&dir).unwrap();
-            let args = vec![
-                "--config".into(),
-                config.display().to_string(),
-                "--master-key-file".into(),
-                master.display().to_string(),
-                "--node-id".into(),
-                (i + 1).to_string(),
-                "--cluster-nodes".into(),
-                list.clone(),
-                "--drives".into(),
-                dir.join("drive").display().to_string(),
-                "--data-shards".into(),
-                "2".into(),
-                "--parity-shards".into(),
-                "1".into(),
-                // Maintenance only when a test asks for it.
-                "--gc-interval-secs".into(),
-                "0".into(),
-                "--scrub-interval-secs".into(),
-                "0".into(),
-            ];
-            c.dirs.push(dir);
-            c.args.push(args);
+        let root = self.root.path();
+        let mut args: Vec<String> = vec![
+            "--config".into(),
+            root.join("cluster.toml").display().to_string(),
+            "--master-key-file".into(),
+            root.join("master.key").display().to_string(),
+            "--node-id".into(),
+            (i + 1).to_string(),
+            "--cluster-nodes".into(),
+            list,
+            "--drives".into(),
+            self.dirs[i].join("drive").display().to_string(),
+            "--data-shards".into(),
+            "2".into(),
+            "--parity-shards".into(),
+            "1".into(),
+            // Maintenance only when a test asks for it.
+            "--gc-interval-secs".into(),
+            "0".into(),
+            "--scrub-interval-secs".into(),
+            "0".into(),
+        ];
+        if !self.drain.is_empty() {
+            args.push("--cluster-drain".into());
+            let ids: Vec<String> = self.drain.iter().map(|d| d.to_string()).collect();
+            args.push(ids.join(","));
         }
-        // The nodes wait for each other (a leader needs two): start all,
-        // then collect their listening lines.
-        let handles: Vec<_> = (0..NODES)
+        args
+    }
+
+    /// Starts every node that is not running, together: they wait for each
+    /// other (a leader needs a majority).
+    fn start_all(&mut self) {
+        let handles: Vec<_> = (0..self.dirs.len())
+            .filter(|i| self.nodes[*i].is_none())
             .map(|i| {
-                let (dir, args) = (c.dirs[i].clone(), c.args[i].clone());
-                std::thread::spawn(move || TestServer::start_in_with_args(&dir, args))
+                let (dir, args) = (self.dirs[i].clone(), self.args(i));
+                (
+                    i,
+                    std::thread::spawn(move || TestServer::start_in_with_args(&dir, args)),
+                )
             })
             .collect();
-        c.nodes = handles
-            .into_iter()
-            .map(|h| Some(h.join().unwrap()))
-            .collect();
-        c
+        for (i, h) in handles {
+            self.nodes[i] = Some(h.join().unwrap());
+        }
+    }
+
+    /// Stops every node (cleanly), to start them under a new configuration.
+    fn stop_all(&mut self) {
+        for n in self.nodes.iter_mut() {
+            if let Some(mut n) = n.take() {
+                n.stop();
+            }
+        }
     }
 
     fn node(&self, i: usize) -> &TestServer {
@@ -126,10 +164,7 @@ impl TestCluster {
     /// Starts node `i` again on its data dir (after a kill or a wipe).
     fn start_node(&mut self, i: usize) {
         assert!(self.nodes[i].is_none());
-        self.nodes[i] = Some(TestServer::start_in_with_args(
-            &self.dirs[i],
-            self.args[i].clone(),
-        ));
+        self.nodes[i] = Some(TestServer::start_in_with_args(&self.dirs[i], self.args(i)));
     }
 
     fn segment_bytes(&self, i: usize) -> u64 {
@@ -431,5 +466,109 @@ fn a_wiped_node_rejoins_and_heal_restores_full_redundancy() {
         for (key, data) in &objects {
             assert_eq!(&get_bytes(&c2, "keep", key).await, data, "{key}");
         }
+    });
+}
+
+/// The number after `label` in a summary line like "… 12 shards moved …".
+fn count_before(text: &str, label: &str) -> u64 {
+    let end = text
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} not in {text:?}"));
+    text[..end]
+        .trim_end()
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before {label:?} in {text:?}"))
+}
+
+#[test]
+fn an_added_node_gets_its_share_and_a_drained_node_is_emptied() {
+    run(async {
+        let mut cluster = TestCluster::start();
+        let c1 = cluster.client(0);
+        create_bucket(&c1, "grow").await;
+        let mut rng = Rng::new(0x96);
+        let mut objects = Vec::new();
+        for i in 0..8 {
+            let data = rng.bytes(300 * KIB + i * 50_000);
+            put_bytes(&c1, "grow", &format!("o{i}"), &data).await;
+            objects.push((format!("o{i}"), data));
+        }
+
+        // A fourth node joins: every node restarts with the longer list; the
+        // leader adds the new one to Raft (learner, then voter).
+        cluster.stop_all();
+        cluster.add_node_config();
+        cluster.start_all();
+        assert_eq!(cluster.segment_bytes(3), 0);
+        let (ok, out, err) = cairn_admin_as(
+            cluster.node(3),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "status"],
+        );
+        assert!(ok, "cluster status on the new node: {out}\n{err}");
+
+        // Rebalance moves its share onto it, with progress; a second pass
+        // finds nothing misplaced.
+        let (ok, out, err) = cairn_admin_as(
+            cluster.node(0),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "rebalance", "--rate", "64MiB"],
+        );
+        assert!(ok, "rebalance failed: {out}\n{err}");
+        assert!(err.contains("rebalance started"), "{err}");
+        assert!(count_before(&out, "shards moved") > 0, "{out}");
+        assert!(
+            cluster.segment_bytes(3) > 0,
+            "nothing moved to node 4: {out}"
+        );
+        let (ok, out, _) = cairn_admin_as(
+            cluster.node(1),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "rebalance"],
+        );
+        assert!(ok);
+        assert_eq!(count_before(&out, "misplaced"), 0, "{out}");
+        let c4 = cluster.client(3);
+        for (key, data) in &objects {
+            assert_eq!(&get_bytes(&c4, "grow", key).await, data, "{key}");
+        }
+
+        // Node 4 is drained: restarted with it excluded from placement, a
+        // rebalance moves every shard off it; then it can be stopped and
+        // everything reads from the other three without reconstruction.
+        cluster.stop_all();
+        cluster.drain = vec![4];
+        cluster.start_all();
+        let (ok, out, err) = cairn_admin_as(
+            cluster.node(2),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "rebalance"],
+        );
+        assert!(ok, "drain failed: {out}\n{err}");
+        assert!(count_before(&out, "shards moved") > 0, "{out}");
+        let (ok, out, _) = cairn_admin_as(
+            cluster.node(0),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "rebalance"],
+        );
+        assert!(ok);
+        assert_eq!(count_before(&out, "misplaced"), 0, "{out}");
+        cluster.kill(3);
+        let c2 = cluster.client(1);
+        for (key, data) in &objects {
+            assert_eq!(&get_bytes(&c2, "grow", key).await, data, "{key}");
+        }
+        assert_eq!(
+            cluster.node(1).metric("cairn_chunks_reconstructed_total"),
+            0.0,
+            "reads needed node 4's shards after the drain"
+        );
     });
 }

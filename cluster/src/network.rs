@@ -475,6 +475,37 @@ pub struct ClusterWriter {
     raft: Raft<TypeConfig>,
     net: HttpNetwork,
     timeout: std::time::Duration,
+    read_index: Arc<SharedReadIndex>,
+}
+
+/// What one read-index fetch gave: the index reads must wait for (`None`:
+/// nothing committed yet), or why it failed (the caller retries).
+type FetchedReadIndex = Result<Option<u64>, String>;
+
+/// Read-index fetches shared between concurrent read barriers. A fetch that
+/// *started* after a caller arrived gives that caller a valid read point
+/// (the leader's commit index then covers everything committed before the
+/// caller arrived), so one fetch serves every caller waiting when it
+/// starts; callers that arrive during a fetch wait for the next one. Under
+/// load that is one round trip to the leader per round trip, not per request.
+#[derive(Debug)]
+struct SharedReadIndex {
+    /// Fetches started so far; a fetch takes its number when it starts.
+    started: std::sync::atomic::AtomicU64,
+    /// One fetch at a time.
+    fetching: tokio::sync::Mutex<()>,
+    /// The last finished fetch: its number and result.
+    done: tokio::sync::watch::Sender<(u64, FetchedReadIndex)>,
+}
+
+impl SharedReadIndex {
+    fn new() -> Self {
+        SharedReadIndex {
+            started: std::sync::atomic::AtomicU64::new(0),
+            fetching: tokio::sync::Mutex::new(()),
+            done: tokio::sync::watch::Sender::new((0, Ok(None))),
+        }
+    }
 }
 
 impl std::fmt::Debug for ClusterWriter {
@@ -490,7 +521,79 @@ type ForwardResult = Result<
 
 impl ClusterWriter {
     pub fn new(raft: Raft<TypeConfig>, net: HttpNetwork, timeout: std::time::Duration) -> Self {
-        ClusterWriter { raft, net, timeout }
+        ClusterWriter {
+            raft,
+            net,
+            timeout,
+            read_index: Arc::new(SharedReadIndex::new()),
+        }
+    }
+
+    /// One read-index fetch: from this node's Raft if it leads, else from
+    /// the leader over HTTP.
+    async fn fetch_read_index(&self) -> FetchedReadIndex {
+        let e = match read_index(&self.raft).await {
+            Ok(i) => return Ok(i),
+            Err(e) => e,
+        };
+        let Some(f) = e.forward_to_leader::<ClusterNode>() else {
+            return Err(e.to_string());
+        };
+        match f.leader_id.zip(f.leader_node.clone()) {
+            Some((id, node)) if id != self.net.me => {
+                let conn = HttpConnection {
+                    net: self.net.clone(),
+                    target: id,
+                    node,
+                };
+                let r: RpcResult<
+                    Option<u64>,
+                    openraft::error::CheckIsLeaderError<NodeId, ClusterNode>,
+                > = conn.post("/raft/v1/read-index", &()).await;
+                r.map_err(|e| e.to_string())
+            }
+            _ => Err("no leader known".to_owned()),
+        }
+    }
+
+    /// A read index valid for a caller arriving now, from a fetch shared
+    /// with concurrent callers (see [`SharedReadIndex`]).
+    async fn shared_read_index(&self) -> FetchedReadIndex {
+        use std::sync::atomic::Ordering;
+        let shared = &self.read_index;
+        // Fetches numbered above this one started after we arrived.
+        let arrived = shared.started.load(Ordering::SeqCst);
+        let mut done = shared.done.subscribe();
+        loop {
+            {
+                let (number, result) = &*done.borrow_and_update();
+                if *number > arrived
+                    && let Ok(index) = result
+                {
+                    return Ok(*index);
+                }
+            }
+            match shared.fetching.try_lock() {
+                Ok(_one_fetch) => {
+                    // One may have finished between the look and the lock.
+                    let (number, result) = done.borrow_and_update().clone();
+                    if number > arrived && result.is_ok() {
+                        return result;
+                    }
+                    let number = shared.started.fetch_add(1, Ordering::SeqCst) + 1;
+                    let result = self.fetch_read_index().await;
+                    let _last = shared.done.send_replace((number, result.clone()));
+                    return result;
+                }
+                // A fetch is running: wait for it (and, if it started
+                // before we arrived, for the next one).
+                Err(_) => {
+                    if done.changed().await.is_err() {
+                        return Err("read index channel closed".to_owned());
+                    }
+                }
+            }
+        }
     }
 
     /// Returns once this node has applied everything committed before the
@@ -499,29 +602,8 @@ impl ClusterWriter {
     pub async fn read_barrier(&self) -> Result<(), WriteError> {
         tokio::time::timeout(self.timeout, async {
             loop {
-                let index = match read_index(&self.raft).await {
-                    Ok(i) => Some(i),
-                    Err(e) => match e.forward_to_leader::<ClusterNode>() {
-                        Some(f) => match f.leader_id.zip(f.leader_node.clone()) {
-                            Some((id, node)) if id != self.net.me => {
-                                let conn = HttpConnection {
-                                    net: self.net.clone(),
-                                    target: id,
-                                    node,
-                                };
-                                let r: RpcResult<
-                                    Option<u64>,
-                                    openraft::error::CheckIsLeaderError<NodeId, ClusterNode>,
-                                > = conn.post("/raft/v1/read-index", &()).await;
-                                r.ok()
-                            }
-                            _ => None,
-                        },
-                        None => return Err(WriteError::Refused(e.to_string())),
-                    },
-                };
-                match index {
-                    Some(index) => {
+                match self.shared_read_index().await {
+                    Ok(index) => {
                         self.raft
                             .wait(None)
                             .applied_index_at_least(index, "read barrier")
@@ -529,8 +611,12 @@ impl ClusterWriter {
                             .map_err(|e| WriteError::Refused(e.to_string()))?;
                         return Ok(());
                     }
-                    // No leader known yet, or it moved: look again shortly.
-                    None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                    // No leader known yet, it moved, or it is unreachable:
+                    // look again shortly (until the timeout).
+                    Err(why) => {
+                        tracing::debug!("read index: {why}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
                 }
             }
         })

@@ -163,6 +163,51 @@ impl RunningNode {
             .ok_or_else(|| "no cluster leader".to_owned())
     }
 
+    /// On the leader: makes Raft's voters the configured `members` when
+    /// nodes were added to the configuration (each joins as a learner,
+    /// catches up, then becomes a voter). Members are never removed here:
+    /// drive ids follow the member list, so a node leaves the placement by
+    /// draining, not by leaving the list. Returns whether it changed
+    /// anything; a node that does not lead does nothing.
+    pub async fn reconcile_membership(
+        &self,
+        members: &std::collections::BTreeMap<NodeId, ClusterNode>,
+    ) -> Result<bool, String> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.id) {
+            return Ok(false);
+        }
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let known: std::collections::BTreeSet<NodeId> =
+            membership.nodes().map(|(id, _)| *id).collect();
+        let wanted: std::collections::BTreeSet<NodeId> = members.keys().copied().collect();
+        if voters == wanted {
+            return Ok(false);
+        }
+        if !wanted.is_superset(&voters) {
+            return Err(format!(
+                "the configured nodes {wanted:?} lack voters {:?}: nodes are never removed from the list (drain them instead)",
+                voters.difference(&wanted).collect::<Vec<_>>()
+            ));
+        }
+        for (id, node) in members {
+            if !known.contains(id) {
+                tracing::info!(node = id, "adding a node to the cluster (learner)");
+                self.raft
+                    .add_learner(*id, node.clone(), true)
+                    .await
+                    .map_err(|e| format!("adding node {id}: {e}"))?;
+            }
+        }
+        tracing::info!(voters = ?wanted, "changing the cluster's voters");
+        self.raft
+            .change_membership(wanted, false)
+            .await
+            .map_err(|e| format!("changing membership: {e}"))?;
+        Ok(true)
+    }
+
     /// This node's view of the cluster.
     pub fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow().clone();

@@ -159,6 +159,9 @@ struct PendingSync {
 #[derive(Debug)]
 pub struct LocalDrive {
     index: u16,
+    /// The cluster node it belongs to (0 on a single node): placement
+    /// scores a drive by (node, index) on every node alike.
+    node: u16,
     root: PathBuf,
     segments_dir: PathBuf,
     segment_size_max_bytes: u64,
@@ -213,6 +216,7 @@ impl LocalDrive {
         }
         Ok(LocalDrive {
             index,
+            node: 0,
             root: root.to_path_buf(),
             segments_dir,
             segment_size_max_bytes: segment_size_max_bytes.max(SEGMENT_HEADER_BYTES + 4096),
@@ -228,6 +232,12 @@ impl LocalDrive {
             read_handles: Mutex::new(HashMap::new()),
             metrics,
         })
+    }
+
+    /// The drive as one of cluster node `node`'s.
+    pub fn on_node(mut self, node: u16) -> Self {
+        self.node = node;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -310,6 +320,10 @@ impl LocalDrive {
 impl ShardStore for LocalDrive {
     fn index(&self) -> u16 {
         self.index
+    }
+
+    fn node(&self) -> u16 {
+        self.node
     }
 
     fn describe(&self) -> String {

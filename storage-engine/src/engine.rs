@@ -41,6 +41,9 @@ pub struct EngineConfig {
     /// metadata record instead of as erasure-coded chunks (0: never). See
     /// "Small objects" in docs/ARCHITECTURE.md for the measurement.
     pub inline_max_bytes: usize,
+    /// Cluster nodes whose drives new shards no longer go to (being
+    /// drained before removal); a rebalance moves their shards off.
+    pub placement_excluded_nodes: Vec<u16>,
 }
 
 impl EngineConfig {
@@ -58,6 +61,7 @@ impl EngineConfig {
             segment_size_max_bytes: 256 << 20,
             chunk_workers_max: 8,
             inline_max_bytes: INLINE_MAX_BYTES_DEFAULT,
+            placement_excluded_nodes: Vec::new(),
         }
     }
 
@@ -211,8 +215,13 @@ pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     /// Shared with the cluster's state machine when this is a replica.
     pub(crate) meta: Arc<MetaStore>,
-    /// Each drive's place in the cluster (node, drive index), for placement.
+    /// The drives new shards may go to (not on an excluded node): their
+    /// (node, drive id) for the placement rule, and their drive ids.
     pub(crate) placement_drives: Vec<crate::placement::ClusterDrive>,
+    pub(crate) placement_ids: Vec<usize>,
+    /// One rebalance at a time, and its progress.
+    pub(crate) rebalance_lock: AsyncMutex<()>,
+    pub(crate) rebalance_status: Mutex<crate::rebalance::RebalanceStatus>,
     pub(crate) drives: Vec<Arc<dyn ShardStore>>,
     /// Per drive: whether it is currently considered faulty.
     pub(crate) health: Vec<DriveHealth>,
@@ -347,13 +356,28 @@ impl Engine {
                 )));
             }
         }
-        let placement_drives = drives
+        let (placement_ids, placement_drives): (Vec<usize>, Vec<_>) = drives
             .iter()
-            .map(|d| crate::placement::ClusterDrive {
-                node: d.node(),
-                drive: d.index(),
+            .enumerate()
+            .filter(|(_, d)| !config.placement_excluded_nodes.contains(&d.node()))
+            .map(|(i, d)| {
+                (
+                    i,
+                    crate::placement::ClusterDrive {
+                        node: d.node(),
+                        drive: d.index(),
+                    },
+                )
             })
-            .collect();
+            .unzip();
+        if placement_ids.len() < shards {
+            return Err(EngineError::Config(format!(
+                "{}+{} erasure coding needs {shards} drives outside the excluded nodes, {} left",
+                config.data_shards,
+                config.parity_shards,
+                placement_ids.len()
+            )));
+        }
         let health = (0..drives.len())
             .map(|d| DriveHealth::new(metrics.drive_faulty(d as u16)))
             .collect();
@@ -367,6 +391,9 @@ impl Engine {
         let inner = Inner {
             meta,
             placement_drives,
+            placement_ids,
+            rebalance_lock: AsyncMutex::new(()),
+            rebalance_status: Mutex::new(crate::rebalance::RebalanceStatus::default()),
             drives,
             health,
             codec: ChunkCodec::new(master),

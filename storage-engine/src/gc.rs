@@ -103,6 +103,9 @@ impl Engine {
             .inner
             .drives
             .iter()
+            // This node's drives only: a remote drive's calls block (and
+            // that node reports its own).
+            .filter(|d| d.local_dir().is_some())
             .filter_map(|d| d.segments().ok())
             .flatten()
             .map(|s| {

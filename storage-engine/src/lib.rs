@@ -42,6 +42,7 @@ mod part_copy;
 mod pipeline;
 mod placement;
 mod put;
+mod rebalance;
 mod records;
 mod recovery;
 mod repair;
@@ -77,6 +78,7 @@ pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
 pub use placement::{ClusterDrive, place_across_nodes};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject, WriteCondition};
+pub use rebalance::{RebalanceOptions, RebalanceReport, RebalanceStatus};
 pub use records::{
     AccessKeyRecord, BucketGrant, ManifestRef, ObjectMetadata, ObjectVersion, PartRecord,
     ShardLocation, UploadRecord, VersionId,

@@ -71,6 +71,8 @@ pub struct EngineMetrics {
     /// Metadata writes redone because another writer (another node of a
     /// cluster) changed the key first.
     pub meta_conflicts: IntCounter,
+    /// Shards moved to the drive the placement rule picks now.
+    pub shards_rebalanced: IntCounter,
     /// Segment files rewritten (live shards moved) and deleted.
     pub gc_segments_compacted: IntCounter,
     /// Bytes of segment files given back to the filesystem.
@@ -189,6 +191,11 @@ impl EngineMetrics {
                     "Shard bytes found missing or corrupt by the scrubber and not yet rebuilt",
                 )
                 .map_err(|e| EngineError::Internal(format!("metric heal_backlog: {e}")))?,
+            )?,
+            shards_rebalanced: counter(
+                registry,
+                "cairn_shards_rebalanced_total",
+                "Shards moved by a rebalance to the drive the placement rule picks now",
             )?,
             meta_conflicts: counter(
                 registry,

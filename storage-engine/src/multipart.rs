@@ -129,8 +129,9 @@ impl Engine {
                 entries: std::mem::take(&mut staged.entries),
             };
             batch.put_part(id, part_number, &part)?;
-            inner.meta.write(batch)?;
-            staged.pins.disarm();
+            let committed = inner.meta.write(batch);
+            staged.pins.settle(&committed);
+            committed?;
             Ok(part)
         })
         .await?;

@@ -87,6 +87,17 @@ impl ChunkPins {
     pub(crate) fn disarm(&mut self) {
         self.ids.clear();
     }
+
+    /// After the commit that carried [`ChunkPins::unpin`]: the pins are
+    /// spent if it applied — or may have (a cluster that could not confirm
+    /// in time: releasing them again could drop a reference that exists,
+    /// so they are kept, costing space, never data). Otherwise they are
+    /// still held and released on drop.
+    pub(crate) fn settle<T>(&mut self, committed: &EngineResult<T>) {
+        if matches!(committed, Ok(_) | Err(EngineError::Unavailable(_))) {
+            self.disarm();
+        }
+    }
 }
 
 impl Drop for ChunkPins {
@@ -95,11 +106,26 @@ impl Drop for ChunkPins {
             return;
         }
         let mut batch = self.inner.meta.batch();
-        let released = self
-            .unpin(&mut batch)
-            .and_then(|()| self.inner.meta.write_unsynced(batch));
-        if let Err(e) = released {
+        if let Err(e) = self.unpin(&mut batch) {
             tracing::error!(error = %e, pins = self.ids.len(), "releasing chunk pins failed; chunks stay referenced");
+            return;
+        }
+        let pins = self.ids.len();
+        let inner = self.inner.clone();
+        let release = move || {
+            if let Err(e) = inner.meta.write_unsynced(batch) {
+                // Unknown outcome on a cluster, or a failed write: the chunks
+                // stay referenced (space, never data).
+                tracing::error!(error = %e, pins, "releasing chunk pins failed; chunks stay referenced");
+            }
+        };
+        // A replica's write goes through the cluster log and blocks on the
+        // runtime: never from async code (a request dropped mid-body).
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if self.inner.meta.is_replica() => {
+                handle.spawn_blocking(release);
+            }
+            _ => release(),
         }
     }
 }
@@ -259,8 +285,9 @@ impl Engine {
                 )?,
             };
             batch.put_object(b.id, &key, &version)?;
-            inner.replace_current(&bucket, b.id, &key, &batch, &cond)?;
-            staged.pins.disarm();
+            let committed = inner.replace_current(&bucket, b.id, &key, &batch, &cond);
+            staged.pins.settle(&committed);
+            committed?;
             Ok(version)
         })
         .await?;
@@ -454,8 +481,7 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
     // is replaced by the next candidate when there is a spare drive.
     // One node is exactly `placement::place`; a cluster spreads shards one
     // per node first.
-    let ranking =
-        crate::placement::place_across_nodes(&id, &inner.placement_drives, inner.drives.len());
+    let ranking = inner.placement_ranking(&id);
     let targets: Vec<usize> = if inner.meta.is_replica() {
         // A cluster keeps the rule's drives even when some are down: a
         // substitute would put more shards on one node than its failure
