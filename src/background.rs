@@ -24,14 +24,27 @@ async fn wait(period: std::time::Duration, stop: &mut watch::Receiver<bool>) -> 
     }
 }
 
+/// Whether this node runs the periodic passes now: always on a single
+/// node; on a cluster only the leader, so the nodes do not all sweep the
+/// same records and rebuild the same shards.
+pub type RunsMaintenance = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// Starts the periodic tasks the settings ask for.
-pub fn spawn(engine: Engine, m: Maintenance, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+pub fn spawn(
+    engine: Engine,
+    m: Maintenance,
+    runs: RunsMaintenance,
+    stop: watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Some(period) = m.gc_interval {
-        let (engine, mut stop) = (engine.clone(), stop.clone());
+        let (engine, mut stop, runs) = (engine.clone(), stop.clone(), runs.clone());
         let opts = gc_options(&m);
         tasks.push(tokio::spawn(async move {
             while wait(period, &mut stop).await {
+                if !runs() {
+                    continue;
+                }
                 if let Err(e) = engine.collect_garbage(opts).await {
                     tracing::error!(error = %e, "background garbage collection failed");
                 }
@@ -45,6 +58,9 @@ pub fn spawn(engine: Engine, m: Maintenance, stop: watch::Receiver<bool>) -> Vec
         };
         tasks.push(tokio::spawn(async move {
             while wait(period, &mut stop).await {
+                if !runs() {
+                    continue;
+                }
                 let scrub = engine.scrub(opts);
                 tokio::select! {
                     r = scrub => if let Err(e) = r {

@@ -150,6 +150,13 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             (engine, Some(node))
         }
     };
+    if cluster_node.is_some() {
+        // See the access keys other nodes stored before deciding to make one.
+        engine
+            .read_barrier()
+            .await
+            .map_err(|e| format!("catching up with the cluster: {e}"))?;
+    }
     let fixed = resolve_credentials(&cfg, &engine).await?;
     let keys = Arc::new(
         KeyRing::new(engine.clone(), fixed).map_err(|e| format!("loading access keys: {e}"))?,
@@ -224,7 +231,19 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         tls.clone(),
         stop_rx.clone(),
     ));
-    let maintenance = crate::background::spawn(engine.clone(), cfg.maintenance, stop_rx.clone());
+    let runs_maintenance: crate::background::RunsMaintenance = match &cluster_node {
+        Some(node) => {
+            let node = node.clone();
+            Arc::new(move || node.is_leader())
+        }
+        None => Arc::new(|| true),
+    };
+    let maintenance = crate::background::spawn(
+        engine.clone(),
+        cfg.maintenance,
+        runs_maintenance,
+        stop_rx.clone(),
+    );
     let trimmer = tokio::spawn(crate::malloc::trim_every(
         std::time::Duration::from_secs(MALLOC_TRIM_PERIOD_SECS),
         stop_rx.clone(),

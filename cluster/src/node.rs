@@ -208,6 +208,11 @@ impl RunningNode {
         Ok(true)
     }
 
+    /// Whether this node currently leads the cluster.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
     /// This node's view of the cluster.
     pub fn status(&self) -> NodeStatus {
         let m = self.raft.metrics().borrow().clone();

@@ -560,8 +560,23 @@ impl Engine {
             }
             let mut b = inner.meta.batch();
             b.guard(unchanged);
+            // Still empty when applied: an object or upload committed
+            // meanwhile (on another node) keeps the bucket.
+            let prefix = rec.id.to_be_bytes().to_vec();
+            b.guard(crate::MetaGuard::NoneWithPrefix {
+                cf: crate::MetaCf::Objects,
+                prefix: prefix.clone(),
+            });
+            b.guard(crate::MetaGuard::NoneWithPrefix {
+                cf: crate::MetaCf::UploadIndex,
+                prefix,
+            });
             b.delete_bucket(&name)?;
-            inner.meta.write(b)
+            match inner.meta.write(b) {
+                Err(EngineError::GuardFailed(0)) => Err(EngineError::NoSuchBucket),
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketNotEmpty),
+                r => r,
+            }
         })
         .await
     }

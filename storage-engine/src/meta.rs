@@ -712,8 +712,17 @@ impl MetaStore {
     /// machine) or under the engine's key locks.
     pub fn apply(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
         for (i, guard) in command.guards.iter().enumerate() {
-            let current = self.get_cf(guard.cf().name(), guard.key())?;
-            if !guard.holds(current.as_deref()) {
+            let holds = match guard {
+                MetaGuard::NoneWithPrefix { cf, prefix } => {
+                    let mut it = self.range_iter(cf.name(), prefix_successor(prefix))?;
+                    it.seek(prefix);
+                    let found = it.valid();
+                    it.status()?;
+                    !found
+                }
+                _ => guard.holds(self.get_cf(guard.cf().name(), guard.key())?.as_deref()),
+            };
+            if !holds {
                 return Err(EngineError::GuardFailed(i));
             }
         }
@@ -1080,6 +1089,47 @@ mod tests {
         }
         let store = MetaStore::open(dir.path()).unwrap();
         assert_eq!(store.chunk(&id).unwrap().unwrap().refcount, 50);
+    }
+
+    /// The guard that keeps a bucket delete from orphaning an object
+    /// committed meanwhile (by another node): it holds only while no key
+    /// has the prefix, whatever sorts next to it.
+    #[test]
+    fn none_with_prefix_guard_sees_any_key_under_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let guarded = |prefix: &[u8]| MetaCommand {
+            guards: vec![MetaGuard::NoneWithPrefix {
+                cf: MetaCf::Objects,
+                prefix: prefix.to_vec(),
+            }],
+            ops: vec![MetaOp::Put {
+                cf: MetaCf::System,
+                key: b"marker".to_vec(),
+                value: b"1".to_vec(),
+            }],
+        };
+        let put = |key: &[u8]| MetaCommand {
+            guards: vec![],
+            ops: vec![MetaOp::Put {
+                cf: MetaCf::Objects,
+                key: key.to_vec(),
+                value: b"v".to_vec(),
+            }],
+        };
+        // Neighbours on both sides do not count.
+        store
+            .apply(&put(&[0, 0, 0, 0, 0, 0, 0, 6, b'z']), true)
+            .unwrap();
+        store.apply(&put(&[0, 0, 0, 0, 0, 0, 0, 8]), true).unwrap();
+        store.apply(&guarded(&7u64.to_be_bytes()), true).unwrap();
+        store
+            .apply(&put(&[0, 0, 0, 0, 0, 0, 0, 7, b'k']), true)
+            .unwrap();
+        assert!(matches!(
+            store.apply(&guarded(&7u64.to_be_bytes()), true),
+            Err(EngineError::GuardFailed(0))
+        ));
     }
 
     #[test]

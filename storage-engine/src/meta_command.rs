@@ -16,7 +16,8 @@
 //!
 //! Encoding: version u8 — 1 without guards, 2 with — then for version 2 a
 //! guard count u32 and per guard: kind u8 (1 absent, 2 present, 3 value
-//! is), column family u8, key (u32 length + bytes), and for "value is" the
+//! is, 4 no key with this prefix), column family u8, key or prefix (u32
+//! length + bytes), and for "value is" the
 //! BLAKE3 of the value [32]; then the op count u32 and per op: kind u8
 //! (1 put, 2 delete, 3 merge), column family u8, key (u32 length + bytes),
 //! and for put and merge the value (u32 length + bytes). Integers
@@ -111,6 +112,9 @@ pub enum MetaGuard {
         key: Vec<u8>,
         blake3: [u8; 32],
     },
+    /// No key of the column family starts with `prefix` (a bucket is
+    /// empty). Checked by seeking, not by [`MetaGuard::holds`].
+    NoneWithPrefix { cf: MetaCf, prefix: Vec<u8> },
 }
 
 impl MetaGuard {
@@ -133,7 +137,8 @@ impl MetaGuard {
         match self {
             MetaGuard::Absent { cf, .. }
             | MetaGuard::Present { cf, .. }
-            | MetaGuard::ValueIs { cf, .. } => *cf,
+            | MetaGuard::ValueIs { cf, .. }
+            | MetaGuard::NoneWithPrefix { cf, .. } => *cf,
         }
     }
 
@@ -141,7 +146,8 @@ impl MetaGuard {
         match self {
             MetaGuard::Absent { key, .. }
             | MetaGuard::Present { key, .. }
-            | MetaGuard::ValueIs { key, .. } => key,
+            | MetaGuard::ValueIs { key, .. }
+            | MetaGuard::NoneWithPrefix { prefix: key, .. } => key,
         }
     }
 
@@ -152,6 +158,8 @@ impl MetaGuard {
             (MetaGuard::Present { .. }, v) => v.is_some_and(|v| !v.is_empty()),
             (MetaGuard::ValueIs { blake3: h, .. }, Some(v)) => blake3::hash(v).as_bytes() == h,
             (MetaGuard::ValueIs { .. }, None) => false,
+            // Not a question about one key: `MetaStore::apply` seeks.
+            (MetaGuard::NoneWithPrefix { .. }, _) => false,
         }
     }
 }
@@ -177,6 +185,7 @@ impl MetaCommand {
                 MetaGuard::Absent { .. } => 1,
                 MetaGuard::Present { .. } => 2,
                 MetaGuard::ValueIs { .. } => 3,
+                MetaGuard::NoneWithPrefix { .. } => 4,
             };
             w.u8(kind).u8(g.cf() as u8).bytes(g.key());
             if let MetaGuard::ValueIs { blake3, .. } = g {
@@ -226,6 +235,7 @@ impl MetaCommand {
                             key,
                             blake3: r.fixed::<32>()?,
                         },
+                        4 => MetaGuard::NoneWithPrefix { cf, prefix: key },
                         _ => return Err(CodecError::Invalid(WHAT)),
                     });
                 }
@@ -281,9 +291,10 @@ mod tests {
     fn guard() -> impl Strategy<Value = MetaGuard> {
         let cf = (0..MetaCf::ALL.len()).prop_map(|i| MetaCf::ALL[i]);
         let bytes = proptest::collection::vec(any::<u8>(), 0..40);
-        (0u8..3, cf, bytes.clone(), bytes).prop_map(|(kind, cf, key, value)| match kind {
+        (0u8..4, cf, bytes.clone(), bytes).prop_map(|(kind, cf, key, value)| match kind {
             0 => MetaGuard::Absent { cf, key },
             1 => MetaGuard::Present { cf, key },
+            2 => MetaGuard::NoneWithPrefix { cf, prefix: key },
             _ => MetaGuard::value_is(cf, &key, Some(&value)),
         })
     }
