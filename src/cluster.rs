@@ -43,6 +43,9 @@ fn raft_config() -> openraft_config::Config {
         election_timeout_min: 800,
         election_timeout_max: 1600,
         snapshot_policy: openraft_config::SnapshotPolicy::LogsSinceLast(20_000),
+        // A follower imports a received snapshot while answering its last
+        // chunk: give that time.
+        install_snapshot_timeout: 120_000,
         ..Default::default()
     }
 }

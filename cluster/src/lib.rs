@@ -6,13 +6,13 @@
 //! [`cairn_storage_engine::MetaCommand`]s to a [`MetaStore`], plus its
 //! snapshots.
 //!
-//! Built so far: storage (log, vote, state machine, snapshots), checked by
-//! openraft's own storage test suite, and the HTTP transport between nodes
-//! ([`HttpNetwork`], [`serve`]) with a fault-injecting switch ([`Faults`]),
-//! exercised by a 3-node loopback cluster test; messages are authenticated
-//! with a shared [`ClusterSecret`]. Writes from any node reach the leader ([`ClusterWriter`]). Not yet:
-//! `cairn admin cluster`,
-//! and wiring into the engine — the server still runs one node, no Raft.
+//! Also: [`RaftCommitter`], the engine's `MetaCommitter` on a cluster node
+//! (commits through Raft, read barriers through the leader's read index);
+//! shard transfer between nodes ([`RemoteDrive`], [`serve_shards`]); a
+//! node's start, join and membership reconciliation ([`RunningNode`]).
+//! Snapshots are files streamed in bounded memory. Messages between nodes
+//! are authenticated with a shared [`ClusterSecret`]: Raft messages with an
+//! HMAC tag, shard transfers with SigV4. The user guide is docs/cluster.md.
 //!
 //! This crate must never:
 //! - apply anything but committed entries to the state machine, or apply
@@ -32,8 +32,6 @@ mod network;
 mod node;
 mod shards;
 mod state_machine;
-
-use std::io::Cursor;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -152,7 +150,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = ClusterNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -101,7 +101,7 @@ impl RunningNode {
             })?
             .to_string();
         let network = HttpNetwork::new(id, secret.clone(), faults);
-        let sm = MetaStateMachine::new(store.clone());
+        let sm = MetaStateMachine::open(store.clone(), &data_dir.join("raft-snapshots"))?;
         let raft = Raft::new(id, config, network.clone(), log, sm).await?;
         let server = tokio::spawn(serve(listener, raft.clone(), secret));
         Ok(RunningNode {

@@ -13,12 +13,18 @@
 //! before they could commit), and openraft re-applies what lies between the
 //! last applied and the committed id at start-up.
 //!
-//! Snapshots are the whole replicated metadata as one `MetaCommand` of puts
-//! (`MetaStore::export`), held in memory: fine for the small deployments and
-//! tests this first version serves, to be streamed through a file before
-//! large metadata is replicated.
+//! Snapshots are files in the node's snapshot directory, streamed in
+//! bounded memory: `MetaStore::export_stream` writes every replicated key
+//! and value of one RocksDB snapshot (with a BLAKE3 trailer) to
+//! `snap-<id>.snap`, fsynced, and `current.json` (written last, renamed into
+//! place) names the current one and its Raft metadata. A snapshot received
+//! from the leader is written by openraft into `recv-<random>.tmp`, checked
+//! end to end (`MetaStore::verify_stream`), then imported in bounded batches
+//! (`MetaStore::import_stream`) under a node-local marker
+//! (`local/snapshot-installing`), so an install cut short by a crash is
+//! redone from the same file before the node uses its store again.
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
@@ -52,18 +58,29 @@ fn snapshot_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_snapshot(None, &std::io::Error::other(e.to_string())).into()
 }
 
-/// A snapshot built or installed last.
-#[derive(Clone)]
-struct StoredSnapshot {
+/// What `current.json` says: the current snapshot's file id and metadata.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct CurrentSnapshot {
+    file: String,
     meta: SnapshotMeta<NodeId, ClusterNode>,
-    data: Vec<u8>,
+}
+
+/// The node-local marker of an install under way.
+const INSTALLING_KEY: &str = "snapshot-installing";
+const CURRENT_FILE: &str = "current.json";
+
+fn io_err(e: std::io::Error) -> StorageError {
+    snapshot_err(e)
 }
 
 /// The state machine over one [`MetaStore`]; clones share it.
 #[derive(Clone)]
 pub struct MetaStateMachine {
     store: Arc<MetaStore>,
-    current: Arc<Mutex<Option<StoredSnapshot>>>,
+    /// Where snapshot files live.
+    dir: PathBuf,
+    /// The file openraft is writing a received snapshot into.
+    receiving: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl std::fmt::Debug for MetaStateMachine {
@@ -73,11 +90,22 @@ impl std::fmt::Debug for MetaStateMachine {
 }
 
 impl MetaStateMachine {
-    pub fn new(store: Arc<MetaStore>) -> Self {
-        MetaStateMachine {
+    /// The state machine over `store`, with snapshot files in `dir`
+    /// (created). Finishes an install a crash interrupted first.
+    pub fn open(store: Arc<MetaStore>, dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let sm = MetaStateMachine {
             store,
-            current: Arc::new(Mutex::new(None)),
+            dir: dir.to_owned(),
+            receiving: Arc::new(Mutex::new(None)),
+        };
+        if let Some(marker) = sm.store.local(INSTALLING_KEY).map_err(sm_read_err)? {
+            let pending: CurrentSnapshot = serde_json::from_slice(&marker).map_err(snapshot_err)?;
+            tracing::warn!(snapshot = %pending.meta.snapshot_id, "redoing a snapshot install a crash interrupted");
+            let path = sm.snapshot_path(&pending.file);
+            sm.install_file(&path, &pending)?;
         }
+        Ok(sm)
     }
 
     pub fn store(&self) -> &Arc<MetaStore> {
@@ -99,8 +127,152 @@ impl MetaStateMachine {
         })
     }
 
-    fn lock_current(&self) -> std::sync::MutexGuard<'_, Option<StoredSnapshot>> {
-        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    fn snapshot_path(&self, file: &str) -> PathBuf {
+        self.dir.join(format!("snap-{file}.snap"))
+    }
+
+    /// Makes `current` the current snapshot: `current.json` replaced
+    /// atomically (its file is already durable), older files removed.
+    fn set_current(&self, current: &CurrentSnapshot) -> Result<(), StorageError> {
+        let tmp = self.dir.join(format!("{CURRENT_FILE}.tmp"));
+        let body = serde_json::to_vec(current).map_err(snapshot_err)?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io_err)?;
+            f.write_all(&body).map_err(io_err)?;
+            f.sync_all().map_err(io_err)?;
+        }
+        std::fs::rename(&tmp, self.dir.join(CURRENT_FILE)).map_err(io_err)?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err)?;
+        let keep = format!("snap-{}.snap", current.file);
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let stale = (name.starts_with("snap-") && name != keep)
+                    || ((name.starts_with("build-")
+                        || name.starts_with("install-")
+                        || name.starts_with("recv-"))
+                        && name.ends_with(".tmp"));
+                if stale {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_current(&self) -> Result<Option<CurrentSnapshot>, StorageError> {
+        match std::fs::read(self.dir.join(CURRENT_FILE)) {
+            Ok(body) => Ok(Some(serde_json::from_slice(&body).map_err(snapshot_err)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Imports the (verified) snapshot file at `path` — moved to its place
+    /// first if it is still where it was received — and makes it current,
+    /// under the install marker (blocking).
+    fn install_file(&self, path: &Path, target: &CurrentSnapshot) -> Result<(), StorageError> {
+        let marker = serde_json::to_vec(target).map_err(snapshot_err)?;
+        let dest = self.snapshot_path(&target.file);
+        if path != dest {
+            std::fs::rename(path, &dest).map_err(io_err)?;
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err)?;
+        }
+        self.store
+            .set_local(INSTALLING_KEY, Some(&marker))
+            .map_err(snapshot_err)?;
+        let last = only(vec![
+            Self::system_put(APPLIED_KEY, &target.meta.last_log_id)?,
+            Self::system_put(MEMBERSHIP_KEY, &target.meta.last_membership)?,
+        ]);
+        let mut r = std::io::BufReader::new(std::fs::File::open(&dest).map_err(io_err)?);
+        self.store
+            .import_stream(&mut r, &last)
+            .map_err(snapshot_err)?;
+        self.set_current(target)?;
+        self.store
+            .set_local(INSTALLING_KEY, None)
+            .map_err(snapshot_err)
+    }
+
+    /// Builds a snapshot file of the store as it is now (blocking).
+    fn build_file(&self) -> Result<CurrentSnapshot, StorageError> {
+        let tmp = self.dir.join(format!(
+            "build-{}.tmp",
+            hex::encode(cairn_storage_engine::random_bytes::<8>())
+        ));
+        let found = {
+            let f = std::fs::File::create(&tmp).map_err(io_err)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            let found = self
+                .store
+                .export_stream(&mut w, &[APPLIED_KEY, MEMBERSHIP_KEY])
+                .map_err(snapshot_err)?;
+            let f = w.into_inner().map_err(|e| io_err(e.into_error()))?;
+            f.sync_all().map_err(io_err)?;
+            found
+        };
+        // The applied id and membership come from the same RocksDB
+        // snapshot as the data, so they agree while entries are applied.
+        let decode = |v: &Option<Vec<u8>>| -> Result<Option<serde_json::Value>, StorageError> {
+            v.as_deref()
+                .map(serde_json::from_slice)
+                .transpose()
+                .map_err(snapshot_err)
+        };
+        let last_log_id: Option<LogId<NodeId>> = match decode(&found[0])? {
+            Some(v) => serde_json::from_value(v).map_err(snapshot_err)?,
+            None => None,
+        };
+        let last_membership: StoredMembership<NodeId, ClusterNode> = match decode(&found[1])? {
+            Some(v) => serde_json::from_value(v).map_err(snapshot_err)?,
+            None => StoredMembership::default(),
+        };
+        let snapshot_id = match last_log_id {
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term, id.leader_id.node_id, id.index
+            ),
+            None => "empty".to_owned(),
+        };
+        let current = CurrentSnapshot {
+            // Unique per build, even of the same position.
+            file: format!(
+                "{snapshot_id}-{}",
+                hex::encode(cairn_storage_engine::random_bytes::<4>())
+            ),
+            meta: SnapshotMeta {
+                last_log_id,
+                last_membership,
+                snapshot_id,
+            },
+        };
+        // openraft may purge the log up to this snapshot as soon as it is
+        // built, and the applies it reflects were written unsynced: make
+        // them durable first, or a power loss could leave the node with
+        // neither the entries nor their effects.
+        self.store.sync_wal().map_err(snapshot_err)?;
+        std::fs::rename(&tmp, self.snapshot_path(&current.file)).map_err(io_err)?;
+        self.set_current(&current)?;
+        Ok(current)
+    }
+
+    async fn open_snapshot(
+        &self,
+        current: CurrentSnapshot,
+    ) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let file = tokio::fs::File::open(self.snapshot_path(&current.file))
+            .await
+            .map_err(io_err)?;
+        Ok(Snapshot {
+            meta: current.meta,
+            snapshot: Box::new(file),
+        })
     }
 
     fn applied_and_membership(&self) -> Result<AppliedState, StorageError> {
@@ -222,54 +394,11 @@ impl MetaStateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // `export` reads every column family from one RocksDB snapshot, and
-        // the applied id is taken from that same export, so the data and its
-        // position agree even while entries are being applied.
-        let export = self.store.export().map_err(snapshot_err)?;
-        let find = |key: &str| {
-            export.ops.iter().find_map(|op| match op {
-                MetaOp::Put { cf, key: k, value }
-                    if *cf == MetaCf::System && k == key.as_bytes() =>
-                {
-                    Some(value.clone())
-                }
-                _ => None,
-            })
-        };
-        let last_log_id: Option<LogId<NodeId>> = match find(APPLIED_KEY) {
-            Some(v) => serde_json::from_slice(&v).map_err(snapshot_err)?,
-            None => None,
-        };
-        let last_membership: StoredMembership<NodeId, ClusterNode> = match find(MEMBERSHIP_KEY) {
-            Some(v) => serde_json::from_slice(&v).map_err(snapshot_err)?,
-            None => StoredMembership::default(),
-        };
-        let snapshot_id = match last_log_id {
-            Some(id) => format!(
-                "{}-{}-{}",
-                id.leader_id.term, id.leader_id.node_id, id.index
-            ),
-            None => "empty".to_owned(),
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
-        // openraft may purge the log up to this snapshot as soon as it is
-        // built, and the applies it reflects were written unsynced: make
-        // them durable first, or a power loss could leave the node with
-        // neither the entries nor their effects.
-        self.store.sync_wal().map_err(snapshot_err)?;
-        let data = export.encode();
-        *self.lock_current() = Some(StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        });
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
-        })
+        let sm = self.clone();
+        let current = tokio::task::spawn_blocking(move || sm.build_file())
+            .await
+            .map_err(snapshot_err)??;
+        self.open_snapshot(current).await
     }
 }
 
@@ -319,38 +448,179 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, StorageError> {
+        let path = self.dir.join(format!(
+            "recv-{}.tmp",
+            hex::encode(cairn_storage_engine::random_bytes::<8>())
+        ));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .await
+            .map_err(io_err)?;
+        let previous = self
+            .receiving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(path);
+        if let Some(old) = previous {
+            // An earlier transfer that never finished.
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, ClusterNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
-        let data = snapshot.into_inner();
-        let mut command = MetaCommand::decode(&data).map_err(snapshot_err)?;
-        // The snapshot's own position wins over whatever it carried.
-        command
-            .ops
-            .push(Self::system_put(APPLIED_KEY, &meta.last_log_id)?);
-        command
-            .ops
-            .push(Self::system_put(MEMBERSHIP_KEY, &meta.last_membership)?);
-        self.store
-            .replace_all(&command, true)
-            .map_err(snapshot_err)?;
-        *self.lock_current() = Some(StoredSnapshot {
+        // Copied from whatever handle openraft gives (the file it received
+        // into, or any other snapshot's) into a file of our own.
+        let path = self.dir.join(format!(
+            "install-{}.tmp",
+            hex::encode(cairn_storage_engine::random_bytes::<8>())
+        ));
+        {
+            use tokio::io::AsyncSeekExt;
+            let mut src = snapshot;
+            src.seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(io_err)?;
+            let mut out = tokio::fs::File::create(&path).await.map_err(io_err)?;
+            tokio::io::copy(&mut *src, &mut out).await.map_err(io_err)?;
+            out.sync_all().await.map_err(io_err)?;
+        }
+        let received = self
+            .receiving
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(received) = received {
+            let _ = std::fs::remove_file(received);
+        }
+        let target = CurrentSnapshot {
+            file: format!(
+                "{}-{}",
+                meta.snapshot_id,
+                hex::encode(cairn_storage_engine::random_bytes::<4>())
+            ),
             meta: meta.clone(),
-            data,
-        });
-        Ok(())
+        };
+        let sm = self.clone();
+        tokio::task::spawn_blocking(move || {
+            // Checked whole before the store is touched.
+            let mut r = std::io::BufReader::new(std::fs::File::open(&path).map_err(io_err)?);
+            if let Err(e) = MetaStore::verify_stream(&mut r) {
+                let _ = std::fs::remove_file(&path);
+                return Err(snapshot_err(e));
+            }
+            sm.install_file(&path, &target)
+        })
+        .await
+        .map_err(snapshot_err)?
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.lock_current().clone().map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        match self.read_current()? {
+            Some(current) => Ok(Some(self.open_snapshot(current).await?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str) -> MetaOp {
+        MetaOp::Put {
+            cf: MetaCf::Objects,
+            key: key.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+        }
+    }
+
+    /// A crash in the middle of a snapshot install leaves the marker and
+    /// the file: opening the state machine again finishes the install, and
+    /// the store then holds exactly the snapshot and its position.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_interrupted_install_is_redone_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(MetaStore::open(&dir.path().join("a")).unwrap());
+        for i in 0..500 {
+            a.apply(&only(vec![put(&format!("k{i:04}"))]), false)
+                .unwrap();
+        }
+        let applied = LogId::new(openraft::CommittedLeaderId::new(3, 1), 77);
+        a.apply(
+            &only(vec![
+                MetaStateMachine::system_put(APPLIED_KEY, &Some(applied)).unwrap(),
+            ]),
+            false,
+        )
+        .unwrap();
+        let sm_a = MetaStateMachine::open(a.clone(), &dir.path().join("snaps-a")).unwrap();
+        let built = sm_a.build_file().unwrap();
+        assert_eq!(built.meta.last_log_id, Some(applied));
+
+        // Node b: half-installed (some stale data, the marker, the file).
+        let b = Arc::new(MetaStore::open(&dir.path().join("b")).unwrap());
+        b.apply(&only(vec![put("stale")]), false).unwrap();
+        let snaps_b = dir.path().join("snaps-b");
+        std::fs::create_dir_all(&snaps_b).unwrap();
+        std::fs::copy(
+            sm_a.snapshot_path(&built.file),
+            snaps_b.join(format!("snap-{}.snap", built.file)),
+        )
+        .unwrap();
+        b.set_local(INSTALLING_KEY, Some(&serde_json::to_vec(&built).unwrap()))
+            .unwrap();
+
+        let mut sm_b = MetaStateMachine::open(b.clone(), &snaps_b).unwrap();
+        assert!(b.local(INSTALLING_KEY).unwrap().is_none());
+        assert!(b.object(0, "stale").unwrap().is_none());
+        let (b_applied, _) = sm_b.applied_state().await.unwrap();
+        assert_eq!(b_applied, Some(applied));
+        let objects = |s: &MetaStore| -> Vec<MetaOp> {
+            s.export()
+                .unwrap()
+                .ops
+                .into_iter()
+                .filter(|op| {
+                    !matches!(
+                        op,
+                        MetaOp::Put {
+                            cf: MetaCf::System,
+                            ..
+                        }
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(objects(&b).len(), 500);
+        assert_eq!(objects(&b), objects(&a));
+        let current = sm_b.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, built.meta);
+    }
+
+    /// A damaged stream is refused before anything is imported.
+    #[test]
+    fn a_damaged_snapshot_is_refused_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = MetaStore::open(&dir.path().join("a")).unwrap();
+        a.apply(&only(vec![put("x")]), false).unwrap();
+        let mut bytes = Vec::new();
+        a.export_stream(&mut bytes, &[]).unwrap();
+        MetaStore::verify_stream(&mut &bytes[..]).unwrap();
+        for cut in [5, bytes.len() / 2, bytes.len() - 1] {
+            assert!(MetaStore::verify_stream(&mut &bytes[..cut]).is_err());
+        }
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 1;
+        assert!(MetaStore::verify_stream(&mut &flipped[..]).is_err());
     }
 }

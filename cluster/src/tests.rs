@@ -19,7 +19,8 @@ impl StoreBuilder<TypeConfig, LogStore, MetaStateMachine, tempfile::TempDir> for
         let log = LogStore::open(&dir.path().join("raft"))?;
         let meta = MetaStore::open(&dir.path().join("meta"))
             .map_err(|e| openraft::StorageIOError::write_state_machine(&e))?;
-        Ok((dir, log, MetaStateMachine::new(Arc::new(meta))))
+        let sm = MetaStateMachine::open(Arc::new(meta), &dir.path().join("snapshots"))?;
+        Ok((dir, log, sm))
     }
 }
 
@@ -86,7 +87,7 @@ fn data(store: &MetaStore) -> Vec<MetaOp> {
 async fn commands_apply_and_travel_by_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MetaStore::open(&dir.path().join("a")).unwrap());
-    let mut sm = MetaStateMachine::new(store.clone());
+    let mut sm = MetaStateMachine::open(store.clone(), &dir.path().join("snaps")).unwrap();
     let responses = sm
         .apply(vec![
             normal(
@@ -142,7 +143,7 @@ async fn commands_apply_and_travel_by_snapshot() {
             false,
         )
         .unwrap();
-    let mut sm2 = MetaStateMachine::new(other.clone());
+    let mut sm2 = MetaStateMachine::open(other.clone(), &dir.path().join("snaps2")).unwrap();
     sm2.install_snapshot(&snap.meta, snap.snapshot)
         .await
         .unwrap();
@@ -175,7 +176,7 @@ async fn the_log_survives_reopening() {
 async fn guards_decide_in_log_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MetaStore::open(dir.path()).unwrap());
-    let mut sm = MetaStateMachine::new(store.clone());
+    let mut sm = MetaStateMachine::open(store.clone(), &dir.path().join("snaps")).unwrap();
     let guarded = |index: u64, guard: MetaGuard, value: &str| Entry {
         log_id: log_id(1, index),
         payload: EntryPayload::Normal(ClusterRequest::new(
@@ -219,7 +220,7 @@ async fn guards_decide_in_log_order() {
 async fn a_request_id_is_applied_once_within_the_window() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(MetaStore::open(dir.path()).unwrap());
-    let mut sm = MetaStateMachine::new(store.clone());
+    let mut sm = MetaStateMachine::open(store.clone(), &dir.path().join("snaps")).unwrap();
     let request = |at_ms: u64, value: &str| {
         let mut r = ClusterRequest::new(
             MetaCommand {

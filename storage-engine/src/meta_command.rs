@@ -72,7 +72,7 @@ impl MetaCf {
         }
     }
 
-    fn from_u8(v: u8) -> Option<MetaCf> {
+    pub(crate) fn from_u8(v: u8) -> Option<MetaCf> {
         MetaCf::ALL.into_iter().find(|c| *c as u8 == v)
     }
 }
