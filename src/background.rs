@@ -12,6 +12,7 @@ pub fn gc_options(m: &Maintenance) -> GcOptions {
     GcOptions {
         grace: m.gc_grace,
         upload_max_age: m.upload_expiry,
+        segment_settle: m.gc_settle,
         ..GcOptions::default()
     }
 }
@@ -24,9 +25,10 @@ async fn wait(period: std::time::Duration, stop: &mut watch::Receiver<bool>) -> 
     }
 }
 
-/// Whether this node runs the periodic passes now: always on a single
-/// node; on a cluster only the leader, so the nodes do not all sweep the
-/// same records and rebuild the same shards.
+/// Whether this node runs the periodic scrub now: always on a single
+/// node; on a cluster only the leader, so the nodes do not all rebuild the
+/// same shards. (Garbage collection runs on every node: each compacts its
+/// own drives.)
 pub type RunsMaintenance = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Starts the periodic tasks the settings ask for.
@@ -38,13 +40,10 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     if let Some(period) = m.gc_interval {
-        let (engine, mut stop, runs) = (engine.clone(), stop.clone(), runs.clone());
+        let (engine, mut stop) = (engine.clone(), stop.clone());
         let opts = gc_options(&m);
         tasks.push(tokio::spawn(async move {
             while wait(period, &mut stop).await {
-                if !runs() {
-                    continue;
-                }
                 if let Err(e) = engine.collect_garbage(opts).await {
                     tracing::error!(error = %e, "background garbage collection failed");
                 }

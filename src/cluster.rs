@@ -31,6 +31,8 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 pub const KEY_RELOAD_PERIOD: Duration = Duration::from_secs(2);
 /// How often the leader compares Raft's members with the configured nodes.
 const MEMBERSHIP_CHECK_PERIOD: Duration = Duration::from_secs(2);
+/// How often a node publishes the start of its oldest write in flight.
+const WRITER_HORIZON_PERIOD: Duration = Duration::from_secs(5);
 /// How long one metadata commit may wait for a quorum.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -173,5 +175,16 @@ pub async fn open(
     .await
     .map_err(|e| format!("opening storage: {e}"))?
     .map_err(|e| format!("opening storage: {e}"))?;
+    // Every node's compaction keeps clear of this node's writes in flight.
+    let horizon_engine = engine.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(WRITER_HORIZON_PERIOD);
+        loop {
+            tick.tick().await;
+            if let Err(e) = horizon_engine.publish_writer_horizon().await {
+                tracing::debug!(error = %e, "publishing the writer horizon");
+            }
+        }
+    });
     Ok((engine, node))
 }

@@ -109,6 +109,13 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_GC_GRACE_SECS", value_name = "SECS")]
     pub gc_grace_secs: Option<u64>,
 
+    /// Compaction leaves alone segments written to less than this many
+    /// seconds before the oldest write in flight started: slack for file
+    /// time stamps and, on a cluster, for the nodes' clocks disagreeing.
+    /// [default: 2; 60 on a cluster]
+    #[arg(long, env = "CAIRN_GC_SETTLE_SECS", value_name = "SECS")]
+    pub gc_settle_secs: Option<u64>,
+
     /// Incomplete multipart uploads older than this many seconds are
     /// aborted by garbage collection (0: never). [default: 604800, 7 days]
     #[arg(long, env = "CAIRN_UPLOAD_EXPIRY_SECS", value_name = "SECS")]
@@ -186,6 +193,7 @@ pub struct FileConfig {
     pub inline_max_bytes: Option<usize>,
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
+    pub gc_settle_secs: Option<u64>,
     pub upload_expiry_secs: Option<u64>,
     pub scrub_interval_secs: Option<u64>,
     pub scrub_bytes_per_sec: Option<u64>,
@@ -335,6 +343,8 @@ pub struct Maintenance {
     /// `None`: no background GC.
     pub gc_interval: Option<std::time::Duration>,
     pub gc_grace: std::time::Duration,
+    /// Compaction's slack around the oldest write in flight.
+    pub gc_settle: std::time::Duration,
     /// `None`: uploads never expire.
     pub upload_expiry: Option<std::time::Duration>,
     /// `None`: no background scrub.
@@ -485,6 +495,15 @@ impl ServerConfig {
                     ),
                     gc_grace: Duration::from_secs(
                         args.gc_grace_secs.or(file.gc_grace_secs).unwrap_or(3600),
+                    ),
+                    gc_settle: Duration::from_secs(
+                        args.gc_settle_secs.or(file.gc_settle_secs).unwrap_or(
+                            if args.node_id.or(file.node_id).is_some() {
+                                60
+                            } else {
+                                2
+                            },
+                        ),
                     ),
                     upload_expiry: secs(
                         args.upload_expiry_secs

@@ -195,7 +195,17 @@ const CHUNK_LOCK_STRIPES: usize = 256;
 pub(crate) struct WriterRegistry {
     next_id: u64,
     started_ms: std::collections::BTreeMap<u64, u64>,
+    /// Writers whose commit had an unknown outcome (a cluster that did not
+    /// confirm in time): they may still commit, so their start keeps
+    /// holding compaction back until `until` — (start, until).
+    lingering: Vec<(u64, u64)>,
+    /// Tickets asked to linger when dropped: id → for how long (ms).
+    linger_ms: std::collections::BTreeMap<u64, u64>,
 }
+
+/// How long a writer whose commit outcome is unknown keeps holding
+/// compaction back: far beyond any election or commit timeout.
+pub(crate) const UNKNOWN_OUTCOME_LINGER_MS: u64 = 60 * 60 * 1000;
 
 /// Registration of one writer; deregisters on drop.
 #[derive(Debug)]
@@ -204,10 +214,23 @@ pub(crate) struct WriterTicket {
     id: u64,
 }
 
+impl WriterTicket {
+    /// When dropped, keep counting this writer as in flight for `ms` more:
+    /// its commit may still apply (unknown outcome).
+    pub(crate) fn linger(&self, ms: u64) {
+        let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
+        w.linger_ms.insert(self.id, ms);
+    }
+}
+
 impl Drop for WriterTicket {
     fn drop(&mut self) {
         let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
-        w.started_ms.remove(&self.id);
+        let start = w.started_ms.remove(&self.id);
+        if let (Some(start), Some(ms)) = (start, w.linger_ms.remove(&self.id)) {
+            w.lingering
+                .push((start, crate::now_ms().saturating_add(ms)));
+        }
     }
 }
 
@@ -834,12 +857,16 @@ impl Inner {
 
     /// Start of the oldest writer in flight, or now if none.
     pub(crate) fn oldest_writer_ms(&self) -> u64 {
-        let w = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        let now = crate::now_ms();
+        let mut w = self.writers.lock().unwrap_or_else(|e| e.into_inner());
+        w.lingering.retain(|(_, until)| *until > now);
+        let lingering = w.lingering.iter().map(|(start, _)| *start).min();
         w.started_ms
             .values()
             .copied()
+            .chain(lingering)
             .min()
-            .unwrap_or_else(crate::now_ms)
+            .unwrap_or(now)
     }
 
     pub(crate) fn configured_coder(&self) -> EngineResult<Arc<ErasureCoder>> {

@@ -735,3 +735,28 @@ async fn a_replica_applying_the_commands_holds_the_same_metadata() {
     assert_eq!(mine.len(), theirs.len());
     assert!(mine == theirs, "the replica's metadata differs");
 }
+
+/// A writer whose commit outcome is unknown keeps holding compaction back
+/// after it is gone (its shards may still be committed), until it expires.
+#[tokio::test]
+async fn a_lingering_writer_keeps_the_compaction_horizon() {
+    let f = fixture().await;
+    let inner = &f.engine.inner;
+    let before = crate::now_ms();
+    let ticket = inner.register_writer();
+    let started = inner.oldest_writer_ms();
+    assert!(started >= before);
+    ticket.linger(60_000);
+    drop(ticket);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(inner.oldest_writer_ms(), started);
+    // Without lingering, a finished writer no longer counts.
+    let ticket = inner.register_writer();
+    drop(ticket);
+    assert_eq!(inner.oldest_writer_ms(), started);
+    let ticket = inner.register_writer();
+    ticket.linger(0);
+    drop(ticket);
+    // Expired lingerers are forgotten; only the first one still counts.
+    assert_eq!(inner.oldest_writer_ms(), started);
+}

@@ -16,6 +16,8 @@
 //!
 //! A segment modified after the oldest write still in flight started is
 //! never compacted: it may hold shards whose records are not committed yet.
+//! On a cluster that is the oldest write of any node (`cluster_horizon`),
+//! and each node compacts only its own drives.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -85,15 +87,32 @@ impl Engine {
         report.chunks_deleted = deleted;
         report.chunks_live = live_chunks;
         let live_total: u64 = live.values().flat_map(|segs| segs.values()).sum();
-        // A cluster replica does not compact: a writer on another node may
-        // have appended shards to any segment that its records do not name
-        // yet, and only the local writers are known here (docs/cluster.md).
-        let compacting = !self.inner.meta.is_replica();
-        for drive in (0..self.inner.drives.len()).filter(|_| compacting) {
+        // The writes in flight that compaction must keep clear of: this
+        // node's, and on a cluster every node's (see `cluster_horizon`).
+        let horizon = if self.inner.meta.is_replica() {
+            match self.inner.meta.read_barrier().await {
+                Ok(()) => {
+                    let inner = self.inner.clone();
+                    blocking(move || cluster_horizon(&inner)).await?
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "no compaction: cannot catch up with the cluster");
+                    None
+                }
+            }
+        } else {
+            Some(self.inner.oldest_writer_ms())
+        };
+        // Only this node's own drives (each node compacts its own).
+        let drives: Vec<usize> = (0..self.inner.drives.len())
+            .filter(|d| horizon.is_some() && self.inner.drives[*d].local_dir().is_some())
+            .collect();
+        for drive in drives {
             let inner = self.inner.clone();
             let live = live.get(&drive).cloned().unwrap_or_default();
+            let horizon = horizon.unwrap_or(0);
             let (segments, moved, reclaimed) =
-                blocking(move || compact_drive(&inner, drive, &live, &opts)).await?;
+                blocking(move || compact_drive(&inner, drive, &live, &opts, horizon)).await?;
             report.segments_compacted += segments;
             report.shards_moved += moved;
             report.bytes_reclaimed += reclaimed;
@@ -218,6 +237,72 @@ fn sweep_chunks(
     Ok((deleted, live_chunks, live))
 }
 
+/// `system` names under which each cluster node publishes the start of its
+/// oldest write in flight (u64 LE ms, by its clock).
+const WRITERS_PREFIX: &str = "writers/";
+
+/// On a cluster: the start of the oldest write in flight anywhere, or
+/// `None` if some node never published one (then nothing is compacted).
+///
+/// Each node publishes `min(its oldest writer's start, now)` through the
+/// log. Any writer it starts later starts after that moment, so a report is
+/// a lower bound for as long as it is the latest — a stale one (a node
+/// down or cut off) only holds compaction back. Read after a read barrier,
+/// the reports are applied here together with every commit their nodes made
+/// before them, so no committed record naming a shard is missed. Writers
+/// whose commit outcome was unknown keep counting for an hour
+/// (`UNKNOWN_OUTCOME_LINGER_MS`). Node clocks must agree within
+/// `GcOptions::segment_settle` (the server uses 60 s on a cluster).
+fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
+    let nodes: std::collections::BTreeSet<u16> = inner.drives.iter().map(|d| d.node()).collect();
+    let now = crate::now_ms();
+    let mut horizon = inner.oldest_writer_ms();
+    for node in nodes {
+        let reported = match inner.meta.system(&format!("{WRITERS_PREFIX}{node}"))? {
+            Some(v) => <[u8; 8]>::try_from(v.as_slice())
+                .ok()
+                .map(u64::from_le_bytes),
+            None => None,
+        };
+        // A drained node that has been silent for longer than any commit
+        // can linger is gone for good (drained nodes take no clients):
+        // it must not hold compaction back for ever.
+        let drained = inner.config.placement_excluded_nodes.contains(&node);
+        let gone = |at: u64| now.saturating_sub(at) > 2 * crate::engine::UNKNOWN_OUTCOME_LINGER_MS;
+        match reported {
+            Some(at) if drained && gone(at) => {}
+            Some(at) => horizon = horizon.min(at),
+            None if drained => {}
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(horizon))
+}
+
+impl Engine {
+    /// On a cluster node: publishes through the log the start of this
+    /// node's oldest write in flight (or now), which every node's compaction
+    /// keeps clear of (see `cluster_horizon`). Call every few seconds.
+    pub async fn publish_writer_horizon(&self) -> EngineResult<()> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let Some(node) = inner
+                .drives
+                .iter()
+                .find(|d| d.local_dir().is_some())
+                .map(|d| d.node())
+            else {
+                return Ok(());
+            };
+            let horizon = inner.oldest_writer_ms();
+            let mut b = inner.meta.batch();
+            b.put_system(&format!("{WRITERS_PREFIX}{node}"), &horizon.to_le_bytes())?;
+            inner.meta.write(b)
+        })
+        .await
+    }
+}
+
 /// Compacts the sparse sealed segments of one drive; returns (segments
 /// compacted, shards moved, bytes reclaimed).
 fn compact_drive(
@@ -225,6 +310,7 @@ fn compact_drive(
     drive: usize,
     live: &LiveBytes,
     opts: &GcOptions,
+    horizon_ms: u64,
 ) -> EngineResult<(u64, u64, u64)> {
     let below_ratio = opts.compact_below_live_ratio;
     let Some(store) = inner.drives.get(drive).cloned() else {
@@ -233,9 +319,7 @@ fn compact_drive(
     // Registered for the whole pass: segments this compaction appends to are
     // then themselves too recent to be compacted by it.
     let _ticket = inner.register_writer();
-    let settled_before = inner
-        .oldest_writer_ms()
-        .saturating_sub(opts.segment_settle.as_millis() as u64);
+    let settled_before = horizon_ms.saturating_sub(opts.segment_settle.as_millis() as u64);
     let mut compacted = 0;
     let mut moved_total = 0;
     let mut reclaimed = 0u64;

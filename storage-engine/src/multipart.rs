@@ -130,7 +130,7 @@ impl Engine {
             };
             batch.put_part(id, part_number, &part)?;
             let committed = inner.meta.write(batch);
-            staged.pins.settle(&committed);
+            staged.settle(&committed);
             committed?;
             Ok(part)
         })

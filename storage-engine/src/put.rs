@@ -94,6 +94,12 @@ impl ChunkPins {
     /// so they are kept, costing space, never data). Otherwise they are
     /// still held and released on drop.
     pub(crate) fn settle<T>(&mut self, committed: &EngineResult<T>) {
+        if let Err(EngineError::Unavailable(_)) = committed {
+            tracing::warn!(
+                pins = self.ids.len(),
+                "commit outcome unknown: chunk pins kept"
+            );
+        }
         if matches!(committed, Ok(_) | Err(EngineError::Unavailable(_))) {
             self.disarm();
         }
@@ -286,7 +292,7 @@ impl Engine {
             };
             batch.put_object(b.id, &key, &version)?;
             let committed = inner.replace_current(&bucket, b.id, &key, &batch, &cond);
-            staged.pins.settle(&committed);
+            staged.settle(&committed);
             committed?;
             Ok(version)
         })
@@ -560,6 +566,19 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
         pin: None,
         syncs,
     })
+}
+
+impl StagedObject {
+    /// After the commit of this staged data: settles its pins (see
+    /// [`ChunkPins::settle`]) and, if the outcome is unknown, keeps its
+    /// writer holding compaction back (its shards may still be committed).
+    pub(crate) fn settle<T>(&mut self, committed: &EngineResult<T>) {
+        self.pins.settle(committed);
+        if let Err(EngineError::Unavailable(_)) = committed {
+            self._ticket
+                .linger(crate::engine::UNKNOWN_OUTCOME_LINGER_MS);
+        }
+    }
 }
 
 #[cfg(test)]

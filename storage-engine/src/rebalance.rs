@@ -96,7 +96,7 @@ fn rebalance_chunk(
         return Ok(());
     }
     report.chunks_misplaced += 1;
-    let _ticket = inner.register_writer();
+    let ticket = inner.register_writer();
     let mut moves = Vec::with_capacity(misplaced.len());
     for i in misplaced {
         let from = rec.shards[i];
@@ -151,7 +151,13 @@ fn rebalance_chunk(
             },
         )?;
     }
-    inner.meta.write(batch)?;
+    if let Err(e) = inner.meta.write(batch) {
+        if matches!(e, crate::EngineError::Unavailable(_)) {
+            // The relocations may still apply: keep their copies safe.
+            ticket.linger(crate::engine::UNKNOWN_OUTCOME_LINGER_MS);
+        }
+        return Err(e);
+    }
     report.shards_moved += moves.len() as u64;
     inner.metrics.shards_rebalanced.inc_by(moves.len() as u64);
     Ok(())
