@@ -1061,6 +1061,27 @@ fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, St
             if id == me { "  (this node)" } else { "" }
         );
     }
+    let r = expect_status(call(signer, base, "GET", "/admin/rebalance")?, 200)?;
+    let rb = parse_json(&r.body)?;
+    if flag(&rb, "running") {
+        println!(
+            "rebalance: running, {}/~{} chunks checked, {} shards moved ({})",
+            num(&rb, "chunks_checked"),
+            num(&rb, "chunks_total_estimate").max(num(&rb, "chunks_checked")),
+            num(&rb, "shards_moved"),
+            human_bytes(num(&rb, "bytes_moved")),
+        );
+    } else if num(&rb, "finished_ms") > 0 {
+        println!(
+            "rebalance: last run moved {} shards ({}), {} misplaced chunks found, {} shards skipped",
+            num(&rb, "shards_moved"),
+            human_bytes(num(&rb, "bytes_moved")),
+            num(&rb, "chunks_misplaced"),
+            num(&rb, "shards_skipped"),
+        );
+    } else {
+        println!("rebalance: not run since this node started");
+    }
     println!();
     let healthy_quorum = leader.is_some();
     let drives_ok = status(signer, base, false)?;

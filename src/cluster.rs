@@ -31,6 +31,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(120);
 pub const KEY_RELOAD_PERIOD: Duration = Duration::from_secs(2);
 /// How often the leader compares Raft's members with the configured nodes.
 const MEMBERSHIP_CHECK_PERIOD: Duration = Duration::from_secs(2);
+/// The rate of the rebalance the leader starts after adding nodes or when
+/// started with nodes to drain (`cairn admin cluster rebalance` sets its own).
+const AUTO_REBALANCE_BYTES_PER_SEC: u64 = 64 << 20;
 /// How often a node publishes the start of its oldest write in flight.
 const WRITER_HORIZON_PERIOD: Duration = Duration::from_secs(5);
 /// How long one metadata commit may wait for a quorum.
@@ -145,19 +148,6 @@ pub async fn open(
         .await?;
     println!("cairn: cluster leader is node {leader}");
     let node = Arc::new(node);
-    // Nodes added to the configuration join once the leader sees them.
-    let reconciling = node.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(MEMBERSHIP_CHECK_PERIOD);
-        loop {
-            tick.tick().await;
-            match reconciling.reconcile_membership(&members).await {
-                Ok(true) => println!("cairn: cluster membership now {:?}", members.keys()),
-                Ok(false) => {}
-                Err(e) => tracing::warn!("cluster membership: {e}"),
-            }
-        }
-    });
     let writer = ClusterWriter::new(node.raft.clone(), node.network.clone(), COMMIT_TIMEOUT);
     if !node
         .store
@@ -175,6 +165,42 @@ pub async fn open(
     .await
     .map_err(|e| format!("opening storage: {e}"))?
     .map_err(|e| format!("opening storage: {e}"))?;
+    // Nodes added to the configuration join once the leader sees them; the
+    // leader then moves their share of the shards onto them, and moves the
+    // shards of drained nodes off, in the background at a bounded rate.
+    let (reconciling, rebalancing) = (node.clone(), engine.clone());
+    let mut rebalance_due = !cluster.drain.is_empty();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(MEMBERSHIP_CHECK_PERIOD);
+        loop {
+            tick.tick().await;
+            match reconciling.reconcile_membership(&members).await {
+                Ok(true) => {
+                    println!("cairn: cluster membership now {:?}", members.keys());
+                    rebalance_due = true;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!("cluster membership: {e}"),
+            }
+            if rebalance_due && reconciling.is_leader() {
+                rebalance_due = false;
+                let engine = rebalancing.clone();
+                tokio::spawn(async move {
+                    let opts = cairn_storage_engine::RebalanceOptions {
+                        bytes_per_sec: Some(AUTO_REBALANCE_BYTES_PER_SEC),
+                    };
+                    match engine.rebalance(opts).await {
+                        Ok(Some(r)) => println!(
+                            "cairn: rebalance finished: {} shards moved, {} skipped",
+                            r.shards_moved, r.shards_skipped
+                        ),
+                        Ok(None) => {} // one was already running
+                        Err(e) => tracing::error!(error = %e, "background rebalance failed"),
+                    }
+                });
+            }
+        }
+    });
     // Every node's compaction keeps clear of this node's writes in flight.
     let horizon_engine = engine.clone();
     tokio::spawn(async move {
