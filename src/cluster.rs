@@ -170,11 +170,12 @@ pub async fn open(
     // shards of drained nodes off, in the background at a bounded rate.
     let (reconciling, rebalancing) = (node.clone(), engine.clone());
     let mut rebalance_due = !cluster.drain.is_empty();
+    let drained: Vec<u64> = cluster.drain.iter().map(|d| u64::from(*d)).collect();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(MEMBERSHIP_CHECK_PERIOD);
         loop {
             tick.tick().await;
-            match reconciling.reconcile_membership(&members).await {
+            match reconciling.reconcile_membership(&members, &drained).await {
                 Ok(true) => {
                     println!("cairn: cluster membership now {:?}", members.keys());
                     rebalance_due = true;

@@ -574,6 +574,37 @@ fn an_added_node_gets_its_share_and_a_drained_node_is_emptied() {
             0.0,
             "reads needed node 4's shards after the drain"
         );
+
+        // The drained node is no longer a voter (a learner), so with it
+        // gone the cluster still survives one more node down: writes on the
+        // two left commit, and everything reads.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, out, _) = cairn_admin_as(
+                cluster.node(0),
+                ACCESS_KEY,
+                SECRET_KEY,
+                &["cluster", "status"],
+            );
+            if out
+                .lines()
+                .any(|l| l.starts_with('4') && l.contains("learner"))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node 4 is still a voter: {out}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        cluster.kill(2);
+        let c1 = cluster.client(0);
+        put_bytes(&c1, "grow", "after", b"two of three voters").await;
+        assert_eq!(
+            get_bytes(&c2, "grow", "after").await,
+            b"two of three voters"
+        );
+        for (key, data) in &objects {
+            assert_eq!(&get_bytes(&c1, "grow", key).await, data, "{key}");
+        }
     });
 }
 

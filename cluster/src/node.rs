@@ -163,15 +163,17 @@ impl RunningNode {
             .ok_or_else(|| "no cluster leader".to_owned())
     }
 
-    /// On the leader: makes Raft's voters the configured `members` when
-    /// nodes were added to the configuration (each joins as a learner,
-    /// catches up, then becomes a voter). Members are never removed here:
-    /// drive ids follow the member list, so a node leaves the placement by
-    /// draining, not by leaving the list. Returns whether it changed
-    /// anything; a node that does not lead does nothing.
+    /// On the leader: makes Raft's voters the configured `members` minus
+    /// the `drained` ones. Added nodes join as learners, catch up, then
+    /// become voters; drained nodes stop being voters but stay learners
+    /// (they keep the log while they still hold shards), so a drained node
+    /// that is then stopped no longer counts against the quorum. Nodes never
+    /// leave the member list: drive ids follow it. Returns whether it
+    /// changed anything; a node that does not lead does nothing.
     pub async fn reconcile_membership(
         &self,
         members: &std::collections::BTreeMap<NodeId, ClusterNode>,
+        drained: &[NodeId],
     ) -> Result<bool, String> {
         let m = self.raft.metrics().borrow().clone();
         if m.current_leader != Some(self.id) {
@@ -181,14 +183,23 @@ impl RunningNode {
         let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
         let known: std::collections::BTreeSet<NodeId> =
             membership.nodes().map(|(id, _)| *id).collect();
-        let wanted: std::collections::BTreeSet<NodeId> = members.keys().copied().collect();
+        let wanted: std::collections::BTreeSet<NodeId> = members
+            .keys()
+            .copied()
+            .filter(|id| !drained.contains(id))
+            .collect();
         if voters == wanted {
             return Ok(false);
         }
-        if !wanted.is_superset(&voters) {
+        if wanted.is_empty() {
+            return Err("every node is being drained: no voters would be left".into());
+        }
+        if let Some(gone) = voters
+            .iter()
+            .find(|v| !members.contains_key(v) && !drained.contains(v))
+        {
             return Err(format!(
-                "the configured nodes {wanted:?} lack voters {:?}: nodes are never removed from the list (drain them instead)",
-                voters.difference(&wanted).collect::<Vec<_>>()
+                "voter {gone} is missing from the configured nodes: nodes are never removed from the list (drain them instead)"
             ));
         }
         for (id, node) in members {
@@ -201,8 +212,9 @@ impl RunningNode {
             }
         }
         tracing::info!(voters = ?wanted, "changing the cluster's voters");
+        // Nodes dropped from the voters stay learners (retain).
         self.raft
-            .change_membership(wanted, false)
+            .change_membership(wanted, true)
             .await
             .map_err(|e| format!("changing membership: {e}"))?;
         Ok(true)
