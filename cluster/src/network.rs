@@ -478,6 +478,9 @@ pub struct ClusterWriter {
     read_index: Arc<SharedReadIndex>,
 }
 
+/// How long one read-index fetch may take before it counts as failed.
+const READ_INDEX_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What one read-index fetch gave: the index reads must wait for (`None`:
 /// nothing committed yet), or why it failed (the caller retries).
 type FetchedReadIndex = Result<Option<u64>, String>;
@@ -493,7 +496,7 @@ struct SharedReadIndex {
     /// Fetches started so far; a fetch takes its number when it starts.
     started: std::sync::atomic::AtomicU64,
     /// One fetch at a time.
-    fetching: tokio::sync::Mutex<()>,
+    fetching: Arc<tokio::sync::Mutex<()>>,
     /// The last finished fetch: its number and result.
     done: tokio::sync::watch::Sender<(u64, FetchedReadIndex)>,
 }
@@ -502,7 +505,7 @@ impl SharedReadIndex {
     fn new() -> Self {
         SharedReadIndex {
             started: std::sync::atomic::AtomicU64::new(0),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
             done: tokio::sync::watch::Sender::new((0, Ok(None))),
         }
     }
@@ -560,38 +563,46 @@ impl ClusterWriter {
     /// with concurrent callers (see [`SharedReadIndex`]).
     async fn shared_read_index(&self) -> FetchedReadIndex {
         use std::sync::atomic::Ordering;
-        let shared = &self.read_index;
+        let shared = self.read_index.clone();
         // Fetches numbered above this one started after we arrived.
         let arrived = shared.started.load(Ordering::SeqCst);
         let mut done = shared.done.subscribe();
-        loop {
-            {
-                let (number, result) = &*done.borrow_and_update();
-                if *number > arrived
-                    && let Ok(index) = result
-                {
-                    return Ok(*index);
-                }
+        let accept = |done: &mut tokio::sync::watch::Receiver<(u64, FetchedReadIndex)>| {
+            let (number, result) = &*done.borrow_and_update();
+            match result {
+                Ok(index) if *number > arrived => Some(Ok(*index)),
+                Err(e) if *number > arrived => Some(Err(e.clone())),
+                _ => None,
             }
-            match shared.fetching.try_lock() {
-                Ok(_one_fetch) => {
-                    // One may have finished between the look and the lock.
-                    let (number, result) = done.borrow_and_update().clone();
-                    if number > arrived && result.is_ok() {
-                        return result;
-                    }
-                    let number = shared.started.fetch_add(1, Ordering::SeqCst) + 1;
-                    let result = self.fetch_read_index().await;
-                    let _last = shared.done.send_replace((number, result.clone()));
-                    return result;
-                }
-                // A fetch is running: wait for it (and, if it started
-                // before we arrived, for the next one).
-                Err(_) => {
-                    if done.changed().await.is_err() {
-                        return Err("read index channel closed".to_owned());
-                    }
-                }
+        };
+        if let Some(r) = accept(&mut done) {
+            return r;
+        }
+        // One fetch at a time; waiting for the lock (not trying it) means
+        // no waiter can miss the end of the fetch it waits behind.
+        let one_fetch = shared.fetching.clone().lock_owned().await;
+        if let Some(r) = accept(&mut done) {
+            return r;
+        }
+        // This fetch starts after we arrived. It runs in its own task, so a
+        // caller that gives up (a client gone) cannot leave the others
+        // waiting for a result nobody publishes.
+        let number = shared.started.fetch_add(1, Ordering::SeqCst) + 1;
+        let me = self.clone();
+        tokio::spawn(async move {
+            // Bounded, so a hung connection cannot hold every barrier.
+            let result = tokio::time::timeout(READ_INDEX_FETCH_TIMEOUT, me.fetch_read_index())
+                .await
+                .unwrap_or_else(|_| Err("read index fetch timed out".to_owned()));
+            let _last = me.read_index.done.send_replace((number, result));
+            drop(one_fetch);
+        });
+        loop {
+            if let Some(r) = accept(&mut done) {
+                return r;
+            }
+            if done.changed().await.is_err() {
+                return Err("read index channel closed".to_owned());
             }
         }
     }

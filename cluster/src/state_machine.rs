@@ -81,6 +81,9 @@ pub struct MetaStateMachine {
     dir: PathBuf,
     /// The file openraft is writing a received snapshot into.
     receiving: Arc<Mutex<Option<PathBuf>>>,
+    /// Serialises everything that touches the snapshot files and
+    /// `current.json` (a build runs in its own task beside installs).
+    files: Arc<Mutex<()>>,
 }
 
 impl std::fmt::Debug for MetaStateMachine {
@@ -98,12 +101,28 @@ impl MetaStateMachine {
             store,
             dir: dir.to_owned(),
             receiving: Arc::new(Mutex::new(None)),
+            files: Arc::new(Mutex::new(())),
         };
+        // Transfers and installs a restart cut short.
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let partial = ["recv-", "install-", "build-"]
+                    .iter()
+                    .any(|p| name.starts_with(p));
+                if partial && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         if let Some(marker) = sm.store.local(INSTALLING_KEY).map_err(sm_read_err)? {
             let pending: CurrentSnapshot = serde_json::from_slice(&marker).map_err(snapshot_err)?;
             tracing::warn!(snapshot = %pending.meta.snapshot_id, "redoing a snapshot install a crash interrupted");
             let path = sm.snapshot_path(&pending.file);
             sm.install_file(&path, &pending)?;
+        } else if let Some(current) = sm.read_current()? {
+            // Only the current snapshot's file is kept.
+            sm.remove_other_snapshots(&current.file);
         }
         Ok(sm)
     }
@@ -131,8 +150,25 @@ impl MetaStateMachine {
         self.dir.join(format!("snap-{file}.snap"))
     }
 
+    fn lock_files(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remove_other_snapshots(&self, keep_file: &str) {
+        let keep = format!("snap-{keep_file}.snap");
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("snap-") && name != keep {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
     /// Makes `current` the current snapshot: `current.json` replaced
-    /// atomically (its file is already durable), older files removed.
+    /// atomically (its file is already durable), older snapshot files
+    /// removed. Called with the files lock held.
     fn set_current(&self, current: &CurrentSnapshot) -> Result<(), StorageError> {
         let tmp = self.dir.join(format!("{CURRENT_FILE}.tmp"));
         let body = serde_json::to_vec(current).map_err(snapshot_err)?;
@@ -146,20 +182,7 @@ impl MetaStateMachine {
         std::fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(io_err)?;
-        let keep = format!("snap-{}.snap", current.file);
-        if let Ok(entries) = std::fs::read_dir(&self.dir) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                let stale = (name.starts_with("snap-") && name != keep)
-                    || ((name.starts_with("build-")
-                        || name.starts_with("install-")
-                        || name.starts_with("recv-"))
-                        && name.ends_with(".tmp"));
-                if stale {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
+        self.remove_other_snapshots(&current.file);
         Ok(())
     }
 
@@ -171,10 +194,14 @@ impl MetaStateMachine {
         }
     }
 
-    /// Imports the (verified) snapshot file at `path` — moved to its place
-    /// first if it is still where it was received — and makes it current,
-    /// under the install marker (blocking).
+    /// Imports the snapshot file at `path` — moved to its place first if it
+    /// is still where it was received — and makes it current, under the
+    /// install marker, set before the file is even checked: openraft may
+    /// purge the log as soon as it handed the snapshot over, so from then on
+    /// the file is the only way back (blocking). A file that fails its
+    /// check is dropped and the marker cleared.
     fn install_file(&self, path: &Path, target: &CurrentSnapshot) -> Result<(), StorageError> {
+        let _files = self.lock_files();
         let marker = serde_json::to_vec(target).map_err(snapshot_err)?;
         let dest = self.snapshot_path(&target.file);
         if path != dest {
@@ -186,6 +213,14 @@ impl MetaStateMachine {
         self.store
             .set_local(INSTALLING_KEY, Some(&marker))
             .map_err(snapshot_err)?;
+        let mut r = std::io::BufReader::new(std::fs::File::open(&dest).map_err(io_err)?);
+        if let Err(e) = MetaStore::verify_stream(&mut r) {
+            let _ = std::fs::remove_file(&dest);
+            self.store
+                .set_local(INSTALLING_KEY, None)
+                .map_err(snapshot_err)?;
+            return Err(snapshot_err(e));
+        }
         let last = only(vec![
             Self::system_put(APPLIED_KEY, &target.meta.last_log_id)?,
             Self::system_put(MEMBERSHIP_KEY, &target.meta.last_membership)?,
@@ -202,6 +237,8 @@ impl MetaStateMachine {
 
     /// Builds a snapshot file of the store as it is now (blocking).
     fn build_file(&self) -> Result<CurrentSnapshot, StorageError> {
+        // Not beside an install: the export must see a whole store.
+        let _files = self.lock_files();
         let tmp = self.dir.join(format!(
             "build-{}.tmp",
             hex::encode(cairn_storage_engine::random_bytes::<8>())
@@ -257,22 +294,30 @@ impl MetaStateMachine {
         // them durable first, or a power loss could leave the node with
         // neither the entries nor their effects.
         self.store.sync_wal().map_err(snapshot_err)?;
+        // Never go back to an older snapshot than the current one.
+        if let Some(existing) = self.read_current()?
+            && existing.meta.last_log_id > current.meta.last_log_id
+        {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(existing);
+        }
         std::fs::rename(&tmp, self.snapshot_path(&current.file)).map_err(io_err)?;
         self.set_current(&current)?;
         Ok(current)
     }
 
-    async fn open_snapshot(
-        &self,
-        current: CurrentSnapshot,
-    ) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let file = tokio::fs::File::open(self.snapshot_path(&current.file))
-            .await
-            .map_err(io_err)?;
-        Ok(Snapshot {
+    /// The current snapshot, opened (under the files lock, so its file
+    /// cannot be replaced between reading `current.json` and opening it).
+    fn open_current(&self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let _files = self.lock_files();
+        let Some(current) = self.read_current()? else {
+            return Ok(None);
+        };
+        let file = std::fs::File::open(self.snapshot_path(&current.file)).map_err(io_err)?;
+        Ok(Some(Snapshot {
             meta: current.meta,
-            snapshot: Box::new(file),
-        })
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
     }
 
     fn applied_and_membership(&self) -> Result<AppliedState, StorageError> {
@@ -395,10 +440,13 @@ impl MetaStateMachine {
 impl RaftSnapshotBuilder<TypeConfig> for MetaStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let sm = self.clone();
-        let current = tokio::task::spawn_blocking(move || sm.build_file())
-            .await
-            .map_err(snapshot_err)??;
-        self.open_snapshot(current).await
+        tokio::task::spawn_blocking(move || {
+            sm.build_file()?;
+            sm.open_current()?
+                .ok_or_else(|| snapshot_err("no current snapshot after building one"))
+        })
+        .await
+        .map_err(snapshot_err)?
     }
 }
 
@@ -510,24 +558,17 @@ impl RaftStateMachine<TypeConfig> for MetaStateMachine {
             meta: meta.clone(),
         };
         let sm = self.clone();
-        tokio::task::spawn_blocking(move || {
-            // Checked whole before the store is touched.
-            let mut r = std::io::BufReader::new(std::fs::File::open(&path).map_err(io_err)?);
-            if let Err(e) = MetaStore::verify_stream(&mut r) {
-                let _ = std::fs::remove_file(&path);
-                return Err(snapshot_err(e));
-            }
-            sm.install_file(&path, &target)
-        })
-        .await
-        .map_err(snapshot_err)?
+        // Checked whole (inside `install_file`) before the store is touched.
+        tokio::task::spawn_blocking(move || sm.install_file(&path, &target))
+            .await
+            .map_err(snapshot_err)?
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        match self.read_current()? {
-            Some(current) => Ok(Some(self.open_snapshot(current).await?)),
-            None => Ok(None),
-        }
+        let sm = self.clone();
+        tokio::task::spawn_blocking(move || sm.open_current())
+            .await
+            .map_err(snapshot_err)?
     }
 }
 

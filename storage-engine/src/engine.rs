@@ -221,6 +221,14 @@ impl WriterTicket {
         let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
         w.linger_ms.insert(self.id, ms);
     }
+
+    /// [`WriterTicket::linger`] for an hour if `e` leaves the commit's
+    /// outcome unknown (a cluster that did not confirm in time).
+    pub(crate) fn linger_if_unknown(&self, e: &EngineError) {
+        if matches!(e, EngineError::Unavailable(_)) {
+            self.linger(UNKNOWN_OUTCOME_LINGER_MS);
+        }
+    }
 }
 
 impl Drop for WriterTicket {
@@ -596,7 +604,12 @@ impl Engine {
             });
             b.delete_bucket(&name)?;
             match inner.meta.write(b) {
-                Err(EngineError::GuardFailed(0)) => Err(EngineError::NoSuchBucket),
+                // The bucket record changed meanwhile (deleted, or its tags
+                // set elsewhere).
+                Err(EngineError::GuardFailed(0)) => match inner.meta.bucket(&name)? {
+                    None => Err(EngineError::NoSuchBucket),
+                    Some(_) => Err(EngineError::SourceChanged),
+                },
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketNotEmpty),
                 r => r,
             }

@@ -238,7 +238,8 @@ fn sweep_chunks(
 }
 
 /// `system` names under which each cluster node publishes the start of its
-/// oldest write in flight (u64 LE ms, by its clock).
+/// oldest write in flight and when it published it (two u64 LE ms, by its
+/// clock).
 const WRITERS_PREFIX: &str = "writers/";
 
 /// On a cluster: the start of the oldest write in flight anywhere, or
@@ -254,24 +255,42 @@ const WRITERS_PREFIX: &str = "writers/";
 /// (`UNKNOWN_OUTCOME_LINGER_MS`). Node clocks must agree within
 /// `GcOptions::segment_settle` (the server uses 60 s on a cluster).
 fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
-    let nodes: std::collections::BTreeSet<u16> = inner.drives.iter().map(|d| d.node()).collect();
+    // Every node this one knows of must have reported, and every report
+    // counts, also from nodes this node's configuration does not list yet
+    // (a node being added while the others restart).
+    let mut nodes: std::collections::BTreeSet<u16> =
+        inner.drives.iter().map(|d| d.node()).collect();
+    for name in inner
+        .meta
+        .system_names(WRITERS_PREFIX, "writers0", 65_536)?
+    {
+        if let Ok(node) = name[WRITERS_PREFIX.len()..].parse::<u16>() {
+            nodes.insert(node);
+        }
+    }
     let now = crate::now_ms();
     let mut horizon = inner.oldest_writer_ms();
     for node in nodes {
-        let reported = match inner.meta.system(&format!("{WRITERS_PREFIX}{node}"))? {
-            Some(v) => <[u8; 8]>::try_from(v.as_slice())
-                .ok()
-                .map(u64::from_le_bytes),
-            None => None,
-        };
-        // A drained node that has been silent for longer than any commit
-        // can linger is gone for good (drained nodes take no clients):
-        // it must not hold compaction back for ever.
+        // (oldest writer's start, when published).
+        let reported = inner
+            .meta
+            .system(&format!("{WRITERS_PREFIX}{node}"))?
+            .and_then(|v| {
+                let start = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
+                let published = u64::from_le_bytes(v.get(8..16)?.try_into().ok()?);
+                Some((start, published))
+            });
+        // A drained node that has not published for longer than any commit
+        // can linger is gone for good: it must not hold compaction back for
+        // ever. (A drained node still running publishes every 5 s, so its
+        // long writes keep counting.)
         let drained = inner.config.placement_excluded_nodes.contains(&node);
-        let gone = |at: u64| now.saturating_sub(at) > 2 * crate::engine::UNKNOWN_OUTCOME_LINGER_MS;
+        let gone = |published: u64| {
+            now.saturating_sub(published) > 2 * crate::engine::UNKNOWN_OUTCOME_LINGER_MS
+        };
         match reported {
-            Some(at) if drained && gone(at) => {}
-            Some(at) => horizon = horizon.min(at),
+            Some((_, published)) if drained && gone(published) => {}
+            Some((start, _)) => horizon = horizon.min(start),
             None if drained => {}
             None => return Ok(None),
         }
@@ -295,8 +314,10 @@ impl Engine {
                 return Ok(());
             };
             let horizon = inner.oldest_writer_ms();
+            let mut value = horizon.to_le_bytes().to_vec();
+            value.extend_from_slice(&crate::now_ms().to_le_bytes());
             let mut b = inner.meta.batch();
-            b.put_system(&format!("{WRITERS_PREFIX}{node}"), &horizon.to_le_bytes())?;
+            b.put_system(&format!("{WRITERS_PREFIX}{node}"), &value)?;
             inner.meta.write(b)
         })
         .await
@@ -318,8 +339,16 @@ fn compact_drive(
     };
     // Registered for the whole pass: segments this compaction appends to are
     // then themselves too recent to be compacted by it.
-    let _ticket = inner.register_writer();
+    let ticket = inner.register_writer();
     let settled_before = horizon_ms.saturating_sub(opts.segment_settle.as_millis() as u64);
+    // A snapshot import (a cluster follower far behind) empties and refills
+    // the metadata: a record missing meanwhile is not an orphan. Any import
+    // that starts or runs during a segment's pass cancels its deletion.
+    let generation = inner.meta.import_generation();
+    let imported_meanwhile = || {
+        let now = inner.meta.import_generation();
+        generation % 2 == 1 || now != generation
+    };
     let mut compacted = 0;
     let mut moved_total = 0;
     let mut reclaimed = 0u64;
@@ -405,7 +434,17 @@ fn compact_drive(
                     },
                 )?;
             }
-            inner.meta.write(batch)?;
+            inner
+                .meta
+                .write(batch)
+                .inspect_err(|e| ticket.linger_if_unknown(e))?;
+        }
+        if imported_meanwhile() {
+            tracing::warn!(
+                drive = drive_index,
+                "compaction stopped: a metadata snapshot was installed meanwhile"
+            );
+            break;
         }
         let removed = store.remove_segment(seg.id)?;
         compacted += 1;

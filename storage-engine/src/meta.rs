@@ -222,6 +222,10 @@ pub struct MetaStore {
     sync_write: bool,
     /// Set once when the store joins a cluster (see [`MetaCommitter`]).
     committer: std::sync::OnceLock<Arc<dyn MetaCommitter>>,
+    /// Bumped when a snapshot import starts and when it ends (odd while one
+    /// runs): a reader that must not act on a half-imported store (segment
+    /// compaction) compares it before and after.
+    import_generation: std::sync::atomic::AtomicU64,
     /// Tests only: every command written, encoded, in the order RocksDB
     /// applied them (see `record_commands`).
     #[cfg(test)]
@@ -261,6 +265,7 @@ impl MetaStore {
             db: Arc::new(db),
             sync_write: true,
             committer: std::sync::OnceLock::new(),
+            import_generation: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             recorded: std::sync::Mutex::new(None),
         })
@@ -969,7 +974,14 @@ impl MetaStore {
                 "metadata stream fails its BLAKE3 check".into(),
             ));
         }
-        Ok(())
+        let mut extra = [0u8; 1];
+        match tee.inner.read(&mut extra) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(EngineError::Corrupt(
+                "metadata stream has bytes after its digest".into(),
+            )),
+            Err(e) => Err(stream_io(e)),
+        }
     }
 
     /// Replaces everything in the replicated column families by the stream
@@ -979,6 +991,24 @@ impl MetaStore {
     /// under way (node-local) and redoes it after a crash before using the
     /// store.
     pub fn import_stream(&self, r: &mut dyn std::io::Read, last: &MetaCommand) -> EngineResult<()> {
+        use std::sync::atomic::Ordering;
+        self.import_generation.fetch_add(1, Ordering::SeqCst);
+        let result = self.import_stream_inner(r, last);
+        self.import_generation.fetch_add(1, Ordering::SeqCst);
+        result
+    }
+
+    /// See `import_generation`: odd while an import runs.
+    pub fn import_generation(&self) -> u64 {
+        self.import_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn import_stream_inner(
+        &self,
+        r: &mut dyn std::io::Read,
+        last: &MetaCommand,
+    ) -> EngineResult<()> {
         // Everything goes first, in bounded batches.
         for cf in MetaCf::ALL {
             let h = self.cf(cf.name())?;
@@ -994,6 +1024,11 @@ impl MetaStore {
         }
         let mut head = [0u8; 9];
         read_exact_or_corrupt(r, &mut head)?;
+        if &head[..8] != STREAM_MAGIC || head[8] != STREAM_FORMAT_V1 {
+            return Err(EngineError::Corrupt(
+                "not a metadata stream (format 1)".into(),
+            ));
+        }
         let mut batch = WriteBatch::default();
         while let Some((cf, key, value)) = read_stream_record(r)? {
             batch.put_cf(&self.cf(cf.name())?, &key, &value);

@@ -89,18 +89,28 @@ fn rebalance_chunk(
     report.chunks_checked += 1;
     let mut targets = inner.placement_ranking(id);
     targets.truncate(rec.shards.len());
-    let misplaced: Vec<usize> = (0..rec.shards.len().min(targets.len()))
-        .filter(|&i| usize::from(rec.shards[i].drive) != targets[i])
+    // As sets: a shard already on one of the rule's drives stays, whatever
+    // its index (moving it would only trade places); a shard elsewhere goes
+    // to a rule drive no shard of this chunk occupies. So no two shards
+    // ever share a drive, and adding a node moves only its share.
+    let occupied: std::collections::BTreeSet<usize> =
+        rec.shards.iter().map(|s| usize::from(s.drive)).collect();
+    let misplaced: Vec<usize> = (0..rec.shards.len())
+        .filter(|&i| !targets.contains(&usize::from(rec.shards[i].drive)))
         .collect();
     if misplaced.is_empty() {
         return Ok(());
     }
     report.chunks_misplaced += 1;
+    let free: Vec<usize> = targets
+        .iter()
+        .copied()
+        .filter(|d| !occupied.contains(d))
+        .collect();
     let ticket = inner.register_writer();
     let mut moves = Vec::with_capacity(misplaced.len());
-    for i in misplaced {
+    for (i, to_drive) in misplaced.into_iter().zip(free) {
         let from = rec.shards[i];
-        let to_drive = targets[i];
         let (Some(source), Some(target)) = (
             inner.drives.get(usize::from(from.drive)),
             inner.drives.get(to_drive),
@@ -151,13 +161,12 @@ fn rebalance_chunk(
             },
         )?;
     }
-    if let Err(e) = inner.meta.write(batch) {
-        if matches!(e, crate::EngineError::Unavailable(_)) {
-            // The relocations may still apply: keep their copies safe.
-            ticket.linger(crate::engine::UNKNOWN_OUTCOME_LINGER_MS);
-        }
-        return Err(e);
-    }
+    // If the outcome is unknown the relocations may still apply: their new
+    // copies stay safe from compaction meanwhile.
+    inner
+        .meta
+        .write(batch)
+        .inspect_err(|e| ticket.linger_if_unknown(e))?;
     report.shards_moved += moves.len() as u64;
     inner.metrics.shards_rebalanced.inc_by(moves.len() as u64);
     Ok(())
@@ -294,6 +303,19 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(second.chunks_misplaced, 0, "{second:?}");
+        // Moves fill free rule drives only: no two shards of a chunk on one
+        // drive, and only about the new drives' share moved (2 of 8).
+        for (id, rec) in e.inner.meta.chunks_page(None, 10_000).unwrap() {
+            let drives: std::collections::BTreeSet<u16> =
+                rec.shards.iter().map(|s| s.drive).collect();
+            assert_eq!(drives.len(), rec.shards.len(), "{id}: {:?}", rec.shards);
+        }
+        let total_shards = first.chunks_checked * 6;
+        assert!(
+            first.shards_moved * 2 < total_shards,
+            "{} of {total_shards} shards moved",
+            first.shards_moved
+        );
         assert_eq!(e.rebalance_status().report, second);
     }
 }

@@ -127,7 +127,7 @@ fn repair_chunk(
         .codec
         .open(id, &sealed, rec.compressed, rec.plain_len)?;
 
-    let _ticket = inner.register_writer();
+    let ticket = inner.register_writer();
     let mut moves = Vec::with_capacity(bad.len());
     for &i in bad {
         let (Some(from), Some(Some(payload))) = (rec.shards.get(i), work.get(i)) else {
@@ -157,7 +157,10 @@ fn repair_chunk(
             },
         )?;
     }
-    inner.meta.write(batch)?;
+    inner
+        .meta
+        .write(batch)
+        .inspect_err(|e| ticket.linger_if_unknown(e))?;
     inner.metrics.shards_repaired.inc_by(moves.len() as u64);
     Ok(moves.len() as u64)
 }
