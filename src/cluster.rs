@@ -48,6 +48,9 @@ fn raft_config() -> openraft_config::Config {
         election_timeout_min: 800,
         election_timeout_max: 1600,
         snapshot_policy: openraft_config::SnapshotPolicy::LogsSinceLast(20_000),
+        // Entries kept behind a snapshot: a follower that lags by fewer
+        // catches up from the log, not by a whole snapshot.
+        max_in_snapshot_log_to_keep: 50_000,
         // A follower imports a received snapshot while answering its last
         // chunk: give that time.
         install_snapshot_timeout: 120_000,
