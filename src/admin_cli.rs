@@ -454,9 +454,10 @@ const REBALANCE_JOB: JobKind = JobKind {
     bytes_verb: "moved",
     counts: |s| {
         format!(
-            "misplaced chunks {} shards moved {} skipped {}",
+            "misplaced chunks {} shards moved {} (rebuilt {}) skipped {}",
             num(s, "chunks_misplaced"),
             num(s, "shards_moved"),
+            num(s, "shards_rebuilt"),
             num(s, "shards_skipped"),
         )
     },
@@ -985,11 +986,12 @@ fn rebalance(
                 print!("{}", reply.body);
             } else {
                 println!(
-                    "rebalance finished: {} chunks, {} misplaced, {} shards moved ({}), {skipped} skipped",
+                    "rebalance finished: {} chunks, {} misplaced, {} shards moved ({}, {} of them rebuilt from the other shards), {skipped} skipped",
                     num(&status, "chunks_checked"),
                     num(&status, "chunks_misplaced"),
                     num(&status, "shards_moved"),
                     human_bytes(num(&status, "bytes_moved")),
+                    num(&status, "shards_rebuilt"),
                 );
                 if skipped > 0 {
                     eprintln!(
@@ -1060,6 +1062,24 @@ fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, St
             replicated,
             if id == me { "  (this node)" } else { "" }
         );
+    }
+    let r = expect_status(call(signer, base, "GET", "/admin/scrub")?, 200)?;
+    let sc = parse_json(&r.body)?;
+    if num(&sc, "finished_ms") > 0 || flag(&sc, "running") {
+        println!(
+            "degraded: {} shards missing, {} corrupt, {} chunks unrecoverable at the {} scrub ({} repaired)",
+            num(&sc, "shards_missing"),
+            num(&sc, "shards_corrupt"),
+            num(&sc, "chunks_unrecoverable"),
+            if flag(&sc, "running") {
+                "running"
+            } else {
+                "last"
+            },
+            num(&sc, "shards_repaired"),
+        );
+    } else {
+        println!("degraded: unknown (no scrub since this node started: cairn admin scrub)");
     }
     let r = expect_status(call(signer, base, "GET", "/admin/rebalance")?, 200)?;
     let rb = parse_json(&r.body)?;

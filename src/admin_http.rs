@@ -93,6 +93,7 @@ fn rebalance_status_json(s: &RebalanceStatus) -> String {
         "chunks_checked": r.chunks_checked,
         "chunks_misplaced": r.chunks_misplaced,
         "shards_moved": r.shards_moved,
+        "shards_rebuilt": r.shards_rebuilt,
         "bytes_moved": r.bytes_moved,
         "shards_skipped": r.shards_skipped,
     });

@@ -39,6 +39,8 @@ struct TestCluster {
     dirs: Vec<PathBuf>,
     /// `--cluster-drain` ids, if any.
     drain: Vec<usize>,
+    /// Nodes (indexes) that are gone for good: never started again.
+    dead: Vec<usize>,
     nodes: Vec<Option<TestServer>>,
 }
 
@@ -62,6 +64,7 @@ impl TestCluster {
             ports: Vec::new(),
             dirs: Vec::new(),
             drain: Vec::new(),
+            dead: Vec::new(),
             nodes: Vec::new(),
         };
         for _ in 0..NODES {
@@ -128,7 +131,7 @@ impl TestCluster {
     /// other (a leader needs a majority).
     fn start_all(&mut self) {
         let handles: Vec<_> = (0..self.dirs.len())
-            .filter(|i| self.nodes[*i].is_none())
+            .filter(|i| self.nodes[*i].is_none() && !self.dead.contains(i))
             .map(|i| {
                 let (dir, args) = (self.dirs[i].clone(), self.args(i));
                 (
@@ -486,10 +489,12 @@ fn count_before(text: &str, label: &str) -> u64 {
         .unwrap_or_else(|| panic!("no count before {label:?} in {text:?}"))
 }
 
-/// `cairn admin cluster rebalance` on each of the first `n` nodes, then
-/// once more: that last pass must find nothing misplaced.
-fn rebalance_everywhere(cluster: &TestCluster, n: usize) {
-    for i in 0..n {
+/// `cairn admin cluster rebalance` on each of the first `n` nodes (the
+/// live ones), then once more: that last pass must find nothing misplaced.
+/// Returns the outputs.
+fn rebalance_everywhere(cluster: &TestCluster, n: usize) -> String {
+    let mut all = String::new();
+    for i in (0..n).filter(|i| !cluster.dead.contains(i)) {
         let (ok, out, err) = cairn_admin_as(
             cluster.node(i),
             ACCESS_KEY,
@@ -498,6 +503,7 @@ fn rebalance_everywhere(cluster: &TestCluster, n: usize) {
         );
         assert!(ok, "rebalance on node {} failed: {out}\n{err}", i + 1);
         assert!(out.contains("rebalance finished"), "{out}");
+        all.push_str(&out);
     }
     let (ok, out, _) = cairn_admin_as(
         cluster.node(0),
@@ -507,6 +513,7 @@ fn rebalance_everywhere(cluster: &TestCluster, n: usize) {
     );
     assert!(ok, "{out}");
     assert_eq!(count_before(&out, "misplaced"), 0, "{out}");
+    all
 }
 
 #[test]
@@ -647,6 +654,69 @@ fn gc_on_a_cluster_node_reclaims_the_space_of_deleted_objects() {
         // What was kept is intact, from every node.
         for i in 0..NODES {
             assert_eq!(get_bytes(&cluster.client(i), "churn", "keep").await, keep);
+        }
+    });
+}
+
+/// A node that died for good is drained: its shards are rebuilt from the
+/// others onto the live nodes, after which the cluster survives another
+/// node down.
+#[test]
+fn a_dead_node_is_drained_onto_the_live_ones() {
+    run(async {
+        let mut cluster = TestCluster::start();
+        cluster.stop_all();
+        cluster.add_node_config();
+        cluster.start_all();
+        let c1 = cluster.client(0);
+        create_bucket(&c1, "dead").await;
+        let mut rng = Rng::new(0xdead);
+        let mut objects = Vec::new();
+        for i in 0..8 {
+            let data = rng.bytes(300 * KIB + i * 40_000);
+            put_bytes(&c1, "dead", &format!("o{i}"), &data).await;
+            objects.push((format!("o{i}"), data));
+        }
+        // Node 2 is lost; the others restart with it drained.
+        cluster.kill(1);
+        cluster.dead.push(1);
+        cluster.stop_all();
+        cluster.drain = vec![2];
+        cluster.start_all();
+        let out = rebalance_everywhere(&cluster, 4);
+        let rebuilt: u64 = out
+            .lines()
+            .filter(|l| l.starts_with("rebalance finished"))
+            .map(|l| count_before(l, "of them rebuilt"))
+            .sum();
+        let moved: f64 = [0, 2, 3]
+            .iter()
+            .map(|i| cluster.node(*i).metric("cairn_shards_rebalanced_total"))
+            .sum();
+        assert!(rebuilt > 0 || moved > 0.0, "nothing rebuilt: {out}");
+
+        // Node 2 becomes a learner; then node 3 may go too.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, out, _) = cairn_admin_as(
+                cluster.node(0),
+                ACCESS_KEY,
+                SECRET_KEY,
+                &["cluster", "status"],
+            );
+            if out
+                .lines()
+                .any(|l| l.starts_with('2') && l.contains("learner"))
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node 2 is still a voter: {out}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        cluster.kill(2);
+        let c4 = cluster.client(3);
+        for (key, data) in &objects {
+            assert_eq!(&get_bytes(&c4, "dead", key).await, data, "{key}");
         }
     });
 }

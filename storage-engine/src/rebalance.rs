@@ -14,7 +14,9 @@
 //!    merge as compaction and repair: it applies only if the slot still
 //!    names the old place), WAL synced / committed through the cluster log.
 //!
-//! A shard that cannot be read is left to scrub (which rebuilds it), and a
+//! A shard that cannot be read (its node is dead and being drained, or the
+//! copy is bad) is rebuilt from the chunk's other shards — decoded and
+//! verified end to end first — and the rebuilt shard is what moves; a
 //! target drive that is faulty is skipped until the next pass. The old copy
 //! becomes unreferenced segment space (reclaimed by compaction on a single
 //! node). One pass at a time, at a bytes/s limit, with progress in
@@ -48,8 +50,11 @@ pub struct RebalanceReport {
     pub chunks_misplaced: u64,
     pub shards_moved: u64,
     pub bytes_moved: u64,
-    /// Shards left where they are this pass: unreadable (scrub's job) or
-    /// their rule drive is faulty.
+    /// Shards that could not be read where they were (a dead node being
+    /// drained, a bad copy) and were rebuilt from the others to be moved.
+    pub shards_rebuilt: u64,
+    /// Shards left where they are this pass: their rule drive is faulty, or
+    /// they could neither be read nor rebuilt.
     pub shards_skipped: u64,
 }
 
@@ -109,6 +114,8 @@ fn rebalance_chunk(
         .collect();
     let ticket = inner.register_writer();
     let mut moves = Vec::with_capacity(misplaced.len());
+    // All shards rebuilt from the readable ones, once, if one is needed.
+    let mut rebuilt: Option<Vec<Option<Vec<u8>>>> = None;
     for (i, to_drive) in misplaced.into_iter().zip(free) {
         let from = rec.shards[i];
         let (Some(source), Some(target)) = (
@@ -118,16 +125,59 @@ fn rebalance_chunk(
             report.shards_skipped += 1;
             continue;
         };
-        if from.is_unwritten() || !inner.drive_usable(to_drive) {
+        if !inner.drive_usable(to_drive) {
             report.shards_skipped += 1;
             continue;
         }
-        let payload = match source.read(&from, id, i as u8, rec.shard_len) {
+        let from_drive = usize::from(from.drive);
+        let read = if from.is_unwritten() {
+            Err(crate::drive::ShardReadError::Missing(
+                "never written".into(),
+            ))
+        } else if !inner.drive_usable(from_drive) {
+            Err(crate::drive::ShardReadError::Missing(
+                "drive marked faulty".into(),
+            ))
+        } else {
+            source.read(&from, id, i as u8, rec.shard_len)
+        };
+        if let Err(crate::drive::ShardReadError::Io(e)) = &read {
+            let e = crate::EngineError::io(
+                "reading a shard to move",
+                std::io::Error::new(e.kind(), e.to_string()),
+            );
+            inner.health[from_drive].mark_faulty(from_drive, &e);
+        }
+        let payload = match read {
             Ok(p) => p,
+            // Its drive is gone (a dead node being drained) or the copy is
+            // bad: rebuild it from the other shards, verified, and move
+            // the rebuilt shard (this is how a lost node's data reaches the
+            // live ones).
             Err(e) => {
-                tracing::debug!(chunk = %id, shard = i, error = %e, "rebalance: shard unreadable, left to scrub");
-                report.shards_skipped += 1;
-                continue;
+                if rebuilt.is_none() {
+                    rebuilt = match crate::repair::rebuild_chunk_shards(inner, id, rec) {
+                        Ok(all) => Some(all),
+                        Err(rebuild) => {
+                            tracing::warn!(chunk = %id, shard = i, error = %e, rebuild = %rebuild, "rebalance: shard unreadable and not rebuildable");
+                            report.shards_skipped += 1;
+                            continue;
+                        }
+                    };
+                }
+                match rebuilt
+                    .as_ref()
+                    .and_then(|all| all.get(i).cloned().flatten())
+                {
+                    Some(p) => {
+                        report.shards_rebuilt += 1;
+                        bytes::Bytes::from(p)
+                    }
+                    None => {
+                        report.shards_skipped += 1;
+                        continue;
+                    }
+                }
             }
         };
         let appended = target

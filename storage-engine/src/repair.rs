@@ -95,6 +95,67 @@ fn check_chunk(inner: &Inner, id: &ChunkId, rec: &ChunkRecord) -> CheckedChunk {
     out
 }
 
+/// Every shard of a chunk, the missing ones (`None` in `shards`)
+/// recomputed with Reed–Solomon, after the whole chunk was decoded and
+/// verified end to end (GCM tag, keyed BLAKE3 id): nothing derived from bad
+/// bytes ever leaves here.
+pub(crate) fn rebuild_verified(
+    inner: &Inner,
+    id: &ChunkId,
+    rec: &ChunkRecord,
+    shards: Vec<Option<Bytes>>,
+) -> EngineResult<Vec<Option<Vec<u8>>>> {
+    let coder = inner.coder(rec.data_shards, rec.parity_shards)?;
+    let mut work: Vec<Option<Vec<u8>>> =
+        shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
+    coder
+        .reconstruct_all(&mut work)
+        .map_err(|e| EngineError::ChunkUnavailable {
+            chunk: *id,
+            reason: format!("cannot rebuild: {e}"),
+        })?;
+    let k = usize::from(rec.data_shards);
+    let mut sealed = Vec::with_capacity(k * rec.shard_len as usize);
+    for s in work.iter().take(k) {
+        sealed.extend_from_slice(s.as_deref().unwrap_or_default());
+    }
+    sealed.truncate(rec.sealed_len as usize);
+    inner
+        .codec
+        .open(id, &sealed, rec.compressed, rec.plain_len)?;
+    Ok(work)
+}
+
+/// The shards of a chunk rebuilt from whatever can be read of it (see
+/// [`rebuild_verified`]). Drives marked faulty are not asked (a dead node
+/// would cost a connect timeout per shard); one that fails with an I/O
+/// error is marked faulty.
+pub(crate) fn rebuild_chunk_shards(
+    inner: &Inner,
+    id: &ChunkId,
+    rec: &ChunkRecord,
+) -> EngineResult<Vec<Option<Vec<u8>>>> {
+    let mut shards = vec![None; rec.shards.len()];
+    for (i, loc) in rec.shards.iter().enumerate() {
+        let d = usize::from(loc.drive);
+        if loc.is_unwritten() || loc.node != 0 || !inner.drive_usable(d) {
+            continue;
+        }
+        let Some(drive) = inner.drives.get(d) else {
+            continue;
+        };
+        match drive.read(loc, id, i as u8, rec.shard_len) {
+            Ok(b) => shards[i] = Some(b),
+            Err(ShardReadError::Io(e)) => {
+                let e = EngineError::io(format!("reading a shard of {id}"), e);
+                inner.health[d].mark_faulty(d, &e);
+            }
+            Err(_) => {}
+        }
+    }
+    rebuild_verified(inner, id, rec, shards)
+}
+
 /// Rebuilds shards `bad` of a chunk from the intact ones in `shards` and
 /// stores them (see the module docs). Returns how many were rewritten.
 fn repair_chunk(
@@ -107,26 +168,7 @@ fn repair_chunk(
     if bad.is_empty() {
         return Ok(0);
     }
-    let coder = inner.coder(rec.data_shards, rec.parity_shards)?;
-    let mut work: Vec<Option<Vec<u8>>> =
-        shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
-    coder
-        .reconstruct_all(&mut work)
-        .map_err(|e| EngineError::ChunkUnavailable {
-            chunk: *id,
-            reason: format!("cannot rebuild: {e}"),
-        })?;
-    // Verify the whole chunk before writing anything derived from it.
-    let k = usize::from(rec.data_shards);
-    let mut sealed = Vec::with_capacity(k * rec.shard_len as usize);
-    for s in work.iter().take(k) {
-        sealed.extend_from_slice(s.as_deref().unwrap_or_default());
-    }
-    sealed.truncate(rec.sealed_len as usize);
-    inner
-        .codec
-        .open(id, &sealed, rec.compressed, rec.plain_len)?;
-
+    let work = rebuild_verified(inner, id, rec, shards)?;
     let ticket = inner.register_writer();
     let mut moves = Vec::with_capacity(bad.len());
     for &i in bad {
