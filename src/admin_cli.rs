@@ -510,10 +510,6 @@ struct ScrubProgress {
 }
 
 impl ScrubProgress {
-    fn new(quiet: bool) -> Self {
-        Self::for_job(quiet, SCRUB_JOB)
-    }
-
     fn for_job(quiet: bool, kind: JobKind) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(1);
@@ -562,23 +558,30 @@ impl ScrubProgress {
 }
 
 /// Starts a scrub and (unless `no_wait`) follows it to the end.
-fn scrub(
+/// Starts the job at `route` (POST, with an optional rate) and, unless
+/// `no_wait`, follows it (GET) with progress to its end. Returns its final
+/// status, or `None` when not waiting (with `--json`, the reply is printed
+/// either way).
+#[allow(clippy::too_many_arguments)]
+fn run_job(
     signer: &Signer,
     base: &str,
+    route: &str,
+    kind: JobKind,
+    what: &str,
     rate: u64,
     no_wait: bool,
-    what: &str,
     as_json: bool,
-) -> Result<bool, String> {
+) -> Result<Option<serde_json::Value>, String> {
     let path = if rate > 0 {
-        format!("/admin/scrub?bytes_per_sec={rate}")
+        format!("{route}?bytes_per_sec={rate}")
     } else {
-        "/admin/scrub".to_owned()
+        route.to_owned()
     };
     let started = call(signer, base, "POST", &path)?;
     match started.status {
         202 if !as_json => eprintln!("cairn: {what} started"),
-        409 if !as_json => eprintln!("cairn: a scrub is already running; following it"),
+        409 if !as_json => eprintln!("cairn: a {what} is already running; following it"),
         202 | 409 => {}
         s => {
             return Err(format!(
@@ -591,35 +594,60 @@ fn scrub(
         if as_json {
             print!("{}", started.body);
         }
-        return Ok(true);
+        return Ok(None);
     }
     let t0 = Instant::now();
-    let mut progress = ScrubProgress::new(as_json);
+    let mut progress = ScrubProgress::for_job(as_json, kind);
     loop {
-        let reply = expect_status(call(signer, base, "GET", "/admin/scrub")?, 200)?;
+        let reply = expect_status(call(signer, base, "GET", route)?, 200)?;
         let status = parse_json(&reply.body)?;
         progress.update(&status, t0.elapsed());
         if !flag(&status, "running") {
-            let unrecoverable = num(&status, "chunks_unrecoverable");
             if as_json {
                 print!("{}", reply.body);
-            } else {
-                println!(
-                    "{what} finished: {} chunks, {} shards verified, {} missing, {} corrupt, {} repaired, {unrecoverable} unrecoverable",
-                    num(&status, "chunks_checked"),
-                    num(&status, "shards_verified"),
-                    num(&status, "shards_missing"),
-                    num(&status, "shards_corrupt"),
-                    num(&status, "shards_repaired"),
-                );
-                if unrecoverable > 0 {
-                    eprintln!("cairn: some chunks could not be repaired (see the server log)");
-                }
             }
-            return Ok(unrecoverable == 0);
+            return Ok(Some(status));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+fn scrub(
+    signer: &Signer,
+    base: &str,
+    rate: u64,
+    no_wait: bool,
+    what: &str,
+    as_json: bool,
+) -> Result<bool, String> {
+    let Some(status) = run_job(
+        signer,
+        base,
+        "/admin/scrub",
+        SCRUB_JOB,
+        what,
+        rate,
+        no_wait,
+        as_json,
+    )?
+    else {
+        return Ok(true);
+    };
+    let unrecoverable = num(&status, "chunks_unrecoverable");
+    if !as_json {
+        println!(
+            "{what} finished: {} chunks, {} shards verified, {} missing, {} corrupt, {} repaired, {unrecoverable} unrecoverable",
+            num(&status, "chunks_checked"),
+            num(&status, "shards_verified"),
+            num(&status, "shards_missing"),
+            num(&status, "shards_corrupt"),
+            num(&status, "shards_repaired"),
+        );
+        if unrecoverable > 0 {
+            eprintln!("cairn: some chunks could not be repaired (see the server log)");
+        }
+    }
+    Ok(unrecoverable == 0)
 }
 
 fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
@@ -951,58 +979,36 @@ fn rebalance(
     no_wait: bool,
     as_json: bool,
 ) -> Result<bool, String> {
-    let path = if rate > 0 {
-        format!("/admin/rebalance?bytes_per_sec={rate}")
-    } else {
-        "/admin/rebalance".to_owned()
-    };
-    let started = call(signer, base, "POST", &path)?;
-    match started.status {
-        202 if !as_json => eprintln!("cairn: rebalance started"),
-        409 if !as_json => eprintln!("cairn: a rebalance is already running; following it"),
-        202 | 409 => {}
-        s => {
-            return Err(format!(
-                "server answered {s}: {}",
-                error_message(&started.body)
-            ));
-        }
-    }
-    if no_wait {
-        if as_json {
-            print!("{}", started.body);
-        }
+    let Some(status) = run_job(
+        signer,
+        base,
+        "/admin/rebalance",
+        REBALANCE_JOB,
+        "rebalance",
+        rate,
+        no_wait,
+        as_json,
+    )?
+    else {
         return Ok(true);
-    }
-    let t0 = Instant::now();
-    let mut progress = ScrubProgress::for_job(as_json, REBALANCE_JOB);
-    loop {
-        let reply = expect_status(call(signer, base, "GET", "/admin/rebalance")?, 200)?;
-        let status = parse_json(&reply.body)?;
-        progress.update(&status, t0.elapsed());
-        if !flag(&status, "running") {
-            let skipped = num(&status, "shards_skipped");
-            if as_json {
-                print!("{}", reply.body);
-            } else {
-                println!(
-                    "rebalance finished: {} chunks, {} misplaced, {} shards moved ({}, {} of them rebuilt from the other shards), {skipped} skipped",
-                    num(&status, "chunks_checked"),
-                    num(&status, "chunks_misplaced"),
-                    num(&status, "shards_moved"),
-                    human_bytes(num(&status, "bytes_moved")),
-                    num(&status, "shards_rebuilt"),
-                );
-                if skipped > 0 {
-                    eprintln!(
-                        "cairn: some shards were left in place (unreadable: run a scrub; or their drive is down): run the rebalance again later"
-                    );
-                }
-            }
-            return Ok(skipped == 0);
+    };
+    let skipped = num(&status, "shards_skipped");
+    if !as_json {
+        println!(
+            "rebalance finished: {} chunks, {} misplaced, {} shards moved ({}, {} of them rebuilt from the other shards), {skipped} skipped",
+            num(&status, "chunks_checked"),
+            num(&status, "chunks_misplaced"),
+            num(&status, "shards_moved"),
+            human_bytes(num(&status, "bytes_moved")),
+            num(&status, "shards_rebuilt"),
+        );
+        if skipped > 0 {
+            eprintln!(
+                "cairn: some shards were left in place (their drive is down, or they could neither be read nor rebuilt): run the rebalance again later"
+            );
         }
-        std::thread::sleep(Duration::from_millis(500));
     }
+    Ok(skipped == 0)
 }
 
 fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {

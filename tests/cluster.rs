@@ -476,17 +476,30 @@ fn a_wiped_node_rejoins_and_heal_restores_full_redundancy() {
     });
 }
 
-/// The number after `label` in a summary line like "… 12 shards moved …".
-fn count_before(text: &str, label: &str) -> u64 {
-    let end = text
-        .find(label)
-        .unwrap_or_else(|| panic!("{label:?} not in {text:?}"));
-    text[..end]
-        .trim_end()
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count before {label:?} in {text:?}"))
+/// Waits (≤ 30 s) until node 1's `cluster status` lists node `id` as a
+/// learner (demoted after being drained).
+async fn wait_until_learner(cluster: &TestCluster, id: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, out, _) = cairn_admin_as(
+            cluster.node(0),
+            ACCESS_KEY,
+            SECRET_KEY,
+            &["cluster", "status"],
+        );
+        let prefix = format!("{id} ");
+        if out
+            .lines()
+            .any(|l| l.starts_with(&prefix) && l.contains("learner"))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} is still a voter: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 /// `cairn admin cluster rebalance` on each of the first `n` nodes (the
@@ -585,23 +598,7 @@ fn an_added_node_gets_its_share_and_a_drained_node_is_emptied() {
         // The drained node is no longer a voter (a learner), so with it
         // gone the cluster still survives one more node down: writes on the
         // two left commit, and everything reads.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, out, _) = cairn_admin_as(
-                cluster.node(0),
-                ACCESS_KEY,
-                SECRET_KEY,
-                &["cluster", "status"],
-            );
-            if out
-                .lines()
-                .any(|l| l.starts_with('4') && l.contains("learner"))
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "node 4 is still a voter: {out}");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        wait_until_learner(&cluster, 4).await;
         cluster.kill(2);
         let c1 = cluster.client(0);
         put_bytes(&c1, "grow", "after", b"two of three voters").await;
@@ -696,23 +693,7 @@ fn a_dead_node_is_drained_onto_the_live_ones() {
         assert!(rebuilt > 0 || moved > 0.0, "nothing rebuilt: {out}");
 
         // Node 2 becomes a learner; then node 3 may go too.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, out, _) = cairn_admin_as(
-                cluster.node(0),
-                ACCESS_KEY,
-                SECRET_KEY,
-                &["cluster", "status"],
-            );
-            if out
-                .lines()
-                .any(|l| l.starts_with('2') && l.contains("learner"))
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "node 2 is still a voter: {out}");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        wait_until_learner(&cluster, 2).await;
         cluster.kill(2);
         let c4 = cluster.client(3);
         for (key, data) in &objects {

@@ -13,19 +13,6 @@ fn admin(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     cairn_admin_as(server, ACCESS_KEY, SECRET_KEY, args)
 }
 
-/// The number after `label` in a summary line like "… 12 missing, …".
-fn count_before(text: &str, label: &str) -> u64 {
-    let end = text
-        .find(label)
-        .unwrap_or_else(|| panic!("{label:?} not in {text:?}"));
-    text[..end]
-        .trim_end()
-        .rsplit(|c: char| !c.is_ascii_digit())
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no count before {label:?} in {text:?}"))
-}
-
 #[test]
 fn heal_rebuilds_lost_drives_and_scrub_then_finds_nothing() {
     run(async {

@@ -30,7 +30,7 @@ use cairn_erasure::shard_checksum;
 
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::EngineResult;
-use crate::records::{ChunkRecord, ChunkRefDelta, ShardMove};
+use crate::records::{ChunkRecord, ShardMove};
 
 /// Chunk records examined per blocking step.
 const REBALANCE_PAGE: usize = 64;
@@ -201,22 +201,7 @@ fn rebalance_chunk(
     if moves.is_empty() {
         return Ok(());
     }
-    let mut batch = inner.meta.batch();
-    for m in &moves {
-        batch.chunk_ref(
-            id,
-            &ChunkRefDelta {
-                relocate: Some(*m),
-                ..ChunkRefDelta::refs(0)
-            },
-        )?;
-    }
-    // If the outcome is unknown the relocations may still apply: their new
-    // copies stay safe from compaction meanwhile.
-    inner
-        .meta
-        .write(batch)
-        .inspect_err(|e| ticket.linger_if_unknown(e))?;
+    crate::repair::commit_relocations(inner, id, &moves, &ticket)?;
     report.shards_moved += moves.len() as u64;
     inner.metrics.shards_rebalanced.inc_by(moves.len() as u64);
     Ok(())

@@ -189,8 +189,24 @@ fn repair_chunk(
             to,
         });
     }
+    commit_relocations(inner, id, &moves, &ticket)?;
+    inner.metrics.shards_repaired.inc_by(moves.len() as u64);
+    Ok(moves.len() as u64)
+}
+
+/// Points chunk `id`'s record at the new copies in `moves` (conditional
+/// relocations: each applies only if the slot still names the old place),
+/// in one synced or replicated write. The new copies are durable already.
+/// If the outcome is unknown, `ticket` lingers: the relocations may still
+/// apply, so their copies stay safe from compaction meanwhile.
+pub(crate) fn commit_relocations(
+    inner: &Inner,
+    id: &ChunkId,
+    moves: &[ShardMove],
+    ticket: &crate::engine::WriterTicket,
+) -> EngineResult<()> {
     let mut batch = inner.meta.batch();
-    for m in &moves {
+    for m in moves {
         batch.chunk_ref(
             id,
             &ChunkRefDelta {
@@ -202,9 +218,7 @@ fn repair_chunk(
     inner
         .meta
         .write(batch)
-        .inspect_err(|e| ticket.linger_if_unknown(e))?;
-    inner.metrics.shards_repaired.inc_by(moves.len() as u64);
-    Ok(moves.len() as u64)
+        .inspect_err(|e| ticket.linger_if_unknown(e))
 }
 
 /// Checks one chunk completely and repairs what is bad; adds to `report`.

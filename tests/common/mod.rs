@@ -1377,3 +1377,16 @@ pub fn sdk_client_virtual_host(server: &TestServer, domain: &str) -> aws_sdk_s3:
     let conf = base.config().to_builder().force_path_style(false).build();
     aws_sdk_s3::Client::from_conf(conf)
 }
+
+/// The number after `label` in a summary line like "… 12 missing, …".
+pub fn count_before(text: &str, label: &str) -> u64 {
+    let end = text
+        .find(label)
+        .unwrap_or_else(|| panic!("{label:?} not in {text:?}"));
+    text[..end]
+        .trim_end()
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before {label:?} in {text:?}"))
+}
