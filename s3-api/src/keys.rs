@@ -159,10 +159,19 @@ impl KeyRing {
     /// created, changed or deleted through another node reach it so.
     pub async fn reload(&self) -> EngineResult<()> {
         let _change = self.changes.lock().await;
+        // Not from a half-installed metadata snapshot (keys would vanish for
+        // a moment): such a read is dropped, the next reload takes over.
+        let generation = self.engine.metadata_import_generation();
+        if generation % 2 == 1 {
+            return Ok(());
+        }
         let engine = self.engine.clone();
         let stored = tokio::task::spawn_blocking(move || Self::load_stored(&engine))
             .await
             .map_err(|e| EngineError::Internal(format!("reloading keys: {e}")))??;
+        if self.engine.metadata_import_generation() != generation {
+            return Ok(());
+        }
         let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
         map.retain(|id, _| self.is_fixed(id));
         for (id, entry) in stored {

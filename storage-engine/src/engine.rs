@@ -459,6 +459,13 @@ impl Engine {
         self.inner.meta.read_barrier().await
     }
 
+    /// Changes when a cluster node installs a metadata snapshot, and is odd
+    /// while it does (the metadata is then partly imported): a reader that
+    /// caches metadata compares it before and after reading.
+    pub fn metadata_import_generation(&self) -> u64 {
+        self.inner.meta.import_generation()
+    }
+
     /// Whether this engine is one node of a cluster.
     pub fn is_cluster_node(&self) -> bool {
         self.inner.meta.is_replica()
