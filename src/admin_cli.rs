@@ -500,16 +500,16 @@ fn job_progress_line(kind: JobKind, status: &serde_json::Value, elapsed: Duratio
     )
 }
 
-/// Follows a running scrub: an `indicatif` bar on a terminal, a line every
+/// Follows a running job (scrub, heal, rebalance): an `indicatif` bar on a terminal, a line every
 /// 5 s otherwise (logs of cron jobs), nothing with `--json`.
-struct ScrubProgress {
+struct JobProgress {
     bar: Option<indicatif::ProgressBar>,
     quiet: bool,
     last_line: Instant,
     kind: JobKind,
 }
 
-impl ScrubProgress {
+impl JobProgress {
     fn for_job(quiet: bool, kind: JobKind) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(1);
@@ -521,7 +521,7 @@ impl ScrubProgress {
             bar.set_style(style);
             bar
         });
-        ScrubProgress {
+        JobProgress {
             bar,
             quiet,
             last_line: Instant::now(),
@@ -597,7 +597,7 @@ fn run_job(
         return Ok(None);
     }
     let t0 = Instant::now();
-    let mut progress = ScrubProgress::for_job(as_json, kind);
+    let mut progress = JobProgress::for_job(as_json, kind);
     loop {
         let reply = expect_status(call(signer, base, "GET", route)?, 200)?;
         let status = parse_json(&reply.body)?;

@@ -435,6 +435,26 @@ fn authorize(
     }
 }
 
+/// Runs a background job (scrub, rebalance) and waits a moment until it
+/// has marked itself started, so the reply already shows it running.
+async fn start_job(
+    job: impl std::future::Future<Output = Result<(), EngineError>> + Send + 'static,
+    what: &'static str,
+    started: impl Fn() -> bool,
+) {
+    tokio::spawn(async move {
+        if let Err(err) = job.await {
+            tracing::error!(error = %err, "{what} failed");
+        }
+    });
+    for _ in 0..50 {
+        if started() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+}
+
 async fn handle_admin(
     req: &Request<hyper::body::Incoming>,
     engine: &Engine,
@@ -464,65 +484,44 @@ async fn handle_admin(
             json(StatusCode::OK, scrub_status_json(&engine.scrub_status()))
         }
         (&Method::POST, "/admin/scrub") => {
+            let status = || scrub_status_json(&engine.scrub_status());
             if engine.scrub_status().running {
-                return Some(json(
-                    StatusCode::CONFLICT,
-                    scrub_status_json(&engine.scrub_status()),
-                ));
+                return Some(json(StatusCode::CONFLICT, status()));
             }
             let opts = ScrubOptions {
                 bytes_per_sec: query_u64(req, "bytes_per_sec").filter(|r| *r > 0),
             };
             let e = engine.clone();
-            tokio::spawn(async move {
-                if let Err(err) = e.scrub(opts).await {
-                    tracing::error!(error = %err, "scrub failed");
-                }
-            });
-            // Let the scrub mark itself running before answering.
-            for _ in 0..50 {
-                if engine.scrub_status().running || engine.scrub_status().finished_ms > 0 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
-            json(
-                StatusCode::ACCEPTED,
-                scrub_status_json(&engine.scrub_status()),
+            let before = engine.scrub_status().started_ms;
+            start_job(
+                async move { e.scrub(opts).await.map(|_| ()) },
+                "scrub",
+                || engine.scrub_status().started_ms != before,
             )
+            .await;
+            json(StatusCode::ACCEPTED, status())
         }
         (&Method::GET, "/admin/rebalance") => json(
             StatusCode::OK,
             rebalance_status_json(&engine.rebalance_status()),
         ),
         (&Method::POST, "/admin/rebalance") => {
+            let status = || rebalance_status_json(&engine.rebalance_status());
             if engine.rebalance_status().running {
-                return Some(json(
-                    StatusCode::CONFLICT,
-                    rebalance_status_json(&engine.rebalance_status()),
-                ));
+                return Some(json(StatusCode::CONFLICT, status()));
             }
             let opts = RebalanceOptions {
                 bytes_per_sec: query_u64(req, "bytes_per_sec").filter(|r| *r > 0),
             };
             let e = engine.clone();
             let before = engine.rebalance_status().started_ms;
-            tokio::spawn(async move {
-                if let Err(err) = e.rebalance(opts).await {
-                    tracing::error!(error = %err, "rebalance failed");
-                }
-            });
-            // Let it mark itself running before answering.
-            for _ in 0..50 {
-                if engine.rebalance_status().started_ms != before {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
-            json(
-                StatusCode::ACCEPTED,
-                rebalance_status_json(&engine.rebalance_status()),
+            start_job(
+                async move { e.rebalance(opts).await.map(|_| ()) },
+                "rebalance",
+                || engine.rebalance_status().started_ms != before,
             )
+            .await;
+            json(StatusCode::ACCEPTED, status())
         }
         (&Method::GET, "/admin/keys") => {
             let list: Vec<serde_json::Value> = auth.keys.list().iter().map(key_json).collect();

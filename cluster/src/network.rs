@@ -114,8 +114,10 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Raft connections served at once.
+/// Connections a node's Raft or shard listener serves at once.
 const CONNECTIONS_MAX: usize = 1024;
+/// How long a connection may take to send a request's header.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Largest request body a node accepts (a batch of entries or one
 /// snapshot chunk; openraft's chunks are 3 MiB).
@@ -309,37 +311,51 @@ pub async fn serve(
     secret: ClusterSecret,
 ) {
     let secret = Arc::new(secret);
-    // Connections are bounded too (a peer keeps a few; forwarded writes
-    // may open more under load).
+    serve_bounded(listener, "raft", move |req| {
+        handle(raft.clone(), secret.clone(), req)
+    })
+    .await
+}
+
+/// Accepts HTTP/1.1 connections on `listener` for ever, each served by
+/// `handle` (`what` names the listener in logs). Connections are bounded
+/// (`CONNECTIONS_MAX`; a peer keeps a few, forwarded writes may open more
+/// under load), and one that sends no complete header within 10 s gives
+/// its slot back. The Raft and the shard listeners both run on this.
+pub(crate) async fn serve_bounded<F, Fut>(
+    listener: tokio::net::TcpListener,
+    what: &'static str,
+    handle: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("raft listener: {e}");
+                tracing::warn!("{what} listener: {e}");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("raft listener: {CONNECTIONS_MAX} connections open, refusing one");
+            tracing::warn!("{what} listener: {CONNECTIONS_MAX} connections open, refusing one");
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let raft = raft.clone();
-        let secret = secret.clone();
+        let handle = handle.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service =
-                hyper::service::service_fn(move |req| handle(raft.clone(), secret.clone(), req));
-            // Idle or slow connections give their slot back.
+            let service = hyper::service::service_fn(handle);
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await
             {
-                tracing::debug!("raft connection: {e}");
+                tracing::debug!("{what} connection: {e}");
             }
         });
     }

@@ -88,7 +88,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -111,12 +111,9 @@ const PAYLOAD_CRC_HEADER: &str = "x-cairn-shard-crc64";
 const DATE_SKEW: Duration = Duration::from_secs(5 * 60);
 /// Largest body either side accepts (a shard is far smaller).
 const BODY_MAX_BYTES: usize = 64 << 20;
-/// Connections served at once.
-const CONNECTIONS_MAX: usize = 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// For a whole call, and for a request body to arrive at the server.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bodies at least this large are hashed on the blocking pool.
 const HASH_INLINE_MAX_BYTES: usize = 64 << 10;
 
@@ -702,35 +699,7 @@ pub async fn serve_shards(
         drives: drives.into_iter().map(|d| (d.index(), d)).collect(),
         signer,
     });
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("shard listener: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("shard listener: {CONNECTIONS_MAX} connections open, refusing one");
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!("shard connection: {e}");
-            }
-        });
-    }
+    crate::network::serve_bounded(listener, "shard", move |req| handle(state.clone(), req)).await
 }
 
 type Reply = Response<Full<Bytes>>;

@@ -368,13 +368,14 @@ impl Engine {
     ) -> EngineResult<Engine> {
         config.validate()?;
         let shards = config.data_shards + config.parity_shards;
+        let too_few = |usable: usize, which: &str| {
+            EngineError::Config(format!(
+                "{}+{} erasure coding needs at least {shards} drives{which}, {usable} configured",
+                config.data_shards, config.parity_shards,
+            ))
+        };
         if drives.len() < shards {
-            return Err(EngineError::Config(format!(
-                "{}+{} erasure coding needs at least {shards} drives, {} configured",
-                config.data_shards,
-                config.parity_shards,
-                drives.len()
-            )));
+            return Err(too_few(drives.len(), ""));
         }
         if drives.len() > usize::from(u16::MAX) {
             return Err(EngineError::Config("too many drives".into()));
@@ -402,12 +403,7 @@ impl Engine {
             })
             .unzip();
         if placement_ids.len() < shards {
-            return Err(EngineError::Config(format!(
-                "{}+{} erasure coding needs {shards} drives outside the excluded nodes, {} left",
-                config.data_shards,
-                config.parity_shards,
-                placement_ids.len()
-            )));
+            return Err(too_few(placement_ids.len(), " outside the drained nodes"));
         }
         let health = (0..drives.len())
             .map(|d| DriveHealth::new(metrics.drive_faulty(d as u16)))
@@ -464,11 +460,6 @@ impl Engine {
     /// caches metadata compares it before and after reading.
     pub fn metadata_import_generation(&self) -> u64 {
         self.inner.meta.import_generation()
-    }
-
-    /// Whether this engine is one node of a cluster.
-    pub fn is_cluster_node(&self) -> bool {
-        self.inner.meta.is_replica()
     }
 
     pub fn config(&self) -> &EngineConfig {

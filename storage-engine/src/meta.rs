@@ -1094,14 +1094,6 @@ impl MetaBatch {
         });
     }
 
-    /// Makes the batch conditional on bucket `name` having a record.
-    pub fn guard_bucket_present(&mut self, name: &str) {
-        self.guard(MetaGuard::Present {
-            cf: MetaCf::Buckets,
-            key: name.as_bytes().to_vec(),
-        });
-    }
-
     fn put(&mut self, cf: MetaCf, key: &[u8], value: Vec<u8>) -> EngineResult<()> {
         self.command.ops.push(MetaOp::Put {
             cf,
