@@ -6,11 +6,15 @@
 //! header semantics, listing encodings, the mapping of engine errors to S3
 //! errors (in one place, `error.rs`).
 //!
+//! `unsafe` is denied but for one audited call: the AVX-512 MD5 lanes
+//! (`md5_lanes/avx512.rs`), entered only after the CPU reported the
+//! features they need.
+//!
 //! Must never: touch drives or RocksDB directly (only through
 //! `cairn-storage-engine`), log secrets or signatures, panic or answer 500
 //! for a client mistake, or buffer an object body whole in memory.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod auth;
 mod body;
