@@ -25,6 +25,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -39,6 +40,10 @@ const LANES: usize = 4;
 /// Blocks per lane handed to one four-lane call (4 KiB of blocks on the
 /// stack): the state stays in registers between them.
 const PASS_BLOCKS: usize = 16;
+/// How long a lane thread waits for more streams to fill its lanes before
+/// hashing those ready. A stream's queue holds `STREAM_QUEUE_BATCHES` of
+/// `BATCH_BYTES` (~3 ms of a 150 MiB/s upload), so writers do not stall.
+const FILL_WAIT: Duration = Duration::from_micros(500);
 
 const INIT: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
 
@@ -631,6 +636,21 @@ impl Md5Lanes {
                 let mut s = self.lock();
                 while s.ready.is_empty() {
                     s = self.work.wait(s).unwrap_or_else(|e| e.into_inner());
+                }
+                // A pass costs the same with one lane filled as with four:
+                // give the other streams' next batches a moment to arrive.
+                let deadline = Instant::now() + FILL_WAIT;
+                loop {
+                    let idle = s.streams.values().filter(|e| !e.busy).count();
+                    let now = Instant::now();
+                    if s.ready.len() >= idle.min(LANES) || now >= deadline {
+                        break;
+                    }
+                    s = self
+                        .work
+                        .wait_timeout(s, deadline - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
                 while ids.len() < LANES {
                     let Some(id) = s.ready.pop_front() else {
