@@ -329,8 +329,21 @@ impl ChunkSealer {
     /// Encrypts `plaintext` (normally the compressed chunk) for `chunk_id`.
     /// Returns `nonce || ciphertext || tag`.
     pub fn seal(&self, chunk_id: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let mut sealed = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD_BYTES);
+        self.seal_into(chunk_id, plaintext, &mut sealed)?;
+        Ok(sealed)
+    }
+
+    /// [`seal`](Self::seal), appending the sealed bytes to `out` (whose
+    /// spare capacity the caller may have sized for what comes after).
+    pub fn seal_into(
+        &self,
+        chunk_id: &[u8; 32],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let chunk_key = self.chunk_key(chunk_id);
-        seal_with_key(&chunk_key, &chunk_aad(chunk_id), plaintext)
+        seal_with_key_into(&chunk_key, &chunk_aad(chunk_id), plaintext, out)
     }
 
     /// Decrypts the output of [`seal`](Self::seal) for the same `chunk_id`.
@@ -397,22 +410,40 @@ fn seal_with_key(
     aad: &[u8],
     plaintext: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
+    let mut sealed = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD_BYTES);
+    seal_with_key_into(key, aad, plaintext, &mut sealed)?;
+    Ok(sealed)
+}
+
+/// Appends `nonce || ciphertext || tag` to `out`; on error `out` is as it was.
+fn seal_with_key_into(
+    key: &[u8; KEY_LEN_BYTES],
+    aad: &[u8],
+    plaintext: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), CryptoError> {
     let mut nonce_bytes = [0u8; NONCE_LEN_BYTES];
     getrandom::fill(&mut nonce_bytes).map_err(CryptoError::Random)?;
+    let aead = aead_key(key)?;
 
-    let mut sealed = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD_BYTES);
-    sealed.extend_from_slice(&nonce_bytes);
-    sealed.extend_from_slice(plaintext);
-    let tag = aead_key(key)?
-        .seal_in_place_separate_tag(
-            Nonce::assume_unique_for_key(nonce_bytes),
-            Aad::from(aad),
-            &mut sealed[NONCE_LEN_BYTES..],
-        )
-        .map_err(|_| CryptoError::PlaintextTooLarge)?;
-    sealed.extend_from_slice(tag.as_ref());
-    debug_assert_eq!(sealed.len(), plaintext.len() + SEAL_OVERHEAD_BYTES);
-    Ok(sealed)
+    let start = out.len();
+    out.extend_from_slice(&nonce_bytes);
+    out.extend_from_slice(plaintext);
+    let sealed = aead.seal_in_place_separate_tag(
+        Nonce::assume_unique_for_key(nonce_bytes),
+        Aad::from(aad),
+        &mut out[start + NONCE_LEN_BYTES..],
+    );
+    let tag = match sealed {
+        Ok(tag) => tag,
+        Err(_) => {
+            out.truncate(start);
+            return Err(CryptoError::PlaintextTooLarge);
+        }
+    };
+    out.extend_from_slice(tag.as_ref());
+    debug_assert_eq!(out.len() - start, plaintext.len() + SEAL_OVERHEAD_BYTES);
+    Ok(())
 }
 
 fn open_with_key(
@@ -560,6 +591,19 @@ mod tests {
         let empty = sealer.seal(&id, b"").unwrap();
         assert_eq!(empty.len(), SEAL_OVERHEAD_BYTES);
         assert_eq!(sealer.open(&id, &empty).unwrap(), b"");
+    }
+
+    #[test]
+    fn seal_into_appends_and_keeps_what_was_there() {
+        let sealer = test_master().chunk_sealer();
+        let id = [3u8; 32];
+        let mut out = Vec::with_capacity(1024);
+        out.extend_from_slice(b"prefix");
+        sealer.seal_into(&id, b"payload", &mut out).unwrap();
+        assert_eq!(&out[..6], b"prefix");
+        assert_eq!(out.len(), 6 + 7 + SEAL_OVERHEAD_BYTES);
+        assert_eq!(sealer.open(&id, &out[6..]).unwrap(), b"payload");
+        assert_eq!(out.capacity(), 1024, "no reallocation within capacity");
     }
 
     #[test]

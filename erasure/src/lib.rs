@@ -234,12 +234,30 @@ impl ErasureCoder {
         data_len.div_ceil(self.data_shards).max(1)
     }
 
+    /// Bytes of all `k + m` shards of data of `data_len` bytes: the
+    /// capacity that lets [`encode_owned`](Self::encode_owned) work in place.
+    pub fn encoded_len_bytes(&self, data_len: usize) -> usize {
+        self.total_shards() * self.shard_len_bytes(data_len)
+    }
+
     /// Splits `data` into `k` zero-padded data shards and computes `m` parity
     /// shards, all in one allocation, plus a checksum per shard.
     pub fn encode(&self, data: &[u8]) -> Result<EncodedShards, ErasureError> {
-        let shard_len_bytes = self.shard_len_bytes(data.len());
-        let mut buf = vec![0u8; self.total_shards() * shard_len_bytes];
-        buf[..data.len()].copy_from_slice(data);
+        let mut buf = Vec::with_capacity(self.encoded_len_bytes(data.len()));
+        buf.extend_from_slice(data);
+        self.encode_owned(buf)
+    }
+
+    /// [`encode`](Self::encode) in `data`'s own allocation: the data shards
+    /// are `data` itself, padding and parity go behind it. With a capacity
+    /// of [`encoded_len_bytes`](Self::encoded_len_bytes) nothing is copied.
+    pub fn encode_owned(&self, data: Vec<u8>) -> Result<EncodedShards, ErasureError> {
+        let data_len_bytes = data.len();
+        let shard_len_bytes = self.shard_len_bytes(data_len_bytes);
+        let mut buf = data;
+        // Padding must be zeros (it is part of the data shards' checksums
+        // and parity); parity is overwritten by the encoder.
+        buf.resize(self.total_shards() * shard_len_bytes, 0);
         if let Some(reed_solomon) = &self.reed_solomon {
             let mut shard_slices: Vec<&mut [u8]> = buf.chunks_exact_mut(shard_len_bytes).collect();
             reed_solomon.encode(&mut shard_slices)?;
@@ -250,7 +268,7 @@ impl ErasureCoder {
             .collect();
         Ok(EncodedShards {
             shard_len_bytes,
-            data_len_bytes: data.len(),
+            data_len_bytes,
             buf: Bytes::from(buf),
             checksums,
         })
@@ -414,6 +432,28 @@ mod tests {
         (0..encoded.shard_count())
             .map(|index| Some(encoded.shard(index)))
             .collect()
+    }
+
+    /// Encoding in the data's own allocation gives the same shards and
+    /// checksums as encoding a copy, and does not reallocate when the
+    /// capacity was reserved.
+    #[test]
+    fn encode_owned_matches_encode() {
+        let coder = ErasureCoder::new(4, 2).unwrap();
+        for len in [1usize, 3, 4, 1000, 65_537] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let copied = coder.encode(&data).unwrap();
+            let mut owned_buf = Vec::with_capacity(coder.encoded_len_bytes(len));
+            owned_buf.extend_from_slice(&data);
+            let ptr = owned_buf.as_ptr();
+            let owned = coder.encode_owned(owned_buf).unwrap();
+            assert_eq!(owned.data_len_bytes(), len);
+            assert_eq!(owned.shard(0).as_ptr(), ptr, "encoded in place");
+            for i in 0..coder.total_shards() {
+                assert_eq!(owned.shard(i), copied.shard(i), "shard {i} of {len}");
+                assert_eq!(owned.checksum(i), copied.checksum(i));
+            }
+        }
     }
 
     #[test]

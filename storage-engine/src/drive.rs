@@ -353,17 +353,16 @@ impl ShardStore for LocalDrive {
         );
         let payload_len = u32::try_from(payload.len())
             .map_err(|_| EngineError::Internal("shard larger than 4 GiB".into()))?;
-        let mut record = Vec::with_capacity(RECORD_HEADER_BYTES + payload.len());
-        record.extend_from_slice(RECORD_MAGIC);
-        record.push(RECORD_FORMAT_V1);
-        record.push(shard_index);
-        record.extend_from_slice(&0u16.to_le_bytes());
-        record.extend_from_slice(chunk.as_bytes());
-        record.extend_from_slice(&payload_len.to_le_bytes());
-        record.extend_from_slice(&checksum.0.to_le_bytes());
-        debug_assert_eq!(record.len(), RECORD_HEADER_BYTES);
-        record.extend_from_slice(payload);
-        let record_len = record.len() as u64;
+        let mut header = Vec::with_capacity(RECORD_HEADER_BYTES);
+        header.extend_from_slice(RECORD_MAGIC);
+        header.push(RECORD_FORMAT_V1);
+        header.push(shard_index);
+        header.extend_from_slice(&0u16.to_le_bytes());
+        header.extend_from_slice(chunk.as_bytes());
+        header.extend_from_slice(&payload_len.to_le_bytes());
+        header.extend_from_slice(&checksum.0.to_le_bytes());
+        debug_assert_eq!(header.len(), RECORD_HEADER_BYTES);
+        let record_len = (RECORD_HEADER_BYTES + payload.len()) as u64;
 
         let (segment, offset, file) = {
             let mut active = lock(&self.active);
@@ -380,13 +379,20 @@ impl ShardStore for LocalDrive {
                 return Err(EngineError::Internal("no active segment".into()));
             };
             let offset = a.len;
-            // Written under the lock so a segment never has holes.
-            a.file.write_all_at(&record, offset).map_err(|e| {
+            // Written under the lock so a segment never has holes. Header
+            // and payload are two writes rather than one copied record: a
+            // failed or torn second write leaves `len` where it was, and a
+            // crash before the sync leaves a torn record, which scans stop at.
+            let write_err = |e| {
                 EngineError::io(
                     format!("writing segment {} on drive {}", a.id, self.index),
                     e,
                 )
-            })?;
+            };
+            a.file.write_all_at(&header, offset).map_err(write_err)?;
+            a.file
+                .write_all_at(payload, offset + RECORD_HEADER_BYTES as u64)
+                .map_err(write_err)?;
             a.len += record_len;
             (a.id, offset, a.file.clone())
         };

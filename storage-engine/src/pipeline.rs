@@ -91,14 +91,27 @@ impl ChunkCodec {
 
     /// Compresses (if it shrinks) and encrypts one chunk.
     pub fn seal(&self, id: &ChunkId, plaintext: &[u8]) -> EngineResult<SealedChunk> {
+        self.seal_reserving(id, plaintext, |sealed_len| sealed_len)
+    }
+
+    /// [`seal`](Self::seal) into a buffer of `capacity(sealed length)`
+    /// bytes, so what comes next (erasure coding's padding and parity) can
+    /// grow it in place.
+    pub fn seal_reserving(
+        &self,
+        id: &ChunkId,
+        plaintext: &[u8],
+        capacity: impl FnOnce(usize) -> usize,
+    ) -> EngineResult<SealedChunk> {
         let compressed = compress_if_worth_it(plaintext)?;
         let (payload, is_compressed) = match &compressed {
             Some(c) if c.len() < plaintext.len() => (c.as_slice(), true),
             _ => (plaintext, false),
         };
-        let sealed = self
-            .sealer
-            .seal(id.as_bytes(), payload)
+        let sealed_len = payload.len() + cairn_crypto::SEAL_OVERHEAD_BYTES;
+        let mut sealed = Vec::with_capacity(capacity(sealed_len).max(sealed_len));
+        self.sealer
+            .seal_into(id.as_bytes(), payload, &mut sealed)
             .map_err(|e| EngineError::Internal(format!("sealing chunk: {e}")))?;
         Ok(SealedChunk {
             compressed: is_compressed,

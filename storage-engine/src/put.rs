@@ -477,10 +477,16 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
             });
         }
     }
-    let sealed = inner.codec.seal(&id, &chunk)?;
     let coder = inner.configured_coder()?;
+    // Sealed into a buffer with room for the parity shards: erasure coding
+    // then works in place (no copy, no zeroing of the data part).
+    let sealed = inner
+        .codec
+        .seal_reserving(&id, &chunk, |n| coder.encoded_len_bytes(n))?;
+    let sealed_len = sealed.sealed.len();
+    let compressed = sealed.compressed;
     let encoded = coder
-        .encode(&sealed.sealed)
+        .encode_owned(sealed.sealed)
         .map_err(|e| EngineError::Internal(format!("erasure encode: {e}")))?;
     let shard_count = coder.total_shards();
     // Rendezvous order over all drives; healthy drives first so a faulty one
@@ -544,16 +550,16 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
     }
     let m = &inner.metrics;
     m.chunks_new.inc();
-    if sealed.compressed {
+    if compressed {
         m.chunks_compressed.inc();
     }
-    m.stored_bytes.inc_by(sealed.sealed.len() as u64);
+    m.stored_bytes.inc_by(sealed_len as u64);
     m.raw_bytes.inc_by(raw);
     let record = ChunkRecord {
         refcount: 0,
         plain_len: len,
-        sealed_len: sealed.sealed.len() as u32,
-        compressed: sealed.compressed,
+        sealed_len: sealed_len as u32,
+        compressed,
         data_shards: coder.data_shards() as u8,
         parity_shards: coder.parity_shards() as u8,
         shard_len: encoded.shard_len_bytes() as u32,
