@@ -51,6 +51,7 @@ pub enum S3ErrorCode {
     NotImplemented,
     NotModified,
     PreconditionFailed,
+    RequestHeaderSectionTooLarge,
     RequestTimeTooSkewed,
     ServiceUnavailable,
     SignatureDoesNotMatch,
@@ -101,6 +102,7 @@ impl S3ErrorCode {
             NotImplemented => "NotImplemented",
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
+            RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
@@ -151,6 +153,7 @@ impl S3ErrorCode {
             | KeyTooLongError
             | MalformedXML
             | MetadataTooLarge
+            | RequestHeaderSectionTooLarge
             | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
         }
     }
@@ -226,6 +229,9 @@ impl S3ErrorCode {
             PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
             NotImplemented => {
                 "A header or query you provided implies functionality that is not implemented."
+            }
+            RequestHeaderSectionTooLarge => {
+                "Your request header section exceeds the maximum allowed size."
             }
             RequestTimeTooSkewed => {
                 "The difference between the request time and the current time is too large."

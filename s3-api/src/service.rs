@@ -251,6 +251,14 @@ impl ServiceInner {
                 );
             }
         };
+        if header_section_bytes(&parts) > self.config.max_header_bytes {
+            // hyper's own limit is the larger read buffer (see
+            // `HTTP_READ_BUFFER_BYTES`); this one answers in S3's terms.
+            return (
+                Operation::MethodNotAllowed,
+                Err(S3Error::new(S3ErrorCode::RequestHeaderSectionTooLarge)),
+            );
+        }
         let query = Query::parse(parts.uri.query());
         let op = route(
             &parts.method,
@@ -401,7 +409,11 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
-    let max_buf = service.inner.config.max_header_bytes.max(8192);
+    let max_buf = service
+        .inner
+        .config
+        .max_header_bytes
+        .max(HTTP_READ_BUFFER_BYTES);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -444,6 +456,28 @@ pub async fn serve(
     }
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
+}
+
+/// The most hyper buffers per connection: its read buffer grows up to this
+/// while reads fill it, so a large body arrives in reads of up to 512 KiB
+/// instead of 64 KiB (measured on tmpfs, PUT 16 MiB c=4: 64 KiB ~630 MiB/s,
+/// 256 KiB ~650, 512 KiB ~668, 1 MiB ~663; fewer `recv` calls and ACKs).
+/// It is also hyper's header limit, so `max_header_bytes` is checked again
+/// in `dispatch`.
+const HTTP_READ_BUFFER_BYTES: usize = 512 << 10;
+
+/// The size of a request's header section as it came on the wire, near
+/// enough: request line, each `name: value` line, the blank line.
+fn header_section_bytes(parts: &http::request::Parts) -> usize {
+    let target = parts.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
+        + parts.uri.authority().map_or(0, |a| a.as_str().len());
+    let request_line = parts.method.as_str().len() + target + 12;
+    parts
+        .headers
+        .iter()
+        .fold(request_line + 2, |n, (name, value)| {
+            n + name.as_str().len() + value.len() + 4
+        })
 }
 
 /// One HTTP/1.1 connection (plain or TLS) until it ends or `stop` fires,
