@@ -430,44 +430,52 @@ struct Turn {
 }
 
 impl Turn {
-    /// The next complete block, if the state's partial bytes and the frames
-    /// hold one; otherwise the rest goes into `partial`.
-    fn next_block(&mut self) -> Option<[u8; 64]> {
-        loop {
+    /// Copies complete blocks into `out` (whole runs of a frame at once)
+    /// until it is full or the frames run out; the bytes that do not make a
+    /// block go into the state's `partial`. Returns how many it copied.
+    fn fill_blocks(&mut self, out: &mut [[u8; 64]]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
             let s = &mut self.state;
-            let frame = self.frames.front()?;
+            let Some(frame) = self.frames.front() else {
+                break;
+            };
             let rest = &frame[self.offset..];
             if s.partial_len == 0 && rest.len() >= 64 {
-                let mut block = [0u8; 64];
-                block.copy_from_slice(&rest[..64]);
-                self.offset += 64;
-                s.len += 64;
-                return Some(block);
+                let whole = (rest.len() / 64).min(out.len() - n);
+                let bytes = whole * 64;
+                out[n..n + whole]
+                    .as_flattened_mut()
+                    .copy_from_slice(&rest[..bytes]);
+                n += whole;
+                self.offset += bytes;
+                s.len += bytes as u64;
+            } else {
+                let take = rest.len().min(64 - s.partial_len);
+                s.partial[s.partial_len..s.partial_len + take].copy_from_slice(&rest[..take]);
+                s.partial_len += take;
+                s.len += take as u64;
+                self.offset += take;
+                if s.partial_len == 64 {
+                    s.partial_len = 0;
+                    out[n] = s.partial;
+                    n += 1;
+                }
             }
-            let take = rest.len().min(64 - s.partial_len);
-            s.partial[s.partial_len..s.partial_len + take].copy_from_slice(&rest[..take]);
-            s.partial_len += take;
-            s.len += take as u64;
-            self.offset += take;
             if self.offset == frame.len() {
                 self.frames.pop_front();
                 self.offset = 0;
             }
-            if s.partial_len == 64 {
-                s.partial_len = 0;
-                return Some(s.partial);
-            }
         }
+        n
     }
 }
 
-/// Lane `l` hashes its first `counts[l]` blocks of `blocks` (`blocks[r][l]`
-/// is its r-th); the other lanes' blocks are ignored.
-fn compress4_many(
-    states: &mut [[u32; 4]; LANES],
-    blocks: &[[[u8; 64]; LANES]],
-    counts: [usize; LANES],
-) {
+/// Blocks of four streams for one pass: `[lane][block]`.
+type PassBlocks = [[[u8; 64]; PASS_BLOCKS]; LANES];
+
+/// Lane `l` hashes its first `counts[l]` blocks, `blocks[l][..counts[l]]`.
+fn compress4_many(states: &mut [[u32; 4]; LANES], blocks: &PassBlocks, counts: [usize; LANES]) {
     #[cfg(target_arch = "x86_64")]
     if avx512::compress4_many(states, blocks, counts) {
         return;
@@ -478,12 +486,16 @@ fn compress4_many(
 /// [`compress4_many`] on any CPU.
 fn compress4_many_portable(
     states: &mut [[u32; 4]; LANES],
-    blocks: &[[[u8; 64]; LANES]],
+    blocks: &PassBlocks,
     counts: [usize; LANES],
 ) {
-    for (r, quad) in blocks.iter().enumerate() {
+    let rounds = counts.iter().copied().max().unwrap_or(0);
+    // `r` picks the r-th block of every lane (`blocks[l][r]`).
+    #[allow(clippy::needless_range_loop)]
+    for r in 0..rounds {
+        let quad: [[u8; 64]; LANES] = std::array::from_fn(|l| blocks[l][r]);
         let mut next = *states;
-        compress4(&mut next, quad);
+        compress4(&mut next, &quad);
         for (l, state) in states.iter_mut().enumerate() {
             if r < counts[l] {
                 *state = next[l];
@@ -496,17 +508,11 @@ fn compress4_many_portable(
 /// call while at least two have blocks left, then the last one alone.
 fn hash_turns(turns: &mut [Turn]) {
     debug_assert!(turns.len() <= LANES);
-    let mut blocks = [[[0u8; 64]; LANES]; PASS_BLOCKS];
+    let mut blocks: PassBlocks = [[[0u8; 64]; PASS_BLOCKS]; LANES];
     loop {
         let mut counts = [0usize; LANES];
-        for (l, t) in turns.iter_mut().enumerate() {
-            while counts[l] < PASS_BLOCKS {
-                let Some(b) = t.next_block() else {
-                    break;
-                };
-                blocks[counts[l]][l] = b;
-                counts[l] += 1;
-            }
+        for ((t, lane), count) in turns.iter_mut().zip(&mut blocks).zip(&mut counts) {
+            *count = t.fill_blocks(lane);
         }
         let live = counts.iter().filter(|&&c| c > 0).count();
         if live == 0 {
@@ -515,9 +521,9 @@ fn hash_turns(turns: &mut [Turn]) {
         if live == 1 {
             // One stream left: the scalar function is faster than a
             // register with three idle lanes.
-            for (l, t) in turns.iter_mut().enumerate() {
-                for quad in &blocks[..counts[l]] {
-                    compress(&mut t.state.h, &quad[l]);
+            for ((t, lane), count) in turns.iter_mut().zip(&blocks).zip(counts) {
+                for block in &lane[..count] {
+                    compress(&mut t.state.h, block);
                 }
             }
             continue;
@@ -526,8 +532,7 @@ fn hash_turns(turns: &mut [Turn]) {
         for (state, t) in states.iter_mut().zip(turns.iter()) {
             *state = t.state.h;
         }
-        let rounds = counts.iter().copied().max().unwrap_or(0);
-        compress4_many(&mut states, &blocks[..rounds], counts);
+        compress4_many(&mut states, &blocks, counts);
         for (t, state) in turns.iter_mut().zip(states) {
             t.state.h = state;
         }
@@ -858,9 +863,9 @@ mod tests {
             return;
         }
         let data: Vec<u8> = pseudo(PASS_BLOCKS * LANES * 64, 7);
-        let mut blocks = [[[0u8; 64]; LANES]; PASS_BLOCKS];
+        let mut blocks: PassBlocks = [[[0u8; 64]; PASS_BLOCKS]; LANES];
         for (i, piece) in data.chunks_exact(64).enumerate() {
-            blocks[i / LANES][i % LANES].copy_from_slice(piece);
+            blocks[i % LANES][i / LANES].copy_from_slice(piece);
         }
         for counts in [[16, 16, 16, 16], [16, 0, 3, 1], [0, 5, 16, 0], [1, 1, 1, 1]] {
             let start: [[u32; 4]; LANES] =
@@ -872,8 +877,8 @@ mod tests {
             assert_eq!(simd, portable, "counts {counts:?}");
             for (l, n) in counts.iter().enumerate() {
                 let mut one = start[l];
-                for quad in &blocks[..*n] {
-                    compress(&mut one, &quad[l]);
+                for block in &blocks[l][..*n] {
+                    compress(&mut one, block);
                 }
                 assert_eq!(portable[l], one, "lane {l} of {counts:?}");
             }

@@ -20,7 +20,7 @@ use std::arch::x86_64::{
     _mm_set_epi32, _mm_set1_epi32, _mm_ternarylogic_epi32,
 };
 
-use super::{K, LANES, ROT, word_index, words};
+use super::{K, LANES, PassBlocks, ROT, word_index, words};
 
 /// `vpternlogd` immediates of the four rounds' functions of (b, c, d):
 /// F = b ? c : d, G = d ? b : c, H = b ^ c ^ d, I = c ^ (b | !d).
@@ -32,13 +32,12 @@ pub(super) fn available() -> bool {
     std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
 }
 
-/// Lane `l` hashes its first `counts[l]` blocks of `blocks` (`blocks[r][l]`
-/// is its r-th); the other lanes' blocks are ignored. Returns `false`,
-/// touching nothing, when the CPU lacks AVX-512F/VL.
+/// Lane `l` hashes its first `counts[l]` blocks, `blocks[l][..counts[l]]`.
+/// Returns `false`, touching nothing, when the CPU lacks AVX-512F/VL.
 #[allow(unsafe_code)]
 pub(super) fn compress4_many(
     states: &mut [[u32; 4]; LANES],
-    blocks: &[[[u8; 64]; LANES]],
+    blocks: &PassBlocks,
     counts: [usize; LANES],
 ) -> bool {
     if !available() {
@@ -53,10 +52,10 @@ pub(super) fn compress4_many(
 #[target_feature(enable = "avx512f,avx512vl")]
 fn compress4_many_avx512(
     states: &mut [[u32; 4]; LANES],
-    blocks: &[[[u8; 64]; LANES]],
+    blocks: &PassBlocks,
     counts: [usize; LANES],
 ) {
-    debug_assert!(counts.iter().all(|&c| c <= blocks.len()));
+    debug_assert!(counts.iter().all(|&c| c <= blocks[0].len()));
     // Register j holds word j of the four states, lane l in element l.
     let column = |j: usize| {
         _mm_set_epi32(
@@ -67,15 +66,15 @@ fn compress4_many_avx512(
         )
     };
     let mut h = [column(0), column(1), column(2), column(3)];
-    for (r, quad) in blocks.iter().enumerate() {
+    let rounds = counts.iter().copied().max().unwrap_or(0);
+    // `r` picks the r-th block of every lane (`blocks[l][r]`).
+    #[allow(clippy::needless_range_loop)]
+    for r in 0..rounds {
         // Lanes whose blocks run past `counts` keep their state.
         let live: __mmask8 = (0..LANES)
             .filter(|&l| r < counts[l])
             .fold(0, |k, l| k | (1 << l));
-        if live == 0 {
-            break;
-        }
-        let w = quad.map(|b| words(&b));
+        let w: [[u32; 16]; LANES] = std::array::from_fn(|l| words(&blocks[l][r]));
         let m: [__m128i; 16] = std::array::from_fn(|i| {
             _mm_set_epi32(
                 w[3][i] as i32,
