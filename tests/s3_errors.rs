@@ -580,7 +580,7 @@ async fn oversized_request_header_is_rejected_and_server_survives() {
     );
     assert!(!object_exists(&c, BUCKET, "big-header").await);
 
-    // Past hyper's buffer (512 KiB) hyper itself refuses it, with 431.
+    // Past hyper's buffer (256 KiB) hyper itself refuses it, with 431.
     let huge = "a".repeat(600 * KIB);
     let req = RawRequest::new("GET", &path("anything"))
         .header("x-amz-meta-big", &huge)

@@ -33,6 +33,11 @@ use crate::md5_lanes::{Md5Lanes, Md5Stream};
 const SIDE_DIGEST_MIN_BYTES: u64 = 256 << 10;
 /// Frames queued to the digest thread per request.
 const DIGEST_QUEUE_FRAMES: usize = 16;
+/// Side digests get frames of at most this size (slices, not copies): hyper
+/// reads up to 256 KiB at once (`HTTP_READ_BUFFER_BYTES`), and the queues'
+/// bounds above and in `md5_lanes` count frames and batches, so pieces this
+/// size keep what a request holds queued near 1 MiB per digest.
+const DIGEST_PIECE_BYTES: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
@@ -183,18 +188,21 @@ impl DigestSink {
                 Ok(())
             }
             DigestSink::Side { md5, others } => {
-                if let Some((tx, _)) = others {
-                    tx.send(b.clone())
-                        .await
-                        .map_err(|_| BodyError::Internal("digest thread stopped".into()))?;
+                let mut rest = b.clone();
+                while !rest.is_empty() {
+                    let piece = rest.split_to(rest.len().min(DIGEST_PIECE_BYTES));
+                    if let Some((tx, _)) = others {
+                        tx.send(piece.clone())
+                            .await
+                            .map_err(|_| BodyError::Internal("digest thread stopped".into()))?;
+                    }
+                    if let Some(m) = md5 {
+                        m.update(piece)
+                            .await
+                            .map_err(|e| BodyError::Internal(e.to_string()))?;
+                    }
                 }
-                match md5 {
-                    Some(m) => m
-                        .update(b.clone())
-                        .await
-                        .map_err(|e| BodyError::Internal(e.to_string())),
-                    None => Ok(()),
-                }
+                Ok(())
             }
             DigestSink::Finished => Err(BodyError::Internal("digest already finished".into())),
         }
