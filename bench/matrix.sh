@@ -14,7 +14,11 @@
 # S3BENCH (an s3bench binary; default: build it), PORT (9300; the admin
 # listener is PORT+1), DATA_ROOT (where the temporary data dir goes, /tmp),
 # SERVER_ENV (extra environment for the server only, e.g. "MALLOC_ARENA_MAX=2"),
-# LABEL (a suffix for the results dir, e.g. "arena2").
+# LABEL (a suffix for the results dir, e.g. "arena2"), DROP_CACHES (1: as
+# root, `sync` and drop the page cache before each 16 MiB PUT run — on this
+# project's VM the page cache otherwise grows into guest memory the host has
+# not backed yet, and copying shards into it then costs ~10× the CPU; see
+# docs/performance.md "The VM's page cache").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -82,12 +86,22 @@ run() {
     log "$label: s3bench exit $? (3 = some requests failed)"
 }
 
+# drop_caches: see DROP_CACHES above; never before a read workload.
+drop_caches() {
+  if [ "${DROP_CACHES:-0}" = 1 ]; then
+    sync
+    echo 3 > /proc/sys/vm/drop_caches || log "cannot drop the page cache (not root?)"
+  fi
+}
+
 for r in $(seq 1 "$REPS"); do
   if has big; then
+    drop_caches
     run big-put-16MiB-c4-r$r put -s 16MiB -n 64 -c 4 --seed "$r" --prefix "big/r$r/"
     run big-get-16MiB-c4-r$r get -s 16MiB -c 4 -d 10s --seed "$r" --prefix "big/r$r/"
   fi
   if has signed; then
+    drop_caches
     run signed-put-16MiB-c4-r$r put -s 16MiB -n 64 -c 4 --seed $((100 + r)) --payload signed --prefix "signed/r$r/"
   fi
   if has small; then
