@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -114,6 +114,16 @@ pub trait ShardStore: Send + Sync + std::fmt::Debug {
     ) -> EngineResult<(ShardLocation, u64)>;
     /// Returns once everything appended up to `seq` is durable.
     fn sync(&self, seq: u64) -> EngineResult<()>;
+    /// Whether the caller should start a [`sync`](Self::sync) in the
+    /// background now: enough has been appended since the last one that
+    /// the disk can write it while more arrives, so writers' own syncs find
+    /// less to flush. At most one claim is outstanding per drive; the
+    /// claimer calls [`early_sync_finished`](Self::early_sync_finished).
+    fn claim_early_sync(&self) -> bool {
+        false
+    }
+    /// Ends a claim of [`claim_early_sync`](Self::claim_early_sync).
+    fn early_sync_finished(&self) {}
     /// Reads one shard and verifies it is the expected, intact shard.
     fn read(
         &self,
@@ -134,6 +144,10 @@ pub trait ShardStore: Send + Sync + std::fmt::Debug {
     /// it was active.
     fn seal_active(&self, segment: u64) -> bool;
 }
+
+/// Appended bytes after which a background sync is worth starting: a
+/// 16 MiB object puts ~4 MiB on each of 4+2 drives.
+const EARLY_SYNC_BYTES: u64 = 4 << 20;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the protected
@@ -173,6 +187,9 @@ pub struct LocalDrive {
     /// Set after an fsync failed: durability of earlier writes is unknown, so
     /// the drive refuses further writes until restarted.
     failed: AtomicBool,
+    /// Bytes appended since the last sync began (for `claim_early_sync`).
+    unsynced_bytes: AtomicU64,
+    early_sync_claimed: AtomicBool,
     read_handles: Mutex<HashMap<u64, Arc<File>>>,
     metrics: Option<crate::metrics::DriveMetrics>,
 }
@@ -229,6 +246,8 @@ impl LocalDrive {
             pending: Mutex::new(PendingSync::default()),
             synced_seq: Mutex::new(0),
             failed: AtomicBool::new(false),
+            unsynced_bytes: AtomicU64::new(0),
+            early_sync_claimed: AtomicBool::new(false),
             read_handles: Mutex::new(HashMap::new()),
             metrics,
         })
@@ -404,6 +423,7 @@ impl ShardStore for LocalDrive {
             }
             p.completed_seq
         };
+        self.unsynced_bytes.fetch_add(record_len, Ordering::Relaxed);
         if let Some(m) = &self.metrics {
             m.bytes_written.inc_by(record_len);
         }
@@ -426,6 +446,9 @@ impl ShardStore for LocalDrive {
         self.check_writable()?;
         let (target, files) = {
             let mut p = lock(&self.pending);
+            // Appends from here on are the next sync's (approximately: one
+            // racing append may be counted for either).
+            self.unsynced_bytes.store(0, Ordering::Relaxed);
             (p.completed_seq, std::mem::take(&mut p.dirty))
         };
         debug_assert!(target >= seq);
@@ -489,6 +512,15 @@ impl ShardStore for LocalDrive {
                 .inc_by(payload.len() as u64 + RECORD_HEADER_BYTES as u64);
         }
         Ok(payload)
+    }
+
+    fn claim_early_sync(&self) -> bool {
+        self.unsynced_bytes.load(Ordering::Relaxed) >= EARLY_SYNC_BYTES
+            && !self.early_sync_claimed.swap(true, Ordering::AcqRel)
+    }
+
+    fn early_sync_finished(&self) {
+        self.early_sync_claimed.store(false, Ordering::Release);
     }
 
     fn segments(&self) -> EngineResult<Vec<SegmentInfo>> {
@@ -624,6 +656,32 @@ mod tests {
             d.read(&loc, &other, 2, payload.len() as u32),
             Err(ShardReadError::Corrupt(_))
         ));
+    }
+
+    /// A background sync is offered once `EARLY_SYNC_BYTES` are appended,
+    /// to one claimer at a time, and a sync starts the count again.
+    #[test]
+    fn early_sync_is_claimed_once_per_threshold() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = drive(dir.path(), 64 << 20);
+        let id = ChunkId::from_bytes([5; 32]);
+        let payload = vec![7u8; 1 << 20];
+        let checksum = shard_checksum(&payload);
+        let mut seq = 0;
+        for _ in 0..3 {
+            seq = d.append(&id, 0, &payload, checksum).unwrap().1;
+            assert!(!d.claim_early_sync(), "below the threshold");
+        }
+        seq = seq.max(d.append(&id, 0, &payload, checksum).unwrap().1);
+        assert!(d.claim_early_sync());
+        assert!(!d.claim_early_sync(), "one claim at a time");
+        d.sync(seq).unwrap();
+        d.early_sync_finished();
+        assert!(!d.claim_early_sync(), "the sync started the count again");
+        for _ in 0..4 {
+            d.append(&id, 0, &payload, checksum).unwrap();
+        }
+        assert!(d.claim_early_sync());
     }
 
     #[test]

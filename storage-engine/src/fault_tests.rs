@@ -99,6 +99,15 @@ impl ShardStore for FaultyStore {
         self.inner.sync(seq)
     }
 
+    // Early syncs go through `sync` above, so they meet injected faults too.
+    fn claim_early_sync(&self) -> bool {
+        self.inner.claim_early_sync()
+    }
+
+    fn early_sync_finished(&self) {
+        self.inner.early_sync_finished()
+    }
+
     fn read(
         &self,
         loc: &ShardLocation,

@@ -456,6 +456,29 @@ impl ObjectWriter {
     }
 }
 
+/// A claimed early sync of `drive` (see `ShardStore::claim_early_sync`),
+/// released when dropped: after the sync, or if the task never runs.
+struct EarlySyncClaim(Arc<dyn crate::drive::ShardStore>);
+
+impl Drop for EarlySyncClaim {
+    fn drop(&mut self) {
+        self.0.early_sync_finished();
+    }
+}
+
+/// Syncs `drive` up to `seq` in the background: the disk writes what is
+/// appended so far while more arrives, and the writers' own syncs (which
+/// still run before any commit) find less to flush. Nothing waits for it:
+/// a failure marks the drive failed, and the next writer's sync reports it.
+fn start_early_sync(drive: Arc<dyn crate::drive::ShardStore>, seq: u64) {
+    let claim = EarlySyncClaim(drive);
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn_blocking(move || {
+            let _ = claim.0.sync(seq);
+        });
+    }
+}
+
 /// Identifies one chunk and, unless it is already stored, seals it,
 /// erasure-codes it and appends its shards to their drives (not yet synced).
 fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
@@ -526,6 +549,9 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
                 shards.push(loc);
                 syncs.push((d, seq));
                 written += 1;
+                if inner.drives[d].claim_early_sync() {
+                    start_early_sync(inner.drives[d].clone(), seq);
+                }
             }
             // A full disk fails the write: S3 clients get InsufficientStorage
             // and nothing is stored (the appended shards are unreferenced).
