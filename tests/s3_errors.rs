@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -531,21 +532,25 @@ async fn unsatisfiable_range_is_416_invalid_range() {
     assert_still_serves(&server, &c).await;
 }
 
+/// Sends `req` over a raw connection (no client library would send such
+/// headers) and returns the response.
+async fn raw_exchange(addr: SocketAddr, req: RawRequest, what: &str) -> RawResponse {
+    let wire = req.sign(addr, Payload::Signed).to_wire(addr);
+    tokio::task::spawn_blocking(move || {
+        raw_tcp_exchange(addr, &wire, false, Duration::from_secs(30))
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|| panic!("no response to {what}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_request_header_is_rejected_and_server_survives() {
     let (server, c) = setup().await;
     let addr = server.s3_addr();
     let big = "a".repeat(200 * KIB);
-    let req = RawRequest::new("GET", &path("anything"))
-        .header("x-amz-meta-big", &big)
-        .sign(addr, Payload::Signed);
-    let wire = req.to_wire(addr);
-    let resp = tokio::task::spawn_blocking(move || {
-        raw_tcp_exchange(addr, &wire, false, Duration::from_secs(30))
-    })
-    .await
-    .unwrap()
-    .expect("no response to a 200 KiB header");
+    let get = RawRequest::new("GET", &path("anything")).header("x-amz-meta-big", &big);
+    let resp = raw_exchange(addr, get, "a GET with a 200 KiB header").await;
     assert_eq!(
         resp.status,
         400,
@@ -560,18 +565,11 @@ async fn oversized_request_header_is_rejected_and_server_survives() {
     );
 
     // The same as a PUT: nothing stored.
-    let req = RawRequest::new("PUT", &path("big-header"))
+    let put = RawRequest::new("PUT", &path("big-header"))
         .header("x-amz-meta-big", &big)
         .body("data")
-        .header("content-length", "4")
-        .sign(addr, Payload::Signed);
-    let wire = req.to_wire(addr);
-    let resp = tokio::task::spawn_blocking(move || {
-        raw_tcp_exchange(addr, &wire, false, Duration::from_secs(30))
-    })
-    .await
-    .unwrap()
-    .expect("no response to a 200 KiB header");
+        .header("content-length", "4");
+    let resp = raw_exchange(addr, put, "a PUT with a 200 KiB header").await;
     assert_eq!(
         resp.status / 100,
         4,
@@ -582,16 +580,8 @@ async fn oversized_request_header_is_rejected_and_server_survives() {
 
     // Past hyper's buffer (256 KiB) hyper itself refuses it, with 431.
     let huge = "a".repeat(600 * KIB);
-    let req = RawRequest::new("GET", &path("anything"))
-        .header("x-amz-meta-big", &huge)
-        .sign(addr, Payload::Signed);
-    let wire = req.to_wire(addr);
-    let resp = tokio::task::spawn_blocking(move || {
-        raw_tcp_exchange(addr, &wire, false, Duration::from_secs(30))
-    })
-    .await
-    .unwrap()
-    .expect("no response to a 600 KiB header");
+    let get = RawRequest::new("GET", &path("anything")).header("x-amz-meta-big", &huge);
+    let resp = raw_exchange(addr, get, "a GET with a 600 KiB header").await;
     assert!(
         resp.status == 431 || resp.status == 400,
         "a 600 KiB header must get 431 or 400, got {}",
