@@ -179,6 +179,26 @@ impl TestCluster {
     }
 }
 
+/// Puts `count` random objects `o0`, `o1`, … of `base + i * step` bytes
+/// into `bucket`; returns their keys and bytes.
+async fn put_objects(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    rng: &mut Rng,
+    count: usize,
+    base: usize,
+    step: usize,
+) -> Vec<(String, Vec<u8>)> {
+    let mut objects = Vec::with_capacity(count);
+    for i in 0..count {
+        let key = format!("o{i}");
+        let data = rng.bytes(base + i * step);
+        put_bytes(client, bucket, &key, &data).await;
+        objects.push((key, data));
+    }
+    objects
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -273,12 +293,7 @@ fn writes_on_one_node_are_read_on_every_other() {
         // Overwrite on one node, delete on another: every node agrees.
         put_bytes(&c3, "shared", "big", b"replaced").await;
         assert_eq!(get_bytes(&c1, "shared", "big").await, b"replaced");
-        c1.delete_object()
-            .bucket("shared")
-            .key("small")
-            .send()
-            .await
-            .unwrap();
+        delete_key(&c1, "shared", "small").await;
         assert!(!object_exists(&c2, "shared", "small").await);
         assert!(!object_exists(&c3, "shared", "small").await);
 
@@ -442,12 +457,7 @@ fn a_wiped_node_rejoins_and_heal_restores_full_redundancy() {
         let c1 = cluster.client(0);
         create_bucket(&c1, "keep").await;
         let mut rng = Rng::new(0x3175);
-        let mut objects = Vec::new();
-        for i in 0..5 {
-            let data = rng.bytes(400 * KIB + i * 33_333);
-            put_bytes(&c1, "keep", &format!("o{i}"), &data).await;
-            objects.push((format!("o{i}"), data));
-        }
+        let objects = put_objects(&c1, "keep", &mut rng, 5, 400 * KIB, 33_333).await;
         // Node 3 loses everything: metadata, Raft log and drive.
         cluster.kill(2);
         std::fs::remove_dir_all(&cluster.dirs[2]).unwrap();
@@ -536,12 +546,7 @@ fn an_added_node_gets_its_share_and_a_drained_node_is_emptied() {
         let c1 = cluster.client(0);
         create_bucket(&c1, "grow").await;
         let mut rng = Rng::new(0x96);
-        let mut objects = Vec::new();
-        for i in 0..8 {
-            let data = rng.bytes(300 * KIB + i * 50_000);
-            put_bytes(&c1, "grow", &format!("o{i}"), &data).await;
-            objects.push((format!("o{i}"), data));
-        }
+        let objects = put_objects(&c1, "grow", &mut rng, 8, 300 * KIB, 50_000).await;
 
         // A fourth node joins: every node restarts with the longer list; the
         // leader adds the new one to Raft (learner, then voter).
@@ -625,12 +630,7 @@ fn gc_on_a_cluster_node_reclaims_the_space_of_deleted_objects() {
             put_bytes(&c1, "churn", &format!("gone{i}"), &rng.bytes(700 * KIB)).await;
         }
         for i in 0..6 {
-            c1.delete_object()
-                .bucket("churn")
-                .key(format!("gone{i}"))
-                .send()
-                .await
-                .unwrap();
+            delete_key(&c1, "churn", &format!("gone{i}")).await;
         }
         let before: Vec<u64> = (0..NODES).map(|i| cluster.segment_bytes(i)).collect();
         // Every node publishes its write horizon every 5 s: once all have
@@ -668,12 +668,7 @@ fn a_dead_node_is_drained_onto_the_live_ones() {
         let c1 = cluster.client(0);
         create_bucket(&c1, "dead").await;
         let mut rng = Rng::new(0xdead);
-        let mut objects = Vec::new();
-        for i in 0..8 {
-            let data = rng.bytes(300 * KIB + i * 40_000);
-            put_bytes(&c1, "dead", &format!("o{i}"), &data).await;
-            objects.push((format!("o{i}"), data));
-        }
+        let objects = put_objects(&c1, "dead", &mut rng, 8, 300 * KIB, 40_000).await;
         // Node 2 is lost; the others restart with it drained.
         cluster.kill(1);
         cluster.dead.push(1);

@@ -150,12 +150,7 @@ fn deleting_objects_and_collecting_shrinks_the_drives() {
         let drives = server.data_dir().join("drives");
         let full = dir_bytes(&drives);
         for i in 0..10 {
-            c.delete_object()
-                .bucket("gc-bucket")
-                .key(format!("tmp/{i}"))
-                .send()
-                .await
-                .unwrap();
+            delete_key(&c, "gc-bucket", &format!("tmp/{i}")).await;
         }
         // Segments last written within the settle time (2 s) are left alone.
         tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;

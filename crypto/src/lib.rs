@@ -329,9 +329,8 @@ impl ChunkSealer {
     /// Encrypts `plaintext` (normally the compressed chunk) for `chunk_id`.
     /// Returns `nonce || ciphertext || tag`.
     pub fn seal(&self, chunk_id: &[u8; 32], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-        let mut sealed = Vec::with_capacity(plaintext.len() + SEAL_OVERHEAD_BYTES);
-        self.seal_into(chunk_id, plaintext, &mut sealed)?;
-        Ok(sealed)
+        let chunk_key = self.chunk_key(chunk_id);
+        seal_with_key(&chunk_key, &chunk_aad(chunk_id), plaintext)
     }
 
     /// [`seal`](Self::seal), appending the sealed bytes to `out` (whose

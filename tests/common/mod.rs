@@ -527,6 +527,22 @@ pub async fn put_bytes(
     out.e_tag().unwrap_or_default().to_owned()
 }
 
+/// Deletes an object through the SDK; panics on any error.
+pub async fn delete_key(client: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    client
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "DELETE {bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            )
+        });
+}
+
 pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
     client
         .create_bucket()
