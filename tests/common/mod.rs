@@ -475,10 +475,7 @@ pub async fn object_exists(client: &aws_sdk_s3::Client, bucket: &str, key: &str)
     match client.head_object().bucket(bucket).key(key).send().await {
         Ok(_) => true,
         Err(e) if sdk_error_status(&e) == Some(404) => false,
-        Err(e) => panic!(
-            "HEAD {bucket}/{key}: {}",
-            aws_sdk_s3::error::DisplayErrorContext(&e)
-        ),
+        Err(e) => panic!("HEAD {bucket}/{key}: {}", show(&e)),
     }
 }
 
@@ -490,12 +487,7 @@ pub async fn get_bytes(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> 
         .key(key)
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "GET {bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        });
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {}", show(&e)));
     out.body
         .collect()
         .await
@@ -518,12 +510,7 @@ pub async fn put_bytes(
         .body(aws_sdk_s3::primitives::ByteStream::from(data.to_vec()))
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PUT {bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        });
+        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {}", show(&e)));
     out.e_tag().unwrap_or_default().to_owned()
 }
 
@@ -535,12 +522,7 @@ pub async fn delete_key(client: &aws_sdk_s3::Client, bucket: &str, key: &str) {
         .key(key)
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "DELETE {bucket}/{key}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        });
+        .unwrap_or_else(|e| panic!("DELETE {bucket}/{key}: {}", show(&e)));
 }
 
 pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
@@ -549,12 +531,7 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
         .bucket(bucket)
         .send()
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "CreateBucket {bucket}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(&e)
-            )
-        });
+        .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {}", show(&e)));
 }
 
 // ---------------------------------------------------------------------------
