@@ -1409,3 +1409,245 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
         .unwrap_err();
     assert_eq!(err.code(), Some("NoSuchKey"), "{}", show(&err));
 }
+
+// ---------------------------------------------------------------------------
+// 6. Protocol details as S3 has them (issue 16)
+// ---------------------------------------------------------------------------
+
+/// A request signed by hand (SigV4, header form) so that header values can
+/// be any bytes and the date can come from a `Date` header. `headers` must
+/// include `host`; every header given is signed. Returns the wire bytes.
+fn hand_signed(
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    time: SystemTime,
+    date_header: Option<&str>,
+    body: &[u8],
+) -> Vec<u8> {
+    use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+    let (y, mo, d, h, mi, s, _) = civil(time);
+    let stamp = format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z");
+    let day = &stamp[..8];
+    let payload = sha256_hex(body);
+    let mut all: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_vec()))
+        .collect();
+    all.push(("x-amz-content-sha256".into(), payload.clone().into_bytes()));
+    match date_header {
+        Some(d) => all.push(("date".into(), d.as_bytes().to_vec())),
+        None => all.push(("x-amz-date".into(), stamp.clone().into_bytes())),
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    let signed: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    let signed = signed.join(";");
+    let mut canonical = format!("{method}\n{path}\n\n").into_bytes();
+    for (k, v) in &all {
+        canonical.extend_from_slice(k.as_bytes());
+        canonical.push(b':');
+        canonical.extend_from_slice(v.trim_ascii());
+        canonical.push(b'\n');
+    }
+    canonical.extend_from_slice(format!("\n{signed}\n{payload}").as_bytes());
+    let sts = format!(
+        "AWS4-HMAC-SHA256\n{stamp}\n{day}/{REGION}/s3/aws4_request\n{}",
+        sha256_hex(&canonical)
+    );
+    let key = generate_signing_key(SECRET_KEY, time, REGION, "s3");
+    let sig = calculate_signature(key, sts.as_bytes());
+    let mut wire = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    for (k, v) in &all {
+        wire.extend_from_slice(k.as_bytes());
+        wire.extend_from_slice(b": ");
+        wire.extend_from_slice(v);
+        wire.extend_from_slice(b"\r\n");
+    }
+    wire.extend_from_slice(
+        format!(
+            "authorization: AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/{day}/{REGION}/s3/aws4_request, SignedHeaders={signed}, Signature={sig}\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    wire.extend_from_slice(body);
+    wire
+}
+
+/// UTC calendar fields of `t`: year, month, day, hour, minute, second and
+/// the weekday (0 = Sunday).
+fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u64) {
+    let secs = t.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let weekday = ((days + 4).rem_euclid(7)) as u64;
+    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60, weekday)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_details_match_s3() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let addr = server.s3_addr();
+    let bucket = "protocol-bucket";
+    create_bucket(&c, bucket).await;
+    let host = addr.to_string();
+
+    // CreateBucket of a bucket one already owns: 200 in us-east-1, nothing changes.
+    put_bytes(&c, bucket, "kept", b"kept").await;
+    c.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("second CreateBucket: {}", show(&e)));
+    assert_eq!(get_bytes(&c, bucket, "kept").await, b"kept");
+
+    // A `Date` header with a numeric zone (what botocore sends when a
+    // caller sets Date) authenticates like its GMT form.
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = UNIX_EPOCH + Duration::from_secs(secs);
+    let (y, mo, d, h, mi, s, wd) = civil(now);
+    let date = format!(
+        "{}, {d:02} {} {y} {h:02}:{mi:02}:{s:02} -0000",
+        ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"][wd as usize],
+        [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"
+        ][mo as usize - 1]
+    );
+    let wire = hand_signed(
+        "GET",
+        &format!("/{bucket}/kept"),
+        &[("host", host.as_bytes())],
+        now,
+        Some(&date),
+        b"",
+    );
+    let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10)).unwrap();
+    assert_eq!(r.status, 200, "Date: {date}: {}", r.text());
+    assert_eq!(r.body.as_ref(), b"kept");
+
+    // Content-Encoding is stored byte for byte.
+    c.put_object()
+        .bucket(bucket)
+        .key("enc")
+        .content_encoding("deflate, gzip")
+        .body(ByteStream::from_static(b"zz"))
+        .send()
+        .await
+        .unwrap();
+    let head = c
+        .head_object()
+        .bucket(bucket)
+        .key("enc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.content_encoding(), Some("deflate, gzip"));
+
+    // Non-ASCII user metadata comes back RFC 2047-encoded ("mail-safe"),
+    // as S3 documents, never as raw bytes a client reads as Latin-1.
+    let value = "Grüße, 東京";
+    let wire = hand_signed(
+        "PUT",
+        &format!("/{bucket}/utf8-meta"),
+        &[
+            ("host", host.as_bytes()),
+            ("x-amz-meta-city", value.as_bytes()),
+        ],
+        SystemTime::now(),
+        None,
+        b"m",
+    );
+    let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let head = c
+        .head_object()
+        .bucket(bucket)
+        .key("utf8-meta")
+        .send()
+        .await
+        .unwrap();
+    let got = head.metadata().unwrap().get("city").unwrap();
+    use base64::Engine as _;
+    let expected = format!(
+        "=?UTF-8?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(value)
+    );
+    assert_eq!(got, &expected);
+
+    // CompleteMultipartUpload: a whole-object composite checksum with its
+    // `-N`, then the same Complete again (an SDK retrying a lost answer)
+    // gets the same result.
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key("mp")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
+        .send()
+        .await
+        .unwrap();
+    let id = up.upload_id().unwrap().to_owned();
+    let parts_data = [vec![1u8; 5 * MIB], vec![2u8; 1000]];
+    let mut completed = Vec::new();
+    let mut raw_crcs = Vec::new();
+    for (i, data) in parts_data.iter().enumerate() {
+        let n = i as i32 + 1;
+        let out = c
+            .upload_part()
+            .bucket(bucket)
+            .key("mp")
+            .upload_id(&id)
+            .part_number(n)
+            .checksum_crc32(crc32_b64(data))
+            .body(ByteStream::from(data.clone()))
+            .send()
+            .await
+            .unwrap();
+        raw_crcs.extend_from_slice(&crc32(data).to_be_bytes());
+        completed.push(
+            CompletedPart::builder()
+                .part_number(n)
+                .e_tag(out.e_tag().unwrap())
+                .checksum_crc32(crc32_b64(data))
+                .build(),
+        );
+    }
+    let composite = format!("{}-2", crc32_b64(&raw_crcs));
+    let complete = || {
+        c.complete_multipart_upload()
+            .bucket(bucket)
+            .key("mp")
+            .upload_id(&id)
+            .checksum_crc32(&composite)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed.clone()))
+                    .build(),
+            )
+            .send()
+    };
+    let first = complete()
+        .await
+        .unwrap_or_else(|e| panic!("Complete with a composite -N checksum: {}", show(&e)));
+    assert_eq!(first.checksum_crc32(), Some(composite.as_str()));
+    let again = complete()
+        .await
+        .unwrap_or_else(|e| panic!("a repeated Complete: {}", show(&e)));
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert_eq!(again.checksum_crc32(), first.checksum_crc32());
+    // Once the key holds another object, the upload is simply gone.
+    put_bytes(&c, bucket, "mp", b"replaced").await;
+    let err = complete().await.unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchUpload"));
+}

@@ -592,14 +592,103 @@ async fn oversized_request_header_is_rejected_and_server_survives() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_subresources_are_not_implemented() {
+async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implemented() {
     let (server, c) = setup().await;
     let addr = server.s3_addr();
-    let r = RawRequest::new("GET", &format!("/{BUCKET}?lifecycle"))
+    let get = |sub: &str| {
+        RawRequest::new("GET", &format!("/{BUCKET}?{sub}"))
+            .sign(addr, Payload::Signed)
+            .send(addr)
+    };
+    // S3's "not configured" answers: clients read these as "none" and carry on.
+    for (sub, code) in [
+        ("cors", "NoSuchCORSConfiguration"),
+        ("lifecycle", "NoSuchLifecycleConfiguration"),
+        ("object-lock", "ObjectLockConfigurationNotFoundError"),
+        ("policy", "NoSuchBucketPolicy"),
+        ("website", "NoSuchWebsiteConfiguration"),
+        ("replication", "ReplicationConfigurationNotFoundError"),
+        ("analytics&id=a", "NoSuchConfiguration"),
+    ] {
+        get(sub)
+            .await
+            .assert_s3_error(404, code, &format!("GET ?{sub}"));
+    }
+    // Configurations that are empty documents when nothing is set, and
+    // Cairn's fixed behaviour reported as S3 reports its defaults.
+    for (sub, root, inner) in [
+        ("notification", "NotificationConfiguration", ""),
+        ("logging", "BucketLoggingStatus", ""),
+        ("accelerate", "AccelerateConfiguration", ""),
+        (
+            "requestPayment",
+            "RequestPaymentConfiguration",
+            "<Payer>BucketOwner</Payer>",
+        ),
+        (
+            "encryption",
+            "ServerSideEncryptionConfiguration",
+            "<SSEAlgorithm>AES256</SSEAlgorithm>",
+        ),
+        (
+            "ownershipControls",
+            "OwnershipControls",
+            "<ObjectOwnership>BucketOwnerEnforced</ObjectOwnership>",
+        ),
+        (
+            "publicAccessBlock",
+            "PublicAccessBlockConfiguration",
+            "<BlockPublicPolicy>true</BlockPublicPolicy>",
+        ),
+        (
+            "inventory",
+            "ListInventoryConfigurationsResult",
+            "<IsTruncated>false</IsTruncated>",
+        ),
+    ] {
+        let r = get(sub).await;
+        assert_eq!(r.status, 200, "GET ?{sub}: {}", r.text());
+        assert!(
+            r.text().contains(&format!("<{root}")),
+            "GET ?{sub}: {}",
+            r.text()
+        );
+        assert!(r.text().contains(inner), "GET ?{sub}: {}", r.text());
+    }
+    // The SDK reads them the same way.
+    let err = c.get_bucket_cors().bucket(BUCKET).send().await.unwrap_err();
+    assert_eq!(
+        sdk_error_code(&err).as_deref(),
+        Some("NoSuchCORSConfiguration")
+    );
+    let enc = c
+        .get_bucket_encryption()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
+    let rules = enc.server_side_encryption_configuration().unwrap().rules();
+    assert_eq!(
+        rules[0]
+            .apply_server_side_encryption_by_default()
+            .unwrap()
+            .sse_algorithm()
+            .as_str(),
+        "AES256"
+    );
+    // A missing bucket is still NoSuchBucket.
+    let r = RawRequest::new("GET", "/no-such-bucket-here?cors")
         .sign(addr, Payload::Signed)
         .send(addr)
         .await;
-    r.assert_s3_error(501, "NotImplemented", "GET ?lifecycle");
+    r.assert_s3_error(404, "NoSuchBucket", "GET ?cors of a missing bucket");
+    // DELETE of a configuration never set: nothing to remove, 204.
+    let r = RawRequest::new("DELETE", &format!("/{BUCKET}?lifecycle"))
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    assert_eq!(r.status, 204, "DELETE ?lifecycle: {}", r.text());
+
     let xml = "<LifecycleConfiguration><Rule><ID>x</ID><Status>Enabled</Status></Rule></LifecycleConfiguration>";
     let r = RawRequest::new("PUT", &format!("/{BUCKET}?lifecycle"))
         .header("content-md5", &md5_b64(xml.as_bytes()))
@@ -608,19 +697,230 @@ async fn unknown_subresources_are_not_implemented() {
         .send(addr)
         .await;
     r.assert_s3_error(501, "NotImplemented", "PUT ?lifecycle");
+    get("lifecycle").await.assert_s3_error(
+        404,
+        "NoSuchLifecycleConfiguration",
+        "GET ?lifecycle after a refused PUT",
+    );
+    // S3 subresources Cairn does not know never fall through to a listing.
+    for sub in ["session", "metadataTable", "abac", "metadataConfiguration"] {
+        let r = get(sub).await;
+        r.assert_s3_error(501, "NotImplemented", &format!("GET ?{sub}"));
+        assert!(!r.text().contains("ListBucketResult"), "{}", r.text());
+    }
+    // Object Lock state of an object: no bucket has Object Lock.
+    put_bytes(&c, BUCKET, "locked?", b"x").await;
+    for sub in ["retention", "legal-hold"] {
+        let r = RawRequest::new("GET", &format!("{}?{sub}", path("locked?")))
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(400, "InvalidRequest", &format!("GET object ?{sub}"));
+        assert!(r.text().contains("Object Lock"), "{}", r.text());
+    }
     // The bucket is untouched and still a bucket.
     c.head_bucket()
         .bucket(BUCKET)
         .send()
         .await
         .expect("HeadBucket");
-    let out = c
-        .list_objects_v2()
+    assert_still_serves(&server, &c).await;
+}
+
+/// Headers S3 defines whose promise Cairn cannot keep (a customer key, KMS,
+/// a lock, another storage class, a website redirect, another owner) are
+/// refused with AWS's error before anything is stored; SSE-S3 (AES256),
+/// which Cairn always does, is accepted and reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let key_b64 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let key_md5 = md5_b64(b"0123456789abcdef0123456789abcdef");
+    let sse_c = [
+        ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+        ("x-amz-server-side-encryption-customer-key", key_b64),
+        (
+            "x-amz-server-side-encryption-customer-key-md5",
+            key_md5.as_str(),
+        ),
+    ];
+    let put_with = |key: &str, headers: &[(&str, &str)]| {
+        let mut r = RawRequest::new("PUT", &path(key)).body("secret payload");
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        r.sign(addr, Payload::Signed).send(addr)
+    };
+
+    let r = put_with("sse-c", &sse_c).await;
+    r.assert_s3_error(501, "NotImplemented", "PutObject with SSE-C");
+    assert!(!object_exists(&c, BUCKET, "sse-c").await);
+    // Nor can an object be read "with a key".
+    put_bytes(&c, BUCKET, "plain", b"plain").await;
+    let mut g = RawRequest::new("GET", &path("plain"));
+    for (k, v) in sse_c {
+        g = g.header(k, v);
+    }
+    g.sign(addr, Payload::Signed)
+        .send(addr)
+        .await
+        .assert_s3_error(501, "NotImplemented", "GetObject with SSE-C");
+
+    for (key, headers, status, code) in [
+        (
+            "kms",
+            vec![("x-amz-server-side-encryption", "aws:kms")],
+            501,
+            "NotImplemented",
+        ),
+        (
+            "kms-key",
+            vec![
+                ("x-amz-server-side-encryption", "aws:kms"),
+                (
+                    "x-amz-server-side-encryption-aws-kms-key-id",
+                    "arn:aws:kms:us-east-1:1:key/x",
+                ),
+            ],
+            501,
+            "NotImplemented",
+        ),
+        (
+            "bad-sse",
+            vec![("x-amz-server-side-encryption", "AES512")],
+            400,
+            "InvalidArgument",
+        ),
+        (
+            "lock-mode",
+            vec![
+                ("x-amz-object-lock-mode", "COMPLIANCE"),
+                (
+                    "x-amz-object-lock-retain-until-date",
+                    "2030-01-01T00:00:00Z",
+                ),
+            ],
+            400,
+            "InvalidRequest",
+        ),
+        (
+            "legal-hold",
+            vec![("x-amz-object-lock-legal-hold", "ON")],
+            400,
+            "InvalidRequest",
+        ),
+        (
+            "glacier",
+            vec![("x-amz-storage-class", "GLACIER")],
+            400,
+            "InvalidStorageClass",
+        ),
+        (
+            "rrs",
+            vec![("x-amz-storage-class", "REDUCED_REDUNDANCY")],
+            400,
+            "InvalidStorageClass",
+        ),
+        (
+            "redirect",
+            vec![("x-amz-website-redirect-location", "/elsewhere")],
+            501,
+            "NotImplemented",
+        ),
+        (
+            "owner",
+            vec![("x-amz-expected-bucket-owner", "111122223333")],
+            403,
+            "AccessDenied",
+        ),
+    ] {
+        let r = put_with(key, &headers).await;
+        r.assert_s3_error(status, code, &format!("PutObject {headers:?}"));
+        assert!(!object_exists(&c, BUCKET, key).await, "{key} was stored");
+    }
+    // Multipart uploads and copies are refused alike, before an upload exists.
+    let r = RawRequest::new("POST", &format!("{}?uploads", path("mp-lock")))
+        .header("x-amz-object-lock-mode", "GOVERNANCE")
+        .header(
+            "x-amz-object-lock-retain-until-date",
+            "2030-01-01T00:00:00Z",
+        )
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "InvalidRequest", "CreateMultipartUpload with a lock");
+    let uploads = c
+        .list_multipart_uploads()
         .bucket(BUCKET)
         .send()
         .await
-        .expect("list");
-    assert_eq!(out.key_count(), Some(0));
+        .unwrap();
+    assert!(uploads.uploads().is_empty());
+    let r = RawRequest::new("PUT", &path("copy-glacier"))
+        .header("x-amz-copy-source", &format!("/{BUCKET}/plain"))
+        .header("x-amz-storage-class", "DEEP_ARCHIVE")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "InvalidStorageClass", "CopyObject to DEEP_ARCHIVE");
+    assert!(!object_exists(&c, BUCKET, "copy-glacier").await);
+
+    // A bucket "with Object Lock" is not created.
+    let r = RawRequest::new("PUT", "/locked-bucket")
+        .header("x-amz-bucket-object-lock-enabled", "true")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(501, "NotImplemented", "CreateBucket with Object Lock");
+    let err = c
+        .head_bucket()
+        .bucket("locked-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_status(&err), Some(404));
+
+    // What Cairn does is accepted and reported: SSE-S3, STANDARD, its owner.
+    let r = put_with(
+        "sse-s3",
+        &[
+            ("x-amz-server-side-encryption", "AES256"),
+            ("x-amz-storage-class", "STANDARD"),
+            ("x-amz-expected-bucket-owner", "cairn"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-amz-server-side-encryption"), Some("AES256"));
+    let head = c
+        .head_object()
+        .bucket(BUCKET)
+        .key("sse-s3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256")
+    );
+    // A conditional DELETE is not silently unconditional.
+    let r = RawRequest::new("DELETE", &path("sse-s3"))
+        .header("if-match", "\"0000\"")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(501, "NotImplemented", "DeleteObject with If-Match");
+    assert!(object_exists(&c, BUCKET, "sse-s3").await);
+    // Another version's ACL is not this one's.
+    let r = RawRequest::new(
+        "GET",
+        &format!("{}?acl&versionId=3HL4kqtJlcpXroDTDmJ", path("sse-s3")),
+    )
+    .sign(addr, Payload::Signed)
+    .send(addr)
+    .await;
+    r.assert_s3_error(404, "NoSuchVersion", "GetObjectAcl of another version");
 
     assert_still_serves(&server, &c).await;
 }

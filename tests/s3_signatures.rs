@@ -514,3 +514,163 @@ async fn sdk_presigned_put_and_get_work_over_raw_http_and_are_checked() {
     let r = RawRequest::new("GET", &spq).send(addr).await;
     r.assert_s3_error(403, "AccessDenied", "expired presigned GET");
 }
+
+// ---------------------------------------------------------------------------
+// Presigned URLs carry only what was signed (issue 16, defects 1 and 2)
+// ---------------------------------------------------------------------------
+
+/// A presigned PUT's holder adds `x-amz-*` headers the signer never listed:
+/// a copy source (which would turn the PUT into a CopyObject of a bucket the
+/// holder cannot read), metadata, tagging, a checksum. S3 refuses each with
+/// AccessDenied ("There were headers present in the request which were not
+/// signed") and stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_requests_refuse_unsigned_amz_headers() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let addr = server.s3_addr();
+    create_bucket(&c, BUCKET).await;
+    create_bucket(&c, "private-bucket").await;
+    put_bytes(&c, "private-bucket", "secret.txt", b"top secret").await;
+
+    let presigned = c
+        .put_object()
+        .bucket(BUCKET)
+        .key("upload-here.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .expect("presign PUT");
+    let pq = {
+        let u: http::Uri = presigned.uri().parse().unwrap();
+        u.path_and_query().unwrap().as_str().to_owned()
+    };
+    let base = || {
+        let mut req = RawRequest::new("PUT", &pq).body(b"hello".to_vec());
+        for (k, v) in presigned.headers() {
+            req = req.header(k, v);
+        }
+        req
+    };
+    for (name, value) in [
+        ("x-amz-copy-source", "/private-bucket/secret.txt"),
+        ("x-amz-meta-planted", "yes"),
+        ("x-amz-tagging", "a=b"),
+        ("x-amz-checksum-crc32", "NhCmhg=="),
+        ("x-amz-acl", "public-read"),
+        ("X-Amz-Storage-Class", "STANDARD"),
+    ] {
+        let r = base().header(name, value).send(addr).await;
+        r.assert_s3_error(403, "AccessDenied", &format!("presigned PUT + {name}"));
+        assert!(
+            r.text()
+                .contains("There were headers present in the request which were not signed"),
+            "{name}: {}",
+            r.text()
+        );
+        assert!(
+            r.text()
+                .to_ascii_lowercase()
+                .contains(&name.to_ascii_lowercase()),
+            "the error names {name}: {}",
+            r.text()
+        );
+        assert!(
+            !object_exists(&c, BUCKET, "upload-here.txt").await,
+            "{name}: nothing is stored"
+        );
+    }
+    // Headers that do not start with x-amz- are the holder's to choose,
+    // and the URL itself still works.
+    let r = base().header("content-type", "text/plain").send(addr).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get_bytes(&c, BUCKET, "upload-here.txt").await, b"hello");
+}
+
+/// With `--domain`, the bucket comes from the `Host` header, which the
+/// signature covers. An absolute-form request target naming another bucket
+/// must neither read from nor write into that bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absolute_form_targets_cannot_reroute_a_signed_request() {
+    let domain = "s3.cairn.test";
+    let server = TestServer::start_with_args(&["--domain", domain]);
+    let addr = server.s3_addr();
+    let port = addr.port();
+    let c = sdk_client(&server);
+    let vh = sdk_client_virtual_host(&server, domain);
+    create_bucket(&c, "pub-bucket").await;
+    create_bucket(&c, "priv-bucket").await;
+    put_bytes(&c, "pub-bucket", "secret.txt", b"public").await;
+    put_bytes(&c, "priv-bucket", "secret.txt", b"PRIVATE").await;
+
+    let signed_host = |presigned: &aws_sdk_s3::presigning::PresignedRequest| -> String {
+        presigned
+            .headers()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.to_owned())
+            .unwrap_or_else(|| {
+                let u: http::Uri = presigned.uri().parse().unwrap();
+                u.authority().unwrap().to_string()
+            })
+    };
+    let path_of = |presigned: &aws_sdk_s3::presigning::PresignedRequest| -> String {
+        let u: http::Uri = presigned.uri().parse().unwrap();
+        u.path_and_query().unwrap().as_str().to_owned()
+    };
+
+    let get = vh
+        .get_object()
+        .bucket("pub-bucket")
+        .key("secret.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let host = signed_host(&get);
+    assert_eq!(host, format!("pub-bucket.{domain}:{port}"));
+    let target = format!("http://priv-bucket.{domain}:{port}{}", path_of(&get));
+    let wire = RawRequest::new("GET", &target)
+        .header("host", &host)
+        .to_wire(addr);
+    let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10))
+        .expect("a response to the rerouted GET");
+    assert!(
+        !r.text().contains("PRIVATE"),
+        "the private object leaked: {}",
+        r.text()
+    );
+    r.assert_s3_error(400, "InvalidArgument", "authority and Host disagree");
+
+    // Both naming the private bucket: the signature (for pub-bucket) fails.
+    let wire = RawRequest::new("GET", &target)
+        .header("host", &format!("priv-bucket.{domain}:{port}"))
+        .to_wire(addr);
+    let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10)).unwrap();
+    r.assert_s3_error(403, "SignatureDoesNotMatch", "URL moved to another host");
+
+    // The same presigned URL sent as signed (origin-form, or absolute-form
+    // naming the same host) still works.
+    let wire = RawRequest::new("GET", &format!("http://{host}{}", path_of(&get)))
+        .header("host", &host)
+        .to_wire(addr);
+    let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10)).unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body.as_ref(), b"public");
+
+    // A presigned PUT for pub-bucket/planted.txt cannot plant into priv-bucket.
+    let put = vh
+        .put_object()
+        .bucket("pub-bucket")
+        .key("planted.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let target = format!("http://priv-bucket.{domain}:{port}{}", path_of(&put));
+    let wire = RawRequest::new("PUT", &target)
+        .header("host", &signed_host(&put))
+        .header("content-length", "7")
+        .body(b"planted".to_vec())
+        .to_wire(addr);
+    let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10)).unwrap();
+    r.assert_s3_error(400, "InvalidArgument", "rerouted presigned PUT");
+    assert!(!object_exists(&c, "priv-bucket", "planted.txt").await);
+    assert!(!object_exists(&c, "pub-bucket", "planted.txt").await);
+}

@@ -53,9 +53,19 @@ pub enum S3ErrorCode {
     PreconditionFailed,
     RequestHeaderSectionTooLarge,
     RequestTimeTooSkewed,
+    RequestTimeout,
     ServiceUnavailable,
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
+    InvalidStorageClass,
+    InvalidObjectState,
+    NoSuchCORSConfiguration,
+    NoSuchLifecycleConfiguration,
+    ObjectLockConfigurationNotFoundError,
+    NoSuchBucketPolicy,
+    NoSuchWebsiteConfiguration,
+    ReplicationConfigurationNotFoundError,
+    NoSuchConfiguration,
 }
 
 impl S3ErrorCode {
@@ -104,9 +114,19 @@ impl S3ErrorCode {
             PreconditionFailed => "PreconditionFailed",
             RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
+            RequestTimeout => "RequestTimeout",
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            InvalidStorageClass => "InvalidStorageClass",
+            InvalidObjectState => "InvalidObjectState",
+            NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
+            NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
+            ObjectLockConfigurationNotFoundError => "ObjectLockConfigurationNotFoundError",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
+            ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
+            NoSuchConfiguration => "NoSuchConfiguration",
         }
     }
 
@@ -123,6 +143,7 @@ impl S3ErrorCode {
                 StatusCode::CONFLICT
             }
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
             InvalidRange => StatusCode::RANGE_NOT_SATISFIABLE,
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -155,6 +176,15 @@ impl S3ErrorCode {
             | MetadataTooLarge
             | RequestHeaderSectionTooLarge
             | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+            InvalidStorageClass => StatusCode::BAD_REQUEST,
+            InvalidObjectState => StatusCode::FORBIDDEN,
+            NoSuchCORSConfiguration => StatusCode::NOT_FOUND,
+            NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND,
+            ObjectLockConfigurationNotFoundError => StatusCode::NOT_FOUND,
+            NoSuchBucketPolicy => StatusCode::NOT_FOUND,
+            NoSuchWebsiteConfiguration => StatusCode::NOT_FOUND,
+            ReplicationConfigurationNotFoundError => StatusCode::NOT_FOUND,
+            NoSuchConfiguration => StatusCode::NOT_FOUND,
         }
     }
 
@@ -236,6 +266,9 @@ impl S3ErrorCode {
             RequestTimeTooSkewed => {
                 "The difference between the request time and the current time is too large."
             }
+            RequestTimeout => {
+                "Your socket connection to the server was not read from or written to within the timeout period. Idle connections will be closed."
+            }
             ServiceUnavailable => "Please reduce your request rate.",
             SignatureDoesNotMatch => {
                 "The request signature we calculated does not match the signature you provided. Check your key and signing method."
@@ -243,6 +276,19 @@ impl S3ErrorCode {
             XAmzContentSHA256Mismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             }
+            InvalidStorageClass => "The storage class you specified is not valid",
+            InvalidObjectState => "The operation is not valid for the object's storage class",
+            NoSuchCORSConfiguration => "The CORS configuration does not exist",
+            NoSuchLifecycleConfiguration => "The lifecycle configuration does not exist",
+            ObjectLockConfigurationNotFoundError => {
+                "Object Lock configuration does not exist for this bucket"
+            }
+            NoSuchBucketPolicy => "The bucket policy does not exist",
+            NoSuchWebsiteConfiguration => {
+                "The specified bucket does not have a website configuration"
+            }
+            ReplicationConfigurationNotFoundError => "The replication configuration was not found",
+            NoSuchConfiguration => "The specified configuration does not exist.",
         }
     }
 }
@@ -462,6 +508,8 @@ impl From<BodyError> for S3Error {
                 C::InvalidRequest,
                 format!("Value for {name} header is invalid."),
             ),
+            // The rest of the body is never read: the connection goes.
+            BodyError::Timeout(_) => S3Error::new(C::RequestTimeout).header("connection", "close"),
             BodyError::Internal(detail) => S3Error::internal(detail),
         }
     }

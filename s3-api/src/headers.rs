@@ -79,14 +79,20 @@ pub fn object_metadata(h: &HeaderMap) -> S3Result<ObjectMetadata> {
         ..Default::default()
     };
     // `aws-chunked` describes the transfer, not the object: S3 drops it.
+    // Any other value is stored byte for byte (`deflate, gzip` stays so).
     if let Some(enc) = meta.content_encoding.take() {
-        let kept: Vec<&str> = enc
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
-            .collect();
-        if !kept.is_empty() {
-            meta.content_encoding = Some(kept.join(","));
+        let is_chunked = |e: &str| e.trim().eq_ignore_ascii_case("aws-chunked");
+        if enc.split(',').any(is_chunked) {
+            let kept: Vec<&str> = enc
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty() && !is_chunked(e))
+                .collect();
+            if !kept.is_empty() {
+                meta.content_encoding = Some(kept.join(","));
+            }
+        } else {
+            meta.content_encoding = Some(enc);
         }
     }
     let mut size = 0usize;
@@ -129,13 +135,26 @@ pub fn request_tags(h: &HeaderMap) -> S3Result<Vec<(String, String)>> {
     }
 }
 
+/// A user-metadata value as S3 returns it: unchanged if it is US-ASCII,
+/// else RFC 2047-encoded (`=?UTF-8?B?<base64>?=`) — S3 documents that it
+/// returns non-ASCII metadata "mail-safe", and HTTP clients read raw header
+/// bytes as Latin-1, which would turn UTF-8 into mojibake.
+pub fn mail_safe(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.is_ascii() {
+        value.into()
+    } else {
+        format!("=?UTF-8?B?{}?=", BASE64.encode(value.as_bytes())).into()
+    }
+}
+
 /// Writes an object's stored headers onto a response.
 pub fn write_object_headers(h: &mut HeaderMap, v: &ObjectVersion, checksum_mode: bool) {
     for (k, val) in &v.meta.user_metadata {
         let name = format!("x-amz-meta-{k}");
+        let value = mail_safe(val);
         if let (Ok(n), Ok(hv)) = (
             HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(val.as_bytes()),
+            HeaderValue::from_str(&value),
         ) {
             h.append(n, hv);
         }

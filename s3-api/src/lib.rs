@@ -24,6 +24,7 @@ mod headers;
 mod keys;
 mod md5_lanes;
 mod metrics;
+mod request_rules;
 mod router;
 mod service;
 mod tags;

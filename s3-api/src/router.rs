@@ -42,6 +42,13 @@ pub enum Operation {
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
+    /// GET of a bucket configuration Cairn does not support yet (so none is
+    /// ever set): S3's answer for a configuration never set.
+    GetBucketConfig(&'static str),
+    /// DELETE of such a configuration: nothing to remove, 204 as S3.
+    DeleteBucketConfig(&'static str),
+    /// `?retention` / `?legal-hold` of an object: no bucket has Object Lock.
+    ObjectLockState,
     /// A known S3 operation or subresource this server does not implement.
     Unsupported(&'static str),
     /// Method not valid for the resource.
@@ -86,6 +93,9 @@ impl Operation {
             CompleteMultipartUpload => "CompleteMultipartUpload",
             AbortMultipartUpload => "AbortMultipartUpload",
             ListParts => "ListParts",
+            GetBucketConfig(_) => "GetBucketConfig",
+            DeleteBucketConfig(_) => "DeleteBucketConfig",
+            ObjectLockState => "ObjectLockState",
             Unsupported(_) => "Unsupported",
             MethodNotAllowed => "MethodNotAllowed",
         }
@@ -102,7 +112,9 @@ impl Operation {
             HeadBucket | GetBucketLocation | GetBucketVersioning | GetBucketAcl | ListObjects
             | ListObjectsV2 | ListMultipartUploads | ListObjectVersions | GetObject
             | GetObjectAttributes | HeadObject | GetObjectAcl | GetObjectTagging
-            | GetBucketTagging | ListParts => RequiredAccess::Read,
+            | GetBucketTagging | ListParts | GetBucketConfig(_) | ObjectLockState => {
+                RequiredAccess::Read
+            }
             DeleteObjects
             | PutObject
             | CopyObject
@@ -111,6 +123,7 @@ impl Operation {
             | DeleteObjectTagging
             | PutBucketTagging
             | DeleteBucketTagging
+            | DeleteBucketConfig(_)
             | PutBucketAcl
             | PutObjectAcl
             | CreateMultipartUpload
@@ -211,9 +224,11 @@ pub fn virtual_host_key(path: &str) -> Result<Option<String>, ()> {
     Ok((!key.is_empty()).then(|| key.to_owned()))
 }
 
-/// Subresources of buckets we do not implement (yet). Requests naming them
-/// get NotImplemented.
-const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
+/// Bucket configurations S3 defines that Cairn does not implement yet.
+/// None is ever set, so GET answers what S3 answers for one never set
+/// (`GetBucketConfig`), DELETE (where S3 has one) succeeds with nothing to
+/// remove, and PUT is `NotImplemented`.
+const BUCKET_CONFIGS: &[&str] = &[
     "accelerate",
     "analytics",
     "cors",
@@ -234,14 +249,39 @@ const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
-const UNSUPPORTED_OBJECT_SUBRESOURCES: &[&str] =
-    &["legal-hold", "restore", "retention", "select", "torrent"];
+/// The configurations above that S3 can DELETE.
+const DELETABLE_BUCKET_CONFIGS: &[&str] = &[
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "lifecycle",
+    "metrics",
+    "ownershipControls",
+    "policy",
+    "publicAccessBlock",
+    "replication",
+    "website",
+];
 
-fn unsupported(q: &Query, names: &[&'static str]) -> Option<Operation> {
-    names
-        .iter()
-        .find(|n| q.has(n))
-        .map(|n| Operation::Unsupported(n))
+/// Other bucket subresources S3 defines (S3 Express sessions, S3 Metadata,
+/// attribute-based access control, …): `NotImplemented` for every method,
+/// never a fall-through to the bucket's base operation.
+const UNSUPPORTED_BUCKET_SUBRESOURCES: &[&str] = &[
+    "session",
+    "metadataTable",
+    "metadataConfiguration",
+    "metadataInventoryTable",
+    "metadataJournalTable",
+    "abac",
+];
+
+/// Object subresources S3 defines that Cairn does not implement.
+const UNSUPPORTED_OBJECT_SUBRESOURCES: &[&str] = &["restore", "select", "torrent", "renameObject"];
+
+fn find_sub(q: &Query, names: &[&'static str]) -> Option<&'static str> {
+    names.iter().copied().find(|n| q.has(n))
 }
 
 /// Chooses the operation.
@@ -266,8 +306,18 @@ pub fn route(
                     _ => MethodNotAllowed,
                 };
             }
-            if let Some(op) = unsupported(q, UNSUPPORTED_BUCKET_SUBRESOURCES) {
-                return op;
+            if let Some(sub) = find_sub(q, UNSUPPORTED_BUCKET_SUBRESOURCES) {
+                return Unsupported(sub);
+            }
+            if let Some(sub) = find_sub(q, BUCKET_CONFIGS) {
+                return match *method {
+                    Method::GET => GetBucketConfig(sub),
+                    Method::DELETE if DELETABLE_BUCKET_CONFIGS.contains(&sub) => {
+                        DeleteBucketConfig(sub)
+                    }
+                    Method::PUT => Unsupported(sub),
+                    _ => MethodNotAllowed,
+                };
             }
             if q.has("versions") {
                 return match *method {
@@ -305,8 +355,14 @@ pub fn route(
                     _ => MethodNotAllowed,
                 };
             }
-            if let Some(op) = unsupported(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
-                return op;
+            if let Some(sub) = find_sub(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
+                return Unsupported(sub);
+            }
+            if q.has("retention") || q.has("legal-hold") {
+                return match *method {
+                    Method::GET | Method::PUT => ObjectLockState,
+                    _ => MethodNotAllowed,
+                };
             }
             if q.has("attributes") {
                 return match *method {
@@ -438,6 +494,33 @@ mod tests {
         assert_eq!(
             route(&Method::PUT, Some("b"), None, &q("lifecycle"), false),
             Operation::Unsupported("lifecycle")
+        );
+        assert_eq!(
+            route(&Method::GET, Some("b"), None, &q("lifecycle"), false),
+            Operation::GetBucketConfig("lifecycle")
+        );
+        assert_eq!(
+            route(&Method::DELETE, Some("b"), None, &q("cors"), false),
+            Operation::DeleteBucketConfig("cors")
+        );
+        assert_eq!(
+            route(&Method::DELETE, Some("b"), None, &q("policyStatus"), false),
+            Operation::MethodNotAllowed
+        );
+        // S3 subresources never fall through to the base operation.
+        for sub in ["session", "metadataTable", "abac"] {
+            assert_eq!(
+                route(&Method::GET, Some("b"), None, &q(sub), false),
+                Operation::Unsupported(sub)
+            );
+        }
+        assert_eq!(
+            route(&Method::GET, Some("b"), Some("k"), &q("retention"), false),
+            Operation::ObjectLockState
+        );
+        assert_eq!(
+            route(&Method::POST, Some("b"), Some("k"), &q("restore"), false),
+            Operation::Unsupported("restore")
         );
         assert_eq!(
             route(&Method::POST, Some("b"), Some("k"), &q("uploads"), false),

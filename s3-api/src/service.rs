@@ -228,13 +228,10 @@ impl ServiceInner {
         parts: http::request::Parts,
         body: Incoming,
     ) -> (Operation, S3Result<Response<RespBody>>) {
-        // HTTP/2 carries the host in the URI's authority, HTTP/1.1 in `Host`.
-        let host = parts
-            .uri
-            .authority()
-            .map(|a| a.as_str())
-            .or_else(|| crate::headers::header_str(&parts.headers, "host"))
-            .unwrap_or("");
+        let host = match signed_host(&parts) {
+            Ok(h) => h,
+            Err(e) => return (Operation::MethodNotAllowed, Err(e)),
+        };
         let addressed = match virtual_host_bucket(host, self.config.domain.as_deref()) {
             Some(bucket) => virtual_host_key(parts.uri.path()).map(|key| (Some(bucket), key)),
             None => split_path(parts.uri.path()),
@@ -292,6 +289,11 @@ impl ServiceInner {
         if let Err(e) = authorize(op, bucket.as_deref(), &access) {
             return (op, Err(with_resource(e, &bucket, &key)));
         }
+        // What S3 defines and Cairn does not do is refused here, before any
+        // body byte is read or anything stored (never a wrong success).
+        if let Err(e) = crate::request_rules::check_request(op, &parts.headers, &query) {
+            return (op, Err(with_resource(e, &bucket, &key)));
+        }
         // A cluster node first catches up with what other nodes committed,
         // so every request sees every write acknowledged before it began.
         // (After authentication: strangers cannot make it ask the leader.)
@@ -306,7 +308,17 @@ impl ServiceInner {
             auth,
             access,
         };
-        let result = crate::handlers::handle(self, op, ctx, body).await;
+        let mut result = crate::handlers::handle(self, op, ctx, body).await;
+        if let Ok(resp) = &mut result
+            && stores_or_returns_object_data(op)
+        {
+            // Every chunk is sealed with AES-256-GCM under server-managed
+            // keys: SSE-S3, as S3 reports it for its default encryption.
+            resp.headers_mut().insert(
+                "x-amz-server-side-encryption",
+                HeaderValue::from_static("AES256"),
+            );
+        }
         (op, result.map_err(|e| with_resource(e, &bucket, &key)))
     }
 
@@ -342,6 +354,59 @@ impl ServiceInner {
     }
 }
 
+/// The host a request addresses, taken from exactly what SigV4 signs: the
+/// `Host` header (HTTP/1.1), or the URI's authority when there is no `Host`
+/// (HTTP/2's `:authority`, see `canonical_request`). A request that names
+/// two hosts, an absolute-form target whose authority is not its `Host`, is
+/// refused: routing on one while the signature covers the other would let a
+/// request signed for one bucket act on another.
+fn signed_host(parts: &http::request::Parts) -> S3Result<&str> {
+    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+    let header = match (hosts.next(), hosts.next()) {
+        (Some(h), None) => Some(h.to_str().map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The Host header is not valid.",
+            )
+        })?),
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The request has more than one Host header.",
+            ));
+        }
+    };
+    match (header, parts.uri.authority()) {
+        (Some(h), Some(a)) if !h.trim().eq_ignore_ascii_case(a.as_str()) => {
+            Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The request target's host does not match the Host header.",
+            ))
+        }
+        (Some(h), _) => Ok(h.trim()),
+        (None, Some(a)) => Ok(a.as_str()),
+        (None, None) => Ok(""),
+    }
+}
+
+/// The operations on whose responses S3 reports the object's server-side
+/// encryption (`x-amz-server-side-encryption`).
+fn stores_or_returns_object_data(op: Operation) -> bool {
+    use Operation::*;
+    matches!(
+        op,
+        PutObject
+            | CopyObject
+            | GetObject
+            | HeadObject
+            | CreateMultipartUpload
+            | UploadPart
+            | UploadPartCopy
+            | CompleteMultipartUpload
+    )
+}
+
 /// Whether a key with `access` may run `op` on `bucket`.
 fn authorize(op: Operation, bucket: Option<&str>, access: &KeyAccess) -> S3Result<()> {
     let allowed = match (op.required_access(), bucket) {
@@ -371,7 +436,7 @@ fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) 
                 e.fields.push(("BucketName", b.clone()));
             }
         }
-        C::NoSuchKey => {
+        C::NoSuchKey | C::NoSuchVersion => {
             if let Some(k) = key
                 && !has(&e, "Key")
             {

@@ -970,12 +970,38 @@ impl Inner {
         meta: crate::records::ObjectMetadata,
         part_sizes: Vec<u64>,
     ) -> EngineResult<ObjectVersion> {
+        self.build_version_as(
+            crate::records::VersionId::random(),
+            batch,
+            entries,
+            new_chunks,
+            size,
+            etag,
+            meta,
+            part_sizes,
+        )
+    }
+
+    /// [`Inner::build_version`] with a version id chosen by the caller (a
+    /// completed multipart upload's object takes the upload's id, so a
+    /// repeated Complete can recognise the object it made).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build_version_as(
+        &self,
+        version_id: crate::records::VersionId,
+        batch: &mut MetaBatch,
+        entries: &[ManifestEntry],
+        new_chunks: &[(ChunkId, crate::records::ChunkRecord)],
+        size: u64,
+        etag: String,
+        meta: crate::records::ObjectMetadata,
+        part_sizes: Vec<u64>,
+    ) -> EngineResult<ObjectVersion> {
         debug_assert_eq!(
             entries.iter().map(|e| u64::from(e.len)).sum::<u64>(),
             size,
             "manifest must cover the object exactly"
         );
-        let version_id = crate::records::VersionId::random();
         let manifest = write_manifest(batch, version_id, entries)?;
         add_ref_deltas(batch, entries, new_chunks, 1)?;
         Ok(ObjectVersion::new_now(

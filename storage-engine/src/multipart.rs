@@ -267,7 +267,10 @@ impl Engine {
 
             // References move from the chosen parts to the object: build the
             // version (+1 per entry), then release the parts (-1 per entry).
-            let mut version = inner.build_version(
+            // The object takes the upload's id as its version id: a repeated
+            // Complete finds it by that (see the S3 layer).
+            let mut version = inner.build_version_as(
+                crate::records::VersionId(id.0),
                 &mut batch,
                 &entries,
                 &[],

@@ -373,7 +373,7 @@ fn verify_header_auth(
         (s.to_owned(), t)
     } else if let Some(v) = parts.headers.get(DATE) {
         let s = v.to_str().map_err(|_| AuthError::MissingOrInvalidDate)?;
-        let t = httpdate::parse_http_date(s.trim()).map_err(|_| AuthError::MissingOrInvalidDate)?;
+        let t = parse_date_header(s.trim()).ok_or(AuthError::MissingOrInvalidDate)?;
         (
             format_amz_date(t).ok_or(AuthError::MissingOrInvalidDate)?,
             t,
@@ -514,6 +514,10 @@ fn verify_presigned(
     let payload = PayloadHash::parse(&payload_line)?;
 
     let signed_list = parse_signed_headers(signed_headers, true)?;
+    // The URL's holder chooses the headers: any `x-amz-*` the signer did
+    // not list (a copy source, metadata, tagging, checksums, ACLs) would
+    // change what the request does without the signer's consent.
+    check_amz_headers_signed(parts, &signed_list)?;
     let input = AuthInput {
         access_key: scope.access_key,
         scope_date: scope.date,
@@ -884,8 +888,12 @@ fn parse_signed_headers(raw: &str, presigned: bool) -> Result<Vec<&str>, AuthErr
     Ok(list)
 }
 
-/// Header auth: S3 refuses `x-amz-*` headers that are present but not signed
-/// (x-amz-content-sha256 and x-amz-date are covered by the string to sign anyway).
+/// Both forms: S3 refuses `x-amz-*` headers that are present but not signed.
+/// Exempt are the two that cannot change the request's meaning: in header
+/// auth `x-amz-date` and `x-amz-content-sha256` are in the string to sign
+/// anyway; in a presigned request the date and the payload mode come from
+/// the signed query (`X-Amz-Date`, `X-Amz-Content-Sha256`) and those headers
+/// are never read.
 fn check_amz_headers_signed(parts: &Parts, signed: &[&str]) -> Result<(), AuthError> {
     let mut unsigned = String::new();
     for name in parts.headers.keys() {
@@ -930,6 +938,22 @@ fn parse_expires(value: &str, cfg: &VerifyConfig) -> Result<Duration, AuthError>
         )));
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// A `Date` header: the HTTP forms (RFC 1123 with `GMT`, RFC 850,
+/// asctime), or RFC 1123 with a numeric zone (`Thu, 04 Dec 2026 11:00:00
+/// -0000`, what Python's `email.utils.formatdate` makes and botocore sends
+/// when a caller sets `Date`).
+fn parse_date_header(s: &str) -> Option<SystemTime> {
+    if let Ok(t) = httpdate::parse_http_date(s) {
+        return Some(t);
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] [offset_hour sign:mandatory][offset_minute]"
+    );
+    let t = time::OffsetDateTime::parse(s, format).ok()?;
+    let secs = u64::try_from(t.unix_timestamp()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ`.

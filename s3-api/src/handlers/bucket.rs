@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use cairn_storage_engine::EngineError;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -126,7 +127,14 @@ pub(crate) async fn create_bucket(
             ));
         }
     }
-    svc.engine.create_bucket(&name).await?;
+    match svc.engine.create_bucket(&name).await {
+        Ok(_) => {}
+        // S3's us-east-1 answers a repeated create of a bucket the caller
+        // owns with 200 (a legacy it keeps); every other region with 409
+        // BucketAlreadyOwnedByYou. Nothing changes either way.
+        Err(EngineError::BucketAlreadyOwnedByYou) if svc.config.region == "us-east-1" => {}
+        Err(e) => return Err(e.into()),
+    }
     Response::builder()
         .status(StatusCode::OK)
         .header("location", format!("/{name}"))

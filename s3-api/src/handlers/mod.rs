@@ -3,6 +3,7 @@
 
 mod acl;
 mod bucket;
+mod bucket_config;
 mod list;
 mod multipart;
 mod object;
@@ -26,6 +27,10 @@ pub(crate) async fn handle(
     body: Incoming,
 ) -> S3Result<Response<RespBody>> {
     use Operation::*;
+    // What `body_spec` hands every body reader (the service's limits).
+    ctx.parts
+        .extensions
+        .insert(crate::body::BodyTimeouts::from_config(&svc.config));
     if matches!(
         op,
         CreateBucket | PutObject | CopyObject | CreateMultipartUpload | PutBucketAcl | PutObjectAcl
@@ -64,6 +69,9 @@ pub(crate) async fn handle(
         CompleteMultipartUpload => multipart::complete(svc, &mut ctx, body).await,
         AbortMultipartUpload => multipart::abort(svc, &ctx).await,
         ListParts => multipart::list_parts(svc, &ctx).await,
+        GetBucketConfig(sub) => bucket_config::get_bucket_config(svc, &ctx, sub),
+        DeleteBucketConfig(_) => bucket_config::delete_bucket_config(svc, &ctx),
+        ObjectLockState => bucket_config::object_lock_state(svc, &ctx),
         Unsupported(what) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not implemented by this server."),
@@ -110,6 +118,12 @@ pub(crate) fn body_spec(ctx: &mut RequestCtx, max_len: u64) -> S3Result<BodySpec
         max_len,
         content_md5: content_md5(h)?,
         checksum: checksum_expectation(h, payload)?,
+        timeouts: ctx
+            .parts
+            .extensions
+            .get::<crate::body::BodyTimeouts>()
+            .copied()
+            .unwrap_or_default(),
     })
 }
 

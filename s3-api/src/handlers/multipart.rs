@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use cairn_storage_engine::{
-    CompletedPart, EngineError, NewPart, PART_NUMBER_MAX, PartRecord, UploadId,
+    CompletedPart, EngineError, NewPart, ObjectVersion, PART_NUMBER_MAX, PartRecord, UploadId,
 };
 use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
@@ -232,15 +232,30 @@ pub(crate) async fn complete(
     let key = ctx.key()?.to_owned();
     let id = upload_id(ctx)?;
     let cond = write_condition(&ctx.parts.headers)?;
-    let upload = svc.engine.upload(&bucket, &key, id)?;
+    let upload = match svc.engine.upload(&bucket, &key, id) {
+        Ok(u) => u,
+        Err(EngineError::NoSuchUpload) => {
+            // A repeated Complete (an SDK retrying after a lost answer):
+            // while the object it made is still the key's current version,
+            // answer as the first time, as S3 does.
+            return repeated_complete(svc, &bucket, &key, id);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let plan = ChecksumPlan::new(ctx, &upload.meta.checksums)?;
+    // The whole-object checksum header (a composite value may carry its
+    // `-N`) is the plan's now; the body is checked only against a trailer.
+    for algo in ChecksumAlgorithm::ALL {
+        ctx.parts.headers.remove(algo.header_name());
+    }
     // On CompleteMultipartUpload an `x-amz-checksum-*` header is the
     // object's checksum (checked by `ChecksumPlan`), not the XML body's: only
     // a trailer checksum is verified against the body.
-    let mut spec = body_spec(ctx, XML_BODY_MAX_BYTES)?;
-    if matches!(spec.checksum, Some((_, ChecksumExpectation::Header(_)))) {
-        spec.checksum = None;
-    }
+    let spec = body_spec(ctx, XML_BODY_MAX_BYTES)?;
+    debug_assert!(!matches!(
+        spec.checksum,
+        Some((_, ChecksumExpectation::Header(_)))
+    ));
     let bytes = BodyReader::new(body, spec)
         .read_to_end()
         .await
@@ -293,13 +308,43 @@ pub(crate) async fn complete(
         Ok(v) => v,
         Err(e) => {
             let found = failure.lock().ok().and_then(|mut g| g.take());
-            return Err(found.unwrap_or_else(|| e.into()));
+            return match (found, e) {
+                (Some(f), _) => Err(f),
+                // Completed by a request racing this one.
+                (None, EngineError::NoSuchUpload) => repeated_complete(svc, &bucket, &key, id),
+                (None, e) => Err(e.into()),
+            };
         }
     };
+    complete_result(&bucket, &key, &version)
+}
+
+/// A Complete of an upload that no longer exists: if the key's current
+/// version is the object that upload made (it carries the upload's id), the
+/// upload was completed — answer with its result, as S3 answers a retried
+/// Complete; otherwise `NoSuchUpload`.
+fn repeated_complete(
+    svc: &Arc<ServiceInner>,
+    bucket: &str,
+    key: &str,
+    id: UploadId,
+) -> S3Result<Response<RespBody>> {
+    match svc.engine.head_object(bucket, key) {
+        Ok(v) if v.version_id.0 == id.0 => complete_result(bucket, key, &v),
+        _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload)),
+    }
+}
+
+/// The CompleteMultipartUploadResult for the version a Complete made.
+fn complete_result(
+    bucket: &str,
+    key: &str,
+    version: &ObjectVersion,
+) -> S3Result<Response<RespBody>> {
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     w.elem("Location", &format!("/{bucket}/{key}"))
-        .elem("Bucket", &bucket)
-        .elem("Key", &key)
+        .elem("Bucket", bucket)
+        .elem("Key", key)
         .elem("ETag", &quoted_etag(&version.etag));
     let (checksums, ty) = stored_checksums(&version.meta.checksums);
     for (algo, value) in &checksums {

@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 
-use crate::auth::stored_checksums;
+use crate::auth::{ChecksumAlgorithm, stored_checksums};
 use crate::body::BodyReader;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
@@ -603,7 +603,23 @@ pub(crate) async fn copy_object(
         .headers
         .keys()
         .any(|k| k.as_str().starts_with("x-amz-copy-source-if-"));
-    let needs_source = has_conditions || replace_meta || replace_tags;
+    // S3 computes the copy's checksum with this algorithm. The copy keeps
+    // the source's checksums (the data is the same), so a source that has
+    // one of that algorithm satisfies it; another would need the data read
+    // and hashed, which Cairn does not do yet.
+    let wanted_checksum = match ctx.header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(name) => Some(
+            ChecksumAlgorithm::from_sdk_name(name.trim()).ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Value for x-amz-checksum-algorithm header is invalid.",
+                    "x-amz-checksum-algorithm",
+                    name,
+                )
+            })?,
+        ),
+    };
+    let needs_source = has_conditions || replace_meta || replace_tags || wanted_checksum.is_some();
     // The source's conditions are checked, and its metadata read, on the
     // version the engine then copies: if another writer replaced it in
     // between, the engine refuses (`SourceChanged`) and we start over with
@@ -618,6 +634,18 @@ pub(crate) async fn copy_object(
         };
         if let Some(src) = &source {
             check_copy_source_conditions(ctx, src)?;
+            if let Some(algo) = wanted_checksum
+                && !stored_checksums(&src.meta.checksums)
+                    .0
+                    .iter()
+                    .any(|(a, _)| *a == algo)
+            {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::NotImplemented,
+                    "A header you provided implies functionality that is not implemented: x-amz-checksum-algorithm other than the source object's.",
+                )
+                .field("Header", "x-amz-checksum-algorithm"));
+            }
         }
         // Without a REPLACE the engine copies the source's metadata itself,
         // atomically with the data. With one, the new metadata is built

@@ -419,3 +419,64 @@ fn date_header_instead_of_x_amz_date() {
     );
     verify(&p).unwrap();
 }
+
+/// A presigned URL's holder cannot add `x-amz-*` headers the signer did not
+/// list (a copy source, metadata, tags, checksums): S3 refuses them.
+#[test]
+fn presigned_unsigned_amz_headers_are_refused() {
+    let p = presign("PUT", "k", "", &[]);
+    verify_at(&p, now()).unwrap();
+    for (name, value) in [
+        ("x-amz-copy-source", "/priv/secret.txt"),
+        ("x-amz-meta-a", "1"),
+        ("x-amz-tagging", "a=b"),
+        ("x-amz-checksum-crc32", "AAAAAA=="),
+    ] {
+        let mut q = p.clone();
+        q.headers
+            .insert(http::HeaderName::from_static(name), value.parse().unwrap());
+        match verify_at(&q, now()) {
+            Err(AuthError::HeadersNotSigned { headers }) => assert_eq!(headers, name),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // Signed ones are fine, and so are headers outside x-amz-*.
+    let mut q = presign("PUT", "k", "", &[("x-amz-meta-a", "1")]);
+    q.headers
+        .insert("content-type", "text/plain".parse().unwrap());
+    verify_at(&q, now()).unwrap();
+}
+
+#[test]
+fn date_header_with_a_numeric_zone() {
+    for date in [
+        "Fri, 24 May 2013 00:00:00 -0000",
+        "Fri, 24 May 2013 00:00:00 +0000",
+        "Fri, 24 May 2013 02:00:00 +0200",
+    ] {
+        let canonical = format!(
+            "GET\n/bucket/key\n\ndate:{date}\nhost:localhost\n\
+             x-amz-content-sha256:{EMPTY_SHA256_HEX}\n\ndate;host;x-amz-content-sha256\n{EMPTY_SHA256_HEX}"
+        );
+        let sts = format!(
+            "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n{}",
+            hex::encode(crate::auth::sigv4::sha256(canonical.as_bytes()))
+        );
+        let key = v4::generate_signing_key(SK, example_time(), "us-east-1", "s3");
+        let sig = v4::calculate_signature(key, sts.as_bytes());
+        let p = parts(
+            "GET",
+            "/bucket/key",
+            &[
+                ("host", "localhost"),
+                ("date", date),
+                ("x-amz-content-sha256", EMPTY_SHA256_HEX),
+                (
+                    "authorization",
+                    &authz("date;host;x-amz-content-sha256", &sig),
+                ),
+            ],
+        );
+        verify(&p).unwrap_or_else(|e| panic!("{date}: {e:?}"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Bucket configurations S3 defines that Cairn does not implement yet, read
+//! and deleted as S3 answers for a configuration that was never set, and the
+//! Object Lock state of objects (no bucket has Object Lock).
+//!
+//! Must never: answer a GET with a configuration that is not true of the
+//! bucket. Where Cairn's fixed behaviour *is* a configuration (every chunk
+//! encrypted with AES-256: SSE-S3; one owner: `BucketOwnerEnforced`; no
+//! anonymous access: every public access block on), that is what it
+//! reports, as S3 reports its own defaults.
+
+use std::sync::Arc;
+
+use http::{Response, StatusCode};
+
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::service::{RequestCtx, RespBody, ServiceInner, empty_response, xml_response};
+use crate::xml::XmlWriter;
+
+/// GetBucketCors, GetBucketLifecycleConfiguration, GetObjectLockConfiguration, ….
+pub(crate) fn get_bucket_config(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+    sub: &'static str,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.bucket_info(ctx.bucket()?)?;
+    let not_set = |code| Err(S3Error::new(code));
+    let doc = |root: &str, fill: &dyn Fn(&mut XmlWriter)| {
+        let mut w = XmlWriter::new(root);
+        fill(&mut w);
+        xml_response(StatusCode::OK, w.finish(root))
+    };
+    use S3ErrorCode as C;
+    match sub {
+        "cors" => not_set(C::NoSuchCORSConfiguration),
+        "lifecycle" => not_set(C::NoSuchLifecycleConfiguration),
+        "object-lock" => not_set(C::ObjectLockConfigurationNotFoundError),
+        "policy" | "policyStatus" => not_set(C::NoSuchBucketPolicy),
+        "website" => not_set(C::NoSuchWebsiteConfiguration),
+        "replication" => not_set(C::ReplicationConfigurationNotFoundError),
+        // One of a kind, addressed by `id`: none exists.
+        "analytics" | "inventory" | "metrics" | "intelligent-tiering" if ctx.query.has("id") => {
+            not_set(C::NoSuchConfiguration)
+        }
+        "analytics" => doc("ListBucketAnalyticsConfigurationResult", &|w| {
+            w.elem("IsTruncated", "false");
+        }),
+        "inventory" => doc("ListInventoryConfigurationsResult", &|w| {
+            w.elem("IsTruncated", "false");
+        }),
+        "metrics" => doc("ListMetricsConfigurationsResult", &|w| {
+            w.elem("IsTruncated", "false");
+        }),
+        "intelligent-tiering" => doc("ListBucketIntelligentTieringConfigurationsOutput", &|w| {
+            w.elem("IsTruncated", "false");
+        }),
+        // Empty documents: S3's answer when nothing is configured.
+        "accelerate" => doc("AccelerateConfiguration", &|_| {}),
+        "logging" => doc("BucketLoggingStatus", &|_| {}),
+        "notification" => doc("NotificationConfiguration", &|_| {}),
+        "requestPayment" => doc("RequestPaymentConfiguration", &|w| {
+            w.elem("Payer", "BucketOwner");
+        }),
+        // What Cairn always does, reported as S3 reports its defaults.
+        "encryption" => doc("ServerSideEncryptionConfiguration", &|w| {
+            w.open("Rule")
+                .open("ApplyServerSideEncryptionByDefault")
+                .elem("SSEAlgorithm", "AES256")
+                .close("ApplyServerSideEncryptionByDefault")
+                .elem("BucketKeyEnabled", "false")
+                .close("Rule");
+        }),
+        "ownershipControls" => doc("OwnershipControls", &|w| {
+            w.open("Rule")
+                .elem("ObjectOwnership", "BucketOwnerEnforced")
+                .close("Rule");
+        }),
+        "publicAccessBlock" => doc("PublicAccessBlockConfiguration", &|w| {
+            w.elem("BlockPublicAcls", "true")
+                .elem("IgnorePublicAcls", "true")
+                .elem("BlockPublicPolicy", "true")
+                .elem("RestrictPublicBuckets", "true");
+        }),
+        other => Err(S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            format!("{other} is not implemented by this server."),
+        )),
+    }
+}
+
+/// DeleteBucketCors, DeleteBucketLifecycle, …: nothing is set, so nothing
+/// is removed; S3 answers 204 then too.
+pub(crate) fn delete_bucket_config(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.bucket_info(ctx.bucket()?)?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+/// Get/PutObjectRetention, Get/PutObjectLegalHold: S3's answer on a bucket
+/// created without Object Lock, which every Cairn bucket is.
+pub(crate) fn object_lock_state(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+) -> S3Result<Response<RespBody>> {
+    svc.engine.bucket_info(ctx.bucket()?)?;
+    Err(S3Error::with_message(
+        S3ErrorCode::InvalidRequest,
+        "Bucket is missing Object Lock Configuration",
+    ))
+}
