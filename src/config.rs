@@ -131,6 +131,23 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_SCRUB_BYTES_PER_SEC", value_name = "BYTES")]
     pub scrub_bytes_per_sec: Option<u64>,
 
+    /// A request body that sends no byte for this many seconds is answered
+    /// RequestTimeout and its connection closed; nothing is stored (0: no
+    /// limit). [default: 20]
+    #[arg(long, env = "CAIRN_BODY_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub body_idle_timeout_secs: Option<u64>,
+
+    /// Minimum average rate of a request body, bytes per second, over each
+    /// --body-min-rate-window-secs spent waiting for the client; slower:
+    /// RequestTimeout (0: no limit). [default: 256]
+    #[arg(long, env = "CAIRN_BODY_MIN_RATE_BYTES_PER_SEC", value_name = "BYTES")]
+    pub body_min_rate_bytes_per_sec: Option<u64>,
+
+    /// The window of the minimum body rate, seconds; the first one is the
+    /// grace period (0: no rate limit). [default: 30]
+    #[arg(long, env = "CAIRN_BODY_MIN_RATE_WINDOW_SECS", value_name = "SECS")]
+    pub body_min_rate_window_secs: Option<u64>,
+
     /// This node's id in a cluster (1–65535). With --cluster-nodes it makes
     /// the server one node of a cluster (docs/cluster.md). [default: none,
     /// a single node]
@@ -197,6 +214,9 @@ pub struct FileConfig {
     pub upload_expiry_secs: Option<u64>,
     pub scrub_interval_secs: Option<u64>,
     pub scrub_bytes_per_sec: Option<u64>,
+    pub body_idle_timeout_secs: Option<u64>,
+    pub body_min_rate_bytes_per_sec: Option<u64>,
+    pub body_min_rate_window_secs: Option<u64>,
     pub node_id: Option<u64>,
     pub cluster_nodes: Option<Vec<String>>,
     pub cluster_listen: Option<SocketAddr>,
@@ -333,6 +353,10 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     pub inline_max_bytes: usize,
     pub maintenance: Maintenance,
+    /// How slowly clients may send request bodies (zero: no limit).
+    pub body_idle_timeout: std::time::Duration,
+    pub body_min_rate_bytes_per_sec: u64,
+    pub body_min_rate_window: std::time::Duration,
     /// `None`: a single node.
     pub cluster: Option<ClusterConfig>,
 }
@@ -435,8 +459,27 @@ impl ServerConfig {
             args.cluster_drain.or(file.cluster_drain),
             env_nonempty("CAIRN_CLUSTER_SECRET").or(file.cluster_secret),
         )?;
+        let body_defaults = cairn_s3_api::S3Config::default();
         let cfg = ServerConfig {
             cluster,
+            body_idle_timeout: args
+                .body_idle_timeout_secs
+                .or(file.body_idle_timeout_secs)
+                .map_or(
+                    body_defaults.body_idle_timeout,
+                    std::time::Duration::from_secs,
+                ),
+            body_min_rate_bytes_per_sec: args
+                .body_min_rate_bytes_per_sec
+                .or(file.body_min_rate_bytes_per_sec)
+                .unwrap_or(body_defaults.body_min_rate_bytes_per_sec),
+            body_min_rate_window: args
+                .body_min_rate_window_secs
+                .or(file.body_min_rate_window_secs)
+                .map_or(
+                    body_defaults.body_min_rate_window,
+                    std::time::Duration::from_secs,
+                ),
             master_key_file: args
                 .master_key_file
                 .or(file.master_key_file)

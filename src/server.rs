@@ -184,6 +184,9 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         S3Config {
             region: cfg.region.clone(),
             domain: cfg.domain.clone(),
+            body_idle_timeout: cfg.body_idle_timeout,
+            body_min_rate_bytes_per_sec: cfg.body_min_rate_bytes_per_sec,
+            body_min_rate_window: cfg.body_min_rate_window,
             ..S3Config::default()
         },
         &registry,

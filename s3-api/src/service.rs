@@ -40,6 +40,13 @@ pub struct S3Config {
     /// the key. Lowercase, without port or trailing dot. `None`: path-style
     /// only. Path-style requests work either way.
     pub domain: Option<String>,
+    /// A request body that sends no byte for this long is answered
+    /// `RequestTimeout` and its connection closed (zero: no limit).
+    pub body_idle_timeout: std::time::Duration,
+    /// …and so is one averaging less than this many bytes per second over a
+    /// window of `body_min_rate_window` spent waiting for it (0: no limit).
+    pub body_min_rate_bytes_per_sec: u64,
+    pub body_min_rate_window: std::time::Duration,
 }
 
 impl Default for S3Config {
@@ -48,6 +55,9 @@ impl Default for S3Config {
             region: "us-east-1".into(),
             max_header_bytes: 64 << 10,
             domain: None,
+            body_idle_timeout: crate::body::BODY_IDLE_TIMEOUT_DEFAULT,
+            body_min_rate_bytes_per_sec: crate::body::BODY_MIN_RATE_BYTES_PER_SEC_DEFAULT,
+            body_min_rate_window: crate::body::BODY_MIN_RATE_WINDOW_DEFAULT,
         }
     }
 }
