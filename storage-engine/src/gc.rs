@@ -14,10 +14,20 @@
 //!    records are pointed at the new places (conditional merge, WAL synced),
 //!    and only then is the old file deleted (directory fsynced).
 //!
-//! A segment modified after the oldest write still in flight started is
-//! never compacted: it may hold shards whose records are not committed yet.
-//! On a cluster that is the oldest write of any node (`cluster_horizon`),
-//! and each node compacts only its own drives.
+//! Invariant: nothing a writer appended but has not committed yet is ever
+//! compacted away. This node's writers are kept clear of in two ways
+//! (`WriterRegistry` in engine.rs): a segment an object or part body
+//! (or part copy) appended to is *claimed* by it until its request ends,
+//! and is skipped; and a segment modified at or after the compaction
+//! horizon (an append in progress, whose segment is not known yet, or a
+//! repair/rebalance/compaction writer, which count by time) is skipped too.
+//! A body writer counts only from its first append, so a client that sent
+//! headers and stalled holds nothing back, and one that stalled after some
+//! chunks holds back only the segments it wrote to — not the drive — until
+//! the body timeouts end its request. Other nodes' writers are known only
+//! by time: on a cluster every segment modified after the oldest write of
+//! any other node (`cluster_horizon`) is skipped, and each node compacts
+//! only its own drives.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -101,7 +111,7 @@ impl Engine {
                 }
             }
         } else {
-            Some(self.inner.oldest_writer_ms())
+            Some(self.inner.compaction_horizon_ms())
         };
         // Only this node's own drives (each node compacts its own).
         let drives: Vec<usize> = (0..self.inner.drives.len())
@@ -242,8 +252,9 @@ fn sweep_chunks(
 /// clock).
 const WRITERS_PREFIX: &str = "writers/";
 
-/// On a cluster: the start of the oldest write in flight anywhere, or
-/// `None` if some node never published one (then nothing is compacted).
+/// On a cluster: the start of the oldest write in flight on any other node
+/// (and this node's own compaction horizon), or `None` if some node never
+/// published one (then nothing is compacted).
 ///
 /// Each node publishes `min(its oldest writer's start, now)` through the
 /// log. Any writer it starts later starts after that moment, so a report is
@@ -254,6 +265,10 @@ const WRITERS_PREFIX: &str = "writers/";
 /// whose commit outcome was unknown keep counting for an hour
 /// (`UNKNOWN_OUTCOME_LINGER_MS`). Node clocks must agree within
 /// `GcOptions::segment_settle` (the server uses 60 s on a cluster).
+///
+/// This node's own report is required but its value not used: its own
+/// writers are known here exactly (claimed segments, appends in progress),
+/// and only this node compacts its drives; the report is for the others.
 fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
     // Every node this one knows of must have reported, and every report
     // counts, also from nodes this node's configuration does not list yet
@@ -269,7 +284,12 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
         }
     }
     let now = crate::now_ms();
-    let mut horizon = inner.oldest_writer_ms();
+    let own = inner
+        .drives
+        .iter()
+        .find(|d| d.local_dir().is_some())
+        .map(|d| d.node());
+    let mut horizon = inner.compaction_horizon_ms();
     for node in nodes {
         // (oldest writer's start, when published).
         let reported = inner
@@ -290,6 +310,8 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
         };
         match reported {
             Some((_, published)) if drained && gone(published) => {}
+            // Our own writers are in `compaction_horizon_ms` and the claims.
+            Some(_) if Some(node) == own => {}
             Some((start, _)) => horizon = horizon.min(start),
             None if drained => {}
             None => return Ok(None),
@@ -352,8 +374,11 @@ fn compact_drive(
     let mut compacted = 0;
     let mut moved_total = 0;
     let mut reclaimed = 0u64;
+    // A segment a body writer in flight appended to may hold its shards,
+    // not referenced until its commit: left alone (see the module docs).
+    let claimed = |segment: u64| inner.segment_claimed(drive, segment);
     for seg in store.segments()? {
-        if seg.modified_ms >= settled_before {
+        if seg.modified_ms >= settled_before || claimed(seg.id) {
             continue;
         }
         let used = seg
@@ -371,9 +396,11 @@ fn compact_drive(
                 continue;
             }
             // An append may have landed between the listing and the seal:
-            // look again now that no more can.
+            // look again now that no more can. Its writer has claimed the
+            // segment by now, or its append began after the horizon was
+            // taken (and the segment's time shows it).
             let now = store.segments()?.into_iter().find(|s| s.id == seg.id);
-            if now.is_none_or(|s| s.modified_ms >= settled_before) {
+            if now.is_none_or(|s| s.modified_ms >= settled_before) || claimed(seg.id) {
                 continue;
             }
         }
@@ -445,6 +472,18 @@ fn compact_drive(
                 "compaction stopped: a metadata snapshot was installed meanwhile"
             );
             break;
+        }
+        // No writer can have claimed it since the checks above: it is
+        // sealed, and any append to it in progress then would have made it
+        // too recent. Checked anyway: a claimed segment is never deleted.
+        let late_claim = claimed(seg.id);
+        debug_assert!(
+            !late_claim,
+            "segment {} of drive {drive} was claimed by a writer during its compaction",
+            seg.id
+        );
+        if late_claim {
+            continue;
         }
         let removed = store.remove_segment(seg.id)?;
         compacted += 1;

@@ -296,3 +296,128 @@ async fn pins_leaked_by_a_crash_are_recounted_at_the_next_start() {
     assert!(e.inner.meta.system("clean-shutdown").unwrap().is_none());
     assert_eq!(get(&e, "b").await, data);
 }
+
+/// Issue 16: a writer that has not stored a chunk yet (a client that sent
+/// only headers, or a few bytes) holds no space back.
+#[tokio::test]
+async fn a_writer_without_appends_does_not_hold_compaction_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    e.create_bucket("bucket").await.unwrap();
+    for i in 0..8 {
+        put(&e, &format!("drop/{i}"), &pseudo_random(300_000, 70 + i)).await;
+    }
+    let full = drives_bytes(dir.path());
+    for i in 0..8 {
+        e.delete_object("bucket", &format!("drop/{i}"))
+            .await
+            .unwrap();
+    }
+    // Stalled: registered, a few bytes buffered, no chunk cut.
+    let mut stalled = e.object_writer("bucket").unwrap();
+    stalled.write(Bytes::from(vec![7u8; 1000])).await.unwrap();
+    let_segments_settle().await;
+    let report = e.collect_garbage(now_opts()).await.unwrap();
+    assert!(report.segments_compacted > 0, "{report:?}");
+    let after = drives_bytes(dir.path());
+    assert!(
+        after * 2 < full,
+        "{full} bytes before, {after} after: {report:?}"
+    );
+    // The stalled writer can still finish and commit.
+    let staged = stalled.finish().await.unwrap();
+    drop(staged);
+}
+
+/// Issue 16: a writer that stored some chunks and stalled holds back only
+/// the segments it appended to; everything else is compacted, and its own
+/// shards survive until it commits, and read back after.
+#[tokio::test]
+async fn a_stalled_writer_holds_back_only_the_segments_it_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    e.create_bucket("bucket").await.unwrap();
+    let first = pseudo_random(400_000, 90);
+    let mut stalled = e.object_writer("bucket").unwrap();
+    stalled.write(Bytes::from(first.clone())).await.unwrap();
+    // Later objects roll onto new segments (256 KiB each), then die.
+    for i in 0..12 {
+        put(&e, &format!("drop/{i}"), &pseudo_random(400_000, 200 + i)).await;
+    }
+    for i in 0..12 {
+        e.delete_object("bucket", &format!("drop/{i}"))
+            .await
+            .unwrap();
+    }
+    let_segments_settle().await;
+    let report = e.collect_garbage(now_opts()).await.unwrap();
+    assert!(
+        report.segments_compacted > 0,
+        "segments of other writes must be compacted while one stalls: {report:?}"
+    );
+    // The stalled writer's shards are where it left them: it finishes,
+    // commits, and reads back — also after another pass.
+    let rest = pseudo_random(100_000, 91);
+    stalled.write(Bytes::from(rest.clone())).await.unwrap();
+    let staged = stalled.finish().await.unwrap();
+    let mut want = first;
+    want.extend_from_slice(&rest);
+    e.commit_object(
+        "bucket",
+        "stalled",
+        staged,
+        "etag".into(),
+        ObjectMetadata::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&e, "stalled").await, want);
+    let_segments_settle().await;
+    e.collect_garbage(now_opts()).await.unwrap();
+    assert_eq!(get(&e, "stalled").await, want);
+}
+
+/// The registry's claims and time horizons (see `WriterRegistry`).
+#[tokio::test]
+async fn writer_tickets_count_from_their_first_append_and_claim_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(dir.path());
+    let inner = &e.inner;
+    let t0 = crate::now_ms();
+    let body = inner.register_body_writer();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(inner.oldest_writer_ms() > t0, "no append yet: not counted");
+    assert!(inner.compaction_horizon_ms() > t0);
+    let mut guard = body.appender().begin();
+    let began = inner.oldest_writer_ms();
+    assert!(began > t0, "counted from its first append");
+    assert_eq!(inner.compaction_horizon_ms(), began, "append in progress");
+    guard.appended(1, 42);
+    assert!(
+        !inner.segment_claimed(1, 42),
+        "claimed when the appends end"
+    );
+    drop(guard);
+    assert!(inner.segment_claimed(1, 42));
+    assert!(!inner.segment_claimed(0, 42) && !inner.segment_claimed(1, 43));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        inner.compaction_horizon_ms() > began,
+        "a tracked writer holds back its segments, not the time"
+    );
+    assert_eq!(
+        inner.oldest_writer_ms(),
+        began,
+        "but what a cluster node publishes still counts it"
+    );
+    // Unknown commit outcome: claims and time linger after the ticket.
+    body.linger(60_000);
+    drop(body);
+    assert!(inner.segment_claimed(1, 42));
+    assert_eq!(inner.oldest_writer_ms(), began);
+    // Repair, rebalance and compaction count by time from registration.
+    let timed = inner.register_writer();
+    let at = crate::now_ms();
+    assert!(inner.compaction_horizon_ms() <= at);
+    drop(timed);
+}

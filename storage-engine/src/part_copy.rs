@@ -22,7 +22,7 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, blocking};
+use crate::engine::{Engine, WriterTicket, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::get::read_chunk;
 use crate::meta::UploadId;
@@ -55,6 +55,10 @@ struct Assembly {
     new_chunks: Vec<(cairn_dedup::ChunkId, crate::records::ChunkRecord)>,
     pins: ChunkPins,
     writer: Option<ObjectWriter>,
+    /// The copy's one registration (tracked): every edge writer appends
+    /// under it, and it is held until the part's commit, so compaction
+    /// leaves the segments of all rewritten slices alone until then.
+    ticket: Option<WriterTicket>,
     md5: Md5,
 }
 
@@ -68,8 +72,10 @@ impl Assembly {
                 entries,
                 new_chunks,
                 pins,
+                _ticket,
                 ..
             } = staged;
+            self.ticket = Some(_ticket);
             self.entries.extend(entries);
             self.new_chunks.extend(new_chunks);
             self.pins.absorb(pins);
@@ -81,7 +87,14 @@ impl Assembly {
         self.md5.update(&bytes);
         let w = match &mut self.writer {
             Some(w) => w,
-            None => self.writer.insert(engine.object_writer(bucket)?),
+            None => {
+                let ticket = match self.ticket.take() {
+                    Some(t) => t,
+                    None => engine.inner.register_body_writer(),
+                };
+                self.writer
+                    .insert(engine.object_writer_with(bucket, ticket)?)
+            }
         };
         w.write(bytes).await
     }
@@ -110,14 +123,15 @@ impl Engine {
             )));
         }
         self.upload(bucket, key, id)?;
-        // Registered before any shard of this part is written, so compaction
-        // leaves this copy's segments alone until the commit.
-        let ticket = self.inner.register_writer();
+        // One tracked registration for the whole copy: it counts from the
+        // first rewritten slice's append and claims the segments of every
+        // slice until the commit (referenced chunks are pinned instead).
         let mut asm = Assembly {
             entries: Vec::new(),
             new_chunks: Vec::new(),
             pins: ChunkPins::new(self.inner.clone()),
             writer: None,
+            ticket: Some(self.inner.register_body_writer()),
             md5: Md5::new(),
         };
         if let ManifestRef::Data { .. } | ManifestRef::DataElsewhere { .. } = &source.manifest {
@@ -136,8 +150,17 @@ impl Engine {
             new_chunks,
             pins,
             md5,
+            ticket,
             ..
         } = asm;
+        let ticket = match ticket {
+            Some(t) => t,
+            None => {
+                return Err(EngineError::Internal(
+                    "part copy lost its writer ticket".into(),
+                ));
+            }
+        };
         debug_assert_eq!(
             entries.iter().map(|e| u64::from(e.len)).sum::<u64>(),
             end - start,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use cairn_dedup::{ChunkId, StreamChunker};
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, Inner, WriterTicket, blocking};
+use crate::engine::{Engine, Inner, WriterAppender, WriterTicket, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::MetaBatch;
 use crate::records::{ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion};
@@ -199,7 +199,8 @@ pub struct StagedObject {
     pub(crate) entries: Vec<ManifestEntry>,
     pub(crate) new_chunks: Vec<(ChunkId, ChunkRecord)>,
     pub(crate) pins: ChunkPins,
-    /// Keeps compaction away from this write's segments until it is committed.
+    /// Keeps compaction away from the segments this write appended to until
+    /// it is committed (or dropped).
     pub(crate) _ticket: WriterTicket,
     pub size: u64,
 }
@@ -219,13 +220,29 @@ pub struct ObjectWriter {
 
 impl Engine {
     /// Starts writing an object or part body (the bucket must exist).
+    ///
+    /// The writer holds nothing back from compaction until its first chunk
+    /// is stored (a client that sent only headers, or a few bytes, costs no
+    /// reclaimable space), and then only the segments it appended to, until
+    /// it is committed or dropped (`WriterRegistry` in engine.rs).
     pub fn object_writer(&self, bucket: &str) -> EngineResult<ObjectWriter> {
+        self.object_writer_with(bucket, self.inner.register_body_writer())
+    }
+
+    /// [`Engine::object_writer`] registered under `ticket` (a tracked one,
+    /// `Inner::register_body_writer`): several writers whose chunks one
+    /// commit references share it (UploadPartCopy).
+    pub(crate) fn object_writer_with(
+        &self,
+        bucket: &str,
+        ticket: WriterTicket,
+    ) -> EngineResult<ObjectWriter> {
         self.inner.bucket(bucket)?;
         let chunker = StreamChunker::new(self.inner.config.chunker)
             .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
         Ok(ObjectWriter {
             engine: self.clone(),
-            ticket: self.inner.register_writer(),
+            ticket,
             allow_inline: false,
             chunker,
             inflight: VecDeque::new(),
@@ -341,10 +358,11 @@ impl ObjectWriter {
             .await
             .map_err(|_| EngineError::Internal("chunk workers closed".into()))?;
         let inner = self.engine.inner.clone();
+        let appender = self.ticket.appender();
         self.inflight
             .push_back(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                store_chunk(&inner, chunk)
+                store_chunk(&inner, &appender, chunk)
             }));
         Ok(())
     }
@@ -481,7 +499,13 @@ fn start_early_sync(drive: Arc<dyn crate::drive::ShardStore>, seq: u64) {
 
 /// Identifies one chunk and, unless it is already stored, seals it,
 /// erasure-codes it and appends its shards to their drives (not yet synced).
-fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
+/// Every segment appended to is claimed for the writer (`appender`) before
+/// this returns, so compaction leaves it alone until the writer is done.
+fn store_chunk(
+    inner: &Arc<Inner>,
+    appender: &WriterAppender,
+    chunk: Bytes,
+) -> EngineResult<StoredChunk> {
     let len = u32::try_from(chunk.len())
         .map_err(|_| EngineError::Internal("chunk larger than 4 GiB".into()))?;
     let id = inner.codec.chunk_id(&chunk);
@@ -536,6 +560,10 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
     let mut syncs = Vec::with_capacity(shard_count);
     let mut raw = 0u64;
     let mut written = 0usize;
+    // Announced before the first append: until the guard is dropped (with
+    // the segments recorded as claims), compaction keeps clear of every
+    // segment modified since — the appends' segments are not known before.
+    let mut appends = appender.begin();
     for (i, &d) in targets.iter().enumerate() {
         let payload = encoded.shard(i);
         let appended = if inner.drive_usable(d) {
@@ -545,6 +573,7 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
         };
         match appended {
             Ok((loc, seq)) => {
+                appends.appended(d, loc.segment);
                 raw += (payload.len() + crate::drive::RECORD_HEADER_BYTES) as u64;
                 shards.push(loc);
                 syncs.push((d, seq));
@@ -566,6 +595,7 @@ fn store_chunk(inner: &Arc<Inner>, chunk: Bytes) -> EngineResult<StoredChunk> {
             }
         }
     }
+    drop(appends);
     if written < quorum {
         return Err(EngineError::ChunkUnavailable {
             chunk: id,
