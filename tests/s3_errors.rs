@@ -924,3 +924,73 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
 
     assert_still_serves(&server, &c).await;
 }
+
+/// Keys with characters XML 1.0 cannot carry are refused on write (S3 would
+/// store them and then list them as `&#x1;`, which no XML parser accepts),
+/// so every listing stays well-formed; legal control characters (tab, CR,
+/// LF) still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_xml_cannot_carry_are_refused_and_listings_stay_well_formed() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    for (enc, what) in [
+        ("a%00b", "NUL"),
+        ("a%01b", "U+0001"),
+        ("x%1Fy", "U+001F"),
+        ("z%EF%BF%BEz", "U+FFFE"),
+    ] {
+        let r = RawRequest::new("PUT", &format!("/{BUCKET}/ctl/{enc}"))
+            .body("x")
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(400, "InvalidArgument", &format!("PUT of a key with {what}"));
+        let r = RawRequest::new("POST", &format!("/{BUCKET}/ctl/{enc}?uploads"))
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        r.assert_s3_error(
+            400,
+            "InvalidArgument",
+            &format!("CreateMultipartUpload {what}"),
+        );
+        let r = RawRequest::new("PUT", &format!("/{BUCKET}/ctl/{enc}"))
+            .header("x-amz-copy-source", &format!("/{BUCKET}/health/check"))
+            .sign(addr, Payload::Signed)
+            .send(addr)
+            .await;
+        assert_eq!(
+            r.status,
+            400,
+            "CopyObject to a key with {what}: {}",
+            r.text()
+        );
+    }
+    // Tab, CR and LF are XML 1.0 characters: stored and listed.
+    put_bytes(&c, BUCKET, "ctl/tab\there", b"t").await;
+    put_bytes(&c, BUCKET, "ctl/cr\rlf\n", b"c").await;
+    let r = RawRequest::new("GET", &format!("/{BUCKET}?list-type=2&prefix=ctl%2F"))
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(!text.contains("&#x0;") && !text.contains("&#x1;"), "{text}");
+    assert!(text.contains("<KeyCount>2</KeyCount>"), "{text}");
+    let keys: Vec<String> = c
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("ctl/")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        keys,
+        vec!["ctl/cr\rlf\n".to_owned(), "ctl/tab\there".to_owned()]
+    );
+    assert_still_serves(&server, &c).await;
+}

@@ -22,11 +22,34 @@ pub fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Checks a key a request would create (PutObject, CopyObject's
+/// destination, CreateMultipartUpload): at most 1,024 bytes, and no
+/// character XML 1.0 cannot carry. S3 accepts such keys but then lists them
+/// as character references to illegal characters (`&#x0;`), which is not
+/// well-formed XML and breaks the listings of every client not asking for
+/// `encoding-type=url`; Cairn refuses them instead, before anything is
+/// stored.
 pub fn check_key(key: &str) -> S3Result<()> {
     if key.len() > KEY_MAX_BYTES {
         return Err(S3Error::new(S3ErrorCode::KeyTooLongError).field("Key", key));
     }
+    if let Some(c) = key.chars().find(|c| !xml10_char(*c)) {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!(
+                "Object keys may not contain the character U+{:04X}: XML 1.0, in which S3 lists keys, cannot represent it.",
+                u32::from(c)
+            ),
+        )
+        .field("ArgumentName", "key"));
+    }
     Ok(())
+}
+
+/// Whether XML 1.0 can carry `c` (its `Char` production; CR and the other
+/// legal controls as character references).
+pub fn xml10_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Milliseconds since the epoch as a `SystemTime`.
