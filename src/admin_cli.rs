@@ -21,8 +21,19 @@ pub struct AdminArgs {
     /// credentials). Falls back to AWS_ACCESS_KEY_ID.
     #[arg(long, env = "CAIRN_ACCESS_KEY", global = true, hide_env_values = true)]
     access_key: Option<String>,
-    /// Secret key for --access-key. Falls back to AWS_SECRET_ACCESS_KEY.
-    #[arg(long, env = "CAIRN_SECRET_KEY", global = true, hide_env_values = true)]
+    /// File holding the secret key for --access-key (its first line). The
+    /// secret is never taken from the command line, where every user sees it
+    /// in `ps`: without this file it comes from the environment,
+    /// CAIRN_SECRET_KEY, else AWS_SECRET_ACCESS_KEY.
+    #[arg(
+        long,
+        env = "CAIRN_SECRET_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    secret_key_file: Option<std::path::PathBuf>,
+    /// Refused: see --secret-key-file.
+    #[arg(long, global = true, hide = true, value_name = "SECRET")]
     secret_key: Option<String>,
     /// PEM file of the CA(s) to trust when --admin-url is https:// (the
     /// server's certificate issuer).
@@ -70,14 +81,28 @@ fn tls_client(bundle: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientC
     Ok(std::sync::Arc::new(config))
 }
 
+/// The secret in `path`: its first line, surrounding blanks trimmed.
+fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("reading the secret key file {}: {e}", path.display()))?;
+    let secret = text.lines().next().unwrap_or("").trim().to_owned();
+    if secret.is_empty() {
+        return Err(format!("the secret key file {} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
 impl Signer {
     fn from_args(args: &AdminArgs) -> Result<Signer, String> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if args.secret_key.is_some() {
+            return Err("--secret-key is not accepted: a command line is visible to every user (ps, /proc). Give the secret in CAIRN_SECRET_KEY or a file named by --secret-key-file (CAIRN_SECRET_KEY_FILE)".into());
+        }
         let access_key = args.access_key.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
-        let secret_key = args
-            .secret_key
-            .clone()
-            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let secret_key = match &args.secret_key_file {
+            Some(path) => Some(read_secret_file(path)?),
+            None => env("CAIRN_SECRET_KEY").or_else(|| env("AWS_SECRET_ACCESS_KEY")),
+        };
         match (access_key, secret_key) {
             (Some(access_key), Some(secret_key)) => Ok(Signer {
                 access_key,
@@ -91,7 +116,7 @@ impl Signer {
                     }
                 },
             }),
-            _ => Err("admin requests are signed with the server's S3 credentials: set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or --access-key/--secret-key)".into()),
+            _ => Err("admin requests are signed with the server's S3 credentials: set CAIRN_ACCESS_KEY (or --access-key) and CAIRN_SECRET_KEY (or --secret-key-file FILE), or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY".into()),
         }
     }
 

@@ -27,6 +27,9 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use cairn_s3_api::auth::{VerifyConfig, verify_request};
+use cairn_s3_api::listener_limits::{
+    ConnectionSlot, Connections, LimitedListener, PLAIN_REFUSAL, TrackedBody,
+};
 use cairn_s3_api::{KeyInfo, KeyRing};
 use cairn_storage_engine::{
     AccessKeyRecord, BucketGrant, Engine, EngineError, EngineStatus, GcOptions, GcReport,
@@ -593,6 +596,12 @@ fn handle(
     }
 }
 
+/// Serves the admin endpoints on `listener` until `stop` fires. Limits as
+/// on the S3 listener (listener_limits.rs, `connections`): a cap in all and
+/// per client address (a refused connection reads a plain 503 and is
+/// closed), the longest idle connection closed to make room, a header read
+/// timeout, idle keep-alive connections closed, failed accepts retried with
+/// an exponential pause and logged at most once per 10 s.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
@@ -602,53 +611,88 @@ pub async fn serve(
     auth: AdminAuth,
     cluster: Option<std::sync::Arc<cairn_cluster::RunningNode>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: std::sync::Arc<Connections>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let refusal = tls.is_none().then_some(PLAIN_REFUSAL);
+    let mut listener = LimitedListener::new(listener, connections, refusal);
     loop {
-        let accepted = tokio::select! {
+        let (stream, _peer, slot) = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            continue;
         };
         let engine = engine.clone();
         let registry = registry.clone();
         let tls = tls.clone();
         let auth = auth.clone();
         let cluster = cluster.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
+            let slot = std::sync::Arc::new(slot);
+            let counted = slot.clone();
             let svc = hyper::service::service_fn(move |req| {
                 let engine = engine.clone();
                 let registry = registry.clone();
                 let auth = auth.clone();
                 let cluster = cluster.clone();
+                // In progress (never closed as idle) until the reply is sent.
+                let guard = counted.request_started();
                 async move {
                     let resp =
                         match handle_admin(&req, &engine, gc, &auth, cluster.as_deref()).await {
                             Some(r) => r,
                             None => handle(&req, &engine, &registry),
                         };
-                    Ok::<_, Infallible>(resp)
+                    Ok::<_, Infallible>(resp.map(|body| TrackedBody::new(body, guard)))
                 }
             });
-            let http = hyper::server::conn::http1::Builder::new();
+            let limits = *slot.limits();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .keep_alive(true);
             match tls {
-                None => {
-                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
-                }
+                None => serve_connection(&http, TokioIo::new(stream), svc, &slot, stop).await,
                 Some(acceptor) => {
-                    if let Ok(Ok(s)) = tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await
-                    {
-                        let _ = http.serve_connection(TokioIo::new(s), svc).await;
+                    let handshake = tokio::select! {
+                        h = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        ) => h,
+                        () = slot.must_close() => return,
+                    };
+                    if let Ok(Ok(s)) = handshake {
+                        serve_connection(&http, TokioIo::new(s), svc, &slot, stop).await;
                     }
                 }
             }
         });
     }
+}
+
+/// One admin connection until it ends, `stop` fires (graceful) or its slot
+/// says to close it (no request in progress).
+async fn serve_connection<I, S>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    svc: S,
+    slot: &ConnectionSlot,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = http.serve_connection(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.changed() => {}
+        () = slot.must_close() => {}
+    }
+    // Idle: closes now; a request in progress is answered first.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
 }

@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use cairn_s3_api::listener_limits::ListenerLimits;
 use clap::Args;
 use serde::Deserialize;
 
@@ -31,6 +32,37 @@ pub struct ServerArgs {
     /// /health/ready. [default: 127.0.0.1:9001]
     #[arg(long, env = "CAIRN_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<SocketAddr>,
+
+    /// Most open S3 connections. When full, the connection idle the longest
+    /// is closed to make room (if every one is busy, the new one gets 503
+    /// SlowDown); lowered at start if the descriptor limit cannot hold it.
+    /// [default: 1024]
+    #[arg(long, env = "CAIRN_CONNECTIONS_MAX", value_name = "N")]
+    pub connections_max: Option<usize>,
+
+    /// Most open S3 connections from one client address (IPv6: one /64).
+    /// Behind a proxy all clients share the proxy's address: raise it
+    /// there. [default: 128]
+    #[arg(long, env = "CAIRN_CONNECTIONS_PER_ADDRESS_MAX", value_name = "N")]
+    pub connections_per_address_max: Option<usize>,
+
+    /// Seconds an S3 connection may stay open with no request in progress
+    /// (idle keep-alive). [default: 20]
+    #[arg(long, env = "CAIRN_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+
+    /// Most open admin-listener connections. [default: 64]
+    #[arg(long, env = "CAIRN_ADMIN_CONNECTIONS_MAX", value_name = "N")]
+    pub admin_connections_max: Option<usize>,
+
+    /// Most open admin-listener connections from one client address.
+    /// [default: 16]
+    #[arg(
+        long,
+        env = "CAIRN_ADMIN_CONNECTIONS_PER_ADDRESS_MAX",
+        value_name = "N"
+    )]
+    pub admin_connections_per_address_max: Option<usize>,
 
     /// Region that clients must sign requests for. [default: us-east-1]
     #[arg(long, env = "CAIRN_REGION")]
@@ -190,6 +222,11 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
     pub admin_listen: Option<SocketAddr>,
+    pub connections_max: Option<usize>,
+    pub connections_per_address_max: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub admin_connections_max: Option<usize>,
+    pub admin_connections_per_address_max: Option<usize>,
     pub region: Option<String>,
     pub domain: Option<String>,
     pub drives: Option<Vec<PathBuf>>,
@@ -334,6 +371,10 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
+    /// Connection limits of the S3 and admin listeners (before they are
+    /// fitted to the descriptor limit at start).
+    pub s3_limits: ListenerLimits,
+    pub admin_limits: ListenerLimits,
     pub region: String,
     /// Virtual-hosted-style domain (normalised: lowercase, no trailing dot).
     pub domain: Option<String>,
@@ -459,8 +500,45 @@ impl ServerConfig {
             args.cluster_drain.or(file.cluster_drain),
             env_nonempty("CAIRN_CLUSTER_SECRET").or(file.cluster_secret),
         )?;
+        let listener_limits = |max: Option<usize>,
+                               per_address: Option<usize>,
+                               idle_secs: Option<u64>,
+                               default: ListenerLimits|
+         -> Result<ListenerLimits, String> {
+            let limits = ListenerLimits {
+                connections_max: max.unwrap_or(default.connections_max),
+                connections_per_address_max: per_address
+                    .unwrap_or(default.connections_per_address_max),
+                idle_timeout: idle_secs
+                    .map_or(default.idle_timeout, std::time::Duration::from_secs),
+                ..default
+            };
+            if limits.connections_max == 0
+                || limits.connections_per_address_max == 0
+                || limits.idle_timeout.is_zero()
+            {
+                return Err("connection limits and the idle timeout must be at least 1".into());
+            }
+            Ok(limits)
+        };
+        let s3_limits = listener_limits(
+            args.connections_max.or(file.connections_max),
+            args.connections_per_address_max
+                .or(file.connections_per_address_max),
+            args.idle_timeout_secs.or(file.idle_timeout_secs),
+            ListenerLimits::S3_DEFAULT,
+        )?;
+        let admin_limits = listener_limits(
+            args.admin_connections_max.or(file.admin_connections_max),
+            args.admin_connections_per_address_max
+                .or(file.admin_connections_per_address_max),
+            None,
+            ListenerLimits::ADMIN_DEFAULT,
+        )?;
         let body_defaults = cairn_s3_api::S3Config::default();
         let cfg = ServerConfig {
+            s3_limits,
+            admin_limits,
             cluster,
             body_idle_timeout: args
                 .body_idle_timeout_secs
@@ -603,8 +681,17 @@ pub fn normalize_domain(raw: &str) -> Result<Option<String>, String> {
     Ok(Some(d))
 }
 
-/// Access keys: 3–128 printable ASCII without spaces or '/'; secrets at
-/// least 8 characters. (The '/' would break the SigV4 credential scope.)
+/// The shortest secret key accepted from the environment or a file. A
+/// captured SigV4 signature lets anyone test guesses of the secret offline
+/// at GPU speed; 32 random characters (≥ 190 bits) are out of reach, and
+/// S3's own secrets, and the ones Cairn generates, are 40.
+pub const SECRET_KEY_LEN_MIN: usize = 32;
+/// And the fewest different characters in it (refuses "aaaa…" and the like).
+const SECRET_KEY_DISTINCT_MIN: usize = 10;
+
+/// Access keys: 3–128 printable ASCII without spaces or '/' (the '/' would
+/// break the SigV4 credential scope; they are not secret). Secrets: 32–256
+/// printable characters, at least 10 different ones.
 pub fn validate_credentials(access: &str, secret: &str) -> Result<(), String> {
     let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
     if !(3..=128).contains(&access.len()) || !printable(access) || access.contains('/') {
@@ -612,8 +699,21 @@ pub fn validate_credentials(access: &str, secret: &str) -> Result<(), String> {
             "CAIRN_ACCESS_KEY must be 3-128 printable characters without '/' or spaces".into(),
         );
     }
-    if secret.len() < 8 || secret.len() > 256 || !printable(secret) {
-        return Err("CAIRN_SECRET_KEY must be 8-256 printable characters without spaces".into());
+    let distinct = secret
+        .bytes()
+        .collect::<std::collections::BTreeSet<u8>>()
+        .len();
+    if secret.len() < SECRET_KEY_LEN_MIN
+        || secret.len() > 256
+        || !printable(secret)
+        || distinct < SECRET_KEY_DISTINCT_MIN
+    {
+        return Err(format!(
+            "CAIRN_SECRET_KEY is too weak: it must be {SECRET_KEY_LEN_MIN}-256 printable \
+             characters without spaces, at least {SECRET_KEY_DISTINCT_MIN} of them different \
+             (a captured request signature lets anyone guess a short secret offline). Make one \
+             with `cairn gen-env` or `openssl rand -base64 30`"
+        ));
     }
     Ok(())
 }
@@ -699,8 +799,15 @@ mod tests {
 
     #[test]
     fn credential_rules() {
-        assert!(validate_credentials("AKIAEXAMPLE", "secret-123").is_ok());
-        assert!(validate_credentials("a/b", "secret-123").is_err());
+        let good = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        assert!(validate_credentials("AKIAEXAMPLE", good).is_ok());
+        assert!(validate_credentials("a/b", good).is_err());
         assert!(validate_credentials("ok-key", "short").is_err());
+        // The shipped placeholder and anything under 32 characters.
+        assert!(validate_credentials("cairnadmin", "change-me-please").is_err());
+        assert!(validate_credentials("ok-key", &good[..31]).is_err());
+        assert!(validate_credentials("ok-key", &good[..32]).is_ok());
+        assert!(validate_credentials("ok-key", &"ab".repeat(20)).is_err());
+        assert!(validate_credentials("ok-key", &format!("{good} x")).is_err());
     }
 }

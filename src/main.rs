@@ -9,6 +9,8 @@ mod admin_http;
 mod background;
 mod cluster;
 mod config;
+mod gen_env;
+mod limits;
 mod malloc;
 mod server;
 mod tls;
@@ -33,12 +35,20 @@ enum Command {
     ///
     /// Settings come from flags, then environment variables, then the
     /// --config TOML file, then defaults. Credentials: CAIRN_ACCESS_KEY and
-    /// CAIRN_SECRET_KEY. Master key: CAIRN_MASTER_KEY (64 hex digits) or
-    /// the key file.
+    /// CAIRN_SECRET_KEY (at least 32 characters), never a flag. Master key:
+    /// CAIRN_MASTER_KEY (64 hex digits) or the key file.
     Server(Box<config::ServerArgs>),
     /// Maintenance of a running server through its admin listener: scrub,
     /// heal a replaced drive, collect garbage.
     Admin(admin_cli::AdminArgs),
+    /// Print a new `.env` for docker-compose.yml with random credentials,
+    /// cluster secret and master key: `cairn gen-env --output .env`.
+    GenEnv {
+        /// Write it to this file (mode 0600; never overwrites) instead of
+        /// stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 fn init_logging(format: config::LogFormat) {
@@ -60,6 +70,13 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Admin(args) => admin_cli::run(args),
+        Command::GenEnv { output } => match gen_env::run(output.as_deref()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cairn: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Command::Server(args) => {
             let cfg = match config::ServerConfig::resolve(*args) {
                 Ok(c) => c,

@@ -114,6 +114,7 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
+    let nofile = crate::limits::raise_nofile_limit();
     create_private_dir(&cfg.data_dir)?;
     let master = load_master_key(&cfg)?;
     let registry = prometheus::Registry::new();
@@ -201,6 +202,39 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         None => (None, None),
     };
     crate::tls::reload_on_sighup(reloadable);
+    let (mut s3_limits, mut admin_limits) = (cfg.s3_limits, cfg.admin_limits);
+    let cluster_connections = if cluster_node.is_some() {
+        2 * cairn_cluster::LISTENER_CONNECTIONS_MAX
+    } else {
+        0
+    };
+    if let Some(msg) = crate::limits::fit_connection_caps(
+        nofile,
+        crate::limits::open_fds().unwrap_or(0),
+        cluster_connections,
+        &mut s3_limits,
+        &mut admin_limits,
+    ) {
+        tracing::warn!("{msg}");
+    }
+    tracing::info!(
+        s3_connections_max = s3_limits.connections_max,
+        s3_connections_per_address_max = s3_limits.connections_per_address_max,
+        admin_connections_max = admin_limits.connections_max,
+        admin_connections_per_address_max = admin_limits.connections_per_address_max,
+        "connection limits"
+    );
+    let connection_metrics = cairn_s3_api::listener_limits::ConnectionMetrics::register(&registry)?;
+    let s3_connections = cairn_s3_api::listener_limits::Connections::new(
+        "s3",
+        s3_limits,
+        Some(connection_metrics.clone()),
+    );
+    let admin_connections = cairn_s3_api::listener_limits::Connections::new(
+        "admin",
+        admin_limits,
+        Some(connection_metrics),
+    );
     let scheme = if tls.is_some() { "https" } else { "http" };
     let s3_listener = TcpListener::bind(cfg.listen)
         .await
@@ -232,6 +266,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         admin_auth,
         cluster_node.clone(),
         tls.clone(),
+        admin_connections,
         stop_rx.clone(),
     ));
     let runs_maintenance: crate::background::RunsMaintenance = match &cluster_node {
@@ -252,9 +287,15 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         stop_rx.clone(),
     ));
     let mut stop_s3 = stop_rx.clone();
-    let s3_task = tokio::spawn(cairn_s3_api::serve(s3_listener, s3, tls, async move {
-        let _ = stop_s3.changed().await;
-    }));
+    let s3_task = tokio::spawn(cairn_s3_api::serve(
+        s3_listener,
+        s3,
+        tls,
+        s3_connections,
+        async move {
+            let _ = stop_s3.changed().await;
+        },
+    ));
     shutdown_signal().await;
     println!("cairn: shutting down (finishing in-flight requests)");
     let _ = stop_tx.send(true);

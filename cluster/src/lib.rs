@@ -44,7 +44,8 @@ pub mod raft_config {
 }
 pub use log_store::LogStore;
 pub use network::{
-    ClusterSecret, ClusterWriter, Faults, HttpConnection, HttpNetwork, WriteError, serve,
+    CONNECTIONS_MAX as LISTENER_CONNECTIONS_MAX, ClusterSecret, ClusterWriter, Faults,
+    HttpConnection, HttpNetwork, WriteError, serve,
 };
 pub use node::{MemberStatus, NodeStatus, RunningNode, StartError};
 use serde::{Deserialize, Serialize};

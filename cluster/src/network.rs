@@ -114,8 +114,9 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Connections a node's Raft or shard listener serves at once.
-const CONNECTIONS_MAX: usize = 1024;
+/// Connections a node's Raft or shard listener serves at once (the binary
+/// counts both listeners' in its file descriptor budget).
+pub const CONNECTIONS_MAX: usize = 1024;
 /// How long a connection may take to send a request's header.
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -322,6 +323,10 @@ pub async fn serve(
 /// (`CONNECTIONS_MAX`; a peer keeps a few, forwarded writes may open more
 /// under load), and one that sends no complete header within 10 s gives
 /// its slot back. The Raft and the shard listeners both run on this.
+///
+/// Like the S3 and admin listeners: a connection over the cap is accepted
+/// and closed at once; a failed accept (out of descriptors) is retried after
+/// a pause doubling from 5 ms to 1 s; both are logged at most once per 10 s.
 pub(crate) async fn serve_bounded<F, Fut>(
     listener: tokio::net::TcpListener,
     what: &'static str,
@@ -330,18 +335,46 @@ pub(crate) async fn serve_bounded<F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
 {
+    const BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(5);
+    const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+    const LOG_PERIOD: std::time::Duration = std::time::Duration::from_secs(10);
     let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS_MAX));
+    let mut backoff = std::time::Duration::ZERO;
+    // (last warning, warnings skipped since) for accept errors and refusals.
+    let mut error_log: (Option<std::time::Instant>, u64) = (None, 0);
+    let mut refusal_log: (Option<std::time::Instant>, u64) = (None, 0);
+    let due = |log: &mut (Option<std::time::Instant>, u64)| {
+        if log.0.is_some_and(|t| t.elapsed() < LOG_PERIOD) {
+            log.1 += 1;
+            return None;
+        }
+        log.0 = Some(std::time::Instant::now());
+        Some(std::mem::take(&mut log.1))
+    };
     loop {
         let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
+            Ok(s) => {
+                backoff = std::time::Duration::ZERO;
+                s
+            }
             Err(e) => {
-                tracing::warn!("{what} listener: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                backoff = (backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                if let Some(skipped) = due(&mut error_log) {
+                    tracing::warn!(
+                        "{what} listener: accept failed: {e} ({skipped} more since the last warning; retrying in {backoff:?})"
+                    );
+                }
+                tokio::time::sleep(backoff).await;
                 continue;
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!("{what} listener: {CONNECTIONS_MAX} connections open, refusing one");
+            if let Some(skipped) = due(&mut refusal_log) {
+                tracing::warn!(
+                    "{what} listener: {CONNECTIONS_MAX} connections open, refusing more ({skipped} refused since the last warning)"
+                );
+            }
+            drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);

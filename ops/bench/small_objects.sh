@@ -11,7 +11,7 @@ INLINE=${1:?inline max bytes}; LABEL=${2:?label}; OUT=${3:?jsonl output}
 CAIRN=${CAIRN:-${CARGO_TARGET_DIR:-target}/release/cairn}
 S3BENCH=${S3BENCH:-../shared/tools/s3bench/target/release/s3bench}
 DATA=$(mktemp -d /tmp/cairn-bench-XXXXXX)
-export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret12345
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret0123456789abcdefghijklmnopq
 export S3BENCH_ENDPOINT=http://127.0.0.1:9100
 CAIRN_ACCESS_KEY=$AWS_ACCESS_KEY_ID CAIRN_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
   "$CAIRN" server --data-dir "$DATA" --listen 127.0.0.1:9100 --admin-listen 127.0.0.1:9101 \

@@ -22,6 +22,7 @@ mod error;
 mod handlers;
 mod headers;
 mod keys;
+pub mod listener_limits;
 mod md5_lanes;
 mod metrics;
 mod request_rules;

@@ -473,54 +473,57 @@ fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) 
 /// requests finish (connections are closed after their current request) and
 /// returns once every connection has ended.
 ///
+/// `connections` holds the listener's limits (listener_limits.rs): at most
+/// so many connections in all and per client address, the longest idle one
+/// closed to make room when full, a refused one answered `503 SlowDown` (on
+/// plain HTTP) and closed, failed accepts retried with an exponential pause.
+///
 /// With `tls`, every connection is a TLS handshake first (10 s at most); a
 /// failed handshake just closes that connection.
 pub async fn serve(
     listener: TcpListener,
     service: S3Service,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    connections: Arc<crate::listener_limits::Connections>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut connections = tokio::task::JoinSet::new();
+    let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     let max_buf = service
         .inner
         .config
         .max_header_bytes
         .max(HTTP_READ_BUFFER_BYTES);
+    let refusal = tls.is_none().then_some(crate::listener_limits::S3_REFUSAL);
+    let mut listener = crate::listener_limits::LimitedListener::new(listener, connections, refusal);
     loop {
-        let accepted = tokio::select! {
+        let (stream, _peer, slot) = tokio::select! {
             a = listener.accept() => a,
             () = &mut shutdown => break,
-        };
-        let (stream, _peer) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
         };
         let _ = stream.set_nodelay(true);
         let svc = service.clone();
         let stop = stop_rx.clone();
         let tls = tls.clone();
         // Reap finished connections so the set stays as small as the live ones.
-        while connections.try_join_next().is_some() {}
-        connections.spawn(async move {
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
             match tls {
-                None => serve_connection(TokioIo::new(stream), svc, max_buf, stop).await,
+                None => serve_connection(TokioIo::new(stream), svc, max_buf, slot, stop).await,
                 Some(acceptor) => {
-                    let handshake = tokio::time::timeout(
-                        std::time::Duration::from_secs(10),
-                        acceptor.accept(stream),
-                    )
-                    .await;
+                    let handshake = tokio::select! {
+                        h = tokio::time::timeout(
+                            std::time::Duration::from_secs(10),
+                            acceptor.accept(stream),
+                        ) => h,
+                        // Chosen to make room mid-handshake.
+                        () = slot.must_close() => return,
+                    };
                     match handshake {
                         Ok(Ok(tls_stream)) => {
-                            serve_connection(TokioIo::new(tls_stream), svc, max_buf, stop).await;
+                            serve_connection(TokioIo::new(tls_stream), svc, max_buf, slot, stop)
+                                .await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -530,7 +533,7 @@ pub async fn serve(
         });
     }
     let _ = stop_tx.send(true);
-    while connections.join_next().await.is_some() {}
+    while tasks.join_next().await.is_some() {}
 }
 
 /// The most hyper buffers per connection: its read buffer grows up to this
@@ -557,19 +560,31 @@ fn header_section_bytes(parts: &http::request::Parts) -> usize {
         })
 }
 
-/// One HTTP/1.1 connection (plain or TLS) until it ends or `stop` fires,
-/// then graceful: the request in progress completes.
+/// One HTTP/1.1 connection (plain or TLS) until it ends, `stop` fires
+/// (then graceful: the request in progress completes) or its slot says to
+/// close it (no request in progress: idle too long, or chosen to make room).
 async fn serve_connection<I>(
     io: I,
     svc: S3Service,
     max_buf: usize,
+    slot: crate::listener_limits::ConnectionSlot,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let slot = Arc::new(slot);
+    let limits = *slot.limits();
+    let counted = slot.clone();
     let hyper_svc = hyper::service::service_fn(move |req| {
         let svc = svc.clone();
-        async move { Ok::<_, Infallible>(svc.handle(req).await) }
+        // Counted as in progress until the response body has been sent.
+        let guard = counted.request_started();
+        async move {
+            let resp = svc.handle(req).await;
+            Ok::<_, Infallible>(
+                resp.map(|body| crate::listener_limits::TrackedBody::new(body, guard)),
+            )
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -577,7 +592,7 @@ async fn serve_connection<I>(
         .keep_alive(true)
         .half_close(false)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30));
+        .header_read_timeout(limits.header_read_timeout);
     let conn = builder.serve_connection(io, hyper_svc);
     tokio::pin!(conn);
     tokio::select! {
@@ -585,10 +600,13 @@ async fn serve_connection<I>(
             if let Err(e) = res {
                 tracing::debug!(error = %e, "connection ended with error");
             }
+            return;
         }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+        _ = stop.changed() => {}
+        () = slot.must_close() => {}
     }
+    // Idle (or reading a request head): closes now. A request that started
+    // in the instant since the slot was judged idle is finished first.
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }

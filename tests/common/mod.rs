@@ -31,7 +31,8 @@ use md5::{Digest as _, Md5};
 use sha2::Sha256;
 
 pub const ACCESS_KEY: &str = "cairntestkey";
-pub const SECRET_KEY: &str = "cairntestsecret123";
+/// 40 characters: the server refuses secrets under 32 (src/config.rs).
+pub const SECRET_KEY: &str = "cairnTestSecret0123456789abcdefghijklmno";
 pub const REGION: &str = "us-east-1";
 
 pub const KIB: usize = 1024;
@@ -68,6 +69,8 @@ pub struct TestServer {
     s3: SocketAddr,
     admin: SocketAddr,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// `ulimit -n` (soft and hard) for the process, if set.
+    nofile: Option<u64>,
 }
 
 /// Keep at most this much of the server's stderr for failure messages.
@@ -124,13 +127,44 @@ impl TestServer {
             s3: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: Arc::new(Mutex::new(Vec::new())),
+            nofile: None,
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts a server (fresh temporary data directory) whose soft and hard
+    /// file descriptor limits are `nofile` (`ulimit -n` before exec).
+    pub fn start_with_nofile(nofile: u64, args: &[&str]) -> TestServer {
+        let tmp = tempfile::Builder::new()
+            .prefix("cairn-e2e-")
+            .tempdir()
+            .expect("create temp data dir");
+        let mut s = TestServer {
+            dir: DataDir::Temp(tmp),
+            extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+            s3: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr: Arc::new(Mutex::new(Vec::new())),
+            nofile: Some(nofile),
         };
         s.spawn();
         s
     }
 
     fn spawn(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        let mut cmd = match self.nofile {
+            None => Command::new(env!("CARGO_BIN_EXE_cairn")),
+            Some(n) => {
+                // `exec` keeps the pid: kill and stop reach cairn itself.
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_cairn"));
+                c
+            }
+        };
         cmd.arg("server")
             .arg("--data-dir")
             .arg(self.dir.path())
