@@ -1646,6 +1646,27 @@ async fn protocol_details_match_s3() {
         .unwrap_or_else(|e| panic!("a repeated Complete: {}", show(&e)));
     assert_eq!(again.e_tag(), first.e_tag());
     assert_eq!(again.checksum_crc32(), first.checksum_crc32());
+    // A part beyond the last is S3's 416 InvalidPartNumber (its error
+    // table), for a multipart object and for a single-PUT one (one part).
+    let r = RawRequest::new("GET", &format!("/{bucket}/mp?partNumber=3"))
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(416, "InvalidPartNumber", "GET ?partNumber=3 of 2 parts");
+    assert!(
+        r.text().contains("<ActualPartCount>2</ActualPartCount>"),
+        "{}",
+        r.text()
+    );
+    let r = RawRequest::new("GET", &format!("/{bucket}/kept?partNumber=2"))
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(
+        416,
+        "InvalidPartNumber",
+        "GET ?partNumber=2 of a single PUT",
+    );
     // Once the key holds another object, the upload is simply gone.
     put_bytes(&c, bucket, "mp", b"replaced").await;
     let err = complete().await.unwrap_err();

@@ -579,6 +579,23 @@ async fn presigned_requests_refuse_unsigned_amz_headers() {
             "{name}: nothing is stored"
         );
     }
+    // A negative expiry is named as such (S3's message), not "not a number".
+    let negative = pq.replacen("X-Amz-Expires=300", "X-Amz-Expires=-300", 1);
+    assert_ne!(negative, pq);
+    let r = RawRequest::new("PUT", &negative)
+        .body(b"hello".to_vec())
+        .send(addr)
+        .await;
+    r.assert_s3_error(
+        400,
+        "AuthorizationQueryParametersError",
+        "negative X-Amz-Expires",
+    );
+    assert!(
+        r.text().contains("X-Amz-Expires must be non-negative"),
+        "{}",
+        r.text()
+    );
     // Headers that do not start with x-amz- are the holder's to choose,
     // and the URL itself still works.
     let r = base().header("content-type", "text/plain").send(addr).await;

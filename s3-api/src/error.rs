@@ -57,6 +57,7 @@ pub enum S3ErrorCode {
     ServiceUnavailable,
     SignatureDoesNotMatch,
     XAmzContentSHA256Mismatch,
+    InvalidPartNumber,
     InvalidStorageClass,
     InvalidObjectState,
     NoSuchCORSConfiguration,
@@ -118,6 +119,7 @@ impl S3ErrorCode {
             ServiceUnavailable => "ServiceUnavailable",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            InvalidPartNumber => "InvalidPartNumber",
             InvalidStorageClass => "InvalidStorageClass",
             InvalidObjectState => "InvalidObjectState",
             NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
@@ -176,6 +178,7 @@ impl S3ErrorCode {
             | MetadataTooLarge
             | RequestHeaderSectionTooLarge
             | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+            InvalidPartNumber => StatusCode::RANGE_NOT_SATISFIABLE,
             InvalidStorageClass => StatusCode::BAD_REQUEST,
             InvalidObjectState => StatusCode::FORBIDDEN,
             NoSuchCORSConfiguration => StatusCode::NOT_FOUND,
@@ -276,6 +279,7 @@ impl S3ErrorCode {
             XAmzContentSHA256Mismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             }
+            InvalidPartNumber => "The requested partnumber is not satisfiable",
             InvalidStorageClass => "The storage class you specified is not valid",
             InvalidObjectState => "The operation is not valid for the object's storage class",
             NoSuchCORSConfiguration => "The CORS configuration does not exist",

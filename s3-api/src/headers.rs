@@ -401,12 +401,14 @@ pub fn parse_copy_source_range(value: &str, size: u64) -> S3Result<ByteRange> {
     if first > last {
         return Err(invalid());
     }
+    // Well-formed but beyond the source: S3's InvalidRange (416).
     if last >= size {
-        return Err(S3Error::invalid_argument(
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRange,
             format!("Range specified is not valid for source object of size: {size}"),
-            "x-amz-copy-source-range",
-            value,
-        ));
+        )
+        .field("RangeRequested", value)
+        .field("ActualObjectSize", size.to_string()));
     }
     Ok(ByteRange {
         start: first,
@@ -561,17 +563,12 @@ mod tests {
                 end: 100
             }
         );
-        for bad in [
-            "bytes=5-1",
-            "bytes=-5",
-            "bytes=5-",
-            "0-5",
-            "bytes=a-b",
-            "bytes=0-100",
-        ] {
+        for bad in ["bytes=5-1", "bytes=-5", "bytes=5-", "0-5", "bytes=a-b"] {
             let e = parse_copy_source_range(bad, 100).unwrap_err();
             assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
         }
+        let e = parse_copy_source_range("bytes=0-100", 100).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::InvalidRange);
     }
 
     #[test]

@@ -920,6 +920,12 @@ fn check_amz_headers_signed(parts: &Parts, signed: &[&str]) -> Result<(), AuthEr
 }
 
 fn parse_expires(value: &str, cfg: &VerifyConfig) -> Result<Duration, AuthError> {
+    if let Some(digits) = value.strip_prefix('-')
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(query_error("X-Amz-Expires must be non-negative".to_owned()));
+    }
     if value.is_empty() || value.len() > 12 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(query_error("X-Amz-Expires should be a number".to_owned()));
     }

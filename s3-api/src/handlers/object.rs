@@ -250,15 +250,20 @@ pub(crate) async fn get_object(
                     p,
                 )
             })?;
+        // A part beyond the last: S3's `416 InvalidPartNumber` (its error
+        // table), naming what was asked for and what there is.
+        let beyond = |count: usize| {
+            S3Error::new(S3ErrorCode::InvalidPartNumber)
+                .field("PartNumberRequested", n.to_string())
+                .field("ActualPartCount", count.to_string())
+        };
         if version.part_sizes.is_empty() {
             if n != 1 {
-                return Err(S3Error::new(S3ErrorCode::InvalidRange)
-                    .header("content-range", format!("bytes */{}", version.size)));
+                return Err(beyond(1));
             }
         } else {
             let Some(size) = version.part_sizes.get(n - 1) else {
-                return Err(S3Error::new(S3ErrorCode::InvalidRange)
-                    .header("content-range", format!("bytes */{}", version.size)));
+                return Err(beyond(version.part_sizes.len()));
             };
             let start: u64 = version.part_sizes[..n - 1].iter().sum();
             range = Some(crate::headers::ByteRange {

@@ -83,6 +83,13 @@ fn presigned_expires_bounds() {
             other => panic!("{bad}: {other:?}"),
         }
     }
+    let uri = presigned_example_uri().replace("X-Amz-Expires=86400", "X-Amz-Expires=-1");
+    match verify(&presigned(&uri)) {
+        Err(AuthError::AuthorizationQueryParametersError(msg)) => {
+            assert_eq!(msg, "X-Amz-Expires must be non-negative")
+        }
+        other => panic!("{other:?}"),
+    }
     // 604800 is accepted as far as bounds go (the signature then differs).
     let uri = presigned_example_uri().replace("X-Amz-Expires=86400", "X-Amz-Expires=604800");
     assert_mismatch(verify(&presigned(&uri)));
