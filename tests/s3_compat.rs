@@ -1667,6 +1667,12 @@ async fn protocol_details_match_s3() {
         "InvalidPartNumber",
         "GET ?partNumber=2 of a single PUT",
     );
+    let r = RawRequest::new("GET", &format!("/{bucket}/mp?partNumber=1"))
+        .header("range", "bytes=0-9")
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(400, "InvalidRequest", "partNumber and Range together");
     // Once the key holds another object, the upload is simply gone.
     put_bytes(&c, bucket, "mp", b"replaced").await;
     let err = complete().await.unwrap_err();

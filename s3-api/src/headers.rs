@@ -401,14 +401,21 @@ pub fn parse_copy_source_range(value: &str, size: u64) -> S3Result<ByteRange> {
     if first > last {
         return Err(invalid());
     }
-    // Well-formed but beyond the source: S3's InvalidRange (416).
-    if last >= size {
+    // Well-formed but beyond the source, as S3 answers it today: a range
+    // that starts past the end is InvalidRequest, one that only ends past
+    // it InvalidArgument.
+    if first >= size {
         return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRange,
+            S3ErrorCode::InvalidRequest,
+            "The specified copy range is invalid for the source object size",
+        ));
+    }
+    if last >= size {
+        return Err(S3Error::invalid_argument(
             format!("Range specified is not valid for source object of size: {size}"),
-        )
-        .field("RangeRequested", value)
-        .field("ActualObjectSize", size.to_string()));
+            "x-amz-copy-source-range",
+            value,
+        ));
     }
     Ok(ByteRange {
         start: first,
@@ -563,12 +570,19 @@ mod tests {
                 end: 100
             }
         );
-        for bad in ["bytes=5-1", "bytes=-5", "bytes=5-", "0-5", "bytes=a-b"] {
+        for bad in [
+            "bytes=5-1",
+            "bytes=-5",
+            "bytes=5-",
+            "0-5",
+            "bytes=a-b",
+            "bytes=0-100",
+        ] {
             let e = parse_copy_source_range(bad, 100).unwrap_err();
             assert_eq!(e.code, S3ErrorCode::InvalidArgument, "{bad}");
         }
-        let e = parse_copy_source_range("bytes=0-100", 100).unwrap_err();
-        assert_eq!(e.code, S3ErrorCode::InvalidRange);
+        let e = parse_copy_source_range("bytes=100-200", 100).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::InvalidRequest);
     }
 
     #[test]

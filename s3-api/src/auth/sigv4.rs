@@ -401,7 +401,7 @@ fn verify_header_auth(
     let payload = PayloadHash::parse(&payload_line)?;
 
     let signed_list = parse_signed_headers(signed_headers, false)?;
-    check_amz_headers_signed(parts, &signed_list)?;
+    check_amz_headers_signed(parts, &signed_list, false)?;
 
     let input = AuthInput {
         access_key: scope.access_key,
@@ -501,7 +501,7 @@ fn verify_presigned(
     let expires_at = request_time
         .checked_add(expires)
         .ok_or(AuthError::MissingOrInvalidDate)?;
-    if now > expires_at {
+    if expires.is_zero() || now > expires_at {
         return Err(AuthError::RequestExpired {
             expires_at,
             server_time: now,
@@ -517,7 +517,7 @@ fn verify_presigned(
     // The URL's holder chooses the headers: any `x-amz-*` the signer did
     // not list (a copy source, metadata, tagging, checksums, ACLs) would
     // change what the request does without the signer's consent.
-    check_amz_headers_signed(parts, &signed_list)?;
+    check_amz_headers_signed(parts, &signed_list, true)?;
     let input = AuthInput {
         access_key: scope.access_key,
         scope_date: scope.date,
@@ -889,18 +889,22 @@ fn parse_signed_headers(raw: &str, presigned: bool) -> Result<Vec<&str>, AuthErr
 }
 
 /// Both forms: S3 refuses `x-amz-*` headers that are present but not signed.
-/// Exempt are the two that cannot change the request's meaning: in header
-/// auth `x-amz-date` and `x-amz-content-sha256` are in the string to sign
-/// anyway; in a presigned request the date and the payload mode come from
-/// the signed query (`X-Amz-Date`, `X-Amz-Content-Sha256`) and those headers
-/// are never read.
-fn check_amz_headers_signed(parts: &Parts, signed: &[&str]) -> Result<(), AuthError> {
+/// Exempt, as in S3, is `x-amz-content-sha256` (in header auth it is in the
+/// string to sign anyway; a presigned request takes its payload mode from
+/// the signed query and never reads the header), and in header auth
+/// `x-amz-date`, the signed timestamp itself. A presigned request's holder
+/// may add no other.
+fn check_amz_headers_signed(
+    parts: &Parts,
+    signed: &[&str],
+    presigned: bool,
+) -> Result<(), AuthError> {
     let mut unsigned = String::new();
     for name in parts.headers.keys() {
         let name = name.as_str();
         if name.starts_with("x-amz-")
             && name != X_AMZ_CONTENT_SHA256
-            && name != X_AMZ_DATE
+            && (presigned || name != X_AMZ_DATE)
             && !signed.contains(&name)
         {
             if unsigned.len() > MAX_ECHO_LEN {
@@ -933,16 +937,17 @@ fn parse_expires(value: &str, cfg: &VerifyConfig) -> Result<Duration, AuthError>
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number".to_owned()))?;
     let max = MAX_PRESIGN_EXPIRES_SECS.min(cfg.max_presign_expiry.as_secs());
-    if secs == 0 {
-        return Err(query_error(
-            "X-Amz-Expires must be greater than 0".to_owned(),
-        ));
-    }
     if secs > max {
-        return Err(query_error(format!(
-            "X-Amz-Expires must be less than a week (in seconds) that is {max}"
-        )));
+        return Err(query_error(if max == MAX_PRESIGN_EXPIRES_SECS {
+            format!(
+                "X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than {max} seconds"
+            )
+        } else {
+            format!("X-Amz-Expires must be at most {max} seconds on this server")
+        }));
     }
+    // Zero is valid syntax for a URL that has already expired (S3 answers
+    // "Request has expired"); the caller checks that.
     Ok(Duration::from_secs(secs))
 }
 

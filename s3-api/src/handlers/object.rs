@@ -239,6 +239,12 @@ pub(crate) async fn get_object(
     let mut range = None;
     let mut parts_count = None;
     if let Some(p) = ctx.query.get("partNumber") {
+        if ctx.header("range").is_some() {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter",
+            ));
+        }
         let n: usize = p
             .parse()
             .ok()
