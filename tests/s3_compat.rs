@@ -1623,6 +1623,23 @@ async fn protocol_details_match_s3() {
                 .build(),
         );
     }
+    // A part listed twice: S3's InvalidPartOrder (strictly ascending), and
+    // the upload is still there.
+    let twice = vec![completed[0].clone(), completed[0].clone()];
+    let err = c
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key("mp")
+        .upload_id(&id)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(twice))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidPartOrder"));
     let composite = format!("{}-2", crc32_b64(&raw_crcs));
     let complete = || {
         c.complete_multipart_upload()

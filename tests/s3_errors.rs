@@ -610,9 +610,14 @@ async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implement
         ("replication", "ReplicationConfigurationNotFoundError"),
         ("analytics&id=a", "NoSuchConfiguration"),
     ] {
-        get(sub)
-            .await
-            .assert_s3_error(404, code, &format!("GET ?{sub}"));
+        let r = get(sub).await;
+        r.assert_s3_error(404, code, &format!("GET ?{sub}"));
+        assert!(
+            r.text()
+                .contains(&format!("<BucketName>{BUCKET}</BucketName>")),
+            "{}",
+            r.text()
+        );
     }
     // Configurations that are empty documents when nothing is set, and
     // Cairn's fixed behaviour reported as S3 reports its defaults.

@@ -439,7 +439,18 @@ fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) 
     use S3ErrorCode as C;
     let has = |e: &S3Error, n: &str| e.fields.iter().any(|(f, _)| *f == n);
     match e.code {
-        C::NoSuchBucket | C::BucketNotEmpty | C::BucketAlreadyOwnedByYou | C::InvalidBucketName => {
+        C::NoSuchBucket
+        | C::BucketNotEmpty
+        | C::BucketAlreadyOwnedByYou
+        | C::InvalidBucketName
+        | C::NoSuchTagSet
+        | C::NoSuchCORSConfiguration
+        | C::NoSuchLifecycleConfiguration
+        | C::ObjectLockConfigurationNotFoundError
+        | C::NoSuchBucketPolicy
+        | C::NoSuchWebsiteConfiguration
+        | C::ReplicationConfigurationNotFoundError
+        | C::NoSuchConfiguration => {
             if let Some(b) = bucket
                 && !has(&e, "BucketName")
             {
