@@ -1,5 +1,4 @@
-//! Clients that try to take the server down without credentials (issue 16,
-//! items 5 and 6): idle connection floods on the S3 and admin ports under a
+//! Clients that try to take the server down without credentials: idle connection floods on the S3 and admin ports under a
 //! low descriptor limit, one address hogging connections, idle keep-alive
 //! connections, and the unsafe defaults — weak secrets, secrets on the
 //! command line, a docker-compose.yml that starts without a .env.

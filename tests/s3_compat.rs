@@ -1411,7 +1411,7 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
 }
 
 // ---------------------------------------------------------------------------
-// 6. Protocol details as S3 has them (issue 16)
+// 6. Protocol details as S3 has them
 // ---------------------------------------------------------------------------
 
 /// A request signed by hand (SigV4, header form) so that header values can

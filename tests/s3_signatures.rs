@@ -516,7 +516,7 @@ async fn sdk_presigned_put_and_get_work_over_raw_http_and_are_checked() {
 }
 
 // ---------------------------------------------------------------------------
-// Presigned URLs carry only what was signed (issue 16, defects 1 and 2)
+// Presigned URLs carry only what was signed
 // ---------------------------------------------------------------------------
 
 /// A presigned PUT's holder adds `x-amz-*` headers the signer never listed:

@@ -23,7 +23,7 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The connection caps another part of issue 16 adds: raised for this
+/// The connection caps (listener_limits.rs): raised for this
 /// test's one client address, when the server has them.
 fn connection_cap_args() -> Vec<&'static str> {
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))

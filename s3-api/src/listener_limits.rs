@@ -6,7 +6,7 @@
 //! Why: every open connection is a file descriptor. Without a cap, a client
 //! that opens connections and sends nothing takes every descriptor the
 //! process has, and then nothing — not even the metadata store — can open a
-//! file (issue 16, item 5).
+//! file.
 //!
 //! The rules, in order, for each accepted connection:
 //! 1. its address (IPv4, or the /64 of an IPv6 address) already holds

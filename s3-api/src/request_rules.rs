@@ -567,11 +567,10 @@ fn rule_names(rule: &Rule) -> Vec<String> {
 /// configuration and Object Lock operations too, which `ROUTED` lists once.
 fn applies(rule: &Rule, op: Operation) -> bool {
     rule.ops.contains(&op)
-        || (rule.ops == ROUTED
-            && matches!(
-                op,
-                O::GetBucketConfig(_) | O::DeleteBucketConfig(_) | O::ObjectLockState
-            ))
+        || (matches!(
+            op,
+            O::GetBucketConfig(_) | O::DeleteBucketConfig(_) | O::ObjectLockState
+        ) && rule.ops == ROUTED)
 }
 
 /// Refuses a request carrying a parameter Cairn must not accept. Runs after

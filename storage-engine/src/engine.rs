@@ -842,6 +842,7 @@ impl Engine {
                 ),
                 ManifestRef::DataElsewhere { .. } => return Err(unresolved_inline(&src)),
                 _ => inner.build_version(
+                    crate::records::VersionId::random(),
                     &mut batch,
                     &entries,
                     &[],
@@ -1132,34 +1133,11 @@ impl Inner {
     /// Builds a new version record for `entries`, writing manifest blocks
     /// (if not inline) and one reference per entry into `batch`. `new_chunks`
     /// carries the records of chunks this request stored.
+    /// The caller chooses the version id: a fresh random one, or for a
+    /// completed multipart upload's object the upload's id, so a repeated
+    /// Complete can recognise the object it made.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn build_version(
-        &self,
-        batch: &mut MetaBatch,
-        entries: &[ManifestEntry],
-        new_chunks: &[(ChunkId, crate::records::ChunkRecord)],
-        size: u64,
-        etag: String,
-        meta: crate::records::ObjectMetadata,
-        part_sizes: Vec<u64>,
-    ) -> EngineResult<ObjectVersion> {
-        self.build_version_as(
-            crate::records::VersionId::random(),
-            batch,
-            entries,
-            new_chunks,
-            size,
-            etag,
-            meta,
-            part_sizes,
-        )
-    }
-
-    /// [`Inner::build_version`] with a version id chosen by the caller (a
-    /// completed multipart upload's object takes the upload's id, so a
-    /// repeated Complete can recognise the object it made).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn build_version_as(
         &self,
         version_id: crate::records::VersionId,
         batch: &mut MetaBatch,

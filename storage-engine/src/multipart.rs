@@ -269,7 +269,7 @@ impl Engine {
             // version (+1 per entry), then release the parts (-1 per entry).
             // The object takes the upload's id as its version id: a repeated
             // Complete finds it by that (see the S3 layer).
-            let mut version = inner.build_version_as(
+            let mut version = inner.build_version(
                 crate::records::VersionId(id.0),
                 &mut batch,
                 &entries,

@@ -298,6 +298,7 @@ impl Engine {
                     manifest,
                 ),
                 None => inner.build_version(
+                    crate::records::VersionId::random(),
                     &mut batch,
                     &staged.entries,
                     &staged.new_chunks,
