@@ -1150,14 +1150,46 @@ fn mounts_list_a_10000_entry_directory() {
             )
         })
         .collect();
-    let timed = |args: &[&str], dir: &Path| -> (String, Duration) {
+    // Requests the server answered, by operation, since `before`.
+    let requests = |server: &TestServer| -> BTreeMap<String, u64> {
+        let mut by_op = BTreeMap::new();
+        for line in server.metrics().lines() {
+            let Some(rest) = line.strip_prefix("cairn_s3_requests_total{") else {
+                continue;
+            };
+            let Some(op) = rest
+                .split("operation=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+            else {
+                continue;
+            };
+            let value: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            *by_op.entry(op.to_owned()).or_insert(0) += value as u64;
+        }
+        by_op
+    };
+    // One `ls`: its output, its wall time (reported, not asserted: timing
+    // belongs to benchmarks) and the requests it made of the server.
+    let listed = |args: &[&str], dir: &Path| -> (String, Duration, BTreeMap<String, u64>) {
+        let before = requests(&server);
         let t = Instant::now();
         let out = run_checked(
             Command::new("ls").args(args).arg(dir),
             &format!("ls {}", args.join(" ")),
             &server,
         );
-        (out, t.elapsed())
+        let took = t.elapsed();
+        let mut made = requests(&server);
+        for (op, n) in made.iter_mut() {
+            *n -= before.get(op).copied().unwrap_or(0);
+        }
+        made.retain(|_, n| *n > 0);
+        (out, took, made)
     };
     let mut report = Vec::new();
     let mut generation = 0;
@@ -1172,13 +1204,13 @@ fn mounts_list_a_10000_entry_directory() {
         // Cold `ls` (names only).
         let mut m = Mount::new(fs, &server, bucket, &point, work.path(), generation, extra);
         generation += 1;
-        let (out, names) = timed(&["-1"], &m.point.join("many"));
+        let (out, names, names_made) = listed(&["-1"], &m.point.join("many"));
         assert_eq!(out.lines().count(), N, "{label}: ls");
         m.unmount();
         // Cold, then warm `ls -lR` with sizes and mtimes.
         let mut m = Mount::new(fs, &server, bucket, &point, work.path(), generation, extra);
         generation += 1;
-        let (out, cold) = timed(&["-lR", "--time-style=+%s"], &m.point);
+        let (out, cold, cold_made) = listed(&["-lR", "--time-style=+%s"], &m.point);
         let got = parse(&out);
         if extra.is_empty() {
             assert_eq!(got, want, "{label}: ls -lR sizes and mtimes");
@@ -1189,42 +1221,56 @@ fn mounts_list_a_10000_entry_directory() {
             };
             assert_eq!(sizes(&got), sizes(&want), "{label}: ls -lR sizes");
         }
-        let (out, warm) = timed(&["-lR", "--time-style=+%s"], &m.point);
+        let (out, warm, warm_made) = listed(&["-lR", "--time-style=+%s"], &m.point);
         assert_eq!(parse(&out).len(), N, "{label}: warm ls -lR");
         m.unmount();
-        eprintln!("{label}: {N} entries: ls (cold) {names:?}, ls -lR cold {cold:?}, warm {warm:?}");
-        report.push((fs, extra.is_empty(), names, cold, warm));
+        eprintln!(
+            "{label}: {N} entries: ls (cold) {names:?} {names_made:?}; \
+             ls -lR cold {cold:?} {cold_made:?}; warm {warm:?} {warm_made:?}"
+        );
+        report.push((
+            label.to_owned(),
+            fs,
+            extra.is_empty(),
+            names_made,
+            cold_made,
+            warm_made,
+        ));
     }
     assert_no_server_errors(&server, "listing");
 
-    let limit = Duration::from_secs(2);
-    for (fs, default_flags, names, cold, warm) in report {
+    // What a listing costs the server is the number of requests it makes:
+    // a listing page holds 1,000 keys, so 10,000 entries take ~10 pages.
+    // Two clients add one HEAD per entry by their design (docs/backup.md):
+    // s3fs on its first readdir (in parallel, to fill its stat cache) and
+    // rclone mount's `ls -l` (one at a time, for x-amz-meta-mtime). Nothing
+    // else may scale with the directory, and a warm listing is served from
+    // the client's cache. Wall times are printed above for the record;
+    // speed is measured in bench/, not asserted here.
+    let slack = 100;
+    for (label, fs, default_flags, names, cold, warm) in report {
+        let heads_per_entry = |made: &BTreeMap<String, u64>, expected: bool| {
+            let heads = made.get("HeadObject").copied().unwrap_or(0);
+            let others: u64 = made.values().sum::<u64>() - heads;
+            let heads_ok = if expected {
+                heads <= N as u64 + slack
+            } else {
+                heads <= slack
+            };
+            heads_ok && others <= slack
+        };
         assert!(
-            names < limit,
-            "{}: cold ls of {N} entries took {names:?}",
-            fs.name()
+            heads_per_entry(&names, fs == Fs::S3fs),
+            "{label}: a cold `ls` of {N} entries made {names:?}"
         );
         assert!(
-            warm < limit,
-            "{}: warm ls -lR of {N} entries took {warm:?}",
-            fs.name()
+            heads_per_entry(&cold, fs == Fs::S3fs || default_flags),
+            "{label}: a cold `ls -lR` of {N} entries made {cold:?}"
         );
-        if fs == Fs::S3fs || !default_flags {
-            assert!(
-                cold < limit,
-                "{}: cold ls -lR of {N} entries took {cold:?}",
-                fs.name()
-            );
-        } else {
-            // rclone mount asks for each entry's mtime metadata with one
-            // HEAD at a time (~200 µs of rclone CPU each; Cairn answers in
-            // ~20 µs): ~2.5 s per 10,000 entries on 2 cores. A loose bound
-            // catches a regression; docs/backup.md has the figures.
-            assert!(
-                cold < Duration::from_secs(8),
-                "rclone mount: cold ls -lR of {N} entries took {cold:?}"
-            );
-        }
+        assert!(
+            heads_per_entry(&warm, false),
+            "{label}: a warm `ls -lR` of {N} entries made {warm:?}"
+        );
     }
 }
 
