@@ -677,13 +677,43 @@ fn scrub(
 
 fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
     let r = expect_status(call(signer, base, "GET", "/admin/status")?, 200)?;
+    let v = parse_json(&r.body)?;
+    let drives: Vec<&serde_json::Value> = v
+        .get("drives")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    let text_of = |d: &serde_json::Value, key: &str| {
+        d.get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned()
+    };
+    // A server without drive states (older) reports presence and faults.
+    let state_of = |d: &serde_json::Value| match text_of(d, "state") {
+        s if !s.is_empty() => s,
+        _ if !flag(d, "present") => "missing".to_owned(),
+        _ if flag(d, "faulty") => "faulty".to_owned(),
+        _ => "ok".to_owned(),
+    };
+    let all_ok = drives.iter().all(|d| state_of(d) == "ok");
     if as_json {
         print!("{}", r.body);
-        return Ok(true);
+        return Ok(all_ok);
     }
-    let v = parse_json(&r.body)?;
     let n = |key: &str| num(&v, key);
     let (logical, stored, raw) = (n("logical_bytes"), n("stored_bytes"), n("raw_bytes"));
+    let scrub_running = flag(&v, "scrub_running");
+    let scrub_progress = if n("scrub_chunks_total_estimate") > 0 {
+        format!(
+            " ({}/~{} chunks)",
+            n("scrub_chunks_checked"),
+            n("scrub_chunks_total_estimate")
+        )
+    } else {
+        String::new()
+    };
     println!(
         "cairn {}  erasure coding {}+{}  metadata {}  heal backlog {}  scrub {}",
         v.get("version")
@@ -693,10 +723,10 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         n("parity_shards"),
         human_bytes(n("metadata_sst_bytes")),
         human_bytes(n("heal_backlog_bytes")),
-        if flag(&v, "scrub_running") {
-            "running"
+        if scrub_running {
+            format!("running{scrub_progress}")
         } else {
-            "idle"
+            "idle".to_owned()
         },
     );
     let ratio = if stored > 0 {
@@ -712,30 +742,43 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
     );
     println!();
     println!(
-        "{:<6}{:<9}{:>12}{:>12}{:>12}  path",
+        "{:<6}{:<20}{:>12}{:>12}{:>12}  path",
         "drive", "state", "segments", "free", "size"
     );
-    let mut all_ok = true;
-    for d in v
-        .get("drives")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
+    let mut problems = Vec::new();
+    for d in &drives {
         let g = |key: &str| num(d, key);
-        let is = |key: &str| flag(d, key);
-        let state = if !is("present") {
-            "MISSING"
-        } else if is("faulty") {
-            "FAULTY"
-        } else {
-            "ok"
+        let state = state_of(d);
+        let shown = match state.as_str() {
+            "ok" => "ok".to_owned(),
+            "replaced" if flag(d, "healing") => "REPLACED, healing".to_owned(),
+            "replaced" => "REPLACED, needs heal".to_owned(),
+            other => other.to_uppercase(),
         };
-        all_ok &= state == "ok";
+        let problem = match state.as_str() {
+            "ok" => None,
+            "missing" => Some("its directory is missing".to_owned()),
+            "replaced" if flag(d, "healing") => Some(format!(
+                "it was replaced (empty, no marker); its shards are being rebuilt{scrub_progress}"
+            )),
+            "replaced" => Some(
+                "it was replaced (empty, no marker); run `cairn admin heal` to rebuild its shards"
+                    .to_owned(),
+            ),
+            "foreign" => Some(format!(
+                "refused, nothing is written to it: {}",
+                text_of(d, "state_detail")
+            )),
+            "faulty" => Some("its reads or writes failed recently".to_owned()),
+            other => Some(format!("state {other}")),
+        };
+        if let Some(p) = problem {
+            problems.push(format!("drive {}: {p}", g("index")));
+        }
         println!(
-            "{:<6}{:<9}{:>12}{:>12}{:>12}  {}",
+            "{:<6}{:<20}{:>12}{:>12}{:>12}  {}",
             g("index"),
-            state,
+            shown,
             human_bytes(g("segment_bytes")),
             human_bytes(g("fs_free_bytes")),
             human_bytes(g("fs_size_bytes")),
@@ -745,8 +788,11 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         );
     }
     if !all_ok {
+        for p in &problems {
+            eprintln!("cairn: {p}");
+        }
         eprintln!(
-            "cairn: some drives are missing or faulty (see docs/operations.md, \"Replacing a drive\")"
+            "cairn: some drives are missing, replaced, refused or faulty (see docs/operations.md, \"Drive identity and states\")"
         );
     }
     Ok(all_ok)

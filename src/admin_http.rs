@@ -15,6 +15,14 @@
 //! * `GET /admin/buckets/<name>` — a bucket's objects, bytes, uploads in
 //!   progress and the keys that may use it.
 //!
+//! `/health/ready` answers 200 while writes can reach their quorum, even
+//! with a drive missing, replaced (healing) or refused: the body then says
+//! `ready, degraded:` and names each such drive (a load balancer should keep
+//! a degraded node; alert on `cairn_drive_state` instead). 503 when too few
+//! drives are usable or the metadata store cannot be read.
+//! `/metrics` adds `cairn_drive_state{drive,state}` (1 for the drive's
+//! current state, 0 for the others) for this node's own drives.
+//!
 //! `/metrics` and `/health/*` are unauthenticated (for Prometheus and load
 //! balancers): bind the listener to a private address (default 127.0.0.1).
 //! Every `/admin/*` request must be SigV4-signed with an **admin** access
@@ -32,8 +40,8 @@ use cairn_s3_api::listener_limits::{
 };
 use cairn_s3_api::{KeyInfo, KeyRing};
 use cairn_storage_engine::{
-    AccessKeyRecord, BucketGrant, Engine, EngineError, EngineStatus, GcOptions, GcReport,
-    RebalanceOptions, RebalanceStatus, ScrubOptions, ScrubStatus,
+    AccessKeyRecord, BucketGrant, DriveState, Engine, EngineError, EngineStatus, GcOptions,
+    GcReport, RebalanceOptions, RebalanceStatus, ScrubOptions, ScrubStatus,
 };
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
@@ -108,9 +116,18 @@ fn status_json(s: &EngineStatus) -> String {
         .drives
         .iter()
         .map(|d| {
+            let (healing, detail) = match &d.state {
+                DriveState::Replaced { healing } => (*healing, String::new()),
+                DriveState::Foreign { reason } => (false, reason.clone()),
+                _ => (false, String::new()),
+            };
             serde_json::json!({
                 "index": d.index,
                 "path": d.path.display().to_string(),
+                "state": d.state.label(),
+                "needs_heal": matches!(d.state, DriveState::Replaced { .. }),
+                "healing": healing,
+                "state_detail": detail,
                 "present": d.present,
                 "faulty": d.faulty,
                 "segment_bytes": d.segment_bytes,
@@ -129,9 +146,35 @@ fn status_json(s: &EngineStatus) -> String {
         "metadata_sst_bytes": s.metadata_sst_bytes,
         "heal_backlog_bytes": s.heal_backlog_bytes,
         "scrub_running": s.scrub.running,
+        "scrub_chunks_checked": s.scrub.report.chunks_checked,
+        "scrub_chunks_total_estimate": s.scrub.chunks_total_estimate,
         "drives": drives,
     });
     format!("{v}\n")
+}
+
+/// `cairn_drive_state{drive,state}`: 1 for each local drive's current
+/// state, 0 for its other states (so `== 1` selects, and a state that ends
+/// drops to 0 rather than vanishing). Built per scrape from the status.
+fn drive_state_families(s: &EngineStatus) -> Vec<prometheus::proto::MetricFamily> {
+    let Ok(gauge) = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "cairn_drive_state",
+            "1 for the drive's current state (ok, missing, replaced, foreign, faulty), 0 for the others",
+        ),
+        &["drive", "state"],
+    ) else {
+        return Vec::new();
+    };
+    for d in s.drives.iter().filter(|d| d.local) {
+        let drive = d.index.to_string();
+        for label in DriveState::LABELS {
+            gauge
+                .with_label_values(&[drive.as_str(), label])
+                .set(i64::from(d.state.label() == label));
+        }
+    }
+    prometheus::core::Collector::collect(&gauge)
 }
 
 fn gc_report_json(r: &GcReport) -> String {
@@ -563,8 +606,10 @@ fn handle(
     match req.uri().path() {
         "/metrics" => {
             engine.refresh_gauges();
+            let mut families = registry.gather();
+            families.extend(drive_state_families(&engine.status()));
             let mut buf = Vec::new();
-            match TextEncoder::new().encode(&registry.gather(), &mut buf) {
+            match TextEncoder::new().encode(&families, &mut buf) {
                 Ok(()) => {
                     let mut r = text(StatusCode::OK, buf);
                     r.headers_mut().insert(
@@ -583,7 +628,11 @@ fn handle(
         }
         "/health/live" => text(StatusCode::OK, "live\n"),
         "/health/ready" => match engine.readiness() {
-            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Ok(degraded) if degraded.is_empty() => text(StatusCode::OK, "ready\n"),
+            Ok(degraded) => text(
+                StatusCode::OK,
+                format!("ready, degraded: {}\n", degraded.join("; ")),
+            ),
             Err(reason) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("not ready: {reason}\n"),

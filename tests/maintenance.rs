@@ -1,5 +1,8 @@
-//! `cairn admin heal | scrub | gc` against a real server: a lost drive is
-//! rebuilt with progress output, and a scrub afterwards finds nothing missing.
+//! `cairn admin heal | scrub | gc | status` against a real server: lost
+//! shards are rebuilt with progress output, and a scrub afterwards finds
+//! nothing missing; a wiped drive is reported `replaced` and healed by
+//! itself; a drive of another server is refused and never written; a data
+//! directory from before drive markers is adopted.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -33,10 +36,12 @@ fn heal_rebuilds_lost_drives_and_scrub_then_finds_nothing() {
         assert_eq!(count_before(&out, "missing"), 0, "{out}");
         assert!(count_before(&out, "shards verified") > 0, "{out}");
 
-        // Lose two drives; the server restarts on empty directories.
+        // Lose the segments of two drives (their markers stay, so the
+        // drives are not `replaced` and no heal starts by itself: the
+        // lost shards are the scrub's to find).
         server.stop();
         for d in [0, 3] {
-            std::fs::remove_dir_all(server.drive_dir(d)).unwrap();
+            std::fs::remove_dir_all(server.drive_dir(d).join("segments")).unwrap();
         }
         server.start_again();
         let (ok, out, err) = admin(&server, &["heal"]);
@@ -242,6 +247,256 @@ fn admin_status_shows_drives_and_savings_and_flags_a_missing_drive() {
         let (ok, out, err) = admin(&server, &["status"]);
         assert!(!ok, "a missing drive must fail the status command");
         assert!(out.contains("MISSING"), "{out}");
-        assert!(err.contains("missing or faulty"), "{err}");
+        assert!(err.contains("drive 2: its directory is missing"), "{err}");
+        let (ok, json, _) = admin(&server, &["status", "--json"]);
+        assert!(!ok, "--json fails the same way");
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["drives"][2]["state"], "missing", "{json}");
+    });
+}
+
+fn drive_state(server: &TestServer, drive: usize, state: &str) -> f64 {
+    server.metric_with(
+        "cairn_drive_state",
+        &[("drive", &drive.to_string()), ("state", state)],
+    )
+}
+
+/// `cairn admin status --json`: whether it exited 0, and the drives.
+fn status_json(server: &TestServer) -> (bool, Vec<serde_json::Value>) {
+    let (ok, json, err) = admin(server, &["status", "--json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}\n{err}"));
+    (ok, v["drives"].as_array().unwrap().clone())
+}
+
+/// Every file below `dir` with its length.
+fn files_and_sizes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64)> {
+    let mut out: Vec<_> = walk_files(dir)
+        .into_iter()
+        .map(|p| {
+            let len = std::fs::metadata(&p).unwrap().len();
+            (p, len)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn put_objects(server: &TestServer, bucket: &str, seed: u64) -> Vec<(String, Vec<u8>)> {
+    let c = sdk_client(server);
+    create_bucket(&c, bucket).await;
+    let mut rng = Rng::new(seed);
+    let mut objects = Vec::new();
+    for i in 0..8 {
+        // Sizes from inline (metadata only) to several chunks.
+        let data = rng.bytes([1_000, 300 * KIB, 2 * MIB + 17][i % 3] + i * 1_111);
+        put_bytes(&c, bucket, &format!("obj/{i}"), &data).await;
+        objects.push((format!("obj/{i}"), data));
+    }
+    objects
+}
+
+async fn assert_objects(server: &TestServer, bucket: &str, objects: &[(String, Vec<u8>)]) {
+    let c = sdk_client(server);
+    for (key, data) in objects {
+        assert!(&get_bytes(&c, bucket, key).await == data, "{key} differs");
+    }
+}
+
+#[test]
+fn a_wiped_drive_is_reported_replaced_and_healed_by_itself() {
+    run(async {
+        let mut server = TestServer::start();
+        let first_start = server.stderr_text();
+        assert!(
+            !first_start
+                .lines()
+                .any(|l| l.contains("WARN") && l.contains("drive")),
+            "a first start must not warn about drives:\n{first_start}"
+        );
+        let objects = put_objects(&server, "wiped", 0x3157).await;
+        let (ok, _, _) = admin(&server, &["status"]);
+        assert!(ok);
+
+        server.stop();
+        std::fs::remove_dir_all(server.drive_dir(2)).unwrap();
+        server.start_again();
+
+        // Reported at once (the heal starts a few seconds after opening).
+        let (ok, out, err) = admin(&server, &["status"]);
+        assert!(!ok, "a replaced drive must fail the status command:\n{out}");
+        let line = out.lines().find(|l| l.starts_with("2 ")).unwrap();
+        assert!(line.contains("REPLACED, healing"), "{out}");
+        assert!(err.contains("drive 2: it was replaced"), "{err}");
+        let (ok, drives) = status_json(&server);
+        assert!(!ok);
+        assert_eq!(drives[2]["state"], "replaced");
+        assert_eq!(drives[2]["needs_heal"], true);
+        for d in [0, 1, 3, 4, 5] {
+            assert_eq!(drives[d]["state"], "ok", "drive {d}");
+        }
+        let (status, body) = server.admin_get("/health/ready");
+        assert_eq!(
+            status, 200,
+            "a replaced drive leaves the server serving: {body}"
+        );
+        assert!(
+            body.starts_with("ready, degraded:") && body.contains("drive 2"),
+            "{body}"
+        );
+        assert_eq!(drive_state(&server, 2, "replaced"), 1.0);
+        assert_eq!(drive_state(&server, 2, "ok"), 0.0);
+        assert!(
+            server.stderr_text().contains("drive was replaced or wiped"),
+            "{}",
+            server.stderr_text()
+        );
+
+        // The heal runs by itself; then everything is ok and exact.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (ok, drives) = status_json(&server);
+            if ok {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not healed in time: {drives:?}\n{}",
+                server.stderr_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert!(server.metric("cairn_shards_repaired_total") > 0.0);
+        assert_eq!(drive_state(&server, 2, "ok"), 1.0);
+        assert_eq!(
+            server.admin_get("/health/ready"),
+            (200, "ready\n".to_owned())
+        );
+        assert_objects(&server, "wiped", &objects).await;
+        let (ok, out, _) = admin(&server, &["scrub"]);
+        assert!(ok);
+        assert_eq!(count_before(&out, "missing"), 0, "{out}");
+
+        // Healed is remembered across a restart, and the drive holds its
+        // share: two other drives can go now.
+        server.stop();
+        server.start_again();
+        let (ok, out, err) = admin(&server, &["status"]);
+        assert!(ok, "{out}\n{err}");
+        server.stop();
+        for d in [0, 4] {
+            std::fs::remove_dir_all(server.drive_dir(d).join("segments")).unwrap();
+        }
+        server.start_again();
+        assert_objects(&server, "wiped", &objects).await;
+    });
+}
+
+#[test]
+fn a_drive_of_another_server_is_refused_and_never_written() {
+    run(async {
+        let mut other = TestServer::start();
+        put_objects(&other, "theirs", 0x07e5).await;
+        other.stop();
+        let mut server = TestServer::start();
+        let objects = put_objects(&server, "ours", 0x0c5).await;
+        server.stop();
+        // Their drive 0 mounted where our drive 5 was.
+        std::fs::remove_dir_all(server.drive_dir(5)).unwrap();
+        std::fs::rename(other.drive_dir(0), server.drive_dir(5)).unwrap();
+        let theirs = files_and_sizes(&server.drive_dir(5));
+        server.start_again();
+
+        let (ok, out, err) = admin(&server, &["status"]);
+        assert!(!ok, "{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("5 ") && l.contains("FOREIGN")),
+            "{out}"
+        );
+        assert!(
+            err.contains("drive 5: refused") && err.contains("another master key"),
+            "{err}"
+        );
+        let (status, body) = server.admin_get("/health/ready");
+        assert_eq!(status, 200, "five drives still make a write quorum: {body}");
+        assert!(
+            body.contains("drive 5") && body.contains("refused"),
+            "{body}"
+        );
+        assert_eq!(drive_state(&server, 5, "foreign"), 1.0);
+
+        // Reads and writes go on without it; nothing touches it.
+        assert_objects(&server, "ours", &objects).await;
+        let more = put_objects(&server, "more", 0x5eed).await;
+        let (ok, out, err) = admin(&server, &["gc"]);
+        assert!(ok, "{out}\n{err}");
+        let (ok, _, _) = admin(&server, &["scrub"]);
+        assert!(ok);
+        server.stop();
+        assert_eq!(files_and_sizes(&server.drive_dir(5)), theirs);
+
+        // What operations says to do to reuse it: empty it and restart.
+        std::fs::remove_dir_all(server.drive_dir(5)).unwrap();
+        std::fs::create_dir(server.drive_dir(5)).unwrap();
+        server.start_again();
+        let (_, drives) = status_json(&server);
+        assert_eq!(drives[5]["state"], "replaced");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !status_json(&server).0 {
+            assert!(std::time::Instant::now() < deadline, "not healed in time");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_objects(&server, "ours", &objects).await;
+        assert_objects(&server, "more", &more).await;
+    });
+}
+
+/// A data directory written before drive markers existed (no markers, no
+/// record of them in the metadata) opens with every drive ok and no heal.
+#[test]
+fn a_data_directory_from_before_drive_markers_is_adopted() {
+    run(async {
+        let mut server = TestServer::start();
+        let objects = put_objects(&server, "old", 0x01d).await;
+        server.stop();
+        for d in 0..6 {
+            std::fs::remove_file(server.drive_dir(d).join(cairn_storage_engine::MARKER_FILE))
+                .unwrap();
+        }
+        {
+            let meta =
+                cairn_storage_engine::MetaStore::open(&server.data_dir().join("meta")).unwrap();
+            for name in ["drives-initialised", "data-dir-id"] {
+                meta.set_local(name, None).unwrap();
+            }
+        }
+        server.start_again();
+        let (ok, out, err) = admin(&server, &["status"]);
+        assert!(ok, "every drive ok, none to heal: {out}\n{err}");
+        assert!(!out.contains("REPLACED"), "{out}");
+        for d in 0..6 {
+            assert!(
+                server
+                    .drive_dir(d)
+                    .join(cairn_storage_engine::MARKER_FILE)
+                    .is_file()
+            );
+        }
+        assert_objects(&server, "old", &objects).await;
+        let warnings: Vec<_> = server
+            .stderr_text()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("drive"))
+            .map(str::to_owned)
+            .collect();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // And a wipe after the upgrade is caught.
+        server.stop();
+        std::fs::remove_dir_all(server.drive_dir(1)).unwrap();
+        server.start_again();
+        let (_, drives) = status_json(&server);
+        assert_eq!(drives[1]["state"], "replaced");
     });
 }

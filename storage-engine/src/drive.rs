@@ -17,6 +17,9 @@
 //! crash. Metadata (`ChunkRecord`) is the index: a record nobody references is
 //! garbage for compaction, never something a reader finds by scanning.
 //!
+//! A drive directory also holds its identity marker (`cairn-drive`, see
+//! `drive_identity.rs`); this module never reads or writes it.
+//!
 //! ## Durability (group commit)
 //! `append` returns a completion sequence number; `sync(seq)` returns once an
 //! fsync that started after that append completed has finished. Concurrent
@@ -99,10 +102,15 @@ pub trait ShardStore: Send + Sync + std::fmt::Debug {
     fn present(&self) -> bool {
         true
     }
-    /// The local directory, for file-system space gauges (`None`: remote).
+    /// The local directory, for file-system space gauges and the identity
+    /// marker (`None`: remote).
     fn local_dir(&self) -> Option<&Path> {
         None
     }
+    /// Refuses every write from now on (appends, segment removal) and lists
+    /// no segments: the drive holds data that is not this server's (see
+    /// `drive_identity.rs`). Until the process restarts.
+    fn refuse(&self, _reason: &str) {}
     /// Appends one shard; returns its location and a completion sequence
     /// number to pass to [`ShardStore::sync`].
     fn append(
@@ -189,6 +197,10 @@ pub struct LocalDrive {
     /// Set after an fsync failed: durability of earlier writes is unknown, so
     /// the drive refuses further writes until restarted.
     failed: AtomicBool,
+    /// Set when the drive's identity check refused it (see
+    /// [`ShardStore::refuse`]); the reason is in `refusal`.
+    refused: AtomicBool,
+    refusal: Mutex<String>,
     /// Bytes appended since the last sync began (for `claim_early_sync`).
     unsynced_bytes: AtomicU64,
     early_sync_claimed: AtomicBool,
@@ -204,6 +216,22 @@ fn fsync_dir(path: &Path) -> std::io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// The drive index written in the header of segment `segment` of the drive
+/// at `root`; `None` if the file is too short or not a version 1 segment.
+pub(crate) fn segment_header_drive(root: &Path, segment: u64) -> std::io::Result<Option<u16>> {
+    let file = File::open(root.join("segments").join(segment_file_name(segment)))?;
+    let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
+    match file.read_exact_at(&mut header, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    if &header[0..8] != SEGMENT_MAGIC || header[8..12] != SEGMENT_FORMAT_V1.to_le_bytes() {
+        return Ok(None);
+    }
+    Ok(Some(u16::from_le_bytes([header[12], header[13]])))
+}
+
 impl LocalDrive {
     /// Opens (creating if needed) a drive directory.
     pub fn open(
@@ -217,7 +245,9 @@ impl LocalDrive {
         fs::create_dir_all(&segments_dir)
             .map_err(|e| EngineError::io(format!("creating {}", segments_dir.display()), e))?;
         if !existed {
-            tracing::warn!(drive = index, path = %root.display(), "drive directory was empty or missing; initialised it");
+            // Normal on a first start; a drive that was lost is reported by
+            // the identity check (drive_identity.rs), which knows which it is.
+            tracing::debug!(drive = index, path = %root.display(), "drive directory created");
             fsync_dir(root).map_err(|e| EngineError::io("fsync drive dir", e))?;
         }
         let mut max_id = 0u64;
@@ -233,26 +263,59 @@ impl LocalDrive {
                 max_id = max_id.max(id);
             }
         }
-        Ok(LocalDrive {
+        Ok(Self::new(
+            index,
+            root,
+            segment_size_max_bytes,
+            max_id,
+            metrics,
+        ))
+    }
+
+    fn new(
+        index: u16,
+        root: &Path,
+        segment_size_max_bytes: u64,
+        max_segment_id: u64,
+        metrics: Option<crate::metrics::DriveMetrics>,
+    ) -> Self {
+        LocalDrive {
             index,
             node: 0,
             root: root.to_path_buf(),
-            segments_dir,
+            segments_dir: root.join("segments"),
             segment_size_max_bytes: segment_size_max_bytes.max(SEGMENT_HEADER_BYTES + 4096),
             // Never append to a segment from before a restart: its tail may
             // be torn. Start a fresh one. Ids are never reused, even on a
             // replaced (empty) drive whose old ids metadata still names:
             // they start at the current time × 1024.
-            next_segment_id: Mutex::new((max_id + 1).max(crate::now_ms() << 10)),
+            next_segment_id: Mutex::new((max_segment_id + 1).max(crate::now_ms() << 10)),
             active: Mutex::new(None),
             pending: Mutex::new(PendingSync::default()),
             synced_seq: Mutex::new(0),
             failed: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
+            refusal: Mutex::new(String::new()),
             unsynced_bytes: AtomicU64::new(0),
             early_sync_claimed: AtomicBool::new(false),
             read_handles: Mutex::new(HashMap::new()),
             metrics,
-        })
+        }
+    }
+
+    /// A drive whose directory could not be opened or created: not
+    /// [`present`](ShardStore::present) and refusing writes, so the engine
+    /// can start without it (its shards are read from the others) and
+    /// report it missing.
+    pub fn unavailable(
+        index: u16,
+        root: &Path,
+        segment_size_max_bytes: u64,
+        metrics: Option<crate::metrics::DriveMetrics>,
+    ) -> Self {
+        let drive = Self::new(index, root, segment_size_max_bytes, 0, metrics);
+        drive.failed.store(true, Ordering::Release);
+        drive
     }
 
     /// The drive as one of cluster node `node`'s.
@@ -328,6 +391,12 @@ impl LocalDrive {
     }
 
     fn check_writable(&self) -> EngineResult<()> {
+        if self.refused.load(Ordering::Acquire) {
+            return Err(EngineError::Io {
+                context: format!("drive {} ({})", self.index, self.root.display()),
+                source: std::io::Error::other(format!("drive refused: {}", lock(&self.refusal))),
+            });
+        }
         if self.failed.load(Ordering::Acquire) {
             return Err(EngineError::Io {
                 context: format!("drive {} ({})", self.index, self.root.display()),
@@ -357,6 +426,11 @@ impl ShardStore for LocalDrive {
 
     fn local_dir(&self) -> Option<&Path> {
         Some(&self.root)
+    }
+
+    fn refuse(&self, reason: &str) {
+        *lock(&self.refusal) = reason.to_owned();
+        self.refused.store(true, Ordering::Release);
     }
 
     fn append(
@@ -526,6 +600,11 @@ impl ShardStore for LocalDrive {
     }
 
     fn segments(&self) -> EngineResult<Vec<SegmentInfo>> {
+        if self.refused.load(Ordering::Acquire) {
+            // Nothing on a refused drive is this server's: compaction must
+            // not see (and delete) its segments.
+            return Ok(Vec::new());
+        }
         let active = lock(&self.active).as_ref().map(|a| a.id);
         let entries = fs::read_dir(&self.segments_dir)
             .map_err(|e| EngineError::io(format!("listing {}", self.segments_dir.display()), e))?;
@@ -608,6 +687,7 @@ impl ShardStore for LocalDrive {
     }
 
     fn remove_segment(&self, segment: u64) -> EngineResult<u64> {
+        self.check_writable()?;
         if lock(&self.active).as_ref().map(|a| a.id) == Some(segment) {
             return Err(EngineError::Internal(
                 "refusing to remove the active segment".into(),
@@ -737,6 +817,51 @@ mod tests {
         for l in &locs {
             d.read(l, &id, 0, 3000).unwrap();
         }
+    }
+
+    /// A refused drive takes no writes, lists no segments (so compaction
+    /// never deletes them) and keeps its files.
+    #[test]
+    fn a_refused_drive_is_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = drive(dir.path(), 1 << 20);
+        let id = ChunkId::from_bytes([4; 32]);
+        let payload = vec![7u8; 100];
+        let (loc, seq) = d
+            .append(&id, 0, &payload, shard_checksum(&payload))
+            .unwrap();
+        d.sync(seq).unwrap();
+        assert_eq!(
+            segment_header_drive(dir.path(), loc.segment).unwrap(),
+            Some(3)
+        );
+        assert!(d.seal_active(loc.segment));
+        d.refuse("test");
+        let err = d
+            .append(&id, 0, &payload, shard_checksum(&payload))
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{err}");
+        assert!(d.segments().unwrap().is_empty());
+        assert!(d.remove_segment(loc.segment).is_err());
+        assert!(
+            dir.path()
+                .join("segments")
+                .join(segment_file_name(loc.segment))
+                .exists()
+        );
+    }
+
+    #[test]
+    fn an_unavailable_drive_is_absent_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = LocalDrive::unavailable(1, &dir.path().join("gone"), 1 << 20, None);
+        assert!(!d.present());
+        let payload = vec![1u8; 10];
+        let id = ChunkId::from_bytes([1; 32]);
+        assert!(
+            d.append(&id, 0, &payload, shard_checksum(&payload))
+                .is_err()
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The engine: opens metadata and drives, and owns bucket, credential and
 //! object-level operations. Object data paths live in `put`, `get`, `list`
-//! and `multipart`.
+//! and `multipart`; the drives' identity check at open in `drive_identity`.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -44,6 +44,10 @@ pub struct EngineConfig {
     /// Cluster nodes whose drives new shards no longer go to (being
     /// drained before removal); a rebalance moves their shards off.
     pub placement_excluded_nodes: Vec<u16>,
+    /// How long after opening with a replaced drive the automatic heal
+    /// starts: the server is serving by then, and status shows the drive
+    /// `replaced` before the rebuild load begins.
+    pub heal_start_delay: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -62,6 +66,7 @@ impl EngineConfig {
             chunk_workers_max: 8,
             inline_max_bytes: INLINE_MAX_BYTES_DEFAULT,
             placement_excluded_nodes: Vec::new(),
+            heal_start_delay: HEAL_START_DELAY_DEFAULT,
         }
     }
 
@@ -84,6 +89,9 @@ impl EngineConfig {
         Ok(())
     }
 }
+
+/// Default [`EngineConfig::heal_start_delay`].
+pub const HEAL_START_DELAY_DEFAULT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Default [`EngineConfig::inline_max_bytes`].
 pub const INLINE_MAX_BYTES_DEFAULT: usize = 4096;
@@ -111,6 +119,8 @@ const DRIVE_READ_ERRORS_MAX: u32 = 3;
 pub(crate) struct DriveHealth {
     faulty_until_ms: std::sync::atomic::AtomicU64,
     read_errors: std::sync::atomic::AtomicU32,
+    /// Refused by the identity check at open: faulty until a restart.
+    refused: std::sync::atomic::AtomicBool,
     gauge: prometheus::IntGauge,
 }
 
@@ -119,17 +129,28 @@ impl DriveHealth {
         DriveHealth {
             faulty_until_ms: std::sync::atomic::AtomicU64::new(0),
             read_errors: std::sync::atomic::AtomicU32::new(0),
+            refused: std::sync::atomic::AtomicBool::new(false),
             gauge,
         }
+    }
+
+    /// Never usable again in this process (see `drive_identity`).
+    fn refuse(&self) {
+        self.refused
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.gauge.set(1);
     }
 
     pub(crate) fn is_faulty(&self) -> bool {
         let until = self
             .faulty_until_ms
             .load(std::sync::atomic::Ordering::Acquire);
-        // The common case (never faulty) costs one load: no clock, no gauge.
+        // The common case (never faulty) costs two loads: no clock, no gauge.
         if until == 0 {
-            return false;
+            return self.refused.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        if self.refused.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
         }
         let faulty = crate::now_ms() < until;
         if !faulty {
@@ -171,6 +192,9 @@ impl DriveHealth {
     pub(crate) fn succeeded(&self) {
         // Only write when there is something to reset: this runs on every
         // shard read, and a store would bounce the cache line between cores.
+        if self.refused.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if self.read_errors.load(std::sync::atomic::Ordering::Relaxed) != 0 {
             self.read_errors
                 .store(0, std::sync::atomic::Ordering::Release);
@@ -377,6 +401,11 @@ pub(crate) struct Inner {
     pub(crate) drives: Vec<Arc<dyn ShardStore>>,
     /// Per drive: whether it is currently considered faulty.
     pub(crate) health: Vec<DriveHealth>,
+    /// Per drive: what the identity check at open found (local drives),
+    /// updated when a heal completes.
+    pub(crate) identities: Vec<Mutex<crate::drive_identity::DriveIdentity>>,
+    /// The heal started at open for replaced drives, if one runs.
+    pub(crate) startup_heal: crate::drive_identity::StartupHeal,
     pub(crate) codec: ChunkCodec,
     coders: Mutex<HashMap<(u8, u8), Arc<ErasureCoder>>>,
     pub(crate) metrics: EngineMetrics,
@@ -441,15 +470,23 @@ impl Engine {
         config.validate()?;
         let metrics = EngineMetrics::register(registry)?;
         let mut drives: Vec<Arc<dyn ShardStore>> = Vec::with_capacity(config.drive_dirs.len());
+        let mut unavailable = 0;
         for (i, dir) in config.drive_dirs.iter().enumerate() {
             let index =
                 u16::try_from(i).map_err(|_| EngineError::Config("too many drives".into()))?;
-            drives.push(Arc::new(LocalDrive::open(
-                index,
-                dir,
-                config.segment_size_max_bytes,
-                Some(metrics.drive(index)),
-            )?));
+            let seg_max = config.segment_size_max_bytes;
+            let drive = match LocalDrive::open(index, dir, seg_max, Some(metrics.drive(index))) {
+                Ok(d) => d,
+                // Up to m drives may be missing: their shards are read from
+                // the others, and the status reports them.
+                Err(e) if unavailable < config.parity_shards => {
+                    unavailable += 1;
+                    tracing::error!(drive = i, path = %dir.display(), error = %e, "drive cannot be opened; starting without it");
+                    LocalDrive::unavailable(index, dir, seg_max, Some(metrics.drive(index)))
+                }
+                Err(e) => return Err(e),
+            };
+            drives.push(Arc::new(drive));
         }
         Self::open_with_stores(config, master, metrics, drives)
     }
@@ -526,9 +563,21 @@ impl Engine {
         if placement_ids.len() < shards {
             return Err(too_few(placement_ids.len(), " outside the drained nodes"));
         }
-        let health = (0..drives.len())
+        let health: Vec<DriveHealth> = (0..drives.len())
             .map(|d| DriveHealth::new(metrics.drive_faulty(d as u16)))
             .collect();
+        let first_start = meta.system("format")?.is_none();
+        let identities = crate::drive_identity::check_drives(
+            &meta,
+            &crate::drive_identity::MarkerKey::derive(master),
+            &drives,
+            first_start,
+        )?;
+        for (d, identity) in identities.iter().enumerate() {
+            if matches!(identity, crate::drive_identity::DriveIdentity::Refused(_)) {
+                health[d].refuse();
+            }
+        }
         let mut coders = HashMap::new();
         let coder = ErasureCoder::new(config.data_shards, config.parity_shards)
             .map_err(|e| EngineError::Config(format!("erasure coder: {e}")))?;
@@ -544,6 +593,8 @@ impl Engine {
             rebalance_status: Mutex::new(crate::rebalance::RebalanceStatus::default()),
             drives,
             health,
+            identities: identities.into_iter().map(Mutex::new).collect(),
+            startup_heal: crate::drive_identity::StartupHeal::default(),
             codec: ChunkCodec::new(master),
             coders: Mutex::new(coders),
             metrics,
@@ -560,12 +611,15 @@ impl Engine {
             key_lock: AsyncMutex::new(()),
             config,
         };
-        let first_start = inner.meta.system("format")?.is_none();
         inner.init_format()?;
         inner.recover_on_open(first_start)?;
-        Ok(Engine {
+        let engine = Engine {
             inner: Arc::new(inner),
-        })
+        };
+        if !engine.inner.drives_needing_heal().is_empty() {
+            engine.start_heal();
+        }
+        Ok(engine)
     }
 
     /// On a cluster node, waits until this node has applied every metadata
@@ -587,22 +641,36 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Ready to serve: metadata readable and every drive directory present.
-    pub fn readiness(&self) -> Result<(), String> {
+    /// Ready to serve: metadata readable and enough drives usable for a
+    /// write to reach its quorum. `Ok` carries what is degraded (one line
+    /// per drive that is not ok: missing, replaced and healing, foreign,
+    /// faulty) — the server still serves, from parity where it must; taking
+    /// it out of a load balancer would only make the data unavailable.
+    pub fn readiness(&self) -> Result<Vec<String>, String> {
         self.inner
             .meta
             .system("format")
             .map_err(|e| format!("metadata store: {e}"))?;
-        // Ready while a write can reach its quorum; name what is missing.
-        let mut down = Vec::new();
+        let mut degraded = Vec::new();
+        let mut down = 0;
         for (i, d) in self.inner.drives.iter().enumerate() {
-            if !d.present() {
-                down.push(format!("drive {i} ({}) is not available", d.describe()));
-            } else if !self.inner.drive_usable(i) {
-                down.push(format!("drive {i} ({}) is marked faulty", d.describe()));
+            let state = self.inner.drive_state(i);
+            let what = match &state {
+                crate::DriveState::Ok => continue,
+                crate::DriveState::Missing => "is missing".to_owned(),
+                crate::DriveState::Replaced { healing: true } => "was replaced: healing".to_owned(),
+                crate::DriveState::Replaced { healing: false } => {
+                    "was replaced: needs heal".to_owned()
+                }
+                crate::DriveState::Foreign { reason } => format!("is refused: {reason}"),
+                crate::DriveState::Faulty => "is marked faulty".to_owned(),
+            };
+            if !d.present() || !self.inner.drive_usable(i) {
+                down += 1;
             }
+            degraded.push(format!("drive {i} ({}) {what}", d.describe()));
         }
-        let usable = self.inner.drives.len() - down.len();
+        let usable = self.inner.drives.len() - down;
         let (k, m) = (
             self.inner.config.data_shards,
             self.inner.config.parity_shards,
@@ -611,13 +679,10 @@ impl Engine {
         if usable < quorum {
             return Err(format!(
                 "{usable} usable drives, writes need {quorum}: {}",
-                down.join("; ")
+                degraded.join("; ")
             ));
         }
-        if !down.is_empty() {
-            tracing::debug!(problems = ?down, "ready with degraded drives");
-        }
-        Ok(())
+        Ok(degraded)
     }
 
     // ---- buckets ------------------------------------------------------

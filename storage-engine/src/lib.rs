@@ -28,6 +28,7 @@
 mod access_keys;
 mod codec;
 mod drive;
+mod drive_identity;
 mod engine;
 mod error;
 mod gc;
@@ -67,6 +68,7 @@ pub use access_keys::{
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ScannedShard, SegmentInfo, ShardReadError, ShardStore};
+pub use drive_identity::{DriveState, MARKER_FILE};
 pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
 pub use error::{CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};

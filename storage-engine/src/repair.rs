@@ -12,7 +12,10 @@
 //! * scrub ([`Engine::scrub`]): every shard of every chunk read and verified,
 //!   at a bytes/s limit, bad ones repaired;
 //! * heal: a drive lost and replaced by an empty directory is a drive whose
-//!   shards are all missing, so a scrub rebuilds them onto it.
+//!   shards are all missing, so a scrub rebuilds them onto it. The engine
+//!   starts one itself when it opens with a replaced drive
+//!   ([`Engine::start_heal`]); a drive stays *replaced* until a scrub that
+//!   started after it was found completes with every bad shard rebuilt.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -288,10 +291,73 @@ impl Engine {
     /// Verifies every shard of every chunk and repairs what is missing or
     /// corrupt (this is also how a replaced drive is healed). One scrub at a
     /// time: returns `None` without doing anything while another runs.
+    /// While the heal started at open runs, waits for it instead, then scrubs.
     pub async fn scrub(&self, opts: ScrubOptions) -> EngineResult<Option<ScrubReport>> {
-        let Ok(_one) = self.inner.scrub_lock.try_lock() else {
-            return Ok(None);
+        let one = match self.inner.scrub_lock.try_lock() {
+            Ok(g) => g,
+            Err(_) if self.inner.startup_heal.running.load(Ordering::Acquire) => {
+                self.inner.scrub_lock.lock().await
+            }
+            Err(_) => return Ok(None),
         };
+        self.scrub_locked(opts, one, false)
+            .await
+            .map(|(report, _)| Some(report))
+    }
+
+    /// Starts healing the replaced drives in the background (called by
+    /// `open`): after [`crate::EngineConfig::heal_start_delay`], a full
+    /// scrub at full speed (after any scrub already running; one that
+    /// completes meanwhile heals them as well). Without a Tokio runtime it
+    /// only logs that `cairn admin heal` is due.
+    pub(crate) fn start_heal(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("replaced drives need a heal: run `cairn admin heal`");
+            return;
+        };
+        let running = self.inner.startup_heal.running.clone();
+        running.store(true, Ordering::Release);
+        let engine = self.clone();
+        handle.spawn(async move {
+            {
+                let engine = engine;
+                let stop = &engine.inner.startup_heal.stop;
+                let due = Instant::now() + engine.inner.config.heal_start_delay;
+                while Instant::now() < due && !stop.load(Ordering::Acquire) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                let one = engine.inner.scrub_lock.lock().await;
+                if !stop.load(Ordering::Acquire) && !engine.inner.drives_needing_heal().is_empty() {
+                    tracing::info!(drives = ?engine.inner.drives_needing_heal(), "healing replaced drives");
+                    match engine.scrub_locked(ScrubOptions::default(), one, true).await {
+                        Ok((_, false)) => tracing::info!("heal stopped (shutdown); it resumes at the next start"),
+                        Ok((r, true)) if engine.inner.drives_needing_heal().is_empty() => {
+                            tracing::info!(shards_repaired = r.shards_repaired, "heal finished");
+                        }
+                        Ok((r, true)) => {
+                            tracing::error!(report = ?r, "heal could not rebuild every shard; run `cairn admin heal` once the cause is fixed");
+                        }
+                        Err(e) => tracing::error!(error = %e, "heal failed"),
+                    }
+                }
+            }
+            // Only now: the engine handle above is dropped.
+            running.store(false, Ordering::Release);
+        });
+    }
+
+    /// A full scrub, holding the scrub lock `_one`. Returns its report and
+    /// whether it went through every chunk (a heal started at open stops
+    /// early when asked to, `stoppable`). One that went through every chunk
+    /// and rebuilt every bad shard completes the heal of the drives that
+    /// were replaced when it started.
+    async fn scrub_locked(
+        &self,
+        opts: ScrubOptions,
+        _one: tokio::sync::MutexGuard<'_, ()>,
+        stoppable: bool,
+    ) -> EngineResult<(ScrubReport, bool)> {
+        let healing = self.inner.drives_needing_heal();
         let started = Instant::now();
         let total = self.inner.meta.estimate_chunks();
         // The backlog is re-measured by this scrub.
@@ -325,8 +391,11 @@ impl Engine {
             add(&mut report, &part);
             self.set_scrub_status(|s| s.report = report);
             let Some(last) = last else {
-                break Ok(report);
+                break Ok((report, true));
             };
+            if stoppable && self.inner.startup_heal.stop.load(Ordering::Acquire) {
+                break Ok((report, false));
+            }
             after = Some(last);
             if let Some(rate) = opts.bytes_per_sec.filter(|r| *r > 0) {
                 let due = Duration::from_secs_f64(report.bytes_read as f64 / rate as f64);
@@ -340,15 +409,29 @@ impl Engine {
             s.finished_ms = crate::now_ms();
             s.report = report;
         });
-        if let Ok(r) = &result {
-            tracing::info!(report = ?r, "scrub finished");
+        if let Ok((r, complete)) = &result {
+            tracing::info!(report = ?r, complete, "scrub finished");
+            let all_rebuilt = r.chunks_unrecoverable == 0
+                && r.shards_repaired == r.shards_missing + r.shards_corrupt;
+            if *complete && all_rebuilt {
+                for d in healing {
+                    if self.inner.drive_usable(d) {
+                        self.inner.drive_healed(d)?;
+                    }
+                }
+            }
         }
-        result.map(Some)
+        result
     }
 
-    /// Waits until no read-repair is running (before a clean shutdown).
+    /// Waits until no read-repair is running, and stops the heal started at
+    /// open after its current page (it resumes at the next start). Before
+    /// a clean shutdown, or before opening the same data directory again.
     pub async fn wait_for_background_repairs(&self) {
-        while self.inner.read_repairs.load(Ordering::Acquire) > 0 {
+        self.inner.startup_heal.stop.store(true, Ordering::Release);
+        while self.inner.read_repairs.load(Ordering::Acquire) > 0
+            || self.inner.startup_heal.running.load(Ordering::Acquire)
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

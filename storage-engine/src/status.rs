@@ -1,5 +1,5 @@
 //! Point-in-time gauges for operators: space per drive and filesystem,
-//! metadata size, scrub progress. Refreshed when `/metrics` is scraped
+//! drive states (see `drive_identity`), metadata size, scrub progress. Refreshed when `/metrics` is scraped
 //! ([`Engine::refresh_gauges`]), so they cost nothing between scrapes.
 
 use crate::engine::Engine;
@@ -11,6 +11,10 @@ pub struct DriveStatus {
     pub path: std::path::PathBuf,
     pub present: bool,
     pub faulty: bool,
+    /// This node's own drive (its marker checked here), not another node's.
+    pub local: bool,
+    /// Ok, missing, replaced (healing), foreign or faulty.
+    pub state: crate::DriveState,
     pub segment_bytes: u64,
     pub fs_free_bytes: u64,
     pub fs_size_bytes: u64,
@@ -53,6 +57,8 @@ impl Engine {
                     .unwrap_or_else(|| store.describe().into()),
                 present: store.present(),
                 faulty: !self.inner.drive_usable(d),
+                local: store.local_dir().is_some(),
+                state: self.inner.drive_state(d),
                 segment_bytes: gauge(&m.drive_segment_bytes, d),
                 fs_free_bytes: gauge(&m.drive_fs_free_bytes, d),
                 fs_size_bytes: gauge(&m.drive_fs_size_bytes, d),
