@@ -803,6 +803,32 @@ mod tests {
         assert_readable(&e, &objects).await;
     }
 
+    /// A refused drive elsewhere does not keep a replaced one from being
+    /// healed (its own shards are rebuilt; the refused drive's cannot be).
+    #[tokio::test]
+    async fn a_replaced_drive_heals_while_another_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = filled(dir.path()).await;
+        fs::remove_dir_all(drive_dir(dir.path(), 2)).unwrap();
+        let marker = drive_dir(dir.path(), 0).join(MARKER_FILE);
+        let text = fs::read_to_string(&marker).unwrap();
+        fs::write(&marker, text.replace("index 0\n", "index 9\n")).unwrap();
+        // Its shards are lost too, so the scrub cannot rebuild all.
+        fs::remove_dir_all(drive_dir(dir.path(), 0).join("segments")).unwrap();
+        let e = open_with(config(dir.path()), KEY_BYTE);
+        assert!(matches!(e.inner.drive_state(0), DriveState::Foreign { .. }));
+        assert_eq!(identities(&e)[2], DriveIdentity::NeedsHeal);
+        let report = e
+            .scrub(crate::ScrubOptions::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(report.chunks_unrecoverable, 0, "{report:?}");
+        assert!(report.shards_repaired < report.shards_missing, "{report:?}");
+        assert_eq!(e.inner.drive_state(2), DriveState::Ok);
+        assert_readable(&e, &objects).await;
+    }
+
     /// A data directory from before markers: drives holding segments are
     /// adopted (no heal); one swapped is caught by its segment headers.
     #[tokio::test]

@@ -574,7 +574,11 @@ impl Engine {
             first_start,
         )?;
         for (d, identity) in identities.iter().enumerate() {
-            if matches!(identity, crate::drive_identity::DriveIdentity::Refused(_)) {
+            use crate::drive_identity::DriveIdentity;
+            if matches!(
+                identity,
+                DriveIdentity::Refused(_) | DriveIdentity::Unavailable
+            ) {
                 health[d].refuse();
             }
         }

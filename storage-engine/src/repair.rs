@@ -349,8 +349,10 @@ impl Engine {
     /// A full scrub, holding the scrub lock `_one`. Returns its report and
     /// whether it went through every chunk (a heal started at open stops
     /// early when asked to, `stoppable`). One that went through every chunk
-    /// and rebuilt every bad shard completes the heal of the drives that
-    /// were replaced when it started.
+    /// with none unrecoverable completes the heal of the drives that were
+    /// replaced when it started and are still usable: every bad shard on a
+    /// usable drive is either rebuilt or its chunk counted unrecoverable
+    /// (`repair_chunk` skips only unusable drives).
     async fn scrub_locked(
         &self,
         opts: ScrubOptions,
@@ -411,9 +413,7 @@ impl Engine {
         });
         if let Ok((r, complete)) = &result {
             tracing::info!(report = ?r, complete, "scrub finished");
-            let all_rebuilt = r.chunks_unrecoverable == 0
-                && r.shards_repaired == r.shards_missing + r.shards_corrupt;
-            if *complete && all_rebuilt {
+            if *complete && r.chunks_unrecoverable == 0 {
                 for d in healing {
                     if self.inner.drive_usable(d) {
                         self.inner.drive_healed(d)?;
