@@ -171,6 +171,14 @@ impl Signer {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Whether the server is ready (GET /health/ready on the admin
+    /// listener): prints one line, exits 0 when ready, 1 otherwise. Needs no
+    /// credentials; for container health checks and scripts.
+    Health {
+        /// Give up after this many seconds (connecting, then the reply).
+        #[arg(long, default_value = "2", value_name = "SECS")]
+        timeout: u64,
+    },
     /// Verify every shard of every chunk against its checksum and repair
     /// what is missing or corrupt, showing progress until it finishes.
     Scrub {
@@ -303,6 +311,37 @@ fn call(
     method: &str,
     path_and_query: &str,
 ) -> Result<HttpReply, String> {
+    let reply = exchange(
+        base,
+        signer.tls.as_ref(),
+        Some(signer),
+        method,
+        path_and_query,
+        Duration::from_secs(5),
+        Duration::from_secs(3600),
+    )?;
+    if reply.status == 403 {
+        return Err(format!(
+            "the server refused the request: {}",
+            error_message(&reply.body)
+        ));
+    }
+    Ok(reply)
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`, signed when `signer` is
+/// given, over TLS (`tls`) for an https:// URL. A reply that is an S3 XML
+/// error means `base` is the S3 listener, not the admin one: that is the
+/// error then.
+fn exchange(
+    base: &str,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    signer: Option<&Signer>,
+    method: &str,
+    path_and_query: &str,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+) -> Result<HttpReply, String> {
     let (scheme, authority) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
         (Some(a), _) => ("http", a),
         (None, Some(a)) => ("https", a),
@@ -318,11 +357,12 @@ fn call(
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("cannot resolve {authority}"))?;
-    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
+    let tcp = TcpStream::connect_timeout(&addr, connect_timeout).map_err(|e| {
         format!("cannot reach the admin listener at {base}: {e} (is `cairn server` running? see --admin-url)")
     })?;
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(3600)));
-    let mut stream: Box<dyn ReadWrite> = match (scheme, &signer.tls) {
+    let _ = tcp.set_read_timeout(Some(read_timeout));
+    let _ = tcp.set_write_timeout(Some(read_timeout));
+    let mut stream: Box<dyn ReadWrite> = match (scheme, tls) {
         ("https", Some(config)) => {
             let host = authority
                 .rsplit_once(':')
@@ -336,17 +376,22 @@ fn call(
                 .map_err(|e| format!("TLS: {e}"))?;
             Box::new(rustls::StreamOwned::new(conn, tcp))
         }
+        ("https", None) => {
+            return Err("an https:// admin URL needs --ca-bundle (CAIRN_CA_BUNDLE): the PEM of the CA that issued the server's certificate".into());
+        }
         _ => Box::new(tcp),
     };
     let mut head = format!(
         "{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: 0\r\nConnection: close\r\n"
     );
-    for (name, value) in signer.headers(
-        method,
-        &format!("{scheme}://{authority}{path_and_query}"),
-        authority,
-    )? {
-        head.push_str(&format!("{name}: {value}\r\n"));
+    if let Some(signer) = signer {
+        for (name, value) in signer.headers(
+            method,
+            &format!("{scheme}://{authority}{path_and_query}"),
+            authority,
+        )? {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
     }
     head.push_str("\r\n");
     stream
@@ -368,16 +413,52 @@ fn call(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("malformed status line from {base}"))?;
-    if status == 403 {
+    if let Some(code) = s3_error_code(body) {
         return Err(format!(
-            "the server refused the request: {}",
-            error_message(body)
+            "{base} answered with an S3 error ({code}): that looks like the S3 port, not the admin listener. Point --admin-url (CAIRN_ADMIN_URL) at the server's --admin-listen address (default http://127.0.0.1:9001)"
         ));
     }
     Ok(HttpReply {
         status,
         body: body.to_owned(),
     })
+}
+
+/// The `<Code>` of an S3 XML error body (the admin API answers JSON or
+/// plain text, never this).
+fn s3_error_code(body: &str) -> Option<&str> {
+    let body = body.trim_start();
+    if !(body.starts_with("<?xml") || body.starts_with("<Error>")) || !body.contains("<Error>") {
+        return None;
+    }
+    let code = &body[body.find("<Code>")? + "<Code>".len()..];
+    Some(&code[..code.find("</Code>")?])
+}
+
+/// `cairn admin health`: GET /health/ready without credentials, one line
+/// out; true when the server answered 200 (ready, perhaps degraded).
+fn health(args: &AdminArgs, base: &str, timeout: Duration) -> Result<bool, String> {
+    let tls = match (base.starts_with("https://"), &args.ca_bundle) {
+        (true, Some(bundle)) => Some(tls_client(bundle)?),
+        _ => None,
+    };
+    let reply = exchange(
+        base,
+        tls.as_ref(),
+        None,
+        "GET",
+        "/health/ready",
+        timeout,
+        timeout,
+    )?;
+    let text = reply.body.trim();
+    if reply.status == 200 {
+        println!("{text}");
+        Ok(true)
+    } else {
+        println!("{base}/health/ready answered {}: {text}", reply.status);
+        Ok(false)
+    }
 }
 
 /// The `error` of a JSON error reply, else the body as text.
@@ -493,10 +574,22 @@ fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
     job_progress_line(SCRUB_JOB, status, elapsed)
 }
 
+/// The total of a job's progress: the server's estimate while it runs (at
+/// least what is done), what was done once it finished (the estimate counts
+/// chunk records before the job starts and may be far off).
+fn job_total(status: &serde_json::Value, running: bool) -> u64 {
+    let done = num(status, "chunks_checked");
+    if running {
+        num(status, "chunks_total_estimate").max(done).max(1)
+    } else {
+        done
+    }
+}
+
 fn job_progress_line(kind: JobKind, status: &serde_json::Value, elapsed: Duration) -> String {
     let done = num(status, "chunks_checked");
-    let total = num(status, "chunks_total_estimate").max(done).max(1);
     let running = flag(status, "running");
+    let total = job_total(status, running);
     let frac = if running {
         (done as f64 / total as f64).min(0.99)
     } else {
@@ -558,9 +651,8 @@ impl JobProgress {
         let running = flag(status, "running");
         match &self.bar {
             Some(bar) => {
-                let done = num(status, "chunks_checked");
-                bar.set_length(num(status, "chunks_total_estimate").max(done).max(1));
-                bar.set_position(done);
+                bar.set_length(job_total(status, running));
+                bar.set_position(num(status, "chunks_checked"));
                 bar.set_message(format!(
                     "{} {}  {}",
                     human_bytes(num(status, self.kind.bytes_key)),
@@ -1187,6 +1279,16 @@ fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, St
 
 pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let base = args.admin_url.trim_end_matches('/').to_owned();
+    if let AdminCommand::Health { timeout } = args.command {
+        return match health(&args, &base, Duration::from_secs(timeout.max(1))) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("cairn: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let signer = match Signer::from_args(&args) {
         Ok(s) => s,
         Err(e) => {
@@ -1196,6 +1298,8 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
     };
     let as_json = args.json;
     let result = match args.command {
+        // Answered above, without credentials.
+        AdminCommand::Health { .. } => Ok(true),
         AdminCommand::Scrub { rate, no_wait } => {
             scrub(&signer, &base, rate, no_wait, "scrub", as_json)
         }
@@ -1237,5 +1341,33 @@ mod tests {
         assert_eq!(num(&j, "absent"), 0);
         let line = progress_line(&j, Duration::from_secs(2));
         assert!(line.contains("12/12 chunks"), "{line}");
+    }
+
+    /// A finished job's line shows what it did, however far off the
+    /// estimate was; a running one the estimate, never 100%.
+    #[test]
+    fn a_finished_job_shows_its_count_as_the_total() {
+        let running =
+            parse_json("{\"running\":true,\"chunks_checked\":20,\"chunks_total_estimate\":121}")
+                .unwrap();
+        let line = progress_line(&running, Duration::from_secs(2));
+        assert!(line.contains(" 17%  20/121 chunks"), "{line}");
+        let done =
+            parse_json("{\"running\":false,\"chunks_checked\":20,\"chunks_total_estimate\":121}")
+                .unwrap();
+        let line = progress_line(&done, Duration::from_secs(2));
+        assert!(line.contains("100%  20/20 chunks"), "{line}");
+        let over =
+            parse_json("{\"running\":true,\"chunks_checked\":130,\"chunks_total_estimate\":121}")
+                .unwrap();
+        assert!(progress_line(&over, Duration::from_secs(2)).contains(" 99%  130/130 chunks"));
+    }
+
+    #[test]
+    fn s3_errors_are_recognised() {
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>NoSuchBucket</Code><Message>x</Message></Error>";
+        assert_eq!(s3_error_code(xml), Some("NoSuchBucket"));
+        assert_eq!(s3_error_code("{\"error\":\"no such bucket\"}"), None);
+        assert_eq!(s3_error_code("ready\n"), None);
     }
 }

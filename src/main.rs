@@ -38,8 +38,9 @@ enum Command {
     /// CAIRN_SECRET_KEY (at least 32 characters), never a flag. Master key:
     /// CAIRN_MASTER_KEY (64 hex digits) or the key file.
     Server(Box<config::ServerArgs>),
-    /// Maintenance of a running server through its admin listener: scrub,
-    /// heal a replaced drive, collect garbage.
+    /// Manage a running server through its admin listener (--admin-url,
+    /// default http://127.0.0.1:9001): health, status, access keys,
+    /// buckets, scrub, heal a replaced drive, garbage collection, cluster.
     Admin(admin_cli::AdminArgs),
     /// Print a new `.env` for docker-compose.yml with random credentials,
     /// cluster secret and master key: `cairn gen-env --output .env`.

@@ -3,6 +3,7 @@
 //! SIGINT/SIGTERM.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,13 +18,101 @@ const SHUTDOWN_GRACE_SECS: u64 = 30;
 /// How often free malloc memory goes back to the kernel (src/malloc.rs).
 const MALLOC_TRIM_PERIOD_SECS: u64 = 5;
 
+/// The file in the data directory that a running server holds locked
+/// (`flock`) and that names its pid.
+const LOCK_FILE: &str = "cairn.pid";
+
 fn create_private_dir(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => format!(
+                "cannot create the directory {}: it, or a directory above it, is a file",
+                path.display()
+            ),
+            _ => format!("cannot create {}: {e}", path.display()),
+        })
+}
+
+/// Creates the data directory (mode 0700) unless it exists; refuses a path
+/// that is a file.
+fn prepare_data_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => Err(format!(
+            "the data directory {} is a file, not a directory: give --data-dir (CAIRN_DATA_DIR) a directory; it is created if missing",
+            dir.display()
+        )),
+        _ => create_private_dir(dir),
+    }
+}
+
+/// Locks the data directory for this process: an exclusive `flock` on
+/// `<dir>/cairn.pid`, which then holds this process id. The kernel drops the
+/// lock when the process ends, however it ends. A second server on the same
+/// directory is refused here, naming the first one's pid, before it touches
+/// anything else.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
+    use std::io::{Read, Seek};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let who = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "its pid is not known yet".to_owned(),
+            };
+            return Err(format!(
+                "another cairn server is using the data directory {} ({who}): stop it first, or give this server its own --data-dir",
+                dir.display()
+            ));
+        }
+        Err(e) => return Err(format!("cannot lock {}: {e}", path.display())),
+    }
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(file)
+}
+
+/// Binds a listener; `flag` names the option that chooses its address.
+async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "cannot listen on {addr}: the address is in use (another cairn server, or another program, listens there); stop that or choose another address with {flag}"
+            )
+        } else {
+            format!("cannot listen on {addr} ({flag}): {e}")
+        }
+    })
+}
+
+/// An address a client can connect to for a listener bound to `bound`: the
+/// loopback address for a wildcard (0.0.0.0, [::]) bind.
+fn connectable(bound: SocketAddr) -> SocketAddr {
+    let mut addr = bound;
+    if bound.ip().is_unspecified() {
+        addr.set_ip(match bound {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
 }
 
 fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
@@ -34,8 +123,9 @@ fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
     if let Some(parent) = cfg.master_key_file.parent() {
         create_private_dir(parent)?;
     }
-    let (key, created) = MasterKey::load_or_create(&cfg.master_key_file)
-        .map_err(|e| format!("master key {}: {e}", cfg.master_key_file.display()))?;
+    // The error names the file already.
+    let (key, created) =
+        MasterKey::load_or_create(&cfg.master_key_file).map_err(|e| e.to_string())?;
     if created {
         println!(
             "cairn: generated a new master key in {} (mode 0600). Back it up: without it the data cannot be read.",
@@ -50,6 +140,7 @@ fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
 async fn resolve_credentials(
     cfg: &ServerConfig,
     engine: &Engine,
+    endpoint: &str,
 ) -> Result<Vec<(String, String)>, String> {
     if let Some((a, s)) = &cfg.credentials {
         println!("cairn: using the access key {a} from CAIRN_ACCESS_KEY / configuration");
@@ -76,8 +167,6 @@ async fn resolve_credentials(
         .await
         .map_err(|e| format!("storing generated credentials: {e}"))?;
     let (id, secret) = (key.id, key.secret);
-    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
-    let endpoint = format!("{scheme}://{}", cfg.listen);
     println!();
     println!("cairn: generated S3 credentials. They are shown only this once; keep them safe.");
     println!("  Access key: {id}");
@@ -115,7 +204,23 @@ async fn shutdown_signal() {
 
 pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let nofile = crate::limits::raise_nofile_limit();
-    create_private_dir(&cfg.data_dir)?;
+    // Listeners first: a server that cannot listen must not create a data
+    // directory, a master key or credentials it would never serve.
+    let s3_listener = bind(cfg.listen, "--listen").await?;
+    let admin_listener = bind(cfg.admin_listen, "--admin-listen").await?;
+    let s3_addr = s3_listener.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let (tls, reloadable) = match &cfg.tls {
+        Some((cert, key)) => {
+            let (acceptor, reloadable) = crate::tls::acceptor(cert, key)?;
+            (Some(acceptor), Some(reloadable))
+        }
+        None => (None, None),
+    };
+    prepare_data_dir(&cfg.data_dir)?;
+    // Held until this function returns (the process ends soon after).
+    let _data_dir_lock = lock_data_dir(&cfg.data_dir)?;
     let master = load_master_key(&cfg)?;
     let registry = prometheus::Registry::new();
     let engine_cfg = EngineConfig {
@@ -140,8 +245,19 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     // derived from it.
     let (engine, cluster_node) = match &cfg.cluster {
         None => {
-            let engine = Engine::open(engine_cfg, &master, &registry)
-                .map_err(|e| format!("opening storage: {e}"))?;
+            let engine = Engine::open(engine_cfg, &master, &registry).map_err(|e| {
+                let e = e.to_string();
+                if e.contains("lock file") {
+                    // Another process (not a cairn server, which would hold
+                    // cairn.pid) has the metadata store open.
+                    format!(
+                        "the metadata store in {} is in use by another process: stop it first ({e})",
+                        cfg.data_dir.join("meta").display()
+                    )
+                } else {
+                    format!("opening storage: {e}")
+                }
+            })?;
             drop(master);
             (engine, None)
         }
@@ -158,7 +274,12 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             .await
             .map_err(|e| format!("catching up with the cluster: {e}"))?;
     }
-    let fixed = resolve_credentials(&cfg, &engine).await?;
+    let fixed = resolve_credentials(
+        &cfg,
+        &engine,
+        &format!("{scheme}://{}", connectable(s3_addr)),
+    )
+    .await?;
     let keys = Arc::new(
         KeyRing::new(engine.clone(), fixed).map_err(|e| format!("loading access keys: {e}"))?,
     );
@@ -194,13 +315,6 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     )?;
     crate::admin_http::register_process_metrics(&registry)?;
 
-    let (tls, reloadable) = match &cfg.tls {
-        Some((cert, key)) => {
-            let (acceptor, reloadable) = crate::tls::acceptor(cert, key)?;
-            (Some(acceptor), Some(reloadable))
-        }
-        None => (None, None),
-    };
     crate::tls::reload_on_sighup(reloadable);
     let (mut s3_limits, mut admin_limits) = (cfg.s3_limits, cfg.admin_limits);
     let cluster_connections = if cluster_node.is_some() {
@@ -235,15 +349,6 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         admin_limits,
         Some(connection_metrics),
     );
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let s3_listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
-    let admin_listener = TcpListener::bind(cfg.admin_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.admin_listen))?;
-    let s3_addr = s3_listener.local_addr().map_err(|e| e.to_string())?;
-    let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     println!("cairn: S3 API listening on {scheme}://{s3_addr}");
     println!("cairn: admin (metrics, health) listening on {scheme}://{admin_addr}");
     let _ = std::io::stdout().flush();

@@ -500,3 +500,440 @@ fn rclone_copies_checks_lists_and_purges_a_tree() {
         "bucket left after purge"
     );
 }
+
+// ---------------------------------------------------------------------------
+// `cairn` itself: start-up refusals, the first-start lines, the admin
+// client pointed at the wrong port, and the container health check
+// ---------------------------------------------------------------------------
+
+/// The `cairn` binary with nothing from the developer's environment
+/// (`CAIRN_*`, `AWS_*`) and only warnings logged.
+fn cairn() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("CAIRN_") || k.starts_with("AWS_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("CAIRN_LOG", "warn")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` to its end, at most `limit`: (success, stdout, stderr, how
+/// long it took). Panics if it is still running then.
+fn run_within(
+    cmd: &mut Command,
+    limit: std::time::Duration,
+) -> (bool, String, String, std::time::Duration) {
+    let t0 = std::time::Instant::now();
+    let mut child = cmd.spawn().expect("spawn cairn");
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still ran after {limit:?}; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let elapsed = t0.elapsed();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        elapsed,
+    )
+}
+
+const START_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A second server on a port in use fails before it creates anything: no
+/// data directory, no master key, no "shown only this once" credentials.
+#[test]
+fn a_server_that_cannot_listen_creates_nothing() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new-data");
+    for (listen, admin_listen, flag) in [
+        (busy.as_str(), "127.0.0.1:0", "--listen"),
+        ("127.0.0.1:0", busy.as_str(), "--admin-listen"),
+    ] {
+        let (ok, out, err, _) = run_within(
+            cairn().arg("server").arg("--data-dir").arg(&dir).args([
+                "--listen",
+                listen,
+                "--admin-listen",
+                admin_listen,
+            ]),
+            START_LIMIT,
+        );
+        assert!(!ok, "a server on a busy port ({flag}) started:\n{out}{err}");
+        assert!(
+            err.contains(&format!("cannot listen on {busy}: the address is in use"))
+                && err.contains(flag),
+            "{flag}: {err}"
+        );
+        assert!(
+            !out.contains("shown only this once") && !out.contains("master key"),
+            "{flag}: printed before failing:\n{out}"
+        );
+        assert!(!dir.exists(), "{flag}: created {}", dir.display());
+    }
+}
+
+/// Two servers on one data directory: the second is refused at once with
+/// the first one's pid, and the first keeps serving.
+#[test]
+fn a_second_server_on_a_data_dir_in_use_names_the_first() {
+    let server = TestServer::start();
+    let pid = server.pid().unwrap();
+    let (ok, out, err, _) = run_within(
+        cairn()
+            .arg("server")
+            .arg("--data-dir")
+            .arg(server.data_dir())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]),
+        START_LIMIT,
+    );
+    assert!(
+        !ok,
+        "a second server started on the same data dir:\n{out}{err}"
+    );
+    let want = format!(
+        "cairn: another cairn server is using the data directory {} (pid {pid}): stop it first, or give this server its own --data-dir",
+        server.data_dir().display()
+    );
+    assert!(err.contains(&want), "want {want:?} in:\n{err}");
+    assert!(!err.contains("LOCK"), "RocksDB's raw lock error: {err}");
+    assert!(!out.contains("shown only this once"), "{out}");
+    assert_eq!(server.admin_get("/health/ready").0, 200);
+}
+
+/// A data directory path that is a file: one clear line.
+#[test]
+fn a_data_dir_that_is_a_file_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    for (dir, want) in [
+        (
+            file.clone(),
+            format!(
+                "cairn: the data directory {} is a file, not a directory",
+                file.display()
+            ),
+        ),
+        (
+            file.join("below"),
+            format!(
+                "cairn: cannot create the directory {}: it, or a directory above it, is a file",
+                file.join("below").display()
+            ),
+        ),
+    ] {
+        let (ok, _, err, _) = run_within(
+            cairn().arg("server").arg("--data-dir").arg(&dir).args([
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ]),
+            START_LIMIT,
+        );
+        assert!(!ok && err.contains(&want), "want {want:?} in:\n{err}");
+        assert!(!err.contains("os error"), "raw OS error: {err}");
+    }
+}
+
+/// Starts `cairn server` with no credentials in a fresh directory, runs
+/// `check` on its stdout lines up to the S3 listening line while it listens,
+/// then kills it and returns what it logged (warnings and errors only).
+fn first_start_lines(listen: &str, check: impl FnOnce(&[String])) -> String {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = cairn()
+        .arg("server")
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args(["--listen", listen, "--admin-listen", "127.0.0.1:0"])
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logged = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = std::time::Instant::now() + START_LIMIT;
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("S3 API listening on"))
+    {
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(line) => lines.push(line),
+            Err(_) if std::time::Instant::now() < deadline => {}
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no listening line within {START_LIMIT:?}:\n{}",
+                    lines.join("\n")
+                );
+            }
+        }
+    }
+    check(&lines);
+    let _ = child.kill();
+    let _ = child.wait();
+    logged.join().unwrap()
+}
+
+/// The "Try:" line of a first start names the bound port and an address a
+/// client can connect to, for port 0 and for a wildcard bind.
+#[test]
+fn the_first_start_try_line_names_a_connectable_endpoint() {
+    for listen in ["127.0.0.1:0", "0.0.0.0:0"] {
+        let logged = first_start_lines(listen, |lines| {
+            let text = lines.join("\n");
+            let bound: std::net::SocketAddr = lines
+                .iter()
+                .find_map(|l| l.split("S3 API listening on http://").nth(1))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            assert_ne!(bound.port(), 0, "{text}");
+            let try_line = lines
+                .iter()
+                .find(|l| l.trim_start().starts_with("Try:"))
+                .unwrap_or_else(|| panic!("no Try: line in\n{text}"));
+            let endpoint = try_line
+                .split("--endpoint-url ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap();
+            assert_eq!(
+                endpoint,
+                format!("http://127.0.0.1:{}", bound.port()),
+                "{listen}: {try_line}"
+            );
+            let addr: std::net::SocketAddr =
+                endpoint.trim_start_matches("http://").parse().unwrap();
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{listen}: cannot connect to {endpoint}: {e}"));
+        });
+        // Nothing alarming on a normal first start.
+        assert!(
+            !logged.contains("WARN") && !logged.contains("ERROR"),
+            "{listen}: a first start logged\n{logged}"
+        );
+    }
+}
+
+/// `cairn admin` pointed at the S3 port says so instead of printing S3's
+/// raw `NoSuchBucket admin`.
+#[test]
+fn the_admin_client_pointed_at_the_s3_port_says_so() {
+    let server = TestServer::start();
+    for args in [&["status"][..], &["key", "list"], &["health"]] {
+        let (ok, out, err, _) = run_within(
+            cairn()
+                .arg("admin")
+                .args(args)
+                .args(["--admin-url", &server.endpoint()])
+                .env("CAIRN_ACCESS_KEY", ACCESS_KEY)
+                .env("CAIRN_SECRET_KEY", SECRET_KEY),
+            START_LIMIT,
+        );
+        assert!(!ok, "{args:?} succeeded against the S3 port:\n{out}");
+        assert!(
+            err.contains("looks like the S3 port, not the admin listener")
+                && err.contains("--admin-url"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// The JSON arrays (`["cairn", …]`) that follow `marker` on the lines of
+/// `text` (comments skipped, continued lines joined).
+fn cmd_arrays(text: &str, marker: &str) -> Vec<Vec<String>> {
+    let mut found = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let Some(at) = line.find(marker) else {
+            continue;
+        };
+        // A Dockerfile instruction may continue on the next lines.
+        let mut rest = line[at + marker.len()..].trim().to_owned();
+        let mut j = i;
+        while rest.ends_with('\\') {
+            rest.pop();
+            j += 1;
+            rest.push_str(lines[j]);
+        }
+        let array = &rest[rest.find('[').unwrap()..=rest.rfind(']').unwrap()];
+        found.push(serde_json::from_str(array).unwrap_or_else(|e| panic!("{e}: {array}")));
+    }
+    found
+}
+
+/// The health checks of docker-compose.yml and the Dockerfile run exactly
+/// as written (the container's admin address replaced by the test
+/// server's): exit 0 against a ready server, non-zero and fast against a
+/// stopped one. No shell, no credentials.
+#[test]
+fn the_container_health_check_passes_on_a_ready_server_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let compose = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    // Compose's `["CMD", …]` runs the rest as it is, like the Dockerfile's
+    // `HEALTHCHECK CMD [ … ]`.
+    let mut checks: Vec<Vec<String>> = cmd_arrays(&compose, "test:")
+        .into_iter()
+        .map(|c| {
+            assert_eq!(c[0], "CMD", "compose health check {c:?}: no shell");
+            c[1..].to_vec()
+        })
+        .collect();
+    assert_eq!(checks.len(), 2, "the single-node and cluster health checks");
+    let image_check = cmd_arrays(&dockerfile, " CMD ");
+    assert_eq!(image_check.len(), 1, "the Dockerfile's HEALTHCHECK");
+    checks.extend(image_check);
+    let check = checks[0].clone();
+    assert!(
+        checks.iter().all(|c| *c == check),
+        "checks differ: {checks:?}"
+    );
+    assert_eq!(check[..3], ["cairn", "admin", "--admin-url"], "{check:?}");
+    // The container's admin listener, from the image's ENTRYPOINT.
+    let entrypoint = &cmd_arrays(&dockerfile, "ENTRYPOINT")[0];
+    let admin_listen = &entrypoint[entrypoint
+        .iter()
+        .position(|a| a == "--admin-listen")
+        .unwrap()
+        + 1];
+    let port = admin_listen.rsplit(':').next().unwrap();
+    let url_at = check.iter().position(|a| a == "--admin-url").unwrap() + 1;
+    assert_eq!(check[url_at], format!("http://127.0.0.1:{port}"));
+
+    let mut server = TestServer::start();
+    let run = |admin_url: &str| {
+        let mut args = check[1..].to_vec();
+        args[url_at - 1] = admin_url.to_owned();
+        let mut cmd = cairn();
+        cmd.args(&args);
+        run_within(&mut cmd, std::time::Duration::from_secs(10))
+    };
+    let (ok, out, err, _) = run(&server.admin());
+    assert!(ok, "health check failed on a ready server:\n{out}{err}");
+    assert_eq!(out.trim(), "ready", "{err}");
+
+    server.stop();
+    let (ok, out, err, took) = run(&server.admin());
+    assert!(!ok, "health check passed on a stopped server:\n{out}{err}");
+    assert!(took < std::time::Duration::from_secs(3), "took {took:?}");
+    assert!(err.contains("cannot reach the admin listener"), "{err}");
+}
+
+/// The Dockerfile's first stage (manifests and a stub for every target
+/// they name, for the dependency layer) leaves a workspace cargo can load,
+/// and every build runs `--locked`.
+#[test]
+fn the_dockerfile_dependency_stage_loads_the_workspace() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let builds: Vec<&str> = dockerfile
+        .lines()
+        .filter(|l| l.contains("cargo build"))
+        .collect();
+    assert!(!builds.is_empty());
+    for b in &builds {
+        assert!(b.contains("--release") && b.contains("--locked"), "{b}");
+    }
+    // The stage's RUN, joined as Docker joins continued lines.
+    let at = dockerfile.find("RUN set -eu;").unwrap();
+    let mut script = String::new();
+    for line in dockerfile[at + "RUN ".len()..].lines() {
+        match line.strip_suffix('\\') {
+            Some(part) => script.push_str(part),
+            None => {
+                script.push_str(line);
+                break;
+            }
+        }
+    }
+    // Its input: the build context's manifests (it deletes everything else).
+    let tmp = tempfile::tempdir().unwrap();
+    let listed = Command::new("git")
+        .args(["ls-files", "--cached", "--others", "--exclude-standard"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success());
+    for rel in String::from_utf8_lossy(&listed.stdout).lines() {
+        let name = rel.rsplit('/').next().unwrap();
+        if (name == "Cargo.toml" || name == "Cargo.lock") && root.join(rel).exists() {
+            let to = tmp.path().join(rel);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(root.join(rel), &to).unwrap();
+        }
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stubs = std::fs::read_to_string(tmp.path().join(".stubs")).unwrap();
+    assert!(stubs.lines().any(|l| l == "./src/main.rs"), "{stubs}");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--locked",
+            "--offline",
+        ])
+        .current_dir(tmp.path())
+        .env("CARGO_TARGET_DIR", tmp.path().join("target"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo cannot load the stubbed workspace:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

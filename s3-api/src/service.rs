@@ -427,10 +427,21 @@ fn authorize(op: Operation, bucket: Option<&str>, access: &KeyAccess) -> S3Resul
         // Every bucket-level operation has a bucket.
         (RequiredAccess::Read | RequiredAccess::Write, None) => access.admin,
     };
-    if allowed {
-        Ok(())
-    } else {
-        Err(S3Error::new(S3ErrorCode::AccessDenied))
+    match op {
+        _ if allowed => Ok(()),
+        // Say why: a bucket-scoped key is authenticated, only not an admin.
+        Operation::CreateBucket | Operation::DeleteBucket => Err(S3Error::with_message(
+            S3ErrorCode::AccessDenied,
+            format!(
+                "{} a bucket needs an admin key; this access key has grants on buckets only. Create the bucket with an admin key (or make one: cairn admin key create NAME --admin).",
+                if op == Operation::CreateBucket {
+                    "Creating"
+                } else {
+                    "Deleting"
+                }
+            ),
+        )),
+        _ => Err(S3Error::new(S3ErrorCode::AccessDenied)),
     }
 }
 
