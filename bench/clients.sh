@@ -2,11 +2,11 @@
 # Times the aws CLI (default settings, from PyPI) uploading and downloading
 # one 1 GiB file against a running server, REPS times; one JSON line per run.
 #
-# Env: S3BENCH_ENDPOINT (server URL), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+# Env: CAIRN_BENCH_ENDPOINT (server URL), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 # OUT (JSON lines), REPS (3), SERVER_PID (adds the server's peak RSS),
 # WORK (scratch dir with room for 2 GiB; default a temporary dir).
 set -euo pipefail
-EP=${S3BENCH_ENDPOINT:?server URL}
+EP=${CAIRN_BENCH_ENDPOINT:?server URL}
 OUT=${OUT:-clients.jsonl}
 REPS=${REPS:-3}
 if [ -z "${WORK:-}" ]; then

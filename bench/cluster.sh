@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Issue 8's throughput comparison: a 3-node loopback cluster (one drive per
-# node, Reed–Solomon 2+1: one shard per node) against a single node with the
-# same coding on 3 drives, with s3bench (16 MiB PUT/GET c=4, 4 KiB PUT c=64).
-# All processes share this machine's cores.
+# A 3-node loopback cluster (one drive per node, Reed–Solomon 2+1: one shard
+# per node) against a single node with the same coding on 3 drives, measured
+# with cairn-bench (16 MiB PUT/GET c=4, 4 KiB PUT c=64). All processes share
+# this machine's cores, so this shows the cost of the cluster's extra work,
+# not what separate machines would do.
 #
 #   bench/cluster.sh               # 3 repetitions
 #   REPS=1 bench/cluster.sh
 #
-# Env: REPS (3), CAIRN (a release cairn; default: build it), S3BENCH (default:
-# build it), DATA_ROOT (/tmp), TARGET ("follower": clients talk to node 2;
-# "leader": node 1 — the node that starts the cluster normally leads it).
+# Env: REPS (3), CAIRN (a release cairn; default: build the workspace),
+# CAIRN_BENCH (default: the one built with cairn, or build it alone),
+# DATA_ROOT (/tmp), TARGET ("follower": clients talk to node 2; "leader":
+# node 1 — the node that starts the cluster normally leads it).
 # Writes bench/results/<date>-<commit>-cluster/results.jsonl and summary.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,14 +21,15 @@ DATA_ROOT=${DATA_ROOT:-/tmp}
 TARGET=${TARGET:-follower}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
+release="${CARGO_TARGET_DIR:-$root/target}/release"
 if [ -z "${CAIRN:-}" ]; then
-  (cd "$root" && cargo build --release --locked --bin cairn >&2)
-  CAIRN="${CARGO_TARGET_DIR:-$root/target}/release/cairn"
+  (cd "$root" && cargo build --release --locked --workspace >&2)
+  CAIRN="$release/cairn"
+  CAIRN_BENCH=${CAIRN_BENCH:-$release/cairn-bench}
 fi
-if [ -z "${S3BENCH:-}" ]; then
-  export S3BENCH_TARGET_DIR=${S3BENCH_TARGET_DIR:-$HOME/.cache/s3bench-target}
-  (cd "$root/../shared/tools/s3bench" && CARGO_TARGET_DIR="$S3BENCH_TARGET_DIR" cargo build --release >&2)
-  S3BENCH="$S3BENCH_TARGET_DIR/release/s3bench"
+if [ -z "${CAIRN_BENCH:-}" ]; then
+  (cd "$root" && cargo build --release --locked --workspace --bin cairn-bench >&2)
+  CAIRN_BENCH="$release/cairn-bench"
 fi
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 OUTDIR="$here/results/$(date -u +%Y-%m-%d)-$commit-cluster"
@@ -34,7 +37,7 @@ mkdir -p "$OUTDIR"
 OUT="$OUTDIR/results.jsonl"
 : > "$OUT"
 
-export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret-0123456789
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=bench-secret-0123456789abcdefghijklmn
 export CAIRN_ACCESS_KEY=$AWS_ACCESS_KEY_ID CAIRN_SECRET_KEY=$AWS_SECRET_ACCESS_KEY
 export CAIRN_MASTER_KEY=$(printf '5a%.0s' $(seq 1 32))
 export CAIRN_CLUSTER_SECRET=$(printf 'c3%.0s' $(seq 1 32))
@@ -57,7 +60,7 @@ wait_ready() {
   log "port $1 never became ready"; exit 1
 }
 
-# start_single / start_cluster set ENDPOINT and SP (the pid s3bench samples).
+# start_single / start_cluster set ENDPOINT and SP (the pid cairn-bench samples).
 start_single() {
   DATA=$(mktemp -d "$DATA_ROOT/cairn-bench-XXXXXX")
   "$CAIRN" server --data-dir "$DATA" --listen 127.0.0.1:9400 --admin-listen 127.0.0.1:9401 \
@@ -84,9 +87,9 @@ start_cluster() {
 
 run() {
   local label=$1; shift
-  log "$label: s3bench $*"
-  "$S3BENCH" "$@" --endpoint "$ENDPOINT" --server-pid "$SP" --label "$label" --json "$OUT" -q >/dev/null ||
-    log "$label: s3bench exit $? (3 = some requests failed)"
+  log "$label: cairn-bench $*"
+  "$CAIRN_BENCH" "$@" --endpoint "$ENDPOINT" --server-pid "$SP" --label "$label" --json >> "$OUT" ||
+    log "$label: cairn-bench exit $? (3 = some requests failed or returned wrong data)"
 }
 
 for setup in single cluster; do
@@ -108,7 +111,10 @@ for line in open(sys.argv[1]):
     base = label.rsplit("-r", 1)[0]
     runs.setdefault(base, []).append(r)
 def val(r):
-    return r["mib_s"] if "-16MiB-" in r["label"] else r["ops_s"]
+    # cairn-bench's fields; results of the older external tool used mib_s/ops_s.
+    if "-16MiB-" in r["label"]:
+        return r.get("mib_per_sec", r.get("mib_s"))
+    return r.get("ops_per_sec", r.get("ops_s"))
 print("| workload | single node (2+1, 3 drives) | 3-node cluster (2+1) | ratio | cluster errors |")
 print("|---|---|---|---|---|")
 for w in ["put-16MiB-c4", "get-16MiB-c4", "put-4KiB-c64"]:
@@ -118,7 +124,7 @@ for w in ["put-16MiB-c4", "get-16MiB-c4", "put-4KiB-c64"]:
         continue
     ms, mc = statistics.median(s), statistics.median(c)
     unit = "MiB/s" if "16MiB" in w else "ops/s"
-    errors = sum(r["errors"] for r in runs.get("cluster-" + w, []))
+    errors = sum(r["errors"] + r.get("verify_failures", 0) for r in runs.get("cluster-" + w, []))
     print(f"| {w} | {ms:,.0f} {unit} | {mc:,.0f} {unit} | {mc / ms:.2f}x | {errors} |")
 EOF
 cat "$OUTDIR/summary.md"

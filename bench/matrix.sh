@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# The standard performance matrix of issue 6, against a fresh release
-# `cairn` on a temporary data dir, driven by s3bench (../shared/tools/s3bench).
+# The standard performance matrix: a fresh release `cairn` on a temporary
+# data dir, driven by cairn-bench (this repository's bench/ crate) over
+# loopback, every workload repeated REPS times.
 #
 #   bench/matrix.sh                 # everything, 3 repetitions (~10 min)
 #   REPS=1 SECTIONS="big small" bench/matrix.sh
 #
-# Writes bench/results/<date>-<commit>/: results.jsonl (one s3bench JSON line
-# per run, plus the aws CLI timings of bench/clients.sh) and summary.md (the
-# medians against the targets, made by bench/summarize.py).
+# Writes bench/results/<date>-<commit>/: results.jsonl (one cairn-bench JSON
+# line per run, plus the aws CLI timings of bench/clients.sh) and summary.md
+# (medians against the targets, made by bench/summarize.py).
 #
 # Env: REPS (3), SECTIONS (subset of "big small iot list signed sizes conc
-# large list1m clients"; default all but "sizes conc large list1m"), CAIRN (a cairn binary; default: build release),
-# S3BENCH (an s3bench binary; default: build it), PORT (9300; the admin
-# listener is PORT+1), DATA_ROOT (where the temporary data dir goes, /tmp),
-# SERVER_ENV (extra environment for the server only, e.g. "MALLOC_ARENA_MAX=2"),
-# LABEL (a suffix for the results dir, e.g. "arena2"), DROP_CACHES (1: as
-# root, `sync` and drop the page cache before each 16 MiB PUT run — on this
-# project's VM the page cache otherwise grows into guest memory the host has
-# not backed yet, and copying shards into it then costs ~10× the CPU; see
-# docs/performance.md "The VM's page cache").
+# large list1m clients"; default all but "sizes conc large list1m"), CAIRN
+# (a cairn binary; default: build the workspace in release), CAIRN_BENCH (a
+# cairn-bench binary; default: the one built with cairn, or build it alone),
+# PORT (9300; the admin listener is PORT+1), DATA_ROOT (where the temporary
+# data dir goes, /tmp), SERVER_ENV (extra environment for the server only,
+# e.g. "MALLOC_ARENA_MAX=2"), LABEL (a suffix for the results dir, e.g.
+# "arena2"), DROP_CACHES (1: as root, `sync` and drop the page cache before
+# each 16 MiB PUT run — on some VMs a page cache grown into guest memory the
+# host has not backed yet makes every copy into it ~10x dearer; see
+# docs/performance.md, "Measuring well").
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -29,17 +31,17 @@ DATA_ROOT=${DATA_ROOT:-/tmp}
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 has() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
+release="${CARGO_TARGET_DIR:-$root/target}/release"
 if [ -z "${CAIRN:-}" ]; then
-  log "building cairn (release)"
-  (cd "$root" && cargo build --release --locked --bin cairn >&2)
-  CAIRN="${CARGO_TARGET_DIR:-$root/target}/release/cairn"
+  log "building cairn and cairn-bench (release, whole workspace)"
+  (cd "$root" && cargo build --release --locked --workspace >&2)
+  CAIRN="$release/cairn"
+  CAIRN_BENCH=${CAIRN_BENCH:-$release/cairn-bench}
 fi
-if [ -z "${S3BENCH:-}" ]; then
-  log "building s3bench (release)"
-  s3b_src="$root/../shared/tools/s3bench"
-  export S3BENCH_TARGET_DIR=${S3BENCH_TARGET_DIR:-$HOME/.cache/s3bench-target}
-  (cd "$s3b_src" && CARGO_TARGET_DIR="$S3BENCH_TARGET_DIR" cargo build --release >&2)
-  S3BENCH="$S3BENCH_TARGET_DIR/release/s3bench"
+if [ -z "${CAIRN_BENCH:-}" ]; then
+  log "building cairn-bench (release; it links no RocksDB)"
+  (cd "$root" && cargo build --release --locked --workspace --bin cairn-bench >&2)
+  CAIRN_BENCH="$release/cairn-bench"
 fi
 
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -50,8 +52,8 @@ OUT="$OUTDIR/results.jsonl"
 : > "$OUT"
 
 DATA=$(mktemp -d "$DATA_ROOT/cairn-matrix-XXXXXX")
-export AWS_ACCESS_KEY_ID=matrixkey AWS_SECRET_ACCESS_KEY=matrixsecret-0123456789
-export S3BENCH_ENDPOINT="http://127.0.0.1:$PORT"
+export AWS_ACCESS_KEY_ID=matrixkey AWS_SECRET_ACCESS_KEY=matrix-secret-0123456789abcdefghijkl
+export CAIRN_BENCH_ENDPOINT="http://127.0.0.1:$PORT"
 log "cairn $("$CAIRN" --version 2>/dev/null || echo '?') on $DATA, results in $OUTDIR"
 # shellcheck disable=SC2086 # SERVER_ENV is a list of NAME=value words
 env ${SERVER_ENV:-} CAIRN_ACCESS_KEY=$AWS_ACCESS_KEY_ID CAIRN_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
@@ -65,8 +67,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-# run LABEL s3bench-args...: one JSON line into $OUT.
-# Waits (≤ 120 s) until RocksDB has no compaction pending, so a read
+# settle: waits (≤ 120 s) until RocksDB has no compaction pending, so a read
 # benchmark does not share the cores with the compactions of the writes
 # just before it.
 settle() {
@@ -79,11 +80,12 @@ settle() {
   log "compactions still pending after 120 s"
 }
 
+# run LABEL cairn-bench-args...: one JSON line into $OUT.
 run() {
   local label=$1; shift
-  log "$label: s3bench $*"
-  "$S3BENCH" "$@" --server-pid "$SP" --label "$label" --json "$OUT" -q >/dev/null ||
-    log "$label: s3bench exit $? (3 = some requests failed)"
+  log "$label: cairn-bench $*"
+  "$CAIRN_BENCH" "$@" --server-pid "$SP" --label "$label" --json >> "$OUT" ||
+    log "$label: cairn-bench exit $? (3 = some requests failed or returned wrong data)"
 }
 
 # drop_caches: see DROP_CACHES above; never before a read workload.
@@ -114,14 +116,14 @@ for r in $(seq 1 "$REPS"); do
 done
 if has list; then
   log "list: writing 10,000 keys"
-  "$S3BENCH" put -s 1KiB -n 10000 -c 32 --prefix list10k/ -q >/dev/null
+  "$CAIRN_BENCH" put -s 1KiB -n 10000 -c 32 --prefix list10k/ --json >/dev/null
   settle
   for r in $(seq 1 "$REPS"); do
     run list-10k-c1-r$r list -n 10000 -c 1 -d 10s --prefix list10k/
   done
 fi
 if has sizes; then
-  # Throughput against object size (issue 6: flat from 16 MiB to 1 GiB).
+  # Throughput against object size (it should be flat from 16 MiB to 1 GiB).
   for size in 16MiB 256MiB 1GiB; do
     case $size in 16MiB) n=256 ;; 256MiB) n=16 ;; 1GiB) n=4 ;; esac   # 4 GiB each
     run "sizes-put-$size-c4-r1" put -s "$size" -n "$n" -c 4 --seed 7 --prefix "sizes/$size/"
@@ -147,7 +149,7 @@ fi
 if has list1m; then
   # Page cost against bucket size: 1,000,000 keys vs the 10,000 of "list".
   log "list1m: writing 1,000,000 keys (takes a few minutes)"
-  "$S3BENCH" put -s 1KiB -n 1000000 -c 64 --prefix list1m/ -q >/dev/null
+  "$CAIRN_BENCH" put -s 1KiB -n 1000000 -c 64 --prefix list1m/ --json >/dev/null
   settle
   run list-1m-c1-r1 list -n 1000000 -c 1 -d 20s --prefix list1m/
 fi
@@ -157,7 +159,7 @@ fi
 {
   echo "# Cairn benchmark matrix, $(date -u +%Y-%m-%dT%H:%MZ), commit $commit"
   echo
-  echo "Release build, fresh data dir, s3bench over loopback on $(nproc) cores, medians of $REPS."
+  echo "Release build, fresh data dir, cairn-bench over loopback on $(nproc) cores, medians of $REPS."
   [ -n "${SERVER_ENV:-}" ] && echo "Server environment: \`$SERVER_ENV\`."
   echo
 } > "$OUTDIR/summary.md"

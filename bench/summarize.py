@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Median tables from bench/matrix.sh results against issue 6's targets.
+"""Median tables from bench/matrix.sh results against Cairn's performance targets.
 
 Usage: bench/summarize.py results.jsonl > summary.md
 
 Runs are grouped by their label without the trailing "-r<N>" (the
 repetition); each figure is the median over the repetitions, with the
 minimum and maximum beside it. Peak RSS is the largest VmHWM any run saw.
+Reads cairn-bench's JSON lines (bench/README.md) and, for older results in
+bench/results, the flat fields of the external tool used before it.
 """
 import json
 import re
@@ -16,17 +18,17 @@ from collections import OrderedDict
 # group label -> (what, metric key, unit, target, higher is better, command)
 TARGETS = OrderedDict([
     ("big-put-16MiB-c4", ("PUT 16 MiB random, c=4", "mib_s", "MiB/s", 660, True,
-                          "s3bench put -s 16MiB -n 64 -c 4")),
+                          "cairn-bench put -s 16MiB -n 64 -c 4")),
     ("big-get-16MiB-c4", ("GET 16 MiB, c=4", "mib_s", "MiB/s", 1200, True,
-                          "s3bench get -s 16MiB -c 4 -d 10s")),
+                          "cairn-bench get -s 16MiB -c 4 -d 10s")),
     ("small-put-4KiB-c64", ("PUT 4 KiB, c=64 (fsync'd)", "ops_s", "ops/s", 4800, True,
-                            "s3bench put -s 4KiB -c 64 -d 10s")),
+                            "cairn-bench put -s 4KiB -c 64 -d 10s")),
     ("small-get-4KiB-c64", ("GET 4 KiB, c=64", "ops_s", "ops/s", 25000, True,
-                            "s3bench get -s 4KiB -c 64 -d 10s")),
+                            "cairn-bench get -s 4KiB -c 64 -d 10s")),
     ("iot-c64", ("iot, c=64", "ops_s", "ops/s", 7400, True,
-                 "s3bench iot -c 64 -d 10s")),
+                 "cairn-bench iot -c 64 -d 10s")),
     ("list-10k-c1", ("ListObjectsV2, 10k keys, 1 lister", "list_keys_s", "keys/s", 260000, True,
-                     "s3bench list -n 10000 -c 1 -d 10s")),
+                     "cairn-bench list -n 10000 -c 1 -d 10s")),
 ])
 
 
@@ -41,6 +43,28 @@ def fmt(v, nd=0):
     return f"{v:,.{nd}f}"
 
 
+def normalize(run):
+    """The flat fields this script reads, from either result format."""
+    if run.get("tool") != "cairn-bench":
+        return run  # older tool's lines and clients.sh's: already flat
+    flat = dict(run)
+    latency = run.get("latency_ms") or {}
+    server = run.get("server") or {}
+    listed = run.get("list") or {}
+    hwm = server.get("hwm_mib")
+    flat.update({
+        "secs": run.get("seconds"),
+        "ops_s": run.get("ops_per_sec"),
+        "mib_s": run.get("mib_per_sec"),
+        "p50_ms": latency.get("p50"),
+        "p99_ms": latency.get("p99"),
+        "list_keys": listed.get("keys", 0),
+        "server_hwm_kib": hwm * 1024 if hwm is not None else None,
+        "errors": run.get("errors", 0) + run.get("verify_failures", 0),
+    })
+    return flat
+
+
 def load(paths):
     runs = []
     for p in paths:
@@ -48,7 +72,7 @@ def load(paths):
             for line in f:
                 line = line.strip()
                 if line.startswith("{"):
-                    runs.append(json.loads(line))
+                    runs.append(normalize(json.loads(line)))
     return runs
 
 
@@ -79,6 +103,9 @@ def main(paths):
         m = med(vals)
         p99 = med([r.get("p99_ms") for r in rs])
         met = "-" if m is None else ("yes" if (m >= target if higher else m <= target) else "no")
+        failed = sum(r.get("errors") or 0 for r in rs)
+        if failed:
+            met = f"no: {failed:,} requests failed"
         span = f"{fmt(min(v for v in vals if v is not None))} – {fmt(max(v for v in vals if v is not None))}" if m is not None else "-"
         out.append(f"| {what} | ≥ {target:,} {unit} | **{fmt(m)}** {unit} ({span}) | {fmt(p99, 1)} | {len(rs)} | {met} | `{cmd}` |")
     # signed vs unsigned payload
@@ -86,7 +113,7 @@ def main(paths):
     unsigned = med([r.get("mib_s") for r in groups.get("big-put-16MiB-c4", [])])
     if signed and unsigned:
         ratio = signed / unsigned
-        out.append(f"| signed-payload PUT 16 MiB vs unsigned | ≥ 0.80× | **{ratio:.2f}×** ({fmt(signed)} vs {fmt(unsigned)} MiB/s) | - | {len(groups.get('signed-put-16MiB-c4', []))} | {'yes' if ratio >= 0.8 else 'no'} | `s3bench put -s 16MiB -n 64 -c 4 --payload signed` |")
+        out.append(f"| signed-payload PUT 16 MiB vs unsigned | ≥ 0.80× | **{ratio:.2f}×** ({fmt(signed)} vs {fmt(unsigned)} MiB/s) | - | {len(groups.get('signed-put-16MiB-c4', []))} | {'yes' if ratio >= 0.8 else 'no'} | `cairn-bench put -s 16MiB -n 64 -c 4 --payload signed` |")
     # peak RSS over everything
     hwm = [r.get("server_hwm_kib") for r in runs if isinstance(r.get("server_hwm_kib"), (int, float))]
     if hwm:
