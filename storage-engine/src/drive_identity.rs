@@ -48,6 +48,9 @@
 //! | none                            | none     | no (new)    | ok, marker written   |
 //! | none, before markers existed    | some     | -           | ok, marker written (upgrade) |
 //! | none, before markers existed    | none     | -           | ok on a first start or an empty store, else replaced |
+//!
+//! A marker that must be written and cannot be (read-only or failing disk)
+//! leaves the drive unused and faulty until a restart; the server starts.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -258,6 +261,9 @@ pub(crate) enum DriveIdentity {
     Refused(String),
     /// The directory was not there and could not be created.
     Unavailable,
+    /// Its marker could not be written (read-only or failing disk): not
+    /// used until a restart, reported faulty.
+    Broken(String),
 }
 
 fn needs_heal_key(index: u16) -> String {
@@ -344,11 +350,15 @@ pub(crate) fn check_drives(
                 now_initialised.insert(index);
             }
             DriveIdentity::Refused(reason) => {
-                tracing::error!(drive = index, path = %dir.display(), reason = %reason, "drive refused: nothing will be written to it; see docs/operations.md, \"Drive identity\"");
+                tracing::error!(drive = index, path = %dir.display(), reason = %reason, "drive refused: nothing will be written to it; see docs/operations.md, \"Drive identity and states\"");
                 store.refuse(reason);
             }
             DriveIdentity::Unavailable => {
                 tracing::error!(drive = index, path = %dir.display(), "drive directory is missing and could not be created");
+            }
+            DriveIdentity::Broken(reason) => {
+                tracing::error!(drive = index, path = %dir.display(), error = %reason, "drive marker cannot be written: drive not used until a restart");
+                store.refuse(reason);
             }
             DriveIdentity::Remote => {}
         }
@@ -431,7 +441,9 @@ impl CheckContext<'_> {
             )),
             // A drive added to the configuration.
             (Some(false), None) => {
-                write_marker(dir, &marker, self.key)?;
+                if let Err(e) = write_marker(dir, &marker, self.key) {
+                    return Ok(DriveIdentity::Broken(e.to_string()));
+                }
                 tracing::info!(drive = index, path = %dir.display(), "new drive initialised");
                 Ok(DriveIdentity::Verified)
             }
@@ -455,7 +467,9 @@ impl CheckContext<'_> {
                         )));
                     }
                 }
-                write_marker(dir, &marker, self.key)?;
+                if let Err(e) = write_marker(dir, &marker, self.key) {
+                    return Ok(DriveIdentity::Broken(e.to_string()));
+                }
                 tracing::info!(drive = index, "marker written for a drive of an existing data directory");
                 Ok(DriveIdentity::Verified)
             }
@@ -466,7 +480,9 @@ impl CheckContext<'_> {
                         .has_chunks
                         .get_or_insert(store_has_chunks(self.meta)?);
                 if nothing_lost {
-                    write_marker(dir, &marker, self.key)?;
+                    if let Err(e) = write_marker(dir, &marker, self.key) {
+                        return Ok(DriveIdentity::Broken(e.to_string()));
+                    }
                     tracing::debug!(drive = index, "drive initialised");
                     Ok(DriveIdentity::Verified)
                 } else {
@@ -484,7 +500,9 @@ impl CheckContext<'_> {
         marker: &DriveMarker,
         index: u16,
     ) -> EngineResult<DriveIdentity> {
-        write_marker(dir, marker, self.key)?;
+        if let Err(e) = write_marker(dir, marker, self.key) {
+            return Ok(DriveIdentity::Broken(e.to_string()));
+        }
         self.meta.set_local(&needs_heal_key(index), Some(&[1]))?;
         tracing::warn!(drive = index, path = %dir.display(), "drive was replaced or wiped (empty, no marker): its shards will be rebuilt onto it");
         Ok(DriveIdentity::NeedsHeal)
@@ -516,6 +534,7 @@ impl Inner {
             DriveIdentity::Refused(reason) => DriveState::Foreign { reason },
             _ if !present => DriveState::Missing,
             DriveIdentity::Unavailable => DriveState::Missing,
+            DriveIdentity::Broken(_) => DriveState::Faulty,
             DriveIdentity::NeedsHeal => DriveState::Replaced {
                 healing: self.startup_heal.running.load(Ordering::Acquire)
                     || lock(&self.scrub_status).running,
@@ -801,6 +820,30 @@ mod tests {
         assert_eq!(ids[2], DriveIdentity::Verified);
         assert_eq!(ids[5], DriveIdentity::NeedsHeal);
         assert_readable(&e, &objects).await;
+    }
+
+    /// A drive whose marker cannot be written does not stop the start: it
+    /// is faulty until a restart, and nothing is written to it.
+    #[tokio::test]
+    async fn a_drive_whose_marker_cannot_be_written_is_faulty() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the marker's temporary file must go.
+        fs::create_dir_all(drive_dir(dir.path(), 3).join("cairn-drive.tmp")).unwrap();
+        let e = open_with(config(dir.path()), KEY_BYTE);
+        assert!(matches!(identities(&e)[3], DriveIdentity::Broken(_)));
+        assert_eq!(e.inner.drive_state(3), DriveState::Faulty);
+        assert!(!e.inner.drive_usable(3));
+        assert_eq!(e.readiness().unwrap().len(), 1);
+        e.create_bucket("b").await.unwrap();
+        try_put(&e, "b", "k", &pseudo_random(200_000, 1), 65_536)
+            .await
+            .unwrap();
+        assert!(!drive_dir(dir.path(), 3).join(MARKER_FILE).exists());
+        assert_eq!(
+            crate::test_support::dir_bytes(&drive_dir(dir.path(), 3)),
+            0,
+            "nothing written to it"
+        );
     }
 
     /// A refused drive elsewhere does not keep a replaced one from being

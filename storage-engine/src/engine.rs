@@ -577,7 +577,7 @@ impl Engine {
             use crate::drive_identity::DriveIdentity;
             if matches!(
                 identity,
-                DriveIdentity::Refused(_) | DriveIdentity::Unavailable
+                DriveIdentity::Refused(_) | DriveIdentity::Unavailable | DriveIdentity::Broken(_)
             ) {
                 health[d].refuse();
             }
