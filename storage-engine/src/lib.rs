@@ -48,6 +48,7 @@ mod records;
 mod recovery;
 mod repair;
 mod status;
+mod totals;
 
 #[cfg(test)]
 mod engine_tests;
@@ -88,6 +89,7 @@ pub use records::{
 pub use recovery::RecountReport;
 pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};
 pub use status::{DriveStatus, EngineStatus};
+pub use totals::{BucketTotals, StoredTotals, TotalsRecord};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {

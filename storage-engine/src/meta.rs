@@ -10,7 +10,7 @@
 //! | `uploads`      | upload id (16)                              | [`UploadRecord`] |
 //! | `upload_index` | bucket id (u64 BE) ++ key ++ 0x00 ++ upload id | empty         |
 //! | `parts`        | upload id (16) ++ part number (u32 BE)      | [`PartRecord`]   |
-//! | `system`       | ASCII name                                  | per entry        |
+//! | `system`       | ASCII name                                  | per entry; `totals` and `totals/bucket/<id hex>`: [`TotalsRecord`], updated by merge (`totals.rs`) |
 //! | `local`        | ASCII name (this node only, never replicated) | per entry      |
 //!
 //! Every write that acknowledges client data goes through [`MetaStore::write`]
@@ -29,8 +29,9 @@ use crate::error::{CodecError, EngineError, EngineResult};
 use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 use crate::records::{
     BucketRecord, ChunkRecord, ChunkRefDelta, ManifestBlock, ManifestRef, ObjectVersion,
-    PartRecord, UploadRecord, VersionId,
+    PartRecord, TotalsRecord, UploadRecord, VersionId,
 };
+use crate::totals::{BUCKET_TOTALS_PREFIX, TOTALS_KEY, TotalsSnapshot};
 
 pub type Db = DBWithThreadMode<MultiThreaded>;
 
@@ -63,6 +64,19 @@ const ALL_CFS: [&str; 10] = [
 /// Reads of a record whose inline bytes vanished under a concurrent
 /// overwrite before `object` gives up.
 const INLINE_READ_ATTEMPTS: usize = 8;
+
+/// Lock stripes over chunk ids held by [`MetaStore::apply`] while it reads
+/// whether a chunk record exists and writes the change (see `totals.rs`).
+const APPLY_CHUNK_STRIPES: usize = 1024;
+
+/// A key a guard read, and its value then.
+type GuardRead<'a> = (MetaCf, &'a [u8], Option<Vec<u8>>);
+
+fn apply_chunk_stripe(key: &[u8]) -> usize {
+    let hi = usize::from(key.first().copied().unwrap_or(0));
+    let lo = usize::from(key.get(1).copied().unwrap_or(0));
+    ((hi << 8) | lo) % APPLY_CHUNK_STRIPES
+}
 
 /// Bounds on RocksDB's memory: one shared block cache and a global memtable budget.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -226,6 +240,8 @@ pub struct MetaStore {
     /// runs): a reader that must not act on a half-imported store (segment
     /// compaction) compares it before and after.
     import_generation: std::sync::atomic::AtomicU64,
+    /// See [`APPLY_CHUNK_STRIPES`].
+    apply_chunk_stripes: Vec<std::sync::Mutex<()>>,
     /// Tests only: every command written, encoded, in the order RocksDB
     /// applied them (see `record_commands`).
     #[cfg(test)]
@@ -249,6 +265,17 @@ impl MetaStore {
             if name == CF_CHUNKS {
                 o.set_merge_operator("cairn-chunk-refs-v1", chunk_full_merge, chunk_partial_merge);
             }
+            if name == CF_SYSTEM {
+                // Only the totals keys receive merges (sums).
+                o.set_merge_operator(
+                    "cairn-totals-v1",
+                    crate::totals::totals_full_merge,
+                    crate::totals::totals_partial_merge,
+                );
+                // Every object write merges onto the same few keys: fold
+                // them in the memtable rather than keep long operand chains.
+                o.set_max_successive_merges(64);
+            }
             ColumnFamilyDescriptor::new(name, o)
         };
         let mut opts = Options::default();
@@ -261,14 +288,20 @@ impl MetaStore {
         opts.increase_parallelism(2);
         let cfs: Vec<_> = ALL_CFS.iter().map(|n| cf_opts(n)).collect();
         let db = Db::open_cf_descriptors(&opts, path, cfs)?;
-        Ok(MetaStore {
+        let store = MetaStore {
             db: Arc::new(db),
             sync_write: true,
             committer: std::sync::OnceLock::new(),
             import_generation: std::sync::atomic::AtomicU64::new(0),
+            apply_chunk_stripes: (0..APPLY_CHUNK_STRIPES)
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
             #[cfg(test)]
             recorded: std::sync::Mutex::new(None),
-        })
+        };
+        // Metadata written before the totals existed: count them once.
+        store.ensure_totals()?;
+        Ok(store)
     }
 
     fn cf(&self, name: &'static str) -> EngineResult<Arc<BoundColumnFamily<'_>>> {
@@ -715,7 +748,33 @@ impl MetaStore {
     /// result is `GuardFailed(index)`. Check and write are not one atomic
     /// step: callers apply guarded commands one at a time (the Raft state
     /// machine) or under the engine's key locks.
+    ///
+    /// The stored totals (`totals.rs`) are derived from the command and
+    /// written in the same batch, unless the command sets them itself.
     pub fn apply(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
+        let explicit_totals = crate::totals::sets_totals_explicitly(command);
+        // Whether a chunk record exists is read and acted on under its
+        // stripe: two commands creating the same chunk count it once.
+        let _stripes = if explicit_totals {
+            Vec::new()
+        } else {
+            let mut stripes: Vec<usize> = crate::totals::chunk_keys_changing_existence(command)
+                .map(apply_chunk_stripe)
+                .collect();
+            stripes.sort_unstable();
+            stripes.dedup();
+            stripes
+                .into_iter()
+                .map(|i| {
+                    self.apply_chunk_stripes[i]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                })
+                .collect()
+        };
+        // Values the guards read, reused to derive the totals (the object
+        // a PUT replaces is read once).
+        let mut read: Vec<GuardRead<'_>> = Vec::new();
         for (i, guard) in command.guards.iter().enumerate() {
             let holds = match guard {
                 MetaGuard::NoneWithPrefix { cf, prefix } => {
@@ -725,12 +784,27 @@ impl MetaStore {
                     it.status()?;
                     !found
                 }
-                _ => guard.holds(self.get_cf(guard.cf().name(), guard.key())?.as_deref()),
+                _ => {
+                    let value = self.get_cf(guard.cf().name(), guard.key())?;
+                    let holds = guard.holds(value.as_deref());
+                    read.push((guard.cf(), guard.key(), value));
+                    holds
+                }
             };
             if !holds {
                 return Err(EngineError::GuardFailed(i));
             }
         }
+        let totals = if explicit_totals {
+            None
+        } else {
+            Some(crate::totals::derive(command, |cf, key| {
+                match read.iter().find(|(c, k, _)| *c == cf && *k == key) {
+                    Some((_, _, v)) => Ok(v.clone()),
+                    None => self.get_cf(cf.name(), key),
+                }
+            })?)
+        };
         let mut wb = WriteBatch::default();
         for op in &command.ops {
             match op {
@@ -739,6 +813,20 @@ impl MetaStore {
                 MetaOp::Merge { cf, key, operand } => {
                     wb.merge_cf(&self.cf(cf.name())?, key, operand)
                 }
+            }
+        }
+        if let Some(d) = totals {
+            let system = self.cf(CF_SYSTEM)?;
+            if !d.global.is_zero() {
+                wb.merge_cf(&system, TOTALS_KEY, d.global.encode());
+            }
+            for (id, t) in &d.buckets {
+                if !t.is_zero() {
+                    wb.merge_cf(&system, crate::totals::bucket_totals_key(*id), t.encode());
+                }
+            }
+            for id in &d.dropped_buckets {
+                wb.delete_cf(&system, crate::totals::bucket_totals_key(*id));
             }
         }
         let mut wo = WriteOptions::default();
@@ -826,7 +914,9 @@ impl MetaStore {
             }
         }
         all.ops.extend(command.ops.iter().cloned());
-        self.apply(&all, sync)
+        self.apply(&all, sync)?;
+        // A store exported before the totals existed carried none.
+        self.ensure_totals()
     }
 }
 
@@ -1037,13 +1127,161 @@ impl MetaStore {
             }
         }
         self.write_raw(batch, false)?;
-        self.apply(last, true)
+        self.apply(last, true)?;
+        // A snapshot from a node that predates the totals carries none.
+        self.ensure_totals()
     }
 
     fn write_raw(&self, batch: WriteBatch, sync: bool) -> EngineResult<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         Ok(self.db.write_opt(batch, &wo)?)
+    }
+}
+
+impl MetaStore {
+    /// The totals as kept (`totals.rs`): everything and per bucket id.
+    pub(crate) fn totals(&self) -> EngineResult<TotalsSnapshot> {
+        let global = self
+            .get_cf(CF_SYSTEM, TOTALS_KEY.as_bytes())?
+            .map(|v| TotalsRecord::decode(&v))
+            .transpose()?
+            .unwrap_or_default();
+        let mut buckets = std::collections::BTreeMap::new();
+        let mut it =
+            self.range_iter(CF_SYSTEM, prefix_successor(BUCKET_TOTALS_PREFIX.as_bytes()))?;
+        it.seek(BUCKET_TOTALS_PREFIX.as_bytes());
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if let Some(id) = crate::totals::bucket_id_of_totals_key(k) {
+                buckets.insert(id, TotalsRecord::decode(v)?);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(TotalsSnapshot { global, buckets })
+    }
+
+    /// If the totals are missing (metadata written before they existed, or
+    /// installed from such a store), counts them from the records and
+    /// stores them. Only while nothing else writes (opening, installing a
+    /// snapshot).
+    pub(crate) fn ensure_totals(&self) -> EngineResult<()> {
+        if self.get_cf(CF_SYSTEM, TOTALS_KEY.as_bytes())?.is_some() {
+            return Ok(());
+        }
+        let snapshot = self.db.snapshot();
+        let counted = self.count_totals(&snapshot)?;
+        drop(snapshot);
+        tracing::info!(
+            objects = counted.global.objects,
+            logical_bytes = counted.global.logical_bytes,
+            stored_bytes = counted.global.stored_bytes,
+            "stored totals counted from the metadata records"
+        );
+        let mut command = MetaCommand::default();
+        // Leftovers of an earlier count whose global record went.
+        for id in self.totals()?.buckets.keys() {
+            command.ops.push(MetaOp::Delete {
+                cf: MetaCf::System,
+                key: crate::totals::bucket_totals_key(*id).into_bytes(),
+            });
+        }
+        for (id, t) in &counted.buckets {
+            command.ops.push(MetaOp::Put {
+                cf: MetaCf::System,
+                key: crate::totals::bucket_totals_key(*id).into_bytes(),
+                value: t.encode(),
+            });
+        }
+        command.ops.push(MetaOp::Put {
+            cf: MetaCf::System,
+            key: TOTALS_KEY.as_bytes().to_vec(),
+            value: counted.global.encode(),
+        });
+        // Sets the totals explicitly: nothing is derived from it.
+        self.apply(&command, self.sync_write)
+    }
+
+    /// The totals kept and the totals counted from the records, both as of
+    /// one snapshot of the metadata.
+    pub(crate) fn kept_and_recounted_totals(
+        &self,
+    ) -> EngineResult<(TotalsSnapshot, TotalsSnapshot)> {
+        let snapshot = self.db.snapshot();
+        let counted = self.count_totals(&snapshot)?;
+        let system = self.cf(CF_SYSTEM)?;
+        let mut kept = TotalsSnapshot::default();
+        for item in snapshot.iterator_cf(&system, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            if *k == *TOTALS_KEY.as_bytes() {
+                kept.global = TotalsRecord::decode(&v)?;
+            } else if let Some(id) = crate::totals::bucket_id_of_totals_key(&k) {
+                kept.buckets.insert(id, TotalsRecord::decode(&v)?);
+            }
+        }
+        Ok((kept, counted))
+    }
+
+    /// Counts the totals from the object, inline-data and chunk records.
+    fn count_totals(
+        &self,
+        snapshot: &rocksdb::SnapshotWithThreadMode<'_, Db>,
+    ) -> EngineResult<TotalsSnapshot> {
+        let mut out = TotalsSnapshot::default();
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for item in snapshot.iterator_cf(&self.cf(CF_OBJECTS)?, rocksdb::IteratorMode::Start) {
+            let (k, v) = item?;
+            let Some(o) = crate::totals::object_share(&v) else {
+                continue;
+            };
+            let size = to_i64(o.size);
+            out.global.objects += 1;
+            out.global.logical_bytes += size;
+            let n = to_i64(o.embedded);
+            out.global.stored_bytes += n;
+            out.global.raw_bytes += n;
+            out.global.inline_bytes += n;
+            if let Some(id) = k.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                let t = out.buckets.entry(u64::from_be_bytes(id)).or_default();
+                t.objects += 1;
+                t.logical_bytes += size;
+            }
+        }
+        for item in snapshot.iterator_cf(&self.cf(CF_INLINE_DATA)?, rocksdb::IteratorMode::Start) {
+            let (_, v) = item?;
+            let n = to_i64(v.len() as u64);
+            out.global.stored_bytes += n;
+            out.global.raw_bytes += n;
+            out.global.inline_bytes += n;
+        }
+        for item in snapshot.iterator_cf(&self.cf(CF_CHUNKS)?, rocksdb::IteratorMode::Start) {
+            let (_, v) = item?;
+            let Some((sealed, raw)) = crate::totals::chunk_share(&v) else {
+                continue;
+            };
+            out.global.chunks += 1;
+            out.global.stored_bytes += to_i64(sealed);
+            out.global.raw_bytes += to_i64(raw);
+        }
+        Ok(out)
+    }
+
+    /// Tests only: removes the totals, as in a store written before they
+    /// existed.
+    #[cfg(test)]
+    pub(crate) fn forget_totals(&self) -> EngineResult<()> {
+        let mut command = MetaCommand::default();
+        for id in self.totals()?.buckets.keys() {
+            command.ops.push(MetaOp::Delete {
+                cf: MetaCf::System,
+                key: crate::totals::bucket_totals_key(*id).into_bytes(),
+            });
+        }
+        command.ops.push(MetaOp::Delete {
+            cf: MetaCf::System,
+            key: TOTALS_KEY.as_bytes().to_vec(),
+        });
+        self.apply(&command, true)
     }
 }
 

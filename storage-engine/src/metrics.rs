@@ -1,6 +1,8 @@
 //! Engine metrics (Prometheus). Names follow Prometheus conventions:
 //! `cairn_` prefix, base units, `_total` for counters. Labels are bounded
-//! (drive index, a fixed set of outcomes) — never bucket or key names.
+//! (drive index, a fixed set of outcomes) — never key names, and bucket
+//! names only for the largest [`crate::totals::METRICS_BUCKETS_MAX`]
+//! buckets, the rest summed under `bucket="_other"`.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -95,6 +97,19 @@ pub struct EngineMetrics {
     pub(crate) scrub_running: prometheus::IntGauge,
     pub(crate) scrub_chunks_checked: prometheus::IntGauge,
     drive_fsync: HistogramVec,
+    /// What is stored now, from the totals kept in the metadata (survive a
+    /// restart, unlike the `cairn_pipeline_*_total` counters): objects,
+    /// logical bytes, after dedup + compression + encryption, on drives,
+    /// distinct chunks, small objects' bytes kept in the metadata.
+    pub(crate) stored_objects: prometheus::IntGauge,
+    pub(crate) stored_logical_bytes: prometheus::IntGauge,
+    pub(crate) stored_bytes_now: prometheus::IntGauge,
+    pub(crate) stored_raw_bytes: prometheus::IntGauge,
+    pub(crate) stored_chunks: prometheus::IntGauge,
+    pub(crate) stored_inline_bytes: prometheus::IntGauge,
+    /// Per bucket (the largest ones, then `_other`): objects, logical bytes.
+    pub(crate) bucket_objects: prometheus::IntGaugeVec,
+    pub(crate) bucket_logical_bytes: prometheus::IntGaugeVec,
 }
 
 /// Per-drive handles, cloned into each [`crate::drive::LocalDrive`].
@@ -123,7 +138,50 @@ impl EngineMetrics {
             &["drive"],
         )
         .map_err(|e| EngineError::Internal(format!("metric fsync: {e}")))?;
+        let gauge = |name: &str, help: &str| -> EngineResult<prometheus::IntGauge> {
+            reg(
+                registry,
+                prometheus::IntGauge::new(name, help)
+                    .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?,
+            )
+        };
         let metrics = EngineMetrics {
+            stored_objects: gauge(
+                "cairn_stored_objects",
+                "Objects stored now (current versions), kept in the metadata",
+            )?,
+            stored_logical_bytes: gauge(
+                "cairn_stored_logical_bytes",
+                "Sum of the sizes of the objects stored now (what clients see)",
+            )?,
+            stored_bytes_now: gauge(
+                "cairn_stored_bytes",
+                "Bytes stored now after dedup, compression and encryption (each chunk once, plus small objects kept in the metadata), before parity",
+            )?,
+            stored_raw_bytes: gauge(
+                "cairn_stored_raw_bytes",
+                "Bytes stored now on drives: every chunk's shards incl. parity and shard headers, plus small objects kept in the metadata",
+            )?,
+            stored_chunks: gauge(
+                "cairn_stored_chunks",
+                "Distinct chunks stored now (including unreferenced ones awaiting garbage collection)",
+            )?,
+            stored_inline_bytes: gauge(
+                "cairn_stored_inline_bytes",
+                "Sealed bytes of small objects kept in the metadata store (part of cairn_stored_bytes)",
+            )?,
+            bucket_objects: gauge_vec(
+                registry,
+                "cairn_bucket_objects",
+                "Objects stored now per bucket (the 100 largest buckets; the rest summed as bucket=\"_other\")",
+                "bucket",
+            )?,
+            bucket_logical_bytes: gauge_vec(
+                registry,
+                "cairn_bucket_logical_bytes",
+                "Sum of object sizes stored now per bucket (the 100 largest buckets; the rest summed as bucket=\"_other\")",
+                "bucket",
+            )?,
             logical_bytes: counter(
                 registry,
                 "cairn_pipeline_logical_bytes_total",
@@ -302,6 +360,52 @@ impl EngineMetrics {
             metrics.meta_bytes.with_label_values(&[kind]);
         }
         Ok(metrics)
+    }
+
+    /// Sets the stored-totals gauges (see `Engine::refresh_total_gauges`):
+    /// the largest buckets by logical bytes one by one (ties by name), the
+    /// rest summed under `_other`; buckets gone since the last call vanish.
+    pub(crate) fn set_stored_totals(&self, t: &crate::totals::StoredTotals) {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.stored_objects.set(g(t.objects));
+        self.stored_logical_bytes.set(g(t.logical_bytes));
+        self.stored_bytes_now.set(g(t.stored_bytes));
+        self.stored_raw_bytes.set(g(t.raw_bytes));
+        self.stored_chunks.set(g(t.chunks));
+        self.stored_inline_bytes.set(g(t.inline_bytes));
+        let mut by_size: Vec<&crate::totals::BucketTotals> = t.buckets.iter().collect();
+        by_size.sort_by(|a, b| {
+            b.logical_bytes
+                .cmp(&a.logical_bytes)
+                .then_with(|| a.bucket.cmp(&b.bucket))
+        });
+        let max = crate::totals::METRICS_BUCKETS_MAX;
+        self.bucket_objects.reset();
+        self.bucket_logical_bytes.reset();
+        for b in by_size.iter().take(max) {
+            let label = [b.bucket.as_str()];
+            self.bucket_objects
+                .with_label_values(&label)
+                .set(g(b.objects));
+            self.bucket_logical_bytes
+                .with_label_values(&label)
+                .set(g(b.logical_bytes));
+        }
+        if by_size.len() > max {
+            let (objects, bytes) = by_size[max..].iter().fold((0u64, 0u64), |(o, l), b| {
+                (
+                    o.saturating_add(b.objects),
+                    l.saturating_add(b.logical_bytes),
+                )
+            });
+            let label = [crate::totals::METRICS_OTHER_BUCKETS];
+            self.bucket_objects
+                .with_label_values(&label)
+                .set(g(objects));
+            self.bucket_logical_bytes
+                .with_label_values(&label)
+                .set(g(bytes));
+        }
     }
 
     pub(crate) fn drive_faulty(&self, index: u16) -> prometheus::IntGauge {

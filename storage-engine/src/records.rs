@@ -261,6 +261,111 @@ impl ChunkRefDelta {
     }
 }
 
+impl ChunkRefDelta {
+    /// Whether an encoded operand carries a record (may create the chunk
+    /// record), read from its fixed header without decoding the rest:
+    /// version u8, delta i64, at_ms u64, record flag u8.
+    pub fn encoded_carries_record(buf: &[u8]) -> bool {
+        buf.first() == Some(&FORMAT_V1) && buf.get(17) == Some(&1)
+    }
+}
+
+/// What is stored now (not what happened since the process started): the
+/// totals kept in `system` under `totals` (everything) and
+/// `totals/bucket/<bucket id, 16 hex digits>` (one bucket: only `objects`
+/// and `logical_bytes` are used). Kept up to date by the metadata store in
+/// the same write as each change it counts (`totals.rs`), as merge operands
+/// of this same shape holding signed differences, which the `system`
+/// merge operator sums.
+///
+/// Encoding: version u8 = 1, field count u8, then that many i64 LE in the
+/// order of the fields below. A decoder takes missing trailing fields as 0
+/// and ignores extra ones (fields are only ever appended); the encoder
+/// always writes all [`TotalsRecord::FIELDS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TotalsRecord {
+    /// Current object versions.
+    pub objects: i64,
+    /// Sum of their sizes: what clients see.
+    pub logical_bytes: i64,
+    /// After dedup, compression and encryption: every chunk record's sealed
+    /// length once (however many versions reference it, including chunks
+    /// awaiting garbage collection), plus the sealed bytes of small objects
+    /// kept in the metadata.
+    pub stored_bytes: i64,
+    /// On drives: every chunk's k+m shards with their record headers, plus
+    /// the small objects' sealed bytes once (they live in the metadata).
+    pub raw_bytes: i64,
+    /// Chunk records.
+    pub chunks: i64,
+    /// The part of `stored_bytes` (and `raw_bytes`) kept in the metadata.
+    pub inline_bytes: i64,
+}
+
+impl TotalsRecord {
+    pub const FIELDS: u8 = 6;
+
+    fn fields(&self) -> [i64; 6] {
+        [
+            self.objects,
+            self.logical_bytes,
+            self.stored_bytes,
+            self.raw_bytes,
+            self.chunks,
+            self.inline_bytes,
+        ]
+    }
+
+    fn from_fields(f: [i64; 6]) -> Self {
+        TotalsRecord {
+            objects: f[0],
+            logical_bytes: f[1],
+            stored_bytes: f[2],
+            raw_bytes: f[3],
+            chunks: f[4],
+            inline_bytes: f[5],
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == TotalsRecord::default()
+    }
+
+    /// Field-wise sum (saturating).
+    pub fn add(&mut self, other: &TotalsRecord) {
+        let (a, b) = (self.fields(), other.fields());
+        let mut out = [0i64; 6];
+        for i in 0..6 {
+            out[i] = a[i].saturating_add(b[i]);
+        }
+        *self = TotalsRecord::from_fields(out);
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = RecordWriter::with_version(FORMAT_V1);
+        w.u8(Self::FIELDS);
+        for f in self.fields() {
+            w.i64(f);
+        }
+        w.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
+        let mut r = RecordReader::new(buf, "totals");
+        check_version(&mut r, "totals")?;
+        let n = r.u8()?;
+        let mut f = [0i64; 6];
+        for i in 0..usize::from(n) {
+            let v = r.i64()?;
+            if let Some(slot) = f.get_mut(i) {
+                *slot = v;
+            }
+        }
+        r.finish()?;
+        Ok(TotalsRecord::from_fields(f))
+    }
+}
+
 /// One entry of an object's or part's manifest: a chunk and its plaintext length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ManifestEntry {
@@ -923,6 +1028,37 @@ mod tests {
     }
 
     #[test]
+    fn totals_records_round_trip() {
+        let t = TotalsRecord {
+            objects: 3,
+            logical_bytes: -5,
+            stored_bytes: 7,
+            raw_bytes: 11,
+            chunks: 2,
+            inline_bytes: 1,
+        };
+        let bytes = t.encode();
+        assert_eq!(bytes.len(), 2 + 6 * 8);
+        assert_eq!(TotalsRecord::decode(&bytes).unwrap(), t);
+        assert!(TotalsRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+        // Fewer fields (an older writer): the rest are zero.
+        let mut short = vec![FORMAT_V1, 2];
+        short.extend_from_slice(&4i64.to_le_bytes());
+        short.extend_from_slice(&9i64.to_le_bytes());
+        let s = TotalsRecord::decode(&short).unwrap();
+        assert_eq!((s.objects, s.logical_bytes, s.stored_bytes), (4, 9, 0));
+        // The record flag of a chunk delta is read without decoding it.
+        let with = ChunkRefDelta {
+            record: Some(chunk_record()),
+            ..ChunkRefDelta::refs(1)
+        };
+        assert!(ChunkRefDelta::encoded_carries_record(&with.encode()));
+        assert!(!ChunkRefDelta::encoded_carries_record(
+            &ChunkRefDelta::refs(1).encode()
+        ));
+    }
+
+    #[test]
     fn unknown_version_is_rejected() {
         let mut buf = chunk_record().encode();
         buf[0] = 99;
@@ -945,6 +1081,7 @@ mod tests {
             let _ = UploadRecord::decode(&buf);
             let _ = PartRecord::decode(&buf);
             let _ = BucketRecord::decode(&buf);
+            let _ = TotalsRecord::decode(&buf);
         }
     }
 }
