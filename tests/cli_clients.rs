@@ -2,6 +2,11 @@
 //! (`aws s3 …`, `aws s3api …`) and rclone. Both tools must be installed
 //! (CI installs them); set `CAIRN_SKIP_CLI_TESTS=1` to skip where they are
 //! not.
+//!
+//! Then `cairn`'s own command line as a newcomer meets it (no tools
+//! needed): start-up refusals (busy port, data dir in use or a file), the
+//! first-start "Try:" line, `cairn admin` pointed at the S3 port, and the
+//! container health check of docker-compose.yml and the Dockerfile.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
