@@ -17,7 +17,7 @@ fn admin(server: &TestServer, args: &[&str]) -> (bool, String, String) {
 }
 
 #[test]
-fn heal_rebuilds_lost_drives_and_scrub_then_finds_nothing() {
+fn heal_rebuilds_lost_segments_and_scrub_then_finds_nothing() {
     run(async {
         let mut server = TestServer::start();
         let c = sdk_client(&server);
@@ -323,7 +323,7 @@ fn a_wiped_drive_is_reported_replaced_and_healed_by_itself() {
         std::fs::remove_dir_all(server.drive_dir(2)).unwrap();
         server.start_again();
 
-        // Reported at once (the heal starts a few seconds after opening).
+        // Reported at once (the heal starts 10 s after opening).
         let (ok, out, err) = admin(&server, &["status"]);
         assert!(!ok, "a replaced drive must fail the status command:\n{out}");
         let line = out.lines().find(|l| l.starts_with("2 ")).unwrap();

@@ -91,7 +91,7 @@ impl EngineConfig {
 }
 
 /// Default [`EngineConfig::heal_start_delay`].
-pub const HEAL_START_DELAY_DEFAULT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const HEAL_START_DELAY_DEFAULT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Default [`EngineConfig::inline_max_bytes`].
 pub const INLINE_MAX_BYTES_DEFAULT: usize = 4096;
