@@ -125,7 +125,9 @@ impl DriveMarker {
             self.created_ms
         );
         let mac = key.mac(signed.as_bytes());
-        format!("{signed}mac {}\n", mac.to_hex())
+        let text = format!("{signed}mac {}\n", mac.to_hex());
+        debug_assert_eq!(DriveMarker::decode(&text, key), Ok(*self));
+        text
     }
 
     /// Parses and verifies a marker file. Anything but a well-formed version
@@ -364,6 +366,7 @@ pub(crate) fn check_drives(
         }
         out.push(identity);
     }
+    debug_assert_eq!(out.len(), drives.len(), "one identity per drive");
     if initialised.as_ref() != Some(&now_initialised) {
         meta.set_local(
             LOCAL_DRIVES_INITIALISED,
@@ -492,18 +495,20 @@ impl CheckContext<'_> {
         }
     }
 
-    /// Takes an empty drive in place of a lost one: marker first (the
-    /// drive is ours from now on), then the pending heal.
+    /// Takes an empty drive in place of a lost one: the pending heal is
+    /// recorded first, then the marker (the drive is ours from then on), so
+    /// a crash in between finds the drive replaced again, never verified
+    /// and unhealed.
     fn replaced(
         &self,
         dir: &Path,
         marker: &DriveMarker,
         index: u16,
     ) -> EngineResult<DriveIdentity> {
+        self.meta.set_local(&needs_heal_key(index), Some(&[1]))?;
         if let Err(e) = write_marker(dir, marker, self.key) {
             return Ok(DriveIdentity::Broken(e.to_string()));
         }
-        self.meta.set_local(&needs_heal_key(index), Some(&[1]))?;
         tracing::warn!(drive = index, path = %dir.display(), "drive was replaced or wiped (empty, no marker): its shards will be rebuilt onto it");
         Ok(DriveIdentity::NeedsHeal)
     }
