@@ -52,8 +52,8 @@ fn prepare_data_dir(dir: &Path) -> Result<(), String> {
 /// Locks the data directory for this process: an exclusive `flock` on
 /// `<dir>/cairn.pid`, which then holds this process id. The kernel drops the
 /// lock when the process ends, however it ends. A second server on the same
-/// directory is refused here, naming the first one's pid, before it touches
-/// anything else.
+/// directory is refused here, naming the first one's pid, before it opens
+/// the master key or the metadata store.
 fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
     use std::io::{Read, Seek};
     use std::os::unix::fs::OpenOptionsExt;
