@@ -838,6 +838,38 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         );
     }
 
+    // The CLI v1's default presigned URL (SigV2) is refused, and the
+    // answer says which setting makes a SigV4 one.
+    {
+        let url = run_checked(
+            &mut cmd_for(&["s3", "presign", "s3://aws-more/tree/dir/a b+c&d.txt"]),
+            "aws s3 presign (default signature version)",
+            &server,
+        )
+        .trim()
+        .to_owned();
+        if url.contains("X-Amz-Signature=") {
+            eprintln!("this aws CLI presigns with SigV4 by default: {url}");
+        } else {
+            assert!(url.contains("Signature="), "not a presigned URL: {url}");
+            let mut fetch = clean_command("python3");
+            fetch.args([
+                "-c",
+                "import sys, urllib.request, urllib.error\n\
+                 try:\n    urllib.request.urlopen(sys.argv[1], timeout=60)\n    print('200')\n\
+                 except urllib.error.HTTPError as e:\n    print(e.code)\n    print(e.read().decode())",
+                &url,
+            ]);
+            let answer = run_checked(&mut fetch, &format!("GET {url}"), &server);
+            assert!(
+                answer.starts_with("400")
+                    && answer.contains("<Code>InvalidRequest</Code>")
+                    && answer.contains("signature_version s3v4"),
+                "a SigV2 presigned GET must be refused with the setting to use: {answer}"
+            );
+        }
+    }
+
     // s3api put-object-tagging / get-object-tagging.
     aws(&[
         "s3api",

@@ -147,7 +147,7 @@ fn count(text: &str, needle: &str) -> usize {
     text.matches(needle).count()
 }
 
-/// Issue 16 item 5: 1,100 idle connections under a 1,024 descriptor limit
+/// 1,100 idle connections under a 1,024 descriptor limit
 /// took S3 offline for over a minute and logged `accept failed` ~20 times a
 /// second. Here: 300 idle S3 and 150 idle admin connections from five
 /// addresses against a 256 descriptor limit.
@@ -380,7 +380,7 @@ fn cairn(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// Issue 16 item 6: the shipped `change-me-please` (and any secret under 32
+/// The shipped `change-me-please` (and any secret under 32
 /// characters) is refused at start, with a message saying how to make one.
 #[test]
 fn weak_secret_keys_are_refused_at_start() {

@@ -1,4 +1,4 @@
-//! Issue 16, items 3 and 4: clients that stop sending a request body.
+//! Clients that stop sending a request body.
 //!
 //! * Hundreds of signed uploads that sent headers and 1,000 bytes, then
 //!   nothing, must not freeze anyone else (they used to park one blocking

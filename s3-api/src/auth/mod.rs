@@ -53,8 +53,10 @@ pub enum AuthError {
     )]
     MultipleAuthMechanisms,
     /// Signature Version 2 (`Authorization: AWS AK:sig` or `?AWSAccessKeyId=..&Signature=..`).
+    /// S3's message, then what to set in the clients that still default to
+    /// SigV2 for presigned URLs (aws CLI v1, older boto).
     #[error(
-        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+        "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256. (This request is signed with Signature Version 2; aws CLI v1: `aws configure set default.s3.signature_version s3v4`; boto3: Config(signature_version='s3v4').)"
     )]
     SigV2NotSupported,
     /// Some other algorithm, e.g. SigV4a `AWS4-ECDSA-P256-SHA256` (the value is echoed, bounded).
