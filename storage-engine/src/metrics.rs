@@ -359,6 +359,9 @@ impl EngineMetrics {
         for kind in ["sst", "memtables", "compaction_pending"] {
             metrics.meta_bytes.with_label_values(&[kind]);
         }
+        for v in [&metrics.bucket_objects, &metrics.bucket_logical_bytes] {
+            v.with_label_values(&[crate::totals::METRICS_OTHER_BUCKETS]);
+        }
         Ok(metrics)
     }
 
@@ -391,21 +394,21 @@ impl EngineMetrics {
                 .with_label_values(&label)
                 .set(g(b.logical_bytes));
         }
-        if by_size.len() > max {
-            let (objects, bytes) = by_size[max..].iter().fold((0u64, 0u64), |(o, l), b| {
-                (
-                    o.saturating_add(b.objects),
-                    l.saturating_add(b.logical_bytes),
-                )
-            });
-            let label = [crate::totals::METRICS_OTHER_BUCKETS];
-            self.bucket_objects
-                .with_label_values(&label)
-                .set(g(objects));
-            self.bucket_logical_bytes
-                .with_label_values(&label)
-                .set(g(bytes));
-        }
+        // Always present (0 while every bucket has its own series), so
+        // dashboards find the series before there are 100 buckets.
+        let (objects, bytes) = by_size.iter().skip(max).fold((0u64, 0u64), |(o, l), b| {
+            (
+                o.saturating_add(b.objects),
+                l.saturating_add(b.logical_bytes),
+            )
+        });
+        let label = [crate::totals::METRICS_OTHER_BUCKETS];
+        self.bucket_objects
+            .with_label_values(&label)
+            .set(g(objects));
+        self.bucket_logical_bytes
+            .with_label_values(&label)
+            .set(g(bytes));
     }
 
     pub(crate) fn drive_faulty(&self, index: u16) -> prometheus::IntGauge {
