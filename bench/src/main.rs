@@ -14,6 +14,7 @@
 //! Exit status: 0 = every request succeeded and verified, 3 = some failed
 //! or returned wrong data, 1 = the run could not be done, 2 = bad usage.
 
+mod connect;
 mod content;
 mod procfs;
 mod report;
@@ -91,13 +92,17 @@ struct Args {
     /// The workload to run.
     #[arg(value_enum)]
     workload: Workload,
-    /// S3 endpoint, http://host:port (path-style requests).
+    /// S3 endpoint, http://host:port or https://host:port (path-style requests).
     #[arg(
         long,
         env = "CAIRN_BENCH_ENDPOINT",
         default_value = "http://127.0.0.1:9000"
     )]
     endpoint: String,
+    /// PEM file of CA certificates to trust for https, besides the system's
+    /// (a server with a private CA or a self-signed certificate).
+    #[arg(long, env = "CAIRN_BENCH_CA_BUNDLE")]
+    ca_bundle: Option<std::path::PathBuf>,
     /// SigV4 region; must be the server's.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -240,6 +245,7 @@ async fn run(args: Args, threads: usize) -> Result<u64, String> {
         payload: args.payload,
         connections_max: args.concurrency,
         request_timeout: args.request_timeout,
+        ca_bundle: args.ca_bundle.clone(),
     })?;
     if !args.no_create_bucket && client.ensure_bucket().await? {
         eprintln!("cairn-bench: created bucket {}", args.bucket);

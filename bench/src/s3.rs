@@ -1,6 +1,6 @@
-//! A small S3 client for load generation: path-style URLs over plain
-//! HTTP/1.1 (hyper's pooled client), SigV4 in headers (`aws-sigv4`), with
-//! bodies generated and verified as they stream.
+//! A small S3 client for load generation: path-style URLs over HTTP/1.1,
+//! plain or TLS (hyper's pooled client, `connect.rs`), SigV4 in headers
+//! (`aws-sigv4`), with bodies generated and verified as they stream.
 //!
 //! It owns only the requests the workloads need: HEAD/PUT bucket, PUT, GET,
 //! DELETE object and ListObjectsV2 pages. It never buffers a whole object:
@@ -26,11 +26,11 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
+use crate::connect::{Connector, tls_config};
 use crate::content::{Content, Verifier};
 
 /// How a PUT declares its body in `x-amz-content-sha256`.
@@ -154,6 +154,8 @@ pub struct ClientConfig {
     pub payload: Payload,
     pub connections_max: usize,
     pub request_timeout: Duration,
+    /// PEM certificates to trust for https:// besides the system's.
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 /// A GET's result: the bytes received and, if the body was wrong, how.
@@ -172,7 +174,7 @@ pub struct ListPage {
 
 #[derive(Debug)]
 pub struct S3Client {
-    http: Client<HttpConnector, RequestBody>,
+    http: Client<Connector, RequestBody>,
     endpoint: String,
     bucket: String,
     region: String,
@@ -187,30 +189,27 @@ impl S3Client {
         let uri: http::Uri = endpoint
             .parse()
             .map_err(|e| format!("endpoint '{endpoint}' is not a URL: {e}"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
+        let tls = match uri.scheme_str() {
+            Some("http") => None,
+            Some("https") => Some(tls_config(config.ca_bundle.as_deref())?),
+            _ => {
                 return Err(format!(
-                    "endpoint '{endpoint}': https is not supported; benchmark over http (the \
-                     listener's plain port, or a TLS-terminating proxy's backend)"
+                    "endpoint '{endpoint}' must start with http:// or https://"
                 ));
             }
-            _ => return Err(format!("endpoint '{endpoint}' must start with http://")),
-        }
+        };
         if uri.authority().is_none() || uri.path().len() > 1 {
             return Err(format!(
-                "endpoint '{endpoint}' must be http://host[:port] with no path"
+                "endpoint '{endpoint}' must be http[s]://host[:port] with no path"
             ));
         }
         if config.bucket.is_empty() || config.bucket.contains('/') {
             return Err(format!("bucket name '{}' is not valid", config.bucket));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         let http = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(config.connections_max)
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+            .build(Connector::new(tls));
         let identity = Credentials::new(
             &config.access_key,
             &config.secret_key,
@@ -644,7 +643,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_other_than_plain_http_are_refused() {
+    fn endpoints_must_be_http_or_https_without_a_path() {
         let config = |endpoint: &str| ClientConfig {
             endpoint: endpoint.to_owned(),
             bucket: "b".to_owned(),
@@ -654,8 +653,9 @@ mod tests {
             payload: Payload::Unsigned,
             connections_max: 1,
             request_timeout: Duration::from_secs(1),
+            ca_bundle: None,
         };
-        assert!(S3Client::new(&config("https://s3.example.com")).is_err());
+        assert!(S3Client::new(&config("ftp://s3.example.com")).is_err());
         assert!(S3Client::new(&config("127.0.0.1:9000")).is_err());
         assert!(S3Client::new(&config("http://127.0.0.1:9000/bucket")).is_err());
         assert!(S3Client::new(&config("http://127.0.0.1:9000/")).is_ok());

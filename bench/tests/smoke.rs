@@ -12,7 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -50,17 +50,20 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra_args: &[&str]) -> Server {
         let data = tempfile::Builder::new()
             .prefix("cairn-bench-smoke-")
             .tempdir()
             .expect("temporary data dir");
         let mut cmd = Command::new(cairn_binary());
-        cmd.arg("server").arg("--data-dir").arg(data.path()).args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ]);
+        cmd.arg("server")
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(extra_args);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CAIRN_") {
                 cmd.env_remove(&k);
@@ -102,6 +105,15 @@ impl Server {
     /// Runs cairn-bench with `args` (plus endpoint, keys, --json and
     /// --server-pid); returns the exit code and the parsed JSON result.
     fn bench(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let (code, stdout, stderr) = self.bench_raw(args);
+        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+            panic!("{args:?}: no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}")
+        });
+        (code, json)
+    }
+
+    /// Exit code, stdout and stderr of a cairn-bench run.
+    fn bench_raw(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_cairn-bench"))
             .args(args)
             .args(["--endpoint", &self.endpoint, "--json"])
@@ -111,12 +123,11 @@ impl Server {
             .env_remove("CAIRN_BENCH_ENDPOINT")
             .output()
             .expect("run cairn-bench");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-            panic!("{args:?}: no JSON result ({e}); stdout:\n{stdout}\nstderr:\n{stderr}")
-        });
-        (out.status.code().unwrap_or(-1), json)
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
@@ -218,4 +229,151 @@ fn every_workload_runs_against_cairn_and_bad_content_is_caught() {
     let mixed_left = mixed["by_op"]["PUT"]["ops"].as_u64().unwrap_or(0)
         - mixed["by_op"]["DELETE"]["ops"].as_u64().unwrap_or(0);
     assert_eq!(deleted["ops"].as_u64(), Some(24 + mixed_left), "{deleted}");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True if `openssl` runs; without it the test fails unless
+/// CAIRN_SKIP_CLI_TESTS=1 (the convention of the workspace's CLI tests).
+fn have_openssl() -> bool {
+    let ok = Command::new("openssl")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var("CAIRN_SKIP_CLI_TESTS").as_deref() != Ok("1") {
+        panic!(
+            "`openssl` is required to make a test certificate; set CAIRN_SKIP_CLI_TESTS=1 to skip"
+        );
+    }
+    ok
+}
+
+/// A private CA (`ca.pem`) and a certificate it signed for 127.0.0.1
+/// (`server.pem`, `server.key`) in `dir`.
+fn make_certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cairn-bench test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.pem",
+        ],
+    );
+}
+
+#[test]
+fn https_endpoints_with_a_private_ca() {
+    if !have_openssl() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let path = |name: &str| certs.path().join(name).to_string_lossy().into_owned();
+    let server = Server::start_with(&[
+        "--tls-cert",
+        &path("server.pem"),
+        "--tls-key",
+        &path("server.key"),
+    ]);
+    assert!(
+        server.endpoint.starts_with("https://"),
+        "{}",
+        server.endpoint
+    );
+    let ca = path("ca.pem");
+
+    let (code, put) = server.bench(&[
+        "put",
+        "-s",
+        "300KiB",
+        "-n",
+        "6",
+        "-c",
+        "3",
+        "--ca-bundle",
+        &ca,
+    ]);
+    assert_clean("https put", code, &put);
+    let (code, get) = server.bench(&[
+        "get",
+        "-s",
+        "300KiB",
+        "--ops",
+        "12",
+        "-c",
+        "3",
+        "--ca-bundle",
+        &ca,
+    ]);
+    assert_clean("https get", code, &get);
+    assert_eq!(get["ops"], 12);
+
+    // Without the CA the certificate does not verify: the run fails, it
+    // never goes on unchecked.
+    let (code, _, stderr) = server.bench_raw(&["put", "-n", "1"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }
