@@ -274,7 +274,7 @@ impl MetaStore {
                 );
                 // Every object write merges onto the same few keys: fold
                 // them in the memtable rather than keep long operand chains.
-                o.set_max_successive_merges(64);
+                o.set_max_successive_merges(16);
             }
             ColumnFamilyDescriptor::new(name, o)
         };
@@ -844,6 +844,10 @@ impl MetaStore {
 
 #[cfg(test)]
 impl MetaStore {
+    pub(crate) fn get_cf_for_tests(&self, cf: MetaCf, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_cf(cf.name(), key).unwrap()
+    }
+
     /// From now on, keeps every command written (see `recorded_commands`).
     pub fn record_commands(&self) {
         *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());

@@ -670,6 +670,46 @@ impl ObjectVersion {
     }
 }
 
+impl ObjectVersion {
+    /// The size and the length of sealed bytes held in the record itself
+    /// (a `Data` manifest; else 0), read without decoding the rest (no
+    /// allocation): what the stored totals need on every object write.
+    pub fn decode_size_and_embedded(buf: &[u8]) -> Result<(u64, u64), CodecError> {
+        let mut r = RecordReader::new(buf, "object");
+        check_version(&mut r, "object")?;
+        r.fixed::<16>()?;
+        let size = r.u64()?;
+        r.u64()?;
+        r.bytes()?; // etag
+        for _ in 0..6 {
+            if r.u8()? == 1 {
+                r.bytes()?;
+            }
+        }
+        for _ in 0..3 {
+            let n = r.count(8)?;
+            for _ in 0..n {
+                r.bytes()?;
+                r.bytes()?;
+            }
+        }
+        let n = r.count(8)?;
+        for _ in 0..n {
+            r.u64()?;
+        }
+        let embedded = match r.u8()? {
+            2 => {
+                r.fixed::<32>()?;
+                r.u8()?;
+                r.bytes()?.len() as u64
+            }
+            0 | 1 | 3 => 0,
+            _ => return Err(CodecError::Invalid("object")),
+        };
+        Ok((size, embedded))
+    }
+}
+
 fn read_flag(r: &mut RecordReader<'_>) -> Result<bool, CodecError> {
     match r.u8()? {
         0 => Ok(false),
@@ -970,6 +1010,14 @@ mod tests {
                 manifest,
             };
             assert_eq!(ObjectVersion::decode(&o.encode()).unwrap(), o);
+            let embedded = match &o.manifest {
+                ManifestRef::Data { sealed, .. } => sealed.len() as u64,
+                _ => 0,
+            };
+            assert_eq!(
+                ObjectVersion::decode_size_and_embedded(&o.encode()).unwrap(),
+                (o.size, embedded)
+            );
             // The stored form moves inline bytes out of the record.
             let (record, outside) = o.encode_stored();
             let stored = ObjectVersion::decode(&record).unwrap();
@@ -1082,6 +1130,7 @@ mod tests {
             let _ = PartRecord::decode(&buf);
             let _ = BucketRecord::decode(&buf);
             let _ = TotalsRecord::decode(&buf);
+            let _ = ObjectVersion::decode_size_and_embedded(&buf);
         }
     }
 }

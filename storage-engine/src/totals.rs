@@ -61,7 +61,7 @@ use crate::engine::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
 pub use crate::records::TotalsRecord;
-use crate::records::{BucketRecord, ChunkRecord, ChunkRefDelta, ManifestRef, ObjectVersion};
+use crate::records::{BucketRecord, ChunkRecord, ChunkRefDelta, ObjectVersion};
 
 /// `system` key of the totals of everything.
 pub(crate) const TOTALS_KEY: &str = "totals";
@@ -234,14 +234,8 @@ pub(crate) struct ObjectShare {
 /// damaged record must not block the writes that replace or delete it —
 /// and the recount skips it the same way).
 pub(crate) fn object_share(raw: &[u8]) -> Option<ObjectShare> {
-    match ObjectVersion::decode(raw) {
-        Ok(v) => Some(ObjectShare {
-            size: v.size,
-            embedded: match &v.manifest {
-                ManifestRef::Data { sealed, .. } => sealed.len() as u64,
-                _ => 0,
-            },
-        }),
+    match ObjectVersion::decode_size_and_embedded(raw) {
+        Ok((size, embedded)) => Some(ObjectShare { size, embedded }),
         Err(e) => {
             tracing::warn!(error = %e, "object record not counted in the stored totals");
             None
@@ -796,5 +790,81 @@ mod tests {
             .len();
         assert_eq!(series, METRICS_BUCKETS_MAX + 1);
         assert_eq!(m.stored_logical_bytes.get(), 250 * 251 / 2);
+    }
+}
+
+#[cfg(test)]
+mod cost {
+    use crate::meta::MetaStore;
+    use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
+    use crate::records::{ManifestRef, ObjectMetadata, ObjectVersion, VersionId};
+
+    /// What deriving the totals adds to committing a small PUT (an
+    /// overwrite of a small object, the costliest case: one extra read).
+    /// `cargo test --workspace --lib -- --ignored --nocapture totals_cost`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn totals_cost_of_a_small_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let n = 20_000u32;
+        let run = |explicit: bool| {
+            let started = std::time::Instant::now();
+            for i in 0..n {
+                let key = crate::meta::object_key(7, &format!("k{}", i % 500));
+                let old = store.get_cf_for_tests(MetaCf::Objects, &key);
+                let v = ObjectVersion::new_now(
+                    VersionId::random(),
+                    4096,
+                    "etag".into(),
+                    ObjectMetadata::default(),
+                    Vec::new(),
+                    ManifestRef::DataElsewhere {
+                        chunk: cairn_dedup::ChunkId::from_bytes([1; 32]),
+                        compressed: false,
+                    },
+                );
+                let mut ops = vec![
+                    MetaOp::Put {
+                        cf: MetaCf::InlineData,
+                        key: v.version_id.0.to_vec(),
+                        value: vec![0; 4124],
+                    },
+                    MetaOp::Put {
+                        cf: MetaCf::Objects,
+                        key: key.clone(),
+                        value: v.encode(),
+                    },
+                ];
+                if let Some(old) = &old {
+                    let old = ObjectVersion::decode(old).unwrap();
+                    ops.push(MetaOp::Delete {
+                        cf: MetaCf::InlineData,
+                        key: old.version_id.0.to_vec(),
+                    });
+                }
+                if explicit {
+                    // Same shape, nothing derived.
+                    ops.push(MetaOp::Put {
+                        cf: MetaCf::System,
+                        key: b"totals/bucket/bench".to_vec(),
+                        value: vec![1],
+                    });
+                }
+                let command = MetaCommand {
+                    guards: vec![MetaGuard::value_is(MetaCf::Objects, &key, old.as_deref())],
+                    ops,
+                };
+                store.apply(&command, false).unwrap();
+            }
+            started.elapsed() / n
+        };
+        for round in 0..6 {
+            let without = run(true);
+            let with = run(false);
+            println!(
+                "round {round}: per small PUT commit {without:?} without totals, {with:?} with"
+            );
+        }
     }
 }
