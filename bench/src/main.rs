@@ -263,69 +263,15 @@ async fn run(args: Args, threads: usize) -> Result<u64, String> {
     });
 
     let plan = prepare(&args, &run).await?;
-    let ops_cap = args.ops.unwrap_or(u64::MAX);
-    let (duration, ops_max) = match &plan {
-        Plan::Put => {
-            let objects = match (args.objects, args.duration, args.ops) {
-                (Some(n), _, _) => n,
-                (None, None, None) => DEFAULT_PUT_OBJECTS,
-                (None, _, _) => u64::MAX,
-            };
-            (args.duration, objects.min(ops_cap))
-        }
-        Plan::Delete { keys } => (args.duration, (keys.len() as u64).min(ops_cap)),
-        Plan::Iot { .. } => {
-            let cap = args.objects.unwrap_or(u64::MAX).min(ops_cap);
-            let timed = args.duration.or(if cap == u64::MAX {
-                Some(DEFAULT_DURATION)
-            } else {
-                None
-            });
-            (timed, cap)
-        }
-        Plan::Get { .. } | Plan::Mixed { .. } | Plan::List { .. } => {
-            let timed = args.duration.or(if args.ops.is_none() {
-                Some(DEFAULT_DURATION)
-            } else {
-                None
-            });
-            (timed, ops_cap)
-        }
-    };
+    let (duration, ops_max) = limits(&args, &plan);
 
     // The measured phase.
-    let client_cpu_before = procfs::own_cpu_seconds();
-    let host_before = procfs::host_jiffies();
-    let server_cpu_before = args.server_pid.and_then(procfs::process_cpu_seconds);
-    let sampler = args.server_pid.map(procfs::RssSampler::start);
+    let probe = UsageProbe::start(args.server_pid);
     let started = Instant::now();
     let budget = Arc::new(Budget::new(duration.map(|d| started + d), ops_max));
     workload::execute(run.clone(), budget, plan.clone(), args.concurrency).await;
     let seconds = started.elapsed().as_secs_f64();
-    let rss = sampler.map(procfs::RssSampler::finish);
-    let client_cpu = procfs::own_cpu_seconds()
-        .zip(client_cpu_before)
-        .map(|(after, before)| round3(after - before));
-    let host_busy =
-        procfs::host_jiffies()
-            .zip(host_before)
-            .and_then(|((busy1, total1), (busy0, total0))| {
-                (total1 > total0)
-                    .then(|| round3(100.0 * (busy1 - busy0) as f64 / (total1 - total0) as f64))
-            });
-    let server = args.server_pid.map(|pid| ServerUsage {
-        pid,
-        cpu_seconds: procfs::process_cpu_seconds(pid)
-            .zip(server_cpu_before)
-            .map(|(after, before)| round3(after - before)),
-        rss_peak_mib: rss
-            .filter(|r| r.samples > 0)
-            .map(|r| report::kib_to_mib(r.peak_kib)),
-        rss_avg_mib: rss
-            .filter(|r| r.samples > 0)
-            .map(|r| round3(r.mean_kib / 1024.0)),
-        hwm_mib: procfs::process_memory_kib(pid).map(|(_, hwm)| report::kib_to_mib(hwm)),
-    });
+    let (client_cpu, host_busy, server) = probe.finish();
 
     let (rows, total) = run.recorder.summarize(seconds);
     let list = matches!(plan, Plan::List { .. }).then(|| {
@@ -386,6 +332,90 @@ async fn run(args: Args, threads: usize) -> Result<u64, String> {
         print!("{}", result.text());
     }
     Ok(run.recorder.failures())
+}
+
+/// The measured phase's deadline and operation count for `plan`.
+fn limits(args: &Args, plan: &Plan) -> (Option<Duration>, u64) {
+    let ops_cap = args.ops.unwrap_or(u64::MAX);
+    // Reads, listings and iot run for DEFAULT_DURATION unless told to stop
+    // after a number of operations.
+    let timed_unless_counted = |counted: bool| {
+        args.duration.or(if counted {
+            None
+        } else {
+            Some(DEFAULT_DURATION)
+        })
+    };
+    match plan {
+        Plan::Put => {
+            let objects = match (args.objects, args.duration, args.ops) {
+                (Some(n), _, _) => n,
+                (None, None, None) => DEFAULT_PUT_OBJECTS,
+                (None, _, _) => u64::MAX,
+            };
+            (args.duration, objects.min(ops_cap))
+        }
+        Plan::Delete { keys } => (args.duration, (keys.len() as u64).min(ops_cap)),
+        Plan::Iot { .. } => {
+            let cap = args.objects.unwrap_or(u64::MAX).min(ops_cap);
+            (timed_unless_counted(cap != u64::MAX), cap)
+        }
+        Plan::Get { .. } | Plan::Mixed { .. } | Plan::List { .. } => {
+            (timed_unless_counted(args.ops.is_some()), ops_cap)
+        }
+    }
+}
+
+/// CPU and memory readings taken around the measured phase.
+struct UsageProbe {
+    server_pid: Option<u32>,
+    client_cpu: Option<f64>,
+    host: Option<(u64, u64)>,
+    server_cpu: Option<f64>,
+    sampler: Option<procfs::RssSampler>,
+}
+
+impl UsageProbe {
+    fn start(server_pid: Option<u32>) -> Self {
+        UsageProbe {
+            server_pid,
+            client_cpu: procfs::own_cpu_seconds(),
+            host: procfs::host_jiffies(),
+            server_cpu: server_pid.and_then(procfs::process_cpu_seconds),
+            sampler: server_pid.map(procfs::RssSampler::start),
+        }
+    }
+
+    /// (client CPU seconds, host busy %, server usage) since `start`.
+    fn finish(self) -> (Option<f64>, Option<f64>, Option<ServerUsage>) {
+        let rss = self
+            .sampler
+            .map(procfs::RssSampler::finish)
+            .filter(|r| r.samples > 0);
+        let client_cpu = procfs::own_cpu_seconds()
+            .zip(self.client_cpu)
+            .map(|(after, before)| round3(after - before));
+        let host_busy =
+            procfs::host_jiffies()
+                .zip(self.host)
+                .and_then(|((busy1, total1), (busy0, total0))| {
+                    (total1 > total0).then(|| {
+                        round3(
+                            100.0 * busy1.saturating_sub(busy0) as f64 / (total1 - total0) as f64,
+                        )
+                    })
+                });
+        let server = self.server_pid.map(|pid| ServerUsage {
+            pid,
+            cpu_seconds: procfs::process_cpu_seconds(pid)
+                .zip(self.server_cpu)
+                .map(|(after, before)| round3(after - before)),
+            rss_peak_mib: rss.map(|r| report::kib_to_mib(r.peak_kib)),
+            rss_avg_mib: rss.map(|r| round3(r.mean_kib / 1024.0)),
+            hwm_mib: procfs::process_memory_kib(pid).map(|(_, hwm)| report::kib_to_mib(hwm)),
+        });
+        (client_cpu, host_busy, server)
+    }
 }
 
 /// Finds or writes (untimed) what the workload needs and returns its plan.
