@@ -21,16 +21,16 @@
 //!
 //! What a command changes is read where needed: an object's previous record
 //! (the command's own guard on that key already read it — no extra read on
-//! the PUT path), the sealed length of inline bytes being deleted (one read,
-//! only when a small object is overwritten or deleted), and whether a chunk
+//! the PUT path), the length of the `inline_data` value a small object's
+//! write or delete replaces (one point read, usually of a missing key — a
+//! tag change rewrites it under the same version id), and whether a chunk
 //! record exists when a write may create it or garbage collection deletes
 //! it. Those reads are valid because the keys cannot change in between:
 //! object keys are serialised by the engine's key locks (single node) or by
 //! the state machine (cluster); chunk creation and deletion by lock stripes
 //! in `MetaStore::apply` held from the read to the write (two PUTs that race
 //! to store the same new chunk: only the first creates the record and is
-//! counted). A new `inline_data` value is counted without a read: version
-//! ids are random and never reused, so it never replaces one.
+//! counted).
 //!
 //! A command that writes a totals key itself (a snapshot being installed,
 //! `replace_all`) sets them explicitly and derives nothing.
@@ -351,10 +351,14 @@ pub(crate) fn derive(
                 key,
                 value,
             } => {
-                // Version ids are never reused: nothing is replaced, unless
-                // this same command wrote it first.
-                if let Some(Some(old)) = inline.get(key.as_slice()) {
-                    count_inline(&mut d, *old, -1);
+                // Usually new (version ids are never reused), but a tag
+                // change rewrites a small object under its own version id.
+                let old = match inline.get(key.as_slice()) {
+                    Some(s) => *s,
+                    None => current(MetaCf::InlineData, key)?.map(|v| v.len() as u64),
+                };
+                if let Some(old) = old {
+                    count_inline(&mut d, old, -1);
                 }
                 count_inline(&mut d, value.len() as u64, 1);
                 inline.insert(key, Some(value.len() as u64));
@@ -607,6 +611,14 @@ mod tests {
             .await
             .unwrap();
         put_small(&e, "a", "tiny", b"another small body").await;
+        e.check_stored_totals().unwrap();
+        // A tag change rewrites a small object's bytes under its version id.
+        e.set_object_tags("a", "tiny", vec![("k".into(), "v".into())])
+            .await
+            .unwrap();
+        e.set_object_tags("a", "big", vec![("k".into(), "v".into())])
+            .await
+            .unwrap();
         e.check_stored_totals().unwrap();
         let t = e.stored_totals();
         assert_eq!(t.objects, 4);
