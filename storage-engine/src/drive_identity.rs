@@ -827,6 +827,35 @@ mod tests {
         assert_readable(&e, &objects).await;
     }
 
+    /// Up to m drives that cannot be opened at all are missing, and the
+    /// engine serves without them; more is an error.
+    #[tokio::test]
+    async fn drives_that_cannot_be_opened_are_missing_up_to_parity() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("drives")).unwrap();
+        // A file where a drive directory must be: not creatable, even as root.
+        fs::write(drive_dir(dir.path(), 4), b"not a directory").unwrap();
+        {
+            let e = open_with(config(dir.path()), KEY_BYTE);
+            assert_eq!(identities(&e)[4], DriveIdentity::Unavailable);
+            assert_eq!(e.inner.drive_state(4), DriveState::Missing);
+            assert!(!e.inner.drive_usable(4));
+            assert_eq!(e.readiness().unwrap().len(), 1);
+            e.create_bucket("b").await.unwrap();
+            let data = pseudo_random(200_000, 4);
+            try_put(&e, "b", "k", &data, 65_536).await.unwrap();
+            assert_eq!(try_read(&e, "b", "k", None).await.unwrap(), data);
+            e.wait_for_background_repairs().await;
+        }
+        for d in [1, 2] {
+            fs::remove_dir_all(drive_dir(dir.path(), d)).unwrap();
+            fs::write(drive_dir(dir.path(), d), b"not a directory").unwrap();
+        }
+        let master = MasterKey::from_hex(&format!("{KEY_BYTE:02x}").repeat(32)).unwrap();
+        let three = crate::Engine::open(config(dir.path()), &master, &prometheus::Registry::new());
+        assert!(three.is_err(), "three of 4+2 drives cannot be opened");
+    }
+
     /// A drive whose marker cannot be written does not stop the start: it
     /// is faulty until a restart, and nothing is written to it.
     #[tokio::test]
