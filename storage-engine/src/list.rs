@@ -248,28 +248,18 @@ impl Engine {
         .await
     }
 
-    /// Objects and their logical bytes in `bucket`, and its multipart
-    /// uploads in progress. Reads every object record of the bucket: an
-    /// admin query, not for request paths.
+    /// Objects and their logical bytes in `bucket` (from its stored totals,
+    /// one read), and its multipart uploads in progress (an index scan of
+    /// the bucket's uploads): an admin query, not for request paths.
     pub async fn bucket_usage(&self, bucket: &str) -> EngineResult<BucketUsage> {
         let rec = self.inner.bucket(bucket)?;
         let inner = self.inner.clone();
-        let mut usage = blocking(move || {
-            let base = rec.id.to_be_bytes();
-            let mut it = inner.meta.range_iter(CF_OBJECTS, prefix_successor(&base))?;
-            it.seek(base);
-            let mut usage = BucketUsage::default();
-            while let Some(v) = it.value() {
-                usage.objects += 1;
-                usage.logical_bytes += ObjectVersion::decode(v)?.size;
-                it.next();
-            }
-            it.status()?;
-            Ok(usage)
+        let totals = blocking(move || inner.meta.bucket_totals(rec.id)).await?;
+        Ok(BucketUsage {
+            objects: u64::try_from(totals.objects).unwrap_or(0),
+            logical_bytes: u64::try_from(totals.logical_bytes).unwrap_or(0),
+            uploads_in_progress: self.bucket_upload_ids(rec.id).await?.len() as u64,
         })
-        .await?;
-        usage.uploads_in_progress = self.bucket_upload_ids(rec.id).await?.len() as u64;
-        Ok(usage)
     }
 }
 

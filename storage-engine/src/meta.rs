@@ -1165,6 +1165,16 @@ impl MetaStore {
         Ok(TotalsSnapshot { global, buckets })
     }
 
+    /// One bucket's totals (zero if it has none: empty).
+    pub(crate) fn bucket_totals(&self, bucket_id: u64) -> EngineResult<TotalsRecord> {
+        let key = crate::totals::bucket_totals_key(bucket_id);
+        Ok(self
+            .get_cf(CF_SYSTEM, key.as_bytes())?
+            .map(|v| TotalsRecord::decode(&v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
     /// If the totals are missing (metadata written before they existed, or
     /// installed from such a store), counts them from the records and
     /// stores them. Only while nothing else writes (opening, installing a

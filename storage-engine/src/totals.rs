@@ -653,6 +653,19 @@ mod tests {
         put_part(&e, "b", "gone", aborted, 1, &pseudo_random(100_000, 9)).await;
         e.abort_upload("b", "gone", aborted).await.unwrap();
         e.check_stored_totals().unwrap();
+        // UploadPartCopy (references whole chunks, rewrites the slices at
+        // the range's ends), then aborted.
+        let copied = e
+            .create_upload("b", "cp", ObjectMetadata::default())
+            .await
+            .unwrap();
+        let source = e.head_object("a", "mp").unwrap();
+        e.copy_part(&source, (1_000, 250_000), "b", "cp", copied, 1)
+            .await
+            .unwrap();
+        e.check_stored_totals().unwrap();
+        e.abort_upload("b", "cp", copied).await.unwrap();
+        e.check_stored_totals().unwrap();
         assert_eq!(e.stored_totals().objects, 5);
 
         // Overwrite and delete; garbage collection frees chunks.
@@ -675,6 +688,11 @@ mod tests {
         );
         assert_eq!(bucket(&after_gc, "a").objects, 3);
         assert_eq!(bucket(&after_gc, "b").objects, 1);
+        let usage = e.bucket_usage("a").await.unwrap();
+        assert_eq!(
+            (usage.objects, usage.logical_bytes),
+            (3, bucket(&after_gc, "a").logical_bytes)
+        );
 
         // A restart (clean or not) changes nothing.
         drop(e);
