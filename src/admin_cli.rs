@@ -827,7 +827,8 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         1.0
     };
     println!(
-        "since start: clients wrote {}, stored {} after dedup+compression ({ratio:.2}x), {} on drives with parity",
+        "stored: {} objects, {} as written, {} after dedup+compression ({ratio:.2}x), {} on drives with parity",
+        n("objects"),
         human_bytes(logical),
         human_bytes(stored),
         human_bytes(raw)

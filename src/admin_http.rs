@@ -140,6 +140,7 @@ fn status_json(s: &EngineStatus) -> String {
         "version": env!("CARGO_PKG_VERSION"),
         "data_shards": s.data_shards,
         "parity_shards": s.parity_shards,
+        "objects": s.objects,
         "logical_bytes": s.logical_bytes,
         "stored_bytes": s.stored_bytes,
         "raw_bytes": s.raw_bytes,

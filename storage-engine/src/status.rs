@@ -26,7 +26,10 @@ pub struct EngineStatus {
     pub data_shards: usize,
     pub parity_shards: usize,
     pub drives: Vec<DriveStatus>,
-    /// Bytes clients stored, after dedup + compression, and on drives (since start).
+    /// What is stored now (the totals kept in the metadata, so they survive
+    /// restarts): objects, their bytes as clients see them, after dedup +
+    /// compression + encryption, and on the drives with parity.
+    pub objects: u64,
     pub logical_bytes: u64,
     pub stored_bytes: u64,
     pub raw_bytes: u64,
@@ -39,6 +42,7 @@ impl Engine {
     /// Drives, space, pipeline savings and scrub state (refreshes the gauges).
     pub fn status(&self) -> EngineStatus {
         self.refresh_gauges();
+        let totals = self.stored_totals();
         let m = &self.inner.metrics;
         let cfg = &self.inner.config;
         let gauge = |v: &prometheus::IntGaugeVec, d: usize| {
@@ -68,9 +72,10 @@ impl Engine {
             data_shards: cfg.data_shards,
             parity_shards: cfg.parity_shards,
             drives,
-            logical_bytes: m.logical_bytes.get(),
-            stored_bytes: m.stored_bytes.get(),
-            raw_bytes: m.raw_bytes.get(),
+            objects: totals.objects,
+            logical_bytes: totals.logical_bytes,
+            stored_bytes: totals.stored_bytes,
+            raw_bytes: totals.raw_bytes,
             metadata_sst_bytes: self.inner.meta.property_sum("rocksdb.total-sst-files-size"),
             heal_backlog_bytes: u64::try_from(m.heal_backlog_bytes.get()).unwrap_or(0),
             scrub: self.scrub_status(),
@@ -82,6 +87,7 @@ impl Engine {
     /// drive, three RocksDB properties.
     pub fn refresh_gauges(&self) {
         let m = &self.inner.metrics;
+        self.refresh_total_gauges();
         for (d, store) in self.inner.drives.iter().enumerate() {
             let label = d.to_string();
             // Another node's drives report on that node's /metrics.
