@@ -24,6 +24,7 @@ mod units;
 mod workload;
 
 use std::collections::HashSet;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,8 @@ const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 const DEFAULT_PUT_OBJECTS: u64 = 1000;
 /// Keys a list run makes sure exist without -n.
 const DEFAULT_LIST_KEYS: u64 = 10_000;
+/// How often a run on a terminal reports how far it is.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Workload {
@@ -269,8 +272,14 @@ async fn run(args: Args, threads: usize) -> Result<u64, String> {
     let probe = UsageProbe::start(args.server_pid);
     let started = Instant::now();
     let budget = Arc::new(Budget::new(duration.map(|d| started + d), ops_max));
+    let progress = std::io::stderr()
+        .is_terminal()
+        .then(|| tokio::spawn(report_progress(run.clone(), started)));
     workload::execute(run.clone(), budget, plan.clone(), args.concurrency).await;
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(progress) = progress {
+        progress.abort();
+    }
     let (client_cpu, host_busy, server) = probe.finish();
 
     let (rows, total) = run.recorder.summarize(seconds);
@@ -332,6 +341,28 @@ async fn run(args: Args, threads: usize) -> Result<u64, String> {
         print!("{}", result.text());
     }
     Ok(run.recorder.failures())
+}
+
+/// Prints a line to stderr every PROGRESS_INTERVAL while a run lasts (only
+/// on a terminal: scripts read the result, not this).
+async fn report_progress(run: Arc<Run>, started: Instant) {
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + PROGRESS_INTERVAL,
+        PROGRESS_INTERVAL,
+    );
+    loop {
+        ticks.tick().await;
+        let seconds = started.elapsed().as_secs_f64();
+        let (_, total) = run.recorder.summarize(seconds);
+        eprintln!(
+            "cairn-bench: {seconds:.0} s: {} ops, {:.1} ops/s, {:.1} MiB/s, p99 {:.2} ms, {} failed",
+            total.ops,
+            total.ops_per_sec,
+            total.mib_per_sec,
+            total.latency_ms.p99,
+            total.errors + total.verify_failures
+        );
+    }
 }
 
 /// The measured phase's deadline and operation count for `plan`.

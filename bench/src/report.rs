@@ -175,9 +175,14 @@ impl RunResult {
             let _ = write!(out, "server pid {}:", server.pid);
             if let Some(cpu) = server.cpu_seconds {
                 let _ = write!(out, " {cpu:.2} CPU-s ({:.0}% of one core)", share(cpu));
+                // Per GiB for large objects, per operation for small ones
+                // and for bodiless requests.
                 let gib = self.total.bytes as f64 / f64::from(1u32 << 30);
-                if gib >= 0.01 {
+                let ops = self.total.ops as f64;
+                if ops > 0.0 && self.total.bytes / self.total.ops >= 1 << 20 {
                     let _ = write!(out, ", {:.2} CPU-s per GiB", cpu / gib);
+                } else if ops > 0.0 {
+                    let _ = write!(out, ", {:.0} µs CPU per op", 1e6 * cpu / ops);
                 }
             }
             if let (Some(peak), Some(avg)) = (server.rss_peak_mib, server.rss_avg_mib) {
