@@ -160,7 +160,6 @@ fn stored_gauges(server: &TestServer) -> Vec<(String, f64)> {
 /// What `/metrics` says is stored comes from the metadata: after a restart
 /// (a clean one, then kill -9) it is what it was, not "0 B since start".
 #[test]
-#[ignore = "until Engine::refresh_gauges calls refresh_total_gauges (status.rs)"]
 fn stored_totals_survive_a_restart() {
     run(async {
         let mut server = TestServer::start();
