@@ -606,9 +606,10 @@ fn handle(
     }
     match req.uri().path() {
         "/metrics" => {
-            engine.refresh_gauges();
+            // status() refreshes the gauges first.
+            let status = engine.status();
             let mut families = registry.gather();
-            families.extend(drive_state_families(&engine.status()));
+            families.extend(drive_state_families(&status));
             let mut buf = Vec::new();
             match TextEncoder::new().encode(&families, &mut buf) {
                 Ok(()) => {
@@ -641,7 +642,11 @@ fn handle(
         },
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /metrics, /health/live, /health/ready or /admin/scrub\n",
+            "not found. This is Cairn's admin listener: /metrics, /health/live and \
+             /health/ready need no credentials; /admin/status, /admin/scrub, /admin/gc, \
+             /admin/rebalance, /admin/cluster, /admin/keys and /admin/buckets/NAME need \
+             an admin key's signature (use `cairn admin`). S3 requests go to the S3 \
+             listener (--listen).\n",
         ),
     }
 }
