@@ -167,29 +167,37 @@ fn drive_bytes(server: &TestServer) -> u64 {
         .sum()
 }
 
+/// Every `cairn_s3_requests_total{…}` sample on `/metrics`: the line and its value.
+fn request_counters(server: &TestServer) -> Vec<(String, u64)> {
+    server
+        .metrics()
+        .lines()
+        .filter(|line| line.starts_with("cairn_s3_requests_total{"))
+        .map(|line| {
+            let value: f64 = line
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            (line.to_owned(), value as u64)
+        })
+        .collect()
+}
+
 /// No request may have failed with a 5xx; prints the 4xx answers by
 /// operation (HEAD of a missing key is how every mount asks "does it
 /// exist?").
 fn assert_no_server_errors(server: &TestServer, what: &str) {
-    let text = server.metrics();
     let mut four = Vec::new();
     let mut five = Vec::new();
-    for line in text.lines() {
-        if !line.starts_with("cairn_s3_requests_total{") {
-            continue;
-        }
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        if value == 0.0 {
+    for (line, value) in request_counters(server) {
+        if value == 0 {
             continue;
         }
         if line.contains("status_class=\"5xx\"") {
-            five.push(line.to_owned());
+            five.push(line);
         } else if line.contains("status_class=\"4xx\"") {
-            four.push(line.to_owned());
+            four.push(line);
         }
     }
     if !four.is_empty() {
@@ -1150,26 +1158,17 @@ fn mounts_list_a_10000_entry_directory() {
             )
         })
         .collect();
-    // Requests the server answered, by operation, since `before`.
+    // Requests the server answered so far, by operation.
     let requests = |server: &TestServer| -> BTreeMap<String, u64> {
         let mut by_op = BTreeMap::new();
-        for line in server.metrics().lines() {
-            let Some(rest) = line.strip_prefix("cairn_s3_requests_total{") else {
-                continue;
-            };
-            let Some(op) = rest
+        for (line, value) in request_counters(server) {
+            let op = line
                 .split("operation=\"")
                 .nth(1)
                 .and_then(|r| r.split('"').next())
-            else {
-                continue;
-            };
-            let value: f64 = line
-                .rsplit(' ')
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0);
-            *by_op.entry(op.to_owned()).or_insert(0) += value as u64;
+                .unwrap_or("?")
+                .to_owned();
+            *by_op.entry(op).or_insert(0) += value;
         }
         by_op
     };
