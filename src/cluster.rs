@@ -58,9 +58,31 @@ fn raft_config() -> openraft_config::Config {
     }
 }
 
+/// A node's two cluster listeners: Raft messages on `--cluster-listen`,
+/// shard transfers on its port + 1. The server binds them with its S3 and
+/// admin listeners, before it creates anything, so that a busy port stops a
+/// start that would otherwise leave a data directory and keys behind.
+pub struct ClusterListeners {
+    raft: tokio::net::TcpListener,
+    shard: tokio::net::TcpListener,
+}
+
+pub async fn bind_listeners(cluster: &ClusterConfig) -> Result<ClusterListeners, String> {
+    let shard_listen = ClusterConfig::shard_addr(&cluster.listen)?;
+    Ok(ClusterListeners {
+        raft: crate::server::bind(&cluster.listen, "--cluster-listen (Raft messages)").await?,
+        shard: crate::server::bind(
+            &shard_listen,
+            "--cluster-listen (shard transfers use its port + 1)",
+        )
+        .await?,
+    })
+}
+
 pub async fn open(
     cfg: &ServerConfig,
     cluster: &ClusterConfig,
+    listeners: ClusterListeners,
     engine_cfg: EngineConfig,
     master: MasterKey,
     registry: &prometheus::Registry,
@@ -112,16 +134,12 @@ pub async fn open(
         }
     }
 
-    let shard_listen = ClusterConfig::shard_addr(&cluster.listen)?;
-    let shard_listener = tokio::net::TcpListener::bind(&shard_listen)
-        .await
-        .map_err(|e| format!("cannot listen on {shard_listen} (shard transfer): {e}"))?;
-    tokio::spawn(serve_shards(shard_listener, local, secret.clone()));
+    tokio::spawn(serve_shards(listeners.shard, local, secret.clone()));
 
-    let node = RunningNode::start(
+    let node = RunningNode::start_on(
         cluster.node_id,
         &cfg.data_dir,
-        &cluster.listen,
+        listeners.raft,
         raft_config(),
         secret,
         Arc::new(Faults::default()),

@@ -90,7 +90,7 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
 }
 
 /// Binds a listener; `flag` names the option that chooses its address.
-async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener, String> {
+pub(crate) async fn bind(addr: &str, flag: &str) -> Result<TcpListener, String> {
     TcpListener::bind(addr).await.map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(
@@ -206,8 +206,12 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let nofile = crate::limits::raise_nofile_limit();
     // Listeners first: a server that cannot listen must not create a data
     // directory, a master key or credentials it would never serve.
-    let s3_listener = bind(cfg.listen, "--listen").await?;
-    let admin_listener = bind(cfg.admin_listen, "--admin-listen").await?;
+    let s3_listener = bind(&cfg.listen.to_string(), "--listen").await?;
+    let admin_listener = bind(&cfg.admin_listen.to_string(), "--admin-listen").await?;
+    let cluster_listeners = match &cfg.cluster {
+        Some(cluster) => Some(crate::cluster::bind_listeners(cluster).await?),
+        None => None,
+    };
     let s3_addr = s3_listener.local_addr().map_err(|e| e.to_string())?;
     let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if cfg.tls.is_some() { "https" } else { "http" };
@@ -262,8 +266,10 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             (engine, None)
         }
         Some(cluster) => {
+            let listeners = cluster_listeners.ok_or("the cluster listeners were not bound")?;
             let (engine, node) =
-                crate::cluster::open(&cfg, cluster, engine_cfg, master, &registry).await?;
+                crate::cluster::open(&cfg, cluster, listeners, engine_cfg, master, &registry)
+                    .await?;
             (engine, Some(node))
         }
     };

@@ -73,9 +73,7 @@ impl std::fmt::Debug for RunningNode {
 }
 
 impl RunningNode {
-    /// Opens `data_dir/raft` and `data_dir/meta`, listens for Raft messages
-    /// on `raft_listen`, and starts Raft (not yet part of any cluster until
-    /// `initialize` or a membership change names it).
+    /// Listens for Raft messages on `raft_listen`, then as [`Self::start_on`].
     pub async fn start(
         id: NodeId,
         data_dir: &Path,
@@ -84,22 +82,37 @@ impl RunningNode {
         secret: ClusterSecret,
         faults: Arc<Faults>,
     ) -> Result<Self, StartError> {
-        let config = Arc::new(config.validate()?);
-        let log = LogStore::open(&data_dir.join("raft"))?;
-        let store = Arc::new(MetaStore::open(&data_dir.join("meta"))?);
         let listener = tokio::net::TcpListener::bind(raft_listen)
             .await
             .map_err(|source| StartError::Listen {
                 addr: raft_listen.to_owned(),
                 source,
             })?;
+        Self::start_on(id, data_dir, listener, config, secret, faults).await
+    }
+
+    /// Opens `data_dir/raft` and `data_dir/meta`, serves Raft messages on
+    /// `listener` (bound by the caller, so that a busy port is found before
+    /// anything is created), and starts Raft (not yet part of any cluster
+    /// until `initialize` or a membership change names it).
+    pub async fn start_on(
+        id: NodeId,
+        data_dir: &Path,
+        listener: tokio::net::TcpListener,
+        config: Config,
+        secret: ClusterSecret,
+        faults: Arc<Faults>,
+    ) -> Result<Self, StartError> {
         let raft_addr = listener
             .local_addr()
             .map_err(|source| StartError::Listen {
-                addr: raft_listen.to_owned(),
+                addr: "the Raft listener".to_owned(),
                 source,
             })?
             .to_string();
+        let config = Arc::new(config.validate()?);
+        let log = LogStore::open(&data_dir.join("raft"))?;
+        let store = Arc::new(MetaStore::open(&data_dir.join("meta"))?);
         let network = HttpNetwork::new(id, secret.clone(), faults);
         let sm = MetaStateMachine::open(store.clone(), &data_dir.join("raft-snapshots"))?;
         let raft = Raft::new(id, config, network.clone(), log, sm).await?;
