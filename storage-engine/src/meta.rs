@@ -552,17 +552,18 @@ impl MetaStore {
             .sum()
     }
 
-    /// RocksDB's estimate of the number of chunk records.
-    pub fn estimate_chunks(&self) -> u64 {
-        self.cf(CF_CHUNKS)
-            .ok()
-            .and_then(|cf| {
-                self.db
-                    .property_int_value_cf(&cf, "rocksdb.estimate-num-keys")
-                    .ok()
-                    .flatten()
-            })
-            .unwrap_or(0)
+    /// How many chunk records there are: the count the stored totals keep
+    /// in the same commits as the records (exact, unlike RocksDB's
+    /// `estimate-num-keys`), for the progress of jobs that walk every
+    /// chunk. 0 if it cannot be read.
+    pub fn chunk_count(&self) -> u64 {
+        match self.get_cf(CF_SYSTEM, TOTALS_KEY.as_bytes()) {
+            Ok(Some(v)) => TotalsRecord::decode(&v)
+                .ok()
+                .and_then(|t| u64::try_from(t.chunks).ok())
+                .unwrap_or(0),
+            Ok(None) | Err(_) => 0,
+        }
     }
 
     /// Calls `f` with every object version (any bucket), in key order.

@@ -64,7 +64,8 @@ pub struct RebalanceStatus {
     pub running: bool,
     pub started_ms: u64,
     pub finished_ms: u64,
-    /// Estimated number of chunk records (RocksDB's estimate).
+    /// Chunk records when the job started (the stored totals' count;
+    /// writes and garbage collection during the job move it).
     pub chunks_total_estimate: u64,
     pub report: RebalanceReport,
 }
@@ -216,7 +217,7 @@ impl Engine {
             return Ok(None);
         };
         let started = Instant::now();
-        let total = self.inner.meta.estimate_chunks();
+        let total = self.inner.meta.chunk_count();
         self.set_rebalance_status(|s| {
             *s = RebalanceStatus {
                 running: true,

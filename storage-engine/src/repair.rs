@@ -60,7 +60,8 @@ pub struct ScrubStatus {
     pub running: bool,
     pub started_ms: u64,
     pub finished_ms: u64,
-    /// Estimated number of chunk records (RocksDB's estimate).
+    /// Chunk records when the job started (the stored totals' count;
+    /// writes and garbage collection during the job move it).
     pub chunks_total_estimate: u64,
     pub report: ScrubReport,
 }
@@ -361,7 +362,7 @@ impl Engine {
     ) -> EngineResult<(ScrubReport, bool)> {
         let healing = self.inner.drives_needing_heal();
         let started = Instant::now();
-        let total = self.inner.meta.estimate_chunks();
+        let total = self.inner.meta.chunk_count();
         // The backlog is re-measured by this scrub.
         self.inner.metrics.heal_backlog_bytes.set(0);
         self.set_scrub_status(|s| {
