@@ -4,10 +4,6 @@
 //! per-chunk signatures (good, corrupted, tampered), unsigned trailers with
 //! a wrong CRC, and presigned URLs from the SDK sent over raw HTTP.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +14,7 @@ use aws_sdk_s3::error::{BoxError, DisplayErrorContext};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use common::*;
+use crate::common::*;
 
 const BUCKET: &str = "signing-bucket";
 

@@ -2,13 +2,9 @@
 //! a live server exposes: scrape a real `cairn server` after some traffic and
 //! check every `cairn_*` / `process_*` name they mention.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::*;
+use crate::common::*;
 
 /// Every `cairn_…` or `process_…` metric name in `text`.
 fn metric_names(text: &str) -> BTreeSet<String> {

@@ -3,11 +3,7 @@
 //! requests signed with those keys are allowed or refused (`AccessDenied`)
 //! bucket by bucket. Keys survive a restart; deleted keys stop working.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
     let mut all = args.to_vec();

@@ -4,13 +4,9 @@
 //! itself; a drive of another server is refused and never written; a data
 //! directory from before drive markers is adopted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn admin(server: &TestServer, args: &[&str]) -> (bool, String, String) {
     cairn_admin_as(server, ACCESS_KEY, SECRET_KEY, args)

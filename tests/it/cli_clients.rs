@@ -8,15 +8,11 @@
 //! first-start "Try:" line, `cairn admin` pointed at the S3 port, and the
 //! container health check of docker-compose.yml and the Dockerfile.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -597,6 +593,62 @@ fn a_server_that_cannot_listen_creates_nothing() {
         );
         assert!(!dir.exists(), "{flag}: created {}", dir.display());
     }
+}
+
+/// A cluster node whose Raft port, or shard port (the Raft port + 1), is in
+/// use fails the same way, before it creates anything.
+#[test]
+fn a_cluster_node_that_cannot_listen_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("new-node");
+    // A port whose successor is free, held busy; and a free port whose
+    // successor is held busy.
+    let (raft_busy, raft_port) = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if port < u16::MAX - 1 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            break (l, port);
+        }
+    };
+    let (shard_busy, shard_raft_port) = loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if port > 1 && std::net::TcpListener::bind(("127.0.0.1", port - 1)).is_ok() {
+            break (l, port - 1);
+        }
+    };
+    for (port, busy, flag) in [
+        (raft_port, raft_port, "--cluster-listen (Raft messages)"),
+        (shard_raft_port, shard_raft_port + 1, "--cluster-listen (shard transfers"),
+    ] {
+        let (ok, out, err, _) = run_within(
+            cairn()
+                .arg("server")
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+                .args(["--node-id", "1", "--cluster-nodes"])
+                .arg(format!("1=127.0.0.1:{port}"))
+                .env(
+                    "CAIRN_CLUSTER_SECRET",
+                    "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2",
+                ),
+            START_LIMIT,
+        );
+        assert!(!ok, "a node on a busy port ({flag}) started:\n{out}{err}");
+        assert!(
+            err.contains(&format!(
+                "cannot listen on 127.0.0.1:{busy}: the address is in use"
+            )) && err.contains(flag),
+            "{flag}: {err}"
+        );
+        assert!(
+            !out.contains("shown only this once") && !out.contains("master key"),
+            "{flag}: printed before failing:\n{out}"
+        );
+        assert!(!dir.exists(), "{flag}: created {}", dir.display());
+    }
+    drop((raft_busy, shard_busy));
 }
 
 /// Two servers on one data directory: the second is refused at once with

@@ -4,12 +4,8 @@
 //! atomically with the commit (16 racing creators of one key: exactly one
 //! wins).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
+use crate::common::*;
 
 /// Asserts an SDK call failed with `status` and S3 error `code`.
 macro_rules! assert_s3_err {

@@ -4,10 +4,6 @@
 //! `x-amz-copy-source-if-*` conditions, the object tagging API and the
 //! `x-amz-tagging` header, and virtual-hosted-style addressing.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,7 +13,7 @@ use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, EncodingType, MetadataDirective, Tag, Tagging,
     TaggingDirective,
 };
-use common::*;
+use crate::common::*;
 
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build().unwrap()

@@ -6,16 +6,12 @@
 //!   same key, acknowledged or not, replaced it);
 //! * a PUT cut by the kill is either absent or complete — never partial.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
+use crate::common::*;
 
 const CRASH_CYCLES: u64 = 20;
 const WORKERS: u64 = 32;

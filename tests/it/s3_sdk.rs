@@ -3,16 +3,12 @@
 //! metadata, copies, batch deletes, a >100 MiB multipart upload, range and
 //! conditional reads, and paginated listings with delimiters.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{Delete, EncodingType, MetadataDirective, ObjectIdentifier};
-use common::*;
+use crate::common::*;
 use md5::Digest as _;
 
 // ---------------------------------------------------------------------------

@@ -8,15 +8,11 @@
 //! acknowledged lost after healing) is tested in-process in cairn-cluster,
 //! where the fault-injecting transport can cut links.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const NODES: usize = 3;
 const CLUSTER_SECRET: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2";

@@ -3,14 +3,10 @@
 //! and the aws CLI (trusting only that CA) and the Rust SDK talk to it. A
 //! certificate replaced on disk is served after SIGHUP, without a restart.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

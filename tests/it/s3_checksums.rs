@@ -8,10 +8,6 @@
 //! Complete document verified (`InvalidPart`), a wrong whole-object value
 //! (`BadDigest`) and CreateMultipartUpload's algorithm / type rules.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -19,7 +15,7 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use common::*;
+use crate::common::*;
 
 const MIB: usize = 1 << 20;
 

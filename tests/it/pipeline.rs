@@ -3,15 +3,11 @@
 //! rest by scanning the data directory, erasure coding by deleting drive
 //! directories, and durability of acknowledged writes across `kill -9`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use aws_sdk_s3::error::DisplayErrorContext;
-use common::*;
+use crate::common::*;
 
 const LOGICAL: &str = "cairn_pipeline_logical_bytes_total";
 const STORED: &str = "cairn_pipeline_stored_bytes_total";

@@ -23,10 +23,6 @@
 //! (or a missing `/dev/fuse`) fails its test with a clear message unless
 //! `CAIRN_SKIP_CLI_TESTS=1`; `.ci/run` installs them all.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, FileTimes, OpenOptions};
 use std::io::{Read, Write};
@@ -36,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use sha2::{Digest as _, Sha256};
 
 const GIB: u64 = 1024 * 1024 * 1024;

@@ -6,12 +6,8 @@
 //! referenced, not stored again. Also GetObjectAttributes, on single-PUT
 //! and (copied) multipart objects.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use aws_sdk_s3::primitives::ByteStream;
-use common::*;
+use crate::common::*;
 
 async fn create_upload(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     c.create_multipart_upload()

@@ -2,15 +2,11 @@
 //! nothing is stored; the server stays healthy afterwards. Requests are
 //! built byte for byte (and signed with `aws-sigv4` where needed).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_s3::error::DisplayErrorContext;
-use common::*;
+use crate::common::*;
 
 const BUCKET: &str = "errors-bucket";
 

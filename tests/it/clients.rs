@@ -8,22 +8,18 @@
 //! message unless `CAIRN_SKIP_CLI_TESTS=1` (CI installs them all via
 //! `.ci/run`).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
-/// `tests/clients/<name>`.
+/// `tests/it/<name>`.
 fn driver(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
-        .join("clients")
+        .join("it")
         .join(name)
 }
 
@@ -517,7 +513,7 @@ fn s3cmd_put_get_ls_sync_del() {
 }
 
 // ---------------------------------------------------------------------------
-// rclone (beyond tests/cli_clients.rs)
+// rclone (beyond tests/it/cli_clients.rs)
 // ---------------------------------------------------------------------------
 
 #[test]
@@ -700,7 +696,7 @@ fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
 }
 
 // ---------------------------------------------------------------------------
-// aws CLI (beyond tests/cli_clients.rs)
+// aws CLI (beyond tests/it/cli_clients.rs)
 // ---------------------------------------------------------------------------
 
 #[test]

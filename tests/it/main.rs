@@ -1,0 +1,55 @@
+//! Cairn's end-to-end tests, as one test binary: every test runs a real
+//! `cairn` process on loopback (the harness in [`common`]) and talks to it
+//! as a client would — aws-sdk-s3, hand-built requests, and the real tools
+//! (aws CLI, boto3, rclone, restic, s3cmd, s3fs, duplicity, curl, openssl).
+//!
+//! One binary links RocksDB and the SDK once, and compiles the harness once;
+//! a feature's tests are a module here. Run one module with
+//! `cargo test --workspace --test it <module>::` (for example
+//! `--test it clients::`).
+//!
+//! | module | what it checks |
+//! |---|---|
+//! | [`access_keys`] | per-bucket access keys made with `cairn admin key` |
+//! | [`backup`] | FUSE mounts and backup tools, restores compared byte for byte |
+//! | [`cli_clients`] | the aws CLI, rclone, and `cairn`'s own command line |
+//! | [`clients`] | boto3, restic, s3cmd, rclone, aws CLI with default settings |
+//! | [`cluster`] | a 3-node cluster: replication, node loss, heal, rebalance |
+//! | [`crash`] | SIGKILL under concurrent writes loses nothing acknowledged |
+//! | [`hostile_clients`] | connection floods, stalls and unsafe defaults |
+//! | [`maintenance`] | `cairn admin heal / scrub / gc / status`, drive identity |
+//! | [`ops_metrics`] | dashboards and alert rules use metrics the server has |
+//! | [`pipeline`] | dedup, compression, encryption at rest, erasure coding |
+//! | [`s3_checksums`] | additional checksums on multipart objects |
+//! | [`s3_compat`] | versions listing, copies, the wider S3 surface |
+//! | [`s3_conditional`] | conditional writes |
+//! | [`s3_errors`] | bad input gets S3's error and stores nothing |
+//! | [`s3_part_copy`] | UploadPartCopy |
+//! | [`s3_sdk`] | S3 behaviour through aws-sdk-s3 |
+//! | [`s3_signatures`] | signing modes: SigV4 streaming, trailers, presigned |
+//! | [`s3_stalls`] | clients that stop sending a body |
+//! | [`tls`] | HTTPS on both listeners |
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+mod access_keys;
+mod backup;
+mod cli_clients;
+mod clients;
+mod cluster;
+mod crash;
+mod hostile_clients;
+mod maintenance;
+mod ops_metrics;
+mod pipeline;
+mod s3_checksums;
+mod s3_compat;
+mod s3_conditional;
+mod s3_errors;
+mod s3_part_copy;
+mod s3_sdk;
+mod s3_signatures;
+mod s3_stalls;
+mod tls;
