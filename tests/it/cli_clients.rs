@@ -619,7 +619,11 @@ fn a_cluster_node_that_cannot_listen_creates_nothing() {
     };
     for (port, busy, flag) in [
         (raft_port, raft_port, "--cluster-listen (Raft messages)"),
-        (shard_raft_port, shard_raft_port + 1, "--cluster-listen (shard transfers"),
+        (
+            shard_raft_port,
+            shard_raft_port + 1,
+            "--cluster-listen (shard transfers",
+        ),
     ] {
         let (ok, out, err, _) = run_within(
             cairn()

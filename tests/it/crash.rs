@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_s3::primitives::ByteStream;
 use crate::common::*;
+use aws_sdk_s3::primitives::ByteStream;
 
 const CRASH_CYCLES: u64 = 20;
 const WORKERS: u64 = 32;

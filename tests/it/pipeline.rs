@@ -6,8 +6,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use crate::common::*;
+use aws_sdk_s3::error::DisplayErrorContext;
 
 const LOGICAL: &str = "cairn_pipeline_logical_bytes_total";
 const STORED: &str = "cairn_pipeline_stored_bytes_total";

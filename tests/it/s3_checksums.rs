@@ -8,6 +8,7 @@
 //! Complete document verified (`InvalidPart`), a wrong whole-object value
 //! (`BadDigest`) and CreateMultipartUpload's algorithm / type rules.
 
+use crate::common::*;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -15,7 +16,6 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use crate::common::*;
 
 const MIB: usize = 1 << 20;
 

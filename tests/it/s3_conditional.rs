@@ -4,8 +4,8 @@
 //! atomically with the commit (16 racing creators of one key: exactly one
 //! wins).
 
-use aws_sdk_s3::primitives::ByteStream;
 use crate::common::*;
+use aws_sdk_s3::primitives::ByteStream;
 
 /// Asserts an SDK call failed with `status` and S3 error `code`.
 macro_rules! assert_s3_err {

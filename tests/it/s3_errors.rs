@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use aws_sdk_s3::error::DisplayErrorContext;
 use crate::common::*;
+use aws_sdk_s3::error::DisplayErrorContext;
 
 const BUCKET: &str = "errors-bucket";
 

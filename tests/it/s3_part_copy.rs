@@ -6,8 +6,8 @@
 //! referenced, not stored again. Also GetObjectAttributes, on single-PUT
 //! and (copied) multipart objects.
 
-use aws_sdk_s3::primitives::ByteStream;
 use crate::common::*;
+use aws_sdk_s3::primitives::ByteStream;
 
 async fn create_upload(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
     c.create_multipart_upload()

@@ -6,9 +6,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;
 
+use crate::common::*;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{Delete, EncodingType, MetadataDirective, ObjectIdentifier};
-use crate::common::*;
 use md5::Digest as _;
 
 // ---------------------------------------------------------------------------
