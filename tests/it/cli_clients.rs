@@ -601,22 +601,12 @@ fn a_server_that_cannot_listen_creates_nothing() {
 fn a_cluster_node_that_cannot_listen_creates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("new-node");
-    // A port whose successor is free, held busy; and a free port whose
-    // successor is held busy.
-    let (raft_busy, raft_port) = loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if port < u16::MAX - 1 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            break (l, port);
-        }
-    };
-    let (shard_busy, shard_raft_port) = loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        if port > 1 && std::net::TcpListener::bind(("127.0.0.1", port - 1)).is_ok() {
-            break (l, port - 1);
-        }
-    };
+    // Raft port busy (its successor free); then Raft port free, shard
+    // port (its successor) busy.
+    let raft_port = free_port_pair();
+    let raft_busy = std::net::TcpListener::bind(("127.0.0.1", raft_port)).unwrap();
+    let shard_raft_port = free_port_pair();
+    let shard_busy = std::net::TcpListener::bind(("127.0.0.1", shard_raft_port + 1)).unwrap();
     for (port, busy, flag) in [
         (raft_port, raft_port, "--cluster-listen (Raft messages)"),
         (

@@ -17,17 +17,6 @@ use crate::common::*;
 const NODES: usize = 3;
 const CLUSTER_SECRET: &str = "5ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2e75ec2";
 
-/// A free port whose successor is free too (Raft on PORT, shards on PORT+1).
-fn free_port_pair() -> u16 {
-    loop {
-        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
 struct TestCluster {
     root: tempfile::TempDir,
     /// Raft port of each node (shards on the next port).

@@ -1417,3 +1417,15 @@ pub fn count_before(text: &str, label: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count before {label:?} in {text:?}"))
 }
+
+/// A free loopback port whose successor is free too (a cluster node's Raft
+/// port, with shard transfers on PORT+1).
+pub fn free_port_pair() -> u16 {
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
