@@ -9,7 +9,7 @@
 //!
 //! Digests of large bodies run beside the pipeline, never inside it: MD5
 //! (~0.75 GB/s per core, the slowest step of a PUT) on the shared lane pool
-//! of `md5_lanes` (four bodies per SIMD pass), SHA-256 and checksums in
+//! of `cairn-md5-lanes` (four bodies per SIMD pass), SHA-256 and checksums in
 //! batches, each hashed by a short job on the blocking pool
 //! ([`BatchHasher`]). No thread ever waits for a client: one that stalls
 //! holds memory (its batch) and a connection, nothing everyone else needs.
@@ -37,7 +37,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{
     AwsChunkedDecoder, ChecksumAlgorithm, ChecksumHasher, ChunkSigner, ChunkedError, PayloadHash,
 };
-use crate::md5_lanes::{Md5Lanes, Md5Stream};
+use cairn_md5_lanes::{Md5Lanes, Md5Stream};
 
 /// Bodies at least this large (or of unknown length) hash on a side thread.
 const SIDE_DIGEST_MIN_BYTES: u64 = 256 << 10;
@@ -47,7 +47,7 @@ const SIDE_DIGEST_MIN_BYTES: u64 = 256 << 10;
 /// At ~1.5 GB/s (SHA-NI) a job is ~0.3 ms, far above a spawn's cost.
 const DIGEST_BATCH_BYTES: usize = 512 << 10;
 /// The MD5 lane pool gets frames of at most this size: hyper reads up to
-/// 256 KiB at once (`HTTP_READ_BUFFER_BYTES`), and `md5_lanes` bounds its
+/// 256 KiB at once (`HTTP_READ_BUFFER_BYTES`), and `cairn-md5-lanes` bounds its
 /// queue in batches of frames, so pieces this size keep it near 1 MiB.
 const DIGEST_PIECE_BYTES: usize = 64 << 10;
 
@@ -365,7 +365,7 @@ impl BatchHasher {
 enum DigestSink {
     Inline(Box<Hashers>),
     /// A large body: MD5 on the lane pool (several bodies per SIMD pass,
-    /// see `md5_lanes`), any other digest in batches on the blocking pool.
+    /// see `cairn-md5-lanes`), any other digest in batches on the blocking pool.
     Side {
         md5: Option<Md5Stream>,
         others: Option<BatchHasher>,

@@ -6,15 +6,14 @@
 //! header semantics, listing encodings, the mapping of engine errors to S3
 //! errors (in one place, `error.rs`).
 //!
-//! `unsafe` is denied but for one audited call: the AVX-512 MD5 lanes
-//! (`md5_lanes/avx512.rs`), entered only after the CPU reported the
-//! features they need.
+//! No `unsafe` code (forbidden): the AVX-512 MD5 lanes, the one place that
+//! needs it, are their own crate (`cairn-md5-lanes`).
 //!
 //! Must never: touch drives or RocksDB directly (only through
 //! `cairn-storage-engine`), log secrets or signatures, panic or answer 500
 //! for a client mistake, or buffer an object body whole in memory.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod auth;
 mod body;
@@ -23,7 +22,6 @@ mod handlers;
 mod headers;
 mod keys;
 pub mod listener_limits;
-mod md5_lanes;
 mod metrics;
 mod request_rules;
 mod router;
