@@ -36,13 +36,17 @@
 //!   an older version) a drive without a marker that holds segments is
 //!   adopted (its segments' headers must name its index);
 //! * `drive-needs-heal/<index>`: present from the moment a replaced drive is
-//!   found until a full scrub rebuilt every shard onto it.
+//!   found until a full scrub rebuilt every shard onto it;
+//! * `drive-own-filesystem/<index>`: present while the drive's directory is
+//!   a mount point (its device differs from its parent's), refreshed at
+//!   every open that verifies the marker.
 //!
 //! ## Decision table when the engine opens
 //! | marker                          | segments | known drive | state                |
 //! |---------------------------------|----------|-------------|----------------------|
 //! | ours, this index                | any      | -           | ok (or replaced while a heal is pending) |
 //! | another data dir / index / bad  | any      | -           | foreign (refused)    |
+//! | none                            | none     | yes, was on its own filesystem, is not now | missing (not mounted; refused) |
 //! | none                            | none     | yes         | replaced → heal      |
 //! | none                            | some     | yes         | foreign (refused)    |
 //! | none                            | none     | no (new)    | ok, marker written   |
@@ -51,6 +55,12 @@
 //!
 //! A marker that must be written and cannot be (read-only or failing disk)
 //! leaves the drive unused and faulty until a restart; the server starts.
+//!
+//! A disk that failed to mount leaves its mount point: an empty directory on
+//! the filesystem below. Taking that for a replaced drive would rebuild a
+//! whole disk's shards onto the root filesystem, so a known drive that was
+//! on a filesystem of its own and comes back empty on its parent's is
+//! reported missing and not written to until the disk is mounted again.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -77,6 +87,7 @@ const LOCAL_DATA_DIR_ID: &str = "data-dir-id";
 const LOCAL_DRIVES_INITIALISED: &str = "drives-initialised";
 const DRIVES_INITIALISED_FORMAT_V1: u8 = 1;
 const LOCAL_NEEDS_HEAL_PREFIX: &str = "drive-needs-heal/";
+const LOCAL_OWN_FILESYSTEM_PREFIX: &str = "drive-own-filesystem/";
 
 /// A data directory's identity: random, made once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +274,9 @@ pub(crate) enum DriveIdentity {
     Refused(String),
     /// The directory was not there and could not be created.
     Unavailable,
+    /// The drive was on a filesystem of its own and is now an empty
+    /// directory on its parent's: its disk is not mounted. Not written to.
+    Unmounted,
     /// Its marker could not be written (read-only or failing disk): not
     /// used until a restart, reported faulty.
     Broken(String),
@@ -270,6 +284,27 @@ pub(crate) enum DriveIdentity {
 
 fn needs_heal_key(index: u16) -> String {
     format!("{LOCAL_NEEDS_HEAL_PREFIX}{index}")
+}
+
+fn own_filesystem_key(index: u16) -> String {
+    format!("{LOCAL_OWN_FILESYSTEM_PREFIX}{index}")
+}
+
+/// Whether `dir` is a mount point: on another device than its parent.
+/// `false` when either cannot be read (the caller then decides on what it
+/// can read, the marker and the segments).
+fn is_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(canonical) = fs::canonicalize(dir) else {
+        return false;
+    };
+    let Some(parent) = canonical.parent() else {
+        return true; // `/` itself
+    };
+    match (fs::metadata(&canonical), fs::metadata(parent)) {
+        (Ok(d), Ok(p)) => d.dev() != p.dev(),
+        _ => false,
+    }
 }
 
 fn decode_initialised(value: &[u8]) -> EngineResult<BTreeSet<u16>> {
@@ -350,6 +385,7 @@ pub(crate) fn check_drives(
         match &identity {
             DriveIdentity::Verified | DriveIdentity::NeedsHeal => {
                 now_initialised.insert(index);
+                record_filesystem(meta, dir, index)?;
             }
             DriveIdentity::Refused(reason) => {
                 tracing::error!(drive = index, path = %dir.display(), reason = %reason, "drive refused: nothing will be written to it; see docs/operations.md, \"Drive identity and states\"");
@@ -357,6 +393,10 @@ pub(crate) fn check_drives(
             }
             DriveIdentity::Unavailable => {
                 tracing::error!(drive = index, path = %dir.display(), "drive directory is missing and could not be created");
+            }
+            DriveIdentity::Unmounted => {
+                tracing::error!(drive = index, path = %dir.display(), "drive is not mounted: it was on a filesystem of its own and is now an empty directory on its parent's; mount its disk there and restart (nothing is written to it meanwhile)");
+                store.refuse("its filesystem is not mounted");
             }
             DriveIdentity::Broken(reason) => {
                 tracing::error!(drive = index, path = %dir.display(), error = %reason, "drive marker cannot be written: drive not used until a restart");
@@ -384,6 +424,17 @@ struct CheckContext<'a> {
     /// `None`: no drive was ever given a marker (first start or upgrade).
     initialised: Option<&'a BTreeSet<u16>>,
     has_chunks: &'a mut Option<bool>,
+}
+
+/// Keeps `drive-own-filesystem/<index>` true to what `dir` is now (for a
+/// drive whose marker is ours).
+fn record_filesystem(meta: &MetaStore, dir: &Path, index: u16) -> EngineResult<()> {
+    let key = own_filesystem_key(index);
+    let own = is_mount_point(dir);
+    if own != meta.local(&key)?.is_some() {
+        meta.set_local(&key, own.then_some(&[1u8][..]))?;
+    }
+    Ok(())
 }
 
 impl CheckContext<'_> {
@@ -437,7 +488,14 @@ impl CheckContext<'_> {
             created_ms: crate::now_ms(),
         };
         match (self.initialised.map(|s| s.contains(&index)), segments.first()) {
-            // Known, and came back empty: wiped or replaced.
+            // Known, and came back empty: its disk not mounted, or wiped or
+            // replaced.
+            (Some(true), None)
+                if !is_mount_point(dir)
+                    && self.meta.local(&own_filesystem_key(index))?.is_some() =>
+            {
+                Ok(DriveIdentity::Unmounted)
+            }
             (Some(true), None) => self.replaced(dir, &marker, index),
             (Some(true), Some(_)) => Ok(DriveIdentity::Refused(
                 "it holds segments but no marker, though this drive was given one (marker deleted, or another disk?)".into(),
@@ -538,7 +596,7 @@ impl Inner {
         match identity {
             DriveIdentity::Refused(reason) => DriveState::Foreign { reason },
             _ if !present => DriveState::Missing,
-            DriveIdentity::Unavailable => DriveState::Missing,
+            DriveIdentity::Unavailable | DriveIdentity::Unmounted => DriveState::Missing,
             DriveIdentity::Broken(_) => DriveState::Faulty,
             DriveIdentity::NeedsHeal => DriveState::Replaced {
                 healing: self.startup_heal.running.load(Ordering::Acquire)
@@ -684,10 +742,60 @@ mod tests {
         objects
     }
 
+    /// Every path under `dir`.
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            }
+            out.push(path);
+        }
+        out
+    }
+
     async fn assert_readable(e: &crate::Engine, objects: &[(String, Vec<u8>)]) {
         for (k, data) in objects {
             assert_eq!(&try_read(e, "b", k, None).await.unwrap(), data, "{k}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_unmounted_drive_is_missing_and_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let objects = filled(dir.path()).await;
+        {
+            // Drive 3 was a disk of its own (a temporary directory cannot
+            // be one here: the record says so instead).
+            let e = open_with(config(dir.path()), KEY_BYTE);
+            e.inner
+                .meta
+                .set_local(&own_filesystem_key(3), Some(&[1]))
+                .unwrap();
+            e.wait_for_background_repairs().await;
+        }
+        // Its disk did not mount: what is left is the empty mount point.
+        let d3 = drive_dir(dir.path(), 3);
+        fs::remove_dir_all(&d3).unwrap();
+        fs::create_dir(&d3).unwrap();
+        let e = open_with(config(dir.path()), KEY_BYTE);
+        assert_eq!(identities(&e)[3], DriveIdentity::Unmounted);
+        assert_eq!(e.inner.drive_state(3), DriveState::Missing);
+        assert!(e.inner.drives_needing_heal().is_empty(), "no heal onto it");
+        assert_eq!(e.readiness().unwrap().len(), 1);
+        assert_readable(&e, &objects).await;
+        let data = pseudo_random(300_000, 9);
+        try_put(&e, "b", "after", &data, 65_536).await.unwrap();
+        assert_eq!(try_read(&e, "b", "after", None).await.unwrap(), data);
+        e.wait_for_background_repairs().await;
+        // Opening a drive makes its (empty) `segments` directory; no file
+        // is written: no marker, no segment.
+        let written: Vec<_> = walk(&d3).into_iter().filter(|p| p.is_file()).collect();
+        assert!(
+            written.is_empty(),
+            "written to the unmounted drive's directory: {written:?}"
+        );
     }
 
     #[tokio::test]
