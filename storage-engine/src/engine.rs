@@ -337,7 +337,11 @@ impl WriterAppender {
         let mut w = self.inner.writers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = w.live.get_mut(&self.id) {
             debug_assert!(entry.tracked, "only tracked writers announce appends");
-            entry.started_ms.get_or_insert(now);
+            // The earliest start of any of its appends: another task's
+            // `begin` may have taken the lock first with a later `now`
+            // (and the wall clock may step back).
+            let started = entry.started_ms.get_or_insert(now);
+            *started = (*started).min(now);
             entry.appending_ms.push(now);
         }
         AppendGuard {

@@ -268,6 +268,20 @@ impl TestServer {
         String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
     }
 
+    /// The server's stderr once it contains `needle`, or as it is after
+    /// `timeout` (stderr is read by another thread: a line the server wrote
+    /// before it announced its ports may not have arrived yet).
+    pub fn stderr_text_with(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.stderr_text();
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// `http://127.0.0.1:PORT` of the S3 API.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.s3)

@@ -151,7 +151,7 @@ fn count(text: &str, needle: &str) -> usize {
 fn idle_connection_floods_under_a_low_descriptor_limit_do_not_take_the_server_down() {
     let mut server = TestServer::start_with_nofile(256, &[]);
     let (s3, admin) = (server.s3_addr(), server.admin_addr());
-    let stderr = server.stderr_text();
+    let stderr = server.stderr_text_with("file descriptor limit", Duration::from_secs(10));
     assert!(
         stderr.contains("file descriptor limit"),
         "the caps are fitted to the descriptor limit, and it says so: {stderr}"
