@@ -56,10 +56,12 @@
 //! key the hex of a key derived from the [`ClusterSecret`] (an HMAC-SHA256
 //! of it over a fixed label, never sent or logged). Signed: the method,
 //! path and query, `host`, `x-amz-date` and `x-amz-content-sha256` (the hex
-//! SHA-256 of the body). The server recomputes the `authorization` header
-//! with `aws-sigv4` from what it received and compares it in constant
-//! time, refuses a date more than 5 minutes from its clock (`401`), all
-//! before reading the body; then it checks the body against its SHA-256
+//! SHA-256 of the body). The server verifies it with the verifier S3
+//! requests go through (`cairn-s3-auth`, configured for service
+//! `cairn-shard`, region `cairn` and this key; the signature compared in
+//! constant time), refuses presigned requests, a body that is not declared
+//! by its SHA-256 and a date more than 5 minutes from its clock (`401`),
+//! all before reading the body; then it checks the body against its SHA-256
 //! (`400`). Answers are not signed, and a captured request can be replayed
 //! within the 5 minutes (there is no TLS between nodes yet): a replayed
 //! append only adds an unreferenced record (garbage for compaction), a
@@ -84,14 +86,13 @@ use cairn_storage_engine::{
 };
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, HOST};
+use hyper::header::{CONTENT_LENGTH, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::ClusterSecret;
 
@@ -102,7 +103,6 @@ const ACCESS_KEY_ID: &str = "cairn-node";
 /// What the shard-transfer key is derived under. It has no leading `/`,
 /// so no Raft message (whose tags cover a path) is ever tagged over it.
 const KEY_LABEL: &str = "cairn shard transfer v1";
-const X_AMZ_DATE: &str = "x-amz-date";
 const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const ERROR_KIND_HEADER: &str = "x-cairn-shard-error";
 const PAYLOAD_CRC_HEADER: &str = "x-cairn-shard-crc64";
@@ -125,6 +125,14 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[derive(Clone)]
 pub(crate) struct ShardSigner {
     identity: Identity,
+    /// The same key, for verifying with `cairn-s3-auth`.
+    secret_hex: Arc<zeroize::Zeroizing<String>>,
+}
+
+impl cairn_s3_auth::SecretLookup for ShardSigner {
+    fn secret_key(&self, access_key: &str) -> Option<String> {
+        (access_key == ACCESS_KEY_ID).then(|| self.secret_hex.as_str().to_owned())
+    }
 }
 
 impl std::fmt::Debug for ShardSigner {
@@ -142,7 +150,10 @@ impl ShardSigner {
         let (tag, _) = secret.sign(KEY_LABEL, 0, b"")?;
         let (_, mac_hex) = tag.split_once(':')?;
         let identity = Credentials::new(ACCESS_KEY_ID, mac_hex, None, None, "cairn-cluster").into();
-        Some(ShardSigner { identity })
+        Some(ShardSigner {
+            identity,
+            secret_hex: Arc::new(zeroize::Zeroizing::new(mac_hex.to_owned())),
+        })
     }
 
     /// The SigV4 headers (`authorization`, `x-amz-date`,
@@ -155,13 +166,33 @@ impl ShardSigner {
         body_sha256: &str,
         time: SystemTime,
     ) -> Result<Vec<(&'static str, String)>, String> {
+        self.headers_for(
+            SIGNING_SERVICE,
+            method,
+            path_and_query,
+            host,
+            body_sha256,
+            time,
+        )
+    }
+
+    /// [`Self::headers`] with the credential scope naming `service`.
+    pub(crate) fn headers_for(
+        &self,
+        service: &str,
+        method: &str,
+        path_and_query: &str,
+        host: &str,
+        body_sha256: &str,
+        time: SystemTime,
+    ) -> Result<Vec<(&'static str, String)>, String> {
         let mut settings = SigningSettings::default();
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let params: aws_sigv4::http_request::SigningParams<'_> =
             aws_sigv4::sign::v4::SigningParams::builder()
                 .identity(&self.identity)
                 .region(SIGNING_REGION)
-                .name(SIGNING_SERVICE)
+                .name(service)
                 .time(time)
                 .settings(settings)
                 .build()
@@ -186,58 +217,27 @@ impl ShardSigner {
             .collect())
     }
 
-    /// Whether a request's SigV4 headers are valid and fresh; `Err` says
-    /// why not (for the `401` body: nothing secret).
-    fn verify(
-        &self,
-        method: &str,
-        path_and_query: &str,
-        headers: &hyper::HeaderMap,
-    ) -> Result<(), &'static str> {
-        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-        let (Some(authorization), Some(host), Some(date), Some(body_sha256)) = (
-            header(AUTHORIZATION.as_str()),
-            header(HOST.as_str()),
-            header(X_AMZ_DATE),
-            header(X_AMZ_CONTENT_SHA256),
-        ) else {
-            return Err("missing authorization, host, x-amz-date or x-amz-content-sha256");
+    /// Whether a request's SigV4 headers are valid and fresh, checked by
+    /// the same verifier as S3 requests (`cairn-s3-auth`, service
+    /// `cairn-shard`, region `cairn`, ±5 minutes): signed in the header (not
+    /// presigned) by this cluster's key, with the body's SHA-256 declared
+    /// (checked against the body later). `Err` says why not (for the `401`
+    /// body: nothing secret).
+    fn verify(&self, parts: &hyper::http::request::Parts) -> Result<(), String> {
+        let cfg = cairn_s3_auth::VerifyConfig {
+            region: SIGNING_REGION.to_owned(),
+            service: SIGNING_SERVICE.to_owned(),
+            max_clock_skew: DATE_SKEW,
+            max_presign_expiry: Duration::ZERO,
         };
-        if !is_sha256_hex(body_sha256) {
-            return Err("x-amz-content-sha256 is not a SHA-256");
-        }
-        let time = parse_amz_date(date).ok_or("bad x-amz-date")?;
-        let now = SystemTime::now();
-        let skew = now.duration_since(time).unwrap_or_else(|e| e.duration());
-        if skew > DATE_SKEW {
-            return Err("x-amz-date is too far from this node's clock");
-        }
-        let expected = self
-            .headers(method, path_and_query, host, body_sha256, time)
-            .map_err(|_| "request cannot be signed")?;
-        let Some((_, expected)) = expected
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(AUTHORIZATION.as_str()))
-        else {
-            return Err("request cannot be signed");
-        };
-        if bool::from(expected.as_bytes().ct_eq(authorization.as_bytes())) {
-            Ok(())
-        } else {
-            Err("signature does not match")
+        let verified = cairn_s3_auth::verify_request(parts, self, &cfg, SystemTime::now())
+            .map_err(|e| e.to_string())?;
+        match verified.payload {
+            _ if verified.presigned => Err("presigned requests are not accepted".into()),
+            cairn_s3_auth::PayloadHash::Sha256(_) => Ok(()),
+            _ => Err("x-amz-content-sha256 is not a SHA-256".into()),
         }
     }
-}
-
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// `YYYYMMDDTHHMMSSZ` (SigV4's `x-amz-date`).
-fn parse_amz_date(s: &str) -> Option<SystemTime> {
-    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let t = time::PrimitiveDateTime::parse(s, format).ok()?;
-    Some(t.assume_utc().into())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -782,18 +782,13 @@ async fn handle(state: Arc<ServerState>, req: Request<Incoming>) -> Result<Reply
 }
 
 async fn serve_one(state: &ServerState, req: Request<Incoming>) -> Result<Reply, Reply> {
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |pq| pq.as_str().to_owned());
     // The signature is checked before anything else, the body included:
     // only peers holding the secret make this node buffer a body.
-    if let Err(why) = state
-        .signer
-        .verify(req.method().as_str(), &path_and_query, req.headers())
-    {
+    let (parts, body) = req.into_parts();
+    if let Err(why) = state.signer.verify(&parts) {
         return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", why));
     }
+    let req = Request::from_parts(parts, body);
     let Some(op) = req.uri().path().strip_prefix(ROUTE_PREFIX) else {
         return Err(refuse(StatusCode::NOT_FOUND, "no-such-route", ""));
     };

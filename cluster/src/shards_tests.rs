@@ -438,6 +438,30 @@ async fn shards_requests_without_a_valid_signature_are_refused() {
     assert_eq!(peer.shard_count(), 1);
 }
 
+/// Shard requests go through the S3 verifier configured for shards: signed
+/// with the cluster's key but for the `s3` service, or without the body's
+/// SHA-256 (`UNSIGNED-PAYLOAD`), they are refused before the body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_requests_for_another_service_or_without_a_body_hash_are_refused() {
+    let peer = Peer::start().await;
+    let body = payload(4, 100);
+    let chunk = ChunkId::from_bytes([4; 32]);
+    let path = append_query(&chunk, 0, &body);
+    let signer = ShardSigner::new(&secret()).unwrap();
+    let now = SystemTime::now();
+    for (service, declared) in [
+        ("s3", sha256_hex(&body)),
+        ("cairn-shard", "UNSIGNED-PAYLOAD".to_owned()),
+    ] {
+        let headers = signer
+            .headers_for(service, "POST", &path, &peer.host(), &declared, now)
+            .unwrap();
+        let r = send(Method::POST, peer.addr, path.clone(), headers, body.clone()).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{service} {declared}");
+    }
+    assert_eq!(peer.shard_count(), 0, "nothing refused was appended");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_bodies_that_do_not_match_are_refused() {
     let peer = Peer::start().await;

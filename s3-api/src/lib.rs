@@ -15,7 +15,8 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
+/// SigV4, aws-chunked and checksums: the `cairn-s3-auth` crate.
+pub use cairn_s3_auth as auth;
 mod body;
 mod error;
 mod handlers;

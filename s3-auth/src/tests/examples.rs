@@ -12,8 +12,8 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::auth::sigv4::{ChunkSigner, sha256, signing_key};
-use crate::auth::{AwsChunkedDecoder, ChunkedError, PayloadHash};
+use crate::sigv4::{ChunkSigner, sha256, signing_key};
+use crate::{AwsChunkedDecoder, ChunkedError, PayloadHash};
 
 const GET_OBJECT_SIG: &str = "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41";
 const PUT_OBJECT_SIG: &str = "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd";

@@ -21,7 +21,8 @@ use super::{AuthError, SignatureMismatch};
 /// The only algorithm we verify.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SIGV4A_ALGORITHM: &str = "AWS4-ECDSA-P256-SHA256";
-const SERVICE: &str = "s3";
+/// The service of S3 requests' credential scope.
+pub const S3_SERVICE: &str = "s3";
 const TERMINATOR: &str = "aws4_request";
 
 const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -132,6 +133,8 @@ pub struct VerifiedRequest {
 pub struct VerifyConfig {
     /// The region this endpoint answers for; the credential scope must name it.
     pub region: String,
+    /// The service the credential scope must name: [`S3_SERVICE`] for S3.
+    pub service: String,
     /// Largest accepted distance between the request date and `now` (S3: 15 minutes).
     pub max_clock_skew: Duration,
     /// Largest accepted `X-Amz-Expires` (S3: 7 days; never more than that).
@@ -143,6 +146,7 @@ impl VerifyConfig {
     pub fn new(region: impl Into<String>) -> Self {
         VerifyConfig {
             region: region.into(),
+            service: S3_SERVICE.to_owned(),
             max_clock_skew: Duration::from_secs(15 * 60),
             max_presign_expiry: Duration::from_secs(MAX_PRESIGN_EXPIRES_SECS),
         }
@@ -288,6 +292,8 @@ struct AuthInput {
     /// `YYYYMMDD` from the credential scope.
     scope_date: String,
     region: String,
+    /// The credential scope's service (checked against the configuration).
+    service: String,
     /// The raw SignedHeaders list, as it goes into the canonical request.
     signed_headers: String,
     signature: String,
@@ -407,6 +413,7 @@ fn verify_header_auth(
         access_key: scope.access_key,
         scope_date: scope.date,
         region: scope.region,
+        service: scope.service,
         signed_headers: signed_headers.to_owned(),
         signature: signature.to_owned(),
         timestamp,
@@ -522,6 +529,7 @@ fn verify_presigned(
         access_key: scope.access_key,
         scope_date: scope.date,
         region: scope.region,
+        service: scope.service,
         signed_headers: signed_headers.to_owned(),
         signature: signature.to_owned(),
         timestamp: amz_date.to_owned(),
@@ -557,7 +565,7 @@ fn finish_verification(
     );
     let scope = format!(
         "{}/{}/{}/{}",
-        input.scope_date, input.region, SERVICE, TERMINATOR
+        input.scope_date, input.region, input.service, TERMINATOR
     );
     let string_to_sign = format!(
         "{ALGORITHM}\n{}\n{}\n{}",
@@ -569,7 +577,7 @@ fn finish_verification(
         &secret,
         &input.scope_date,
         &input.region,
-        SERVICE,
+        &input.service,
     ));
     drop(secret);
     let expected = hmac_sha256(signing_key.as_slice(), string_to_sign.as_bytes());
@@ -805,10 +813,11 @@ fn check_scope(scope: &Scope, cfg: &VerifyConfig, presigned: bool) -> Result<(),
             cfg.region
         )));
     }
-    if scope.service != SERVICE {
+    if scope.service != cfg.service {
         return Err(err(format!(
-            "incorrect service \"{}\". This endpoint belongs to \"{SERVICE}\".",
-            echo(&scope.service)
+            "incorrect service \"{}\". This endpoint belongs to \"{}\".",
+            echo(&scope.service),
+            cfg.service
         )));
     }
     if scope.terminator != TERMINATOR {

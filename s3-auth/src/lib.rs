@@ -1,6 +1,9 @@
-//! Request authentication for the S3 front end.
+//! Request authentication: the one AWS SigV4 verifier of Cairn, used by the
+//! S3 front end (`cairn-s3-api`) and by the cluster's shard transfers
+//! (`cairn-cluster`, service `cairn-shard`), so that neither depends on the
+//! other and there is one implementation to get right.
 //!
-//! This module owns:
+//! This crate owns:
 //! - AWS Signature Version 4 *verification* of incoming requests, both header
 //!   (`Authorization: AWS4-HMAC-SHA256 ...`) and presigned-URL (`X-Amz-*` query)
 //!   forms ([`verify_request`]);
@@ -13,7 +16,10 @@
 //! - log, or put into an error or `Debug` output, a secret key or a signing key;
 //! - panic, index out of bounds or allocate without bound on client input;
 //! - format S3 error XML: errors are typed ([`AuthError`], [`ChunkedError`]) and the
-//!   caller maps them to S3 error codes in one place.
+//!   caller maps them to S3 error codes in one place;
+//! - depend on any Cairn crate.
+
+#![forbid(unsafe_code)]
 
 mod checksum;
 mod chunked;
@@ -32,7 +38,7 @@ pub use chunked::{
     AwsChunkedDecoder, MAX_CHUNK_LINE_LEN, MAX_CHUNK_SIZE, MAX_TRAILER_HEADERS, MAX_TRAILER_LEN,
 };
 pub use sigv4::{
-    ChunkSigner, MAX_PRESIGN_EXPIRES_SECS, PayloadHash, SecretLookup, VerifiedRequest,
+    ChunkSigner, MAX_PRESIGN_EXPIRES_SECS, PayloadHash, S3_SERVICE, SecretLookup, VerifiedRequest,
     VerifyConfig, verify_request,
 };
 

@@ -15,7 +15,7 @@ use http::header::HOST;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::*;
-use crate::auth::PayloadHash;
+use crate::PayloadHash;
 
 /// What S3 SDKs leave unencoded in a path (plus `/`) and in a query component.
 const PATH_SET: &AsciiSet = &NON_ALPHANUMERIC
@@ -182,10 +182,7 @@ fn header_auth_round_trips() {
         for query in [String::new(), awkward_query()] {
             let p = header_signed("GET", key, &query, &[]);
             let v = verify_at(&p, now()).unwrap_or_else(|e| panic!("{key:?} {query:?}: {e:?}"));
-            assert_eq!(
-                v.payload,
-                PayloadHash::Sha256(crate::auth::sigv4::sha256(b""))
-            );
+            assert_eq!(v.payload, PayloadHash::Sha256(crate::sigv4::sha256(b"")));
             assert!(!v.presigned);
 
             let p = header_signed("PUT", key, &query, EXTRA_HEADERS);
@@ -401,7 +398,7 @@ fn signed_with_date_header(date: &str) -> Parts {
     );
     let sts = format!(
         "AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n{}",
-        hex::encode(crate::auth::sigv4::sha256(canonical.as_bytes()))
+        hex::encode(crate::sigv4::sha256(canonical.as_bytes()))
     );
     let key = v4::generate_signing_key(SK, example_time(), "us-east-1", "s3");
     let sig = v4::calculate_signature(key, sts.as_bytes());

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use super::examples::{chunked_example_body, chunked_example_parts};
 use super::roundtrip::{identity, signed_parts};
 use super::*;
-use crate::auth::chunked::canonical_trailer;
-use crate::auth::{
+use crate::chunked::canonical_trailer;
+use crate::{
     AwsChunkedDecoder, ChecksumAlgorithm, ChunkSigner, ChunkedError, MAX_CHUNK_LINE_LEN,
     MAX_TRAILER_HEADERS, PayloadHash,
 };
