@@ -23,7 +23,7 @@ use crate::metrics::S3Metrics;
 use crate::router::{
     Operation, Query, RequiredAccess, route, split_path, virtual_host_bucket, virtual_host_key,
 };
-use crate::xml::XmlWriter;
+use crate::xml::{ErrorDocument, to_xml};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type RespBody = UnsyncBoxBody<Bytes, BoxError>;
@@ -340,14 +340,17 @@ impl ServiceInner {
         let body = if is_head || status == StatusCode::NOT_MODIFIED {
             empty()
         } else {
-            let mut w = XmlWriter::new_plain("Error");
-            w.elem("Code", e.code.as_str()).elem("Message", &e.message);
-            for (name, value) in &e.fields {
-                w.elem(name, value);
-            }
-            w.elem("RequestId", request_id)
-                .elem("HostId", &self.host_id);
-            full(w.finish("Error"))
+            full(to_xml(&ErrorDocument {
+                code: e.code.as_str().into(),
+                message: (&e.message).into(),
+                fields: e
+                    .fields
+                    .iter()
+                    .map(|(name, value)| (*name, value.into()))
+                    .collect(),
+                request_id: request_id.into(),
+                host_id: (&self.host_id).into(),
+            }))
         };
         let mut builder = Response::builder().status(status);
         if !is_head && status != StatusCode::NOT_MODIFIED {

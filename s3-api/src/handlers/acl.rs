@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
-use serde::Deserialize;
 
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::Operation;
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty_response};
+use crate::xml::AccessControlPolicyDoc;
 
 /// Canned ACLs that say what is true here: only the owner has access.
 const CANNED_OWNER_ONLY: &[&str] = &["private", "bucket-owner-full-control"];
@@ -51,40 +51,10 @@ fn has_grant_headers(headers: &HeaderMap) -> bool {
         .any(|k| k.as_str().starts_with("x-amz-grant-"))
 }
 
-#[derive(Debug, Deserialize)]
-struct AccessControlPolicy {
-    #[serde(rename = "AccessControlList", default)]
-    list: Option<AccessControlList>,
-}
-
-#[derive(Debug, Deserialize)]
-struct AccessControlList {
-    #[serde(rename = "Grant", default)]
-    grants: Vec<Grant>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Grant {
-    #[serde(rename = "Grantee")]
-    grantee: Grantee,
-    #[serde(rename = "Permission")]
-    permission: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Grantee {
-    #[serde(rename = "ID", default)]
-    id: Option<String>,
-    #[serde(rename = "URI", default)]
-    uri: Option<String>,
-    #[serde(rename = "EmailAddress", default)]
-    email: Option<String>,
-}
-
 /// Whether an `AccessControlPolicy` document grants FULL_CONTROL to the
 /// owner and nothing to anyone else.
 fn owner_only(doc: &str) -> S3Result<bool> {
-    let policy: AccessControlPolicy = crate::xml::parse(doc).map_err(|_| {
+    let policy: AccessControlPolicyDoc = crate::xml::parse(doc).map_err(|_| {
         S3Error::with_message(
             S3ErrorCode::MalformedACLError,
             "The XML you provided was not well-formed or did not validate against our published schema",

@@ -9,7 +9,12 @@ use hyper::body::Incoming;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::iso8601;
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
-use crate::xml::{CreateBucketConfigurationDoc, XmlWriter, owner, parse};
+use crate::xml::{
+    AccessControlPolicy, BucketEntry, CreateBucketConfigurationDoc, Grant, ListAllMyBucketsResult,
+    LocationConstraint, VersioningConfiguration, parse, to_xml,
+};
+
+use super::owner;
 
 /// S3's bucket naming rules (general purpose buckets).
 pub(crate) fn valid_bucket_name(name: &str) -> bool {
@@ -85,22 +90,23 @@ pub(crate) fn list_buckets(
     let truncated = page.len() > max_buckets;
     page.truncate(max_buckets);
 
-    let mut w = XmlWriter::new("ListAllMyBucketsResult");
-    owner(&mut w, "Owner");
-    w.open("Buckets");
-    for b in &page {
-        w.open("Bucket")
-            .elem("Name", &b.name)
-            .elem("CreationDate", &iso8601(b.created_ms))
-            .elem("BucketRegion", &svc.config.region)
-            .close("Bucket");
-    }
-    w.close("Buckets");
-    if truncated && let Some(last) = page.last() {
-        w.elem("ContinuationToken", &super::list::encode_token(&last.name));
-    }
-    w.opt_elem("Prefix", prefix);
-    xml_response(StatusCode::OK, w.finish("ListAllMyBucketsResult"))
+    let doc = ListAllMyBucketsResult {
+        owner: owner(),
+        buckets: page
+            .iter()
+            .map(|b| BucketEntry {
+                name: (&b.name).into(),
+                creation_date: iso8601(b.created_ms).into(),
+                bucket_region: (&svc.config.region).into(),
+            })
+            .collect(),
+        continuation_token: page
+            .last()
+            .filter(|_| truncated)
+            .map(|last| super::list::encode_token(&last.name).into()),
+        prefix: prefix.map(Into::into),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 pub(crate) async fn create_bucket(
@@ -173,13 +179,10 @@ pub(crate) fn get_bucket_location(
     } else {
         svc.config.region.as_str()
     };
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    xml.push_str("<LocationConstraint xmlns=\"");
-    xml.push_str(crate::xml::S3_XMLNS);
-    xml.push_str("\">");
-    crate::xml::escape(region, &mut xml);
-    xml.push_str("</LocationConstraint>");
-    xml_response(StatusCode::OK, xml)
+    let doc = LocationConstraint {
+        region: region.into(),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 /// Versioning has never been enabled on any bucket: S3 answers with an
@@ -189,8 +192,7 @@ pub(crate) fn get_bucket_versioning(
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
     svc.engine.bucket_info(ctx.bucket()?)?;
-    let w = XmlWriter::new("VersioningConfiguration");
-    xml_response(StatusCode::OK, w.finish("VersioningConfiguration"))
+    xml_response(StatusCode::OK, to_xml(&VersioningConfiguration))
 }
 
 /// Single-tenant: the owner has FULL_CONTROL of everything, nobody else
@@ -206,20 +208,14 @@ pub(crate) fn get_acl(
     } else {
         svc.engine.bucket_info(bucket)?;
     }
-    let mut w = XmlWriter::new("AccessControlPolicy");
-    owner(&mut w, "Owner");
-    w.open("AccessControlList");
-    w.open("Grant");
-    w.out_raw(
-        "<Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\">",
-    );
-    w.elem("ID", crate::OWNER_ID)
-        .elem("DisplayName", crate::OWNER_DISPLAY_NAME)
-        .close("Grantee")
-        .elem("Permission", "FULL_CONTROL")
-        .close("Grant");
-    w.close("AccessControlList");
-    xml_response(StatusCode::OK, w.finish("AccessControlPolicy"))
+    let doc = AccessControlPolicy {
+        owner: owner(),
+        grants: vec![Grant {
+            grantee: owner(),
+            permission: "FULL_CONTROL".into(),
+        }],
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 #[cfg(test)]

@@ -14,7 +14,11 @@ use http::{Response, StatusCode};
 
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty_response, xml_response};
-use crate::xml::XmlWriter;
+use crate::xml::{
+    ConfigurationList, ConfigurationListKind, EmptyConfiguration, OwnershipControls,
+    PublicAccessBlockConfiguration, RequestPaymentConfiguration, ServerSideEncryptionConfiguration,
+    to_xml,
+};
 
 /// GetBucketCors, GetBucketLifecycleConfiguration, GetObjectLockConfiguration, ….
 pub(crate) fn get_bucket_config(
@@ -24,10 +28,13 @@ pub(crate) fn get_bucket_config(
 ) -> S3Result<Response<RespBody>> {
     svc.engine.bucket_info(ctx.bucket()?)?;
     let not_set = |code| Err(S3Error::new(code));
-    let doc = |root: &str, fill: &dyn Fn(&mut XmlWriter)| {
-        let mut w = XmlWriter::new(root);
-        fill(&mut w);
-        xml_response(StatusCode::OK, w.finish(root))
+    let doc = |xml: String| xml_response(StatusCode::OK, xml);
+    // The lists of configurations addressed without an `id`: empty.
+    let none = |kind| {
+        doc(to_xml(&ConfigurationList {
+            kind,
+            is_truncated: false,
+        }))
     };
     use S3ErrorCode as C;
     match sub {
@@ -41,45 +48,31 @@ pub(crate) fn get_bucket_config(
         "analytics" | "inventory" | "metrics" | "intelligent-tiering" if ctx.query.has("id") => {
             not_set(C::NoSuchConfiguration)
         }
-        "analytics" => doc("ListBucketAnalyticsConfigurationResult", &|w| {
-            w.elem("IsTruncated", "false");
-        }),
-        "inventory" => doc("ListInventoryConfigurationsResult", &|w| {
-            w.elem("IsTruncated", "false");
-        }),
-        "metrics" => doc("ListMetricsConfigurationsResult", &|w| {
-            w.elem("IsTruncated", "false");
-        }),
-        "intelligent-tiering" => doc("ListBucketIntelligentTieringConfigurationsOutput", &|w| {
-            w.elem("IsTruncated", "false");
-        }),
+        "analytics" => none(ConfigurationListKind::Analytics),
+        "inventory" => none(ConfigurationListKind::Inventory),
+        "metrics" => none(ConfigurationListKind::Metrics),
+        "intelligent-tiering" => none(ConfigurationListKind::IntelligentTiering),
         // Empty documents: S3's answer when nothing is configured.
-        "accelerate" => doc("AccelerateConfiguration", &|_| {}),
-        "logging" => doc("BucketLoggingStatus", &|_| {}),
-        "notification" => doc("NotificationConfiguration", &|_| {}),
-        "requestPayment" => doc("RequestPaymentConfiguration", &|w| {
-            w.elem("Payer", "BucketOwner");
-        }),
+        "accelerate" => doc(to_xml(&EmptyConfiguration::Accelerate)),
+        "logging" => doc(to_xml(&EmptyConfiguration::Logging)),
+        "notification" => doc(to_xml(&EmptyConfiguration::Notification)),
+        "requestPayment" => doc(to_xml(&RequestPaymentConfiguration {
+            payer: "BucketOwner".into(),
+        })),
         // What Cairn always does, reported as S3 reports its defaults.
-        "encryption" => doc("ServerSideEncryptionConfiguration", &|w| {
-            w.open("Rule")
-                .open("ApplyServerSideEncryptionByDefault")
-                .elem("SSEAlgorithm", "AES256")
-                .close("ApplyServerSideEncryptionByDefault")
-                .elem("BucketKeyEnabled", "false")
-                .close("Rule");
-        }),
-        "ownershipControls" => doc("OwnershipControls", &|w| {
-            w.open("Rule")
-                .elem("ObjectOwnership", "BucketOwnerEnforced")
-                .close("Rule");
-        }),
-        "publicAccessBlock" => doc("PublicAccessBlockConfiguration", &|w| {
-            w.elem("BlockPublicAcls", "true")
-                .elem("IgnorePublicAcls", "true")
-                .elem("BlockPublicPolicy", "true")
-                .elem("RestrictPublicBuckets", "true");
-        }),
+        "encryption" => doc(to_xml(&ServerSideEncryptionConfiguration {
+            sse_algorithm: "AES256".into(),
+            bucket_key_enabled: false,
+        })),
+        "ownershipControls" => doc(to_xml(&OwnershipControls {
+            object_ownership: "BucketOwnerEnforced".into(),
+        })),
+        "publicAccessBlock" => doc(to_xml(&PublicAccessBlockConfiguration {
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        })),
         other => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{other} is not implemented by this server."),

@@ -20,6 +20,15 @@ use crate::headers::{checksum_expectation, content_md5, header_str};
 use crate::router::Operation;
 use crate::service::{RequestCtx, RespBody, ServiceInner};
 
+/// The one owner of every bucket and object (single-tenant), as listings
+/// and ACLs name it.
+pub(crate) fn owner() -> crate::xml::Owner<'static> {
+    crate::xml::Owner {
+        id: crate::OWNER_ID.into(),
+        display_name: crate::OWNER_DISPLAY_NAME.into(),
+    }
+}
+
 pub(crate) async fn handle(
     svc: &Arc<ServiceInner>,
     op: Operation,

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::service::{RequestCtx, RespBody, ServiceInner, xml_response};
 use crate::tags::{validate_bucket_tags, validate_tags};
-use crate::xml::{TaggingDoc, XmlWriter, parse};
+use crate::xml::{Tag, Tagging, TaggingDoc, parse, to_xml};
 
 use super::{read_xml_body, require_integrity_header};
 
@@ -92,13 +92,15 @@ async fn read_tag_set(ctx: &mut RequestCtx, body: Incoming) -> S3Result<Vec<(Str
 }
 
 fn tagging_xml(tags: &[(String, String)]) -> String {
-    let mut w = XmlWriter::new("Tagging");
-    w.open("TagSet");
-    for (k, v) in tags {
-        w.open("Tag").elem("Key", k).elem("Value", v).close("Tag");
-    }
-    w.close("TagSet");
-    w.finish("Tagging")
+    to_xml(&Tagging {
+        tags: tags
+            .iter()
+            .map(|(k, v)| Tag {
+                key: k.into(),
+                value: v.into(),
+            })
+            .collect(),
+    })
 }
 
 pub(crate) fn get_bucket_tagging(

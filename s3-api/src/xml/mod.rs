@@ -1,30 +1,52 @@
-//! S3 XML: a small writer for responses and `quick-xml` (serde) parsers for
-//! request bodies. Request documents are size-limited before parsing.
+//! S3 XML: one type per document Cairn writes or reads, grouped by resource
+//! family (buckets, bucket configurations, ACLs, tagging, listings,
+//! multipart uploads, objects, errors), and [`parse`] for request bodies.
+//!
+//! Owns: the shape of every S3 XML document — element names, their order
+//! and nesting, which ones may be absent — and S3's escaping rules, kept in
+//! one place: [`XmlText`] (writer.rs). Each response document is a struct
+//! with a golden test of its exact bytes; request documents are serde
+//! `Deserialize` structs beside their responses.
+//!
+//! Must never: call the engine, look at a request, or decide S3 semantics
+//! (which elements a response carries, what a value means, how a key is
+//! encoded): handlers fill the structs and this module only writes what they
+//! hold. Request documents are size-limited by the caller before [`parse`].
+
+mod acl;
+mod bucket;
+mod config;
+mod error;
+mod tagging;
+mod writer;
+
+pub(crate) use acl::*;
+pub(crate) use bucket::*;
+pub(crate) use config::*;
+pub(crate) use error::*;
+pub(crate) use tagging::*;
+pub use writer::{S3_XMLNS, escape};
+pub(crate) use writer::{XmlText, to_xml};
 
 use serde::Deserialize;
+use writer::{ElementWriter, XmlElement};
 
-pub const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+/// An owner (or initiator) as S3 names one: `<ID>` and `<DisplayName>`.
+#[derive(Clone, Debug)]
+pub(crate) struct Owner<'a> {
+    pub(crate) id: XmlText<'a>,
+    pub(crate) display_name: XmlText<'a>,
+}
 
-/// Escapes text for element content. Besides the five XML specials, control
-/// characters (legal in S3 keys, illegal raw in XML 1.0) become numeric
-/// character references, as S3 does.
-pub fn escape(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n') => {
-                out.push_str(&format!("&#x{:X};", c as u32));
-            }
-            c => out.push(c),
-        }
+impl XmlElement for Owner<'_> {
+    fn write_content(&self, w: &mut ElementWriter) {
+        w.elem("ID", &self.id)
+            .elem("DisplayName", &self.display_name);
     }
 }
 
-/// Builds an XML document element by element.
+/// Builds an XML document element by element (being replaced by the typed
+/// documents; see writer.rs).
 #[derive(Debug)]
 pub struct XmlWriter {
     out: String,
@@ -42,15 +64,6 @@ impl XmlWriter {
         XmlWriter { out }
     }
 
-    /// A document without the namespace (S3 error bodies have none).
-    pub fn new_plain(root: &str) -> Self {
-        let mut out = String::with_capacity(256);
-        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
-        out.push_str(root);
-        out.push('>');
-        XmlWriter { out }
-    }
-
     pub fn open(&mut self, name: &str) -> &mut Self {
         self.out.push('<');
         self.out.push_str(name);
@@ -62,12 +75,6 @@ impl XmlWriter {
         self.out.push_str("</");
         self.out.push_str(name);
         self.out.push('>');
-        self
-    }
-
-    /// Appends already-formed markup (a start tag with attributes).
-    pub fn out_raw(&mut self, markup: &str) -> &mut Self {
-        self.out.push_str(markup);
         self
     }
 
@@ -202,42 +209,20 @@ pub struct DeleteObjectDoc {
     pub version_id: Option<String>,
 }
 
-/// PutObjectTagging: `<Tagging><TagSet><Tag><Key/><Value/></Tag>…</TagSet></Tagging>`.
-#[derive(Debug, Deserialize)]
-pub struct TaggingDoc {
-    #[serde(rename = "TagSet")]
-    pub tag_set: TagSetDoc,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TagSetDoc {
-    #[serde(rename = "Tag", default)]
-    pub tags: Vec<TagDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TagDoc {
-    #[serde(rename = "Key")]
-    pub key: String,
-    #[serde(rename = "Value")]
-    pub value: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CreateBucketConfigurationDoc {
-    #[serde(rename = "LocationConstraint", default)]
-    pub location_constraint: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn escapes_specials_and_controls() {
-        let mut s = String::new();
-        escape("a<b>&\"c'\u{1}é", &mut s);
-        assert_eq!(s, "a&lt;b&gt;&amp;&quot;c&apos;&#x1;é");
+    /// A key that needs every escape: the five specials, a control
+    /// character (U+0001) and a carriage return (both as character
+    /// references), a tab (kept), a slash and a non-ASCII letter.
+    pub(super) const KEY: &str = "a&b<c>\"d'e\u{1}f\r\tg/é";
+
+    pub(super) fn cairn_owner() -> Owner<'static> {
+        Owner {
+            id: crate::OWNER_ID.into(),
+            display_name: crate::OWNER_DISPLAY_NAME.into(),
+        }
     }
 
     #[test]
@@ -281,31 +266,6 @@ mod tests {
 
         assert!(parse::<DeleteDoc>("<Delete><Object>").is_err());
         assert!(parse::<CompleteMultipartUploadDoc>("not xml").is_err());
-    }
-
-    #[test]
-    fn parses_tagging() {
-        let doc: TaggingDoc = parse(&format!(
-            "<Tagging xmlns=\"{S3_XMLNS}\"><TagSet><Tag><Key>a b</Key><Value>1&amp;2</Value></Tag><Tag><Key>e</Key><Value></Value></Tag><Tag><Key>f</Key><Value/></Tag></TagSet></Tagging>"
-        ))
-        .unwrap();
-        let got: Vec<(&str, &str)> = doc
-            .tag_set
-            .tags
-            .iter()
-            .map(|t| (t.key.as_str(), t.value.as_str()))
-            .collect();
-        assert_eq!(got, vec![("a b", "1&2"), ("e", ""), ("f", "")]);
-        let empty: TaggingDoc = parse("<Tagging><TagSet/></Tagging>").unwrap();
-        assert!(empty.tag_set.tags.is_empty());
-        for bad in [
-            "<Tagging/>",
-            "<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>",
-            "<Tagging><TagSet><Tag><Key>k</Key></Tag></TagSet></Tagging>",
-            "<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet>",
-        ] {
-            assert!(parse::<TaggingDoc>(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
