@@ -12,7 +12,15 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use crate::error::{S3Error, S3Result};
 use crate::headers::{iso8601, quoted_etag};
 use crate::service::{RequestCtx, RespBody, ServiceInner, xml_response};
-use crate::xml::{XmlWriter, owner};
+use crate::xml::{
+    CommonPrefix, ListBucketResultV1, ListBucketResultV2, ListMultipartUploadsResult, ListSettings,
+    ListVersionsResult, ObjectEntry, UploadEntry, VersionEntry, XmlText, to_xml,
+};
+
+use super::owner;
+
+/// The one storage class Cairn has.
+const STORAGE_CLASS: &str = "STANDARD";
 
 /// S3's cap on keys per page.
 const MAX_KEYS_LIMIT: usize = 1000;
@@ -40,6 +48,11 @@ impl Encoder {
                 v,
             )),
         }
+    }
+
+    /// `EncodingType`, present when the listing is URL-encoded.
+    fn encoding_type(&self) -> Option<XmlText<'static>> {
+        self.url.then(|| "url".into())
     }
 
     fn enc(&self, s: &str) -> String {
@@ -131,57 +144,52 @@ pub(crate) async fn list_objects(
         .await?;
     let fetch_owner = !v2 || ctx.query.get("fetch-owner") == Some("true");
 
-    let mut w = XmlWriter::new("ListBucketResult");
-    w.elem("Name", bucket).elem("Prefix", &enc.enc(&prefix));
-    if v2 {
-        if let Some(t) = continuation {
-            w.elem("ContinuationToken", t);
-        }
-        if let Some(s) = ctx.query.get("start-after") {
-            w.elem("StartAfter", &enc.enc(s));
-        }
-        w.elem(
-            "KeyCount",
-            &(page.objects.len() + page.common_prefixes.len()).to_string(),
-        );
-        if page.is_truncated
-            && let Some(last) = &page.last_returned
-        {
-            w.elem("NextContinuationToken", &encode_token(last));
-        }
+    let settings = list_settings(max_keys, delimiter.as_deref(), &enc, page.is_truncated);
+    let contents = page
+        .objects
+        .iter()
+        .map(|o| ObjectEntry {
+            key: enc.enc(&o.key).into(),
+            last_modified: iso8601(o.version.last_modified_ms).into(),
+            etag: quoted_etag(&o.version.etag).into(),
+            size: o.version.size,
+            owner: fetch_owner.then(owner),
+            storage_class: STORAGE_CLASS.into(),
+        })
+        .collect();
+    let common_prefixes = common_prefixes(&page.common_prefixes, &enc);
+    let xml = if v2 {
+        to_xml(&ListBucketResultV2 {
+            name: bucket.into(),
+            prefix: enc.enc(&prefix).into(),
+            continuation_token: continuation.map(Into::into),
+            start_after: ctx.query.get("start-after").map(|s| enc.enc(s).into()),
+            key_count: page.objects.len() + page.common_prefixes.len(),
+            next_continuation_token: page
+                .last_returned
+                .as_deref()
+                .filter(|_| page.is_truncated)
+                .map(|last| encode_token(last).into()),
+            settings,
+            contents,
+            common_prefixes,
+        })
     } else {
-        w.elem("Marker", &enc.enc(ctx.query.get("marker").unwrap_or("")));
-        if page.is_truncated
-            && delimiter.is_some()
-            && let Some(last) = &page.last_returned
-        {
-            w.elem("NextMarker", &enc.enc(last));
-        }
-    }
-    page_settings(
-        &mut w,
-        max_keys,
-        delimiter.as_deref(),
-        &enc,
-        page.is_truncated,
-    );
-    for o in &page.objects {
-        w.open("Contents")
-            .elem("Key", &enc.enc(&o.key))
-            .elem("LastModified", &iso8601(o.version.last_modified_ms))
-            .elem("ETag", &quoted_etag(&o.version.etag))
-            .elem("Size", &o.version.size.to_string());
-        if fetch_owner {
-            owner(&mut w, "Owner");
-        }
-        w.elem("StorageClass", "STANDARD").close("Contents");
-    }
-    for p in &page.common_prefixes {
-        w.open("CommonPrefixes")
-            .elem("Prefix", &enc.enc(p))
-            .close("CommonPrefixes");
-    }
-    xml_response(StatusCode::OK, w.finish("ListBucketResult"))
+        to_xml(&ListBucketResultV1 {
+            name: bucket.into(),
+            prefix: enc.enc(&prefix).into(),
+            marker: enc.enc(ctx.query.get("marker").unwrap_or("")).into(),
+            next_marker: page
+                .last_returned
+                .as_deref()
+                .filter(|_| page.is_truncated && delimiter.is_some())
+                .map(|last| enc.enc(last).into()),
+            settings,
+            contents,
+            common_prefixes,
+        })
+    };
+    xml_response(StatusCode::OK, xml)
 }
 
 /// The one version id every object has while versioning does not exist.
@@ -236,45 +244,37 @@ pub(crate) async fn list_object_versions(
         )
         .await?;
 
-    let mut w = XmlWriter::new("ListVersionsResult");
-    w.elem("Name", bucket)
-        .elem("Prefix", &enc.enc(&prefix))
-        .elem("KeyMarker", &enc.enc(key_marker.unwrap_or("")))
-        .elem("VersionIdMarker", version_id_marker.unwrap_or(""));
-    if page.is_truncated
-        && let Some(last) = &page.last_returned
-    {
-        w.elem("NextKeyMarker", &enc.enc(last));
-        // A common prefix has no version to continue after.
-        let last_is_prefix = page.common_prefixes.last() == Some(last);
-        if !last_is_prefix {
-            w.elem("NextVersionIdMarker", NULL_VERSION_ID);
-        }
-    }
-    page_settings(
-        &mut w,
-        max_keys,
-        delimiter.as_deref(),
-        &enc,
-        page.is_truncated,
-    );
-    for o in &page.objects {
-        w.open("Version")
-            .elem("Key", &enc.enc(&o.key))
-            .elem("VersionId", NULL_VERSION_ID)
-            .elem("IsLatest", "true")
-            .elem("LastModified", &iso8601(o.version.last_modified_ms))
-            .elem("ETag", &quoted_etag(&o.version.etag))
-            .elem("Size", &o.version.size.to_string());
-        owner(&mut w, "Owner");
-        w.elem("StorageClass", "STANDARD").close("Version");
-    }
-    for p in &page.common_prefixes {
-        w.open("CommonPrefixes")
-            .elem("Prefix", &enc.enc(p))
-            .close("CommonPrefixes");
-    }
-    xml_response(StatusCode::OK, w.finish("ListVersionsResult"))
+    // A common prefix has no version to continue after.
+    let next = page.last_returned.as_deref().filter(|_| page.is_truncated);
+    let last_is_prefix =
+        next.is_some_and(|last| page.common_prefixes.last().map(String::as_str) == Some(last));
+    let doc = ListVersionsResult {
+        name: bucket.into(),
+        prefix: enc.enc(&prefix).into(),
+        key_marker: enc.enc(key_marker.unwrap_or("")).into(),
+        version_id_marker: version_id_marker.unwrap_or("").into(),
+        next_key_marker: next.map(|last| enc.enc(last).into()),
+        next_version_id_marker: next
+            .filter(|_| !last_is_prefix)
+            .map(|_| NULL_VERSION_ID.into()),
+        settings: list_settings(max_keys, delimiter.as_deref(), &enc, page.is_truncated),
+        versions: page
+            .objects
+            .iter()
+            .map(|o| VersionEntry {
+                key: enc.enc(&o.key).into(),
+                version_id: NULL_VERSION_ID.into(),
+                is_latest: true,
+                last_modified: iso8601(o.version.last_modified_ms).into(),
+                etag: quoted_etag(&o.version.etag).into(),
+                size: o.version.size,
+                owner: owner(),
+                storage_class: STORAGE_CLASS.into(),
+            })
+            .collect(),
+        common_prefixes: common_prefixes(&page.common_prefixes, &enc),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 pub(crate) async fn list_multipart_uploads(
@@ -312,73 +312,65 @@ pub(crate) async fn list_multipart_uploads(
             max_uploads,
         )
         .await?;
-    let mut w = XmlWriter::new("ListMultipartUploadsResult");
-    w.elem("Bucket", bucket)
-        .elem("KeyMarker", &enc.enc(key_marker.as_deref().unwrap_or("")))
-        .elem(
-            "UploadIdMarker",
-            ctx.query.get("upload-id-marker").unwrap_or(""),
-        );
-    if page.is_truncated {
-        w.elem(
-            "NextKeyMarker",
-            &enc.enc(page.next_key_marker.as_deref().unwrap_or("")),
-        )
-        .elem(
-            "NextUploadIdMarker",
-            &page
-                .next_upload_id_marker
+    let doc = ListMultipartUploadsResult {
+        bucket: bucket.into(),
+        key_marker: enc.enc(key_marker.as_deref().unwrap_or("")).into(),
+        upload_id_marker: ctx.query.get("upload-id-marker").unwrap_or("").into(),
+        next_key_marker: page.is_truncated.then(|| {
+            enc.enc(page.next_key_marker.as_deref().unwrap_or(""))
+                .into()
+        }),
+        next_upload_id_marker: page.is_truncated.then(|| {
+            page.next_upload_id_marker
                 .map(|u| u.to_hex())
-                .unwrap_or_default(),
-        );
-    }
-    if let Some(d) = &delimiter {
-        w.elem("Delimiter", &enc.enc(d));
-    }
-    w.elem("Prefix", &enc.enc(&prefix))
-        .elem("MaxUploads", &max_uploads.to_string());
-    if enc.url {
-        w.elem("EncodingType", "url");
-    }
-    w.elem(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
-    );
-    for u in &page.uploads {
-        w.open("Upload")
-            .elem("Key", &enc.enc(&u.key))
-            .elem("UploadId", &u.upload_id.to_hex());
-        owner(&mut w, "Initiator");
-        owner(&mut w, "Owner");
-        w.elem("StorageClass", "STANDARD")
-            .elem("Initiated", &iso8601(u.created_ms))
-            .close("Upload");
-    }
-    for p in &page.common_prefixes {
-        w.open("CommonPrefixes")
-            .elem("Prefix", &enc.enc(p))
-            .close("CommonPrefixes");
-    }
-    xml_response(StatusCode::OK, w.finish("ListMultipartUploadsResult"))
+                .unwrap_or_default()
+                .into()
+        }),
+        delimiter: delimiter.as_deref().map(|d| enc.enc(d).into()),
+        prefix: enc.enc(&prefix).into(),
+        max_uploads,
+        encoding_type: enc.encoding_type(),
+        is_truncated: page.is_truncated,
+        uploads: page
+            .uploads
+            .iter()
+            .map(|u| UploadEntry {
+                key: enc.enc(&u.key).into(),
+                upload_id: u.upload_id.to_hex().into(),
+                initiator: owner(),
+                owner: owner(),
+                storage_class: STORAGE_CLASS.into(),
+                initiated: iso8601(u.created_ms).into(),
+            })
+            .collect(),
+        common_prefixes: common_prefixes(&page.common_prefixes, &enc),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 /// `MaxKeys`, `Delimiter`, `EncodingType` and `IsTruncated`, shared by the
 /// object and version listings.
-fn page_settings(
-    w: &mut XmlWriter,
+fn list_settings(
     max_keys: usize,
     delimiter: Option<&str>,
     enc: &Encoder,
     is_truncated: bool,
-) {
-    w.elem("MaxKeys", &max_keys.to_string());
-    if let Some(d) = delimiter {
-        w.elem("Delimiter", &enc.enc(d));
+) -> ListSettings<'static> {
+    ListSettings {
+        max_keys,
+        delimiter: delimiter.map(|d| enc.enc(d).into()),
+        encoding_type: enc.encoding_type(),
+        is_truncated,
     }
-    if enc.url {
-        w.elem("EncodingType", "url");
-    }
-    w.elem("IsTruncated", if is_truncated { "true" } else { "false" });
+}
+
+fn common_prefixes(prefixes: &[String], enc: &Encoder) -> Vec<CommonPrefix<'static>> {
+    prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: enc.enc(p).into(),
+        })
+        .collect()
 }
 
 #[cfg(test)]

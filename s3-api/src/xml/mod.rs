@@ -17,6 +17,7 @@ mod acl;
 mod bucket;
 mod config;
 mod error;
+mod list;
 mod tagging;
 mod writer;
 
@@ -24,6 +25,7 @@ pub(crate) use acl::*;
 pub(crate) use bucket::*;
 pub(crate) use config::*;
 pub(crate) use error::*;
+pub(crate) use list::*;
 pub(crate) use tagging::*;
 pub use writer::{S3_XMLNS, escape};
 pub(crate) use writer::{XmlText, to_xml};
@@ -217,6 +219,8 @@ mod tests {
     /// character (U+0001) and a carriage return (both as character
     /// references), a tab (kept), a slash and a non-ASCII letter.
     pub(super) const KEY: &str = "a&b<c>\"d'e\u{1}f\r\tg/é";
+    /// [`KEY`] as `encoding-type=url` writes it.
+    pub(super) const KEY_URL: &str = "a%26b%3Cc%3E%22d%27e%01f%0D%09g/%C3%A9";
 
     pub(super) fn cairn_owner() -> Owner<'static> {
         Owner {
