@@ -15,14 +15,80 @@ use md5::Digest as _;
 // 1. Lifecycle
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes() {
+const LIFECYCLE_BUCKET: &str = "lifecycle-bucket";
+const REPORT_KEY: &str = "docs/report 2025+final.txt";
+
+/// A server with `lifecycle-bucket` created, and a client for it.
+async fn lifecycle_server() -> (TestServer, aws_sdk_s3::Client) {
     let server = TestServer::start();
     let c = sdk_client(&server);
-    let bucket = "lifecycle-bucket";
+    create_bucket(&c, LIFECYCLE_BUCKET).await;
+    (server, c)
+}
 
-    // --- buckets ---------------------------------------------------------
-    create_bucket(&c, bucket).await;
+/// The object every lifecycle test starts from: `REPORT_KEY` with a body,
+/// every standard header and two `x-amz-meta-*` entries.
+struct Report {
+    body: Vec<u8>,
+    etag: String,
+}
+
+async fn put_report(c: &aws_sdk_s3::Client) -> Report {
+    let mut rng = Rng::new(test_seed("lifecycle"));
+    let body = rng.bytes(300 * KIB + 17);
+    let put = c
+        .put_object()
+        .bucket(LIFECYCLE_BUCKET)
+        .key(REPORT_KEY)
+        .body(ByteStream::from(body.clone()))
+        .content_type("text/plain; charset=utf-8")
+        .cache_control("max-age=3600, must-revalidate")
+        .content_disposition("attachment; filename=\"report.txt\"")
+        .content_language("en-GB")
+        .metadata("color", "blue")
+        .metadata("project-name", "cairn e2e")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutObject: {}", show(&e)));
+    let etag = format!("\"{}\"", md5_hex(&body));
+    assert_eq!(
+        put.e_tag(),
+        Some(etag.as_str()),
+        "PUT ETag must be the hex MD5"
+    );
+    Report { body, etag }
+}
+
+/// The report's metadata as PutObject set it.
+fn report_meta() -> HashMap<String, String> {
+    [
+        ("color".to_owned(), "blue".to_owned()),
+        ("project-name".to_owned(), "cairn e2e".to_owned()),
+    ]
+    .into()
+}
+
+/// The report as a copy source (the SDK wants it URL-encoded).
+fn report_source() -> String {
+    format!("{LIFECYCLE_BUCKET}/{}", encode_key(REPORT_KEY))
+}
+
+async fn head(
+    c: &aws_sdk_s3::Client,
+    key: &str,
+) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+    c.head_object()
+        .bucket(LIFECYCLE_BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("HeadObject {key}: {}", show(&e)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buckets_are_headed_listed_with_creation_dates_and_located_in_us_east_1() {
+    let (_server, c) = lifecycle_server().await;
+    let bucket = LIFECYCLE_BUCKET;
     c.head_bucket()
         .bucket(bucket)
         .send()
@@ -57,40 +123,21 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         loc.is_empty(),
         "GetBucketLocation for us-east-1 should be empty, got {loc:?}"
     );
+}
 
-    // --- put/get/head with metadata -------------------------------------
-    let mut rng = Rng::new(test_seed("lifecycle"));
-    let body = rng.bytes(300 * KIB + 17);
-    let key = "docs/report 2025+final.txt";
-    let put = c
-        .put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(ByteStream::from(body.clone()))
-        .content_type("text/plain; charset=utf-8")
-        .cache_control("max-age=3600, must-revalidate")
-        .content_disposition("attachment; filename=\"report.txt\"")
-        .content_language("en-GB")
-        .metadata("color", "blue")
-        .metadata("project-name", "cairn e2e")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutObject: {}", show(&e)));
-    let want_etag = format!("\"{}\"", md5_hex(&body));
-    assert_eq!(
-        put.e_tag(),
-        Some(want_etag.as_str()),
-        "PUT ETag must be the hex MD5"
-    );
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_headers_and_metadata_come_back_on_get_and_head() {
+    let (_server, c) = lifecycle_server().await;
+    let Report { body, etag } = put_report(&c).await;
 
     let got = c
         .get_object()
-        .bucket(bucket)
-        .key(key)
+        .bucket(LIFECYCLE_BUCKET)
+        .key(REPORT_KEY)
         .send()
         .await
         .unwrap_or_else(|e| panic!("GetObject: {}", show(&e)));
-    assert_eq!(got.e_tag(), Some(want_etag.as_str()));
+    assert_eq!(got.e_tag(), Some(etag.as_str()));
     assert_eq!(got.content_length(), Some(body.len() as i64));
     assert_eq!(got.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(got.cache_control(), Some("max-age=3600, must-revalidate"));
@@ -114,14 +161,8 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
     let got_body = got.body.collect().await.expect("body").into_bytes();
     assert!(got_body[..] == body[..], "GET body differs from PUT body");
 
-    let head = c
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("HeadObject: {}", show(&e)));
-    assert_eq!(head.e_tag(), Some(want_etag.as_str()));
+    let head = head(&c, REPORT_KEY).await;
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
     assert_eq!(head.content_length(), Some(body.len() as i64));
     assert_eq!(head.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(head.cache_control(), Some("max-age=3600, must-revalidate"));
@@ -130,15 +171,17 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         Some("attachment; filename=\"report.txt\"")
     );
     assert_eq!(head.metadata().cloned().unwrap_or_default(), meta);
+}
 
-    // --- copies ----------------------------------------------------------
-    // The SDK wants the copy source URL-encoded.
-    let source = format!("{bucket}/{}", encode_key(key));
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_with_metadata_directive_copy_keeps_the_etag_headers_and_metadata() {
+    let (_server, c) = lifecycle_server().await;
+    let Report { body, etag } = put_report(&c).await;
     let copied = c
         .copy_object()
-        .bucket(bucket)
+        .bucket(LIFECYCLE_BUCKET)
         .key("copies/same-meta")
-        .copy_source(&source)
+        .copy_source(report_source())
         .metadata_directive(MetadataDirective::Copy)
         .send()
         .await
@@ -149,42 +192,38 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         .map(str::to_owned);
     assert_eq!(
         copy_etag.as_deref(),
-        Some(want_etag.as_str()),
+        Some(etag.as_str()),
         "copy of a single-PUT object keeps the MD5 ETag"
     );
-    let h = c
-        .head_object()
-        .bucket(bucket)
-        .key("copies/same-meta")
-        .send()
-        .await
-        .expect("HEAD copy");
+    let h = head(&c, "copies/same-meta").await;
     assert_eq!(
         h.metadata().cloned().unwrap_or_default(),
-        meta,
+        report_meta(),
         "COPY directive keeps metadata"
     );
     assert_eq!(h.content_type(), Some("text/plain; charset=utf-8"));
     assert_eq!(h.cache_control(), Some("max-age=3600, must-revalidate"));
-    assert_eq!(get_bytes(&c, bucket, "copies/same-meta").await, body);
+    assert_eq!(
+        get_bytes(&c, LIFECYCLE_BUCKET, "copies/same-meta").await,
+        body
+    );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_with_metadata_directive_replace_stores_only_the_new_headers_and_metadata() {
+    let (_server, c) = lifecycle_server().await;
+    let Report { body, .. } = put_report(&c).await;
     c.copy_object()
-        .bucket(bucket)
+        .bucket(LIFECYCLE_BUCKET)
         .key("copies/new-meta")
-        .copy_source(&source)
+        .copy_source(report_source())
         .metadata_directive(MetadataDirective::Replace)
         .content_type("application/x-cairn")
         .metadata("shape", "round")
         .send()
         .await
         .unwrap_or_else(|e| panic!("CopyObject REPLACE: {}", show(&e)));
-    let h = c
-        .head_object()
-        .bucket(bucket)
-        .key("copies/new-meta")
-        .send()
-        .await
-        .expect("HEAD copy");
+    let h = head(&c, "copies/new-meta").await;
     let m = h.metadata().cloned().unwrap_or_default();
     assert_eq!(m.get("shape").map(String::as_str), Some("round"), "{m:?}");
     assert!(
@@ -197,14 +236,22 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         None,
         "REPLACE must drop the old Cache-Control"
     );
-    assert_eq!(get_bytes(&c, bucket, "copies/new-meta").await, body);
+    assert_eq!(
+        get_bytes(&c, LIFECYCLE_BUCKET, "copies/new-meta").await,
+        body
+    );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_onto_itself_is_refused_without_replace_and_changes_only_metadata_with_it() {
+    let (_server, c) = lifecycle_server().await;
+    let Report { body, etag } = put_report(&c).await;
     // Copying an object onto itself without changing anything is illegal in S3.
     let same = c
         .copy_object()
-        .bucket(bucket)
-        .key(key)
-        .copy_source(&source)
+        .bucket(LIFECYCLE_BUCKET)
+        .key(REPORT_KEY)
+        .copy_source(report_source())
         .send()
         .await;
     let err = same.expect_err("copy onto itself without REPLACE must fail");
@@ -218,22 +265,16 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
 
     // …but with REPLACE it changes the metadata in place.
     c.copy_object()
-        .bucket(bucket)
-        .key(key)
-        .copy_source(&source)
+        .bucket(LIFECYCLE_BUCKET)
+        .key(REPORT_KEY)
+        .copy_source(report_source())
         .metadata_directive(MetadataDirective::Replace)
         .content_type("text/markdown")
         .metadata("color", "green")
         .send()
         .await
         .unwrap_or_else(|e| panic!("CopyObject onto itself REPLACE: {}", show(&e)));
-    let h = c
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("HEAD self-copy");
+    let h = head(&c, REPORT_KEY).await;
     let m = h.metadata().cloned().unwrap_or_default();
     let want: HashMap<String, String> = [("color".to_owned(), "green".to_owned())].into();
     assert_eq!(
@@ -243,26 +284,31 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
     assert_eq!(h.content_type(), Some("text/markdown"));
     assert_eq!(
         h.e_tag(),
-        Some(want_etag.as_str()),
+        Some(etag.as_str()),
         "the body (and its MD5) is unchanged"
     );
-    assert_eq!(get_bytes(&c, bucket, key).await, body);
+    assert_eq!(get_bytes(&c, LIFECYCLE_BUCKET, REPORT_KEY).await, body);
+}
 
-    // --- deletes ---------------------------------------------------------
+fn object_ids(keys: &[&str]) -> Vec<ObjectIdentifier> {
+    keys.iter()
+        .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_lists_every_key_when_verbose_and_none_when_quiet() {
+    let (_server, c) = lifecycle_server().await;
+    let bucket = LIFECYCLE_BUCKET;
     for k in ["del/a", "del/b", "del/c", "del/d", "del/e"] {
         put_bytes(&c, bucket, k, k.as_bytes()).await;
     }
-    let ids = |keys: &[&str]| {
-        keys.iter()
-            .map(|k| ObjectIdentifier::builder().key(*k).build().unwrap())
-            .collect::<Vec<_>>()
-    };
     let verbose = c
         .delete_objects()
         .bucket(bucket)
         .delete(
             Delete::builder()
-                .set_objects(Some(ids(&["del/a", "del/b", "del/never-existed"])))
+                .set_objects(Some(object_ids(&["del/a", "del/b", "del/never-existed"])))
                 .build()
                 .unwrap(),
         )
@@ -287,7 +333,7 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         .bucket(bucket)
         .delete(
             Delete::builder()
-                .set_objects(Some(ids(&["del/c", "del/d"])))
+                .set_objects(Some(object_ids(&["del/c", "del/d"])))
                 .quiet(true)
                 .build()
                 .unwrap(),
@@ -311,7 +357,13 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         object_exists(&c, bucket, "del/e").await,
         "del/e was not in any delete request"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_object_succeeds_for_a_missing_key_and_leaves_a_deleted_key_no_such_key() {
+    let (_server, c) = lifecycle_server().await;
+    let bucket = LIFECYCLE_BUCKET;
+    put_bytes(&c, bucket, "del/e", b"del/e").await;
     // DeleteObject of a missing key succeeds (204).
     c.delete_object()
         .bucket(bucket)
@@ -334,8 +386,13 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         "{}",
         show(&e)
     );
+}
 
-    // --- bucket deletion -------------------------------------------------
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_bucket_refuses_a_non_empty_bucket_and_removes_an_empty_one() {
+    let (_server, c) = lifecycle_server().await;
+    let bucket = LIFECYCLE_BUCKET;
+    put_report(&c).await;
     let not_empty = c.delete_bucket().bucket(bucket).send().await;
     let e = not_empty.expect_err("DeleteBucket of a non-empty bucket must fail");
     assert_eq!(sdk_error_status(&e), Some(409), "{}", show(&e));
@@ -351,14 +408,12 @@ async fn sdk_bucket_and_object_lifecycle_round_trips_metadata_copies_and_deletes
         .await
         .expect("bucket still there");
 
-    for k in [key, "copies/same-meta", "copies/new-meta"] {
-        c.delete_object()
-            .bucket(bucket)
-            .key(k)
-            .send()
-            .await
-            .expect("DeleteObject");
-    }
+    c.delete_object()
+        .bucket(bucket)
+        .key(REPORT_KEY)
+        .send()
+        .await
+        .expect("DeleteObject");
     c.delete_bucket()
         .bucket(bucket)
         .send()
@@ -381,77 +436,62 @@ const MP_PART: usize = 12 * MIB;
 const MP_PARTS: usize = 9; // 8 × 12 MiB + a 4 MiB + 333 KiB + 7 B last part
 const MP_TOTAL: usize = 8 * MP_PART + 4 * MIB + 333 * KIB + 7;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
-    const { assert!(MP_TOTAL >= 100 * MIB) };
-    let server = TestServer::start();
-    let c = sdk_client(&server);
-    let bucket = "multipart-bucket";
-    create_bucket(&c, bucket).await;
+/// The multipart source: a file written as it is generated, with each
+/// part's MD5 and size and the whole file's MD5.
+struct BigSource {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    part_md5s: Vec<Vec<u8>>,
+    part_sizes: Vec<usize>,
+    whole_md5: String,
+}
 
-    // The source lives in a file: parts stream from it (the SDK then sends
-    // aws-chunked bodies with CRC32 trailers) and it is hashed as written.
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("big.bin");
-    let mut rng = Rng::new(test_seed("multipart"));
+// The source lives in a file: parts stream from it (the SDK then sends
+// aws-chunked bodies with CRC32 trailers) and it is hashed as written.
+fn write_big_source(rng: &mut Rng) -> BigSource {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
     let mut whole = md5::Md5::new();
     let mut part_md5s = Vec::new();
     let mut part_sizes = Vec::new();
-    {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-        let mut left = MP_TOTAL;
-        while left > 0 {
-            let n = left.min(MP_PART);
-            let part = rng.bytes(n);
-            whole.update(&part);
-            part_md5s.push(md5_raw(&part));
-            part_sizes.push(n);
-            f.write_all(&part).unwrap();
-            left -= n;
-        }
-        f.flush().unwrap();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    let mut left = MP_TOTAL;
+    while left > 0 {
+        let n = left.min(MP_PART);
+        let part = rng.bytes(n);
+        whole.update(&part);
+        part_md5s.push(md5_raw(&part));
+        part_sizes.push(n);
+        f.write_all(&part).unwrap();
+        left -= n;
     }
+    f.flush().unwrap();
     assert_eq!(part_md5s.len(), MP_PARTS);
-    let whole_md5 = hex::encode(whole.finalize());
-    let key = "big/object.bin";
+    BigSource {
+        _dir: dir,
+        path,
+        part_md5s,
+        part_sizes,
+        whole_md5: hex::encode(whole.finalize()),
+    }
+}
 
-    let create = c
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .content_type("application/octet-stream")
-        .metadata("origin", "multipart-test")
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateMultipartUpload: {}", show(&e)));
-    let upload_id = create.upload_id().expect("UploadId").to_owned();
-
-    // A second upload, aborted later.
-    let other = c
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key("big/aborted.bin")
-        .send()
-        .await
-        .expect("second CreateMultipartUpload");
-    let other_id = other.upload_id().unwrap().to_owned();
-    c.upload_part()
-        .bucket(bucket)
-        .key("big/aborted.bin")
-        .upload_id(&other_id)
-        .part_number(1)
-        .body(ByteStream::from(rng.bytes(64 * KIB)))
-        .send()
-        .await
-        .expect("UploadPart on the upload to abort");
-
-    // Upload parts two at a time.
+/// Uploads the source's parts two at a time, streamed from the file;
+/// returns their ETags in part order.
+async fn upload_parts_two_at_a_time(
+    c: &aws_sdk_s3::Client,
+    bucket: &'static str,
+    key: &'static str,
+    upload_id: &str,
+    src: &BigSource,
+) -> Vec<String> {
     let mut etags = vec![String::new(); MP_PARTS];
     let mut offset = 0u64;
     let mut idx = 0;
     while idx < MP_PARTS {
         let mut set = tokio::task::JoinSet::new();
-        for (i, &part_size) in part_sizes
+        for (i, &part_size) in src
+            .part_sizes
             .iter()
             .enumerate()
             .take(MP_PARTS)
@@ -459,7 +499,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
             .take(2)
         {
             let c = c.clone();
-            let (path, id) = (path.clone(), upload_id.clone());
+            let (path, id) = (src.path.clone(), upload_id.to_owned());
             let (off, len) = (offset, part_size as u64);
             offset += len;
             set.spawn(async move {
@@ -489,21 +529,24 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         }
         idx += 2;
     }
-    for (i, e) in etags.iter().enumerate() {
-        assert_eq!(
-            *e,
-            format!("\"{}\"", hex::encode(&part_md5s[i])),
-            "part {} ETag",
-            i + 1
-        );
-    }
+    etags
+}
 
-    // ListParts.
+/// ListParts lists every part with its size and ETag, and paginates with
+/// max-parts and part-number-marker.
+async fn assert_list_parts(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    src: &BigSource,
+    etags: &[String],
+) {
     let parts = c
         .list_parts()
         .bucket(bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .send()
         .await
         .unwrap_or_else(|e| panic!("ListParts: {}", show(&e)));
@@ -519,7 +562,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         })
         .collect();
     let expected: Vec<(i32, i64, String)> = (0..MP_PARTS)
-        .map(|i| (i as i32 + 1, part_sizes[i] as i64, etags[i].clone()))
+        .map(|i| (i as i32 + 1, src.part_sizes[i] as i64, etags[i].clone()))
         .collect();
     assert_eq!(listed, expected, "ListParts");
 
@@ -528,7 +571,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         .list_parts()
         .bucket(bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .max_parts(4)
         .send()
         .await
@@ -544,7 +587,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         .list_parts()
         .bucket(bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .part_number_marker(marker)
         .send()
         .await
@@ -555,80 +598,23 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         .filter_map(|p| p.part_number())
         .collect();
     assert_eq!(nums, (5..=MP_PARTS as i32).collect::<Vec<_>>());
+}
 
-    // ListMultipartUploads shows both.
-    let ups = c
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("ListMultipartUploads: {}", show(&e)));
-    let pairs: BTreeSet<(String, String)> = ups
-        .uploads()
-        .iter()
-        .map(|u| {
-            (
-                u.key().unwrap_or_default().to_owned(),
-                u.upload_id().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    assert!(
-        pairs.contains(&(key.to_owned(), upload_id.clone())),
-        "{pairs:?}"
-    );
-    assert!(
-        pairs.contains(&("big/aborted.bin".to_owned(), other_id.clone())),
-        "{pairs:?}"
-    );
-
-    // Abort the other one: gone from the listing, its parts unreachable.
-    c.abort_multipart_upload()
-        .bucket(bucket)
-        .key("big/aborted.bin")
-        .upload_id(&other_id)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("AbortMultipartUpload: {}", show(&e)));
-    let ups = c
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    let ids: Vec<&str> = ups.uploads().iter().filter_map(|u| u.upload_id()).collect();
-    assert!(
-        !ids.contains(&other_id.as_str()),
-        "aborted upload still listed: {ids:?}"
-    );
-    assert!(
-        ids.contains(&upload_id.as_str()),
-        "live upload vanished: {ids:?}"
-    );
-    let lp = c
-        .list_parts()
-        .bucket(bucket)
-        .key("big/aborted.bin")
-        .upload_id(&other_id)
-        .send()
-        .await;
-    let e = lp.expect_err("ListParts of an aborted upload");
-    assert_eq!(
-        sdk_error_code(&e).as_deref(),
-        Some("NoSuchUpload"),
-        "{}",
-        show(&e)
-    );
-    assert!(!object_exists(&c, bucket, "big/aborted.bin").await);
-
-    // Completing with a wrong ETag: InvalidPart, and the upload survives.
-    let mut wrong = etags.clone();
+/// Completing with a wrong ETag is InvalidPart and creates nothing.
+async fn assert_complete_with_a_wrong_etag_is_invalid_part(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+    etags: &[String],
+) {
+    let mut wrong = etags.to_vec();
     wrong[1] = format!("\"{}\"", md5_hex(b"not the part"));
     let bad = c
         .complete_multipart_upload()
         .bucket(bucket)
         .key(key)
-        .upload_id(&upload_id)
+        .upload_id(upload_id)
         .multipart_upload(completed(&wrong))
         .send()
         .await;
@@ -641,57 +627,20 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         show(&e)
     );
     assert!(
-        !object_exists(&c, bucket, key).await,
+        !object_exists(c, bucket, key).await,
         "a failed Complete must not create the object"
     );
+}
 
-    // Complete for real.
-    let done = c
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(&upload_id)
-        .multipart_upload(completed(&etags))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CompleteMultipartUpload: {}", show(&e)));
-    let want_etag = multipart_etag(&part_md5s);
-    assert_eq!(
-        done.e_tag(),
-        Some(want_etag.as_str()),
-        "multipart ETag = md5-of-md5s-N"
-    );
-    assert!(want_etag.ends_with(&format!("-{MP_PARTS}\"")));
-
-    let ups = c
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    assert!(
-        ups.uploads().is_empty(),
-        "completed upload still listed: {:?}",
-        ups.uploads()
-    );
-
-    let head = c
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("HEAD");
-    assert_eq!(head.content_length(), Some(MP_TOTAL as i64));
-    assert_eq!(head.e_tag(), Some(want_etag.as_str()));
-    assert_eq!(head.content_type(), Some("application/octet-stream"));
-    assert_eq!(
-        head.metadata()
-            .and_then(|m| m.get("origin"))
-            .map(String::as_str),
-        Some("multipart-test")
-    );
-
+/// The multipart object reads back whole (hashed as it streams), by
+/// partNumber, and by a range across a part boundary.
+async fn assert_big_object_reads_back(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    want_etag: &str,
+    src: &BigSource,
+) {
     // Download, hashing as it streams.
     let mut got = c
         .get_object()
@@ -700,7 +649,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("GetObject: {}", show(&e)));
-    assert_eq!(got.e_tag(), Some(want_etag.as_str()));
+    assert_eq!(got.e_tag(), Some(want_etag));
     let mut h = md5::Md5::new();
     let mut n = 0usize;
     while let Some(chunk) = got.body.try_next().await.expect("body chunk") {
@@ -710,7 +659,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
     assert_eq!(n, MP_TOTAL, "downloaded length");
     assert_eq!(
         hex::encode(h.finalize()),
-        whole_md5,
+        src.whole_md5,
         "downloaded bytes differ"
     );
 
@@ -730,7 +679,7 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         Some(format!("bytes {}-{}/{MP_TOTAL}", MP_PART, 2 * MP_PART - 1).as_str())
     );
     let p2 = p2.body.collect().await.expect("part 2 body").into_bytes();
-    assert_eq!(md5_raw(&p2), part_md5s[1], "partNumber=2 body");
+    assert_eq!(md5_raw(&p2), src.part_md5s[1], "partNumber=2 body");
 
     // A range across the boundary of parts 3 and 4.
     let (a, b) = (3 * MP_PART - 1000, 3 * MP_PART + 999);
@@ -743,19 +692,192 @@ async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
         .await
         .expect("ranged GET across parts");
     let r = r.body.collect().await.unwrap().into_bytes();
-    let file = std::fs::read(&path).unwrap();
+    let file = std::fs::read(&src.path).unwrap();
     assert!(r[..] == file[a..=b], "range across a part boundary");
-    drop(file);
+}
 
-    // Too-small non-last parts: EntityTooSmall.
-    let small = c
-        .create_multipart_upload()
+async fn listed_uploads(c: &aws_sdk_s3::Client, bucket: &str) -> BTreeSet<(String, String)> {
+    let ups = c
+        .list_multipart_uploads()
         .bucket(bucket)
-        .key("big/small-parts")
         .send()
         .await
-        .expect("CreateMultipartUpload");
-    let small_id = small.upload_id().unwrap().to_owned();
+        .unwrap_or_else(|e| panic!("ListMultipartUploads: {}", show(&e)));
+    ups.uploads()
+        .iter()
+        .map(|u| {
+            (
+                u.key().unwrap_or_default().to_owned(),
+                u.upload_id().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn create_upload(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let up = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateMultipartUpload {key}: {}", show(&e)));
+    up.upload_id().expect("UploadId").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_multipart_upload_of_100_mib_lists_completes_and_reads_back() {
+    const { assert!(MP_TOTAL >= 100 * MIB) };
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "multipart-bucket";
+    create_bucket(&c, bucket).await;
+    let src = write_big_source(&mut Rng::new(test_seed("multipart")));
+    let key = "big/object.bin";
+
+    let create = c
+        .create_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/octet-stream")
+        .metadata("origin", "multipart-test")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateMultipartUpload: {}", show(&e)));
+    let upload_id = create.upload_id().expect("UploadId").to_owned();
+
+    let etags = upload_parts_two_at_a_time(&c, bucket, key, &upload_id, &src).await;
+    for (i, e) in etags.iter().enumerate() {
+        assert_eq!(
+            *e,
+            format!("\"{}\"", hex::encode(&src.part_md5s[i])),
+            "part {} ETag",
+            i + 1
+        );
+    }
+    assert_list_parts(&c, bucket, key, &upload_id, &src, &etags).await;
+    assert!(
+        listed_uploads(&c, bucket)
+            .await
+            .contains(&(key.to_owned(), upload_id.clone())),
+        "the live upload is listed"
+    );
+
+    // A wrong ETag fails, and the upload survives it.
+    assert_complete_with_a_wrong_etag_is_invalid_part(&c, bucket, key, &upload_id, &etags).await;
+    let done = c
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(completed(&etags))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CompleteMultipartUpload: {}", show(&e)));
+    let want_etag = multipart_etag(&src.part_md5s);
+    assert_eq!(
+        done.e_tag(),
+        Some(want_etag.as_str()),
+        "multipart ETag = md5-of-md5s-N"
+    );
+    assert!(want_etag.ends_with(&format!("-{MP_PARTS}\"")));
+
+    let ups = listed_uploads(&c, bucket).await;
+    assert!(ups.is_empty(), "completed upload still listed: {ups:?}");
+
+    let head = c
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("HEAD");
+    assert_eq!(head.content_length(), Some(MP_TOTAL as i64));
+    assert_eq!(head.e_tag(), Some(want_etag.as_str()));
+    assert_eq!(head.content_type(), Some("application/octet-stream"));
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("origin"))
+            .map(String::as_str),
+        Some("multipart-test")
+    );
+    assert_big_object_reads_back(&c, bucket, key, &want_etag, &src).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_multipart_upload_drops_the_upload_from_listings_and_its_parts() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "multipart-bucket";
+    create_bucket(&c, bucket).await;
+    let mut rng = Rng::new(test_seed("multipart-abort"));
+    let key = "big/object.bin";
+    let upload_id = create_upload(&c, bucket, key).await;
+    let other_id = create_upload(&c, bucket, "big/aborted.bin").await;
+    c.upload_part()
+        .bucket(bucket)
+        .key("big/aborted.bin")
+        .upload_id(&other_id)
+        .part_number(1)
+        .body(ByteStream::from(rng.bytes(64 * KIB)))
+        .send()
+        .await
+        .expect("UploadPart on the upload to abort");
+
+    // ListMultipartUploads shows both.
+    let pairs = listed_uploads(&c, bucket).await;
+    assert!(
+        pairs.contains(&(key.to_owned(), upload_id.clone())),
+        "{pairs:?}"
+    );
+    assert!(
+        pairs.contains(&("big/aborted.bin".to_owned(), other_id.clone())),
+        "{pairs:?}"
+    );
+
+    // Abort the other one: gone from the listing, its parts unreachable.
+    c.abort_multipart_upload()
+        .bucket(bucket)
+        .key("big/aborted.bin")
+        .upload_id(&other_id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("AbortMultipartUpload: {}", show(&e)));
+    let ids: Vec<String> = listed_uploads(&c, bucket)
+        .await
+        .into_iter()
+        .map(|(_, id)| id)
+        .collect();
+    assert!(
+        !ids.contains(&other_id),
+        "aborted upload still listed: {ids:?}"
+    );
+    assert!(ids.contains(&upload_id), "live upload vanished: {ids:?}");
+    let lp = c
+        .list_parts()
+        .bucket(bucket)
+        .key("big/aborted.bin")
+        .upload_id(&other_id)
+        .send()
+        .await;
+    let e = lp.expect_err("ListParts of an aborted upload");
+    assert_eq!(
+        sdk_error_code(&e).as_deref(),
+        Some("NoSuchUpload"),
+        "{}",
+        show(&e)
+    );
+    assert!(!object_exists(&c, bucket, "big/aborted.bin").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_multipart_upload_with_a_1_mib_non_last_part_is_entity_too_small() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    let bucket = "multipart-bucket";
+    create_bucket(&c, bucket).await;
+    let mut rng = Rng::new(test_seed("multipart-small"));
+    let small_id = create_upload(&c, bucket, "big/small-parts").await;
     let mut small_tags = Vec::new();
     for pn in 1..=2 {
         let out = c
@@ -1150,18 +1272,19 @@ async fn list_v1_all(
     panic!("ListObjects does not terminate");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listings_paginate_with_delimiters_prefixes_markers_and_url_encoding() {
+/// A server whose `listing-bucket` holds every key of [`listing_keys`]
+/// (uploaded with 8 requests in flight), and a key in another bucket that
+/// must never show up; returns the keys in S3's order.
+async fn listing_server() -> (TestServer, aws_sdk_s3::Client, BTreeSet<String>) {
     let server = TestServer::start();
     let c = sdk_client(&server);
-    let bucket = "listing-bucket";
+    let bucket = LISTING_BUCKET;
     create_bucket(&c, bucket).await;
     let all = listing_keys();
     assert!(all.len() >= 240, "{}", all.len());
     let keys: BTreeSet<String> = all.iter().cloned().collect();
     assert_eq!(keys.len(), all.len());
 
-    // Upload with 8 requests in flight.
     let mut set = tokio::task::JoinSet::new();
     for (i, k) in all.iter().enumerate() {
         let c = c.clone();
@@ -1176,10 +1299,17 @@ async fn listings_paginate_with_delimiters_prefixes_markers_and_url_encoding() {
     while let Some(r) = set.join_next().await {
         r.expect("put task");
     }
-    // A key in another bucket must never show up.
     create_bucket(&c, "listing-other").await;
     put_bytes(&c, "listing-other", "alpha/intruder", b"x").await;
+    (server, c, keys)
+}
 
+const LISTING_BUCKET: &str = "listing-bucket";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_without_a_delimiter_page_through_every_key_in_order_in_v2_and_v1() {
+    let (_server, c, keys) = listing_server().await;
+    let bucket = LISTING_BUCKET;
     // Everything, no delimiter: ~37 pages of 7.
     let (contents, prefixes, pages) = list_v2_all(&c, bucket, "", None, 7, false).await;
     assert!(prefixes.is_empty());
@@ -1191,6 +1321,19 @@ async fn listings_paginate_with_delimiters_prefixes_markers_and_url_encoding() {
     );
     assert_eq!(pages, keys.len().div_ceil(7));
 
+    // V1 without a delimiter follows the last key.
+    let (got_c, _) = list_v1_all(&c, bucket, "", None, 7).await;
+    assert_eq!(
+        got_c,
+        keys.iter().cloned().collect::<Vec<_>>(),
+        "V1 all keys"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_group_common_prefixes_under_a_prefix_and_delimiter_in_v2_and_v1() {
+    let (_server, c, keys) = listing_server().await;
+    let bucket = LISTING_BUCKET;
     // Root with delimiter '/', and several prefixes, V2 and V1.
     let cases: [(&str, Option<&str>); 9] = [
         ("", Some("/")),
@@ -1238,19 +1381,18 @@ async fn listings_paginate_with_delimiters_prefixes_markers_and_url_encoding() {
     assert!(root_p.contains(&"amp&lt<dir/".to_owned()) && root_p.contains(&"a/".to_owned()));
     assert!(root_c.contains(&"top 2.txt".to_owned()) && root_c.contains(&"tóp&<4".to_owned()));
 
-    // V1 without a delimiter follows the last key.
-    let (got_c, _) = list_v1_all(&c, bucket, "", None, 7).await;
-    assert_eq!(
-        got_c,
-        keys.iter().cloned().collect::<Vec<_>>(),
-        "V1 all keys"
-    );
+    // A prefix matching nothing.
+    let (got_c, got_p, _) = list_v2_all(&c, bucket, "nothing-here/", Some("/"), 7, false).await;
+    assert!(got_c.is_empty() && got_p.is_empty());
+}
 
-    // start-after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_objects_v2_start_after_lists_only_the_later_keys() {
+    let (_server, c, keys) = listing_server().await;
     let after = "beta gamma/2/file-4.txt";
     let out = c
         .list_objects_v2()
-        .bucket(bucket)
+        .bucket(LISTING_BUCKET)
         .start_after(after)
         .max_keys(1000)
         .send()
@@ -1267,11 +1409,12 @@ async fn listings_paginate_with_delimiters_prefixes_markers_and_url_encoding() {
         .cloned()
         .collect();
     assert_eq!(got, want, "start-after");
+}
 
-    // A prefix matching nothing.
-    let (got_c, got_p, _) = list_v2_all(&c, bucket, "nothing-here/", Some("/"), 7, false).await;
-    assert!(got_c.is_empty() && got_p.is_empty());
-
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_objects_v2_with_encoding_type_url_encodes_every_key_and_prefix_reversibly() {
+    let (_server, c, keys) = listing_server().await;
+    let bucket = LISTING_BUCKET;
     // encoding-type=url: every key and prefix comes back encoded and
     // decodes to the original.
     for (prefix, delim) in [
