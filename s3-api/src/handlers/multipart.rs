@@ -18,7 +18,12 @@ use crate::headers::{
     check_key, iso8601, object_metadata, parse_copy_source_range, quoted_etag, write_condition,
 };
 use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
-use crate::xml::{CompleteMultipartUploadDoc, XmlWriter, owner, parse};
+use crate::xml::{
+    Checksum, CompleteMultipartUploadDoc, CompleteMultipartUploadResult, CopyPartResult,
+    InitiateMultipartUploadResult, ListPartsResult, PartEntry, parse, to_xml,
+};
+
+use super::owner;
 
 use super::object::{check_copy_source_conditions, readable_copy_source};
 use super::{PUT_SIZE_MAX_BYTES, XML_BODY_MAX_BYTES, body_spec};
@@ -65,11 +70,12 @@ pub(crate) async fn create(
         ];
     }
     let id = svc.engine.create_upload(bucket, key, meta).await?;
-    let mut w = XmlWriter::new("InitiateMultipartUploadResult");
-    w.elem("Bucket", bucket)
-        .elem("Key", key)
-        .elem("UploadId", &id.to_hex());
-    let mut resp = xml_response(StatusCode::OK, w.finish("InitiateMultipartUploadResult"))?;
+    let doc = InitiateMultipartUploadResult {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id.to_hex().into(),
+    };
+    let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
     if let Some((algo, ty)) = declared {
         let h = resp.headers_mut();
         h.insert(
@@ -217,10 +223,11 @@ async fn upload_part_copy(
         .engine
         .copy_part(&src, (start, end), bucket, key, id, n)
         .await?;
-    let mut w = XmlWriter::new("CopyPartResult");
-    w.elem("LastModified", &iso8601(part.last_modified_ms))
-        .elem("ETag", &quoted_etag(&hex::encode(part.md5)));
-    xml_response(StatusCode::OK, w.finish("CopyPartResult"))
+    let doc = CopyPartResult {
+        last_modified: iso8601(part.last_modified_ms).into(),
+        etag: quoted_etag(&hex::encode(part.md5)).into(),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 pub(crate) async fn complete(
@@ -341,19 +348,22 @@ fn complete_result(
     key: &str,
     version: &ObjectVersion,
 ) -> S3Result<Response<RespBody>> {
-    let mut w = XmlWriter::new("CompleteMultipartUploadResult");
-    w.elem("Location", &format!("/{bucket}/{key}"))
-        .elem("Bucket", bucket)
-        .elem("Key", key)
-        .elem("ETag", &quoted_etag(&version.etag));
     let (checksums, ty) = stored_checksums(&version.meta.checksums);
-    for (algo, value) in &checksums {
-        w.elem(&format!("Checksum{}", algo.as_sdk_name()), value);
-    }
-    if !checksums.is_empty() {
-        w.elem("ChecksumType", ty.as_str());
-    }
-    xml_response(StatusCode::OK, w.finish("CompleteMultipartUploadResult"))
+    let doc = CompleteMultipartUploadResult {
+        location: format!("/{bucket}/{key}").into(),
+        bucket: bucket.into(),
+        key: key.into(),
+        etag: quoted_etag(&version.etag).into(),
+        checksum_type: (!checksums.is_empty()).then(|| ty.as_str().into()),
+        checksums: checksums
+            .into_iter()
+            .map(|(algo, value)| Checksum {
+                algorithm: algo.as_sdk_name(),
+                value: value.into(),
+            })
+            .collect(),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 /// Per-part checksums listed in the Complete document must equal the ones
@@ -582,31 +592,36 @@ pub(crate) async fn list_parts(
         .engine
         .list_parts(bucket, key, id, marker, max_parts)
         .await?;
-    let mut w = XmlWriter::new("ListPartsResult");
-    w.elem("Bucket", bucket)
-        .elem("Key", key)
-        .elem("UploadId", &id.to_hex());
-    owner(&mut w, "Initiator");
-    owner(&mut w, "Owner");
-    w.elem("StorageClass", "STANDARD")
-        .elem("PartNumberMarker", &marker.to_string());
-    if let Some((last, _)) = page.parts.last() {
-        w.elem("NextPartNumberMarker", &last.to_string());
-    }
-    w.elem("MaxParts", &max_parts.to_string()).elem(
-        "IsTruncated",
-        if page.is_truncated { "true" } else { "false" },
-    );
-    for (n, p) in &page.parts {
-        w.open("Part")
-            .elem("PartNumber", &n.to_string())
-            .elem("LastModified", &iso8601(p.last_modified_ms))
-            .elem("ETag", &quoted_etag(&hex::encode(p.md5)))
-            .elem("Size", &p.size.to_string());
-        for (algo, value) in &p.checksums {
-            w.elem(&format!("Checksum{algo}"), value);
-        }
-        w.close("Part");
-    }
-    xml_response(StatusCode::OK, w.finish("ListPartsResult"))
+    let doc = ListPartsResult {
+        bucket: bucket.into(),
+        key: key.into(),
+        upload_id: id.to_hex().into(),
+        initiator: owner(),
+        owner: owner(),
+        storage_class: "STANDARD".into(),
+        part_number_marker: marker,
+        next_part_number_marker: page.parts.last().map(|(last, _)| *last),
+        max_parts,
+        is_truncated: page.is_truncated,
+        parts: page
+            .parts
+            .iter()
+            .map(|(n, p)| PartEntry {
+                part_number: *n,
+                last_modified: iso8601(p.last_modified_ms).into(),
+                etag: quoted_etag(&hex::encode(p.md5)).into(),
+                size: p.size,
+                // As stored with the part (the algorithm's SDK name).
+                checksums: p
+                    .checksums
+                    .iter()
+                    .map(|(algo, value)| Checksum {
+                        algorithm: algo,
+                        value: value.into(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }

@@ -27,7 +27,10 @@ use crate::headers::{
 use crate::service::{
     BoxError, RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response,
 };
-use crate::xml::{DeleteDoc, XmlWriter, parse};
+use crate::xml::{
+    Checksum, CopyObjectResult, DeleteDoc, DeleteEntry, DeleteResult, GetObjectAttributesResponse,
+    ObjectChecksum, ObjectPart, ObjectParts, parse, to_xml,
+};
 
 use super::{PUT_SIZE_MAX_BYTES, body_spec, read_xml_body, require_integrity_header};
 
@@ -392,47 +395,44 @@ fn object_attributes(ctx: &RequestCtx, version: &ObjectVersion) -> S3Result<Resp
     let max_parts = header_u32(ctx, "x-amz-max-parts", 1000)?.min(1000);
     let marker = header_u32(ctx, "x-amz-part-number-marker", 0)?;
     let has = |a: &str| wanted.contains(&a);
-    let mut w = XmlWriter::new("GetObjectAttributesResponse");
-    if has("ETag") {
-        // S3 returns this ETag without quotes.
-        w.elem("ETag", &version.etag);
-    }
     let (checksums, checksum_type) = stored_checksums(&version.meta.checksums);
-    if has("Checksum") && !checksums.is_empty() {
-        w.open("Checksum");
-        for (algo, value) in &checksums {
-            w.elem(&format!("Checksum{}", algo.as_sdk_name()), value);
-        }
-        w.elem("ChecksumType", checksum_type.as_str())
-            .close("Checksum");
-    }
-    if has("ObjectParts") && !version.part_sizes.is_empty() {
-        let total = version.part_sizes.len();
-        let first = (marker as usize).min(total);
-        let last = first.saturating_add(max_parts as usize).min(total);
-        w.open("ObjectParts")
-            .elem("PartsCount", &total.to_string())
-            .elem("PartNumberMarker", &marker.to_string());
-        if last < total {
-            w.elem("NextPartNumberMarker", &last.to_string());
-        }
-        w.elem("MaxParts", &max_parts.to_string())
-            .elem("IsTruncated", if last < total { "true" } else { "false" });
-        for (i, size) in version.part_sizes[first..last].iter().enumerate() {
-            w.open("Part")
-                .elem("PartNumber", &(first + i + 1).to_string())
-                .elem("Size", &size.to_string())
-                .close("Part");
-        }
-        w.close("ObjectParts");
-    }
-    if has("StorageClass") {
-        w.elem("StorageClass", "STANDARD");
-    }
-    if has("ObjectSize") {
-        w.elem("ObjectSize", &version.size.to_string());
-    }
-    let mut resp = xml_response(StatusCode::OK, w.finish("GetObjectAttributesResponse"))?;
+    let doc = GetObjectAttributesResponse {
+        // S3 returns this ETag without quotes.
+        etag: has("ETag").then(|| (&version.etag).into()),
+        checksum: (has("Checksum") && !checksums.is_empty()).then(|| ObjectChecksum {
+            checksums: checksums
+                .iter()
+                .map(|(algo, value)| Checksum {
+                    algorithm: algo.as_sdk_name(),
+                    value: (*value).into(),
+                })
+                .collect(),
+            checksum_type: checksum_type.as_str().into(),
+        }),
+        object_parts: (has("ObjectParts") && !version.part_sizes.is_empty()).then(|| {
+            let total = version.part_sizes.len();
+            let first = (marker as usize).min(total);
+            let last = first.saturating_add(max_parts as usize).min(total);
+            ObjectParts {
+                parts_count: total,
+                part_number_marker: marker,
+                next_part_number_marker: (last < total).then_some(last),
+                max_parts,
+                is_truncated: last < total,
+                parts: version.part_sizes[first..last]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, size)| ObjectPart {
+                        part_number: first + i + 1,
+                        size: *size,
+                    })
+                    .collect(),
+            }
+        }),
+        storage_class: has("StorageClass").then(|| "STANDARD".into()),
+        object_size: has("ObjectSize").then_some(version.size),
+    };
+    let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
     if let Ok(v) = HeaderValue::from_str(&crate::headers::http_date(version.last_modified_ms)) {
         resp.headers_mut().insert("last-modified", v);
     }
@@ -473,7 +473,7 @@ pub(crate) async fn delete_objects(
         return Err(S3Error::new(S3ErrorCode::MalformedXML));
     }
     let quiet = doc.quiet.unwrap_or(false);
-    let mut w = XmlWriter::new("DeleteResult");
+    let mut entries = Vec::with_capacity(doc.objects.len());
     for obj in &doc.objects {
         let result = if obj.key.len() > crate::headers::KEY_MAX_BYTES {
             Err(S3Error::new(S3ErrorCode::KeyTooLongError))
@@ -488,21 +488,20 @@ pub(crate) async fn delete_objects(
         match result {
             Ok(()) => {
                 if !quiet {
-                    w.open("Deleted").elem("Key", &obj.key);
-                    w.opt_elem("VersionId", obj.version_id.as_deref());
-                    w.close("Deleted");
+                    entries.push(DeleteEntry::Deleted {
+                        key: (&obj.key).into(),
+                        version_id: obj.version_id.as_ref().map(Into::into),
+                    });
                 }
             }
-            Err(e) => {
-                w.open("Error")
-                    .elem("Key", &obj.key)
-                    .elem("Code", e.code.as_str())
-                    .elem("Message", &e.message)
-                    .close("Error");
-            }
+            Err(e) => entries.push(DeleteEntry::Error {
+                key: (&obj.key).into(),
+                code: e.code.as_str().into(),
+                message: e.message.into(),
+            }),
         }
     }
-    xml_response(StatusCode::OK, w.finish("DeleteResult"))
+    xml_response(StatusCode::OK, to_xml(&DeleteResult { entries }))
 }
 
 /// `x-amz-copy-source-if-*` against the source version (CopyObject,
@@ -692,10 +691,11 @@ pub(crate) async fn copy_object(
             result => break result?,
         }
     };
-    let mut w = XmlWriter::new("CopyObjectResult");
-    w.elem("LastModified", &iso8601(version.last_modified_ms))
-        .elem("ETag", &quoted_etag(&version.etag));
-    xml_response(StatusCode::OK, w.finish("CopyObjectResult"))
+    let doc = CopyObjectResult {
+        last_modified: iso8601(version.last_modified_ms).into(),
+        etag: quoted_etag(&version.etag).into(),
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 #[cfg(test)]

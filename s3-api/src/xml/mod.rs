@@ -18,6 +18,8 @@ mod bucket;
 mod config;
 mod error;
 mod list;
+mod multipart;
+mod object;
 mod tagging;
 mod writer;
 
@@ -26,8 +28,9 @@ pub(crate) use bucket::*;
 pub(crate) use config::*;
 pub(crate) use error::*;
 pub(crate) use list::*;
+pub(crate) use multipart::*;
+pub(crate) use object::*;
 pub(crate) use tagging::*;
-pub use writer::{S3_XMLNS, escape};
 pub(crate) use writer::{XmlText, to_xml};
 
 use serde::Deserialize;
@@ -47,64 +50,20 @@ impl XmlElement for Owner<'_> {
     }
 }
 
-/// Builds an XML document element by element (being replaced by the typed
-/// documents; see writer.rs).
-#[derive(Debug)]
-pub struct XmlWriter {
-    out: String,
+/// One checksum of an object or part: an element named `Checksum` and the
+/// algorithm (`<ChecksumCRC32>…</ChecksumCRC32>`).
+#[derive(Clone, Debug)]
+pub(crate) struct Checksum<'a> {
+    /// The algorithm's SDK name (`CRC32`, `SHA256`, …).
+    pub(crate) algorithm: &'a str,
+    pub(crate) value: XmlText<'a>,
 }
 
-impl XmlWriter {
-    /// Starts a document whose root carries the S3 namespace.
-    pub fn new(root: &str) -> Self {
-        let mut out = String::with_capacity(512);
-        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<");
-        out.push_str(root);
-        out.push_str(" xmlns=\"");
-        out.push_str(S3_XMLNS);
-        out.push_str("\">");
-        XmlWriter { out }
+impl Checksum<'_> {
+    /// Written in its parent's content, beside its siblings.
+    fn write(&self, w: &mut ElementWriter) {
+        w.elem_joined("Checksum", self.algorithm, &self.value);
     }
-
-    pub fn open(&mut self, name: &str) -> &mut Self {
-        self.out.push('<');
-        self.out.push_str(name);
-        self.out.push('>');
-        self
-    }
-
-    pub fn close(&mut self, name: &str) -> &mut Self {
-        self.out.push_str("</");
-        self.out.push_str(name);
-        self.out.push('>');
-        self
-    }
-
-    pub fn elem(&mut self, name: &str, text: &str) -> &mut Self {
-        self.open(name);
-        escape(text, &mut self.out);
-        self.close(name)
-    }
-
-    pub fn opt_elem(&mut self, name: &str, text: Option<&str>) -> &mut Self {
-        if let Some(t) = text {
-            self.elem(name, t);
-        }
-        self
-    }
-
-    pub fn finish(mut self, root: &str) -> String {
-        self.close(root);
-        self.out
-    }
-}
-
-/// The one fixed owner of everything in a single-tenant deployment.
-pub fn owner(w: &mut XmlWriter, tag: &str) {
-    w.open(tag)
-        .elem("ID", crate::OWNER_ID)
-        .elem("DisplayName", crate::OWNER_DISPLAY_NAME)
-        .close(tag);
 }
 
 /// Parses a request document; any failure is the caller's `MalformedXML`.
@@ -153,64 +112,6 @@ fn check_well_formed(body: &str) -> Result<(), quick_xml::DeError> {
     Ok(())
 }
 
-// ---- request documents ---------------------------------------------------
-
-#[derive(Debug, Deserialize)]
-pub struct CompleteMultipartUploadDoc {
-    #[serde(rename = "Part", default)]
-    pub parts: Vec<CompletedPartDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CompletedPartDoc {
-    #[serde(rename = "PartNumber")]
-    pub part_number: u32,
-    #[serde(rename = "ETag")]
-    pub etag: String,
-    #[serde(rename = "ChecksumCRC32", default)]
-    pub checksum_crc32: Option<String>,
-    #[serde(rename = "ChecksumCRC32C", default)]
-    pub checksum_crc32c: Option<String>,
-    #[serde(rename = "ChecksumCRC64NVME", default)]
-    pub checksum_crc64nvme: Option<String>,
-    #[serde(rename = "ChecksumSHA1", default)]
-    pub checksum_sha1: Option<String>,
-    #[serde(rename = "ChecksumSHA256", default)]
-    pub checksum_sha256: Option<String>,
-}
-
-impl CompletedPartDoc {
-    /// The part checksums the client listed: (algorithm SDK name, value).
-    pub fn checksums(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("CRC32", &self.checksum_crc32),
-            ("CRC32C", &self.checksum_crc32c),
-            ("CRC64NVME", &self.checksum_crc64nvme),
-            ("SHA1", &self.checksum_sha1),
-            ("SHA256", &self.checksum_sha256),
-        ]
-        .into_iter()
-        .filter_map(|(name, v)| v.as_deref().map(|v| (name, v.trim())))
-        .collect()
-    }
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeleteDoc {
-    #[serde(rename = "Quiet", default)]
-    pub quiet: Option<bool>,
-    #[serde(rename = "Object", default)]
-    pub objects: Vec<DeleteObjectDoc>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct DeleteObjectDoc {
-    #[serde(rename = "Key")]
-    pub key: String,
-    #[serde(rename = "VersionId", default)]
-    pub version_id: Option<String>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,49 +128,6 @@ mod tests {
             id: crate::OWNER_ID.into(),
             display_name: crate::OWNER_DISPLAY_NAME.into(),
         }
-    }
-
-    #[test]
-    fn writer_builds_documents() {
-        let mut w = XmlWriter::new("R");
-        w.elem("A", "x&y")
-            .opt_elem("B", None)
-            .open("C")
-            .elem("D", "1")
-            .close("C");
-        assert_eq!(
-            w.finish("R"),
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R xmlns=\"{S3_XMLNS}\"><A>x&amp;y</A><C><D>1</D></C></R>"
-            )
-        );
-    }
-
-    #[test]
-    fn parses_complete_and_delete_documents() {
-        let doc: CompleteMultipartUploadDoc = parse(
-            r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
-                 <Part><ETag>"abc"</ETag><PartNumber>1</PartNumber></Part>
-                 <Part><PartNumber>2</PartNumber><ETag>def</ETag><ChecksumCRC32>AAAAAA==</ChecksumCRC32></Part>
-               </CompleteMultipartUpload>"#,
-        )
-        .unwrap();
-        assert_eq!(doc.parts.len(), 2);
-        assert_eq!(doc.parts[0].etag, "\"abc\"");
-        assert_eq!(doc.parts[1].part_number, 2);
-        assert!(doc.parts[0].checksums().is_empty());
-        assert_eq!(doc.parts[1].checksums(), vec![("CRC32", "AAAAAA==")]);
-
-        let del: DeleteDoc = parse(
-            "<Delete><Quiet>true</Quiet><Object><Key>a&amp;b</Key></Object><Object><Key>c</Key><VersionId>null</VersionId></Object></Delete>",
-        )
-        .unwrap();
-        assert_eq!(del.quiet, Some(true));
-        assert_eq!(del.objects[0].key, "a&b");
-        assert_eq!(del.objects[1].version_id.as_deref(), Some("null"));
-
-        assert!(parse::<DeleteDoc>("<Delete><Object>").is_err());
-        assert!(parse::<CompleteMultipartUploadDoc>("not xml").is_err());
     }
 
     #[test]

@@ -69,7 +69,8 @@ pub(crate) struct TagDoc {
 mod tests {
     use super::*;
     use crate::xml::tests::KEY;
-    use crate::xml::{S3_XMLNS, parse, to_xml};
+    use crate::xml::writer::S3_XMLNS;
+    use crate::xml::{parse, to_xml};
 
     #[test]
     fn tagging_empty() {

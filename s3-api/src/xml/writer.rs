@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The namespace of every S3 response document except `Error`.
-pub const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+pub(crate) const S3_XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
 
 /// The namespace that `xsi:type` (an ACL grantee's kind) belongs to.
 pub(crate) const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
@@ -21,7 +21,7 @@ pub(crate) const XSI_NS: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// Escapes text for element content. Besides the five XML specials, control
 /// characters (legal in S3 keys, illegal raw in XML 1.0) become numeric
 /// character references, as S3 does.
-pub fn escape(s: &str, out: &mut String) {
+pub(crate) fn escape(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -159,6 +159,26 @@ impl ElementWriter {
         self
     }
 
+    /// `<{prefix}{suffix}>value</{prefix}{suffix}>`: an element whose name
+    /// is made of two parts (`ChecksumCRC32`).
+    pub(crate) fn elem_joined(
+        &mut self,
+        prefix: &str,
+        suffix: &str,
+        value: &impl XmlValue,
+    ) -> &mut Self {
+        for close in [false, true] {
+            self.out.push_str(if close { "</" } else { "<" });
+            self.out.push_str(prefix);
+            self.out.push_str(suffix);
+            self.out.push('>');
+            if !close {
+                value.write_value(&mut self.out);
+            }
+        }
+        self
+    }
+
     /// The element's own text (a root that is only text).
     pub(crate) fn text(&mut self, value: &impl XmlValue) -> &mut Self {
         value.write_value(&mut self.out);
@@ -170,6 +190,14 @@ impl ElementWriter {
         self.start_tag(name);
         child.write_content(self);
         self.end_tag(name);
+        self
+    }
+
+    /// The child, or nothing.
+    pub(crate) fn opt_child(&mut self, name: &str, child: &Option<impl XmlElement>) -> &mut Self {
+        if let Some(c) = child {
+            self.child(name, c);
+        }
         self
     }
 
@@ -220,7 +248,8 @@ mod tests {
 
     impl XmlElement for Inner {
         fn write_content(&self, w: &mut ElementWriter) {
-            w.elem("D", &self.0);
+            w.elem("D", &self.0)
+                .elem_joined("Checksum", "CRC32", &XmlText::from("x"));
         }
     }
 
@@ -257,7 +286,7 @@ mod tests {
         assert_eq!(
             to_xml(&doc),
             format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R xmlns=\"{S3_XMLNS}\"><A>x&amp;y</A><C><D>1</D></C><C><D>2</D></C><F>false</F></R>"
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<R xmlns=\"{S3_XMLNS}\"><A>x&amp;y</A><C><D>1</D><ChecksumCRC32>x</ChecksumCRC32></C><C><D>2</D><ChecksumCRC32>x</ChecksumCRC32></C><F>false</F></R>"
             )
         );
     }
