@@ -2,7 +2,8 @@
 //! real `cairn` process: ListObjectVersions (every object is the one
 //! version `null`), ListBuckets pagination, CopyObject directives and
 //! `x-amz-copy-source-if-*` conditions, the object tagging API and the
-//! `x-amz-tagging` header, and virtual-hosted-style addressing.
+//! `x-amz-tagging` header, virtual-hosted-style addressing, bucket tagging,
+//! ACLs, and protocol details as S3 has them.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -380,16 +381,16 @@ async fn list_buckets_pages_with_prefix_max_buckets_and_continuation_token() {
 // 3. CopyObject
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditions() {
+/// A server with `copy-bucket/src`: a body, Content-Type, Cache-Control,
+/// one `x-amz-meta-*` and two tags. Returns the body and its ETag.
+async fn copy_source_server() -> (TestServer, aws_sdk_s3::Client, Vec<u8>, String) {
     let server = TestServer::start();
     let c = sdk_client(&server);
-    let bucket = "copy-bucket";
-    create_bucket(&c, bucket).await;
+    create_bucket(&c, COPY_BUCKET).await;
     let body = Rng::new(test_seed("copy")).bytes(200 * KIB + 3);
     let put = c
         .put_object()
-        .bucket(bucket)
+        .bucket(COPY_BUCKET)
         .key("src")
         .content_type("text/plain")
         .cache_control("max-age=60")
@@ -400,7 +401,15 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
         .await
         .unwrap();
     let etag = put.e_tag().unwrap().to_owned();
+    (server, c, body, etag)
+}
 
+const COPY_BUCKET: &str = "copy-bucket";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_by_default_copies_data_headers_metadata_and_tags() {
+    let (_server, c, body, etag) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
     // COPY (default): data, metadata and tags come from the source.
     c.copy_object()
         .bucket(bucket)
@@ -428,7 +437,13 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         &body[..]
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_with_metadata_directive_replace_takes_headers_from_the_request_and_copies_tags()
+ {
+    let (_server, c, _, _) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
     // REPLACE: headers and user metadata from the request; tags still copied.
     c.copy_object()
         .bucket(bucket)
@@ -457,7 +472,13 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
         tags_of(&c, bucket, "replaced").await,
         pairs(&[("team", "storage"), ("tier", "gold")])
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_with_tagging_directive_replace_takes_tags_from_the_request_and_copies_metadata()
+ {
+    let (_server, c, _, _) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
     // Tagging REPLACE: tags from x-amz-tagging, metadata still copied.
     c.copy_object()
         .bucket(bucket)
@@ -480,6 +501,12 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
         .await
         .unwrap();
     assert_eq!(head.content_type(), Some("text/plain"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_with_invalid_replacement_tags_is_invalid_tag_and_copies_nothing() {
+    let (_server, c, _, _) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
     let err = c
         .copy_object()
         .bucket(bucket)
@@ -492,8 +519,12 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidTag"));
     assert!(!object_exists(&c, bucket, "badtags").await);
+}
 
-    // Onto itself: illegal without REPLACE, a metadata update with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_onto_itself_is_illegal_without_replace_and_updates_metadata_with_it() {
+    let (_server, c, body, etag) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
     let err = c
         .copy_object()
         .bucket(bucket)
@@ -533,17 +564,17 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
         "self-copy keeps the data"
     );
     assert_eq!(get_bytes(&c, bucket, "src").await, body);
+}
 
-    // Source conditions: true → copied, false → 412 and nothing written.
-    let past = || secs_from_now(-3600);
-    let future = || secs_from_now(3600);
-    type Cond = fn(
-        aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder,
-        &str,
-        DateTime,
-        DateTime,
-    ) -> aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
-    let cases: Vec<(&str, Cond, bool)> = vec![
+type CopyBuilder = aws_sdk_s3::operation::copy_object::builders::CopyObjectFluentBuilder;
+/// Adds `x-amz-copy-source-if-*` headers given the source's ETag, a time
+/// in the past and one in the future.
+type CopyCondition = fn(CopyBuilder, &str, DateTime, DateTime) -> CopyBuilder;
+
+/// Each source condition (and S3's documented combinations), and whether
+/// the copy goes ahead.
+fn copy_source_condition_cases() -> Vec<(&'static str, CopyCondition, bool)> {
+    vec![
         ("if-match ok", |b, e, _, _| b.copy_source_if_match(e), true),
         ("if-match *", |b, _, _, _| b.copy_source_if_match("*"), true),
         (
@@ -597,8 +628,17 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
             },
             false,
         ),
-    ];
-    for (i, (what, cond, ok)) in cases.into_iter().enumerate() {
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_source_conditions_copy_when_true_and_fail_412_with_nothing_written_when_false()
+{
+    let (_server, c, body, etag) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
+    let past = || secs_from_now(-3600);
+    let future = || secs_from_now(3600);
+    for (i, (what, cond, ok)) in copy_source_condition_cases().into_iter().enumerate() {
         let dst = format!("cond-{i}");
         let req = c
             .copy_object()
@@ -623,8 +663,12 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
             );
         }
     }
+}
 
-    // A missing source is NoSuchKey, also with conditions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_of_a_missing_source_is_no_such_key_also_with_conditions() {
+    let (_server, c, _, etag) = copy_source_server().await;
+    let bucket = COPY_BUCKET;
     let err = c
         .copy_object()
         .bucket(bucket)
@@ -641,17 +685,17 @@ async fn copy_object_applies_metadata_and_tagging_directives_and_source_conditio
 // 4. Object tagging
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn object_tagging_api_header_limits_and_errors() {
+const TAGGING_BUCKET: &str = "tagging-bucket";
+
+/// A server with `tagging-bucket/obj` (body `tagged`) put with
+/// `x-amz-tagging` (form-encoded: `+` and %20 are spaces). Returns its ETag.
+async fn tagged_object_server() -> (TestServer, aws_sdk_s3::Client, String) {
     let server = TestServer::start();
     let c = sdk_client(&server);
-    let bucket = "tagging-bucket";
-    create_bucket(&c, bucket).await;
-
-    // x-amz-tagging on PutObject (form-encoded: `+` and %20 are spaces).
+    create_bucket(&c, TAGGING_BUCKET).await;
     let put = c
         .put_object()
-        .bucket(bucket)
+        .bucket(TAGGING_BUCKET)
         .key("obj")
         .tagging("project=cairn&owner=Data+Team&path=a%2Fb%20c")
         .body(ByteStream::from_static(b"tagged"))
@@ -659,6 +703,13 @@ async fn object_tagging_api_header_limits_and_errors() {
         .await
         .unwrap();
     let etag = put.e_tag().unwrap().to_owned();
+    (server, c, etag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_x_amz_tagging_is_form_decoded_and_counted_on_get_and_head() {
+    let (server, c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     assert_eq!(
         tags_of(&c, bucket, "obj").await,
         pairs(&[
@@ -675,16 +726,26 @@ async fn object_tagging_api_header_limits_and_errors() {
         .await
         .unwrap();
     assert_eq!(got.tag_count(), Some(3));
-    let modified = got.last_modified().copied();
     let head = RawRequest::new("HEAD", &format!("/{bucket}/obj"))
         .sign(server.s3_addr(), Payload::Unsigned)
         .send(server.s3_addr())
         .await;
     assert_eq!(head.status, 200);
     assert_eq!(head.header("x-amz-tagging-count"), Some("3"));
+}
 
-    // PutObjectTagging replaces the whole set and leaves data, ETag and
-    // Last-Modified alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_tagging_replaces_the_set_and_leaves_data_etag_and_last_modified_alone() {
+    let (_server, c, etag) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
+    let got = c
+        .get_object()
+        .bucket(bucket)
+        .key("obj")
+        .send()
+        .await
+        .unwrap();
+    let modified = got.last_modified().copied();
     let set = vec![
         tag("env", "prod"),
         tag("empty", ""),
@@ -719,7 +780,12 @@ async fn object_tagging_api_header_limits_and_errors() {
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         b"tagged"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_tagging_takes_10_tags_at_the_length_limits_and_refuses_more_as_invalid_tag() {
+    let (_server, c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     // The limits: 10 tags, 128-character keys, 256-character values.
     let ten: Vec<Tag> = (0..10)
         .map(|i| tag(&format!("{i}{}", "k".repeat(127)), &"v".repeat(256)))
@@ -763,7 +829,12 @@ async fn object_tagging_api_header_limits_and_errors() {
         10,
         "failed puts change nothing"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_with_an_invalid_x_amz_tagging_header_is_invalid_tag_and_stores_nothing() {
+    let (_server, c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     // The same rules for the header; a rejected PutObject stores nothing.
     let eleven = (0..11)
         .map(|i| format!("k{i}=v"))
@@ -791,7 +862,12 @@ async fn object_tagging_api_header_limits_and_errors() {
         );
     }
     assert!(!object_exists(&c, bucket, "rejected").await);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_tagging_refuses_malformed_xml_and_a_body_without_content_md5() {
+    let (server, _c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     // Malformed documents are MalformedXML.
     for doc in [
         "<Tagging><TagSet><Tag><Key>k</Key></Tag></TagSet></Tagging>",
@@ -819,8 +895,12 @@ async fn object_tagging_api_header_limits_and_errors() {
         "InvalidRequest",
         "PutObjectTagging without Content-MD5",
     );
+}
 
-    // DeleteObjectTagging empties the set; tag count disappears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_object_tagging_empties_the_set_and_drops_the_tag_count() {
+    let (_server, c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     c.delete_object_tagging()
         .bucket(bucket)
         .key("obj")
@@ -836,8 +916,12 @@ async fn object_tagging_api_header_limits_and_errors() {
         .await
         .unwrap();
     assert_eq!(got.tag_count(), None);
+}
 
-    // Missing objects and buckets, and versions other than null.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_tagging_of_missing_objects_buckets_and_non_null_versions_is_refused() {
+    let (_server, c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     let err = c
         .get_object_tagging()
         .bucket(bucket)
@@ -889,17 +973,25 @@ async fn object_tagging_api_header_limits_and_errors() {
         .await
         .unwrap();
     assert_eq!(out.version_id(), Some("null"));
+}
 
-    // Object tags are not bucket tags: the bucket has no tag set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_tags_are_not_bucket_tags() {
+    let (_server, c, _) = tagged_object_server().await;
     let err = c
         .get_bucket_tagging()
-        .bucket(bucket)
+        .bucket(TAGGING_BUCKET)
         .send()
         .await
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchTagSet"));
+}
 
-    // x-amz-tagging on CreateMultipartUpload reaches the completed object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_multipart_upload_x_amz_tagging_reaches_the_completed_object_and_survives_a_restart()
+{
+    let (mut server, c, _) = tagged_object_server().await;
+    let bucket = TAGGING_BUCKET;
     let up = c
         .create_multipart_upload()
         .bucket(bucket)
@@ -940,18 +1032,8 @@ async fn object_tagging_api_header_limits_and_errors() {
         tags_of(&c, bucket, "mp").await,
         pairs(&[("kind", "multipart"), ("n", "1")])
     );
-    let err = c
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key("mp2")
-        .tagging("aws:x=1")
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidTag"));
 
     // Tags survive a restart (they are in the synced metadata record).
-    let mut server = server;
     server.restart(true);
     let c = sdk_client(&server);
     assert_eq!(
@@ -960,28 +1042,45 @@ async fn object_tagging_api_header_limits_and_errors() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_multipart_upload_with_an_aws_prefixed_tag_is_invalid_tag() {
+    let (_server, c, _) = tagged_object_server().await;
+    let err = c
+        .create_multipart_upload()
+        .bucket(TAGGING_BUCKET)
+        .key("mp2")
+        .tagging("aws:x=1")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidTag"));
+}
+
 // ---------------------------------------------------------------------------
 // 5. Virtual-hosted-style addressing
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
-    let domain = "s3.cairn.test";
-    let server = TestServer::start_with_args(&["--domain", "S3.Cairn.Test."]);
-    let vh = sdk_client_virtual_host(&server, domain);
-    let path = sdk_client(&server);
-    let bucket = "vhost-bucket";
+const VHOST_DOMAIN: &str = "s3.cairn.test";
+const VHOST_BUCKET: &str = "vhost-bucket";
+const VHOST_KEYS: [&str; 4] = ["plain", "dir/sub/file name+x.bin", "/leading-slash", "a//b"];
 
-    // Every request below is signed for `<bucket>.s3.cairn.test:<port>`
-    // with the key as the whole path.
+/// A server with `--domain` (given in mixed case with a trailing dot), a
+/// virtual-host client and a path-style one, and `vhost-bucket` created and
+/// filled through the virtual host. Every request of the virtual-host client
+/// is signed for `<bucket>.s3.cairn.test:<port>` with the key as the whole
+/// path. Returns the body every key holds.
+async fn vhost_server() -> (TestServer, aws_sdk_s3::Client, aws_sdk_s3::Client, Vec<u8>) {
+    let server = TestServer::start_with_args(&["--domain", "S3.Cairn.Test."]);
+    let vh = sdk_client_virtual_host(&server, VHOST_DOMAIN);
+    let path = sdk_client(&server);
+    let bucket = VHOST_BUCKET;
     vh.create_bucket()
         .bucket(bucket)
         .send()
         .await
         .unwrap_or_else(|e| panic!("CreateBucket (virtual host): {}", show(&e)));
     let body = Rng::new(test_seed("vhost")).bytes(700 * KIB);
-    let keys = ["plain", "dir/sub/file name+x.bin", "/leading-slash", "a//b"];
-    for k in keys {
+    for k in VHOST_KEYS {
         vh.put_object()
             .bucket(bucket)
             .key(k)
@@ -992,7 +1091,14 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
             .await
             .unwrap_or_else(|e| panic!("PutObject {k:?} (virtual host): {}", show(&e)));
     }
-    for k in keys {
+    (server, vh, path, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_puts_read_back_in_both_styles_with_ranges_and_tags() {
+    let (_server, vh, path, body) = vhost_server().await;
+    let bucket = VHOST_BUCKET;
+    for k in VHOST_KEYS {
         // Read back both ways: the same bucket and key.
         assert_eq!(
             get_bytes(&vh, bucket, k).await,
@@ -1021,7 +1127,13 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
         tags_of(&vh, bucket, "plain").await,
         pairs(&[("style", "virtual")])
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_listings_take_the_whole_path_as_the_key_and_the_bare_domain_lists_buckets()
+ {
+    let (_server, vh, _path, _) = vhost_server().await;
+    let bucket = VHOST_BUCKET;
     let listed = vh
         .list_objects_v2()
         .bucket(bucket)
@@ -1043,14 +1155,18 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
         .send()
         .await
         .unwrap();
-    assert_eq!(versions.versions().len(), keys.len());
+    assert_eq!(versions.versions().len(), VHOST_KEYS.len());
 
     // The bare domain is the service: ListBuckets.
     let buckets = vh.list_buckets().send().await.unwrap();
     let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
     assert_eq!(names, vec![bucket]);
+}
 
-    // Copy within the virtual host, then errors name the right resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_copies_work_and_errors_name_the_right_resource() {
+    let (_server, vh, path, body) = vhost_server().await;
+    let bucket = VHOST_BUCKET;
     vh.copy_object()
         .bucket(bucket)
         .key("copy")
@@ -1074,8 +1190,12 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error_status(&err), Some(404));
+}
 
-    // Presigned GET through the virtual host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_presigned_get_is_signed_for_the_virtual_host() {
+    let (server, vh, _path, body) = vhost_server().await;
+    let bucket = VHOST_BUCKET;
     let presigned = vh
         .get_object()
         .bucket(bucket)
@@ -1093,7 +1213,10 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
         .find(|(k, _)| k.eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.to_owned())
         .unwrap_or_else(|| uri.authority().unwrap().to_string());
-    assert!(host.starts_with(&format!("{bucket}.{domain}:")), "{host}");
+    assert!(
+        host.starts_with(&format!("{bucket}.{VHOST_DOMAIN}:")),
+        "{host}"
+    );
     let resp = RawRequest::new("GET", uri.path_and_query().unwrap().as_str())
         .header("host", &host)
         .send(server.s3_addr())
@@ -1105,12 +1228,16 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
         resp.text()
     );
     assert_eq!(resp.body.as_ref(), &body[..]);
+}
 
-    // Delete everything through the virtual host.
-    for k in keys.iter().chain(["copy"].iter()) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_deletes_remove_every_object_and_the_bucket() {
+    let (_server, vh, path, _) = vhost_server().await;
+    let bucket = VHOST_BUCKET;
+    for k in VHOST_KEYS {
         vh.delete_object()
             .bucket(bucket)
-            .key(*k)
+            .key(k)
             .send()
             .await
             .unwrap();
@@ -1118,15 +1245,18 @@ async fn virtual_hosted_style_requests_address_buckets_under_the_domain() {
     vh.delete_bucket().bucket(bucket).send().await.unwrap();
     let all = path.list_buckets().send().await.unwrap();
     assert!(all.buckets().is_empty());
+}
 
-    // Without --domain, the same Host is path-style: `/` is ListBuckets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_domain_a_virtual_host_name_is_path_style_and_slash_lists_buckets() {
+    let bucket = VHOST_BUCKET;
     let plain = TestServer::start();
     let c = sdk_client(&plain);
     create_bucket(&c, bucket).await;
     let resp = RawRequest::new("GET", "/")
         .header(
             "host",
-            &format!("{bucket}.{domain}:{}", plain.s3_addr().port()),
+            &format!("{bucket}.{VHOST_DOMAIN}:{}", plain.s3_addr().port()),
         )
         .sign(plain.s3_addr(), Payload::Unsigned)
         .send(plain.s3_addr())
@@ -1247,16 +1377,10 @@ fn bucket_tagging_put_get_delete_limits_and_restart() {
     });
 }
 
-/// ACLs as on an S3 bucket with Object Ownership "bucket owner enforced":
-/// the owner-only policy is accepted (in headers or as a document) and
-/// reported; anything granting others access is refused with S3's codes,
-/// never accepted silently.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
-    use aws_sdk_s3::types::{
-        AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectCannedAcl, Owner, Permission,
-        Type,
-    };
+/// A server with bucket `acl` (created with the canned `private` ACL) and
+/// object `acl/k` (put with `bucket-owner-full-control`).
+async fn acl_server() -> (TestServer, aws_sdk_s3::Client) {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
     let server = TestServer::start();
     let c = sdk_client(&server);
     c.create_bucket()
@@ -1265,6 +1389,26 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
         .send()
         .await
         .unwrap();
+    c.put_object()
+        .bucket("acl")
+        .key("k")
+        .acl(ObjectCannedAcl::BucketOwnerFullControl)
+        .body(ByteStream::from_static(b"data"))
+        .send()
+        .await
+        .unwrap();
+    (server, c)
+}
+
+// ACLs as on an S3 bucket with Object Ownership "bucket owner enforced":
+// the owner-only policy is accepted (in headers or as a document) and
+// reported; anything granting others access is refused with S3's codes,
+// never accepted silently.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_bucket_with_a_public_read_acl_is_refused_and_creates_nothing() {
+    use aws_sdk_s3::types::BucketCannedAcl;
+    let (_server, c) = acl_server().await;
     let err = c
         .create_bucket()
         .bucket("acl-public")
@@ -1279,15 +1423,12 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
         show(&err)
     );
     assert!(c.head_bucket().bucket("acl-public").send().await.is_err());
+}
 
-    c.put_object()
-        .bucket("acl")
-        .key("k")
-        .acl(ObjectCannedAcl::BucketOwnerFullControl)
-        .body(ByteStream::from_static(b"data"))
-        .send()
-        .await
-        .unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_with_a_public_read_acl_is_refused_and_stores_nothing() {
+    use aws_sdk_s3::types::ObjectCannedAcl;
+    let (_server, c) = acl_server().await;
     let err = c
         .put_object()
         .bucket("acl")
@@ -1307,7 +1448,12 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
         !object_exists(&c, "acl", "public").await,
         "refused PUT stored nothing"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_acl_accepts_the_canned_private_acl_and_refuses_public_read_write() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
+    let (_server, c) = acl_server().await;
     // PutObjectAcl / PutBucketAcl with the canned owner-only ACL: accepted.
     c.put_object_acl()
         .bucket("acl")
@@ -1336,7 +1482,12 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
         "{}",
         show(&err)
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
+    use aws_sdk_s3::types::{AccessControlPolicy, Grant, Grantee, Owner, Permission, Type};
+    let (_server, c) = acl_server().await;
     // The document form: the policy GetObjectAcl reports goes back in as is.
     let acl = c
         .get_object_acl()
@@ -1394,7 +1545,12 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
         "{}",
         show(&err)
     );
-    // Missing resources are reported as such.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_acl_of_a_missing_key_is_no_such_key() {
+    use aws_sdk_s3::types::ObjectCannedAcl;
+    let (_server, c) = acl_server().await;
     let err = c
         .put_object_acl()
         .bucket("acl")
@@ -1490,26 +1646,36 @@ fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u64) {
     (y, m, d, rem / 3600, rem / 60 % 60, rem % 60, weekday)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protocol_details_match_s3() {
+const PROTOCOL_BUCKET: &str = "protocol-bucket";
+
+/// A server with `protocol-bucket` holding `kept` (a single PUT).
+async fn protocol_server() -> (TestServer, aws_sdk_s3::Client) {
     let server = TestServer::start();
     let c = sdk_client(&server);
-    let addr = server.s3_addr();
-    let bucket = "protocol-bucket";
-    create_bucket(&c, bucket).await;
-    let host = addr.to_string();
+    create_bucket(&c, PROTOCOL_BUCKET).await;
+    put_bytes(&c, PROTOCOL_BUCKET, "kept", b"kept").await;
+    (server, c)
+}
 
-    // CreateBucket of a bucket one already owns: 200 in us-east-1, nothing changes.
-    put_bytes(&c, bucket, "kept", b"kept").await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_bucket_of_an_owned_bucket_in_us_east_1_is_200_and_changes_nothing() {
+    let (_server, c) = protocol_server().await;
+    let bucket = PROTOCOL_BUCKET;
     c.create_bucket()
         .bucket(bucket)
         .send()
         .await
         .unwrap_or_else(|e| panic!("second CreateBucket: {}", show(&e)));
     assert_eq!(get_bytes(&c, bucket, "kept").await, b"kept");
+}
 
-    // A `Date` header with a numeric zone (what botocore sends when a
-    // caller sets Date) authenticates like its GMT form.
+/// A `Date` header with a numeric zone (what botocore sends when a caller
+/// sets Date) authenticates like its GMT form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_header_with_a_numeric_zone_authenticates_like_its_gmt_form() {
+    let (server, _c) = protocol_server().await;
+    let addr = server.s3_addr();
+    let host = addr.to_string();
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs();
     let now = UNIX_EPOCH + Duration::from_secs(secs);
@@ -1523,7 +1689,7 @@ async fn protocol_details_match_s3() {
     );
     let wire = hand_signed(
         "GET",
-        &format!("/{bucket}/kept"),
+        &format!("/{PROTOCOL_BUCKET}/kept"),
         &[("host", host.as_bytes())],
         now,
         Some(&date),
@@ -1532,8 +1698,12 @@ async fn protocol_details_match_s3() {
     let r = raw_tcp_exchange(addr, &wire, false, Duration::from_secs(10)).unwrap();
     assert_eq!(r.status, 200, "Date: {date}: {}", r.text());
     assert_eq!(r.body.as_ref(), b"kept");
+}
 
-    // Content-Encoding is stored byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_encoding_is_stored_byte_for_byte() {
+    let (_server, c) = protocol_server().await;
+    let bucket = PROTOCOL_BUCKET;
     c.put_object()
         .bucket(bucket)
         .key("enc")
@@ -1550,9 +1720,16 @@ async fn protocol_details_match_s3() {
         .await
         .unwrap();
     assert_eq!(head.content_encoding(), Some("deflate, gzip"));
+}
 
-    // Non-ASCII user metadata comes back RFC 2047-encoded ("mail-safe"),
-    // as S3 documents, never as raw bytes a client reads as Latin-1.
+/// Non-ASCII user metadata comes back RFC 2047-encoded ("mail-safe"), as
+/// S3 documents, never as raw bytes a client reads as Latin-1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_user_metadata_comes_back_rfc_2047_encoded() {
+    let (server, c) = protocol_server().await;
+    let bucket = PROTOCOL_BUCKET;
+    let addr = server.s3_addr();
+    let host = addr.to_string();
     let value = "Grüße, 東京";
     let wire = hand_signed(
         "PUT",
@@ -1581,52 +1758,99 @@ async fn protocol_details_match_s3() {
         base64::engine::general_purpose::STANDARD.encode(value)
     );
     assert_eq!(got, &expected);
+}
 
-    // CompleteMultipartUpload: a whole-object composite checksum with its
-    // `-N`, then the same Complete again (an SDK retrying a lost answer)
-    // gets the same result.
-    let up = c
-        .create_multipart_upload()
-        .bucket(bucket)
-        .key("mp")
-        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
-        .send()
-        .await
-        .unwrap();
-    let id = up.upload_id().unwrap().to_owned();
-    let parts_data = [vec![1u8; 5 * MIB], vec![2u8; 1000]];
-    let mut completed = Vec::new();
-    let mut raw_crcs = Vec::new();
-    for (i, data) in parts_data.iter().enumerate() {
-        let n = i as i32 + 1;
-        let out = c
-            .upload_part()
+/// An upload of `protocol-bucket/mp` with CRC32 checksums: a 5 MiB part and
+/// a 1000-byte one, ready to complete.
+struct Crc32Upload {
+    id: String,
+    parts: Vec<CompletedPart>,
+    /// The whole-object composite checksum, with its `-N`.
+    composite: String,
+}
+
+impl Crc32Upload {
+    async fn start(c: &aws_sdk_s3::Client) -> Crc32Upload {
+        let bucket = PROTOCOL_BUCKET;
+        let up = c
+            .create_multipart_upload()
             .bucket(bucket)
             .key("mp")
-            .upload_id(&id)
-            .part_number(n)
-            .checksum_crc32(crc32_b64(data))
-            .body(ByteStream::from(data.clone()))
+            .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32)
             .send()
             .await
             .unwrap();
-        raw_crcs.extend_from_slice(&crc32(data).to_be_bytes());
-        completed.push(
-            CompletedPart::builder()
+        let id = up.upload_id().unwrap().to_owned();
+        let parts_data = [vec![1u8; 5 * MIB], vec![2u8; 1000]];
+        let mut parts = Vec::new();
+        let mut raw_crcs = Vec::new();
+        for (i, data) in parts_data.iter().enumerate() {
+            let n = i as i32 + 1;
+            let out = c
+                .upload_part()
+                .bucket(bucket)
+                .key("mp")
+                .upload_id(&id)
                 .part_number(n)
-                .e_tag(out.e_tag().unwrap())
                 .checksum_crc32(crc32_b64(data))
-                .build(),
-        );
+                .body(ByteStream::from(data.clone()))
+                .send()
+                .await
+                .unwrap();
+            raw_crcs.extend_from_slice(&crc32(data).to_be_bytes());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(out.e_tag().unwrap())
+                    .checksum_crc32(crc32_b64(data))
+                    .build(),
+            );
+        }
+        let composite = format!("{}-2", crc32_b64(&raw_crcs));
+        Crc32Upload {
+            id,
+            parts,
+            composite,
+        }
     }
-    // A part listed twice: S3's InvalidPartOrder (strictly ascending), and
-    // the upload is still there.
-    let twice = vec![completed[0].clone(), completed[0].clone()];
+
+    /// CompleteMultipartUpload with every part and the composite checksum.
+    async fn complete(
+        &self,
+        c: &aws_sdk_s3::Client,
+    ) -> Result<
+        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
+        aws_sdk_s3::error::SdkError<
+            aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
+        >,
+    > {
+        c.complete_multipart_upload()
+            .bucket(PROTOCOL_BUCKET)
+            .key("mp")
+            .upload_id(&self.id)
+            .checksum_crc32(&self.composite)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(self.parts.clone()))
+                    .build(),
+            )
+            .send()
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_multipart_upload_with_a_part_listed_twice_is_invalid_part_order_and_keeps_the_upload()
+ {
+    let (_server, c) = protocol_server().await;
+    let up = Crc32Upload::start(&c).await;
+    // S3's InvalidPartOrder (strictly ascending), and the upload is still there.
+    let twice = vec![up.parts[0].clone(), up.parts[0].clone()];
     let err = c
         .complete_multipart_upload()
-        .bucket(bucket)
+        .bucket(PROTOCOL_BUCKET)
         .key("mp")
-        .upload_id(&id)
+        .upload_id(&up.id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
                 .set_parts(Some(twice))
@@ -1636,31 +1860,40 @@ async fn protocol_details_match_s3() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidPartOrder"));
-    let composite = format!("{}-2", crc32_b64(&raw_crcs));
-    let complete = || {
-        c.complete_multipart_upload()
-            .bucket(bucket)
-            .key("mp")
-            .upload_id(&id)
-            .checksum_crc32(&composite)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed.clone()))
-                    .build(),
-            )
-            .send()
-    };
-    let first = complete()
+    up.complete(&c)
+        .await
+        .unwrap_or_else(|e| panic!("Complete after InvalidPartOrder: {}", show(&e)));
+}
+
+/// The whole-object composite checksum with its `-N` is accepted and
+/// returned, and the same Complete again (an SDK retrying a lost answer)
+/// gets the same result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_multipart_upload_repeated_returns_the_same_etag_and_composite_checksum() {
+    let (_server, c) = protocol_server().await;
+    let up = Crc32Upload::start(&c).await;
+    let first = up
+        .complete(&c)
         .await
         .unwrap_or_else(|e| panic!("Complete with a composite -N checksum: {}", show(&e)));
-    assert_eq!(first.checksum_crc32(), Some(composite.as_str()));
-    let again = complete()
+    assert_eq!(first.checksum_crc32(), Some(up.composite.as_str()));
+    let again = up
+        .complete(&c)
         .await
         .unwrap_or_else(|e| panic!("a repeated Complete: {}", show(&e)));
     assert_eq!(again.e_tag(), first.e_tag());
     assert_eq!(again.checksum_crc32(), first.checksum_crc32());
-    // A part beyond the last is S3's 416 InvalidPartNumber (its error
-    // table), for a multipart object and for a single-PUT one (one part).
+}
+
+/// A part beyond the last is S3's 416 InvalidPartNumber (its error table),
+/// for a multipart object and for a single-PUT one (one part); partNumber
+/// and Range together are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_of_a_part_number_beyond_the_last_is_416_invalid_part_number() {
+    let (server, c) = protocol_server().await;
+    let (addr, bucket) = (server.s3_addr(), PROTOCOL_BUCKET);
+    let up = Crc32Upload::start(&c).await;
+    up.complete(&c).await.unwrap();
     let r = RawRequest::new("GET", &format!("/{bucket}/mp?partNumber=3"))
         .sign(addr, Payload::Signed)
         .send(addr)
@@ -1680,14 +1913,29 @@ async fn protocol_details_match_s3() {
         "InvalidPartNumber",
         "GET ?partNumber=2 of a single PUT",
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_part_number_and_range_together_is_invalid_request() {
+    let (server, c) = protocol_server().await;
+    let (addr, bucket) = (server.s3_addr(), PROTOCOL_BUCKET);
+    let up = Crc32Upload::start(&c).await;
+    up.complete(&c).await.unwrap();
     let r = RawRequest::new("GET", &format!("/{bucket}/mp?partNumber=1"))
         .header("range", "bytes=0-9")
         .sign(addr, Payload::Signed)
         .send(addr)
         .await;
     r.assert_s3_error(400, "InvalidRequest", "partNumber and Range together");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_multipart_upload_after_the_key_holds_another_object_is_no_such_upload() {
+    let (_server, c) = protocol_server().await;
+    let up = Crc32Upload::start(&c).await;
+    up.complete(&c).await.unwrap();
     // Once the key holds another object, the upload is simply gone.
-    put_bytes(&c, bucket, "mp", b"replaced").await;
-    let err = complete().await.unwrap_err();
+    put_bytes(&c, PROTOCOL_BUCKET, "mp", b"replaced").await;
+    let err = up.complete(&c).await.unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchUpload"));
 }
