@@ -82,7 +82,8 @@ impl Engine {
     fn open_secret(&self, id: &str, sealed: &[u8]) -> EngineResult<String> {
         let plain = self
             .inner
-            .secret_sealer
+            .keys
+            .sealer
             .open(id.as_bytes(), sealed)
             .map_err(|_| {
                 EngineError::Corrupt(format!(
@@ -176,7 +177,7 @@ impl Engine {
                 "{id:?} is not a valid access key id (1-128 of A-Z a-z 0-9 _ . -)"
             )));
         }
-        let _guard = self.inner.key_lock.lock().await;
+        let _guard = self.inner.keys.lock.lock().await;
         self.write_access_key(id, secret, record).await
     }
 
@@ -198,7 +199,8 @@ impl Engine {
         });
         let sealed = self
             .inner
-            .secret_sealer
+            .keys
+            .sealer
             .seal(id.as_bytes(), secret.as_bytes())
             .map_err(|e| EngineError::Internal(format!("sealing secret: {e}")))?;
         let inner = self.inner.clone();
@@ -218,7 +220,7 @@ impl Engine {
         &self,
         record: AccessKeyRecord,
     ) -> EngineResult<StoredAccessKey> {
-        let _guard = self.inner.key_lock.lock().await;
+        let _guard = self.inner.keys.lock.lock().await;
         if self.access_key_ids()?.len() >= ACCESS_KEYS_MAX {
             return Err(EngineError::InvalidAccessKey(format!(
                 "this server already stores {ACCESS_KEYS_MAX} access keys, the most it keeps"
@@ -237,7 +239,7 @@ impl Engine {
         id: &str,
         grant: BucketGrant,
     ) -> EngineResult<StoredAccessKey> {
-        let _guard = self.inner.key_lock.lock().await;
+        let _guard = self.inner.keys.lock.lock().await;
         let mut key = self.access_key(id)?.ok_or(EngineError::NoSuchAccessKey)?;
         key.record.grants.retain(|g| g.bucket != grant.bucket);
         if grant.read || grant.write {
@@ -251,7 +253,7 @@ impl Engine {
     /// Deletes key `id`. With `keep_one_admin`, refuses to delete the last
     /// stored admin key (so the server cannot lock its operators out).
     pub async fn delete_access_key(&self, id: &str, keep_one_admin: bool) -> EngineResult<()> {
-        let _guard = self.inner.key_lock.lock().await;
+        let _guard = self.inner.keys.lock.lock().await;
         let keys = self.access_keys()?;
         let Some(key) = keys.iter().find(|k| k.id == id) else {
             return Err(EngineError::NoSuchAccessKey);

@@ -67,12 +67,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use cairn_crypto::MasterKey;
 
 use crate::drive::ShardStore;
-use crate::engine::Inner;
 use crate::error::{EngineError, EngineResult};
 use crate::meta::MetaStore;
 
@@ -282,7 +281,7 @@ pub(crate) enum DriveIdentity {
     Broken(String),
 }
 
-fn needs_heal_key(index: u16) -> String {
+pub(crate) fn needs_heal_key(index: u16) -> String {
     format!("{LOCAL_NEEDS_HEAL_PREFIX}{index}")
 }
 
@@ -581,62 +580,10 @@ pub(crate) struct StartupHeal {
     pub(crate) stop: AtomicBool,
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Inner {
-    /// The state of drive `d` now (see [`DriveState`]).
-    pub(crate) fn drive_state(&self, d: usize) -> DriveState {
-        let identity = self
-            .identities
-            .get(d)
-            .map_or(DriveIdentity::Remote, |i| lock(i).clone());
-        let present = self.drives.get(d).is_some_and(|s| s.present());
-        match identity {
-            DriveIdentity::Refused(reason) => DriveState::Foreign { reason },
-            _ if !present => DriveState::Missing,
-            DriveIdentity::Unavailable | DriveIdentity::Unmounted => DriveState::Missing,
-            DriveIdentity::Broken(_) => DriveState::Faulty,
-            DriveIdentity::NeedsHeal => DriveState::Replaced {
-                healing: self.startup_heal.running.load(Ordering::Acquire)
-                    || lock(&self.scrub_status).running,
-            },
-            _ if !self.drive_usable(d) => DriveState::Faulty,
-            DriveIdentity::Remote | DriveIdentity::Verified => DriveState::Ok,
-        }
-    }
-
-    /// Drives whose shards still have to be rebuilt onto them.
-    pub(crate) fn drives_needing_heal(&self) -> Vec<usize> {
-        self.identities
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| *lock(i) == DriveIdentity::NeedsHeal)
-            .map(|(d, _)| d)
-            .collect()
-    }
-
-    /// Records that a full scrub rebuilt everything onto drive `d`.
-    pub(crate) fn drive_healed(&self, d: usize) -> EngineResult<()> {
-        let Some(identity) = self.identities.get(d) else {
-            return Ok(());
-        };
-        let mut identity = lock(identity);
-        if *identity != DriveIdentity::NeedsHeal {
-            return Ok(());
-        }
-        let index = u16::try_from(d).map_err(|_| EngineError::Internal("drive index".into()))?;
-        self.meta.set_local(&needs_heal_key(index), None)?;
-        *identity = DriveIdentity::Verified;
-        tracing::info!(drive = d, "drive healed: every shard rebuilt onto it");
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     fn key(byte: u8) -> MarkerKey {
         MarkerKey::derive(&MasterKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap())
@@ -712,7 +659,7 @@ mod tests {
 
     /// The engine's view of every drive.
     fn identities(e: &crate::Engine) -> Vec<DriveIdentity> {
-        e.inner.identities.iter().map(|i| lock(i).clone()).collect()
+        e.inner.drives.identities_for_tests()
     }
 
     fn config(dir: &Path) -> crate::EngineConfig {
@@ -782,7 +729,7 @@ mod tests {
         let e = open_with(config(dir.path()), KEY_BYTE);
         assert_eq!(identities(&e)[3], DriveIdentity::Unmounted);
         assert_eq!(e.inner.drive_state(3), DriveState::Missing);
-        assert!(e.inner.drives_needing_heal().is_empty(), "no heal onto it");
+        assert!(e.inner.drives.needing_heal().is_empty(), "no heal onto it");
         assert_eq!(e.readiness().unwrap().len(), 1);
         assert_readable(&e, &objects).await;
         let data = pseudo_random(300_000, 9);
@@ -844,7 +791,7 @@ mod tests {
         {
             // Stopped before it starts: still pending at the next open.
             let e = open_with(config(dir.path()), KEY_BYTE);
-            assert!(e.inner.startup_heal.running.load(Ordering::Acquire));
+            assert!(e.inner.drives.startup_heal.running.load(Ordering::Acquire));
             e.wait_for_background_repairs().await;
             assert_eq!(identities(&e)[4], DriveIdentity::NeedsHeal);
         }
@@ -853,7 +800,7 @@ mod tests {
         let e = open_with(cfg, KEY_BYTE);
         assert_eq!(identities(&e)[4], DriveIdentity::NeedsHeal);
         for _ in 0..500 {
-            if !e.inner.startup_heal.running.load(Ordering::Acquire) {
+            if !e.inner.drives.startup_heal.running.load(Ordering::Acquire) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -899,7 +846,7 @@ mod tests {
                 "swapped"
             };
             assert!(reason.contains(expected), "drive {d}: {reason}");
-            assert!(!e.inner.drive_usable(d));
+            assert!(!e.inner.drives.usable(d));
         }
         // Three drives out: not ready (writes need 5), and writes fail
         // rather than touching the refused drives.
@@ -947,7 +894,7 @@ mod tests {
             let e = open_with(config(dir.path()), KEY_BYTE);
             assert_eq!(identities(&e)[4], DriveIdentity::Unavailable);
             assert_eq!(e.inner.drive_state(4), DriveState::Missing);
-            assert!(!e.inner.drive_usable(4));
+            assert!(!e.inner.drives.usable(4));
             assert_eq!(e.readiness().unwrap().len(), 1);
             e.create_bucket("b").await.unwrap();
             let data = pseudo_random(200_000, 4);
@@ -974,7 +921,7 @@ mod tests {
         let e = open_with(config(dir.path()), KEY_BYTE);
         assert!(matches!(identities(&e)[3], DriveIdentity::Broken(_)));
         assert_eq!(e.inner.drive_state(3), DriveState::Faulty);
-        assert!(!e.inner.drive_usable(3));
+        assert!(!e.inner.drives.usable(3));
         assert_eq!(e.readiness().unwrap().len(), 1);
         e.create_bucket("b").await.unwrap();
         try_put(&e, "b", "k", &pseudo_random(200_000, 1), 65_536)
@@ -1035,8 +982,8 @@ mod tests {
             "{:?}",
             identities(&e)
         );
-        assert!(e.inner.drives_needing_heal().is_empty());
-        assert!(!e.inner.startup_heal.running.load(Ordering::Acquire));
+        assert!(e.inner.drives.needing_heal().is_empty());
+        assert!(!e.inner.drives.startup_heal.running.load(Ordering::Acquire));
         for d in 0..6 {
             assert!(drive_dir(dir.path(), d).join(MARKER_FILE).is_file());
         }

@@ -101,7 +101,7 @@ async fn dedup_refcounts_follow_overwrite_copy_and_delete() {
     let e = &f.engine;
     let data = pseudo_random(300_000, 2);
     let v1 = put(e, "a", &data).await;
-    let entries = e.inner.manifest_entries(&v1).unwrap();
+    let entries = e.inner.objects.manifest_entries(&v1).unwrap();
     let first = entries[0].chunk;
     assert_eq!(refcount(e, &first), 1);
     put(e, "b", &data).await;
@@ -323,7 +323,7 @@ async fn multipart_complete_and_abort() {
         e.upload("bucket", "mp", id),
         Err(EngineError::NoSuchUpload)
     ));
-    let entries = e.inner.manifest_entries(&v).unwrap();
+    let entries = e.inner.objects.manifest_entries(&v).unwrap();
     assert_eq!(refcount(e, &entries[0].chunk), 1);
 
     // Abort releases part references.
@@ -374,7 +374,7 @@ async fn concurrent_writers_of_identical_data_agree() {
         t.await.unwrap();
     }
     let v = f.engine.head_object("bucket", "k0").unwrap();
-    let entries = f.engine.inner.manifest_entries(&v).unwrap();
+    let entries = f.engine.inner.objects.manifest_entries(&v).unwrap();
     for en in &entries {
         assert_eq!(refcount(&f.engine, &en.chunk), 8);
     }
@@ -562,7 +562,7 @@ async fn inline_objects_written_before_the_inline_data_family_still_work() {
     let small = pseudo_random(2000, 91);
     let v = put_allowing_inline(e, "old", &[&small]).await;
     // Rewrite it the way the previous format stored it: bytes in the record.
-    let bucket = e.inner.bucket("bucket").unwrap().id;
+    let bucket = e.inner.objects.bucket("bucket").unwrap().id;
     let mut b = e.inner.meta.batch();
     b.put_object_with_bytes_in_record(bucket, "old", &v)
         .unwrap();
@@ -616,7 +616,7 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
     let raw = e
         .inner
         .meta
-        .object(e.inner.bucket("bucket").unwrap().id, "tiny")
+        .object(e.inner.objects.bucket("bucket").unwrap().id, "tiny")
         .unwrap()
         .unwrap()
         .encode();
@@ -743,20 +743,20 @@ async fn a_lingering_writer_keeps_the_compaction_horizon() {
     let f = fixture().await;
     let inner = &f.engine.inner;
     let before = crate::now_ms();
-    let ticket = inner.register_writer();
-    let started = inner.oldest_writer_ms();
+    let ticket = inner.writers.register_writer();
+    let started = inner.writers.oldest_writer_ms();
     assert!(started >= before);
     ticket.linger(60_000);
     drop(ticket);
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert_eq!(inner.oldest_writer_ms(), started);
+    assert_eq!(inner.writers.oldest_writer_ms(), started);
     // Without lingering, a finished writer no longer counts.
-    let ticket = inner.register_writer();
+    let ticket = inner.writers.register_writer();
     drop(ticket);
-    assert_eq!(inner.oldest_writer_ms(), started);
-    let ticket = inner.register_writer();
+    assert_eq!(inner.writers.oldest_writer_ms(), started);
+    let ticket = inner.writers.register_writer();
     ticket.linger(0);
     drop(ticket);
     // Expired lingerers are forgotten; only the first one still counts.
-    assert_eq!(inner.oldest_writer_ms(), started);
+    assert_eq!(inner.writers.oldest_writer_ms(), started);
 }

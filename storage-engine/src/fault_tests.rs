@@ -215,7 +215,7 @@ async fn a_failing_drive_is_skipped_and_healed_when_it_returns() {
     let body = data(900_000, 7);
     // 4+2 with one drive down: 5 shards per chunk meet the write quorum.
     try_put(&r.engine, "x", &body).await.unwrap();
-    assert!(!r.engine.inner.drive_usable(2), "drive 2 marked faulty");
+    assert!(!r.engine.inner.drives.usable(2), "drive 2 marked faulty");
     assert_eq!(try_get(&r.engine, "x").await.unwrap(), body);
 
     // While the drive is still faulty a scrub finds the gap but cannot fill
@@ -235,7 +235,7 @@ async fn a_failing_drive_is_skipped_and_healed_when_it_returns() {
     // The drive comes back (after its cool-down): a scrub rebuilds the
     // shards it never got, and then nothing is missing.
     r.stores[2].set(Faults::default());
-    r.engine.inner.health[2].succeeded_after_cooldown_for_tests();
+    r.engine.inner.drives.health[2].succeeded_after_cooldown_for_tests();
     let heal = r
         .engine
         .scrub(ScrubOptions::default())
@@ -309,7 +309,7 @@ async fn a_full_disk_is_storage_full_and_recovers_when_space_returns() {
     assert!(matches!(err, EngineError::StorageFull(_)), "{err}");
     assert!(r.engine.head_object("b", "f").is_err());
     assert!(
-        r.engine.inner.drive_usable(1),
+        r.engine.inner.drives.usable(1),
         "a full disk is not a faulty one"
     );
     r.stores[1].set(Faults::default());

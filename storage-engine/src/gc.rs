@@ -86,7 +86,7 @@ pub struct GcReport {
 impl Engine {
     /// Runs one garbage-collection pass (see the module docs).
     pub async fn collect_garbage(&self, opts: GcOptions) -> EngineResult<GcReport> {
-        let _one_pass = self.inner.gc_lock.lock().await;
+        let _one_pass = self.inner.jobs.gc.lock().await;
         let mut report = GcReport::default();
         if let Some(age) = opts.upload_max_age {
             report.uploads_expired = self.expire_uploads(age).await?;
@@ -111,11 +111,11 @@ impl Engine {
                 }
             }
         } else {
-            Some(self.inner.compaction_horizon_ms())
+            Some(self.inner.writers.compaction_horizon_ms())
         };
         // Only this node's own drives (each node compacts its own).
-        let drives: Vec<usize> = (0..self.inner.drives.len())
-            .filter(|d| horizon.is_some() && self.inner.drives[*d].local_dir().is_some())
+        let drives: Vec<usize> = (0..self.inner.drives.stores.len())
+            .filter(|d| horizon.is_some() && self.inner.drives.stores[*d].local_dir().is_some())
             .collect();
         for drive in drives {
             let inner = self.inner.clone();
@@ -131,6 +131,7 @@ impl Engine {
         let on_drives: u64 = self
             .inner
             .drives
+            .stores
             .iter()
             // This node's drives only: a remote drive's calls block (and
             // that node reports its own).
@@ -205,7 +206,7 @@ fn sweep_chunks(
             let expired =
                 |zero_since: u64| zero_since != 0 && now.saturating_sub(zero_since) >= grace_ms;
             if rec.refcount == 0 && expired(rec.zero_since_ms) {
-                let _g = inner.chunk_lock(&id);
+                let _g = inner.chunks.lock(&id);
                 // Re-read under the lock: a dedup may have pinned it. The
                 // guard covers pins taken elsewhere (another node of a
                 // cluster): the delete applies only to the record read here.
@@ -274,7 +275,7 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
     // counts, also from nodes this node's configuration does not list yet
     // (a node being added while the others restart).
     let mut nodes: std::collections::BTreeSet<u16> =
-        inner.drives.iter().map(|d| d.node()).collect();
+        inner.drives.stores.iter().map(|d| d.node()).collect();
     for name in inner
         .meta
         .system_names(WRITERS_PREFIX, "writers0", 65_536)?
@@ -286,10 +287,11 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
     let now = crate::now_ms();
     let own = inner
         .drives
+        .stores
         .iter()
         .find(|d| d.local_dir().is_some())
         .map(|d| d.node());
-    let mut horizon = inner.compaction_horizon_ms();
+    let mut horizon = inner.writers.compaction_horizon_ms();
     for node in nodes {
         // (oldest writer's start, when published).
         let reported = inner
@@ -306,7 +308,7 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
         // long writes keep counting.)
         let drained = inner.config.placement_excluded_nodes.contains(&node);
         let gone = |published: u64| {
-            now.saturating_sub(published) > 2 * crate::engine::UNKNOWN_OUTCOME_LINGER_MS
+            now.saturating_sub(published) > 2 * crate::parts::writers::UNKNOWN_OUTCOME_LINGER_MS
         };
         match reported {
             Some((_, published)) if drained && gone(published) => {}
@@ -329,13 +331,14 @@ impl Engine {
         blocking(move || {
             let Some(node) = inner
                 .drives
+                .stores
                 .iter()
                 .find(|d| d.local_dir().is_some())
                 .map(|d| d.node())
             else {
                 return Ok(());
             };
-            let horizon = inner.oldest_writer_ms();
+            let horizon = inner.writers.oldest_writer_ms();
             let mut value = horizon.to_le_bytes().to_vec();
             value.extend_from_slice(&crate::now_ms().to_le_bytes());
             let mut b = inner.meta.batch();
@@ -356,12 +359,12 @@ fn compact_drive(
     horizon_ms: u64,
 ) -> EngineResult<(u64, u64, u64)> {
     let below_ratio = opts.compact_below_live_ratio;
-    let Some(store) = inner.drives.get(drive).cloned() else {
+    let Some(store) = inner.drives.stores.get(drive).cloned() else {
         return Ok((0, 0, 0));
     };
     // Registered for the whole pass: segments this compaction appends to are
     // then themselves too recent to be compacted by it.
-    let ticket = inner.register_writer();
+    let ticket = inner.writers.register_writer();
     let settled_before = horizon_ms.saturating_sub(opts.segment_settle.as_millis() as u64);
     // A snapshot import (a cluster follower far behind) empties and refills
     // the metadata: a record missing meanwhile is not an orphan. Any import
@@ -376,7 +379,7 @@ fn compact_drive(
     let mut reclaimed = 0u64;
     // A segment a body writer in flight appended to may hold its shards,
     // not referenced until its commit: left alone (see the module docs).
-    let claimed = |segment: u64| inner.segment_claimed(drive, segment);
+    let claimed = |segment: u64| inner.writers.segment_claimed(drive, segment);
     for seg in store.segments()? {
         if seg.modified_ms >= settled_before || claimed(seg.id) {
             continue;

@@ -384,40 +384,47 @@ async fn writer_tickets_count_from_their_first_append_and_claim_segments() {
     let e = open(dir.path());
     let inner = &e.inner;
     let t0 = crate::now_ms();
-    let body = inner.register_body_writer();
+    let body = inner.writers.register_body_writer();
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(inner.oldest_writer_ms() > t0, "no append yet: not counted");
-    assert!(inner.compaction_horizon_ms() > t0);
+    assert!(
+        inner.writers.oldest_writer_ms() > t0,
+        "no append yet: not counted"
+    );
+    assert!(inner.writers.compaction_horizon_ms() > t0);
     let mut guard = body.appender().begin();
-    let began = inner.oldest_writer_ms();
+    let began = inner.writers.oldest_writer_ms();
     assert!(began > t0, "counted from its first append");
-    assert_eq!(inner.compaction_horizon_ms(), began, "append in progress");
+    assert_eq!(
+        inner.writers.compaction_horizon_ms(),
+        began,
+        "append in progress"
+    );
     guard.appended(1, 42);
     assert!(
-        !inner.segment_claimed(1, 42),
+        !inner.writers.segment_claimed(1, 42),
         "claimed when the appends end"
     );
     drop(guard);
-    assert!(inner.segment_claimed(1, 42));
-    assert!(!inner.segment_claimed(0, 42) && !inner.segment_claimed(1, 43));
+    assert!(inner.writers.segment_claimed(1, 42));
+    assert!(!inner.writers.segment_claimed(0, 42) && !inner.writers.segment_claimed(1, 43));
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(
-        inner.compaction_horizon_ms() > began,
+        inner.writers.compaction_horizon_ms() > began,
         "a tracked writer holds back its segments, not the time"
     );
     assert_eq!(
-        inner.oldest_writer_ms(),
+        inner.writers.oldest_writer_ms(),
         began,
         "but what a cluster node publishes still counts it"
     );
     // Unknown commit outcome: claims and time linger after the ticket.
     body.linger(60_000);
     drop(body);
-    assert!(inner.segment_claimed(1, 42));
-    assert_eq!(inner.oldest_writer_ms(), began);
+    assert!(inner.writers.segment_claimed(1, 42));
+    assert_eq!(inner.writers.oldest_writer_ms(), began);
     // Repair, rebalance and compaction count by time from registration.
-    let timed = inner.register_writer();
+    let timed = inner.writers.register_writer();
     let at = crate::now_ms();
-    assert!(inner.compaction_horizon_ms() <= at);
+    assert!(inner.writers.compaction_horizon_ms() <= at);
     drop(timed);
 }

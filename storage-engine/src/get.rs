@@ -84,6 +84,7 @@ impl Engine {
                 .map_err(|_| EngineError::Corrupt("inline object too large".into()))?;
             let plain = self
                 .inner
+                .chunks
                 .codec
                 .open(chunk, sealed, *compressed, plain_len)?;
             if start < end {
@@ -115,7 +116,7 @@ impl ObjectReader {
                 self.entry_offset = 0;
             }
             ManifestRef::DataElsewhere { .. } => {
-                return Err(crate::engine::unresolved_inline(&self.version));
+                return Err(crate::parts::objects::unresolved_inline(&self.version));
             }
             ManifestRef::Blocks {
                 block_first_offsets,
@@ -241,17 +242,17 @@ pub(crate) fn read_chunk(inner: &Arc<Inner>, entry: &ManifestEntry) -> EngineRes
             break;
         }
         let d = usize::from(loc.drive);
-        let result = match inner.drives.get(d) {
+        let result = match inner.drives.stores.get(d) {
             _ if loc.is_unwritten() => Err(ShardReadError::Missing("never written".into())),
             // A faulty drive is skipped while enough other shards remain.
-            Some(_) if !inner.drive_usable(d) && n - i > k - present => Err(
+            Some(_) if !inner.drives.usable(d) && n - i > k - present => Err(
                 ShardReadError::Missing(format!("drive {d} is marked faulty")),
             ),
             Some(drive) if loc.node == 0 => {
                 let r = drive.read(loc, &id, i as u8, rec.shard_len);
                 match &r {
-                    Ok(_) => inner.health[d].succeeded(),
-                    Err(ShardReadError::Io(e)) => inner.health[d].read_failed(d, e),
+                    Ok(_) => inner.drives.health[d].succeeded(),
+                    Err(ShardReadError::Io(e)) => inner.drives.health[d].read_failed(d, e),
                     Err(_) => {}
                 }
                 r
@@ -293,11 +294,12 @@ pub(crate) fn read_chunk(inner: &Arc<Inner>, entry: &ManifestEntry) -> EngineRes
         inner.metrics.chunks_reconstructed.inc();
         tracing::warn!(chunk = %id, failures = ?failures, "reconstructing chunk from parity");
     }
-    let coder = inner.coder(rec.data_shards, rec.parity_shards)?;
+    let coder = inner.chunks.coder(rec.data_shards, rec.parity_shards)?;
     let sealed = coder
         .decode(shards, rec.sealed_len as usize)
         .map_err(|e| EngineError::Corrupt(format!("chunk {id}: erasure decode: {e}")))?;
     let plain = inner
+        .chunks
         .codec
         .open(&id, &sealed, rec.compressed, rec.plain_len)?;
     if !failures.is_empty() {

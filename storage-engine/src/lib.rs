@@ -39,7 +39,9 @@ mod meta_command;
 mod metrics;
 mod multipart;
 mod object_tags;
+mod open;
 mod part_copy;
+mod parts;
 mod pipeline;
 mod placement;
 mod put;
@@ -79,15 +81,17 @@ pub use meta::{MetaCommitter, MetaStore, UploadId};
 pub use meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
+pub use parts::jobs::{RebalanceReport, RebalanceStatus, ScrubReport, ScrubStatus};
+pub use parts::objects::WriteCondition;
 pub use placement::{ClusterDrive, place_across_nodes};
-pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject, WriteCondition};
-pub use rebalance::{RebalanceOptions, RebalanceReport, RebalanceStatus};
+pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
+pub use rebalance::RebalanceOptions;
 pub use records::{
     AccessKeyRecord, BucketGrant, ManifestRef, ObjectMetadata, ObjectVersion, PartRecord,
     ShardLocation, UploadRecord, VersionId,
 };
 pub use recovery::RecountReport;
-pub use repair::{ScrubOptions, ScrubReport, ScrubStatus};
+pub use repair::ScrubOptions;
 pub use status::{DriveStatus, EngineStatus};
 pub use totals::{BucketTotals, StoredTotals, TotalsRecord};
 

@@ -67,7 +67,7 @@ fn common_prefix<'a>(key: &'a str, prefix: &str, delimiter: Option<&str>) -> Opt
 
 impl Engine {
     pub async fn list_objects(&self, bucket: &str, q: ListQuery) -> EngineResult<ListPage> {
-        let b = self.inner.bucket(bucket)?;
+        let b = self.inner.objects.bucket(bucket)?;
         let inner = self.inner.clone();
         blocking(move || {
             let mut page = ListPage::default();
@@ -139,7 +139,7 @@ impl Engine {
         upload_id_marker: Option<UploadId>,
         max_uploads: usize,
     ) -> EngineResult<UploadPage> {
-        let b = self.inner.bucket(bucket)?;
+        let b = self.inner.objects.bucket(bucket)?;
         let inner = self.inner.clone();
         blocking(move || {
             let mut page = UploadPage::default();
@@ -252,7 +252,7 @@ impl Engine {
     /// one read), and its multipart uploads in progress (an index scan of
     /// the bucket's uploads): an admin query, not for request paths.
     pub async fn bucket_usage(&self, bucket: &str) -> EngineResult<BucketUsage> {
-        let rec = self.inner.bucket(bucket)?;
+        let rec = self.inner.objects.bucket(bucket)?;
         let inner = self.inner.clone();
         let totals = blocking(move || inner.meta.bucket_totals(rec.id)).await?;
         Ok(BucketUsage {

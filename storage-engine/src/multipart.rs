@@ -4,10 +4,11 @@
 
 use md5::{Digest, Md5};
 
-use crate::engine::{Engine, add_ref_deltas, blocking};
+use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::UploadId;
-use crate::put::{StagedObject, WriteCondition};
+use crate::parts::objects::{WriteCondition, add_ref_deltas};
+use crate::put::StagedObject;
 use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord};
 
 /// S3's minimum size of every part but the last.
@@ -53,7 +54,7 @@ impl Engine {
         key: &str,
         meta: ObjectMetadata,
     ) -> EngineResult<UploadId> {
-        let b = self.inner.bucket(bucket)?;
+        let b = self.inner.objects.bucket(bucket)?;
         let inner = self.inner.clone();
         let id = UploadId::random();
         let rec = UploadRecord {
@@ -73,7 +74,7 @@ impl Engine {
 
     /// The upload, checked to belong to `bucket/key`.
     pub fn upload(&self, bucket: &str, key: &str, id: UploadId) -> EngineResult<UploadRecord> {
-        let b = self.inner.bucket(bucket)?;
+        let b = self.inner.objects.bucket(bucket)?;
         match self.inner.meta.upload(id)? {
             Some(u) if u.bucket_id == b.id && u.key == key => Ok(u),
             _ => Err(EngineError::NoSuchUpload),
@@ -96,7 +97,7 @@ impl Engine {
             checksums,
         } = part;
         self.upload(bucket, key, id)?;
-        let _g = self.inner.lock_keys(&id, None::<&()>).await;
+        let _g = self.inner.objects.lock_keys(&id, None::<&()>).await;
         let inner = self.inner.clone();
         let size = staged.size;
         let part = blocking(move || {
@@ -201,9 +202,9 @@ impl Engine {
         + Send
         + 'static,
     ) -> EngineResult<ObjectVersion> {
-        let b = self.inner.bucket(bucket)?;
+        let b = self.inner.objects.bucket(bucket)?;
         self.upload(bucket, key, id)?;
-        let _g = self.inner.lock_keys(&id, Some(&(b.id, key))).await;
+        let _g = self.inner.objects.lock_keys(&id, Some(&(b.id, key))).await;
         let inner = self.inner.clone();
         let key = key.to_owned();
         let bucket = bucket.to_owned();
@@ -269,7 +270,7 @@ impl Engine {
             // version (+1 per entry), then release the parts (-1 per entry).
             // The object takes the upload's id as its version id: a repeated
             // Complete finds it by that (see the S3 layer).
-            let mut version = inner.build_version(
+            let mut version = inner.objects.build_version(
                 crate::records::VersionId(id.0),
                 &mut batch,
                 &entries,
@@ -291,7 +292,10 @@ impl Engine {
             }
             batch.put_object(b.id, &key, &version)?;
             batch.delete_upload(id, &upload)?;
-            match inner.replace_current(&bucket, b.id, &key, &batch, &cond) {
+            match inner
+                .objects
+                .replace_current(&bucket, b.id, &key, &batch, &cond)
+            {
                 // The upload or a part changed elsewhere (an abort, or a
                 // part uploaded again): as if that had come first.
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::NoSuchUpload),
@@ -309,7 +313,7 @@ impl Engine {
     }
 
     pub(crate) async fn abort_upload_by_id(&self, id: UploadId) -> EngineResult<()> {
-        let _g = self.inner.lock_keys(&id, None::<&()>).await;
+        let _g = self.inner.objects.lock_keys(&id, None::<&()>).await;
         let inner = self.inner.clone();
         blocking(move || {
             let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;

@@ -20,8 +20,12 @@ impl Engine {
         key: &str,
         tags: Vec<(String, String)>,
     ) -> EngineResult<ObjectVersion> {
-        let b = self.inner.bucket(bucket)?;
-        let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
+        let b = self.inner.objects.bucket(bucket)?;
+        let _g = self
+            .inner
+            .objects
+            .lock_keys(&(b.id, key), None::<&()>)
+            .await;
         let inner = self.inner.clone();
         let key = key.to_owned();
         blocking(move || {
@@ -43,7 +47,7 @@ impl Engine {
 
     /// The bucket's tags (empty when none are set).
     pub fn bucket_tags(&self, bucket: &str) -> EngineResult<Vec<(String, String)>> {
-        Ok(self.inner.bucket(bucket)?.tags)
+        Ok(self.inner.objects.bucket(bucket)?.tags)
     }
 
     /// Replaces the bucket's tags (empty removes them), under the bucket
@@ -53,7 +57,7 @@ impl Engine {
         bucket: &str,
         tags: Vec<(String, String)>,
     ) -> EngineResult<()> {
-        let _g = self.inner.bucket_lock.lock().await;
+        let _g = self.inner.objects.bucket_lock.lock().await;
         let inner = self.inner.clone();
         let name = bucket.to_owned();
         blocking(move || {

@@ -22,11 +22,12 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, WriterTicket, blocking};
+use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::get::read_chunk;
 use crate::meta::UploadId;
 use crate::multipart::NewPart;
+use crate::parts::writers::WriterTicket;
 use crate::put::{ChunkPins, ObjectWriter, StagedObject};
 use crate::records::{ManifestEntry, ManifestRef, ObjectVersion, PartRecord};
 
@@ -90,7 +91,7 @@ impl Assembly {
             None => {
                 let ticket = match self.ticket.take() {
                     Some(t) => t,
-                    None => engine.inner.register_body_writer(),
+                    None => engine.inner.writers.register_body_writer(),
                 };
                 self.writer
                     .insert(engine.object_writer_with(bucket, ticket)?)
@@ -131,7 +132,7 @@ impl Engine {
             new_chunks: Vec::new(),
             pins: ChunkPins::new(self.inner.clone()),
             writer: None,
-            ticket: Some(self.inner.register_body_writer()),
+            ticket: Some(self.inner.writers.register_body_writer()),
             md5: Md5::new(),
         };
         if let ManifestRef::Data { .. } | ManifestRef::DataElsewhere { .. } = &source.manifest {
@@ -198,7 +199,7 @@ impl Engine {
     ) -> EngineResult<()> {
         let inner = self.inner.clone();
         let version = source.clone();
-        let all = blocking(move || match inner.manifest_entries(&version) {
+        let all = blocking(move || match inner.objects.manifest_entries(&version) {
             Ok(entries) => Ok(entries),
             // Manifest blocks are deleted in the batch that releases their
             // version: a missing first block means the source was replaced
@@ -320,7 +321,7 @@ mod tests {
         let data = pseudo_random(3_000_000, 7);
         let src = try_put(&e, "b", "src", &data, 100_000).await.unwrap();
         assert!(matches!(src.manifest, ManifestRef::Blocks { .. }));
-        let entries = e.inner.manifest_entries(&src).unwrap();
+        let entries = e.inner.objects.manifest_entries(&src).unwrap();
         let (start, end) = (1_000u64, 2_500_000u64);
 
         let id = e
@@ -380,7 +381,7 @@ mod tests {
         // Deleting the source leaves the copy's references.
         e.delete_object("b", "src").await.unwrap();
         assert_eq!(try_read(&e, "b", "dst", None).await.unwrap(), want);
-        for entry in e.inner.manifest_entries(&v).unwrap() {
+        for entry in e.inner.objects.manifest_entries(&v).unwrap() {
             assert_eq!(refcount(&e, &entry.chunk), 1);
         }
     }

@@ -14,9 +14,11 @@ use bytes::Bytes;
 use cairn_dedup::{ChunkId, StreamChunker};
 use tokio::task::JoinHandle;
 
-use crate::engine::{Engine, Inner, WriterAppender, WriterTicket, blocking};
+use crate::engine::{Engine, Inner, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::MetaBatch;
+use crate::parts::objects::WriteCondition;
+use crate::parts::writers::{WriterAppender, WriterTicket};
 use crate::records::{ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion};
 
 /// Chunks of one request being processed at once (in addition to the global
@@ -57,7 +59,7 @@ impl ChunkPins {
     /// whether it was pinned; a missing record pins nothing.
     pub(crate) fn pin_existing(&mut self, id: &ChunkId) -> EngineResult<bool> {
         let inner = self.inner.clone();
-        let _g = inner.chunk_lock(id);
+        let _g = inner.chunks.lock(id);
         if inner.meta.chunk(id)?.is_none() {
             return Ok(false);
         }
@@ -136,47 +138,6 @@ impl Drop for ChunkPins {
     }
 }
 
-/// A condition on the current version of a key that a write checks under
-/// the key's stripe lock, in the same critical section as its commit: two
-/// racing writers with `IfNoneMatchAny` cannot both succeed.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum WriteCondition {
-    /// Unconditional.
-    #[default]
-    None,
-    /// `If-None-Match: *`: only if the key has no current version.
-    IfNoneMatchAny,
-    /// `If-Match: <etag>[, <etag>…]` (quotes optional, `*` = any): only if
-    /// the key exists and its ETag is one of these.
-    IfMatch(String),
-}
-
-impl WriteCondition {
-    /// `Ok` if the write may replace `current`. A failed `IfMatch` on a
-    /// missing key is `NoSuchKey` (as S3), any other failure
-    /// `PreconditionFailed`.
-    pub fn check(&self, current: Option<&ObjectVersion>) -> EngineResult<()> {
-        match (self, current) {
-            (WriteCondition::None, _) | (WriteCondition::IfNoneMatchAny, None) => Ok(()),
-            (WriteCondition::IfNoneMatchAny, Some(_)) => {
-                Err(EngineError::PreconditionFailed("If-None-Match"))
-            }
-            (WriteCondition::IfMatch(_), None) => Err(EngineError::NoSuchKey),
-            (WriteCondition::IfMatch(list), Some(v)) => {
-                let matches = list.split(',').any(|t| {
-                    let t = t.trim().trim_matches('"');
-                    t == "*" || t.eq_ignore_ascii_case(&v.etag)
-                });
-                if matches {
-                    Ok(())
-                } else {
-                    Err(EngineError::PreconditionFailed("If-Match"))
-                }
-            }
-        }
-    }
-}
-
 /// The outcome of storing one chunk.
 #[derive(Debug)]
 struct StoredChunk {
@@ -226,7 +187,7 @@ impl Engine {
     /// reclaimable space), and then only the segments it appended to, until
     /// it is committed or dropped (`WriterRegistry` in engine.rs).
     pub fn object_writer(&self, bucket: &str) -> EngineResult<ObjectWriter> {
-        self.object_writer_with(bucket, self.inner.register_body_writer())
+        self.object_writer_with(bucket, self.inner.writers.register_body_writer())
     }
 
     /// [`Engine::object_writer`] registered under `ticket` (a tracked one,
@@ -237,7 +198,7 @@ impl Engine {
         bucket: &str,
         ticket: WriterTicket,
     ) -> EngineResult<ObjectWriter> {
-        self.inner.bucket(bucket)?;
+        self.inner.objects.bucket(bucket)?;
         let chunker = StreamChunker::new(self.inner.config.chunker)
             .map_err(|e| EngineError::Config(format!("chunker: {e}")))?;
         Ok(ObjectWriter {
@@ -278,8 +239,12 @@ impl Engine {
         meta: ObjectMetadata,
         cond: WriteCondition,
     ) -> EngineResult<ObjectVersion> {
-        let b = self.inner.bucket(bucket)?;
-        let _g = self.inner.lock_keys(&(b.id, key), None::<&()>).await;
+        let b = self.inner.objects.bucket(bucket)?;
+        let _g = self
+            .inner
+            .objects
+            .lock_keys(&(b.id, key), None::<&()>)
+            .await;
         let inner = self.inner.clone();
         let key = key.to_owned();
         let bucket = bucket.to_owned();
@@ -297,7 +262,7 @@ impl Engine {
                     Vec::new(),
                     manifest,
                 ),
-                None => inner.build_version(
+                None => inner.objects.build_version(
                     crate::records::VersionId::random(),
                     &mut batch,
                     &staged.entries,
@@ -309,7 +274,9 @@ impl Engine {
                 )?,
             };
             batch.put_object(b.id, &key, &version)?;
-            let committed = inner.replace_current(&bucket, b.id, &key, &batch, &cond);
+            let committed = inner
+                .objects
+                .replace_current(&bucket, b.id, &key, &batch, &cond);
             staged.settle(&committed);
             committed?;
             Ok(version)
@@ -353,7 +320,8 @@ impl ObjectWriter {
         let permit = self
             .engine
             .inner
-            .chunk_permits
+            .chunks
+            .permits
             .clone()
             .acquire_owned()
             .await
@@ -390,8 +358,8 @@ impl ObjectWriter {
             debug_assert_eq!(body.len() as u64, self.size);
             let inner = self.engine.inner.clone();
             let data = blocking(move || {
-                let id = inner.codec.chunk_id(&body);
-                let sealed = inner.codec.seal(&id, &body)?;
+                let id = inner.chunks.codec.chunk_id(&body);
+                let sealed = inner.chunks.codec.seal(&id, &body)?;
                 inner
                     .metrics
                     .stored_bytes
@@ -430,7 +398,7 @@ impl ObjectWriter {
         let syncs: Vec<_> = per_drive
             .into_iter()
             .map(|(d, seq)| {
-                let drive = self.engine.inner.drives[d].clone();
+                let drive = self.engine.inner.drives.stores[d].clone();
                 (d, tokio::task::spawn_blocking(move || drive.sync(seq)))
             })
             .collect();
@@ -440,7 +408,7 @@ impl ObjectWriter {
         for (d, s) in syncs {
             if let Err(e) = s.await.map_err(EngineError::join).and_then(|r| r) {
                 if !matches!(e, EngineError::StorageFull(_)) {
-                    self.engine.inner.health[d].mark_faulty(d, &e);
+                    self.engine.inner.drives.health[d].mark_faulty(d, &e);
                 }
                 first_err.get_or_insert(e);
             }
@@ -509,7 +477,7 @@ fn store_chunk(
 ) -> EngineResult<StoredChunk> {
     let len = u32::try_from(chunk.len())
         .map_err(|_| EngineError::Internal("chunk larger than 4 GiB".into()))?;
-    let id = inner.codec.chunk_id(&chunk);
+    let id = inner.chunks.codec.chunk_id(&chunk);
     let entry = ManifestEntry { chunk: id, len };
     {
         // Dedup: under the chunk's lock, so garbage collection cannot delete
@@ -525,10 +493,11 @@ fn store_chunk(
             });
         }
     }
-    let coder = inner.configured_coder()?;
+    let coder = inner.chunks.configured_coder()?;
     // Sealed into a buffer with room for the parity shards: erasure coding
     // then works in place (no copy, no zeroing of the data part).
     let sealed = inner
+        .chunks
         .codec
         .seal_reserving(&id, &chunk, |n| coder.encoded_len_bytes(n))?;
     let sealed_len = sealed.sealed.len();
@@ -549,7 +518,7 @@ fn store_chunk(
         ranking.into_iter().take(shard_count).collect()
     } else {
         let (healthy, faulty): (Vec<usize>, Vec<usize>) =
-            ranking.into_iter().partition(|&d| inner.drive_usable(d));
+            ranking.into_iter().partition(|&d| inner.drives.usable(d));
         healthy
             .into_iter()
             .chain(faulty)
@@ -567,8 +536,8 @@ fn store_chunk(
     let mut appends = appender.begin();
     for (i, &d) in targets.iter().enumerate() {
         let payload = encoded.shard(i);
-        let appended = if inner.drive_usable(d) {
-            inner.drives[d].append(&id, i as u8, &payload, encoded.checksum(i))
+        let appended = if inner.drives.usable(d) {
+            inner.drives.stores[d].append(&id, i as u8, &payload, encoded.checksum(i))
         } else {
             Err(EngineError::Internal(format!("drive {d} is marked faulty")))
         };
@@ -579,16 +548,16 @@ fn store_chunk(
                 shards.push(loc);
                 syncs.push((d, seq));
                 written += 1;
-                if inner.drives[d].claim_early_sync() {
-                    start_early_sync(inner.drives[d].clone(), seq);
+                if inner.drives.stores[d].claim_early_sync() {
+                    start_early_sync(inner.drives.stores[d].clone(), seq);
                 }
             }
             // A full disk fails the write: S3 clients get InsufficientStorage
             // and nothing is stored (the appended shards are unreferenced).
             Err(e @ EngineError::StorageFull(_)) => return Err(e),
             Err(e) => {
-                if inner.drive_usable(d) {
-                    inner.health[d].mark_faulty(d, &e);
+                if inner.drives.usable(d) {
+                    inner.drives.health[d].mark_faulty(d, &e);
                 }
                 // Never written: a location no segment has (reads it as
                 // missing; scrub rebuilds it once the drive is back).
@@ -639,46 +608,7 @@ impl StagedObject {
         self.pins.settle(committed);
         if let Err(EngineError::Unavailable(_)) = committed {
             self._ticket
-                .linger(crate::engine::UNKNOWN_OUTCOME_LINGER_MS);
+                .linger(crate::parts::writers::UNKNOWN_OUTCOME_LINGER_MS);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::WriteCondition;
-    use crate::EngineError;
-    use crate::records::{ManifestRef, ObjectMetadata, ObjectVersion, VersionId};
-
-    #[test]
-    fn write_conditions_check_the_current_version() {
-        let v = ObjectVersion {
-            version_id: VersionId::random(),
-            size: 0,
-            last_modified_ms: 0,
-            etag: "abc123".into(),
-            meta: ObjectMetadata::default(),
-            part_sizes: Vec::new(),
-            manifest: ManifestRef::Inline(Vec::new()),
-        };
-        let ok = |c: WriteCondition, cur: Option<&ObjectVersion>| c.check(cur).is_ok();
-        assert!(ok(WriteCondition::None, None));
-        assert!(ok(WriteCondition::None, Some(&v)));
-        assert!(ok(WriteCondition::IfNoneMatchAny, None));
-        assert!(matches!(
-            WriteCondition::IfNoneMatchAny.check(Some(&v)),
-            Err(EngineError::PreconditionFailed("If-None-Match"))
-        ));
-        for tag in ["abc123", "\"abc123\"", " \"ABC123\" ", "x, \"abc123\"", "*"] {
-            assert!(ok(WriteCondition::IfMatch(tag.into()), Some(&v)), "{tag}");
-        }
-        assert!(matches!(
-            WriteCondition::IfMatch("\"other\"".into()).check(Some(&v)),
-            Err(EngineError::PreconditionFailed("If-Match"))
-        ));
-        assert!(matches!(
-            WriteCondition::IfMatch("*".into()).check(None),
-            Err(EngineError::NoSuchKey)
-        ));
     }
 }

@@ -30,6 +30,7 @@ use cairn_erasure::shard_checksum;
 
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::EngineResult;
+use crate::parts::jobs::{RebalanceReport, RebalanceStatus};
 use crate::records::{ChunkRecord, ShardMove};
 
 /// Chunk records examined per blocking step.
@@ -42,45 +43,17 @@ pub struct RebalanceOptions {
     pub bytes_per_sec: Option<u64>,
 }
 
-/// What a rebalance did (also the live progress of a running one).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RebalanceReport {
-    pub chunks_checked: u64,
-    /// Chunks with at least one shard off its rule drive when checked.
-    pub chunks_misplaced: u64,
-    pub shards_moved: u64,
-    pub bytes_moved: u64,
-    /// Shards that could not be read where they were (a dead node being
-    /// drained, a bad copy) and were rebuilt from the others to be moved.
-    pub shards_rebuilt: u64,
-    /// Shards left where they are this pass: their rule drive is faulty, or
-    /// they could neither be read nor rebuilt.
-    pub shards_skipped: u64,
-}
-
-/// The state of the rebalancer, for the admin API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RebalanceStatus {
-    pub running: bool,
-    pub started_ms: u64,
-    pub finished_ms: u64,
-    /// Chunk records when the job started (the stored totals' count;
-    /// writes and garbage collection during the job move it).
-    pub chunks_total_estimate: u64,
-    pub report: RebalanceReport,
-}
-
 impl Inner {
     /// Every drive new shards may go to, as drive ids, in the rule's order
     /// for `id`: shard i belongs on the i-th.
     pub(crate) fn placement_ranking(&self, id: &ChunkId) -> Vec<usize> {
         crate::placement::place_across_nodes(
             id,
-            &self.placement_drives,
-            self.placement_drives.len(),
+            &self.drives.placement_drives,
+            self.drives.placement_drives.len(),
         )
         .into_iter()
-        .filter_map(|i| self.placement_ids.get(i).copied())
+        .filter_map(|i| self.drives.placement_ids.get(i).copied())
         .collect()
     }
 }
@@ -113,20 +86,20 @@ fn rebalance_chunk(
         .copied()
         .filter(|d| !occupied.contains(d))
         .collect();
-    let ticket = inner.register_writer();
+    let ticket = inner.writers.register_writer();
     let mut moves = Vec::with_capacity(misplaced.len());
     // All shards rebuilt from the readable ones, once, if one is needed.
     let mut rebuilt: Option<Vec<Option<Vec<u8>>>> = None;
     for (i, to_drive) in misplaced.into_iter().zip(free) {
         let from = rec.shards[i];
         let (Some(source), Some(target)) = (
-            inner.drives.get(usize::from(from.drive)),
-            inner.drives.get(to_drive),
+            inner.drives.stores.get(usize::from(from.drive)),
+            inner.drives.stores.get(to_drive),
         ) else {
             report.shards_skipped += 1;
             continue;
         };
-        if !inner.drive_usable(to_drive) {
+        if !inner.drives.usable(to_drive) {
             report.shards_skipped += 1;
             continue;
         }
@@ -135,7 +108,7 @@ fn rebalance_chunk(
             Err(crate::drive::ShardReadError::Missing(
                 "never written".into(),
             ))
-        } else if !inner.drive_usable(from_drive) {
+        } else if !inner.drives.usable(from_drive) {
             Err(crate::drive::ShardReadError::Missing(
                 "drive marked faulty".into(),
             ))
@@ -147,7 +120,7 @@ fn rebalance_chunk(
                 "reading a shard to move",
                 std::io::Error::new(e.kind(), e.to_string()),
             );
-            inner.health[from_drive].mark_faulty(from_drive, &e);
+            inner.drives.health[from_drive].mark_faulty(from_drive, &e);
         }
         let payload = match read {
             Ok(p) => p,
@@ -194,7 +167,7 @@ fn rebalance_chunk(
                 });
             }
             Err(e) => {
-                inner.health[to_drive].mark_faulty(to_drive, &e);
+                inner.drives.health[to_drive].mark_faulty(to_drive, &e);
                 report.shards_skipped += 1;
             }
         }
@@ -212,13 +185,18 @@ impl Engine {
     /// Moves every shard that is not on the drive the placement rule picks
     /// now (see the module docs). One pass at a time: returns `None` without
     /// doing anything while another runs.
+    /// The rebalancer's current or last state.
+    pub fn rebalance_status(&self) -> RebalanceStatus {
+        self.inner.jobs.rebalance.status()
+    }
+
     pub async fn rebalance(&self, opts: RebalanceOptions) -> EngineResult<Option<RebalanceReport>> {
-        let Ok(_one) = self.inner.rebalance_lock.try_lock() else {
+        let Ok(_one) = self.inner.jobs.rebalance.lock.try_lock() else {
             return Ok(None);
         };
         let started = Instant::now();
         let total = self.inner.meta.chunk_count();
-        self.set_rebalance_status(|s| {
+        self.inner.jobs.rebalance.update(|s| {
             *s = RebalanceStatus {
                 running: true,
                 started_ms: crate::now_ms(),
@@ -247,7 +225,7 @@ impl Engine {
                 }
                 Err(e) => break Err(e),
             };
-            self.set_rebalance_status(|s| s.report = report);
+            self.inner.jobs.rebalance.update(|s| s.report = report);
             let Some(last) = last else {
                 break Ok(report);
             };
@@ -259,7 +237,7 @@ impl Engine {
                 }
             }
         };
-        self.set_rebalance_status(|s| {
+        self.inner.jobs.rebalance.update(|s| {
             s.running = false;
             s.finished_ms = crate::now_ms();
             s.report = report;
@@ -269,23 +247,6 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "rebalance stopped"),
         }
         result.map(Some)
-    }
-
-    /// The rebalancer's current or last state.
-    pub fn rebalance_status(&self) -> RebalanceStatus {
-        *self
-            .inner
-            .rebalance_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set_rebalance_status(&self, f: impl FnOnce(&mut RebalanceStatus)) {
-        f(&mut self
-            .inner
-            .rebalance_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()));
     }
 }
 

@@ -72,7 +72,7 @@ impl Inner {
     pub(crate) fn recount_references(&self) -> EngineResult<RecountReport> {
         let mut counts: HashMap<ChunkId, u64> = HashMap::new();
         self.meta.for_each_object(|v| {
-            for e in self.manifest_entries(&v)? {
+            for e in self.objects.manifest_entries(&v)? {
                 *counts.entry(e.chunk).or_default() += 1;
             }
             Ok(())

@@ -28,6 +28,7 @@ use cairn_erasure::shard_checksum;
 use crate::drive::ShardReadError;
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::{EngineError, EngineResult};
+use crate::parts::jobs::{ScrubReport, ScrubStatus};
 use crate::records::{ChunkRecord, ChunkRefDelta, ShardMove};
 
 /// Chunk records checked per blocking step of a scrub.
@@ -40,30 +41,6 @@ pub(crate) const READ_REPAIRS_MAX: usize = 2;
 pub struct ScrubOptions {
     /// Shard bytes read per second at most (`None`: as fast as possible).
     pub bytes_per_sec: Option<u64>,
-}
-
-/// What a scrub found and did (also the live progress of a running one).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ScrubReport {
-    pub chunks_checked: u64,
-    pub shards_verified: u64,
-    pub shards_missing: u64,
-    pub shards_corrupt: u64,
-    pub shards_repaired: u64,
-    pub chunks_unrecoverable: u64,
-    pub bytes_read: u64,
-}
-
-/// The state of the scrubber, for the admin API.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ScrubStatus {
-    pub running: bool,
-    pub started_ms: u64,
-    pub finished_ms: u64,
-    /// Chunk records when the job started (the stored totals' count;
-    /// writes and garbage collection during the job move it).
-    pub chunks_total_estimate: u64,
-    pub report: ScrubReport,
 }
 
 /// The shards of one chunk after reading every one of them.
@@ -82,7 +59,7 @@ fn check_chunk(inner: &Inner, id: &ChunkId, rec: &ChunkRecord) -> CheckedChunk {
         bytes_read: 0,
     };
     for (i, loc) in rec.shards.iter().enumerate() {
-        let result = match inner.drives.get(usize::from(loc.drive)) {
+        let result = match inner.drives.stores.get(usize::from(loc.drive)) {
             _ if loc.is_unwritten() => Err(ShardReadError::Missing("never written".into())),
             Some(d) if loc.node == 0 => d.read(loc, id, i as u8, rec.shard_len),
             _ => Err(ShardReadError::Missing("no such drive".into())),
@@ -109,7 +86,7 @@ pub(crate) fn rebuild_verified(
     rec: &ChunkRecord,
     shards: Vec<Option<Bytes>>,
 ) -> EngineResult<Vec<Option<Vec<u8>>>> {
-    let coder = inner.coder(rec.data_shards, rec.parity_shards)?;
+    let coder = inner.chunks.coder(rec.data_shards, rec.parity_shards)?;
     let mut work: Vec<Option<Vec<u8>>> =
         shards.into_iter().map(|s| s.map(|b| b.to_vec())).collect();
     coder
@@ -125,6 +102,7 @@ pub(crate) fn rebuild_verified(
     }
     sealed.truncate(rec.sealed_len as usize);
     inner
+        .chunks
         .codec
         .open(id, &sealed, rec.compressed, rec.plain_len)?;
     Ok(work)
@@ -142,17 +120,17 @@ pub(crate) fn rebuild_chunk_shards(
     let mut shards = vec![None; rec.shards.len()];
     for (i, loc) in rec.shards.iter().enumerate() {
         let d = usize::from(loc.drive);
-        if loc.is_unwritten() || loc.node != 0 || !inner.drive_usable(d) {
+        if loc.is_unwritten() || loc.node != 0 || !inner.drives.usable(d) {
             continue;
         }
-        let Some(drive) = inner.drives.get(d) else {
+        let Some(drive) = inner.drives.stores.get(d) else {
             continue;
         };
         match drive.read(loc, id, i as u8, rec.shard_len) {
             Ok(b) => shards[i] = Some(b),
             Err(ShardReadError::Io(e)) => {
                 let e = EngineError::io(format!("reading a shard of {id}"), e);
-                inner.health[d].mark_faulty(d, &e);
+                inner.drives.health[d].mark_faulty(d, &e);
             }
             Err(_) => {}
         }
@@ -173,16 +151,16 @@ fn repair_chunk(
         return Ok(0);
     }
     let work = rebuild_verified(inner, id, rec, shards)?;
-    let ticket = inner.register_writer();
+    let ticket = inner.writers.register_writer();
     let mut moves = Vec::with_capacity(bad.len());
     for &i in bad {
         let (Some(from), Some(Some(payload))) = (rec.shards.get(i), work.get(i)) else {
             continue;
         };
-        let Some(drive) = inner.drives.get(usize::from(from.drive)) else {
+        let Some(drive) = inner.drives.stores.get(usize::from(from.drive)) else {
             continue;
         };
-        if !inner.drive_usable(usize::from(from.drive)) {
+        if !inner.drives.usable(usize::from(from.drive)) {
             continue; // rebuilt once the drive is back
         }
         let (to, seq) = drive.append(id, i as u8, payload, shard_checksum(payload))?;
@@ -207,7 +185,7 @@ pub(crate) fn commit_relocations(
     inner: &Inner,
     id: &ChunkId,
     moves: &[ShardMove],
-    ticket: &crate::engine::WriterTicket,
+    ticket: &crate::parts::writers::WriterTicket,
 ) -> EngineResult<()> {
     let mut batch = inner.meta.batch();
     for m in moves {
@@ -265,13 +243,13 @@ impl Inner {
     /// After a read had to reconstruct `id`: repair it in the background,
     /// unless enough repairs are already running.
     pub(crate) fn schedule_read_repair(self: &Arc<Self>, id: ChunkId) {
-        let running = self.read_repairs.fetch_add(1, Ordering::AcqRel);
+        let running = self.jobs.read_repairs.fetch_add(1, Ordering::AcqRel);
         if running >= READ_REPAIRS_MAX {
-            self.read_repairs.fetch_sub(1, Ordering::AcqRel);
+            self.jobs.read_repairs.fetch_sub(1, Ordering::AcqRel);
             return;
         }
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.read_repairs.fetch_sub(1, Ordering::AcqRel);
+            self.jobs.read_repairs.fetch_sub(1, Ordering::AcqRel);
             return;
         };
         let inner = self.clone();
@@ -283,21 +261,33 @@ impl Inner {
                     tracing::info!(chunk = %id, shards = report.shards_repaired, "read-repair rewrote shards");
                 }
             }
-            inner.read_repairs.fetch_sub(1, Ordering::AcqRel);
+            inner.jobs.read_repairs.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }
 
 impl Engine {
+    /// The scrubber's current or last state.
+    pub fn scrub_status(&self) -> ScrubStatus {
+        self.inner.jobs.scrub.status()
+    }
+
     /// Verifies every shard of every chunk and repairs what is missing or
     /// corrupt (this is also how a replaced drive is healed). One scrub at a
     /// time: returns `None` without doing anything while another runs.
     /// While the heal started at open runs, waits for it instead, then scrubs.
     pub async fn scrub(&self, opts: ScrubOptions) -> EngineResult<Option<ScrubReport>> {
-        let one = match self.inner.scrub_lock.try_lock() {
+        let one = match self.inner.jobs.scrub.lock.try_lock() {
             Ok(g) => g,
-            Err(_) if self.inner.startup_heal.running.load(Ordering::Acquire) => {
-                self.inner.scrub_lock.lock().await
+            Err(_)
+                if self
+                    .inner
+                    .drives
+                    .startup_heal
+                    .running
+                    .load(Ordering::Acquire) =>
+            {
+                self.inner.jobs.scrub.lock.lock().await
             }
             Err(_) => return Ok(None),
         };
@@ -316,23 +306,23 @@ impl Engine {
             tracing::warn!("replaced drives need a heal: run `cairn admin heal`");
             return;
         };
-        let running = self.inner.startup_heal.running.clone();
+        let running = self.inner.drives.startup_heal.running.clone();
         running.store(true, Ordering::Release);
         let engine = self.clone();
         handle.spawn(async move {
             {
                 let engine = engine;
-                let stop = &engine.inner.startup_heal.stop;
+                let stop = &engine.inner.drives.startup_heal.stop;
                 let due = Instant::now() + engine.inner.config.heal_start_delay;
                 while Instant::now() < due && !stop.load(Ordering::Acquire) {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                let one = engine.inner.scrub_lock.lock().await;
-                if !stop.load(Ordering::Acquire) && !engine.inner.drives_needing_heal().is_empty() {
-                    tracing::info!(drives = ?engine.inner.drives_needing_heal(), "healing replaced drives");
+                let one = engine.inner.jobs.scrub.lock.lock().await;
+                if !stop.load(Ordering::Acquire) && !engine.inner.drives.needing_heal().is_empty() {
+                    tracing::info!(drives = ?engine.inner.drives.needing_heal(), "healing replaced drives");
                     match engine.scrub_locked(ScrubOptions::default(), one, true).await {
                         Ok((_, false)) => tracing::info!("heal stopped (shutdown); it resumes at the next start"),
-                        Ok((r, true)) if engine.inner.drives_needing_heal().is_empty() => {
+                        Ok((r, true)) if engine.inner.drives.needing_heal().is_empty() => {
                             tracing::info!(shards_repaired = r.shards_repaired, "heal finished");
                         }
                         Ok((r, true)) => {
@@ -360,12 +350,12 @@ impl Engine {
         _one: tokio::sync::MutexGuard<'_, ()>,
         stoppable: bool,
     ) -> EngineResult<(ScrubReport, bool)> {
-        let healing = self.inner.drives_needing_heal();
+        let healing = self.inner.drives.needing_heal();
         let started = Instant::now();
         let total = self.inner.meta.chunk_count();
         // The backlog is re-measured by this scrub.
         self.inner.metrics.heal_backlog_bytes.set(0);
-        self.set_scrub_status(|s| {
+        self.inner.jobs.scrub.update(|s| {
             *s = ScrubStatus {
                 running: true,
                 started_ms: crate::now_ms(),
@@ -392,11 +382,11 @@ impl Engine {
                 Err(e) => break Err(e),
             };
             add(&mut report, &part);
-            self.set_scrub_status(|s| s.report = report);
+            self.inner.jobs.scrub.update(|s| s.report = report);
             let Some(last) = last else {
                 break Ok((report, true));
             };
-            if stoppable && self.inner.startup_heal.stop.load(Ordering::Acquire) {
+            if stoppable && self.inner.drives.startup_heal.stop.load(Ordering::Acquire) {
                 break Ok((report, false));
             }
             after = Some(last);
@@ -407,7 +397,7 @@ impl Engine {
                 }
             }
         };
-        self.set_scrub_status(|s| {
+        self.inner.jobs.scrub.update(|s| {
             s.running = false;
             s.finished_ms = crate::now_ms();
             s.report = report;
@@ -416,8 +406,8 @@ impl Engine {
             tracing::info!(report = ?r, complete, "scrub finished");
             if *complete && r.chunks_unrecoverable == 0 {
                 for d in healing {
-                    if self.inner.drive_usable(d) {
-                        self.inner.drive_healed(d)?;
+                    if self.inner.drives.usable(d) {
+                        self.inner.drives.healed(&self.inner.meta, d)?;
                     }
                 }
             }
@@ -429,29 +419,21 @@ impl Engine {
     /// open after its current page (it resumes at the next start). Before
     /// a clean shutdown, or before opening the same data directory again.
     pub async fn wait_for_background_repairs(&self) {
-        self.inner.startup_heal.stop.store(true, Ordering::Release);
-        while self.inner.read_repairs.load(Ordering::Acquire) > 0
-            || self.inner.startup_heal.running.load(Ordering::Acquire)
+        self.inner
+            .drives
+            .startup_heal
+            .stop
+            .store(true, Ordering::Release);
+        while self.inner.jobs.read_repairs.load(Ordering::Acquire) > 0
+            || self
+                .inner
+                .drives
+                .startup_heal
+                .running
+                .load(Ordering::Acquire)
         {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    /// The scrubber's current or last state.
-    pub fn scrub_status(&self) -> ScrubStatus {
-        *self
-            .inner
-            .scrub_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn set_scrub_status(&self, f: impl FnOnce(&mut ScrubStatus)) {
-        f(&mut self
-            .inner
-            .scrub_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()));
     }
 }
 

@@ -51,6 +51,7 @@ impl Engine {
         let drives = self
             .inner
             .drives
+            .stores
             .iter()
             .enumerate()
             .map(|(d, store)| DriveStatus {
@@ -60,7 +61,7 @@ impl Engine {
                     .map(|p| p.to_path_buf())
                     .unwrap_or_else(|| store.describe().into()),
                 present: store.present(),
-                faulty: !self.inner.drive_usable(d),
+                faulty: !self.inner.drives.usable(d),
                 local: store.local_dir().is_some(),
                 state: self.inner.drive_state(d),
                 segment_bytes: gauge(&m.drive_segment_bytes, d),
@@ -88,7 +89,7 @@ impl Engine {
     pub fn refresh_gauges(&self) {
         let m = &self.inner.metrics;
         self.refresh_total_gauges();
-        for (d, store) in self.inner.drives.iter().enumerate() {
+        for (d, store) in self.inner.drives.stores.iter().enumerate() {
             let label = d.to_string();
             // Another node's drives report on that node's /metrics.
             let Some(dir) = store.local_dir() else {
@@ -112,7 +113,7 @@ impl Engine {
                     .set(i64::try_from(size).unwrap_or(i64::MAX));
             }
             // Keep the faulty gauge current even when nothing touched the drive.
-            let _ = self.inner.drive_usable(d);
+            let _ = self.inner.drives.usable(d);
         }
         for (kind, prop) in [
             ("sst", "rocksdb.total-sst-files-size"),

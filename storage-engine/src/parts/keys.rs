@@ -1,0 +1,31 @@
+//! The access keys part: what guards stored credentials.
+//!
+//! Owns the lock that serialises changes to access keys (create, delete,
+//! grants) and the sealer that encrypts secret keys under the master key
+//! before they reach the metadata. It must never hold or log a secret in
+//! the clear beyond the call that seals or opens it.
+
+use cairn_crypto::{MasterKey, SecretSealer};
+use tokio::sync::Mutex as AsyncMutex;
+
+/// The access keys part (see the module doc).
+pub(crate) struct AccessKeyVault {
+    /// Serialises changes to access keys (create, delete, grants).
+    pub(crate) lock: AsyncMutex<()>,
+    pub(crate) sealer: SecretSealer,
+}
+
+impl std::fmt::Debug for AccessKeyVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeyVault").finish_non_exhaustive()
+    }
+}
+
+impl AccessKeyVault {
+    pub(crate) fn new(master: &MasterKey) -> Self {
+        AccessKeyVault {
+            lock: AsyncMutex::new(()),
+            sealer: master.secret_sealer(),
+        }
+    }
+}
