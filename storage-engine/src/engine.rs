@@ -1,6 +1,13 @@
-//! The engine: opens metadata and drives, and owns bucket, credential and
-//! object-level operations. Object data paths live in `put`, `get`, `list`
-//! and `multipart`; the drives' identity check at open in `drive_identity`.
+//! The engine façade: `EngineConfig`, and `Engine`/`Inner`, which hold the
+//! metadata store, the config, the metrics and one of each part
+//! (`parts/`). Here only what needs several parts at once: readiness, the
+//! write quorum, a drive's state. Opening is `open.rs`; the operations are
+//! `impl Engine` blocks in `bucket_ops`, `object_ops`, `put`, `get`,
+//! `list`, `multipart`, `part_copy`, `object_tags`, `access_keys`, `gc`,
+//! `repair`, `rebalance`, `recovery`, `status` and `totals`.
+//!
+//! This module must never import an operation module: the layering is
+//! parts → façade → operations (→ `open`, which calls recovery and heal).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,7 +15,7 @@ use std::sync::Arc;
 use cairn_dedup::ChunkerConfig;
 
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{MetaStore, prefix_successor};
+use crate::meta::MetaStore;
 use crate::metrics::EngineMetrics;
 use crate::parts::chunks::Chunks;
 use crate::parts::drives::DriveSet;
@@ -16,7 +23,6 @@ use crate::parts::jobs::Jobs;
 use crate::parts::keys::AccessKeyVault;
 use crate::parts::objects::Objects;
 use crate::parts::writers::Writers;
-use crate::records::{BucketRecord, ManifestRef, ObjectVersion};
 
 /// Everything the engine needs to open.
 #[derive(Clone, Debug)]
@@ -200,258 +206,6 @@ impl Engine {
             ));
         }
         Ok(degraded)
-    }
-
-    // ---- buckets ------------------------------------------------------
-
-    pub async fn create_bucket(&self, name: &str) -> EngineResult<()> {
-        let _g = self.inner.objects.bucket_lock.lock().await;
-        let inner = self.inner.clone();
-        let name = name.to_owned();
-        blocking(move || {
-            if inner.meta.bucket(&name)?.is_some() {
-                return Err(EngineError::BucketAlreadyOwnedByYou);
-            }
-            let id = u64::from_le_bytes(crate::random_bytes()).max(1);
-            let mut b = inner.meta.batch();
-            // Another node may create the same name first.
-            b.guard(crate::MetaGuard::value_is(
-                crate::MetaCf::Buckets,
-                name.as_bytes(),
-                None,
-            ));
-            b.put_bucket(
-                &name,
-                &BucketRecord {
-                    id,
-                    created_ms: crate::now_ms(),
-                    tags: Vec::new(),
-                },
-            )?;
-            match inner.meta.write(b) {
-                Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketAlreadyOwnedByYou),
-                r => r,
-            }
-        })
-        .await
-    }
-
-    pub fn bucket_info(&self, name: &str) -> EngineResult<BucketInfo> {
-        let rec = self.inner.objects.bucket(name)?;
-        Ok(BucketInfo {
-            name: name.to_owned(),
-            created_ms: rec.created_ms,
-        })
-    }
-
-    pub fn list_buckets(&self) -> EngineResult<Vec<BucketInfo>> {
-        Ok(self
-            .inner
-            .meta
-            .buckets()?
-            .into_iter()
-            .map(|(name, rec)| BucketInfo {
-                name,
-                created_ms: rec.created_ms,
-            })
-            .collect())
-    }
-
-    /// Deletes an empty bucket. In-progress multipart uploads are aborted
-    /// (their chunk references released) as part of the deletion.
-    pub async fn delete_bucket(&self, name: &str) -> EngineResult<()> {
-        let _g = self.inner.objects.bucket_lock.lock().await;
-        let rec = self.inner.objects.bucket(name)?;
-        let inner = self.inner.clone();
-        let base = rec.id.to_be_bytes();
-        let has_object = blocking(move || {
-            let mut it = inner
-                .meta
-                .range_iter(crate::meta::CF_OBJECTS, prefix_successor(&base))?;
-            it.seek(base);
-            let found = it.valid();
-            it.status()?;
-            Ok(found)
-        })
-        .await?;
-        if has_object {
-            return Err(EngineError::BucketNotEmpty);
-        }
-        for upload in self.bucket_upload_ids(rec.id).await? {
-            match self.abort_upload_by_id(upload).await {
-                Ok(()) | Err(EngineError::NoSuchUpload) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let inner = self.inner.clone();
-        let name = name.to_owned();
-        blocking(move || {
-            let (current, unchanged) = inner.meta.bucket_guarded(&name)?;
-            if current.is_none_or(|c| c.id != rec.id) {
-                return Err(EngineError::NoSuchBucket);
-            }
-            let mut b = inner.meta.batch();
-            b.guard(unchanged);
-            // Still empty when applied: an object or upload committed
-            // meanwhile (on another node) keeps the bucket.
-            let prefix = rec.id.to_be_bytes().to_vec();
-            b.guard(crate::MetaGuard::NoneWithPrefix {
-                cf: crate::MetaCf::Objects,
-                prefix: prefix.clone(),
-            });
-            b.guard(crate::MetaGuard::NoneWithPrefix {
-                cf: crate::MetaCf::UploadIndex,
-                prefix,
-            });
-            b.delete_bucket(&name)?;
-            match inner.meta.write(b) {
-                // The bucket record changed meanwhile (deleted, or its tags
-                // set elsewhere).
-                Err(EngineError::GuardFailed(0)) => match inner.meta.bucket(&name)? {
-                    None => Err(EngineError::NoSuchBucket),
-                    Some(_) => Err(EngineError::SourceChanged),
-                },
-                Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketNotEmpty),
-                r => r,
-            }
-        })
-        .await
-    }
-
-    // ---- objects: metadata-only operations ------------------------------
-
-    /// The current version of an object.
-    pub fn head_object(&self, bucket: &str, key: &str) -> EngineResult<ObjectVersion> {
-        let b = self.inner.objects.bucket(bucket)?;
-        self.inner
-            .meta
-            .object(b.id, key)?
-            .ok_or(EngineError::NoSuchKey)
-    }
-
-    /// Deletes an object's current version. Deleting a missing key succeeds
-    /// (S3 semantics); a missing bucket does not.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<()> {
-        let b = self.inner.objects.bucket(bucket)?;
-        let _g = self
-            .inner
-            .objects
-            .lock_keys(&(b.id, key), None::<&()>)
-            .await;
-        let inner = self.inner.clone();
-        let key = key.to_owned();
-        let bucket = bucket.to_owned();
-        blocking(move || {
-            let mut batch = inner.meta.batch();
-            batch.delete_object(b.id, &key)?;
-            inner.objects.replace_current(
-                &bucket,
-                b.id,
-                &key,
-                &batch,
-                &crate::parts::objects::WriteCondition::None,
-            )
-        })
-        .await
-    }
-
-    /// Copies an object by reference: the new version points at the same
-    /// chunks (each gains a reference); no data is read or rewritten.
-    /// `new_meta` replaces the metadata (REPLACE directive), else it is copied.
-    pub async fn copy_object(
-        &self,
-        src_bucket: &str,
-        src_key: &str,
-        dst_bucket: &str,
-        dst_key: &str,
-        new_meta: Option<crate::records::ObjectMetadata>,
-    ) -> EngineResult<ObjectVersion> {
-        self.copy_object_if(
-            src_bucket,
-            src_key,
-            dst_bucket,
-            dst_key,
-            new_meta,
-            crate::parts::objects::WriteCondition::None,
-            None,
-        )
-        .await
-    }
-
-    /// [`Engine::copy_object`] if `cond` holds for the destination key's
-    /// current version, checked under the destination's stripe lock in the
-    /// same critical section as the commit, and, with `source_version`, only
-    /// if the source is still that version (else `SourceChanged`: the
-    /// caller checked conditions or took metadata from an older one).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn copy_object_if(
-        &self,
-        src_bucket: &str,
-        src_key: &str,
-        dst_bucket: &str,
-        dst_key: &str,
-        new_meta: Option<crate::records::ObjectMetadata>,
-        cond: crate::parts::objects::WriteCondition,
-        source_version: Option<crate::records::VersionId>,
-    ) -> EngineResult<ObjectVersion> {
-        let src_b = self.inner.objects.bucket(src_bucket)?;
-        let dst_b = self.inner.objects.bucket(dst_bucket)?;
-        let _g = self
-            .inner
-            .objects
-            .lock_keys(&(dst_b.id, dst_key), None::<&()>)
-            .await;
-        let inner = self.inner.clone();
-        let (src_key, dst_key) = (src_key.to_owned(), dst_key.to_owned());
-        let dst_bucket = dst_bucket.to_owned();
-        blocking(move || {
-            let (src, src_unchanged) = inner.meta.object_guarded(src_b.id, &src_key)?;
-            let src = src.ok_or(EngineError::NoSuchKey)?;
-            if source_version.is_some_and(|v| v != src.version_id) {
-                return Err(EngineError::SourceChanged);
-            }
-            let entries = inner.objects.manifest_entries(&src)?;
-            let mut batch = inner.meta.batch();
-            // The new references are only valid while the source (and so
-            // its chunks) still exists: a delete elsewhere fails this copy.
-            batch.guard(src_unchanged);
-            let meta = new_meta.unwrap_or_else(|| src.meta.clone());
-            let version = match &src.manifest {
-                // Inline bytes are copied under the new version id by
-                // `put_object`: nothing to reference.
-                ManifestRef::Data { .. } => ObjectVersion::new_now(
-                    crate::records::VersionId::random(),
-                    src.size,
-                    src.etag.clone(),
-                    meta,
-                    src.part_sizes.clone(),
-                    src.manifest.clone(),
-                ),
-                ManifestRef::DataElsewhere { .. } => {
-                    return Err(crate::parts::objects::unresolved_inline(&src));
-                }
-                _ => inner.objects.build_version(
-                    crate::records::VersionId::random(),
-                    &mut batch,
-                    &entries,
-                    &[],
-                    src.size,
-                    src.etag.clone(),
-                    meta,
-                    src.part_sizes.clone(),
-                )?,
-            };
-            batch.put_object(dst_b.id, &dst_key, &version)?;
-            match inner
-                .objects
-                .replace_current(&dst_bucket, dst_b.id, &dst_key, &batch, &cond)
-            {
-                Err(EngineError::GuardFailed(0)) => Err(EngineError::SourceChanged),
-                r => r,
-            }?;
-            Ok(version)
-        })
-        .await
     }
 }
 

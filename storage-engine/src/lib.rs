@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod access_keys;
+mod bucket_ops;
 mod codec;
 mod drive;
 mod drive_identity;
@@ -38,6 +39,7 @@ mod meta;
 mod meta_command;
 mod metrics;
 mod multipart;
+mod object_ops;
 mod object_tags;
 mod open;
 mod part_copy;
