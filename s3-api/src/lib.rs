@@ -18,6 +18,7 @@
 /// SigV4, aws-chunked and checksums: the `cairn-s3-auth` crate.
 pub use cairn_s3_auth as auth;
 mod body;
+mod context;
 mod error;
 mod handlers;
 mod headers;
@@ -25,15 +26,18 @@ mod keys;
 pub mod listener_limits;
 mod metrics;
 mod request_rules;
+mod response;
 mod router;
 mod service;
 mod tags;
 mod xml;
 
+pub use context::S3Config;
 pub use error::{S3Error, S3ErrorCode};
 pub use keys::{KeyAccess, KeyInfo, KeyRing};
+pub use response::RespBody;
 pub use router::Operation;
-pub use service::{RespBody, S3Config, S3Service, serve};
+pub use service::{S3Service, serve};
 
 /// The owner id reported in listings (single-tenant: one owner).
 pub const OWNER_ID: &str = "cairn";

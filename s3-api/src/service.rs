@@ -7,16 +7,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use bytes::Bytes;
 use cairn_storage_engine::Engine;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::auth::{VerifiedRequest, VerifyConfig, verify_request};
+use crate::auth::{VerifyConfig, verify_request};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::keys::{KeyAccess, KeyRing};
 use crate::metrics::S3Metrics;
@@ -25,51 +23,8 @@ use crate::router::{
 };
 use crate::xml::{ErrorDocument, to_xml};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type RespBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// Front-end settings.
-#[derive(Clone, Debug)]
-pub struct S3Config {
-    /// The region clients must sign for (`us-east-1` by default).
-    pub region: String,
-    /// Largest request header section accepted (bytes).
-    pub max_header_bytes: usize,
-    /// Domain for virtual-hosted-style addressing: a request whose `Host`
-    /// is `<bucket>.<domain>[:port]` addresses that bucket and its path is
-    /// the key. Lowercase, without port or trailing dot. `None`: path-style
-    /// only. Path-style requests work either way.
-    pub domain: Option<String>,
-    /// A request body that sends no byte for this long is answered
-    /// `RequestTimeout` and its connection closed (zero: no limit).
-    pub body_idle_timeout: std::time::Duration,
-    /// …and so is one averaging less than this many bytes per second over a
-    /// window of `body_min_rate_window` spent waiting for it (0: no limit).
-    pub body_min_rate_bytes_per_sec: u64,
-    pub body_min_rate_window: std::time::Duration,
-}
-
-impl Default for S3Config {
-    fn default() -> Self {
-        S3Config {
-            region: "us-east-1".into(),
-            max_header_bytes: 64 << 10,
-            domain: None,
-            body_idle_timeout: crate::body::BODY_IDLE_TIMEOUT_DEFAULT,
-            body_min_rate_bytes_per_sec: crate::body::BODY_MIN_RATE_BYTES_PER_SEC_DEFAULT,
-            body_min_rate_window: crate::body::BODY_MIN_RATE_WINDOW_DEFAULT,
-        }
-    }
-}
-
-pub(crate) struct ServiceInner {
-    pub(crate) engine: Engine,
-    pub(crate) keys: Arc<KeyRing>,
-    pub(crate) verify: VerifyConfig,
-    pub(crate) config: S3Config,
-    pub(crate) metrics: S3Metrics,
-    host_id: String,
-}
+use crate::context::{RequestCtx, S3Config, ServiceInner};
+use crate::response::{RespBody, empty, full};
 
 /// The S3 endpoint. Cheap to clone.
 #[derive(Clone)]
@@ -83,60 +38,6 @@ impl std::fmt::Debug for S3Service {
             .field("region", &self.inner.config.region)
             .finish_non_exhaustive()
     }
-}
-
-/// What a handler gets besides the body.
-pub(crate) struct RequestCtx {
-    pub(crate) bucket: Option<String>,
-    pub(crate) key: Option<String>,
-    pub(crate) query: Query,
-    pub(crate) parts: http::request::Parts,
-    pub(crate) auth: VerifiedRequest,
-    /// What the signing key may do.
-    pub(crate) access: Arc<KeyAccess>,
-}
-
-impl RequestCtx {
-    pub(crate) fn bucket(&self) -> S3Result<&str> {
-        self.bucket
-            .as_deref()
-            .ok_or_else(|| S3Error::internal("route without bucket"))
-    }
-
-    pub(crate) fn key(&self) -> S3Result<&str> {
-        self.key
-            .as_deref()
-            .ok_or_else(|| S3Error::internal("route without key"))
-    }
-
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        crate::headers::header_str(&self.parts.headers, name)
-    }
-}
-
-pub(crate) fn full(body: impl Into<Bytes>) -> RespBody {
-    Full::new(body.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-pub(crate) fn empty() -> RespBody {
-    Empty::new().map_err(|never| match never {}).boxed_unsync()
-}
-
-pub(crate) fn xml_response(status: StatusCode, xml: String) -> S3Result<Response<RespBody>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/xml")
-        .body(full(xml))
-        .map_err(S3Error::internal)
-}
-
-pub(crate) fn empty_response(status: StatusCode) -> S3Result<Response<RespBody>> {
-    Response::builder()
-        .status(status)
-        .body(empty())
-        .map_err(S3Error::internal)
 }
 
 fn new_request_id() -> String {

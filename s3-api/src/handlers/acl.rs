@@ -15,9 +15,10 @@ use std::sync::Arc;
 use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::response::{RespBody, empty_response};
 use crate::router::Operation;
-use crate::service::{RequestCtx, RespBody, ServiceInner, empty_response};
 use crate::xml::AccessControlPolicyDoc;
 
 /// Canned ACLs that say what is true here: only the owner has access.

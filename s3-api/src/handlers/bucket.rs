@@ -6,9 +6,10 @@ use cairn_storage_engine::EngineError;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::iso8601;
-use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
+use crate::response::{RespBody, empty, empty_response, xml_response};
 use crate::xml::{
     AccessControlPolicy, BucketEntry, CreateBucketConfigurationDoc, Grant, ListAllMyBucketsResult,
     LocationConstraint, VersioningConfiguration, parse, to_xml,

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use http::{Response, StatusCode};
 
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::service::{RequestCtx, RespBody, ServiceInner, empty_response, xml_response};
+use crate::response::{RespBody, empty_response, xml_response};
 use crate::xml::{
     ConfigurationList, ConfigurationListKind, EmptyConfiguration, OwnershipControls,
     PublicAccessBlockConfiguration, RequestPaymentConfiguration, ServerSideEncryptionConfiguration,

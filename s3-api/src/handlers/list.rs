@@ -9,9 +9,10 @@ use cairn_storage_engine::{ListQuery, UploadId};
 use http::{Response, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3Result};
 use crate::headers::{iso8601, quoted_etag};
-use crate::service::{RequestCtx, RespBody, ServiceInner, xml_response};
+use crate::response::{RespBody, xml_response};
 use crate::xml::{
     CommonPrefix, ListBucketResultV1, ListBucketResultV2, ListMultipartUploadsResult, ListSettings,
     ListVersionsResult, ObjectEntry, UploadEntry, VersionEntry, XmlText, to_xml,

@@ -15,10 +15,11 @@ use http::Response;
 use hyper::body::Incoming;
 
 use crate::body::BodySpec;
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{checksum_expectation, content_md5, header_str};
+use crate::response::RespBody;
 use crate::router::Operation;
-use crate::service::{RequestCtx, RespBody, ServiceInner};
 
 /// The one owner of every bucket and object (single-tenant), as listings
 /// and ACLs name it.

@@ -13,11 +13,12 @@ use crate::auth::{
     CHECKSUM_ALGORITHM_KEY, CHECKSUM_TYPE_KEY, ChecksumAlgorithm, ChecksumType, stored_checksums,
 };
 use crate::body::{BodyError, BodyReader, ChecksumExpectation};
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
     check_key, iso8601, object_metadata, parse_copy_source_range, quoted_etag, write_condition,
 };
-use crate::service::{RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response};
+use crate::response::{RespBody, empty, empty_response, xml_response};
 use crate::xml::{
     Checksum, CompleteMultipartUploadDoc, CompleteMultipartUploadResult, CopyPartResult,
     InitiateMultipartUploadResult, ListPartsResult, PartEntry, parse, to_xml,

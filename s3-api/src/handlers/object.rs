@@ -18,15 +18,14 @@ use percent_encoding::percent_decode_str;
 
 use crate::auth::{ChecksumAlgorithm, stored_checksums};
 use crate::body::BodyReader;
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
     COPY_SOURCE_CONDITIONS, Precondition, check_key, evaluate_conditions, evaluate_preconditions,
     iso8601, object_metadata, parse_range, quoted_etag, request_tags, write_condition,
     write_object_headers,
 };
-use crate::service::{
-    BoxError, RequestCtx, RespBody, ServiceInner, empty, empty_response, xml_response,
-};
+use crate::response::{BoxError, RespBody, empty, empty_response, xml_response};
 use crate::xml::{
     Checksum, CopyObjectResult, DeleteDoc, DeleteEntry, DeleteResult, GetObjectAttributesResponse,
     ObjectChecksum, ObjectPart, ObjectParts, parse, to_xml,

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
+use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::service::{RequestCtx, RespBody, ServiceInner, xml_response};
+use crate::response::{RespBody, xml_response};
 use crate::tags::{validate_bucket_tags, validate_tags};
 use crate::xml::{Tag, Tagging, TaggingDoc, parse, to_xml};
 
@@ -63,7 +64,7 @@ pub(crate) async fn put_object_tagging(
     with_version_header(
         Response::builder()
             .status(StatusCode::OK)
-            .body(crate::service::empty())
+            .body(crate::response::empty())
             .map_err(S3Error::internal),
     )
 }
@@ -76,7 +77,7 @@ pub(crate) async fn delete_object_tagging(
     svc.engine
         .set_object_tags(ctx.bucket()?, ctx.key()?, Vec::new())
         .await?;
-    with_version_header(crate::service::empty_response(StatusCode::NO_CONTENT))
+    with_version_header(crate::response::empty_response(StatusCode::NO_CONTENT))
 }
 
 /// The `<Tagging><TagSet>…` request body as (key, value) pairs, in order.
@@ -127,7 +128,7 @@ pub(crate) async fn put_bucket_tagging(
     let tags = read_tag_set(ctx, body).await?;
     validate_bucket_tags(&tags)?;
     svc.engine.set_bucket_tags(&bucket, tags).await?;
-    crate::service::empty_response(StatusCode::NO_CONTENT)
+    crate::response::empty_response(StatusCode::NO_CONTENT)
 }
 
 pub(crate) async fn delete_bucket_tagging(
@@ -137,5 +138,5 @@ pub(crate) async fn delete_bucket_tagging(
     svc.engine
         .set_bucket_tags(ctx.bucket()?, Vec::new())
         .await?;
-    crate::service::empty_response(StatusCode::NO_CONTENT)
+    crate::response::empty_response(StatusCode::NO_CONTENT)
 }

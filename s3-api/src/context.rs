@@ -1,0 +1,93 @@
+//! What a handler works with: the service's shared state
+//! ([`ServiceInner`]: engine, keys, settings, metrics), its settings
+//! ([`S3Config`]) and one request's context ([`RequestCtx`]: route, query,
+//! head, verified signature, the key's grants).
+//!
+//! Owns: those types. Must never: route, authenticate or answer a request
+//! (service.rs does), or import `service.rs` or the handlers: it sits below
+//! both, so the handlers never reach up into the service that calls them.
+
+use std::sync::Arc;
+
+use cairn_storage_engine::Engine;
+
+use crate::auth::{VerifiedRequest, VerifyConfig};
+use crate::error::{S3Error, S3Result};
+use crate::keys::{KeyAccess, KeyRing};
+use crate::metrics::S3Metrics;
+use crate::router::Query;
+
+/// Front-end settings.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// The region clients must sign for (`us-east-1` by default).
+    pub region: String,
+    /// Largest request header section accepted (bytes).
+    pub max_header_bytes: usize,
+    /// Domain for virtual-hosted-style addressing: a request whose `Host`
+    /// is `<bucket>.<domain>[:port]` addresses that bucket and its path is
+    /// the key. Lowercase, without port or trailing dot. `None`: path-style
+    /// only. Path-style requests work either way.
+    pub domain: Option<String>,
+    /// A request body that sends no byte for this long is answered
+    /// `RequestTimeout` and its connection closed (zero: no limit).
+    pub body_idle_timeout: std::time::Duration,
+    /// …and so is one averaging less than this many bytes per second over a
+    /// window of `body_min_rate_window` spent waiting for it (0: no limit).
+    pub body_min_rate_bytes_per_sec: u64,
+    pub body_min_rate_window: std::time::Duration,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            region: "us-east-1".into(),
+            max_header_bytes: 64 << 10,
+            domain: None,
+            body_idle_timeout: crate::body::BODY_IDLE_TIMEOUT_DEFAULT,
+            body_min_rate_bytes_per_sec: crate::body::BODY_MIN_RATE_BYTES_PER_SEC_DEFAULT,
+            body_min_rate_window: crate::body::BODY_MIN_RATE_WINDOW_DEFAULT,
+        }
+    }
+}
+
+/// What every handler shares: the engine, the access keys, the settings
+/// and the metrics (one per service, behind an `Arc`).
+pub(crate) struct ServiceInner {
+    pub(crate) engine: Engine,
+    pub(crate) keys: Arc<KeyRing>,
+    pub(crate) verify: VerifyConfig,
+    pub(crate) config: S3Config,
+    pub(crate) metrics: S3Metrics,
+    /// Sent as `x-amz-id-2` and in error documents.
+    pub(crate) host_id: String,
+}
+
+/// What a handler gets besides the body.
+pub(crate) struct RequestCtx {
+    pub(crate) bucket: Option<String>,
+    pub(crate) key: Option<String>,
+    pub(crate) query: Query,
+    pub(crate) parts: http::request::Parts,
+    pub(crate) auth: VerifiedRequest,
+    /// What the signing key may do.
+    pub(crate) access: Arc<KeyAccess>,
+}
+
+impl RequestCtx {
+    pub(crate) fn bucket(&self) -> S3Result<&str> {
+        self.bucket
+            .as_deref()
+            .ok_or_else(|| S3Error::internal("route without bucket"))
+    }
+
+    pub(crate) fn key(&self) -> S3Result<&str> {
+        self.key
+            .as_deref()
+            .ok_or_else(|| S3Error::internal("route without key"))
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        crate::headers::header_str(&self.parts.headers, name)
+    }
+}
