@@ -1,11 +1,19 @@
 //! `cairn admin …`: maintenance commands that talk to a running server's
-//! admin listener over HTTP (see `admin_http.rs` for the endpoints).
+//! admin listener over HTTP (see `admin_http.rs` for the endpoints). It
+//! owns the command line, signing, the HTTP exchange and how replies are
+//! shown (tables, progress, exit codes).
+//!
+//! It must never define or guess a reply's shape: requests are built from
+//! and replies read into the types of `admin_api.rs`, the ones the server
+//! serializes, and `--json` prints the server's reply exactly as received.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+
+use crate::admin_api as api;
 
 #[derive(Debug, Args)]
 pub struct AdminArgs {
@@ -461,11 +469,13 @@ fn health(args: &AdminArgs, base: &str, timeout: Duration) -> Result<bool, Strin
     }
 }
 
-/// The `error` of a JSON error reply, else the body as text.
+/// The message of a failed admin request: the `error` of its
+/// [`api::ErrorBody`], else the body as text. The one place an error body
+/// becomes what `cairn admin` says.
 fn error_message(body: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(body)
+    serde_json::from_str::<api::ErrorBody>(body)
+        .map(|e| e.error)
         .ok()
-        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
         .unwrap_or_else(|| body.trim().to_owned())
 }
 
@@ -482,30 +492,9 @@ fn expect_status(reply: HttpReply, expected: u16) -> Result<HttpReply, String> {
     }
 }
 
-/// Percent-encodes a query value or path segment (SigV4's unreserved set
-/// stays as it is, so the signature covers exactly what is sent).
-fn encode(s: &str) -> String {
-    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
-    percent_encoding::utf8_percent_encode(s, SET).to_string()
-}
-
-/// A reply of the admin API as JSON.
-fn parse_json(body: &str) -> Result<serde_json::Value, String> {
+/// A reply of the admin API as its type.
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, String> {
     serde_json::from_str(body).map_err(|e| format!("unexpected reply from the server: {e}"))
-}
-
-/// A number field of an admin reply (0 when absent).
-fn num(v: &serde_json::Value, name: &str) -> u64 {
-    v.get(name).and_then(serde_json::Value::as_u64).unwrap_or(0)
-}
-
-/// A boolean field of an admin reply (false when absent).
-fn flag(v: &serde_json::Value, name: &str) -> bool {
-    v.get(name).and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 fn human_bytes(n: u64) -> String {
@@ -532,64 +521,83 @@ fn human_duration(d: Duration) -> String {
     }
 }
 
-/// What a followed job reports: its byte counter and the counts after the
-/// bar.
-#[derive(Clone, Copy)]
-struct JobKind {
-    bytes_key: &'static str,
-    bytes_verb: &'static str,
-    counts: fn(&serde_json::Value) -> String,
+/// A followed job's status reply (scrub, rebalance): what its progress
+/// shows.
+trait JobStatus: serde::de::DeserializeOwned {
+    /// What the job does with the bytes it counts ("read", "moved").
+    const BYTES_VERB: &'static str;
+    fn running(&self) -> bool;
+    fn chunks_checked(&self) -> u64;
+    fn chunks_total_estimate(&self) -> u64;
+    /// The bytes it read or moved so far.
+    fn bytes(&self) -> u64;
+    /// The counts shown after the bar.
+    fn counts(&self) -> String;
 }
 
-const SCRUB_JOB: JobKind = JobKind {
-    bytes_key: "bytes_read",
-    bytes_verb: "read",
-    counts: |s| {
+impl JobStatus for api::ScrubStatus {
+    const BYTES_VERB: &'static str = "read";
+    fn running(&self) -> bool {
+        self.running
+    }
+    fn chunks_checked(&self) -> u64 {
+        self.chunks_checked
+    }
+    fn chunks_total_estimate(&self) -> u64 {
+        self.chunks_total_estimate
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes_read
+    }
+    fn counts(&self) -> String {
         format!(
             "missing {} corrupt {} repaired {} unrecoverable {}",
-            num(s, "shards_missing"),
-            num(s, "shards_corrupt"),
-            num(s, "shards_repaired"),
-            num(s, "chunks_unrecoverable"),
+            self.shards_missing,
+            self.shards_corrupt,
+            self.shards_repaired,
+            self.chunks_unrecoverable,
         )
-    },
-};
+    }
+}
 
-const REBALANCE_JOB: JobKind = JobKind {
-    bytes_key: "bytes_moved",
-    bytes_verb: "moved",
-    counts: |s| {
+impl JobStatus for api::RebalanceStatus {
+    const BYTES_VERB: &'static str = "moved";
+    fn running(&self) -> bool {
+        self.running
+    }
+    fn chunks_checked(&self) -> u64 {
+        self.chunks_checked
+    }
+    fn chunks_total_estimate(&self) -> u64 {
+        self.chunks_total_estimate
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes_moved
+    }
+    fn counts(&self) -> String {
         format!(
             "misplaced chunks {} shards moved {} (rebuilt {}) skipped {}",
-            num(s, "chunks_misplaced"),
-            num(s, "shards_moved"),
-            num(s, "shards_rebuilt"),
-            num(s, "shards_skipped"),
+            self.chunks_misplaced, self.shards_moved, self.shards_rebuilt, self.shards_skipped,
         )
-    },
-};
-
-#[cfg(test)]
-fn progress_line(status: &serde_json::Value, elapsed: Duration) -> String {
-    job_progress_line(SCRUB_JOB, status, elapsed)
+    }
 }
 
 /// The total of a job's progress: the server's estimate while it runs (at
 /// least what is done), what was done once it finished (the estimate counts
 /// chunk records before the job starts and may be far off).
-fn job_total(status: &serde_json::Value, running: bool) -> u64 {
-    let done = num(status, "chunks_checked");
-    if running {
-        num(status, "chunks_total_estimate").max(done).max(1)
+fn job_total(status: &impl JobStatus) -> u64 {
+    let done = status.chunks_checked();
+    if status.running() {
+        status.chunks_total_estimate().max(done).max(1)
     } else {
         done
     }
 }
 
-fn job_progress_line(kind: JobKind, status: &serde_json::Value, elapsed: Duration) -> String {
-    let done = num(status, "chunks_checked");
-    let running = flag(status, "running");
-    let total = job_total(status, running);
+fn job_progress_line<J: JobStatus>(status: &J, elapsed: Duration) -> String {
+    let done = status.chunks_checked();
+    let running = status.running();
+    let total = job_total(status);
     let frac = if running {
         (done as f64 / total as f64).min(0.99)
     } else {
@@ -598,7 +606,7 @@ fn job_progress_line(kind: JobKind, status: &serde_json::Value, elapsed: Duratio
     const WIDTH: usize = 30;
     let filled = (frac * WIDTH as f64) as usize;
     let bar: String = "#".repeat(filled) + &".".repeat(WIDTH - filled);
-    let bytes = num(status, kind.bytes_key);
+    let bytes = status.bytes();
     let rate = bytes as f64 / elapsed.as_secs_f64().max(0.001);
     let eta = if running && frac > 0.0 {
         let left = elapsed.as_secs_f64() * (1.0 - frac) / frac;
@@ -612,9 +620,9 @@ fn job_progress_line(kind: JobKind, status: &serde_json::Value, elapsed: Duratio
         "[{bar}] {:>3.0}%  {done}/{total} chunks  {} {} ({}/s)  {eta}  {}",
         frac * 100.0,
         human_bytes(bytes),
-        kind.bytes_verb,
+        J::BYTES_VERB,
         human_bytes(rate as u64),
-        (kind.counts)(status),
+        status.counts(),
     )
 }
 
@@ -624,11 +632,10 @@ struct JobProgress {
     bar: Option<indicatif::ProgressBar>,
     quiet: bool,
     last_line: Instant,
-    kind: JobKind,
 }
 
 impl JobProgress {
-    fn for_job(quiet: bool, kind: JobKind) -> Self {
+    fn for_job(quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(1);
             let style = indicatif::ProgressStyle::with_template(
@@ -643,21 +650,20 @@ impl JobProgress {
             bar,
             quiet,
             last_line: Instant::now(),
-            kind,
         }
     }
 
-    fn update(&mut self, status: &serde_json::Value, elapsed: Duration) {
-        let running = flag(status, "running");
+    fn update<J: JobStatus>(&mut self, status: &J, elapsed: Duration) {
+        let running = status.running();
         match &self.bar {
             Some(bar) => {
-                bar.set_length(job_total(status, running));
-                bar.set_position(num(status, "chunks_checked"));
+                bar.set_length(job_total(status));
+                bar.set_position(status.chunks_checked());
                 bar.set_message(format!(
                     "{} {}  {}",
-                    human_bytes(num(status, self.kind.bytes_key)),
-                    self.kind.bytes_verb,
-                    (self.kind.counts)(status),
+                    human_bytes(status.bytes()),
+                    J::BYTES_VERB,
+                    status.counts(),
                 ));
                 if !running {
                     bar.finish();
@@ -666,7 +672,7 @@ impl JobProgress {
             None if self.quiet => {}
             None => {
                 if !running || self.last_line.elapsed() >= Duration::from_secs(5) {
-                    eprintln!("{}", job_progress_line(self.kind, status, elapsed));
+                    eprintln!("{}", job_progress_line(status, elapsed));
                     self.last_line = Instant::now();
                 }
             }
@@ -674,28 +680,23 @@ impl JobProgress {
     }
 }
 
-/// Starts a scrub and (unless `no_wait`) follows it to the end.
 /// Starts the job at `route` (POST, with an optional rate) and, unless
 /// `no_wait`, follows it (GET) with progress to its end. Returns its final
 /// status, or `None` when not waiting (with `--json`, the reply is printed
 /// either way).
-#[allow(clippy::too_many_arguments)]
-fn run_job(
+fn run_job<J: JobStatus>(
     signer: &Signer,
     base: &str,
     route: &str,
-    kind: JobKind,
     what: &str,
     rate: u64,
     no_wait: bool,
     as_json: bool,
-) -> Result<Option<serde_json::Value>, String> {
-    let path = if rate > 0 {
-        format!("{route}?bytes_per_sec={rate}")
-    } else {
-        route.to_owned()
+) -> Result<Option<J>, String> {
+    let start = api::StartJob {
+        bytes_per_sec: Some(rate),
     };
-    let started = call(signer, base, "POST", &path)?;
+    let started = call(signer, base, "POST", &start.path(route))?;
     match started.status {
         202 if !as_json => eprintln!("cairn: {what} started"),
         409 if !as_json => eprintln!("cairn: a {what} is already running; following it"),
@@ -714,12 +715,12 @@ fn run_job(
         return Ok(None);
     }
     let t0 = Instant::now();
-    let mut progress = JobProgress::for_job(as_json, kind);
+    let mut progress = JobProgress::for_job(as_json);
     loop {
         let reply = expect_status(call(signer, base, "GET", route)?, 200)?;
-        let status = parse_json(&reply.body)?;
+        let status: J = parse(&reply.body)?;
         progress.update(&status, t0.elapsed());
-        if !flag(&status, "running") {
+        if !status.running() {
             if as_json {
                 print!("{}", reply.body);
             }
@@ -729,6 +730,8 @@ fn run_job(
     }
 }
 
+/// Starts a scrub (or a heal, the same at full speed) and, unless
+/// `no_wait`, follows it to the end.
 fn scrub(
     signer: &Signer,
     base: &str,
@@ -737,28 +740,20 @@ fn scrub(
     what: &str,
     as_json: bool,
 ) -> Result<bool, String> {
-    let Some(status) = run_job(
-        signer,
-        base,
-        "/admin/scrub",
-        SCRUB_JOB,
-        what,
-        rate,
-        no_wait,
-        as_json,
-    )?
+    let Some(status) =
+        run_job::<api::ScrubStatus>(signer, base, api::SCRUB, what, rate, no_wait, as_json)?
     else {
         return Ok(true);
     };
-    let unrecoverable = num(&status, "chunks_unrecoverable");
+    let unrecoverable = status.chunks_unrecoverable;
     if !as_json {
         println!(
             "{what} finished: {} chunks, {} shards verified, {} missing, {} corrupt, {} repaired, {unrecoverable} unrecoverable",
-            num(&status, "chunks_checked"),
-            num(&status, "shards_verified"),
-            num(&status, "shards_missing"),
-            num(&status, "shards_corrupt"),
-            num(&status, "shards_repaired"),
+            status.chunks_checked,
+            status.shards_verified,
+            status.shards_missing,
+            status.shards_corrupt,
+            status.shards_repaired,
         );
         if unrecoverable > 0 {
             eprintln!("cairn: some chunks could not be repaired (see the server log)");
@@ -767,55 +762,46 @@ fn scrub(
     Ok(unrecoverable == 0)
 }
 
-fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
-    let r = expect_status(call(signer, base, "GET", "/admin/status")?, 200)?;
-    let v = parse_json(&r.body)?;
-    let drives: Vec<&serde_json::Value> = v
-        .get("drives")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-        .collect();
-    let text_of = |d: &serde_json::Value, key: &str| {
-        d.get(key)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("")
-            .to_owned()
-    };
-    // A server without drive states (older) reports presence and faults.
-    let state_of = |d: &serde_json::Value| match text_of(d, "state") {
-        s if !s.is_empty() => s,
-        _ if !flag(d, "present") => "missing".to_owned(),
-        _ if flag(d, "faulty") => "faulty".to_owned(),
+/// A drive's state; a server without drive states (older) reports
+/// presence and faults.
+fn drive_state(d: &api::Drive) -> String {
+    match d.state.as_str() {
+        s if !s.is_empty() => s.to_owned(),
+        _ if !d.present => "missing".to_owned(),
+        _ if d.faulty => "faulty".to_owned(),
         _ => "ok".to_owned(),
-    };
-    let all_ok = drives.iter().all(|d| state_of(d) == "ok");
+    }
+}
+
+fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
+    let r = expect_status(call(signer, base, "GET", api::STATUS)?, 200)?;
+    let v: api::Status = parse(&r.body)?;
+    let all_ok = v.drives.iter().all(|d| drive_state(d) == "ok");
     if as_json {
         print!("{}", r.body);
         return Ok(all_ok);
     }
-    let n = |key: &str| num(&v, key);
-    let (logical, stored, raw) = (n("logical_bytes"), n("stored_bytes"), n("raw_bytes"));
-    let scrub_running = flag(&v, "scrub_running");
-    let scrub_progress = if n("scrub_chunks_total_estimate") > 0 {
+    let (logical, stored, raw) = (v.logical_bytes, v.stored_bytes, v.raw_bytes);
+    let scrub_progress = if v.scrub_chunks_total_estimate > 0 {
         format!(
             " ({}/~{} chunks)",
-            n("scrub_chunks_checked"),
-            n("scrub_chunks_total_estimate")
+            v.scrub_chunks_checked, v.scrub_chunks_total_estimate
         )
     } else {
         String::new()
     };
     println!(
         "cairn {}  erasure coding {}+{}  metadata {}  heal backlog {}  scrub {}",
-        v.get("version")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("?"),
-        n("data_shards"),
-        n("parity_shards"),
-        human_bytes(n("metadata_sst_bytes")),
-        human_bytes(n("heal_backlog_bytes")),
-        if scrub_running {
+        if v.version.is_empty() {
+            "?"
+        } else {
+            &v.version
+        },
+        v.data_shards,
+        v.parity_shards,
+        human_bytes(v.metadata_sst_bytes),
+        human_bytes(v.heal_backlog_bytes),
+        if v.scrub_running {
             format!("running{scrub_progress}")
         } else {
             "idle".to_owned()
@@ -828,7 +814,7 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
     };
     println!(
         "stored: {} objects, {} as written, {} after dedup+compression ({ratio:.2}x), {} on drives with parity",
-        n("objects"),
+        v.objects,
         human_bytes(logical),
         human_bytes(stored),
         human_bytes(raw)
@@ -839,19 +825,18 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         "drive", "state", "segments", "free", "size"
     );
     let mut problems = Vec::new();
-    for d in &drives {
-        let g = |key: &str| num(d, key);
-        let state = state_of(d);
+    for d in &v.drives {
+        let state = drive_state(d);
         let shown = match state.as_str() {
             "ok" => "ok".to_owned(),
-            "replaced" if flag(d, "healing") => "REPLACED, healing".to_owned(),
+            "replaced" if d.healing => "REPLACED, healing".to_owned(),
             "replaced" => "REPLACED, needs heal".to_owned(),
             other => other.to_uppercase(),
         };
         let problem = match state.as_str() {
             "ok" => None,
             "missing" => Some("its directory is missing".to_owned()),
-            "replaced" if flag(d, "healing") => Some(format!(
+            "replaced" if d.healing => Some(format!(
                 "it was replaced (empty, no marker); its shards are being rebuilt{scrub_progress}"
             )),
             "replaced" => Some(
@@ -860,24 +845,22 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
             ),
             "foreign" => Some(format!(
                 "refused, nothing is written to it: {}",
-                text_of(d, "state_detail")
+                d.state_detail
             )),
             "faulty" => Some("its reads or writes failed recently".to_owned()),
             other => Some(format!("state {other}")),
         };
         if let Some(p) = problem {
-            problems.push(format!("drive {}: {p}", g("index")));
+            problems.push(format!("drive {}: {p}", d.index));
         }
         println!(
             "{:<6}{:<20}{:>12}{:>12}{:>12}  {}",
-            g("index"),
+            d.index,
             shown,
-            human_bytes(g("segment_bytes")),
-            human_bytes(g("fs_free_bytes")),
-            human_bytes(g("fs_size_bytes")),
-            d.get("path")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("?"),
+            human_bytes(d.segment_bytes),
+            human_bytes(d.fs_free_bytes),
+            human_bytes(d.fs_size_bytes),
+            if d.path.is_empty() { "?" } else { &d.path },
         );
     }
     if !all_ok {
@@ -892,48 +875,40 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
 }
 
 fn gc(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
-    let r = expect_status(call(signer, base, "POST", "/admin/gc")?, 200)?;
+    let r = expect_status(call(signer, base, "POST", api::GC)?, 200)?;
     if as_json {
         print!("{}", r.body);
         return Ok(true);
     }
-    let v = parse_json(&r.body)?;
+    let v: api::GcReport = parse(&r.body)?;
     println!(
         "gc: {} chunks deleted ({} live), {} segments compacted, {} shards moved, {} reclaimed, {} abandoned uploads expired",
-        num(&v, "chunks_deleted"),
-        num(&v, "chunks_live"),
-        num(&v, "segments_compacted"),
-        num(&v, "shards_moved"),
-        human_bytes(num(&v, "bytes_reclaimed")),
-        num(&v, "uploads_expired"),
+        v.chunks_deleted,
+        v.chunks_live,
+        v.segments_compacted,
+        v.shards_moved,
+        human_bytes(v.bytes_reclaimed),
+        v.uploads_expired,
     );
     Ok(true)
 }
 
-fn text_field<'a>(v: &'a serde_json::Value, name: &str) -> &'a str {
-    v.get(name)
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("")
-}
-
 /// "admin", or the grants as `photos:rw logs:r`.
-fn rights_text(key: &serde_json::Value) -> String {
-    if flag(key, "admin") {
+fn rights_text(key: &api::Key) -> String {
+    if key.admin {
         return "admin (every bucket, admin API)".to_owned();
     }
     let grants: Vec<String> = key
-        .get("grants")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
+        .grants
+        .iter()
         .map(|g| {
-            let rights = match (flag(g, "read"), flag(g, "write")) {
+            let rights = match (g.read, g.write) {
                 (true, true) => "rw",
                 (true, false) => "r",
                 (false, true) => "w",
                 (false, false) => "-",
             };
-            format!("{}:{rights}", text_field(g, "bucket"))
+            format!("{}:{rights}", g.bucket)
         })
         .collect();
     if grants.is_empty() {
@@ -975,63 +950,49 @@ fn key_command(
 ) -> Result<bool, String> {
     match cmd {
         KeyCommand::Create { name, admin, allow } => {
-            let mut path = format!("/admin/keys?name={}", encode(&name));
-            if admin {
-                path.push_str("&admin=true");
-            }
-            for a in &allow {
-                path.push_str(&format!("&allow={}", encode(a)));
-            }
-            let r = expect_status(call(signer, base, "POST", &path)?, 201)?;
+            let request = api::CreateKey { name, admin, allow };
+            let r = expect_status(call(signer, base, "POST", &request.path())?, 201)?;
             if as_json {
                 print!("{}", r.body);
                 return Ok(true);
             }
-            let v = parse_json(&r.body)?;
-            println!("created access key {:?}", text_field(&v, "name"));
-            println!("  Access key: {}", text_field(&v, "id"));
-            println!("  Secret key: {}", text_field(&v, "secret"));
-            println!("  Rights:     {}", rights_text(&v));
+            let created: api::CreatedKey = parse(&r.body)?;
+            println!("created access key {:?}", created.key.name);
+            println!("  Access key: {}", created.key.id);
+            println!("  Secret key: {}", created.secret);
+            println!("  Rights:     {}", rights_text(&created.key));
             eprintln!("cairn: the secret is shown only this once; keep it safe");
             Ok(true)
         }
         KeyCommand::List => {
-            let r = expect_status(call(signer, base, "GET", "/admin/keys")?, 200)?;
+            let r = expect_status(call(signer, base, "GET", api::KEYS)?, 200)?;
             if as_json {
                 print!("{}", r.body);
                 return Ok(true);
             }
-            let v = parse_json(&r.body)?;
+            let keys: Vec<api::Key> = parse(&r.body)?;
             println!(
                 "{:<22}{:<26}{:<18}rights",
                 "access key", "name", "created (UTC)"
             );
-            for k in v.as_array().into_iter().flatten() {
-                let name = if flag(k, "fixed") {
+            for k in &keys {
+                let name = if k.fixed {
                     "(start-up key)".to_owned()
                 } else {
-                    text_field(k, "name").chars().take(24).collect()
+                    k.name.chars().take(24).collect()
                 };
                 println!(
                     "{:<22}{:<26}{:<18}{}",
-                    text_field(k, "id"),
+                    k.id,
                     name,
-                    utc_minutes(num(k, "created_ms")),
+                    utc_minutes(k.created_ms),
                     rights_text(k)
                 );
             }
             Ok(true)
         }
         KeyCommand::Delete { id } => {
-            let r = expect_status(
-                call(
-                    signer,
-                    base,
-                    "DELETE",
-                    &format!("/admin/keys/{}", encode(&id)),
-                )?,
-                200,
-            )?;
+            let r = expect_status(call(signer, base, "DELETE", &api::key_path(&id))?, 200)?;
             if as_json {
                 print!("{}", r.body);
             } else {
@@ -1048,26 +1009,22 @@ fn key_command(
             if !read && !write {
                 return Err("say what to allow: --read, --write or both".into());
             }
-            let path = format!(
-                "/admin/keys/{}/grants/{}?read={read}&write={write}",
-                encode(&id),
-                encode(&bucket)
-            );
+            let path = api::SetGrant { read, write }.path(&id, &bucket);
             let r = expect_status(call(signer, base, "PUT", &path)?, 200)?;
             if as_json {
                 print!("{}", r.body);
             } else {
-                println!("{id}: {}", rights_text(&parse_json(&r.body)?));
+                println!("{id}: {}", rights_text(&parse(&r.body)?));
             }
             Ok(true)
         }
         KeyCommand::Deny { id, bucket } => {
-            let path = format!("/admin/keys/{}/grants/{}", encode(&id), encode(&bucket));
+            let path = api::grant_path(&id, &bucket);
             let r = expect_status(call(signer, base, "DELETE", &path)?, 200)?;
             if as_json {
                 print!("{}", r.body);
             } else {
-                println!("{id}: {}", rights_text(&parse_json(&r.body)?));
+                println!("{id}: {}", rights_text(&parse(&r.body)?));
             }
             Ok(true)
         }
@@ -1081,60 +1038,37 @@ fn bucket_command(
     as_json: bool,
 ) -> Result<bool, String> {
     let BucketCommand::Info { name } = cmd;
-    let r = expect_status(
-        call(
-            signer,
-            base,
-            "GET",
-            &format!("/admin/buckets/{}", encode(&name)),
-        )?,
-        200,
-    )?;
+    let r = expect_status(call(signer, base, "GET", &api::bucket_path(&name))?, 200)?;
     if as_json {
         print!("{}", r.body);
         return Ok(true);
     }
-    let v = parse_json(&r.body)?;
-    println!("bucket {}", text_field(&v, "name"));
-    println!(
-        "  created:             {} UTC",
-        utc_minutes(num(&v, "created_ms"))
-    );
-    println!("  objects:             {}", num(&v, "objects"));
+    let v: api::BucketInfo = parse(&r.body)?;
+    println!("bucket {}", v.name);
+    println!("  created:             {} UTC", utc_minutes(v.created_ms));
+    println!("  objects:             {}", v.objects);
     println!(
         "  size:                {} (as clients see it, before dedup and compression)",
-        human_bytes(num(&v, "logical_bytes"))
+        human_bytes(v.logical_bytes)
     );
-    println!("  uploads in progress: {}", num(&v, "uploads_in_progress"));
+    println!("  uploads in progress: {}", v.uploads_in_progress);
     println!("  keys:");
-    for k in v
-        .get("keys")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let rights = if flag(k, "admin") {
+    for k in &v.keys {
+        let rights = if k.admin {
             "admin"
         } else {
-            match (flag(k, "read"), flag(k, "write")) {
+            match (k.read, k.write) {
                 (true, true) => "read+write",
                 (true, false) => "read",
                 (false, true) => "write",
                 (false, false) => "-",
             }
         };
-        println!(
-            "    {:<22}{:<12}{}",
-            text_field(k, "id"),
-            rights,
-            text_field(k, "name")
-        );
+        println!("    {:<22}{:<12}{}", k.id, rights, k.name);
     }
     Ok(true)
 }
 
-/// Runs `cairn admin …`; the exit code is non-zero when something could not
-/// be repaired or the server could not be reached.
 /// Starts a rebalance and (unless `no_wait`) follows it to the end.
 fn rebalance(
     signer: &Signer,
@@ -1143,11 +1077,10 @@ fn rebalance(
     no_wait: bool,
     as_json: bool,
 ) -> Result<bool, String> {
-    let Some(status) = run_job(
+    let Some(status) = run_job::<api::RebalanceStatus>(
         signer,
         base,
-        "/admin/rebalance",
-        REBALANCE_JOB,
+        api::REBALANCE,
         "rebalance",
         rate,
         no_wait,
@@ -1156,15 +1089,15 @@ fn rebalance(
     else {
         return Ok(true);
     };
-    let skipped = num(&status, "shards_skipped");
+    let skipped = status.shards_skipped;
     if !as_json {
         println!(
             "rebalance finished: {} chunks, {} misplaced, {} shards moved ({}, {} of them rebuilt from the other shards), {skipped} skipped",
-            num(&status, "chunks_checked"),
-            num(&status, "chunks_misplaced"),
-            num(&status, "shards_moved"),
-            human_bytes(num(&status, "bytes_moved")),
-            num(&status, "shards_rebuilt"),
+            status.chunks_checked,
+            status.chunks_misplaced,
+            status.shards_moved,
+            human_bytes(status.bytes_moved),
+            status.shards_rebuilt,
         );
         if skipped > 0 {
             eprintln!(
@@ -1176,48 +1109,40 @@ fn rebalance(
 }
 
 fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
-    let r = expect_status(call(signer, base, "GET", "/admin/cluster")?, 200)?;
+    let r = expect_status(call(signer, base, "GET", api::CLUSTER)?, 200)?;
     if as_json {
         print!("{}", r.body);
         return Ok(true);
     }
-    let v = parse_json(&r.body)?;
-    let opt = |key: &str| {
-        v.get(key)
-            .and_then(serde_json::Value::as_u64)
-            .map_or("-".to_owned(), |n| n.to_string())
-    };
-    let me = num(&v, "node_id");
-    let leader = v.get("leader").and_then(serde_json::Value::as_u64);
+    let v: api::ClusterStatus = parse(&r.body)?;
+    let opt = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
+    let me = v.node_id;
+    let leader = v.leader;
     println!(
         "cluster: this is node {me} ({}), leader {}, term {}, log {} applied {}",
-        v.get("state")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("?")
-            .to_lowercase(),
+        if v.state.is_empty() {
+            "?".to_owned()
+        } else {
+            v.state.to_lowercase()
+        },
         leader.map_or("none (no quorum?)".to_owned(), |l| format!("node {l}")),
-        num(&v, "term"),
-        opt("last_log_index"),
-        opt("applied_index"),
+        v.term,
+        opt(v.last_log_index),
+        opt(v.applied_index),
     );
     println!();
     println!("{:<6}{:<10}{:<24}replicated", "node", "role", "address");
-    for m in v
-        .get("members")
-        .and_then(serde_json::Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let id = num(m, "id");
+    for m in &v.members {
+        let id = m.id;
         let role = if Some(id) == leader {
             "leader"
-        } else if flag(m, "voter") {
+        } else if m.voter {
             "follower"
         } else {
             "learner"
         };
         // Only the leader tracks what each member holds.
-        let replicated = match m.get("matched_index").and_then(serde_json::Value::as_u64) {
+        let replicated = match m.matched_index {
             Some(i) => i.to_string(),
             None if leader == Some(me) => "unreachable".to_owned(),
             None => "-".to_owned(),
@@ -1226,48 +1151,46 @@ fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, St
             "{:<6}{:<10}{:<24}{}{}",
             id,
             role,
-            m.get("raft_addr")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("?"),
+            if m.raft_addr.is_empty() {
+                "?"
+            } else {
+                &m.raft_addr
+            },
             replicated,
             if id == me { "  (this node)" } else { "" }
         );
     }
-    let r = expect_status(call(signer, base, "GET", "/admin/scrub")?, 200)?;
-    let sc = parse_json(&r.body)?;
-    if num(&sc, "finished_ms") > 0 || flag(&sc, "running") {
+    let r = expect_status(call(signer, base, "GET", api::SCRUB)?, 200)?;
+    let sc: api::ScrubStatus = parse(&r.body)?;
+    if sc.finished_ms > 0 || sc.running {
         println!(
             "degraded: {} shards missing, {} corrupt, {} chunks unrecoverable at the {} scrub ({} repaired)",
-            num(&sc, "shards_missing"),
-            num(&sc, "shards_corrupt"),
-            num(&sc, "chunks_unrecoverable"),
-            if flag(&sc, "running") {
-                "running"
-            } else {
-                "last"
-            },
-            num(&sc, "shards_repaired"),
+            sc.shards_missing,
+            sc.shards_corrupt,
+            sc.chunks_unrecoverable,
+            if sc.running { "running" } else { "last" },
+            sc.shards_repaired,
         );
     } else {
         println!("degraded: unknown (no scrub since this node started: cairn admin scrub)");
     }
-    let r = expect_status(call(signer, base, "GET", "/admin/rebalance")?, 200)?;
-    let rb = parse_json(&r.body)?;
-    if flag(&rb, "running") {
+    let r = expect_status(call(signer, base, "GET", api::REBALANCE)?, 200)?;
+    let rb: api::RebalanceStatus = parse(&r.body)?;
+    if rb.running {
         println!(
             "rebalance: running, {}/~{} chunks checked, {} shards moved ({})",
-            num(&rb, "chunks_checked"),
-            num(&rb, "chunks_total_estimate").max(num(&rb, "chunks_checked")),
-            num(&rb, "shards_moved"),
-            human_bytes(num(&rb, "bytes_moved")),
+            rb.chunks_checked,
+            rb.chunks_total_estimate.max(rb.chunks_checked),
+            rb.shards_moved,
+            human_bytes(rb.bytes_moved),
         );
-    } else if num(&rb, "finished_ms") > 0 {
+    } else if rb.finished_ms > 0 {
         println!(
             "rebalance: last run moved {} shards ({}), {} misplaced chunks found, {} shards skipped",
-            num(&rb, "shards_moved"),
-            human_bytes(num(&rb, "bytes_moved")),
-            num(&rb, "chunks_misplaced"),
-            num(&rb, "shards_skipped"),
+            rb.shards_moved,
+            human_bytes(rb.bytes_moved),
+            rb.chunks_misplaced,
+            rb.shards_skipped,
         );
     } else {
         println!("rebalance: not run since this node started");
@@ -1278,6 +1201,8 @@ fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, St
     Ok(healthy_quorum && drives_ok)
 }
 
+/// Runs `cairn admin …`; the exit code is non-zero when something could not
+/// be repaired or the server could not be reached.
 pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let base = args.admin_url.trim_end_matches('/').to_owned();
     if let AdminCommand::Health { timeout } = args.command {
@@ -1335,33 +1260,37 @@ mod tests {
         assert_eq!(parse_size("10MB"), Ok(10_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("ten").is_err());
-        let j = parse_json("{\"running\":true,\"chunks_checked\":12,\"bytes_read\":3}").unwrap();
-        assert!(flag(&j, "running"));
-        assert_eq!(num(&j, "chunks_checked"), 12);
-        assert_eq!(num(&j, "bytes_read"), 3);
-        assert_eq!(num(&j, "absent"), 0);
-        let line = progress_line(&j, Duration::from_secs(2));
+        let j: api::ScrubStatus =
+            parse("{\"running\":true,\"chunks_checked\":12,\"bytes_read\":3}").unwrap();
+        assert!(j.running);
+        assert_eq!(j.chunks_checked, 12);
+        assert_eq!(j.bytes_read, 3);
+        assert_eq!(j.shards_missing, 0, "an absent field reads as 0");
+        let line = job_progress_line(&j, Duration::from_secs(2));
         assert!(line.contains("12/12 chunks"), "{line}");
+        assert!(parse::<api::ScrubStatus>("ready\n").is_err());
     }
 
     /// A finished job's line shows what it did, however far off the
     /// estimate was; a running one the estimate, never 100%.
     #[test]
     fn a_finished_job_shows_its_count_as_the_total() {
-        let running =
-            parse_json("{\"running\":true,\"chunks_checked\":20,\"chunks_total_estimate\":121}")
+        let running: api::ScrubStatus =
+            parse("{\"running\":true,\"chunks_checked\":20,\"chunks_total_estimate\":121}")
                 .unwrap();
-        let line = progress_line(&running, Duration::from_secs(2));
+        let line = job_progress_line(&running, Duration::from_secs(2));
         assert!(line.contains(" 17%  20/121 chunks"), "{line}");
-        let done =
-            parse_json("{\"running\":false,\"chunks_checked\":20,\"chunks_total_estimate\":121}")
+        let done: api::ScrubStatus =
+            parse("{\"running\":false,\"chunks_checked\":20,\"chunks_total_estimate\":121}")
                 .unwrap();
-        let line = progress_line(&done, Duration::from_secs(2));
+        let line = job_progress_line(&done, Duration::from_secs(2));
         assert!(line.contains("100%  20/20 chunks"), "{line}");
-        let over =
-            parse_json("{\"running\":true,\"chunks_checked\":130,\"chunks_total_estimate\":121}")
+        let over: api::RebalanceStatus =
+            parse("{\"running\":true,\"chunks_checked\":130,\"chunks_total_estimate\":121}")
                 .unwrap();
-        assert!(progress_line(&over, Duration::from_secs(2)).contains(" 99%  130/130 chunks"));
+        let line = job_progress_line(&over, Duration::from_secs(2));
+        assert!(line.contains(" 99%  130/130 chunks"), "{line}");
+        assert!(line.contains("B moved"), "{line}");
     }
 
     #[test]
@@ -1370,5 +1299,43 @@ mod tests {
         assert_eq!(s3_error_code(xml), Some("NoSuchBucket"));
         assert_eq!(s3_error_code("{\"error\":\"no such bucket\"}"), None);
         assert_eq!(s3_error_code("ready\n"), None);
+    }
+
+    /// An error body gives its message; anything else is shown as text.
+    #[test]
+    fn error_bodies_become_messages() {
+        assert_eq!(
+            error_message("{\"error\":\"no such bucket\"}\n"),
+            "no such bucket"
+        );
+        assert_eq!(
+            error_message("garbage collection failed: corruption: x\n"),
+            "garbage collection failed: corruption: x"
+        );
+        assert_eq!(error_message("{\"other\":1}"), "{\"other\":1}");
+    }
+
+    #[test]
+    fn rights_read_as_before() {
+        let mut key = api::Key::default();
+        assert_eq!(
+            rights_text(&key),
+            "no bucket (grant one with `cairn admin key allow`)"
+        );
+        key.grants = vec![
+            api::Grant {
+                bucket: "logs".into(),
+                read: true,
+                write: false,
+            },
+            api::Grant {
+                bucket: "photos".into(),
+                read: true,
+                write: true,
+            },
+        ];
+        assert_eq!(rights_text(&key), "logs:r photos:rw");
+        key.admin = true;
+        assert_eq!(rights_text(&key), "admin (every bucket, admin API)");
     }
 }

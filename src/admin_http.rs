@@ -1,11 +1,16 @@
 //! The admin listener: Prometheus `/metrics`, `/health/live`,
-//! `/health/ready`, and maintenance (JSON replies):
+//! `/health/ready`, and maintenance (JSON replies, their shapes in
+//! `admin_api.rs`):
 //!
 //! * `GET /admin/status` — drives, space, pipeline savings, version;
 //! * `GET /admin/scrub` — the scrubber's state;
 //! * `POST /admin/scrub[?bytes_per_sec=N]` — start a scrub (202; 409 if one
 //!   runs). `cairn admin scrub` and `cairn admin heal` drive these;
+//! * `GET /admin/rebalance`, `POST /admin/rebalance[?bytes_per_sec=N]` —
+//!   the same for a rebalance (`cairn admin cluster rebalance`);
 //! * `POST /admin/gc` — run one garbage-collection pass now (a report);
+//! * `GET /admin/cluster` — the cluster as this node sees it (404 on a
+//!   single node);
 //! * `GET /admin/keys` — every access key (never a secret);
 //! * `POST /admin/keys?name=N[&admin=true][&allow=BUCKET:rw]…` — create a
 //!   key; the reply holds its secret, the only time it is shown;
@@ -14,6 +19,11 @@
 //!   key's grant on a bucket; `DELETE` of the same path removes it;
 //! * `GET /admin/buckets/<name>` — a bucket's objects, bytes, uploads in
 //!   progress and the keys that may use it.
+//!
+//! A failed `/admin/*` request is answered by [`AdminError::response`], the
+//! one place an engine, key or bucket error becomes an admin answer (a JSON
+//! `{"error": …}`; internal details go to the log, except a failed garbage
+//! collection's reason, answered in plain text).
 //!
 //! `/health/ready` answers 200 while writes can reach their quorum, even
 //! with a drive missing, replaced (healing) or refused: the body then says
@@ -30,6 +40,10 @@
 //! presigned URLs get 403.
 //! `cairn admin` signs with `CAIRN_ACCESS_KEY`/`CAIRN_SECRET_KEY` (or the
 //! `AWS_*` equivalents).
+//!
+//! This module must never hold storage logic (it calls the engine's public
+//! API) nor shape a reply by hand: every JSON reply is a type of
+//! `admin_api.rs`, built here from the engine's.
 
 use std::convert::Infallible;
 
@@ -48,6 +62,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
+
+use crate::admin_api as api;
 
 pub fn register_process_metrics(registry: &Registry) -> Result<(), String> {
     registry
@@ -76,82 +92,212 @@ fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     r
 }
 
-fn scrub_status_json(s: &ScrubStatus) -> String {
-    let r = &s.report;
-    let v = serde_json::json!({
-        "running": s.running,
-        "started_ms": s.started_ms,
-        "finished_ms": s.finished_ms,
-        "chunks_total_estimate": s.chunks_total_estimate,
-        "chunks_checked": r.chunks_checked,
-        "shards_verified": r.shards_verified,
-        "shards_missing": r.shards_missing,
-        "shards_corrupt": r.shards_corrupt,
-        "shards_repaired": r.shards_repaired,
-        "chunks_unrecoverable": r.chunks_unrecoverable,
-        "bytes_read": r.bytes_read,
-    });
-    format!("{v}\n")
+/// `reply` as a JSON answer with `status`.
+fn json_reply<T: serde::Serialize>(
+    status: StatusCode,
+    reply: &T,
+) -> Result<Response<Full<Bytes>>, AdminError> {
+    Ok(json(status, api::body(reply)?))
 }
 
-fn rebalance_status_json(s: &RebalanceStatus) -> String {
-    let r = &s.report;
-    let v = serde_json::json!({
-        "running": s.running,
-        "started_ms": s.started_ms,
-        "finished_ms": s.finished_ms,
-        "chunks_total_estimate": s.chunks_total_estimate,
-        "chunks_checked": r.chunks_checked,
-        "chunks_misplaced": r.chunks_misplaced,
-        "shards_moved": r.shards_moved,
-        "shards_rebuilt": r.shards_rebuilt,
-        "bytes_moved": r.bytes_moved,
-        "shards_skipped": r.shards_skipped,
-    });
-    format!("{v}\n")
+/// Why an `/admin/*` request failed; [`AdminError::response`] is the one
+/// place any of these becomes an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// A malformed query value or grant: 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Not signed by an admin key of this server: 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// `/admin/cluster` on a single node: 404.
+    #[error("this server is a single node, not part of a cluster (see docs/cluster.md)")]
+    NotClustered,
+    /// A key or bucket operation the engine refused or failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A garbage-collection pass failed: 500 with its reason, in plain
+    /// text (as it has always been answered).
+    #[error("garbage collection failed: {0}")]
+    Gc(#[source] EngineError),
+    /// A reply could not be encoded: 500 in plain text.
+    #[error("{0}")]
+    Encode(#[from] serde_json::Error),
 }
 
-fn status_json(s: &EngineStatus) -> String {
-    let drives: Vec<serde_json::Value> = s
-        .drives
-        .iter()
-        .map(|d| {
-            let (healing, detail) = match &d.state {
-                DriveState::Replaced { healing } => (*healing, String::new()),
-                DriveState::Foreign { reason } => (false, reason.clone()),
-                _ => (false, String::new()),
-            };
-            serde_json::json!({
-                "index": d.index,
-                "path": d.path.display().to_string(),
-                "state": d.state.label(),
-                "needs_heal": matches!(d.state, DriveState::Replaced { .. }),
-                "healing": healing,
-                "state_detail": detail,
-                "present": d.present,
-                "faulty": d.faulty,
-                "segment_bytes": d.segment_bytes,
-                "fs_free_bytes": d.fs_free_bytes,
-                "fs_size_bytes": d.fs_size_bytes,
+impl AdminError {
+    /// The answer: a status and an [`api::ErrorBody`], or plain text where
+    /// noted on the variant. An unexpected engine error is logged, and the
+    /// client reads only that it happened.
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let (status, message) = match self {
+            AdminError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            AdminError::Forbidden(m) => (StatusCode::FORBIDDEN, m.clone()),
+            AdminError::NotClustered => (StatusCode::NOT_FOUND, self.to_string()),
+            AdminError::Engine(EngineError::NoSuchAccessKey) => {
+                (StatusCode::NOT_FOUND, "no such access key".to_owned())
+            }
+            AdminError::Engine(EngineError::NoSuchBucket) => {
+                (StatusCode::NOT_FOUND, "no such bucket".to_owned())
+            }
+            AdminError::Engine(EngineError::InvalidAccessKey(reason)) => {
+                (StatusCode::CONFLICT, reason.clone())
+            }
+            AdminError::Engine(other) => {
+                tracing::error!(error = %other, "admin request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error (see the server log)".to_owned(),
+                )
+            }
+            AdminError::Gc(_) | AdminError::Encode(_) => {
+                return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{self}\n"));
+            }
+        };
+        match api::body(&api::ErrorBody { error: message }) {
+            Ok(body) => json(status, body),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        }
+    }
+}
+
+impl From<&ScrubStatus> for api::ScrubStatus {
+    fn from(s: &ScrubStatus) -> Self {
+        let r = &s.report;
+        api::ScrubStatus {
+            running: s.running,
+            started_ms: s.started_ms,
+            finished_ms: s.finished_ms,
+            chunks_total_estimate: s.chunks_total_estimate,
+            chunks_checked: r.chunks_checked,
+            shards_verified: r.shards_verified,
+            shards_missing: r.shards_missing,
+            shards_corrupt: r.shards_corrupt,
+            shards_repaired: r.shards_repaired,
+            chunks_unrecoverable: r.chunks_unrecoverable,
+            bytes_read: r.bytes_read,
+        }
+    }
+}
+
+impl From<&RebalanceStatus> for api::RebalanceStatus {
+    fn from(s: &RebalanceStatus) -> Self {
+        let r = &s.report;
+        api::RebalanceStatus {
+            running: s.running,
+            started_ms: s.started_ms,
+            finished_ms: s.finished_ms,
+            chunks_total_estimate: s.chunks_total_estimate,
+            chunks_checked: r.chunks_checked,
+            chunks_misplaced: r.chunks_misplaced,
+            shards_moved: r.shards_moved,
+            shards_rebuilt: r.shards_rebuilt,
+            bytes_moved: r.bytes_moved,
+            shards_skipped: r.shards_skipped,
+        }
+    }
+}
+
+impl From<&EngineStatus> for api::Status {
+    fn from(s: &EngineStatus) -> Self {
+        let drives = s
+            .drives
+            .iter()
+            .map(|d| {
+                let (healing, state_detail) = match &d.state {
+                    DriveState::Replaced { healing } => (*healing, String::new()),
+                    DriveState::Foreign { reason } => (false, reason.clone()),
+                    _ => (false, String::new()),
+                };
+                api::Drive {
+                    index: d.index,
+                    path: d.path.display().to_string(),
+                    state: d.state.label().to_owned(),
+                    needs_heal: matches!(d.state, DriveState::Replaced { .. }),
+                    healing,
+                    state_detail,
+                    present: d.present,
+                    faulty: d.faulty,
+                    segment_bytes: d.segment_bytes,
+                    fs_free_bytes: d.fs_free_bytes,
+                    fs_size_bytes: d.fs_size_bytes,
+                }
             })
-        })
-        .collect();
-    let v = serde_json::json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "data_shards": s.data_shards,
-        "parity_shards": s.parity_shards,
-        "objects": s.objects,
-        "logical_bytes": s.logical_bytes,
-        "stored_bytes": s.stored_bytes,
-        "raw_bytes": s.raw_bytes,
-        "metadata_sst_bytes": s.metadata_sst_bytes,
-        "heal_backlog_bytes": s.heal_backlog_bytes,
-        "scrub_running": s.scrub.running,
-        "scrub_chunks_checked": s.scrub.report.chunks_checked,
-        "scrub_chunks_total_estimate": s.scrub.chunks_total_estimate,
-        "drives": drives,
-    });
-    format!("{v}\n")
+            .collect();
+        api::Status {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            data_shards: s.data_shards,
+            parity_shards: s.parity_shards,
+            objects: s.objects,
+            logical_bytes: s.logical_bytes,
+            stored_bytes: s.stored_bytes,
+            raw_bytes: s.raw_bytes,
+            metadata_sst_bytes: s.metadata_sst_bytes,
+            heal_backlog_bytes: s.heal_backlog_bytes,
+            scrub_running: s.scrub.running,
+            scrub_chunks_checked: s.scrub.report.chunks_checked,
+            scrub_chunks_total_estimate: s.scrub.chunks_total_estimate,
+            drives,
+        }
+    }
+}
+
+impl From<&GcReport> for api::GcReport {
+    fn from(r: &GcReport) -> Self {
+        api::GcReport {
+            uploads_expired: r.uploads_expired,
+            chunks_deleted: r.chunks_deleted,
+            chunks_live: r.chunks_live,
+            segments_compacted: r.segments_compacted,
+            shards_moved: r.shards_moved,
+            bytes_reclaimed: r.bytes_reclaimed,
+        }
+    }
+}
+
+impl From<&KeyInfo> for api::Key {
+    fn from(k: &KeyInfo) -> Self {
+        api::Key {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            created_ms: k.created_ms,
+            admin: k.access.admin,
+            fixed: k.fixed,
+            grants: k
+                .access
+                .grants
+                .iter()
+                .map(|g| api::Grant {
+                    bucket: g.bucket.clone(),
+                    read: g.read,
+                    write: g.write,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<&cairn_cluster::NodeStatus> for api::ClusterStatus {
+    fn from(s: &cairn_cluster::NodeStatus) -> Self {
+        api::ClusterStatus {
+            node_id: s.node_id,
+            state: s.state.clone(),
+            leader: s.leader,
+            term: s.term,
+            last_log_index: s.last_log_index,
+            applied_index: s.applied_index,
+            members: s
+                .members
+                .iter()
+                .map(|m| api::ClusterMember {
+                    id: m.id,
+                    raft_addr: m.raft_addr.clone(),
+                    voter: m.voter,
+                    matched_index: m.matched_index,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// `cairn_drive_state{drive,state}`: 1 for each local drive's current
@@ -176,50 +322,6 @@ fn drive_state_families(s: &EngineStatus) -> Vec<prometheus::proto::MetricFamily
         }
     }
     prometheus::core::Collector::collect(&gauge)
-}
-
-fn gc_report_json(r: &GcReport) -> String {
-    let v = serde_json::json!({
-        "uploads_expired": r.uploads_expired,
-        "chunks_deleted": r.chunks_deleted,
-        "chunks_live": r.chunks_live,
-        "segments_compacted": r.segments_compacted,
-        "shards_moved": r.shards_moved,
-        "bytes_reclaimed": r.bytes_reclaimed,
-    });
-    format!("{v}\n")
-}
-
-/// The decoded value of query parameter `name` (the first one).
-fn query_param(req: &Request<hyper::body::Incoming>, name: &str) -> Option<String> {
-    query_params(req, name).into_iter().next()
-}
-
-/// Every decoded value of query parameter `name`, in order.
-fn query_params(req: &Request<hyper::body::Incoming>, name: &str) -> Vec<String> {
-    // In a query string `+` also means a space.
-    let decode = |s: &str| decode_path(&s.replace('+', " "));
-    req.uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(k) == name).then(|| decode(v))
-        })
-        .collect()
-}
-
-fn query_u64(req: &Request<hyper::body::Incoming>, name: &str) -> Option<u64> {
-    query_param(req, name)?.parse().ok()
-}
-
-fn query_bool(req: &Request<hyper::body::Incoming>, name: &str) -> Result<bool, String> {
-    match query_param(req, name).as_deref() {
-        None | Some("false" | "0" | "") => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some(other) => Err(format!("{name} must be true or false, not {other:?}")),
-    }
 }
 
 /// `BUCKET:r`, `BUCKET:w`, `BUCKET:rw` (also `read`, `write`, `read,write`).
@@ -250,178 +352,131 @@ fn parse_grant(spec: &str) -> Result<BucketGrant, String> {
     })
 }
 
-fn grants_json(grants: &[BucketGrant]) -> serde_json::Value {
-    grants
-        .iter()
-        .map(|g| serde_json::json!({"bucket": g.bucket, "read": g.read, "write": g.write}))
-        .collect()
+/// The query string of `req` (empty without one).
+fn query(req: &Request<hyper::body::Incoming>) -> &str {
+    req.uri().query().unwrap_or("")
 }
 
-fn key_json(k: &KeyInfo) -> serde_json::Value {
-    serde_json::json!({
-        "id": k.id,
-        "name": k.name,
-        "created_ms": k.created_ms,
-        "admin": k.access.admin,
-        "fixed": k.fixed,
-        "grants": grants_json(&k.access.grants),
-    })
-}
-
-fn error_json(status: StatusCode, message: impl std::fmt::Display) -> Response<Full<Bytes>> {
-    json(
-        status,
-        format!("{}\n", serde_json::json!({"error": message.to_string()})),
-    )
-}
-
-/// An engine error of a key or bucket operation as an admin API reply.
-fn engine_error(e: &EngineError) -> Response<Full<Bytes>> {
-    match e {
-        EngineError::NoSuchAccessKey => error_json(StatusCode::NOT_FOUND, "no such access key"),
-        EngineError::NoSuchBucket => error_json(StatusCode::NOT_FOUND, "no such bucket"),
-        EngineError::InvalidAccessKey(reason) => error_json(StatusCode::CONFLICT, reason),
-        other => {
-            tracing::error!(error = %other, "admin request failed");
-            error_json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error (see the server log)",
-            )
-        }
-    }
-}
-
-async fn create_key(req: &Request<hyper::body::Incoming>, keys: &KeyRing) -> Response<Full<Bytes>> {
-    let admin = match query_bool(req, "admin") {
-        Ok(a) => a,
-        Err(e) => return error_json(StatusCode::BAD_REQUEST, e),
-    };
+/// `POST /admin/keys`.
+async fn create_key(
+    req: &Request<hyper::body::Incoming>,
+    keys: &KeyRing,
+) -> Result<Response<Full<Bytes>>, AdminError> {
+    let request = api::CreateKey::from_query(query(req)).map_err(AdminError::BadRequest)?;
     let mut grants = Vec::new();
-    for spec in query_params(req, "allow") {
-        match parse_grant(&spec) {
+    for spec in &request.allow {
+        match parse_grant(spec) {
             Ok(g) if g.read || g.write => grants.push(g),
             Ok(_) => {
-                return error_json(
-                    StatusCode::BAD_REQUEST,
-                    format!("grant {spec:?} gives no right"),
-                );
+                return Err(AdminError::BadRequest(format!(
+                    "grant {spec:?} gives no right"
+                )));
             }
-            Err(e) => return error_json(StatusCode::BAD_REQUEST, e),
+            Err(e) => return Err(AdminError::BadRequest(e)),
         }
     }
-    let name = query_param(req, "name").unwrap_or_default();
-    if name.len() > 256 {
-        return error_json(StatusCode::BAD_REQUEST, "name is longer than 256 bytes");
+    if request.name.len() > 256 {
+        return Err(AdminError::BadRequest(
+            "name is longer than 256 bytes".to_owned(),
+        ));
     }
     let record = AccessKeyRecord {
-        name,
+        name: request.name,
         created_ms: cairn_storage_engine::now_ms(),
-        admin,
+        admin: request.admin,
         grants,
     };
-    match keys.create(record).await {
-        Ok(k) => {
-            let mut v = key_json(&KeyInfo::from(&k));
-            v["secret"] = serde_json::Value::String(k.secret);
-            tracing::info!(key = %k.id, admin = k.record.admin, "access key created");
-            json(StatusCode::CREATED, format!("{v}\n"))
-        }
-        Err(e) => engine_error(&e),
-    }
-}
-
-/// A percent-encoded path segment (or query value), decoded.
-fn decode_path(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    let k = keys.create(record).await?;
+    tracing::info!(key = %k.id, admin = k.record.admin, "access key created");
+    let created = api::CreatedKey {
+        key: api::Key::from(&KeyInfo::from(&k)),
+        secret: k.secret,
+    };
+    json_reply(StatusCode::CREATED, &created)
 }
 
 /// `/admin/keys/<id>` and `/admin/keys/<id>/grants/<bucket>`; `rest` is
-/// the path after `/admin/keys/`.
+/// the path after `/admin/keys/`. `None` for a method neither takes.
 async fn key_request(
     req: &Request<hyper::body::Incoming>,
     keys: &KeyRing,
     rest: &str,
-) -> Option<Response<Full<Bytes>>> {
-    let (id, grant_bucket) = match rest.split_once("/grants/") {
-        Some((id, bucket)) => (decode_path(id), Some(decode_path(bucket))),
-        None => (decode_path(rest), None),
+) -> Option<Result<Response<Full<Bytes>>, AdminError>> {
+    let (id, grant_bucket) = match rest.split_once(api::GRANTS_INFIX) {
+        Some((id, bucket)) => (api::decode(id), Some(api::decode(bucket))),
+        None => (api::decode(rest), None),
     };
-    let resp = match (req.method(), grant_bucket) {
-        (&Method::DELETE, None) => match keys.delete(&id).await {
-            Ok(()) => {
-                tracing::info!(key = %id, "access key deleted");
-                json(
-                    StatusCode::OK,
-                    format!("{}\n", serde_json::json!({"deleted": id})),
-                )
-            }
-            Err(e) => engine_error(&e),
-        },
+    match (req.method(), grant_bucket) {
+        (&Method::DELETE, None) => Some(delete_key(keys, id).await),
         (&Method::PUT | &Method::DELETE, Some(bucket)) => {
-            let grant = if req.method() == Method::PUT {
-                match (query_bool(req, "read"), query_bool(req, "write")) {
-                    (Ok(read), Ok(write)) => BucketGrant {
-                        bucket,
-                        read,
-                        write,
-                    },
-                    (Err(e), _) | (_, Err(e)) => {
-                        return Some(error_json(StatusCode::BAD_REQUEST, e));
-                    }
-                }
-            } else {
-                BucketGrant {
-                    bucket,
-                    read: false,
-                    write: false,
-                }
-            };
-            match keys.set_grant(&id, grant).await {
-                Ok(k) => json(StatusCode::OK, format!("{}\n", key_json(&k))),
-                Err(e) => engine_error(&e),
-            }
+            Some(set_grant(req, keys, &id, bucket).await)
         }
-        _ => return None,
+        _ => None,
+    }
+}
+
+/// `DELETE /admin/keys/<id>`.
+async fn delete_key(keys: &KeyRing, id: String) -> Result<Response<Full<Bytes>>, AdminError> {
+    keys.delete(&id).await?;
+    tracing::info!(key = %id, "access key deleted");
+    json_reply(StatusCode::OK, &api::DeletedKey { deleted: id })
+}
+
+/// `PUT` (with read/write) or `DELETE` of `/admin/keys/<id>/grants/<bucket>`.
+async fn set_grant(
+    req: &Request<hyper::body::Incoming>,
+    keys: &KeyRing,
+    id: &str,
+    bucket: String,
+) -> Result<Response<Full<Bytes>>, AdminError> {
+    let api::SetGrant { read, write } = if req.method() == Method::PUT {
+        api::SetGrant::from_query(query(req)).map_err(AdminError::BadRequest)?
+    } else {
+        api::SetGrant::default()
     };
-    Some(resp)
+    let k = keys
+        .set_grant(
+            id,
+            BucketGrant {
+                bucket,
+                read,
+                write,
+            },
+        )
+        .await?;
+    json_reply(StatusCode::OK, &api::Key::from(&k))
 }
 
 /// `GET /admin/buckets/<name>`.
-async fn bucket_info(engine: &Engine, keys: &KeyRing, name: &str) -> Response<Full<Bytes>> {
-    let name = decode_path(name);
-    let info = match engine.bucket_info(&name) {
-        Ok(i) => i,
-        Err(e) => return engine_error(&e),
-    };
-    let usage = match engine.bucket_usage(&name).await {
-        Ok(u) => u,
-        Err(e) => return engine_error(&e),
-    };
-    let users: Vec<serde_json::Value> = keys
+async fn bucket_info(
+    engine: &Engine,
+    keys: &KeyRing,
+    name: &str,
+) -> Result<Response<Full<Bytes>>, AdminError> {
+    let name = api::decode(name);
+    let info = engine.bucket_info(&name)?;
+    let usage = engine.bucket_usage(&name).await?;
+    let users = keys
         .list()
         .iter()
         .filter(|k| k.access.can_see(&name))
-        .map(|k| {
-            serde_json::json!({
-                "id": k.id,
-                "name": k.name,
-                "admin": k.access.admin,
-                "read": k.access.can_read(&name),
-                "write": k.access.can_write(&name),
-            })
+        .map(|k| api::BucketKey {
+            id: k.id.clone(),
+            name: k.name.clone(),
+            admin: k.access.admin,
+            read: k.access.can_read(&name),
+            write: k.access.can_write(&name),
         })
         .collect();
-    let v = serde_json::json!({
-        "name": info.name,
-        "created_ms": info.created_ms,
-        "objects": usage.objects,
-        "logical_bytes": usage.logical_bytes,
-        "uploads_in_progress": usage.uploads_in_progress,
-        "keys": users,
-    });
-    json(StatusCode::OK, format!("{v}\n"))
+    let reply = api::BucketInfo {
+        name: info.name,
+        created_ms: info.created_ms,
+        objects: usage.objects,
+        logical_bytes: usage.logical_bytes,
+        uploads_in_progress: usage.uploads_in_progress,
+        keys: users,
+    };
+    json_reply(StatusCode::OK, &reply)
 }
 
 /// Who may call `/admin/*`: admin access keys, signing for the region.
@@ -437,20 +492,14 @@ impl std::fmt::Debug for AdminAuth {
     }
 }
 
-/// `None` if the request carries a valid SigV4 signature of an admin key,
-/// else the 403.
-fn authorize(
-    req: &Request<hyper::body::Incoming>,
-    auth: &AdminAuth,
-) -> Option<Response<Full<Bytes>>> {
+/// `Ok` if the request carries a valid SigV4 signature of an admin key.
+fn authorize(req: &Request<hyper::body::Incoming>, auth: &AdminAuth) -> Result<(), AdminError> {
     let built = Request::builder()
         .method(req.method().clone())
         .uri(req.uri().clone())
         .version(req.version())
-        .body(());
-    let Ok(built) = built else {
-        return Some(error_json(StatusCode::FORBIDDEN, "malformed admin request"));
-    };
+        .body(())
+        .map_err(|_| AdminError::Forbidden("malformed admin request".to_owned()))?;
     let mut parts = built.into_parts().0;
     parts.headers = req.headers().clone();
     match verify_request(
@@ -461,24 +510,19 @@ fn authorize(
     ) {
         // A presigned URL could be replayed until it expires (up to 7 days):
         // the admin API takes header signatures only.
-        Ok(verified) if verified.presigned => Some(error_json(
-            StatusCode::FORBIDDEN,
-            "the admin API does not accept presigned URLs; sign the request headers",
+        Ok(verified) if verified.presigned => Err(AdminError::Forbidden(
+            "the admin API does not accept presigned URLs; sign the request headers".to_owned(),
         )),
         Ok(verified) => match auth.keys.access(&verified.access_key) {
-            Some(a) if a.admin => None,
-            _ => Some(error_json(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "access key {} is not an admin key; the admin API needs one (cairn admin key create NAME --admin)",
-                    verified.access_key
-                ),
-            )),
+            Some(a) if a.admin => Ok(()),
+            _ => Err(AdminError::Forbidden(format!(
+                "access key {} is not an admin key; the admin API needs one (cairn admin key create NAME --admin)",
+                verified.access_key
+            ))),
         },
-        Err(e) => Some(error_json(
-            StatusCode::FORBIDDEN,
-            format!("admin requests must be signed with an admin access key of this server: {e}"),
-        )),
+        Err(e) => Err(AdminError::Forbidden(format!(
+            "admin requests must be signed with an admin access key of this server: {e}"
+        ))),
     }
 }
 
@@ -512,31 +556,41 @@ async fn handle_admin(
     if !req.uri().path().starts_with("/admin/") {
         return None;
     }
-    if let Some(denied) = authorize(req, auth) {
-        return Some(denied);
-    }
-    let resp = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/admin/status") => json(StatusCode::OK, status_json(&engine.status())),
-        (&Method::GET, "/admin/cluster") => match cluster {
-            Some(node) => match serde_json::to_string(&node.status()) {
-                Ok(body) => json(StatusCode::OK, format!("{body}\n")),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-            },
-            None => error_json(
-                StatusCode::NOT_FOUND,
-                "this server is a single node, not part of a cluster (see docs/cluster.md)",
-            ),
-        },
-        (&Method::GET, "/admin/scrub") => {
-            json(StatusCode::OK, scrub_status_json(&engine.scrub_status()))
+    let answer = match authorize(req, auth) {
+        Ok(()) => admin_route(req, engine, gc, auth, cluster).await?,
+        Err(denied) => Err(denied),
+    };
+    Some(answer.unwrap_or_else(|e| e.response()))
+}
+
+/// An authorized `/admin/*` request; `None` for a route or method the
+/// admin API does not have.
+async fn admin_route(
+    req: &Request<hyper::body::Incoming>,
+    engine: &Engine,
+    gc: GcOptions,
+    auth: &AdminAuth,
+    cluster: Option<&cairn_cluster::RunningNode>,
+) -> Option<Result<Response<Full<Bytes>>, AdminError>> {
+    let answer = match (req.method(), req.uri().path()) {
+        (&Method::GET, api::STATUS) => {
+            json_reply(StatusCode::OK, &api::Status::from(&engine.status()))
         }
-        (&Method::POST, "/admin/scrub") => {
-            let status = || scrub_status_json(&engine.scrub_status());
+        (&Method::GET, api::CLUSTER) => match cluster {
+            Some(node) => json_reply(StatusCode::OK, &api::ClusterStatus::from(&node.status())),
+            None => Err(AdminError::NotClustered),
+        },
+        (&Method::GET, api::SCRUB) => json_reply(
+            StatusCode::OK,
+            &api::ScrubStatus::from(&engine.scrub_status()),
+        ),
+        (&Method::POST, api::SCRUB) => {
+            let status = || api::ScrubStatus::from(&engine.scrub_status());
             if engine.scrub_status().running {
-                return Some(json(StatusCode::CONFLICT, status()));
+                return Some(json_reply(StatusCode::CONFLICT, &status()));
             }
             let opts = ScrubOptions {
-                bytes_per_sec: query_u64(req, "bytes_per_sec").filter(|r| *r > 0),
+                bytes_per_sec: api::StartJob::from_query(query(req)).bytes_per_sec,
             };
             let e = engine.clone();
             let before = engine.scrub_status().started_ms;
@@ -546,19 +600,19 @@ async fn handle_admin(
                 || engine.scrub_status().started_ms != before,
             )
             .await;
-            json(StatusCode::ACCEPTED, status())
+            json_reply(StatusCode::ACCEPTED, &status())
         }
-        (&Method::GET, "/admin/rebalance") => json(
+        (&Method::GET, api::REBALANCE) => json_reply(
             StatusCode::OK,
-            rebalance_status_json(&engine.rebalance_status()),
+            &api::RebalanceStatus::from(&engine.rebalance_status()),
         ),
-        (&Method::POST, "/admin/rebalance") => {
-            let status = || rebalance_status_json(&engine.rebalance_status());
+        (&Method::POST, api::REBALANCE) => {
+            let status = || api::RebalanceStatus::from(&engine.rebalance_status());
             if engine.rebalance_status().running {
-                return Some(json(StatusCode::CONFLICT, status()));
+                return Some(json_reply(StatusCode::CONFLICT, &status()));
             }
             let opts = RebalanceOptions {
-                bytes_per_sec: query_u64(req, "bytes_per_sec").filter(|r| *r > 0),
+                bytes_per_sec: api::StartJob::from_query(query(req)).bytes_per_sec,
             };
             let e = engine.clone();
             let before = engine.rebalance_status().started_ms;
@@ -568,32 +622,35 @@ async fn handle_admin(
                 || engine.rebalance_status().started_ms != before,
             )
             .await;
-            json(StatusCode::ACCEPTED, status())
+            json_reply(StatusCode::ACCEPTED, &status())
         }
-        (&Method::GET, "/admin/keys") => {
-            let list: Vec<serde_json::Value> = auth.keys.list().iter().map(key_json).collect();
-            json(
-                StatusCode::OK,
-                format!("{}\n", serde_json::Value::Array(list)),
-            )
+        (&Method::GET, api::KEYS) => {
+            let list: Vec<api::Key> = auth.keys.list().iter().map(api::Key::from).collect();
+            json_reply(StatusCode::OK, &list)
         }
-        (&Method::POST, "/admin/keys") => create_key(req, &auth.keys).await,
-        (_, path) if path.starts_with("/admin/keys/") => {
-            key_request(req, &auth.keys, &path["/admin/keys/".len()..]).await?
+        (&Method::POST, api::KEYS) => create_key(req, &auth.keys).await,
+        (_, path) if path.starts_with(api::KEYS_PREFIX) => {
+            key_request(req, &auth.keys, &path[api::KEYS_PREFIX.len()..]).await?
         }
-        (&Method::GET, path) if path.starts_with("/admin/buckets/") => {
-            bucket_info(engine, &auth.keys, &path["/admin/buckets/".len()..]).await
+        (&Method::GET, path) if path.starts_with(api::BUCKETS_PREFIX) => {
+            bucket_info(engine, &auth.keys, &path[api::BUCKETS_PREFIX.len()..]).await
         }
-        (&Method::POST, "/admin/gc") => match engine.collect_garbage(gc).await {
-            Ok(r) => json(StatusCode::OK, gc_report_json(&r)),
-            Err(e) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("garbage collection failed: {e}\n"),
-            ),
+        (&Method::POST, api::GC) => match engine.collect_garbage(gc).await {
+            Ok(r) => json_reply(StatusCode::OK, &api::GcReport::from(&r)),
+            Err(e) => Err(AdminError::Gc(e)),
         },
         _ => return None,
     };
-    Some(resp)
+    Some(answer)
+}
+
+/// `/health/ready`'s answer from the engine's readiness.
+fn readiness(engine: &Engine) -> api::Readiness {
+    match engine.readiness() {
+        Ok(degraded) if degraded.is_empty() => api::Readiness::Ready,
+        Ok(degraded) => api::Readiness::Degraded(degraded),
+        Err(reason) => api::Readiness::NotReady(reason),
+    }
 }
 
 fn handle(
@@ -629,17 +686,12 @@ fn handle(
             }
         }
         "/health/live" => text(StatusCode::OK, "live\n"),
-        "/health/ready" => match engine.readiness() {
-            Ok(degraded) if degraded.is_empty() => text(StatusCode::OK, "ready\n"),
-            Ok(degraded) => text(
-                StatusCode::OK,
-                format!("ready, degraded: {}\n", degraded.join("; ")),
-            ),
-            Err(reason) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {reason}\n"),
-            ),
-        },
+        "/health/ready" => {
+            let ready = readiness(engine);
+            let status = StatusCode::from_u16(ready.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            text(status, ready.body())
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found. This is Cairn's admin listener: /metrics, /health/live and \
@@ -750,4 +802,145 @@ async fn serve_connection<I, S>(
     // Idle: closes now; a request in progress is answered first.
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(std::time::Duration::from_secs(30), conn).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_storage_engine::{DriveStatus, ScrubReport};
+    use http_body_util::BodyExt;
+
+    async fn answer(resp: Response<Full<Bytes>>) -> (u16, String, String) {
+        let status = resp.status().as_u16();
+        let kind = resp
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, kind, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Every drive state, as `GET /admin/status` answered it before the
+    /// reply was typed (the golden is that code's output on this sample).
+    #[tokio::test]
+    async fn status_reply_is_unchanged_for_every_drive_state() {
+        let drive = |index: usize, state| DriveStatus {
+            index,
+            path: std::path::PathBuf::from(format!("/d/\"{index}\"é")),
+            present: index != 1,
+            faulty: index == 3,
+            local: true,
+            state,
+            segment_bytes: 100 + index as u64,
+            fs_free_bytes: 200 + index as u64,
+            fs_size_bytes: 300 + index as u64,
+        };
+        let status = EngineStatus {
+            data_shards: 4,
+            parity_shards: 2,
+            drives: vec![
+                drive(0, DriveState::Ok),
+                drive(1, DriveState::Missing),
+                drive(2, DriveState::Replaced { healing: true }),
+                drive(3, DriveState::Faulty),
+                drive(
+                    4,
+                    DriveState::Foreign {
+                        reason: "another \"server\"\n".into(),
+                    },
+                ),
+                drive(5, DriveState::Replaced { healing: false }),
+            ],
+            objects: 21,
+            logical_bytes: 22,
+            stored_bytes: 23,
+            raw_bytes: 24,
+            metadata_sst_bytes: 25,
+            heal_backlog_bytes: 26,
+            scrub: ScrubStatus {
+                running: true,
+                started_ms: 1,
+                finished_ms: 2,
+                chunks_total_estimate: 3,
+                report: ScrubReport {
+                    chunks_checked: 4,
+                    ..ScrubReport::default()
+                },
+            },
+        };
+        let golden = r#"{"data_shards":4,"drives":[{"faulty":false,"fs_free_bytes":200,"fs_size_bytes":300,"healing":false,"index":0,"needs_heal":false,"path":"/d/\"0\"é","present":true,"segment_bytes":100,"state":"ok","state_detail":""},{"faulty":false,"fs_free_bytes":201,"fs_size_bytes":301,"healing":false,"index":1,"needs_heal":false,"path":"/d/\"1\"é","present":false,"segment_bytes":101,"state":"missing","state_detail":""},{"faulty":false,"fs_free_bytes":202,"fs_size_bytes":302,"healing":true,"index":2,"needs_heal":true,"path":"/d/\"2\"é","present":true,"segment_bytes":102,"state":"replaced","state_detail":""},{"faulty":true,"fs_free_bytes":203,"fs_size_bytes":303,"healing":false,"index":3,"needs_heal":false,"path":"/d/\"3\"é","present":true,"segment_bytes":103,"state":"faulty","state_detail":""},{"faulty":false,"fs_free_bytes":204,"fs_size_bytes":304,"healing":false,"index":4,"needs_heal":false,"path":"/d/\"4\"é","present":true,"segment_bytes":104,"state":"foreign","state_detail":"another \"server\"\n"},{"faulty":false,"fs_free_bytes":205,"fs_size_bytes":305,"healing":false,"index":5,"needs_heal":true,"path":"/d/\"5\"é","present":true,"segment_bytes":105,"state":"replaced","state_detail":""}],"heal_backlog_bytes":26,"logical_bytes":22,"metadata_sst_bytes":25,"objects":21,"parity_shards":2,"raw_bytes":24,"scrub_chunks_checked":4,"scrub_chunks_total_estimate":3,"scrub_running":true,"stored_bytes":23,"version":"0.1.0"}"#
+            .replace(r#""version":"0.1.0""#, &format!(r#""version":"{}""#, env!("CARGO_PKG_VERSION")));
+        let resp = json_reply(StatusCode::OK, &api::Status::from(&status)).unwrap();
+        assert_eq!(
+            answer(resp).await,
+            (200, "application/json".to_owned(), format!("{golden}\n"))
+        );
+    }
+
+    /// The one mapping of failures to admin answers: statuses and bodies as
+    /// they were before it existed.
+    #[tokio::test]
+    async fn errors_become_the_answers_they_always_were() {
+        let json = |s: &str| format!("{{\"error\":\"{s}\"}}\n");
+        let cases = [
+            (
+                AdminError::Engine(EngineError::NoSuchAccessKey),
+                404,
+                json("no such access key"),
+            ),
+            (
+                AdminError::Engine(EngineError::NoSuchBucket),
+                404,
+                json("no such bucket"),
+            ),
+            (
+                AdminError::Engine(EngineError::InvalidAccessKey("the last admin key".into())),
+                409,
+                json("the last admin key"),
+            ),
+            (
+                AdminError::Engine(EngineError::Corrupt("secret detail".into())),
+                500,
+                json("internal error (see the server log)"),
+            ),
+            (
+                AdminError::BadRequest("grant \"x\" gives no right".into()),
+                400,
+                json(r#"grant \"x\" gives no right"#),
+            ),
+            (AdminError::Forbidden("no".into()), 403, json("no")),
+            (
+                AdminError::NotClustered,
+                404,
+                json("this server is a single node, not part of a cluster (see docs/cluster.md)"),
+            ),
+        ];
+        for (error, status, body) in cases {
+            let got = answer(error.response()).await;
+            assert_eq!(got, (status, "application/json".to_owned(), body));
+        }
+        let gc = AdminError::Gc(EngineError::Corrupt("bad segment".into()));
+        assert_eq!(
+            answer(gc.response()).await,
+            (
+                500,
+                "text/plain; charset=utf-8".to_owned(),
+                "garbage collection failed: corruption: bad segment\n".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn grants_parse() {
+        let g = parse_grant("my:bucket:rw").unwrap();
+        assert_eq!(
+            (g.bucket.as_str(), g.read, g.write),
+            ("my:bucket", true, true)
+        );
+        assert!(parse_grant("photos:admin").is_err());
+        assert!(parse_grant(":r").is_err());
+        assert!(parse_grant("photos").is_err());
+    }
 }

@@ -4,6 +4,7 @@
 //! admin listener (/metrics, health). It must never contain storage or S3
 //! logic: those live in `cairn-storage-engine` and `cairn-s3-api`.
 
+mod admin_api;
 mod admin_cli;
 mod admin_http;
 mod background;
