@@ -729,7 +729,7 @@ fn engine_refusal(e: &EngineError) -> Reply {
     let (status, kind) = match e {
         EngineError::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "full"),
         EngineError::Io { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "io"),
-        EngineError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt"),
+        e if e.is_corruption() => (StatusCode::INTERNAL_SERVER_ERROR, "corrupt"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     };
     refuse(status, kind, e.to_string())

@@ -396,6 +396,13 @@ impl From<EngineError> for S3Error {
             }
             e @ (EngineError::ChunkUnavailable { .. }
             | EngineError::Corrupt(_)
+            | EngineError::CorruptChunk { .. }
+            | EngineError::UnusableCoding { .. }
+            | EngineError::Erasure(_)
+            | EngineError::Crypto(_)
+            | EngineError::Compression(_)
+            | EngineError::Metric { .. }
+            | EngineError::TaskFailed(_)
             | EngineError::Io { .. }
             | EngineError::Metadata(_)
             | EngineError::Codec(_)

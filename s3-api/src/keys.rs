@@ -168,7 +168,7 @@ impl KeyRing {
         let engine = self.engine.clone();
         let stored = tokio::task::spawn_blocking(move || Self::load_stored(&engine))
             .await
-            .map_err(|e| EngineError::Internal(format!("reloading keys: {e}")))??;
+            .map_err(EngineError::TaskFailed)??;
         if self.engine.metadata_import_generation() != generation {
             return Ok(());
         }

@@ -202,7 +202,7 @@ impl Engine {
             .keys
             .sealer
             .seal(id.as_bytes(), secret.as_bytes())
-            .map_err(|e| EngineError::Internal(format!("sealing secret: {e}")))?;
+            .map_err(EngineError::Crypto)?;
         let inner = self.inner.clone();
         let (secret_name, info_name) =
             (format!("{SECRET_PREFIX}{id}"), format!("{INFO_PREFIX}{id}"));

@@ -20,6 +20,32 @@ pub enum CodecError {
     UnknownVersion { what: &'static str, version: u8 },
 }
 
+/// Which check of the read path a chunk failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ChunkCheck {
+    #[error("erasure decoding")]
+    ErasureDecode,
+    #[error("authentication")]
+    Authentication,
+    #[error("decompression")]
+    Decompression,
+    #[error("its length")]
+    Length,
+    #[error("its content id")]
+    ContentId,
+}
+
+/// The leaf error behind a failed chunk check, kept as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkFault {
+    #[error(transparent)]
+    Erasure(#[from] cairn_erasure::ErasureError),
+    #[error(transparent)]
+    Crypto(#[from] cairn_crypto::CryptoError),
+    #[error(transparent)]
+    Decompress(#[from] io::Error),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("no such bucket")]
@@ -70,6 +96,37 @@ pub enum EngineError {
     /// Data failed an integrity check and could not be repaired.
     #[error("corruption: {0}")]
     Corrupt(String),
+    /// A chunk's bytes failed a check of the read path after the shards
+    /// were decoded: nothing unverified is returned.
+    #[error("chunk {chunk} failed {check}")]
+    CorruptChunk {
+        chunk: ChunkId,
+        check: ChunkCheck,
+        #[source]
+        source: Option<ChunkFault>,
+    },
+    /// A chunk record names an erasure layout the coder cannot build.
+    #[error("chunk record has an unusable {data_shards}+{parity_shards} coding: {source}")]
+    UnusableCoding {
+        data_shards: u8,
+        parity_shards: u8,
+        #[source]
+        source: cairn_erasure::ErasureError,
+    },
+    #[error("erasure coding: {0}")]
+    Erasure(#[source] cairn_erasure::ErasureError),
+    #[error("encryption: {0}")]
+    Crypto(#[source] cairn_crypto::CryptoError),
+    #[error("zstd compression: {0}")]
+    Compression(#[source] io::Error),
+    #[error("metric {name}: {source}")]
+    Metric {
+        name: String,
+        #[source]
+        source: prometheus::Error,
+    },
+    #[error("worker task failed: {0}")]
+    TaskFailed(#[from] tokio::task::JoinError),
     #[error("I/O error {context}: {source}")]
     Io {
         context: String,
@@ -98,7 +155,23 @@ impl EngineError {
     }
 
     pub(crate) fn join(e: tokio::task::JoinError) -> Self {
-        EngineError::Internal(format!("worker task failed: {e}"))
+        EngineError::TaskFailed(e)
+    }
+
+    pub(crate) fn metric(name: impl Into<String>) -> impl FnOnce(prometheus::Error) -> Self {
+        let name = name.into();
+        move |source| EngineError::Metric { name, source }
+    }
+
+    /// Data failed an integrity check (a record, a chunk): what the cluster
+    /// and the logs call corruption, as opposed to I/O or a bug.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Corrupt(_)
+                | EngineError::CorruptChunk { .. }
+                | EngineError::UnusableCoding { .. }
+        )
     }
 }
 

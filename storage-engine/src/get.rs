@@ -295,9 +295,9 @@ pub(crate) fn read_chunk(inner: &Arc<Inner>, entry: &ManifestEntry) -> EngineRes
         tracing::warn!(chunk = %id, failures = ?failures, "reconstructing chunk from parity");
     }
     let coder = inner.chunks.coder(rec.data_shards, rec.parity_shards)?;
-    let sealed = coder
-        .decode(shards, rec.sealed_len as usize)
-        .map_err(|e| EngineError::Corrupt(format!("chunk {id}: erasure decode: {e}")))?;
+    let sealed = coder.decode(shards, rec.sealed_len as usize).map_err(|e| {
+        crate::pipeline::corrupt(&id, crate::error::ChunkCheck::ErasureDecode, Some(e.into()))
+    })?;
     let plain = inner
         .chunks
         .codec

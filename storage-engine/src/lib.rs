@@ -75,7 +75,7 @@ pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ScannedShard, SegmentInfo, ShardReadError, ShardStore};
 pub use drive_identity::{DriveState, MARKER_FILE};
 pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
-pub use error::{CodecError, EngineError, EngineResult};
+pub use error::{ChunkCheck, ChunkFault, CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};

@@ -19,7 +19,7 @@ fn gauge_vec(
     reg(
         registry,
         prometheus::IntGaugeVec::new(Opts::new(name, help), &[label])
-            .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?,
+            .map_err(EngineError::metric(name))?,
     )
 }
 
@@ -29,13 +29,12 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(
 ) -> EngineResult<T> {
     registry
         .register(Box::new(c.clone()))
-        .map_err(|e| EngineError::Internal(format!("registering metric: {e}")))?;
+        .map_err(EngineError::metric("registering"))?;
     Ok(c)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> EngineResult<IntCounter> {
-    let c = IntCounter::new(name, help)
-        .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?;
+    let c = IntCounter::new(name, help).map_err(EngineError::metric(name))?;
     reg(registry, c)
 }
 
@@ -124,7 +123,7 @@ impl EngineMetrics {
     pub fn register(registry: &Registry) -> EngineResult<Self> {
         let vec = |name: &str, help: &str, labels: &[&str]| -> EngineResult<IntCounterVec> {
             let c = IntCounterVec::new(Opts::new(name, help), labels)
-                .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?;
+                .map_err(EngineError::metric(name))?;
             reg(registry, c)
         };
         let fsync = HistogramVec::new(
@@ -137,12 +136,11 @@ impl EngineMetrics {
             ]),
             &["drive"],
         )
-        .map_err(|e| EngineError::Internal(format!("metric fsync: {e}")))?;
+        .map_err(EngineError::metric("cairn_drive_fsync_seconds"))?;
         let gauge = |name: &str, help: &str| -> EngineResult<prometheus::IntGauge> {
             reg(
                 registry,
-                prometheus::IntGauge::new(name, help)
-                    .map_err(|e| EngineError::Internal(format!("metric {name}: {e}")))?,
+                prometheus::IntGauge::new(name, help).map_err(EngineError::metric(name))?,
             )
         };
         let metrics = EngineMetrics {
@@ -248,7 +246,7 @@ impl EngineMetrics {
                     "cairn_heal_backlog_bytes",
                     "Shard bytes found missing or corrupt by the scrubber and not yet rebuilt",
                 )
-                .map_err(|e| EngineError::Internal(format!("metric heal_backlog: {e}")))?,
+                .map_err(EngineError::metric("cairn_heal_backlog_bytes"))?,
             )?,
             shards_rebalanced: counter(
                 registry,
@@ -321,12 +319,12 @@ impl EngineMetrics {
                     "cairn_gc_reclaimable_bytes",
                     "Segment bytes unreferenced at the last garbage-collection sweep",
                 )
-                .map_err(|e| EngineError::Internal(format!("metric: {e}")))?,
+                .map_err(EngineError::metric("cairn_gc_reclaimable_bytes"))?,
             )?,
             scrub_running: reg(
                 registry,
                 prometheus::IntGauge::new("cairn_scrub_running", "1 while a scrub runs")
-                    .map_err(|e| EngineError::Internal(format!("metric: {e}")))?,
+                    .map_err(EngineError::metric("cairn_scrub_running"))?,
             )?,
             scrub_chunks_checked: reg(
                 registry,
@@ -334,7 +332,7 @@ impl EngineMetrics {
                     "cairn_scrub_chunks_checked",
                     "Chunks checked by the running (or last) scrub",
                 )
-                .map_err(|e| EngineError::Internal(format!("metric: {e}")))?,
+                .map_err(EngineError::metric("cairn_scrub_chunks_checked"))?,
             )?,
             drive_faulty: reg(
                 registry,
@@ -345,7 +343,7 @@ impl EngineMetrics {
                     ),
                     &["drive"],
                 )
-                .map_err(|e| EngineError::Internal(format!("metric drive_faulty: {e}")))?,
+                .map_err(EngineError::metric("cairn_drive_faulty"))?,
             )?,
         };
         // Bounded label sets are created up front, so dashboards and alerts

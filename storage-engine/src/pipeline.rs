@@ -9,7 +9,7 @@ use bytes::Bytes;
 use cairn_crypto::{ChunkSealer, MasterKey};
 use cairn_dedup::{ChunkId, ChunkIdKey};
 
-use crate::error::{EngineError, EngineResult};
+use crate::error::{ChunkCheck, ChunkFault, EngineError, EngineResult};
 
 /// zstd level 1: on this machine it beat level 3 in both speed and ratio on
 /// sensor-like text (DESIGN.md), and it is the cheapest real compressor.
@@ -34,7 +34,7 @@ const COMPRESSORS_KEPT_MAX: usize = 4;
 
 /// zstd of `plaintext`, or `None` when a sample says it will not shrink.
 fn compress_if_worth_it(plaintext: &[u8]) -> EngineResult<Option<Vec<u8>>> {
-    let zstd_err = |e: std::io::Error| EngineError::Internal(format!("zstd: {e}"));
+    let zstd_err = EngineError::Compression;
     let pooled = COMPRESSORS.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let mut compressor = match pooled {
         Some(c) => c,
@@ -112,7 +112,7 @@ impl ChunkCodec {
         let mut sealed = Vec::with_capacity(capacity(sealed_len).max(sealed_len));
         self.sealer
             .seal_into(id.as_bytes(), payload, &mut sealed)
-            .map_err(|e| EngineError::Internal(format!("sealing chunk: {e}")))?;
+            .map_err(EngineError::Crypto)?;
         Ok(SealedChunk {
             compressed: is_compressed,
             sealed,
@@ -131,26 +131,29 @@ impl ChunkCodec {
         let payload = self
             .sealer
             .open(id.as_bytes(), sealed)
-            .map_err(|_| EngineError::Corrupt(format!("chunk {id} failed authentication")))?;
+            .map_err(|e| corrupt(id, ChunkCheck::Authentication, Some(e.into())))?;
         let plain = if compressed {
-            zstd::bulk::decompress(&payload, plain_len as usize).map_err(|e| {
-                EngineError::Corrupt(format!("chunk {id} failed to decompress: {e}"))
-            })?
+            zstd::bulk::decompress(&payload, plain_len as usize)
+                .map_err(|e| corrupt(id, ChunkCheck::Decompression, Some(e.into())))?
         } else {
             payload
         };
         if plain.len() != plain_len as usize {
-            return Err(EngineError::Corrupt(format!(
-                "chunk {id} has {} bytes, expected {plain_len}",
-                plain.len()
-            )));
+            return Err(corrupt(id, ChunkCheck::Length, None));
         }
         if !self.id_key.verify(id, &plain) {
-            return Err(EngineError::Corrupt(format!(
-                "chunk {id} content does not match its id"
-            )));
+            return Err(corrupt(id, ChunkCheck::ContentId, None));
         }
         Ok(Bytes::from(plain))
+    }
+}
+
+/// A chunk that failed `check` on the read path.
+pub(crate) fn corrupt(id: &ChunkId, check: ChunkCheck, source: Option<ChunkFault>) -> EngineError {
+    EngineError::CorruptChunk {
+        chunk: *id,
+        check,
+        source,
     }
 }
 
@@ -214,13 +217,13 @@ mod tests {
         let other = c.chunk_id(b"other");
         assert!(matches!(
             c.open(&other, &s.sealed, s.compressed, 9),
-            Err(EngineError::Corrupt(_))
+            Err(EngineError::CorruptChunk { .. })
         ));
         let mut bad = s.sealed.clone();
         bad[14] ^= 1;
         assert!(matches!(
             c.open(&id, &bad, s.compressed, 9),
-            Err(EngineError::Corrupt(_))
+            Err(EngineError::CorruptChunk { .. })
         ));
     }
 

@@ -504,7 +504,7 @@ fn store_chunk(
     let compressed = sealed.compressed;
     let encoded = coder
         .encode_owned(sealed.sealed)
-        .map_err(|e| EngineError::Internal(format!("erasure encode: {e}")))?;
+        .map_err(EngineError::Erasure)?;
     let shard_count = coder.total_shards();
     // Rendezvous order over all drives; healthy drives first so a faulty one
     // is replaced by the next candidate when there is a spare drive.

@@ -55,8 +55,7 @@ impl Chunks {
             .map_err(|_| EngineError::Config("at most 255 shards per chunk".into()))?;
         let m = u8::try_from(parity_shards)
             .map_err(|_| EngineError::Config("at most 255 shards per chunk".into()))?;
-        let coder = ErasureCoder::new(data_shards, parity_shards)
-            .map_err(|e| EngineError::Config(format!("erasure coder: {e}")))?;
+        let coder = ErasureCoder::new(data_shards, parity_shards).map_err(EngineError::Erasure)?;
         let mut coders = HashMap::new();
         coders.insert((k, m), Arc::new(coder));
         Ok(Chunks {
@@ -75,8 +74,12 @@ impl Chunks {
             return Ok(c.clone());
         }
         let c = Arc::new(
-            ErasureCoder::new(usize::from(k), usize::from(m)).map_err(|e| {
-                EngineError::Corrupt(format!("chunk has unusable {k}+{m} coding: {e}"))
+            ErasureCoder::new(usize::from(k), usize::from(m)).map_err(|source| {
+                EngineError::UnusableCoding {
+                    data_shards: k,
+                    parity_shards: m,
+                    source,
+                }
             })?,
         );
         coders.insert((k, m), c.clone());
