@@ -16,6 +16,7 @@
 //! | [`clients`] | boto3, restic, s3cmd, rclone, aws CLI with default settings |
 //! | [`cluster`] | a 3-node cluster: replication, node loss, heal, rebalance |
 //! | [`crash`] | SIGKILL under concurrent writes loses nothing acknowledged |
+//! | [`data_dir_compat`] | a data dir written by an earlier main opens and reads back |
 //! | [`hostile_clients`] | connection floods, stalls and unsafe defaults |
 //! | [`maintenance`] | `cairn admin heal / scrub / gc / status`, drive identity |
 //! | [`ops_metrics`] | dashboards and alert rules use metrics the server has |
@@ -40,6 +41,7 @@ mod cli_clients;
 mod clients;
 mod cluster;
 mod crash;
+mod data_dir_compat;
 mod hostile_clients;
 mod maintenance;
 mod ops_metrics;

@@ -1,0 +1,232 @@
+//! A data directory written by an earlier `cairn` still opens and reads
+//! back exactly: `tests/fixtures/data-dir-v1` was made by the main of
+//! before the issue-17 refactor (`tests/fixtures/make_data_dir_v1.py`:
+//! inline, chunked, deduplicated, copied, tagged and multipart objects, a
+//! deleted object, an in-progress upload, bucket tags, an access key with a
+//! grant). Every later build must read every record, manifest, shard and
+//! sealed secret in it — the on-disk formats never change silently.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+const FIXTURE: &str = "tests/fixtures/data-dir-v1";
+
+/// A writable copy of the fixture (the server writes to its data dir).
+fn copy_of_fixture() -> tempfile::TempDir {
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-compat-")
+        .tempdir()
+        .unwrap();
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    copy_dir(&source, tmp.path());
+    // Git keeps no 0600: the server refuses a key file others can read.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        tmp.path().join("master.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    tmp
+}
+
+fn manifest() -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(FIXTURE)
+        .join("manifest.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+#[test]
+fn every_object_of_a_v1_data_dir_reads_back_with_its_etag() {
+    run(async {
+        let dir = copy_of_fixture();
+        let server = TestServer::start_in(dir.path());
+        let c = sdk_client(&server);
+        let m = manifest();
+        let bucket = text(&m["bucket"]);
+        let objects = m["objects"].as_object().unwrap();
+        for (key, want) in objects {
+            let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
+            assert_eq!(got.e_tag(), Some(text(&want["etag"])), "{key}");
+            let body = got.body.collect().await.unwrap().into_bytes();
+            assert_eq!(body.len() as u64, want["size"].as_u64().unwrap(), "{key}");
+            assert_eq!(md5_hex(&body), text(&want["md5"]), "{key}");
+        }
+        let listed = c.list_objects_v2().bucket(bucket).send().await.unwrap();
+        let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+        let want: Vec<&str> = objects.keys().map(String::as_str).collect();
+        assert_eq!(keys, want, "the listing has exactly the fixture's objects");
+        let buckets = c.list_buckets().send().await.unwrap();
+        let names: Vec<&str> = buckets.buckets().iter().filter_map(|b| b.name()).collect();
+        assert_eq!(names, ["fixture-empty", "fixture-v1"]);
+    });
+}
+
+#[test]
+fn metadata_and_tags_of_a_v1_data_dir_are_kept() {
+    run(async {
+        let dir = copy_of_fixture();
+        let server = TestServer::start_in(dir.path());
+        let c = sdk_client(&server);
+        let m = manifest();
+        let bucket = text(&m["bucket"]);
+        let head = c
+            .head_object()
+            .bucket(bucket)
+            .key("inline/small.txt")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.content_type(), Some("text/plain"));
+        assert_eq!(
+            head.metadata()
+                .and_then(|md| md.get("origin"))
+                .map(String::as_str),
+            Some("fixture")
+        );
+        let tags = c
+            .get_object_tagging()
+            .bucket(bucket)
+            .key("tagged.txt")
+            .send()
+            .await
+            .unwrap();
+        let mut got: Vec<(String, String)> = tags
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("colour".to_owned(), "blue".to_owned()),
+                ("size".to_owned(), "small".to_owned())
+            ]
+        );
+        let bucket_tags = c.get_bucket_tagging().bucket(bucket).send().await.unwrap();
+        let t = &bucket_tags.tag_set()[0];
+        assert_eq!((t.key(), t.value()), ("fixture", "v1"));
+    });
+}
+
+#[test]
+fn an_upload_in_progress_in_a_v1_data_dir_completes() {
+    run(async {
+        let dir = copy_of_fixture();
+        let server = TestServer::start_in(dir.path());
+        let c = sdk_client(&server);
+        let m = manifest();
+        let bucket = text(&m["bucket"]);
+        let p = &m["pending_upload"];
+        let (key, upload_id) = (text(&p["key"]), text(&p["upload_id"]));
+        let uploads = c
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<&str> = uploads
+            .uploads()
+            .iter()
+            .filter_map(|u| u.upload_id())
+            .collect();
+        assert_eq!(ids, [upload_id]);
+        let parts = c
+            .list_parts()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .unwrap();
+        let part = &parts.parts()[0];
+        assert_eq!(part.e_tag(), Some(text(&p["part_etag"])));
+        let done = aws_sdk_s3::types::CompletedMultipartUpload::builder()
+            .parts(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(1)
+                    .e_tag(text(&p["part_etag"]))
+                    .build(),
+            )
+            .build();
+        c.complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(done)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(md5_hex(&get_bytes(&c, bucket, key).await), text(&p["md5"]));
+    });
+}
+
+#[test]
+fn an_access_key_of_a_v1_data_dir_keeps_its_secret_and_grants() {
+    run(async {
+        let dir = copy_of_fixture();
+        let server = TestServer::start_in(dir.path());
+        let m = manifest();
+        let bucket = text(&m["bucket"]);
+        let key = &m["reader_key"];
+        let reader = sdk_client_for(
+            &server.endpoint(),
+            text(&key["id"]),
+            text(&key["secret"]),
+            &[],
+        );
+        let body = get_bytes(&reader, bucket, "tagged.txt").await;
+        assert_eq!(
+            md5_hex(&body),
+            text(&m["objects"]["tagged.txt"]["md5"]),
+            "the sealed secret opens and the read grant holds"
+        );
+        let err = reader
+            .put_object()
+            .bucket(bucket)
+            .key("new")
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(sdk_error_code(&err).as_deref(), Some("AccessDenied"));
+    });
+}
+
+#[test]
+fn a_v1_data_dir_scrubs_clean_and_takes_new_writes() {
+    run(async {
+        let dir = copy_of_fixture();
+        let server = TestServer::start_in(dir.path());
+        let (ok, out, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["scrub"]);
+        assert!(ok, "scrub failed: {out}\n{err}");
+        assert_eq!(count_before(&out, "missing"), 0, "{out}");
+        assert_eq!(count_before(&out, "corrupt"), 0, "{out}");
+        assert!(count_before(&out, "shards verified") > 0, "{out}");
+        let c = sdk_client(&server);
+        let body = Rng::new(0x5eed).bytes(300 * KIB);
+        put_bytes(&c, "fixture-v1", "written-after-upgrade", &body).await;
+        assert_eq!(
+            get_bytes(&c, "fixture-v1", "written-after-upgrade").await,
+            body
+        );
+    });
+}
