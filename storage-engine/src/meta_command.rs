@@ -1,7 +1,10 @@
-//! Metadata changes as data: every [`crate::meta::MetaBatch`] is a
-//! [`MetaCommand`], a list of puts, deletes and merges on numbered column
-//! families, applied to RocksDB by exactly one function
-//! (`MetaStore::apply`).
+//! Metadata changes as data: every `MetaBatch` is a [`MetaCommand`], a
+//! list of puts, deletes and merges on numbered column families, applied to
+//! RocksDB by exactly one function (`MetaStore::apply`).
+//!
+//! This module sits below the store (`meta/`): it owns the command format,
+//! the column family numbers and names, and the guards, and must never
+//! import the store nor read or write RocksDB itself.
 //!
 //! This is the seam the cluster (issue 8, docs/cluster-plan.md) replicates:
 //! a command encodes to bytes that mean the same on every node. It names
@@ -57,18 +60,19 @@ impl MetaCf {
         MetaCf::System,
     ];
 
-    /// The RocksDB column family name.
-    pub fn name(self) -> &'static str {
+    /// The RocksDB column family name (never changes: it names data on
+    /// disk).
+    pub const fn name(self) -> &'static str {
         match self {
-            MetaCf::Buckets => crate::meta::CF_BUCKETS,
-            MetaCf::Objects => crate::meta::CF_OBJECTS,
-            MetaCf::Manifests => crate::meta::CF_MANIFESTS,
-            MetaCf::InlineData => crate::meta::CF_INLINE_DATA,
-            MetaCf::Chunks => crate::meta::CF_CHUNKS,
-            MetaCf::Uploads => crate::meta::CF_UPLOADS,
-            MetaCf::UploadIndex => crate::meta::CF_UPLOAD_INDEX,
-            MetaCf::Parts => crate::meta::CF_PARTS,
-            MetaCf::System => crate::meta::CF_SYSTEM,
+            MetaCf::Buckets => "buckets",
+            MetaCf::Objects => "objects",
+            MetaCf::Manifests => "manifests",
+            MetaCf::InlineData => "inline_data",
+            MetaCf::Chunks => "chunks",
+            MetaCf::Uploads => "uploads",
+            MetaCf::UploadIndex => "upload_index",
+            MetaCf::Parts => "parts",
+            MetaCf::System => "system",
         }
     }
 

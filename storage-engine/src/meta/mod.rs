@@ -1,0 +1,736 @@
+//! The metadata store: RocksDB with one column family per record kind,
+//! each read and written as a typed [`Table`] (`tables/`, one file per
+//! column family with its key layout and codec).
+//!
+//! | column family  | table           | key                                         | value            |
+//! |----------------|-----------------|---------------------------------------------|------------------|
+//! | `buckets`      | [`Buckets`]     | bucket name (UTF-8)                         | [`BucketRecord`] |
+//! | `objects`      | [`Objects`]     | bucket id (u64 BE) ++ object key (UTF-8)    | [`ObjectVersion`] |
+//! | `manifests`    | [`Manifests`]   | version id (16) ++ block index (u32 BE)     | [`ManifestBlock`] |
+//! | `inline_data`  | [`InlineData`]  | version id (16)                             | sealed bytes of a small object ([`ManifestRef::DataElsewhere`]) |
+//! | `chunks`       | [`Chunks`]      | chunk id (32)                               | [`ChunkRecord`], updated by merge of [`ChunkRefDelta`] |
+//! | `uploads`      | [`Uploads`]     | upload id (16)                              | [`UploadRecord`] |
+//! | `upload_index` | [`UploadIndex`] | bucket id (u64 BE) ++ key ++ 0x00 ++ upload id | empty         |
+//! | `parts`        | [`Parts`]       | upload id (16) ++ part number (u32 BE)      | [`PartRecord`]   |
+//! | `system`       | [`System`]      | ASCII name                                  | per entry; `totals` and `totals/bucket/<id hex>`: [`TotalsRecord`], updated by merge (`totals.rs`) |
+//! | `local`        | —               | ASCII name (this node only, never replicated) | per entry      |
+//!
+//! This module owns opening the store (options, merge operators), the
+//! generic reads (`get`, `get_guarded`, `page`, `keys`, `for_each`), the
+//! batch ([`MetaBatch`]), and writing: [`MetaStore::write`] hands a batch's
+//! [`MetaCommand`] to the cluster's [`MetaCommitter`] or to
+//! [`MetaStore::apply`], the only code that writes replicated metadata.
+//! Whole-store copies are in `stream.rs`, the totals reads in `totals.rs`.
+//! It must never write a replicated column family other than through
+//! `apply`, nor know what the engine does with the records.
+//!
+//! Every write that acknowledges client data goes through [`MetaStore::write`]
+//! with the WAL synced. Reads are plain point lookups and bounded iterators.
+//!
+//! [`BucketRecord`]: crate::records::BucketRecord
+//! [`ObjectVersion`]: crate::records::ObjectVersion
+//! [`ManifestBlock`]: crate::records::ManifestBlock
+//! [`ChunkRecord`]: crate::records::ChunkRecord
+//! [`ChunkRefDelta`]: crate::records::ChunkRefDelta
+//! [`UploadRecord`]: crate::records::UploadRecord
+//! [`PartRecord`]: crate::records::PartRecord
+//! [`TotalsRecord`]: crate::records::TotalsRecord
+//! [`ManifestRef::DataElsewhere`]: crate::records::ManifestRef::DataElsewhere
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{
+    BlockBasedOptions, BoundColumnFamily, Cache, ColumnFamilyDescriptor, DBWithThreadMode,
+    MultiThreaded, Options, ReadOptions, WriteBatch, WriteOptions,
+};
+
+use crate::error::{CodecError, EngineError, EngineResult};
+use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
+use crate::totals::TOTALS_KEY;
+
+mod compat;
+mod stream;
+mod table;
+mod tables;
+mod totals;
+
+#[cfg(test)]
+pub use compat::object_key;
+pub use table::{KeyRange, MergeTable, Table};
+pub use tables::{
+    Buckets, Chunks, InlineData, Manifests, Objects, Parts, System, UploadId, Uploads,
+};
+
+pub type Db = DBWithThreadMode<MultiThreaded>;
+
+pub const CF_BUCKETS: &str = MetaCf::Buckets.name();
+pub const CF_OBJECTS: &str = MetaCf::Objects.name();
+pub const CF_MANIFESTS: &str = MetaCf::Manifests.name();
+pub const CF_INLINE_DATA: &str = MetaCf::InlineData.name();
+pub const CF_CHUNKS: &str = MetaCf::Chunks.name();
+pub const CF_UPLOADS: &str = MetaCf::Uploads.name();
+pub const CF_UPLOAD_INDEX: &str = MetaCf::UploadIndex.name();
+pub const CF_PARTS: &str = MetaCf::Parts.name();
+pub const CF_SYSTEM: &str = MetaCf::System.name();
+/// This node's own state, never replicated nor in snapshots (not a
+/// `MetaCf`): the clean-shutdown marker.
+pub const CF_LOCAL: &str = "local";
+
+const ALL_CFS: [&str; 10] = [
+    CF_BUCKETS,
+    CF_OBJECTS,
+    CF_MANIFESTS,
+    CF_INLINE_DATA,
+    CF_CHUNKS,
+    CF_UPLOADS,
+    CF_UPLOAD_INDEX,
+    CF_PARTS,
+    CF_SYSTEM,
+    CF_LOCAL,
+];
+
+/// Lock stripes over chunk ids held by [`MetaStore::apply`] while it reads
+/// whether a chunk record exists and writes the change (see `totals.rs`).
+const APPLY_CHUNK_STRIPES: usize = 1024;
+
+/// A key a guard read, and its value then.
+type GuardRead<'a> = (MetaCf, &'a [u8], Option<Vec<u8>>);
+
+fn apply_chunk_stripe(key: &[u8]) -> usize {
+    let hi = usize::from(key.first().copied().unwrap_or(0));
+    let lo = usize::from(key.get(1).copied().unwrap_or(0));
+    ((hi << 8) | lo) % APPLY_CHUNK_STRIPES
+}
+
+/// Bounds on RocksDB's memory: one shared block cache and a global memtable budget.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
+const WRITE_BUFFER_TOTAL_BYTES: usize = 64 << 20;
+const WRITE_BUFFER_PER_CF_BYTES: usize = 16 << 20;
+
+/// The smallest byte string greater than every string that starts with
+/// `prefix`, or `None` when there is none (all 0xFF).
+pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut out = prefix.to_vec();
+    while let Some(last) = out.pop() {
+        if last < 0xFF {
+            out.push(last + 1);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// A row of table `T` read by [`MetaStore::page_guarded`]: key, value, and
+/// a guard that it is still exactly that row.
+pub type GuardedRow<T> = (<T as Table>::KeyOwned, <T as Table>::Value, MetaGuard);
+
+/// A stored value as `T` reads it: `None` when absent (or empty, for a
+/// table where empty means absent).
+fn decode_present<T: Table>(raw: Option<&[u8]>) -> Result<Option<T::Value>, CodecError> {
+    match raw {
+        Some(v) if !(T::EMPTY_MEANS_ABSENT && v.is_empty()) => T::decode(v).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// Where a store's metadata commands are committed when it is one replica
+/// of a cluster (the Raft log in `cairn-cluster`). Without one, a store
+/// applies its commands itself.
+///
+/// `commit` blocks (callers are on blocking threads) and returns `Ok` only
+/// once the command is committed on a quorum **and applied to this store**,
+/// so a read that follows sees it. A guard that failed is
+/// `EngineError::GuardFailed`, exactly as a local apply reports it.
+pub trait MetaCommitter: Send + Sync + std::fmt::Debug {
+    fn commit(&self, command: MetaCommand) -> EngineResult<()>;
+    /// Completes once this store has applied every command committed
+    /// before the call (anywhere in the cluster): a read after it sees them.
+    fn read_barrier(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = EngineResult<()>> + Send + '_>>;
+}
+
+#[derive(Debug)]
+pub struct MetaStore {
+    db: Arc<Db>,
+    sync_write: bool,
+    /// Set once when the store joins a cluster (see [`MetaCommitter`]).
+    committer: std::sync::OnceLock<Arc<dyn MetaCommitter>>,
+    /// Bumped when a snapshot import starts and when it ends (odd while one
+    /// runs): a reader that must not act on a half-imported store (segment
+    /// compaction) compares it before and after.
+    import_generation: std::sync::atomic::AtomicU64,
+    /// See [`APPLY_CHUNK_STRIPES`].
+    apply_chunk_stripes: Vec<std::sync::Mutex<()>>,
+    /// Tests only: every command written, encoded, in the order RocksDB
+    /// applied them (see `record_commands`).
+    #[cfg(test)]
+    recorded: std::sync::Mutex<Option<Vec<Vec<u8>>>>,
+}
+
+impl MetaStore {
+    pub fn open(path: &Path) -> EngineResult<Self> {
+        std::fs::create_dir_all(path)
+            .map_err(|e| EngineError::io(format!("creating {}", path.display()), e))?;
+        let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
+        let cf_opts = |name: &str| {
+            let mut block = BlockBasedOptions::default();
+            block.set_block_cache(&cache);
+            block.set_bloom_filter(10.0, false);
+            block.set_cache_index_and_filter_blocks(true);
+            let mut o = Options::default();
+            o.set_block_based_table_factory(&block);
+            o.set_write_buffer_size(WRITE_BUFFER_PER_CF_BYTES);
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            if name == CF_CHUNKS {
+                o.set_merge_operator(
+                    "cairn-chunk-refs-v1",
+                    tables::chunk_full_merge,
+                    tables::chunk_partial_merge,
+                );
+            }
+            if name == CF_SYSTEM {
+                // Only the totals keys receive merges (sums).
+                o.set_merge_operator(
+                    "cairn-totals-v1",
+                    crate::totals::totals_full_merge,
+                    crate::totals::totals_partial_merge,
+                );
+                // Every object write merges onto the same few keys: fold
+                // them in the memtable rather than keep long operand chains.
+                o.set_max_successive_merges(16);
+            }
+            ColumnFamilyDescriptor::new(name, o)
+        };
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_db_write_buffer_size(WRITE_BUFFER_TOTAL_BYTES);
+        opts.set_max_open_files(512);
+        opts.set_keep_log_file_num(4);
+        opts.set_max_total_wal_size(256 << 20);
+        opts.increase_parallelism(2);
+        let cfs: Vec<_> = ALL_CFS.iter().map(|n| cf_opts(n)).collect();
+        let db = Db::open_cf_descriptors(&opts, path, cfs)?;
+        let store = MetaStore {
+            db: Arc::new(db),
+            sync_write: true,
+            committer: std::sync::OnceLock::new(),
+            import_generation: std::sync::atomic::AtomicU64::new(0),
+            apply_chunk_stripes: (0..APPLY_CHUNK_STRIPES)
+                .map(|_| std::sync::Mutex::new(()))
+                .collect(),
+            #[cfg(test)]
+            recorded: std::sync::Mutex::new(None),
+        };
+        // Metadata written before the totals existed: count them once.
+        store.ensure_totals()?;
+        Ok(store)
+    }
+
+    fn cf(&self, name: &'static str) -> EngineResult<Arc<BoundColumnFamily<'_>>> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| EngineError::Internal(format!("missing column family {name}")))
+    }
+
+    fn get_cf(&self, cf: &'static str, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(&self.cf(cf)?, key)?)
+    }
+
+    /// A stored value as read from column family `cf` (no decoding).
+    pub(crate) fn get_raw(&self, cf: MetaCf, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
+        self.get_cf(cf.name(), key)
+    }
+
+    /// The row of table `T` under `key`, if there is one.
+    pub fn get<T: Table>(&self, key: T::Key<'_>) -> EngineResult<Option<T::Value>> {
+        let key = T::key(key);
+        let raw = self.get_raw(T::CF, key.as_ref())?;
+        Ok(decode_present::<T>(raw.as_deref())?)
+    }
+
+    /// [`MetaStore::get`], and a guard that the row is still exactly the
+    /// one read (or still absent): a command built from it carries the
+    /// guard, so it applies only if no other writer changed the row first.
+    pub fn get_guarded<T: Table>(
+        &self,
+        key: T::Key<'_>,
+    ) -> EngineResult<(Option<T::Value>, MetaGuard)> {
+        let key = T::key(key);
+        let raw = self.get_raw(T::CF, key.as_ref())?;
+        let value = decode_present::<T>(raw.as_deref())?;
+        Ok((
+            value,
+            MetaGuard::value_is(T::CF, key.as_ref(), raw.as_deref()),
+        ))
+    }
+
+    /// Rows of `T` in `range`, in key order, at most `limit` (keys of
+    /// another shape, and empty values where empty means absent, are
+    /// skipped and not counted).
+    pub fn page<T: Table>(
+        &self,
+        range: KeyRange<'_>,
+        limit: usize,
+    ) -> EngineResult<Vec<(T::KeyOwned, T::Value)>> {
+        let mut out = Vec::new();
+        self.walk(T::CF, range, |k, v| {
+            if out.len() >= limit {
+                return Ok(false);
+            }
+            if T::EMPTY_MEANS_ABSENT && v.is_empty() {
+                return Ok(true);
+            }
+            if let Some(key) = T::decode_key(k)? {
+                out.push((key, T::decode(v)?));
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// [`MetaStore::page`], each row with a guard that it is still exactly
+    /// that row.
+    pub fn page_guarded<T: Table>(
+        &self,
+        range: KeyRange<'_>,
+        limit: usize,
+    ) -> EngineResult<Vec<GuardedRow<T>>> {
+        let mut out = Vec::new();
+        self.walk(T::CF, range, |k, v| {
+            if out.len() >= limit {
+                return Ok(false);
+            }
+            if T::EMPTY_MEANS_ABSENT && v.is_empty() {
+                return Ok(true);
+            }
+            if let Some(key) = T::decode_key(k)? {
+                out.push((key, T::decode(v)?, MetaGuard::value_is(T::CF, k, Some(v))));
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Keys of `T` in `range`, in order, at most `limit`; values are not
+    /// decoded.
+    pub fn keys<T: Table>(
+        &self,
+        range: KeyRange<'_>,
+        limit: usize,
+    ) -> EngineResult<Vec<T::KeyOwned>> {
+        let mut out = Vec::new();
+        self.walk(T::CF, range, |k, v| {
+            if out.len() >= limit {
+                return Ok(false);
+            }
+            if T::EMPTY_MEANS_ABSENT && v.is_empty() {
+                return Ok(true);
+            }
+            if let Some(key) = T::decode_key(k)? {
+                out.push(key);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every value of `T`, in key order (for walks over a
+    /// whole column family that keep nothing but what `f` keeps).
+    pub fn for_each<T: Table>(
+        &self,
+        mut f: impl FnMut(T::Value) -> EngineResult<()>,
+    ) -> EngineResult<()> {
+        self.walk(T::CF, KeyRange::all(), |_, v| {
+            if !(T::EMPTY_MEANS_ABSENT && v.is_empty()) {
+                f(T::decode(v)?)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Visits the raw keys and values of `cf` in `range`, in order, while
+    /// `f` returns true.
+    fn walk(
+        &self,
+        cf: MetaCf,
+        range: KeyRange<'_>,
+        mut f: impl FnMut(&[u8], &[u8]) -> EngineResult<bool>,
+    ) -> EngineResult<()> {
+        let KeyRange { start, end } = range;
+        let mut it = self.range_iter(cf.name(), end)?;
+        match start {
+            Bound::Unbounded => it.seek_to_first(),
+            Bound::Included(k) | Bound::Excluded(k) => it.seek(k),
+        }
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let excluded = matches!(start, Bound::Excluded(s) if s == k);
+            if !excluded && !f(k, v)? {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
+    /// A RocksDB integer property summed over every column family.
+    pub fn property_sum(&self, name: &str) -> u64 {
+        ALL_CFS
+            .iter()
+            .filter_map(|cf| self.cf(cf).ok())
+            .filter_map(|cf| self.db.property_int_value_cf(&cf, name).ok().flatten())
+            .sum()
+    }
+
+    /// Makes every earlier (unsynced) write durable.
+    pub fn sync_wal(&self) -> EngineResult<()> {
+        Ok(self.db.flush_wal(true)?)
+    }
+
+    /// A node-local value (column family `local`).
+    pub fn local(&self, name: &str) -> EngineResult<Option<Vec<u8>>> {
+        self.get_cf(CF_LOCAL, name.as_bytes())
+    }
+
+    /// Sets (`Some`) or removes (`None`) a node-local value, synced. Not a
+    /// `MetaCommand`: it is never replicated.
+    pub fn set_local(&self, name: &str, value: Option<&[u8]>) -> EngineResult<()> {
+        let cf = self.cf(CF_LOCAL)?;
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.sync_write);
+        let result = match value {
+            Some(v) => self.db.put_cf_opt(&cf, name.as_bytes(), v, &wo),
+            None => self.db.delete_cf_opt(&cf, name.as_bytes(), &wo),
+        };
+        Ok(result?)
+    }
+
+    /// An iterator over one column family restricted to `[lower, upper)`.
+    pub fn range_iter(
+        &self,
+        cf: &'static str,
+        upper: Option<Vec<u8>>,
+    ) -> EngineResult<rocksdb::DBRawIteratorWithThreadMode<'_, Db>> {
+        let handle = self.cf(cf)?;
+        let mut ro = ReadOptions::default();
+        if let Some(u) = upper {
+            ro.set_iterate_upper_bound(u);
+        }
+        Ok(self.db.raw_iterator_cf_opt(&handle, ro))
+    }
+
+    /// Routes every later [`MetaStore::write`] through `committer` (a
+    /// cluster's log). Set once, before the engine opens on this store;
+    /// returns false if one was already set.
+    pub fn set_committer(&self, committer: Arc<dyn MetaCommitter>) -> bool {
+        self.committer.set(committer).is_ok()
+    }
+
+    /// Whether this store is a cluster replica (writes go through a log).
+    pub fn is_replica(&self) -> bool {
+        self.committer.get().is_some()
+    }
+
+    /// Waits until every change committed anywhere before the call is
+    /// applied here (immediate on a single node, where it always is).
+    pub async fn read_barrier(&self) -> EngineResult<()> {
+        match self.committer.get() {
+            Some(c) => c.read_barrier().await,
+            None => Ok(()),
+        }
+    }
+
+    pub fn batch(&self) -> MetaBatch {
+        MetaBatch {
+            command: MetaCommand::default(),
+        }
+    }
+
+    /// changes whose loss in a crash is harmless (a later synced write makes
+    /// them durable too, since the WAL is sequential).
+    pub fn write_unsynced(&self, batch: MetaBatch) -> EngineResult<()> {
+        self.write_with(batch, false)
+    }
+
+    /// Writes a batch atomically with the WAL synced (the commit point of
+    /// every acknowledged change).
+    pub fn write(&self, batch: MetaBatch) -> EngineResult<()> {
+        self.write_with(batch, self.sync_write)
+    }
+
+    fn write_with(&self, batch: MetaBatch, sync: bool) -> EngineResult<()> {
+        if let Some(committer) = self.committer.get() {
+            // A replica: the command reaches this store through the log,
+            // applied by the state machine like on every other node.
+            return committer.commit(batch.command);
+        }
+        #[cfg(test)]
+        {
+            let mut rec = self.recorded.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(log) = rec.as_mut() {
+                // Under the lock, so the log has RocksDB's order.
+                self.apply(&batch.command, sync)?;
+                log.push(batch.command.encode());
+                return Ok(());
+            }
+        }
+        self.apply(&batch.command, sync)
+    }
+
+    /// Applies one command atomically: the only code that turns metadata
+    /// changes into RocksDB writes (so a replica applying the same commands
+    /// in the same order holds the same metadata).
+    ///
+    /// Guards are checked first; if one fails nothing is written and the
+    /// result is `GuardFailed(index)`. Check and write are not one atomic
+    /// step: callers apply guarded commands one at a time (the Raft state
+    /// machine) or under the engine's key locks.
+    ///
+    /// The stored totals (`totals.rs`) are derived from the command and
+    /// written in the same batch, unless the command sets them itself.
+    pub fn apply(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
+        let explicit_totals = crate::totals::sets_totals_explicitly(command);
+        // Whether a chunk record exists is read and acted on under its
+        // stripe: two commands creating the same chunk count it once.
+        let _stripes = if explicit_totals {
+            Vec::new()
+        } else {
+            let mut stripes: Vec<usize> = crate::totals::chunk_keys_changing_existence(command)
+                .map(apply_chunk_stripe)
+                .collect();
+            stripes.sort_unstable();
+            stripes.dedup();
+            stripes
+                .into_iter()
+                .map(|i| {
+                    self.apply_chunk_stripes[i]
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                })
+                .collect()
+        };
+        // Values the guards read, reused to derive the totals (the object
+        // a PUT replaces is read once).
+        let mut read: Vec<GuardRead<'_>> = Vec::new();
+        for (i, guard) in command.guards.iter().enumerate() {
+            let holds = match guard {
+                MetaGuard::NoneWithPrefix { cf, prefix } => {
+                    let mut it = self.range_iter(cf.name(), prefix_successor(prefix))?;
+                    it.seek(prefix);
+                    let found = it.valid();
+                    it.status()?;
+                    !found
+                }
+                _ => {
+                    let value = self.get_cf(guard.cf().name(), guard.key())?;
+                    let holds = guard.holds(value.as_deref());
+                    read.push((guard.cf(), guard.key(), value));
+                    holds
+                }
+            };
+            if !holds {
+                return Err(EngineError::GuardFailed(i));
+            }
+        }
+        let totals = if explicit_totals {
+            None
+        } else {
+            Some(crate::totals::derive(command, |cf, key| {
+                match read.iter().find(|(c, k, _)| *c == cf && *k == key) {
+                    Some((_, _, v)) => Ok(v.clone()),
+                    None => self.get_cf(cf.name(), key),
+                }
+            })?)
+        };
+        let mut wb = WriteBatch::default();
+        for op in &command.ops {
+            match op {
+                MetaOp::Put { cf, key, value } => wb.put_cf(&self.cf(cf.name())?, key, value),
+                MetaOp::Delete { cf, key } => wb.delete_cf(&self.cf(cf.name())?, key),
+                MetaOp::Merge { cf, key, operand } => {
+                    wb.merge_cf(&self.cf(cf.name())?, key, operand)
+                }
+            }
+        }
+        if let Some(d) = totals {
+            let system = self.cf(CF_SYSTEM)?;
+            if !d.global.is_zero() {
+                wb.merge_cf(&system, TOTALS_KEY, d.global.encode());
+            }
+            for (id, t) in &d.buckets {
+                if !t.is_zero() {
+                    wb.merge_cf(&system, crate::totals::bucket_totals_key(*id), t.encode());
+                }
+            }
+            for id in &d.dropped_buckets {
+                wb.delete_cf(&system, crate::totals::bucket_totals_key(*id));
+            }
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.db.write_opt(wb, &wo).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("No space left") {
+                EngineError::StorageFull(msg)
+            } else {
+                EngineError::Metadata(e)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+impl MetaStore {
+    pub(crate) fn get_cf_for_tests(&self, cf: MetaCf, key: &[u8]) -> Option<Vec<u8>> {
+        self.get_cf(cf.name(), key).unwrap()
+    }
+
+    /// From now on, keeps every command written (see `recorded_commands`).
+    pub fn record_commands(&self) {
+        *self.recorded.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// The commands written since `record_commands`, encoded, in order.
+    pub fn recorded_commands(&self) -> Vec<Vec<u8>> {
+        self.recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default()
+    }
+
+    /// Every key and value of every replicated column family, for comparing
+    /// two stores.
+    pub fn dump(&self) -> Vec<(MetaCf, Vec<u8>, Vec<u8>)> {
+        self.export()
+            .unwrap()
+            .ops
+            .into_iter()
+            .map(|op| match op {
+                MetaOp::Put { cf, key, value } => (cf, key, value),
+                other => panic!("export only puts: {other:?}"),
+            })
+            .collect()
+    }
+}
+
+/// An atomic set of metadata changes, typed by table; written as one
+/// [`MetaCommand`].
+#[derive(Clone)]
+pub struct MetaBatch {
+    command: MetaCommand,
+}
+
+impl std::fmt::Debug for MetaBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MetaBatch({} ops)", self.command.ops.len())
+    }
+}
+
+impl MetaBatch {
+    /// Makes the whole batch conditional on `guard` (checked when applied,
+    /// before anything is written).
+    pub fn guard(&mut self, guard: MetaGuard) {
+        self.command.guards.push(guard);
+    }
+
+    /// Guards added so far.
+    pub fn guard_count(&self) -> usize {
+        self.command.guards.len()
+    }
+
+    /// Makes the batch conditional on `T` having a (non-empty) row under
+    /// `key`.
+    pub fn guard_present<T: Table>(&mut self, key: T::Key<'_>) {
+        self.guard(MetaGuard::Present {
+            cf: T::CF,
+            key: T::key(key).into(),
+        });
+    }
+
+    /// Stores `value` under `key` (see [`Table::put_into`]: a row may write
+    /// more than one column family).
+    pub fn put<T: Table>(&mut self, key: T::Key<'_>, value: &T::Value) {
+        T::put_into(self, key, value);
+    }
+
+    /// Removes the row under `key`.
+    pub fn delete<T: Table>(&mut self, key: T::Key<'_>) {
+        self.push_delete(T::CF, T::key(key).into());
+    }
+
+    /// Merges `operand` onto the row under `key` (the column family's merge
+    /// operator combines them when read).
+    pub fn merge<T: MergeTable>(&mut self, key: T::Key<'_>, operand: &T::Operand) {
+        self.command.ops.push(MetaOp::Merge {
+            cf: T::CF,
+            key: T::key(key).into(),
+            operand: T::encode_operand(operand),
+        });
+    }
+
+    pub(in crate::meta) fn push_put(&mut self, cf: MetaCf, key: Vec<u8>, value: Vec<u8>) {
+        self.command.ops.push(MetaOp::Put { cf, key, value });
+    }
+
+    pub(in crate::meta) fn push_delete(&mut self, cf: MetaCf, key: Vec<u8>) {
+        self.command.ops.push(MetaOp::Delete { cf, key });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guard that keeps a bucket delete from orphaning an object
+    /// committed meanwhile (by another node): it holds only while no key
+    /// has the prefix, whatever sorts next to it.
+    #[test]
+    fn none_with_prefix_guard_sees_any_key_under_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let guarded = |prefix: &[u8]| MetaCommand {
+            guards: vec![MetaGuard::NoneWithPrefix {
+                cf: MetaCf::Objects,
+                prefix: prefix.to_vec(),
+            }],
+            ops: vec![MetaOp::Put {
+                cf: MetaCf::System,
+                key: b"marker".to_vec(),
+                value: b"1".to_vec(),
+            }],
+        };
+        let put = |key: &[u8]| MetaCommand {
+            guards: vec![],
+            ops: vec![MetaOp::Put {
+                cf: MetaCf::Objects,
+                key: key.to_vec(),
+                value: b"v".to_vec(),
+            }],
+        };
+        // Neighbours on both sides do not count.
+        store
+            .apply(&put(&[0, 0, 0, 0, 0, 0, 0, 6, b'z']), true)
+            .unwrap();
+        store.apply(&put(&[0, 0, 0, 0, 0, 0, 0, 8]), true).unwrap();
+        store.apply(&guarded(&7u64.to_be_bytes()), true).unwrap();
+        store
+            .apply(&put(&[0, 0, 0, 0, 0, 0, 0, 7, b'k']), true)
+            .unwrap();
+        assert!(matches!(
+            store.apply(&guarded(&7u64.to_be_bytes()), true),
+            Err(EngineError::GuardFailed(0))
+        ));
+    }
+
+    #[test]
+    fn prefix_successor_works() {
+        assert_eq!(prefix_successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_successor(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_successor(b"\xff\xff"), None);
+    }
+}
