@@ -4,9 +4,9 @@
 //! delete / server-side copy) and the aws CLI (sync, presign, tagging,
 //! copy-object, conditional put-object). The Python drivers live in `tests/clients/`.
 //!
-//! Each client is its own test. A missing tool fails its test with a clear
-//! message unless `CAIRN_SKIP_CLI_TESTS=1` (CI installs them all via
-//! `.ci/run`).
+//! Every test drives one client (rclone and the aws CLI have a test per
+//! behaviour). A missing tool fails its test with a clear message unless
+//! `CAIRN_SKIP_CLI_TESTS=1` (CI installs them all via `.ci/run`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -516,39 +516,46 @@ fn s3cmd_put_get_ls_sync_del() {
 // rclone (beyond tests/it/cli_clients.rs)
 // ---------------------------------------------------------------------------
 
-#[test]
-fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
-    if !require_tool("rclone", "version") {
-        return;
+/// rclone against one server, through an `s3` remote named `cairn` set by
+/// environment (an empty config file: the machine's cannot interfere).
+struct Rclone<'a> {
+    server: &'a TestServer,
+    config: PathBuf,
+}
+
+impl Rclone<'_> {
+    fn new<'a>(server: &'a TestServer, dir: &Path) -> Rclone<'a> {
+        let config = dir.join("rclone.conf");
+        std::fs::write(&config, "").unwrap();
+        Rclone { server, config }
     }
-    let server = TestServer::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut rng = Rng::new(test_seed("rclone-more"));
-    let config = tmp.path().join("rclone.conf");
-    std::fs::write(&config, "").unwrap();
-    let cmd_for = |args: &[&str]| {
+
+    fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = clean_command("rclone");
-        cmd.env("RCLONE_CONFIG", &config)
+        cmd.env("RCLONE_CONFIG", &self.config)
             .env("RCLONE_CONFIG_CAIRN_TYPE", "s3")
             .env("RCLONE_CONFIG_CAIRN_PROVIDER", "Other")
             .env("RCLONE_CONFIG_CAIRN_ACCESS_KEY_ID", ACCESS_KEY)
             .env("RCLONE_CONFIG_CAIRN_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("RCLONE_CONFIG_CAIRN_ENDPOINT", server.endpoint())
+            .env("RCLONE_CONFIG_CAIRN_ENDPOINT", self.server.endpoint())
             .env("RCLONE_CONFIG_CAIRN_REGION", REGION)
             // Retries would hide server errors.
             .args(["--retries", "1", "--low-level-retries", "1", "-v"])
             .args(args);
         cmd
-    };
-    let rclone = |args: &[&str]| {
+    }
+
+    fn run(&self, args: &[&str]) -> String {
         run_checked(
-            &mut cmd_for(args),
+            &mut self.cmd(args),
             &format!("rclone {}", args.join(" ")),
-            &server,
+            self.server,
         )
-    };
-    let lsf = |remote: &str| -> BTreeMap<String, u64> {
-        rclone(&[
+    }
+
+    /// `rclone lsf -R`: every file under `remote` with its size.
+    fn lsf(&self, remote: &str) -> BTreeMap<String, u64> {
+        self.run(&[
             "lsf",
             "-R",
             "--files-only",
@@ -567,28 +574,48 @@ fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
             (name.to_owned(), size.parse().unwrap())
         })
         .collect()
-    };
+    }
 
-    let src = tmp.path().join("src");
-    let mut tree = sample_tree(&mut rng, 7 * MIB + 3);
+    /// `rclone check --download` of `local` against `remote`, which must
+    /// find no difference; returns its log.
+    fn check_download(&self, local: &Path, remote: &str) -> String {
+        let out = self.run(&["check", "--download", local.to_str().unwrap(), remote]);
+        assert!(
+            out.contains("0 differences found"),
+            "rclone check --download:\n{out}"
+        );
+        out
+    }
+}
+
+/// The sample tree (a 7 MiB file) in `<dir>/src`, synced to
+/// `cairn:rclone-more/s`, and checked there by `lsf`.
+fn rclone_synced_tree(rclone: &Rclone, dir: &Path, rng: &mut Rng) -> BTreeMap<String, Vec<u8>> {
+    let src = dir.join("src");
+    let tree = sample_tree(rng, 7 * MIB + 3);
     put_tree(&src, &tree);
-    rclone(&["mkdir", "cairn:rclone-more"]);
-    rclone(&["sync", src.to_str().unwrap(), "cairn:rclone-more/s"]);
+    rclone.run(&["mkdir", "cairn:rclone-more"]);
+    rclone.run(&["sync", src.to_str().unwrap(), "cairn:rclone-more/s"]);
     assert_eq!(
-        lsf("cairn:rclone-more/s"),
+        rclone.lsf("cairn:rclone-more/s"),
         sizes_of(&tree, ""),
         "lsf after sync"
     );
-    let out = rclone(&[
-        "check",
-        "--download",
-        src.to_str().unwrap(),
-        "cairn:rclone-more/s",
-    ]);
-    assert!(
-        out.contains("0 differences found"),
-        "rclone check --download:\n{out}"
-    );
+    tree
+}
+
+#[test]
+fn rclone_sync_makes_the_remote_match_the_source_deletes_included() {
+    if !require_tool("rclone", "version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("rclone-more"));
+    let rclone = Rclone::new(&server, tmp.path());
+    let mut tree = rclone_synced_tree(&rclone, tmp.path(), &mut rng);
+    let src = tmp.path().join("src");
+    let out = rclone.check_download(&src, "cairn:rclone-more/s");
     assert!(
         out.contains(&format!("{} matching files", tree.len())),
         "rclone check --download:\n{out}"
@@ -600,93 +627,115 @@ fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
     tree.insert("readme.md".to_owned(), rng.hex(5000).into_bytes());
     tree.insert("new/one more.bin".to_owned(), rng.bytes(70 * KIB));
     put_tree(&src, &tree);
-    let out = rclone(&["sync", src.to_str().unwrap(), "cairn:rclone-more/s"]);
+    let out = rclone.run(&["sync", src.to_str().unwrap(), "cairn:rclone-more/s"]);
     assert!(
         out.contains("Deleted"),
         "rclone sync should delete a.txt:\n{out}"
     );
     assert_eq!(
-        lsf("cairn:rclone-more/s"),
+        rclone.lsf("cairn:rclone-more/s"),
         sizes_of(&tree, ""),
         "lsf after the second sync"
     );
-    let out = rclone(&[
-        "check",
-        "--download",
-        src.to_str().unwrap(),
-        "cairn:rclone-more/s",
-    ]);
-    assert!(
-        out.contains("0 differences found"),
-        "rclone check --download:\n{out}"
-    );
+    rclone.check_download(&src, "cairn:rclone-more/s");
+}
+
+#[test]
+fn rclone_check_download_notices_a_corrupted_local_copy() {
+    if !require_tool("rclone", "version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("rclone-more"));
+    let rclone = Rclone::new(&server, tmp.path());
+    let tree = rclone_synced_tree(&rclone, tmp.path(), &mut rng);
     // A corrupted local copy is noticed by comparing content.
     let bad = tmp.path().join("bad");
     put_tree(&bad, &tree);
     let mut data = tree["dir/sub/deeper/x.dat"].clone();
     data[100] ^= 1;
     std::fs::write(bad.join("dir/sub/deeper/x.dat"), &data).unwrap();
-    let out = cmd_for(&[
-        "check",
-        "--download",
-        bad.to_str().unwrap(),
-        "cairn:rclone-more/s",
-    ])
-    .output()
-    .unwrap();
+    let out = rclone
+        .cmd(&[
+            "check",
+            "--download",
+            bad.to_str().unwrap(),
+            "cairn:rclone-more/s",
+        ])
+        .output()
+        .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success() && log.contains("1 differences found"),
         "check of a corrupted copy:\n{log}"
     );
+}
 
-    // Server-side copy within the remote, then the copy's bytes.
-    let out = rclone(&[
-        "copyto",
-        "cairn:rclone-more/s/big/big.bin",
-        "cairn:rclone-more/copies/big copy.bin",
-    ]);
-    assert!(
-        out.contains("server-side copy"),
-        "copyto was not a server-side copy:\n{out}"
-    );
-    let out = rclone(&[
-        "copyto",
-        "cairn:rclone-more/s/ünïcødé/файл.txt",
-        "cairn:rclone-more/copies/файл 2.txt",
-    ]);
-    assert!(
-        out.contains("server-side copy"),
-        "copyto was not a server-side copy:\n{out}"
-    );
-    let mut cat = cmd_for(&["cat", "cairn:rclone-more/copies/big copy.bin"]);
-    assert!(
-        run_bytes(&mut cat, "rclone cat", &server) == tree["big/big.bin"],
-        "server-side copy: bytes differ"
-    );
-    let mut cat = cmd_for(&["cat", "cairn:rclone-more/copies/файл 2.txt"]);
-    assert!(
-        run_bytes(&mut cat, "rclone cat", &server) == tree["ünïcødé/файл.txt"],
-        "server-side copy: bytes differ"
-    );
+#[test]
+fn rclone_copyto_within_the_remote_is_a_server_side_copy_of_the_same_bytes() {
+    if !require_tool("rclone", "version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("rclone-more"));
+    let rclone = Rclone::new(&server, tmp.path());
+    let tree = rclone_synced_tree(&rclone, tmp.path(), &mut rng);
+    for (from, to) in [
+        (
+            "cairn:rclone-more/s/big/big.bin",
+            "cairn:rclone-more/copies/big copy.bin",
+        ),
+        (
+            "cairn:rclone-more/s/ünïcødé/файл.txt",
+            "cairn:rclone-more/copies/файл 2.txt",
+        ),
+    ] {
+        let out = rclone.run(&["copyto", from, to]);
+        assert!(
+            out.contains("server-side copy"),
+            "copyto was not a server-side copy:\n{out}"
+        );
+    }
+    for (copy, original) in [
+        ("cairn:rclone-more/copies/big copy.bin", "big/big.bin"),
+        ("cairn:rclone-more/copies/файл 2.txt", "ünïcødé/файл.txt"),
+    ] {
+        let mut cat = rclone.cmd(&["cat", copy]);
+        assert!(
+            run_bytes(&mut cat, "rclone cat", &server) == tree[original],
+            "server-side copy: bytes differ"
+        );
+    }
     let back = tmp.path().join("back");
-    rclone(&["sync", "cairn:rclone-more/s", back.to_str().unwrap()]);
+    rclone.run(&["sync", "cairn:rclone-more/s", back.to_str().unwrap()]);
     assert_trees_equal(&get_tree(&back), &tree, "rclone sync down");
+}
 
-    // delete with a filter, then everything.
-    rclone(&["delete", "cairn:rclone-more/s", "--include", "*.txt"]);
+#[test]
+fn rclone_delete_with_an_include_filter_then_without_leaves_no_objects() {
+    if !require_tool("rclone", "version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(test_seed("rclone-more"));
+    let rclone = Rclone::new(&server, tmp.path());
+    let tree = rclone_synced_tree(&rclone, tmp.path(), &mut rng);
+    rclone.run(&["delete", "cairn:rclone-more/s", "--include", "*.txt"]);
     let want: BTreeMap<String, u64> = sizes_of(&tree, "")
         .into_iter()
         .filter(|(k, _)| !k.ends_with(".txt"))
         .collect();
     assert_eq!(
-        lsf("cairn:rclone-more/s"),
+        rclone.lsf("cairn:rclone-more/s"),
         want,
         "lsf after delete --include *.txt"
     );
-    rclone(&["delete", "cairn:rclone-more"]);
+    rclone.run(&["delete", "cairn:rclone-more"]);
     assert!(
-        lsf("cairn:rclone-more").is_empty(),
+        rclone.lsf("cairn:rclone-more").is_empty(),
         "files left after rclone delete"
     );
     assert!(
@@ -699,62 +748,140 @@ fn rclone_sync_check_download_lsf_delete_and_server_side_copy() {
 // aws CLI (beyond tests/it/cli_clients.rs)
 // ---------------------------------------------------------------------------
 
+/// The aws CLI against one server, with its configuration in `home` (the
+/// machine's `~/.aws` cannot interfere) and no retries (they would hide
+/// server errors).
+struct AwsCli<'a> {
+    server: &'a TestServer,
+    home: &'a Path,
+}
+
+impl AwsCli<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = clean_command("aws");
+        aws_env(&mut cmd, self.server, self.home);
+        cmd.env("AWS_MAX_ATTEMPTS", "1")
+            .arg("--endpoint-url")
+            .arg(self.server.endpoint())
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        run_checked(
+            &mut self.cmd(args),
+            &format!("aws {}", args.join(" ")),
+            self.server,
+        )
+    }
+
+    /// `aws s3 cp` of `s3://aws-more/<key>` to a local file; its bytes.
+    fn download(&self, key: &str) -> Vec<u8> {
+        let dst = self.home.join("download.out");
+        self.run(&[
+            "s3",
+            "cp",
+            "--no-progress",
+            &format!("s3://aws-more/{key}"),
+            dst.to_str().unwrap(),
+        ]);
+        std::fs::read(&dst).unwrap()
+    }
+}
+
+/// Bucket `aws-more` with the sample tree (a 12 MiB file) under `tree/`,
+/// uploaded by `aws s3 sync` from `<home>/src`.
+fn aws_synced_tree(aws: &AwsCli, rng: &mut Rng) -> BTreeMap<String, Vec<u8>> {
+    let tree = sample_tree(rng, 12 * MIB + 5);
+    aws_synced(aws, &tree);
+    tree
+}
+
+/// Bucket `aws-more` with `tree` under `tree/`, uploaded by `aws s3 sync`
+/// from `<home>/src`.
+fn aws_synced(aws: &AwsCli, tree: &BTreeMap<String, Vec<u8>>) {
+    aws.run(&["s3", "mb", "s3://aws-more"]);
+    let src = aws.home.join("src");
+    put_tree(&src, tree);
+    aws.run(&[
+        "s3",
+        "sync",
+        "--no-progress",
+        src.to_str().unwrap(),
+        "s3://aws-more/tree/",
+    ]);
+    assert_eq!(
+        list_sizes(aws.server, "aws-more", "tree/"),
+        sizes_of(tree, "tree/")
+    );
+}
+
+/// The one file of the sample tree the tests that need no more use.
+fn aws_one_file() -> BTreeMap<String, Vec<u8>> {
+    let tree = sample_tree(&mut Rng::new(test_seed("aws-cli-more")), 0);
+    BTreeMap::from([(
+        "dir/a b+c&d.txt".to_owned(),
+        tree["dir/a b+c&d.txt"].clone(),
+    )])
+}
+
+/// `TagSet` of `aws-more/<key>` from `aws s3api get-object-tagging`.
+fn aws_tags_of(aws: &AwsCli, key: &str) -> BTreeMap<String, String> {
+    let out = aws.run(&[
+        "s3api",
+        "get-object-tagging",
+        "--bucket",
+        "aws-more",
+        "--key",
+        key,
+        "--query",
+        "TagSet[].[Key,Value]",
+        "--output",
+        "text",
+    ]);
+    out.lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// `aws s3api put-object-tagging` of two tags, one with a space in its key
+/// and `+` and `/` in its value.
+fn aws_put_sample_tags(aws: &AwsCli, key: &str) {
+    aws.run(&[
+        "s3api",
+        "put-object-tagging",
+        "--bucket",
+        "aws-more",
+        "--key",
+        key,
+        "--tagging",
+        "TagSet=[{Key=project,Value=cairn},{Key=team name,Value=a+b/c}]",
+    ]);
+}
+
 #[test]
-fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
+fn aws_cli_s3_sync_uploads_skips_unchanged_files_and_deletes_both_ways() {
     if !require_tool("aws", "--version") {
         return;
     }
     let server = TestServer::start();
     let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
     let mut rng = Rng::new(test_seed("aws-cli-more"));
-    let sigv4_config = tmp.path().join("aws-config-sigv4");
-    std::fs::write(
-        &sigv4_config,
-        "[default]\ns3 =\n    signature_version = s3v4\n",
-    )
-    .unwrap();
-    let cmd_for = |args: &[&str]| {
-        let mut cmd = clean_command("aws");
-        aws_env(&mut cmd, &server, tmp.path());
-        // Retries would hide server errors.
-        cmd.env("AWS_MAX_ATTEMPTS", "1")
-            .arg("--endpoint-url")
-            .arg(server.endpoint())
-            .args(args);
-        cmd
-    };
-    let aws = |args: &[&str]| {
-        run_checked(
-            &mut cmd_for(args),
-            &format!("aws {}", args.join(" ")),
-            &server,
-        )
-    };
-
-    aws(&["s3", "mb", "s3://aws-more"]);
-
     // s3 sync: up, nothing to do, changes with --delete, down with --delete.
+    let mut tree = aws_synced_tree(&aws, &mut rng);
     let src = tmp.path().join("src");
-    let mut tree = sample_tree(&mut rng, 12 * MIB + 5);
-    put_tree(&src, &tree);
     let src_arg = src.to_str().unwrap();
-    aws(&[
-        "s3",
-        "sync",
-        "--no-progress",
-        src_arg,
-        "s3://aws-more/tree/",
-    ]);
-    assert_eq!(
-        list_sizes(&server, "aws-more", "tree/"),
-        sizes_of(&tree, "tree/")
-    );
     let etag = etag_of(&server, "aws-more", "tree/big/big.bin");
     assert!(
         etag.ends_with("-2\""),
         "12 MiB in 8 MiB parts: 2-part ETag, got {etag}"
     );
-    let out = aws(&[
+    let out = aws.run(&[
         "s3",
         "sync",
         "--no-progress",
@@ -767,7 +894,7 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
     tree.insert("readme.md".to_owned(), rng.hex(3333).into_bytes());
     tree.insert("x/new.bin".to_owned(), rng.bytes(12345));
     put_tree(&src, &tree);
-    let out = aws(&[
+    let out = aws.run(&[
         "s3",
         "sync",
         "--no-progress",
@@ -788,7 +915,7 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         &back,
         &BTreeMap::from([("stale.txt".to_owned(), b"old".to_vec())]),
     );
-    aws(&[
+    aws.run(&[
         "s3",
         "sync",
         "--no-progress",
@@ -797,15 +924,35 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         back.to_str().unwrap(),
     ]);
     assert_trees_equal(&get_tree(&back), &tree, "aws s3 sync down --delete");
+}
 
-    // s3 presign (SigV4; the CLI v1 default is SigV2, which Cairn refuses
-    // like S3 does for buckets created since 2020), fetched with urllib.
+/// s3 presign with SigV4 (`signature_version = s3v4`; the CLI v1 default
+/// is SigV2, which Cairn refuses like S3 does for buckets created since
+/// 2020), fetched with urllib.
+#[test]
+fn aws_cli_s3_presign_with_s3v4_gives_urls_that_fetch_the_objects() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
+    let tree = aws_synced_tree(&aws, &mut Rng::new(test_seed("aws-cli-more")));
+    let sigv4_config = tmp.path().join("aws-config-sigv4");
+    std::fs::write(
+        &sigv4_config,
+        "[default]\ns3 =\n    signature_version = s3v4\n",
+    )
+    .unwrap();
     for key in [
         "tree/ünïcødé/файл.txt",
         "tree/dir/a b+c&d.txt",
         "tree/big/big.bin",
     ] {
-        let mut cmd = cmd_for(&[
+        let mut cmd = aws.cmd(&[
             "s3",
             "presign",
             &format!("s3://aws-more/{key}"),
@@ -833,78 +980,89 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
             want.len()
         );
     }
+}
 
-    // The CLI v1's default presigned URL (SigV2) is refused, and the
-    // answer says which setting makes a SigV4 one.
-    {
-        let url = run_checked(
-            &mut cmd_for(&["s3", "presign", "s3://aws-more/tree/dir/a b+c&d.txt"]),
-            "aws s3 presign (default signature version)",
-            &server,
-        )
-        .trim()
-        .to_owned();
-        if url.contains("X-Amz-Signature=") {
-            eprintln!("this aws CLI presigns with SigV4 by default: {url}");
-        } else {
-            assert!(url.contains("Signature="), "not a presigned URL: {url}");
-            let mut fetch = clean_command("python3");
-            fetch.args([
-                "-c",
-                "import sys, urllib.request, urllib.error\n\
-                 try:\n    urllib.request.urlopen(sys.argv[1], timeout=60)\n    print('200')\n\
-                 except urllib.error.HTTPError as e:\n    print(e.code)\n    print(e.read().decode())",
-                &url,
-            ]);
-            let answer = run_checked(&mut fetch, &format!("GET {url}"), &server);
-            assert!(
-                answer.starts_with("400")
-                    && answer.contains("<Code>InvalidRequest</Code>")
-                    && answer.contains("signature_version s3v4"),
-                "a SigV2 presigned GET must be refused with the setting to use: {answer}"
-            );
-        }
+/// The CLI v1's default presigned URL (SigV2) is refused, and the answer
+/// says which setting makes a SigV4 one.
+#[test]
+fn aws_cli_default_sigv2_presigned_url_is_refused_naming_the_s3v4_setting() {
+    if !require_tool("aws", "--version") {
+        return;
     }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
+    aws_synced(&aws, &aws_one_file());
+    let url = run_checked(
+        &mut aws.cmd(&["s3", "presign", "s3://aws-more/tree/dir/a b+c&d.txt"]),
+        "aws s3 presign (default signature version)",
+        &server,
+    )
+    .trim()
+    .to_owned();
+    if url.contains("X-Amz-Signature=") {
+        eprintln!("this aws CLI presigns with SigV4 by default: {url}");
+        return;
+    }
+    assert!(url.contains("Signature="), "not a presigned URL: {url}");
+    let mut fetch = clean_command("python3");
+    fetch.args([
+        "-c",
+        "import sys, urllib.request, urllib.error\n\
+         try:\n    urllib.request.urlopen(sys.argv[1], timeout=60)\n    print('200')\n\
+         except urllib.error.HTTPError as e:\n    print(e.code)\n    print(e.read().decode())",
+        &url,
+    ]);
+    let answer = run_checked(&mut fetch, &format!("GET {url}"), &server);
+    assert!(
+        answer.starts_with("400")
+            && answer.contains("<Code>InvalidRequest</Code>")
+            && answer.contains("signature_version s3v4"),
+        "a SigV2 presigned GET must be refused with the setting to use: {answer}"
+    );
+}
 
-    // s3api put-object-tagging / get-object-tagging.
-    aws(&[
-        "s3api",
-        "put-object-tagging",
-        "--bucket",
-        "aws-more",
-        "--key",
-        "tree/dir/a b+c&d.txt",
-        "--tagging",
-        "TagSet=[{Key=project,Value=cairn},{Key=team name,Value=a+b/c}]",
-    ]);
-    let out = aws(&[
-        "s3api",
-        "get-object-tagging",
-        "--bucket",
-        "aws-more",
-        "--key",
-        "tree/dir/a b+c&d.txt",
-        "--query",
-        "TagSet[].[Key,Value]",
-        "--output",
-        "text",
-    ]);
-    let tags: BTreeMap<String, String> = out
-        .lines()
-        .filter_map(|l| l.split_once('\t'))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+#[test]
+fn aws_cli_s3api_object_tagging_round_trips_spaces_plus_and_slash() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
+    aws_synced(&aws, &aws_one_file());
+    aws_put_sample_tags(&aws, "tree/dir/a b+c&d.txt");
     assert_eq!(
-        tags,
+        aws_tags_of(&aws, "tree/dir/a b+c&d.txt"),
         BTreeMap::from([
             ("project".to_owned(), "cairn".to_owned()),
             ("team name".to_owned(), "a+b/c".to_owned())
         ]),
-        "get-object-tagging:\n{out}"
+        "get-object-tagging"
     );
+}
 
-    // s3api copy-object: COPY keeps metadata and tags, REPLACE sets them.
-    aws(&[
+/// s3api copy-object: COPY keeps metadata and tags, REPLACE sets them.
+#[test]
+fn aws_cli_s3api_copy_object_keeps_tags_by_default_and_sets_metadata_with_replace() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
+    let tree = aws_synced_tree(&aws, &mut Rng::new(test_seed("aws-cli-more")));
+    aws_put_sample_tags(&aws, "tree/dir/a b+c&d.txt");
+    aws.run(&[
         "s3api",
         "copy-object",
         "--bucket",
@@ -914,7 +1072,7 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         "--copy-source",
         "aws-more/tree/dir/a b+c&d.txt",
     ]);
-    let out = aws(&[
+    let out = aws.run(&[
         "s3api",
         "get-object-tagging",
         "--bucket",
@@ -926,7 +1084,7 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         out.contains("\"team name\"") && out.contains("a+b/c"),
         "tags after copy-object:\n{out}"
     );
-    aws(&[
+    aws.run(&[
         "s3api",
         "copy-object",
         "--bucket",
@@ -942,7 +1100,7 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         "--content-type",
         "application/x-cairn",
     ]);
-    let out = aws(&[
+    let out = aws.run(&[
         "s3api",
         "head-object",
         "--bucket",
@@ -958,22 +1116,24 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         ("copies/tagged copy.txt", &tree["dir/a b+c&d.txt"]),
         ("copies/big.bin", &tree["big/big.bin"]),
     ] {
-        let dst = tmp.path().join("copy.out");
-        aws(&[
-            "s3",
-            "cp",
-            "--no-progress",
-            &format!("s3://aws-more/{key}"),
-            dst.to_str().unwrap(),
-        ]);
-        assert!(
-            std::fs::read(&dst).unwrap() == **want,
-            "{key}: bytes differ"
-        );
+        assert!(aws.download(key) == **want, "{key}: bytes differ");
     }
+}
 
-    // s3api put-object conditional writes: --if-none-match '*' creates
-    // once; --if-match needs the current ETag.
+/// s3api put-object conditional writes: --if-none-match '*' creates once;
+/// --if-match needs the current ETag.
+#[test]
+fn aws_cli_s3api_put_object_if_none_match_creates_once_and_if_match_needs_the_current_etag() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
+    aws.run(&["s3", "mb", "s3://aws-more"]);
     let body = tmp.path().join("cond.txt");
     std::fs::write(&body, b"first").unwrap();
     let put_cond = |extra: &[&str]| {
@@ -988,7 +1148,7 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
             body.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        cmd_for(&args).output().unwrap()
+        aws.cmd(&args).output().unwrap()
     };
     let created = put_cond(&["--if-none-match", "*"]);
     assert!(
@@ -1016,19 +1176,24 @@ fn aws_cli_sync_presign_tagging_copy_object_and_conditional_writes() {
         "put-object --if-match current ETag: {}",
         String::from_utf8_lossy(&replaced.stderr)
     );
-    let dst = tmp.path().join("cond.out");
-    aws(&[
-        "s3",
-        "cp",
-        "--no-progress",
-        "s3://aws-more/cond.txt",
-        dst.to_str().unwrap(),
-    ]);
-    assert_eq!(std::fs::read(&dst).unwrap(), b"second");
+    assert_eq!(aws.download("cond.txt"), b"second");
+}
 
-    aws(&["s3", "rb", "--force", "s3://aws-more"]);
+#[test]
+fn aws_cli_s3_rb_force_removes_a_bucket_with_objects() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let server = TestServer::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let aws = AwsCli {
+        server: &server,
+        home: tmp.path(),
+    };
+    aws_synced(&aws, &aws_one_file());
+    aws.run(&["s3", "rb", "--force", "s3://aws-more"]);
     assert!(
-        !aws(&["s3", "ls"]).contains("aws-more"),
+        !aws.run(&["s3", "ls"]).contains("aws-more"),
         "bucket left after rb --force"
     );
 }
