@@ -124,29 +124,22 @@ impl AwsCli {
     }
 }
 
-#[test]
-fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
-    if !require_tool("aws", "--version") {
-        return;
-    }
+/// A server, the aws CLI pointed at it (configured in a temporary home),
+/// and bucket `cli-bucket` made by `aws s3 mb`.
+fn aws_cli_bucket() -> (TestServer, tempfile::TempDir, AwsCli) {
     let server = TestServer::start();
-    let rt = runtime();
-    let c = sdk_client(&server);
     let tmp = tempfile::tempdir().unwrap();
     let aws = AwsCli::new(&server, tmp.path());
-    let mut rng = Rng::new(test_seed("aws-cli"));
-
     aws.ok(&["s3", "mb", "s3://cli-bucket"]);
-    let out = aws.ok(&["s3", "ls"]);
-    assert!(out.contains("cli-bucket"), "aws s3 ls: {out}");
+    (server, tmp, aws)
+}
 
-    // A small file with metadata, and a 40 MiB one (multipart above 8 MiB).
+/// `aws s3 cp` of a 10 KiB text file with metadata, Content-Type and
+/// Cache-Control to `cli-bucket/dir/small.txt`; returns its bytes.
+fn aws_cp_small(aws: &AwsCli, dir: &Path, rng: &mut Rng) -> Vec<u8> {
     let small = rng.hex(10 * KIB).into_bytes();
-    let big = rng.bytes(40 * MIB + 4321);
-    let small_path = tmp.path().join("small.txt");
-    let big_path = tmp.path().join("big.bin");
+    let small_path = dir.join("small.txt");
     std::fs::write(&small_path, &small).unwrap();
-    std::fs::write(&big_path, &big).unwrap();
     aws.ok(&[
         "s3",
         "cp",
@@ -160,6 +153,38 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
         "--cache-control",
         "no-cache",
     ]);
+    small
+}
+
+/// `aws s3 cp` of `s3://cli-bucket/<key>` to a local file; its bytes.
+fn aws_download(aws: &AwsCli, key: &str, dst: &Path) -> Vec<u8> {
+    aws.ok(&[
+        "s3",
+        "cp",
+        "--no-progress",
+        &format!("s3://cli-bucket/{key}"),
+        dst.to_str().unwrap(),
+    ]);
+    std::fs::read(dst).unwrap()
+}
+
+/// A small file with metadata and a 40 MiB one (multipart above 8 MiB):
+/// listed with their sizes, head-object shows metadata and ETags, and both
+/// download intact.
+#[test]
+fn aws_cli_s3_cp_round_trips_a_file_with_metadata_and_a_40_mib_multipart_file() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let (_server, tmp, aws) = aws_cli_bucket();
+    let mut rng = Rng::new(test_seed("aws-cli"));
+    let out = aws.ok(&["s3", "ls"]);
+    assert!(out.contains("cli-bucket"), "aws s3 ls: {out}");
+
+    let small = aws_cp_small(&aws, tmp.path(), &mut rng);
+    let big = rng.bytes(40 * MIB + 4321);
+    let big_path = tmp.path().join("big.bin");
+    std::fs::write(&big_path, &big).unwrap();
     aws.ok(&[
         "s3",
         "cp",
@@ -218,32 +243,25 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
     );
 
     // Download both and compare.
-    let back_big = tmp.path().join("back-big.bin");
-    let back_small = tmp.path().join("back-small.txt");
-    aws.ok(&[
-        "s3",
-        "cp",
-        "--no-progress",
-        "s3://cli-bucket/dir/big.bin",
-        back_big.to_str().unwrap(),
-    ]);
-    aws.ok(&[
-        "s3",
-        "cp",
-        "--no-progress",
-        "s3://cli-bucket/dir/small.txt",
-        back_small.to_str().unwrap(),
-    ]);
     assert!(
-        std::fs::read(&back_big).unwrap() == big,
+        aws_download(&aws, "dir/big.bin", &tmp.path().join("back-big.bin")) == big,
         "big.bin differs after a round trip"
     );
     assert!(
-        std::fs::read(&back_small).unwrap() == small,
+        aws_download(&aws, "dir/small.txt", &tmp.path().join("back-small.txt")) == small,
         "small.txt differs after a round trip"
     );
+}
 
-    // sync a directory of 20 files, then back.
+/// sync a directory of 20 files up (a second sync finds nothing to do:
+/// sizes and times are listed right), then back.
+#[test]
+fn aws_cli_s3_sync_uploads_a_tree_once_and_brings_it_back() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let (_server, tmp, aws) = aws_cli_bucket();
+    let mut rng = Rng::new(test_seed("aws-cli-sync"));
     let mut tree = BTreeMap::new();
     for i in 0..20 {
         let name = match i % 4 {
@@ -257,27 +275,23 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
     }
     let src = tmp.path().join("sync-src");
     write_tree(&src, &tree);
-    aws.ok(&[
-        "s3",
-        "sync",
-        "--no-progress",
-        src.to_str().unwrap(),
-        "s3://cli-bucket/sync/",
-    ]);
+    let sync_up = || {
+        aws.ok(&[
+            "s3",
+            "sync",
+            "--no-progress",
+            src.to_str().unwrap(),
+            "s3://cli-bucket/sync/",
+        ])
+    };
+    sync_up();
     let out = aws.ok(&["s3", "ls", "--recursive", "s3://cli-bucket/sync/"]);
     assert_eq!(
         out.lines().count(),
         20,
         "aws s3 ls --recursive after sync:\n{out}"
     );
-    // A second sync finds nothing to do (sizes and times listed right).
-    let again = aws.ok(&[
-        "s3",
-        "sync",
-        "--no-progress",
-        src.to_str().unwrap(),
-        "s3://cli-bucket/sync/",
-    ]);
+    let again = sync_up();
     assert!(again.trim().is_empty(), "second sync re-uploaded:\n{again}");
     let dst = tmp.path().join("sync-dst");
     aws.ok(&[
@@ -288,17 +302,29 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
         dst.to_str().unwrap(),
     ]);
     assert_same_tree(&read_tree(&dst), &tree, "aws s3 sync round trip");
+}
 
-    // s3 presign (SigV4) → a plain GET with no credentials.
-    let addr = server.s3_addr();
-    let path_of = |url: &str| -> String {
-        let uri: http::Uri = url
-            .trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("presign printed {url:?}: {e}"));
-        assert_eq!(uri.authority().unwrap().as_str(), addr.to_string());
-        uri.path_and_query().unwrap().as_str().to_owned()
-    };
+/// The path and query of a presigned URL, which must name the server.
+fn presigned_path(url: &str, server: &TestServer) -> String {
+    let uri: http::Uri = url
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("presign printed {url:?}: {e}"));
+    assert_eq!(
+        uri.authority().unwrap().as_str(),
+        server.s3_addr().to_string()
+    );
+    uri.path_and_query().unwrap().as_str().to_owned()
+}
+
+/// s3 presign (SigV4) → a plain GET with no credentials.
+#[test]
+fn aws_cli_s3v4_presigned_url_serves_a_get_without_credentials() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let (server, tmp, aws) = aws_cli_bucket();
+    let small = aws_cp_small(&aws, tmp.path(), &mut Rng::new(test_seed("aws-cli")));
     let url = aws.ok_sigv4(&[
         "s3",
         "presign",
@@ -306,12 +332,13 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
         "--expires-in",
         "300",
     ]);
-    let pq = path_of(&url);
+    let pq = presigned_path(&url, &server);
     assert!(
         pq.contains("X-Amz-Signature="),
         "expected a SigV4 URL: {url}"
     );
-    let r = rt.block_on(RawRequest::new("GET", &pq).send(addr));
+    let addr = server.s3_addr();
+    let r = runtime().block_on(RawRequest::new("GET", &pq).send(addr));
     assert_eq!(
         r.status,
         200,
@@ -319,8 +346,17 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
         r.text()
     );
     assert!(r.body[..] == small[..], "presigned GET body");
-    // With its defaults CLI v1 presigns with SigV2 (like new S3 buckets,
-    // the server may refuse that, but only with a proper S3 error).
+}
+
+/// With its defaults CLI v1 presigns with SigV2 (like new S3 buckets, the
+/// server may refuse that, but only with a proper S3 error).
+#[test]
+fn aws_cli_default_presigned_url_is_served_or_refused_with_an_s3_error() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let (server, tmp, aws) = aws_cli_bucket();
+    let small = aws_cp_small(&aws, tmp.path(), &mut Rng::new(test_seed("aws-cli")));
     let url = aws.ok(&[
         "s3",
         "presign",
@@ -328,7 +364,8 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
         "--expires-in",
         "300",
     ]);
-    let r = rt.block_on(RawRequest::new("GET", &path_of(&url)).send(addr));
+    let addr = server.s3_addr();
+    let r = runtime().block_on(RawRequest::new("GET", &presigned_path(&url, &server)).send(addr));
     if r.status == 200 {
         assert!(r.body[..] == small[..], "SigV2 presigned GET body");
     } else {
@@ -349,8 +386,15 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
             r.text()
         );
     }
+}
 
-    // rm --recursive and rb.
+#[test]
+fn aws_cli_s3_rm_recursive_empties_the_bucket_and_rb_removes_it() {
+    if !require_tool("aws", "--version") {
+        return;
+    }
+    let (server, tmp, aws) = aws_cli_bucket();
+    aws_cp_small(&aws, tmp.path(), &mut Rng::new(test_seed("aws-cli")));
     aws.ok(&["s3", "rm", "--recursive", "s3://cli-bucket"]);
     let out = aws.ok(&["s3", "ls", "--recursive", "s3://cli-bucket"]);
     assert!(
@@ -358,7 +402,8 @@ fn aws_cli_s3_and_s3api_commands_work_end_to_end() {
         "objects left after rm --recursive:\n{out}"
     );
     aws.ok(&["s3", "rb", "s3://cli-bucket"]);
-    let gone = rt.block_on(c.head_bucket().bucket("cli-bucket").send());
+    let c = sdk_client(&server);
+    let gone = runtime().block_on(c.head_bucket().bucket("cli-bucket").send());
     assert_eq!(
         gone.as_ref().err().and_then(sdk_error_status),
         Some(404),
