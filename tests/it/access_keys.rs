@@ -36,9 +36,18 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bucket_grants_allow_and_deny_per_bucket() {
-    let mut server = TestServer::start();
+/// A server with buckets `photos`, `logs` (holding `day1.log`) and
+/// `private` (holding `secret.txt`), and a bucket key "backup job" made by
+/// `cairn admin key create` with `photos:rw` and `logs:r`.
+struct GrantedKey {
+    server: TestServer,
+    user: aws_sdk_s3::Client,
+    id: String,
+    secret: String,
+}
+
+async fn granted_key() -> GrantedKey {
+    let server = TestServer::start();
     let root = sdk_client(&server);
     for b in ["photos", "logs", "private"] {
         create_bucket(&root, b).await;
@@ -62,7 +71,21 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
     assert_eq!(text(&created, "name"), "backup job");
     assert_eq!(created["admin"], false);
     let user = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+    GrantedKey {
+        server,
+        user,
+        id,
+        secret,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_key_reads_and_writes_with_rw_and_only_reads_with_r() {
+    let GrantedKey {
+        server: _server,
+        user,
+        ..
+    } = granted_key().await;
     // photos: read and write.
     put_bytes(&user, "photos", "a.jpg", &[7u8; 5000]).await;
     assert_eq!(get_bytes(&user, "photos", "a.jpg").await, vec![7u8; 5000]);
@@ -87,7 +110,15 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         "DeleteObject on a read-only bucket",
     )
     .await;
-    // private: nothing, not even HEAD or a listing.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_key_without_a_grant_cannot_get_head_or_list_the_bucket() {
+    let GrantedKey {
+        server: _server,
+        user,
+        ..
+    } = granted_key().await;
     denied(
         user.get_object()
             .bucket("private")
@@ -106,7 +137,15 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         "ListObjectsV2 without a grant",
     )
     .await;
-    // Copies need read on the source too.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_by_a_bucket_key_needs_read_on_the_source_bucket() {
+    let GrantedKey {
+        server: _server,
+        user,
+        ..
+    } = granted_key().await;
     denied(
         user.copy_object()
             .bucket("photos")
@@ -124,10 +163,18 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         .send()
         .await
         .expect("copy from a readable bucket");
-    // Bucket creation and deletion are for admin keys, and the refusal says
-    // so (restic init with a bucket key otherwise reads a bare "Access
-    // Denied").
+}
+
+/// Bucket creation and deletion are for admin keys, and the refusal says so
+/// (restic init with a bucket key otherwise reads a bare "Access Denied").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_and_delete_bucket_by_a_bucket_key_are_refused_saying_an_admin_key_is_needed() {
     use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    let GrantedKey {
+        server: _server,
+        user,
+        ..
+    } = granted_key().await;
     let e = user
         .create_bucket()
         .bucket("mine")
@@ -161,7 +208,15 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         message.starts_with("Deleting a bucket needs an admin key;"),
         "DeleteBucket refusal: {message}"
     );
-    // ListBuckets shows only the buckets with a grant.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_buckets_by_a_bucket_key_shows_only_the_granted_buckets() {
+    let GrantedKey {
+        server: _server,
+        user,
+        ..
+    } = granted_key().await;
     let names: Vec<String> = user
         .list_buckets()
         .send()
@@ -172,13 +227,23 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         .filter_map(|b| b.name().map(str::to_owned))
         .collect();
     assert_eq!(names, ["logs", "photos"]);
+}
 
-    // The admin API refuses a non-admin key, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_refuses_a_bucket_key_and_says_why() {
+    let GrantedKey {
+        server, id, secret, ..
+    } = granted_key().await;
     let (ok, _, err) = cairn_admin_as(&server, &id, &secret, &["status"]);
     assert!(!ok);
     assert!(err.contains("not an admin key"), "{err}");
+}
 
-    // Grants change at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_allow_and_deny_change_grants_at_once() {
+    let GrantedKey {
+        server, user, id, ..
+    } = granted_key().await;
     admin_json(&server, &["key", "allow", &id, "private", "--read"]);
     assert_eq!(
         get_bytes(&user, "private", "secret.txt").await,
@@ -196,8 +261,15 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         "PutObject after deny",
     )
     .await;
+}
 
-    // Listing: the key is there, no secret anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_list_shows_keys_and_grants_and_no_secret() {
+    let GrantedKey {
+        server, id, secret, ..
+    } = granted_key().await;
+    admin_json(&server, &["key", "allow", &id, "private", "--read"]);
+    admin_json(&server, &["key", "deny", &id, "photos"]);
     let (ok, listing, _) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["key", "list"]);
     assert!(ok);
     assert!(
@@ -215,8 +287,22 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         raw.contains(ACCESS_KEY),
         "the start-up key is listed: {raw}"
     );
+}
 
-    // Bucket info: objects, bytes and who may use the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bucket_info_reports_objects_bytes_and_the_keys_that_may_use_the_bucket() {
+    let GrantedKey {
+        server, user, id, ..
+    } = granted_key().await;
+    put_bytes(&user, "photos", "a.jpg", &[7u8; 5000]).await;
+    user.copy_object()
+        .bucket("photos")
+        .key("copied.log")
+        .copy_source("logs/day1.log")
+        .send()
+        .await
+        .expect("copy from a readable bucket");
+    admin_json(&server, &["key", "allow", &id, "private", "--read"]);
     let info = admin_json(&server, &["bucket", "info", "photos"]);
     assert_eq!(info["objects"], 2, "{info}");
     assert_eq!(info["logical_bytes"], 5000 + 8, "{info}");
@@ -224,13 +310,26 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
     assert!(info["keys"].to_string().contains(&id), "{info}");
     let (ok, _, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["bucket", "info", "nope"]);
     assert!(!ok && err.contains("no such bucket"), "{err}");
+}
 
-    // Keys and grants survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_grants_survive_a_restart() {
+    let GrantedKey {
+        mut server,
+        id,
+        secret,
+        ..
+    } = granted_key().await;
     server.restart(true);
     let user = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
     assert_eq!(get_bytes(&user, "logs", "day1.log").await, b"log line");
+}
 
-    // A deleted key stops working at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_key_stops_working_at_once() {
+    let GrantedKey {
+        server, user, id, ..
+    } = granted_key().await;
     admin_json(&server, &["key", "delete", &id]);
     let err = user
         .get_object()
@@ -240,7 +339,11 @@ async fn bucket_grants_allow_and_deny_per_bucket() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidAccessKeyId"));
-    // The start-up key cannot be deleted through the API.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_key_cannot_be_deleted_through_the_api() {
+    let GrantedKey { server, .. } = granted_key().await;
     let (ok, _, err) = cairn_admin_as(
         &server,
         ACCESS_KEY,
