@@ -728,46 +728,65 @@ async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implement
     assert_still_serves(&server, &c).await;
 }
 
-/// Headers S3 defines whose promise Cairn cannot keep (a customer key, KMS,
-/// a lock, another storage class, a website redirect, another owner) are
-/// refused with AWS's error before anything is stored; SSE-S3 (AES256),
-/// which Cairn always does, is accepted and reported.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
-    let (server, c) = setup().await;
-    let addr = server.s3_addr();
-    let key_b64 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-    let key_md5 = md5_b64(b"0123456789abcdef0123456789abcdef");
-    let sse_c = [
-        ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
-        ("x-amz-server-side-encryption-customer-key", key_b64),
+// Headers S3 defines whose promise Cairn cannot keep (a customer key, KMS,
+// a lock, another storage class, a website redirect, another owner) are
+// refused with AWS's error before anything is stored; SSE-S3 (AES256),
+// which Cairn always does, is accepted and reported.
+
+/// A signed PUT of `secret payload` to `key` with `headers`.
+async fn put_with(addr: std::net::SocketAddr, key: &str, headers: &[(&str, &str)]) -> RawResponse {
+    let mut r = RawRequest::new("PUT", &path(key)).body("secret payload");
+    for (k, v) in headers {
+        r = r.header(k, v);
+    }
+    r.sign(addr, Payload::Signed).send(addr).await
+}
+
+/// SSE-C headers: a customer-provided AES256 key and its MD5.
+fn sse_c_headers() -> [(&'static str, String); 3] {
+    [
+        (
+            "x-amz-server-side-encryption-customer-algorithm",
+            "AES256".to_owned(),
+        ),
+        (
+            "x-amz-server-side-encryption-customer-key",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_owned(),
+        ),
         (
             "x-amz-server-side-encryption-customer-key-md5",
-            key_md5.as_str(),
+            md5_b64(b"0123456789abcdef0123456789abcdef"),
         ),
-    ];
-    let put_with = |key: &str, headers: &[(&str, &str)]| {
-        let mut r = RawRequest::new("PUT", &path(key)).body("secret payload");
-        for (k, v) in headers {
-            r = r.header(k, v);
-        }
-        r.sign(addr, Payload::Signed).send(addr)
-    };
+    ]
+}
 
-    let r = put_with("sse-c", &sse_c).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_c_is_not_implemented_for_put_object_or_get_object_and_stores_nothing() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    let sse_c = sse_c_headers();
+    let headers: Vec<(&str, &str)> = sse_c.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let r = put_with(addr, "sse-c", &headers).await;
     r.assert_s3_error(501, "NotImplemented", "PutObject with SSE-C");
     assert!(!object_exists(&c, BUCKET, "sse-c").await);
     // Nor can an object be read "with a key".
     put_bytes(&c, BUCKET, "plain", b"plain").await;
     let mut g = RawRequest::new("GET", &path("plain"));
-    for (k, v) in sse_c {
+    for (k, v) in &headers {
         g = g.header(k, v);
     }
     g.sign(addr, Payload::Signed)
         .send(addr)
         .await
         .assert_s3_error(501, "NotImplemented", "GetObject with SSE-C");
+    assert_still_serves(&server, &c).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_object_with_kms_a_lock_a_storage_class_a_redirect_or_another_owner_is_refused_and_stores_nothing()
+ {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
     for (key, headers, status, code) in [
         (
             "kms",
@@ -836,11 +855,17 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
             "AccessDenied",
         ),
     ] {
-        let r = put_with(key, &headers).await;
+        let r = put_with(addr, key, &headers).await;
         r.assert_s3_error(status, code, &format!("PutObject {headers:?}"));
         assert!(!object_exists(&c, BUCKET, key).await, "{key} was stored");
     }
-    // Multipart uploads and copies are refused alike, before an upload exists.
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_multipart_upload_with_an_object_lock_is_refused_before_an_upload_exists() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
     let r = RawRequest::new("POST", &format!("{}?uploads", path("mp-lock")))
         .header("x-amz-object-lock-mode", "GOVERNANCE")
         .header(
@@ -858,6 +883,14 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
         .await
         .unwrap();
     assert!(uploads.uploads().is_empty());
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_object_to_deep_archive_is_invalid_storage_class_and_copies_nothing() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    put_bytes(&c, BUCKET, "plain", b"plain").await;
     let r = RawRequest::new("PUT", &path("copy-glacier"))
         .header("x-amz-copy-source", &format!("/{BUCKET}/plain"))
         .header("x-amz-storage-class", "DEEP_ARCHIVE")
@@ -866,8 +899,13 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
         .await;
     r.assert_s3_error(400, "InvalidStorageClass", "CopyObject to DEEP_ARCHIVE");
     assert!(!object_exists(&c, BUCKET, "copy-glacier").await);
+    assert_still_serves(&server, &c).await;
+}
 
-    // A bucket "with Object Lock" is not created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_bucket_with_object_lock_is_not_implemented_and_creates_nothing() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
     let r = RawRequest::new("PUT", "/locked-bucket")
         .header("x-amz-bucket-object-lock-enabled", "true")
         .sign(addr, Payload::Signed)
@@ -881,9 +919,14 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(sdk_error_status(&err), Some(404));
+    assert_still_serves(&server, &c).await;
+}
 
-    // What Cairn does is accepted and reported: SSE-S3, STANDARD, its owner.
+/// A PUT with what Cairn does (SSE-S3, STANDARD, its owner) is accepted and
+/// reported.
+async fn put_sse_s3(server: &TestServer, c: &aws_sdk_s3::Client) {
     let r = put_with(
+        server.s3_addr(),
         "sse-s3",
         &[
             ("x-amz-server-side-encryption", "AES256"),
@@ -905,7 +948,20 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
         head.server_side_encryption().map(|s| s.as_str()),
         Some("AES256")
     );
-    // A conditional DELETE is not silently unconditional.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_s3_the_standard_class_and_cairn_as_owner_are_accepted_and_reported() {
+    let (server, c) = setup().await;
+    put_sse_s3(&server, &c).await;
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conditional_delete_object_is_not_implemented_rather_than_unconditional() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    put_sse_s3(&server, &c).await;
     let r = RawRequest::new("DELETE", &path("sse-s3"))
         .header("if-match", "\"0000\"")
         .sign(addr, Payload::Signed)
@@ -913,7 +969,14 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
         .await;
     r.assert_s3_error(501, "NotImplemented", "DeleteObject with If-Match");
     assert!(object_exists(&c, BUCKET, "sse-s3").await);
-    // Another version's ACL is not this one's.
+    assert_still_serves(&server, &c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_object_acl_of_another_version_is_no_such_version() {
+    let (server, c) = setup().await;
+    let addr = server.s3_addr();
+    put_sse_s3(&server, &c).await;
     let r = RawRequest::new(
         "GET",
         &format!("{}?acl&versionId=3HL4kqtJlcpXroDTDmJ", path("sse-s3")),
@@ -922,7 +985,6 @@ async fn headers_cairn_cannot_honour_are_refused_before_anything_is_stored() {
     .send(addr)
     .await;
     r.assert_s3_error(404, "NoSuchVersion", "GetObjectAcl of another version");
-
     assert_still_serves(&server, &c).await;
 }
 
