@@ -67,55 +67,82 @@ async fn complete(c: &aws_sdk_s3::Client, bucket: &str, key: &str, id: &str, eta
         .unwrap_or_else(|e| panic!("Complete {key}: {}", show(&e)));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() {
+/// A server collecting garbage at once (grace 0, no background runs) with
+/// bucket `part-copy` holding `src`: 12 MiB of random data, about 40 chunks
+/// of 64 KiB – 1 MiB.
+struct ChunkedSource {
+    server: TestServer,
+    c: aws_sdk_s3::Client,
+    rng: Rng,
+    src: Vec<u8>,
+    /// The chunks `src` was stored in.
+    src_chunks: f64,
+}
+
+const PART_COPY_BUCKET: &str = "part-copy";
+
+async fn chunked_source() -> ChunkedSource {
     let server = TestServer::start_with_args(&["--gc-grace-secs", "0", "--gc-interval-secs", "0"]);
     let c = sdk_client(&server);
-    let bucket = "part-copy";
-    create_bucket(&c, bucket).await;
+    create_bucket(&c, PART_COPY_BUCKET).await;
     let mut rng = Rng::new(test_seed("upload_part_copy_references_whole_chunks"));
-
-    // 12 MiB of random data: about 40 chunks of 64 KiB – 1 MiB.
     let src = rng.bytes(12 * MIB);
     let chunks0 = server.metric("cairn_pipeline_chunks_stored_total");
-    put_bytes(&c, bucket, "src", &src).await;
+    put_bytes(&c, PART_COPY_BUCKET, "src", &src).await;
     let src_chunks = server.metric("cairn_pipeline_chunks_stored_total") - chunks0;
     assert!(src_chunks >= 12.0, "source stored in {src_chunks} chunks");
+    ChunkedSource {
+        server,
+        c,
+        rng,
+        src,
+        src_chunks,
+    }
+}
 
-    // Whole-object copy: every chunk referenced, nothing stored.
-    let (chunks1, bytes1) = (
+/// The pipeline's stored chunks and bytes so far.
+fn stored(server: &TestServer) -> (f64, f64) {
+    (
         server.metric("cairn_pipeline_chunks_stored_total"),
         server.metric("cairn_pipeline_stored_bytes_total"),
-    );
-    let id = create_upload(&c, bucket, "whole").await;
-    let e1 = copy_part(&c, bucket, "whole", &id, 1, "src", None, &src).await;
+    )
+}
+
+/// Whole-object copy of `src` to `whole`: every chunk referenced, nothing
+/// stored.
+async fn copy_whole(s: &ChunkedSource) {
+    let (c, bucket) = (&s.c, PART_COPY_BUCKET);
+    let (chunks1, bytes1) = stored(&s.server);
+    let id = create_upload(c, bucket, "whole").await;
+    let e1 = copy_part(c, bucket, "whole", &id, 1, "src", None, &s.src).await;
     assert_eq!(
-        server.metric("cairn_pipeline_chunks_stored_total"),
+        s.server.metric("cairn_pipeline_chunks_stored_total"),
         chunks1,
         "a whole-object copy stores no chunk"
     );
     assert_eq!(
-        server.metric("cairn_pipeline_stored_bytes_total"),
+        s.server.metric("cairn_pipeline_stored_bytes_total"),
         bytes1,
         "a whole-object copy stores no byte"
     );
-    complete(&c, bucket, "whole", &id, &[e1]).await;
+    complete(c, bucket, "whole", &id, &[e1]).await;
     assert!(
-        get_bytes(&c, bucket, "whole").await == src,
+        get_bytes(c, bucket, "whole").await == s.src,
         "whole copy bytes"
     );
+}
 
-    // Two ranges starting and ending inside chunks (odd offsets), plus an
-    // uploaded last part: only the four edge chunks' slices are stored.
-    let (chunks2, bytes2) = (
-        server.metric("cairn_pipeline_chunks_stored_total"),
-        server.metric("cairn_pipeline_stored_bytes_total"),
-    );
+/// `ranged`: two ranges of `src` starting and ending inside chunks (odd
+/// offsets), plus an uploaded last part; only the four edge chunks' slices
+/// are stored. Returns the object's bytes.
+async fn copy_ranges(s: &mut ChunkedSource) -> Vec<u8> {
+    let (c, bucket, src) = (&s.c, PART_COPY_BUCKET, &s.src);
+    let (chunks2, bytes2) = stored(&s.server);
     let r1 = (1_001, 6 * MIB + 12_345);
     let r2 = (6 * MIB + 12_346, 12 * MIB - 778);
-    let id = create_upload(&c, bucket, "ranged").await;
+    let id = create_upload(c, bucket, "ranged").await;
     let p1 = copy_part(
-        &c,
+        c,
         bucket,
         "ranged",
         &id,
@@ -126,7 +153,7 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
     )
     .await;
     let p2 = copy_part(
-        &c,
+        c,
         bucket,
         "ranged",
         &id,
@@ -136,8 +163,8 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
         &src[r2.0..=r2.1],
     )
     .await;
-    let stored_chunks = server.metric("cairn_pipeline_chunks_stored_total") - chunks2;
-    let stored_bytes = server.metric("cairn_pipeline_stored_bytes_total") - bytes2;
+    let stored_chunks = s.server.metric("cairn_pipeline_chunks_stored_total") - chunks2;
+    let stored_bytes = s.server.metric("cairn_pipeline_stored_bytes_total") - bytes2;
     // Each of the 4 edges is a slice of one chunk (< 1 MiB): at most 4 MiB
     // (plus AEAD overhead) may be stored; the ~10 MiB of whole chunks not.
     assert!(stored_chunks >= 1.0, "edges are rewritten");
@@ -146,10 +173,11 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
         "only edge slices stored: {stored_bytes} bytes in {stored_chunks} chunks"
     );
     assert!(
-        stored_chunks < src_chunks / 2.0,
-        "{stored_chunks} chunks stored for a copy of {src_chunks}"
+        stored_chunks < s.src_chunks / 2.0,
+        "{stored_chunks} chunks stored for a copy of {}",
+        s.src_chunks
     );
-    let tail = rng.bytes(1234);
+    let tail = s.rng.bytes(1234);
     let p3 = c
         .upload_part()
         .bucket(bucket)
@@ -176,19 +204,41 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
         sizes,
         vec![(r1.1 - r1.0 + 1) as i64, (r2.1 - r2.0 + 1) as i64, 1234]
     );
-    complete(&c, bucket, "ranged", &id, &[p1, p2, p3]).await;
+    complete(c, bucket, "ranged", &id, &[p1, p2, p3]).await;
     let mut want = src[r1.0..=r1.1].to_vec();
     want.extend_from_slice(&src[r2.0..=r2.1]);
     want.extend_from_slice(&tail);
     assert!(
-        get_bytes(&c, bucket, "ranged").await == want,
+        get_bytes(c, bucket, "ranged").await == want,
         "ranged copy bytes"
     );
+    want
+}
 
-    // The source and the whole copy can go: the ranged copy holds its own
-    // references. Collection (grace 0) deletes the source's chunks nothing
-    // else names (its 3 edge chunks: the ranges meet inside one), and the
-    // ranged copy still reads back intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_of_a_whole_object_references_every_chunk_and_stores_nothing() {
+    let s = chunked_source().await;
+    copy_whole(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_of_ranges_inside_chunks_rewrites_only_the_edge_slices() {
+    let mut s = chunked_source().await;
+    copy_ranges(&mut s).await;
+}
+
+/// The source and the whole copy can go: the ranged copy holds its own
+/// references. Collection (grace 0) deletes the source's chunks nothing
+/// else names (its 3 edge chunks: the ranges meet inside one), and the
+/// ranged copy still reads back intact. With every object gone, collection
+/// deletes every chunk ever stored (none leaked by a pin or a missing
+/// release).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copies_hold_their_own_chunk_references_through_gc() {
+    let mut s = chunked_source().await;
+    copy_whole(&s).await;
+    let want = copy_ranges(&mut s).await;
+    let (server, c, bucket) = (&s.server, &s.c, PART_COPY_BUCKET);
     for key in ["src", "whole"] {
         c.delete_object()
             .bucket(bucket)
@@ -197,26 +247,26 @@ async fn upload_part_copy_references_whole_chunks_and_rewrites_only_the_edges() 
             .await
             .unwrap();
     }
-    let (code, body) = admin_post(&server, "/admin/gc").await;
+    let (code, body) = admin_post(server, "/admin/gc").await;
     assert_eq!(code, 200, "POST /admin/gc: {body}");
     let deleted = server.metric("cairn_gc_chunks_deleted_total");
     assert!(
-        deleted >= 3.0 && deleted < src_chunks,
-        "{deleted} chunks collected of {src_chunks}: {body}"
+        deleted >= 3.0 && deleted < s.src_chunks,
+        "{deleted} chunks collected of {}: {body}",
+        s.src_chunks
     );
     assert!(
-        get_bytes(&c, bucket, "ranged").await == want,
+        get_bytes(c, bucket, "ranged").await == want,
         "ranged copy after GC"
     );
-    // Reference counts balance: with every object gone, collection deletes
-    // every chunk ever stored (none leaked by a pin or a missing release).
+    // Reference counts balance.
     c.delete_object()
         .bucket(bucket)
         .key("ranged")
         .send()
         .await
         .unwrap();
-    let (code, body) = admin_post(&server, "/admin/gc").await;
+    let (code, body) = admin_post(server, "/admin/gc").await;
     assert_eq!(code, 200, "POST /admin/gc: {body}");
     assert_eq!(
         server.metric("cairn_gc_chunks_deleted_total"),
@@ -236,18 +286,69 @@ async fn admin_post(server: &TestServer, path: &str) -> (u16, String) {
     (resp.status, resp.text())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
+/// A server with bucket `part-copy-2` holding `small` (3000 bytes, stored
+/// inline in its record: no chunks) and `mp-src` (a multipart object of a
+/// 5 MiB and a 2 MiB part), and an upload to `dst` to copy parts into.
+struct CopySources {
+    _server: TestServer,
+    c: aws_sdk_s3::Client,
+    small: Vec<u8>,
+    small_etag: String,
+    big1: Vec<u8>,
+    big2: Vec<u8>,
+    /// The upload to `dst`.
+    id: String,
+}
+
+const PART_COPY_2: &str = "part-copy-2";
+
+impl CopySources {
+    /// `mp-src`'s bytes.
+    fn mp_src(&self) -> Vec<u8> {
+        let mut mp_src = self.big1.clone();
+        mp_src.extend_from_slice(&self.big2);
+        mp_src
+    }
+
+    /// An UploadPartCopy of part 1 of `dst` from `source`.
+    fn copy_to_dst(
+        &self,
+        source: &str,
+    ) -> aws_sdk_s3::operation::upload_part_copy::builders::UploadPartCopyFluentBuilder {
+        self.c
+            .upload_part_copy()
+            .bucket(PART_COPY_2)
+            .key("dst")
+            .upload_id(&self.id)
+            .part_number(1)
+            .copy_source(format!("{PART_COPY_2}/{source}"))
+    }
+
+    async fn assert_dst_has_no_part(&self) {
+        assert!(
+            self.c
+                .list_parts()
+                .bucket(PART_COPY_2)
+                .key("dst")
+                .upload_id(&self.id)
+                .send()
+                .await
+                .unwrap()
+                .parts()
+                .is_empty(),
+            "failed copies store no part"
+        );
+    }
+}
+
+async fn copy_sources() -> CopySources {
     let server = TestServer::start();
     let c = sdk_client(&server);
-    let bucket = "part-copy-2";
+    let bucket = PART_COPY_2;
     create_bucket(&c, bucket).await;
     let mut rng = Rng::new(test_seed("upload_part_copy_from_inline_and_multipart"));
-
-    // A small object is stored inline in its record (no chunks).
     let small = rng.bytes(3000);
     let small_etag = put_bytes(&c, bucket, "small", &small).await;
-    // A multipart source: 5 MiB + 2 MiB parts.
     let big1 = rng.bytes(5 * MIB);
     let big2 = rng.bytes(2 * MIB + 3);
     let id = create_upload(&c, bucket, "mp-src").await;
@@ -269,46 +370,47 @@ async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
         );
     }
     complete(&c, bucket, "mp-src", &id, &etags).await;
-    let mut mp_src = big1.clone();
-    mp_src.extend_from_slice(&big2);
-
     let id = create_upload(&c, bucket, "dst").await;
-    // Conditions on the source: a failing one is 412 and stores no part.
-    let failed = c
-        .upload_part_copy()
-        .bucket(bucket)
-        .key("dst")
-        .upload_id(&id)
-        .part_number(1)
-        .copy_source(format!("{bucket}/small"))
+    CopySources {
+        _server: server,
+        c,
+        small,
+        small_etag,
+        big1,
+        big2,
+        id,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_with_a_failing_source_condition_is_412_and_stores_no_part() {
+    let s = copy_sources().await;
+    let failed = s
+        .copy_to_dst("small")
         .copy_source_if_match("\"00000000000000000000000000000000\"")
         .send()
         .await;
     let e = failed.expect_err("a failing x-amz-copy-source-if-match");
     assert_eq!(sdk_error_status(&e), Some(412), "{}", show(&e));
     assert_eq!(sdk_error_code(&e).as_deref(), Some("PreconditionFailed"));
-    let failed = c
-        .upload_part_copy()
-        .bucket(bucket)
-        .key("dst")
-        .upload_id(&id)
-        .part_number(1)
-        .copy_source(format!("{bucket}/small"))
-        .copy_source_if_none_match(&small_etag)
+    let failed = s
+        .copy_to_dst("small")
+        .copy_source_if_none_match(&s.small_etag)
         .send()
         .await;
     let e = failed.expect_err("a failing x-amz-copy-source-if-none-match");
     assert_eq!(sdk_error_status(&e), Some(412), "{}", show(&e));
-    // Ranges beyond the source, as S3 answers them today: one that starts
-    // past the end is InvalidRequest; one that only ends past it, and a
-    // malformed one (reversed, open-ended), InvalidArgument.
-    let e = c
-        .upload_part_copy()
-        .bucket(bucket)
-        .key("dst")
-        .upload_id(&id)
-        .part_number(1)
-        .copy_source(format!("{bucket}/small"))
+    s.assert_dst_has_no_part().await;
+}
+
+/// Ranges beyond the source, as S3 answers them today: one that starts past
+/// the end is InvalidRequest; one that only ends past it, and a malformed
+/// one (reversed, open-ended), InvalidArgument.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_ranges_beyond_the_source_or_malformed_are_refused_as_s3_does() {
+    let s = copy_sources().await;
+    let e = s
+        .copy_to_dst("small")
         .copy_source_range("bytes=5000-6000")
         .send()
         .await
@@ -316,13 +418,8 @@ async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
     assert_eq!(sdk_error_status(&e), Some(400), "{}", show(&e));
     assert_eq!(sdk_error_code(&e).as_deref(), Some("InvalidRequest"));
     for bad in ["bytes=0-3000", "bytes=10-5", "bytes=5-"] {
-        let e = c
-            .upload_part_copy()
-            .bucket(bucket)
-            .key("dst")
-            .upload_id(&id)
-            .part_number(1)
-            .copy_source(format!("{bucket}/small"))
+        let e = s
+            .copy_to_dst("small")
             .copy_source_range(bad)
             .send()
             .await
@@ -334,14 +431,14 @@ async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
             "{bad}"
         );
     }
-    // A missing source and a missing upload.
-    let e = c
-        .upload_part_copy()
-        .bucket(bucket)
-        .key("dst")
-        .upload_id(&id)
-        .part_number(1)
-        .copy_source(format!("{bucket}/nope"))
+    s.assert_dst_has_no_part().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_of_a_missing_source_is_no_such_key_and_stores_no_part() {
+    let s = copy_sources().await;
+    let e = s
+        .copy_to_dst("nope")
         .send()
         .await
         .expect_err("missing source");
@@ -351,56 +448,52 @@ async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
         "{}",
         show(&e)
     );
-    assert!(
-        c.list_parts()
-            .bucket(bucket)
-            .key("dst")
-            .upload_id(&id)
-            .send()
-            .await
-            .unwrap()
-            .parts()
-            .is_empty(),
-        "failed copies store no part"
-    );
+    s.assert_dst_has_no_part().await;
+}
 
-    // Part 1: a ~6 MiB range crossing the source's part boundary at 5 MiB,
-    // with a matching condition; part 2: a range of the inline object.
+/// Part 1: a ~6 MiB range crossing the source's part boundary at 5 MiB,
+/// with a matching condition; part 2: a range of the inline object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_of_ranges_of_multipart_and_inline_sources_reads_back() {
+    let s = copy_sources().await;
+    let (c, bucket, id) = (&s.c, PART_COPY_2, &s.id);
+    let mp_src = s.mp_src();
     let r1 = (MIB + 7, 7 * MIB + 1);
-    let ok = c
-        .upload_part_copy()
-        .bucket(bucket)
-        .key("dst")
-        .upload_id(&id)
-        .part_number(1)
-        .copy_source(format!("{bucket}/mp-src"))
+    let ok = s
+        .copy_to_dst("mp-src")
         .copy_source_range(format!("bytes={}-{}", r1.0, r1.1))
-        .copy_source_if_match(multipart_etag(&[md5_raw(&big1), md5_raw(&big2)]))
+        .copy_source_if_match(multipart_etag(&[md5_raw(&s.big1), md5_raw(&s.big2)]))
         .send()
         .await
         .unwrap_or_else(|e| panic!("copy of a multipart range: {}", show(&e)));
     let p1 = ok.copy_part_result().unwrap().e_tag().unwrap().to_owned();
     assert_eq!(p1, format!("\"{}\"", md5_hex(&mp_src[r1.0..=r1.1])));
     let p2 = copy_part(
-        &c,
+        c,
         bucket,
         "dst",
-        &id,
+        id,
         2,
         "small",
         Some((7, 2999)),
-        &small[7..],
+        &s.small[7..],
     )
     .await;
-    complete(&c, bucket, "dst", &id, &[p1, p2]).await;
+    complete(c, bucket, "dst", id, &[p1, p2]).await;
     let mut want = mp_src[r1.0..=r1.1].to_vec();
-    want.extend_from_slice(&small[7..]);
-    assert!(get_bytes(&c, bucket, "dst").await == want, "copied bytes");
+    want.extend_from_slice(&s.small[7..]);
+    assert!(get_bytes(c, bucket, "dst").await == want, "copied bytes");
+}
 
-    // The whole inline object as a (last) part, replacing an earlier part 1.
-    let id = create_upload(&c, bucket, "dst2").await;
+/// The whole inline object as a (last) part, replacing an earlier part 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_part_copy_of_a_whole_inline_object_replaces_an_earlier_part() {
+    let s = copy_sources().await;
+    let (c, bucket) = (&s.c, PART_COPY_2);
+    let mp_src = s.mp_src();
+    let id = create_upload(c, bucket, "dst2").await;
     copy_part(
-        &c,
+        c,
         bucket,
         "dst2",
         &id,
@@ -410,9 +503,9 @@ async fn upload_part_copy_from_inline_and_multipart_sources_with_conditions() {
         &mp_src[..100],
     )
     .await;
-    let p = copy_part(&c, bucket, "dst2", &id, 1, "small", None, &small).await;
-    complete(&c, bucket, "dst2", &id, &[p]).await;
-    assert_eq!(get_bytes(&c, bucket, "dst2").await, small);
+    let p = copy_part(c, bucket, "dst2", &id, 1, "small", None, &s.small).await;
+    complete(c, bucket, "dst2", &id, &[p]).await;
+    assert_eq!(get_bytes(c, bucket, "dst2").await, s.small);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
