@@ -1086,34 +1086,19 @@ fn s3fs_copy_rsync_posix_operations_and_remount() {
 }
 
 /// `ls` of 10,000 entries through both mounts, cold (fresh mount) and warm.
-#[test]
-fn mounts_list_a_10000_entry_directory() {
-    let _serial = serial();
-    if !require_tool("rclone", "version")
-        || !require_tool("s3fs", "--version")
-        || !require_tool("fusermount3", "--version")
-        || !require_fuse()
-    {
-        return;
-    }
-    const N: usize = 10_000;
-    let work = tempfile::Builder::new()
-        .prefix("cairn-backup-")
-        .tempdir()
-        .unwrap();
-    let server = TestServer::start();
-    let bucket = "listing";
-    // The entries are made through S3 (faster than through a mount), with
-    // the mtime metadata both mounts read.
+/// `n` objects `many/f00000…` in `bucket`, made through S3 (faster than
+/// through a mount) with the mtime metadata both mounts read: object `i`
+/// holds the decimal digits of `i` and has mtime 1,500,000,000 + 60·i.
+fn put_many_through_s3(server: &TestServer, bucket: &'static str, n: usize) {
     let t = Instant::now();
-    let client = sdk_client(&server);
+    let client = sdk_client(server);
     run(async {
         create_bucket(&client, bucket).await;
         let mut tasks = Vec::new();
         for worker in 0..16 {
             let c = client.clone();
             tasks.push(tokio::spawn(async move {
-                for i in (worker..N).step_by(16) {
+                for i in (worker..n).step_by(16) {
                     c.put_object()
                         .bucket(bucket)
                         .key(format!("many/f{i:05}"))
@@ -1131,21 +1116,186 @@ fn mounts_list_a_10000_entry_directory() {
             t.await.unwrap();
         }
     });
-    eprintln!("{N} objects made through S3: {:?}", t.elapsed());
+    eprintln!("{n} objects made through S3: {:?}", t.elapsed());
+}
 
-    // (size, mtime) of every entry in `ls -l --time-style=+%s` output.
-    let parse = |out: &str| -> BTreeMap<String, (u64, i64)> {
-        out.lines()
-            .filter(|l| l.starts_with('-'))
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (
-                    f[6].to_owned(),
-                    (f[4].parse().unwrap(), f[5].parse().unwrap()),
-                )
-            })
-            .collect()
+/// (size, mtime) of every entry in `ls -l --time-style=+%s` output.
+fn parse_ls_l(out: &str) -> BTreeMap<String, (u64, i64)> {
+    out.lines()
+        .filter(|l| l.starts_with('-'))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[6].to_owned(),
+                (f[4].parse().unwrap(), f[5].parse().unwrap()),
+            )
+        })
+        .collect()
+}
+
+/// Requests the server answered so far, by operation.
+fn requests_by_operation(server: &TestServer) -> BTreeMap<String, u64> {
+    let mut by_op = BTreeMap::new();
+    for (line, value) in request_counters(server) {
+        let op = line
+            .split("operation=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?")
+            .to_owned();
+        *by_op.entry(op).or_insert(0) += value;
+    }
+    by_op
+}
+
+/// One `ls`: its output, its wall time (reported, not asserted: timing
+/// belongs to benchmarks) and the requests it made of the server.
+fn listed(
+    server: &TestServer,
+    args: &[&str],
+    dir: &Path,
+) -> (String, Duration, BTreeMap<String, u64>) {
+    let before = requests_by_operation(server);
+    let t = Instant::now();
+    let out = run_checked(
+        Command::new("ls").args(args).arg(dir),
+        &format!("ls {}", args.join(" ")),
+        server,
+    );
+    let took = t.elapsed();
+    let mut made = requests_by_operation(server);
+    for (op, n) in made.iter_mut() {
+        *n -= before.get(op).copied().unwrap_or(0);
+    }
+    made.retain(|_, n| *n > 0);
+    (out, took, made)
+}
+
+/// The requests one mount's listings of the big directory made.
+struct ListingCost {
+    label: String,
+    fs: Fs,
+    default_flags: bool,
+    /// A cold `ls` (names only).
+    names: BTreeMap<String, u64>,
+    /// A cold `ls -lR`.
+    cold: BTreeMap<String, u64>,
+    /// The same `ls -lR` again.
+    warm: BTreeMap<String, u64>,
+}
+
+/// Through a fresh mount of `fs`, a cold `ls` lists all `want`'s names;
+/// through another, a cold `ls -lR` lists their sizes and mtimes (server
+/// time with `--use-server-modtime`: only sizes compared) and a warm one
+/// lists them all again. Returns the requests each made.
+#[allow(clippy::too_many_arguments)]
+fn list_through_mount(
+    fs: Fs,
+    extra: &[&str],
+    server: &TestServer,
+    bucket: &str,
+    work: &Path,
+    generation: &mut usize,
+    want: &BTreeMap<String, (u64, i64)>,
+) -> ListingCost {
+    let n = want.len();
+    let label = format!("{} {}", fs.name(), extra.join(" "));
+    let label = label.trim();
+    let point = work.join(format!("mnt-{generation}"));
+    let mut m = Mount::new(fs, server, bucket, &point, work, *generation, extra);
+    *generation += 1;
+    let (out, names, names_made) = listed(server, &["-1"], &m.point.join("many"));
+    assert_eq!(out.lines().count(), n, "{label}: ls");
+    m.unmount();
+    let mut m = Mount::new(fs, server, bucket, &point, work, *generation, extra);
+    *generation += 1;
+    let (out, cold, cold_made) = listed(server, &["-lR", "--time-style=+%s"], &m.point);
+    let got = parse_ls_l(&out);
+    if extra.is_empty() {
+        assert_eq!(&got, want, "{label}: ls -lR sizes and mtimes");
+    } else {
+        // Server time: the mtime metadata is not read.
+        let sizes =
+            |m: &BTreeMap<String, (u64, i64)>| -> Vec<u64> { m.values().map(|v| v.0).collect() };
+        assert_eq!(sizes(&got), sizes(want), "{label}: ls -lR sizes");
+    }
+    let (out, warm, warm_made) = listed(server, &["-lR", "--time-style=+%s"], &m.point);
+    assert_eq!(parse_ls_l(&out).len(), n, "{label}: warm ls -lR");
+    m.unmount();
+    eprintln!(
+        "{label}: {n} entries: ls (cold) {names:?} {names_made:?}; \
+         ls -lR cold {cold:?} {cold_made:?}; warm {warm:?} {warm_made:?}"
+    );
+    ListingCost {
+        label: label.to_owned(),
+        fs,
+        default_flags: extra.is_empty(),
+        names: names_made,
+        cold: cold_made,
+        warm: warm_made,
+    }
+}
+
+/// What a listing costs the server is the number of requests it makes: a
+/// listing page holds 1,000 keys, so 10,000 entries take ~10 pages. Two
+/// clients add one HEAD per entry by their design (docs/backup.md): s3fs on
+/// its first readdir (in parallel, to fill its stat cache) and rclone
+/// mount's `ls -l` (one at a time, for x-amz-meta-mtime). Nothing else may
+/// scale with the directory, and a warm listing is served from the
+/// client's cache. Wall times are printed for the record; speed is
+/// measured in bench/, not asserted here.
+fn assert_listing_costs(cost: &ListingCost, n: usize) {
+    let slack = 100;
+    let heads_per_entry = |made: &BTreeMap<String, u64>, expected: bool| {
+        let heads = made.get("HeadObject").copied().unwrap_or(0);
+        let others: u64 = made.values().sum::<u64>() - heads;
+        let heads_ok = if expected {
+            heads <= n as u64 + slack
+        } else {
+            heads <= slack
+        };
+        heads_ok && others <= slack
     };
+    let ListingCost {
+        label,
+        fs,
+        default_flags,
+        names,
+        cold,
+        warm,
+    } = cost;
+    assert!(
+        heads_per_entry(names, *fs == Fs::S3fs),
+        "{label}: a cold `ls` of {n} entries made {names:?}"
+    );
+    assert!(
+        heads_per_entry(cold, *fs == Fs::S3fs || *default_flags),
+        "{label}: a cold `ls -lR` of {n} entries made {cold:?}"
+    );
+    assert!(
+        heads_per_entry(warm, false),
+        "{label}: a warm `ls -lR` of {n} entries made {warm:?}"
+    );
+}
+
+#[test]
+fn mounts_list_a_10000_entry_directory() {
+    let _serial = serial();
+    if !require_tool("rclone", "version")
+        || !require_tool("s3fs", "--version")
+        || !require_tool("fusermount3", "--version")
+        || !require_fuse()
+    {
+        return;
+    }
+    const N: usize = 10_000;
+    let work = tempfile::Builder::new()
+        .prefix("cairn-backup-")
+        .tempdir()
+        .unwrap();
+    let server = TestServer::start();
+    let bucket = "listing";
+    put_many_through_s3(&server, bucket, N);
     let want: BTreeMap<String, (u64, i64)> = (0..N)
         .map(|i| {
             (
@@ -1154,118 +1304,26 @@ fn mounts_list_a_10000_entry_directory() {
             )
         })
         .collect();
-    // Requests the server answered so far, by operation.
-    let requests = |server: &TestServer| -> BTreeMap<String, u64> {
-        let mut by_op = BTreeMap::new();
-        for (line, value) in request_counters(server) {
-            let op = line
-                .split("operation=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("?")
-                .to_owned();
-            *by_op.entry(op).or_insert(0) += value;
-        }
-        by_op
-    };
-    // One `ls`: its output, its wall time (reported, not asserted: timing
-    // belongs to benchmarks) and the requests it made of the server.
-    let listed = |args: &[&str], dir: &Path| -> (String, Duration, BTreeMap<String, u64>) {
-        let before = requests(&server);
-        let t = Instant::now();
-        let out = run_checked(
-            Command::new("ls").args(args).arg(dir),
-            &format!("ls {}", args.join(" ")),
-            &server,
-        );
-        let took = t.elapsed();
-        let mut made = requests(&server);
-        for (op, n) in made.iter_mut() {
-            *n -= before.get(op).copied().unwrap_or(0);
-        }
-        made.retain(|_, n| *n > 0);
-        (out, took, made)
-    };
-    let mut report = Vec::new();
     let mut generation = 0;
+    let mut costs = Vec::new();
     for (fs, extra) in [
         (Fs::S3fs, &[][..]),
         (Fs::Rclone, &[][..]),
         (Fs::Rclone, &["--use-server-modtime"][..]),
     ] {
-        let label = format!("{} {}", fs.name(), extra.join(" "));
-        let label = label.trim();
-        let point = work.path().join(format!("mnt-{generation}"));
-        // Cold `ls` (names only).
-        let mut m = Mount::new(fs, &server, bucket, &point, work.path(), generation, extra);
-        generation += 1;
-        let (out, names, names_made) = listed(&["-1"], &m.point.join("many"));
-        assert_eq!(out.lines().count(), N, "{label}: ls");
-        m.unmount();
-        // Cold, then warm `ls -lR` with sizes and mtimes.
-        let mut m = Mount::new(fs, &server, bucket, &point, work.path(), generation, extra);
-        generation += 1;
-        let (out, cold, cold_made) = listed(&["-lR", "--time-style=+%s"], &m.point);
-        let got = parse(&out);
-        if extra.is_empty() {
-            assert_eq!(got, want, "{label}: ls -lR sizes and mtimes");
-        } else {
-            // Server time: the mtime metadata is not read.
-            let sizes = |m: &BTreeMap<String, (u64, i64)>| -> Vec<u64> {
-                m.values().map(|v| v.0).collect()
-            };
-            assert_eq!(sizes(&got), sizes(&want), "{label}: ls -lR sizes");
-        }
-        let (out, warm, warm_made) = listed(&["-lR", "--time-style=+%s"], &m.point);
-        assert_eq!(parse(&out).len(), N, "{label}: warm ls -lR");
-        m.unmount();
-        eprintln!(
-            "{label}: {N} entries: ls (cold) {names:?} {names_made:?}; \
-             ls -lR cold {cold:?} {cold_made:?}; warm {warm:?} {warm_made:?}"
-        );
-        report.push((
-            label.to_owned(),
+        costs.push(list_through_mount(
             fs,
-            extra.is_empty(),
-            names_made,
-            cold_made,
-            warm_made,
+            extra,
+            &server,
+            bucket,
+            work.path(),
+            &mut generation,
+            &want,
         ));
     }
     assert_no_server_errors(&server, "listing");
-
-    // What a listing costs the server is the number of requests it makes:
-    // a listing page holds 1,000 keys, so 10,000 entries take ~10 pages.
-    // Two clients add one HEAD per entry by their design (docs/backup.md):
-    // s3fs on its first readdir (in parallel, to fill its stat cache) and
-    // rclone mount's `ls -l` (one at a time, for x-amz-meta-mtime). Nothing
-    // else may scale with the directory, and a warm listing is served from
-    // the client's cache. Wall times are printed above for the record;
-    // speed is measured in bench/, not asserted here.
-    let slack = 100;
-    for (label, fs, default_flags, names, cold, warm) in report {
-        let heads_per_entry = |made: &BTreeMap<String, u64>, expected: bool| {
-            let heads = made.get("HeadObject").copied().unwrap_or(0);
-            let others: u64 = made.values().sum::<u64>() - heads;
-            let heads_ok = if expected {
-                heads <= N as u64 + slack
-            } else {
-                heads <= slack
-            };
-            heads_ok && others <= slack
-        };
-        assert!(
-            heads_per_entry(&names, fs == Fs::S3fs),
-            "{label}: a cold `ls` of {N} entries made {names:?}"
-        );
-        assert!(
-            heads_per_entry(&cold, fs == Fs::S3fs || default_flags),
-            "{label}: a cold `ls -lR` of {N} entries made {cold:?}"
-        );
-        assert!(
-            heads_per_entry(&warm, false),
-            "{label}: a warm `ls -lR` of {N} entries made {warm:?}"
-        );
+    for cost in &costs {
+        assert_listing_costs(cost, N);
     }
 }
 
@@ -1325,6 +1383,102 @@ fn restic_summary(out: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no summary in restic's output:\n{out}"))
 }
 
+/// restic with a repository in bucket `restic` of `server`, its cache in
+/// `cache`.
+struct Restic<'a> {
+    server: &'a TestServer,
+    cache: PathBuf,
+}
+
+impl Restic<'_> {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = clean_command("restic");
+        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env(
+                "RESTIC_REPOSITORY",
+                format!("s3:{}/restic/repo", self.server.endpoint()),
+            )
+            .env("RESTIC_PASSWORD", "correct horse battery staple")
+            .arg("--cache-dir")
+            .arg(&self.cache)
+            .args(args);
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        run_checked(
+            &mut self.cmd(args),
+            &format!("restic {}", args.join(" ")),
+            self.server,
+        )
+    }
+
+    /// The summary of `restic backup --json --host cairn <src>`.
+    fn backup(&self, src: &Path) -> serde_json::Value {
+        restic_summary(&self.run(&["backup", "--json", "--host", "cairn", src.to_str().unwrap()]))
+    }
+
+    fn snapshot_ids(&self) -> Vec<String> {
+        let out = self.run(&["snapshots", "--json"]);
+        let json = &out[out.find('[').unwrap()..=out.rfind(']').unwrap()];
+        let v: serde_json::Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("restic snapshots --json: {e}:\n{out}"));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["short_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Restores snapshot `id` of `src` into `target`; the restored files.
+    fn restore(&self, id: &str, src: &Path, target: &Path) -> BTreeMap<String, FileInfo> {
+        self.run(&["restore", id, "--target", target.to_str().unwrap()]);
+        // restic restores under the absolute path that was backed up.
+        snapshot(&target.join(src.strip_prefix("/").unwrap()))
+    }
+
+    /// `restic check --read-data` finds no error.
+    fn check_read_data(&self, what: &str) {
+        let out = self.run(&["check", "--read-data"]);
+        assert!(out.contains("no errors were found"), "{what}:\n{out}");
+    }
+
+    /// A backup of `src` slowed to 4 KiB/s with 4 MiB packs, killed by
+    /// SIGKILL once a new pack is stored.
+    fn backup_killed_after_a_pack(&self, src: &Path) {
+        let packs = list_sizes(self.server, "restic", "repo/data/").len();
+        let mut child = self
+            .cmd(&[
+                "backup",
+                "--host",
+                "cairn",
+                "--pack-size",
+                "4",
+                "--limit-upload",
+                "4096",
+                src.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let now = kill_when_uploaded(
+            &mut child,
+            self.server,
+            "restic",
+            "repo/data/",
+            packs,
+            "restic backup",
+        );
+        eprintln!(
+            "restic: killed the second backup after {} new packs",
+            now - packs
+        );
+    }
+}
+
 #[test]
 fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
     let _serial = serial();
@@ -1340,44 +1494,14 @@ fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
     let src = work.path().join("src");
     backup_tree(&src, &mut rng);
     let v1 = snapshot(&src);
-    let cache = work.path().join("restic-cache");
-    let restic_cmd = |args: &[&str]| {
-        let mut cmd = clean_command("restic");
-        cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env(
-                "RESTIC_REPOSITORY",
-                format!("s3:{}/restic/repo", server.endpoint()),
-            )
-            .env("RESTIC_PASSWORD", "correct horse battery staple")
-            .arg("--cache-dir")
-            .arg(&cache)
-            .args(args);
-        cmd
-    };
-    let restic = |args: &[&str]| {
-        run_checked(
-            &mut restic_cmd(args),
-            &format!("restic {}", args.join(" ")),
-            &server,
-        )
-    };
-    let src_arg = src.to_str().unwrap();
-    let snapshot_ids = || -> Vec<String> {
-        let out = restic(&["snapshots", "--json"]);
-        let json = &out[out.find('[').unwrap()..=out.rfind(']').unwrap()];
-        let v: serde_json::Value = serde_json::from_str(json)
-            .unwrap_or_else(|e| panic!("restic snapshots --json: {e}:\n{out}"));
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["short_id"].as_str().unwrap().to_owned())
-            .collect()
+    let restic = Restic {
+        server: &server,
+        cache: work.path().join("restic-cache"),
     };
 
-    restic(&["init"]);
+    restic.run(&["init"]);
     let t = Instant::now();
-    let s = restic_summary(&restic(&["backup", "--json", "--host", "cairn", src_arg]));
+    let s = restic.backup(&src);
     assert_eq!(s["files_new"].as_u64(), Some(v1.len() as u64), "{s}");
     eprintln!(
         "restic: first backup of {}: {:?}",
@@ -1395,46 +1519,19 @@ fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
     write_random(&src.join("added/two.bin"), &mut rng, added / 2 + 1);
     write_random(&src.join(small_name(50)), &mut rng, 777);
     let v2 = snapshot(&src);
-    let packs = list_sizes(&server, "restic", "repo/data/").len();
-    let mut child = restic_cmd(&[
-        "backup",
-        "--host",
-        "cairn",
-        "--pack-size",
-        "4",
-        "--limit-upload",
-        "4096",
-        src_arg,
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
-    let now = kill_when_uploaded(
-        &mut child,
-        &server,
-        "restic",
-        "repo/data/",
-        packs,
-        "restic backup",
-    );
-    eprintln!(
-        "restic: killed the second backup after {} new packs",
-        now - packs
-    );
+    restic.backup_killed_after_a_pack(&src);
     assert_eq!(
-        snapshot_ids().len(),
+        restic.snapshot_ids().len(),
         1,
         "the killed backup saved a snapshot"
     );
     // The killed client's lock stays until `unlock` (restic sees its PID is gone).
-    let out = restic(&["unlock"]);
+    let out = restic.run(&["unlock"]);
     assert!(
         out.contains("successfully removed locks"),
         "restic unlock:\n{out}"
     );
-    let s = restic_summary(&restic(&["backup", "--json", "--host", "cairn", src_arg]));
+    let s = restic.backup(&src);
     assert_eq!(
         s["files_new"].as_u64(),
         Some(2),
@@ -1445,11 +1542,7 @@ fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
         Some(1),
         "rerun after the kill: {s}"
     );
-    let out = restic(&["check", "--read-data"]);
-    assert!(
-        out.contains("no errors were found"),
-        "restic check --read-data:\n{out}"
-    );
+    restic.check_read_data("restic check --read-data");
 
     // Third backup, incremental: one file changed in place (same size).
     let changed = small_name(60);
@@ -1457,7 +1550,7 @@ fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
     write_random(&src.join(&changed), &mut rng, len);
     std::fs::remove_file(src.join(small_name(61))).unwrap();
     let v3 = snapshot(&src);
-    let s = restic_summary(&restic(&["backup", "--json", "--host", "cairn", src_arg]));
+    let s = restic.backup(&src);
     assert_eq!(
         (s["files_new"].as_u64(), s["files_changed"].as_u64()),
         (Some(0), Some(1)),
@@ -1469,53 +1562,28 @@ fn restic_incremental_backups_a_killed_backup_and_check_read_data() {
     );
 
     // Restores: latest, and the first snapshot.
-    let ids = snapshot_ids();
+    let ids = restic.snapshot_ids();
     assert_eq!(ids.len(), 3, "snapshots: {ids:?}");
-    let restore = |id: &str, target: &Path| {
-        restic(&["restore", id, "--target", target.to_str().unwrap()]);
-        // restic restores under the absolute path that was backed up.
-        snapshot(&target.join(src.strip_prefix("/").unwrap()))
-    };
     let t = Instant::now();
-    assert_same_files(
-        &restore("latest", &work.path().join("r3")),
-        &v3,
-        true,
-        "restic restore latest",
-    );
+    let restored = restic.restore("latest", &src, &work.path().join("r3"));
+    assert_same_files(&restored, &v3, true, "restic restore latest");
     eprintln!(
         "restic: restore of {}: {:?}",
         mib(total_size(&v3)),
         t.elapsed()
     );
-    assert_same_files(
-        &restore(&ids[0], &work.path().join("r1")),
-        &v1,
-        true,
-        "restic restore first",
-    );
-    assert_same_files(
-        &restore(&ids[1], &work.path().join("r2")),
-        &v2,
-        true,
-        "restic restore second",
-    );
+    let restored = restic.restore(&ids[0], &src, &work.path().join("r1"));
+    assert_same_files(&restored, &v1, true, "restic restore first");
+    let restored = restic.restore(&ids[1], &src, &work.path().join("r2"));
+    assert_same_files(&restored, &v2, true, "restic restore second");
 
     // forget + prune, then check everything again.
-    let out = restic(&["forget", "--keep-last", "1", "--prune"]);
+    let out = restic.run(&["forget", "--keep-last", "1", "--prune"]);
     assert!(out.contains("remove"), "forget --prune:\n{out}");
-    assert_eq!(snapshot_ids().len(), 1);
-    let out = restic(&["check", "--read-data"]);
-    assert!(
-        out.contains("no errors were found"),
-        "check after prune:\n{out}"
-    );
-    assert_same_files(
-        &restore("latest", &work.path().join("r4")),
-        &v3,
-        true,
-        "restic restore after prune",
-    );
+    assert_eq!(restic.snapshot_ids().len(), 1);
+    restic.check_read_data("check after prune");
+    let restored = restic.restore("latest", &src, &work.path().join("r4"));
+    assert_same_files(&restored, &v3, true, "restic restore after prune");
     assert_no_server_errors(&server, "restic");
 }
 
