@@ -49,6 +49,33 @@ fn manifest() -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The current build serving a copy of the fixture, and what the fixture's
+/// manifest says it holds.
+struct Upgraded {
+    _dir: tempfile::TempDir,
+    server: TestServer,
+    client: aws_sdk_s3::Client,
+    manifest: serde_json::Value,
+}
+
+impl Upgraded {
+    fn start() -> Upgraded {
+        let dir = copy_of_fixture();
+        let server = TestServer::start_in(dir.path());
+        let client = sdk_client(&server);
+        Upgraded {
+            _dir: dir,
+            server,
+            client,
+            manifest: manifest(),
+        }
+    }
+
+    fn bucket(&self) -> &str {
+        text(&self.manifest["bucket"])
+    }
+}
+
 fn text(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
 }
@@ -56,11 +83,8 @@ fn text(v: &serde_json::Value) -> &str {
 #[test]
 fn every_object_of_a_v1_data_dir_reads_back_with_its_etag() {
     run(async {
-        let dir = copy_of_fixture();
-        let server = TestServer::start_in(dir.path());
-        let c = sdk_client(&server);
-        let m = manifest();
-        let bucket = text(&m["bucket"]);
+        let u = Upgraded::start();
+        let (c, m, bucket) = (&u.client, &u.manifest, u.bucket());
         let objects = m["objects"].as_object().unwrap();
         for (key, want) in objects {
             let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
@@ -82,11 +106,8 @@ fn every_object_of_a_v1_data_dir_reads_back_with_its_etag() {
 #[test]
 fn metadata_and_tags_of_a_v1_data_dir_are_kept() {
     run(async {
-        let dir = copy_of_fixture();
-        let server = TestServer::start_in(dir.path());
-        let c = sdk_client(&server);
-        let m = manifest();
-        let bucket = text(&m["bucket"]);
+        let u = Upgraded::start();
+        let (c, bucket) = (&u.client, u.bucket());
         let head = c
             .head_object()
             .bucket(bucket)
@@ -130,11 +151,8 @@ fn metadata_and_tags_of_a_v1_data_dir_are_kept() {
 #[test]
 fn an_upload_in_progress_in_a_v1_data_dir_completes() {
     run(async {
-        let dir = copy_of_fixture();
-        let server = TestServer::start_in(dir.path());
-        let c = sdk_client(&server);
-        let m = manifest();
-        let bucket = text(&m["bucket"]);
+        let u = Upgraded::start();
+        let (c, m, bucket) = (&u.client, &u.manifest, u.bucket());
         let p = &m["pending_upload"];
         let (key, upload_id) = (text(&p["key"]), text(&p["upload_id"]));
         let uploads = c
@@ -175,17 +193,15 @@ fn an_upload_in_progress_in_a_v1_data_dir_completes() {
             .send()
             .await
             .unwrap();
-        assert_eq!(md5_hex(&get_bytes(&c, bucket, key).await), text(&p["md5"]));
+        assert_eq!(md5_hex(&get_bytes(c, bucket, key).await), text(&p["md5"]));
     });
 }
 
 #[test]
 fn an_access_key_of_a_v1_data_dir_keeps_its_secret_and_grants() {
     run(async {
-        let dir = copy_of_fixture();
-        let server = TestServer::start_in(dir.path());
-        let m = manifest();
-        let bucket = text(&m["bucket"]);
+        let u = Upgraded::start();
+        let (server, m, bucket) = (&u.server, &u.manifest, u.bucket());
         let key = &m["reader_key"];
         let reader = sdk_client_for(
             &server.endpoint(),
@@ -214,18 +230,17 @@ fn an_access_key_of_a_v1_data_dir_keeps_its_secret_and_grants() {
 #[test]
 fn a_v1_data_dir_scrubs_clean_and_takes_new_writes() {
     run(async {
-        let dir = copy_of_fixture();
-        let server = TestServer::start_in(dir.path());
-        let (ok, out, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["scrub"]);
+        let u = Upgraded::start();
+        let (ok, out, err) = cairn_admin_as(&u.server, ACCESS_KEY, SECRET_KEY, &["scrub"]);
         assert!(ok, "scrub failed: {out}\n{err}");
         assert_eq!(count_before(&out, "missing"), 0, "{out}");
         assert_eq!(count_before(&out, "corrupt"), 0, "{out}");
         assert!(count_before(&out, "shards verified") > 0, "{out}");
-        let c = sdk_client(&server);
+        let c = &u.client;
         let body = Rng::new(0x5eed).bytes(300 * KIB);
-        put_bytes(&c, "fixture-v1", "written-after-upgrade", &body).await;
+        put_bytes(c, "fixture-v1", "written-after-upgrade", &body).await;
         assert_eq!(
-            get_bytes(&c, "fixture-v1", "written-after-upgrade").await,
+            get_bytes(c, "fixture-v1", "written-after-upgrade").await,
             body
         );
     });
