@@ -187,8 +187,17 @@ fn sigterm_lets_an_in_flight_upload_finish_and_then_stops() {
                     .await
             })
         };
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
-        // SIGTERM while the body is still arriving; stop() waits for the exit.
+        // SIGTERM once the server is handling the upload (its body still
+        // arriving): a fixed sleep lost the race on a loaded machine, where
+        // the client had not connected yet. stop() waits for the exit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while server.metric("cairn_s3_inflight_requests") < 1.0 && !upload.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the upload never reached the server"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         let server = tokio::task::spawn_blocking(move || {
             server.stop();
             server
