@@ -27,7 +27,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp, MetaStore};
+use cairn_storage_engine::{KeyRange, MetaCf, MetaCommand, MetaOp, MetaStore, System};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
@@ -132,7 +132,7 @@ impl MetaStateMachine {
     }
 
     fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StorageError> {
-        match self.store.system(key).map_err(sm_read_err)? {
+        match self.store.get::<System>(key).map_err(sm_read_err)? {
             Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(sm_read_err)?)),
             None => Ok(None),
         }
@@ -414,9 +414,11 @@ impl MetaStateMachine {
     fn forget_before(&self, cutoff_ms: u64) -> Result<Vec<MetaOp>, StorageError> {
         let names = self
             .store
-            .system_names(
-                SEEN_AT_PREFIX,
-                &format!("{SEEN_AT_PREFIX}{cutoff_ms:016x}"),
+            .keys::<System>(
+                KeyRange::between(
+                    SEEN_AT_PREFIX.as_bytes(),
+                    format!("{SEEN_AT_PREFIX}{cutoff_ms:016x}").as_bytes(),
+                ),
                 10_000,
             )
             .map_err(sm_read_err)?;

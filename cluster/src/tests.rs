@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cairn_storage_engine::{MetaCf, MetaCommand, MetaGuard, MetaOp, MetaStore};
+use cairn_storage_engine::{KeyRange, MetaCf, MetaCommand, MetaGuard, MetaOp, MetaStore, System};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
@@ -120,7 +120,7 @@ async fn commands_apply_and_travel_by_snapshot() {
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied, Some(log_id(1, 4)));
     assert_eq!(
-        store.system("access-key/a").unwrap().as_deref(),
+        store.get::<System>("access-key/a").unwrap().as_deref(),
         Some(&b"sealed"[..])
     );
 
@@ -261,7 +261,7 @@ async fn a_request_id_is_applied_once_within_the_window() {
         "forgotten, so applied again"
     );
     let remembered = store
-        .system_names("raft-req/", "raft-req0", 100)
+        .keys::<System>(KeyRange::between(b"raft-req/", b"raft-req0"), 100)
         .unwrap()
         .len();
     assert_eq!(remembered, 2, "late and the re-applied first");

@@ -14,7 +14,7 @@
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{CF_SYSTEM, prefix_successor};
+use crate::meta::{CF_SYSTEM, System, prefix_successor};
 use crate::records::{AccessKeyRecord, BucketGrant};
 
 /// Most access keys a server stores (keeps the in-memory key ring small).
@@ -95,7 +95,11 @@ impl Engine {
     }
 
     fn access_key_record(&self, id: &str) -> EngineResult<AccessKeyRecord> {
-        match self.inner.meta.system(&format!("{INFO_PREFIX}{id}"))? {
+        match self
+            .inner
+            .meta
+            .get::<System>(&format!("{INFO_PREFIX}{id}"))?
+        {
             Some(bytes) => Ok(AccessKeyRecord::decode(&bytes)?),
             None => Ok(AccessKeyRecord {
                 name: String::new(),
@@ -108,7 +112,11 @@ impl Engine {
 
     /// One stored access key, if it exists.
     pub fn access_key(&self, id: &str) -> EngineResult<Option<StoredAccessKey>> {
-        let Some(sealed) = self.inner.meta.system(&format!("{SECRET_PREFIX}{id}"))? else {
+        let Some(sealed) = self
+            .inner
+            .meta
+            .get::<System>(&format!("{SECRET_PREFIX}{id}"))?
+        else {
             return Ok(None);
         };
         Ok(Some(StoredAccessKey {
@@ -208,8 +216,8 @@ impl Engine {
             (format!("{SECRET_PREFIX}{id}"), format!("{INFO_PREFIX}{id}"));
         blocking(move || {
             let mut b = inner.meta.batch();
-            b.put_system(&secret_name, &sealed)?;
-            b.put_system(&info_name, &record.encode())?;
+            b.put::<System>(&secret_name, &sealed);
+            b.put::<System>(&info_name, &record.encode());
             inner.meta.write(b)
         })
         .await
@@ -269,8 +277,8 @@ impl Engine {
             (format!("{SECRET_PREFIX}{id}"), format!("{INFO_PREFIX}{id}"));
         blocking(move || {
             let mut b = inner.meta.batch();
-            b.delete_system(&secret_name)?;
-            b.delete_system(&info_name)?;
+            b.delete::<System>(&secret_name);
+            b.delete::<System>(&info_name);
             inner.meta.write(b)
         })
         .await

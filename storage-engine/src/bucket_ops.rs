@@ -5,7 +5,7 @@
 
 use crate::engine::{BucketInfo, Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::prefix_successor;
+use crate::meta::{Buckets, prefix_successor};
 use crate::records::BucketRecord;
 
 impl Engine {
@@ -14,7 +14,7 @@ impl Engine {
         let inner = self.inner.clone();
         let name = name.to_owned();
         blocking(move || {
-            if inner.meta.bucket(&name)?.is_some() {
+            if inner.meta.get::<Buckets>(&name)?.is_some() {
                 return Err(EngineError::BucketAlreadyOwnedByYou);
             }
             let id = u64::from_le_bytes(crate::random_bytes()).max(1);
@@ -25,14 +25,14 @@ impl Engine {
                 name.as_bytes(),
                 None,
             ));
-            b.put_bucket(
+            b.put::<Buckets>(
                 &name,
                 &BucketRecord {
                     id,
                     created_ms: crate::now_ms(),
                     tags: Vec::new(),
                 },
-            )?;
+            );
             match inner.meta.write(b) {
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketAlreadyOwnedByYou),
                 r => r,
@@ -53,7 +53,7 @@ impl Engine {
         Ok(self
             .inner
             .meta
-            .buckets()?
+            .page_after::<Buckets>(None, usize::MAX)?
             .into_iter()
             .map(|(name, rec)| BucketInfo {
                 name,
@@ -91,7 +91,7 @@ impl Engine {
         let inner = self.inner.clone();
         let name = name.to_owned();
         blocking(move || {
-            let (current, unchanged) = inner.meta.bucket_guarded(&name)?;
+            let (current, unchanged) = inner.meta.get_guarded::<Buckets>(&name)?;
             if current.is_none_or(|c| c.id != rec.id) {
                 return Err(EngineError::NoSuchBucket);
             }
@@ -108,11 +108,11 @@ impl Engine {
                 cf: crate::MetaCf::UploadIndex,
                 prefix,
             });
-            b.delete_bucket(&name)?;
+            b.delete::<Buckets>(&name);
             match inner.meta.write(b) {
                 // The bucket record changed meanwhile (deleted, or its tags
                 // set elsewhere).
-                Err(EngineError::GuardFailed(0)) => match inner.meta.bucket(&name)? {
+                Err(EngineError::GuardFailed(0)) => match inner.meta.get::<Buckets>(&name)? {
                     None => Err(EngineError::NoSuchBucket),
                     Some(_) => Err(EngineError::SourceChanged),
                 },

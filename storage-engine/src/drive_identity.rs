@@ -73,7 +73,7 @@ use cairn_crypto::MasterKey;
 
 use crate::drive::ShardStore;
 use crate::error::{EngineError, EngineResult};
-use crate::meta::MetaStore;
+use crate::meta::{Chunks, MetaStore};
 
 /// The marker's file name inside a drive directory.
 pub const MARKER_FILE: &str = "cairn-drive";
@@ -342,7 +342,7 @@ fn data_dir_id(meta: &MetaStore) -> EngineResult<DataDirId> {
 
 /// Whether the metadata names any chunk (the store has data to heal).
 fn store_has_chunks(meta: &MetaStore) -> EngineResult<bool> {
-    Ok(!meta.chunks_page(None, 1)?.is_empty())
+    Ok(!meta.page_after::<Chunks>(None, 1)?.is_empty())
 }
 
 /// Checks every local drive's marker at open and returns each drive's

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use cairn_dedup::ChunkerConfig;
 
 use crate::error::{EngineError, EngineResult};
-use crate::meta::MetaStore;
+use crate::meta::{MetaStore, System};
 use crate::metrics::EngineMetrics;
 use crate::parts::chunks::Chunks;
 use crate::parts::drives::DriveSet;
@@ -172,7 +172,7 @@ impl Engine {
     pub fn readiness(&self) -> Result<Vec<String>, String> {
         self.inner
             .meta
-            .system("format")
+            .get::<System>("format")
             .map_err(|e| format!("metadata store: {e}"))?;
         let mut degraded = Vec::new();
         let mut down = 0;

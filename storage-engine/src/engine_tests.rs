@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
+use crate::meta::{Chunks, InlineData, Parts};
 use crate::records::ObjectMetadata;
 use crate::test_support::{
     open_with, pseudo_random, put_part, small_chunk_config, try_put, try_read,
@@ -40,7 +41,7 @@ async fn get(e: &Engine, key: &str, range: Option<(u64, u64)>) -> Vec<u8> {
 fn refcount(e: &Engine, id: &cairn_dedup::ChunkId) -> u64 {
     e.inner
         .meta
-        .chunk(id)
+        .get::<Chunks>(id)
         .unwrap()
         .map(|r| r.refcount)
         .unwrap_or(0)
@@ -347,7 +348,14 @@ async fn multipart_complete_and_abort() {
     )
     .await
     .unwrap();
-    let chunk = e.inner.meta.part(id2, 1).unwrap().unwrap().entries[0].chunk;
+    let chunk = e
+        .inner
+        .meta
+        .get::<Parts>((id2, 1))
+        .unwrap()
+        .unwrap()
+        .entries[0]
+        .chunk;
     assert_eq!(refcount(e, &chunk), 2);
     let uploads = e
         .list_uploads("bucket", String::new(), None, None, None, 100)
@@ -566,7 +574,7 @@ async fn inline_objects_written_before_the_inline_data_family_still_work() {
     let mut b = e.inner.meta.batch();
     b.put_object_with_bytes_in_record(bucket, "old", &v)
         .unwrap();
-    b.delete_inline_data(v.version_id).unwrap();
+    b.delete::<InlineData>(v.version_id);
     e.inner.meta.write(b).unwrap();
     assert!(raw_values(e, crate::meta::CF_INLINE_DATA).is_empty());
     assert_eq!(get(e, "old", Some((5, 1500))).await, &small[5..1500]);
@@ -607,7 +615,11 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
         crate::records::ManifestRef::Data { .. }
     ));
     assert!(
-        e.inner.meta.chunks_page(None, 10).unwrap().is_empty(),
+        e.inner
+            .meta
+            .page_after::<Chunks>(None, 10)
+            .unwrap()
+            .is_empty(),
         "no chunks"
     );
     assert_eq!(get(e, "tiny", None).await, small);
@@ -646,7 +658,7 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
     assert_eq!(get(e, "tiny", None).await, big);
     assert_eq!(raw_values(e, crate::meta::CF_INLINE_DATA).len(), 1);
     e.delete_object("bucket", "tiny").await.unwrap();
-    let chunks = e.inner.meta.chunks_page(None, 100).unwrap();
+    let chunks = e.inner.meta.page_after::<Chunks>(None, 100).unwrap();
     assert!(chunks.iter().all(|(_, r)| r.refcount == 0));
     assert_eq!(get(e, "copy", None).await, small);
     e.set_object_tags("bucket", "copy", vec![("k".into(), "v".into())])

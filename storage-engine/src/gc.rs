@@ -38,6 +38,7 @@ use cairn_erasure::shard_checksum;
 use crate::drive::RECORD_HEADER_BYTES;
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::EngineResult;
+use crate::meta::{Chunks, KeyRange, System, Uploads};
 use crate::records::{ChunkRefDelta, ShardLocation, ShardMove};
 
 /// Chunk records read per sweep step.
@@ -161,7 +162,8 @@ impl Engine {
         let mut expired = 0;
         loop {
             let inner = self.inner.clone();
-            let page = blocking(move || inner.meta.uploads_page(after, SWEEP_PAGE)).await?;
+            let page =
+                blocking(move || inner.meta.page_after::<Uploads>(after, SWEEP_PAGE)).await?;
             let Some((last, _)) = page.last() else {
                 break;
             };
@@ -197,7 +199,9 @@ fn sweep_chunks(
     let mut live_chunks = 0u64;
     let mut after: Option<ChunkId> = None;
     loop {
-        let page = inner.meta.chunks_page(after.as_ref(), SWEEP_PAGE)?;
+        let page = inner
+            .meta
+            .page_after::<Chunks>(after.as_ref(), SWEEP_PAGE)?;
         let Some((last, _)) = page.last() else {
             break;
         };
@@ -210,14 +214,14 @@ fn sweep_chunks(
                 // Re-read under the lock: a dedup may have pinned it. The
                 // guard covers pins taken elsewhere (another node of a
                 // cluster): the delete applies only to the record read here.
-                let (current, unchanged) = inner.meta.chunk_guarded(&id)?;
+                let (current, unchanged) = inner.meta.get_guarded::<Chunks>(&id)?;
                 if let Some(current) = current
                     && current.refcount == 0
                     && expired(current.zero_since_ms)
                 {
                     let mut batch = inner.meta.batch();
                     batch.guard(unchanged);
-                    batch.delete_chunk(&id)?;
+                    batch.delete::<Chunks>(&id);
                     match inner.meta.write_unsynced(batch) {
                         Ok(()) => {
                             deleted += 1;
@@ -276,10 +280,10 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
     // (a node being added while the others restart).
     let mut nodes: std::collections::BTreeSet<u16> =
         inner.drives.stores.iter().map(|d| d.node()).collect();
-    for name in inner
-        .meta
-        .system_names(WRITERS_PREFIX, "writers0", 65_536)?
-    {
+    for name in inner.meta.keys::<System>(
+        KeyRange::between(WRITERS_PREFIX.as_bytes(), b"writers0"),
+        65_536,
+    )? {
         if let Ok(node) = name[WRITERS_PREFIX.len()..].parse::<u16>() {
             nodes.insert(node);
         }
@@ -296,7 +300,7 @@ fn cluster_horizon(inner: &Inner) -> EngineResult<Option<u64>> {
         // (oldest writer's start, when published).
         let reported = inner
             .meta
-            .system(&format!("{WRITERS_PREFIX}{node}"))?
+            .get::<System>(&format!("{WRITERS_PREFIX}{node}"))?
             .and_then(|v| {
                 let start = u64::from_le_bytes(v.get(..8)?.try_into().ok()?);
                 let published = u64::from_le_bytes(v.get(8..16)?.try_into().ok()?);
@@ -342,7 +346,7 @@ impl Engine {
             let mut value = horizon.to_le_bytes().to_vec();
             value.extend_from_slice(&crate::now_ms().to_le_bytes());
             let mut b = inner.meta.batch();
-            b.put_system(&format!("{WRITERS_PREFIX}{node}"), &value)?;
+            b.put::<System>(&format!("{WRITERS_PREFIX}{node}"), &value);
             inner.meta.write(b)
         })
         .await
@@ -418,7 +422,7 @@ fn compact_drive(
                 segment: seg.id,
                 offset: shard.offset,
             };
-            let Some(rec) = inner.meta.chunk(&shard.chunk)? else {
+            let Some(rec) = inner.meta.get::<Chunks>(&shard.chunk)? else {
                 continue;
             };
             if rec.shards.get(usize::from(shard.shard_index)) != Some(&from) {
@@ -456,13 +460,13 @@ fn compact_drive(
         for group in moves.chunks(RELOCATE_BATCH) {
             let mut batch = inner.meta.batch();
             for (id, m) in group {
-                batch.chunk_ref(
+                batch.merge::<Chunks>(
                     id,
                     &ChunkRefDelta {
                         relocate: Some(*m),
                         ..ChunkRefDelta::refs(0)
                     },
-                )?;
+                );
             }
             inner
                 .meta

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use cairn_crypto::MasterKey;
 
+use crate::meta::System;
 use crate::records::ObjectMetadata;
 use crate::test_support::{
     dir_bytes, open_with, pseudo_random, small_chunk_config, try_put, try_read,
@@ -289,11 +290,17 @@ async fn pins_leaked_by_a_crash_are_recounted_at_the_next_start() {
 
     // A marker an older version left in `system` still counts, once.
     let mut b = e.inner.meta.batch();
-    b.put_system("clean-shutdown", &[1]).unwrap();
+    b.put::<System>("clean-shutdown", &vec![1]);
     e.inner.meta.write(b).unwrap();
     drop(e);
     let e = open(dir.path());
-    assert!(e.inner.meta.system("clean-shutdown").unwrap().is_none());
+    assert!(
+        e.inner
+            .meta
+            .get::<System>("clean-shutdown")
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(get(&e, "b").await, data);
 }
 

@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::drive::ShardReadError;
 use crate::engine::{Engine, Inner};
 use crate::error::{EngineError, EngineResult};
+use crate::meta::Chunks;
 use crate::records::{ManifestEntry, ManifestRef, ObjectVersion};
 
 /// Chunks fetched ahead of the one being sent, per reader.
@@ -220,7 +221,7 @@ impl ObjectReader {
 /// Reads and verifies one chunk: data shards first, parity only as needed.
 pub(crate) fn read_chunk(inner: &Arc<Inner>, entry: &ManifestEntry) -> EngineResult<Bytes> {
     let id = entry.chunk;
-    let rec = inner.meta.chunk(&id)?.ok_or_else(|| {
+    let rec = inner.meta.get::<Chunks>(&id)?.ok_or_else(|| {
         EngineError::Corrupt(format!(
             "chunk record {id} referenced by a manifest is missing"
         ))

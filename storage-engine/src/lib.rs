@@ -79,7 +79,10 @@ pub use error::{ChunkCheck, ChunkFault, CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
-pub use meta::{MetaCommitter, MetaStore, UploadId};
+pub use meta::{
+    Buckets, Chunks, GuardedRow, InlineData, KeyRange, Manifests, MergeTable, MetaBatch,
+    MetaCommitter, MetaStore, Objects, Parts, System, Table, UploadId, UploadIndex, Uploads,
+};
 pub use meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};

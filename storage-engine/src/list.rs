@@ -4,7 +4,7 @@
 
 use crate::engine::{Engine, blocking};
 use crate::error::{CodecError, EngineError, EngineResult};
-use crate::meta::{CF_OBJECTS, CF_UPLOAD_INDEX, UploadId, prefix_successor};
+use crate::meta::{CF_OBJECTS, CF_UPLOAD_INDEX, UploadId, Uploads, prefix_successor};
 use crate::records::ObjectVersion;
 
 /// What to list.
@@ -205,7 +205,7 @@ impl Engine {
                 let upload_id = UploadId(id);
                 let created_ms = inner
                     .meta
-                    .upload(upload_id)?
+                    .get::<Uploads>(upload_id)?
                     .map(|u| u.created_ms)
                     .unwrap_or(0);
                 page.uploads.push(ListedUpload {

@@ -6,7 +6,7 @@ use md5::{Digest, Md5};
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::UploadId;
+use crate::meta::{Objects, Parts, UploadId, Uploads};
 use crate::parts::objects::{WriteCondition, add_ref_deltas};
 use crate::put::StagedObject;
 use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord};
@@ -65,7 +65,7 @@ impl Engine {
         };
         blocking(move || {
             let mut batch = inner.meta.batch();
-            batch.put_upload(id, &rec)?;
+            batch.put::<Uploads>(id, &rec);
             inner.meta.write(batch)
         })
         .await?;
@@ -75,7 +75,7 @@ impl Engine {
     /// The upload, checked to belong to `bucket/key`.
     pub fn upload(&self, bucket: &str, key: &str, id: UploadId) -> EngineResult<UploadRecord> {
         let b = self.inner.objects.bucket(bucket)?;
-        match self.inner.meta.upload(id)? {
+        match self.inner.meta.get::<Uploads>(id)? {
             Some(u) if u.bucket_id == b.id && u.key == key => Ok(u),
             _ => Err(EngineError::NoSuchUpload),
         }
@@ -109,11 +109,11 @@ impl Engine {
             }
             // Re-check under the lock: a concurrent complete/abort wins. The
             // guards carry both reads to the apply, for writers elsewhere.
-            let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;
+            let (upload, upload_unchanged) = inner.meta.get_guarded::<Uploads>(id)?;
             if upload.is_none() {
                 return Err(EngineError::NoSuchUpload);
             }
-            let (old, old_unchanged) = inner.meta.part_guarded(id, part_number)?;
+            let (old, old_unchanged) = inner.meta.get_guarded::<Parts>((id, part_number))?;
             let mut batch = inner.meta.batch();
             batch.guard(upload_unchanged);
             batch.guard(old_unchanged);
@@ -129,7 +129,7 @@ impl Engine {
                 checksums,
                 entries: std::mem::take(&mut staged.entries),
             };
-            batch.put_part(id, part_number, &part)?;
+            batch.put::<Parts>((id, part_number), &part);
             let committed = inner.meta.write(batch);
             staged.settle(&committed);
             committed?;
@@ -209,7 +209,7 @@ impl Engine {
         let key = key.to_owned();
         let bucket = bucket.to_owned();
         let version = blocking(move || {
-            let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;
+            let (upload, upload_unchanged) = inner.meta.get_guarded::<Uploads>(id)?;
             let upload = match upload {
                 Some(u) if u.bucket_id == b.id && u.key == key => u,
                 _ => return Err(EngineError::NoSuchUpload),
@@ -283,15 +283,15 @@ impl Engine {
             version.meta.checksums = checksums;
             for (n, rec) in &chosen {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
-                batch.delete_part(id, *n)?;
+                batch.delete::<Parts>((id, *n));
             }
             // Parts uploaded but not listed are released too.
             for (n, rec) in by_number {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
-                batch.delete_part(id, n)?;
+                batch.delete::<Parts>((id, n));
             }
-            batch.put_object(b.id, &key, &version)?;
-            batch.delete_upload(id, &upload)?;
+            batch.put::<Objects>((b.id, &key), &version);
+            batch.delete_upload_and_index(id, &upload);
             match inner
                 .objects
                 .replace_current(&bucket, b.id, &key, &batch, &cond)
@@ -316,7 +316,7 @@ impl Engine {
         let _g = self.inner.objects.lock_keys(&id, None::<&()>).await;
         let inner = self.inner.clone();
         blocking(move || {
-            let (upload, upload_unchanged) = inner.meta.upload_guarded(id)?;
+            let (upload, upload_unchanged) = inner.meta.get_guarded::<Uploads>(id)?;
             let Some(upload) = upload else {
                 return Err(EngineError::NoSuchUpload);
             };
@@ -329,9 +329,9 @@ impl Engine {
             {
                 batch.guard(unchanged);
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
-                batch.delete_part(id, n)?;
+                batch.delete::<Parts>((id, n));
             }
-            batch.delete_upload(id, &upload)?;
+            batch.delete_upload_and_index(id, &upload);
             match inner.meta.write(batch) {
                 // Completed, aborted or given a new part elsewhere meanwhile.
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::NoSuchUpload),

@@ -5,6 +5,7 @@
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
+use crate::meta::Objects;
 use crate::records::{ManifestRef, ObjectVersion};
 
 impl Engine {
@@ -31,7 +32,7 @@ impl Engine {
         let bucket = bucket.to_owned();
         blocking(move || {
             let mut batch = inner.meta.batch();
-            batch.delete_object(b.id, &key)?;
+            batch.delete::<Objects>((b.id, &key));
             inner.objects.replace_current(
                 &bucket,
                 b.id,
@@ -106,7 +107,7 @@ impl Engine {
             let meta = new_meta.unwrap_or_else(|| src.meta.clone());
             let version = match &src.manifest {
                 // Inline bytes are copied under the new version id by
-                // `put_object`: nothing to reference.
+                // `MetaBatch::put::<Objects>`: nothing to reference.
                 ManifestRef::Data { .. } => ObjectVersion::new_now(
                     crate::records::VersionId::random(),
                     src.size,
@@ -129,7 +130,7 @@ impl Engine {
                     src.part_sizes.clone(),
                 )?,
             };
-            batch.put_object(dst_b.id, &dst_key, &version)?;
+            batch.put::<Objects>((dst_b.id, &dst_key), &version);
             match inner
                 .objects
                 .replace_current(&dst_bucket, dst_b.id, &dst_key, &batch, &cond)

@@ -8,6 +8,7 @@
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
+use crate::meta::{Buckets, Objects};
 use crate::records::ObjectVersion;
 
 impl Engine {
@@ -35,7 +36,7 @@ impl Engine {
             let mut batch = inner.meta.batch();
             // Replaced elsewhere meanwhile: the tags were for that version.
             batch.guard(unchanged);
-            batch.put_object(b.id, &key, &version)?;
+            batch.put::<Objects>((b.id, &key), &version);
             match inner.meta.write(batch) {
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
                 r => r,
@@ -61,12 +62,12 @@ impl Engine {
         let inner = self.inner.clone();
         let name = bucket.to_owned();
         blocking(move || {
-            let (rec, unchanged) = inner.meta.bucket_guarded(&name)?;
+            let (rec, unchanged) = inner.meta.get_guarded::<Buckets>(&name)?;
             let mut rec = rec.ok_or(EngineError::NoSuchBucket)?;
             rec.tags = tags;
             let mut batch = inner.meta.batch();
             batch.guard(unchanged);
-            batch.put_bucket(&name, &rec)?;
+            batch.put::<Buckets>(&name, &rec);
             match inner.meta.write(batch) {
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
                 r => r,

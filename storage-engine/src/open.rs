@@ -10,7 +10,7 @@ use cairn_crypto::MasterKey;
 use crate::drive::{LocalDrive, ShardStore};
 use crate::engine::{Engine, EngineConfig, Inner};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::MetaStore;
+use crate::meta::{MetaStore, System};
 use crate::metrics::EngineMetrics;
 use crate::parts::chunks::Chunks;
 use crate::parts::drives::DriveSet;
@@ -110,7 +110,7 @@ impl Engine {
         if placement_ids.len() < shards {
             return Err(too_few(placement_ids.len(), " outside the drained nodes"));
         }
-        let first_start = meta.system("format")?.is_none();
+        let first_start = meta.get::<System>("format")?.is_none();
         let identities = crate::drive_identity::check_drives(
             &meta,
             &crate::drive_identity::MarkerKey::derive(master),
@@ -153,7 +153,7 @@ impl Engine {
 impl Inner {
     /// Writes the data directory's format record on first start.
     pub(crate) fn init_format(&self) -> EngineResult<()> {
-        if self.meta.system("format")?.is_some() {
+        if self.meta.get::<System>("format")?.is_some() {
             return Ok(());
         }
         let mut value = vec![1u8];
@@ -164,7 +164,7 @@ impl Inner {
             b"format",
             None,
         ));
-        b.put_system("format", &value)?;
+        b.put::<System>("format", &value);
         match self.meta.write(b) {
             // Another node of the cluster wrote it first.
             Err(EngineError::GuardFailed(_)) => Ok(()),

@@ -307,7 +307,7 @@ mod tests {
     fn refcount(e: &Engine, id: &cairn_dedup::ChunkId) -> u64 {
         e.inner
             .meta
-            .chunk(id)
+            .get::<crate::meta::Chunks>(id)
             .unwrap()
             .map(|r| r.refcount)
             .unwrap_or(0)

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::MetaBatch;
+use crate::meta::{Chunks, MetaBatch, Objects};
 use crate::parts::objects::WriteCondition;
 use crate::parts::writers::{WriterAppender, WriterTicket};
 use crate::records::{ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion};
@@ -60,14 +60,14 @@ impl ChunkPins {
     pub(crate) fn pin_existing(&mut self, id: &ChunkId) -> EngineResult<bool> {
         let inner = self.inner.clone();
         let _g = inner.chunks.lock(id);
-        if inner.meta.chunk(id)?.is_none() {
+        if inner.meta.get::<Chunks>(id)?.is_none() {
             return Ok(false);
         }
         let mut batch = inner.meta.batch();
         // The record may be collected elsewhere (another node) between the
         // read and the pin: the pin applies only while it exists.
-        batch.guard_chunk_present(id);
-        batch.chunk_ref(id, &ChunkRefDelta::refs(1))?;
+        batch.guard_present::<Chunks>(id);
+        batch.merge::<Chunks>(id, &ChunkRefDelta::refs(1));
         match inner.meta.write_unsynced(batch) {
             Ok(()) => {}
             Err(EngineError::GuardFailed(_)) => return Ok(false),
@@ -81,7 +81,7 @@ impl ChunkPins {
     /// the pins must be forgotten with [`ChunkPins::disarm`].
     pub(crate) fn unpin(&self, batch: &mut MetaBatch) -> EngineResult<()> {
         for id in &self.ids {
-            batch.chunk_ref(id, &ChunkRefDelta::refs(-1))?;
+            batch.merge::<Chunks>(id, &ChunkRefDelta::refs(-1));
         }
         Ok(())
     }
@@ -273,7 +273,7 @@ impl Engine {
                     Vec::new(),
                 )?,
             };
-            batch.put_object(b.id, &key, &version)?;
+            batch.put::<Objects>((b.id, &key), &version);
             let committed = inner
                 .objects
                 .replace_current(&bucket, b.id, &key, &batch, &cond);

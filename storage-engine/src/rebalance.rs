@@ -30,6 +30,7 @@ use cairn_erasure::shard_checksum;
 
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::EngineResult;
+use crate::meta::Chunks;
 use crate::parts::jobs::{RebalanceReport, RebalanceStatus};
 use crate::records::{ChunkRecord, ShardMove};
 
@@ -211,7 +212,9 @@ impl Engine {
             let inner = self.inner.clone();
             let mut part = report;
             let step = blocking(move || {
-                let page = inner.meta.chunks_page(after.as_ref(), REBALANCE_PAGE)?;
+                let page = inner
+                    .meta
+                    .page_after::<Chunks>(after.as_ref(), REBALANCE_PAGE)?;
                 for (id, rec) in &page {
                     rebalance_chunk(&inner, id, rec, &mut part)?;
                 }
@@ -302,7 +305,12 @@ mod tests {
         assert_eq!(second.chunks_misplaced, 0, "{second:?}");
         // Moves fill free rule drives only: no two shards of a chunk on one
         // drive, and only about the new drives' share moved (2 of 8).
-        for (id, rec) in e.inner.meta.chunks_page(None, 10_000).unwrap() {
+        for (id, rec) in e
+            .inner
+            .meta
+            .page_after::<crate::meta::Chunks>(None, 10_000)
+            .unwrap()
+        {
             let drives: std::collections::BTreeSet<u16> =
                 rec.shards.iter().map(|s| s.drive).collect();
             assert_eq!(drives.len(), rec.shards.len(), "{id}: {:?}", rec.shards);

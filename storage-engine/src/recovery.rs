@@ -19,6 +19,7 @@ use cairn_dedup::ChunkId;
 
 use crate::engine::{Engine, Inner};
 use crate::error::EngineResult;
+use crate::meta::{Chunks, Objects, Parts, System};
 use crate::records::ChunkRefDelta;
 
 const CLEAN_SHUTDOWN: &str = "clean-shutdown";
@@ -37,13 +38,13 @@ impl Inner {
     pub(crate) fn recover_on_open(&self, first_start: bool) -> EngineResult<Option<RecountReport>> {
         // The marker lives in `local` (never replicated); before that it was
         // in `system`, where an older version may have left it.
-        let legacy = self.meta.system(CLEAN_SHUTDOWN)?.is_some();
+        let legacy = self.meta.get::<System>(CLEAN_SHUTDOWN)?.is_some();
         let clean = legacy || self.meta.local(CLEAN_SHUTDOWN)?.is_some();
         // From now on a crash is unclean until the next graceful stop.
         self.meta.set_local(CLEAN_SHUTDOWN, None)?;
         if legacy {
             let mut b = self.meta.batch();
-            b.delete_system(CLEAN_SHUTDOWN)?;
+            b.delete::<System>(CLEAN_SHUTDOWN);
             self.meta.write(b)?;
         }
         if clean || first_start {
@@ -71,13 +72,13 @@ impl Inner {
     /// it. Only correct while no write is in flight (start-up).
     pub(crate) fn recount_references(&self) -> EngineResult<RecountReport> {
         let mut counts: HashMap<ChunkId, u64> = HashMap::new();
-        self.meta.for_each_object(|v| {
+        self.meta.for_each::<Objects>(|v| {
             for e in self.objects.manifest_entries(&v)? {
                 *counts.entry(e.chunk).or_default() += 1;
             }
             Ok(())
         })?;
-        self.meta.for_each_part(|p| {
+        self.meta.for_each::<Parts>(|p| {
             for e in &p.entries {
                 *counts.entry(e.chunk).or_default() += 1;
             }
@@ -86,7 +87,9 @@ impl Inner {
         let mut report = RecountReport::default();
         let mut after: Option<ChunkId> = None;
         loop {
-            let page = self.meta.chunks_page(after.as_ref(), RECOUNT_BATCH)?;
+            let page = self
+                .meta
+                .page_after::<Chunks>(after.as_ref(), RECOUNT_BATCH)?;
             let Some((last, _)) = page.last() else {
                 break;
             };
@@ -98,7 +101,7 @@ impl Inner {
                 if want != rec.refcount {
                     let delta = i64::try_from(want).unwrap_or(i64::MAX)
                         - i64::try_from(rec.refcount).unwrap_or(i64::MAX);
-                    batch.chunk_ref(id, &ChunkRefDelta::refs(delta))?;
+                    batch.merge::<Chunks>(id, &ChunkRefDelta::refs(delta));
                     report.refcounts_fixed += 1;
                 }
             }

@@ -28,6 +28,7 @@ use cairn_erasure::shard_checksum;
 use crate::drive::ShardReadError;
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::{EngineError, EngineResult};
+use crate::meta::Chunks;
 use crate::parts::jobs::{ScrubReport, ScrubStatus};
 use crate::records::{ChunkRecord, ChunkRefDelta, ShardMove};
 
@@ -189,13 +190,13 @@ pub(crate) fn commit_relocations(
 ) -> EngineResult<()> {
     let mut batch = inner.meta.batch();
     for m in moves {
-        batch.chunk_ref(
+        batch.merge::<Chunks>(
             id,
             &ChunkRefDelta {
                 relocate: Some(*m),
                 ..ChunkRefDelta::refs(0)
             },
-        )?;
+        );
     }
     inner
         .meta
@@ -254,7 +255,7 @@ impl Inner {
         };
         let inner = self.clone();
         handle.spawn_blocking(move || {
-            if let Ok(Some(rec)) = inner.meta.chunk(&id) {
+            if let Ok(Some(rec)) = inner.meta.get::<Chunks>(&id) {
                 let mut report = ScrubReport::default();
                 scrub_chunk(&inner, &id, &rec, &mut report);
                 if report.shards_repaired > 0 {
@@ -369,7 +370,9 @@ impl Engine {
         let result = loop {
             let inner = self.inner.clone();
             let step = blocking(move || {
-                let page = inner.meta.chunks_page(after.as_ref(), SCRUB_PAGE)?;
+                let page = inner
+                    .meta
+                    .page_after::<Chunks>(after.as_ref(), SCRUB_PAGE)?;
                 let mut part = ScrubReport::default();
                 for (id, rec) in &page {
                     scrub_chunk(&inner, id, rec, &mut part);

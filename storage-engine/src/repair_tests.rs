@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
+use crate::meta::Chunks;
 use crate::test_support::{XorShift, open_with, small_chunk_config, try_put, try_read};
 use crate::{Engine, ScrubOptions};
 
@@ -40,7 +41,7 @@ async fn scrub_finds_every_flipped_byte_and_repairs_it() {
     let objects = fill(&e, &mut rng).await;
 
     // Flip one random payload byte in one random shard of each chunk.
-    let chunks = e.inner.meta.chunks_page(None, 10_000).unwrap();
+    let chunks = e.inner.meta.page_after::<Chunks>(None, 10_000).unwrap();
     let mut flipped = BTreeSet::new();
     for (id, rec) in &chunks {
         let i = (rng.next() % rec.shards.len() as u64) as usize;

@@ -59,6 +59,7 @@ use std::collections::{BTreeMap, HashMap};
 use crate::drive::RECORD_HEADER_BYTES;
 use crate::engine::Engine;
 use crate::error::{EngineError, EngineResult};
+use crate::meta::Buckets;
 use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
 pub use crate::records::TotalsRecord;
 use crate::records::{BucketRecord, ChunkRecord, ChunkRefDelta, ObjectVersion};
@@ -474,7 +475,7 @@ impl Engine {
     /// [`Engine::stored_totals`], failing if the metadata cannot be read.
     pub fn try_stored_totals(&self) -> EngineResult<StoredTotals> {
         let held = self.inner.meta.totals()?;
-        let buckets = self.inner.meta.buckets()?;
+        let buckets = self.inner.meta.page_after::<Buckets>(None, usize::MAX)?;
         Ok(StoredTotals::from_records(
             &held.global,
             &held.buckets,
@@ -719,7 +720,13 @@ mod tests {
         put_small(&e, "a", "z", b"z").await;
         let kept = e.stored_totals();
         e.inner.meta.forget_totals().unwrap();
-        assert!(e.inner.meta.system(TOTALS_KEY).unwrap().is_none());
+        assert!(
+            e.inner
+                .meta
+                .get::<crate::meta::System>(TOTALS_KEY)
+                .unwrap()
+                .is_none()
+        );
         drop(e);
         let e = open(dir.path());
         assert_eq!(e.stored_totals(), kept);
@@ -825,7 +832,7 @@ mod tests {
 
 #[cfg(test)]
 mod cost {
-    use crate::meta::MetaStore;
+    use crate::meta::{MetaStore, Objects, Table};
     use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
     use crate::records::{ManifestRef, ObjectMetadata, ObjectVersion, VersionId};
 
@@ -841,7 +848,7 @@ mod cost {
         let run = |explicit: bool| {
             let started = std::time::Instant::now();
             for i in 0..n {
-                let key = crate::meta::object_key(7, &format!("k{}", i % 500));
+                let key = Objects::key((7, &format!("k{}", i % 500)));
                 let old = store.get_cf_for_tests(MetaCf::Objects, &key);
                 let v = ObjectVersion::new_now(
                     VersionId::random(),

@@ -50,17 +50,14 @@ use crate::error::{CodecError, EngineError, EngineResult};
 use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 use crate::totals::TOTALS_KEY;
 
-mod compat;
 mod stream;
 mod table;
 mod tables;
 mod totals;
 
-#[cfg(test)]
-pub use compat::object_key;
 pub use table::{KeyRange, MergeTable, Table};
 pub use tables::{
-    Buckets, Chunks, InlineData, Manifests, Objects, Parts, System, UploadId, Uploads,
+    Buckets, Chunks, InlineData, Manifests, Objects, Parts, System, UploadId, UploadIndex, Uploads,
 };
 
 pub type Db = DBWithThreadMode<MultiThreaded>;
@@ -290,6 +287,18 @@ impl MetaStore {
             Ok(true)
         })?;
         Ok(out)
+    }
+
+    /// Rows of `T` after the key `after` (exclusive; from the first for
+    /// `None`), in key order, at most `limit`: a walk over a whole table
+    /// in pages.
+    pub fn page_after<T: Table>(
+        &self,
+        after: Option<T::Key<'_>>,
+        limit: usize,
+    ) -> EngineResult<Vec<(T::KeyOwned, T::Value)>> {
+        let after = after.map(T::key);
+        self.page::<T>(KeyRange::after(after.as_ref().map(AsRef::as_ref)), limit)
     }
 
     /// [`MetaStore::page`], each row with a guard that it is still exactly

@@ -82,6 +82,11 @@ impl<'a> KeyRange<'a> {
         }
     }
 
+    /// Keys from `start` (inclusive) up to `end` (exclusive, copied).
+    pub fn between(start: &'a [u8], end: &[u8]) -> Self {
+        Self::from_to(start, Some(end.to_vec()))
+    }
+
     /// Keys from `start` (inclusive) up to `end` (exclusive).
     pub fn from_to(start: &'a [u8], end: Option<Vec<u8>>) -> Self {
         KeyRange {

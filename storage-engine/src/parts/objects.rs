@@ -15,7 +15,7 @@ use cairn_dedup::ChunkId;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{MetaBatch, MetaStore};
+use crate::meta::{Buckets, Chunks, InlineData, Manifests, MetaBatch, MetaStore};
 use crate::records::{
     BucketRecord, ChunkRefDelta, MANIFEST_BLOCK_ENTRIES, MANIFEST_INLINE_ENTRIES_MAX,
     ManifestBlock, ManifestEntry, ManifestRef, ObjectVersion,
@@ -102,7 +102,9 @@ impl Objects {
     }
 
     pub(crate) fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
-        self.meta.bucket(name)?.ok_or(EngineError::NoSuchBucket)
+        self.meta
+            .get::<Buckets>(name)?
+            .ok_or(EngineError::NoSuchBucket)
     }
 
     /// Locks the stripe of `a` and, if given, of `b` (in stripe order, once
@@ -150,7 +152,7 @@ impl Objects {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (b, bucket_unchanged) = self.meta.bucket_guarded(bucket)?;
+            let (b, bucket_unchanged) = self.meta.get_guarded::<Buckets>(bucket)?;
             if b.is_none_or(|b| b.id != bucket_id) {
                 return Err(EngineError::NoSuchBucket);
             }
@@ -207,11 +209,11 @@ impl Objects {
                 block_first_offsets,
             } => {
                 for i in 0..block_first_offsets.len() {
-                    batch.delete_manifest_block(v.version_id, i as u32)?;
+                    batch.delete::<Manifests>((v.version_id, i as u32));
                 }
             }
             ManifestRef::Data { .. } | ManifestRef::DataElsewhere { .. } => {
-                batch.delete_inline_data(v.version_id)?;
+                batch.delete::<InlineData>(v.version_id);
             }
             ManifestRef::Inline(_) => {}
         }
@@ -272,13 +274,12 @@ pub(crate) fn write_manifest(
     for (i, block) in entries.chunks(MANIFEST_BLOCK_ENTRIES).enumerate() {
         offsets.push(offset);
         offset += block.iter().map(|e| u64::from(e.len)).sum::<u64>();
-        batch.put_manifest_block(
-            version_id,
-            i as u32,
+        batch.put::<Manifests>(
+            (version_id, i as u32),
             &ManifestBlock {
                 entries: block.to_vec(),
             },
-        )?;
+        );
     }
     Ok(ManifestRef::Blocks {
         block_first_offsets: offsets,
@@ -308,13 +309,13 @@ pub(crate) fn add_ref_deltas(
     }
     for id in order {
         let delta = counts.get(&id).copied().unwrap_or(0);
-        batch.chunk_ref(
+        batch.merge::<Chunks>(
             &id,
             &ChunkRefDelta {
                 record: records.get(&id).map(|r| (*r).clone()),
                 ..ChunkRefDelta::refs(delta)
             },
-        )?;
+        );
     }
     Ok(())
 }

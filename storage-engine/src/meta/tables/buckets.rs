@@ -7,6 +7,7 @@ use crate::meta_command::MetaCf;
 use crate::records::BucketRecord;
 
 /// The `buckets` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct Buckets;
 
 impl Table for Buckets {

@@ -14,6 +14,7 @@ use crate::records::{ChunkRecord, ChunkRefDelta};
 
 /// The `chunks` column family. An empty value reads as no record: it is
 /// what merges leave for a chunk whose record is gone.
+#[derive(Clone, Copy, Debug)]
 pub struct Chunks;
 
 impl Table for Chunks {

@@ -9,6 +9,7 @@ use crate::meta_command::MetaCf;
 use crate::records::VersionId;
 
 /// The `inline_data` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct InlineData;
 
 impl Table for InlineData {

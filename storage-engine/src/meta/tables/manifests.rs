@@ -8,6 +8,7 @@ use crate::meta_command::MetaCf;
 use crate::records::{ManifestBlock, VersionId};
 
 /// The `manifests` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct Manifests;
 
 impl Table for Manifests {

@@ -20,6 +20,7 @@ const INLINE_READ_ATTEMPTS: usize = 8;
 /// Its value as [`Table::decode`] reads it is the stored record: a small
 /// object's bytes are not attached (`ManifestRef::DataElsewhere`), which is
 /// what listings want. [`MetaStore::object`] attaches them.
+#[derive(Clone, Copy, Debug)]
 pub struct Objects;
 
 impl Table for Objects {

@@ -10,6 +10,7 @@ use crate::records::PartRecord;
 use super::UploadId;
 
 /// The `parts` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct Parts;
 
 impl Table for Parts {
@@ -38,6 +39,20 @@ impl Table for Parts {
 }
 
 impl MetaStore {
+    /// Parts of an upload with part number > `after`, at most `limit`, in order.
+    pub fn parts(
+        &self,
+        upload: UploadId,
+        after: u32,
+        limit: usize,
+    ) -> EngineResult<Vec<(u32, PartRecord)>> {
+        Ok(self
+            .parts_guarded(upload, after, limit)?
+            .into_iter()
+            .map(|(n, rec, _)| (n, rec))
+            .collect())
+    }
+
     /// Parts of `upload` with part number > `after`, at most `limit`, in
     /// order, each with a guard that it is still exactly that record.
     pub fn parts_guarded(

@@ -8,6 +8,7 @@ use crate::meta::Table;
 use crate::meta_command::MetaCf;
 
 /// The `system` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct System;
 
 impl Table for System {

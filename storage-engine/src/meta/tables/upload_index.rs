@@ -10,6 +10,7 @@ use crate::meta_command::MetaCf;
 use super::{Objects, UploadId};
 
 /// The `upload_index` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct UploadIndex;
 
 impl Table for UploadIndex {

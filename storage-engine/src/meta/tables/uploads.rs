@@ -35,6 +35,7 @@ impl std::fmt::Debug for UploadId {
 }
 
 /// The `uploads` column family.
+#[derive(Clone, Copy, Debug)]
 pub struct Uploads;
 
 impl Table for Uploads {
