@@ -16,8 +16,9 @@
 //! | `local`        | —               | ASCII name (this node only, never replicated) | per entry      |
 //!
 //! This module owns opening the store (options, merge operators), the
-//! generic reads (`get`, `get_guarded`, `page`, `keys`, `for_each`), the
-//! batch ([`MetaBatch`]), and writing: [`MetaStore::write`] hands a batch's
+//! generic reads (`get`, `get_guarded`, `page`, `page_after`,
+//! `page_guarded`, `keys`, `for_each`), the batch ([`MetaBatch`]: `put`,
+//! `delete`, `merge`, guards), and writing: [`MetaStore::write`] hands a batch's
 //! [`MetaCommand`] to the cluster's [`MetaCommitter`] or to
 //! [`MetaStore::apply`], the only code that writes replicated metadata.
 //! Whole-store copies are in `stream.rs`, the totals reads in `totals.rs`.
