@@ -42,6 +42,15 @@ use cairn_erasure::{ShardChecksum, shard_checksum};
 use crate::error::{EngineError, EngineResult};
 use crate::records::ShardLocation;
 
+/// A drive's metric handles (made by `EngineMetrics::drive`, cloned into
+/// each [`LocalDrive`]): the drive counts its own bytes and fsyncs.
+#[derive(Clone, Debug)]
+pub struct DriveMetrics {
+    pub bytes_written: prometheus::IntCounter,
+    pub bytes_read: prometheus::IntCounter,
+    pub fsync_seconds: prometheus::Histogram,
+}
+
 const SEGMENT_MAGIC: &[u8; 8] = b"CAIRNSEG";
 const SEGMENT_FORMAT_V1: u32 = 1;
 pub const SEGMENT_HEADER_BYTES: u64 = 32;
@@ -205,7 +214,7 @@ pub struct LocalDrive {
     unsynced_bytes: AtomicU64,
     early_sync_claimed: AtomicBool,
     read_handles: Mutex<HashMap<u64, Arc<File>>>,
-    metrics: Option<crate::metrics::DriveMetrics>,
+    metrics: Option<DriveMetrics>,
 }
 
 fn segment_file_name(id: u64) -> String {
@@ -238,7 +247,7 @@ impl LocalDrive {
         index: u16,
         root: &Path,
         segment_size_max_bytes: u64,
-        metrics: Option<crate::metrics::DriveMetrics>,
+        metrics: Option<DriveMetrics>,
     ) -> EngineResult<Self> {
         let segments_dir = root.join("segments");
         let existed = segments_dir.is_dir();
@@ -277,7 +286,7 @@ impl LocalDrive {
         root: &Path,
         segment_size_max_bytes: u64,
         max_segment_id: u64,
-        metrics: Option<crate::metrics::DriveMetrics>,
+        metrics: Option<DriveMetrics>,
     ) -> Self {
         LocalDrive {
             index,
@@ -311,7 +320,7 @@ impl LocalDrive {
         index: u16,
         root: &Path,
         segment_size_max_bytes: u64,
-        metrics: Option<crate::metrics::DriveMetrics>,
+        metrics: Option<DriveMetrics>,
     ) -> Self {
         let drive = Self::new(index, root, segment_size_max_bytes, 0, metrics);
         drive.failed.store(true, Ordering::Release);

@@ -4,9 +4,7 @@
 //! names only for the largest [`crate::totals::METRICS_BUCKETS_MAX`]
 //! buckets, the rest summed under `bucket="_other"`.
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::error::{EngineError, EngineResult};
 
@@ -109,14 +107,6 @@ pub struct EngineMetrics {
     /// Per bucket (the largest ones, then `_other`): objects, logical bytes.
     pub(crate) bucket_objects: prometheus::IntGaugeVec,
     pub(crate) bucket_logical_bytes: prometheus::IntGaugeVec,
-}
-
-/// Per-drive handles, cloned into each [`crate::drive::LocalDrive`].
-#[derive(Clone, Debug)]
-pub struct DriveMetrics {
-    pub bytes_written: IntCounter,
-    pub bytes_read: IntCounter,
-    pub fsync_seconds: Histogram,
 }
 
 impl EngineMetrics {
@@ -414,9 +404,9 @@ impl EngineMetrics {
             .with_label_values(&[index.to_string().as_str()])
     }
 
-    pub fn drive(&self, index: u16) -> DriveMetrics {
+    pub fn drive(&self, index: u16) -> crate::drive::DriveMetrics {
         let label = index.to_string();
-        DriveMetrics {
+        crate::drive::DriveMetrics {
             bytes_written: self.drive_written.with_label_values(&[label.as_str()]),
             bytes_read: self.drive_read.with_label_values(&[label.as_str()]),
             fsync_seconds: self.drive_fsync.with_label_values(&[label.as_str()]),

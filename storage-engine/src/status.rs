@@ -1,8 +1,13 @@
 //! Point-in-time gauges for operators: space per drive and filesystem,
 //! drive states (see `drive_identity`), metadata size, scrub progress. Refreshed when `/metrics` is scraped
-//! ([`Engine::refresh_gauges`]), so they cost nothing between scrapes.
+//! ([`Engine::refresh_gauges`]), so they cost nothing between scrapes. And
+//! the stored totals (`totals.rs` keeps them in the metadata): read, checked
+//! against a recount, and turned into gauges.
 
 use crate::engine::Engine;
+use crate::error::{EngineError, EngineResult};
+use crate::meta::Buckets;
+use crate::totals::StoredTotals;
 
 /// One drive, as `cairn admin status` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,5 +136,74 @@ impl Engine {
         m.scrub_running.set(i64::from(scrub.running));
         m.scrub_chunks_checked
             .set(i64::try_from(scrub.report.chunks_checked).unwrap_or(i64::MAX));
+    }
+}
+
+impl Engine {
+    /// What is stored now, everything and per bucket: the totals kept in the
+    /// metadata (see the module docs). Zeros, logged, if the metadata cannot
+    /// be read.
+    pub fn stored_totals(&self) -> StoredTotals {
+        self.try_stored_totals().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reading the stored totals failed");
+            StoredTotals::default()
+        })
+    }
+
+    /// [`Engine::stored_totals`], failing if the metadata cannot be read.
+    pub fn try_stored_totals(&self) -> EngineResult<StoredTotals> {
+        let held = self.inner.meta.totals()?;
+        let buckets = self.inner.meta.page_after::<Buckets>(None, usize::MAX)?;
+        Ok(StoredTotals::from_records(
+            &held.global,
+            &held.buckets,
+            &buckets,
+        ))
+    }
+
+    /// Recounts the totals from the object, inline-data and chunk records
+    /// and compares them with the ones kept, both read from one consistent
+    /// snapshot of the metadata (so writes in flight do not matter). An
+    /// error describes the first difference. For tests and `fsck`-style
+    /// checks: it reads every record.
+    pub fn check_stored_totals(&self) -> EngineResult<()> {
+        let (kept, recounted) = self.inner.meta.kept_and_recounted_totals()?;
+        let (kept, recounted) = (kept.normalised(), recounted.normalised());
+        if kept.global != recounted.global {
+            return Err(EngineError::Corrupt(format!(
+                "stored totals {:?} differ from a recount {:?}",
+                kept.global, recounted.global
+            )));
+        }
+        if kept.buckets != recounted.buckets {
+            let ids: std::collections::BTreeSet<_> = kept
+                .buckets
+                .keys()
+                .chain(recounted.buckets.keys())
+                .collect();
+            for id in ids {
+                let (a, b) = (kept.buckets.get(id), recounted.buckets.get(id));
+                if a != b {
+                    return Err(EngineError::Corrupt(format!(
+                        "bucket {id:016x}: stored totals {a:?} differ from a recount {b:?}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the `cairn_stored_*` and `cairn_bucket_*` gauges from the kept
+    /// totals (call when `/metrics` is scraped). Cost: one read per bucket
+    /// record and per bucket totals record.
+    pub fn refresh_total_gauges(&self) {
+        let totals = match self.try_stored_totals() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "stored totals not readable; gauges not refreshed");
+                return;
+            }
+        };
+        self.inner.metrics.set_stored_totals(&totals);
     }
 }

@@ -57,9 +57,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::drive::RECORD_HEADER_BYTES;
-use crate::engine::Engine;
-use crate::error::{EngineError, EngineResult};
-use crate::meta::Buckets;
+use crate::error::EngineResult;
 use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
 pub use crate::records::TotalsRecord;
 use crate::records::{BucketRecord, ChunkRecord, ChunkRefDelta, ObjectVersion};
@@ -123,7 +121,7 @@ fn non_negative(v: i64) -> u64 {
 }
 
 impl StoredTotals {
-    fn from_records(
+    pub(crate) fn from_records(
         global: &TotalsRecord,
         per_bucket: &BTreeMap<u64, TotalsRecord>,
         buckets: &[(String, BucketRecord)],
@@ -461,75 +459,6 @@ pub(crate) fn totals_partial_merge(
     totals_full_merge(key, None, operands)
 }
 
-impl Engine {
-    /// What is stored now, everything and per bucket: the totals kept in the
-    /// metadata (see the module docs). Zeros, logged, if the metadata cannot
-    /// be read.
-    pub fn stored_totals(&self) -> StoredTotals {
-        self.try_stored_totals().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "reading the stored totals failed");
-            StoredTotals::default()
-        })
-    }
-
-    /// [`Engine::stored_totals`], failing if the metadata cannot be read.
-    pub fn try_stored_totals(&self) -> EngineResult<StoredTotals> {
-        let held = self.inner.meta.totals()?;
-        let buckets = self.inner.meta.page_after::<Buckets>(None, usize::MAX)?;
-        Ok(StoredTotals::from_records(
-            &held.global,
-            &held.buckets,
-            &buckets,
-        ))
-    }
-
-    /// Recounts the totals from the object, inline-data and chunk records
-    /// and compares them with the ones kept, both read from one consistent
-    /// snapshot of the metadata (so writes in flight do not matter). An
-    /// error describes the first difference. For tests and `fsck`-style
-    /// checks: it reads every record.
-    pub fn check_stored_totals(&self) -> EngineResult<()> {
-        let (kept, recounted) = self.inner.meta.kept_and_recounted_totals()?;
-        let (kept, recounted) = (kept.normalised(), recounted.normalised());
-        if kept.global != recounted.global {
-            return Err(EngineError::Corrupt(format!(
-                "stored totals {:?} differ from a recount {:?}",
-                kept.global, recounted.global
-            )));
-        }
-        if kept.buckets != recounted.buckets {
-            let ids: std::collections::BTreeSet<_> = kept
-                .buckets
-                .keys()
-                .chain(recounted.buckets.keys())
-                .collect();
-            for id in ids {
-                let (a, b) = (kept.buckets.get(id), recounted.buckets.get(id));
-                if a != b {
-                    return Err(EngineError::Corrupt(format!(
-                        "bucket {id:016x}: stored totals {a:?} differ from a recount {b:?}"
-                    )));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Sets the `cairn_stored_*` and `cairn_bucket_*` gauges from the kept
-    /// totals (call when `/metrics` is scraped). Cost: one read per bucket
-    /// record and per bucket totals record.
-    pub fn refresh_total_gauges(&self) {
-        let totals = match self.try_stored_totals() {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "stored totals not readable; gauges not refreshed");
-                return;
-            }
-        };
-        self.inner.metrics.set_stored_totals(&totals);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -539,7 +468,7 @@ mod tests {
     use super::*;
     use crate::records::ObjectMetadata;
     use crate::test_support::{open_with, pseudo_random, put_part, small_chunk_config, try_put};
-    use crate::{CompletedPart, GcOptions};
+    use crate::{CompletedPart, Engine, GcOptions};
 
     fn open(dir: &std::path::Path) -> Engine {
         let mut cfg = small_chunk_config(dir);
