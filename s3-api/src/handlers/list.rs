@@ -11,11 +11,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3Result};
-use crate::headers::{iso8601, quoted_etag};
+use crate::headers::iso8601;
 use crate::response::{RespBody, xml_response};
 use crate::xml::{
     CommonPrefix, ListBucketResultV1, ListBucketResultV2, ListMultipartUploadsResult, ListSettings,
-    ListVersionsResult, ObjectEntry, UploadEntry, VersionEntry, XmlText, to_xml,
+    ListVersionsResult, ObjectEntry, QuotedEtag, UploadEntry, VersionEntry, XmlText, to_xml,
 };
 
 use super::owner;
@@ -56,11 +56,12 @@ impl Encoder {
         self.url.then(|| "url".into())
     }
 
-    fn enc(&self, s: &str) -> String {
+    /// `s` as the listing writes it: percent-encoded, or borrowed as it is.
+    fn enc<'a>(&self, s: &'a str) -> XmlText<'a> {
         if self.url {
-            utf8_percent_encode(s, URL_ENCODE_SET).to_string()
+            utf8_percent_encode(s, URL_ENCODE_SET).to_string().into()
         } else {
-            s.to_owned()
+            s.into()
         }
     }
 }
@@ -150,9 +151,9 @@ pub(crate) async fn list_objects(
         .objects
         .iter()
         .map(|o| ObjectEntry {
-            key: enc.enc(&o.key).into(),
+            key: enc.enc(&o.key),
             last_modified: iso8601(o.version.last_modified_ms).into(),
-            etag: quoted_etag(&o.version.etag).into(),
+            etag: QuotedEtag(&o.version.etag),
             size: o.version.size,
             owner: fetch_owner.then(owner),
             storage_class: STORAGE_CLASS.into(),
@@ -162,9 +163,9 @@ pub(crate) async fn list_objects(
     let xml = if v2 {
         to_xml(&ListBucketResultV2 {
             name: bucket.into(),
-            prefix: enc.enc(&prefix).into(),
+            prefix: enc.enc(&prefix),
             continuation_token: continuation.map(Into::into),
-            start_after: ctx.query.get("start-after").map(|s| enc.enc(s).into()),
+            start_after: ctx.query.get("start-after").map(|s| enc.enc(s)),
             key_count: page.objects.len() + page.common_prefixes.len(),
             next_continuation_token: page
                 .last_returned
@@ -178,13 +179,13 @@ pub(crate) async fn list_objects(
     } else {
         to_xml(&ListBucketResultV1 {
             name: bucket.into(),
-            prefix: enc.enc(&prefix).into(),
-            marker: enc.enc(ctx.query.get("marker").unwrap_or("")).into(),
+            prefix: enc.enc(&prefix),
+            marker: enc.enc(ctx.query.get("marker").unwrap_or("")),
             next_marker: page
                 .last_returned
                 .as_deref()
                 .filter(|_| page.is_truncated && delimiter.is_some())
-                .map(|last| enc.enc(last).into()),
+                .map(|last| enc.enc(last)),
             settings,
             contents,
             common_prefixes,
@@ -251,10 +252,10 @@ pub(crate) async fn list_object_versions(
         next.is_some_and(|last| page.common_prefixes.last().map(String::as_str) == Some(last));
     let doc = ListVersionsResult {
         name: bucket.into(),
-        prefix: enc.enc(&prefix).into(),
-        key_marker: enc.enc(key_marker.unwrap_or("")).into(),
+        prefix: enc.enc(&prefix),
+        key_marker: enc.enc(key_marker.unwrap_or("")),
         version_id_marker: version_id_marker.unwrap_or("").into(),
-        next_key_marker: next.map(|last| enc.enc(last).into()),
+        next_key_marker: next.map(|last| enc.enc(last)),
         next_version_id_marker: next
             .filter(|_| !last_is_prefix)
             .map(|_| NULL_VERSION_ID.into()),
@@ -263,11 +264,11 @@ pub(crate) async fn list_object_versions(
             .objects
             .iter()
             .map(|o| VersionEntry {
-                key: enc.enc(&o.key).into(),
+                key: enc.enc(&o.key),
                 version_id: NULL_VERSION_ID.into(),
                 is_latest: true,
                 last_modified: iso8601(o.version.last_modified_ms).into(),
-                etag: quoted_etag(&o.version.etag).into(),
+                etag: QuotedEtag(&o.version.etag),
                 size: o.version.size,
                 owner: owner(),
                 storage_class: STORAGE_CLASS.into(),
@@ -315,20 +316,19 @@ pub(crate) async fn list_multipart_uploads(
         .await?;
     let doc = ListMultipartUploadsResult {
         bucket: bucket.into(),
-        key_marker: enc.enc(key_marker.as_deref().unwrap_or("")).into(),
+        key_marker: enc.enc(key_marker.as_deref().unwrap_or("")),
         upload_id_marker: ctx.query.get("upload-id-marker").unwrap_or("").into(),
-        next_key_marker: page.is_truncated.then(|| {
-            enc.enc(page.next_key_marker.as_deref().unwrap_or(""))
-                .into()
-        }),
+        next_key_marker: page
+            .is_truncated
+            .then(|| enc.enc(page.next_key_marker.as_deref().unwrap_or(""))),
         next_upload_id_marker: page.is_truncated.then(|| {
             page.next_upload_id_marker
                 .map(|u| u.to_hex())
                 .unwrap_or_default()
                 .into()
         }),
-        delimiter: delimiter.as_deref().map(|d| enc.enc(d).into()),
-        prefix: enc.enc(&prefix).into(),
+        delimiter: delimiter.as_deref().map(|d| enc.enc(d)),
+        prefix: enc.enc(&prefix),
         max_uploads,
         encoding_type: enc.encoding_type(),
         is_truncated: page.is_truncated,
@@ -336,7 +336,7 @@ pub(crate) async fn list_multipart_uploads(
             .uploads
             .iter()
             .map(|u| UploadEntry {
-                key: enc.enc(&u.key).into(),
+                key: enc.enc(&u.key),
                 upload_id: u.upload_id.to_hex().into(),
                 initiator: owner(),
                 owner: owner(),
@@ -351,26 +351,24 @@ pub(crate) async fn list_multipart_uploads(
 
 /// `MaxKeys`, `Delimiter`, `EncodingType` and `IsTruncated`, shared by the
 /// object and version listings.
-fn list_settings(
+fn list_settings<'a>(
     max_keys: usize,
-    delimiter: Option<&str>,
+    delimiter: Option<&'a str>,
     enc: &Encoder,
     is_truncated: bool,
-) -> ListSettings<'static> {
+) -> ListSettings<'a> {
     ListSettings {
         max_keys,
-        delimiter: delimiter.map(|d| enc.enc(d).into()),
+        delimiter: delimiter.map(|d| enc.enc(d)),
         encoding_type: enc.encoding_type(),
         is_truncated,
     }
 }
 
-fn common_prefixes(prefixes: &[String], enc: &Encoder) -> Vec<CommonPrefix<'static>> {
+fn common_prefixes<'a>(prefixes: &'a [String], enc: &Encoder) -> Vec<CommonPrefix<'a>> {
     prefixes
         .iter()
-        .map(|p| CommonPrefix {
-            prefix: enc.enc(p).into(),
-        })
+        .map(|p| CommonPrefix { prefix: enc.enc(p) })
         .collect()
 }
 
@@ -389,6 +387,6 @@ mod tests {
     #[test]
     fn url_encoding_keeps_slashes() {
         let e = Encoder { url: true };
-        assert_eq!(e.enc("a b/c+d&é"), "a%20b/c%2Bd%26%C3%A9");
+        assert_eq!(e.enc("a b/c+d&é"), XmlText::from("a%20b/c%2Bd%26%C3%A9"));
     }
 }

@@ -5,7 +5,7 @@
 //! text like any other.
 
 use super::Owner;
-use super::writer::{ElementWriter, XmlDocument, XmlElement, XmlText};
+use super::writer::{ElementWriter, QuotedEtag, XmlDocument, XmlElement, XmlText};
 
 /// `MaxKeys`, `Delimiter`, `EncodingType` and `IsTruncated`: written in
 /// this order, in the middle of the object and version listings.
@@ -31,7 +31,7 @@ impl ListSettings<'_> {
 pub(crate) struct ObjectEntry<'a> {
     pub(crate) key: XmlText<'a>,
     pub(crate) last_modified: XmlText<'a>,
-    pub(crate) etag: XmlText<'a>,
+    pub(crate) etag: QuotedEtag<'a>,
     pub(crate) size: u64,
     /// V1 always, V2 with `fetch-owner=true`.
     pub(crate) owner: Option<Owner<'a>>,
@@ -134,7 +134,7 @@ pub(crate) struct VersionEntry<'a> {
     pub(crate) version_id: XmlText<'a>,
     pub(crate) is_latest: bool,
     pub(crate) last_modified: XmlText<'a>,
-    pub(crate) etag: XmlText<'a>,
+    pub(crate) etag: QuotedEtag<'a>,
     pub(crate) size: u64,
     pub(crate) owner: Owner<'a>,
     pub(crate) storage_class: XmlText<'a>,
@@ -257,8 +257,8 @@ mod tests {
     use crate::xml::to_xml;
 
     const T: &str = "2026-01-02T03:04:05.006Z";
-    const ETAG_1: &str = "\"0123456789abcdef0123456789abcdef\"";
-    const ETAG_2: &str = "\"fedcba9876543210fedcba9876543210-2\"";
+    const ETAG_1: &str = "0123456789abcdef0123456789abcdef";
+    const ETAG_2: &str = "fedcba9876543210fedcba9876543210-2";
 
     /// The two objects every listing case shows: one with a key needing
     /// escapes (or URL-encoded), one plain.
@@ -267,7 +267,7 @@ mod tests {
             ObjectEntry {
                 key: key.into(),
                 last_modified: T.into(),
-                etag: ETAG_1.into(),
+                etag: QuotedEtag(ETAG_1),
                 size: 0,
                 owner: owner.then(cairn_owner),
                 storage_class: "STANDARD".into(),
@@ -275,7 +275,7 @@ mod tests {
             ObjectEntry {
                 key: "plain.txt".into(),
                 last_modified: T.into(),
-                etag: ETAG_2.into(),
+                etag: QuotedEtag(ETAG_2),
                 size: 12_345_678_901,
                 owner: owner.then(cairn_owner),
                 storage_class: "STANDARD".into(),

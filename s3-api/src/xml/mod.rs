@@ -31,7 +31,7 @@ pub(crate) use list::*;
 pub(crate) use multipart::*;
 pub(crate) use object::*;
 pub(crate) use tagging::*;
-pub(crate) use writer::{XmlText, to_xml};
+pub(crate) use writer::{QuotedEtag, XmlText, to_xml};
 
 use serde::Deserialize;
 use writer::{ElementWriter, XmlElement};

@@ -60,6 +60,20 @@ impl From<String> for XmlText<'static> {
     }
 }
 
+/// An object's ETag as documents write it: the engine's bare digest in
+/// quotes, escaped like any text (`&quot;…&quot;`), with no quoted copy
+/// made per listed key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QuotedEtag<'a>(pub(crate) &'a str);
+
+impl XmlValue for QuotedEtag<'_> {
+    fn write_value(&self, out: &mut String) {
+        escape("\"", out);
+        escape(self.0, out);
+        escape("\"", out);
+    }
+}
+
 /// What can be an element's text: [`XmlText`], numbers and booleans.
 pub(crate) trait XmlValue {
     fn write_value(&self, out: &mut String);
