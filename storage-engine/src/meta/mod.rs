@@ -274,6 +274,18 @@ impl MetaStore {
         range: KeyRange<'_>,
         limit: usize,
     ) -> EngineResult<Vec<(T::KeyOwned, T::Value)>> {
+        self.page_rows::<T, _>(range, limit, |key, value, _, _| (key, value))
+    }
+
+    /// The walk behind [`MetaStore::page`] and [`MetaStore::page_guarded`]:
+    /// each decoded row of `T` in `range` becomes `row(key, value, raw key,
+    /// raw value)`, at most `limit` of them.
+    fn page_rows<T: Table, R>(
+        &self,
+        range: KeyRange<'_>,
+        limit: usize,
+        mut row: impl FnMut(T::KeyOwned, T::Value, &[u8], &[u8]) -> R,
+    ) -> EngineResult<Vec<R>> {
         let mut out = Vec::new();
         self.walk(T::CF, range, |k, v| {
             if out.len() >= limit {
@@ -283,7 +295,7 @@ impl MetaStore {
                 return Ok(true);
             }
             if let Some(key) = T::decode_key(k)? {
-                out.push((key, T::decode(v)?));
+                out.push(row(key, T::decode(v)?, k, v));
             }
             Ok(true)
         })?;
@@ -309,20 +321,9 @@ impl MetaStore {
         range: KeyRange<'_>,
         limit: usize,
     ) -> EngineResult<Vec<GuardedRow<T>>> {
-        let mut out = Vec::new();
-        self.walk(T::CF, range, |k, v| {
-            if out.len() >= limit {
-                return Ok(false);
-            }
-            if T::EMPTY_MEANS_ABSENT && v.is_empty() {
-                return Ok(true);
-            }
-            if let Some(key) = T::decode_key(k)? {
-                out.push((key, T::decode(v)?, MetaGuard::value_is(T::CF, k, Some(v))));
-            }
-            Ok(true)
-        })?;
-        Ok(out)
+        self.page_rows::<T, _>(range, limit, |key, value, k, v| {
+            (key, value, MetaGuard::value_is(T::CF, k, Some(v)))
+        })
     }
 
     /// Keys of `T` in `range`, in order, at most `limit`; values are not
