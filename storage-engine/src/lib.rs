@@ -34,6 +34,7 @@ mod engine;
 mod error;
 mod gc;
 mod get;
+pub mod lifecycle;
 mod list;
 mod meta;
 mod meta_command;
