@@ -193,7 +193,11 @@ pub(crate) fn get_bucket_versioning(
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
     svc.engine.bucket_info(ctx.bucket()?)?;
-    xml_response(StatusCode::OK, to_xml(&VersioningConfiguration))
+    let doc = VersioningConfiguration {
+        status: None,
+        mfa_delete: None,
+    };
+    xml_response(StatusCode::OK, to_xml(&doc))
 }
 
 /// Single-tenant: the owner has FULL_CONTROL of everything, nobody else

@@ -15,7 +15,8 @@ use crate::headers::iso8601;
 use crate::response::{RespBody, xml_response};
 use crate::xml::{
     CommonPrefix, ListBucketResultV1, ListBucketResultV2, ListMultipartUploadsResult, ListSettings,
-    ListVersionsResult, ObjectEntry, QuotedEtag, UploadEntry, VersionEntry, XmlText, to_xml,
+    ListVersionsResult, ObjectEntry, QuotedEtag, UploadEntry, VersionEntry, VersionListEntry,
+    XmlText, to_xml,
 };
 
 use super::owner;
@@ -260,18 +261,20 @@ pub(crate) async fn list_object_versions(
             .filter(|_| !last_is_prefix)
             .map(|_| NULL_VERSION_ID.into()),
         settings: list_settings(max_keys, delimiter.as_deref(), &enc, page.is_truncated),
-        versions: page
+        entries: page
             .objects
             .iter()
-            .map(|o| VersionEntry {
-                key: enc.enc(&o.key),
-                version_id: NULL_VERSION_ID.into(),
-                is_latest: true,
-                last_modified: iso8601(o.version.last_modified_ms).into(),
-                etag: QuotedEtag(&o.version.etag),
-                size: o.version.size,
-                owner: owner(),
-                storage_class: STORAGE_CLASS.into(),
+            .map(|o| {
+                VersionListEntry::Version(VersionEntry {
+                    key: enc.enc(&o.key),
+                    version_id: NULL_VERSION_ID.into(),
+                    is_latest: true,
+                    last_modified: iso8601(o.version.last_modified_ms).into(),
+                    etag: QuotedEtag(&o.version.etag),
+                    size: o.version.size,
+                    owner: owner(),
+                    storage_class: STORAGE_CLASS.into(),
+                })
             })
             .collect(),
         common_prefixes: common_prefixes(&page.common_prefixes, &enc),

@@ -1,6 +1,6 @@
 //! Bucket documents: ListAllMyBucketsResult (ListBuckets),
-//! LocationConstraint (GetBucketLocation), VersioningConfiguration
-//! (GetBucketVersioning) and the CreateBucketConfiguration request.
+//! LocationConstraint (GetBucketLocation) and the CreateBucketConfiguration
+//! request. (VersioningConfiguration is in versioning.rs.)
 
 use serde::Deserialize;
 
@@ -75,21 +75,6 @@ impl XmlDocument for LocationConstraint<'_> {
     }
 }
 
-/// GetBucketVersioning's answer for a bucket whose versioning was never
-/// set: no `Status`, no `MfaDelete`.
-#[derive(Debug)]
-pub(crate) struct VersioningConfiguration;
-
-impl XmlElement for VersioningConfiguration {
-    fn write_content(&self, _: &mut ElementWriter) {}
-}
-
-impl XmlDocument for VersioningConfiguration {
-    fn root(&self) -> &'static str {
-        "VersioningConfiguration"
-    }
-}
-
 /// CreateBucket's optional request body.
 #[derive(Debug, Deserialize)]
 pub(crate) struct CreateBucketConfigurationDoc {
@@ -156,14 +141,6 @@ mod tests {
         // Not a region, but the text newtype escapes whatever it holds.
         let odd = LocationConstraint { region: KEY.into() };
         assert!(to_xml(&odd).contains("&amp;b&lt;c&gt;&quot;d&apos;e&#x1;f&#xD;"));
-    }
-
-    #[test]
-    fn versioning_configuration() {
-        assert_eq!(
-            to_xml(&VersioningConfiguration),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"></VersioningConfiguration>"
-        );
     }
 
     #[test]
