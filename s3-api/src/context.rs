@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use cairn_storage_engine::Engine;
+use cairn_storage_engine::{Engine, VersionRef};
 
 use crate::auth::{VerifiedRequest, VerifyConfig};
 use crate::error::{S3Error, S3Result};
@@ -89,5 +89,21 @@ impl RequestCtx {
 
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
         crate::headers::header_str(&self.parts.headers, name)
+    }
+
+    /// The `versionId` query parameter: `None` when absent, S3's
+    /// `InvalidArgument` when it cannot name a version.
+    pub(crate) fn version_id(&self) -> S3Result<Option<VersionRef>> {
+        crate::headers::parse_version_id(self.query.get("versionId"), "versionId")
+    }
+
+    /// Whether the request asks to bypass GOVERNANCE retention
+    /// (`x-amz-bypass-governance-retention: true`) and its key may: only
+    /// an admin key can (Cairn has no per-key permission for it yet).
+    pub(crate) fn bypass_governance(&self) -> S3Result<bool> {
+        let asked = self
+            .header("x-amz-bypass-governance-retention")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        Ok(asked && self.access.admin)
     }
 }

@@ -32,6 +32,7 @@ pub enum S3ErrorCode {
     InvalidAccessKeyId,
     InvalidArgument,
     InvalidBucketName,
+    InvalidBucketState,
     InvalidDigest,
     InvalidPart,
     InvalidPartOrder,
@@ -94,6 +95,7 @@ impl S3ErrorCode {
             InvalidAccessKeyId => "InvalidAccessKeyId",
             InvalidArgument => "InvalidArgument",
             InvalidBucketName => "InvalidBucketName",
+            InvalidBucketState => "InvalidBucketState",
             InvalidDigest => "InvalidDigest",
             InvalidPart => "InvalidPart",
             InvalidPartOrder => "InvalidPartOrder",
@@ -141,9 +143,10 @@ impl S3ErrorCode {
             NoSuchBucket | NoSuchKey | NoSuchUpload | NoSuchVersion | NoSuchTagSet => {
                 StatusCode::NOT_FOUND
             }
-            BucketAlreadyOwnedByYou | BucketNotEmpty | ConditionalRequestConflict => {
-                StatusCode::CONFLICT
-            }
+            BucketAlreadyOwnedByYou
+            | BucketNotEmpty
+            | ConditionalRequestConflict
+            | InvalidBucketState => StatusCode::CONFLICT,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::BAD_REQUEST,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -234,6 +237,7 @@ impl S3ErrorCode {
             }
             InvalidArgument => "Invalid Argument",
             InvalidBucketName => "The specified bucket is not valid.",
+            InvalidBucketState => "The request is not valid with the current state of the bucket.",
             InvalidDigest => "The Content-MD5 you specified is not valid.",
             InvalidPart => {
                 "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
@@ -367,6 +371,30 @@ impl From<EngineError> for S3Error {
             EngineError::BucketAlreadyOwnedByYou => S3Error::new(C::BucketAlreadyOwnedByYou),
             EngineError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
             EngineError::NoSuchKey => S3Error::new(C::NoSuchKey),
+            EngineError::NoSuchVersion => S3Error::new(C::NoSuchVersion),
+            EngineError::DeleteMarker {
+                version_id,
+                last_modified_ms,
+                named,
+            } => {
+                // S3: the current version is a delete marker → 404 as if
+                // the key did not exist; a marker named by its id → 405.
+                let e = if named {
+                    S3Error::new(C::MethodNotAllowed)
+                        .header("last-modified", crate::headers::http_date(last_modified_ms))
+                } else {
+                    S3Error::new(C::NoSuchKey)
+                };
+                e.header("x-amz-delete-marker", "true")
+                    .header("x-amz-version-id", version_id)
+            }
+            EngineError::ObjectLocked => S3Error::with_message(
+                C::AccessDenied,
+                "Access Denied because object protected by object lock.",
+            ),
+            EngineError::InvalidBucketState(detail) => {
+                S3Error::with_message(C::InvalidBucketState, detail)
+            }
             EngineError::NoSuchUpload => S3Error::new(C::NoSuchUpload),
             EngineError::InvalidPart { part_number } => {
                 S3Error::new(C::InvalidPart).field("PartNumber", part_number.to_string())

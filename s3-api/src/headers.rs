@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use cairn_storage_engine::{ObjectMetadata, ObjectVersion, WriteCondition};
+use cairn_storage_engine::{
+    ObjectMetadata, ObjectVersion, RetentionMode, VersionRef, WriteCondition,
+};
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
@@ -71,6 +73,24 @@ pub fn iso8601(ms: u64) -> String {
         .ok()
         .and_then(|t| t.format(&fmt).ok())
         .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+/// A version id a client sent (`versionId`, a copy source's `versionId`):
+/// `None` when absent, S3's `400 InvalidArgument` ("Invalid version id
+/// specified") when it cannot name a version (the empty string included).
+pub fn parse_version_id(value: Option<&str>, name: &str) -> S3Result<Option<VersionRef>> {
+    match value {
+        None => Ok(None),
+        Some(v) => VersionRef::parse(v)
+            .map(Some)
+            .ok_or_else(|| S3Error::invalid_argument("Invalid version id specified", name, v)),
+    }
+}
+
+/// The version headers of a response naming `v`: `x-amz-version-id`
+/// (omitted for the `null` version, as for an unversioned object).
+pub fn version_id_header(v: &ObjectVersion) -> Option<String> {
+    (!v.null_version).then(|| v.public_id())
 }
 
 pub fn quoted_etag(etag: &str) -> String {
@@ -192,6 +212,22 @@ pub fn write_object_headers(h: &mut HeaderMap, v: &ObjectVersion, checksum_mode:
     };
     put("etag", &quoted_etag(&v.etag));
     put("last-modified", &http_date(v.last_modified_ms));
+    if let Some(id) = version_id_header(v) {
+        put("x-amz-version-id", &id);
+    }
+    if let Some(r) = &v.retention {
+        put(
+            "x-amz-object-lock-mode",
+            match r.mode {
+                RetentionMode::Governance => "GOVERNANCE",
+                RetentionMode::Compliance => "COMPLIANCE",
+            },
+        );
+        put("x-amz-object-lock-retain-until-date", &iso8601(r.until_ms));
+    }
+    if v.legal_hold {
+        put("x-amz-object-lock-legal-hold", "ON");
+    }
     put("accept-ranges", "bytes");
     put(
         "content-type",

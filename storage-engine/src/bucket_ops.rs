@@ -6,10 +6,26 @@
 use crate::engine::{BucketInfo, Engine, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::{Buckets, prefix_successor};
-use crate::records::BucketRecord;
+use crate::records::{BucketRecord, ObjectLockConfig, Versioning};
+
+fn bucket_info(name: String, rec: &BucketRecord) -> BucketInfo {
+    BucketInfo {
+        name,
+        created_ms: rec.created_ms,
+        versioning: rec.versioning,
+        object_lock: rec.object_lock,
+    }
+}
 
 impl Engine {
     pub async fn create_bucket(&self, name: &str) -> EngineResult<()> {
+        self.create_bucket_with(name, false).await
+    }
+
+    /// Creates a bucket; with `object_lock` it has Object Lock (and so
+    /// versioning enabled) from the start, as S3's
+    /// `x-amz-bucket-object-lock-enabled: true`.
+    pub async fn create_bucket_with(&self, name: &str, object_lock: bool) -> EngineResult<()> {
         let _g = self.inner.objects.bucket_lock.lock().await;
         let inner = self.inner.clone();
         let name = name.to_owned();
@@ -25,14 +41,12 @@ impl Engine {
                 name.as_bytes(),
                 None,
             ));
-            b.put::<Buckets>(
-                &name,
-                &BucketRecord {
-                    id,
-                    created_ms: crate::now_ms(),
-                    tags: Vec::new(),
-                },
-            );
+            let mut rec = BucketRecord::new(id, crate::now_ms());
+            if object_lock {
+                rec.versioning = Versioning::Enabled;
+                rec.object_lock = Some(ObjectLockConfig::default());
+            }
+            b.put::<Buckets>(&name, &rec);
             match inner.meta.write(b) {
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketAlreadyOwnedByYou),
                 r => r,
@@ -43,10 +57,7 @@ impl Engine {
 
     pub fn bucket_info(&self, name: &str) -> EngineResult<BucketInfo> {
         let rec = self.inner.objects.bucket(name)?;
-        Ok(BucketInfo {
-            name: name.to_owned(),
-            created_ms: rec.created_ms,
-        })
+        Ok(bucket_info(name.to_owned(), &rec))
     }
 
     pub fn list_buckets(&self) -> EngineResult<Vec<BucketInfo>> {
@@ -55,10 +66,7 @@ impl Engine {
             .meta
             .page_after::<Buckets>(None, usize::MAX)?
             .into_iter()
-            .map(|(name, rec)| BucketInfo {
-                name,
-                created_ms: rec.created_ms,
-            })
+            .map(|(name, rec)| bucket_info(name, &rec))
             .collect())
     }
 
@@ -105,6 +113,10 @@ impl Engine {
                 prefix: prefix.clone(),
             });
             b.guard(crate::MetaGuard::NoneWithPrefix {
+                cf: crate::MetaCf::Versions,
+                prefix: prefix.clone(),
+            });
+            b.guard(crate::MetaGuard::NoneWithPrefix {
                 cf: crate::MetaCf::UploadIndex,
                 prefix,
             });
@@ -117,6 +129,77 @@ impl Engine {
                     Some(_) => Err(EngineError::SourceChanged),
                 },
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketNotEmpty),
+                r => r,
+            }
+        })
+        .await
+    }
+}
+
+impl Engine {
+    /// Sets a bucket's versioning to `Enabled` or `Suspended` (never back
+    /// to unversioned). A bucket with Object Lock cannot be suspended.
+    pub async fn set_bucket_versioning(
+        &self,
+        bucket: &str,
+        versioning: Versioning,
+    ) -> EngineResult<()> {
+        if versioning == Versioning::Unversioned {
+            return Err(EngineError::InvalidBucketState(
+                "a versioned bucket cannot become unversioned",
+            ));
+        }
+        self.update_bucket(bucket, move |rec| {
+            if rec.object_lock.is_some() && versioning != Versioning::Enabled {
+                return Err(EngineError::InvalidBucketState(
+                    "versioning cannot be suspended on a bucket with Object Lock",
+                ));
+            }
+            rec.versioning = versioning;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets a bucket's Object Lock configuration. Enabling it on an
+    /// existing bucket needs versioning enabled (as S3); once enabled it
+    /// is never disabled.
+    pub async fn set_object_lock_config(
+        &self,
+        bucket: &str,
+        config: ObjectLockConfig,
+    ) -> EngineResult<()> {
+        self.update_bucket(bucket, move |rec| {
+            if rec.versioning != Versioning::Enabled {
+                return Err(EngineError::InvalidBucketState(
+                    "Object Lock needs versioning enabled",
+                ));
+            }
+            rec.object_lock = Some(config);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes a bucket's record under the bucket lock, in one guarded,
+    /// synced batch (a concurrent change elsewhere: `SourceChanged`).
+    pub(crate) async fn update_bucket(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketRecord) -> EngineResult<()> + Send + 'static,
+    ) -> EngineResult<()> {
+        let _g = self.inner.objects.bucket_lock.lock().await;
+        let inner = self.inner.clone();
+        let name = bucket.to_owned();
+        blocking(move || {
+            let (rec, unchanged) = inner.meta.get_guarded::<Buckets>(&name)?;
+            let mut rec = rec.ok_or(EngineError::NoSuchBucket)?;
+            change(&mut rec)?;
+            let mut batch = inner.meta.batch();
+            batch.guard(unchanged);
+            batch.put::<Buckets>(&name, &rec);
+            match inner.meta.write(batch) {
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
                 r => r,
             }
         })

@@ -103,6 +103,9 @@ pub const INLINE_MAX_BYTES_DEFAULT: usize = 4096;
 pub struct BucketInfo {
     pub name: String,
     pub created_ms: u64,
+    pub versioning: crate::records::Versioning,
+    /// `Some` when the bucket has Object Lock.
+    pub object_lock: Option<crate::records::ObjectLockConfig>,
 }
 
 /// The engine's state: the metadata store, the config and the metrics,

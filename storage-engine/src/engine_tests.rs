@@ -134,6 +134,7 @@ async fn dedup_refcounts_follow_overwrite_copy_and_delete() {
         e.copy_object_if(
             "bucket",
             "a",
+            None,
             "bucket",
             "d",
             None,
@@ -661,7 +662,7 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
     let chunks = e.inner.meta.page_after::<Chunks>(None, 100).unwrap();
     assert!(chunks.iter().all(|(_, r)| r.refcount == 0));
     assert_eq!(get(e, "copy", None).await, small);
-    e.set_object_tags("bucket", "copy", vec![("k".into(), "v".into())])
+    e.set_object_tags("bucket", "copy", None, vec![("k".into(), "v".into())])
         .await
         .unwrap();
     assert_eq!(get(e, "copy", None).await, small);
@@ -706,7 +707,7 @@ async fn a_replica_applying_the_commands_holds_the_same_metadata() {
     e.copy_object("bucket", "tiny", "bucket", "tiny2", None)
         .await
         .unwrap();
-    e.set_object_tags("bucket", "big", vec![("a".into(), "b".into())])
+    e.set_object_tags("bucket", "big", None, vec![("a".into(), "b".into())])
         .await
         .unwrap();
     let id = e

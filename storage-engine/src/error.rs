@@ -56,6 +56,28 @@ pub enum EngineError {
     BucketNotEmpty,
     #[error("no such key")]
     NoSuchKey,
+    /// A version id that names no version of the key.
+    #[error("no such version")]
+    NoSuchVersion,
+    /// The version asked for (or the current one, when none was named) is
+    /// a delete marker: reading it is `NoSuchKey` when it is current and
+    /// was not named, `MethodNotAllowed` when named by its id.
+    #[error("the version is a delete marker")]
+    DeleteMarker {
+        /// The marker's version id as clients see it.
+        version_id: String,
+        last_modified_ms: u64,
+        /// Whether the request named this version by id.
+        named: bool,
+    },
+    /// Object Lock forbids this deletion or change (retention or legal
+    /// hold): nothing changed.
+    #[error("the version is protected by Object Lock")]
+    ObjectLocked,
+    /// The bucket's state does not allow the change (e.g. suspending
+    /// versioning on a bucket with Object Lock).
+    #[error("invalid bucket state: {0}")]
+    InvalidBucketState(&'static str),
     #[error("no such upload")]
     NoSuchUpload,
     #[error("part {part_number} was not uploaded or its ETag does not match")]

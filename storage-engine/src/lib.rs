@@ -54,6 +54,7 @@ mod recovery;
 mod repair;
 mod status;
 mod totals;
+mod versions;
 
 #[cfg(test)]
 mod engine_tests;
@@ -67,6 +68,8 @@ mod model_tests;
 mod repair_tests;
 #[cfg(test)]
 mod test_support;
+#[cfg(test)]
+mod versions_tests;
 
 pub use access_keys::{
     ACCESS_KEYS_MAX, StoredAccessKey, generate_credentials, valid_access_key_id,
@@ -83,23 +86,27 @@ pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, Upl
 pub use meta::{
     Buckets, Chunks, GuardedRow, InlineData, KeyRange, Manifests, MergeTable, MetaBatch,
     MetaCommitter, MetaStore, Objects, Parts, System, Table, UploadId, UploadIndex, Uploads,
+    Versions,
 };
 pub use meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
+pub use object_ops::DeleteOutcome;
 pub use parts::jobs::{RebalanceReport, RebalanceStatus, ScrubReport, ScrubStatus};
 pub use parts::objects::WriteCondition;
 pub use placement::{ClusterDrive, place_across_nodes};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
 pub use rebalance::RebalanceOptions;
 pub use records::{
-    AccessKeyRecord, BucketGrant, ManifestRef, ObjectMetadata, ObjectVersion, PartRecord,
-    ShardLocation, UploadRecord, VersionId,
+    AccessKeyRecord, BucketGrant, DefaultRetention, ManifestRef, ObjectLockConfig, ObjectMetadata,
+    ObjectVersion, PartRecord, Retention, RetentionMode, RetentionPeriod, ShardLocation,
+    UploadRecord, VersionId, VersionRef, Versioning,
 };
 pub use recovery::RecountReport;
 pub use repair::ScrubOptions;
 pub use status::{DriveStatus, EngineStatus};
 pub use totals::{BucketTotals, StoredTotals, TotalsRecord};
+pub use versions::{ListedVersion, VersionListQuery, VersionPage};
 
 /// Milliseconds since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ms() -> u64 {

@@ -45,10 +45,11 @@ pub enum MetaCf {
     UploadIndex = 7,
     Parts = 8,
     System = 9,
+    Versions = 10,
 }
 
 impl MetaCf {
-    pub const ALL: [MetaCf; 9] = [
+    pub const ALL: [MetaCf; 10] = [
         MetaCf::Buckets,
         MetaCf::Objects,
         MetaCf::Manifests,
@@ -58,6 +59,7 @@ impl MetaCf {
         MetaCf::UploadIndex,
         MetaCf::Parts,
         MetaCf::System,
+        MetaCf::Versions,
     ];
 
     /// The RocksDB column family name (never changes: it names data on
@@ -73,6 +75,7 @@ impl MetaCf {
             MetaCf::UploadIndex => "upload_index",
             MetaCf::Parts => "parts",
             MetaCf::System => "system",
+            MetaCf::Versions => "versions",
         }
     }
 
@@ -323,7 +326,7 @@ mod tests {
     fn numbers_are_fixed() {
         // Written into replicated logs: a number never changes meaning.
         let numbers: Vec<u8> = MetaCf::ALL.iter().map(|c| *c as u8).collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         let mut bad = MetaCommand {
             guards: vec![],
             ops: vec![MetaOp::Delete {

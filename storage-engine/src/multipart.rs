@@ -6,8 +6,8 @@ use md5::{Digest, Md5};
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{Objects, Parts, UploadId, Uploads};
-use crate::parts::objects::{WriteCondition, add_ref_deltas};
+use crate::meta::{Parts, UploadId, Uploads};
+use crate::parts::objects::{NewCurrent, WriteCondition, add_ref_deltas};
 use crate::put::StagedObject;
 use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord};
 
@@ -290,18 +290,24 @@ impl Engine {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
                 batch.delete::<Parts>((id, n));
             }
-            batch.put::<Objects>((b.id, &key), &version);
             batch.delete_upload_and_index(id, &upload);
-            match inner
-                .objects
-                .replace_current(&bucket, b.id, &key, &batch, &cond)
-            {
+            match inner.objects.replace_current(
+                &bucket,
+                b.id,
+                &key,
+                &batch,
+                &cond,
+                NewCurrent::Version(Box::new(version)),
+            ) {
                 // The upload or a part changed elsewhere (an abort, or a
                 // part uploaded again): as if that had come first.
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::NoSuchUpload),
-                r => r,
-            }?;
-            Ok(version)
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err(EngineError::Internal(
+                    "a completed upload left no current version".into(),
+                )),
+                Err(e) => Err(e),
+            }
         })
         .await?;
         Ok(version)

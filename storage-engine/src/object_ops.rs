@@ -5,22 +5,70 @@
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::Objects;
-use crate::records::{ManifestRef, ObjectVersion};
+use crate::meta::Buckets;
+use crate::parts::objects::{Located, NewCurrent, WriteCondition};
+use crate::records::{ManifestRef, ObjectVersion, VersionRef};
+
+/// Attempts of a version deletion whose rows keep changing under it (on
+/// another node) before it reports a conflict.
+const DELETE_VERSION_ATTEMPTS: usize = 8;
+
+/// What a DELETE did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// The version id to report (`x-amz-version-id`): the delete marker
+    /// placed, or the version named; `None` in an unversioned bucket.
+    pub version_id: Option<String>,
+    /// Whether a delete marker was placed or removed
+    /// (`x-amz-delete-marker: true`).
+    pub delete_marker: bool,
+}
 
 impl Engine {
-    /// The current version of an object.
+    /// The current version of an object. A current delete marker is
+    /// `DeleteMarker` (not named).
     pub fn head_object(&self, bucket: &str, key: &str) -> EngineResult<ObjectVersion> {
-        let b = self.inner.objects.bucket(bucket)?;
-        self.inner
-            .meta
-            .object(b.id, key)?
-            .ok_or(EngineError::NoSuchKey)
+        self.head_version(bucket, key, None)
     }
 
-    /// Deletes an object's current version. Deleting a missing key succeeds
-    /// (S3 semantics); a missing bucket does not.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<()> {
+    /// The version `version` names, or the current one for `None`.
+    /// `NoSuchKey` if the key has no current version, `NoSuchVersion` if
+    /// the named version does not exist, `DeleteMarker` for a marker.
+    pub fn head_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&VersionRef>,
+    ) -> EngineResult<ObjectVersion> {
+        let b = self.inner.objects.bucket(bucket)?;
+        let v = match version {
+            None => self
+                .inner
+                .meta
+                .object(b.id, key)?
+                .ok_or(EngineError::NoSuchKey)?,
+            Some(r) => self
+                .inner
+                .objects
+                .locate(b.id, key, r)?
+                .ok_or(EngineError::NoSuchVersion)?
+                .into_version(),
+        };
+        if v.delete_marker {
+            return Err(EngineError::DeleteMarker {
+                version_id: v.public_id(),
+                last_modified_ms: v.last_modified_ms,
+                named: version.is_some(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// DELETE without a version id: in an unversioned bucket the current
+    /// version goes (a missing key succeeds, as in S3); in a versioned one
+    /// a delete marker becomes the current version. A missing bucket is
+    /// an error.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<DeleteOutcome> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
             .inner
@@ -31,15 +79,83 @@ impl Engine {
         let key = key.to_owned();
         let bucket = bucket.to_owned();
         blocking(move || {
-            let mut batch = inner.meta.batch();
-            batch.delete::<Objects>((b.id, &key));
-            inner.objects.replace_current(
+            let batch = inner.meta.batch();
+            let current = inner.objects.replace_current(
                 &bucket,
                 b.id,
                 &key,
                 &batch,
-                &crate::parts::objects::WriteCondition::None,
-            )
+                &WriteCondition::None,
+                NewCurrent::Delete,
+            )?;
+            Ok(match current {
+                Some(marker) => DeleteOutcome {
+                    version_id: Some(marker.public_id()),
+                    delete_marker: true,
+                },
+                None => DeleteOutcome {
+                    version_id: None,
+                    delete_marker: false,
+                },
+            })
+        })
+        .await
+    }
+
+    /// Permanently deletes the version `version` names (a delete marker
+    /// included), releasing its data; deleting the current version makes
+    /// the newest noncurrent one current. A version that does not exist
+    /// succeeds, as in S3. Object Lock is enforced (`ObjectLocked`):
+    /// GOVERNANCE retention only yields to `bypass_governance`.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionRef,
+        bypass_governance: bool,
+    ) -> EngineResult<DeleteOutcome> {
+        let b = self.inner.objects.bucket(bucket)?;
+        let _g = self
+            .inner
+            .objects
+            .lock_keys(&(b.id, key), None::<&()>)
+            .await;
+        let inner = self.inner.clone();
+        let key = key.to_owned();
+        let bucket = bucket.to_owned();
+        blocking(move || {
+            for _ in 0..DELETE_VERSION_ATTEMPTS {
+                let (rec, bucket_unchanged) = inner.meta.get_guarded::<Buckets>(&bucket)?;
+                if rec.is_none_or(|r| r.id != b.id) {
+                    return Err(EngineError::NoSuchBucket);
+                }
+                let Some(located) = inner.objects.locate(b.id, &key, &version)? else {
+                    return Ok(DeleteOutcome {
+                        version_id: Some(version.to_string()),
+                        delete_marker: false,
+                    });
+                };
+                let mut batch = inner.meta.batch();
+                batch.guard(bucket_unchanged);
+                inner.objects.remove_version(
+                    &mut batch,
+                    b.id,
+                    &key,
+                    &located,
+                    bypass_governance,
+                )?;
+                match inner.meta.write(batch) {
+                    Err(EngineError::GuardFailed(_)) => continue,
+                    Err(e) => return Err(e),
+                    Ok(()) => {
+                        return Ok(DeleteOutcome {
+                            version_id: Some(located.version().public_id()),
+                            delete_marker: located.version().delete_marker,
+                        });
+                    }
+                }
+            }
+            Err(EngineError::SourceChanged)
         })
         .await
     }
@@ -58,16 +174,18 @@ impl Engine {
         self.copy_object_if(
             src_bucket,
             src_key,
+            None,
             dst_bucket,
             dst_key,
             new_meta,
-            crate::parts::objects::WriteCondition::None,
+            WriteCondition::None,
             None,
         )
         .await
     }
 
-    /// [`Engine::copy_object`] if `cond` holds for the destination key's
+    /// [`Engine::copy_object`] of the source version `src_ref` names (the
+    /// current one for `None`), if `cond` holds for the destination key's
     /// current version, checked under the destination's stripe lock in the
     /// same critical section as the commit, and, with `source_version`, only
     /// if the source is still that version (else `SourceChanged`: the
@@ -77,10 +195,11 @@ impl Engine {
         &self,
         src_bucket: &str,
         src_key: &str,
+        src_ref: Option<VersionRef>,
         dst_bucket: &str,
         dst_key: &str,
         new_meta: Option<crate::records::ObjectMetadata>,
-        cond: crate::parts::objects::WriteCondition,
+        cond: WriteCondition,
         source_version: Option<crate::records::VersionId>,
     ) -> EngineResult<ObjectVersion> {
         let src_b = self.inner.objects.bucket(src_bucket)?;
@@ -94,8 +213,23 @@ impl Engine {
         let (src_key, dst_key) = (src_key.to_owned(), dst_key.to_owned());
         let dst_bucket = dst_bucket.to_owned();
         blocking(move || {
-            let (src, src_unchanged) = inner.meta.object_guarded(src_b.id, &src_key)?;
-            let src = src.ok_or(EngineError::NoSuchKey)?;
+            let (src, src_unchanged) = match &src_ref {
+                None => {
+                    let (v, guard) = inner.meta.object_guarded(src_b.id, &src_key)?;
+                    (v.ok_or(EngineError::NoSuchKey)?, guard)
+                }
+                Some(r) => match inner.objects.locate(src_b.id, &src_key, r)? {
+                    Some(Located::Current(v, g) | Located::Noncurrent(v, g)) => (v, g),
+                    None => return Err(EngineError::NoSuchVersion),
+                },
+            };
+            if src.delete_marker {
+                return Err(EngineError::DeleteMarker {
+                    version_id: src.public_id(),
+                    last_modified_ms: src.last_modified_ms,
+                    named: src_ref.is_some(),
+                });
+            }
             if source_version.is_some_and(|v| v != src.version_id) {
                 return Err(EngineError::SourceChanged);
             }
@@ -130,15 +264,21 @@ impl Engine {
                     src.part_sizes.clone(),
                 )?,
             };
-            batch.put::<Objects>((dst_b.id, &dst_key), &version);
-            match inner
-                .objects
-                .replace_current(&dst_bucket, dst_b.id, &dst_key, &batch, &cond)
-            {
+            match inner.objects.replace_current(
+                &dst_bucket,
+                dst_b.id,
+                &dst_key,
+                &batch,
+                &cond,
+                NewCurrent::Version(Box::new(version)),
+            ) {
                 Err(EngineError::GuardFailed(0)) => Err(EngineError::SourceChanged),
-                r => r,
-            }?;
-            Ok(version)
+                Ok(Some(v)) => Ok(v),
+                Ok(None) => Err(EngineError::Internal(
+                    "a copy left no current version".into(),
+                )),
+                Err(e) => Err(e),
+            }
         })
         .await
     }

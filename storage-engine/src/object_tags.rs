@@ -8,18 +8,38 @@
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{Buckets, Objects};
-use crate::records::ObjectVersion;
+use crate::parts::objects::Located;
+use crate::records::{ObjectVersion, VersionRef};
 
 impl Engine {
-    /// Replaces the tags of the current version of `bucket/key` (an empty
-    /// list removes them), under the key's lock and in one synced metadata
-    /// batch. Returns the updated version; `NoSuchKey` if there is none.
+    /// Replaces the tags of the version `version` names (the current one
+    /// for `None`) of `bucket/key` (an empty list removes them), under the
+    /// key's lock and in one synced metadata batch. Returns the updated
+    /// version; `NoSuchKey` / `NoSuchVersion` if there is none, and
+    /// `DeleteMarker` for a marker (S3 tags no marker).
     pub async fn set_object_tags(
         &self,
         bucket: &str,
         key: &str,
+        version: Option<VersionRef>,
         tags: Vec<(String, String)>,
+    ) -> EngineResult<ObjectVersion> {
+        self.update_version(bucket, key, version, move |v| {
+            v.meta.tags = tags;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes a version in place (its data, id and place in the history
+    /// stay) with `change`, under the key's lock, guarded against a
+    /// concurrent change of the same row (then `SourceChanged`).
+    pub(crate) async fn update_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<VersionRef>,
+        change: impl FnOnce(&mut ObjectVersion) -> EngineResult<()> + Send + 'static,
     ) -> EngineResult<ObjectVersion> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
@@ -30,18 +50,36 @@ impl Engine {
         let inner = self.inner.clone();
         let key = key.to_owned();
         blocking(move || {
-            let (version, unchanged) = inner.meta.object_guarded(b.id, &key)?;
-            let mut version = version.ok_or(EngineError::NoSuchKey)?;
-            version.meta.tags = tags;
+            let located = match &version {
+                None => {
+                    let (v, unchanged) = inner.meta.object_guarded(b.id, &key)?;
+                    Located::Current(v.ok_or(EngineError::NoSuchKey)?, unchanged)
+                }
+                Some(r) => inner
+                    .objects
+                    .locate(b.id, &key, r)?
+                    .ok_or(EngineError::NoSuchVersion)?,
+            };
+            let current = located.version();
+            if current.delete_marker {
+                return Err(EngineError::DeleteMarker {
+                    version_id: current.public_id(),
+                    last_modified_ms: current.last_modified_ms,
+                    named: version.is_some(),
+                });
+            }
+            let mut updated = current.clone();
+            change(&mut updated)?;
             let mut batch = inner.meta.batch();
-            // Replaced elsewhere meanwhile: the tags were for that version.
-            batch.guard(unchanged);
-            batch.put::<Objects>((b.id, &key), &version);
+            // Replaced elsewhere meanwhile: the change was for that version.
+            inner
+                .objects
+                .rewrite_version(&mut batch, b.id, &key, &located, &updated);
             match inner.meta.write(batch) {
                 Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
                 r => r,
             }?;
-            Ok(version)
+            Ok(updated)
         })
         .await
     }
@@ -58,20 +96,9 @@ impl Engine {
         bucket: &str,
         tags: Vec<(String, String)>,
     ) -> EngineResult<()> {
-        let _g = self.inner.objects.bucket_lock.lock().await;
-        let inner = self.inner.clone();
-        let name = bucket.to_owned();
-        blocking(move || {
-            let (rec, unchanged) = inner.meta.get_guarded::<Buckets>(&name)?;
-            let mut rec = rec.ok_or(EngineError::NoSuchBucket)?;
+        self.update_bucket(bucket, move |rec| {
             rec.tags = tags;
-            let mut batch = inner.meta.batch();
-            batch.guard(unchanged);
-            batch.put::<Buckets>(&name, &rec);
-            match inner.meta.write(batch) {
-                Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
-                r => r,
-            }
+            Ok(())
         })
         .await
     }

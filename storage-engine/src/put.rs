@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{Chunks, MetaBatch, Objects};
-use crate::parts::objects::WriteCondition;
+use crate::meta::{Chunks, MetaBatch};
+use crate::parts::objects::{NewCurrent, WriteCondition};
 use crate::parts::writers::{WriterAppender, WriterTicket};
 use crate::records::{ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion};
 
@@ -273,13 +273,16 @@ impl Engine {
                     Vec::new(),
                 )?,
             };
-            batch.put::<Objects>((b.id, &key), &version);
-            let committed = inner
-                .objects
-                .replace_current(&bucket, b.id, &key, &batch, &cond);
+            let committed = inner.objects.replace_current(
+                &bucket,
+                b.id,
+                &key,
+                &batch,
+                &cond,
+                NewCurrent::Version(Box::new(version)),
+            );
             staged.settle(&committed);
-            committed?;
-            Ok(version)
+            committed?.ok_or_else(|| EngineError::Internal("a PUT left no current version".into()))
         })
         .await?;
         self.inner.metrics.logical_bytes.inc_by(size);

@@ -32,6 +32,45 @@ impl VersionId {
     }
 }
 
+/// A version as clients name it (`versionId`, `x-amz-version-id`):
+/// `null`, or 48 hex digits — the version's `seq` subtracted from
+/// `u64::MAX` (so a key's newer versions sort first), then its
+/// [`VersionId`]. Opaque to clients; a lookup by it is one point read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum VersionRef {
+    Null,
+    Id { seq: u64, id: VersionId },
+}
+
+impl VersionRef {
+    /// The reference a client sent; `None` if it cannot name any version
+    /// (S3 answers such ids with `InvalidArgument`).
+    pub fn parse(s: &str) -> Option<VersionRef> {
+        if s == "null" {
+            return Some(VersionRef::Null);
+        }
+        if s.len() != 48 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let inverted = u64::from_str_radix(s.get(..16)?, 16).ok()?;
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(s.get(16..)?, &mut id).ok()?;
+        Some(VersionRef::Id {
+            seq: u64::MAX - inverted,
+            id: VersionId(id),
+        })
+    }
+}
+
+impl std::fmt::Display for VersionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionRef::Null => f.write_str("null"),
+            VersionRef::Id { seq, id } => write!(f, "{:016x}{}", u64::MAX - seq, id.to_hex()),
+        }
+    }
+}
+
 impl std::fmt::Debug for VersionId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "VersionId({})", self.to_hex())
@@ -300,12 +339,19 @@ pub struct TotalsRecord {
     pub chunks: i64,
     /// The part of `stored_bytes` (and `raw_bytes`) kept in the metadata.
     pub inline_bytes: i64,
+    /// Noncurrent versions (older versions of versioned keys), delete
+    /// markers not included.
+    pub noncurrent_versions: i64,
+    /// Sum of their sizes.
+    pub noncurrent_bytes: i64,
+    /// Delete markers, current or not.
+    pub delete_markers: i64,
 }
 
 impl TotalsRecord {
-    pub const FIELDS: u8 = 6;
+    pub const FIELDS: u8 = 9;
 
-    fn fields(&self) -> [i64; 6] {
+    fn fields(&self) -> [i64; 9] {
         [
             self.objects,
             self.logical_bytes,
@@ -313,10 +359,13 @@ impl TotalsRecord {
             self.raw_bytes,
             self.chunks,
             self.inline_bytes,
+            self.noncurrent_versions,
+            self.noncurrent_bytes,
+            self.delete_markers,
         ]
     }
 
-    fn from_fields(f: [i64; 6]) -> Self {
+    fn from_fields(f: [i64; 9]) -> Self {
         TotalsRecord {
             objects: f[0],
             logical_bytes: f[1],
@@ -324,6 +373,9 @@ impl TotalsRecord {
             raw_bytes: f[3],
             chunks: f[4],
             inline_bytes: f[5],
+            noncurrent_versions: f[6],
+            noncurrent_bytes: f[7],
+            delete_markers: f[8],
         }
     }
 
@@ -334,8 +386,8 @@ impl TotalsRecord {
     /// Field-wise sum (saturating).
     pub fn add(&mut self, other: &TotalsRecord) {
         let (a, b) = (self.fields(), other.fields());
-        let mut out = [0i64; 6];
-        for i in 0..6 {
+        let mut out = [0i64; 9];
+        for i in 0..9 {
             out[i] = a[i].saturating_add(b[i]);
         }
         *self = TotalsRecord::from_fields(out);
@@ -354,7 +406,7 @@ impl TotalsRecord {
         let mut r = RecordReader::new(buf, "totals");
         check_version(&mut r, "totals")?;
         let n = r.u8()?;
-        let mut f = [0i64; 6];
+        let mut f = [0i64; 9];
         for i in 0..usize::from(n) {
             let v = r.i64()?;
             if let Some(slot) = f.get_mut(i) {
@@ -526,6 +578,79 @@ pub struct ObjectVersion {
     /// Sizes of the parts of a multipart object; empty for a single PUT.
     pub part_sizes: Vec<u64>,
     pub manifest: ManifestRef,
+    /// The version's place in its key's history: a new version takes the
+    /// current one's `seq + 1` when it is committed (the guarded commit
+    /// makes that a total order, on a cluster too). Records written before
+    /// versioning existed read as 0.
+    pub seq: u64,
+    /// Whether this is the key's `null` version (written while the bucket
+    /// was unversioned or versioning was suspended). At most one version
+    /// of a key is `null`.
+    pub null_version: bool,
+    /// A delete marker: no data (size 0, empty manifest), only a place in
+    /// the history saying "deleted here".
+    pub delete_marker: bool,
+    /// Object Lock retention: until when the version cannot be deleted.
+    pub retention: Option<Retention>,
+    /// Object Lock legal hold: the version cannot be deleted while set.
+    pub legal_hold: bool,
+}
+
+/// Object Lock retention modes (S3's `GOVERNANCE` and `COMPLIANCE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RetentionMode {
+    /// Deletable before the date only with `x-amz-bypass-governance-retention`
+    /// by a key allowed to bypass it; can be shortened the same way.
+    Governance,
+    /// Nobody, the admin key included, can delete the version or shorten
+    /// the retention before the date.
+    Compliance,
+}
+
+/// An Object Lock retention on one version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: RetentionMode,
+    /// Unix ms; the version is protected while `now < until_ms`.
+    pub until_ms: u64,
+}
+
+impl RetentionMode {
+    fn to_u8(self) -> u8 {
+        match self {
+            RetentionMode::Governance => 1,
+            RetentionMode::Compliance => 2,
+        }
+    }
+
+    fn from_u8(v: u8, what: &'static str) -> Result<Option<Self>, CodecError> {
+        match v {
+            0 => Ok(None),
+            1 => Ok(Some(RetentionMode::Governance)),
+            2 => Ok(Some(RetentionMode::Compliance)),
+            _ => Err(CodecError::Invalid(what)),
+        }
+    }
+}
+
+/// Record format of [`ObjectVersion`] since versioning: version 1's fields,
+/// then `seq` u64, a flags u8 (bit 0 null version, bit 1 delete marker,
+/// bit 2 legal hold), the retention mode u8 (0 none, 1 governance, 2
+/// compliance) and, if a mode is set, the retain-until time u64 (unix ms).
+pub const OBJECT_FORMAT_V2: u8 = 2;
+
+const FLAG_NULL_VERSION: u8 = 1;
+const FLAG_DELETE_MARKER: u8 = 2;
+const FLAG_LEGAL_HOLD: u8 = 4;
+
+/// What an object record counts for in the stored totals, read without
+/// decoding the whole record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordShare {
+    pub size: u64,
+    /// Sealed bytes held inside the record (written before `inline_data`).
+    pub embedded: u64,
+    pub delete_marker: bool,
 }
 
 impl ObjectVersion {
@@ -546,6 +671,51 @@ impl ObjectVersion {
             meta,
             part_sizes,
             manifest,
+            seq: 0,
+            null_version: true,
+            delete_marker: false,
+            retention: None,
+            legal_hold: false,
+        }
+    }
+
+    /// A delete marker written now (its `seq` and `null_version` are set
+    /// when it is committed, like any version's).
+    pub fn delete_marker_now() -> Self {
+        ObjectVersion {
+            delete_marker: true,
+            ..ObjectVersion::new_now(
+                VersionId::random(),
+                0,
+                String::new(),
+                ObjectMetadata::default(),
+                Vec::new(),
+                ManifestRef::Inline(Vec::new()),
+            )
+        }
+    }
+
+    /// The version id clients see: `null`, or the version's place in its
+    /// key's history and its id ([`VersionRef`]).
+    pub fn public_id(&self) -> String {
+        if self.null_version {
+            VersionRef::Null.to_string()
+        } else {
+            VersionRef::Id {
+                seq: self.seq,
+                id: self.version_id,
+            }
+            .to_string()
+        }
+    }
+
+    /// Whether `r` names this version.
+    pub fn is_named_by(&self, r: &VersionRef) -> bool {
+        match r {
+            VersionRef::Null => self.null_version,
+            VersionRef::Id { seq, id } => {
+                !self.null_version && self.seq == *seq && self.version_id == *id
+            }
         }
     }
 
@@ -577,7 +747,11 @@ impl ObjectVersion {
     }
 
     fn encode_with(&self, manifest: &ManifestRef) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(FORMAT_V1);
+        debug_assert!(
+            !self.delete_marker || (self.size == 0 && manifest == &ManifestRef::Inline(Vec::new())),
+            "a delete marker has no data"
+        );
+        let mut w = RecordWriter::with_version(OBJECT_FORMAT_V2);
         w.fixed(&self.version_id.0)
             .u64(self.size)
             .u64(self.last_modified_ms)
@@ -614,12 +788,31 @@ impl ObjectVersion {
                 w.u8(3).fixed(chunk.as_bytes()).u8(u8::from(*compressed));
             }
         }
+        let mut flags = 0u8;
+        if self.null_version {
+            flags |= FLAG_NULL_VERSION;
+        }
+        if self.delete_marker {
+            flags |= FLAG_DELETE_MARKER;
+        }
+        if self.legal_hold {
+            flags |= FLAG_LEGAL_HOLD;
+        }
+        w.u64(self.seq).u8(flags);
+        match &self.retention {
+            Some(r) => {
+                w.u8(r.mode.to_u8()).u64(r.until_ms);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "object");
-        check_version(&mut r, "object")?;
+        let format = object_format(&mut r)?;
         let version_id = VersionId(r.fixed::<16>()?);
         let size = r.u64()?;
         let last_modified_ms = r.u64()?;
@@ -657,7 +850,12 @@ impl ObjectVersion {
             },
             _ => return Err(CodecError::Invalid("object")),
         };
+        let (seq, flags, retention) = read_version_tail(&mut r, format)?;
         r.finish()?;
+        let delete_marker = flags & FLAG_DELETE_MARKER != 0;
+        if delete_marker && (size != 0 || manifest != ManifestRef::Inline(Vec::new())) {
+            return Err(CodecError::Invalid("object"));
+        }
         Ok(ObjectVersion {
             version_id,
             size,
@@ -666,17 +864,59 @@ impl ObjectVersion {
             meta,
             part_sizes,
             manifest,
+            seq,
+            null_version: flags & FLAG_NULL_VERSION != 0,
+            delete_marker,
+            retention,
+            legal_hold: flags & FLAG_LEGAL_HOLD != 0,
         })
     }
+}
+
+/// The record format of an object record (1 or [`OBJECT_FORMAT_V2`]).
+fn object_format(r: &mut RecordReader<'_>) -> Result<u8, CodecError> {
+    match r.u8()? {
+        v @ (FORMAT_V1 | OBJECT_FORMAT_V2) => Ok(v),
+        version => Err(CodecError::UnknownVersion {
+            what: "object",
+            version,
+        }),
+    }
+}
+
+/// The fields version 2 appends: (seq, flags, retention). A version 1
+/// record is the key's only version, the `null` one, unlocked.
+fn read_version_tail(
+    r: &mut RecordReader<'_>,
+    format: u8,
+) -> Result<(u64, u8, Option<Retention>), CodecError> {
+    if format == FORMAT_V1 {
+        return Ok((0, FLAG_NULL_VERSION, None));
+    }
+    let seq = r.u64()?;
+    let flags = r.u8()?;
+    if flags & !(FLAG_NULL_VERSION | FLAG_DELETE_MARKER | FLAG_LEGAL_HOLD) != 0 {
+        return Err(CodecError::Invalid("object"));
+    }
+    let retention = match RetentionMode::from_u8(r.u8()?, "object")? {
+        Some(mode) => Some(Retention {
+            mode,
+            until_ms: r.u64()?,
+        }),
+        None => None,
+    };
+    Ok((seq, flags, retention))
 }
 
 impl ObjectVersion {
     /// The size and the length of sealed bytes held in the record itself
     /// (a `Data` manifest; else 0), read without decoding the rest (no
     /// allocation): what the stored totals need on every object write.
-    pub fn decode_size_and_embedded(buf: &[u8]) -> Result<(u64, u64), CodecError> {
+    /// What the record counts for in the stored totals, skipping what
+    /// does not matter for that.
+    pub fn decode_share(buf: &[u8]) -> Result<RecordShare, CodecError> {
         let mut r = RecordReader::new(buf, "object");
-        check_version(&mut r, "object")?;
+        let format = object_format(&mut r)?;
         r.fixed::<16>()?;
         let size = r.u64()?;
         r.u64()?;
@@ -698,15 +938,35 @@ impl ObjectVersion {
             r.u64()?;
         }
         let embedded = match r.u8()? {
+            0 => {
+                read_entries(&mut r)?;
+                0
+            }
+            1 => {
+                let n = r.count(8)?;
+                for _ in 0..n {
+                    r.u64()?;
+                }
+                0
+            }
             2 => {
                 r.fixed::<32>()?;
                 r.u8()?;
                 r.bytes()?.len() as u64
             }
-            0 | 1 | 3 => 0,
+            3 => {
+                r.fixed::<32>()?;
+                r.u8()?;
+                0
+            }
             _ => return Err(CodecError::Invalid("object")),
         };
-        Ok((size, embedded))
+        let (_, flags, _) = read_version_tail(&mut r, format)?;
+        Ok(RecordShare {
+            size,
+            embedded,
+            delete_marker: flags & FLAG_DELETE_MARKER != 0,
+        })
     }
 }
 
@@ -719,31 +979,106 @@ fn read_flag(r: &mut RecordReader<'_>) -> Result<bool, CodecError> {
 }
 
 /// A bucket, stored under its name in the `buckets` column family.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BucketRecord {
-    /// Random, never reused: objects are keyed by it, so a bucket deleted and
-    /// created again cannot see leftovers of the old one.
-    pub id: u64,
-    pub created_ms: u64,
-    /// Bucket tags (PutBucketTagging), in the client's order; empty = none.
-    pub tags: Vec<(String, String)>,
+/// A bucket's versioning state. Once versioned, a bucket is never
+/// unversioned again (only suspended), as in S3.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
 }
 
-/// Bucket records gained tags in version 2; version 1 (no tags) still decodes.
+/// How long a bucket's default retention keeps a new version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetentionPeriod {
+    Days(u32),
+    Years(u32),
+}
+
+/// A bucket's Object Lock default retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DefaultRetention {
+    pub mode: RetentionMode,
+    pub period: RetentionPeriod,
+}
+
+/// Object Lock on a bucket (only possible with versioning enabled, which
+/// can then not be suspended).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjectLockConfig {
+    pub default_retention: Option<DefaultRetention>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BucketRecord {
+    pub id: u64,
+    pub created_ms: u64,
+    pub tags: Vec<(String, String)>,
+    pub versioning: Versioning,
+    /// `Some` once Object Lock is enabled (it is never disabled).
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
 const BUCKET_FORMAT_V2: u8 = 2;
+/// Version 2's fields, then versioning u8 (0 unversioned, 1 enabled, 2
+/// suspended), Object Lock u8 (0 off, 1 on), and if on: the default
+/// retention's mode u8 (0 none, 1 governance, 2 compliance) and, with a
+/// mode, its unit u8 (1 days, 2 years) and count u32.
+const BUCKET_FORMAT_V3: u8 = 3;
 
 impl BucketRecord {
+    /// A bucket created now, unversioned, without Object Lock.
+    pub fn new(id: u64, created_ms: u64) -> Self {
+        BucketRecord {
+            id,
+            created_ms,
+            tags: Vec::new(),
+            versioning: Versioning::Unversioned,
+            object_lock: None,
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(BUCKET_FORMAT_V2);
+        debug_assert!(
+            self.object_lock.is_none() || self.versioning == Versioning::Enabled,
+            "Object Lock needs versioning enabled"
+        );
+        let mut w = RecordWriter::with_version(BUCKET_FORMAT_V3);
         w.u64(self.id).u64(self.created_ms);
         write_pairs(&mut w, &self.tags);
+        w.u8(match self.versioning {
+            Versioning::Unversioned => 0,
+            Versioning::Enabled => 1,
+            Versioning::Suspended => 2,
+        });
+        match &self.object_lock {
+            None => {
+                w.u8(0);
+            }
+            Some(lock) => {
+                w.u8(1);
+                match &lock.default_retention {
+                    None => {
+                        w.u8(0);
+                    }
+                    Some(d) => {
+                        let (unit, n) = match d.period {
+                            RetentionPeriod::Days(n) => (1, n),
+                            RetentionPeriod::Years(n) => (2, n),
+                        };
+                        w.u8(d.mode.to_u8()).u8(unit).u32(n);
+                    }
+                }
+            }
+        }
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "bucket");
         let version = r.u8()?;
-        if version != FORMAT_V1 && version != BUCKET_FORMAT_V2 {
+        if !matches!(version, FORMAT_V1 | BUCKET_FORMAT_V2 | BUCKET_FORMAT_V3) {
             return Err(CodecError::UnknownVersion {
                 what: "bucket",
                 version,
@@ -751,21 +1086,48 @@ impl BucketRecord {
         }
         let id = r.u64()?;
         let created_ms = r.u64()?;
-        let tags = if version == BUCKET_FORMAT_V2 {
+        let tags = if version >= BUCKET_FORMAT_V2 {
             read_pairs(&mut r)?
         } else {
             Vec::new()
         };
-        r.finish()?;
-        Ok(BucketRecord {
-            id,
-            created_ms,
+        let mut rec = BucketRecord {
             tags,
-        })
+            ..BucketRecord::new(id, created_ms)
+        };
+        if version >= BUCKET_FORMAT_V3 {
+            rec.versioning = match r.u8()? {
+                0 => Versioning::Unversioned,
+                1 => Versioning::Enabled,
+                2 => Versioning::Suspended,
+                _ => return Err(CodecError::Invalid("bucket")),
+            };
+            rec.object_lock = match r.u8()? {
+                0 => None,
+                1 => {
+                    let default_retention = match RetentionMode::from_u8(r.u8()?, "bucket")? {
+                        None => None,
+                        Some(mode) => {
+                            let unit = r.u8()?;
+                            let n = r.u32()?;
+                            let period = match unit {
+                                1 => RetentionPeriod::Days(n),
+                                2 => RetentionPeriod::Years(n),
+                                _ => return Err(CodecError::Invalid("bucket")),
+                            };
+                            Some(DefaultRetention { mode, period })
+                        }
+                    };
+                    Some(ObjectLockConfig { default_retention })
+                }
+                _ => return Err(CodecError::Invalid("bucket")),
+            };
+        }
+        r.finish()?;
+        Ok(rec)
     }
 }
 
-/// What one bucket grant allows an access key to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BucketGrant {
     pub bucket: String,
@@ -1008,6 +1370,14 @@ mod tests {
                 meta: meta(),
                 part_sizes: vec![5, 72],
                 manifest,
+                seq: 9,
+                null_version: false,
+                delete_marker: false,
+                retention: Some(Retention {
+                    mode: RetentionMode::Compliance,
+                    until_ms: 1_900_000_000_000,
+                }),
+                legal_hold: true,
             };
             assert_eq!(ObjectVersion::decode(&o.encode()).unwrap(), o);
             let embedded = match &o.manifest {
@@ -1015,8 +1385,12 @@ mod tests {
                 _ => 0,
             };
             assert_eq!(
-                ObjectVersion::decode_size_and_embedded(&o.encode()).unwrap(),
-                (o.size, embedded)
+                ObjectVersion::decode_share(&o.encode()).unwrap(),
+                RecordShare {
+                    size: o.size,
+                    embedded,
+                    delete_marker: false
+                }
             );
             // The stored form moves inline bytes out of the record.
             let (record, outside) = o.encode_stored();
@@ -1059,20 +1433,93 @@ mod tests {
             entries: b.entries.clone(),
         };
         assert_eq!(PartRecord::decode(&p.encode()).unwrap(), p);
-        let mut br = BucketRecord {
-            id: 42,
-            created_ms: 7,
-            tags: vec![],
-        };
+        let mut br = BucketRecord::new(42, 7);
         assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
         br.tags = vec![("team".into(), "ops".into())];
         assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
+        br.versioning = Versioning::Suspended;
+        assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
+        br.versioning = Versioning::Enabled;
+        br.object_lock = Some(ObjectLockConfig::default());
+        assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
+        for period in [RetentionPeriod::Days(30), RetentionPeriod::Years(7)] {
+            br.object_lock = Some(ObjectLockConfig {
+                default_retention: Some(DefaultRetention {
+                    mode: RetentionMode::Governance,
+                    period,
+                }),
+            });
+            assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
+        }
+        // A version-2 record (before versioning) reads as unversioned.
+        let mut v2 = vec![BUCKET_FORMAT_V2];
+        v2.extend_from_slice(&42u64.to_le_bytes());
+        v2.extend_from_slice(&7u64.to_le_bytes());
+        v2.extend_from_slice(&0u32.to_le_bytes());
+        let old = BucketRecord::decode(&v2).unwrap();
+        assert_eq!(old, BucketRecord::new(42, 7));
         // A version-1 record (before tags) still reads, with no tags.
         let mut v1 = vec![FORMAT_V1];
         v1.extend_from_slice(&42u64.to_le_bytes());
         v1.extend_from_slice(&7u64.to_le_bytes());
         let old = BucketRecord::decode(&v1).unwrap();
         assert_eq!((old.id, old.created_ms, old.tags.len()), (42, 7, 0));
+    }
+
+    #[test]
+    fn version_refs_round_trip_and_sort_newest_first() {
+        let id = VersionId([0xab; 16]);
+        let older = VersionRef::Id { seq: 7, id };
+        let newer = VersionRef::Id { seq: 8, id };
+        for r in [VersionRef::Null, older, newer] {
+            assert_eq!(VersionRef::parse(&r.to_string()), Some(r));
+        }
+        assert_eq!(older.to_string().len(), 48);
+        assert!(newer.to_string() < older.to_string());
+        for bad in [
+            "",
+            "NULL",
+            "x",
+            &older.to_string()[1..],
+            &format!("{older}0"),
+        ] {
+            assert_eq!(VersionRef::parse(bad), None, "{bad:?}");
+        }
+        let mut v = ObjectVersion::delete_marker_now();
+        assert_eq!(v.public_id(), "null");
+        v.null_version = false;
+        v.seq = 3;
+        assert!(v.is_named_by(&VersionRef::parse(&v.public_id()).unwrap()));
+        assert!(!v.is_named_by(&VersionRef::Null));
+    }
+
+    #[test]
+    fn version_1_object_records_read_as_the_null_version() {
+        let mut v = ObjectVersion::new_now(
+            VersionId([1; 16]),
+            3,
+            "e".into(),
+            meta(),
+            vec![],
+            ManifestRef::Inline(vec![]),
+        );
+        v.seq = 5;
+        v.null_version = false;
+        let mut bytes = v.encode();
+        // Strip what version 2 appends (seq 8, flags 1, mode 1) and mark it
+        // version 1: the record as written before versioning.
+        bytes.truncate(bytes.len() - 10);
+        bytes[0] = FORMAT_V1;
+        let old = ObjectVersion::decode(&bytes).unwrap();
+        assert_eq!(
+            (old.seq, old.null_version, old.delete_marker),
+            (0, true, false)
+        );
+        assert_eq!((old.retention, old.legal_hold), (None, false));
+        assert_eq!(old.etag, "e");
+        let marker = ObjectVersion::delete_marker_now();
+        let share = ObjectVersion::decode_share(&marker.encode()).unwrap();
+        assert!(share.delete_marker);
     }
 
     #[test]
@@ -1084,9 +1531,12 @@ mod tests {
             raw_bytes: 11,
             chunks: 2,
             inline_bytes: 1,
+            noncurrent_versions: 4,
+            noncurrent_bytes: 400,
+            delete_markers: 2,
         };
         let bytes = t.encode();
-        assert_eq!(bytes.len(), 2 + 6 * 8);
+        assert_eq!(bytes.len(), 2 + 9 * 8);
         assert_eq!(TotalsRecord::decode(&bytes).unwrap(), t);
         assert!(TotalsRecord::decode(&bytes[..bytes.len() - 1]).is_err());
         // Fewer fields (an older writer): the rest are zero.
@@ -1130,7 +1580,7 @@ mod tests {
             let _ = PartRecord::decode(&buf);
             let _ = BucketRecord::decode(&buf);
             let _ = TotalsRecord::decode(&buf);
-            let _ = ObjectVersion::decode_size_and_embedded(&buf);
+            let _ = ObjectVersion::decode_share(&buf);
         }
     }
 }

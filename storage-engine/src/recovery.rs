@@ -19,7 +19,7 @@ use cairn_dedup::ChunkId;
 
 use crate::engine::{Engine, Inner};
 use crate::error::EngineResult;
-use crate::meta::{Chunks, Objects, Parts, System};
+use crate::meta::{Chunks, Objects, Parts, System, Versions};
 use crate::records::ChunkRefDelta;
 
 const CLEAN_SHUTDOWN: &str = "clean-shutdown";
@@ -72,12 +72,14 @@ impl Inner {
     /// it. Only correct while no write is in flight (start-up).
     pub(crate) fn recount_references(&self) -> EngineResult<RecountReport> {
         let mut counts: HashMap<ChunkId, u64> = HashMap::new();
-        self.meta.for_each::<Objects>(|v| {
+        let mut count_version = |v: crate::records::ObjectVersion| {
             for e in self.objects.manifest_entries(&v)? {
                 *counts.entry(e.chunk).or_default() += 1;
             }
             Ok(())
-        })?;
+        };
+        self.meta.for_each::<Objects>(&mut count_version)?;
+        self.meta.for_each::<Versions>(&mut count_version)?;
         self.meta.for_each::<Parts>(|p| {
             for e in &p.entries {
                 *counts.entry(e.chunk).or_default() += 1;

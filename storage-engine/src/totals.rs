@@ -175,12 +175,6 @@ pub(crate) struct TotalsDelta {
     pub dropped_buckets: Vec<u64>,
 }
 
-impl TotalsDelta {
-    fn bucket(&mut self, id: u64) -> &mut TotalsRecord {
-        self.buckets.entry(id).or_default()
-    }
-}
-
 /// Whether the command writes a totals key itself (then nothing is derived).
 pub(crate) fn sets_totals_explicitly(command: &MetaCommand) -> bool {
     command.ops.iter().any(|op| match op {
@@ -221,20 +215,14 @@ pub(crate) fn chunk_keys_changing_existence(command: &MetaCommand) -> impl Itera
 }
 
 /// What an object record counts for.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct ObjectShare {
-    pub size: u64,
-    /// Sealed bytes held inside the record itself (records written before
-    /// the `inline_data` column family).
-    pub embedded: u64,
-}
+pub(crate) type ObjectShare = crate::records::RecordShare;
 
 /// What an object record counts for; nothing if it does not decode (a
 /// damaged record must not block the writes that replace or delete it —
 /// and the recount skips it the same way).
 pub(crate) fn object_share(raw: &[u8]) -> Option<ObjectShare> {
-    match ObjectVersion::decode_size_and_embedded(raw) {
-        Ok((size, embedded)) => Some(ObjectShare { size, embedded }),
+    match ObjectVersion::decode_share(raw) {
+        Ok(share) => Some(share),
         Err(e) => {
             tracing::warn!(error = %e, "object record not counted in the stored totals");
             None
@@ -271,19 +259,43 @@ fn bucket_of_object_key(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(key.get(..8)?.try_into().ok()?))
 }
 
-/// Adds what an object record counts for, times `sign`.
-fn count_object(d: &mut TotalsDelta, key: &[u8], share: ObjectShare, sign: i64) {
+/// Adds what a record of `objects` (current: `true`) or `versions`
+/// (noncurrent) counts for, times `sign`. A delete marker counts only as
+/// one; sealed bytes embedded in a record count wherever it is.
+pub(crate) fn count_version(
+    global: &mut TotalsRecord,
+    bucket: Option<&mut TotalsRecord>,
+    share: ObjectShare,
+    current: bool,
+    sign: i64,
+) {
     let (size, embedded) = (to_i64(share.size) * sign, to_i64(share.embedded) * sign);
-    d.global.objects += sign;
-    d.global.logical_bytes += size;
-    d.global.stored_bytes += embedded;
-    d.global.raw_bytes += embedded;
-    d.global.inline_bytes += embedded;
-    if let Some(b) = bucket_of_object_key(key) {
-        let t = d.bucket(b);
-        t.objects += sign;
-        t.logical_bytes += size;
+    global.stored_bytes += embedded;
+    global.raw_bytes += embedded;
+    global.inline_bytes += embedded;
+    let add = |t: &mut TotalsRecord| {
+        if share.delete_marker {
+            t.delete_markers += sign;
+        } else if current {
+            t.objects += sign;
+            t.logical_bytes += size;
+        } else {
+            t.noncurrent_versions += sign;
+            t.noncurrent_bytes += size;
+        }
+    };
+    add(global);
+    if let Some(b) = bucket {
+        add(b);
     }
+}
+
+fn count_object(d: &mut TotalsDelta, key: &[u8], share: ObjectShare, current: bool, sign: i64) {
+    let TotalsDelta {
+        global, buckets, ..
+    } = d;
+    let bucket = bucket_of_object_key(key).map(|b| buckets.entry(b).or_default());
+    count_version(global, bucket, share, current, sign);
 }
 
 fn count_inline(d: &mut TotalsDelta, len: u64, sign: i64) {
@@ -309,41 +321,43 @@ pub(crate) fn derive(
 ) -> EngineResult<TotalsDelta> {
     let mut d = TotalsDelta::default();
     // State of keys this command already changed.
-    let mut objects: HashMap<&[u8], Option<ObjectShare>> = HashMap::new();
+    let mut objects: HashMap<(MetaCf, &[u8]), Option<ObjectShare>> = HashMap::new();
     let mut inline: HashMap<&[u8], Option<u64>> = HashMap::new();
     let mut chunks: HashMap<&[u8], Option<(u64, u64)>> = HashMap::new();
     for op in &command.ops {
         match op {
             MetaOp::Put {
-                cf: MetaCf::Objects,
+                cf: cf @ (MetaCf::Objects | MetaCf::Versions),
                 key,
                 value,
             } => {
-                let old = match objects.get(key.as_slice()) {
+                let is_current = *cf == MetaCf::Objects;
+                let old = match objects.get(&(*cf, key.as_slice())) {
                     Some(s) => *s,
-                    None => current(MetaCf::Objects, key)?.and_then(|raw| object_share(&raw)),
+                    None => current(*cf, key)?.and_then(|raw| object_share(&raw)),
                 };
                 if let Some(old) = old {
-                    count_object(&mut d, key, old, -1);
+                    count_object(&mut d, key, old, is_current, -1);
                 }
                 let new = object_share(value);
                 if let Some(new) = new {
-                    count_object(&mut d, key, new, 1);
+                    count_object(&mut d, key, new, is_current, 1);
                 }
-                objects.insert(key, new);
+                objects.insert((*cf, key), new);
             }
             MetaOp::Delete {
-                cf: MetaCf::Objects,
+                cf: cf @ (MetaCf::Objects | MetaCf::Versions),
                 key,
             } => {
-                let old = match objects.get(key.as_slice()) {
+                let is_current = *cf == MetaCf::Objects;
+                let old = match objects.get(&(*cf, key.as_slice())) {
                     Some(s) => *s,
-                    None => current(MetaCf::Objects, key)?.and_then(|raw| object_share(&raw)),
+                    None => current(*cf, key)?.and_then(|raw| object_share(&raw)),
                 };
                 if let Some(old) = old {
-                    count_object(&mut d, key, old, -1);
+                    count_object(&mut d, key, old, is_current, -1);
                 }
-                objects.insert(key, None);
+                objects.insert((*cf, key), None);
             }
             MetaOp::Put {
                 cf: MetaCf::InlineData,
@@ -543,10 +557,10 @@ mod tests {
         put_small(&e, "a", "tiny", b"another small body").await;
         e.check_stored_totals().unwrap();
         // A tag change rewrites a small object's bytes under its version id.
-        e.set_object_tags("a", "tiny", vec![("k".into(), "v".into())])
+        e.set_object_tags("a", "tiny", None, vec![("k".into(), "v".into())])
             .await
             .unwrap();
-        e.set_object_tags("a", "big", vec![("k".into(), "v".into())])
+        e.set_object_tags("a", "big", None, vec![("k".into(), "v".into())])
             .await
             .unwrap();
         e.check_stored_totals().unwrap();

@@ -82,7 +82,8 @@ pub(crate) async fn put_acl(
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?.to_owned();
     if object {
-        svc.engine.head_object(&bucket, ctx.key()?)?;
+        svc.engine
+            .head_version(&bucket, ctx.key()?, ctx.version_id()?.as_ref())?;
     } else {
         svc.engine.bucket_info(&bucket)?;
     }

@@ -202,8 +202,10 @@ async fn upload_part_copy(
     id: UploadId,
     n: u32,
 ) -> S3Result<Response<RespBody>> {
-    let (src_bucket, src_key) = readable_copy_source(ctx)?;
-    let src = svc.engine.head_object(&src_bucket, &src_key)?;
+    let source = readable_copy_source(ctx)?;
+    let src = svc
+        .engine
+        .head_version(&source.bucket, &source.key, source.version.as_ref())?;
     check_copy_source_conditions(ctx, &src)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
         None => (0, src.size),
@@ -228,7 +230,13 @@ async fn upload_part_copy(
         last_modified: iso8601(part.last_modified_ms).into(),
         etag: quoted_etag(&hex::encode(part.md5)).into(),
     };
-    xml_response(StatusCode::OK, to_xml(&doc))
+    let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
+    if let Some(id) = crate::headers::version_id_header(&src)
+        && let Ok(v) = http::HeaderValue::from_str(&id)
+    {
+        resp.headers_mut().insert("x-amz-copy-source-version-id", v);
+    }
+    Ok(resp)
 }
 
 pub(crate) async fn complete(
@@ -341,6 +349,8 @@ fn repeated_complete(
         Ok(v) if v.version_id.0 == id.0 => complete_result(bucket, key, &v),
         _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload)),
     }
+    // A version that is no longer current (a later PUT of the key in a
+    // versioned bucket) is not looked for: that retry gets NoSuchUpload.
 }
 
 /// The CompleteMultipartUploadResult for the version a Complete made.
@@ -364,7 +374,13 @@ fn complete_result(
             })
             .collect(),
     };
-    xml_response(StatusCode::OK, to_xml(&doc))
+    let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
+    if let Some(id) = crate::headers::version_id_header(version)
+        && let Ok(v) = http::HeaderValue::from_str(&id)
+    {
+        resp.headers_mut().insert("x-amz-version-id", v);
+    }
+    Ok(resp)
 }
 
 /// Per-part checksums listed in the Complete document must equal the ones

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cairn_storage_engine::{
-    EngineError, EngineResult, ObjectReader, ObjectVersion, WriteCondition,
+    EngineError, EngineResult, ObjectReader, ObjectVersion, VersionRef, WriteCondition,
 };
 use http::{HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -22,8 +22,8 @@ use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::headers::{
     COPY_SOURCE_CONDITIONS, Precondition, check_key, evaluate_conditions, evaluate_preconditions,
-    iso8601, object_metadata, parse_range, quoted_etag, request_tags, write_condition,
-    write_object_headers,
+    iso8601, object_metadata, parse_range, parse_version_id, quoted_etag, request_tags,
+    version_id_header, write_condition, write_object_headers,
 };
 use crate::response::{BoxError, RespBody, empty, empty_response, xml_response};
 use crate::xml::{
@@ -47,7 +47,8 @@ fn precheck_write_condition(
     }
     let current = match svc.engine.head_object(bucket, key) {
         Ok(v) => Some(v),
-        Err(EngineError::NoSuchKey) => None,
+        // A current delete marker: no object.
+        Err(EngineError::NoSuchKey | EngineError::DeleteMarker { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     cond.check(current.as_ref()).map_err(S3Error::from)
@@ -108,6 +109,9 @@ pub(crate) async fn put_object(
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header("etag", quoted_etag(&version.etag));
+    if let Some(id) = version_id_header(&version) {
+        resp = resp.header("x-amz-version-id", id);
+    }
     if let Some((algo, value)) = &digests.checksum {
         resp = resp
             .header(algo.header_name(), value.as_str())
@@ -204,14 +208,8 @@ pub(crate) async fn get_object(
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?;
     let key = ctx.key()?;
-    if let Some(v) = ctx.query.get("versionId")
-        && v != "null"
-    {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion)
-            .field("Key", key)
-            .field("VersionId", v));
-    }
-    let version = svc.engine.head_object(bucket, key)?;
+    let named = ctx.version_id()?;
+    let version = svc.engine.head_version(bucket, key, named.as_ref())?;
     if ctx.query.has("attributes") {
         return object_attributes(ctx, &version);
     }
@@ -231,6 +229,11 @@ pub(crate) async fn get_object(
                 HeaderValue::from_str(&crate::headers::http_date(version.last_modified_ms))
             {
                 h.insert("last-modified", v);
+            }
+            if let Some(id) = version_id_header(&version)
+                && let Ok(v) = HeaderValue::from_str(&id)
+            {
+                h.insert("x-amz-version-id", v);
             }
             return Ok(resp);
         }
@@ -442,17 +445,26 @@ pub(crate) async fn delete_object(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
-    // Every object's one version is `null`; deleting any other version id
-    // must not delete the object.
-    if let Some(v) = ctx.query.get("versionId")
-        && v != "null"
+    let (bucket, key) = (ctx.bucket()?, ctx.key()?);
+    let outcome = match ctx.version_id()? {
+        Some(v) => {
+            svc.engine
+                .delete_version(bucket, key, v, ctx.bypass_governance()?)
+                .await?
+        }
+        None => svc.engine.delete_object(bucket, key).await?,
+    };
+    let mut resp = empty_response(StatusCode::NO_CONTENT)?;
+    let h = resp.headers_mut();
+    if let Some(id) = &outcome.version_id
+        && let Ok(v) = HeaderValue::from_str(id)
     {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion)
-            .field("Key", ctx.key()?)
-            .field("VersionId", v));
+        h.insert("x-amz-version-id", v);
     }
-    svc.engine.delete_object(ctx.bucket()?, ctx.key()?).await?;
-    empty_response(StatusCode::NO_CONTENT)
+    if outcome.delete_marker {
+        h.insert("x-amz-delete-marker", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
 }
 
 /// S3's limit on keys per DeleteObjects request.
@@ -466,6 +478,7 @@ pub(crate) async fn delete_objects(
     let bucket = ctx.bucket()?.to_owned();
     require_integrity_header(ctx)?;
     svc.engine.bucket_info(&bucket)?;
+    let bypass = ctx.bypass_governance()?;
     let (doc, _) = read_xml_body(ctx, body).await?;
     let doc: DeleteDoc = parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
     if doc.objects.is_empty() || doc.objects.len() > DELETE_OBJECTS_MAX {
@@ -476,25 +489,45 @@ pub(crate) async fn delete_objects(
     for obj in &doc.objects {
         let result = if obj.key.len() > crate::headers::KEY_MAX_BYTES {
             Err(S3Error::new(S3ErrorCode::KeyTooLongError))
-        } else if obj.version_id.as_deref().is_some_and(|v| v != "null") {
-            Err(S3Error::new(S3ErrorCode::NoSuchVersion))
         } else {
-            svc.engine
-                .delete_object(&bucket, &obj.key)
-                .await
-                .map_err(S3Error::from)
+            match parse_version_id(obj.version_id.as_deref(), "VersionId") {
+                Err(e) => Err(e),
+                Ok(Some(v)) => svc
+                    .engine
+                    .delete_version(&bucket, &obj.key, v, bypass)
+                    .await
+                    .map_err(S3Error::from),
+                Ok(None) => svc
+                    .engine
+                    .delete_object(&bucket, &obj.key)
+                    .await
+                    .map_err(S3Error::from),
+            }
         };
         match result {
-            Ok(()) => {
+            Ok(outcome) => {
                 if !quiet {
+                    // S3: a removed version is named by VersionId; a placed
+                    // marker by DeleteMarkerVersionId; removing a marker
+                    // version reports both.
+                    let (version_id, marker_version_id) =
+                        match (&obj.version_id, outcome.delete_marker) {
+                            (Some(v), true) => (Some(v.clone()), Some(v.clone())),
+                            (Some(v), false) => (Some(v.clone()), None),
+                            (None, true) => (None, outcome.version_id.clone()),
+                            (None, false) => (None, None),
+                        };
                     entries.push(DeleteEntry::Deleted {
                         key: (&obj.key).into(),
-                        version_id: obj.version_id.as_ref().map(Into::into),
+                        version_id: version_id.map(Into::into),
+                        delete_marker: outcome.delete_marker,
+                        delete_marker_version_id: marker_version_id.map(Into::into),
                     });
                 }
             }
             Err(e) => entries.push(DeleteEntry::Error {
                 key: (&obj.key).into(),
+                version_id: obj.version_id.as_ref().map(Into::into),
                 code: e.code.as_str().into(),
                 message: e.message.into(),
             }),
@@ -527,16 +560,25 @@ const COPY_SOURCE_ATTEMPTS: u32 = 4;
 /// The bucket and key of a copy's `x-amz-copy-source`, which the signing
 /// key must be allowed to read (the destination's write grant was checked
 /// before the handler ran).
-pub(crate) fn readable_copy_source(ctx: &RequestCtx) -> S3Result<(String, String)> {
-    let (bucket, key) = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
-    if !ctx.access.can_read(&bucket) {
+pub(crate) fn readable_copy_source(ctx: &RequestCtx) -> S3Result<CopySource> {
+    let source = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
+    if !ctx.access.can_read(&source.bucket) {
         return Err(S3Error::new(S3ErrorCode::AccessDenied));
     }
-    Ok((bucket, key))
+    Ok(source)
+}
+
+/// What `x-amz-copy-source` names.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CopySource {
+    pub(crate) bucket: String,
+    pub(crate) key: String,
+    /// Its `?versionId=`; the current version for `None`.
+    pub(crate) version: Option<VersionRef>,
 }
 
 /// `x-amz-copy-source`: `[/]bucket/key[?versionId=…]`, URL-encoded.
-pub(crate) fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
+pub(crate) fn parse_copy_source(raw: &str) -> S3Result<CopySource> {
     let invalid =
         || S3Error::invalid_argument("Invalid copy source object key", "x-amz-copy-source", raw);
     let (path, version) = match raw.split_once('?') {
@@ -548,11 +590,7 @@ pub(crate) fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
         ),
         None => (raw, None),
     };
-    if let Some(v) = version
-        && v != "null"
-    {
-        return Err(S3Error::new(S3ErrorCode::NoSuchVersion));
-    }
+    let version = parse_version_id(version.as_deref(), "x-amz-copy-source")?;
     let decoded = percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| invalid())?;
@@ -561,7 +599,11 @@ pub(crate) fn parse_copy_source(raw: &str) -> S3Result<(String, String)> {
     if b.is_empty() || k.is_empty() {
         return Err(invalid());
     }
-    Ok((b.to_owned(), k.to_owned()))
+    Ok(CopySource {
+        bucket: b.to_owned(),
+        key: k.to_owned(),
+        version,
+    })
 }
 
 /// `x-amz-metadata-directive` / `x-amz-tagging-directive`: `true` for
@@ -587,10 +629,14 @@ pub(crate) async fn copy_object(
     let key = ctx.key()?;
     check_key(key)?;
     let cond = write_condition(&ctx.parts.headers)?;
-    let (src_bucket, src_key) = readable_copy_source(ctx)?;
+    let CopySource {
+        bucket: src_bucket,
+        key: src_key,
+        version: src_version,
+    } = readable_copy_source(ctx)?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
-    if !replace_meta && src_bucket == bucket && src_key == key {
+    if !replace_meta && src_bucket == bucket && src_key == key && src_version.is_none() {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -607,11 +653,6 @@ pub(crate) async fn copy_object(
     } else {
         None
     };
-    let has_conditions = ctx
-        .parts
-        .headers
-        .keys()
-        .any(|k| k.as_str().starts_with("x-amz-copy-source-if-"));
     // S3 computes the copy's checksum with this algorithm. The copy keeps
     // the source's checksums (the data is the same), so a source that has
     // one of that algorithm satisfies it; another would need the data read
@@ -628,19 +669,19 @@ pub(crate) async fn copy_object(
             })?,
         ),
     };
-    let needs_source = has_conditions || replace_meta || replace_tags || wanted_checksum.is_some();
     // The source's conditions are checked, and its metadata read, on the
     // version the engine then copies: if another writer replaced it in
     // between, the engine refuses (`SourceChanged`) and we start over with
     // the newer version.
     let mut attempt = 0;
-    let version: ObjectVersion = loop {
+    let (version, source) = loop {
         attempt += 1;
-        let source = if needs_source {
-            Some(svc.engine.head_object(&src_bucket, &src_key)?)
-        } else {
-            None
-        };
+        // Always read: its conditions, its metadata for a REPLACE, and its
+        // version id for `x-amz-copy-source-version-id`.
+        let source = Some(
+            svc.engine
+                .head_version(&src_bucket, &src_key, src_version.as_ref())?,
+        );
         if let Some(src) = &source {
             check_copy_source_conditions(ctx, src)?;
             if let Some(algo) = wanted_checksum
@@ -678,6 +719,7 @@ pub(crate) async fn copy_object(
             .copy_object_if(
                 &src_bucket,
                 &src_key,
+                src_version,
                 bucket,
                 key,
                 new_meta,
@@ -687,29 +729,47 @@ pub(crate) async fn copy_object(
             .await
         {
             Err(EngineError::SourceChanged) if attempt < COPY_SOURCE_ATTEMPTS => continue,
-            result => break result?,
+            result => break (result?, source),
         }
     };
     let doc = CopyObjectResult {
         last_modified: iso8601(version.last_modified_ms).into(),
         etag: quoted_etag(&version.etag).into(),
     };
-    xml_response(StatusCode::OK, to_xml(&doc))
+    let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
+    let h = resp.headers_mut();
+    if let Some(id) = version_id_header(&version)
+        && let Ok(v) = HeaderValue::from_str(&id)
+    {
+        h.insert("x-amz-version-id", v);
+    }
+    if let Some(id) = source.as_ref().and_then(version_id_header)
+        && let Ok(v) = HeaderValue::from_str(&id)
+    {
+        h.insert("x-amz-copy-source-version-id", v);
+    }
+    Ok(resp)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_copy_source;
+    use super::{CopySource, parse_copy_source};
+    use cairn_storage_engine::VersionRef;
 
     #[test]
     fn copy_sources() {
+        let source = |b: &str, k: &str, version| CopySource {
+            bucket: b.to_owned(),
+            key: k.to_owned(),
+            version,
+        };
         assert_eq!(
             parse_copy_source("/b/k%20x/y").unwrap(),
-            ("b".to_owned(), "k x/y".to_owned())
+            source("b", "k x/y", None)
         );
         assert_eq!(
             parse_copy_source("b/k?versionId=null").unwrap(),
-            ("b".to_owned(), "k".to_owned())
+            source("b", "k", Some(VersionRef::Null))
         );
         assert!(parse_copy_source("b").is_err());
         assert!(parse_copy_source("/b/").is_err());

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use cairn_storage_engine::ObjectVersion;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -17,20 +18,17 @@ use crate::xml::{Tag, Tagging, TaggingDoc, parse, to_xml};
 
 use super::{read_xml_body, require_integrity_header};
 
-/// Without versioning every object has the one version `null`.
-fn check_version(ctx: &RequestCtx) -> S3Result<()> {
-    match ctx.query.get("versionId") {
-        Some(v) if v != "null" => Err(S3Error::new(S3ErrorCode::NoSuchVersion)
-            .field("Key", ctx.key.as_deref().unwrap_or(""))
-            .field("VersionId", v)),
-        _ => Ok(()),
-    }
-}
-
-fn with_version_header(resp: S3Result<Response<RespBody>>) -> S3Result<Response<RespBody>> {
+/// The tagging responses name the version they read or changed
+/// (`x-amz-version-id`, `null` for the null version).
+fn with_version_header(
+    resp: S3Result<Response<RespBody>>,
+    version: &ObjectVersion,
+) -> S3Result<Response<RespBody>> {
+    let id = version.public_id();
     resp.map(|mut r| {
-        r.headers_mut()
-            .insert("x-amz-version-id", http::HeaderValue::from_static("null"));
+        if let Ok(v) = http::HeaderValue::from_str(&id) {
+            r.headers_mut().insert("x-amz-version-id", v);
+        }
         r
     })
 }
@@ -39,12 +37,13 @@ pub(crate) fn get_object_tagging(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
-    check_version(ctx)?;
-    let version = svc.engine.head_object(ctx.bucket()?, ctx.key()?)?;
-    with_version_header(xml_response(
-        StatusCode::OK,
-        tagging_xml(&version.meta.tags),
-    ))
+    let version = svc
+        .engine
+        .head_version(ctx.bucket()?, ctx.key()?, ctx.version_id()?.as_ref())?;
+    with_version_header(
+        xml_response(StatusCode::OK, tagging_xml(&version.meta.tags)),
+        &version,
+    )
 }
 
 pub(crate) async fn put_object_tagging(
@@ -54,18 +53,22 @@ pub(crate) async fn put_object_tagging(
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?.to_owned();
     let key = ctx.key()?.to_owned();
-    check_version(ctx)?;
+    let named = ctx.version_id()?;
     require_integrity_header(ctx)?;
-    // NoSuchBucket / NoSuchKey before the body is read.
-    svc.engine.head_object(&bucket, &key)?;
+    // NoSuchBucket / NoSuchKey / NoSuchVersion before the body is read.
+    svc.engine.head_version(&bucket, &key, named.as_ref())?;
     let tags = read_tag_set(ctx, body).await?;
     validate_tags(&tags)?;
-    svc.engine.set_object_tags(&bucket, &key, tags).await?;
+    let version = svc
+        .engine
+        .set_object_tags(&bucket, &key, named, tags)
+        .await?;
     with_version_header(
         Response::builder()
             .status(StatusCode::OK)
             .body(crate::response::empty())
             .map_err(S3Error::internal),
+        &version,
     )
 }
 
@@ -73,11 +76,14 @@ pub(crate) async fn delete_object_tagging(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
-    check_version(ctx)?;
-    svc.engine
-        .set_object_tags(ctx.bucket()?, ctx.key()?, Vec::new())
+    let version = svc
+        .engine
+        .set_object_tags(ctx.bucket()?, ctx.key()?, ctx.version_id()?, Vec::new())
         .await?;
-    with_version_header(crate::response::empty_response(StatusCode::NO_CONTENT))
+    with_version_header(
+        crate::response::empty_response(StatusCode::NO_CONTENT),
+        &version,
+    )
 }
 
 /// The `<Tagging><TagSet>…` request body as (key, value) pairs, in order.

@@ -115,9 +115,13 @@ pub(crate) enum DeleteEntry<'a> {
     Deleted {
         key: XmlText<'a>,
         version_id: Option<XmlText<'a>>,
+        /// A delete marker was placed or removed (`<DeleteMarker>true`).
+        delete_marker: bool,
+        delete_marker_version_id: Option<XmlText<'a>>,
     },
     Error {
         key: XmlText<'a>,
+        version_id: Option<XmlText<'a>>,
         code: XmlText<'a>,
         message: XmlText<'a>,
     },
@@ -126,11 +130,26 @@ pub(crate) enum DeleteEntry<'a> {
 impl XmlElement for DeleteEntry<'_> {
     fn write_content(&self, w: &mut ElementWriter) {
         match self {
-            DeleteEntry::Deleted { key, version_id } => {
+            DeleteEntry::Deleted {
+                key,
+                version_id,
+                delete_marker,
+                delete_marker_version_id,
+            } => {
                 w.elem("Key", key).opt_elem("VersionId", version_id);
+                if *delete_marker {
+                    w.elem("DeleteMarker", &XmlText::from("true"));
+                }
+                w.opt_elem("DeleteMarkerVersionId", delete_marker_version_id);
             }
-            DeleteEntry::Error { key, code, message } => {
+            DeleteEntry::Error {
+                key,
+                version_id,
+                code,
+                message,
+            } => {
                 w.elem("Key", key)
+                    .opt_elem("VersionId", version_id)
                     .elem("Code", code)
                     .elem("Message", message);
             }
@@ -287,21 +306,38 @@ mod tests {
                 DeleteEntry::Deleted {
                     key: KEY.into(),
                     version_id: None,
+                    delete_marker: false,
+                    delete_marker_version_id: None,
                 },
                 DeleteEntry::Error {
                     key: "k2".into(),
+                    version_id: None,
                     code: "NoSuchVersion".into(),
                     message: "The specified version does not exist.".into(),
                 },
                 DeleteEntry::Deleted {
                     key: "k3".into(),
                     version_id: Some("null".into()),
+                    delete_marker: false,
+                    delete_marker_version_id: None,
+                },
+                DeleteEntry::Deleted {
+                    key: "k4".into(),
+                    version_id: None,
+                    delete_marker: true,
+                    delete_marker_version_id: Some("m1".into()),
+                },
+                DeleteEntry::Error {
+                    key: "k5".into(),
+                    version_id: Some("v5".into()),
+                    code: "AccessDenied".into(),
+                    message: "Access Denied".into(),
                 },
             ],
         };
         assert_eq!(
             to_xml(&doc),
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Deleted><Key>a&amp;b&lt;c&gt;&quot;d&apos;e&#x1;f&#xD;\tg/é</Key></Deleted><Error><Key>k2</Key><Code>NoSuchVersion</Code><Message>The specified version does not exist.</Message></Error><Deleted><Key>k3</Key><VersionId>null</VersionId></Deleted></DeleteResult>"
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Deleted><Key>a&amp;b&lt;c&gt;&quot;d&apos;e&#x1;f&#xD;\tg/é</Key></Deleted><Error><Key>k2</Key><Code>NoSuchVersion</Code><Message>The specified version does not exist.</Message></Error><Deleted><Key>k3</Key><VersionId>null</VersionId></Deleted><Deleted><Key>k4</Key><DeleteMarker>true</DeleteMarker><DeleteMarkerVersionId>m1</DeleteMarkerVersionId></Deleted><Error><Key>k5</Key><VersionId>v5</VersionId><Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>"
         );
     }
 

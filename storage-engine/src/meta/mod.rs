@@ -59,6 +59,7 @@ mod totals;
 pub use table::{KeyRange, MergeTable, Table};
 pub use tables::{
     Buckets, Chunks, InlineData, Manifests, Objects, Parts, System, UploadId, UploadIndex, Uploads,
+    Versions,
 };
 
 pub type Db = DBWithThreadMode<MultiThreaded>;
@@ -72,11 +73,12 @@ pub const CF_UPLOADS: &str = MetaCf::Uploads.name();
 pub const CF_UPLOAD_INDEX: &str = MetaCf::UploadIndex.name();
 pub const CF_PARTS: &str = MetaCf::Parts.name();
 pub const CF_SYSTEM: &str = MetaCf::System.name();
+pub const CF_VERSIONS: &str = MetaCf::Versions.name();
 /// This node's own state, never replicated nor in snapshots (not a
 /// `MetaCf`): the clean-shutdown marker.
 pub const CF_LOCAL: &str = "local";
 
-const ALL_CFS: [&str; 10] = [
+const ALL_CFS: [&str; 11] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_MANIFESTS,
@@ -86,6 +88,7 @@ const ALL_CFS: [&str; 10] = [
     CF_UPLOAD_INDEX,
     CF_PARTS,
     CF_SYSTEM,
+    CF_VERSIONS,
     CF_LOCAL,
 ];
 

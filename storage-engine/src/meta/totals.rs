@@ -5,7 +5,7 @@
 //! they existed, or tests).
 
 use crate::error::EngineResult;
-use crate::meta::{CF_CHUNKS, CF_INLINE_DATA, CF_OBJECTS, CF_SYSTEM, Db, MetaStore};
+use crate::meta::{CF_CHUNKS, CF_INLINE_DATA, CF_OBJECTS, CF_SYSTEM, CF_VERSIONS, Db, MetaStore};
 use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
 use crate::records::TotalsRecord;
 use crate::totals::{BUCKET_TOTALS_PREFIX, TOTALS_KEY, TotalsSnapshot};
@@ -126,22 +126,17 @@ impl MetaStore {
     ) -> EngineResult<TotalsSnapshot> {
         let mut out = TotalsSnapshot::default();
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        for item in snapshot.iterator_cf(&self.cf(CF_OBJECTS)?, rocksdb::IteratorMode::Start) {
-            let (k, v) = item?;
-            let Some(o) = crate::totals::object_share(&v) else {
-                continue;
-            };
-            let size = to_i64(o.size);
-            out.global.objects += 1;
-            out.global.logical_bytes += size;
-            let n = to_i64(o.embedded);
-            out.global.stored_bytes += n;
-            out.global.raw_bytes += n;
-            out.global.inline_bytes += n;
-            if let Some(id) = k.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                let t = out.buckets.entry(u64::from_be_bytes(id)).or_default();
-                t.objects += 1;
-                t.logical_bytes += size;
+        for (cf, current) in [(CF_OBJECTS, true), (CF_VERSIONS, false)] {
+            for item in snapshot.iterator_cf(&self.cf(cf)?, rocksdb::IteratorMode::Start) {
+                let (k, v) = item?;
+                let Some(share) = crate::totals::object_share(&v) else {
+                    continue;
+                };
+                let bucket = k
+                    .get(..8)
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map(|id| out.buckets.entry(u64::from_be_bytes(id)).or_default());
+                crate::totals::count_version(&mut out.global, bucket, share, current, 1);
             }
         }
         for item in snapshot.iterator_cf(&self.cf(CF_INLINE_DATA)?, rocksdb::IteratorMode::Start) {

@@ -15,10 +15,14 @@ use cairn_dedup::ChunkId;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{Buckets, Chunks, InlineData, Manifests, MetaBatch, MetaStore};
+use crate::meta::{
+    Buckets, Chunks, InlineData, Manifests, MetaBatch, MetaStore, Objects as ObjectsTable, Versions,
+};
+use crate::meta_command::MetaGuard;
 use crate::records::{
-    BucketRecord, ChunkRefDelta, MANIFEST_BLOCK_ENTRIES, MANIFEST_INLINE_ENTRIES_MAX,
-    ManifestBlock, ManifestEntry, ManifestRef, ObjectVersion,
+    BucketRecord, ChunkRefDelta, DefaultRetention, MANIFEST_BLOCK_ENTRIES,
+    MANIFEST_INLINE_ENTRIES_MAX, ManifestBlock, ManifestEntry, ManifestRef, ObjectVersion,
+    Retention, RetentionMode, RetentionPeriod, VersionRef, Versioning,
 };
 
 const KEY_LOCK_STRIPES: usize = 1024;
@@ -26,6 +30,76 @@ const KEY_LOCK_STRIPES: usize = 1024;
 /// Attempts of [`Objects::replace_current`] before a key that keeps changing
 /// under it is reported as a conflict.
 const REPLACE_ATTEMPTS: usize = 8;
+
+/// Noncurrent versions read per step when walking a key's history.
+const HISTORY_PAGE: usize = 256;
+
+/// What a write makes of a key's current version.
+#[derive(Clone, Debug)]
+pub(crate) enum NewCurrent {
+    /// This version becomes current (its `seq` and `null_version` are set
+    /// at commit).
+    Version(Box<ObjectVersion>),
+    /// A DELETE without a version id.
+    Delete,
+}
+
+/// A version found by [`Objects::locate`], with a guard on its row.
+#[derive(Clone, Debug)]
+pub(crate) enum Located {
+    Current(ObjectVersion, MetaGuard),
+    Noncurrent(ObjectVersion, MetaGuard),
+}
+
+impl Located {
+    pub(crate) fn version(&self) -> &ObjectVersion {
+        match self {
+            Located::Current(v, _) | Located::Noncurrent(v, _) => v,
+        }
+    }
+
+    pub(crate) fn into_version(self) -> ObjectVersion {
+        match self {
+            Located::Current(v, _) | Located::Noncurrent(v, _) => v,
+        }
+    }
+}
+
+/// Whether Object Lock lets `v` be deleted (or its retention shortened)
+/// now: never under a legal hold or an unexpired COMPLIANCE retention;
+/// under an unexpired GOVERNANCE retention only with `bypass_governance`.
+/// The one check every path that removes a version goes through.
+pub(crate) fn check_deletable(
+    v: &ObjectVersion,
+    bypass_governance: bool,
+    now_ms: u64,
+) -> EngineResult<()> {
+    if v.legal_hold {
+        return Err(EngineError::ObjectLocked);
+    }
+    match v.retention {
+        Some(Retention { mode, until_ms }) if now_ms < until_ms => match mode {
+            RetentionMode::Compliance => Err(EngineError::ObjectLocked),
+            RetentionMode::Governance if !bypass_governance => Err(EngineError::ObjectLocked),
+            RetentionMode::Governance => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// The retention a bucket's default gives a version written at `now_ms`
+/// (a year is 365 days, as S3 counts it).
+pub(crate) fn default_retention_from(d: DefaultRetention, now_ms: u64) -> Retention {
+    const DAY_MS: u64 = 86_400_000;
+    let days = match d.period {
+        RetentionPeriod::Days(n) => u64::from(n),
+        RetentionPeriod::Years(n) => u64::from(n) * 365,
+    };
+    Retention {
+        mode: d.mode,
+        until_ms: now_ms.saturating_add(days.saturating_mul(DAY_MS)),
+    }
+}
 
 /// A condition on the current version of a key that a write checks under
 /// the key's stripe lock, in the same critical section as its commit: two
@@ -47,6 +121,8 @@ impl WriteCondition {
     /// missing key is `NoSuchKey` (as S3), any other failure
     /// `PreconditionFailed`.
     pub fn check(&self, current: Option<&ObjectVersion>) -> EngineResult<()> {
+        // A key whose current version is a delete marker has no object.
+        let current = current.filter(|v| !v.delete_marker);
         match (self, current) {
             (WriteCondition::None, _) | (WriteCondition::IfNoneMatchAny, None) => Ok(()),
             (WriteCondition::IfNoneMatchAny, Some(_)) => {
@@ -133,14 +209,31 @@ impl Objects {
         }
     }
 
-    /// Commits `batch` — which writes the new state of `bucket/key` (a put
-    /// or a delete of its record) and may carry guards of its own — after
-    /// adding the release of whatever version is current, if `cond` holds
-    /// for it. Guarded so that it applies only if that version is still
-    /// current and the bucket is still the same bucket: a writer elsewhere
-    /// (another node of a cluster) that changed either first makes this
-    /// re-read and try again. Callers hold the key's stripe lock, so on a
-    /// single node the guards always hold.
+    /// Commits `batch` (the new version's manifest and references, and
+    /// whatever else the caller changes with it; it may carry guards of its
+    /// own) together with the new state of `bucket/key`, if `cond` holds
+    /// for the key's current version (a delete marker counts as none).
+    ///
+    /// What happens to the version it replaces depends on the bucket's
+    /// versioning, read in the same guarded step:
+    /// - unversioned: it is released (its references and manifest go);
+    /// - enabled: it becomes the newest noncurrent version;
+    /// - suspended: the new version is the `null` one, so an existing
+    ///   `null` version (current or noncurrent) is released, and a non-null
+    ///   current version becomes noncurrent.
+    ///
+    /// `NewCurrent::Delete` removes the current version in an unversioned
+    /// bucket and places a delete marker in a versioned one.
+    ///
+    /// The new version takes the replaced one's `seq + 1`. Guarded so that
+    /// it applies only if every row read (bucket, current version, a
+    /// released `null` version) is unchanged: a writer elsewhere (another
+    /// node of a cluster) that changed one first makes this re-read and
+    /// try again — so versions of a key get one total order, the log's.
+    /// Callers hold the key's stripe lock, so on a single node the guards
+    /// always hold.
+    ///
+    /// Returns the key's new current version (`None`: it has none).
     pub(crate) fn replace_current(
         &self,
         bucket: &str,
@@ -148,31 +241,196 @@ impl Objects {
         key: &str,
         batch: &MetaBatch,
         cond: &WriteCondition,
-    ) -> EngineResult<()> {
+        new: NewCurrent,
+    ) -> EngineResult<Option<ObjectVersion>> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let (b, bucket_unchanged) = self.meta.get_guarded::<Buckets>(bucket)?;
-            if b.is_none_or(|b| b.id != bucket_id) {
-                return Err(EngineError::NoSuchBucket);
-            }
+            let b = match b {
+                Some(b) if b.id == bucket_id => b,
+                _ => return Err(EngineError::NoSuchBucket),
+            };
             let (old, unchanged) = self.meta.object_guarded(bucket_id, key)?;
             cond.check(old.as_ref())?;
-            let mut b = batch.clone();
-            b.guard(bucket_unchanged);
-            b.guard(unchanged);
+            let mut bt = batch.clone();
+            bt.guard(bucket_unchanged);
+            bt.guard(unchanged);
+            let seq = old.as_ref().map_or(1, |o| o.seq.saturating_add(1));
+            let now = crate::now_ms();
+            let current = match (&new, b.versioning) {
+                (NewCurrent::Delete, Versioning::Unversioned) => None,
+                (NewCurrent::Delete, versioning) => {
+                    let mut m = ObjectVersion::delete_marker_now();
+                    m.seq = seq;
+                    m.null_version = versioning == Versioning::Suspended;
+                    Some(m)
+                }
+                (NewCurrent::Version(v), versioning) => {
+                    let mut v = (**v).clone();
+                    v.seq = seq;
+                    v.null_version = versioning != Versioning::Enabled;
+                    if v.retention.is_none()
+                        && let Some(d) = b.object_lock.and_then(|l| l.default_retention)
+                    {
+                        v.retention = Some(default_retention_from(d, now));
+                    }
+                    Some(v)
+                }
+            };
             if let Some(old) = &old {
-                self.release_version(&mut b, old)?;
+                let keep_old = match b.versioning {
+                    Versioning::Unversioned => false,
+                    Versioning::Enabled => true,
+                    Versioning::Suspended => !old.null_version,
+                };
+                if keep_old {
+                    bt.put_noncurrent(bucket_id, key, old);
+                } else {
+                    check_deletable(old, false, now)?;
+                    self.release_version(&mut bt, old)?;
+                }
             }
-            match self.meta.write(b) {
-                // Only the two guards added here are retried; a caller's
-                // own guard (index below them) failing is the caller's.
+            if b.versioning == Versioning::Suspended
+                && old.as_ref().is_some_and(|o| !o.null_version)
+                && let Some((null, null_unchanged)) = self.noncurrent_null(bucket_id, key)?
+            {
+                check_deletable(&null, false, now)?;
+                bt.guard(null_unchanged);
+                self.release_version(&mut bt, &null)?;
+                bt.delete::<Versions>((bucket_id, key, null.seq));
+            }
+            match &current {
+                Some(v) => bt.put_current(bucket_id, key, v),
+                None => bt.delete::<ObjectsTable>((bucket_id, key)),
+            }
+            match self.meta.write(bt) {
+                // Only the guards added here are retried; a caller's own
+                // guard (index below them) failing is the caller's.
                 Err(EngineError::GuardFailed(i))
                     if i >= batch.guard_count() && attempt < REPLACE_ATTEMPTS =>
                 {
                     self.conflicts.inc();
                 }
-                r => return r,
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(current),
+            }
+        }
+    }
+
+    /// The key's noncurrent `null` version, if it has one (a walk over its
+    /// history, newest first, in pages).
+    pub(crate) fn noncurrent_null(
+        &self,
+        bucket_id: u64,
+        key: &str,
+    ) -> EngineResult<Option<(ObjectVersion, MetaGuard)>> {
+        let mut after = None;
+        loop {
+            let page = self
+                .meta
+                .noncurrent_versions(bucket_id, key, after, HISTORY_PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(None);
+            };
+            after = Some(last.0.seq);
+            let full = page.len() == HISTORY_PAGE;
+            if let Some(found) = page.into_iter().find(|(v, _)| v.null_version) {
+                return Ok(Some(found));
+            }
+            if !full {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Finds the version of `key` that `r` names: the current one or a
+    /// noncurrent one, with a guard on its row. A small object's inline
+    /// bytes are attached.
+    pub(crate) fn locate(
+        &self,
+        bucket_id: u64,
+        key: &str,
+        r: &VersionRef,
+    ) -> EngineResult<Option<Located>> {
+        let (current, unchanged) = self.meta.object_guarded(bucket_id, key)?;
+        let Some(current) = current else {
+            // No current version, no history.
+            return Ok(None);
+        };
+        if current.is_named_by(r) {
+            return Ok(Some(Located::Current(current, unchanged)));
+        }
+        let seq = match r {
+            VersionRef::Id { seq, .. } => *seq,
+            VersionRef::Null => match self.noncurrent_null(bucket_id, key)? {
+                Some((v, _)) => v.seq,
+                None => return Ok(None),
+            },
+        };
+        match self.meta.version_guarded(bucket_id, key, seq)? {
+            (Some(v), guard) if v.is_named_by(r) => Ok(Some(Located::Noncurrent(v, guard))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Adds to `batch` the permanent removal of a located version: its
+    /// release, and for the current version the promotion of the newest
+    /// noncurrent one (or the removal of the key). Refused with
+    /// `ObjectLocked` if Object Lock protects it.
+    pub(crate) fn remove_version(
+        &self,
+        batch: &mut MetaBatch,
+        bucket_id: u64,
+        key: &str,
+        located: &Located,
+        bypass_governance: bool,
+    ) -> EngineResult<()> {
+        let now = crate::now_ms();
+        match located {
+            Located::Current(v, unchanged) => {
+                check_deletable(v, bypass_governance, now)?;
+                batch.guard(unchanged.clone());
+                self.release_version(batch, v)?;
+                match self.meta.newest_noncurrent(bucket_id, key)? {
+                    Some((next, next_unchanged)) => {
+                        batch.guard(next_unchanged);
+                        batch.delete::<Versions>((bucket_id, key, next.seq));
+                        batch.put_current(bucket_id, key, &next);
+                    }
+                    None => batch.delete::<ObjectsTable>((bucket_id, key)),
+                }
+            }
+            Located::Noncurrent(v, unchanged) => {
+                check_deletable(v, bypass_governance, now)?;
+                batch.guard(unchanged.clone());
+                self.release_version(batch, v)?;
+                batch.delete::<Versions>((bucket_id, key, v.seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds to `batch` the rewrite of a located version in place (same
+    /// id, data and place in the history: tags, retention, legal hold).
+    pub(crate) fn rewrite_version(
+        &self,
+        batch: &mut MetaBatch,
+        bucket_id: u64,
+        key: &str,
+        located: &Located,
+        updated: &ObjectVersion,
+    ) {
+        debug_assert_eq!(located.version().version_id, updated.version_id);
+        debug_assert_eq!(located.version().seq, updated.seq);
+        match located {
+            Located::Current(_, unchanged) => {
+                batch.guard(unchanged.clone());
+                batch.put_current(bucket_id, key, updated);
+            }
+            Located::Noncurrent(_, unchanged) => {
+                batch.guard(unchanged.clone());
+                batch.put_noncurrent(bucket_id, key, updated);
             }
         }
     }
@@ -334,15 +592,14 @@ mod tests {
 
     #[test]
     fn write_conditions_check_the_current_version() {
-        let v = ObjectVersion {
-            version_id: VersionId::random(),
-            size: 0,
-            last_modified_ms: 0,
-            etag: "abc123".into(),
-            meta: ObjectMetadata::default(),
-            part_sizes: Vec::new(),
-            manifest: ManifestRef::Inline(Vec::new()),
-        };
+        let v = ObjectVersion::new_now(
+            VersionId::random(),
+            0,
+            "abc123".into(),
+            ObjectMetadata::default(),
+            Vec::new(),
+            ManifestRef::Inline(Vec::new()),
+        );
         let ok = |c: WriteCondition, cur: Option<&ObjectVersion>| c.check(cur).is_ok();
         assert!(ok(WriteCondition::None, None));
         assert!(ok(WriteCondition::None, Some(&v)));
@@ -362,5 +619,37 @@ mod tests {
             WriteCondition::IfMatch("*".into()).check(None),
             Err(EngineError::NoSuchKey)
         ));
+        // A delete marker as the current version is no object.
+        let marker = ObjectVersion::delete_marker_now();
+        assert!(ok(WriteCondition::IfNoneMatchAny, Some(&marker)));
+        assert!(matches!(
+            WriteCondition::IfMatch("*".into()).check(Some(&marker)),
+            Err(EngineError::NoSuchKey)
+        ));
+    }
+
+    #[test]
+    fn object_lock_decides_what_may_be_deleted() {
+        use super::check_deletable;
+        use crate::records::{Retention, RetentionMode};
+        let mut v = ObjectVersion::delete_marker_now();
+        assert!(check_deletable(&v, false, 10).is_ok());
+        v.legal_hold = true;
+        assert!(check_deletable(&v, true, 10).is_err());
+        v.legal_hold = false;
+        for (mode, bypass, now, ok) in [
+            (RetentionMode::Governance, false, 10, false),
+            (RetentionMode::Governance, true, 10, true),
+            (RetentionMode::Governance, false, 20, true),
+            (RetentionMode::Compliance, true, 19, false),
+            (RetentionMode::Compliance, false, 20, true),
+        ] {
+            v.retention = Some(Retention { mode, until_ms: 20 });
+            assert_eq!(
+                check_deletable(&v, bypass, now).is_ok(),
+                ok,
+                "{mode:?} {bypass} {now}"
+            );
+        }
     }
 }

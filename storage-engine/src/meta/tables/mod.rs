@@ -16,6 +16,7 @@ mod parts;
 mod system;
 mod upload_index;
 mod uploads;
+mod versions;
 
 pub use buckets::Buckets;
 pub use chunks::Chunks;
@@ -27,6 +28,7 @@ pub use parts::Parts;
 pub use system::System;
 pub use upload_index::UploadIndex;
 pub use uploads::{UploadId, Uploads};
+pub use versions::Versions;
 
 /// `N` bytes from the front of `bytes`, if it is exactly `N` long.
 fn exact<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {

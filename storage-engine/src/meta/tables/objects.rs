@@ -87,18 +87,27 @@ impl MetaStore {
         bucket_id: u64,
         key: &str,
     ) -> EngineResult<(Option<ObjectVersion>, MetaGuard)> {
-        let okey = Objects::key((bucket_id, key));
-        let guard = |raw: Option<&[u8]>| MetaGuard::value_is(Objects::CF, &okey, raw);
+        self.read_resolving_inline(Objects::CF, &Objects::key((bucket_id, key)))
+    }
+
+    /// A version record of `cf` (`objects` or `versions`) under `rkey` with
+    /// a small object's inline bytes attached, and a guard on the record.
+    pub(crate) fn read_resolving_inline(
+        &self,
+        cf: MetaCf,
+        rkey: &[u8],
+    ) -> EngineResult<(Option<ObjectVersion>, MetaGuard)> {
+        let guard = |raw: Option<&[u8]>| MetaGuard::value_is(cf, rkey, raw);
         let mut previous: Option<VersionId> = None;
         // The record and its inline bytes are two reads: a writer may replace
         // the version (deleting its bytes) in between. Bytes found under the
         // version id are that version's (ids are never reused); bytes gone
         // mean a newer record, so read again.
         for _ in 0..INLINE_READ_ATTEMPTS {
-            let Some(raw) = self.get_raw(Objects::CF, &okey)? else {
+            let Some(raw) = self.get_raw(cf, rkey)? else {
                 return Ok((None, guard(None)));
             };
-            let mut v = Objects::decode(&raw)?;
+            let mut v = ObjectVersion::decode(&raw)?;
             let ManifestRef::DataElsewhere { chunk, compressed } = v.manifest else {
                 return Ok((Some(v), guard(Some(&raw))));
             };
@@ -118,9 +127,9 @@ impl MetaStore {
             }
             previous = Some(v.version_id);
         }
-        Err(EngineError::Internal(format!(
-            "object {key} kept changing while being read"
-        )))
+        Err(EngineError::Internal(
+            "a version record kept changing while being read".into(),
+        ))
     }
 }
 

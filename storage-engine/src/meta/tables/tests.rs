@@ -32,6 +32,9 @@ fn key_layouts_are_fixed() {
     assert_eq!(Parts::key((upload, 3)).to_vec(), part);
     assert_eq!(System::key("totals"), b"totals");
     assert_eq!(UploadIndex::encode(&()), b"");
+    let mut version = vec![0, 0, 0, 0, 0, 0, 0, 9, b'k', 0];
+    version.extend_from_slice(&(u64::MAX - 5).to_be_bytes());
+    assert_eq!(Versions::key((9, "k", 5)), version);
 }
 
 #[test]
@@ -46,6 +49,7 @@ fn each_table_names_its_column_family() {
         UploadIndex::CF,
         Parts::CF,
         System::CF,
+        Versions::CF,
     ];
     assert_eq!(cfs, MetaCf::ALL);
 }
