@@ -26,6 +26,7 @@ pub enum S3ErrorCode {
     EntityTooLarge,
     EntityTooSmall,
     IllegalLocationConstraintException,
+    IllegalVersioningConfigurationException,
     IncompleteBody,
     InsufficientStorage,
     InternalError,
@@ -89,6 +90,7 @@ impl S3ErrorCode {
             EntityTooLarge => "EntityTooLarge",
             EntityTooSmall => "EntityTooSmall",
             IllegalLocationConstraintException => "IllegalLocationConstraintException",
+            IllegalVersioningConfigurationException => "IllegalVersioningConfigurationException",
             IncompleteBody => "IncompleteBody",
             InsufficientStorage => "InsufficientStorage",
             InternalError => "InternalError",
@@ -168,6 +170,7 @@ impl S3ErrorCode {
             | EntityTooLarge
             | EntityTooSmall
             | IllegalLocationConstraintException
+            | IllegalVersioningConfigurationException
             | IncompleteBody
             | InvalidArgument
             | InvalidBucketName
@@ -225,6 +228,7 @@ impl S3ErrorCode {
             IllegalLocationConstraintException => {
                 "The specified location-constraint is not valid for this server's region."
             }
+            IllegalVersioningConfigurationException => "The Versioning element must be specified",
             IncompleteBody => {
                 "You did not provide the number of bytes specified by the Content-Length HTTP header."
             }

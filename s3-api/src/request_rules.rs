@@ -59,8 +59,6 @@ pub(crate) enum Refusal {
     InvalidEncryption,
     /// 403 AccessDenied (an expected bucket owner that is not Cairn's one owner).
     AccessDenied,
-    /// 404 NoSuchVersion: without versioning every object's one version is `null`.
-    NoSuchVersion,
 }
 
 /// One parameter S3 defines, the operations it belongs to, and its treatment.
@@ -112,6 +110,7 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::DeleteBucket,
     O::GetBucketLocation,
     O::GetBucketVersioning,
+    O::PutBucketVersioning,
     O::GetBucketAcl,
     O::PutBucketAcl,
     O::ListObjects,
@@ -280,6 +279,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::DeleteObjects,
             O::PutObjectTagging,
             O::PutBucketTagging,
+            O::PutBucketVersioning,
             O::PutBucketAcl,
             O::PutObjectAcl,
         ],
@@ -333,6 +333,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::DeleteObjects,
             O::PutObjectTagging,
             O::PutBucketTagging,
+            O::PutBucketVersioning,
             O::PutBucketAcl,
             O::PutObjectAcl,
         ],
@@ -393,7 +394,7 @@ pub(crate) const RULES: &[Rule] = &[
         name: "x-amz-copy-source, x-amz-copy-source-if-*",
         place: H,
         ops: COPIES,
-        treatment: Acted("source (versionId=null only) and its conditions"),
+        treatment: Acted("source (its `?versionId=` too) and its conditions"),
     },
     Rule {
         name: "x-amz-copy-source-range",
@@ -419,6 +420,14 @@ pub(crate) const RULES: &[Rule] = &[
         place: H,
         ops: DELETES,
         treatment: Advisory("MFA delete is never enabled; S3 ignores the header then"),
+    },
+    Rule {
+        name: "x-amz-mfa",
+        place: H,
+        ops: &[O::PutBucketVersioning],
+        treatment: Advisory(
+            "only needed to change MFA delete, which a document asking for it is refused (`501 NotImplemented`)",
+        ),
     },
     Rule {
         name: "x-amz-bypass-governance-retention",
@@ -455,7 +464,9 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutObjectAcl,
             O::ObjectLockState,
         ],
-        treatment: OnlyValues(&["null"], Refusal::NoSuchVersion),
+        treatment: Acted(
+            "the version: `null` or an id Cairn gave; a malformed one is `400 InvalidArgument`, an unknown one `404 NoSuchVersion`",
+        ),
     },
     Rule {
         name: "partNumber",
@@ -633,9 +644,6 @@ fn refuse(refusal: Refusal, name: &str, value: &str) -> S3Error {
             &value,
         ),
         Refusal::AccessDenied => S3Error::new(S3ErrorCode::AccessDenied),
-        Refusal::NoSuchVersion => {
-            S3Error::new(S3ErrorCode::NoSuchVersion).field("VersionId", value)
-        }
     }
 }
 
@@ -845,6 +853,10 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
             &OWNER_PAYER,
             &["content-md5", "x-amz-sdk-checksum-algorithm"],
         ],
+        O::PutBucketVersioning => &[
+            &OWNER_PAYER,
+            &["content-md5", "x-amz-sdk-checksum-algorithm", "x-amz-mfa"],
+        ],
         O::UploadPart => &[
             &OWNER_PAYER,
             &SSE_C,
@@ -941,9 +953,6 @@ fn refusal_text(r: Refusal) -> &'static str {
             "`501 NotImplemented` for `aws:kms` / `aws:kms:dsse`, `400 InvalidArgument` for any other value"
         }
         Refusal::AccessDenied => "`403 AccessDenied`",
-        Refusal::NoSuchVersion => {
-            "`404 NoSuchVersion` (no versioning yet: every object is version `null`)"
-        }
     }
 }
 

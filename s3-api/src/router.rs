@@ -15,6 +15,7 @@ pub enum Operation {
     DeleteBucket,
     GetBucketLocation,
     GetBucketVersioning,
+    PutBucketVersioning,
     GetBucketAcl,
     PutBucketAcl,
     ListObjects,
@@ -66,6 +67,7 @@ impl Operation {
             DeleteBucket => "DeleteBucket",
             GetBucketLocation => "GetBucketLocation",
             GetBucketVersioning => "GetBucketVersioning",
+            PutBucketVersioning => "PutBucketVersioning",
             GetBucketAcl => "GetBucketAcl",
             PutBucketAcl => "PutBucketAcl",
             ListObjects => "ListObjects",
@@ -116,6 +118,7 @@ impl Operation {
                 RequiredAccess::Read
             }
             DeleteObjects
+            | PutBucketVersioning
             | PutObject
             | CopyObject
             | DeleteObject
@@ -334,7 +337,7 @@ pub fn route(
                 };
             }
             match *method {
-                Method::PUT if q.has("versioning") => Unsupported("versioning"),
+                Method::PUT if q.has("versioning") => PutBucketVersioning,
                 Method::PUT => CreateBucket,
                 Method::HEAD => HeadBucket,
                 Method::DELETE => DeleteBucket,

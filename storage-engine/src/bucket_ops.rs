@@ -152,7 +152,7 @@ impl Engine {
         self.update_bucket(bucket, move |rec| {
             if rec.object_lock.is_some() && versioning != Versioning::Enabled {
                 return Err(EngineError::InvalidBucketState(
-                    "versioning cannot be suspended on a bucket with Object Lock",
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed.",
                 ));
             }
             rec.versioning = versioning;
@@ -172,7 +172,7 @@ impl Engine {
         self.update_bucket(bucket, move |rec| {
             if rec.versioning != Versioning::Enabled {
                 return Err(EngineError::InvalidBucketState(
-                    "Object Lock needs versioning enabled",
+                    "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration",
                 ));
             }
             rec.object_lock = Some(config);

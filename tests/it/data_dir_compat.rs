@@ -245,3 +245,76 @@ fn a_v1_data_dir_scrubs_clean_and_takes_new_writes() {
         );
     });
 }
+
+/// Versioning on a bucket written before versions existed: its objects are
+/// the `null` versions, kept (and readable by `versionId=null`) when a new
+/// version is written over them, and removable by that id.
+#[test]
+fn objects_of_a_v1_data_dir_become_null_versions_once_versioning_is_enabled() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    run(async {
+        let u = Upgraded::start();
+        let (c, m, bucket) = (&u.client, &u.manifest, u.bucket());
+        let (key, want) = m["objects"].as_object().unwrap().iter().next().unwrap();
+        c.put_bucket_versioning()
+            .bucket(bucket)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let put = c
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(b"after the upgrade".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let new_id = put.version_id().unwrap().to_owned();
+        assert_ne!(new_id, "null");
+        let old = c
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id("null")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(old.e_tag(), Some(text(&want["etag"])));
+        let body = old.body.collect().await.unwrap().into_bytes();
+        assert_eq!(md5_hex(&body), text(&want["md5"]));
+        let versions = c
+            .list_object_versions()
+            .bucket(bucket)
+            .prefix(key)
+            .send()
+            .await
+            .unwrap();
+        let ids: Vec<(&str, bool)> = versions
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .map(|v| (v.version_id().unwrap(), v.is_latest().unwrap()))
+            .collect();
+        assert_eq!(ids, [(new_id.as_str(), true), ("null", false)]);
+        c.delete_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id("null")
+            .send()
+            .await
+            .unwrap();
+        let gone = c
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .version_id("null")
+            .send()
+            .await;
+        assert!(gone.is_err(), "the null version was deleted");
+    });
+}

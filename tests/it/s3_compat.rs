@@ -247,8 +247,8 @@ async fn list_object_versions_reports_null_versions_with_prefixes_markers_and_ur
         .unwrap_err();
     assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchBucket"));
 
-    // The `null` version id addresses the object; any other id is NoSuchVersion
-    // and never touches the object.
+    // The `null` version id addresses an object written without versioning;
+    // any other id never touches it.
     let got = c
         .get_object()
         .bucket(bucket)
@@ -261,6 +261,8 @@ async fn list_object_versions_reports_null_versions_with_prefixes_markers_and_ur
         got.body.collect().await.unwrap().into_bytes().as_ref(),
         b"b"
     );
+    // A version id Cairn could never have given: 400 InvalidArgument, as
+    // S3 answers a malformed one; nothing is deleted.
     let err = c
         .delete_object()
         .bucket(bucket)
@@ -269,7 +271,19 @@ async fn list_object_versions_reports_null_versions_with_prefixes_markers_and_ur
         .send()
         .await
         .unwrap_err();
-    assert_eq!(sdk_error_code(&err).as_deref(), Some("NoSuchVersion"));
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidArgument"));
+    assert!(object_exists(&c, bucket, "b").await);
+    // A well-formed id of no version: success (as S3), nothing deleted.
+    let unknown = format!("{}{}", "f".repeat(16), "0".repeat(32));
+    let out = c
+        .delete_object()
+        .bucket(bucket)
+        .key("b")
+        .version_id(&unknown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.version_id(), Some(unknown.as_str()));
     assert!(object_exists(&c, bucket, "b").await);
     c.delete_object()
         .bucket(bucket)
@@ -960,6 +974,15 @@ async fn object_tagging_of_missing_objects_buckets_and_non_null_versions_is_refu
         .bucket(bucket)
         .key("obj")
         .version_id("3HL4kqtJlcpXroDTDmJ")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("InvalidArgument"));
+    let err = c
+        .get_object_tagging()
+        .bucket(bucket)
+        .key("obj")
+        .version_id(format!("{}{}", "f".repeat(16), "0".repeat(32)))
         .send()
         .await
         .unwrap_err();

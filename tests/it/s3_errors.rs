@@ -973,13 +973,26 @@ async fn a_conditional_delete_object_is_not_implemented_rather_than_unconditiona
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn get_object_acl_of_another_version_is_no_such_version() {
+async fn get_object_acl_of_a_malformed_or_unknown_version_is_refused() {
     let (server, c) = setup().await;
     let addr = server.s3_addr();
     put_sse_s3(&server, &c).await;
     let r = RawRequest::new(
         "GET",
         &format!("{}?acl&versionId=3HL4kqtJlcpXroDTDmJ", path("sse-s3")),
+    )
+    .sign(addr, Payload::Signed)
+    .send(addr)
+    .await;
+    r.assert_s3_error(
+        400,
+        "InvalidArgument",
+        "GetObjectAcl of a malformed version id",
+    );
+    let unknown = format!("{}{}", "f".repeat(16), "0".repeat(32));
+    let r = RawRequest::new(
+        "GET",
+        &format!("{}?acl&versionId={unknown}", path("sse-s3")),
     )
     .sign(addr, Payload::Signed)
     .send(addr)

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cairn_storage_engine::EngineError;
+use cairn_storage_engine::{EngineError, Versioning};
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -12,10 +12,10 @@ use crate::headers::iso8601;
 use crate::response::{RespBody, empty, empty_response, xml_response};
 use crate::xml::{
     AccessControlPolicy, BucketEntry, CreateBucketConfigurationDoc, Grant, ListAllMyBucketsResult,
-    LocationConstraint, VersioningConfiguration, parse, to_xml,
+    LocationConstraint, VersioningConfiguration, VersioningConfigurationDoc, parse, to_xml,
 };
 
-use super::owner;
+use super::{owner, read_xml_body, require_integrity_header};
 
 /// S3's bucket naming rules (general purpose buckets).
 pub(crate) fn valid_bucket_name(name: &str) -> bool {
@@ -186,18 +186,64 @@ pub(crate) fn get_bucket_location(
     xml_response(StatusCode::OK, to_xml(&doc))
 }
 
-/// Versioning has never been enabled on any bucket: S3 answers with an
-/// empty configuration.
+/// GetBucketVersioning: the bucket's state; a bucket never versioned
+/// answers with an empty configuration, as S3. MFA delete is never on.
 pub(crate) fn get_bucket_versioning(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
-    svc.engine.bucket_info(ctx.bucket()?)?;
+    let info = svc.engine.bucket_info(ctx.bucket()?)?;
     let doc = VersioningConfiguration {
-        status: None,
+        status: match info.versioning {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some("Enabled".into()),
+            Versioning::Suspended => Some("Suspended".into()),
+        },
         mfa_delete: None,
     };
     xml_response(StatusCode::OK, to_xml(&doc))
+}
+
+/// PutBucketVersioning: `Enabled` or `Suspended` (a bucket is never
+/// unversioned again); MFA delete cannot be enabled (Cairn has no MFA
+/// devices), and a bucket with Object Lock cannot be suspended.
+pub(crate) async fn put_bucket_versioning(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    let bucket = ctx.bucket()?.to_owned();
+    require_integrity_header(ctx)?;
+    // NoSuchBucket before the body is read.
+    svc.engine.bucket_info(&bucket)?;
+    let (doc, _) = read_xml_body(ctx, body).await?;
+    let doc: VersioningConfigurationDoc =
+        parse(&doc).map_err(|_| S3Error::new(S3ErrorCode::MalformedXML))?;
+    let versioning = match doc.status.as_deref() {
+        None | Some("") => {
+            return Err(S3Error::new(
+                S3ErrorCode::IllegalVersioningConfigurationException,
+            ));
+        }
+        Some("Enabled") => Versioning::Enabled,
+        Some("Suspended") => Versioning::Suspended,
+        Some(_) => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
+    };
+    match doc.mfa_delete.as_deref() {
+        None | Some("") | Some("Disabled") => {}
+        Some("Enabled") => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "MFA delete is not supported by this server.",
+            )
+            .field("Header", "MfaDelete"));
+        }
+        Some(_) => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
+    }
+    svc.engine
+        .set_bucket_versioning(&bucket, versioning)
+        .await?;
+    empty_response(StatusCode::OK)
 }
 
 /// Single-tenant: the owner has FULL_CONTROL of everything, nobody else

@@ -5,18 +5,18 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cairn_storage_engine::{ListQuery, UploadId};
+use cairn_storage_engine::{ListQuery, UploadId, VersionListQuery};
 use http::{Response, StatusCode};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3Result};
-use crate::headers::iso8601;
+use crate::headers::{iso8601, parse_version_id};
 use crate::response::{RespBody, xml_response};
 use crate::xml::{
-    CommonPrefix, ListBucketResultV1, ListBucketResultV2, ListMultipartUploadsResult, ListSettings,
-    ListVersionsResult, ObjectEntry, QuotedEtag, UploadEntry, VersionEntry, VersionListEntry,
-    XmlText, to_xml,
+    CommonPrefix, DeleteMarkerEntry, ListBucketResultV1, ListBucketResultV2,
+    ListMultipartUploadsResult, ListSettings, ListVersionsResult, ObjectEntry, QuotedEtag,
+    UploadEntry, VersionEntry, VersionListEntry, XmlText, to_xml,
 };
 
 use super::owner;
@@ -195,12 +195,9 @@ pub(crate) async fn list_objects(
     xml_response(StatusCode::OK, xml)
 }
 
-/// The one version id every object has while versioning does not exist.
-const NULL_VERSION_ID: &str = "null";
-
-/// ListObjectVersions without versioning: every object is one version,
-/// `null`, and the latest; there are no delete markers. Pages come from the
-/// same engine listing as ListObjects, so a page costs what it returns.
+/// ListObjectVersions: every version and delete marker, key by key in
+/// UTF-8 order, each key's newest first, from the engine's listing (a page
+/// costs what it returns).
 pub(crate) async fn list_object_versions(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
@@ -216,65 +213,66 @@ pub(crate) async fn list_object_versions(
     let max_keys = max_param(ctx, "max-keys")?;
     let key_marker = ctx.query.get("key-marker").filter(|s| !s.is_empty());
     let version_id_marker = ctx.query.get("version-id-marker").filter(|s| !s.is_empty());
-    if let Some(v) = version_id_marker {
-        if key_marker.is_none() {
-            return Err(S3Error::invalid_argument(
-                "A version-id marker cannot be specified without a key marker.",
-                "version-id-marker",
-                v,
-            ));
-        }
-        if v != NULL_VERSION_ID {
-            return Err(S3Error::invalid_argument(
-                "Invalid version id specified",
-                "version-id-marker",
-                v,
-            ));
-        }
+    if let Some(v) = version_id_marker
+        && key_marker.is_none()
+    {
+        return Err(S3Error::invalid_argument(
+            "A version-id marker cannot be specified without a key marker.",
+            "version-id-marker",
+            v,
+        ));
     }
-    // With one version per key, "after version null of K" and "after K"
-    // are the same place.
+    let version_ref = parse_version_id(version_id_marker, "version-id-marker")?;
     let page = svc
         .engine
-        .list_objects(
+        .list_versions(
             bucket,
-            ListQuery {
+            VersionListQuery {
                 prefix: prefix.clone(),
                 delimiter: delimiter.clone(),
-                start_after: key_marker.map(str::to_owned),
+                key_marker: key_marker.map(str::to_owned),
+                version_id_marker: version_ref,
                 max_keys,
             },
         )
         .await?;
-
-    // A common prefix has no version to continue after.
-    let next = page.last_returned.as_deref().filter(|_| page.is_truncated);
-    let last_is_prefix =
-        next.is_some_and(|last| page.common_prefixes.last().map(String::as_str) == Some(last));
     let doc = ListVersionsResult {
         name: bucket.into(),
         prefix: enc.enc(&prefix),
         key_marker: enc.enc(key_marker.unwrap_or("")),
         version_id_marker: version_id_marker.unwrap_or("").into(),
-        next_key_marker: next.map(|last| enc.enc(last)),
-        next_version_id_marker: next
-            .filter(|_| !last_is_prefix)
-            .map(|_| NULL_VERSION_ID.into()),
+        next_key_marker: page.next_key_marker.as_deref().map(|k| enc.enc(k)),
+        next_version_id_marker: page.next_version_id_marker.as_deref().map(XmlText::from),
         settings: list_settings(max_keys, delimiter.as_deref(), &enc, page.is_truncated),
         entries: page
-            .objects
+            .versions
             .iter()
-            .map(|o| {
-                VersionListEntry::Version(VersionEntry {
-                    key: enc.enc(&o.key),
-                    version_id: NULL_VERSION_ID.into(),
-                    is_latest: true,
-                    last_modified: iso8601(o.version.last_modified_ms).into(),
-                    etag: QuotedEtag(&o.version.etag),
-                    size: o.version.size,
-                    owner: owner(),
-                    storage_class: STORAGE_CLASS.into(),
-                })
+            .map(|v| {
+                let (key, version_id, last_modified) = (
+                    enc.enc(&v.key),
+                    XmlText::from(v.version.public_id()),
+                    iso8601(v.version.last_modified_ms).into(),
+                );
+                if v.version.delete_marker {
+                    VersionListEntry::DeleteMarker(DeleteMarkerEntry {
+                        key,
+                        version_id,
+                        is_latest: v.is_latest,
+                        last_modified,
+                        owner: owner(),
+                    })
+                } else {
+                    VersionListEntry::Version(VersionEntry {
+                        key,
+                        version_id,
+                        is_latest: v.is_latest,
+                        last_modified,
+                        etag: QuotedEtag(&v.version.etag),
+                        size: v.version.size,
+                        owner: owner(),
+                        storage_class: STORAGE_CLASS.into(),
+                    })
+                }
             })
             .collect(),
         common_prefixes: common_prefixes(&page.common_prefixes, &enc),

@@ -54,6 +54,7 @@ pub(crate) async fn handle(
         DeleteBucket => bucket::delete_bucket(svc, &ctx).await,
         GetBucketLocation => bucket::get_bucket_location(svc, &ctx),
         GetBucketVersioning => bucket::get_bucket_versioning(svc, &ctx),
+        PutBucketVersioning => bucket::put_bucket_versioning(svc, &mut ctx, body).await,
         GetBucketAcl => bucket::get_acl(svc, &ctx, false),
         GetObjectAcl => bucket::get_acl(svc, &ctx, true),
         PutBucketAcl => acl::put_acl(svc, &mut ctx, body, false).await,

@@ -180,8 +180,6 @@ impl XmlElement for DeleteMarkerEntry<'_> {
 #[derive(Debug)]
 pub(crate) enum VersionListEntry<'a> {
     Version(VersionEntry<'a>),
-    // Listed once the engine keeps delete markers (issue 18).
-    #[cfg_attr(not(test), allow(dead_code))]
     DeleteMarker(DeleteMarkerEntry<'a>),
 }
 

@@ -31,7 +31,6 @@ mod lock;
 mod multipart;
 mod object;
 mod tagging;
-#[cfg_attr(not(test), allow(dead_code))]
 mod versioning;
 mod writer;
 
