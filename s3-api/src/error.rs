@@ -63,6 +63,7 @@ pub enum S3ErrorCode {
     InvalidStorageClass,
     InvalidObjectState,
     NoSuchCORSConfiguration,
+    NoSuchObjectLockConfiguration,
     NoSuchLifecycleConfiguration,
     ObjectLockConfigurationNotFoundError,
     NoSuchBucketPolicy,
@@ -127,6 +128,7 @@ impl S3ErrorCode {
             InvalidStorageClass => "InvalidStorageClass",
             InvalidObjectState => "InvalidObjectState",
             NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
+            NoSuchObjectLockConfiguration => "NoSuchObjectLockConfiguration",
             NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
             ObjectLockConfigurationNotFoundError => "ObjectLockConfigurationNotFoundError",
             NoSuchBucketPolicy => "NoSuchBucketPolicy",
@@ -188,6 +190,7 @@ impl S3ErrorCode {
             InvalidStorageClass => StatusCode::BAD_REQUEST,
             InvalidObjectState => StatusCode::FORBIDDEN,
             NoSuchCORSConfiguration => StatusCode::NOT_FOUND,
+            NoSuchObjectLockConfiguration => StatusCode::NOT_FOUND,
             NoSuchLifecycleConfiguration => StatusCode::NOT_FOUND,
             ObjectLockConfigurationNotFoundError => StatusCode::NOT_FOUND,
             NoSuchBucketPolicy => StatusCode::NOT_FOUND,
@@ -291,6 +294,9 @@ impl S3ErrorCode {
             InvalidStorageClass => "The storage class you specified is not valid",
             InvalidObjectState => "The operation is not valid for the object's storage class",
             NoSuchCORSConfiguration => "The CORS configuration does not exist",
+            NoSuchObjectLockConfiguration => {
+                "The specified object does not have a ObjectLock configuration"
+            }
             NoSuchLifecycleConfiguration => "The lifecycle configuration does not exist",
             ObjectLockConfigurationNotFoundError => {
                 "Object Lock configuration does not exist for this bucket"

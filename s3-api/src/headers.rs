@@ -6,7 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cairn_storage_engine::{
-    ObjectMetadata, ObjectVersion, RetentionMode, VersionRef, WriteCondition,
+    ObjectMetadata, ObjectVersion, Retention, RetentionMode, VersionLock, VersionRef,
+    WriteCondition,
 };
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
@@ -85,6 +86,97 @@ pub fn parse_version_id(value: Option<&str>, name: &str) -> S3Result<Option<Vers
             .map(Some)
             .ok_or_else(|| S3Error::invalid_argument("Invalid version id specified", name, v)),
     }
+}
+
+/// An S3 timestamp in ISO 8601 (`2030-01-01T00:00:00Z`, fractions and
+/// offsets allowed) as unix ms; `None` if it is not one or is before 1970.
+pub fn parse_iso8601_ms(v: &str) -> Option<u64> {
+    let t = time::OffsetDateTime::parse(v.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// An Object Lock mode as S3 spells it (exactly, as S3 compares it).
+pub fn parse_lock_mode(v: &str) -> Option<RetentionMode> {
+    match v {
+        "GOVERNANCE" => Some(RetentionMode::Governance),
+        "COMPLIANCE" => Some(RetentionMode::Compliance),
+        _ => None,
+    }
+}
+
+pub fn lock_mode_name(m: RetentionMode) -> &'static str {
+    match m {
+        RetentionMode::Governance => "GOVERNANCE",
+        RetentionMode::Compliance => "COMPLIANCE",
+    }
+}
+
+/// The Object Lock a write asks for with `x-amz-object-lock-mode`,
+/// `-retain-until-date` and `-legal-hold`; `None` when it sends none of
+/// them. Errors are S3's: both of mode and date or neither, a known mode, a
+/// future ISO 8601 date, `ON`/`OFF` (all `400 InvalidArgument`).
+pub fn object_lock_headers(h: &HeaderMap, now_ms: u64) -> S3Result<Option<VersionLock>> {
+    let mode = header_str(h, "x-amz-object-lock-mode");
+    let until = header_str(h, "x-amz-object-lock-retain-until-date");
+    let hold = header_str(h, "x-amz-object-lock-legal-hold");
+    if mode.is_none() && until.is_none() && hold.is_none() {
+        return Ok(None);
+    }
+    let retention = match (mode, until) {
+        (None, None) => None,
+        (Some(m), Some(u)) => {
+            let mode = parse_lock_mode(m).ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "Unknown wormMode directive.",
+                    "x-amz-object-lock-mode",
+                    m,
+                )
+            })?;
+            let until_ms = parse_iso8601_ms(u).ok_or_else(|| {
+                S3Error::invalid_argument(
+                    "The retain until date must be provided in ISO 8601 format",
+                    "x-amz-object-lock-retain-until-date",
+                    u,
+                )
+            })?;
+            if until_ms <= now_ms {
+                return Err(S3Error::invalid_argument(
+                    "The retain until date must be in the future!",
+                    "x-amz-object-lock-retain-until-date",
+                    u,
+                ));
+            }
+            Some(Retention { mode, until_ms })
+        }
+        (m, u) => {
+            let (name, value) = match (m, u) {
+                (Some(m), _) => ("x-amz-object-lock-mode", m),
+                (_, Some(u)) => ("x-amz-object-lock-retain-until-date", u),
+                _ => ("x-amz-object-lock-mode", ""),
+            };
+            return Err(S3Error::invalid_argument(
+                "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied",
+                name,
+                value,
+            ));
+        }
+    };
+    let legal_hold = match hold {
+        None | Some("OFF") => false,
+        Some("ON") => true,
+        Some(v) => {
+            return Err(S3Error::invalid_argument(
+                "Legal Hold must be either of 'ON' or 'OFF'",
+                "x-amz-object-lock-legal-hold",
+                v,
+            ));
+        }
+    };
+    Ok(Some(VersionLock {
+        retention,
+        legal_hold,
+    }))
 }
 
 /// The version headers of a response naming `v`: `x-amz-version-id`
@@ -216,13 +308,7 @@ pub fn write_object_headers(h: &mut HeaderMap, v: &ObjectVersion, checksum_mode:
         put("x-amz-version-id", &id);
     }
     if let Some(r) = &v.retention {
-        put(
-            "x-amz-object-lock-mode",
-            match r.mode {
-                RetentionMode::Governance => "GOVERNANCE",
-                RetentionMode::Compliance => "COMPLIANCE",
-            },
-        );
+        put("x-amz-object-lock-mode", lock_mode_name(r.mode));
         put("x-amz-object-lock-retain-until-date", &iso8601(r.until_ms));
     }
     if v.legal_hold {

@@ -49,10 +49,6 @@ pub(crate) enum Treatment {
 pub(crate) enum Refusal {
     /// 501 NotImplemented, naming the header.
     NotImplemented,
-    /// 400 InvalidRequest "Bucket is missing Object Lock Configuration":
-    /// AWS's answer to Object Lock headers on a bucket created without
-    /// Object Lock, which every Cairn bucket is.
-    NoObjectLock,
     /// 400 InvalidStorageClass.
     InvalidStorageClass,
     /// 400 InvalidArgument (an unknown encryption method).
@@ -138,7 +134,12 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::CompleteMultipartUpload,
     O::AbortMultipartUpload,
     O::ListParts,
-    O::ObjectLockState,
+    O::GetObjectLockConfiguration,
+    O::PutObjectLockConfiguration,
+    O::GetObjectRetention,
+    O::PutObjectRetention,
+    O::GetObjectLegalHold,
+    O::PutObjectLegalHold,
 ];
 
 /// The table. Order is the order of docs/compatibility.md's rows.
@@ -237,19 +238,21 @@ pub(crate) const RULES: &[Rule] = &[
         name: "x-amz-object-lock-mode",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: Refused(Refusal::NoObjectLock),
+        treatment: Acted(
+            "the version's retention mode (with `-retain-until-date`; a bucket without Object Lock: `400 InvalidRequest` \"Bucket is missing Object Lock Configuration\", as S3)",
+        ),
     },
     Rule {
         name: "x-amz-object-lock-retain-until-date",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: Refused(Refusal::NoObjectLock),
+        treatment: Acted("the version's retain-until date (ISO 8601, in the future; with `-mode`)"),
     },
     Rule {
         name: "x-amz-object-lock-legal-hold",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: Refused(Refusal::NoObjectLock),
+        treatment: Acted("the version's legal hold (`ON` / `OFF`)"),
     },
     Rule {
         name: "x-amz-website-redirect-location",
@@ -280,6 +283,9 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutObjectTagging,
             O::PutBucketTagging,
             O::PutBucketVersioning,
+            O::PutObjectLockConfiguration,
+            O::PutObjectRetention,
+            O::PutObjectLegalHold,
             O::PutBucketAcl,
             O::PutObjectAcl,
         ],
@@ -334,6 +340,9 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutObjectTagging,
             O::PutBucketTagging,
             O::PutBucketVersioning,
+            O::PutObjectLockConfiguration,
+            O::PutObjectRetention,
+            O::PutObjectLegalHold,
             O::PutBucketAcl,
             O::PutObjectAcl,
         ],
@@ -432,15 +441,25 @@ pub(crate) const RULES: &[Rule] = &[
     Rule {
         name: "x-amz-bypass-governance-retention",
         place: H,
-        ops: DELETES,
-        treatment: Advisory("no object is under retention (no bucket has Object Lock)"),
+        ops: &[O::DeleteObject, O::DeleteObjects, O::PutObjectRetention],
+        treatment: Acted(
+            "an admin key may delete a version, or shorten or remove a retention, under GOVERNANCE (never COMPLIANCE); for other keys it changes nothing",
+        ),
     },
     // --- buckets ---
     Rule {
         name: "x-amz-bucket-object-lock-enabled",
         place: H,
         ops: &[O::CreateBucket],
-        treatment: OnlyValues(&["false", "False", "FALSE"], Refusal::NotImplemented),
+        treatment: Acted("`true`: the bucket has Object Lock and versioning from the start"),
+    },
+    Rule {
+        name: "x-amz-bucket-object-lock-token",
+        place: H,
+        ops: &[O::PutObjectLockConfiguration],
+        treatment: Advisory(
+            "the token S3 once required to enable Object Lock on an existing bucket; Cairn enables it on any bucket with versioning enabled",
+        ),
     },
     Rule {
         name: "x-amz-object-ownership",
@@ -462,7 +481,10 @@ pub(crate) const RULES: &[Rule] = &[
             O::DeleteObjectTagging,
             O::GetObjectAcl,
             O::PutObjectAcl,
-            O::ObjectLockState,
+            O::GetObjectRetention,
+            O::PutObjectRetention,
+            O::GetObjectLegalHold,
+            O::PutObjectLegalHold,
         ],
         treatment: Acted(
             "the version: `null` or an id Cairn gave; a malformed one is `400 InvalidArgument`, an unknown one `404 NoSuchVersion`",
@@ -575,13 +597,10 @@ fn rule_names(rule: &Rule) -> Vec<String> {
 }
 
 /// Whether `rule` is about `op`: the rules for every operation cover the
-/// configuration and Object Lock operations too, which `ROUTED` lists once.
+/// configuration operations too, which `ROUTED` lists once.
 fn applies(rule: &Rule, op: Operation) -> bool {
     rule.ops.contains(&op)
-        || (matches!(
-            op,
-            O::GetBucketConfig(_) | O::DeleteBucketConfig(_) | O::ObjectLockState
-        ) && rule.ops == ROUTED)
+        || (matches!(op, O::GetBucketConfig(_) | O::DeleteBucketConfig(_)) && rule.ops == ROUTED)
 }
 
 /// Refuses a request carrying a parameter Cairn must not accept. Runs after
@@ -624,10 +643,6 @@ fn refuse(refusal: Refusal, name: &str, value: &str) -> S3Error {
             format!("A header you provided implies functionality that is not implemented: {name}."),
         )
         .field("Header", name.to_owned()),
-        Refusal::NoObjectLock => S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "Bucket is missing Object Lock Configuration",
-        ),
         Refusal::InvalidStorageClass => S3Error::new(S3ErrorCode::InvalidStorageClass)
             .field("StorageClassRequested", value),
         // KMS is a real S3 method Cairn lacks; anything else is no method.
@@ -719,9 +734,33 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
         | O::DeleteBucketTagging
         | O::GetBucketConfig(_)
         | O::DeleteBucketConfig(_) => &[&OWNER_PAYER],
-        O::GetObjectAcl | O::GetObjectTagging | O::DeleteObjectTagging | O::ObjectLockState => {
-            &[&OWNER_PAYER, &["versionId"]]
-        }
+        O::GetObjectLockConfiguration => &[&OWNER_PAYER],
+        O::GetObjectAcl
+        | O::GetObjectTagging
+        | O::DeleteObjectTagging
+        | O::GetObjectRetention
+        | O::GetObjectLegalHold => &[&OWNER_PAYER, &["versionId"]],
+        O::PutObjectLockConfiguration => &[
+            &OWNER_PAYER,
+            &[
+                "x-amz-bucket-object-lock-token",
+                "content-md5",
+                "x-amz-sdk-checksum-algorithm",
+            ],
+        ],
+        O::PutObjectRetention => &[
+            &OWNER_PAYER,
+            &[
+                "versionId",
+                "x-amz-bypass-governance-retention",
+                "content-md5",
+                "x-amz-sdk-checksum-algorithm",
+            ],
+        ],
+        O::PutObjectLegalHold => &[
+            &OWNER_PAYER,
+            &["versionId", "content-md5", "x-amz-sdk-checksum-algorithm"],
+        ],
         O::PutBucketAcl | O::PutObjectAcl => &[
             &OWNER_PAYER,
             &[
@@ -945,9 +984,6 @@ fn render_markdown() -> String {
 fn refusal_text(r: Refusal) -> &'static str {
     match r {
         Refusal::NotImplemented => "`501 NotImplemented`",
-        Refusal::NoObjectLock => {
-            "`400 InvalidRequest` \"Bucket is missing Object Lock Configuration\" (as S3 on a bucket without Object Lock)"
-        }
         Refusal::InvalidStorageClass => "`400 InvalidStorageClass`",
         Refusal::InvalidEncryption => {
             "`501 NotImplemented` for `aws:kms` / `aws:kms:dsse`, `400 InvalidArgument` for any other value"
@@ -1067,21 +1103,12 @@ mod tests {
             ),
             Some("NotImplemented")
         );
-        assert_eq!(
-            code(put, &[("x-amz-object-lock-mode", "COMPLIANCE")]),
-            Some("InvalidRequest")
-        );
+        // Object Lock is the handlers' (they need the bucket's state).
+        assert_eq!(code(put, &[("x-amz-object-lock-mode", "COMPLIANCE")]), None);
         assert_eq!(
             code(
                 O::CreateBucket,
                 &[("x-amz-bucket-object-lock-enabled", "true")]
-            ),
-            Some("NotImplemented")
-        );
-        assert_eq!(
-            code(
-                O::CreateBucket,
-                &[("x-amz-bucket-object-lock-enabled", "false")]
             ),
             None
         );

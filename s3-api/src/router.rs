@@ -48,8 +48,12 @@ pub enum Operation {
     GetBucketConfig(&'static str),
     /// DELETE of such a configuration: nothing to remove, 204 as S3.
     DeleteBucketConfig(&'static str),
-    /// `?retention` / `?legal-hold` of an object: no bucket has Object Lock.
-    ObjectLockState,
+    GetObjectLockConfiguration,
+    PutObjectLockConfiguration,
+    GetObjectRetention,
+    PutObjectRetention,
+    GetObjectLegalHold,
+    PutObjectLegalHold,
     /// A known S3 operation or subresource this server does not implement.
     Unsupported(&'static str),
     /// Method not valid for the resource.
@@ -97,7 +101,12 @@ impl Operation {
             ListParts => "ListParts",
             GetBucketConfig(_) => "GetBucketConfig",
             DeleteBucketConfig(_) => "DeleteBucketConfig",
-            ObjectLockState => "ObjectLockState",
+            GetObjectLockConfiguration => "GetObjectLockConfiguration",
+            PutObjectLockConfiguration => "PutObjectLockConfiguration",
+            GetObjectRetention => "GetObjectRetention",
+            PutObjectRetention => "PutObjectRetention",
+            GetObjectLegalHold => "GetObjectLegalHold",
+            PutObjectLegalHold => "PutObjectLegalHold",
             Unsupported(_) => "Unsupported",
             MethodNotAllowed => "MethodNotAllowed",
         }
@@ -111,14 +120,30 @@ impl Operation {
             // the rest answer an error before touching anything.
             ListBuckets | Unsupported(_) | MethodNotAllowed => RequiredAccess::Nothing,
             CreateBucket | DeleteBucket => RequiredAccess::Admin,
-            HeadBucket | GetBucketLocation | GetBucketVersioning | GetBucketAcl | ListObjects
-            | ListObjectsV2 | ListMultipartUploads | ListObjectVersions | GetObject
-            | GetObjectAttributes | HeadObject | GetObjectAcl | GetObjectTagging
-            | GetBucketTagging | ListParts | GetBucketConfig(_) | ObjectLockState => {
-                RequiredAccess::Read
-            }
+            HeadBucket
+            | GetBucketLocation
+            | GetBucketVersioning
+            | GetBucketAcl
+            | ListObjects
+            | ListObjectsV2
+            | ListMultipartUploads
+            | ListObjectVersions
+            | GetObject
+            | GetObjectAttributes
+            | HeadObject
+            | GetObjectAcl
+            | GetObjectTagging
+            | GetBucketTagging
+            | ListParts
+            | GetBucketConfig(_)
+            | GetObjectLockConfiguration
+            | GetObjectRetention
+            | GetObjectLegalHold => RequiredAccess::Read,
             DeleteObjects
             | PutBucketVersioning
+            | PutObjectLockConfiguration
+            | PutObjectRetention
+            | PutObjectLegalHold
             | PutObject
             | CopyObject
             | DeleteObject
@@ -242,7 +267,6 @@ const BUCKET_CONFIGS: &[&str] = &[
     "logging",
     "metrics",
     "notification",
-    "object-lock",
     "ownershipControls",
     "policy",
     "policyStatus",
@@ -312,6 +336,13 @@ pub fn route(
             if let Some(sub) = find_sub(q, UNSUPPORTED_BUCKET_SUBRESOURCES) {
                 return Unsupported(sub);
             }
+            if q.has("object-lock") {
+                return match *method {
+                    Method::GET => GetObjectLockConfiguration,
+                    Method::PUT => PutObjectLockConfiguration,
+                    _ => MethodNotAllowed,
+                };
+            }
             if let Some(sub) = find_sub(q, BUCKET_CONFIGS) {
                 return match *method {
                     Method::GET => GetBucketConfig(sub),
@@ -361,9 +392,17 @@ pub fn route(
             if let Some(sub) = find_sub(q, UNSUPPORTED_OBJECT_SUBRESOURCES) {
                 return Unsupported(sub);
             }
-            if q.has("retention") || q.has("legal-hold") {
+            if q.has("retention") {
                 return match *method {
-                    Method::GET | Method::PUT => ObjectLockState,
+                    Method::GET => GetObjectRetention,
+                    Method::PUT => PutObjectRetention,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("legal-hold") {
+                return match *method {
+                    Method::GET => GetObjectLegalHold,
+                    Method::PUT => PutObjectLegalHold,
                     _ => MethodNotAllowed,
                 };
             }
@@ -517,10 +556,25 @@ mod tests {
                 Operation::Unsupported(sub)
             );
         }
-        assert_eq!(
-            route(&Method::GET, Some("b"), Some("k"), &q("retention"), false),
-            Operation::ObjectLockState
-        );
+        for (method, query, op) in [
+            (Method::GET, "retention", Operation::GetObjectRetention),
+            (Method::PUT, "retention", Operation::PutObjectRetention),
+            (Method::GET, "legal-hold", Operation::GetObjectLegalHold),
+            (Method::PUT, "legal-hold", Operation::PutObjectLegalHold),
+            (Method::DELETE, "retention", Operation::MethodNotAllowed),
+        ] {
+            assert_eq!(route(&method, Some("b"), Some("k"), &q(query), false), op);
+        }
+        for (method, op) in [
+            (Method::GET, Operation::GetObjectLockConfiguration),
+            (Method::PUT, Operation::PutObjectLockConfiguration),
+            (Method::DELETE, Operation::MethodNotAllowed),
+        ] {
+            assert_eq!(
+                route(&method, Some("b"), None, &q("object-lock"), false),
+                op
+            );
+        }
         assert_eq!(
             route(&Method::POST, Some("b"), Some("k"), &q("restore"), false),
             Operation::Unsupported("restore")

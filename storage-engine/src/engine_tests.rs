@@ -140,6 +140,7 @@ async fn dedup_refcounts_follow_overwrite_copy_and_delete() {
             None,
             crate::WriteCondition::None,
             Some(v),
+            Default::default(),
         )
     };
     assert!(matches!(

@@ -40,6 +40,7 @@ mod meta;
 mod meta_command;
 mod metrics;
 mod multipart;
+mod object_lock;
 mod object_ops;
 mod object_tags;
 mod open;
@@ -100,7 +101,7 @@ pub use rebalance::RebalanceOptions;
 pub use records::{
     AccessKeyRecord, BucketGrant, DefaultRetention, ManifestRef, ObjectLockConfig, ObjectMetadata,
     ObjectVersion, PartRecord, Retention, RetentionMode, RetentionPeriod, ShardLocation,
-    UploadRecord, VersionId, VersionRef, Versioning,
+    UploadRecord, VersionId, VersionLock, VersionRef, Versioning,
 };
 pub use recovery::RecountReport;
 pub use repair::ScrubOptions;

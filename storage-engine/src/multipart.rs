@@ -9,7 +9,7 @@ use crate::error::{EngineError, EngineResult};
 use crate::meta::{Parts, UploadId, Uploads};
 use crate::parts::objects::{NewCurrent, WriteCondition, add_ref_deltas};
 use crate::put::StagedObject;
-use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord};
+use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionLock};
 
 /// S3's minimum size of every part but the last.
 pub const PART_SIZE_MIN_BYTES: u64 = 5 << 20;
@@ -54,6 +54,19 @@ impl Engine {
         key: &str,
         meta: ObjectMetadata,
     ) -> EngineResult<UploadId> {
+        self.create_upload_with(bucket, key, meta, VersionLock::default())
+            .await
+    }
+
+    /// [`Engine::create_upload`] whose object gets `lock` (Object Lock
+    /// asked for at CreateMultipartUpload) when it completes.
+    pub async fn create_upload_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        meta: ObjectMetadata,
+        lock: VersionLock,
+    ) -> EngineResult<UploadId> {
         let b = self.inner.objects.bucket(bucket)?;
         let inner = self.inner.clone();
         let id = UploadId::random();
@@ -62,6 +75,7 @@ impl Engine {
             key: key.to_owned(),
             created_ms: crate::now_ms(),
             meta,
+            lock,
         };
         blocking(move || {
             let mut batch = inner.meta.batch();
@@ -281,6 +295,8 @@ impl Engine {
                 part_sizes,
             )?;
             version.meta.checksums = checksums;
+            version.retention = upload.lock.retention;
+            version.legal_hold = upload.lock.legal_hold;
             for (n, rec) in &chosen {
                 add_ref_deltas(&mut batch, &rec.entries, &[], -1)?;
                 batch.delete::<Parts>((id, *n));

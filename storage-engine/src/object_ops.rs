@@ -7,7 +7,7 @@ use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::Buckets;
 use crate::parts::objects::{Located, NewCurrent, WriteCondition};
-use crate::records::{ManifestRef, ObjectVersion, VersionRef};
+use crate::records::{ManifestRef, ObjectVersion, VersionLock, VersionRef};
 
 /// Attempts of a version deletion whose rows keep changing under it (on
 /// another node) before it reports a conflict.
@@ -180,6 +180,7 @@ impl Engine {
             new_meta,
             WriteCondition::None,
             None,
+            VersionLock::default(),
         )
         .await
     }
@@ -201,6 +202,7 @@ impl Engine {
         new_meta: Option<crate::records::ObjectMetadata>,
         cond: WriteCondition,
         source_version: Option<crate::records::VersionId>,
+        lock: VersionLock,
     ) -> EngineResult<ObjectVersion> {
         let src_b = self.inner.objects.bucket(src_bucket)?;
         let dst_b = self.inner.objects.bucket(dst_bucket)?;
@@ -264,6 +266,11 @@ impl Engine {
                     src.part_sizes.clone(),
                 )?,
             };
+            // The copy's Object Lock is the request's (or the destination
+            // bucket's default), never the source's: as S3.
+            let mut version = version;
+            version.retention = lock.retention;
+            version.legal_hold = lock.legal_hold;
             match inner.objects.replace_current(
                 &dst_bucket,
                 dst_b.id,

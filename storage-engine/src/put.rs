@@ -19,7 +19,9 @@ use crate::error::{EngineError, EngineResult};
 use crate::meta::{Chunks, MetaBatch};
 use crate::parts::objects::{NewCurrent, WriteCondition};
 use crate::parts::writers::{WriterAppender, WriterTicket};
-use crate::records::{ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion};
+use crate::records::{
+    ChunkRecord, ChunkRefDelta, ManifestEntry, ObjectMetadata, ObjectVersion, VersionLock,
+};
 
 /// Chunks of one request being processed at once (in addition to the global
 /// `chunk_workers_max` bound).
@@ -239,6 +241,32 @@ impl Engine {
         meta: ObjectMetadata,
         cond: WriteCondition,
     ) -> EngineResult<ObjectVersion> {
+        self.commit_object_with(
+            bucket,
+            key,
+            staged,
+            etag,
+            meta,
+            cond,
+            VersionLock::default(),
+        )
+        .await
+    }
+
+    /// [`Engine::commit_object_if`] of a version with `lock` (Object Lock
+    /// asked for by the request; without a retention the bucket's default
+    /// applies).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_object_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        staged: StagedObject,
+        etag: String,
+        meta: ObjectMetadata,
+        cond: WriteCondition,
+        lock: VersionLock,
+    ) -> EngineResult<ObjectVersion> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
             .inner
@@ -273,6 +301,9 @@ impl Engine {
                     Vec::new(),
                 )?,
             };
+            let mut version = version;
+            version.retention = lock.retention;
+            version.legal_hold = lock.legal_hold;
             let committed = inner.objects.replace_current(
                 &bucket,
                 b.id,

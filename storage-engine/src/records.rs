@@ -633,6 +633,15 @@ impl RetentionMode {
     }
 }
 
+/// The Object Lock a write asks for (S3's `x-amz-object-lock-*` headers):
+/// kept with a multipart upload until it completes, set on the version a
+/// write makes. No retention here means the bucket's default applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VersionLock {
+    pub retention: Option<Retention>,
+    pub legal_hold: bool,
+}
+
 /// Record format of [`ObjectVersion`] since versioning: version 1's fields,
 /// then `seq` u64, a flags u8 (bit 0 null version, bit 1 delete marker,
 /// bit 2 legal hold), the retention mode u8 (0 none, 1 governance, 2
@@ -1201,25 +1210,62 @@ pub struct UploadRecord {
     pub key: String,
     pub created_ms: u64,
     pub meta: ObjectMetadata,
+    /// The Object Lock the completed object gets.
+    pub lock: VersionLock,
 }
+
+/// Version 1's fields, then flags u8 (1 legal hold), retention mode u8
+/// (0 none, 1 governance, 2 compliance) and with a mode the retain-until
+/// ms u64.
+const UPLOAD_FORMAT_V2: u8 = 2;
 
 impl UploadRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(FORMAT_V1);
+        let mut w = RecordWriter::with_version(UPLOAD_FORMAT_V2);
         w.u64(self.bucket_id).str(&self.key).u64(self.created_ms);
         self.meta.write(&mut w);
+        w.u8(u8::from(self.lock.legal_hold));
+        match &self.lock.retention {
+            Some(r) => {
+                w.u8(r.mode.to_u8()).u64(r.until_ms);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "upload");
-        check_version(&mut r, "upload")?;
-        let rec = UploadRecord {
+        let version = r.u8()?;
+        if version != FORMAT_V1 && version != UPLOAD_FORMAT_V2 {
+            return Err(CodecError::UnknownVersion {
+                what: "upload",
+                version,
+            });
+        }
+        let mut rec = UploadRecord {
             bucket_id: r.u64()?,
             key: r.string()?,
             created_ms: r.u64()?,
             meta: ObjectMetadata::read(&mut r)?,
+            lock: VersionLock::default(),
         };
+        if version == UPLOAD_FORMAT_V2 {
+            rec.lock.legal_hold = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Invalid("upload")),
+            };
+            rec.lock.retention = match RetentionMode::from_u8(r.u8()?, "upload")? {
+                Some(mode) => Some(Retention {
+                    mode,
+                    until_ms: r.u64()?,
+                }),
+                None => None,
+            };
+        }
         r.finish()?;
         Ok(rec)
     }
@@ -1418,13 +1464,30 @@ mod tests {
         }
         let b = ManifestBlock { entries };
         assert_eq!(ManifestBlock::decode(&b.encode()).unwrap(), b);
-        let u = UploadRecord {
+        let mut u = UploadRecord {
             bucket_id: 4,
             key: "a/b".into(),
             created_ms: 1,
             meta: meta(),
+            lock: VersionLock::default(),
         };
         assert_eq!(UploadRecord::decode(&u.encode()).unwrap(), u);
+        u.lock = VersionLock {
+            retention: Some(Retention {
+                mode: RetentionMode::Governance,
+                until_ms: 99,
+            }),
+            legal_hold: true,
+        };
+        assert_eq!(UploadRecord::decode(&u.encode()).unwrap(), u);
+        // A version-1 upload (before Object Lock) reads without a lock.
+        let mut v1 = u.encode();
+        v1.truncate(v1.len() - 10);
+        v1[0] = FORMAT_V1;
+        assert_eq!(
+            UploadRecord::decode(&v1).unwrap().lock,
+            VersionLock::default()
+        );
         let p = PartRecord {
             md5: [1; 16],
             size: 9,

@@ -25,6 +25,7 @@
 //! | [`s3_compat`] | versions listing, copies, the wider S3 surface |
 //! | [`s3_conditional`] | conditional writes |
 //! | [`s3_errors`] | bad input gets S3's error and stores nothing |
+//! | [`s3_object_lock`] | Object Lock: retention, legal hold, who may bypass |
 //! | [`s3_part_copy`] | UploadPartCopy |
 //! | [`s3_sdk`] | S3 behaviour through aws-sdk-s3 |
 //! | [`s3_signatures`] | signing modes: SigV4 streaming, trailers, presigned |
@@ -50,6 +51,7 @@ mod s3_checksums;
 mod s3_compat;
 mod s3_conditional;
 mod s3_errors;
+mod s3_object_lock;
 mod s3_part_copy;
 mod s3_sdk;
 mod s3_signatures;

@@ -903,15 +903,19 @@ async fn copy_object_to_deep_archive_is_invalid_storage_class_and_copies_nothing
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn create_bucket_with_object_lock_is_not_implemented_and_creates_nothing() {
+async fn create_bucket_with_a_malformed_object_lock_flag_creates_nothing() {
     let (server, c) = setup().await;
     let addr = server.s3_addr();
     let r = RawRequest::new("PUT", "/locked-bucket")
-        .header("x-amz-bucket-object-lock-enabled", "true")
+        .header("x-amz-bucket-object-lock-enabled", "yes")
         .sign(addr, Payload::Signed)
         .send(addr)
         .await;
-    r.assert_s3_error(501, "NotImplemented", "CreateBucket with Object Lock");
+    r.assert_s3_error(
+        400,
+        "InvalidArgument",
+        "CreateBucket with a malformed lock flag",
+    );
     let err = c
         .head_bucket()
         .bucket("locked-bucket")

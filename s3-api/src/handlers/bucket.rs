@@ -119,6 +119,20 @@ pub(crate) async fn create_bucket(
     if !valid_bucket_name(&name) {
         return Err(S3Error::new(S3ErrorCode::InvalidBucketName).field("BucketName", name));
     }
+    // `x-amz-bucket-object-lock-enabled: true`: Object Lock (and so
+    // versioning) from the start. A boolean, case as clients send it.
+    let object_lock = match ctx.header("x-amz-bucket-object-lock-enabled") {
+        None => false,
+        Some(v) if v.trim().eq_ignore_ascii_case("true") => true,
+        Some(v) if v.trim().eq_ignore_ascii_case("false") => false,
+        Some(v) => {
+            return Err(S3Error::invalid_argument(
+                "Invalid value for x-amz-bucket-object-lock-enabled.",
+                "x-amz-bucket-object-lock-enabled",
+                v,
+            ));
+        }
+    };
     let (doc, _) = super::read_xml_body(ctx, body).await?;
     if !doc.trim().is_empty() {
         let cfg: CreateBucketConfigurationDoc =
@@ -134,7 +148,7 @@ pub(crate) async fn create_bucket(
             ));
         }
     }
-    match svc.engine.create_bucket(&name).await {
+    match svc.engine.create_bucket_with(&name, object_lock).await {
         Ok(_) => {}
         // S3's us-east-1 answers a repeated create of a bucket the caller
         // owns with 200 (a legacy it keeps); every other region with 409

@@ -1,6 +1,5 @@
 //! Bucket configurations S3 defines that Cairn does not implement yet, read
-//! and deleted as S3 answers for a configuration that was never set, and the
-//! Object Lock state of objects (no bucket has Object Lock).
+//! and deleted as S3 answers for a configuration that was never set.
 //!
 //! Must never: answer a GET with a configuration that is not true of the
 //! bucket. Where Cairn's fixed behaviour *is* a configuration (every chunk
@@ -41,7 +40,6 @@ pub(crate) fn get_bucket_config(
     match sub {
         "cors" => not_set(C::NoSuchCORSConfiguration),
         "lifecycle" => not_set(C::NoSuchLifecycleConfiguration),
-        "object-lock" => not_set(C::ObjectLockConfigurationNotFoundError),
         "policy" | "policyStatus" => not_set(C::NoSuchBucketPolicy),
         "website" => not_set(C::NoSuchWebsiteConfiguration),
         "replication" => not_set(C::ReplicationConfigurationNotFoundError),
@@ -89,17 +87,4 @@ pub(crate) fn delete_bucket_config(
 ) -> S3Result<Response<RespBody>> {
     svc.engine.bucket_info(ctx.bucket()?)?;
     empty_response(StatusCode::NO_CONTENT)
-}
-
-/// Get/PutObjectRetention, Get/PutObjectLegalHold: S3's answer on a bucket
-/// created without Object Lock, which every Cairn bucket is.
-pub(crate) fn object_lock_state(
-    svc: &Arc<ServiceInner>,
-    ctx: &RequestCtx,
-) -> S3Result<Response<RespBody>> {
-    svc.engine.bucket_info(ctx.bucket()?)?;
-    Err(S3Error::with_message(
-        S3ErrorCode::InvalidRequest,
-        "Bucket is missing Object Lock Configuration",
-    ))
 }

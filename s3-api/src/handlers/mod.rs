@@ -7,6 +7,7 @@ mod bucket_config;
 mod list;
 mod multipart;
 mod object;
+mod object_lock;
 mod tagging;
 
 use std::sync::Arc;
@@ -82,7 +83,14 @@ pub(crate) async fn handle(
         ListParts => multipart::list_parts(svc, &ctx).await,
         GetBucketConfig(sub) => bucket_config::get_bucket_config(svc, &ctx, sub),
         DeleteBucketConfig(_) => bucket_config::delete_bucket_config(svc, &ctx),
-        ObjectLockState => bucket_config::object_lock_state(svc, &ctx),
+        GetObjectLockConfiguration => object_lock::get_object_lock_configuration(svc, &ctx),
+        PutObjectLockConfiguration => {
+            object_lock::put_object_lock_configuration(svc, &mut ctx, body).await
+        }
+        GetObjectRetention => object_lock::get_object_retention(svc, &ctx),
+        PutObjectRetention => object_lock::put_object_retention(svc, &mut ctx, body).await,
+        GetObjectLegalHold => object_lock::get_object_legal_hold(svc, &ctx),
+        PutObjectLegalHold => object_lock::put_object_legal_hold(svc, &mut ctx, body).await,
         Unsupported(what) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not implemented by this server."),
@@ -142,18 +150,22 @@ pub(crate) fn body_spec(ctx: &mut RequestCtx, max_len: u64) -> S3Result<BodySpec
 /// PutObjectTagging): `Content-MD5` or an `x-amz-checksum-*` header or
 /// trailer. The digest itself is verified while the body is read.
 pub(crate) fn require_integrity_header(ctx: &RequestCtx) -> S3Result<()> {
-    let h = &ctx.parts.headers;
-    let has_integrity = h.contains_key("content-md5")
-        || h.contains_key("x-amz-trailer")
-        || h.keys()
-            .any(|k| crate::auth::ChecksumAlgorithm::from_header_name(k.as_str()).is_some());
-    if !has_integrity {
+    if !has_integrity_header(&ctx.parts.headers) {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "Missing required header for this request: Content-MD5",
         ));
     }
     Ok(())
+}
+
+/// Whether a request carries a check of its body S3 accepts where it
+/// requires one: `Content-MD5`, an `x-amz-checksum-*` header or a trailer.
+pub(crate) fn has_integrity_header(h: &http::HeaderMap) -> bool {
+    h.contains_key("content-md5")
+        || h.contains_key("x-amz-trailer")
+        || h.keys()
+            .any(|k| crate::auth::ChecksumAlgorithm::from_header_name(k.as_str()).is_some())
 }
 
 /// Reads and verifies a small XML request body.

@@ -70,7 +70,11 @@ pub(crate) async fn create(
             (CHECKSUM_TYPE_KEY.to_owned(), ty.as_str().to_owned()),
         ];
     }
-    let id = svc.engine.create_upload(bucket, key, meta).await?;
+    let lock = super::object_lock::requested_lock(svc, ctx, bucket, false)?;
+    let id = svc
+        .engine
+        .create_upload_with(bucket, key, meta, lock)
+        .await?;
     let doc = InitiateMultipartUploadResult {
         bucket: bucket.into(),
         key: key.into(),

@@ -74,6 +74,7 @@ pub(crate) async fn put_object(
     check_key(&key)?;
     let cond = write_condition(&ctx.parts.headers)?;
     let mut meta = object_metadata(&ctx.parts.headers)?;
+    let lock = super::object_lock::requested_lock(svc, ctx, &bucket, true)?;
     if let Err(e) = precheck_write_condition(svc, &bucket, &key, &cond) {
         // A client waiting for `100 Continue` has sent no body; any other is
         // sending one: read it to the end (discarding it) so that it sees the
@@ -104,7 +105,15 @@ pub(crate) async fn put_object(
     }
     let version = svc
         .engine
-        .commit_object_if(&bucket, &key, staged, hex::encode(digests.md5), meta, cond)
+        .commit_object_with(
+            &bucket,
+            &key,
+            staged,
+            hex::encode(digests.md5),
+            meta,
+            cond,
+            lock,
+        )
         .await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
@@ -642,6 +651,7 @@ pub(crate) async fn copy_object(
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
         ));
     }
+    let lock = super::object_lock::requested_lock(svc, ctx, bucket, false)?;
     // Validate the request's metadata and tags before touching anything.
     let request_meta = if replace_meta {
         Some(object_metadata(&ctx.parts.headers)?)
@@ -725,6 +735,7 @@ pub(crate) async fn copy_object(
                 new_meta,
                 cond.clone(),
                 source.as_ref().map(|s| s.version_id),
+                lock,
             )
             .await
         {

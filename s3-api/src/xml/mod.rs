@@ -26,7 +26,6 @@ mod error;
 #[cfg_attr(not(test), allow(dead_code))]
 mod lifecycle;
 mod list;
-#[cfg_attr(not(test), allow(dead_code))]
 mod lock;
 mod multipart;
 mod object;
@@ -41,7 +40,6 @@ pub(crate) use error::*;
 #[allow(unused_imports)]
 pub(crate) use lifecycle::*;
 pub(crate) use list::*;
-#[allow(unused_imports)]
 pub(crate) use lock::*;
 pub(crate) use multipart::*;
 pub(crate) use object::*;
