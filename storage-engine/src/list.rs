@@ -94,14 +94,14 @@ impl Engine {
             let delimiter = q.delimiter.as_deref();
             let mut count = 0usize;
             while let (Some(k), Some(v)) = (it.key(), it.value()) {
-                // A key whose current version is a delete marker is not
-                // listed, and alone does not make a common prefix.
-                if ObjectVersion::decode_share(v)?.delete_marker {
-                    it.next();
-                    continue;
-                }
                 let key = key_str(&k[8..])?;
                 if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
+                    // A key whose current version is a delete marker is
+                    // not listed, and alone makes no common prefix.
+                    if ObjectVersion::decode_share(v)?.delete_marker {
+                        it.next();
+                        continue;
+                    }
                     let seen = q.start_after.as_deref().is_some_and(|m| cp <= m);
                     if !seen {
                         if count == q.max_keys {
@@ -120,13 +120,18 @@ impl Engine {
                     }
                     continue;
                 }
+                let version = ObjectVersion::decode(v)?;
+                if version.delete_marker {
+                    it.next();
+                    continue;
+                }
                 if count == q.max_keys {
                     page.is_truncated = true;
                     break;
                 }
                 page.objects.push(ListedObject {
                     key: key.to_owned(),
-                    version: ObjectVersion::decode(v)?,
+                    version,
                 });
                 page.last_returned = Some(key.to_owned());
                 count += 1;

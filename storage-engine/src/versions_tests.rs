@@ -298,6 +298,36 @@ async fn listing_versions_pages_through_markers_prefixes_and_keys() {
     assert_eq!(p.versions.len(), 8);
 }
 
+#[tokio::test]
+async fn listings_skip_deleted_keys_and_prefixes_holding_only_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path(), Versioning::Enabled).await;
+    for key in ["a", "gone/1", "gone/2", "kept/1", "kept/2", "z"] {
+        put(&e, key, b"x").await;
+    }
+    for key in ["a", "gone/1", "gone/2", "kept/1"] {
+        e.delete_object("b", key).await.unwrap();
+    }
+    let list = |max_keys| {
+        e.list_objects(
+            "b",
+            ListQuery {
+                delimiter: Some("/".into()),
+                max_keys,
+                ..Default::default()
+            },
+        )
+    };
+    let page = list(10).await.unwrap();
+    let keys: Vec<_> = page.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, ["z"]);
+    assert_eq!(page.common_prefixes, ["kept/"]);
+    assert!(!page.is_truncated);
+    // Full after "kept/" and "z", with only markers left: not truncated.
+    let page = list(2).await.unwrap();
+    assert!(!page.is_truncated);
+}
+
 /// What S3's rules say a key's versions are, newest first:
 /// (content seed or None for a marker, is null).
 type Model = BTreeMap<String, Vec<(Option<u8>, bool)>>;

@@ -53,6 +53,11 @@ pub(crate) fn requested_lock(
     is_put_object: bool,
 ) -> S3Result<VersionLock> {
     let asked = object_lock_headers(&ctx.parts.headers, cairn_storage_engine::now_ms())?;
+    // Nothing asked and nothing to require: the bucket need not be read
+    // (the common PUT, which carries a checksum, costs no extra read).
+    if asked.is_none() && (!is_put_object || has_integrity_header(&ctx.parts.headers)) {
+        return Ok(VersionLock::default());
+    }
     let info = svc.engine.bucket_info(bucket)?;
     let Some(config) = info.object_lock else {
         return match asked {
