@@ -104,6 +104,9 @@ pub struct EngineMetrics {
     pub(crate) stored_raw_bytes: prometheus::IntGauge,
     pub(crate) stored_chunks: prometheus::IntGauge,
     pub(crate) stored_inline_bytes: prometheus::IntGauge,
+    pub(crate) stored_noncurrent_versions: prometheus::IntGauge,
+    pub(crate) stored_noncurrent_bytes: prometheus::IntGauge,
+    pub(crate) stored_delete_markers: prometheus::IntGauge,
     /// Per bucket (the largest ones, then `_other`): objects, logical bytes.
     pub(crate) bucket_objects: prometheus::IntGaugeVec,
     pub(crate) bucket_logical_bytes: prometheus::IntGaugeVec,
@@ -157,6 +160,18 @@ impl EngineMetrics {
             stored_inline_bytes: gauge(
                 "cairn_stored_inline_bytes",
                 "Sealed bytes of small objects kept in the metadata store (part of cairn_stored_bytes)",
+            )?,
+            stored_noncurrent_versions: gauge(
+                "cairn_stored_noncurrent_versions",
+                "Older versions of keys in versioned buckets kept now (delete markers not counted)",
+            )?,
+            stored_noncurrent_bytes: gauge(
+                "cairn_stored_noncurrent_bytes",
+                "Sum of the sizes of the older versions kept now (what clients could read back; chunks shared with other versions are stored once)",
+            )?,
+            stored_delete_markers: gauge(
+                "cairn_stored_delete_markers",
+                "Delete markers kept now in versioned buckets",
             )?,
             bucket_objects: gauge_vec(
                 registry,
@@ -364,6 +379,9 @@ impl EngineMetrics {
         self.stored_raw_bytes.set(g(t.raw_bytes));
         self.stored_chunks.set(g(t.chunks));
         self.stored_inline_bytes.set(g(t.inline_bytes));
+        self.stored_noncurrent_versions.set(g(t.noncurrent_versions));
+        self.stored_noncurrent_bytes.set(g(t.noncurrent_bytes));
+        self.stored_delete_markers.set(g(t.delete_markers));
         let mut by_size: Vec<&crate::totals::BucketTotals> = t.buckets.iter().collect();
         by_size.sort_by(|a, b| {
             b.logical_bytes

@@ -104,16 +104,25 @@ pub struct StoredTotals {
     pub chunks: u64,
     /// Sealed bytes of small objects kept in the metadata store.
     pub inline_bytes: u64,
+    /// Older versions of versioned keys (delete markers not counted).
+    pub noncurrent_versions: u64,
+    /// Sum of their sizes (logical: shared chunks are stored once).
+    pub noncurrent_bytes: u64,
+    /// Delete markers, current or not.
+    pub delete_markers: u64,
     /// Every bucket, by name.
     pub buckets: Vec<BucketTotals>,
 }
 
-/// One bucket's share (see the module docs for why only these two).
+/// One bucket's share (see the module docs for why no stored bytes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BucketTotals {
     pub bucket: String,
     pub objects: u64,
     pub logical_bytes: u64,
+    pub noncurrent_versions: u64,
+    pub noncurrent_bytes: u64,
+    pub delete_markers: u64,
 }
 
 fn non_negative(v: i64) -> u64 {
@@ -134,6 +143,9 @@ impl StoredTotals {
                     bucket: name.clone(),
                     objects: non_negative(t.objects),
                     logical_bytes: non_negative(t.logical_bytes),
+                    noncurrent_versions: non_negative(t.noncurrent_versions),
+                    noncurrent_bytes: non_negative(t.noncurrent_bytes),
+                    delete_markers: non_negative(t.delete_markers),
                 }
             })
             .collect();
@@ -145,6 +157,9 @@ impl StoredTotals {
             raw_bytes: non_negative(global.raw_bytes),
             chunks: non_negative(global.chunks),
             inline_bytes: non_negative(global.inline_bytes),
+            noncurrent_versions: non_negative(global.noncurrent_versions),
+            noncurrent_bytes: non_negative(global.noncurrent_bytes),
+            delete_markers: non_negative(global.delete_markers),
             buckets: out,
         }
     }
@@ -743,6 +758,7 @@ mod tests {
                 bucket: format!("b{i:03}"),
                 objects: 1,
                 logical_bytes: i,
+                ..BucketTotals::default()
             });
         }
         m.set_stored_totals(&t);
