@@ -684,3 +684,238 @@ fn a_dead_node_is_drained_onto_the_live_ones() {
         }
     });
 }
+
+/// One versioned PUT as its client saw it: key, body, when it was sent, and
+/// (if acknowledged) when the answer came with its version id.
+struct ClusterWrite {
+    key: String,
+    body: Arc<Vec<u8>>,
+    sent: Instant,
+    acked: Option<(Instant, String)>,
+}
+
+/// Every node's ordered version listing of `bucket` until they all equal
+/// the first one (≤ 30 s): a follower applies the log shortly after the
+/// leader.
+async fn agreed_versions(
+    cluster: &TestCluster,
+    nodes: &[usize],
+    bucket: &str,
+) -> Vec<crate::crash::ListedVersion> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut lists = Vec::new();
+        for &i in nodes {
+            lists.push(
+                crate::crash::list_versions_in_order(cluster.node(i).s3_addr(), bucket).await,
+            );
+        }
+        if lists.iter().all(|l| *l == lists[0]) {
+            return lists.swap_remove(0);
+        }
+        if Instant::now() > deadline {
+            for (i, l) in nodes.iter().zip(&lists) {
+                eprintln!("node {}: {} entries", i + 1, l.len());
+            }
+            let first_diff = (0..lists.iter().map(Vec::len).max().unwrap_or(0))
+                .find(|&p| lists.iter().any(|l| l.get(p) != lists[0].get(p)));
+            panic!(
+                "the nodes {nodes:?} (0-based) list different versions of {bucket}; first difference at {first_diff:?}: {:?}",
+                lists
+                    .iter()
+                    .map(|l| first_diff.and_then(|p| l.get(p).cloned()))
+                    .collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Versioned PUTs of the same keys through two nodes at once, one of them
+/// (node 1, most likely the leader) killed with SIGKILL in the middle:
+/// every acknowledged version is there with its bytes, versions are in the
+/// order their writes were acknowledged, and every node — the killed one
+/// once restarted — lists the same versions in the same order.
+#[test]
+fn versioned_puts_through_two_nodes_survive_a_node_kill_and_every_node_lists_the_same_history() {
+    run(async {
+        let mut cluster = TestCluster::start();
+        let c1 = cluster.client(0);
+        create_bucket(&c1, "history").await;
+        c1.put_bucket_versioning()
+            .bucket("history")
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        const KEYS: u64 = 3;
+        let writes: Arc<std::sync::Mutex<Vec<ClusterWrite>>> = Default::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        // Three writers through node 1 and three through node 2, all on
+        // the same three keys.
+        for w in 0..6u64 {
+            let client = cluster.client((w % 2) as usize);
+            let (writes, stop) = (writes.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Rng::new(0x5e9 + w);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let key = format!("k{}", rng.below(KEYS));
+                    let len = if rng.below(3) == 0 {
+                        1 + rng.below(3000) as usize
+                    } else {
+                        100 * KIB + rng.below(500 * KIB as u64) as usize
+                    };
+                    let body = Arc::new(rng.bytes(len));
+                    let index = {
+                        let mut all = writes.lock().unwrap();
+                        all.push(ClusterWrite {
+                            key: key.clone(),
+                            body: body.clone(),
+                            sent: Instant::now(),
+                            acked: None,
+                        });
+                        all.len() - 1
+                    };
+                    let r = client
+                        .put_object()
+                        .bucket("history")
+                        .key(&key)
+                        .body(aws_sdk_s3::primitives::ByteStream::from(
+                            body.as_ref().clone(),
+                        ))
+                        .send()
+                        .await;
+                    match r {
+                        Ok(out) => {
+                            let id = out.version_id().expect("a version id").to_owned();
+                            writes.lock().unwrap()[index].acked = Some((Instant::now(), id));
+                        }
+                        // The killed node's clients fail; the others may see
+                        // a 503 while a new leader is elected.
+                        Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    }
+                }
+            }));
+        }
+        let acked_count = |w: &Arc<std::sync::Mutex<Vec<ClusterWrite>>>| {
+            w.lock()
+                .unwrap()
+                .iter()
+                .filter(|w| w.acked.is_some())
+                .count()
+        };
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let before_kill = acked_count(&writes);
+        cluster.kill(0);
+        let killed_at = Instant::now();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let n = acked_count(&writes);
+            if n >= before_kill + 20 && killed_at.elapsed() > Duration::from_secs(4) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "writes stalled after the kill: {n} acknowledged, {before_kill} before"
+            );
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let writes = std::mem::take(&mut *writes.lock().unwrap());
+        let acked: Vec<&ClusterWrite> = writes.iter().filter(|w| w.acked.is_some()).collect();
+        assert!(before_kill > 0, "no write before the kill");
+
+        // The survivors agree on one history...
+        let listed = agreed_versions(&cluster, &[1, 2], "history").await;
+        let position = |key: &str, id: &str| {
+            listed
+                .iter()
+                .position(|v| v.key == key && v.version_id == id)
+                .unwrap_or_else(|| panic!("acknowledged {key} {id} is not listed"))
+        };
+        // ...with every acknowledged version, whose bytes read back
+        // through either survivor...
+        let (c2, c3) = (cluster.client(1), cluster.client(2));
+        for (i, w) in acked.iter().enumerate() {
+            let (_, id) = w.acked.as_ref().unwrap();
+            position(&w.key, id);
+            let c = if i % 2 == 0 { &c2 } else { &c3 };
+            let got = crate::crash::get_version(c, "history", &w.key, id).await;
+            assert!(
+                got == *w.body,
+                "{} {id}: {} bytes read, {} acknowledged",
+                w.key,
+                got.len(),
+                w.body.len()
+            );
+        }
+        // ...in the order of acknowledgement: a write acknowledged before
+        // another was sent is older (listed after it)...
+        for a in &acked {
+            let (a_acked, a_id) = a.acked.as_ref().unwrap();
+            for b in acked.iter().filter(|b| b.key == a.key && *a_acked < b.sent) {
+                let (_, b_id) = b.acked.as_ref().unwrap();
+                assert!(
+                    position(&b.key, b_id) < position(&a.key, a_id),
+                    "{}: {a_id} was acknowledged before {b_id} was sent, yet listed as newer",
+                    a.key
+                );
+            }
+        }
+        // ...one latest per key, listed first, which a plain GET returns;
+        // and no listed version is partial (cut writes are whole or absent).
+        for k in 0..KEYS {
+            let key = format!("k{k}");
+            let mine: Vec<_> = listed.iter().filter(|v| v.key == key).collect();
+            assert!(!mine.is_empty(), "{key}: no version listed");
+            assert!(
+                mine[0].is_latest && mine.iter().filter(|v| v.is_latest).count() == 1,
+                "{key}: {mine:?}"
+            );
+            let latest = crate::crash::get_version(&c3, "history", &key, &mine[0].version_id).await;
+            assert_eq!(
+                get_bytes(&c2, "history", &key).await,
+                latest,
+                "{key}: GET without a version id"
+            );
+        }
+        for v in listed.iter().filter(|v| {
+            !acked
+                .iter()
+                .any(|w| w.acked.as_ref().is_some_and(|(_, id)| *id == v.version_id))
+        }) {
+            let got = crate::crash::get_version(&c2, "history", &v.key, &v.version_id).await;
+            assert!(
+                writes.iter().any(|w| w.key == v.key && *w.body == got),
+                "{} {}: {} bytes that no PUT sent — partial",
+                v.key,
+                v.version_id,
+                got.len()
+            );
+        }
+
+        // The killed node comes back, catches up and lists the same.
+        cluster.start_node(0);
+        let all = agreed_versions(&cluster, &[0, 1, 2], "history").await;
+        assert_eq!(all, listed, "the history changed while node 1 caught up");
+        let c1 = cluster.client(0);
+        for w in acked.iter().step_by(5) {
+            let (_, id) = w.acked.as_ref().unwrap();
+            assert!(crate::crash::get_version(&c1, "history", &w.key, id).await == *w.body);
+        }
+        eprintln!(
+            "cluster versions: {} acknowledged ({before_kill} before the kill), {} attempted, {} listed",
+            acked.len(),
+            writes.len(),
+            listed.len()
+        );
+    });
+}
