@@ -31,6 +31,7 @@
 //! | [`s3_signatures`] | signing modes: SigV4 streaming, trailers, presigned |
 //! | [`s3_stalls`] | clients that stop sending a body |
 //! | [`tls`] | HTTPS on both listeners |
+//! | [`versioned_space`] | 30 versions of a tree cost little more than one; deleting them gives it back |
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -57,3 +58,4 @@ mod s3_sdk;
 mod s3_signatures;
 mod s3_stalls;
 mod tls;
+mod versioned_space;
