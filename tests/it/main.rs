@@ -18,6 +18,7 @@
 //! | [`crash`] | SIGKILL under concurrent writes (plain and versioned, locked) loses nothing acknowledged |
 //! | [`data_dir_compat`] | a data dir written by an earlier main opens and reads back |
 //! | [`hostile_clients`] | connection floods, stalls and unsafe defaults |
+//! | [`immutable_backups`] | rclone point-in-time copies; a restic backup under Object Lock survives its own key |
 //! | [`maintenance`] | `cairn admin heal / scrub / gc / status`, drive identity |
 //! | [`ops_metrics`] | dashboards and alert rules use metrics the server has |
 //! | [`pipeline`] | dedup, compression, encryption at rest, erasure coding |
@@ -45,6 +46,7 @@ mod cluster;
 mod crash;
 mod data_dir_compat;
 mod hostile_clients;
+mod immutable_backups;
 mod maintenance;
 mod ops_metrics;
 mod pipeline;
