@@ -1,7 +1,8 @@
 //! Background maintenance of a running server: periodic garbage collection
-//! and scrubbing (the same work `cairn admin gc|scrub` starts by hand).
+//! and scrubbing (the same work `cairn admin gc|scrub` starts by hand), and
+//! lifecycle passes.
 
-use cairn_storage_engine::{Engine, GcOptions, ScrubOptions};
+use cairn_storage_engine::{Engine, GcOptions, LifecyclePassOptions, ScrubOptions};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -25,10 +26,10 @@ async fn wait(period: std::time::Duration, stop: &mut watch::Receiver<bool>) -> 
     }
 }
 
-/// Whether this node runs the periodic scrub now: always on a single
-/// node; on a cluster only the leader, so the nodes do not all rebuild the
-/// same shards. (Garbage collection runs on every node: each compacts its
-/// own drives.)
+/// Whether this node runs the periodic scrub and lifecycle passes now:
+/// always on a single node; on a cluster only the leader, so the nodes do
+/// not all rebuild the same shards or expire the same versions. (Garbage
+/// collection runs on every node: each compacts its own drives.)
 pub type RunsMaintenance = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Starts the periodic tasks the settings ask for.
@@ -46,6 +47,39 @@ pub fn spawn(
             while wait(period, &mut stop).await {
                 if let Err(e) = engine.collect_garbage(opts).await {
                     tracing::error!(error = %e, "background garbage collection failed");
+                }
+            }
+        }));
+    }
+    if let Some(period) = m.lifecycle_interval {
+        let (engine, mut stop, runs) = (engine.clone(), stop.clone(), runs.clone());
+        let per_sec = m.lifecycle_actions_per_sec;
+        tasks.push(tokio::spawn(async move {
+            // The first pass soon after start: one cut short by a crash or
+            // a restart is finished then, not an interval later.
+            let mut next = period.min(std::time::Duration::from_secs(60));
+            while wait(next, &mut stop).await {
+                next = period;
+                if !runs() {
+                    continue;
+                }
+                let opts = LifecyclePassOptions {
+                    now_ms: cairn_storage_engine::now_ms(),
+                    actions_per_sec: per_sec,
+                };
+                let stopping = stop.clone();
+                let runs = runs.clone();
+                let keep_going = move || !*stopping.borrow() && runs();
+                let pass = engine.run_lifecycle_pass(opts, &keep_going);
+                tokio::select! {
+                    r = pass => match r {
+                        Ok(report) if report.buckets > 0 => {
+                            tracing::info!(?report, "lifecycle pass finished");
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "lifecycle pass failed"),
+                    },
+                    _ = stop.changed() => return,
                 }
             }
         }));

@@ -163,6 +163,28 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_SCRUB_BYTES_PER_SEC", value_name = "BYTES")]
     pub scrub_bytes_per_sec: Option<u64>,
 
+    /// Seconds between lifecycle passes, which apply buckets' lifecycle
+    /// rules (0: never — rules are then stored but not applied). On a
+    /// cluster only the leader runs them. [default: 3600]
+    #[arg(long, env = "CAIRN_LIFECYCLE_INTERVAL_SECS", value_name = "SECS")]
+    pub lifecycle_interval_secs: Option<u64>,
+
+    /// Deletions and aborts a lifecycle pass does per second at most
+    /// (0: no limit). [default: 1000]
+    #[arg(long, env = "CAIRN_LIFECYCLE_ACTIONS_PER_SEC", value_name = "N")]
+    pub lifecycle_actions_per_sec: Option<u32>,
+
+    /// FOR TESTS: the length of a lifecycle rule's "day" in seconds, so
+    /// that `Days: 1` can mean a few seconds (expiry dates then round up to
+    /// multiples of this instead of midnight UTC). [default: 86400]
+    #[arg(
+        long,
+        env = "CAIRN_LIFECYCLE_DAY_SECS",
+        value_name = "SECS",
+        hide = true
+    )]
+    pub lifecycle_day_secs: Option<u64>,
+
     /// A request body that sends no byte for this many seconds is answered
     /// RequestTimeout and its connection closed; nothing is stored (0: no
     /// limit). [default: 20]
@@ -251,6 +273,9 @@ pub struct FileConfig {
     pub upload_expiry_secs: Option<u64>,
     pub scrub_interval_secs: Option<u64>,
     pub scrub_bytes_per_sec: Option<u64>,
+    pub lifecycle_interval_secs: Option<u64>,
+    pub lifecycle_actions_per_sec: Option<u32>,
+    pub lifecycle_day_secs: Option<u64>,
     pub body_idle_timeout_secs: Option<u64>,
     pub body_min_rate_bytes_per_sec: Option<u64>,
     pub body_min_rate_window_secs: Option<u64>,
@@ -416,6 +441,12 @@ pub struct Maintenance {
     pub scrub_interval: Option<std::time::Duration>,
     /// `None`: unlimited.
     pub scrub_bytes_per_sec: Option<u64>,
+    /// `None`: lifecycle rules are not applied.
+    pub lifecycle_interval: Option<std::time::Duration>,
+    /// 0: unlimited.
+    pub lifecycle_actions_per_sec: u32,
+    /// The length of a lifecycle day (a day, except in tests).
+    pub lifecycle_day: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -640,6 +671,21 @@ impl ServerConfig {
                         .scrub_bytes_per_sec
                         .or(file.scrub_bytes_per_sec)
                         .map_or(Some(64 << 20), |r| (r > 0).then_some(r)),
+                    lifecycle_interval: secs(
+                        args.lifecycle_interval_secs
+                            .or(file.lifecycle_interval_secs)
+                            .unwrap_or(3600),
+                    ),
+                    lifecycle_actions_per_sec: args
+                        .lifecycle_actions_per_sec
+                        .or(file.lifecycle_actions_per_sec)
+                        .unwrap_or(1000),
+                    lifecycle_day: Duration::from_secs(
+                        args.lifecycle_day_secs
+                            .or(file.lifecycle_day_secs)
+                            .unwrap_or(86_400)
+                            .max(1),
+                    ),
                 }
             },
             data_dir,

@@ -243,6 +243,8 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             .as_ref()
             .map(|c| c.drain.clone())
             .unwrap_or_default(),
+        lifecycle_day_ms: u64::try_from(cfg.maintenance.lifecycle_day.as_millis())
+            .unwrap_or(u64::MAX),
         ..EngineConfig::single_dir(&cfg.data_dir)
     };
     // The master key is dropped (zeroized) once the engine holds what it

@@ -140,6 +140,9 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::PutObjectRetention,
     O::GetObjectLegalHold,
     O::PutObjectLegalHold,
+    O::GetBucketLifecycleConfiguration,
+    O::PutBucketLifecycleConfiguration,
+    O::DeleteBucketLifecycle,
 ];
 
 /// The table. Order is the order of docs/compatibility.md's rows.
@@ -288,6 +291,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutObjectLegalHold,
             O::PutBucketAcl,
             O::PutObjectAcl,
+            O::PutBucketLifecycleConfiguration,
         ],
         treatment: Acted("verified against the body (BadDigest)"),
     },
@@ -327,6 +331,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::DeleteObjects,
             O::PutObjectTagging,
             O::PutBucketTagging,
+            O::PutBucketLifecycleConfiguration,
         ],
         treatment: Acted("verified (BadDigest) and stored"),
     },
@@ -345,6 +350,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutObjectLegalHold,
             O::PutBucketAcl,
             O::PutObjectAcl,
+            O::PutBucketLifecycleConfiguration,
         ],
         treatment: Advisory("names the checksum header or trailer that is sent, which is verified"),
     },
@@ -459,6 +465,14 @@ pub(crate) const RULES: &[Rule] = &[
         ops: &[O::PutObjectLockConfiguration],
         treatment: Advisory(
             "the token S3 once required to enable Object Lock on an existing bucket; Cairn enables it on any bucket with versioning enabled",
+        ),
+    },
+    Rule {
+        name: "x-amz-transition-default-minimum-object-size",
+        place: H,
+        ops: &[O::PutBucketLifecycleConfiguration],
+        treatment: Advisory(
+            "the smallest object a transition moves; Cairn refuses transitions (InvalidStorageClass), so it never applies",
         ),
     },
     Rule {
@@ -760,6 +774,16 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
         O::PutObjectLegalHold => &[
             &OWNER_PAYER,
             &["versionId", "content-md5", "x-amz-sdk-checksum-algorithm"],
+        ],
+        O::GetBucketLifecycleConfiguration | O::DeleteBucketLifecycle => &[&OWNER_PAYER],
+        O::PutBucketLifecycleConfiguration => &[
+            &OWNER_PAYER,
+            &CHECKSUMS,
+            &[
+                "content-md5",
+                "x-amz-sdk-checksum-algorithm",
+                "x-amz-transition-default-minimum-object-size",
+            ],
         ],
         O::PutBucketAcl | O::PutObjectAcl => &[
             &OWNER_PAYER,

@@ -54,6 +54,9 @@ pub enum Operation {
     PutObjectRetention,
     GetObjectLegalHold,
     PutObjectLegalHold,
+    GetBucketLifecycleConfiguration,
+    PutBucketLifecycleConfiguration,
+    DeleteBucketLifecycle,
     /// A known S3 operation or subresource this server does not implement.
     Unsupported(&'static str),
     /// Method not valid for the resource.
@@ -107,6 +110,9 @@ impl Operation {
             PutObjectRetention => "PutObjectRetention",
             GetObjectLegalHold => "GetObjectLegalHold",
             PutObjectLegalHold => "PutObjectLegalHold",
+            GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
+            PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
+            DeleteBucketLifecycle => "DeleteBucketLifecycle",
             Unsupported(_) => "Unsupported",
             MethodNotAllowed => "MethodNotAllowed",
         }
@@ -119,7 +125,21 @@ impl Operation {
             // ListBuckets shows each key only the buckets it has grants on;
             // the rest answer an error before touching anything.
             ListBuckets | Unsupported(_) | MethodNotAllowed => RequiredAccess::Nothing,
-            CreateBucket | DeleteBucket => RequiredAccess::Admin,
+            // What protects data from the keys that write it is the bucket
+            // owner's to change: a stolen read-write key must not suspend
+            // versioning, drop the default retention or release a legal hold.
+            // PutObjectRetention stays a write: a writer may extend a
+            // retention (backup tools do), and shortening or removing one
+            // needs the governance bypass only admin keys are given.
+            CreateBucket
+            | DeleteBucket
+            | PutBucketVersioning
+            | PutObjectLockConfiguration
+            | PutObjectLegalHold
+            // Rules that delete are the owner's too: a writer's expiry of
+            // one day would empty the bucket.
+            | PutBucketLifecycleConfiguration
+            | DeleteBucketLifecycle => RequiredAccess::Admin,
             HeadBucket
             | GetBucketLocation
             | GetBucketVersioning
@@ -138,12 +158,10 @@ impl Operation {
             | GetBucketConfig(_)
             | GetObjectLockConfiguration
             | GetObjectRetention
-            | GetObjectLegalHold => RequiredAccess::Read,
+            | GetObjectLegalHold
+            | GetBucketLifecycleConfiguration => RequiredAccess::Read,
             DeleteObjects
-            | PutBucketVersioning
-            | PutObjectLockConfiguration
             | PutObjectRetention
-            | PutObjectLegalHold
             | PutObject
             | CopyObject
             | DeleteObject
@@ -263,7 +281,6 @@ const BUCKET_CONFIGS: &[&str] = &[
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
     "logging",
     "metrics",
     "notification",
@@ -283,7 +300,6 @@ const DELETABLE_BUCKET_CONFIGS: &[&str] = &[
     "encryption",
     "intelligent-tiering",
     "inventory",
-    "lifecycle",
     "metrics",
     "ownershipControls",
     "policy",
@@ -340,6 +356,14 @@ pub fn route(
                 return match *method {
                     Method::GET => GetObjectLockConfiguration,
                     Method::PUT => PutObjectLockConfiguration,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("lifecycle") {
+                return match *method {
+                    Method::GET => GetBucketLifecycleConfiguration,
+                    Method::PUT => PutBucketLifecycleConfiguration,
+                    Method::DELETE => DeleteBucketLifecycle,
                     _ => MethodNotAllowed,
                 };
             }
@@ -535,11 +559,23 @@ mod tests {
         );
         assert_eq!(
             route(&Method::PUT, Some("b"), None, &q("lifecycle"), false),
-            Operation::Unsupported("lifecycle")
+            Operation::PutBucketLifecycleConfiguration
         );
         assert_eq!(
             route(&Method::GET, Some("b"), None, &q("lifecycle"), false),
-            Operation::GetBucketConfig("lifecycle")
+            Operation::GetBucketLifecycleConfiguration
+        );
+        assert_eq!(
+            route(&Method::DELETE, Some("b"), None, &q("lifecycle"), false),
+            Operation::DeleteBucketLifecycle
+        );
+        assert_eq!(
+            route(&Method::POST, Some("b"), None, &q("lifecycle"), false),
+            Operation::MethodNotAllowed
+        );
+        assert_eq!(
+            route(&Method::PUT, Some("b"), None, &q("cors"), false),
+            Operation::Unsupported("cors")
         );
         assert_eq!(
             route(&Method::DELETE, Some("b"), None, &q("cors"), false),

@@ -121,6 +121,9 @@ impl Engine {
                 prefix,
             });
             b.delete::<Buckets>(&name);
+            // Its lifecycle rules go with it (a bucket later created under
+            // the name has a new id and starts without).
+            b.delete::<crate::meta::System>(&crate::lifecycle_pass::config_name(rec.id));
             match inner.meta.write(b) {
                 // The bucket record changed meanwhile (deleted, or its tags
                 // set elsewhere).

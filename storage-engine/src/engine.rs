@@ -50,6 +50,10 @@ pub struct EngineConfig {
     /// starts: the server is serving by then, and status shows the drive
     /// `replaced` before the rebuild load begins.
     pub heal_start_delay: std::time::Duration,
+    /// The length of a lifecycle rule's day in ms:
+    /// [`crate::lifecycle::DAY_MS`]; tests shorten it to accelerate time
+    /// through the same evaluation.
+    pub lifecycle_day_ms: u64,
 }
 
 impl EngineConfig {
@@ -69,6 +73,7 @@ impl EngineConfig {
             inline_max_bytes: INLINE_MAX_BYTES_DEFAULT,
             placement_excluded_nodes: Vec::new(),
             heal_start_delay: HEAL_START_DELAY_DEFAULT,
+            lifecycle_day_ms: crate::lifecycle::DAY_MS,
         }
     }
 

@@ -35,6 +35,7 @@ mod error;
 mod gc;
 mod get;
 pub mod lifecycle;
+mod lifecycle_pass;
 mod list;
 mod meta;
 mod meta_command;
@@ -64,6 +65,8 @@ mod fault_tests;
 #[cfg(test)]
 mod gc_tests;
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod model_tests;
 #[cfg(test)]
 mod repair_tests;
@@ -83,6 +86,7 @@ pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
 pub use error::{ChunkCheck, ChunkFault, CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
+pub use lifecycle_pass::{LifecyclePassOptions, LifecyclePassReport};
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::{
     Buckets, Chunks, GuardedRow, InlineData, KeyRange, Manifests, MergeTable, MetaBatch,

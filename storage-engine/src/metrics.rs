@@ -110,6 +110,22 @@ pub struct EngineMetrics {
     /// Per bucket (the largest ones, then `_other`): objects, logical bytes.
     pub(crate) bucket_objects: prometheus::IntGaugeVec,
     pub(crate) bucket_logical_bytes: prometheus::IntGaugeVec,
+    /// Lifecycle passes finished.
+    pub(crate) lifecycle_passes: IntCounter,
+    /// Lifecycle deletions and aborts done, by action (`expire_current`,
+    /// `expire_noncurrent`, `remove_marker`, `abort_upload`).
+    pub(crate) lifecycle_actions: IntCounterVec,
+    /// Due lifecycle deletions Object Lock refused.
+    pub(crate) lifecycle_skipped_locked: IntCounter,
+    /// Versions and delete markers a lifecycle pass examined.
+    pub(crate) lifecycle_scanned: IntCounter,
+    /// Due actions found and not yet carried out (rate-limited) in the
+    /// running pass.
+    pub(crate) lifecycle_backlog: prometheus::IntGauge,
+    /// 1 while a lifecycle pass runs.
+    pub(crate) lifecycle_running: prometheus::IntGauge,
+    /// When the last lifecycle pass finished (unix seconds; 0: never).
+    pub(crate) lifecycle_last_pass_end: prometheus::IntGauge,
 }
 
 impl EngineMetrics {
@@ -278,6 +294,38 @@ impl EngineMetrics {
                 "cairn_gc_reclaimed_bytes_total",
                 "Bytes of segment files deleted by compaction (before re-written live shards)",
             )?,
+            lifecycle_passes: counter(
+                registry,
+                "cairn_lifecycle_passes_total",
+                "Lifecycle passes finished (every bucket's rules applied once)",
+            )?,
+            lifecycle_actions: vec(
+                "cairn_lifecycle_actions_total",
+                "Lifecycle deletions and aborts done, by action",
+                &["action"],
+            )?,
+            lifecycle_skipped_locked: counter(
+                registry,
+                "cairn_lifecycle_skipped_locked_total",
+                "Due lifecycle deletions refused because Object Lock protects the version",
+            )?,
+            lifecycle_scanned: counter(
+                registry,
+                "cairn_lifecycle_scanned_versions_total",
+                "Versions and delete markers lifecycle passes examined",
+            )?,
+            lifecycle_backlog: gauge(
+                "cairn_lifecycle_backlog",
+                "Due lifecycle actions found and not yet carried out in the running pass",
+            )?,
+            lifecycle_running: gauge(
+                "cairn_lifecycle_pass_running",
+                "1 while a lifecycle pass runs",
+            )?,
+            lifecycle_last_pass_end: gauge(
+                "cairn_lifecycle_last_pass_end_timestamp_seconds",
+                "When the last lifecycle pass finished (unix seconds; 0: never)",
+            )?,
             gc_uploads_expired: counter(
                 registry,
                 "cairn_gc_uploads_expired_total",
@@ -379,7 +427,8 @@ impl EngineMetrics {
         self.stored_raw_bytes.set(g(t.raw_bytes));
         self.stored_chunks.set(g(t.chunks));
         self.stored_inline_bytes.set(g(t.inline_bytes));
-        self.stored_noncurrent_versions.set(g(t.noncurrent_versions));
+        self.stored_noncurrent_versions
+            .set(g(t.noncurrent_versions));
         self.stored_noncurrent_bytes.set(g(t.noncurrent_bytes));
         self.stored_delete_markers.set(g(t.delete_markers));
         let mut by_size: Vec<&crate::totals::BucketTotals> = t.buckets.iter().collect();

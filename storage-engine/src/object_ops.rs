@@ -69,6 +69,20 @@ impl Engine {
     /// a delete marker becomes the current version. A missing bucket is
     /// an error.
     pub async fn delete_object(&self, bucket: &str, key: &str) -> EngineResult<DeleteOutcome> {
+        self.delete_object_if(bucket, key, WriteCondition::None)
+            .await
+    }
+
+    /// [`Engine::delete_object`] only if `condition` holds for the current
+    /// version when the delete commits (under the key's lock): otherwise
+    /// `PreconditionFailed` (or `NoSuchKey` for an `IfMatch` on no object)
+    /// and nothing changes.
+    pub async fn delete_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: WriteCondition,
+    ) -> EngineResult<DeleteOutcome> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
             .inner
@@ -85,7 +99,7 @@ impl Engine {
                 b.id,
                 &key,
                 &batch,
-                &WriteCondition::None,
+                &condition,
                 NewCurrent::Delete,
             )?;
             Ok(match current {
@@ -114,6 +128,21 @@ impl Engine {
         version: VersionRef,
         bypass_governance: bool,
     ) -> EngineResult<DeleteOutcome> {
+        self.delete_version_where(bucket, key, version, bypass_governance, VersionPlace::Any)
+            .await
+    }
+
+    /// [`Engine::delete_version`] only if the version is, when the delete
+    /// commits, where `place` says (else `PreconditionFailed` and nothing
+    /// changes; a version that no longer exists still succeeds).
+    pub(crate) async fn delete_version_where(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: VersionRef,
+        bypass_governance: bool,
+        place: VersionPlace,
+    ) -> EngineResult<DeleteOutcome> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
             .inner
@@ -137,6 +166,19 @@ impl Engine {
                 };
                 let mut batch = inner.meta.batch();
                 batch.guard(bucket_unchanged);
+                match (place, &located) {
+                    (VersionPlace::Any, _)
+                    | (VersionPlace::Noncurrent, Located::Noncurrent(..)) => {}
+                    (VersionPlace::LoneMarker, Located::Current(v, _)) if v.delete_marker => {
+                        // The marker's key must have no history left, when
+                        // the batch applies (another node may add one).
+                        batch.guard(crate::MetaGuard::NoneWithPrefix {
+                            cf: crate::MetaCf::Versions,
+                            prefix: crate::meta::Versions::key_prefix(b.id, &key),
+                        });
+                    }
+                    _ => return Err(EngineError::PreconditionFailed("version place")),
+                }
                 inner.objects.remove_version(
                     &mut batch,
                     b.id,
@@ -145,6 +187,9 @@ impl Engine {
                     bypass_governance,
                 )?;
                 match inner.meta.write(batch) {
+                    Err(EngineError::GuardFailed(_)) if place == VersionPlace::LoneMarker => {
+                        return Err(EngineError::PreconditionFailed("version place"));
+                    }
                     Err(EngineError::GuardFailed(_)) => continue,
                     Err(e) => return Err(e),
                     Ok(()) => {
@@ -289,4 +334,17 @@ impl Engine {
         })
         .await
     }
+}
+
+/// Where a version must be for [`Engine::delete_version_where`] to delete
+/// it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VersionPlace {
+    /// Anywhere in its key's history.
+    Any,
+    /// Not the current version.
+    Noncurrent,
+    /// The current version, a delete marker, with no other version of its
+    /// key left (S3's "expired object delete marker").
+    LoneMarker,
 }

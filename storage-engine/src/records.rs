@@ -707,14 +707,18 @@ impl ObjectVersion {
     /// The version id clients see: `null`, or the version's place in its
     /// key's history and its id ([`VersionRef`]).
     pub fn public_id(&self) -> String {
+        self.version_ref().to_string()
+    }
+
+    /// The reference that names this version.
+    pub fn version_ref(&self) -> VersionRef {
         if self.null_version {
-            VersionRef::Null.to_string()
+            VersionRef::Null
         } else {
             VersionRef::Id {
                 seq: self.seq,
                 id: self.version_id,
             }
-            .to_string()
         }
     }
 

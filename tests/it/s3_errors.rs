@@ -697,11 +697,26 @@ async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implement
         .sign(addr, Payload::Signed)
         .send(addr)
         .await;
-    r.assert_s3_error(501, "NotImplemented", "PUT ?lifecycle");
+    // Lifecycle is implemented: a rule without a filter or an action is
+    // refused as S3 refuses it, and nothing is stored.
+    r.assert_s3_error(400, "MalformedXML", "PUT ?lifecycle");
     get("lifecycle").await.assert_s3_error(
         404,
         "NoSuchLifecycleConfiguration",
         "GET ?lifecycle after a refused PUT",
+    );
+    let xml = "<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>";
+    let r = RawRequest::new("PUT", &format!("/{BUCKET}?cors"))
+        .header("content-md5", &md5_b64(xml.as_bytes()))
+        .body(xml)
+        .sign(addr, Payload::Signed)
+        .send(addr)
+        .await;
+    r.assert_s3_error(501, "NotImplemented", "PUT ?cors");
+    get("cors").await.assert_s3_error(
+        404,
+        "NoSuchCORSConfiguration",
+        "GET ?cors after a refused PUT",
     );
     // S3 subresources Cairn does not know never fall through to a listing.
     for sub in ["session", "metadataTable", "abac", "metadataConfiguration"] {

@@ -385,6 +385,120 @@ async fn a_bucket_key_cannot_bypass_governance() {
     assert!(version_exists(&c, "team", "f", &v).await);
 }
 
+/// A stolen read-write key must not be able to switch the protection off:
+/// suspending versioning, replacing the default retention and releasing a
+/// legal hold are the bucket owner's (an admin key's), while a writer may
+/// still lengthen a retention (backup tools extend theirs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_key_cannot_switch_protection_off() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    lock_bucket(&c, "vault").await;
+    let out = c
+        .put_object()
+        .bucket("vault")
+        .key("f")
+        .body(b"x".to_vec().into())
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(in_secs(3600))
+        .send()
+        .await
+        .unwrap();
+    let v = out.version_id().unwrap().to_owned();
+    let (ok, out, err) = cairn_admin_as(
+        &server,
+        ACCESS_KEY,
+        SECRET_KEY,
+        &["key", "create", "writer", "--allow", "vault:rw", "--json"],
+    );
+    assert!(ok, "{err}");
+    let created: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let user = sdk_client_for(
+        &server.endpoint(),
+        created["id"].as_str().unwrap(),
+        created["secret"].as_str().unwrap(),
+        &[],
+    );
+    let err = user
+        .put_object_lock_configuration()
+        .bucket("vault")
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("AccessDenied"));
+    let err = user
+        .put_bucket_versioning()
+        .bucket("vault")
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("AccessDenied"));
+    let err = user
+        .put_object_legal_hold()
+        .bucket("vault")
+        .key("f")
+        .version_id(&v)
+        .legal_hold(
+            ObjectLockLegalHold::builder()
+                .status(ObjectLockLegalHoldStatus::Off)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&err).as_deref(), Some("AccessDenied"));
+    // Lengthening is a writer's right.
+    user.put_object_retention()
+        .bucket("vault")
+        .key("f")
+        .version_id(&v)
+        .retention(
+            ObjectLockRetention::builder()
+                .mode(ObjectLockRetentionMode::Governance)
+                .retain_until_date(in_secs(7200))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let hold = c
+        .get_object_legal_hold()
+        .bucket("vault")
+        .key("f")
+        .version_id(&v)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hold.legal_hold().and_then(|h| h.status()),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
+    let cfg = c
+        .get_object_lock_configuration()
+        .bucket("vault")
+        .send()
+        .await
+        .unwrap();
+    assert!(cfg.object_lock_configuration().is_some());
+    assert_eq!(
+        delete_version_code(&user, "vault", "f", &v, true)
+            .await
+            .as_deref(),
+        Some("AccessDenied")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_headers_are_checked_before_anything_is_stored() {
     let server = TestServer::start();

@@ -20,7 +20,7 @@ use crate::xml::{
     to_xml,
 };
 
-/// GetBucketCors, GetBucketLifecycleConfiguration, GetObjectLockConfiguration, ….
+/// GetBucketCors, GetBucketPolicy, GetBucketWebsite, ….
 pub(crate) fn get_bucket_config(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
@@ -39,7 +39,6 @@ pub(crate) fn get_bucket_config(
     use S3ErrorCode as C;
     match sub {
         "cors" => not_set(C::NoSuchCORSConfiguration),
-        "lifecycle" => not_set(C::NoSuchLifecycleConfiguration),
         "policy" | "policyStatus" => not_set(C::NoSuchBucketPolicy),
         "website" => not_set(C::NoSuchWebsiteConfiguration),
         "replication" => not_set(C::ReplicationConfigurationNotFoundError),

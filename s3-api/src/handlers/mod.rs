@@ -4,6 +4,7 @@
 mod acl;
 mod bucket;
 mod bucket_config;
+mod lifecycle;
 mod list;
 mod multipart;
 mod object;
@@ -91,6 +92,11 @@ pub(crate) async fn handle(
         PutObjectRetention => object_lock::put_object_retention(svc, &mut ctx, body).await,
         GetObjectLegalHold => object_lock::get_object_legal_hold(svc, &ctx),
         PutObjectLegalHold => object_lock::put_object_legal_hold(svc, &mut ctx, body).await,
+        GetBucketLifecycleConfiguration => lifecycle::get_bucket_lifecycle(svc, &ctx),
+        PutBucketLifecycleConfiguration => {
+            lifecycle::put_bucket_lifecycle(svc, &mut ctx, body).await
+        }
+        DeleteBucketLifecycle => lifecycle::delete_bucket_lifecycle(svc, &ctx).await,
         Unsupported(what) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not implemented by this server."),

@@ -121,6 +121,9 @@ pub(crate) async fn put_object(
     if let Some(id) = version_id_header(&version) {
         resp = resp.header("x-amz-version-id", id);
     }
+    if let Some(v) = expiration_header(svc, &bucket, &key, &version)? {
+        resp = resp.header("x-amz-expiration", v);
+    }
     if let Some((algo, value)) = &digests.checksum {
         resp = resp
             .header(algo.header_name(), value.as_str())
@@ -197,6 +200,21 @@ impl Body for ObjectBody {
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
     }
+}
+
+/// `x-amz-expiration` for the current version of `key`: when a lifecycle
+/// rule of the bucket will expire it, and which rule (none if no rule
+/// does, or if the rule id cannot be a header value).
+fn expiration_header(
+    svc: &ServiceInner,
+    bucket: &str,
+    key: &str,
+    version: &ObjectVersion,
+) -> S3Result<Option<HeaderValue>> {
+    Ok(svc
+        .engine
+        .lifecycle_expiration(bucket, key, version)?
+        .and_then(|v| HeaderValue::from_str(&v).ok()))
 }
 
 /// `response-*` query parameters override stored headers on GET (S3 allows
@@ -306,9 +324,17 @@ pub(crate) async fn get_object(
         .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
         && range.is_none();
 
+    let expiration = match named {
+        None => expiration_header(svc, bucket, key, &version)?,
+        // Rules speak of current versions; a version read by id may not be.
+        Some(_) => None,
+    };
     let mut builder = Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         write_object_headers(h, &version, checksum_mode);
+        if let Some(v) = expiration {
+            h.insert("x-amz-expiration", v);
+        }
         for (param, header) in RESPONSE_OVERRIDES {
             if let Some(v) = ctx.query.get(param)
                 && let Ok(hv) = HeaderValue::from_str(v)
@@ -446,6 +472,11 @@ fn object_attributes(ctx: &RequestCtx, version: &ObjectVersion) -> S3Result<Resp
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
     if let Ok(v) = HeaderValue::from_str(&crate::headers::http_date(version.last_modified_ms)) {
         resp.headers_mut().insert("last-modified", v);
+    }
+    if let Some(id) = version_id_header(version)
+        && let Ok(v) = HeaderValue::from_str(&id)
+    {
+        resp.headers_mut().insert("x-amz-version-id", v);
     }
     Ok(resp)
 }

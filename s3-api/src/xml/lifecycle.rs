@@ -202,8 +202,12 @@ pub(crate) struct AbortIncompleteMultipartUploadDoc {
 /// the refusal, not `MalformedXML`, is what a client sees.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct TransitionDoc {
+    // Kept for the golden tests; the refusal names only the class.
+    #[cfg_attr(not(test), allow(dead_code))]
     #[serde(rename = "Date", default)]
     pub(crate) date: Option<String>,
+    // Kept for the golden tests; the refusal names only the class.
+    #[cfg_attr(not(test), allow(dead_code))]
     #[serde(rename = "Days", default)]
     pub(crate) days: Option<String>,
     #[serde(rename = "StorageClass", default)]
@@ -213,8 +217,12 @@ pub(crate) struct TransitionDoc {
 /// `<NoncurrentVersionTransition>`: captured as [`TransitionDoc`] is.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct NoncurrentVersionTransitionDoc {
+    // Kept for the golden tests; the refusal names only the class.
+    #[cfg_attr(not(test), allow(dead_code))]
     #[serde(rename = "NoncurrentDays", default)]
     pub(crate) noncurrent_days: Option<String>,
+    // Kept for the golden tests; the refusal names only the class.
+    #[cfg_attr(not(test), allow(dead_code))]
     #[serde(rename = "NewerNoncurrentVersions", default)]
     pub(crate) newer_noncurrent_versions: Option<String>,
     #[serde(rename = "StorageClass", default)]

@@ -21,9 +21,6 @@ mod acl;
 mod bucket;
 mod config;
 mod error;
-// The versioning, Object Lock and lifecycle documents land before the
-// handlers that use them (issue 18); drop these allows once they do.
-#[cfg_attr(not(test), allow(dead_code))]
 mod lifecycle;
 mod list;
 mod lock;

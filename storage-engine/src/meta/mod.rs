@@ -12,7 +12,7 @@
 //! | `uploads`      | [`Uploads`]     | upload id (16)                              | [`UploadRecord`] |
 //! | `upload_index` | [`UploadIndex`] | bucket id (u64 BE) ++ key ++ 0x00 ++ upload id | empty         |
 //! | `parts`        | [`Parts`]       | upload id (16) ++ part number (u32 BE)      | [`PartRecord`]   |
-//! | `system`       | [`System`]      | ASCII name                                  | per entry; `totals` and `totals/bucket/<id hex>`: [`TotalsRecord`], updated by merge (`totals.rs`) |
+//! | `system`       | [`System`]      | ASCII name                                  | per entry; `totals` and `totals/bucket/<id hex>`: [`TotalsRecord`], updated by merge (`totals.rs`); `lifecycle/<bucket id, 16 hex>`: a bucket's lifecycle rules (`lifecycle.rs` format 1, `lifecycle_pass.rs`) |
 //! | `local`        | —               | ASCII name (this node only, never replicated) | per entry      |
 //!
 //! This module owns opening the store (options, merge operators), the

@@ -114,6 +114,10 @@ pub enum WriteCondition {
     /// `If-Match: <etag>[, <etag>…]` (quotes optional, `*` = any): only if
     /// the key exists and its ETag is one of these.
     IfMatch(String),
+    /// Only if the current version is still exactly this one (its write's
+    /// unique id) and not a delete marker: lifecycle expiry acts on the
+    /// version it evaluated, never on one written since.
+    IfCurrentIs(crate::records::VersionId),
 }
 
 impl WriteCondition {
@@ -139,6 +143,10 @@ impl WriteCondition {
                 } else {
                     Err(EngineError::PreconditionFailed("If-Match"))
                 }
+            }
+            (WriteCondition::IfCurrentIs(id), Some(v)) if v.version_id == *id => Ok(()),
+            (WriteCondition::IfCurrentIs(_), _) => {
+                Err(EngineError::PreconditionFailed("current version"))
             }
         }
     }
