@@ -413,6 +413,14 @@ impl EngineMetrics {
         for v in [&metrics.bucket_objects, &metrics.bucket_logical_bytes] {
             v.with_label_values(&[crate::totals::METRICS_OTHER_BUCKETS]);
         }
+        for action in [
+            "expire_current",
+            "expire_noncurrent",
+            "remove_marker",
+            "abort_upload",
+        ] {
+            metrics.lifecycle_actions.with_label_values(&[action]);
+        }
         Ok(metrics)
     }
 
