@@ -27,10 +27,16 @@ struct TestCluster {
     /// Nodes (indexes) that are gone for good: never started again.
     dead: Vec<usize>,
     nodes: Vec<Option<TestServer>>,
+    /// Arguments every node gets in addition.
+    extra_args: Vec<String>,
 }
 
 impl TestCluster {
     fn start() -> TestCluster {
+        TestCluster::start_with_args(&[])
+    }
+
+    fn start_with_args(extra_args: &[&str]) -> TestCluster {
         let root = tempfile::Builder::new()
             .prefix("cairn-cluster-")
             .tempdir()
@@ -51,6 +57,7 @@ impl TestCluster {
             drain: Vec::new(),
             dead: Vec::new(),
             nodes: Vec::new(),
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         for _ in 0..NODES {
             c.add_node_config();
@@ -109,6 +116,7 @@ impl TestCluster {
             let ids: Vec<String> = self.drain.iter().map(|d| d.to_string()).collect();
             args.push(ids.join(","));
         }
+        args.extend(self.extra_args.iter().cloned());
         args
     }
 
@@ -916,6 +924,137 @@ fn versioned_puts_through_two_nodes_survive_a_node_kill_and_every_node_lists_the
             acked.len(),
             writes.len(),
             listed.len()
+        );
+    });
+}
+
+/// Lifecycle on a cluster: exactly one node (the leader) runs the passes;
+/// killed in the middle of one, another node takes over and finishes it,
+/// and every expiring key ends with exactly one delete marker over its
+/// version, the same on every node.
+#[test]
+fn one_node_runs_lifecycle_and_another_finishes_a_pass_when_it_dies() {
+    run(async {
+        let mut cluster = TestCluster::start_with_args(&[
+            "--lifecycle-interval-secs",
+            "1",
+            "--lifecycle-day-secs",
+            "1",
+            "--lifecycle-actions-per-sec",
+            "15",
+        ]);
+        let c = cluster.client(0);
+        create_bucket(&c, "lc-cluster").await;
+        c.put_bucket_versioning()
+            .bucket("lc-cluster")
+            .versioning_configuration(
+                aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        const KEYS: usize = 90;
+        for i in 0..KEYS {
+            put_bytes(&c, "lc-cluster", &format!("k{i:03}"), b"v").await;
+        }
+        let rule = aws_sdk_s3::types::LifecycleRule::builder()
+            .id("all")
+            .filter(aws_sdk_s3::types::LifecycleRuleFilter::builder().build())
+            .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+            .expiration(
+                aws_sdk_s3::types::LifecycleExpiration::builder()
+                    .days(1)
+                    .build(),
+            )
+            .build()
+            .unwrap();
+        c.put_bucket_lifecycle_configuration()
+            .bucket("lc-cluster")
+            .lifecycle_configuration(
+                aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+                    .rules(rule)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        // Wait for the pass to be under way, then see who runs it.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let runner = loop {
+            let acted: Vec<f64> = (0..NODES)
+                .map(|i| {
+                    cluster.node(i).metric_with(
+                        "cairn_lifecycle_actions_total",
+                        &[("action", "expire_current")],
+                    )
+                })
+                .collect();
+            let running: Vec<usize> = (0..NODES).filter(|&i| acted[i] > 0.0).collect();
+            assert!(
+                running.len() <= 1,
+                "more than one node expires objects: {acted:?}"
+            );
+            if let Some(&i) = running.first()
+                && acted[i] >= 10.0
+            {
+                break i;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no node started expiring: {acted:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        for i in (0..NODES).filter(|&i| i != runner) {
+            assert_eq!(
+                cluster.node(i).metric("cairn_lifecycle_passes_total"),
+                0.0,
+                "node {} ran a pass while node {} leads",
+                i + 1,
+                runner + 1
+            );
+        }
+        cluster.kill(runner);
+        let survivors: Vec<usize> = (0..NODES).filter(|&i| i != runner).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let listed = crate::crash::list_versions_in_order(
+                cluster.node(survivors[0]).s3_addr(),
+                "lc-cluster",
+            )
+            .await;
+            if listed.iter().filter(|v| v.delete_marker).count() >= KEYS {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the surviving nodes did not finish the pass"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let listed = agreed_versions(&cluster, &survivors, "lc-cluster").await;
+        assert_eq!(listed.len(), 2 * KEYS, "{listed:?}");
+        for pair in listed.chunks(2) {
+            assert!(pair[0].delete_marker && pair[0].is_latest, "{pair:?}");
+            assert!(
+                !pair[1].delete_marker && pair[0].key == pair[1].key,
+                "{pair:?}"
+            );
+        }
+        let finishers: Vec<usize> = survivors
+            .iter()
+            .copied()
+            .filter(|&i| cluster.node(i).metric("cairn_lifecycle_passes_total") > 0.0)
+            .collect();
+        assert_eq!(finishers.len(), 1, "passes after the kill: {finishers:?}");
+        eprintln!(
+            "cluster lifecycle: node {} ran the pass, node {} finished it after the kill",
+            runner + 1,
+            finishers[0] + 1
         );
     });
 }
