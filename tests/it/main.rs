@@ -26,6 +26,7 @@
 //! | [`s3_compat`] | versions listing, copies, the wider S3 surface |
 //! | [`s3_conditional`] | conditional writes |
 //! | [`s3_errors`] | bad input gets S3's error and stores nothing |
+//! | [`s3_lifecycle`] | lifecycle rules: configuration API, expiration, noncurrent versions, uploads, `x-amz-expiration` |
 //! | [`s3_object_lock`] | Object Lock: retention, legal hold, who may bypass |
 //! | [`s3_part_copy`] | UploadPartCopy |
 //! | [`s3_sdk`] | S3 behaviour through aws-sdk-s3 |
@@ -54,6 +55,7 @@ mod s3_checksums;
 mod s3_compat;
 mod s3_conditional;
 mod s3_errors;
+mod s3_lifecycle;
 mod s3_object_lock;
 mod s3_part_copy;
 mod s3_sdk;
