@@ -1138,22 +1138,22 @@ async fn expiration_in_a_suspended_bucket_replaces_the_null_version_with_a_null_
 async fn noncurrent_versions_expire_keeping_the_newest_noncurrent_ones() {
     let server = &fast_server();
     let c = &sdk_client(server);
-    versioned_bucket(c, "nc").await;
+    versioned_bucket(c, "noncurrent").await;
     let mut keep = Vec::new();
     for i in 0..4 {
-        keep.push(put_version(c, "nc", "keep1/k", format!("v{i}").as_bytes()).await);
+        keep.push(put_version(c, "noncurrent", "keep1/k", format!("v{i}").as_bytes()).await);
     }
     let mut all = Vec::new();
     for i in 0..3 {
-        all.push(put_version(c, "nc", "all/k", format!("v{i}").as_bytes()).await);
+        all.push(put_version(c, "noncurrent", "all/k", format!("v{i}").as_bytes()).await);
     }
     let mut other = Vec::new();
     for i in 0..2 {
-        other.push(put_version(c, "nc", "other/k", format!("v{i}").as_bytes()).await);
+        other.push(put_version(c, "noncurrent", "other/k", format!("v{i}").as_bytes()).await);
     }
     put_lifecycle(
         server,
-        "nc",
+        "noncurrent",
         &config(&format!(
             "{}{}",
             // "NewerNoncurrentVersions — Specifies how many noncurrent
@@ -1187,27 +1187,30 @@ async fn noncurrent_versions_expire_keeping_the_newest_noncurrent_ones() {
         server,
         "the older noncurrent versions expire",
         move || async move {
-            history(c, "nc", "keep1/k").await.version_ids() == *keep_expected
-                && history(c, "nc", "all/k").await.version_ids() == *all_expected
+            history(c, "noncurrent", "keep1/k").await.version_ids() == *keep_expected
+                && history(c, "noncurrent", "all/k").await.version_ids() == *all_expected
         },
     )
     .await;
     more_passes(server, 2.0).await;
     assert_eq!(
-        history(c, "nc", "keep1/k").await.version_ids(),
+        history(c, "noncurrent", "keep1/k").await.version_ids(),
         *keep_expected
     );
-    assert_eq!(history(c, "nc", "all/k").await.version_ids(), *all_expected);
     assert_eq!(
-        history(c, "nc", "other/k").await.version_ids(),
+        history(c, "noncurrent", "all/k").await.version_ids(),
+        *all_expected
+    );
+    assert_eq!(
+        history(c, "noncurrent", "other/k").await.version_ids(),
         sorted(&other),
         "no rule covers other/"
     );
     // The current versions are untouched.
-    assert_eq!(get_bytes(c, "nc", "keep1/k").await, b"v3");
-    assert_eq!(get_bytes(c, "nc", "all/k").await, b"v2");
-    assert!(!version_readable(c, "nc", "keep1/k", &keep[0]).await);
-    assert!(version_readable(c, "nc", "keep1/k", &keep[2]).await);
+    assert_eq!(get_bytes(c, "noncurrent", "keep1/k").await, b"v3");
+    assert_eq!(get_bytes(c, "noncurrent", "all/k").await, b"v2");
+    assert!(!version_readable(c, "noncurrent", "keep1/k", &keep[0]).await);
+    assert!(version_readable(c, "noncurrent", "keep1/k", &keep[2]).await);
     assert_eq!(actions(server, "expire_noncurrent"), 4.0);
     assert_eq!(actions(server, "expire_current"), 0.0);
 }
@@ -1216,27 +1219,27 @@ async fn noncurrent_versions_expire_keeping_the_newest_noncurrent_ones() {
 async fn expired_object_delete_markers_are_removed() {
     let server = &fast_server();
     let c = &sdk_client(server);
-    versioned_bucket(c, "dm").await;
+    versioned_bucket(c, "lone-markers").await;
     // lone: every version deleted, only the marker left — "a delete marker
     // with zero noncurrent versions is referred to as the expired object
     // delete marker".
-    let v = put_version(c, "dm", "lone", b"gone").await;
-    delete_key(c, "dm", "lone").await;
+    let v = put_version(c, "lone-markers", "lone", b"gone").await;
+    delete_key(c, "lone-markers", "lone").await;
     c.delete_object()
-        .bucket("dm")
+        .bucket("lone-markers")
         .key("lone")
         .version_id(&v)
         .send()
         .await
         .unwrap();
     // kept: a marker over a noncurrent version is not expired.
-    let kept_v = put_version(c, "dm", "kept", b"still here").await;
-    delete_key(c, "dm", "kept").await;
-    put_version(c, "dm", "live", b"current").await;
-    assert_eq!(history(c, "dm", "lone").await.markers.len(), 1);
+    let kept_v = put_version(c, "lone-markers", "kept", b"still here").await;
+    delete_key(c, "lone-markers", "kept").await;
+    put_version(c, "lone-markers", "live", b"current").await;
+    assert_eq!(history(c, "lone-markers", "lone").await.markers.len(), 1);
     put_lifecycle(
         server,
-        "dm",
+        "lone-markers",
         &config(&rule(
             "markers",
             "<Filter></Filter>",
@@ -1246,14 +1249,14 @@ async fn expired_object_delete_markers_are_removed() {
     )
     .await;
     eventually(server, "the lone marker is removed", move || async move {
-        history(c, "dm", "lone").await.markers.is_empty()
+        history(c, "lone-markers", "lone").await.markers.is_empty()
     })
     .await;
     more_passes(server, 2.0).await;
-    let h = history(c, "dm", "kept").await;
+    let h = history(c, "lone-markers", "kept").await;
     assert_eq!(h.markers.len(), 1, "{h:?}");
     assert_eq!(h.version_ids(), [kept_v], "{h:?}");
-    assert_eq!(get_bytes(c, "dm", "live").await, b"current");
+    assert_eq!(get_bytes(c, "lone-markers", "live").await, b"current");
     assert_eq!(actions(server, "remove_marker"), 1.0);
     assert_eq!(actions(server, "expire_current"), 0.0);
 }
