@@ -1543,6 +1543,59 @@ async fn x_amz_expiration_names_the_expiry_date_and_the_rule() {
         }
     }
 
+    // CopyObject and CompleteMultipartUpload answer it too ("If the object
+    // expiration is configured, this will contain the expiration date").
+    let copy = c
+        .copy_object()
+        .bucket("hdr")
+        .key("tmp/copied")
+        .copy_source("hdr/dated/c")
+        .send()
+        .await
+        .unwrap();
+    let value = copy.expiration().expect("CopyObject: no x-amz-expiration");
+    assert_eq!(parse_expiration(value).1, "three-days", "{value}");
+    let upload = c
+        .create_multipart_upload()
+        .bucket("hdr")
+        .key("tmp/short/multi")
+        .send()
+        .await
+        .unwrap();
+    let id = upload.upload_id().unwrap();
+    let part = c
+        .upload_part()
+        .bucket("hdr")
+        .key("tmp/short/multi")
+        .upload_id(id)
+        .part_number(1)
+        .body(b"one part".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let done = c
+        .complete_multipart_upload()
+        .bucket("hdr")
+        .key("tmp/short/multi")
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let value = done
+        .expiration()
+        .expect("CompleteMultipartUpload: no x-amz-expiration");
+    assert_eq!(parse_expiration(value).1, "one-day", "{value}");
+
     // An object no rule covers has no header.
     let put = c
         .put_object()

@@ -336,7 +336,7 @@ pub(crate) async fn complete(
             };
         }
     };
-    complete_result(&bucket, &key, &version)
+    complete_result(svc, &bucket, &key, &version)
 }
 
 /// A Complete of an upload that no longer exists: if the key's current
@@ -350,7 +350,7 @@ fn repeated_complete(
     id: UploadId,
 ) -> S3Result<Response<RespBody>> {
     match svc.engine.head_object(bucket, key) {
-        Ok(v) if v.version_id.0 == id.0 => complete_result(bucket, key, &v),
+        Ok(v) if v.version_id.0 == id.0 => complete_result(svc, bucket, key, &v),
         _ => Err(S3Error::new(S3ErrorCode::NoSuchUpload)),
     }
     // A version that is no longer current (a later PUT of the key in a
@@ -359,6 +359,7 @@ fn repeated_complete(
 
 /// The CompleteMultipartUploadResult for the version a Complete made.
 fn complete_result(
+    svc: &ServiceInner,
     bucket: &str,
     key: &str,
     version: &ObjectVersion,
@@ -383,6 +384,11 @@ fn complete_result(
         && let Ok(v) = http::HeaderValue::from_str(&id)
     {
         resp.headers_mut().insert("x-amz-version-id", v);
+    }
+    if let Some(v) = svc.engine.lifecycle_expiration(bucket, key, version)?
+        && let Ok(v) = http::HeaderValue::from_str(&v)
+    {
+        resp.headers_mut().insert("x-amz-expiration", v);
     }
     Ok(resp)
 }

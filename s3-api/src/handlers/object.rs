@@ -778,12 +778,16 @@ pub(crate) async fn copy_object(
         last_modified: iso8601(version.last_modified_ms).into(),
         etag: quoted_etag(&version.etag).into(),
     };
+    let expiration = expiration_header(svc, bucket, key, &version)?;
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
     let h = resp.headers_mut();
     if let Some(id) = version_id_header(&version)
         && let Ok(v) = HeaderValue::from_str(&id)
     {
         h.insert("x-amz-version-id", v);
+    }
+    if let Some(v) = expiration {
+        h.insert("x-amz-expiration", v);
     }
     if let Some(id) = source.as_ref().and_then(version_id_header)
         && let Ok(v) = HeaderValue::from_str(&id)
