@@ -104,6 +104,14 @@ struct KeyCursor {
     whole: bool,
 }
 
+/// What one running pass carries from bucket to bucket.
+struct Pass<'a> {
+    now_ms: u64,
+    pacer: Pacer,
+    keep_going: &'a (dyn Fn() -> bool + Send + Sync),
+    report: LifecyclePassReport,
+}
+
 /// Keeps actions at or under a rate.
 struct Pacer {
     interval: Option<std::time::Duration>,
@@ -221,8 +229,12 @@ impl Engine {
         opts: LifecyclePassOptions,
         keep_going: &(dyn Fn() -> bool + Send + Sync),
     ) -> EngineResult<LifecyclePassReport> {
-        let mut report = LifecyclePassReport::default();
-        let mut pacer = Pacer::new(opts.actions_per_sec);
+        let mut pass = Pass {
+            now_ms: opts.now_ms,
+            pacer: Pacer::new(opts.actions_per_sec),
+            keep_going,
+            report: LifecyclePassReport::default(),
+        };
         let m = &self.inner.metrics;
         m.lifecycle_running.set(1);
         let result = async {
@@ -241,30 +253,16 @@ impl Engine {
                 if !config.rules.iter().any(|r| r.enabled) {
                     continue;
                 }
-                report.buckets += 1;
-                self.lifecycle_versions(
-                    &bucket.name,
-                    &config,
-                    opts,
-                    &mut pacer,
-                    keep_going,
-                    &mut report,
-                )
-                .await?;
+                pass.report.buckets += 1;
+                self.lifecycle_versions(&bucket.name, &config, &mut pass)
+                    .await?;
                 if config
                     .rules
                     .iter()
                     .any(|r| r.enabled && r.abort_incomplete_upload_days.is_some())
                 {
-                    self.lifecycle_uploads(
-                        &bucket.name,
-                        &config,
-                        opts,
-                        &mut pacer,
-                        keep_going,
-                        &mut report,
-                    )
-                    .await?;
+                    self.lifecycle_uploads(&bucket.name, &config, &mut pass)
+                        .await?;
                 }
             }
             Ok(())
@@ -276,17 +274,14 @@ impl Engine {
         m.lifecycle_passes.inc();
         m.lifecycle_last_pass_end
             .set((crate::now_ms() / 1000) as i64);
-        Ok(report)
+        Ok(pass.report)
     }
 
     async fn lifecycle_versions(
         &self,
         bucket: &str,
         config: &LifecycleConfiguration,
-        opts: LifecyclePassOptions,
-        pacer: &mut Pacer,
-        keep_going: &(dyn Fn() -> bool + Send + Sync),
-        report: &mut LifecyclePassReport,
+        pass: &mut Pass<'_>,
     ) -> EngineResult<()> {
         let day_ms = self.lifecycle_day_ms();
         let m = &self.inner.metrics;
@@ -296,7 +291,7 @@ impl Engine {
         };
         let mut cursor: Option<KeyCursor> = None;
         loop {
-            if !keep_going() {
+            if !(pass.keep_going)() {
                 return Ok(());
             }
             let page = match self.list_versions(bucket, query.clone()).await {
@@ -305,7 +300,7 @@ impl Engine {
             };
             let mut due = Vec::new();
             for listed in &page.versions {
-                report.versions_scanned += 1;
+                pass.report.versions_scanned += 1;
                 m.lifecycle_scanned.inc();
                 let v = &listed.version;
                 let facts = VersionFacts {
@@ -325,11 +320,11 @@ impl Engine {
                     } else if v.delete_marker {
                         config
                             .expired_delete_marker(&listed.key, v.last_modified_ms, day_ms)
-                            .is_some_and(|d| d.is_due(opts.now_ms))
+                            .is_some_and(|d| d.is_due(pass.now_ms))
                     } else {
                         config
                             .current_expiration(&facts, day_ms)
-                            .is_some_and(|d| d.is_due(opts.now_ms))
+                            .is_some_and(|d| d.is_due(pass.now_ms))
                     };
                     if is_due {
                         due.push(if v.delete_marker {
@@ -365,7 +360,7 @@ impl Engine {
                             c.noncurrent_seen,
                             day_ms,
                         )
-                        .is_some_and(|d| d.is_due(opts.now_ms));
+                        .is_some_and(|d| d.is_due(pass.now_ms));
                 if is_due {
                     due.push(Action::ExpireNoncurrent {
                         key: listed.key.clone(),
@@ -377,8 +372,8 @@ impl Engine {
             }
             m.lifecycle_backlog.set(due.len() as i64);
             for action in due {
-                pacer.wait().await;
-                self.lifecycle_act(bucket, action, report).await;
+                pass.pacer.wait().await;
+                self.lifecycle_act(bucket, action, &mut pass.report).await;
                 m.lifecycle_backlog.dec();
             }
             if !page.is_truncated {
@@ -448,16 +443,13 @@ impl Engine {
         &self,
         bucket: &str,
         config: &LifecycleConfiguration,
-        opts: LifecyclePassOptions,
-        pacer: &mut Pacer,
-        keep_going: &(dyn Fn() -> bool + Send + Sync),
-        report: &mut LifecyclePassReport,
+        pass: &mut Pass<'_>,
     ) -> EngineResult<()> {
         let day_ms = self.lifecycle_day_ms();
         let m = &self.inner.metrics;
         let (mut key_marker, mut id_marker) = (None, None);
         loop {
-            if !keep_going() {
+            if !(pass.keep_going)() {
                 return Ok(());
             }
             let page = match self
@@ -480,25 +472,25 @@ impl Engine {
                 .filter(|u| {
                     config
                         .abort_upload(&u.key, u.created_ms, day_ms)
-                        .is_some_and(|d| d.is_due(opts.now_ms))
+                        .is_some_and(|d| d.is_due(pass.now_ms))
                 })
                 .collect();
             m.lifecycle_backlog.set(due.len() as i64);
             for upload in due {
-                pacer.wait().await;
+                pass.pacer.wait().await;
                 match self
                     .abort_upload(bucket, &upload.key, upload.upload_id)
                     .await
                 {
                     Ok(()) => {
-                        report.aborted_uploads += 1;
+                        pass.report.aborted_uploads += 1;
                         m.lifecycle_actions
                             .with_label_values(&["abort_upload"])
                             .inc();
                     }
                     Err(EngineError::NoSuchUpload | EngineError::NoSuchBucket) => {}
                     Err(e) => {
-                        report.failed += 1;
+                        pass.report.failed += 1;
                         tracing::warn!(bucket, error = %e, "lifecycle abort of an upload failed");
                     }
                 }

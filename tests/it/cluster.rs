@@ -749,17 +749,7 @@ fn versioned_puts_through_two_nodes_survive_a_node_kill_and_every_node_lists_the
     run(async {
         let mut cluster = TestCluster::start();
         let c1 = cluster.client(0);
-        create_bucket(&c1, "history").await;
-        c1.put_bucket_versioning()
-            .bucket("history")
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        create_versioned_bucket(&c1, "history").await;
         const KEYS: u64 = 3;
         let writes: Arc<std::sync::Mutex<Vec<ClusterWrite>>> = Default::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -944,17 +934,7 @@ fn one_node_runs_lifecycle_and_another_finishes_a_pass_when_it_dies() {
             "15",
         ]);
         let c = cluster.client(0);
-        create_bucket(&c, "lc-cluster").await;
-        c.put_bucket_versioning()
-            .bucket("lc-cluster")
-            .versioning_configuration(
-                aws_sdk_s3::types::VersioningConfiguration::builder()
-                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        create_versioned_bucket(&c, "lc-cluster").await;
         const KEYS: usize = 90;
         for i in 0..KEYS {
             put_bytes(&c, "lc-cluster", &format!("k{i:03}"), b"v").await;

@@ -582,6 +582,22 @@ pub async fn create_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
         .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {}", show(&e)));
 }
 
+/// Creates `bucket` and enables versioning on it.
+pub async fn create_versioned_bucket(client: &aws_sdk_s3::Client, bucket: &str) {
+    create_bucket(client, bucket).await;
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutBucketVersioning {bucket}: {}", show(&e)));
+}
+
 // ---------------------------------------------------------------------------
 // Raw HTTP with SigV4
 // ---------------------------------------------------------------------------

@@ -171,9 +171,7 @@ use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_s3::primitives::DateTime;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, ObjectLockMode, ObjectLockRetentionMode, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{ObjectLockMode, ObjectLockRetentionMode};
 
 const VERSION_CRASH_CYCLES: u64 = 4;
 const VERSION_WORKERS: u64 = 8;
@@ -564,17 +562,7 @@ fn acknowledged_versions_and_locks_survive_sigkill_under_concurrent_versioned_pu
         let mut rng = Rng::new(seed);
         let mut server = TestServer::start();
         let c = sdk_client(&server);
-        create_bucket(&c, VERSIONED_BUCKET).await;
-        c.put_bucket_versioning()
-            .bucket(VERSIONED_BUCKET)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        create_versioned_bucket(&c, VERSIONED_BUCKET).await;
         c.create_bucket()
             .bucket(LOCKED_BUCKET)
             .object_lock_enabled_for_bucket(true)
@@ -644,17 +632,7 @@ fn lifecycle_passes_cut_by_sigkill_finish_without_doubling() {
             "25",
         ]);
         let c = sdk_client(&server);
-        create_bucket(&c, LIFECYCLE_BUCKET).await;
-        c.put_bucket_versioning()
-            .bucket(LIFECYCLE_BUCKET)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        create_versioned_bucket(&c, LIFECYCLE_BUCKET).await;
         let keys: Vec<String> = (0..LIFECYCLE_EXPIRING)
             .map(|i| format!("exp/{i:04}"))
             .chain((0..LIFECYCLE_KEPT).map(|i| format!("keep/{i:04}")))

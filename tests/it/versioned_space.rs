@@ -21,9 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    BucketVersioningStatus, Delete, ObjectIdentifier, VersioningConfiguration,
-};
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bytes::Bytes;
 
 use crate::common::*;
@@ -146,17 +144,7 @@ fn thirty_versions_of_a_tree_cost_little_more_than_one_and_deleting_them_gives_i
         let server =
             TestServer::start_with_args(&["--gc-grace-secs", "0", "--gc-interval-secs", "0"]);
         let c = sdk_client(&server);
-        create_bucket(&c, BUCKET).await;
-        c.put_bucket_versioning()
-            .bucket(BUCKET)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        create_versioned_bucket(&c, BUCKET).await;
 
         let mut rng = Rng::new(0x5ace);
         let mut tree: Vec<Bytes> = (0..FILES)
