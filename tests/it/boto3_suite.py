@@ -8,6 +8,9 @@ Usage: boto3_suite.py MODE WORKDIR
                             response_checksum_validation = "when_required"
            "large_copy"     only managed copies above the multipart
                             threshold (UploadPartCopy), default settings
+           "versioning"     only bucket versioning: versions, delete
+                            markers, the versions paginator, suspended
+                            buckets, object_versions.delete()
   WORKDIR  an empty scratch directory
 
 Environment: CAIRN_ENDPOINT (http://127.0.0.1:PORT), AWS_ACCESS_KEY_ID,
@@ -127,10 +130,131 @@ def large_copies(s3, work):
     print("boto3 suite passed")
 
 
+def client_error(call, what):
+    """Runs `call`, which must fail; returns botocore's error response."""
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        return e.response
+    raise AssertionError(f"[{STEP}] {what} succeeded")
+
+
+def versioning(s3):
+    """Bucket versioning as boto3 users drive it (client and resource APIs)."""
+    bucket = "boto3-versioning"
+    step("get_bucket_versioning / put_bucket_versioning")
+    s3.create_bucket(Bucket=bucket)
+    r = s3.get_bucket_versioning(Bucket=bucket)
+    check("Status" not in r, f"a new bucket has a versioning state: {r}")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    same(s3.get_bucket_versioning(Bucket=bucket).get("Status"), "Enabled", "Status")
+
+    step("versions of one key, read back by VersionId")
+    bodies = [f"version {i}".encode() for i in range(3)]
+    ids = [s3.put_object(Bucket=bucket, Key="doc.txt", Body=b)["VersionId"] for b in bodies]
+    check(len(set(ids)) == 3 and "null" not in ids, f"version ids {ids}")
+    for vid, body in zip(ids, bodies):
+        g = s3.get_object(Bucket=bucket, Key="doc.txt", VersionId=vid)
+        same(g["Body"].read(), body, f"GET VersionId={vid}")
+        same(g["VersionId"], vid, "GET VersionId")
+        h = s3.head_object(Bucket=bucket, Key="doc.txt", VersionId=vid)
+        same(h["ETag"], md5_etag(body), "HEAD ETag")
+    r = s3.list_object_versions(Bucket=bucket, Prefix="doc.txt")
+    same([v["VersionId"] for v in r["Versions"]], ids[::-1], "versions newest first")
+    same([v["IsLatest"] for v in r["Versions"]], [True, False, False], "IsLatest")
+
+    step("delete marker, then undelete by deleting it")
+    d = s3.delete_object(Bucket=bucket, Key="doc.txt")
+    same(d.get("DeleteMarker"), True, "DeleteMarker of a simple delete")
+    marker = d["VersionId"]
+    check(marker not in ids, f"marker id {marker} reuses a version id")
+    e = client_error(lambda: s3.get_object(Bucket=bucket, Key="doc.txt"), "GET after delete")
+    same(e["Error"]["Code"], "NoSuchKey", "GET after delete")
+    same(e["ResponseMetadata"]["HTTPHeaders"].get("x-amz-delete-marker"), "true", "404 header")
+    e = client_error(
+        lambda: s3.get_object(Bucket=bucket, Key="doc.txt", VersionId=marker), "GET of the marker"
+    )
+    same(e["ResponseMetadata"]["HTTPStatusCode"], 405, "GET of a delete marker by id")
+    r = s3.list_object_versions(Bucket=bucket)
+    same([(m["VersionId"], m["IsLatest"]) for m in r["DeleteMarkers"]], [(marker, True)], "markers")
+    same(s3.list_objects_v2(Bucket=bucket)["KeyCount"], 0, "ListObjectsV2 hides the key")
+    d = s3.delete_object(Bucket=bucket, Key="doc.txt", VersionId=marker)
+    same((d.get("DeleteMarker"), d.get("VersionId")), (True, marker), "deleting the marker")
+    same(s3.get_object(Bucket=bucket, Key="doc.txt")["Body"].read(), bodies[-1], "undeleted")
+
+    step("list_object_versions paginator, page size 2")
+    for i in range(5):
+        s3.put_object(Bucket=bucket, Key=f"many/{i}", Body=b"a")
+        s3.put_object(Bucket=bucket, Key=f"many/{i}", Body=b"b")
+        if i % 2:
+            s3.delete_object(Bucket=bucket, Key=f"many/{i}")
+    full = s3.list_object_versions(Bucket=bucket, Prefix="many/")
+    entries = full.get("Versions", []) + full.get("DeleteMarkers", [])
+    want = sorted((v["Key"], v["VersionId"]) for v in entries)
+    same(len(want), 12, "versions and markers under many/")
+    got = []
+    for page in s3.get_paginator("list_object_versions").paginate(
+        Bucket=bucket, Prefix="many/", PaginationConfig={"PageSize": 2}
+    ):
+        entries = page.get("Versions", []) + page.get("DeleteMarkers", [])
+        check(len(entries) <= 2, f"a page of {len(entries)}")
+        got += [(v["Key"], v["VersionId"]) for v in entries]
+    check(len(got) == len(set(got)), f"an entry listed twice: {got}")
+    same(sorted(got), want, "paginated versions")
+
+    step("suspended bucket: PUTs replace the null version")
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    same(s3.get_bucket_versioning(Bucket=bucket).get("Status"), "Suspended", "Status")
+    s3.put_object(Bucket=bucket, Key="doc.txt", Body=b"null 1")
+    s3.put_object(Bucket=bucket, Key="doc.txt", Body=b"null 2")
+    r = s3.list_object_versions(Bucket=bucket, Prefix="doc.txt")
+    same([v["VersionId"] for v in r["Versions"]], ["null"] + ids[::-1], "null version on top")
+    g = s3.get_object(Bucket=bucket, Key="doc.txt", VersionId="null")
+    same(g["Body"].read(), b"null 2", "the null version")
+
+    step("copy_object from an older version")
+    r = s3.copy_object(
+        Bucket=bucket,
+        Key="copy.txt",
+        CopySource={"Bucket": bucket, "Key": "doc.txt", "VersionId": ids[0]},
+    )
+    same(r.get("CopySourceVersionId"), ids[0], "CopySourceVersionId")
+    same(s3.get_object(Bucket=bucket, Key="copy.txt")["Body"].read(), bodies[0], "copied version")
+
+    step("delete_objects, BucketNotEmpty, object_versions.delete()")
+    r = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "doc.txt", "VersionId": ids[0]}, {"Key": "copy.txt"}]},
+    )
+    same(r.get("Errors", []), [], "delete_objects errors")
+    deleted = {d["Key"]: d for d in r["Deleted"]}
+    same(deleted["doc.txt"].get("VersionId"), ids[0], "deleted version")
+    same(deleted["copy.txt"].get("DeleteMarker"), True, "a marker for copy.txt")
+    e = client_error(lambda: s3.delete_bucket(Bucket=bucket), "delete_bucket with versions left")
+    same(e["Error"]["Code"], "BucketNotEmpty", "delete_bucket with versions left")
+    resource = boto3.resource(
+        "s3",
+        endpoint_url=os.environ["CAIRN_ENDPOINT"],
+        config=Config(
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+            retries={"max_attempts": 1, "mode": "standard"},
+        ),
+    )
+    resource.Bucket(bucket).object_versions.delete()
+    r = s3.list_object_versions(Bucket=bucket)
+    check(not r.get("Versions") and not r.get("DeleteMarkers"), f"left after delete: {r}")
+    s3.delete_bucket(Bucket=bucket)
+    print("boto3 suite passed")
+
+
 def main():
     mode, work = sys.argv[1], sys.argv[2]
     if mode == "large_copy":
         large_copies(client("default"), work)
+        return
+    if mode == "versioning":
+        versioning(client("default"))
         return
     rng = random.Random(f"boto3-{mode}")
     s3 = client(mode)

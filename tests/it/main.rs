@@ -32,6 +32,7 @@
 //! | [`s3_sdk`] | S3 behaviour through aws-sdk-s3 |
 //! | [`s3_signatures`] | signing modes: SigV4 streaming, trailers, presigned |
 //! | [`s3_stalls`] | clients that stop sending a body |
+//! | [`s3_versioning`] | versions, delete markers, suspended buckets, versioned listings |
 //! | [`tls`] | HTTPS on both listeners |
 //! | [`versioned_space`] | 30 versions of a tree cost little more than one; deleting them gives it back |
 
@@ -61,5 +62,6 @@ mod s3_part_copy;
 mod s3_sdk;
 mod s3_signatures;
 mod s3_stalls;
+mod s3_versioning;
 mod tls;
 mod versioned_space;
