@@ -207,9 +207,12 @@ async fn upload_part_copy(
     n: u32,
 ) -> S3Result<Response<RespBody>> {
     let source = readable_copy_source(ctx)?;
-    let src = svc
-        .engine
-        .head_version(&source.bucket, &source.key, source.version.as_ref())?;
+    let src = super::object::copy_source_version(
+        svc,
+        &source.bucket,
+        &source.key,
+        source.version.as_ref(),
+    )?;
     check_copy_source_conditions(ctx, &src)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
         None => (0, src.size),

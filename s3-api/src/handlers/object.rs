@@ -579,6 +579,24 @@ pub(crate) async fn delete_objects(
 /// `x-amz-copy-source-if-*` against the source version (CopyObject,
 /// UploadPartCopy). A copy has no 304: every condition that does not hold
 /// is a 412.
+/// The version a copy reads: as `head_version`, except that a delete
+/// marker named by its version id is `400 InvalidRequest` (S3: a copy
+/// source may not name a delete marker), not the 405 a GET gets.
+pub(crate) fn copy_source_version(
+    svc: &ServiceInner,
+    bucket: &str,
+    key: &str,
+    version: Option<&VersionRef>,
+) -> S3Result<ObjectVersion> {
+    match svc.engine.head_version(bucket, key, version) {
+        Err(EngineError::DeleteMarker { named: true, .. }) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+        )),
+        r => Ok(r?),
+    }
+}
+
 pub(crate) fn check_copy_source_conditions(ctx: &RequestCtx, src: &ObjectVersion) -> S3Result<()> {
     match evaluate_conditions(&ctx.parts.headers, src, COPY_SOURCE_CONDITIONS) {
         Precondition::Proceed => Ok(()),
@@ -719,10 +737,12 @@ pub(crate) async fn copy_object(
         attempt += 1;
         // Always read: its conditions, its metadata for a REPLACE, and its
         // version id for `x-amz-copy-source-version-id`.
-        let source = Some(
-            svc.engine
-                .head_version(&src_bucket, &src_key, src_version.as_ref())?,
-        );
+        let source = Some(copy_source_version(
+            svc,
+            &src_bucket,
+            &src_key,
+            src_version.as_ref(),
+        )?);
         if let Some(src) = &source {
             check_copy_source_conditions(ctx, src)?;
             if let Some(algo) = wanted_checksum
