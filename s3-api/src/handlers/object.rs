@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use cairn_storage_engine::{
-    EngineError, EngineResult, ObjectReader, ObjectVersion, VersionRef, WriteCondition,
+    EngineError, EngineResult, ObjectReader, ObjectVersion, VersionRef, Versioning, WriteCondition,
 };
 use http::{HeaderValue, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -237,8 +237,19 @@ pub(crate) async fn get_object(
     let key = ctx.key()?;
     let named = ctx.version_id()?;
     let version = svc.engine.head_version(bucket, key, named.as_ref())?;
+    // S3 names the `null` version `null` on reads once the bucket has ever
+    // had versioning (a PUT's response still omits it, as S3's does).
+    let null_id = version.null_version
+        && svc.engine.bucket_info(bucket)?.versioning != Versioning::Unversioned;
+    let name_null = |h: &mut http::HeaderMap| {
+        if null_id {
+            h.insert("x-amz-version-id", HeaderValue::from_static("null"));
+        }
+    };
     if ctx.query.has("attributes") {
-        return object_attributes(ctx, &version);
+        let mut resp = object_attributes(ctx, &version)?;
+        name_null(resp.headers_mut());
+        return Ok(resp);
     }
     match evaluate_preconditions(&ctx.parts.headers, &version) {
         Precondition::Proceed => {}
@@ -249,6 +260,7 @@ pub(crate) async fn get_object(
         Precondition::NotModified => {
             let mut resp = empty_response(StatusCode::NOT_MODIFIED)?;
             let h = resp.headers_mut();
+            name_null(h);
             if let Ok(v) = HeaderValue::from_str(&quoted_etag(&version.etag)) {
                 h.insert("etag", v);
             }
@@ -332,6 +344,7 @@ pub(crate) async fn get_object(
     let mut builder = Response::builder().status(status);
     if let Some(h) = builder.headers_mut() {
         write_object_headers(h, &version, checksum_mode);
+        name_null(h);
         if let Some(v) = expiration {
             h.insert("x-amz-expiration", v);
         }
