@@ -207,12 +207,18 @@ pub struct ErrorBody {
 #[serde(default)]
 pub struct Status {
     pub data_shards: usize,
+    /// Delete markers (versioned buckets).
+    pub delete_markers: u64,
     pub drives: Vec<Drive>,
     /// Bytes of shards known missing or corrupt, not rebuilt yet.
     pub heal_backlog_bytes: u64,
     /// As clients wrote them.
     pub logical_bytes: u64,
     pub metadata_sst_bytes: u64,
+    /// Logical bytes of the older versions kept by versioning.
+    pub noncurrent_bytes: u64,
+    /// Older versions kept by versioning.
+    pub noncurrent_versions: u64,
     pub objects: u64,
     pub parity_shards: usize,
     /// On the drives, parity included.
@@ -515,6 +521,9 @@ mod tests {
             raw_bytes: 24,
             metadata_sst_bytes: 25,
             heal_backlog_bytes: 26,
+            noncurrent_versions: 27,
+            noncurrent_bytes: 28,
+            delete_markers: 29,
             scrub_running: true,
             scrub_chunks_checked: 4,
             scrub_chunks_total_estimate: 3,
@@ -534,7 +543,7 @@ mod tests {
         };
         assert_golden(
             &status,
-            r#"{"data_shards":4,"drives":[{"faulty":false,"fs_free_bytes":204,"fs_size_bytes":304,"healing":false,"index":4,"needs_heal":false,"path":"/d/\"4\"é","present":true,"segment_bytes":104,"state":"foreign","state_detail":"another \"server\"\n"}],"heal_backlog_bytes":26,"logical_bytes":22,"metadata_sst_bytes":25,"objects":21,"parity_shards":2,"raw_bytes":24,"scrub_chunks_checked":4,"scrub_chunks_total_estimate":3,"scrub_running":true,"stored_bytes":23,"version":"0.1.0"}"#,
+            r#"{"data_shards":4,"delete_markers":29,"drives":[{"faulty":false,"fs_free_bytes":204,"fs_size_bytes":304,"healing":false,"index":4,"needs_heal":false,"path":"/d/\"4\"é","present":true,"segment_bytes":104,"state":"foreign","state_detail":"another \"server\"\n"}],"heal_backlog_bytes":26,"logical_bytes":22,"metadata_sst_bytes":25,"noncurrent_bytes":28,"noncurrent_versions":27,"objects":21,"parity_shards":2,"raw_bytes":24,"scrub_chunks_checked":4,"scrub_chunks_total_estimate":3,"scrub_running":true,"stored_bytes":23,"version":"0.1.0"}"#,
         );
     }
 

@@ -819,6 +819,14 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         human_bytes(stored),
         human_bytes(raw)
     );
+    if v.noncurrent_versions > 0 || v.delete_markers > 0 {
+        println!(
+            "versions: {} older versions ({} as written) and {} delete markers kept by versioning",
+            v.noncurrent_versions,
+            human_bytes(v.noncurrent_bytes),
+            v.delete_markers
+        );
+    }
     println!();
     println!(
         "{:<6}{:<20}{:>12}{:>12}{:>12}  path",

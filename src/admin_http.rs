@@ -232,6 +232,9 @@ impl From<&EngineStatus> for api::Status {
             logical_bytes: s.logical_bytes,
             stored_bytes: s.stored_bytes,
             raw_bytes: s.raw_bytes,
+            noncurrent_versions: s.noncurrent_versions,
+            noncurrent_bytes: s.noncurrent_bytes,
+            delete_markers: s.delete_markers,
             metadata_sst_bytes: s.metadata_sst_bytes,
             heal_backlog_bytes: s.heal_backlog_bytes,
             scrub_running: s.scrub.running,
@@ -857,6 +860,9 @@ mod tests {
             logical_bytes: 22,
             stored_bytes: 23,
             raw_bytes: 24,
+            noncurrent_versions: 27,
+            noncurrent_bytes: 28,
+            delete_markers: 29,
             metadata_sst_bytes: 25,
             heal_backlog_bytes: 26,
             scrub: ScrubStatus {
@@ -870,7 +876,7 @@ mod tests {
                 },
             },
         };
-        let golden = r#"{"data_shards":4,"drives":[{"faulty":false,"fs_free_bytes":200,"fs_size_bytes":300,"healing":false,"index":0,"needs_heal":false,"path":"/d/\"0\"é","present":true,"segment_bytes":100,"state":"ok","state_detail":""},{"faulty":false,"fs_free_bytes":201,"fs_size_bytes":301,"healing":false,"index":1,"needs_heal":false,"path":"/d/\"1\"é","present":false,"segment_bytes":101,"state":"missing","state_detail":""},{"faulty":false,"fs_free_bytes":202,"fs_size_bytes":302,"healing":true,"index":2,"needs_heal":true,"path":"/d/\"2\"é","present":true,"segment_bytes":102,"state":"replaced","state_detail":""},{"faulty":true,"fs_free_bytes":203,"fs_size_bytes":303,"healing":false,"index":3,"needs_heal":false,"path":"/d/\"3\"é","present":true,"segment_bytes":103,"state":"faulty","state_detail":""},{"faulty":false,"fs_free_bytes":204,"fs_size_bytes":304,"healing":false,"index":4,"needs_heal":false,"path":"/d/\"4\"é","present":true,"segment_bytes":104,"state":"foreign","state_detail":"another \"server\"\n"},{"faulty":false,"fs_free_bytes":205,"fs_size_bytes":305,"healing":false,"index":5,"needs_heal":true,"path":"/d/\"5\"é","present":true,"segment_bytes":105,"state":"replaced","state_detail":""}],"heal_backlog_bytes":26,"logical_bytes":22,"metadata_sst_bytes":25,"objects":21,"parity_shards":2,"raw_bytes":24,"scrub_chunks_checked":4,"scrub_chunks_total_estimate":3,"scrub_running":true,"stored_bytes":23,"version":"0.1.0"}"#
+        let golden = r#"{"data_shards":4,"delete_markers":29,"drives":[{"faulty":false,"fs_free_bytes":200,"fs_size_bytes":300,"healing":false,"index":0,"needs_heal":false,"path":"/d/\"0\"é","present":true,"segment_bytes":100,"state":"ok","state_detail":""},{"faulty":false,"fs_free_bytes":201,"fs_size_bytes":301,"healing":false,"index":1,"needs_heal":false,"path":"/d/\"1\"é","present":false,"segment_bytes":101,"state":"missing","state_detail":""},{"faulty":false,"fs_free_bytes":202,"fs_size_bytes":302,"healing":true,"index":2,"needs_heal":true,"path":"/d/\"2\"é","present":true,"segment_bytes":102,"state":"replaced","state_detail":""},{"faulty":true,"fs_free_bytes":203,"fs_size_bytes":303,"healing":false,"index":3,"needs_heal":false,"path":"/d/\"3\"é","present":true,"segment_bytes":103,"state":"faulty","state_detail":""},{"faulty":false,"fs_free_bytes":204,"fs_size_bytes":304,"healing":false,"index":4,"needs_heal":false,"path":"/d/\"4\"é","present":true,"segment_bytes":104,"state":"foreign","state_detail":"another \"server\"\n"},{"faulty":false,"fs_free_bytes":205,"fs_size_bytes":305,"healing":false,"index":5,"needs_heal":true,"path":"/d/\"5\"é","present":true,"segment_bytes":105,"state":"replaced","state_detail":""}],"heal_backlog_bytes":26,"logical_bytes":22,"metadata_sst_bytes":25,"noncurrent_bytes":28,"noncurrent_versions":27,"objects":21,"parity_shards":2,"raw_bytes":24,"scrub_chunks_checked":4,"scrub_chunks_total_estimate":3,"scrub_running":true,"stored_bytes":23,"version":"0.1.0"}"#
             .replace(r#""version":"0.1.0""#, &format!(r#""version":"{}""#, env!("CARGO_PKG_VERSION")));
         let resp = json_reply(StatusCode::OK, &api::Status::from(&status)).unwrap();
         assert_eq!(

@@ -38,6 +38,11 @@ pub struct EngineStatus {
     pub logical_bytes: u64,
     pub stored_bytes: u64,
     pub raw_bytes: u64,
+    /// Older versions kept by versioning (counted in `objects` and
+    /// `logical_bytes` too), and delete markers.
+    pub noncurrent_versions: u64,
+    pub noncurrent_bytes: u64,
+    pub delete_markers: u64,
     pub metadata_sst_bytes: u64,
     pub heal_backlog_bytes: u64,
     pub scrub: crate::ScrubStatus,
@@ -82,6 +87,9 @@ impl Engine {
             logical_bytes: totals.logical_bytes,
             stored_bytes: totals.stored_bytes,
             raw_bytes: totals.raw_bytes,
+            noncurrent_versions: totals.noncurrent_versions,
+            noncurrent_bytes: totals.noncurrent_bytes,
+            delete_markers: totals.delete_markers,
             metadata_sst_bytes: self.inner.meta.property_sum("rocksdb.total-sst-files-size"),
             heal_backlog_bytes: u64::try_from(m.heal_backlog_bytes.get()).unwrap_or(0),
             scrub: self.scrub_status(),

@@ -46,6 +46,8 @@ struct Space {
     stored_bytes: u64,
     raw_bytes: u64,
     drive_files_bytes: u64,
+    /// Older versions kept, as `cairn admin status` counts them.
+    noncurrent_versions: u64,
 }
 
 fn space(server: &TestServer) -> Space {
@@ -55,6 +57,9 @@ fn space(server: &TestServer) -> Space {
     Space {
         stored_bytes: v["stored_bytes"].as_u64().expect("stored_bytes"),
         raw_bytes: v["raw_bytes"].as_u64().expect("raw_bytes"),
+        noncurrent_versions: v["noncurrent_versions"]
+            .as_u64()
+            .expect("noncurrent_versions"),
         drive_files_bytes: dir_bytes(&server.data_dir().join("drives")),
     }
 }
@@ -174,6 +179,7 @@ fn thirty_versions_of_a_tree_cost_little_more_than_one_and_lifecycle_expiry_give
             put_tree(&c, &Arc::new(tree.clone())).await;
         }
         let last = space(&server);
+        assert_eq!(last.noncurrent_versions, (FILES * (VERSIONS - 1)) as u64);
         let versions_done = started.elapsed();
         let overhead = percent_over(last.stored_bytes, first.stored_bytes);
         eprintln!(
@@ -259,6 +265,7 @@ fn thirty_versions_of_a_tree_cost_little_more_than_one_and_lifecycle_expiry_give
         let (ok, out, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["gc"]);
         assert!(ok, "cairn admin gc: {out}\n{err}");
         let collected = space(&server);
+        assert_eq!(collected.noncurrent_versions, 0);
         eprintln!(
             "  after expiring {} older versions: stored {} B, drive files {} B",
             older, deleted.stored_bytes, deleted.drive_files_bytes
