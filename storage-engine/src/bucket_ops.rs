@@ -124,6 +124,10 @@ impl Engine {
             // Its lifecycle rules go with it (a bucket later created under
             // the name has a new id and starts without).
             b.delete::<crate::meta::System>(&crate::lifecycle_pass::config_name(rec.id));
+            // So do its documents (policy, CORS, ...).
+            for kind in crate::bucket_documents::BucketDocument::ALL {
+                b.delete::<crate::meta::System>(&kind.name(rec.id));
+            }
             match inner.meta.write(b) {
                 // The bucket record changed meanwhile (deleted, or its tags
                 // set elsewhere).

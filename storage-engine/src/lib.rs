@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod access_keys;
+mod bucket_documents;
 mod bucket_ops;
 mod codec;
 mod drive;
@@ -78,6 +79,7 @@ mod versions_tests;
 pub use access_keys::{
     ACCESS_KEYS_MAX, StoredAccessKey, generate_credentials, valid_access_key_id,
 };
+pub use bucket_documents::BucketDocument;
 pub use cairn_crypto::MasterKey;
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ScannedShard, SegmentInfo, ShardReadError, ShardStore};

@@ -112,6 +112,24 @@ const WRITE_BUFFER_PER_CF_BYTES: usize = 16 << 20;
 
 /// The smallest byte string greater than every string that starts with
 /// `prefix`, or `None` when there is none (all 0xFF).
+/// Whether `op` changes what a bucket-configuration cache holds: a bucket
+/// record, or a `system` record of a bucket's documents
+/// (`crate::bucket_documents`) or lifecycle rules.
+fn changes_bucket_config(op: &MetaOp) -> bool {
+    let (cf, key) = match op {
+        MetaOp::Put { cf, key, .. } | MetaOp::Delete { cf, key } => (*cf, key.as_slice()),
+        MetaOp::Merge { .. } => return false,
+    };
+    match cf {
+        MetaCf::Buckets => true,
+        MetaCf::System => {
+            key.starts_with(crate::bucket_documents::NAME_PREFIX.as_bytes())
+                || key.starts_with(b"lifecycle/")
+        }
+        _ => false,
+    }
+}
+
 pub fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut out = prefix.to_vec();
     while let Some(last) = out.pop() {
@@ -163,6 +181,10 @@ pub struct MetaStore {
     /// runs): a reader that must not act on a half-imported store (segment
     /// compaction) compares it before and after.
     import_generation: std::sync::atomic::AtomicU64,
+    /// Bumped after every applied command that changes a bucket record or
+    /// a bucket's configuration documents ([`changes_bucket_config`]), and
+    /// around snapshot imports: what a cache of those compares.
+    bucket_config_epoch: std::sync::atomic::AtomicU64,
     /// See [`APPLY_CHUNK_STRIPES`].
     apply_chunk_stripes: Vec<std::sync::Mutex<()>>,
     /// Tests only: every command written, encoded, in the order RocksDB
@@ -220,6 +242,7 @@ impl MetaStore {
             sync_write: true,
             committer: std::sync::OnceLock::new(),
             import_generation: std::sync::atomic::AtomicU64::new(0),
+            bucket_config_epoch: std::sync::atomic::AtomicU64::new(0),
             apply_chunk_stripes: (0..APPLY_CHUNK_STRIPES)
                 .map(|_| std::sync::Mutex::new(()))
                 .collect(),
@@ -593,7 +616,24 @@ impl MetaStore {
             } else {
                 EngineError::Metadata(e)
             }
-        })
+        })?;
+        // After the write is visible: a cache that read the epoch before
+        // reading the old value is now stale by epoch.
+        if command.ops.iter().any(changes_bucket_config) {
+            self.bump_bucket_config_epoch();
+        }
+        Ok(())
+    }
+
+    /// See `bucket_config_epoch`.
+    pub fn bucket_config_epoch(&self) -> u64 {
+        self.bucket_config_epoch
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn bump_bucket_config_epoch(&self) {
+        self.bucket_config_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

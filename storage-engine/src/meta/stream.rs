@@ -225,6 +225,7 @@ impl MetaStore {
         self.import_generation.fetch_add(1, Ordering::SeqCst);
         let result = self.import_stream_inner(r, last);
         self.import_generation.fetch_add(1, Ordering::SeqCst);
+        self.bump_bucket_config_epoch();
         result
     }
 
