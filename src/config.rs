@@ -74,6 +74,15 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_DOMAIN", value_name = "DOMAIN")]
     pub domain: Option<String>,
 
+    /// Lift the server-wide public access block, so that a bucket policy
+    /// may grant anonymous (public) access. Without it every bucket is
+    /// blocked as by S3's account-level BlockPublicPolicy and
+    /// RestrictPublicBuckets: a public policy is refused, and anonymous
+    /// requests get nothing through one. Each bucket's own
+    /// PutPublicAccessBlock still applies. [default: off]
+    #[arg(long, env = "CAIRN_ALLOW_PUBLIC_BUCKETS")]
+    pub allow_public_buckets: bool,
+
     /// Drive directories, comma-separated (give each its own disk in
     /// production). Their order is their identity: never reorder them.
     /// [default: <data-dir>/drives/0 … /5]
@@ -251,6 +260,7 @@ pub struct FileConfig {
     pub admin_connections_per_address_max: Option<usize>,
     pub region: Option<String>,
     pub domain: Option<String>,
+    pub allow_public_buckets: Option<bool>,
     pub drives: Option<Vec<PathBuf>>,
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
@@ -403,6 +413,8 @@ pub struct ServerConfig {
     pub region: String,
     /// Virtual-hosted-style domain (normalised: lowercase, no trailing dot).
     pub domain: Option<String>,
+    /// The server-wide public access block is lifted.
+    pub allow_public_buckets: bool,
     pub drives: Vec<PathBuf>,
     pub data_shards: usize,
     pub parity_shards: usize,
@@ -457,6 +469,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("admin_listen", &self.admin_listen)
             .field("region", &self.region)
             .field("domain", &self.domain)
+            .field("allow_public_buckets", &self.allow_public_buckets)
             .field("drives", &self.drives)
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
@@ -607,6 +620,8 @@ impl ServerConfig {
                 .or(file.region)
                 .unwrap_or_else(|| "us-east-1".into()),
             domain,
+            allow_public_buckets: args.allow_public_buckets
+                || file.allow_public_buckets.unwrap_or(false),
             drives,
             data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),
             parity_shards: args.parity_shards.or(file.parity_shards).unwrap_or(2),

@@ -317,6 +317,11 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             body_idle_timeout: cfg.body_idle_timeout,
             body_min_rate_bytes_per_sec: cfg.body_min_rate_bytes_per_sec,
             body_min_rate_window: cfg.body_min_rate_window,
+            public_access_block_default: if cfg.allow_public_buckets {
+                cairn_s3_api::PublicAccessBlock::default()
+            } else {
+                cairn_s3_api::PublicAccessBlock::ALL
+            },
             ..S3Config::default()
         },
         &registry,

@@ -1,3 +1,716 @@
-//! Bucket policies: the IAM policy language as S3 uses it (skeleton; the
-//! parser and evaluator land next).
+//! Bucket policies: the IAM policy language as S3 uses it — parsing and
+//! validating a document ([`Policy::parse`], with S3's `MalformedPolicy`
+//! messages), deciding one request ([`Policy::evaluate`]) and telling
+//! whether a policy is public ([`Policy::is_public`], S3 Block Public
+//! Access's "The meaning of public").
+//!
+//! Owns the language only: who the caller is, which action and resource a
+//! request is and the condition values it offers come from the server
+//! ([`Request`], [`Context`]); how a decision combines with a key's own
+//! grants is the server's too.
+//!
+//! Must never: do I/O; accept a document it would evaluate differently
+//! from what it says (an unknown element, operator or principal form is an
+//! error, not ignored); take time or memory beyond linear in the document
+//! and request (wildcards match without backtracking blow-up); allow a
+//! request a matching `Deny` covers.
+//!
+//! Principals name Cairn's access keys as `arn:aws:iam:::user/<key name>`,
+//! or everyone (anonymous callers included) as `"*"` / `{"AWS": "*"}`.
+
 #![forbid(unsafe_code)]
+
+mod condition;
+mod glob;
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use condition::{Compare, Condition, SetMode, Value, parse_operator, parse_value};
+use glob::Pattern;
+
+/// What principals name keys by.
+pub const USER_ARN_PREFIX: &str = "arn:aws:iam:::user/";
+
+/// S3's limit on a bucket policy, counted without insignificant
+/// whitespace (as S3 counts it).
+pub const MAX_POLICY_BYTES: usize = 20 * 1024;
+
+/// The most bytes of a document read at all (whitespace included).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+const RESOURCE_PREFIX: &str = "arn:aws:s3:::";
+
+/// Every S3 action name a policy may use (AWS's "Actions, resources, and
+/// condition keys for Amazon S3", object and bucket actions).
+pub const S3_ACTIONS: &[&str] = &[
+    "s3:AbortMultipartUpload",
+    "s3:BypassGovernanceRetention",
+    "s3:CreateBucket",
+    "s3:DeleteBucket",
+    "s3:DeleteBucketOwnershipControls",
+    "s3:DeleteBucketPolicy",
+    "s3:DeleteBucketWebsite",
+    "s3:DeleteObject",
+    "s3:DeleteObjectTagging",
+    "s3:DeleteObjectVersion",
+    "s3:DeleteObjectVersionTagging",
+    "s3:GetAccelerateConfiguration",
+    "s3:GetAnalyticsConfiguration",
+    "s3:GetBucketAcl",
+    "s3:GetBucketCORS",
+    "s3:GetBucketLocation",
+    "s3:GetBucketLogging",
+    "s3:GetBucketNotification",
+    "s3:GetBucketObjectLockConfiguration",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPolicyStatus",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment",
+    "s3:GetBucketTagging",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetIntelligentTieringConfiguration",
+    "s3:GetInventoryConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:GetMetricsConfiguration",
+    "s3:GetObject",
+    "s3:GetObjectAcl",
+    "s3:GetObjectAttributes",
+    "s3:GetObjectLegalHold",
+    "s3:GetObjectRetention",
+    "s3:GetObjectTagging",
+    "s3:GetObjectTorrent",
+    "s3:GetObjectVersion",
+    "s3:GetObjectVersionAcl",
+    "s3:GetObjectVersionAttributes",
+    "s3:GetObjectVersionForReplication",
+    "s3:GetObjectVersionTagging",
+    "s3:GetObjectVersionTorrent",
+    "s3:GetReplicationConfiguration",
+    "s3:ListAllMyBuckets",
+    "s3:ListBucket",
+    "s3:ListBucketMultipartUploads",
+    "s3:ListBucketVersions",
+    "s3:ListMultipartUploadParts",
+    "s3:PutAccelerateConfiguration",
+    "s3:PutAnalyticsConfiguration",
+    "s3:PutBucketAcl",
+    "s3:PutBucketCORS",
+    "s3:PutBucketLogging",
+    "s3:PutBucketNotification",
+    "s3:PutBucketObjectLockConfiguration",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutBucketRequestPayment",
+    "s3:PutBucketTagging",
+    "s3:PutBucketVersioning",
+    "s3:PutBucketWebsite",
+    "s3:PutEncryptionConfiguration",
+    "s3:PutIntelligentTieringConfiguration",
+    "s3:PutInventoryConfiguration",
+    "s3:PutLifecycleConfiguration",
+    "s3:PutMetricsConfiguration",
+    "s3:PutObject",
+    "s3:PutObjectAcl",
+    "s3:PutObjectLegalHold",
+    "s3:PutObjectRetention",
+    "s3:PutObjectTagging",
+    "s3:PutObjectVersionAcl",
+    "s3:PutObjectVersionTagging",
+    "s3:PutReplicationConfiguration",
+    "s3:ReplicateDelete",
+    "s3:ReplicateObject",
+    "s3:ReplicateTags",
+    "s3:RestoreObject",
+];
+
+/// Why a document is not a valid bucket policy: the message S3 gives with
+/// `MalformedPolicy`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("Policies must be valid JSON and the first byte must be '{{'")]
+    NotAnObject,
+    #[error("This policy contains invalid Json")]
+    InvalidJson,
+    #[error("Policy exceeds the maximum allowed document size.")]
+    TooLarge,
+    #[error("The policy is not in the valid JSON format: unknown field {0}")]
+    UnknownField(String),
+    #[error("Missing required field {0}")]
+    MissingField(&'static str),
+    #[error("Could not parse the policy: Statement is empty!")]
+    EmptyStatement,
+    #[error("The policy Version {0} is not supported; use 2012-10-17")]
+    Version(String),
+    #[error("Invalid effect: {0}")]
+    Effect(String),
+    #[error("Invalid principal in policy")]
+    Principal,
+    #[error("Policy has invalid action")]
+    Action,
+    #[error("Policy has invalid resource")]
+    Resource,
+    #[error("Invalid Condition type : {0}")]
+    ConditionOperator(String),
+    #[error("Policy has an invalid condition key")]
+    ConditionKey,
+    #[error("Invalid value for condition {0}")]
+    ConditionValue(String),
+    #[error("Statement IDs (SID) in a single policy must be unique")]
+    DuplicateSid,
+    #[error("Policy has {0} and {1} in one statement")]
+    Both(&'static str, &'static str),
+}
+
+/// The decision of one policy for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// An explicit `Deny` matched.
+    Deny,
+    /// An `Allow` matched and no `Deny`.
+    Allow,
+    /// No statement applies.
+    NotApplicable,
+}
+
+/// Who is asking.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal<'a> {
+    Anonymous,
+    /// An access key, by name.
+    User {
+        name: &'a str,
+    },
+}
+
+/// One request, as a policy sees it.
+#[derive(Debug)]
+pub struct Request<'a> {
+    pub principal: Principal<'a>,
+    /// As AWS spells it, e.g. `s3:GetObject`.
+    pub action: &'a str,
+    /// `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`.
+    pub resource: &'a str,
+    pub context: &'a Context,
+}
+
+/// The condition key values of one request. Keys compare
+/// case-insensitively except for the part after a `/` (tag keys, which S3
+/// compares exactly); a key may hold several values.
+#[derive(Debug, Default, Clone)]
+pub struct Context {
+    entries: Vec<(String, Vec<String>)>,
+}
+
+/// `aws:SourceIp` → `aws:sourceip`; `s3:ExistingObjectTag/Team` →
+/// `s3:existingobjecttag/Team`.
+pub(crate) fn normalize_key(key: &str) -> String {
+    match key.split_once('/') {
+        Some((head, tail)) => format!("{}/{tail}", head.to_ascii_lowercase()),
+        None => key.to_ascii_lowercase(),
+    }
+}
+
+impl Context {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to one value (replacing any).
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        let key = normalize_key(key);
+        let value = vec![value.into()];
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1 = value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Adds a value to `key` (multivalued keys).
+    pub fn add(&mut self, key: &str, value: impl Into<String>) {
+        let key = normalize_key(key);
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(e) => e.1.push(value.into()),
+            None => self.entries.push((key, vec![value.into()])),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&[String]> {
+        self.get_normalized(&normalize_key(key))
+    }
+
+    pub(crate) fn get_normalized(&self, key: &str) -> Option<&[String]> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A parsed, validated bucket policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    statements: Vec<Statement>,
+}
+
+#[derive(Debug, Clone)]
+struct Statement {
+    allow: bool,
+    /// `Principal` (false) or `NotPrincipal` (true).
+    not_principal: bool,
+    principals: Principals,
+    not_action: bool,
+    /// Lowercased.
+    actions: Vec<Pattern>,
+    not_resource: bool,
+    resources: Vec<Pattern>,
+    conditions: Vec<Condition>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Principals {
+    everyone: bool,
+    users: Vec<String>,
+}
+
+impl Principals {
+    fn contains(&self, p: Principal<'_>) -> bool {
+        self.everyone
+            || match p {
+                Principal::Anonymous => false,
+                Principal::User { name } => self.users.iter().any(|u| u == name),
+            }
+    }
+}
+
+// --- the document as JSON -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    // First: a JSON array is itself a `serde_json::Value`.
+    Many(Vec<T>),
+    One(T),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Text(String),
+    Number(serde_json::Number),
+    Flag(bool),
+}
+
+impl Scalar {
+    fn into_text(self) -> String {
+        match self {
+            Scalar::Text(s) => s,
+            Scalar::Number(n) => n.to_string(),
+            Scalar::Flag(b) => b.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawPrincipal {
+    Star(String),
+    Map(BTreeMap<String, OneOrMany<String>>),
+}
+
+type RawConditions = BTreeMap<String, BTreeMap<String, OneOrMany<Scalar>>>;
+
+#[derive(Deserialize)]
+struct RawDocument {
+    #[serde(rename = "Version")]
+    version: Option<String>,
+    #[serde(rename = "Id")]
+    _id: Option<String>,
+    #[serde(rename = "Statement")]
+    statement: Option<OneOrMany<serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
+struct RawStatement {
+    #[serde(rename = "Sid")]
+    sid: Option<String>,
+    #[serde(rename = "Effect")]
+    effect: Option<String>,
+    #[serde(rename = "Principal")]
+    principal: Option<RawPrincipal>,
+    #[serde(rename = "NotPrincipal")]
+    not_principal: Option<RawPrincipal>,
+    #[serde(rename = "Action")]
+    action: Option<OneOrMany<String>>,
+    #[serde(rename = "NotAction")]
+    not_action: Option<OneOrMany<String>>,
+    #[serde(rename = "Resource")]
+    resource: Option<OneOrMany<String>>,
+    #[serde(rename = "NotResource")]
+    not_resource: Option<OneOrMany<String>>,
+    #[serde(rename = "Condition")]
+    condition: Option<RawConditions>,
+}
+
+const DOCUMENT_FIELDS: &[&str] = &["Version", "Id", "Statement"];
+const STATEMENT_FIELDS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+];
+
+/// Refuses fields the grammar does not have (serde's own refusal would
+/// lose the name).
+fn only_fields(value: &serde_json::Value, allowed: &[&str]) -> Result<(), PolicyError> {
+    let Some(map) = value.as_object() else {
+        return Err(PolicyError::InvalidJson);
+    };
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(PolicyError::UnknownField(k.chars().take(64).collect())),
+        None => Ok(()),
+    }
+}
+
+impl Policy {
+    /// Parses and validates a bucket policy PUT on `bucket`.
+    pub fn parse(document: &[u8], bucket: &str) -> Result<Policy, PolicyError> {
+        if document.len() > MAX_DOCUMENT_BYTES {
+            return Err(PolicyError::TooLarge);
+        }
+        if document.trim_ascii_start().first() != Some(&b'{') {
+            return Err(PolicyError::NotAnObject);
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(document).map_err(|_| PolicyError::InvalidJson)?;
+        let minified = serde_json::to_vec(&value).map_err(|_| PolicyError::InvalidJson)?;
+        if minified.len() > MAX_POLICY_BYTES {
+            return Err(PolicyError::TooLarge);
+        }
+        only_fields(&value, DOCUMENT_FIELDS)?;
+        let raw: RawDocument =
+            serde_json::from_value(value).map_err(|_| PolicyError::InvalidJson)?;
+        // Without a Version (2008-10-17 semantics) `${…}` is literal.
+        let variables = match raw.version.as_deref() {
+            Some("2012-10-17") => true,
+            None | Some("2008-10-17") => false,
+            Some(v) => return Err(PolicyError::Version(v.chars().take(32).collect())),
+        };
+        let raw_statements = raw
+            .statement
+            .ok_or(PolicyError::MissingField("Statement"))?
+            .into_vec();
+        if raw_statements.is_empty() {
+            return Err(PolicyError::EmptyStatement);
+        }
+        let mut sids: Vec<String> = Vec::new();
+        let mut statements = Vec::with_capacity(raw_statements.len());
+        for value in raw_statements {
+            only_fields(&value, STATEMENT_FIELDS)?;
+            let raw: RawStatement =
+                serde_json::from_value(value).map_err(|_| PolicyError::InvalidJson)?;
+            if let Some(sid) = raw.sid.as_ref().filter(|s| !s.is_empty()) {
+                if sids.contains(sid) {
+                    return Err(PolicyError::DuplicateSid);
+                }
+                sids.push(sid.clone());
+            }
+            statements.push(statement(raw, bucket, variables)?);
+        }
+        Ok(Policy { statements })
+    }
+
+    /// The decision of this policy alone: any matching `Deny` wins, then any
+    /// matching `Allow`.
+    pub fn evaluate(&self, request: &Request<'_>) -> Decision {
+        let mut allowed = false;
+        for s in &self.statements {
+            if (allowed && s.allow) || !s.applies(request) {
+                continue;
+            }
+            if !s.allow {
+                return Decision::Deny;
+            }
+            allowed = true;
+        }
+        if allowed {
+            Decision::Allow
+        } else {
+            Decision::NotApplicable
+        }
+    }
+
+    /// Whether S3 would call this policy public: some `Allow` statement
+    /// grants a wildcard principal (`*`, or anyone through `NotPrincipal`)
+    /// without a condition that fixes the caller to known values (the keys
+    /// and rules of "The meaning of public" in S3 Block Public Access; for
+    /// Cairn also `aws:username` / `aws:userid`, which name keys).
+    pub fn is_public(&self) -> bool {
+        self.statements.iter().any(|s| {
+            s.allow
+                && (s.not_principal || s.principals.everyone)
+                && !s.conditions.iter().any(restricts_caller)
+        })
+    }
+
+    /// Key names that principals name (`arn:aws:iam:::user/<name>`).
+    pub fn named_users(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .statements
+            .iter()
+            .flat_map(|s| s.principals.users.iter().map(String::as_str))
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Whether a condition uses a key starting with `prefix` (compared
+    /// case-insensitively).
+    pub fn uses_condition_key(&self, prefix: &str) -> bool {
+        let prefix = prefix.to_ascii_lowercase();
+        self.statements.iter().any(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.key.to_ascii_lowercase().starts_with(&prefix))
+        })
+    }
+}
+
+/// Condition keys that, with fixed values and a positive operator, make an
+/// `Allow` to everyone non-public.
+const RESTRICTING_KEYS: &[&str] = &[
+    "aws:sourceip",
+    "aws:sourcearn",
+    "aws:sourcevpc",
+    "aws:sourcevpce",
+    "aws:sourceowner",
+    "aws:sourceaccount",
+    "aws:principalorgid",
+    "aws:principalaccount",
+    "aws:principalarn",
+    "aws:userid",
+    "aws:username",
+    "s3:dataaccesspointarn",
+    "s3:dataaccesspointaccount",
+];
+
+fn restricts_caller(c: &Condition) -> bool {
+    if c.negated || c.if_exists || c.set == SetMode::AllValues || c.values.is_empty() {
+        return false;
+    }
+    if !RESTRICTING_KEYS.contains(&c.key.as_str()) {
+        return false;
+    }
+    c.values.iter().all(|v| match v {
+        Value::Pattern(p) => !p.has_wildcard() && !p.has_variable(),
+        Value::Text(t) => !t.contains(['*', '?']),
+        // An IPv4 block of /8 or narrower, IPv6 /32 or narrower.
+        Value::Cidr(ip, len) => {
+            if ip.is_ipv4() {
+                *len >= 8
+            } else {
+                *len >= 32
+            }
+        }
+        _ => false,
+    })
+}
+
+impl Statement {
+    fn applies(&self, r: &Request<'_>) -> bool {
+        let who = self.principals.contains(r.principal) != self.not_principal;
+        if !who {
+            return false;
+        }
+        let action = self
+            .actions
+            .iter()
+            .any(|p| p.matches(r.action, true, &|_| None));
+        if action == self.not_action {
+            return false;
+        }
+        let var = |name: &str| -> Option<String> {
+            r.context
+                .get_normalized(&normalize_key(name))
+                .and_then(|v| v.first().cloned())
+        };
+        let resource = self
+            .resources
+            .iter()
+            .any(|p| p.matches(r.resource, false, &var));
+        if resource == self.not_resource {
+            return false;
+        }
+        self.conditions.iter().all(|c| c.holds(r.context))
+    }
+}
+
+fn statement(raw: RawStatement, bucket: &str, variables: bool) -> Result<Statement, PolicyError> {
+    let allow = match raw.effect.as_deref() {
+        Some("Allow") => true,
+        Some("Deny") => false,
+        Some(other) => return Err(PolicyError::Effect(other.chars().take(32).collect())),
+        None => return Err(PolicyError::MissingField("Effect")),
+    };
+    let (not_principal, principal) = match (raw.principal, raw.not_principal) {
+        (Some(p), None) => (false, p),
+        (None, Some(p)) => (true, p),
+        (None, None) => return Err(PolicyError::MissingField("Principal")),
+        (Some(_), Some(_)) => return Err(PolicyError::Both("Principal", "NotPrincipal")),
+    };
+    let principals = principals(principal)?;
+    let (not_action, actions) = match (raw.action, raw.not_action) {
+        (Some(a), None) => (false, a.into_vec()),
+        (None, Some(a)) => (true, a.into_vec()),
+        (None, None) => return Err(PolicyError::MissingField("Action")),
+        (Some(_), Some(_)) => return Err(PolicyError::Both("Action", "NotAction")),
+    };
+    if actions.is_empty() {
+        return Err(PolicyError::Action);
+    }
+    let actions = actions
+        .iter()
+        .map(|a| action(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (not_resource, resources) = match (raw.resource, raw.not_resource) {
+        (Some(r), None) => (false, r.into_vec()),
+        (None, Some(r)) => (true, r.into_vec()),
+        (None, None) => return Err(PolicyError::MissingField("Resource")),
+        (Some(_), Some(_)) => return Err(PolicyError::Both("Resource", "NotResource")),
+    };
+    if resources.is_empty() {
+        return Err(PolicyError::Resource);
+    }
+    let resources = resources
+        .iter()
+        .map(|r| resource(r, bucket, variables))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut conditions = Vec::new();
+    for (operator, keys) in raw.condition.unwrap_or_default() {
+        let (compare, negated, if_exists, set) = parse_operator(&operator)
+            .ok_or_else(|| PolicyError::ConditionOperator(operator.chars().take(64).collect()))?;
+        for (key, values) in keys {
+            if !(key.len() > 3
+                && (key.to_ascii_lowercase().starts_with("aws:")
+                    || key.to_ascii_lowercase().starts_with("s3:")))
+            {
+                return Err(PolicyError::ConditionKey);
+            }
+            let values = values
+                .into_vec()
+                .into_iter()
+                .map(|v| {
+                    let text = v.into_text();
+                    parse_value(compare, &text, variables)
+                        .ok_or_else(|| PolicyError::ConditionValue(operator.clone()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            conditions.push(Condition {
+                compare,
+                negated,
+                if_exists,
+                set,
+                key: normalize_key(&key),
+                values,
+            });
+        }
+    }
+    debug_assert!(
+        conditions
+            .iter()
+            .all(|c| c.compare != Compare::Null || !c.if_exists)
+    );
+    Ok(Statement {
+        allow,
+        not_principal,
+        principals,
+        not_action,
+        actions,
+        not_resource,
+        resources,
+        conditions,
+    })
+}
+
+fn principals(raw: RawPrincipal) -> Result<Principals, PolicyError> {
+    let mut out = Principals::default();
+    match raw {
+        RawPrincipal::Star(s) if s == "*" => out.everyone = true,
+        RawPrincipal::Star(_) => return Err(PolicyError::Principal),
+        RawPrincipal::Map(map) => {
+            if map.is_empty() {
+                return Err(PolicyError::Principal);
+            }
+            for (kind, values) in map {
+                if kind != "AWS" {
+                    return Err(PolicyError::Principal);
+                }
+                for v in values.into_vec() {
+                    if v == "*" {
+                        out.everyone = true;
+                    } else if let Some(name) = v.strip_prefix(USER_ARN_PREFIX)
+                        && !name.is_empty()
+                        && !name.contains(['*', '?'])
+                    {
+                        out.users.push(name.to_owned());
+                    } else {
+                        return Err(PolicyError::Principal);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An action pattern; it must name at least one S3 action.
+fn action(raw: &str) -> Result<Pattern, PolicyError> {
+    let pattern = Pattern::compile(&raw.to_ascii_lowercase(), false);
+    if raw == "*"
+        || S3_ACTIONS
+            .iter()
+            .any(|a| pattern.matches(a, true, &|_| None))
+    {
+        Ok(pattern)
+    } else {
+        Err(PolicyError::Action)
+    }
+}
+
+/// A resource pattern: `arn:aws:s3:::<bucket>[/<key pattern>]`, the bucket
+/// part naming this policy's bucket.
+fn resource(raw: &str, bucket: &str, variables: bool) -> Result<Pattern, PolicyError> {
+    let rest = raw
+        .strip_prefix(RESOURCE_PREFIX)
+        .ok_or(PolicyError::Resource)?;
+    let bucket_part = rest.split('/').next().unwrap_or("");
+    if bucket_part.contains("${")
+        || !Pattern::compile(bucket_part, false).matches(bucket, false, &|_| None)
+    {
+        return Err(PolicyError::Resource);
+    }
+    Ok(Pattern::compile(raw, variables))
+}
+
+#[cfg(test)]
+mod tests;

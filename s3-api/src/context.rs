@@ -13,7 +13,7 @@ use cairn_storage_engine::{Engine, VersionRef};
 
 use crate::auth::{VerifiedRequest, VerifyConfig};
 use crate::error::{S3Error, S3Result};
-use crate::keys::{KeyAccess, KeyRing};
+use crate::keys::KeyRing;
 use crate::metrics::S3Metrics;
 use crate::router::Query;
 
@@ -36,6 +36,11 @@ pub struct S3Config {
     /// window of `body_min_rate_window` spent waiting for it (0: no limit).
     pub body_min_rate_bytes_per_sec: u64,
     pub body_min_rate_window: std::time::Duration,
+    /// The public access block every bucket has on top of its own (S3's
+    /// account-level block): all on unless the operator lifts it
+    /// (`--allow-public-buckets`), so no bucket policy can make a bucket
+    /// public by default.
+    pub public_access_block_default: crate::access::PublicAccessBlock,
 }
 
 impl Default for S3Config {
@@ -47,6 +52,7 @@ impl Default for S3Config {
             body_idle_timeout: crate::body::BODY_IDLE_TIMEOUT_DEFAULT,
             body_min_rate_bytes_per_sec: crate::body::BODY_MIN_RATE_BYTES_PER_SEC_DEFAULT,
             body_min_rate_window: crate::body::BODY_MIN_RATE_WINDOW_DEFAULT,
+            public_access_block_default: crate::access::PublicAccessBlock::ALL,
         }
     }
 }
@@ -61,6 +67,7 @@ pub(crate) struct ServiceInner {
     pub(crate) metrics: S3Metrics,
     /// Sent as `x-amz-id-2` and in error documents.
     pub(crate) host_id: String,
+    pub(crate) access_cache: crate::access::AccessCache,
 }
 
 /// What a handler gets besides the body.
@@ -70,8 +77,10 @@ pub(crate) struct RequestCtx {
     pub(crate) query: Query,
     pub(crate) parts: http::request::Parts,
     pub(crate) auth: VerifiedRequest,
-    /// What the signing key may do.
-    pub(crate) access: Arc<KeyAccess>,
+    /// Who signed the request (or anonymous).
+    pub(crate) caller: crate::access::Caller,
+    /// What the connection says about the client.
+    pub(crate) client: crate::access::ClientFacts,
 }
 
 impl RequestCtx {
@@ -104,6 +113,6 @@ impl RequestCtx {
         let asked = self
             .header("x-amz-bypass-governance-retention")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
-        Ok(asked && self.access.admin)
+        Ok(asked && self.caller.is_admin())
     }
 }

@@ -70,6 +70,8 @@ pub enum S3ErrorCode {
     NoSuchWebsiteConfiguration,
     ReplicationConfigurationNotFoundError,
     NoSuchConfiguration,
+    MalformedPolicy,
+    NoSuchPublicAccessBlockConfiguration,
 }
 
 impl S3ErrorCode {
@@ -132,6 +134,8 @@ impl S3ErrorCode {
             NoSuchLifecycleConfiguration => "NoSuchLifecycleConfiguration",
             ObjectLockConfigurationNotFoundError => "ObjectLockConfigurationNotFoundError",
             NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            MalformedPolicy => "MalformedPolicy",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
             NoSuchConfiguration => "NoSuchConfiguration",
@@ -197,6 +201,8 @@ impl S3ErrorCode {
             NoSuchWebsiteConfiguration => StatusCode::NOT_FOUND,
             ReplicationConfigurationNotFoundError => StatusCode::NOT_FOUND,
             NoSuchConfiguration => StatusCode::NOT_FOUND,
+            MalformedPolicy => StatusCode::BAD_REQUEST,
+            NoSuchPublicAccessBlockConfiguration => StatusCode::NOT_FOUND,
         }
     }
 
@@ -307,6 +313,10 @@ impl S3ErrorCode {
             }
             ReplicationConfigurationNotFoundError => "The replication configuration was not found",
             NoSuchConfiguration => "The specified configuration does not exist.",
+            MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
+            NoSuchPublicAccessBlockConfiguration => {
+                "The public access block configuration was not found"
+            }
         }
     }
 }

@@ -207,6 +207,18 @@ impl KeyRing {
         map.get(id).cloned()
     }
 
+    /// What key `id` may do and its name (what policies call it); `None`
+    /// for an unknown key.
+    pub fn identity(&self, id: &str) -> Option<(Arc<KeyAccess>, String)> {
+        self.entry(id).map(|e| (e.access.clone(), e.name.clone()))
+    }
+
+    /// Whether some key is named `name`.
+    pub fn name_exists(&self, name: &str) -> bool {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        map.values().any(|e| e.name == name)
+    }
+
     /// What key `id` may do; `None` for an unknown key.
     pub fn access(&self, id: &str) -> Option<Arc<KeyAccess>> {
         self.entry(id).map(|e| e.access.clone())
@@ -268,8 +280,16 @@ impl KeyRing {
 
     /// Creates a key with new random credentials; the secret is returned
     /// here and never again.
+    /// Names are unique (bucket policies name keys by them), so a second
+    /// key of the same name is refused.
     pub async fn create(&self, record: AccessKeyRecord) -> EngineResult<StoredAccessKey> {
         let _change = self.changes.lock().await;
+        if !record.name.is_empty() && self.name_exists(&record.name) {
+            return Err(EngineError::InvalidAccessKey(format!(
+                "a key named {:?} exists already; bucket policies name keys by their names, so each name is given once",
+                record.name
+            )));
+        }
         let key = self.engine.create_access_key(record).await?;
         self.refresh(&key.id, Some(&key));
         Ok(key)

@@ -17,6 +17,7 @@
 
 /// SigV4, aws-chunked and checksums: the `cairn-s3-auth` crate.
 pub use cairn_s3_auth as auth;
+mod access;
 mod body;
 mod context;
 mod error;
@@ -32,6 +33,7 @@ mod service;
 mod tags;
 mod xml;
 
+pub use access::{ClientFacts, PublicAccessBlock};
 pub use context::S3Config;
 pub use error::{S3Error, S3ErrorCode};
 pub use keys::{KeyAccess, KeyInfo, KeyRing};

@@ -143,6 +143,13 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::GetBucketLifecycleConfiguration,
     O::PutBucketLifecycleConfiguration,
     O::DeleteBucketLifecycle,
+    O::GetBucketPolicy,
+    O::PutBucketPolicy,
+    O::DeleteBucketPolicy,
+    O::GetBucketPolicyStatus,
+    O::GetPublicAccessBlock,
+    O::PutPublicAccessBlock,
+    O::DeletePublicAccessBlock,
 ];
 
 /// The table. Order is the order of docs/compatibility.md's rows.
@@ -292,6 +299,8 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketAcl,
             O::PutObjectAcl,
             O::PutBucketLifecycleConfiguration,
+            O::PutBucketPolicy,
+            O::PutPublicAccessBlock,
         ],
         treatment: Acted("verified against the body (BadDigest)"),
     },
@@ -332,6 +341,8 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutObjectTagging,
             O::PutBucketTagging,
             O::PutBucketLifecycleConfiguration,
+            O::PutBucketPolicy,
+            O::PutPublicAccessBlock,
         ],
         treatment: Acted("verified (BadDigest) and stored"),
     },
@@ -351,6 +362,8 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketAcl,
             O::PutObjectAcl,
             O::PutBucketLifecycleConfiguration,
+            O::PutBucketPolicy,
+            O::PutPublicAccessBlock,
         ],
         treatment: Advisory("names the checksum header or trailer that is sent, which is verified"),
     },
@@ -465,6 +478,14 @@ pub(crate) const RULES: &[Rule] = &[
         ops: &[O::PutObjectLockConfiguration],
         treatment: Advisory(
             "the token S3 once required to enable Object Lock on an existing bucket; Cairn enables it on any bucket with versioning enabled",
+        ),
+    },
+    Rule {
+        name: "x-amz-confirm-remove-self-bucket-access",
+        place: H,
+        ops: &[O::PutBucketPolicy],
+        treatment: Advisory(
+            "S3's confirmation that a policy may lock its caller out; an admin key can always replace a policy, so nobody is",
         ),
     },
     Rule {
@@ -776,6 +797,25 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
             &["versionId", "content-md5", "x-amz-sdk-checksum-algorithm"],
         ],
         O::GetBucketLifecycleConfiguration | O::DeleteBucketLifecycle => &[&OWNER_PAYER],
+        O::GetBucketPolicy
+        | O::DeleteBucketPolicy
+        | O::GetBucketPolicyStatus
+        | O::GetPublicAccessBlock
+        | O::DeletePublicAccessBlock => &[&OWNER_PAYER],
+        O::PutBucketPolicy => &[
+            &OWNER_PAYER,
+            &CHECKSUMS,
+            &[
+                "content-md5",
+                "x-amz-sdk-checksum-algorithm",
+                "x-amz-confirm-remove-self-bucket-access",
+            ],
+        ],
+        O::PutPublicAccessBlock => &[
+            &OWNER_PAYER,
+            &CHECKSUMS,
+            &["content-md5", "x-amz-sdk-checksum-algorithm"],
+        ],
         O::PutBucketLifecycleConfiguration => &[
             &OWNER_PAYER,
             &CHECKSUMS,

@@ -57,6 +57,13 @@ pub enum Operation {
     GetBucketLifecycleConfiguration,
     PutBucketLifecycleConfiguration,
     DeleteBucketLifecycle,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
     /// A known S3 operation or subresource this server does not implement.
     Unsupported(&'static str),
     /// Method not valid for the resource.
@@ -113,6 +120,13 @@ impl Operation {
             GetBucketLifecycleConfiguration => "GetBucketLifecycleConfiguration",
             PutBucketLifecycleConfiguration => "PutBucketLifecycleConfiguration",
             DeleteBucketLifecycle => "DeleteBucketLifecycle",
+            GetBucketPolicy => "GetBucketPolicy",
+            PutBucketPolicy => "PutBucketPolicy",
+            DeleteBucketPolicy => "DeleteBucketPolicy",
+            GetBucketPolicyStatus => "GetBucketPolicyStatus",
+            GetPublicAccessBlock => "GetPublicAccessBlock",
+            PutPublicAccessBlock => "PutPublicAccessBlock",
+            DeletePublicAccessBlock => "DeletePublicAccessBlock",
             Unsupported(_) => "Unsupported",
             MethodNotAllowed => "MethodNotAllowed",
         }
@@ -139,7 +153,12 @@ impl Operation {
             // Rules that delete are the owner's too: a writer's expiry of
             // one day would empty the bucket.
             | PutBucketLifecycleConfiguration
-            | DeleteBucketLifecycle => RequiredAccess::Admin,
+            | DeleteBucketLifecycle
+            // Who may do what is the owner's to say.
+            | PutBucketPolicy
+            | DeleteBucketPolicy
+            | PutPublicAccessBlock
+            | DeletePublicAccessBlock => RequiredAccess::Admin,
             HeadBucket
             | GetBucketLocation
             | GetBucketVersioning
@@ -159,7 +178,10 @@ impl Operation {
             | GetObjectLockConfiguration
             | GetObjectRetention
             | GetObjectLegalHold
-            | GetBucketLifecycleConfiguration => RequiredAccess::Read,
+            | GetBucketLifecycleConfiguration
+            | GetBucketPolicy
+            | GetBucketPolicyStatus
+            | GetPublicAccessBlock => RequiredAccess::Read,
             DeleteObjects
             | PutObjectRetention
             | PutObject
@@ -178,6 +200,146 @@ impl Operation {
             | CompleteMultipartUpload
             | AbortMultipartUpload => RequiredAccess::Write,
         }
+    }
+}
+
+impl Operation {
+    /// The IAM action a bucket policy names this operation by (AWS's
+    /// "Actions, resources, and condition keys for Amazon S3"); `versioned`
+    /// when the request names a version (`versionId`), which S3 checks as
+    /// the `…Version…` action. `None` for what is refused anyway.
+    pub fn s3_action(self, versioned: bool) -> Option<&'static str> {
+        use Operation::*;
+        let pick = |plain, version| Some(if versioned { version } else { plain });
+        Some(match self {
+            ListBuckets => "s3:ListAllMyBuckets",
+            CreateBucket => "s3:CreateBucket",
+            DeleteBucket => "s3:DeleteBucket",
+            HeadBucket | ListObjects | ListObjectsV2 => "s3:ListBucket",
+            GetBucketLocation => "s3:GetBucketLocation",
+            GetBucketVersioning => "s3:GetBucketVersioning",
+            PutBucketVersioning => "s3:PutBucketVersioning",
+            GetBucketAcl => "s3:GetBucketAcl",
+            PutBucketAcl => "s3:PutBucketAcl",
+            ListMultipartUploads => "s3:ListBucketMultipartUploads",
+            ListObjectVersions => "s3:ListBucketVersions",
+            // Checked again per key by the handler.
+            DeleteObjects => "s3:DeleteObject",
+            PutObject
+            | CopyObject
+            | CreateMultipartUpload
+            | UploadPart
+            | UploadPartCopy
+            | CompleteMultipartUpload => "s3:PutObject",
+            GetObject | HeadObject => return pick("s3:GetObject", "s3:GetObjectVersion"),
+            GetObjectAttributes => {
+                return pick("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes");
+            }
+            DeleteObject => return pick("s3:DeleteObject", "s3:DeleteObjectVersion"),
+            GetObjectAcl => return pick("s3:GetObjectAcl", "s3:GetObjectVersionAcl"),
+            PutObjectAcl => return pick("s3:PutObjectAcl", "s3:PutObjectVersionAcl"),
+            GetObjectTagging => return pick("s3:GetObjectTagging", "s3:GetObjectVersionTagging"),
+            PutObjectTagging => return pick("s3:PutObjectTagging", "s3:PutObjectVersionTagging"),
+            DeleteObjectTagging => {
+                return pick("s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging");
+            }
+            GetBucketTagging => "s3:GetBucketTagging",
+            PutBucketTagging | DeleteBucketTagging => "s3:PutBucketTagging",
+            AbortMultipartUpload => "s3:AbortMultipartUpload",
+            ListParts => "s3:ListMultipartUploadParts",
+            GetBucketConfig(sub) => match sub {
+                "accelerate" => "s3:GetAccelerateConfiguration",
+                "analytics" => "s3:GetAnalyticsConfiguration",
+                "cors" => "s3:GetBucketCORS",
+                "encryption" => "s3:GetEncryptionConfiguration",
+                "intelligent-tiering" => "s3:GetIntelligentTieringConfiguration",
+                "inventory" => "s3:GetInventoryConfiguration",
+                "logging" => "s3:GetBucketLogging",
+                "metrics" => "s3:GetMetricsConfiguration",
+                "notification" => "s3:GetBucketNotification",
+                "ownershipControls" => "s3:GetBucketOwnershipControls",
+                "replication" => "s3:GetReplicationConfiguration",
+                "requestPayment" => "s3:GetBucketRequestPayment",
+                "website" => "s3:GetBucketWebsite",
+                _ => return None,
+            },
+            DeleteBucketConfig(sub) => match sub {
+                "analytics" => "s3:PutAnalyticsConfiguration",
+                "cors" => "s3:PutBucketCORS",
+                "encryption" => "s3:PutEncryptionConfiguration",
+                "intelligent-tiering" => "s3:PutIntelligentTieringConfiguration",
+                "inventory" => "s3:PutInventoryConfiguration",
+                "metrics" => "s3:PutMetricsConfiguration",
+                "ownershipControls" => "s3:PutBucketOwnershipControls",
+                "replication" => "s3:PutReplicationConfiguration",
+                "website" => "s3:DeleteBucketWebsite",
+                _ => return None,
+            },
+            GetObjectLockConfiguration => "s3:GetBucketObjectLockConfiguration",
+            PutObjectLockConfiguration => "s3:PutBucketObjectLockConfiguration",
+            GetObjectRetention => "s3:GetObjectRetention",
+            PutObjectRetention => "s3:PutObjectRetention",
+            GetObjectLegalHold => "s3:GetObjectLegalHold",
+            PutObjectLegalHold => "s3:PutObjectLegalHold",
+            GetBucketLifecycleConfiguration => "s3:GetLifecycleConfiguration",
+            PutBucketLifecycleConfiguration | DeleteBucketLifecycle => {
+                "s3:PutLifecycleConfiguration"
+            }
+            GetBucketPolicy => "s3:GetBucketPolicy",
+            PutBucketPolicy => "s3:PutBucketPolicy",
+            DeleteBucketPolicy => "s3:DeleteBucketPolicy",
+            GetBucketPolicyStatus => "s3:GetBucketPolicyStatus",
+            GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
+            PutPublicAccessBlock | DeletePublicAccessBlock => "s3:PutBucketPublicAccessBlock",
+            Unsupported(_) | MethodNotAllowed => return None,
+        })
+    }
+
+    /// Whether the operation addresses an object (its policy resource is
+    /// `arn:aws:s3:::bucket/key`) rather than the bucket.
+    pub fn addresses_object(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            PutObject
+                | CopyObject
+                | GetObject
+                | GetObjectAttributes
+                | HeadObject
+                | DeleteObject
+                | GetObjectAcl
+                | PutObjectAcl
+                | GetObjectTagging
+                | PutObjectTagging
+                | DeleteObjectTagging
+                | CreateMultipartUpload
+                | UploadPart
+                | UploadPartCopy
+                | CompleteMultipartUpload
+                | AbortMultipartUpload
+                | ListParts
+                | GetObjectRetention
+                | PutObjectRetention
+                | GetObjectLegalHold
+                | PutObjectLegalHold
+        )
+    }
+
+    /// Bucket-policy management, which an admin key can always do (as the
+    /// AWS account root can always replace a policy that locked everyone
+    /// out).
+    pub fn manages_policy(self) -> bool {
+        use Operation::*;
+        matches!(
+            self,
+            GetBucketPolicy
+                | PutBucketPolicy
+                | DeleteBucketPolicy
+                | GetBucketPolicyStatus
+                | GetPublicAccessBlock
+                | PutPublicAccessBlock
+                | DeletePublicAccessBlock
+        )
     }
 }
 
@@ -285,9 +447,6 @@ const BUCKET_CONFIGS: &[&str] = &[
     "metrics",
     "notification",
     "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "replication",
     "requestPayment",
     "website",
@@ -302,8 +461,6 @@ const DELETABLE_BUCKET_CONFIGS: &[&str] = &[
     "inventory",
     "metrics",
     "ownershipControls",
-    "policy",
-    "publicAccessBlock",
     "replication",
     "website",
 ];
@@ -364,6 +521,28 @@ pub fn route(
                     Method::GET => GetBucketLifecycleConfiguration,
                     Method::PUT => PutBucketLifecycleConfiguration,
                     Method::DELETE => DeleteBucketLifecycle,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("policy") {
+                return match *method {
+                    Method::GET => GetBucketPolicy,
+                    Method::PUT => PutBucketPolicy,
+                    Method::DELETE => DeleteBucketPolicy,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("policyStatus") {
+                return match *method {
+                    Method::GET => GetBucketPolicyStatus,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("publicAccessBlock") {
+                return match *method {
+                    Method::GET => GetPublicAccessBlock,
+                    Method::PUT => PutPublicAccessBlock,
+                    Method::DELETE => DeletePublicAccessBlock,
                     _ => MethodNotAllowed,
                 };
             }

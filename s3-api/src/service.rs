@@ -14,13 +14,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::access::{AccessRequest, Caller, ClientFacts, authorize};
 use crate::auth::{VerifyConfig, verify_request};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::keys::{KeyAccess, KeyRing};
+use crate::keys::KeyRing;
 use crate::metrics::S3Metrics;
-use crate::router::{
-    Operation, Query, RequiredAccess, route, split_path, virtual_host_bucket, virtual_host_key,
-};
+use crate::router::{Operation, Query, route, split_path, virtual_host_bucket, virtual_host_key};
 use crate::xml::{ErrorDocument, to_xml};
 
 use crate::context::{RequestCtx, S3Config, ServiceInner};
@@ -59,6 +58,7 @@ impl S3Service {
                 verify: VerifyConfig::new(config.region.clone()),
                 config,
                 metrics,
+                access_cache: crate::access::AccessCache::default(),
                 host_id: base64::Engine::encode(
                     &base64::engine::general_purpose::STANDARD,
                     cairn_storage_engine::random_bytes::<24>(),
@@ -68,7 +68,7 @@ impl S3Service {
     }
 
     /// Handles one request. Always produces a response.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<RespBody> {
+    pub async fn handle(&self, req: Request<Incoming>, client: ClientFacts) -> Response<RespBody> {
         let started = Instant::now();
         let request_id = new_request_id();
         let span = tracing::info_span!("s3", request_id = %request_id);
@@ -79,7 +79,7 @@ impl S3Service {
             inner.metrics.inflight.inc();
             let (parts, body) = req.into_parts();
             let is_head = parts.method == Method::HEAD;
-            let (op, result) = inner.dispatch(parts, body).await;
+            let (op, result) = inner.dispatch(parts, body, client).await;
             inner.metrics.inflight.dec();
             let resp = match result {
                 Ok(r) => r,
@@ -138,6 +138,7 @@ impl ServiceInner {
         self: &Arc<Self>,
         parts: http::request::Parts,
         body: Incoming,
+        client: ClientFacts,
     ) -> (Operation, S3Result<Response<RespBody>>) {
         let host = match signed_host(&parts) {
             Ok(h) => h,
@@ -175,30 +176,35 @@ impl ServiceInner {
             &query,
             parts.headers.contains_key("x-amz-copy-source"),
         );
-        let auth = match verify_request(&parts, self.keys.as_ref(), &self.verify, SystemTime::now())
-        {
+        let (auth, caller) = match self.authenticate(&parts) {
             Ok(a) => a,
-            Err(e) => {
-                let err: S3Error = e.into();
-                return (op, Err(with_resource(err, &bucket, &key)));
-            }
+            Err(e) => return (op, Err(with_resource(e, &bucket, &key))),
         };
-        let access = match self.keys.access(&auth.access_key) {
-            Some(a) => a,
-            // Deleted between verification and now.
-            None => {
-                return (
-                    op,
-                    Err(with_resource(
-                        S3Error::new(S3ErrorCode::InvalidAccessKeyId),
-                        &bucket,
-                        &key,
-                    )),
-                );
-            }
+        let version = match crate::headers::parse_version_id(query.get("versionId"), "versionId") {
+            Ok(v) => v,
+            Err(e) => return (op, Err(with_resource(e, &bucket, &key))),
         };
-        if let Err(e) = authorize(op, bucket.as_deref(), &access) {
-            return (op, Err(with_resource(e, &bucket, &key)));
+        let asked = AccessRequest {
+            op,
+            action: op.s3_action(version.is_some()).unwrap_or(""),
+            bucket: bucket.as_deref(),
+            key: key.as_deref(),
+            version: version.as_ref(),
+            caller: &caller,
+            client,
+            parts: &parts,
+            query: &query,
+            presigned: auth.presigned,
+        };
+        if let Err(e) = authorize(self, &asked) {
+            return (
+                op,
+                Err(with_resource(
+                    explain_refusal(e, op, &caller),
+                    &bucket,
+                    &key,
+                )),
+            );
         }
         // What S3 defines and Cairn does not do is refused here, before any
         // body byte is read or anything stored (never a wrong success).
@@ -217,7 +223,8 @@ impl ServiceInner {
             query,
             parts,
             auth,
-            access,
+            caller,
+            client,
         };
         let mut result = crate::handlers::handle(self, op, ctx, body).await;
         if let Ok(resp) = &mut result
@@ -321,31 +328,53 @@ fn stores_or_returns_object_data(op: Operation) -> bool {
     )
 }
 
-/// Whether a key with `access` may run `op` on `bucket`.
-fn authorize(op: Operation, bucket: Option<&str>, access: &KeyAccess) -> S3Result<()> {
-    let allowed = match (op.required_access(), bucket) {
-        (RequiredAccess::Nothing, _) => true,
-        (RequiredAccess::Admin, _) => access.admin,
-        (RequiredAccess::Read, Some(b)) => access.can_read(b),
-        (RequiredAccess::Write, Some(b)) => access.can_write(b),
-        // Every bucket-level operation has a bucket.
-        (RequiredAccess::Read | RequiredAccess::Write, None) => access.admin,
+/// Says why a bucket-scoped key cannot create or delete a bucket (it is
+/// authenticated, only not an admin); other refusals stay S3's bare
+/// `AccessDenied`.
+fn explain_refusal(e: S3Error, op: Operation, caller: &Caller) -> S3Error {
+    let creating = match op {
+        Operation::CreateBucket => "Creating",
+        Operation::DeleteBucket => "Deleting",
+        _ => return e,
     };
-    match op {
-        _ if allowed => Ok(()),
-        // Say why: a bucket-scoped key is authenticated, only not an admin.
-        Operation::CreateBucket | Operation::DeleteBucket => Err(S3Error::with_message(
-            S3ErrorCode::AccessDenied,
-            format!(
-                "{} a bucket needs an admin key; this access key has grants on buckets only. Create the bucket with an admin key (or make one: cairn admin key create NAME --admin).",
-                if op == Operation::CreateBucket {
-                    "Creating"
-                } else {
-                    "Deleting"
-                }
-            ),
-        )),
-        _ => Err(S3Error::new(S3ErrorCode::AccessDenied)),
+    if e.code != S3ErrorCode::AccessDenied || !matches!(caller, Caller::Key { .. }) {
+        return e;
+    }
+    S3Error::with_message(
+        S3ErrorCode::AccessDenied,
+        format!(
+            "{creating} a bucket needs an admin key; this access key has grants on buckets only. Create the bucket with an admin key (or make one: cairn admin key create NAME --admin)."
+        ),
+    )
+}
+
+impl ServiceInner {
+    /// Who signed the request (and what it declared about its body), or
+    /// `Anonymous` for a request without any signature; a signature that
+    /// does not verify is an error, never anonymous.
+    fn authenticate(
+        &self,
+        parts: &http::request::Parts,
+    ) -> S3Result<(crate::auth::VerifiedRequest, Caller)> {
+        match verify_request(parts, self.keys.as_ref(), &self.verify, SystemTime::now()) {
+            Ok(auth) => {
+                let Some((access, name)) = self.keys.identity(&auth.access_key) else {
+                    // Deleted between verification and now.
+                    return Err(S3Error::new(S3ErrorCode::InvalidAccessKeyId));
+                };
+                let caller = Caller::Key {
+                    id: auth.access_key.clone(),
+                    name,
+                    access,
+                };
+                Ok((auth, caller))
+            }
+            Err(crate::auth::AuthError::MissingAuthentication) => {
+                let auth = crate::auth::anonymous_request(parts)?;
+                Ok((auth, Caller::Anonymous))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -365,7 +394,8 @@ fn with_resource(mut e: S3Error, bucket: &Option<String>, key: &Option<String>) 
         | C::NoSuchBucketPolicy
         | C::NoSuchWebsiteConfiguration
         | C::ReplicationConfigurationNotFoundError
-        | C::NoSuchConfiguration => {
+        | C::NoSuchConfiguration
+        | C::NoSuchPublicAccessBlockConfiguration => {
             if let Some(b) = bucket
                 && !has(&e, "BucketName")
             {
@@ -424,7 +454,7 @@ pub async fn serve(
     let refusal = tls.is_none().then_some(crate::listener_limits::S3_REFUSAL);
     let mut listener = crate::listener_limits::LimitedListener::new(listener, connections, refusal);
     loop {
-        let (stream, _peer, slot) = tokio::select! {
+        let (stream, peer, slot) = tokio::select! {
             a = listener.accept() => a,
             () = &mut shutdown => break,
         };
@@ -434,9 +464,15 @@ pub async fn serve(
         let tls = tls.clone();
         // Reap finished connections so the set stays as small as the live ones.
         while tasks.try_join_next().is_some() {}
+        let client = ClientFacts {
+            ip: Some(peer.ip().to_canonical()),
+            secure: tls.is_some(),
+        };
         tasks.spawn(async move {
             match tls {
-                None => serve_connection(TokioIo::new(stream), svc, max_buf, slot, stop).await,
+                None => {
+                    serve_connection(TokioIo::new(stream), svc, client, max_buf, slot, stop).await;
+                }
                 Some(acceptor) => {
                     let handshake = tokio::select! {
                         h = tokio::time::timeout(
@@ -448,8 +484,15 @@ pub async fn serve(
                     };
                     match handshake {
                         Ok(Ok(tls_stream)) => {
-                            serve_connection(TokioIo::new(tls_stream), svc, max_buf, slot, stop)
-                                .await;
+                            serve_connection(
+                                TokioIo::new(tls_stream),
+                                svc,
+                                client,
+                                max_buf,
+                                slot,
+                                stop,
+                            )
+                            .await;
                         }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
@@ -492,6 +535,7 @@ fn header_section_bytes(parts: &http::request::Parts) -> usize {
 async fn serve_connection<I>(
     io: I,
     svc: S3Service,
+    client: ClientFacts,
     max_buf: usize,
     slot: crate::listener_limits::ConnectionSlot,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -506,7 +550,7 @@ async fn serve_connection<I>(
         // Counted as in progress until the response body has been sent.
         let guard = counted.request_started();
         async move {
-            let resp = svc.handle(req).await;
+            let resp = svc.handle(req, client).await;
             Ok::<_, Infallible>(
                 resp.map(|body| crate::listener_limits::TrackedBody::new(body, guard)),
             )

@@ -39,7 +39,7 @@ pub use chunked::{
 };
 pub use sigv4::{
     ChunkSigner, MAX_PRESIGN_EXPIRES_SECS, PayloadHash, S3_SERVICE, SecretLookup, VerifiedRequest,
-    VerifyConfig, verify_request,
+    VerifyConfig, anonymous_request, verify_request,
 };
 
 /// Why SigV4 verification of a request (or of one of its chunks) failed.

@@ -283,6 +283,34 @@ pub fn verify_request(
     }
 }
 
+/// What an unsigned (anonymous) request declares about its body, for the
+/// caller that has decided to serve it (a bucket policy allows anonymous
+/// access): `x-amz-content-sha256` if given (a hex digest is then checked
+/// against the body like a signed one), else `UNSIGNED-PAYLOAD`. The signed
+/// streaming modes need a signature to seed them and are refused.
+///
+/// Call only after [`verify_request`] answered `MissingAuthentication`.
+pub fn anonymous_request(parts: &Parts) -> Result<VerifiedRequest, AuthError> {
+    let payload = match parts.headers.get(X_AMZ_CONTENT_SHA256) {
+        None => PayloadHash::Unsigned,
+        Some(v) => {
+            let v = v.to_str().map_err(|_| AuthError::InvalidContentSha256)?;
+            match PayloadHash::parse(v.trim())? {
+                PayloadHash::StreamingSigned | PayloadHash::StreamingSignedTrailer => {
+                    return Err(AuthError::MissingAuthentication);
+                }
+                other => other,
+            }
+        }
+    };
+    Ok(VerifiedRequest {
+        access_key: String::new(),
+        payload,
+        presigned: false,
+        chunk_signer: None,
+    })
+}
+
 /// A decoded query parameter: (name, value).
 type QueryPair = (Vec<u8>, Vec<u8>);
 

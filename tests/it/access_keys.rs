@@ -5,21 +5,6 @@
 
 use crate::common::*;
 
-fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (ok, out, err) = cairn_admin_as(server, ACCESS_KEY, SECRET_KEY, &all);
-    assert!(ok, "cairn admin {args:?} failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
-
-fn text(v: &serde_json::Value, name: &str) -> String {
-    v[name]
-        .as_str()
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-        .to_owned()
-}
-
 async fn denied<T, E, R>(r: Result<T, aws_sdk_s3::error::SdkError<E, R>>, what: &str)
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,

@@ -1459,3 +1459,31 @@ pub fn free_port_pair() -> u16 {
         }
     }
 }
+
+/// `cairn admin … --json` with the test's admin key, parsed.
+pub fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (ok, out, err) = cairn_admin_as(server, ACCESS_KEY, SECRET_KEY, &all);
+    assert!(ok, "cairn admin {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The string field `name` of a JSON object.
+pub fn text(v: &serde_json::Value, name: &str) -> String {
+    v[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+        .to_owned()
+}
+
+/// `cairn admin key create NAME [--allow G]…`: the new key's (id, secret).
+pub fn create_key(server: &TestServer, name: &str, allows: &[&str]) -> (String, String) {
+    let mut args = vec!["key", "create", name];
+    for a in allows {
+        args.push("--allow");
+        args.push(a);
+    }
+    let created = admin_json(server, &args);
+    (text(&created, "id"), text(&created, "secret"))
+}

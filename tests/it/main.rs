@@ -29,6 +29,7 @@
 //! | [`s3_lifecycle`] | lifecycle rules: configuration API, expiration, noncurrent versions, uploads, `x-amz-expiration` |
 //! | [`s3_object_lock`] | Object Lock: retention, legal hold, who may bypass |
 //! | [`s3_part_copy`] | UploadPartCopy |
+//! | [`s3_policy`] | bucket policies, anonymous access, public access blocks |
 //! | [`s3_sdk`] | S3 behaviour through aws-sdk-s3 |
 //! | [`s3_signatures`] | signing modes: SigV4 streaming, trailers, presigned |
 //! | [`s3_stalls`] | clients that stop sending a body |
@@ -59,6 +60,7 @@ mod s3_errors;
 mod s3_lifecycle;
 mod s3_object_lock;
 mod s3_part_copy;
+mod s3_policy;
 mod s3_sdk;
 mod s3_signatures;
 mod s3_stalls;

@@ -605,6 +605,10 @@ async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implement
         ("website", "NoSuchWebsiteConfiguration"),
         ("replication", "ReplicationConfigurationNotFoundError"),
         ("analytics&id=a", "NoSuchConfiguration"),
+        // The server-wide block is S3's account-level one; the bucket has
+        // none of its own.
+        ("publicAccessBlock", "NoSuchPublicAccessBlockConfiguration"),
+        ("policyStatus", "NoSuchBucketPolicy"),
     ] {
         let r = get(sub).await;
         r.assert_s3_error(404, code, &format!("GET ?{sub}"));
@@ -635,11 +639,6 @@ async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implement
             "ownershipControls",
             "OwnershipControls",
             "<ObjectOwnership>BucketOwnerEnforced</ObjectOwnership>",
-        ),
-        (
-            "publicAccessBlock",
-            "PublicAccessBlockConfiguration",
-            "<BlockPublicPolicy>true</BlockPublicPolicy>",
         ),
         (
             "inventory",

@@ -84,7 +84,10 @@ pub(crate) fn list_buckets(
     let mut page = buckets
         .iter()
         .filter(|b| prefix.is_none_or(|p| b.name.starts_with(p)))
-        .filter(|b| ctx.access.can_see(&b.name))
+        .filter(|b| match &ctx.caller {
+            crate::access::Caller::Key { access, .. } => access.can_see(&b.name),
+            crate::access::Caller::Anonymous => false,
+        })
         .filter(|b| after.as_deref().is_none_or(|a| b.name.as_str() > a))
         .take(max_buckets + 1)
         .collect::<Vec<_>>();

@@ -3,9 +3,8 @@
 //!
 //! Must never: answer a GET with a configuration that is not true of the
 //! bucket. Where Cairn's fixed behaviour *is* a configuration (every chunk
-//! encrypted with AES-256: SSE-S3; one owner: `BucketOwnerEnforced`; no
-//! anonymous access: every public access block on), that is what it
-//! reports, as S3 reports its own defaults.
+//! encrypted with AES-256: SSE-S3; one owner: `BucketOwnerEnforced`), that
+//! is what it reports, as S3 reports its own defaults.
 
 use std::sync::Arc;
 
@@ -16,8 +15,7 @@ use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::response::{RespBody, empty_response, xml_response};
 use crate::xml::{
     ConfigurationList, ConfigurationListKind, EmptyConfiguration, OwnershipControls,
-    PublicAccessBlockConfiguration, RequestPaymentConfiguration, ServerSideEncryptionConfiguration,
-    to_xml,
+    RequestPaymentConfiguration, ServerSideEncryptionConfiguration, to_xml,
 };
 
 /// GetBucketCors, GetBucketPolicy, GetBucketWebsite, ….
@@ -39,7 +37,6 @@ pub(crate) fn get_bucket_config(
     use S3ErrorCode as C;
     match sub {
         "cors" => not_set(C::NoSuchCORSConfiguration),
-        "policy" | "policyStatus" => not_set(C::NoSuchBucketPolicy),
         "website" => not_set(C::NoSuchWebsiteConfiguration),
         "replication" => not_set(C::ReplicationConfigurationNotFoundError),
         // One of a kind, addressed by `id`: none exists.
@@ -64,12 +61,6 @@ pub(crate) fn get_bucket_config(
         })),
         "ownershipControls" => doc(to_xml(&OwnershipControls {
             object_ownership: "BucketOwnerEnforced".into(),
-        })),
-        "publicAccessBlock" => doc(to_xml(&PublicAccessBlockConfiguration {
-            block_public_acls: true,
-            ignore_public_acls: true,
-            block_public_policy: true,
-            restrict_public_buckets: true,
         })),
         other => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,

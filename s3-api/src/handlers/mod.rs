@@ -9,6 +9,7 @@ mod list;
 mod multipart;
 mod object;
 mod object_lock;
+mod policy;
 mod tagging;
 
 use std::sync::Arc;
@@ -97,6 +98,13 @@ pub(crate) async fn handle(
             lifecycle::put_bucket_lifecycle(svc, &mut ctx, body).await
         }
         DeleteBucketLifecycle => lifecycle::delete_bucket_lifecycle(svc, &ctx).await,
+        PutBucketPolicy => policy::put_bucket_policy(svc, &mut ctx, body).await,
+        GetBucketPolicy => policy::get_bucket_policy(svc, &ctx),
+        DeleteBucketPolicy => policy::delete_bucket_policy(svc, &ctx).await,
+        GetBucketPolicyStatus => policy::get_bucket_policy_status(svc, &ctx),
+        PutPublicAccessBlock => policy::put_public_access_block(svc, &mut ctx, body).await,
+        GetPublicAccessBlock => policy::get_public_access_block(svc, &ctx),
+        DeletePublicAccessBlock => policy::delete_public_access_block(svc, &ctx).await,
         Unsupported(what) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not implemented by this server."),

@@ -206,7 +206,7 @@ async fn upload_part_copy(
     id: UploadId,
     n: u32,
 ) -> S3Result<Response<RespBody>> {
-    let source = readable_copy_source(ctx)?;
+    let source = readable_copy_source(svc, ctx)?;
     let src = super::object::copy_source_version(
         svc,
         &source.bucket,

@@ -26,6 +26,7 @@ use crate::headers::{
     version_id_header, write_condition, write_object_headers,
 };
 use crate::response::{BoxError, RespBody, empty, empty_response, xml_response};
+use crate::router::Operation;
 use crate::xml::{
     Checksum, CopyObjectResult, DeleteDoc, DeleteEntry, DeleteResult, GetObjectAttributesResponse,
     ObjectChecksum, ObjectPart, ObjectParts, parse, to_xml,
@@ -543,7 +544,10 @@ pub(crate) async fn delete_objects(
         let result = if obj.key.len() > crate::headers::KEY_MAX_BYTES {
             Err(S3Error::new(S3ErrorCode::KeyTooLongError))
         } else {
-            match parse_version_id(obj.version_id.as_deref(), "VersionId") {
+            // Each key is judged as its own DeleteObject would be.
+            let allowed = parse_version_id(obj.version_id.as_deref(), "VersionId")
+                .and_then(|v| may_delete(svc, ctx, &bucket, &obj.key, v.as_ref()).map(|()| v));
+            match allowed {
                 Err(e) => Err(e),
                 Ok(Some(v)) => svc
                     .engine
@@ -589,6 +593,34 @@ pub(crate) async fn delete_objects(
     xml_response(StatusCode::OK, to_xml(&DeleteResult { entries }))
 }
 
+/// Whether the caller may delete `key` (or its version `version`), as a
+/// DeleteObject of it would be judged.
+fn may_delete(
+    svc: &ServiceInner,
+    ctx: &RequestCtx,
+    bucket: &str,
+    key: &str,
+    version: Option<&VersionRef>,
+) -> S3Result<()> {
+    crate::access::authorize(
+        svc,
+        &crate::access::AccessRequest {
+            op: Operation::DeleteObject,
+            action: Operation::DeleteObject
+                .s3_action(version.is_some())
+                .unwrap_or("s3:DeleteObject"),
+            bucket: Some(bucket),
+            key: Some(key),
+            version,
+            caller: &ctx.caller,
+            client: ctx.client,
+            parts: &ctx.parts,
+            query: &ctx.query,
+            presigned: ctx.auth.presigned,
+        },
+    )
+}
+
 /// `x-amz-copy-source-if-*` against the source version (CopyObject,
 /// UploadPartCopy). A copy has no 304: every condition that does not hold
 /// is a 412.
@@ -631,11 +663,27 @@ const COPY_SOURCE_ATTEMPTS: u32 = 4;
 /// The bucket and key of a copy's `x-amz-copy-source`, which the signing
 /// key must be allowed to read (the destination's write grant was checked
 /// before the handler ran).
-pub(crate) fn readable_copy_source(ctx: &RequestCtx) -> S3Result<CopySource> {
+pub(crate) fn readable_copy_source(svc: &ServiceInner, ctx: &RequestCtx) -> S3Result<CopySource> {
     let source = parse_copy_source(ctx.header("x-amz-copy-source").unwrap_or(""))?;
-    if !ctx.access.can_read(&source.bucket) {
-        return Err(S3Error::new(S3ErrorCode::AccessDenied));
-    }
+    // Read access to the source, as a GetObject of it would be judged
+    // (the source bucket's grants and policy).
+    crate::access::authorize(
+        svc,
+        &crate::access::AccessRequest {
+            op: Operation::GetObject,
+            action: Operation::GetObject
+                .s3_action(source.version.is_some())
+                .unwrap_or("s3:GetObject"),
+            bucket: Some(&source.bucket),
+            key: Some(&source.key),
+            version: source.version.as_ref(),
+            caller: &ctx.caller,
+            client: ctx.client,
+            parts: &ctx.parts,
+            query: &ctx.query,
+            presigned: ctx.auth.presigned,
+        },
+    )?;
     Ok(source)
 }
 
@@ -704,7 +752,7 @@ pub(crate) async fn copy_object(
         bucket: src_bucket,
         key: src_key,
         version: src_version,
-    } = readable_copy_source(ctx)?;
+    } = readable_copy_source(svc, ctx)?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
     if !replace_meta && src_bucket == bucket && src_key == key && src_version.is_none() {

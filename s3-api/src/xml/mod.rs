@@ -17,6 +17,7 @@
 //! encoded): handlers fill the structs and this module only writes what they
 //! hold. Request documents are size-limited by the caller before [`parse`].
 
+mod access;
 mod acl;
 mod bucket;
 mod config;
@@ -30,6 +31,7 @@ mod tagging;
 mod versioning;
 mod writer;
 
+pub(crate) use access::*;
 pub(crate) use acl::*;
 pub(crate) use bucket::*;
 pub(crate) use config::*;

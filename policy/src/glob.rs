@@ -1,0 +1,230 @@
+//! IAM wildcards: `*` matches any run of characters (none included), `?`
+//! exactly one; everything else is literal. Patterns are compiled once, at
+//! parse; policy variables (`${aws:username}`) are resolved per request.
+
+/// One piece of a compiled pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// Literal characters (a `${*}` in the source is a literal `*` here).
+    Lit(String),
+    Star,
+    One,
+    /// A policy variable's key, lowercased (`aws:username`).
+    Var(String),
+}
+
+/// A compiled pattern.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    pieces: Vec<Piece>,
+    /// No wildcard and no variable: compare as a string.
+    plain: Option<String>,
+}
+
+impl Pattern {
+    /// Compiles `src`; with `variables`, `${…}` are policy variables
+    /// (`${*}`, `${?}`, `${$}` stand for those characters). An unterminated
+    /// `${` is literal.
+    pub(crate) fn compile(src: &str, variables: bool) -> Pattern {
+        Self::compile_with(src, variables, true)
+    }
+
+    /// [`Pattern::compile`] with `*` and `?` literal (StringEquals).
+    pub(crate) fn literal(src: &str, variables: bool) -> Pattern {
+        Self::compile_with(src, variables, false)
+    }
+
+    fn compile_with(src: &str, variables: bool, wildcards: bool) -> Pattern {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut rest = src;
+        while let Some(c) = rest.chars().next() {
+            if variables
+                && rest.starts_with("${")
+                && let Some(end) = rest.find('}')
+            {
+                let name = &rest[2..end];
+                rest = &rest[end + 1..];
+                match name {
+                    "*" | "?" | "$" => lit.push_str(name),
+                    _ => {
+                        if !lit.is_empty() {
+                            pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+                        }
+                        pieces.push(Piece::Var(name.to_ascii_lowercase()));
+                    }
+                }
+                continue;
+            }
+            rest = &rest[c.len_utf8()..];
+            match c {
+                '*' | '?' if wildcards => {
+                    if !lit.is_empty() {
+                        pieces.push(Piece::Lit(std::mem::take(&mut lit)));
+                    }
+                    pieces.push(if c == '*' { Piece::Star } else { Piece::One });
+                }
+                _ => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Lit(lit));
+        }
+        let plain = match pieces.as_slice() {
+            [] => Some(String::new()),
+            [Piece::Lit(s)] => Some(s.clone()),
+            _ => None,
+        };
+        Pattern { pieces, plain }
+    }
+
+    pub(crate) fn has_wildcard(&self) -> bool {
+        self.pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Star | Piece::One))
+    }
+
+    pub(crate) fn has_variable(&self) -> bool {
+        self.pieces.iter().any(|p| matches!(p, Piece::Var(_)))
+    }
+
+    /// Matches `text`; `var` resolves a variable (`None`: the pattern does
+    /// not match — a missing variable matches nothing). `fold` compares
+    /// case-insensitively (ASCII).
+    pub(crate) fn matches(
+        &self,
+        text: &str,
+        fold: bool,
+        var: &dyn Fn(&str) -> Option<String>,
+    ) -> bool {
+        if let Some(p) = &self.plain {
+            return if fold {
+                p.eq_ignore_ascii_case(text)
+            } else {
+                p == text
+            };
+        }
+        // Resolve variables into literal pieces first.
+        let mut resolved: Vec<Tok> = Vec::new();
+        for piece in &self.pieces {
+            match piece {
+                Piece::Lit(s) => resolved.extend(s.chars().map(Tok::Lit)),
+                Piece::Star => resolved.push(Tok::Star),
+                Piece::One => resolved.push(Tok::One),
+                Piece::Var(name) => match var(name) {
+                    Some(v) => resolved.extend(v.chars().map(Tok::Lit)),
+                    None => return false,
+                },
+            }
+        }
+        let text: Vec<char> = text.chars().collect();
+        glob(&resolved, &text, fold)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Tok {
+    Lit(char),
+    Star,
+    One,
+}
+
+/// Iterative wildcard match with one backtrack point (linear-ish, never
+/// exponential).
+fn glob(pat: &[Tok], text: &[char], fold: bool) -> bool {
+    let eq = |a: char, b: char| {
+        if fold {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let (mut p, mut t) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pat.get(p) {
+            Some(Tok::Lit(c)) if eq(*c, text[t]) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Tok::One) => {
+                p += 1;
+                t += 1;
+            }
+            Some(Tok::Star) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[p..].iter().all(|t| matches!(t, Tok::Star))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn m(p: &str, t: &str) -> bool {
+        Pattern::compile(p, true).matches(t, false, &|k| {
+            (k == "aws:username").then(|| "alice".to_owned())
+        })
+    }
+
+    #[test]
+    fn wildcards_and_variables() {
+        assert!(m("*", ""));
+        assert!(m("a*", "abc"));
+        assert!(m("a*c", "abbbc"));
+        assert!(!m("a*c", "abbbd"));
+        assert!(m("a?c", "abc"));
+        assert!(!m("a?c", "ac"));
+        assert!(m("home/${aws:username}/*", "home/alice/x"));
+        assert!(!m("home/${aws:username}/*", "home/bob/x"));
+        assert!(
+            !m("home/${aws:userid}/*", "home/alice/x"),
+            "missing variable"
+        );
+        assert!(m("a${*}b", "a*b"));
+        assert!(!m("a${*}b", "axb"), "${{*}} is a literal star");
+        assert!(m("a${?}", "a?"));
+        assert!(m("a${$}", "a$"));
+        assert!(!Pattern::compile("s3:Get*", false).matches("s3:getobject", false, &|_| None));
+        assert!(Pattern::compile("s3:Get*", false).matches("s3:getobject", true, &|_| None));
+        // Without variables, ${ is literal.
+        assert!(Pattern::compile("${x}", false).matches("${x}", false, &|_| None));
+        assert!(Pattern::literal("a*", true).matches("a*", false, &|_| None));
+        assert!(!Pattern::literal("a*", true).matches("ab", false, &|_| None));
+    }
+
+    /// A slow reference: recursive matching.
+    fn reference(p: &[char], t: &[char]) -> bool {
+        match (p.first(), t.first()) {
+            (None, None) => true,
+            (Some('*'), _) => reference(&p[1..], t) || (!t.is_empty() && reference(p, &t[1..])),
+            (Some('?'), Some(_)) => reference(&p[1..], &t[1..]),
+            (Some(a), Some(b)) if a == b => reference(&p[1..], &t[1..]),
+            _ => false,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn glob_agrees_with_a_reference(p in "[ab*?]{0,8}", t in "[ab]{0,10}") {
+            let pc: Vec<char> = p.chars().collect();
+            let tc: Vec<char> = t.chars().collect();
+            prop_assert_eq!(
+                Pattern::compile(&p, false).matches(&t, false, &|_| None),
+                reference(&pc, &tc)
+            );
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! The policy language against the AWS documentation's examples ("Bucket
+//! policy examples", "IAM JSON policy elements: Condition operators",
+//! "Policy evaluation logic", "The meaning of public").
+
+use proptest::prelude::*;
+
+use super::*;
+
+const B: &str = "amzn-s3-demo-bucket";
+
+fn doc(statements: &str) -> String {
+    format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#)
+}
+
+fn parse(statements: &str) -> Policy {
+    Policy::parse(doc(statements).as_bytes(), B).unwrap_or_else(|e| panic!("{e}: {statements}"))
+}
+
+fn err(document: &str) -> PolicyError {
+    Policy::parse(document.as_bytes(), B).expect_err(document)
+}
+
+struct Ask<'a> {
+    who: Principal<'a>,
+    action: &'a str,
+    resource: String,
+    context: Context,
+}
+
+fn ask<'a>(who: Principal<'a>, action: &'a str, key: Option<&str>) -> Ask<'a> {
+    let resource = match key {
+        Some(k) => format!("arn:aws:s3:::{B}/{k}"),
+        None => format!("arn:aws:s3:::{B}"),
+    };
+    Ask {
+        who,
+        action,
+        resource,
+        context: Context::new(),
+    }
+}
+
+impl Ask<'_> {
+    fn with(mut self, key: &str, value: &str) -> Self {
+        self.context.add(key, value);
+        self
+    }
+
+    fn on(&self, p: &Policy) -> Decision {
+        p.evaluate(&Request {
+            principal: self.who,
+            action: self.action,
+            resource: &self.resource,
+            context: &self.context,
+        })
+    }
+}
+
+const ANON: Principal<'static> = Principal::Anonymous;
+const ALICE: Principal<'static> = Principal::User { name: "alice" };
+
+#[test]
+fn public_read_only_for_anonymous_users() {
+    let p = parse(
+        r#"{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":["arn:aws:s3:::amzn-s3-demo-bucket/*"]}"#,
+    );
+    assert_eq!(
+        ask(ANON, "s3:GetObject", Some("a/b")).on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        ask(ALICE, "s3:GetObject", Some("x")).on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        ask(ANON, "s3:PutObject", Some("x")).on(&p),
+        Decision::NotApplicable
+    );
+    assert_eq!(
+        ask(ANON, "s3:ListBucket", None).on(&p),
+        Decision::NotApplicable
+    );
+    assert!(p.is_public());
+}
+
+#[test]
+fn deny_wins_over_allow() {
+    let p = parse(
+        r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"},
+           {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:DeleteObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"}"#,
+    );
+    assert_eq!(
+        ask(ALICE, "s3:DeleteObject", Some("k")).on(&p),
+        Decision::Deny
+    );
+    assert_eq!(
+        ask(ALICE, "s3:GetObject", Some("k")).on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        ask(ANON, "s3:DeleteObject", Some("k")).on(&p),
+        Decision::Allow
+    );
+}
+
+#[test]
+fn actions_are_case_insensitive_with_wildcards() {
+    let p = parse(
+        r#"{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/alice"]},"Action":"S3:get*","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"}"#,
+    );
+    assert_eq!(
+        ask(ALICE, "s3:GetObject", Some("k")).on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        ask(ALICE, "s3:GetObjectTagging", Some("k")).on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        ask(ALICE, "s3:PutObject", Some("k")).on(&p),
+        Decision::NotApplicable
+    );
+    assert_eq!(
+        ask(ANON, "s3:GetObject", Some("k")).on(&p),
+        Decision::NotApplicable
+    );
+    assert!(!p.is_public());
+    assert_eq!(p.named_users(), vec!["alice"]);
+}
+
+#[test]
+fn not_principal_not_action_not_resource() {
+    // Deny everyone but alice everything but reads, outside public/.
+    let p = parse(
+        r#"{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam:::user/alice"},"NotAction":["s3:GetObject"],"NotResource":"arn:aws:s3:::amzn-s3-demo-bucket/public/*"}"#,
+    );
+    assert_eq!(ask(ANON, "s3:PutObject", Some("x")).on(&p), Decision::Deny);
+    assert_eq!(
+        ask(ANON, "s3:GetObject", Some("x")).on(&p),
+        Decision::NotApplicable
+    );
+    assert_eq!(
+        ask(ANON, "s3:PutObject", Some("public/x")).on(&p),
+        Decision::NotApplicable
+    );
+    assert_eq!(
+        ask(ALICE, "s3:PutObject", Some("x")).on(&p),
+        Decision::NotApplicable
+    );
+    // An Allow through NotPrincipal reaches everyone else: public.
+    let p = parse(
+        r#"{"Effect":"Allow","NotPrincipal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"}"#,
+    );
+    assert!(p.is_public());
+}
+
+#[test]
+fn restricting_to_ip_ranges() {
+    // "Restricting access to specific IP addresses".
+    let p = parse(
+        r#"{"Sid":"IPAllow","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::amzn-s3-demo-bucket","arn:aws:s3:::amzn-s3-demo-bucket/*"],"Condition":{"NotIpAddress":{"aws:SourceIp":["192.0.2.0/24","2001:DB8:1234:5678::/64"]}}}"#,
+    );
+    let from = |ip: &str| {
+        ask(ALICE, "s3:GetObject", Some("k"))
+            .with("aws:SourceIp", ip)
+            .on(&p)
+    };
+    assert_eq!(from("192.0.2.7"), Decision::NotApplicable);
+    assert_eq!(from("192.0.3.7"), Decision::Deny);
+    assert_eq!(from("2001:db8:1234:5678::9"), Decision::NotApplicable);
+    assert_eq!(from("2001:db8:1234:5679::9"), Decision::Deny);
+    assert_eq!(
+        from("::ffff:192.0.2.7"),
+        Decision::NotApplicable,
+        "v4-mapped"
+    );
+    // Allow * from a fixed /24 is not public; from 0.0.0.0/0 it is.
+    let allow = |cidr: &str| {
+        parse(&format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{{"IpAddress":{{"aws:SourceIp":"{cidr}"}}}}}}"#
+        ))
+    };
+    assert!(!allow("192.0.2.0/24").is_public());
+    assert!(allow("0.0.0.0/0").is_public());
+    assert!(allow("10.0.0.0/7").is_public());
+}
+
+#[test]
+fn secure_transport_and_missing_keys() {
+    // "Managing access based on HTTP or HTTPS requests".
+    let p = parse(
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}"#,
+    );
+    let via = |tls: &str| {
+        ask(ANON, "s3:GetObject", Some("k"))
+            .with("aws:SecureTransport", tls)
+            .on(&p)
+    };
+    assert_eq!(via("false"), Decision::Deny);
+    assert_eq!(via("true"), Decision::NotApplicable);
+    // A missing key fails a positive operator...
+    assert_eq!(
+        ask(ANON, "s3:GetObject", Some("k")).on(&p),
+        Decision::NotApplicable
+    );
+    // ...holds a negated one ("Requiring encryption").
+    let enc = parse(
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"StringNotEquals":{"s3:x-amz-server-side-encryption":"AES256"}}}"#,
+    );
+    assert_eq!(
+        ask(ALICE, "s3:PutObject", Some("k")).on(&enc),
+        Decision::Deny
+    );
+    let put = |v: &str| {
+        ask(ALICE, "s3:PutObject", Some("k"))
+            .with("s3:x-amz-server-side-encryption", v)
+            .on(&enc)
+    };
+    assert_eq!(put("AES256"), Decision::NotApplicable);
+    assert_eq!(put("aws:kms"), Decision::Deny);
+    // IfExists holds when absent; Null tests presence.
+    let if_exists = parse(
+        r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"StringEqualsIfExists":{"aws:Referer":"https://example.com/"}}}"#,
+    );
+    assert_eq!(
+        ask(ANON, "s3:GetObject", Some("k")).on(&if_exists),
+        Decision::Allow
+    );
+    let null = parse(
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"Null":{"s3:x-amz-server-side-encryption":"true"}}}"#,
+    );
+    assert_eq!(
+        ask(ALICE, "s3:PutObject", Some("k")).on(&null),
+        Decision::Deny
+    );
+    assert_eq!(
+        ask(ALICE, "s3:PutObject", Some("k"))
+            .with("s3:x-amz-server-side-encryption", "AES256")
+            .on(&null),
+        Decision::NotApplicable
+    );
+}
+
+#[test]
+fn home_folders_with_policy_variables() {
+    let p = parse(
+        r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::amzn-s3-demo-bucket","Condition":{"StringLike":{"s3:prefix":["","home/","home/${aws:username}/*"]}}},
+           {"Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:*","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/home/${aws:username}/*"}"#,
+    );
+    let alice = |action: &'static str, key: Option<&str>| {
+        ask(ALICE, action, key).with("aws:username", "alice")
+    };
+    assert_eq!(
+        alice("s3:PutObject", Some("home/alice/a")).on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        alice("s3:PutObject", Some("home/bob/a")).on(&p),
+        Decision::NotApplicable
+    );
+    assert_eq!(
+        alice("s3:ListBucket", None)
+            .with("s3:prefix", "home/alice/x")
+            .on(&p),
+        Decision::Allow
+    );
+    assert_eq!(
+        alice("s3:ListBucket", None)
+            .with("s3:prefix", "home/bob/")
+            .on(&p),
+        Decision::NotApplicable
+    );
+    // Version 2008-10-17: variables are literal text.
+    let old = Policy::parse(
+        br#"{"Version":"2008-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/${aws:username}/*"}}"#,
+        B,
+    )
+    .unwrap();
+    assert_eq!(
+        ask(ANON, "s3:GetObject", Some("${aws:username}/x"))
+            .with("aws:username", "alice")
+            .on(&old),
+        Decision::Allow
+    );
+}
+
+#[test]
+fn operators_compare_as_documented() {
+    let cond = |c: &str| {
+        parse(&format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::amzn-s3-demo-bucket","Condition":{c}}}"#
+        ))
+    };
+    let list = |p: &Policy, key: &str, v: &str| ask(ANON, "s3:ListBucket", None).with(key, v).on(p);
+    let p = cond(r#"{"NumericLessThanEquals":{"s3:max-keys":10}}"#);
+    assert_eq!(list(&p, "s3:max-keys", "10"), Decision::Allow);
+    assert_eq!(list(&p, "s3:max-keys", "11"), Decision::NotApplicable);
+    assert_eq!(list(&p, "s3:max-keys", "ten"), Decision::NotApplicable);
+    let p = cond(r#"{"StringEqualsIgnoreCase":{"s3:delimiter":"A"}}"#);
+    assert_eq!(list(&p, "s3:delimiter", "a"), Decision::Allow);
+    let p = cond(r#"{"StringEquals":{"s3:prefix":"a*"}}"#);
+    assert_eq!(
+        list(&p, "s3:prefix", "abc"),
+        Decision::NotApplicable,
+        "no wildcards"
+    );
+    assert_eq!(
+        list(&p, "s3:prefix", "a*"),
+        Decision::Allow,
+        "a literal star"
+    );
+    let p = cond(r#"{"DateLessThan":{"aws:CurrentTime":"2027-01-01T00:00:00Z"}}"#);
+    assert_eq!(
+        list(&p, "aws:CurrentTime", "2026-12-05T08:00:00Z"),
+        Decision::Allow
+    );
+    assert_eq!(
+        list(&p, "aws:CurrentTime", "2027-12-05T08:00:00Z"),
+        Decision::NotApplicable
+    );
+    let p = cond(r#"{"DateGreaterThan":{"aws:EpochTime":"2026-01-01"}}"#);
+    assert_eq!(list(&p, "aws:EpochTime", "1796000000"), Decision::Allow);
+    let p = cond(r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam:::user/a*"}}"#);
+    assert_eq!(
+        list(&p, "aws:PrincipalArn", "arn:aws:iam:::user/alice"),
+        Decision::Allow
+    );
+    // Two keys in one operator, and two operators: AND. Values: OR.
+    let p = cond(
+        r#"{"StringEquals":{"s3:prefix":["a","b"],"s3:delimiter":"/"},"NumericLessThan":{"s3:max-keys":"100"}}"#,
+    );
+    let full = |prefix: &str, delim: &str, max: &str| {
+        ask(ANON, "s3:ListBucket", None)
+            .with("s3:prefix", prefix)
+            .with("s3:delimiter", delim)
+            .with("s3:max-keys", max)
+            .on(&p)
+    };
+    assert_eq!(full("b", "/", "5"), Decision::Allow);
+    assert_eq!(full("c", "/", "5"), Decision::NotApplicable);
+    assert_eq!(full("a", "-", "5"), Decision::NotApplicable);
+    assert_eq!(full("a", "/", "500"), Decision::NotApplicable);
+}
+
+#[test]
+fn set_operators_on_multivalued_keys() {
+    // ForAllValues: every tag key the request sets is an allowed one.
+    let p = parse(
+        r#"{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["Project","Team"]}}}"#,
+    );
+    let put = |keys: &[&str]| {
+        let mut a = ask(ANON, "s3:PutObject", Some("k"));
+        for k in keys {
+            a = a.with("s3:RequestObjectTagKeys", k);
+        }
+        a.on(&p)
+    };
+    assert_eq!(put(&["Project"]), Decision::Allow);
+    assert_eq!(put(&["Project", "Team"]), Decision::Allow);
+    assert_eq!(put(&["Project", "Cost"]), Decision::NotApplicable);
+    assert_eq!(put(&[]), Decision::Allow, "ForAllValues of nothing holds");
+    let any = parse(
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"ForAnyValue:StringLike":{"s3:RequestObjectTagKeys":"secret*"}}}"#,
+    );
+    let put_any = |keys: &[&str]| {
+        let mut a = ask(ANON, "s3:PutObject", Some("k"));
+        for k in keys {
+            a = a.with("s3:RequestObjectTagKeys", k);
+        }
+        a.on(&any)
+    };
+    assert_eq!(put_any(&["a", "secret-x"]), Decision::Deny);
+    assert_eq!(put_any(&["a"]), Decision::NotApplicable);
+    assert_eq!(put_any(&[]), Decision::NotApplicable);
+}
+
+#[test]
+fn tag_condition_keys_keep_the_tag_keys_case() {
+    let p = parse(
+        r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/Environment":"production"}}}"#,
+    );
+    assert!(p.uses_condition_key("s3:existingobjecttag/"));
+    assert!(!p.uses_condition_key("s3:RequestObjectTag/"));
+    let get = |k: &str| {
+        ask(ANON, "s3:GetObject", Some("x"))
+            .with(k, "production")
+            .on(&p)
+    };
+    assert_eq!(get("S3:ExistingObjectTag/Environment"), Decision::Allow);
+    assert_eq!(
+        get("s3:ExistingObjectTag/environment"),
+        Decision::NotApplicable
+    );
+}
+
+#[test]
+fn malformed_documents_get_s3s_messages() {
+    let ok = r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"}"#;
+    assert_eq!(err("[]"), PolicyError::NotAnObject);
+    assert_eq!(err("{"), PolicyError::InvalidJson);
+    assert_eq!(
+        err(r#"{"Version":"2012-10-17"}"#),
+        PolicyError::MissingField("Statement")
+    );
+    assert_eq!(err(&doc("")), PolicyError::EmptyStatement);
+    assert_eq!(
+        err(r#"{"Version":"2012-10-17","Statement":[],"Extra":1}"#),
+        PolicyError::UnknownField("Extra".into())
+    );
+    assert_eq!(
+        err(r#"{"Version":"2020-01-01","Statement":[]}"#),
+        PolicyError::Version("2020-01-01".into())
+    );
+    let with = |from: &str, to: &str| err(&doc(&ok.replace(from, to)));
+    assert_eq!(
+        with(r#""Effect":"Allow""#, r#""Effect":"allow""#),
+        PolicyError::Effect("allow".into())
+    );
+    assert_eq!(
+        with(r#""Principal":"*","#, ""),
+        PolicyError::MissingField("Principal")
+    );
+    assert_eq!(
+        with(
+            r#""Principal":"*""#,
+            r#""Principal":{"Service":"s3.amazonaws.com"}"#
+        ),
+        PolicyError::Principal
+    );
+    assert_eq!(
+        with(
+            r#""Principal":"*""#,
+            r#""Principal":{"AWS":"123456789012"}"#
+        ),
+        PolicyError::Principal
+    );
+    assert_eq!(
+        with(r#""Principal":"*""#, r#""Principal":"alice""#),
+        PolicyError::Principal
+    );
+    assert_eq!(with("s3:GetObject", "s3:Fly"), PolicyError::Action);
+    assert_eq!(with("s3:GetObject", "iam:CreateUser"), PolicyError::Action);
+    assert_eq!(
+        with("amzn-s3-demo-bucket/*", "other-bucket/*"),
+        PolicyError::Resource
+    );
+    assert_eq!(
+        with("arn:aws:s3:::amzn-s3-demo-bucket/*", "*"),
+        PolicyError::Resource
+    );
+    assert_eq!(
+        with(
+            r#""Resource""#,
+            r#""Condition":{"StringLikeish":{"aws:Referer":"x"}},"Resource""#
+        ),
+        PolicyError::ConditionOperator("StringLikeish".into())
+    );
+    assert_eq!(
+        with(
+            r#""Resource""#,
+            r#""Condition":{"StringLike":{"Referer":"x"}},"Resource""#
+        ),
+        PolicyError::ConditionKey
+    );
+    assert_eq!(
+        with(
+            r#""Resource""#,
+            r#""Condition":{"NumericEquals":{"s3:max-keys":"many"}},"Resource""#
+        ),
+        PolicyError::ConditionValue("NumericEquals".into())
+    );
+    assert_eq!(
+        with(
+            r#""Resource""#,
+            r#""Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/33"}},"Resource""#
+        ),
+        PolicyError::ConditionValue("IpAddress".into())
+    );
+    assert_eq!(
+        err(&doc(&format!(
+            "{},{}",
+            ok.replace(r#""Effect""#, r#""Sid":"same","Effect""#),
+            ok.replace(r#""Effect""#, r#""Sid":"same","Effect""#)
+        ))),
+        PolicyError::DuplicateSid
+    );
+    assert_eq!(
+        with("}", r#","Bogus":1}"#),
+        PolicyError::UnknownField("Bogus".into())
+    );
+    let big = format!(
+        r#"{{"Id":"{}","Statement":[]}}"#,
+        "x".repeat(MAX_POLICY_BYTES)
+    );
+    assert_eq!(err(&big), PolicyError::TooLarge);
+    // Whitespace does not count.
+    let padded = format!(
+        "{{ {} \"Version\":\"2012-10-17\",\"Statement\":{ok}}}",
+        " ".repeat(MAX_POLICY_BYTES)
+    );
+    Policy::parse(padded.as_bytes(), B).unwrap();
+    // Scalars of every JSON kind are accepted as condition values.
+    parse(&ok.replace(
+        r#""Resource""#,
+        r#""Condition":{"Bool":{"aws:SecureTransport":true},"NumericLessThan":{"s3:max-keys":[5,"6"]}},"Resource""#,
+    ));
+    // A bare statement object (not an array) is a policy too.
+    Policy::parse(
+        format!(r#"{{"Version":"2012-10-17","Statement":{ok}}}"#).as_bytes(),
+        B,
+    )
+    .unwrap();
+}
+
+fn any_statement() -> impl Strategy<Value = String> {
+    let effect = prop_oneof![Just("Allow"), Just("Deny")];
+    let principal = prop_oneof![
+        Just(r#""*""#.to_owned()),
+        Just(r#"{"AWS":"arn:aws:iam:::user/alice"}"#.to_owned()),
+        Just(r#"{"AWS":["arn:aws:iam:::user/bob","*"]}"#.to_owned()),
+    ];
+    let action = prop_oneof![
+        Just("s3:*"),
+        Just("s3:GetObject"),
+        Just("s3:Put*"),
+        Just("s3:List*"),
+        Just("*")
+    ];
+    let resource = prop_oneof![
+        Just("arn:aws:s3:::amzn-s3-demo-bucket"),
+        Just("arn:aws:s3:::amzn-s3-demo-bucket/*"),
+        Just("arn:aws:s3:::amzn-s3-demo-bucket/a/*"),
+        Just("arn:aws:s3:::amzn-s3-demo-bucket/?"),
+    ];
+    (effect, principal, action, resource).prop_map(|(e, p, a, r)| {
+        format!(r#"{{"Effect":"{e}","Principal":{p},"Action":"{a}","Resource":"{r}"}}"#)
+    })
+}
+
+proptest! {
+    /// Adding a matching Deny to any policy turns its decision into Deny;
+    /// adding an Allow never turns a Deny into anything else.
+    #[test]
+    fn deny_always_wins(
+        statements in proptest::collection::vec(any_statement(), 1..6),
+        anonymous in any::<bool>(),
+        action in prop_oneof![Just("s3:GetObject"), Just("s3:PutObject"), Just("s3:ListBucket")],
+        key in prop_oneof![Just(None), Just(Some("a/b")), Just(Some("x"))],
+    ) {
+        let who = if anonymous { ANON } else { ALICE };
+        let p = parse(&statements.join(","));
+        let a = ask(who, action, key);
+        let before = a.on(&p);
+        let resource = a.resource.clone();
+        let deny = format!(r#"{{"Effect":"Deny","Principal":"*","Action":"{action}","Resource":"{resource}"}}"#);
+        let with_deny = parse(&format!("{},{deny}", statements.join(",")));
+        prop_assert_eq!(a.on(&with_deny), Decision::Deny);
+        let allow = format!(r#"{{"Effect":"Allow","Principal":"*","Action":"{action}","Resource":"{resource}"}}"#);
+        let with_allow = parse(&format!("{allow},{}", statements.join(",")));
+        let after = a.on(&with_allow);
+        if before == Decision::Deny {
+            prop_assert_eq!(after, Decision::Deny);
+        } else {
+            prop_assert_eq!(after, Decision::Allow);
+        }
+    }
+}

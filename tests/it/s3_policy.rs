@@ -1,0 +1,791 @@
+//! Bucket policies and public access blocks, end to end, written from the
+//! AWS documentation ("Bucket policy examples", "Policy evaluation logic",
+//! "Blocking public access to your Amazon S3 storage", the PutBucketPolicy
+//! / GetBucketPolicyStatus / PutPublicAccessBlock API references): two
+//! keys made with `cairn admin key create`, the test's admin key and
+//! unsigned (anonymous) requests, through aws-sdk-s3 and hand-built
+//! requests.
+
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+
+use crate::common::*;
+
+/// A policy document from its statements.
+fn policy(statements: &str) -> String {
+    format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#)
+}
+
+async fn put_policy(c: &aws_sdk_s3::Client, bucket: &str, doc: &str) {
+    c.put_bucket_policy()
+        .bucket(bucket)
+        .policy(doc)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutBucketPolicy {doc}: {e:?}"));
+}
+
+async fn put_policy_err(c: &aws_sdk_s3::Client, bucket: &str, doc: &str) -> (String, String) {
+    let e = c
+        .put_bucket_policy()
+        .bucket(bucket)
+        .policy(doc)
+        .send()
+        .await
+        .expect_err(doc);
+    let code = sdk_error_code(&e).unwrap_or_default();
+    let message = e
+        .as_service_error()
+        .and_then(aws_sdk_s3::error::ProvideErrorMetadata::message)
+        .unwrap_or_default()
+        .to_owned();
+    (code, message)
+}
+
+/// An unsigned request.
+async fn anonymous(server: &TestServer, method: &str, path: &str) -> RawResponse {
+    RawRequest::new(method, path).send(server.s3_addr()).await
+}
+
+fn assert_denied<T, E, R>(r: Result<T, aws_sdk_s3::error::SdkError<E, R>>, what: &str)
+where
+    T: std::fmt::Debug,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match r {
+        Ok(v) => panic!("{what}: should be denied, got {v:?}"),
+        Err(e) => assert_eq!(
+            sdk_error_code(&e).as_deref(),
+            Some("AccessDenied"),
+            "{what}: {e:?}"
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_documents_are_stored_returned_validated_and_deleted() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    create_bucket(&c, "docs-bucket").await;
+    create_key(&server, "alice", &[]);
+
+    // Never set: NoSuchBucketPolicy for the policy and its status.
+    let e = c
+        .get_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("NoSuchBucketPolicy"));
+    let e = c
+        .get_bucket_policy_status()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("NoSuchBucketPolicy"));
+
+    // Stored as sent, returned as sent.
+    let doc = policy(
+        r#"{"Sid":"AliceReads","Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::docs-bucket","arn:aws:s3:::docs-bucket/*"]}"#,
+    );
+    put_policy(&c, "docs-bucket", &doc).await;
+    let got = c
+        .get_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.policy(), Some(doc.as_str()));
+    let status = c
+        .get_bucket_policy_status()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.policy_status().and_then(|s| s.is_public()),
+        Some(false),
+        "a policy naming one key is not public"
+    );
+
+    // Refused before anything is stored: the old policy stays.
+    for (bad, what) in [
+        ("not json".to_owned(), "not JSON"),
+        (r#"{"Version":"2012-10-17"}"#.to_owned(), "no Statement"),
+        (
+            policy(
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::other-bucket/*"}"#,
+            ),
+            "a resource of another bucket",
+        ),
+        (
+            policy(
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:NoSuchThing","Resource":"arn:aws:s3:::docs-bucket/*"}"#,
+            ),
+            "an unknown action",
+        ),
+        (
+            policy(
+                r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/nobody"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::docs-bucket/*"}"#,
+            ),
+            "a key that does not exist",
+        ),
+        (
+            policy(
+                r#"{"Effect":"Maybe","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::docs-bucket/*"}"#,
+            ),
+            "an Effect other than Allow/Deny",
+        ),
+        (
+            policy(
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::docs-bucket/*","Condition":{"StringEqualsSometimes":{"aws:Referer":"x"}}}"#,
+            ),
+            "an unknown condition operator",
+        ),
+        (
+            format!(
+                "{{\"Version\":\"2012-10-17\",\"Id\":\"{}\",\"Statement\":[]}}",
+                "x".repeat(21 * 1024)
+            ),
+            "over 20 KiB",
+        ),
+    ] {
+        let (code, message) = put_policy_err(&c, "docs-bucket", &bad).await;
+        assert_eq!(code, "MalformedPolicy", "{what}: {message}");
+        assert!(!message.is_empty(), "{what}: a message says why");
+    }
+    let got = c
+        .get_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.policy(), Some(doc.as_str()), "refusals stored nothing");
+
+    // Only an admin key manages policies, even one the policy allows.
+    let (id, secret) = create_key(&server, "bob", &["docs-bucket:rw"]);
+    let bob = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+    assert_denied(
+        bob.delete_bucket_policy()
+            .bucket("docs-bucket")
+            .send()
+            .await,
+        "a bucket key deleting the policy",
+    );
+
+    c.delete_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("NoSuchBucketPolicy"));
+    // Deleting again is a success (S3: 204).
+    c.delete_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap();
+    // A policy goes with its bucket.
+    put_policy(&c, "docs-bucket", &doc).await;
+    c.delete_bucket()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap();
+    create_bucket(&c, "docs-bucket").await;
+    let e = c
+        .get_bucket_policy()
+        .bucket("docs-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("NoSuchBucketPolicy"));
+}
+
+/// "Granting read-only permission to public anonymous users" — refused by
+/// the server-wide block by default, and with the block lifted, each
+/// bucket's own PutPublicAccessBlock settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_read_needs_the_operator_and_the_bucket_block_overrides_it() {
+    let read_only_public = policy(
+        r#"{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":["s3:GetObject"],"Resource":["arn:aws:s3:::site/public/*"]}"#,
+    );
+    // Default: no bucket can be made public.
+    {
+        let server = TestServer::start();
+        let c = sdk_client(&server);
+        create_bucket(&c, "site").await;
+        let (code, _) = put_policy_err(&c, "site", &read_only_public).await;
+        assert_eq!(code, "AccessDenied", "BlockPublicPolicy is on server-wide");
+        // Without a policy, unsigned requests get nothing.
+        put_bytes(&c, "site", "public/index.html", b"<h1>hi</h1>").await;
+        anonymous(&server, "GET", "/site/public/index.html")
+            .await
+            .assert_s3_error(403, "AccessDenied", "anonymous GET without a policy");
+        // A policy restricted to fixed source addresses is not public.
+        let from_lan = policy(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::site/public/*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.1/32"}}}"#,
+        );
+        put_policy(&c, "site", &from_lan).await;
+        let status = c
+            .get_bucket_policy_status()
+            .bucket("site")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status.policy_status().and_then(|s| s.is_public()),
+            Some(false)
+        );
+        let r = anonymous(&server, "GET", "/site/public/index.html").await;
+        assert_eq!(r.status, 200, "anonymous GET from 127.0.0.1: {}", r.text());
+        assert_eq!(&r.body[..], b"<h1>hi</h1>");
+    }
+
+    let server = TestServer::start_with_args(&["--allow-public-buckets"]);
+    let c = sdk_client(&server);
+    create_bucket(&c, "site").await;
+    put_bytes(&c, "site", "public/index.html", b"<h1>hi</h1>").await;
+    put_bytes(&c, "site", "private/secret.txt", b"secret").await;
+    put_policy(&c, "site", &read_only_public).await;
+    let status = c
+        .get_bucket_policy_status()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.policy_status().and_then(|s| s.is_public()),
+        Some(true)
+    );
+
+    // What the policy allows, anonymously: GET (and HEAD) of public/*.
+    let r = anonymous(&server, "GET", "/site/public/index.html").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(&r.body[..], b"<h1>hi</h1>");
+    assert_eq!(
+        anonymous(&server, "HEAD", "/site/public/index.html")
+            .await
+            .status,
+        200
+    );
+    // Everything else stays refused.
+    anonymous(&server, "GET", "/site/private/secret.txt")
+        .await
+        .assert_s3_error(403, "AccessDenied", "outside the allowed prefix");
+    anonymous(&server, "GET", "/site?list-type=2")
+        .await
+        .assert_s3_error(403, "AccessDenied", "listing is not allowed");
+    anonymous(&server, "GET", "/")
+        .await
+        .assert_s3_error(403, "AccessDenied", "ListBuckets");
+    let put = RawRequest::new("PUT", "/site/public/evil.html")
+        .body(b"defaced".to_vec())
+        .send(server.s3_addr())
+        .await;
+    put.assert_s3_error(403, "AccessDenied", "anonymous PUT");
+    anonymous(&server, "DELETE", "/site/public/index.html")
+        .await
+        .assert_s3_error(403, "AccessDenied", "anonymous DELETE");
+    anonymous(&server, "GET", "/site?policy")
+        .await
+        .assert_s3_error(403, "AccessDenied", "anonymous GetBucketPolicy");
+    // A bucket that does not exist looks the same as a refusal.
+    anonymous(&server, "GET", "/no-such-bucket/public/index.html")
+        .await
+        .assert_s3_error(403, "AccessDenied", "a missing bucket");
+    // A wrong signature is never treated as anonymous.
+    let forged = RawRequest::new("GET", "/site/public/index.html").sign_with(
+        server.s3_addr(),
+        ACCESS_KEY,
+        "not-the-secret",
+        Payload::Unsigned,
+    );
+    let r = forged.send(server.s3_addr()).await;
+    r.assert_s3_error(403, "SignatureDoesNotMatch", "a bad signature");
+
+    // The bucket's own RestrictPublicBuckets: anonymous access through the
+    // public policy ends; keys are unaffected.
+    c.put_public_access_block()
+        .bucket("site")
+        .public_access_block_configuration(
+            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = c
+        .get_public_access_block()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap();
+    let cfg = got.public_access_block_configuration().unwrap();
+    assert_eq!(cfg.restrict_public_buckets(), Some(true));
+    assert_eq!(cfg.block_public_policy(), Some(false));
+    anonymous(&server, "GET", "/site/public/index.html")
+        .await
+        .assert_s3_error(403, "AccessDenied", "RestrictPublicBuckets");
+    assert_eq!(
+        get_bytes(&c, "site", "public/index.html").await,
+        b"<h1>hi</h1>"
+    );
+
+    // BlockPublicPolicy: a public policy can no longer be put (the one in
+    // place stays, as in S3).
+    c.put_public_access_block()
+        .bucket("site")
+        .public_access_block_configuration(
+            aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                .block_public_policy(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = put_policy_err(&c, "site", &read_only_public).await;
+    assert_eq!(code, "AccessDenied");
+
+    // Deleting the block restores the public policy's effect.
+    c.delete_public_access_block()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .get_public_access_block()
+        .bucket("site")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_error_code(&e).as_deref(),
+        Some("NoSuchPublicAccessBlockConfiguration")
+    );
+    let r = anonymous(&server, "GET", "/site/public/index.html").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// "Policy evaluation logic": an explicit Deny beats every Allow, a key's
+/// own grant included, and even an admin key's — except for managing the
+/// policy itself, so an admin can always recover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_deny_beats_grants_and_admins_but_not_policy_recovery() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "archive").await;
+    put_bytes(&root, "archive", "keep/a.tar", b"precious").await;
+    put_bytes(&root, "archive", "tmp/b.tmp", b"scratch").await;
+    let (id, secret) = create_key(&server, "writer", &["archive:rw"]);
+    let writer = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+
+    put_policy(
+        &root,
+        "archive",
+        &policy(
+            r#"{"Sid":"NoDeletesOfKeep","Effect":"Deny","Principal":"*","Action":["s3:DeleteObject","s3:DeleteObjectVersion","s3:PutObject"],"Resource":"arn:aws:s3:::archive/keep/*"}"#,
+        ),
+    )
+    .await;
+    // The writer's grant still covers everything else.
+    put_bytes(&writer, "archive", "tmp/c.tmp", b"new").await;
+    assert_eq!(
+        get_bytes(&writer, "archive", "keep/a.tar").await,
+        b"precious"
+    );
+    assert_denied(
+        writer
+            .delete_object()
+            .bucket("archive")
+            .key("keep/a.tar")
+            .send()
+            .await,
+        "the writer deleting under keep/",
+    );
+    assert_denied(
+        writer
+            .put_object()
+            .bucket("archive")
+            .key("keep/a.tar")
+            .body(b"ransom".to_vec().into())
+            .send()
+            .await,
+        "the writer overwriting under keep/",
+    );
+    // Admins too.
+    assert_denied(
+        root.delete_object()
+            .bucket("archive")
+            .key("keep/a.tar")
+            .send()
+            .await,
+        "an admin deleting under keep/",
+    );
+    // DeleteObjects judges each key as its own DeleteObject.
+    let del = aws_sdk_s3::types::Delete::builder()
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("keep/a.tar")
+                .build()
+                .unwrap(),
+        )
+        .objects(
+            aws_sdk_s3::types::ObjectIdentifier::builder()
+                .key("tmp/b.tmp")
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let out = writer
+        .delete_objects()
+        .bucket("archive")
+        .delete(del)
+        .send()
+        .await
+        .unwrap();
+    let errors: Vec<_> = out
+        .errors()
+        .iter()
+        .map(|e| (e.key().unwrap_or(""), e.code().unwrap_or("")))
+        .collect();
+    assert_eq!(errors, vec![("keep/a.tar", "AccessDenied")]);
+    let deleted: Vec<_> = out.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, vec!["tmp/b.tmp"]);
+    assert_eq!(get_bytes(&root, "archive", "keep/a.tar").await, b"precious");
+
+    // A policy that locks everyone out of everything...
+    put_policy(
+        &root,
+        "archive",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::archive","arn:aws:s3:::archive/*"]}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        root.list_objects_v2().bucket("archive").send().await,
+        "an admin listing under deny-all",
+    );
+    // ...is still the admin's to read and remove.
+    root.get_bucket_policy()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+    root.delete_bucket_policy()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+    root.list_objects_v2()
+        .bucket("archive")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A key without grants is given access by naming it in the policy; what
+/// the policy does not name stays refused. "Managing user access to
+/// specific folders" with `${aws:username}` and `s3:prefix`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_grants_named_keys_their_home_folders() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "homes").await;
+    let (alice_id, alice_secret) = create_key(&server, "alice", &[]);
+    let (bob_id, bob_secret) = create_key(&server, "bob", &[]);
+    let alice = sdk_client_for(&server.endpoint(), &alice_id, &alice_secret, &[]);
+    let bob = sdk_client_for(&server.endpoint(), &bob_id, &bob_secret, &[]);
+    put_bytes(&root, "homes", "home/bob/notes.txt", b"bob's").await;
+
+    // Before any policy: nothing.
+    assert_denied(
+        alice.list_objects_v2().bucket("homes").send().await,
+        "alice without a policy",
+    );
+    put_policy(
+        &root,
+        "homes",
+        &policy(
+            r#"{"Sid":"ListOwnHome","Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/alice","arn:aws:iam:::user/bob"]},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::homes","Condition":{"StringLike":{"s3:prefix":["home/${aws:username}/*","home/${aws:username}/"]}}},
+               {"Sid":"OwnHome","Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/alice","arn:aws:iam:::user/bob"]},"Action":["s3:GetObject","s3:PutObject","s3:DeleteObject"],"Resource":"arn:aws:s3:::homes/home/${aws:username}/*"}"#,
+        ),
+    )
+    .await;
+    put_bytes(&alice, "homes", "home/alice/diary.txt", b"dear diary").await;
+    assert_eq!(
+        get_bytes(&alice, "homes", "home/alice/diary.txt").await,
+        b"dear diary"
+    );
+    let listed = alice
+        .list_objects_v2()
+        .bucket("homes")
+        .prefix("home/alice/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.key_count(), Some(1));
+    // Not someone else's home, and not the whole bucket.
+    assert_denied(
+        alice
+            .get_object()
+            .bucket("homes")
+            .key("home/bob/notes.txt")
+            .send()
+            .await,
+        "alice reading bob's home",
+    );
+    assert_denied(
+        alice
+            .list_objects_v2()
+            .bucket("homes")
+            .prefix("home/bob/")
+            .send()
+            .await,
+        "alice listing bob's home",
+    );
+    assert_denied(
+        alice.list_objects_v2().bucket("homes").send().await,
+        "alice listing everything",
+    );
+    assert_eq!(
+        get_bytes(&bob, "homes", "home/bob/notes.txt").await,
+        b"bob's"
+    );
+    // The policy allows object actions only: no bucket configuration.
+    assert_denied(
+        alice.get_bucket_versioning().bucket("homes").send().await,
+        "a bucket action the policy does not name",
+    );
+
+    // A presigned URL is judged as its signer.
+    let own = alice
+        .get_object()
+        .bucket("homes")
+        .key("home/alice/diary.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let other = alice
+        .get_object()
+        .bucket("homes")
+        .key("home/bob/notes.txt")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
+        .await
+        .unwrap();
+    let path = |u: &str| {
+        let u: http::Uri = u.parse().unwrap();
+        u.path_and_query().unwrap().as_str().to_owned()
+    };
+    let r = anonymous(&server, "GET", &path(own.uri())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    anonymous(&server, "GET", &path(other.uri()))
+        .await
+        .assert_s3_error(403, "AccessDenied", "presigned by alice for bob's file");
+
+    // Copying needs read on the source: bob cannot copy alice's file into
+    // his home, alice can copy her own.
+    assert_denied(
+        bob.copy_object()
+            .bucket("homes")
+            .key("home/bob/stolen.txt")
+            .copy_source("homes/home/alice/diary.txt")
+            .send()
+            .await,
+        "bob copying from alice's home",
+    );
+    alice
+        .copy_object()
+        .bucket("homes")
+        .key("home/alice/copy.txt")
+        .copy_source("homes/home/alice/diary.txt")
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Condition keys from the AWS examples: `aws:SecureTransport`,
+/// `s3:x-amz-server-side-encryption` ("Requiring encryption"),
+/// `aws:Referer`, `s3:ExistingObjectTag`, `s3:RequestObjectTag`,
+/// `aws:SourceIp` (NotIpAddress) and `aws:CurrentTime`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn condition_keys_decide_as_the_aws_examples_say() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "cond").await;
+    let (id, secret) = create_key(&server, "app", &["cond:rw"]);
+    let app = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+    let deny = |action: &str, condition: &str| {
+        policy(&format!(
+            r#"{{"Effect":"Deny","Principal":"*","Action":"{action}","Resource":"arn:aws:s3:::cond/*","Condition":{condition}}}"#
+        ))
+    };
+
+    // HTTPS only: every plain-HTTP request of this test server is refused.
+    put_policy(
+        &root,
+        "cond",
+        &deny("s3:*", r#"{"Bool":{"aws:SecureTransport":"false"}}"#),
+    )
+    .await;
+    assert_denied(
+        app.put_object()
+            .bucket("cond")
+            .key("k")
+            .body(b"x".to_vec().into())
+            .send()
+            .await,
+        "plain HTTP under SecureTransport",
+    );
+
+    // Encryption required: a PUT without x-amz-server-side-encryption is
+    // refused, with AES256 it is stored.
+    put_policy(
+        &root,
+        "cond",
+        &deny(
+            "s3:PutObject",
+            r#"{"StringNotEquals":{"s3:x-amz-server-side-encryption":"AES256"}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        app.put_object()
+            .bucket("cond")
+            .key("plain")
+            .body(b"x".to_vec().into())
+            .send()
+            .await,
+        "PUT without the encryption header",
+    );
+    app.put_object()
+        .bucket("cond")
+        .key("sealed")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+
+    // Tags: objects tagged classification=secret are unreadable; new
+    // objects may not be tagged so.
+    put_policy(
+        &root,
+        "cond",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::cond/*","Condition":{"StringEquals":{"s3:ExistingObjectTag/classification":"secret"}}},
+               {"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::cond/*","Condition":{"StringEquals":{"s3:RequestObjectTag/classification":"secret"}}}"#,
+        ),
+    )
+    .await;
+    root.put_object()
+        .bucket("cond")
+        .key("tagged")
+        .tagging("classification=secret")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .expect_err("the admin is denied too");
+    put_bytes(&root, "cond", "tagged", b"x").await;
+    root.put_object_tagging()
+        .bucket("cond")
+        .key("tagged")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("classification")
+                        .value("secret")
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_denied(
+        app.get_object().bucket("cond").key("tagged").send().await,
+        "reading an object tagged secret",
+    );
+    put_bytes(&app, "cond", "open", b"y").await;
+    assert_eq!(get_bytes(&app, "cond", "open").await, b"y");
+
+    // Source address and time: a deny outside 10.0.0.0/8 refuses loopback;
+    // a deny after 2000-01-01 refuses now.
+    put_policy(
+        &root,
+        "cond",
+        &deny(
+            "s3:GetObject",
+            r#"{"NotIpAddress":{"aws:SourceIp":["10.0.0.0/8","::1/128"]}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        app.get_object().bucket("cond").key("open").send().await,
+        "127.0.0.1 is outside 10.0.0.0/8",
+    );
+    put_policy(
+        &root,
+        "cond",
+        &deny(
+            "s3:GetObject",
+            r#"{"DateGreaterThan":{"aws:CurrentTime":"2000-01-01T00:00:00Z"}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        app.get_object().bucket("cond").key("open").send().await,
+        "after 2000",
+    );
+    put_policy(
+        &root,
+        "cond",
+        &deny(
+            "s3:GetObject",
+            r#"{"DateGreaterThan":{"aws:CurrentTime":"2999-01-01T00:00:00Z"}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(get_bytes(&app, "cond", "open").await, b"y");
+
+    // Referer ("Restricting access to a specific HTTP referer"), with
+    // anonymous callers allowed only from one site (a non-public policy is
+    // not: Referer is no restriction S3 accepts, so it needs the block
+    // lifted; here the key is checked instead).
+    put_policy(
+        &root,
+        "cond",
+        &deny(
+            "s3:GetObject",
+            r#"{"StringNotLike":{"aws:Referer":["https://www.example.com/*"]}}"#,
+        ),
+    )
+    .await;
+    let addr = server.s3_addr();
+    let without =
+        RawRequest::new("GET", "/cond/open").sign_with(addr, &id, &secret, Payload::Unsigned);
+    without
+        .send(addr)
+        .await
+        .assert_s3_error(403, "AccessDenied", "no Referer");
+    let with = RawRequest::new("GET", "/cond/open")
+        .header("referer", "https://www.example.com/page.html")
+        .sign_with(addr, &id, &secret, Payload::Unsigned);
+    let r = with.send(addr).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
