@@ -19,6 +19,8 @@ pub(crate) struct Pattern {
     pieces: Vec<Piece>,
     /// No wildcard and no variable: compare as a string.
     plain: Option<String>,
+    /// No variable: the compiled tokens, so a match allocates nothing.
+    toks: Option<Vec<Tok>>,
 }
 
 impl Pattern {
@@ -75,7 +77,20 @@ impl Pattern {
             [Piece::Lit(s)] => Some(s.clone()),
             _ => None,
         };
-        Pattern { pieces, plain }
+        let toks = if pieces.iter().any(|p| matches!(p, Piece::Var(_))) {
+            None
+        } else {
+            let mut toks = Vec::new();
+            for piece in &pieces {
+                push_toks(&mut toks, piece, "");
+            }
+            Some(toks)
+        };
+        Pattern {
+            pieces,
+            plain,
+            toks,
+        }
     }
 
     pub(crate) fn has_wildcard(&self) -> bool {
@@ -104,35 +119,59 @@ impl Pattern {
                 p == text
             };
         }
-        // Resolve variables into literal pieces first.
+        if let Some(toks) = &self.toks {
+            return glob(toks, text.as_bytes(), fold);
+        }
+        // Resolve variables into literal tokens first.
         let mut resolved: Vec<Tok> = Vec::new();
         for piece in &self.pieces {
             match piece {
-                Piece::Lit(s) => resolved.extend(s.chars().map(Tok::Lit)),
-                Piece::Star => resolved.push(Tok::Star),
-                Piece::One => resolved.push(Tok::One),
                 Piece::Var(name) => match var(name) {
-                    Some(v) => resolved.extend(v.chars().map(Tok::Lit)),
+                    Some(v) => push_toks(&mut resolved, &Piece::Lit(String::new()), &v),
                     None => return false,
                 },
+                other => push_toks(&mut resolved, other, ""),
             }
         }
-        let text: Vec<char> = text.chars().collect();
-        glob(&resolved, &text, fold)
+        glob(&resolved, text.as_bytes(), fold)
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+/// Appends the tokens of `piece` (a `Var` is never passed; `value` is the
+/// text of a resolved variable, given with an empty `Lit`).
+fn push_toks(toks: &mut Vec<Tok>, piece: &Piece, value: &str) {
+    match piece {
+        Piece::Lit(s) => {
+            toks.extend(s.bytes().map(Tok::Lit));
+            toks.extend(value.bytes().map(Tok::Lit));
+        }
+        Piece::Star => toks.push(Tok::Star),
+        Piece::One => toks.push(Tok::One),
+        Piece::Var(_) => {}
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
-    Lit(char),
+    Lit(u8),
     Star,
+    /// One character (one to four UTF-8 bytes).
     One,
 }
 
-/// Iterative wildcard match with one backtrack point (linear-ish, never
-/// exponential).
-fn glob(pat: &[Tok], text: &[char], fold: bool) -> bool {
-    let eq = |a: char, b: char| {
+/// The length of the UTF-8 character starting at `text[t]`.
+fn char_len(text: &[u8], t: usize) -> usize {
+    let mut n = 1;
+    while t + n < text.len() && (text[t + n] & 0xC0) == 0x80 {
+        n += 1;
+    }
+    n
+}
+
+/// Iterative wildcard match over UTF-8 bytes with one backtrack point (no
+/// exponential blow-up); `?` takes one whole character.
+fn glob(pat: &[Tok], text: &[u8], fold: bool) -> bool {
+    let eq = |a: u8, b: u8| {
         if fold {
             a.eq_ignore_ascii_case(&b)
         } else {
@@ -149,7 +188,7 @@ fn glob(pat: &[Tok], text: &[char], fold: bool) -> bool {
             }
             Some(Tok::One) => {
                 p += 1;
-                t += 1;
+                t += char_len(text, t);
             }
             Some(Tok::Star) => {
                 star = Some((p, t));
@@ -157,9 +196,10 @@ fn glob(pat: &[Tok], text: &[char], fold: bool) -> bool {
             }
             _ => match star {
                 Some((sp, st)) => {
+                    let next = st + char_len(text, st);
                     p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
+                    t = next;
+                    star = Some((sp, next));
                 }
                 None => return false,
             },
@@ -218,7 +258,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn glob_agrees_with_a_reference(p in "[ab*?]{0,8}", t in "[ab]{0,10}") {
+        fn glob_agrees_with_a_reference(p in "[ab\u{e9}*?]{0,8}", t in "[ab\u{e9}]{0,10}") {
             let pc: Vec<char> = p.chars().collect();
             let tc: Vec<char> = t.chars().collect();
             prop_assert_eq!(
