@@ -37,11 +37,18 @@ PY
 run() { $B -d 10s -c 16 --server-pid $PID get --json $D/$1.json > /dev/null
   python3 -c "import json;d=[json.loads(l) for l in open('$D/$1.json')][-1];print(round(d['ops_s']))"; }
 none=(); with=()
+# The order alternates (a run right after a policy change, or second in
+# a round, must not decide the comparison).
 for r in $(seq 1 $ROUNDS); do
-  aws --endpoint-url $E s3api delete-bucket-policy --bucket pol
-  n=$(run none$r); none+=($n)
-  aws --endpoint-url $E s3api put-bucket-policy --bucket pol --policy file://$D/policy.json
-  w=$(run with$r); with+=($w)
+  for which in $([ $((r % 2)) = 1 ] && echo "none with" || echo "with none"); do
+    if [ $which = none ]; then
+      aws --endpoint-url $E s3api delete-bucket-policy --bucket pol
+      n=$(run none$r); none+=($n)
+    else
+      aws --endpoint-url $E s3api put-bucket-policy --bucket pol --policy file://$D/policy.json
+      w=$(run with$r); with+=($w)
+    fi
+  done
   echo "round $r: GET 4 KiB ops/s without policy $n, with 20-statement policy $w"
 done
 med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }

@@ -203,7 +203,7 @@ impl Condition {
         }
         let var = |name: &str| -> Option<String> {
             context
-                .get_normalized(&crate::normalize_key(name))
+                .get_normalized(name)
                 .and_then(|v| v.first().cloned())
         };
         let one = |text: &str| self.values.iter().any(|v| self.matches(v, text, &var));

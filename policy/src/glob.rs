@@ -9,7 +9,7 @@ pub(crate) enum Piece {
     Lit(String),
     Star,
     One,
-    /// A policy variable's key, lowercased (`aws:username`).
+    /// A policy variable's key, normalised (`aws:username`).
     Var(String),
 }
 
@@ -53,7 +53,7 @@ impl Pattern {
                         if !lit.is_empty() {
                             pieces.push(Piece::Lit(std::mem::take(&mut lit)));
                         }
-                        pieces.push(Piece::Var(name.to_ascii_lowercase()));
+                        pieces.push(Piece::Var(crate::normalize_key(name)));
                     }
                 }
                 continue;
@@ -97,6 +97,14 @@ impl Pattern {
         self.pieces
             .iter()
             .any(|p| matches!(p, Piece::Star | Piece::One))
+    }
+
+    /// The (normalised) keys of the variables in the pattern.
+    pub(crate) fn variables(&self) -> impl Iterator<Item = &str> {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Var(name) => Some(name.as_str()),
+            _ => None,
+        })
     }
 
     pub(crate) fn has_variable(&self) -> bool {

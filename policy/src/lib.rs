@@ -256,6 +256,9 @@ impl Context {
 #[derive(Debug, Clone)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// Every condition key and policy variable the statements read,
+    /// normalised, sorted, once each.
+    keys: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -436,7 +439,23 @@ impl Policy {
             }
             statements.push(statement(raw, bucket, variables)?);
         }
-        Ok(Policy { statements })
+        let mut keys: Vec<String> = Vec::new();
+        for s in &statements {
+            for c in &s.conditions {
+                keys.push(c.key.clone());
+                for v in &c.values {
+                    if let Value::Pattern(p) = v {
+                        keys.extend(p.variables().map(str::to_owned));
+                    }
+                }
+            }
+            for r in &s.resources {
+                keys.extend(r.variables().map(str::to_owned));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(Policy { statements, keys })
     }
 
     /// The decision of this policy alone: any matching `Deny` wins, then any
@@ -484,15 +503,21 @@ impl Policy {
         names
     }
 
-    /// Whether a condition uses a key starting with `prefix` (compared
-    /// case-insensitively).
+    /// Whether a condition or policy variable uses a key starting with
+    /// `prefix` (compared case-insensitively).
     pub fn uses_condition_key(&self, prefix: &str) -> bool {
-        let prefix = prefix.to_ascii_lowercase();
-        self.statements.iter().any(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.key.to_ascii_lowercase().starts_with(&prefix))
+        self.keys.iter().any(|k| {
+            k.len() >= prefix.len()
+                && k.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
         })
+    }
+
+    /// Every condition key and variable the policy reads, normalised
+    /// (lowercase up to a `/`, e.g. `aws:sourceip`,
+    /// `s3:existingobjecttag/Team`): what a request's [`Context`] needs, and
+    /// all it needs.
+    pub fn condition_keys(&self) -> &[String] {
+        &self.keys
     }
 }
 
@@ -551,7 +576,7 @@ impl Statement {
         }
         let var = |name: &str| -> Option<String> {
             r.context
-                .get_normalized(&normalize_key(name))
+                .get_normalized(name)
                 .and_then(|v| v.first().cloned())
         };
         let resource = self

@@ -565,3 +565,70 @@ proptest! {
         }
     }
 }
+
+/// Prints the cost of one evaluation of a 20-statement policy with a
+/// context as the server builds it (bench/policy.sh's policy). Not a
+/// timing assertion: run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn print_evaluation_cost() {
+    let mut st = Vec::new();
+    for i in 0..19 {
+        st.push(format!(r#"{{"Sid":"Reader{i}","Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::pol","arn:aws:s3:::pol/team{i}/*"],"Condition":{{"IpAddress":{{"aws:SourceIp":["10.{i}.0.0/16","192.0.2.0/24"]}},"StringLike":{{"aws:Referer":"https://app{i}.example.com/*"}}}}}}"#));
+    }
+    st.push(r#"{"Sid":"TlsOnlyWrites","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::pol","arn:aws:s3:::pol/*"],"Condition":{"Bool":{"aws:SecureTransport":"true"},"StringEquals":{"s3:x-amz-acl":"public-read"}}}"#.to_owned());
+    let p = Policy::parse(
+        doc(&st.join(","))
+            .replace("amzn-s3-demo-bucket", "pol")
+            .as_bytes(),
+        "pol",
+    )
+    .unwrap();
+    let n = 200_000u32;
+    let t = std::time::Instant::now();
+    let mut allowed = 0;
+    for i in 0..n {
+        let mut c = Context::new();
+        c.set("aws:CurrentTime", "2026-12-05T08:00:00Z");
+        c.set("aws:EpochTime", "1796000000");
+        c.set("aws:SecureTransport", "false");
+        c.set("aws:SourceIp", "127.0.0.1");
+        c.set("aws:PrincipalType", "User");
+        c.set("aws:username", "bench");
+        c.set("aws:userid", "AKBENCH0000000000001");
+        c.set("aws:PrincipalArn", "arn:aws:iam:::user/bench");
+        c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
+        c.set("s3:authType", "REST-HEADER");
+        c.set("aws:UserAgent", "s3bench/0.1");
+        c.set("s3:x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+        let resource = format!("arn:aws:s3:::pol/g/obj-{i:08}");
+        let d = p.evaluate(&Request {
+            principal: Principal::User { name: "bench" },
+            action: "s3:GetObject",
+            resource: &resource,
+            context: &c,
+        });
+        allowed += usize::from(d == Decision::Allow);
+        assert!(!p.uses_condition_key("s3:ExistingObjectTag/"));
+    }
+    let per = t.elapsed() / n;
+    println!("context + evaluation: {per:?} per request ({allowed} allowed)");
+    let mut c = Context::new();
+    c.set("aws:SecureTransport", "false");
+    c.set("aws:SourceIp", "127.0.0.1");
+    let resource = "arn:aws:s3:::pol/g/obj-00000001".to_owned();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let d = p.evaluate(&Request {
+            principal: Principal::User { name: "bench" },
+            action: "s3:GetObject",
+            resource: &resource,
+            context: &c,
+        });
+        allowed += usize::from(d == Decision::Allow);
+    }
+    println!(
+        "evaluation alone: {:?} per request ({allowed})",
+        t.elapsed() / n
+    );
+}

@@ -356,8 +356,10 @@ pub(crate) fn resource_arn(bucket: &str, key: Option<&str>) -> String {
     arn
 }
 
-/// The condition keys this request offers (docs/security.md lists them).
-/// Built only for buckets with a policy.
+/// The condition keys this request offers (docs/security.md lists them),
+/// computed for exactly the keys the policy reads: a policy about source
+/// addresses costs an address, not a clock, a date format and twenty
+/// header lookups. Built only for buckets with a policy.
 fn condition_context(
     svc: &ServiceInner,
     req: &AccessRequest<'_>,
@@ -365,107 +367,131 @@ fn condition_context(
     bucket: &str,
 ) -> Context {
     let mut c = Context::new();
-    let now = SystemTime::now();
-    let epoch_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    c.set("aws:CurrentTime", iso8601(now));
-    c.set("aws:EpochTime", epoch_secs.to_string());
-    c.set(
-        "aws:SecureTransport",
-        if req.client.secure { "true" } else { "false" },
-    );
-    if let Some(ip) = req.client.ip {
-        c.set("aws:SourceIp", ip.to_string());
-    }
-    match req.caller {
-        Caller::Anonymous => c.set("aws:PrincipalType", "Anonymous"),
-        Caller::Key { id, name, .. } => {
-            c.set("aws:PrincipalType", "User");
-            c.set("aws:username", name.clone());
-            c.set("aws:userid", id.clone());
-            c.set(
-                "aws:PrincipalArn",
-                format!("{}{name}", cairn_policy::USER_ARN_PREFIX),
-            );
-            c.set("s3:signatureversion", "AWS4-HMAC-SHA256");
-            c.set(
-                "s3:authType",
-                if req.presigned {
-                    "REST-QUERY-STRING"
-                } else {
-                    "REST-HEADER"
-                },
-            );
-        }
-    }
-    let h = &req.parts.headers;
-    let header = |name: &str| crate::headers::header_str(h, name);
-    for (key, name) in [
-        ("aws:Referer", "referer"),
-        ("aws:UserAgent", "user-agent"),
-        ("s3:x-amz-acl", "x-amz-acl"),
-        (
-            "s3:x-amz-server-side-encryption",
-            "x-amz-server-side-encryption",
-        ),
-        (
-            "s3:x-amz-server-side-encryption-aws-kms-key-id",
-            "x-amz-server-side-encryption-aws-kms-key-id",
-        ),
-        ("s3:x-amz-copy-source", "x-amz-copy-source"),
-        ("s3:x-amz-metadata-directive", "x-amz-metadata-directive"),
-        ("s3:x-amz-content-sha256", "x-amz-content-sha256"),
-        ("s3:x-amz-storage-class", "x-amz-storage-class"),
-        ("s3:object-lock-mode", "x-amz-object-lock-mode"),
-        (
-            "s3:object-lock-retain-until-date",
-            "x-amz-object-lock-retain-until-date",
-        ),
-        ("s3:object-lock-legal-hold", "x-amz-object-lock-legal-hold"),
-    ] {
-        if let Some(v) = header(name) {
-            c.set(key, v.to_owned());
-        }
-    }
-    if let Some(until) = header("x-amz-object-lock-retain-until-date").and_then(|v| {
-        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).ok()
-    }) {
-        let days = (until.unix_timestamp() - epoch_secs as i64).max(0) / 86_400;
-        c.set("s3:object-lock-remaining-retention-days", days.to_string());
-    }
-    if matches!(
-        req.op,
-        Operation::ListObjects | Operation::ListObjectsV2 | Operation::ListObjectVersions
-    ) {
-        for (key, name) in [
-            ("s3:prefix", "prefix"),
-            ("s3:delimiter", "delimiter"),
-            ("s3:max-keys", "max-keys"),
-        ] {
-            if let Some(v) = req.query.get(name) {
-                c.set(key, v.to_owned());
+    let header = |name: &str| crate::headers::header_str(&req.parts.headers, name);
+    let epoch_secs = || {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    };
+    let mut existing_tags: Option<Vec<(String, String)>> = None;
+    for key in policy.condition_keys() {
+        // Keys arrive normalised: lowercase up to a `/`.
+        let value: Option<String> = match key.as_str() {
+            "aws:currenttime" => Some(iso8601(SystemTime::now())),
+            "aws:epochtime" => Some(epoch_secs().to_string()),
+            "aws:securetransport" => Some(req.client.secure.to_string()),
+            "aws:sourceip" => req.client.ip.map(|ip| ip.to_string()),
+            "aws:principaltype" => Some(
+                match req.caller {
+                    Caller::Anonymous => "Anonymous",
+                    Caller::Key { .. } => "User",
+                }
+                .to_owned(),
+            ),
+            "aws:username" => match req.caller {
+                Caller::Key { name, .. } => Some(name.clone()),
+                Caller::Anonymous => None,
+            },
+            "aws:userid" => match req.caller {
+                Caller::Key { id, .. } => Some(id.clone()),
+                Caller::Anonymous => None,
+            },
+            "aws:principalarn" => match req.caller {
+                Caller::Key { name, .. } => {
+                    Some(format!("{}{name}", cairn_policy::USER_ARN_PREFIX))
+                }
+                Caller::Anonymous => None,
+            },
+            "s3:signatureversion" => match req.caller {
+                Caller::Key { .. } => Some("AWS4-HMAC-SHA256".to_owned()),
+                Caller::Anonymous => None,
+            },
+            "s3:authtype" => match req.caller {
+                Caller::Key { .. } => Some(
+                    if req.presigned {
+                        "REST-QUERY-STRING"
+                    } else {
+                        "REST-HEADER"
+                    }
+                    .to_owned(),
+                ),
+                Caller::Anonymous => None,
+            },
+            "aws:referer" => header("referer").map(str::to_owned),
+            "aws:useragent" => header("user-agent").map(str::to_owned),
+            "s3:x-amz-acl"
+            | "s3:x-amz-server-side-encryption"
+            | "s3:x-amz-server-side-encryption-aws-kms-key-id"
+            | "s3:x-amz-copy-source"
+            | "s3:x-amz-metadata-directive"
+            | "s3:x-amz-content-sha256"
+            | "s3:x-amz-storage-class" => header(&key[3..]).map(str::to_owned),
+            "s3:object-lock-mode" => header("x-amz-object-lock-mode").map(str::to_owned),
+            "s3:object-lock-retain-until-date" => {
+                header("x-amz-object-lock-retain-until-date").map(str::to_owned)
             }
-        }
-    }
-    if let Some(v) = req.version {
-        c.set("s3:versionid", v.to_string());
-    }
-    // Tags the request would set (x-amz-tagging on PUT, copy, upload).
-    if let Some(tagging) = header("x-amz-tagging") {
-        for (k, v) in url_pairs(tagging) {
-            c.add("s3:RequestObjectTagKeys", k.clone());
-            c.set(&format!("s3:RequestObjectTag/{k}"), v);
-        }
-    }
-    // The existing object's tags, read only when the policy asks.
-    if let Some(key) = req.key
-        && req.op.addresses_object()
-        && policy.uses_condition_key("s3:ExistingObjectTag/")
-        && let Ok(version) = svc.engine.head_version(bucket, key, req.version)
-    {
-        for (k, v) in &version.meta.tags {
-            c.set(&format!("s3:ExistingObjectTag/{k}"), v.clone());
+            "s3:object-lock-legal-hold" => {
+                header("x-amz-object-lock-legal-hold").map(str::to_owned)
+            }
+            "s3:object-lock-remaining-retention-days" => {
+                header("x-amz-object-lock-retain-until-date")
+                    .and_then(|v| {
+                        time::OffsetDateTime::parse(
+                            v,
+                            &time::format_description::well_known::Rfc3339,
+                        )
+                        .ok()
+                    })
+                    .map(|until| {
+                        let secs = until.unix_timestamp() - epoch_secs() as i64;
+                        (secs.max(0) / 86_400).to_string()
+                    })
+            }
+            "s3:prefix" | "s3:delimiter" | "s3:max-keys"
+                if matches!(
+                    req.op,
+                    Operation::ListObjects
+                        | Operation::ListObjectsV2
+                        | Operation::ListObjectVersions
+                ) =>
+            {
+                req.query.get(&key[3..]).map(str::to_owned)
+            }
+            "s3:versionid" => req.version.map(|v| v.to_string()),
+            "s3:requestobjecttagkeys" => {
+                for (k, _) in header("x-amz-tagging").map(url_pairs).unwrap_or_default() {
+                    c.add(key, k);
+                }
+                None
+            }
+            other => {
+                if let Some(tag) = other.strip_prefix("s3:requestobjecttag/") {
+                    header("x-amz-tagging")
+                        .map(url_pairs)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|(k, _)| k == tag)
+                        .map(|(_, v)| v)
+                } else if let Some(tag) = other.strip_prefix("s3:existingobjecttag/") {
+                    // The addressed object's (version's) tags, read once.
+                    let tags = existing_tags.get_or_insert_with(|| {
+                        match req.key.filter(|_| req.op.addresses_object()) {
+                            Some(k) => svc
+                                .engine
+                                .head_version(bucket, k, req.version)
+                                .map(|v| v.meta.tags)
+                                .unwrap_or_default(),
+                            None => Vec::new(),
+                        }
+                    });
+                    tags.iter().find(|(k, _)| k == tag).map(|(_, v)| v.clone())
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(v) = value {
+            c.set(key, v);
         }
     }
     c

@@ -11,6 +11,12 @@ Usage: boto3_suite.py MODE WORKDIR
            "versioning"     only bucket versioning: versions, delete
                             markers, the versions paginator, suspended
                             buckets, object_versions.delete()
+           "policy"         only bucket policies and public access blocks,
+                            with the admin key, a second key (named by
+                            CAIRN_USER_NAME, credentials CAIRN_USER_KEY /
+                            CAIRN_USER_SECRET, no grants) and anonymous
+                            (UNSIGNED) requests; the server must run with
+                            --allow-public-buckets
   WORKDIR  an empty scratch directory
 
 Environment: CAIRN_ENDPOINT (http://127.0.0.1:PORT), AWS_ACCESS_KEY_ID,
@@ -248,8 +254,94 @@ def versioning(s3):
     print("boto3 suite passed")
 
 
+def policies(s3):
+    """Bucket policies as boto3 users write them (AWS examples)."""
+    import json
+
+    bucket = "boto3-policy"
+    name = os.environ["CAIRN_USER_NAME"]
+    user = boto3.client(
+        "s3",
+        endpoint_url=os.environ["CAIRN_ENDPOINT"],
+        aws_access_key_id=os.environ["CAIRN_USER_KEY"],
+        aws_secret_access_key=os.environ["CAIRN_USER_SECRET"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    anon = boto3.client(
+        "s3",
+        endpoint_url=os.environ["CAIRN_ENDPOINT"],
+        config=Config(
+            signature_version=botocore.UNSIGNED,
+            s3={"addressing_style": "path"},
+            retries={"max_attempts": 1},
+        ),
+    )
+
+    def code(call, what):
+        return client_error(call, what)["Error"]["Code"]
+
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="public/readme.txt", Body=b"hello world")
+    s3.put_object(Bucket=bucket, Key="private/key.pem", Body=b"secret")
+    step("no policy: the second key and anonymous callers get nothing")
+    same(code(lambda: user.get_object(Bucket=bucket, Key="public/readme.txt"), "user GET"), "AccessDenied", "user GET")
+    same(code(lambda: anon.get_object(Bucket=bucket, Key="public/readme.txt"), "anon GET"), "AccessDenied", "anon GET")
+    same(code(lambda: s3.get_bucket_policy(Bucket=bucket), "get policy"), "NoSuchBucketPolicy", "get policy")
+
+    step("put_bucket_policy: public read of public/*, the key may write uploads/*")
+    doc = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+             "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/public/*"},
+            {"Sid": "Uploads", "Effect": "Allow",
+             "Principal": {"AWS": [f"arn:aws:iam:::user/{name}"]},
+             "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": f"arn:aws:s3:::{bucket}/uploads/*"},
+        ],
+    }
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc))
+    same(json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]), doc, "policy read back")
+    check(s3.get_bucket_policy_status(Bucket=bucket)["PolicyStatus"]["IsPublic"], "policy is public")
+
+    step("anonymous: what the policy allows, nothing else")
+    same(anon.get_object(Bucket=bucket, Key="public/readme.txt")["Body"].read(), b"hello world", "anon GET")
+    same(anon.head_object(Bucket=bucket, Key="public/readme.txt")["ContentLength"], 11, "anon HEAD")
+    same(code(lambda: anon.get_object(Bucket=bucket, Key="private/key.pem"), "anon private"), "AccessDenied", "anon private")
+    same(code(lambda: anon.put_object(Bucket=bucket, Key="public/x", Body=b"x"), "anon PUT"), "AccessDenied", "anon PUT")
+    same(code(lambda: anon.list_objects_v2(Bucket=bucket), "anon list"), "AccessDenied", "anon list")
+    same(code(lambda: anon.list_buckets(), "anon ListBuckets"), "AccessDenied", "anon ListBuckets")
+
+    step("the named key: its uploads prefix only")
+    user.put_object(Bucket=bucket, Key="uploads/u1.bin", Body=b"u1")
+    same(user.get_object(Bucket=bucket, Key="uploads/u1.bin")["Body"].read(), b"u1", "user GET own upload")
+    same(code(lambda: user.put_object(Bucket=bucket, Key="public/x", Body=b"x"), "user PUT public"), "AccessDenied", "user PUT public")
+    same(code(lambda: user.delete_object(Bucket=bucket, Key="uploads/u1.bin"), "user DELETE"), "AccessDenied", "user DELETE")
+    same(code(lambda: user.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc)), "user put policy"), "AccessDenied", "user put policy")
+
+    step("public access block: RestrictPublicBuckets stops anonymous reads")
+    s3.put_public_access_block(
+        Bucket=bucket,
+        PublicAccessBlockConfiguration={"RestrictPublicBuckets": True, "BlockPublicPolicy": True},
+    )
+    cfg = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    same(cfg, {"BlockPublicAcls": False, "IgnorePublicAcls": False, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}, "block read back")
+    same(code(lambda: anon.get_object(Bucket=bucket, Key="public/readme.txt"), "anon under block"), "AccessDenied", "anon under block")
+    same(code(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc)), "public policy under block"), "AccessDenied", "public policy under block")
+    s3.delete_public_access_block(Bucket=bucket)
+    same(anon.get_object(Bucket=bucket, Key="public/readme.txt")["Body"].read(), b"hello world", "anon GET after the block is gone")
+
+    step("delete_bucket_policy")
+    s3.delete_bucket_policy(Bucket=bucket)
+    same(code(lambda: anon.get_object(Bucket=bucket, Key="public/readme.txt"), "anon after delete"), "AccessDenied", "anon after delete")
+    print("boto3 suite passed")
+
+
 def main():
     mode, work = sys.argv[1], sys.argv[2]
+    if mode == "policy":
+        policies(client("default"))
+        return
     if mode == "large_copy":
         large_copies(client("default"), work)
         return

@@ -43,7 +43,7 @@ fn aws_env(cmd: &mut Command, server: &TestServer, home: &Path) {
 }
 
 /// Like `require_tool` for a Python module (`python3 -c "import m"`).
-fn require_python_module(module: &str) -> bool {
+pub(crate) fn require_python_module(module: &str) -> bool {
     let ok = Command::new("python3")
         .arg("-c")
         .arg(format!("import {module}"))
