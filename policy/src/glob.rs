@@ -21,6 +21,9 @@ pub(crate) struct Pattern {
     plain: Option<String>,
     /// No variable: the compiled tokens, so a match allocates nothing.
     toks: Option<Vec<Tok>>,
+    /// The literal text before the first wildcard or variable: a text not
+    /// starting with it fails at once (one comparison, no glob).
+    prefix: String,
 }
 
 impl Pattern {
@@ -86,10 +89,15 @@ impl Pattern {
             }
             Some(toks)
         };
+        let prefix = match pieces.first() {
+            Some(Piece::Lit(s)) => s.clone(),
+            _ => String::new(),
+        };
         Pattern {
             pieces,
             plain,
             toks,
+            prefix,
         }
     }
 
@@ -126,6 +134,17 @@ impl Pattern {
             } else {
                 p == text
             };
+        }
+        let head = text.as_bytes().get(..self.prefix.len());
+        let starts = head.is_some_and(|h| {
+            if fold {
+                h.eq_ignore_ascii_case(self.prefix.as_bytes())
+            } else {
+                h == self.prefix.as_bytes()
+            }
+        });
+        if !starts {
+            return false;
         }
         if let Some(toks) = &self.toks {
             return glob(toks, text.as_bytes(), fold);
