@@ -226,7 +226,35 @@ impl ServiceInner {
             caller,
             client,
         };
+        // S3: a caller who may read an object but not list its bucket gets
+        // 403, not 404, for a key that does not exist (no probing for names).
+        let hide_missing = matches!(
+            op,
+            Operation::GetObject | Operation::HeadObject | Operation::GetObjectAttributes
+        ) && !ctx.caller.is_admin()
+            && authorize(
+                self,
+                &AccessRequest {
+                    op: Operation::ListObjectsV2,
+                    action: "s3:ListBucket",
+                    bucket: ctx.bucket.as_deref(),
+                    key: None,
+                    version: None,
+                    caller: &ctx.caller,
+                    client: ctx.client,
+                    parts: &ctx.parts,
+                    query: &ctx.query,
+                    presigned: ctx.auth.presigned,
+                },
+            )
+            .is_err();
         let mut result = crate::handlers::handle(self, op, ctx, body).await;
+        if hide_missing
+            && let Err(e) = &result
+            && matches!(e.code, S3ErrorCode::NoSuchKey | S3ErrorCode::NoSuchVersion)
+        {
+            result = Err(S3Error::new(S3ErrorCode::AccessDenied));
+        }
         if let Ok(resp) = &mut result
             && stores_or_returns_object_data(op)
         {

@@ -283,6 +283,10 @@ async fn public_read_needs_the_operator_and_the_bucket_block_overrides_it() {
     anonymous(&server, "GET", "/site/private/secret.txt")
         .await
         .assert_s3_error(403, "AccessDenied", "outside the allowed prefix");
+    // Without s3:ListBucket a missing key is 403 too (S3: no probing).
+    anonymous(&server, "GET", "/site/public/missing.html")
+        .await
+        .assert_s3_error(403, "AccessDenied", "a missing key without ListBucket");
     anonymous(&server, "GET", "/site?list-type=2")
         .await
         .assert_s3_error(403, "AccessDenied", "listing is not allowed");
