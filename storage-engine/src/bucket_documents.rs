@@ -87,6 +87,20 @@ impl Engine {
         kind: BucketDocument,
         document: Option<Vec<u8>>,
     ) -> EngineResult<()> {
+        self.set_bucket_system_record(bucket, move |id| kind.name(id), document)
+            .await
+    }
+
+    /// Puts (or with `None` deletes) the `system` record `name(bucket id)`
+    /// of a bucket, in one synced batch guarded on the bucket record: a
+    /// bucket deleted meanwhile is `NoSuchBucket`, one changed meanwhile
+    /// `SourceChanged`. The bucket lock orders it with other bucket writes.
+    pub(crate) async fn set_bucket_system_record(
+        &self,
+        bucket: &str,
+        name: impl FnOnce(u64) -> String + Send + 'static,
+        value: Option<Vec<u8>>,
+    ) -> EngineResult<()> {
         let _g = self.inner.objects.bucket_lock.lock().await;
         let inner = self.inner.clone();
         let bucket = bucket.to_owned();
@@ -95,9 +109,10 @@ impl Engine {
             let rec = rec.ok_or(EngineError::NoSuchBucket)?;
             let mut batch = inner.meta.batch();
             batch.guard(unchanged);
-            match &document {
-                Some(d) => batch.put::<System>(&kind.name(rec.id), d),
-                None => batch.delete::<System>(&kind.name(rec.id)),
+            let name = name(rec.id);
+            match &value {
+                Some(v) => batch.put::<System>(&name, v),
+                None => batch.delete::<System>(&name),
             }
             match inner.meta.write(batch) {
                 Err(EngineError::GuardFailed(_)) => match inner.meta.get::<Buckets>(&bucket)? {

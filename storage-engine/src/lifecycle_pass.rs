@@ -27,10 +27,10 @@
 //! Which node runs a pass is the caller's decision (on a cluster, the Raft
 //! leader); the conditions above keep two overlapping passes correct too.
 
-use crate::engine::{Engine, blocking};
+use crate::engine::Engine;
 use crate::error::{EngineError, EngineResult};
 use crate::lifecycle::{LifecycleConfiguration, VersionFacts};
-use crate::meta::{Buckets, System};
+use crate::meta::System;
 use crate::object_ops::VersionPlace;
 use crate::parts::objects::WriteCondition;
 use crate::records::{ObjectVersion, VersionRef};
@@ -171,24 +171,8 @@ impl Engine {
         config: Option<LifecycleConfiguration>,
     ) -> EngineResult<()> {
         debug_assert!(config.as_ref().is_none_or(|c| c.validate().is_empty()));
-        let _g = self.inner.objects.bucket_lock.lock().await;
-        let inner = self.inner.clone();
-        let name = bucket.to_owned();
-        blocking(move || {
-            let (rec, unchanged) = inner.meta.get_guarded::<Buckets>(&name)?;
-            let rec = rec.ok_or(EngineError::NoSuchBucket)?;
-            let mut batch = inner.meta.batch();
-            batch.guard(unchanged);
-            match &config {
-                Some(c) => batch.put::<System>(&config_name(rec.id), &c.encode()),
-                None => batch.delete::<System>(&config_name(rec.id)),
-            }
-            match inner.meta.write(batch) {
-                Err(EngineError::GuardFailed(_)) => Err(EngineError::SourceChanged),
-                r => r,
-            }
-        })
-        .await
+        self.set_bucket_system_record(bucket, config_name, config.map(|c| c.encode()))
+            .await
     }
 
     /// The `x-amz-expiration` value for `version`, the current version of

@@ -1204,6 +1204,38 @@ pub fn run_checked(cmd: &mut Command, what: &str, server: &TestServer) -> String
     stdout + &stderr
 }
 
+/// Runs tests/it/boto3_suite.py in `mode` against `server` with the test's
+/// admin credentials (plus `extra_env`) in an empty AWS configuration, and
+/// checks it passed. `false` when boto3 is missing and
+/// `CAIRN_SKIP_CLI_TESTS=1` (then nothing ran).
+pub fn run_boto3_suite(server: &TestServer, mode: &str, extra_env: &[(&str, &str)]) -> bool {
+    if !crate::clients::require_python_module("boto3") {
+        return false;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let (config, creds) = (home.path().join("config"), home.path().join("credentials"));
+    std::fs::write(&config, "").unwrap();
+    std::fs::write(&creds, "").unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/boto3_suite.py");
+    let mut cmd = clean_command("python3");
+    cmd.arg(script)
+        .arg(mode)
+        .arg(home.path())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("CAIRN_ENDPOINT", server.endpoint());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = run_checked(&mut cmd, &format!("boto3_suite.py {mode}"), server);
+    assert!(out.contains("boto3 suite passed"), "boto3 {mode}:\n{out}");
+    true
+}
+
 /// `cairn admin <args>` against `server`'s admin listener, signed with
 /// `key`/`secret`: (success, stdout, stderr).
 pub fn cairn_admin_as(

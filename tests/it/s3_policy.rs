@@ -6,7 +6,6 @@
 //! unsigned (anonymous) requests, through aws-sdk-s3 and hand-built
 //! requests.
 
-use std::path::Path;
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
@@ -799,30 +798,15 @@ async fn condition_keys_decide_as_the_aws_examples_say() {
 /// tests/it/boto3_suite.py, mode `policy`.
 #[test]
 fn boto3_policy_suite() {
-    if !crate::clients::require_python_module("boto3") {
-        return;
-    }
     let server = TestServer::start_with_args(&["--allow-public-buckets"]);
     let (id, secret) = create_key(&server, "uploader", &[]);
-    let home = tempfile::tempdir().unwrap();
-    let (config, creds) = (home.path().join("config"), home.path().join("credentials"));
-    std::fs::write(&config, "").unwrap();
-    std::fs::write(&creds, "").unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/boto3_suite.py");
-    let mut cmd = clean_command("python3");
-    cmd.arg(script)
-        .arg("policy")
-        .arg(home.path())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
-        .env("CAIRN_ENDPOINT", server.endpoint())
-        .env("CAIRN_USER_NAME", "uploader")
-        .env("CAIRN_USER_KEY", &id)
-        .env("CAIRN_USER_SECRET", &secret);
-    let out = run_checked(&mut cmd, "boto3_suite.py policy", &server);
-    assert!(out.contains("boto3 suite passed"), "boto3 policy:\n{out}");
+    run_boto3_suite(
+        &server,
+        "policy",
+        &[
+            ("CAIRN_USER_NAME", "uploader"),
+            ("CAIRN_USER_KEY", &id),
+            ("CAIRN_USER_SECRET", &secret),
+        ],
+    );
 }

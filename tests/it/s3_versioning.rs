@@ -20,8 +20,6 @@
 //!   latest version.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::common::*;
 use aws_sdk_s3::config::http::HttpResponse;
@@ -2131,53 +2129,11 @@ async fn if_match_over_a_delete_marker_is_404_no_such_key() {
 // boto3
 // ---------------------------------------------------------------------------
 
-/// Whether `python3 -c "import boto3"` works; if not, a failure unless
-/// `CAIRN_SKIP_CLI_TESTS=1` (the convention of the other client tests).
-fn boto3_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import boto3"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return true;
-    }
-    if std::env::var("CAIRN_SKIP_CLI_TESTS").as_deref() == Ok("1") {
-        eprintln!("NOTICE: boto3 is not installed; skipping (CAIRN_SKIP_CLI_TESTS=1)");
-        return false;
-    }
-    panic!("boto3 is required (pip install boto3); set CAIRN_SKIP_CLI_TESTS=1 to skip");
-}
-
 /// boto3's versioning calls (resource and client APIs, the
 /// ListObjectVersions paginator, `object_versions.delete()`) against a
 /// server: tests/it/boto3_suite.py, mode `versioning`.
 #[test]
 fn boto3_versioning_suite() {
-    if !boto3_available() {
-        return;
-    }
     let server = TestServer::start();
-    let home = tempfile::tempdir().unwrap();
-    let (config, creds) = (home.path().join("config"), home.path().join("credentials"));
-    std::fs::write(&config, "").unwrap();
-    std::fs::write(&creds, "").unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/boto3_suite.py");
-    let mut cmd = clean_command("python3");
-    cmd.arg(script)
-        .arg("versioning")
-        .arg(home.path())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
-        .env("CAIRN_ENDPOINT", server.endpoint());
-    let out = run_checked(&mut cmd, "boto3_suite.py versioning", &server);
-    assert!(
-        out.contains("boto3 suite passed"),
-        "boto3 versioning:\n{out}"
-    );
+    run_boto3_suite(&server, "versioning", &[]);
 }
