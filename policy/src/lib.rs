@@ -546,6 +546,18 @@ fn restricts_caller(c: &Condition) -> bool {
     if !RESTRICTING_KEYS.contains(&c.key.as_str()) {
         return false;
     }
+    // The ranges together, not each alone: 256 /8 blocks are everyone.
+    let v4_addresses: u64 = c
+        .values
+        .iter()
+        .map(|v| match v {
+            Value::Cidr(ip, len) if ip.is_ipv4() => 1u64 << (32 - u32::from(*len)),
+            _ => 0,
+        })
+        .sum();
+    if v4_addresses > 1 << 24 {
+        return false;
+    }
     c.values.iter().all(|v| match v {
         Value::Pattern(p) => !p.has_wildcard() && !p.has_variable(),
         Value::Text(t) => !t.contains(['*', '?']),

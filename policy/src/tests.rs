@@ -183,6 +183,17 @@ fn restricting_to_ip_ranges() {
     assert!(!allow("192.0.2.0/24").is_public());
     assert!(allow("0.0.0.0/0").is_public());
     assert!(allow("10.0.0.0/7").is_public());
+    // Many narrow blocks that add up to more than one /8 are public too.
+    let all: Vec<String> = (0..=255).map(|i| format!("\"{i}.0.0.0/8\"")).collect();
+    let many = parse(&format!(
+        r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{{"IpAddress":{{"aws:SourceIp":[{}]}}}}}}"#,
+        all.join(",")
+    ));
+    assert!(many.is_public());
+    let two = parse(
+        r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"IpAddress":{"aws:SourceIp":["10.0.0.0/9","192.0.2.0/24"]}}}"#,
+    );
+    assert!(!two.is_public());
 }
 
 #[test]

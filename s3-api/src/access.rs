@@ -303,6 +303,11 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
     let decision = match &facts.policy {
         StoredPolicy::None => Decision::NotApplicable,
         StoredPolicy::Unreadable => Decision::Deny,
+        // These operations take retention, legal hold or tags from their
+        // body, which is read after authorization: a condition on those
+        // values would be judged on headers the handler ignores, so such a
+        // policy refuses them (fail closed) instead of deciding blind.
+        StoredPolicy::Parsed(policy) if judged_blind(req.op, policy) => Decision::Deny,
         StoredPolicy::Parsed(policy) => {
             let context = condition_context(svc, req, policy, bucket);
             let resource = resource_arn(bucket, req.key.filter(|_| req.op.addresses_object()));
@@ -323,6 +328,8 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         Caller::Key { access, .. } => {
             grant_covers(access, required, bucket) || decision == Decision::Allow
         }
+        // Policies name keys and address ranges: never shown to strangers.
+        Caller::Anonymous if req.op.manages_policy() => false,
         Caller::Anonymous => {
             let block = svc
                 .config
@@ -333,6 +340,17 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         }
     };
     if allowed { Ok(()) } else { denied() }
+}
+
+/// Whether `op` carries in its body what the policy's conditions read.
+fn judged_blind(op: Operation, policy: &Policy) -> bool {
+    match op {
+        Operation::PutObjectRetention | Operation::PutObjectLegalHold => {
+            policy.uses_condition_key("s3:object-lock-")
+        }
+        Operation::PutObjectTagging => policy.uses_condition_key("s3:RequestObjectTag"),
+        _ => false,
+    }
 }
 
 fn grant_covers(access: &KeyAccess, required: RequiredAccess, bucket: &str) -> bool {

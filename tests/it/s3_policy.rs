@@ -683,6 +683,16 @@ async fn condition_keys_decide_as_the_aws_examples_say() {
         .await
         .unwrap();
 
+    // Tagged before the tag policy below.
+    root.put_object()
+        .bucket("cond")
+        .key("tagged-early")
+        .tagging("classification=secret")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     // Tags: objects tagged classification=secret are unreadable; new
     // objects may not be tagged so.
     put_policy(
@@ -702,8 +712,12 @@ async fn condition_keys_decide_as_the_aws_examples_say() {
         .send()
         .await
         .expect_err("the admin is denied too");
+    // PutObjectTagging takes its tags from its body, read after the
+    // decision: under a policy with RequestObjectTag conditions it is
+    // refused (fail closed), admins included.
     put_bytes(&root, "cond", "tagged", b"x").await;
-    root.put_object_tagging()
+    let refused = root
+        .put_object_tagging()
         .bucket("cond")
         .key("tagged")
         .tagging(
@@ -719,10 +733,17 @@ async fn condition_keys_decide_as_the_aws_examples_say() {
                 .unwrap(),
         )
         .send()
-        .await
-        .unwrap();
+        .await;
     assert_denied(
-        app.get_object().bucket("cond").key("tagged").send().await,
+        refused,
+        "PutObjectTagging under RequestObjectTag conditions",
+    );
+    assert_denied(
+        app.get_object()
+            .bucket("cond")
+            .key("tagged-early")
+            .send()
+            .await,
         "reading an object tagged secret",
     );
     put_bytes(&app, "cond", "open", b"y").await;
