@@ -156,6 +156,9 @@ pub(crate) struct BucketAccess {
     pub(crate) policy_is_public: bool,
     /// The bucket's own block (`None`: never set).
     pub(crate) block: Option<PublicAccessBlock>,
+    /// The bucket's CORS rules (`None`: none, or unreadable — browsers are
+    /// then refused, the safe side).
+    pub(crate) cors: Option<Arc<crate::cors::CorsRules>>,
 }
 
 impl BucketAccess {
@@ -179,10 +182,25 @@ impl BucketAccess {
         let block = engine
             .bucket_document(bucket, BucketDocument::PublicAccessBlock)?
             .map(|doc| PublicAccessBlock::decode(&doc).unwrap_or(PublicAccessBlock::ALL));
+        let cors = engine
+            .bucket_document(bucket, BucketDocument::Cors)?
+            .and_then(|doc| {
+                let parsed = std::str::from_utf8(&doc)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| crate::cors::CorsRules::parse(text).map_err(|e| e.to_string()));
+                match parsed {
+                    Ok(rules) => Some(Arc::new(rules)),
+                    Err(e) => {
+                        tracing::error!(bucket, error = %e, "stored CORS rules unreadable; preflights are refused");
+                        None
+                    }
+                }
+            });
         Ok(BucketAccess {
             policy,
             policy_is_public,
             block,
+            cors,
         })
     }
 }

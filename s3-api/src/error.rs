@@ -72,6 +72,10 @@ pub enum S3ErrorCode {
     NoSuchConfiguration,
     MalformedPolicy,
     NoSuchPublicAccessBlockConfiguration,
+    /// A CORS preflight the bucket's rules do not allow (S3's `AccessForbidden`).
+    AccessForbidden,
+    /// A request S3 cannot even classify (a preflight without `Origin`).
+    BadRequest,
 }
 
 impl S3ErrorCode {
@@ -136,6 +140,8 @@ impl S3ErrorCode {
             NoSuchBucketPolicy => "NoSuchBucketPolicy",
             MalformedPolicy => "MalformedPolicy",
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            AccessForbidden => "AccessForbidden",
+            BadRequest => "BadRequest",
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
             NoSuchConfiguration => "NoSuchConfiguration",
@@ -203,6 +209,8 @@ impl S3ErrorCode {
             NoSuchConfiguration => StatusCode::NOT_FOUND,
             MalformedPolicy => StatusCode::BAD_REQUEST,
             NoSuchPublicAccessBlockConfiguration => StatusCode::NOT_FOUND,
+            AccessForbidden => StatusCode::FORBIDDEN,
+            BadRequest => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -317,6 +325,8 @@ impl S3ErrorCode {
             NoSuchPublicAccessBlockConfiguration => {
                 "The public access block configuration was not found"
             }
+            AccessForbidden => "CORSResponse: This CORS request is not allowed.",
+            BadRequest => "Bad Request",
         }
     }
 }

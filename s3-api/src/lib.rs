@@ -20,6 +20,7 @@ pub use cairn_s3_auth as auth;
 mod access;
 mod body;
 mod context;
+mod cors;
 mod error;
 mod handlers;
 mod headers;

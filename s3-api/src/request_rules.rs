@@ -146,6 +146,10 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::GetBucketPolicy,
     O::PutBucketPolicy,
     O::DeleteBucketPolicy,
+    O::GetBucketCors,
+    O::PutBucketCors,
+    O::DeleteBucketCors,
+    O::CorsPreflight,
     O::GetBucketPolicyStatus,
     O::GetPublicAccessBlock,
     O::PutPublicAccessBlock,
@@ -301,6 +305,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketLifecycleConfiguration,
             O::PutBucketPolicy,
             O::PutPublicAccessBlock,
+            O::PutBucketCors,
         ],
         treatment: Acted("verified against the body (BadDigest)"),
     },
@@ -343,6 +348,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketLifecycleConfiguration,
             O::PutBucketPolicy,
             O::PutPublicAccessBlock,
+            O::PutBucketCors,
         ],
         treatment: Acted("verified (BadDigest) and stored"),
     },
@@ -364,6 +370,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketLifecycleConfiguration,
             O::PutBucketPolicy,
             O::PutPublicAccessBlock,
+            O::PutBucketCors,
         ],
         treatment: Advisory("names the checksum header or trailer that is sent, which is verified"),
     },
@@ -479,6 +486,12 @@ pub(crate) const RULES: &[Rule] = &[
         treatment: Advisory(
             "the token S3 once required to enable Object Lock on an existing bucket; Cairn enables it on any bucket with versioning enabled",
         ),
+    },
+    Rule {
+        name: "origin, access-control-request-method, access-control-request-headers",
+        place: H,
+        ops: &[O::CorsPreflight],
+        treatment: Acted("matched against the bucket's CORS rules"),
     },
     Rule {
         name: "x-amz-confirm-remove-self-bucket-access",
@@ -811,11 +824,17 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
                 "x-amz-confirm-remove-self-bucket-access",
             ],
         ],
-        O::PutPublicAccessBlock => &[
+        O::PutPublicAccessBlock | O::PutBucketCors => &[
             &OWNER_PAYER,
             &CHECKSUMS,
             &["content-md5", "x-amz-sdk-checksum-algorithm"],
         ],
+        O::GetBucketCors | O::DeleteBucketCors => &[&OWNER_PAYER],
+        O::CorsPreflight => &[&[
+            "origin",
+            "access-control-request-method",
+            "access-control-request-headers",
+        ]],
         O::PutBucketLifecycleConfiguration => &[
             &OWNER_PAYER,
             &CHECKSUMS,

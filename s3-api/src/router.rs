@@ -64,6 +64,12 @@ pub enum Operation {
     GetPublicAccessBlock,
     PutPublicAccessBlock,
     DeletePublicAccessBlock,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
+    /// answered from the bucket's CORS rules, without any signature.
+    CorsPreflight,
     /// A known S3 operation or subresource this server does not implement.
     Unsupported(&'static str),
     /// Method not valid for the resource.
@@ -127,6 +133,10 @@ impl Operation {
             GetPublicAccessBlock => "GetPublicAccessBlock",
             PutPublicAccessBlock => "PutPublicAccessBlock",
             DeletePublicAccessBlock => "DeletePublicAccessBlock",
+            GetBucketCors => "GetBucketCors",
+            PutBucketCors => "PutBucketCors",
+            DeleteBucketCors => "DeleteBucketCors",
+            CorsPreflight => "CorsPreflight",
             Unsupported(_) => "Unsupported",
             MethodNotAllowed => "MethodNotAllowed",
         }
@@ -138,7 +148,11 @@ impl Operation {
         match self {
             // ListBuckets shows each key only the buckets it has grants on;
             // the rest answer an error before touching anything.
-            ListBuckets | Unsupported(_) | MethodNotAllowed => RequiredAccess::Nothing,
+            // A preflight is answered from the CORS rules alone (it grants
+            // nothing: the request it announces is authorized as any other).
+            ListBuckets | Unsupported(_) | MethodNotAllowed | CorsPreflight => {
+                RequiredAccess::Nothing
+            }
             // What protects data from the keys that write it is the bucket
             // owner's to change: a stolen read-write key must not suspend
             // versioning, drop the default retention or release a legal hold.
@@ -181,7 +195,8 @@ impl Operation {
             | GetBucketLifecycleConfiguration
             | GetBucketPolicy
             | GetBucketPolicyStatus
-            | GetPublicAccessBlock => RequiredAccess::Read,
+            | GetPublicAccessBlock
+            | GetBucketCors => RequiredAccess::Read,
             DeleteObjects
             | PutObjectRetention
             | PutObject
@@ -192,6 +207,9 @@ impl Operation {
             | PutBucketTagging
             | DeleteBucketTagging
             | DeleteBucketConfig(_)
+            // CORS lets browsers show what authorization already allows.
+            | PutBucketCors
+            | DeleteBucketCors
             | PutBucketAcl
             | PutObjectAcl
             | CreateMultipartUpload
@@ -250,7 +268,6 @@ impl Operation {
             GetBucketConfig(sub) => match sub {
                 "accelerate" => "s3:GetAccelerateConfiguration",
                 "analytics" => "s3:GetAnalyticsConfiguration",
-                "cors" => "s3:GetBucketCORS",
                 "encryption" => "s3:GetEncryptionConfiguration",
                 "intelligent-tiering" => "s3:GetIntelligentTieringConfiguration",
                 "inventory" => "s3:GetInventoryConfiguration",
@@ -265,7 +282,6 @@ impl Operation {
             },
             DeleteBucketConfig(sub) => match sub {
                 "analytics" => "s3:PutAnalyticsConfiguration",
-                "cors" => "s3:PutBucketCORS",
                 "encryption" => "s3:PutEncryptionConfiguration",
                 "intelligent-tiering" => "s3:PutIntelligentTieringConfiguration",
                 "inventory" => "s3:PutInventoryConfiguration",
@@ -291,7 +307,9 @@ impl Operation {
             GetBucketPolicyStatus => "s3:GetBucketPolicyStatus",
             GetPublicAccessBlock => "s3:GetBucketPublicAccessBlock",
             PutPublicAccessBlock | DeletePublicAccessBlock => "s3:PutBucketPublicAccessBlock",
-            Unsupported(_) | MethodNotAllowed => return None,
+            GetBucketCors => "s3:GetBucketCORS",
+            PutBucketCors | DeleteBucketCors => "s3:PutBucketCORS",
+            Unsupported(_) | MethodNotAllowed | CorsPreflight => return None,
         })
     }
 
@@ -439,7 +457,6 @@ pub fn virtual_host_key(path: &str) -> Result<Option<String>, ()> {
 const BUCKET_CONFIGS: &[&str] = &[
     "accelerate",
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -455,7 +472,6 @@ const BUCKET_CONFIGS: &[&str] = &[
 /// The configurations above that S3 can DELETE.
 const DELETABLE_BUCKET_CONFIGS: &[&str] = &[
     "analytics",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -493,6 +509,13 @@ pub fn route(
     has_copy_source: bool,
 ) -> Operation {
     use Operation::*;
+    if *method == Method::OPTIONS {
+        return if bucket.is_some() {
+            CorsPreflight
+        } else {
+            MethodNotAllowed
+        };
+    }
     match (bucket, key) {
         (None, _) => match *method {
             Method::GET => ListBuckets,
@@ -535,6 +558,14 @@ pub fn route(
             if q.has("policyStatus") {
                 return match *method {
                     Method::GET => GetBucketPolicyStatus,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("cors") {
+                return match *method {
+                    Method::GET => GetBucketCors,
+                    Method::PUT => PutBucketCors,
+                    Method::DELETE => DeleteBucketCors,
                     _ => MethodNotAllowed,
                 };
             }
@@ -752,13 +783,26 @@ mod tests {
             route(&Method::POST, Some("b"), None, &q("lifecycle"), false),
             Operation::MethodNotAllowed
         );
+        for (method, op) in [
+            (Method::GET, Operation::GetBucketCors),
+            (Method::PUT, Operation::PutBucketCors),
+            (Method::DELETE, Operation::DeleteBucketCors),
+            (Method::POST, Operation::MethodNotAllowed),
+        ] {
+            assert_eq!(route(&method, Some("b"), None, &q("cors"), false), op);
+        }
+        // Preflights, whatever the query; none for the service root.
+        for key in [None, Some("k")] {
+            for query in ["", "uploads", "tagging"] {
+                assert_eq!(
+                    route(&Method::OPTIONS, Some("b"), key, &q(query), false),
+                    Operation::CorsPreflight
+                );
+            }
+        }
         assert_eq!(
-            route(&Method::PUT, Some("b"), None, &q("cors"), false),
-            Operation::Unsupported("cors")
-        );
-        assert_eq!(
-            route(&Method::DELETE, Some("b"), None, &q("cors"), false),
-            Operation::DeleteBucketConfig("cors")
+            route(&Method::OPTIONS, None, None, &q(""), false),
+            Operation::MethodNotAllowed
         );
         assert_eq!(
             route(&Method::DELETE, Some("b"), None, &q("policyStatus"), false),

@@ -79,12 +79,24 @@ impl S3Service {
             inner.metrics.inflight.inc();
             let (parts, body) = req.into_parts();
             let is_head = parts.method == Method::HEAD;
-            let (op, result) = inner.dispatch(parts, body, client).await;
+            // A browser's cross-origin request: its answer carries the
+            // bucket's CORS headers, errors included.
+            let origin = parts.headers.get(http::header::ORIGIN).cloned();
+            let method = parts.method.clone();
+            let mut addressed_bucket = None;
+            let (op, result) = inner
+                .dispatch(parts, body, client, &mut addressed_bucket)
+                .await;
             inner.metrics.inflight.dec();
-            let resp = match result {
+            let mut resp = match result {
                 Ok(r) => r,
                 Err(e) => inner.error_response(&e, &rid, is_head),
             };
+            if let (Some(origin), Some(bucket)) = (origin, addressed_bucket)
+                && op != Operation::CorsPreflight
+            {
+                inner.add_cors_headers(&bucket, &origin, &method, resp.headers_mut());
+            }
             tracing::debug!(op = op.name(), status = resp.status().as_u16(), "request");
             (op, resp)
         }
@@ -139,6 +151,7 @@ impl ServiceInner {
         parts: http::request::Parts,
         body: Incoming,
         client: ClientFacts,
+        addressed_bucket: &mut Option<String>,
     ) -> (Operation, S3Result<Response<RespBody>>) {
         let host = match signed_host(&parts) {
             Ok(h) => h,
@@ -168,6 +181,7 @@ impl ServiceInner {
                 Err(S3Error::new(S3ErrorCode::RequestHeaderSectionTooLarge)),
             );
         }
+        addressed_bucket.clone_from(&bucket);
         let query = Query::parse(parts.uri.query());
         let op = route(
             &parts.method,
@@ -176,10 +190,23 @@ impl ServiceInner {
             &query,
             parts.headers.contains_key("x-amz-copy-source"),
         );
+        if op == Operation::CorsPreflight {
+            // Browsers never sign a preflight: it is answered from the
+            // bucket's rules alone, before any authentication.
+            let result = self.preflight(bucket.as_deref(), key.is_some(), &parts.headers);
+            return (op, result.map_err(|e| with_resource(e, &bucket, &key)));
+        }
         let (auth, caller) = match self.authenticate(&parts) {
             Ok(a) => a,
             Err(e) => return (op, Err(with_resource(e, &bucket, &key))),
         };
+        // A cluster node first catches up with what other nodes committed,
+        // so every request sees every write acknowledged before it began —
+        // the bucket's policy included, so before authorization. (After
+        // authentication: a forged signature cannot make it ask the leader.)
+        if let Err(e) = self.engine.read_barrier().await {
+            return (op, Err(with_resource(e.into(), &bucket, &key)));
+        }
         let version = match crate::headers::parse_version_id(query.get("versionId"), "versionId") {
             Ok(v) => v,
             Err(e) => return (op, Err(with_resource(e, &bucket, &key))),
@@ -210,12 +237,6 @@ impl ServiceInner {
         // body byte is read or anything stored (never a wrong success).
         if let Err(e) = crate::request_rules::check_request(op, &parts.headers, &query) {
             return (op, Err(with_resource(e, &bucket, &key)));
-        }
-        // A cluster node first catches up with what other nodes committed,
-        // so every request sees every write acknowledged before it began.
-        // (After authentication: strangers cannot make it ask the leader.)
-        if let Err(e) = self.engine.read_barrier().await {
-            return (op, Err(with_resource(e.into(), &bucket, &key)));
         }
         let ctx = RequestCtx {
             bucket: bucket.clone(),
@@ -377,6 +398,42 @@ fn explain_refusal(e: S3Error, op: Operation, caller: &Caller) -> S3Error {
 }
 
 impl ServiceInner {
+    /// The answer to a CORS preflight for `bucket` (the rules of a bucket
+    /// that does not exist are none: the same refusal, no probing).
+    fn preflight(
+        &self,
+        bucket: Option<&str>,
+        addresses_object: bool,
+        headers: &http::HeaderMap,
+    ) -> S3Result<Response<RespBody>> {
+        let access = match bucket {
+            Some(b) => self.access_cache.get(&self.engine, b)?,
+            None => None,
+        };
+        let rules = access.as_ref().and_then(|a| a.cors.as_deref());
+        crate::cors::preflight(
+            rules,
+            headers,
+            if addresses_object { "OBJECT" } else { "BUCKET" },
+        )
+    }
+
+    /// Adds the bucket's CORS headers to an actual response (nothing when
+    /// the bucket has no rules, does not exist or cannot be read now).
+    fn add_cors_headers(
+        &self,
+        bucket: &str,
+        origin: &HeaderValue,
+        method: &Method,
+        headers: &mut http::HeaderMap,
+    ) {
+        if let Ok(Some(access)) = self.access_cache.get(&self.engine, bucket)
+            && let Some(rules) = &access.cors
+        {
+            rules.decorate(origin, method, headers);
+        }
+    }
+
     /// Who signed the request (and what it declared about its body), or
     /// `Anonymous` for a request without any signature; a signature that
     /// does not verify is an error, never anonymous.

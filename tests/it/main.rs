@@ -56,6 +56,7 @@ mod pipeline;
 mod s3_checksums;
 mod s3_compat;
 mod s3_conditional;
+mod s3_cors;
 mod s3_errors;
 mod s3_lifecycle;
 mod s3_object_lock;

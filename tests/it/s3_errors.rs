@@ -704,18 +704,19 @@ async fn bucket_configurations_never_set_answer_as_s3_and_puts_are_not_implement
         "NoSuchLifecycleConfiguration",
         "GET ?lifecycle after a refused PUT",
     );
-    let xml = "<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>";
-    let r = RawRequest::new("PUT", &format!("/{BUCKET}?cors"))
+    // Website hosting is not implemented: its PUT is refused, nothing stored.
+    let xml = "<WebsiteConfiguration><IndexDocument><Suffix>index.html</Suffix></IndexDocument></WebsiteConfiguration>";
+    let r = RawRequest::new("PUT", &format!("/{BUCKET}?website"))
         .header("content-md5", &md5_b64(xml.as_bytes()))
         .body(xml)
         .sign(addr, Payload::Signed)
         .send(addr)
         .await;
-    r.assert_s3_error(501, "NotImplemented", "PUT ?cors");
-    get("cors").await.assert_s3_error(
+    r.assert_s3_error(501, "NotImplemented", "PUT ?website");
+    get("website").await.assert_s3_error(
         404,
-        "NoSuchCORSConfiguration",
-        "GET ?cors after a refused PUT",
+        "NoSuchWebsiteConfiguration",
+        "GET ?website after a refused PUT",
     );
     // S3 subresources Cairn does not know never fall through to a listing.
     for sub in ["session", "metadataTable", "abac", "metadataConfiguration"] {

@@ -18,7 +18,7 @@ use crate::xml::{
     RequestPaymentConfiguration, ServerSideEncryptionConfiguration, to_xml,
 };
 
-/// GetBucketCors, GetBucketPolicy, GetBucketWebsite, ….
+/// GetBucketWebsite, GetBucketReplication, ….
 pub(crate) fn get_bucket_config(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
@@ -36,7 +36,6 @@ pub(crate) fn get_bucket_config(
     };
     use S3ErrorCode as C;
     match sub {
-        "cors" => not_set(C::NoSuchCORSConfiguration),
         "website" => not_set(C::NoSuchWebsiteConfiguration),
         "replication" => not_set(C::ReplicationConfigurationNotFoundError),
         // One of a kind, addressed by `id`: none exists.

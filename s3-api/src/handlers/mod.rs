@@ -4,6 +4,7 @@
 mod acl;
 mod bucket;
 mod bucket_config;
+mod cors;
 mod lifecycle;
 mod list;
 mod multipart;
@@ -105,6 +106,11 @@ pub(crate) async fn handle(
         PutPublicAccessBlock => policy::put_public_access_block(svc, &mut ctx, body).await,
         GetPublicAccessBlock => policy::get_public_access_block(svc, &ctx),
         DeletePublicAccessBlock => policy::delete_public_access_block(svc, &ctx).await,
+        PutBucketCors => cors::put_bucket_cors(svc, &mut ctx, body).await,
+        GetBucketCors => cors::get_bucket_cors(svc, &ctx),
+        DeleteBucketCors => cors::delete_bucket_cors(svc, &ctx).await,
+        // Answered by the service before authentication; never routed here.
+        CorsPreflight => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         Unsupported(what) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not implemented by this server."),

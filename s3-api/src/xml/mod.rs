@@ -21,6 +21,7 @@ mod access;
 mod acl;
 mod bucket;
 mod config;
+mod cors;
 mod error;
 mod lifecycle;
 mod list;
@@ -35,6 +36,7 @@ pub(crate) use access::*;
 pub(crate) use acl::*;
 pub(crate) use bucket::*;
 pub(crate) use config::*;
+pub(crate) use cors::*;
 pub(crate) use error::*;
 #[allow(unused_imports)]
 pub(crate) use lifecycle::*;
