@@ -83,6 +83,15 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_ALLOW_PUBLIC_BUCKETS")]
     pub allow_public_buckets: bool,
 
+    /// Append an audit log to FILE: one JSON line per S3 request (time,
+    /// request id, client address, TLS, the access key id or `anonymous`
+    /// — for a failed signature the id it claimed —, operation, bucket,
+    /// key, version, status, S3 error code). Never secrets. Lines the
+    /// writer cannot keep up with are dropped and counted in
+    /// cairn_audit_dropped_total. [default: no audit log]
+    #[arg(long, env = "CAIRN_AUDIT_LOG", value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+
     /// Drive directories, comma-separated (give each its own disk in
     /// production). Their order is their identity: never reorder them.
     /// [default: <data-dir>/drives/0 … /5]
@@ -261,6 +270,7 @@ pub struct FileConfig {
     pub region: Option<String>,
     pub domain: Option<String>,
     pub allow_public_buckets: Option<bool>,
+    pub audit_log: Option<PathBuf>,
     pub drives: Option<Vec<PathBuf>>,
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
@@ -415,6 +425,8 @@ pub struct ServerConfig {
     pub domain: Option<String>,
     /// The server-wide public access block is lifted.
     pub allow_public_buckets: bool,
+    /// Where the audit log goes (`None`: off).
+    pub audit_log: Option<PathBuf>,
     pub drives: Vec<PathBuf>,
     pub data_shards: usize,
     pub parity_shards: usize,
@@ -470,6 +482,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("region", &self.region)
             .field("domain", &self.domain)
             .field("allow_public_buckets", &self.allow_public_buckets)
+            .field("audit_log", &self.audit_log)
             .field("drives", &self.drives)
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
@@ -622,6 +635,7 @@ impl ServerConfig {
             domain,
             allow_public_buckets: args.allow_public_buckets
                 || file.allow_public_buckets.unwrap_or(false),
+            audit_log: args.audit_log.or(file.audit_log),
             drives,
             data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),
             parity_shards: args.parity_shards.or(file.parity_shards).unwrap_or(2),

@@ -322,6 +322,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             } else {
                 cairn_s3_api::PublicAccessBlock::ALL
             },
+            audit_log: cfg.audit_log.clone(),
             ..S3Config::default()
         },
         &registry,

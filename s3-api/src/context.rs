@@ -41,6 +41,9 @@ pub struct S3Config {
     /// (`--allow-public-buckets`), so no bucket policy can make a bucket
     /// public by default.
     pub public_access_block_default: crate::access::PublicAccessBlock,
+    /// Where the audit log is appended (one JSON line per request);
+    /// `None`: no audit log.
+    pub audit_log: Option<std::path::PathBuf>,
 }
 
 impl Default for S3Config {
@@ -53,6 +56,7 @@ impl Default for S3Config {
             body_min_rate_bytes_per_sec: crate::body::BODY_MIN_RATE_BYTES_PER_SEC_DEFAULT,
             body_min_rate_window: crate::body::BODY_MIN_RATE_WINDOW_DEFAULT,
             public_access_block_default: crate::access::PublicAccessBlock::ALL,
+            audit_log: None,
         }
     }
 }
@@ -68,6 +72,8 @@ pub(crate) struct ServiceInner {
     /// Sent as `x-amz-id-2` and in error documents.
     pub(crate) host_id: String,
     pub(crate) access_cache: crate::access::AccessCache,
+    /// `None` unless the operator asked for one.
+    pub(crate) audit: Option<crate::audit::AuditLog>,
 }
 
 /// What a handler gets besides the body.

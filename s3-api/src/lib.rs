@@ -18,6 +18,7 @@
 /// SigV4, aws-chunked and checksums: the `cairn-s3-auth` crate.
 pub use cairn_s3_auth as auth;
 mod access;
+mod audit;
 mod body;
 mod context;
 mod cors;

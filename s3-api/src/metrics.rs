@@ -16,6 +16,7 @@ pub struct S3Metrics {
     pub received_bytes: IntCounter,
     pub sent_bytes: IntCounter,
     pub inflight: IntGauge,
+    auth_failures: IntCounterVec,
 }
 
 fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> Result<T, String> {
@@ -82,7 +83,31 @@ impl S3Metrics {
                 IntGauge::new("cairn_s3_inflight_requests", "S3 requests being handled")
                     .map_err(e)?,
             )?,
+            auth_failures: reg(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "cairn_s3_auth_failures_total",
+                        "S3 requests whose signature or credentials did not verify, by S3 error code",
+                    ),
+                    &["code"],
+                )
+                .map_err(e)?,
+            )?,
         })
+        .inspect(|m| {
+            // The common codes exist from the start, so dashboards and
+            // alerts see 0 rather than nothing.
+            for code in ["SignatureDoesNotMatch", "InvalidAccessKeyId"] {
+                m.auth_failures.with_label_values(&[code]);
+            }
+        })
+    }
+
+    /// A request refused by authentication (`code`: an S3 error code, a
+    /// fixed set).
+    pub fn auth_failed(&self, code: &'static str) {
+        self.auth_failures.with_label_values(&[code]).inc();
     }
 
     pub fn observe(&self, operation: &str, status: StatusCode, elapsed: Duration) {

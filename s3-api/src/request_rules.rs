@@ -150,6 +150,9 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::PutBucketCors,
     O::DeleteBucketCors,
     O::CorsPreflight,
+    O::GetBucketEncryption,
+    O::PutBucketEncryption,
+    O::DeleteBucketEncryption,
     O::GetBucketPolicyStatus,
     O::GetPublicAccessBlock,
     O::PutPublicAccessBlock,
@@ -306,6 +309,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketPolicy,
             O::PutPublicAccessBlock,
             O::PutBucketCors,
+            O::PutBucketEncryption,
         ],
         treatment: Acted("verified against the body (BadDigest)"),
     },
@@ -349,6 +353,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketPolicy,
             O::PutPublicAccessBlock,
             O::PutBucketCors,
+            O::PutBucketEncryption,
         ],
         treatment: Acted("verified (BadDigest) and stored"),
     },
@@ -371,6 +376,7 @@ pub(crate) const RULES: &[Rule] = &[
             O::PutBucketPolicy,
             O::PutPublicAccessBlock,
             O::PutBucketCors,
+            O::PutBucketEncryption,
         ],
         treatment: Advisory("names the checksum header or trailer that is sent, which is verified"),
     },
@@ -824,12 +830,15 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
                 "x-amz-confirm-remove-self-bucket-access",
             ],
         ],
-        O::PutPublicAccessBlock | O::PutBucketCors => &[
+        O::PutPublicAccessBlock | O::PutBucketCors | O::PutBucketEncryption => &[
             &OWNER_PAYER,
             &CHECKSUMS,
             &["content-md5", "x-amz-sdk-checksum-algorithm"],
         ],
-        O::GetBucketCors | O::DeleteBucketCors => &[&OWNER_PAYER],
+        O::GetBucketCors
+        | O::DeleteBucketCors
+        | O::GetBucketEncryption
+        | O::DeleteBucketEncryption => &[&OWNER_PAYER],
         O::CorsPreflight => &[&[
             "origin",
             "access-control-request-method",

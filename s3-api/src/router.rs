@@ -67,6 +67,9 @@ pub enum Operation {
     GetBucketCors,
     PutBucketCors,
     DeleteBucketCors,
+    GetBucketEncryption,
+    PutBucketEncryption,
+    DeleteBucketEncryption,
     /// A browser's CORS preflight (`OPTIONS` on a bucket or object):
     /// answered from the bucket's CORS rules, without any signature.
     CorsPreflight,
@@ -136,6 +139,9 @@ impl Operation {
             GetBucketCors => "GetBucketCors",
             PutBucketCors => "PutBucketCors",
             DeleteBucketCors => "DeleteBucketCors",
+            GetBucketEncryption => "GetBucketEncryption",
+            PutBucketEncryption => "PutBucketEncryption",
+            DeleteBucketEncryption => "DeleteBucketEncryption",
             CorsPreflight => "CorsPreflight",
             Unsupported(_) => "Unsupported",
             MethodNotAllowed => "MethodNotAllowed",
@@ -172,7 +178,9 @@ impl Operation {
             | PutBucketPolicy
             | DeleteBucketPolicy
             | PutPublicAccessBlock
-            | DeletePublicAccessBlock => RequiredAccess::Admin,
+            | DeletePublicAccessBlock
+            | PutBucketEncryption
+            | DeleteBucketEncryption => RequiredAccess::Admin,
             HeadBucket
             | GetBucketLocation
             | GetBucketVersioning
@@ -196,7 +204,8 @@ impl Operation {
             | GetBucketPolicy
             | GetBucketPolicyStatus
             | GetPublicAccessBlock
-            | GetBucketCors => RequiredAccess::Read,
+            | GetBucketCors
+            | GetBucketEncryption => RequiredAccess::Read,
             DeleteObjects
             | PutObjectRetention
             | PutObject
@@ -268,7 +277,6 @@ impl Operation {
             GetBucketConfig(sub) => match sub {
                 "accelerate" => "s3:GetAccelerateConfiguration",
                 "analytics" => "s3:GetAnalyticsConfiguration",
-                "encryption" => "s3:GetEncryptionConfiguration",
                 "intelligent-tiering" => "s3:GetIntelligentTieringConfiguration",
                 "inventory" => "s3:GetInventoryConfiguration",
                 "logging" => "s3:GetBucketLogging",
@@ -282,7 +290,6 @@ impl Operation {
             },
             DeleteBucketConfig(sub) => match sub {
                 "analytics" => "s3:PutAnalyticsConfiguration",
-                "encryption" => "s3:PutEncryptionConfiguration",
                 "intelligent-tiering" => "s3:PutIntelligentTieringConfiguration",
                 "inventory" => "s3:PutInventoryConfiguration",
                 "metrics" => "s3:PutMetricsConfiguration",
@@ -309,6 +316,8 @@ impl Operation {
             PutPublicAccessBlock | DeletePublicAccessBlock => "s3:PutBucketPublicAccessBlock",
             GetBucketCors => "s3:GetBucketCORS",
             PutBucketCors | DeleteBucketCors => "s3:PutBucketCORS",
+            GetBucketEncryption => "s3:GetEncryptionConfiguration",
+            PutBucketEncryption | DeleteBucketEncryption => "s3:PutEncryptionConfiguration",
             Unsupported(_) | MethodNotAllowed | CorsPreflight => return None,
         })
     }
@@ -457,7 +466,6 @@ pub fn virtual_host_key(path: &str) -> Result<Option<String>, ()> {
 const BUCKET_CONFIGS: &[&str] = &[
     "accelerate",
     "analytics",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "logging",
@@ -472,7 +480,6 @@ const BUCKET_CONFIGS: &[&str] = &[
 /// The configurations above that S3 can DELETE.
 const DELETABLE_BUCKET_CONFIGS: &[&str] = &[
     "analytics",
-    "encryption",
     "intelligent-tiering",
     "inventory",
     "metrics",
@@ -566,6 +573,14 @@ pub fn route(
                     Method::GET => GetBucketCors,
                     Method::PUT => PutBucketCors,
                     Method::DELETE => DeleteBucketCors,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("encryption") {
+                return match *method {
+                    Method::GET => GetBucketEncryption,
+                    Method::PUT => PutBucketEncryption,
+                    Method::DELETE => DeleteBucketEncryption,
                     _ => MethodNotAllowed,
                 };
             }
@@ -783,13 +798,21 @@ mod tests {
             route(&Method::POST, Some("b"), None, &q("lifecycle"), false),
             Operation::MethodNotAllowed
         );
-        for (method, op) in [
-            (Method::GET, Operation::GetBucketCors),
-            (Method::PUT, Operation::PutBucketCors),
-            (Method::DELETE, Operation::DeleteBucketCors),
-            (Method::POST, Operation::MethodNotAllowed),
+        for (method, sub, op) in [
+            (Method::GET, "cors", Operation::GetBucketCors),
+            (Method::PUT, "cors", Operation::PutBucketCors),
+            (Method::DELETE, "cors", Operation::DeleteBucketCors),
+            (Method::POST, "cors", Operation::MethodNotAllowed),
+            (Method::GET, "encryption", Operation::GetBucketEncryption),
+            (Method::PUT, "encryption", Operation::PutBucketEncryption),
+            (
+                Method::DELETE,
+                "encryption",
+                Operation::DeleteBucketEncryption,
+            ),
+            (Method::POST, "encryption", Operation::MethodNotAllowed),
         ] {
-            assert_eq!(route(&method, Some("b"), None, &q("cors"), false), op);
+            assert_eq!(route(&method, Some("b"), None, &q(sub), false), op);
         }
         // Preflights, whatever the query; none for the service root.
         for key in [None, Some("k")] {

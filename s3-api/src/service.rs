@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::access::{AccessRequest, Caller, ClientFacts, authorize};
+use crate::audit::{AuditCaller, AuditRecord};
 use crate::auth::{VerifyConfig, verify_request};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::keys::KeyRing;
@@ -51,8 +52,13 @@ impl S3Service {
         registry: &prometheus::Registry,
     ) -> Result<Self, String> {
         let metrics = S3Metrics::register(registry)?;
+        let audit = match &config.audit_log {
+            Some(path) => Some(crate::audit::AuditLog::open(path, registry)?),
+            None => None,
+        };
         Ok(S3Service {
             inner: Arc::new(ServiceInner {
+                audit,
                 engine,
                 keys,
                 verify: VerifyConfig::new(config.region.clone()),
@@ -83,19 +89,33 @@ impl S3Service {
             // bucket's CORS headers, errors included.
             let origin = parts.headers.get(http::header::ORIGIN).cloned();
             let method = parts.method.clone();
-            let mut addressed_bucket = None;
-            let (op, result) = inner
-                .dispatch(parts, body, client, &mut addressed_bucket)
-                .await;
+            let mut facts = RequestFacts::default();
+            let (op, result) = inner.dispatch(parts, body, client, &mut facts).await;
             inner.metrics.inflight.dec();
-            let mut resp = match result {
-                Ok(r) => r,
-                Err(e) => inner.error_response(&e, &rid, is_head),
+            let (mut resp, error) = match result {
+                Ok(r) => (r, None),
+                Err(e) => (inner.error_response(&e, &rid, is_head), Some(e.code)),
             };
-            if let (Some(origin), Some(bucket)) = (origin, addressed_bucket)
+            if let (Some(origin), Some(bucket)) = (origin, &facts.bucket)
                 && op != Operation::CorsPreflight
             {
-                inner.add_cors_headers(&bucket, &origin, &method, resp.headers_mut());
+                inner.add_cors_headers(bucket, &origin, &method, resp.headers_mut());
+            }
+            if let Some(audit) = &inner.audit {
+                audit.record(&AuditRecord {
+                    time: crate::audit::rfc3339_millis(SystemTime::now()),
+                    request_id: &rid,
+                    remote: client.ip,
+                    tls: client.secure,
+                    auth: facts.caller.auth(),
+                    access_key: facts.caller.access_key().map(crate::audit::capped),
+                    operation: op.name(),
+                    bucket: facts.bucket.as_deref().map(crate::audit::capped),
+                    key: facts.key.as_deref().map(crate::audit::capped),
+                    version_id: facts.version_id.as_deref(),
+                    status: resp.status().as_u16(),
+                    error: error.map(S3ErrorCode::as_str),
+                });
             }
             tracing::debug!(op = op.name(), status = resp.status().as_u16(), "request");
             (op, resp)
@@ -151,7 +171,7 @@ impl ServiceInner {
         parts: http::request::Parts,
         body: Incoming,
         client: ClientFacts,
-        addressed_bucket: &mut Option<String>,
+        facts: &mut RequestFacts,
     ) -> (Operation, S3Result<Response<RespBody>>) {
         let host = match signed_host(&parts) {
             Ok(h) => h,
@@ -181,7 +201,8 @@ impl ServiceInner {
                 Err(S3Error::new(S3ErrorCode::RequestHeaderSectionTooLarge)),
             );
         }
-        addressed_bucket.clone_from(&bucket);
+        facts.bucket.clone_from(&bucket);
+        facts.key.clone_from(&key);
         let query = Query::parse(parts.uri.query());
         let op = route(
             &parts.method,
@@ -198,8 +219,19 @@ impl ServiceInner {
         }
         let (auth, caller) = match self.authenticate(&parts) {
             Ok(a) => a,
-            Err(e) => return (op, Err(with_resource(e, &bucket, &key))),
+            Err(e) => {
+                self.metrics.auth_failed(e.code.as_str());
+                facts.caller = AuditCaller::Failed(claimed_access_key(&parts));
+                return (op, Err(with_resource(e, &bucket, &key)));
+            }
         };
+        facts.caller = match &caller {
+            Caller::Anonymous => AuditCaller::Anonymous,
+            Caller::Key { id, .. } => AuditCaller::Key(id.clone()),
+        };
+        facts.version_id = query
+            .get("versionId")
+            .map(|v| crate::audit::capped(v).to_owned());
         // A cluster node first catches up with what other nodes committed,
         // so every request sees every write acknowledged before it began —
         // the bucket's policy included, so before authorization. (After
@@ -461,6 +493,34 @@ impl ServiceInner {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// What the audit log and the CORS headers need to know of a request once
+/// it is answered; filled in by `dispatch` as it learns them.
+#[derive(Debug, Default)]
+struct RequestFacts {
+    bucket: Option<String>,
+    key: Option<String>,
+    version_id: Option<String>,
+    caller: AuditCaller,
+}
+
+/// The access key id a request's signature names (`Credential=<id>/…` in
+/// `Authorization`, or `X-Amz-Credential`), for the audit log of a failed
+/// authentication. Not verified: whatever the client sent, capped.
+fn claimed_access_key(parts: &http::request::Parts) -> Option<String> {
+    let from_header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once("Credential=").map(|(_, rest)| rest.to_owned()));
+    let credential = from_header.or_else(|| {
+        Query::parse(parts.uri.query())
+            .get("X-Amz-Credential")
+            .map(str::to_owned)
+    })?;
+    let id = credential.split(['/', ',', ' ']).next().unwrap_or_default();
+    (!id.is_empty()).then(|| crate::audit::capped(id).chars().take(128).collect())
 }
 
 /// Adds `BucketName` / `Key` / `Resource` to errors that name them in S3.

@@ -42,6 +42,7 @@
 mod common;
 
 mod access_keys;
+mod audit_log;
 mod backup;
 mod cli_clients;
 mod clients;
@@ -57,6 +58,7 @@ mod s3_checksums;
 mod s3_compat;
 mod s3_conditional;
 mod s3_cors;
+mod s3_encryption;
 mod s3_errors;
 mod s3_lifecycle;
 mod s3_object_lock;

@@ -4,7 +4,8 @@
 //! Must never: answer a GET with a configuration that is not true of the
 //! bucket. Where Cairn's fixed behaviour *is* a configuration (every chunk
 //! encrypted with AES-256: SSE-S3; one owner: `BucketOwnerEnforced`), that
-//! is what it reports, as S3 reports its own defaults.
+//! is what it reports, as S3 reports its own defaults (encryption has its
+//! own handlers: encryption.rs).
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::response::{RespBody, empty_response, xml_response};
 use crate::xml::{
     ConfigurationList, ConfigurationListKind, EmptyConfiguration, OwnershipControls,
-    RequestPaymentConfiguration, ServerSideEncryptionConfiguration, to_xml,
+    RequestPaymentConfiguration, to_xml,
 };
 
 /// GetBucketWebsite, GetBucketReplication, ….
@@ -54,10 +55,6 @@ pub(crate) fn get_bucket_config(
             payer: "BucketOwner".into(),
         })),
         // What Cairn always does, reported as S3 reports its defaults.
-        "encryption" => doc(to_xml(&ServerSideEncryptionConfiguration {
-            sse_algorithm: "AES256".into(),
-            bucket_key_enabled: false,
-        })),
         "ownershipControls" => doc(to_xml(&OwnershipControls {
             object_ownership: "BucketOwnerEnforced".into(),
         })),

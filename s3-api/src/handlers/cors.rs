@@ -1,4 +1,5 @@
-//! PutBucketCors, GetBucketCors and DeleteBucketCors. Preflights and the
+//! PutBucketCors and GetBucketCors (DeleteBucketCors is the shared
+//! `delete_bucket_document`). Preflights and the
 //! headers of actual responses are the service's (cors.rs holds the rules).
 //!
 //! Must never: store rules that do not validate (every check happens before
@@ -52,14 +53,4 @@ pub(crate) fn get_bucket_cors(
     };
     let text = String::from_utf8(document).map_err(S3Error::internal)?;
     xml_response(StatusCode::OK, text)
-}
-
-pub(crate) async fn delete_bucket_cors(
-    svc: &Arc<ServiceInner>,
-    ctx: &RequestCtx,
-) -> S3Result<Response<RespBody>> {
-    svc.engine
-        .set_bucket_document(ctx.bucket()?, BucketDocument::Cors, None)
-        .await?;
-    empty_response(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@ mod acl;
 mod bucket;
 mod bucket_config;
 mod cors;
+mod encryption;
 mod lifecycle;
 mod list;
 mod multipart;
@@ -14,6 +15,8 @@ mod policy;
 mod tagging;
 
 use std::sync::Arc;
+
+use cairn_storage_engine::BucketDocument;
 
 use http::Response;
 use hyper::body::Incoming;
@@ -108,7 +111,12 @@ pub(crate) async fn handle(
         DeletePublicAccessBlock => policy::delete_public_access_block(svc, &ctx).await,
         PutBucketCors => cors::put_bucket_cors(svc, &mut ctx, body).await,
         GetBucketCors => cors::get_bucket_cors(svc, &ctx),
-        DeleteBucketCors => cors::delete_bucket_cors(svc, &ctx).await,
+        DeleteBucketCors => delete_bucket_document(svc, &ctx, BucketDocument::Cors).await,
+        PutBucketEncryption => encryption::put_bucket_encryption(svc, &mut ctx, body).await,
+        GetBucketEncryption => encryption::get_bucket_encryption(svc, &ctx),
+        DeleteBucketEncryption => {
+            delete_bucket_document(svc, &ctx, BucketDocument::Encryption).await
+        }
         // Answered by the service before authentication; never routed here.
         CorsPreflight => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         Unsupported(what) => Err(S3Error::with_message(
@@ -186,6 +194,19 @@ pub(crate) fn has_integrity_header(h: &http::HeaderMap) -> bool {
         || h.contains_key("x-amz-trailer")
         || h.keys()
             .any(|k| crate::auth::ChecksumAlgorithm::from_header_name(k.as_str()).is_some())
+}
+
+/// DeleteBucketCors, DeleteBucketEncryption, …: removes the document (none
+/// stored is fine: 204 either way, as S3).
+async fn delete_bucket_document(
+    svc: &Arc<ServiceInner>,
+    ctx: &RequestCtx,
+    kind: BucketDocument,
+) -> S3Result<Response<crate::response::RespBody>> {
+    svc.engine
+        .set_bucket_document(ctx.bucket()?, kind, None)
+        .await?;
+    crate::response::empty_response(http::StatusCode::NO_CONTENT)
 }
 
 /// Reads and verifies a small XML request body.

@@ -3,7 +3,40 @@
 //! the configurations answered empty, and the ones that describe what
 //! Cairn always does (encryption, ownership, public access block, payer).
 
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
 use super::writer::{ElementWriter, XmlDocument, XmlElement, XmlText};
+
+/// PutBucketEncryption's body. Elements S3's schema does not define are
+/// refused (`MalformedXML`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ServerSideEncryptionConfigurationDoc {
+    #[serde(rename = "@xmlns", default)]
+    _xmlns: Option<IgnoredAny>,
+    #[serde(rename = "Rule", default)]
+    pub(crate) rules: Vec<EncryptionRuleDoc>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EncryptionRuleDoc {
+    #[serde(rename = "ApplyServerSideEncryptionByDefault", default)]
+    pub(crate) default: Option<EncryptionByDefaultDoc>,
+    /// Text, so that the handler decides what a non-boolean is.
+    #[serde(rename = "BucketKeyEnabled", default)]
+    pub(crate) bucket_key_enabled: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EncryptionByDefaultDoc {
+    #[serde(rename = "SSEAlgorithm", default)]
+    pub(crate) sse_algorithm: Option<String>,
+    #[serde(rename = "KMSMasterKeyID", default)]
+    pub(crate) kms_master_key_id: Option<String>,
+}
 
 /// Which list of configurations a [`ConfigurationList`] is.
 #[derive(Clone, Copy, Debug)]
