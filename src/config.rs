@@ -113,9 +113,19 @@ pub struct ServerArgs {
     pub parity_shards: Option<usize>,
 
     /// File holding the 256-bit master key (hex). Created with mode 0600 on
-    /// first start if missing. [default: <data-dir>/master.key]
+    /// the first start of a new data directory if missing. Keep it off the
+    /// data's disks: a key inside the data directory is refused (see
+    /// --allow-master-key-in-data-dir). [default: the systemd credential
+    /// `cairn-master-key` if there is one, else <data-dir>.master.key, the
+    /// data directory's sibling]
     #[arg(long, env = "CAIRN_MASTER_KEY_FILE", value_name = "FILE")]
     pub master_key_file: Option<PathBuf>,
+
+    /// Start even though the master key file is inside the data directory
+    /// (where versions before 2026-12 kept it): a copied data directory or
+    /// a stolen disk then carries its own key. [default: refused]
+    #[arg(long, env = "CAIRN_ALLOW_MASTER_KEY_IN_DATA_DIR")]
+    pub allow_master_key_in_data_dir: bool,
 
     /// Minimum chunk size for content-defined chunking, bytes. [default: 65536]
     #[arg(long, env = "CAIRN_CHUNK_MIN_BYTES")]
@@ -275,6 +285,7 @@ pub struct FileConfig {
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
     pub master_key_file: Option<PathBuf>,
+    pub allow_master_key_in_data_dir: Option<bool>,
     /// The master key itself (64 hex digits). Prefer a key file or the
     /// CAIRN_MASTER_KEY environment variable.
     pub master_key: Option<String>,
@@ -431,6 +442,11 @@ pub struct ServerConfig {
     pub data_shards: usize,
     pub parity_shards: usize,
     pub master_key_file: PathBuf,
+    /// Whether `master_key_file` was chosen by default (not named by the
+    /// operator): an old data directory's key inside it is then pointed out.
+    pub master_key_file_is_default: bool,
+    /// A key file inside the data directory is accepted.
+    pub allow_master_key_in_data_dir: bool,
     /// From CAIRN_MASTER_KEY or the file's `master_key` (never logged).
     pub master_key_hex: Option<String>,
     /// From CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY or the file (never logged).
@@ -487,6 +503,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
             .field("master_key_file", &self.master_key_file)
+            .field(
+                "allow_master_key_in_data_dir",
+                &self.allow_master_key_in_data_dir,
+            )
             .field(
                 "chunk_bytes",
                 &(
@@ -615,10 +635,14 @@ impl ServerConfig {
                     body_defaults.body_min_rate_window,
                     std::time::Duration::from_secs,
                 ),
+            master_key_file_is_default: args.master_key_file.is_none()
+                && file.master_key_file.is_none(),
             master_key_file: args
                 .master_key_file
                 .or(file.master_key_file)
-                .unwrap_or_else(|| data_dir.join("master.key")),
+                .unwrap_or_else(|| default_master_key_file(&data_dir)),
+            allow_master_key_in_data_dir: args.allow_master_key_in_data_dir
+                || file.allow_master_key_in_data_dir.unwrap_or(false),
             master_key_hex: env_nonempty("CAIRN_MASTER_KEY").or(file.master_key),
             listen: args
                 .listen
@@ -793,6 +817,24 @@ pub fn validate_credentials(access: &str, secret: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where the master key lives unless the operator says: the systemd
+/// credential `cairn-master-key` (`LoadCredential=`), else the data
+/// directory's sibling `<data-dir>.master.key` — outside the directory, so
+/// a copy of it carries no key, and on another filesystem when the data
+/// directory is a mount point.
+fn default_master_key_file(data_dir: &std::path::Path) -> PathBuf {
+    if let Some(dir) = env_nonempty("CREDENTIALS_DIRECTORY") {
+        let credential = PathBuf::from(dir).join("cairn-master-key");
+        if credential.is_file() {
+            return credential;
+        }
+    }
+    // `components` drops a trailing slash: `/mnt/d1/` → `/mnt/d1.master.key`.
+    let mut name = data_dir.components().as_path().as_os_str().to_owned();
+    name.push(".master.key");
+    PathBuf::from(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -818,7 +860,10 @@ mod tests {
         assert_eq!(cfg.data_shards, 2);
         assert_eq!(cfg.drives.len(), 6);
         assert_eq!(cfg.drives[5], PathBuf::from("/tmp/x/drives/5"));
-        assert_eq!(cfg.master_key_file, PathBuf::from("/tmp/x/master.key"));
+        // Beside the data directory, not in it.
+        assert_eq!(cfg.master_key_file, PathBuf::from("/tmp/x.master.key"));
+        assert!(cfg.master_key_file_is_default);
+        assert!(!cfg.allow_master_key_in_data_dir);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cairn_s3_api::{KeyRing, S3Config, S3Service};
@@ -115,17 +115,68 @@ fn connectable(bound: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// The master key: CAIRN_MASTER_KEY, else the key file — which must not be
+/// inside the data directory (unless the operator allows it), and is
+/// created only for a data directory that holds nothing yet (a missing key
+/// for existing data is an error, never a fresh key that reads nothing).
 fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
+    let file = &cfg.master_key_file;
+    let old_place = cfg.data_dir.join("master.key");
+    let env_key = cfg.master_key_hex.is_some();
+    if !cfg.allow_master_key_in_data_dir {
+        let how = "or start with --allow-master-key-in-data-dir to accept the risk";
+        if old_place.exists() {
+            let move_it = if env_key {
+                format!(
+                    "CAIRN_MASTER_KEY is given too: if it holds this key, delete {}",
+                    old_place.display()
+                )
+            } else if cfg.master_key_file_is_default && !file.exists() {
+                format!(
+                    "move it out and keep it elsewhere (another disk, a secret store):\n    mv {} {}\nor give --master-key-file / CAIRN_MASTER_KEY",
+                    old_place.display(),
+                    file.display()
+                )
+            } else {
+                format!(
+                    "the key in use is {}: if {} is a copy of it, delete the copy",
+                    file.display(),
+                    old_place.display()
+                )
+            };
+            return Err(format!(
+                "the master key is inside the data directory ({}), where a copy of the directory or a stolen disk carries it; {move_it}; {how}",
+                old_place.display()
+            ));
+        }
+        if !env_key && is_inside(file, &cfg.data_dir) {
+            return Err(format!(
+                "the master key file {} is inside the data directory {}, where a copy of the directory or a stolen disk carries it; keep it elsewhere, {how}",
+                file.display(),
+                cfg.data_dir.display()
+            ));
+        }
+    }
     if let Some(hex) = &cfg.master_key_hex {
         return MasterKey::from_hex(hex)
             .map_err(|e| format!("CAIRN_MASTER_KEY is not a valid key (64 hex digits): {e}"));
     }
-    if let Some(parent) = cfg.master_key_file.parent() {
+    if cfg.master_key_file_is_default && !file.exists() && old_place.exists() {
+        // Allowed above: the old place, as before.
+        return load_existing_key(&old_place);
+    }
+    if !file.exists() && holds_data(&cfg.data_dir) {
+        return Err(format!(
+            "no master key at {}, but the data directory {} already holds data sealed under one: give its key with --master-key-file or CAIRN_MASTER_KEY (a new key would read nothing)",
+            file.display(),
+            cfg.data_dir.display()
+        ));
+    }
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
         create_private_dir(parent)?;
     }
     // The error names the file already.
-    let (key, created) =
-        MasterKey::load_or_create(&cfg.master_key_file).map_err(|e| e.to_string())?;
+    let (key, created) = MasterKey::load_or_create(file).map_err(|e| e.to_string())?;
     if created {
         println!(
             "cairn: generated a new master key in {} (mode 0600). Back it up: without it the data cannot be read.",
@@ -133,6 +184,46 @@ fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
         );
     }
     Ok(key)
+}
+
+/// An existing key file (never created).
+fn load_existing_key(path: &Path) -> Result<MasterKey, String> {
+    match MasterKey::load_or_create(path).map_err(|e| e.to_string())? {
+        (key, false) => Ok(key),
+        (_, true) => Err(format!("{} vanished while starting", path.display())),
+    }
+}
+
+/// Whether `path` is (or would be created) inside `dir`, after resolving
+/// symlinks of whatever part of each exists.
+fn is_inside(path: &Path, dir: &Path) -> bool {
+    fn resolved(p: &Path) -> PathBuf {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        // The longest existing prefix, canonicalised, plus the rest.
+        let mut existing = absolute.as_path();
+        let mut rest = Vec::new();
+        loop {
+            if let Ok(canonical) = existing.canonicalize() {
+                let mut out = canonical;
+                out.extend(rest.iter().rev());
+                return out;
+            }
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_owned());
+                    existing = parent;
+                }
+                _ => return absolute,
+            }
+        }
+    }
+    resolved(path).starts_with(resolved(dir))
+}
+
+/// Whether the data directory already holds a metadata store (so data
+/// sealed under some master key).
+fn holds_data(dir: &Path) -> bool {
+    dir.join("meta").join("CURRENT").exists()
 }
 
 /// Start-up credentials: from the environment/config if given; else the
@@ -446,6 +537,25 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use cairn_storage_engine::generate_credentials;
+
+    /// A key file is inside the data directory however the paths are
+    /// spelled: relative, with `..`, through a symlink, not yet existing.
+    #[test]
+    fn a_key_inside_the_data_dir_is_recognised() {
+        use super::is_inside;
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        assert!(is_inside(&data.join("master.key"), &data));
+        assert!(is_inside(&data.join("sub/new/master.key"), &data));
+        assert!(is_inside(&data.join("../data/master.key"), &data));
+        assert!(!is_inside(&tmp.path().join("data.master.key"), &data));
+        assert!(!is_inside(&tmp.path().join("database/master.key"), &data));
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        assert!(is_inside(&link.join("master.key"), &data));
+        assert!(is_inside(&data.join("k"), &link));
+    }
 
     /// Generated keys pass the rules for configured ones.
     #[test]

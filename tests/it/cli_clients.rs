@@ -554,7 +554,7 @@ fn rclone_copies_checks_lists_and_purges_a_tree() {
 
 /// The `cairn` binary with nothing from the developer's environment
 /// (`CAIRN_*`, `AWS_*`) and only warnings logged.
-fn cairn() -> Command {
+pub(crate) fn cairn() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
@@ -572,7 +572,7 @@ fn cairn() -> Command {
 
 /// Runs `cmd` to its end, at most `limit`: (success, stdout, stderr, how
 /// long it took). Panics if it is still running then.
-fn run_within(
+pub(crate) fn run_within(
     cmd: &mut Command,
     limit: std::time::Duration,
 ) -> (bool, String, String, std::time::Duration) {
@@ -822,6 +822,15 @@ fn the_first_start_try_line_names_a_connectable_endpoint() {
                 .parse()
                 .unwrap();
             assert_ne!(bound.port(), 0, "{text}");
+            // The master key is made beside the data directory, not in it.
+            let key_line = lines
+                .iter()
+                .find(|l| l.contains("generated a new master key in"))
+                .unwrap_or_else(|| panic!("no master key line in\n{text}"));
+            assert!(
+                key_line.contains("/data.master.key") && !key_line.contains("/data/"),
+                "{key_line}"
+            );
             let try_line = lines
                 .iter()
                 .find(|l| l.trim_start().starts_with("Try:"))

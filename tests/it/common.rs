@@ -64,6 +64,9 @@ impl DataDir {
 /// A running `cairn server`.
 pub struct TestServer {
     dir: DataDir,
+    /// Holds the master key of a server in a temporary data directory:
+    /// outside the data directory, as the server demands.
+    _key_dir: Option<tempfile::TempDir>,
     extra_args: Vec<String>,
     child: Option<Child>,
     s3: SocketAddr,
@@ -120,14 +123,35 @@ impl TestServer {
     }
 
     fn launch(dir: DataDir, extra_args: Vec<String>) -> TestServer {
+        Self::launch_with(dir, extra_args, None)
+    }
+
+    fn launch_with(dir: DataDir, extra_args: Vec<String>, nofile: Option<u64>) -> TestServer {
+        // A fresh temporary server keeps its key in a directory of its own;
+        // a given data directory's test says where its key is.
+        let key_dir = match &dir {
+            DataDir::Temp(_) if !extra_args.iter().any(|a| a == "--master-key-file") => Some(
+                tempfile::Builder::new()
+                    .prefix("cairn-e2e-key-")
+                    .tempdir()
+                    .expect("create temp key dir"),
+            ),
+            _ => None,
+        };
+        let mut extra_args = extra_args;
+        if let Some(k) = &key_dir {
+            extra_args.push("--master-key-file".into());
+            extra_args.push(k.path().join("master.key").display().to_string());
+        }
         let mut s = TestServer {
             dir,
+            _key_dir: key_dir,
             extra_args,
             child: None,
             s3: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             stderr: Arc::new(Mutex::new(Vec::new())),
-            nofile: None,
+            nofile,
         };
         s.spawn();
         s
@@ -140,17 +164,11 @@ impl TestServer {
             .prefix("cairn-e2e-")
             .tempdir()
             .expect("create temp data dir");
-        let mut s = TestServer {
-            dir: DataDir::Temp(tmp),
-            extra_args: args.iter().map(|s| (*s).to_owned()).collect(),
-            child: None,
-            s3: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr: Arc::new(Mutex::new(Vec::new())),
-            nofile: Some(nofile),
-        };
-        s.spawn();
-        s
+        Self::launch_with(
+            DataDir::Temp(tmp),
+            args.iter().map(|s| (*s).to_owned()).collect(),
+            Some(nofile),
+        )
     }
 
     fn spawn(&mut self) {

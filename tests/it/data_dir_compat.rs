@@ -52,6 +52,7 @@ fn manifest() -> serde_json::Value {
 /// The current build serving a copy of the fixture, and what the fixture's
 /// manifest says it holds.
 struct Upgraded {
+    _key: RemoveOnDrop,
     _dir: tempfile::TempDir,
     server: TestServer,
     client: aws_sdk_s3::Client,
@@ -59,11 +60,19 @@ struct Upgraded {
 }
 
 impl Upgraded {
+    /// The upgrade as docs/operations.md says: the key moved out of the
+    /// data directory first.
     fn start() -> Upgraded {
         let dir = copy_of_fixture();
-        let server = TestServer::start_in(dir.path());
+        let key = dir.path().with_extension("master.key");
+        std::fs::rename(dir.path().join("master.key"), &key).unwrap();
+        let server = TestServer::start_in_with_args(
+            dir.path(),
+            vec!["--master-key-file".into(), key.display().to_string()],
+        );
         let client = sdk_client(&server);
         Upgraded {
+            _key: RemoveOnDrop(key),
             _dir: dir,
             server,
             client,
@@ -74,6 +83,74 @@ impl Upgraded {
     fn bucket(&self) -> &str {
         text(&self.manifest["bucket"])
     }
+}
+
+/// `cairn server` on `dir`, expected to refuse to start (it would run
+/// until the time limit otherwise): (success, stdout, stderr).
+fn refused_start(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let (ok, out, err, _) = crate::cli_clients::run_within(
+        crate::cli_clients::cairn()
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(args),
+        std::time::Duration::from_secs(60),
+    );
+    (ok, out, err)
+}
+
+/// A file removed when the test ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Versions before 2026-12 kept the master key inside the data directory.
+/// Such a directory is refused — the message says how to move the key —
+/// unless the operator accepts the risk; with the key moved beside the
+/// directory (the new default place) it starts with no flag at all.
+#[test]
+fn a_master_key_inside_a_v1_data_dir_is_refused_until_moved_or_allowed() {
+    run(async {
+        let dir = copy_of_fixture();
+        let (ok, out, err) = refused_start(dir.path(), &[]);
+        assert!(!ok, "started with the key inside the data dir:\n{out}{err}");
+        assert!(
+            err.contains("the master key is inside the data directory") && err.contains("mv "),
+            "{err}"
+        );
+        assert!(!out.contains("generated a new master key"), "{out}");
+
+        let server = TestServer::start_in_with_args(
+            dir.path(),
+            vec!["--allow-master-key-in-data-dir".into()],
+        );
+        let c = sdk_client(&server);
+        let names = c.list_buckets().send().await.unwrap();
+        assert_eq!(names.buckets().len(), 2);
+        drop(server);
+
+        // Moved to the default place, beside the directory: no flag needed.
+        let beside = dir.path().with_extension("master.key");
+        let _cleanup = RemoveOnDrop(beside.clone());
+        std::fs::rename(dir.path().join("master.key"), &beside).unwrap();
+        let server = TestServer::start_in(dir.path());
+        let c = sdk_client(&server);
+        let names = c.list_buckets().send().await.unwrap();
+        assert_eq!(names.buckets().len(), 2);
+        drop(server);
+
+        // Its key gone, the data directory is never given a fresh one.
+        std::fs::remove_file(&beside).unwrap();
+        let (ok, out, err) = refused_start(dir.path(), &[]);
+        assert!(!ok, "started without its key:\n{out}{err}");
+        assert!(err.contains("already holds data sealed under one"), "{err}");
+        assert!(!beside.exists(), "a new key was created");
+    });
 }
 
 fn text(v: &serde_json::Value) -> &str {
