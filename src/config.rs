@@ -92,6 +92,12 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_AUDIT_LOG", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
 
+    /// Accept SSE-C (customer-provided keys) over plain HTTP, where the key
+    /// crosses the network in the clear. For tests only: S3 refuses it, and
+    /// so does Cairn without this. [default: off]
+    #[arg(long, env = "CAIRN_ALLOW_SSE_C_OVER_HTTP")]
+    pub allow_sse_c_over_http: bool,
+
     /// Drive directories, comma-separated (give each its own disk in
     /// production). Their order is their identity: never reorder them.
     /// [default: <data-dir>/drives/0 … /5]
@@ -281,6 +287,7 @@ pub struct FileConfig {
     pub domain: Option<String>,
     pub allow_public_buckets: Option<bool>,
     pub audit_log: Option<PathBuf>,
+    pub allow_sse_c_over_http: Option<bool>,
     pub drives: Option<Vec<PathBuf>>,
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
@@ -438,6 +445,8 @@ pub struct ServerConfig {
     pub allow_public_buckets: bool,
     /// Where the audit log goes (`None`: off).
     pub audit_log: Option<PathBuf>,
+    /// SSE-C is accepted over plain HTTP (tests).
+    pub allow_sse_c_over_http: bool,
     pub drives: Vec<PathBuf>,
     pub data_shards: usize,
     pub parity_shards: usize,
@@ -499,6 +508,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("domain", &self.domain)
             .field("allow_public_buckets", &self.allow_public_buckets)
             .field("audit_log", &self.audit_log)
+            .field("allow_sse_c_over_http", &self.allow_sse_c_over_http)
             .field("drives", &self.drives)
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
@@ -660,6 +670,8 @@ impl ServerConfig {
             allow_public_buckets: args.allow_public_buckets
                 || file.allow_public_buckets.unwrap_or(false),
             audit_log: args.audit_log.or(file.audit_log),
+            allow_sse_c_over_http: args.allow_sse_c_over_http
+                || file.allow_sse_c_over_http.unwrap_or(false),
             drives,
             data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),
             parity_shards: args.parity_shards.or(file.parity_shards).unwrap_or(2),

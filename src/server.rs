@@ -414,6 +414,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
                 cairn_s3_api::PublicAccessBlock::ALL
             },
             audit_log: cfg.audit_log.clone(),
+            allow_sse_c_over_http: cfg.allow_sse_c_over_http,
             ..S3Config::default()
         },
         &registry,

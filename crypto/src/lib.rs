@@ -9,6 +9,8 @@
 //! * [`ChunkSealer`]: AES-256-GCM (ring's implementation) sealing of (compressed) chunks under a
 //!   per-chunk key bound to the chunk id.
 //! * [`SecretSealer`]: the same construction for small stored secrets.
+//! * SSE-C ([`customer_key`]): customer keys, their stored check and the
+//!   per-object AES-256-CTR applied before the pipeline.
 //!
 //! It knows nothing of S3, HTTP, RocksDB, chunking or erasure coding. The only
 //! file it touches is the master key file, in [`MasterKey::load_or_create`].
@@ -30,6 +32,8 @@
 //!   changing them makes all stored data unreadable.
 
 #![forbid(unsafe_code)]
+
+pub mod customer_key;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};

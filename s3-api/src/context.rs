@@ -44,6 +44,9 @@ pub struct S3Config {
     /// Where the audit log is appended (one JSON line per request);
     /// `None`: no audit log.
     pub audit_log: Option<std::path::PathBuf>,
+    /// SSE-C over plain HTTP is accepted (tests only: S3 refuses it, since
+    /// the key would cross the network in the clear).
+    pub allow_sse_c_over_http: bool,
 }
 
 impl Default for S3Config {
@@ -57,6 +60,7 @@ impl Default for S3Config {
             body_min_rate_window: crate::body::BODY_MIN_RATE_WINDOW_DEFAULT,
             public_access_block_default: crate::access::PublicAccessBlock::ALL,
             audit_log: None,
+            allow_sse_c_over_http: false,
         }
     }
 }

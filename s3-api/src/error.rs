@@ -76,6 +76,8 @@ pub enum S3ErrorCode {
     AccessForbidden,
     /// A request S3 cannot even classify (a preflight without `Origin`).
     BadRequest,
+    /// An SSE-C algorithm other than AES256.
+    InvalidEncryptionAlgorithmError,
 }
 
 impl S3ErrorCode {
@@ -142,6 +144,7 @@ impl S3ErrorCode {
             NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
             AccessForbidden => "AccessForbidden",
             BadRequest => "BadRequest",
+            InvalidEncryptionAlgorithmError => "InvalidEncryptionAlgorithmError",
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
             NoSuchConfiguration => "NoSuchConfiguration",
@@ -211,6 +214,7 @@ impl S3ErrorCode {
             NoSuchPublicAccessBlockConfiguration => StatusCode::NOT_FOUND,
             AccessForbidden => StatusCode::FORBIDDEN,
             BadRequest => StatusCode::BAD_REQUEST,
+            InvalidEncryptionAlgorithmError => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -327,6 +331,9 @@ impl S3ErrorCode {
             }
             AccessForbidden => "CORSResponse: This CORS request is not allowed.",
             BadRequest => "Bad Request",
+            InvalidEncryptionAlgorithmError => {
+                "The encryption request you specified is not valid. The valid value is AES256."
+            }
         }
     }
 }

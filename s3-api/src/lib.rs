@@ -32,6 +32,7 @@ mod request_rules;
 mod response;
 mod router;
 mod service;
+mod sse_c;
 mod tags;
 mod xml;
 

@@ -310,6 +310,10 @@ impl ServiceInner {
         }
         if let Ok(resp) = &mut result
             && stores_or_returns_object_data(op)
+            // An SSE-C object reports its customer key's headers instead.
+            && !resp
+                .headers()
+                .contains_key("x-amz-server-side-encryption-customer-algorithm")
         {
             // Every chunk is sealed with AES-256-GCM under server-managed
             // keys: SSE-S3, as S3 reports it for its default encryption.

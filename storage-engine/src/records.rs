@@ -519,6 +519,11 @@ pub struct ObjectMetadata {
     pub tags: Vec<(String, String)>,
     /// Additional checksums: (algorithm name as the SDKs spell it, base64 value).
     pub checksums: Vec<(String, String)>,
+    /// SSE-C: the check of the customer key the object's bytes are
+    /// encrypted under (salt and keyed hash, never the key). Kept in an
+    /// object record only (flag [`FLAG_SSE_C`]); uploads and bucket
+    /// documents never carry one.
+    pub sse_c: Option<cairn_crypto::customer_key::KeyCheck>,
 }
 
 fn write_pairs(w: &mut RecordWriter, pairs: &[(String, String)]) {
@@ -561,6 +566,7 @@ impl ObjectMetadata {
             user_metadata: read_pairs(r)?,
             tags: read_pairs(r)?,
             checksums: read_pairs(r)?,
+            sse_c: None,
         })
     }
 }
@@ -651,6 +657,9 @@ pub const OBJECT_FORMAT_V2: u8 = 2;
 const FLAG_NULL_VERSION: u8 = 1;
 const FLAG_DELETE_MARKER: u8 = 2;
 const FLAG_LEGAL_HOLD: u8 = 4;
+/// The version's bytes are SSE-C encrypted: its key check (salt, digest)
+/// follows the retention.
+const FLAG_SSE_C: u8 = 8;
 
 /// What an object record counts for in the stored totals, read without
 /// decoding the whole record.
@@ -811,6 +820,9 @@ impl ObjectVersion {
         if self.legal_hold {
             flags |= FLAG_LEGAL_HOLD;
         }
+        if self.meta.sse_c.is_some() {
+            flags |= FLAG_SSE_C;
+        }
         w.u64(self.seq).u8(flags);
         match &self.retention {
             Some(r) => {
@@ -819,6 +831,9 @@ impl ObjectVersion {
             None => {
                 w.u8(0);
             }
+        }
+        if let Some(check) = &self.meta.sse_c {
+            w.fixed(&check.salt).fixed(&check.digest);
         }
         w.finish()
     }
@@ -864,6 +879,13 @@ impl ObjectVersion {
             _ => return Err(CodecError::Invalid("object")),
         };
         let (seq, flags, retention) = read_version_tail(&mut r, format)?;
+        let mut meta = meta;
+        if flags & FLAG_SSE_C != 0 {
+            meta.sse_c = Some(cairn_crypto::customer_key::KeyCheck {
+                salt: r.fixed::<16>()?,
+                digest: r.fixed::<32>()?,
+            });
+        }
         r.finish()?;
         let delete_marker = flags & FLAG_DELETE_MARKER != 0;
         if delete_marker && (size != 0 || manifest != ManifestRef::Inline(Vec::new())) {
@@ -908,7 +930,7 @@ fn read_version_tail(
     }
     let seq = r.u64()?;
     let flags = r.u8()?;
-    if flags & !(FLAG_NULL_VERSION | FLAG_DELETE_MARKER | FLAG_LEGAL_HOLD) != 0 {
+    if flags & !(FLAG_NULL_VERSION | FLAG_DELETE_MARKER | FLAG_LEGAL_HOLD | FLAG_SSE_C) != 0 {
         return Err(CodecError::Invalid("object"));
     }
     let retention = match RetentionMode::from_u8(r.u8()?, "object")? {
@@ -1430,6 +1452,19 @@ mod tests {
                 legal_hold: true,
             };
             assert_eq!(ObjectVersion::decode(&o.encode()).unwrap(), o);
+            // With an SSE-C key check (flag bit and its 48 bytes).
+            let mut sealed_for_customer = o.clone();
+            sealed_for_customer.meta.sse_c = Some(cairn_crypto::customer_key::KeyCheck {
+                salt: [3; 16],
+                digest: [4; 32],
+            });
+            let encoded = sealed_for_customer.encode();
+            assert_eq!(
+                ObjectVersion::decode(&encoded).unwrap(),
+                sealed_for_customer
+            );
+            assert_eq!(encoded.len(), o.encode().len() + 48);
+            assert_eq!(ObjectVersion::decode_share(&encoded).unwrap().size, o.size);
             let embedded = match &o.manifest {
                 ManifestRef::Data { sealed, .. } => sealed.len() as u64,
                 _ => 0,

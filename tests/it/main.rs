@@ -66,6 +66,7 @@ mod s3_part_copy;
 mod s3_policy;
 mod s3_sdk;
 mod s3_signatures;
+mod s3_sse_c;
 mod s3_stalls;
 mod s3_versioning;
 mod tls;

@@ -230,7 +230,7 @@ async fn sensor_csv_is_compressed_below_40_percent() {
 // ---------------------------------------------------------------------------
 
 /// Every file under `dir` that contains `needle`.
-fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
     walk_files(dir)
         .into_iter()
         .filter(|p| std::fs::read(p).is_ok_and(|b| contains_bytes(&b, needle)))

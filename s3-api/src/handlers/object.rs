@@ -88,11 +88,26 @@ pub(crate) async fn put_object(
         }
         return Err(e);
     }
+    // SSE-C: the body is encrypted under the customer's key before the
+    // pipeline sees it (crypto's customer_key); the check is all that is kept.
+    let customer_key = crate::sse_c::requested(svc, ctx)?;
+    let mut cipher = match &customer_key {
+        Some(k) => {
+            let (check, cipher) = crate::sse_c::for_write(k)?;
+            meta.sse_c = Some(check);
+            Some(cipher)
+        }
+        None => None,
+    };
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     // Fails with NoSuchBucket before the body is read.
     let mut writer = svc.engine.object_writer(&bucket)?.allow_inline();
     let mut reader = BodyReader::new(body, spec);
     while let Some(piece) = reader.next().await? {
+        let piece = match &mut cipher {
+            Some(c) => crate::sse_c::apply(c, piece),
+            None => piece,
+        };
         writer.write(piece).await?;
     }
     let digests = reader
@@ -104,21 +119,20 @@ pub(crate) async fn put_object(
     if let Some((algo, value)) = &digests.checksum {
         meta.checksums = vec![(algo.as_sdk_name().to_owned(), value.clone())];
     }
+    let etag = match &cipher {
+        Some(c) => crate::sse_c::etag(c, &digests.md5),
+        None => hex::encode(digests.md5),
+    };
     let version = svc
         .engine
-        .commit_object_with(
-            &bucket,
-            &key,
-            staged,
-            hex::encode(digests.md5),
-            meta,
-            cond,
-            lock,
-        )
+        .commit_object_with(&bucket, &key, staged, etag, meta, cond, lock)
         .await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
         .header("etag", quoted_etag(&version.etag));
+    if let (Some(k), Some(h)) = (&customer_key, resp.headers_mut()) {
+        crate::sse_c::echo(h, &k.key_md5);
+    }
     if let Some(id) = version_id_header(&version) {
         resp = resp.header("x-amz-version-id", id);
     }
@@ -143,6 +157,18 @@ struct ObjectBody {
     pending: Option<NextPiece>,
     remaining: u64,
     sent: prometheus::IntCounter,
+    /// SSE-C: decrypts what the engine returns (positioned at the range's
+    /// first byte).
+    cipher: Option<cairn_crypto::customer_key::ObjectCipher>,
+}
+
+impl ObjectBody {
+    fn plain(&mut self, b: Bytes) -> Bytes {
+        match &mut self.cipher {
+            Some(c) => crate::sse_c::apply(c, b),
+            None => b,
+        }
+    }
 }
 
 type NextPiece = Pin<Box<dyn Future<Output = (ObjectReader, Option<EngineResult<Bytes>>)> + Send>>;
@@ -157,6 +183,7 @@ impl Body for ObjectBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if let Some(b) = this.first.take() {
+            let b = this.plain(b);
             this.remaining = this.remaining.saturating_sub(b.len() as u64);
             this.sent.inc_by(b.len() as u64);
             return Poll::Ready(Some(Ok(Frame::data(b))));
@@ -179,6 +206,7 @@ impl Body for ObjectBody {
                 this.pending = None;
                 match item {
                     Some(Ok(b)) => {
+                        let b = this.plain(b);
                         this.reader = Some(reader);
                         this.remaining = this.remaining.saturating_sub(b.len() as u64);
                         this.sent.inc_by(b.len() as u64);
@@ -238,6 +266,8 @@ pub(crate) async fn get_object(
     let key = ctx.key()?;
     let named = ctx.version_id()?;
     let version = svc.engine.head_version(bucket, key, named.as_ref())?;
+    // An SSE-C object answers nothing, metadata included, without its key.
+    let sse_c = crate::sse_c::for_read(svc, ctx, &version)?;
     // S3 names the `null` version `null` on reads once the bucket has ever
     // had versioning (a PUT's response still omits it, as S3's does).
     let null_id = version.null_version
@@ -247,9 +277,15 @@ pub(crate) async fn get_object(
             h.insert("x-amz-version-id", HeaderValue::from_static("null"));
         }
     };
+    let echo_key = |h: &mut http::HeaderMap| {
+        if let Some((_, key_md5)) = &sse_c {
+            crate::sse_c::echo(h, key_md5);
+        }
+    };
     if ctx.query.has("attributes") {
         let mut resp = object_attributes(ctx, &version)?;
         name_null(resp.headers_mut());
+        echo_key(resp.headers_mut());
         return Ok(resp);
     }
     match evaluate_preconditions(&ctx.parts.headers, &version) {
@@ -346,6 +382,7 @@ pub(crate) async fn get_object(
     if let Some(h) = builder.headers_mut() {
         write_object_headers(h, &version, checksum_mode);
         name_null(h);
+        echo_key(h);
         if let Some(v) = expiration {
             h.insert("x-amz-expiration", v);
         }
@@ -383,12 +420,17 @@ pub(crate) async fn get_object(
         Some(Err(e)) => return Err(e.into()),
         None => None,
     };
+    let cipher = sse_c.map(|(mut cipher, _)| {
+        cipher.seek(start);
+        cipher
+    });
     let body = ObjectBody {
         first,
         reader: Some(reader),
         pending: None,
         remaining: len,
         sent: svc.metrics.sent_bytes.clone(),
+        cipher,
     };
     builder.body(body.boxed_unsync()).map_err(S3Error::internal)
 }
@@ -633,13 +675,23 @@ pub(crate) fn copy_source_version(
     key: &str,
     version: Option<&VersionRef>,
 ) -> S3Result<ObjectVersion> {
-    match svc.engine.head_version(bucket, key, version) {
+    let source = match svc.engine.head_version(bucket, key, version) {
         Err(EngineError::DeleteMarker { named: true, .. }) => Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "The source of a copy request may not specifically refer to a delete marker by version id.",
         )),
         r => Ok(r?),
+    }?;
+    // Copying an SSE-C object needs its key (the copy-source SSE-C
+    // headers), which Cairn does not take yet: never a copy by reference
+    // of bytes only that key opens.
+    if source.meta.sse_c.is_some() {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+        ));
     }
+    Ok(source)
 }
 
 pub(crate) fn check_copy_source_conditions(ctx: &RequestCtx, src: &ObjectVersion) -> S3Result<()> {

@@ -1,0 +1,147 @@
+//! SSE-C as S3 defines it: the `x-amz-server-side-encryption-customer-*`
+//! headers of a request, checked and turned into the object's cipher
+//! (crypto's `customer_key`).
+//!
+//! Owns: parsing and validating the three headers (S3's errors for each
+//! mistake), the refusal over plain HTTP (unless the operator allows it,
+//! for tests), and the decision a read makes: an SSE-C object needs its
+//! key, a wrong key is `403`, a key for an object without SSE-C is `400`.
+//!
+//! Must never: store, log or echo the key (only its MD5, which the client
+//! sent, is echoed); let a request without the right key read an SSE-C
+//! object's bytes or metadata.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use cairn_crypto::customer_key::{CustomerKey, KeyCheck, ObjectCipher};
+use cairn_storage_engine::ObjectVersion;
+use http::{HeaderMap, HeaderValue};
+use md5::{Digest, Md5};
+
+use crate::context::{RequestCtx, ServiceInner};
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+
+const ALGORITHM: &str = "x-amz-server-side-encryption-customer-algorithm";
+const KEY: &str = "x-amz-server-side-encryption-customer-key";
+const KEY_MD5: &str = "x-amz-server-side-encryption-customer-key-md5";
+
+/// A customer key a request carried, validated.
+pub(crate) struct RequestedKey {
+    pub(crate) key: CustomerKey,
+    /// As the client sent it (base64 MD5 of the key): echoed in responses.
+    pub(crate) key_md5: String,
+}
+
+fn invalid(message: &str) -> S3Error {
+    S3Error::with_message(S3ErrorCode::InvalidArgument, message)
+}
+
+/// The customer key of the request, if it names one.
+pub(crate) fn requested(svc: &ServiceInner, ctx: &RequestCtx) -> S3Result<Option<RequestedKey>> {
+    let h = &ctx.parts.headers;
+    let get = |name: &str| crate::headers::header_str(h, name).map(str::trim);
+    let (algorithm, key, key_md5) = (get(ALGORITHM), get(KEY), get(KEY_MD5));
+    if algorithm.is_none() && key.is_none() && key_md5.is_none() {
+        return Ok(None);
+    }
+    let Some(algorithm) = algorithm else {
+        return Err(invalid(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide a valid encryption algorithm.",
+        ));
+    };
+    if algorithm != "AES256" {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidEncryptionAlgorithmError,
+            "The encryption request you specified is not valid. The valid value is AES256.",
+        ));
+    }
+    let Some(key) = key else {
+        return Err(invalid(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide an appropriate secret key.",
+        ));
+    };
+    let Some(key_md5) = key_md5 else {
+        return Err(invalid(
+            "Requests specifying Server Side Encryption with Customer provided keys must provide the client calculated MD5 of the secret key.",
+        ));
+    };
+    let bytes = zeroize::Zeroizing::new(BASE64.decode(key).unwrap_or_default());
+    let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+        return Err(invalid(
+            "The secret key was invalid for the specified algorithm.",
+        ));
+    };
+    if BASE64.encode(Md5::digest(raw)) != key_md5 {
+        return Err(invalid(
+            "The calculated MD5 hash of the key did not match the hash that was provided.",
+        ));
+    }
+    if h.contains_key("x-amz-server-side-encryption") {
+        return Err(invalid(
+            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
+        ));
+    }
+    if !ctx.client.secure && !svc.config.allow_sse_c_over_http {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.",
+        ));
+    }
+    Ok(Some(RequestedKey {
+        key: CustomerKey::from_bytes(raw),
+        key_md5: key_md5.to_owned(),
+    }))
+}
+
+/// The cipher that reads `version`, after checking the request's key
+/// against it.
+pub(crate) fn for_read(
+    svc: &ServiceInner,
+    ctx: &RequestCtx,
+    version: &ObjectVersion,
+) -> S3Result<Option<(ObjectCipher, String)>> {
+    let requested = requested(svc, ctx)?;
+    match (&version.meta.sse_c, requested) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The encryption parameters are not applicable to this object.",
+        )),
+        (Some(_), None) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
+        )),
+        (Some(check), Some(r)) if check.matches(&r.key) => {
+            Ok(Some((r.key.object_cipher(check), r.key_md5)))
+        }
+        (Some(_), Some(_)) => Err(S3Error::new(S3ErrorCode::AccessDenied)),
+    }
+}
+
+/// A new object's key check and cipher.
+pub(crate) fn for_write(r: &RequestedKey) -> S3Result<(KeyCheck, ObjectCipher)> {
+    let check = r.key.new_check().map_err(S3Error::internal)?;
+    let cipher = r.key.object_cipher(&check);
+    Ok((check, cipher))
+}
+
+/// The ETag of an SSE-C object: derived from its key and the plaintext's
+/// MD5, never the MD5 itself (see `ObjectCipher::tag`).
+pub(crate) fn etag(cipher: &ObjectCipher, md5: &[u8]) -> String {
+    hex::encode(cipher.tag(md5))
+}
+
+/// The response headers of a request served with a customer key.
+pub(crate) fn echo(h: &mut HeaderMap, key_md5: &str) {
+    h.insert(ALGORITHM, HeaderValue::from_static("AES256"));
+    if let Ok(v) = HeaderValue::from_str(key_md5) {
+        h.insert(KEY_MD5, v);
+    }
+}
+
+/// `data` through `cipher` (encrypting and decrypting are the same).
+pub(crate) fn apply(cipher: &mut ObjectCipher, data: bytes::Bytes) -> bytes::Bytes {
+    let mut buf = bytes::BytesMut::from(&data[..]);
+    cipher.apply(&mut buf);
+    buf.freeze()
+}
