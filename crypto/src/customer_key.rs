@@ -71,6 +71,7 @@ impl CustomerKey {
         let key = Zeroizing::new(blake3::derive_key(SSE_C_OBJECT_KEY_CONTEXT, &*material));
         ObjectCipher {
             key,
+            part: 0,
             stream: None,
             offset: 0,
         }
@@ -111,15 +112,30 @@ impl fmt::Debug for KeyCheck {
 
 type Aes256Ctr = ctr::Ctr128BE<Aes256>;
 
-/// AES-256-CTR over one object's bytes, counter 0 at its first byte (the
-/// object key is used for nothing else, so a zero IV is safe).
+/// AES-256-CTR over one object's bytes. The object key is used for this
+/// object only; its 128-bit counter block is the part number (0 for a
+/// single PUT, 1… for a multipart upload's parts) in the high 64 bits and
+/// the block index within that part in the low 64, so no two blocks of an
+/// object ever share a keystream block.
 pub struct ObjectCipher {
     key: Zeroizing<[u8; KEY_LEN_BYTES]>,
+    part: u64,
     stream: Option<Aes256Ctr>,
     offset: u64,
 }
 
 impl ObjectCipher {
+    /// The cipher of part `part_number` (1…10000) of a multipart object,
+    /// at the part's first byte.
+    pub fn for_part(&self, part_number: u32) -> ObjectCipher {
+        ObjectCipher {
+            key: self.key.clone(),
+            part: u64::from(part_number),
+            stream: None,
+            offset: 0,
+        }
+    }
+
     /// Positions the keystream at byte `offset` of the object.
     pub fn seek(&mut self, offset: u64) {
         self.offset = offset;
@@ -130,8 +146,11 @@ impl ObjectCipher {
 
     /// Encrypts or decrypts (the same operation) the next bytes in place.
     pub fn apply(&mut self, data: &mut [u8]) {
+        let part = self.part;
         let stream = self.stream.get_or_insert_with(|| {
-            let mut s = Aes256Ctr::new((&*self.key).into(), &[0u8; 16].into());
+            let mut iv = [0u8; 16];
+            iv[..8].copy_from_slice(&part.to_be_bytes());
+            let mut s = Aes256Ctr::new((&*self.key).into(), &iv.into());
             s.seek(self.offset);
             s
         });
@@ -153,6 +172,7 @@ impl ObjectCipher {
 impl fmt::Debug for ObjectCipher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ObjectCipher")
+            .field("part", &self.part)
             .field("offset", &self.offset)
             .finish_non_exhaustive()
     }
@@ -197,6 +217,18 @@ mod tests {
         c.seek(4097);
         c.apply(&mut tail);
         assert_eq!(tail, plain[4097..]);
+        // Each part has its own keystream.
+        let base = k.object_cipher(&check);
+        let mut p1 = plain.clone();
+        base.for_part(1).apply(&mut p1);
+        let mut p2 = plain.clone();
+        base.for_part(2).apply(&mut p2);
+        assert!(p1 != whole && p2 != whole && p1 != p2);
+        let mut back = p2[100..].to_vec();
+        let mut c = base.for_part(2);
+        c.seek(100);
+        c.apply(&mut back);
+        assert_eq!(back, plain[100..]);
         // Another object of the same key: other bytes (its own salt).
         let mut other = plain.clone();
         k.object_cipher(&k.new_check().unwrap()).apply(&mut other);
@@ -210,7 +242,7 @@ mod tests {
         let shown = format!("{k:?} {check:?} {:?}", k.object_cipher(&check));
         assert_eq!(
             shown,
-            "CustomerKey(..) KeyCheck(..) ObjectCipher { offset: 0, .. }"
+            "CustomerKey(..) KeyCheck(..) ObjectCipher { part: 0, offset: 0, .. }"
         );
     }
 }

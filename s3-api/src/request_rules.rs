@@ -77,19 +77,16 @@ const OBJECT_WRITES: &[Operation] = &[O::PutObject, O::CopyObject, O::CreateMult
 /// and do it.
 const SSE_C_OPS: &[Operation] = &[
     O::PutObject,
+    O::CreateMultipartUpload,
+    O::UploadPart,
+    O::CompleteMultipartUpload,
     O::GetObject,
     O::HeadObject,
     O::GetObjectAttributes,
 ];
-/// Operations that take a customer key in S3 and refuse it here: copies and
-/// multipart uploads with SSE-C are not implemented yet.
-const SSE_C_NOT_YET: &[Operation] = &[
-    O::CopyObject,
-    O::CreateMultipartUpload,
-    O::UploadPart,
-    O::UploadPartCopy,
-    O::CompleteMultipartUpload,
-];
+/// Operations that take a customer key in S3 and refuse it here: copies
+/// with SSE-C are not implemented yet.
+const SSE_C_NOT_YET: &[Operation] = &[O::CopyObject, O::UploadPartCopy];
 const COPIES: &[Operation] = &[O::CopyObject, O::UploadPartCopy];
 const READS: &[Operation] = &[O::GetObject, O::HeadObject];
 const PUT_LIKE: &[Operation] = &[O::PutObject, O::UploadPart];
@@ -225,7 +222,7 @@ pub(crate) const RULES: &[Rule] = &[
         place: H,
         ops: SSE_C_OPS,
         treatment: Acted(
-            "SSE-C: the object is encrypted under the customer's key (AES-256-CTR, a key per object derived from it) before the pipeline; only a salted check of the key is kept; reads need the key (missing `400 InvalidRequest`, wrong `403 AccessDenied`); over plain HTTP `400 InvalidRequest` unless `--allow-sse-c-over-http`",
+            "SSE-C: the object is encrypted under the customer's key (AES-256-CTR, a key per object derived from it, a keystream per part) before the pipeline; only a salted check of the key is kept; reads need the key (missing `400 InvalidRequest`, wrong `403 AccessDenied`), and so does every part of an upload begun with one; over plain HTTP `400 InvalidRequest` unless `--allow-sse-c-over-http`",
         ),
     },
     Rule {
@@ -1194,8 +1191,8 @@ mod tests {
             code(put, &[("x-amz-server-side-encryption", "AES128")]),
             Some("InvalidArgument")
         );
-        // SSE-C: checked by the handlers of PUT/GET/HEAD (sse_c.rs);
-        // copies and multipart uploads with it are not implemented yet.
+        // SSE-C: checked by the handlers (sse_c.rs); copies with it are not
+        // implemented yet.
         assert_eq!(
             code(
                 put,
@@ -1205,7 +1202,7 @@ mod tests {
         );
         assert_eq!(
             code(
-                O::CreateMultipartUpload,
+                O::CopyObject,
                 &[("x-amz-server-side-encryption-customer-key", "x")]
             ),
             Some("NotImplemented")

@@ -1244,10 +1244,14 @@ pub struct UploadRecord {
 /// (0 none, 1 governance, 2 compliance) and with a mode the retain-until
 /// ms u64.
 const UPLOAD_FORMAT_V2: u8 = 2;
+/// Version 2's fields, then SSE-C u8 (0 none, 1: the key check follows,
+/// salt [16] and digest [32]): the upload's parts are encrypted under that
+/// customer key, and so is the object it completes into.
+const UPLOAD_FORMAT_V3: u8 = 3;
 
 impl UploadRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(UPLOAD_FORMAT_V2);
+        let mut w = RecordWriter::with_version(UPLOAD_FORMAT_V3);
         w.u64(self.bucket_id).str(&self.key).u64(self.created_ms);
         self.meta.write(&mut w);
         w.u8(u8::from(self.lock.legal_hold));
@@ -1259,13 +1263,21 @@ impl UploadRecord {
                 w.u8(0);
             }
         }
+        match &self.meta.sse_c {
+            Some(check) => {
+                w.u8(1).fixed(&check.salt).fixed(&check.digest);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "upload");
         let version = r.u8()?;
-        if version != FORMAT_V1 && version != UPLOAD_FORMAT_V2 {
+        if ![FORMAT_V1, UPLOAD_FORMAT_V2, UPLOAD_FORMAT_V3].contains(&version) {
             return Err(CodecError::UnknownVersion {
                 what: "upload",
                 version,
@@ -1278,7 +1290,7 @@ impl UploadRecord {
             meta: ObjectMetadata::read(&mut r)?,
             lock: VersionLock::default(),
         };
-        if version == UPLOAD_FORMAT_V2 {
+        if version >= UPLOAD_FORMAT_V2 {
             rec.lock.legal_hold = match r.u8()? {
                 0 => false,
                 1 => true,
@@ -1290,6 +1302,16 @@ impl UploadRecord {
                     until_ms: r.u64()?,
                 }),
                 None => None,
+            };
+        }
+        if version >= UPLOAD_FORMAT_V3 {
+            rec.meta.sse_c = match r.u8()? {
+                0 => None,
+                1 => Some(cairn_crypto::customer_key::KeyCheck {
+                    salt: r.fixed::<16>()?,
+                    digest: r.fixed::<32>()?,
+                }),
+                _ => return Err(CodecError::Invalid("upload")),
             };
         }
         r.finish()?;
@@ -1519,14 +1541,25 @@ mod tests {
             legal_hold: true,
         };
         assert_eq!(UploadRecord::decode(&u.encode()).unwrap(), u);
+        // A version-2 upload (before SSE-C) reads without a key check.
+        let mut v2 = u.encode();
+        v2.truncate(v2.len() - 1);
+        v2[0] = UPLOAD_FORMAT_V2;
+        assert_eq!(UploadRecord::decode(&v2).unwrap(), u);
         // A version-1 upload (before Object Lock) reads without a lock.
-        let mut v1 = u.encode();
+        let mut v1 = v2.clone();
         v1.truncate(v1.len() - 10);
         v1[0] = FORMAT_V1;
         assert_eq!(
             UploadRecord::decode(&v1).unwrap().lock,
             VersionLock::default()
         );
+        let mut sse_c = u.clone();
+        sse_c.meta.sse_c = Some(cairn_crypto::customer_key::KeyCheck {
+            salt: [1; 16],
+            digest: [2; 32],
+        });
+        assert_eq!(UploadRecord::decode(&sse_c.encode()).unwrap(), sse_c);
         let p = PartRecord {
             md5: [1; 16],
             size: 9,

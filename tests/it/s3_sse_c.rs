@@ -242,19 +242,8 @@ async fn sse_c_objects_read_back_only_with_their_key() {
     }
     assert!(!object_exists(&c, "sse", "refused").await);
 
-    // Not implemented yet: multipart uploads with SSE-C, copies of an
-    // SSE-C object (which would need its key) — refused, nothing made.
-    let e = c
-        .create_multipart_upload()
-        .bucket("sse")
-        .key("mp")
-        .sse_customer_algorithm("AES256")
-        .sse_customer_key(&key.0)
-        .sse_customer_key_md5(&key.1)
-        .send()
-        .await
-        .unwrap_err();
-    assert_eq!(sdk_error_code(&e).as_deref(), Some("NotImplemented"));
+    // Not implemented yet: copies of an SSE-C object (which would need
+    // its key) — refused, nothing made.
     let e = c
         .copy_object()
         .bucket("sse")
@@ -279,6 +268,152 @@ async fn sse_c_objects_read_back_only_with_their_key() {
             .unwrap_err(),
         "AccessDenied"
     );
+}
+
+/// A multipart upload begun with a customer key: every part needs that
+/// key, each part has its own keystream, and reads across part boundaries
+/// (ranges, partNumber) decrypt exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_c_multipart_uploads_need_the_key_for_every_part() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let server = TestServer::start_with_args(&["--allow-sse-c-over-http"]);
+    let c = sdk_client(&server);
+    create_bucket(&c, "sse").await;
+    let (k, k_md5) = customer_key(0x11);
+    let other = customer_key(0x22);
+    let mut rng = Rng::new(test_seed("sse-c-multipart"));
+    let parts_data = [
+        rng.bytes(5 * MIB),
+        rng.bytes(5 * MIB + 7),
+        rng.bytes(123_457),
+    ];
+
+    let up = c
+        .create_multipart_upload()
+        .bucket("sse")
+        .key("mp")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&k)
+        .sse_customer_key_md5(&k_md5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.sse_customer_key_md5(), Some(k_md5.as_str()));
+    let id = up.upload_id().unwrap().to_owned();
+    let part = |n: i32, data: Vec<u8>, key: Option<&(String, String)>| {
+        let mut p = c
+            .upload_part()
+            .bucket("sse")
+            .key("mp")
+            .upload_id(&id)
+            .part_number(n)
+            .body(data.into());
+        if let Some((k, m)) = key {
+            p = p
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(k)
+                .sse_customer_key_md5(m);
+        }
+        p.send()
+    };
+    // Without the key, or with another: refused.
+    let e = part(1, parts_data[0].clone(), None).await.unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("InvalidRequest"));
+    let e = part(1, parts_data[0].clone(), Some(&other))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_error_code(&e).as_deref(),
+        Some("InvalidRequest"),
+        "{e:?}"
+    );
+    // No copy by reference into it.
+    put_bytes(&c, "sse", "plain", b"plain").await;
+    let e = c
+        .upload_part_copy()
+        .bucket("sse")
+        .key("mp")
+        .upload_id(&id)
+        .part_number(9)
+        .copy_source("sse/plain")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("NotImplemented"));
+    let key = (k.clone(), k_md5.clone());
+    let mut completed = Vec::new();
+    for (i, data) in parts_data.iter().enumerate() {
+        let n = i as i32 + 1;
+        let r = part(n, data.clone(), Some(&key)).await.unwrap();
+        assert_eq!(r.sse_customer_key_md5(), Some(k_md5.as_str()));
+        let etag = r.e_tag().unwrap().to_owned();
+        assert_ne!(etag.trim_matches('"'), hex::encode(md5::Md5::digest(data)));
+        completed.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
+    }
+    let done = c
+        .complete_multipart_upload()
+        .bucket("sse")
+        .key("mp")
+        .upload_id(&id)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&k)
+        .sse_customer_key_md5(&k_md5)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(done.e_tag().unwrap().ends_with("-3\""));
+    let whole: Vec<u8> = parts_data.concat();
+    assert_eq!(get_sse_c(&c, "sse", "mp", None, &key).await.unwrap(), whole);
+    let boundary = 5 * MIB;
+    for (first, last) in [
+        (boundary - 10, boundary + 10),
+        (boundary - 1, boundary),
+        (0, 2 * boundary + 100),
+        (2 * boundary + 7, whole.len() - 1),
+    ] {
+        let got = get_sse_c(
+            &c,
+            "sse",
+            "mp",
+            Some(&format!("bytes={first}-{last}")),
+            &key,
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, whole[first..=last], "bytes={first}-{last}");
+    }
+    let part2 = c
+        .get_object()
+        .bucket("sse")
+        .key("mp")
+        .part_number(2)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&k)
+        .sse_customer_key_md5(&k_md5)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        part2.body.collect().await.unwrap().into_bytes().to_vec(),
+        parts_data[1]
+    );
+    assert_eq!(
+        get_sse_c(&c, "sse", "mp", None, &other).await.unwrap_err(),
+        "AccessDenied"
+    );
+}
+
+/// boto3's own SSE-C helpers: put/get/head, and upload_file/download_file
+/// (s3transfer: multipart, ranged parallel downloads) with the key.
+#[test]
+fn boto3_puts_and_transfers_with_a_customer_key() {
+    let server = TestServer::start_with_args(&["--allow-sse-c-over-http"]);
+    run_boto3_suite(&server, "sse_c", &[]);
 }
 
 /// Over plain HTTP SSE-C is refused (the key would cross the network in

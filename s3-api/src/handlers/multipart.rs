@@ -71,6 +71,12 @@ pub(crate) async fn create(
         ];
     }
     let lock = super::object_lock::requested_lock(svc, ctx, bucket, false)?;
+    // SSE-C: the upload keeps the key's check; every part must come with
+    // the same key.
+    let customer_key = crate::sse_c::requested(svc, ctx)?;
+    if let Some(k) = &customer_key {
+        meta.sse_c = Some(crate::sse_c::for_write(k)?.0);
+    }
     let id = svc
         .engine
         .create_upload_with(bucket, key, meta, lock)
@@ -81,6 +87,9 @@ pub(crate) async fn create(
         upload_id: id.to_hex().into(),
     };
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
+    if let Some(k) = &customer_key {
+        crate::sse_c::echo(resp.headers_mut(), &k.key_md5);
+    }
     if let Some((algo, ty)) = declared {
         let h = resp.headers_mut();
         h.insert(
@@ -150,15 +159,32 @@ pub(crate) async fn upload_part(
     let n = part_number(ctx)?;
     let id = upload_id(ctx)?;
     // NoSuchUpload before the body is read.
-    svc.engine.upload(&bucket, &key, id)?;
+    let upload = svc.engine.upload(&bucket, &key, id)?;
     // UploadPartCopy (routed apart by the same header) shares the checks above.
     if ctx.header("x-amz-copy-source").is_some() {
+        if upload.meta.sse_c.is_some() {
+            // The copied bytes would have to be encrypted under the
+            // upload's key, which a copy by reference cannot do.
+            return Err(S3Error::with_message(
+                S3ErrorCode::NotImplemented,
+                "UploadPartCopy into a multipart upload encrypted with SSE-C is not implemented.",
+            ));
+        }
         return upload_part_copy(svc, ctx, &bucket, &key, id, n).await;
     }
+    let sse_c = match crate::sse_c::for_upload(svc, ctx, &upload.meta) {
+        Ok(s) => s,
+        Err(e) => return Err(super::object::refuse_before_body(ctx, body, e).await),
+    };
+    let mut cipher = sse_c.as_ref().map(|(base, _)| base.for_part(n));
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     let mut writer = svc.engine.object_writer(&bucket)?;
     let mut reader = BodyReader::new(body, spec);
     while let Some(piece) = reader.next().await? {
+        let piece = match &mut cipher {
+            Some(c) => crate::sse_c::apply(c, piece),
+            None => piece,
+        };
         writer.write(piece).await?;
     }
     let digests = reader
@@ -172,6 +198,11 @@ pub(crate) async fn upload_part(
         .iter()
         .map(|(a, v)| (a.as_sdk_name().to_owned(), v.clone()))
         .collect();
+    // An SSE-C part's ETag (and so the object's) is keyed, never the MD5.
+    let md5 = match &cipher {
+        Some(c) => c.tag(&digests.md5),
+        None => digests.md5,
+    };
     svc.engine
         .commit_part(
             &bucket,
@@ -180,14 +211,17 @@ pub(crate) async fn upload_part(
             n,
             NewPart {
                 staged,
-                md5: digests.md5,
+                md5,
                 checksums,
             },
         )
         .await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
-        .header("etag", quoted_etag(&hex::encode(digests.md5)));
+        .header("etag", quoted_etag(&hex::encode(md5)));
+    if let (Some((_, key_md5)), Some(h)) = (&sse_c, resp.headers_mut()) {
+        crate::sse_c::echo(h, key_md5);
+    }
     if let Some((algo, value)) = &digests.checksum {
         resp = resp.header(algo.header_name(), value.as_str());
     }
@@ -265,6 +299,12 @@ pub(crate) async fn complete(
         }
         Err(e) => return Err(e.into()),
     };
+    // SSE-C headers are optional on Complete; if sent, they must be the
+    // upload's key.
+    let customer_key = match crate::sse_c::requested(svc, ctx)? {
+        Some(_) => crate::sse_c::for_upload(svc, ctx, &upload.meta)?.map(|(_, md5)| md5),
+        None => None,
+    };
     let plan = ChecksumPlan::new(ctx, &upload.meta.checksums)?;
     // The whole-object checksum header (a composite value may carry its
     // `-N`) is the plan's now; the body is checked only against a trailer.
@@ -339,7 +379,11 @@ pub(crate) async fn complete(
             };
         }
     };
-    complete_result(svc, &bucket, &key, &version)
+    let mut resp = complete_result(svc, &bucket, &key, &version)?;
+    if let Some(key_md5) = &customer_key {
+        crate::sse_c::echo(resp.headers_mut(), key_md5);
+    }
+    Ok(resp)
 }
 
 /// A Complete of an upload that no longer exists: if the key's current

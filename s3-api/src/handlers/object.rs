@@ -55,6 +55,20 @@ fn precheck_write_condition(
     cond.check(current.as_ref()).map_err(S3Error::from)
 }
 
+/// `e`, for a request refused before its body was read. A client waiting
+/// for `100 Continue` has sent no body; any other is sending one: read it to
+/// the end (discarding it) so that it sees the error rather than a
+/// connection reset in the middle of its upload.
+pub(crate) async fn refuse_before_body(ctx: &RequestCtx, body: Incoming, e: S3Error) -> S3Error {
+    if !ctx
+        .header("expect")
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+    {
+        discard_body(body).await;
+    }
+    e
+}
+
 /// Reads a request body to its end without keeping it (stops at the first
 /// transport error: the connection is then unusable anyway).
 async fn discard_body(mut body: Incoming) {
@@ -77,20 +91,14 @@ pub(crate) async fn put_object(
     let mut meta = object_metadata(&ctx.parts.headers)?;
     let lock = super::object_lock::requested_lock(svc, ctx, &bucket, true)?;
     if let Err(e) = precheck_write_condition(svc, &bucket, &key, &cond) {
-        // A client waiting for `100 Continue` has sent no body; any other is
-        // sending one: read it to the end (discarding it) so that it sees the
-        // 412 rather than a connection reset in the middle of its upload.
-        if !ctx
-            .header("expect")
-            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-        {
-            discard_body(body).await;
-        }
-        return Err(e);
+        return Err(refuse_before_body(ctx, body, e).await);
     }
     // SSE-C: the body is encrypted under the customer's key before the
     // pipeline sees it (crypto's customer_key); the check is all that is kept.
-    let customer_key = crate::sse_c::requested(svc, ctx)?;
+    let customer_key = match crate::sse_c::requested(svc, ctx) {
+        Ok(k) => k,
+        Err(e) => return Err(refuse_before_body(ctx, body, e).await),
+    };
     let mut cipher = match &customer_key {
         Some(k) => {
             let (check, cipher) = crate::sse_c::for_write(k)?;
@@ -159,13 +167,13 @@ struct ObjectBody {
     sent: prometheus::IntCounter,
     /// SSE-C: decrypts what the engine returns (positioned at the range's
     /// first byte).
-    cipher: Option<cairn_crypto::customer_key::ObjectCipher>,
+    cipher: Option<crate::sse_c::ObjectDecryptor>,
 }
 
 impl ObjectBody {
     fn plain(&mut self, b: Bytes) -> Bytes {
         match &mut self.cipher {
-            Some(c) => crate::sse_c::apply(c, b),
+            Some(d) => d.apply(b),
             None => b,
         }
     }
@@ -414,16 +422,14 @@ pub(crate) async fn get_object(
     if head_only || len == 0 {
         return builder.body(empty()).map_err(S3Error::internal);
     }
+    let cipher = sse_c
+        .map(|(cipher, _)| crate::sse_c::ObjectDecryptor::new(cipher, &version.part_sizes, start));
     let mut reader = svc.engine.read_version(version, Some((start, end)))?;
     let first = match reader.next_bytes().await {
         Some(Ok(b)) => Some(b),
         Some(Err(e)) => return Err(e.into()),
         None => None,
     };
-    let cipher = sse_c.map(|(mut cipher, _)| {
-        cipher.seek(start);
-        cipher
-    });
     let body = ObjectBody {
         first,
         reader: Some(reader),
