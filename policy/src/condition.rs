@@ -60,6 +60,16 @@ pub(crate) enum Value {
     Flag(bool),
 }
 
+impl Value {
+    /// Whether the value's policy variables are all ones Cairn supplies.
+    pub(crate) fn variables_supported(&self) -> bool {
+        match self {
+            Value::Pattern(p) => p.variables_supported(),
+            _ => true,
+        }
+    }
+}
+
 /// Parses an operator name. `None`: not an operator.
 pub(crate) fn parse_operator(name: &str) -> Option<(Compare, bool, bool, SetMode)> {
     let (set, rest) = if let Some(r) = name.strip_prefix("ForAnyValue:") {
@@ -164,7 +174,18 @@ pub(crate) fn parse_cidr(raw: &str) -> Option<(IpAddr, u8)> {
     let ip: IpAddr = addr.parse().ok()?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
     let len = len.unwrap_or(max);
-    (len <= max).then_some((ip, len))
+    if len > max {
+        return None;
+    }
+    // An IPv4-mapped range (`::ffff:10.0.0.0/104`) is the IPv4 range it
+    // maps: clients are matched by their canonical (IPv4) address.
+    if let IpAddr::V6(v6) = ip
+        && let Some(v4) = v6.to_ipv4_mapped()
+        && len >= 96
+    {
+        return Some((IpAddr::V4(v4), len - 96));
+    }
+    Some((ip, len))
 }
 
 fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {

@@ -27,6 +27,15 @@ pub(crate) struct Pattern {
 }
 
 impl Pattern {
+    /// Whether every policy variable in the pattern is one Cairn supplies
+    /// (an unknown one would never resolve, and the pattern never match).
+    pub(crate) fn variables_supported(&self) -> bool {
+        self.pieces.iter().all(|p| match p {
+            Piece::Var(name) => crate::is_supported_condition_key(name),
+            _ => true,
+        })
+    }
+
     /// Compiles `src`; with `variables`, `${…}` are policy variables
     /// (`${*}`, `${?}`, `${$}` stand for those characters). An unterminated
     /// `${` is literal.

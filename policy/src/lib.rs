@@ -209,6 +209,55 @@ pub struct Context {
 
 /// `aws:SourceIp` → `aws:sourceip`; `s3:ExistingObjectTag/Team` →
 /// `s3:existingobjecttag/Team`.
+/// The condition keys (and policy variables) Cairn supplies, normalised
+/// ([`normalize_key`]). A policy naming any other key is refused at
+/// PutBucketPolicy ("Policy has an invalid condition key"): a condition on a
+/// key that is never present never matches, and a `Deny` that never
+/// matches is a silent fail-open. s3-api's `condition_context` supplies
+/// exactly these.
+pub const SUPPORTED_CONDITION_KEYS: &[&str] = &[
+    "aws:currenttime",
+    "aws:epochtime",
+    "aws:securetransport",
+    "aws:sourceip",
+    "aws:principaltype",
+    "aws:username",
+    "aws:userid",
+    "aws:principalarn",
+    "aws:referer",
+    "aws:useragent",
+    "s3:signatureversion",
+    "s3:authtype",
+    "s3:x-amz-acl",
+    "s3:x-amz-server-side-encryption",
+    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "s3:x-amz-copy-source",
+    "s3:x-amz-metadata-directive",
+    "s3:x-amz-content-sha256",
+    "s3:x-amz-storage-class",
+    "s3:object-lock-mode",
+    "s3:object-lock-retain-until-date",
+    "s3:object-lock-legal-hold",
+    "s3:object-lock-remaining-retention-days",
+    "s3:prefix",
+    "s3:delimiter",
+    "s3:max-keys",
+    "s3:versionid",
+    "s3:requestobjecttagkeys",
+];
+
+/// Keys that name a tag after their `/` (`s3:ExistingObjectTag/<tag>`).
+pub const SUPPORTED_CONDITION_KEY_PREFIXES: &[&str] =
+    &["s3:requestobjecttag/", "s3:existingobjecttag/"];
+
+/// Whether Cairn supplies the (normalised) condition key.
+pub fn is_supported_condition_key(normalized: &str) -> bool {
+    SUPPORTED_CONDITION_KEYS.contains(&normalized)
+        || SUPPORTED_CONDITION_KEY_PREFIXES
+            .iter()
+            .any(|p| normalized.len() > p.len() && normalized.starts_with(p))
+}
+
 pub(crate) fn normalize_key(key: &str) -> String {
     match key.split_once('/') {
         Some((head, tail)) => format!("{}/{tail}", head.to_ascii_lowercase()),
@@ -647,10 +696,7 @@ fn statement(raw: RawStatement, bucket: &str, variables: bool) -> Result<Stateme
         let (compare, negated, if_exists, set) = parse_operator(&operator)
             .ok_or_else(|| PolicyError::ConditionOperator(operator.chars().take(64).collect()))?;
         for (key, values) in keys {
-            if !(key.len() > 3
-                && (key.to_ascii_lowercase().starts_with("aws:")
-                    || key.to_ascii_lowercase().starts_with("s3:")))
-            {
+            if !is_supported_condition_key(&normalize_key(&key)) {
                 return Err(PolicyError::ConditionKey);
             }
             let values = values
@@ -662,6 +708,9 @@ fn statement(raw: RawStatement, bucket: &str, variables: bool) -> Result<Stateme
                         .ok_or_else(|| PolicyError::ConditionValue(operator.clone()))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if values.iter().any(|v| !v.variables_supported()) {
+                return Err(PolicyError::ConditionKey);
+            }
             conditions.push(Condition {
                 compare,
                 negated,
@@ -746,7 +795,11 @@ fn resource(raw: &str, bucket: &str, variables: bool) -> Result<Pattern, PolicyE
     {
         return Err(PolicyError::Resource);
     }
-    Ok(Pattern::compile(raw, variables))
+    let pattern = Pattern::compile(raw, variables);
+    if !pattern.variables_supported() {
+        return Err(PolicyError::Resource);
+    }
+    Ok(pattern)
 }
 
 #[cfg(test)]

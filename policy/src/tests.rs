@@ -174,6 +174,18 @@ fn restricting_to_ip_ranges() {
         Decision::NotApplicable,
         "v4-mapped"
     );
+    // A range written in IPv4-mapped form is that IPv4 range.
+    let mapped = parse(
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{"IpAddress":{"aws:SourceIp":"::ffff:192.0.2.0/120"}}}"#,
+    );
+    let from_mapped = |ip: &str| {
+        ask(ALICE, "s3:GetObject", Some("k"))
+            .with("aws:SourceIp", ip)
+            .on(&mapped)
+    };
+    assert_eq!(from_mapped("192.0.2.9"), Decision::Deny);
+    assert_eq!(from_mapped("::ffff:192.0.2.9"), Decision::Deny);
+    assert_eq!(from_mapped("192.0.3.9"), Decision::NotApplicable);
     // Allow * from a fixed /24 is not public; from 0.0.0.0/0 it is.
     let allow = |cidr: &str| {
         parse(&format!(
@@ -473,6 +485,54 @@ fn malformed_documents_get_s3s_messages() {
         ),
         PolicyError::ConditionKey
     );
+    // Keys Cairn does not supply (AWS keys for other contexts, typos,
+    // other services): refused, since such a condition never matches and
+    // a Deny on it would never deny.
+    for key in [
+        "aws:SourceVpc",
+        "aws:PrincipalOrgID",
+        "aws:usrname",
+        "s3:x-amz-grant-read",
+        "ec2:Region",
+        "s3:ExistingObjectTag/",
+    ] {
+        assert_eq!(
+            with(
+                r#""Resource""#,
+                &format!(r#""Condition":{{"StringEquals":{{"{key}":"x"}}}},"Resource""#)
+            ),
+            PolicyError::ConditionKey,
+            "{key}"
+        );
+    }
+    // …and so are unknown policy variables, in values and resources.
+    assert_eq!(
+        with(
+            r#""Resource""#,
+            r#""Condition":{"StringLike":{"s3:prefix":"home/${aws:usrname}/*"}},"Resource""#
+        ),
+        PolicyError::ConditionKey
+    );
+    assert_eq!(
+        with(
+            "amzn-s3-demo-bucket/*",
+            "amzn-s3-demo-bucket/${aws:SourceVpc}/*"
+        ),
+        PolicyError::Resource
+    );
+    // Every supplied key is accepted, any case.
+    for key in SUPPORTED_CONDITION_KEYS
+        .iter()
+        .map(|k| k.to_string())
+        .chain(["s3:RequestObjectTag/Team".into(), "AWS:SourceIP".into()])
+    {
+        let statement = ok.replace(
+            r#""Resource""#,
+            &format!(r#""Condition":{{"StringLikeIfExists":{{"{key}":"*"}}}},"Resource""#),
+        );
+        Policy::parse(doc(&statement).as_bytes(), "amzn-s3-demo-bucket")
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+    }
     assert_eq!(
         with(
             r#""Resource""#,

@@ -327,7 +327,7 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         // policy refuses them (fail closed) instead of deciding blind.
         StoredPolicy::Parsed(policy) if judged_blind(req.op, policy) => Decision::Deny,
         StoredPolicy::Parsed(policy) => {
-            let context = condition_context(svc, req, policy, bucket);
+            let context = condition_context(svc, req, policy, bucket)?;
             let resource = resource_arn(bucket, req.key.filter(|_| req.op.addresses_object()));
             policy.evaluate(&PolicyRequest {
                 principal: req.caller.principal(),
@@ -401,7 +401,7 @@ fn condition_context(
     req: &AccessRequest<'_>,
     policy: &Policy,
     bucket: &str,
-) -> Context {
+) -> S3Result<Context> {
     let mut c = Context::new();
     let header = |name: &str| crate::headers::header_str(&req.parts.headers, name);
     let epoch_secs = || {
@@ -409,7 +409,11 @@ fn condition_context(
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     };
+    // The addressed object's (version's) tags, read once; an object that
+    // is not there has none, but a read that fails refuses the request
+    // (a Deny conditioned on a tag must never be skipped for it).
     let mut existing_tags: Option<Vec<(String, String)>> = None;
+    let mut tags_failed: Option<EngineError> = None;
     for key in policy.condition_keys() {
         // Keys arrive normalised: lowercase up to a `/`.
         let value: Option<String> = match key.as_str() {
@@ -509,14 +513,21 @@ fn condition_context(
                         .find(|(k, _)| k == tag)
                         .map(|(_, v)| v)
                 } else if let Some(tag) = other.strip_prefix("s3:existingobjecttag/") {
-                    // The addressed object's (version's) tags, read once.
                     let tags = existing_tags.get_or_insert_with(|| {
                         match req.key.filter(|_| req.op.addresses_object()) {
-                            Some(k) => svc
-                                .engine
-                                .head_version(bucket, k, req.version)
-                                .map(|v| v.meta.tags)
-                                .unwrap_or_default(),
+                            Some(k) => match svc.engine.head_version(bucket, k, req.version) {
+                                Ok(v) => v.meta.tags,
+                                Err(
+                                    EngineError::NoSuchKey
+                                    | EngineError::NoSuchVersion
+                                    | EngineError::NoSuchBucket
+                                    | EngineError::DeleteMarker { .. },
+                                ) => Vec::new(),
+                                Err(e) => {
+                                    tags_failed = Some(e);
+                                    Vec::new()
+                                }
+                            },
                             None => Vec::new(),
                         }
                     });
@@ -530,7 +541,10 @@ fn condition_context(
             c.set(key, v);
         }
     }
-    c
+    if let Some(e) = tags_failed {
+        return Err(e.into());
+    }
+    Ok(c)
 }
 
 /// `2026-12-05T08:00:00Z`.

@@ -146,6 +146,12 @@ async fn policy_documents_are_stored_returned_validated_and_deleted() {
             "an unknown condition operator",
         ),
         (
+            policy(
+                r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::docs-bucket/*","Condition":{"StringNotEquals":{"aws:SourceVpc":"vpc-1"}}}"#,
+            ),
+            "a condition key Cairn does not supply (it would never match)",
+        ),
+        (
             format!(
                 "{{\"Version\":\"2012-10-17\",\"Id\":\"{}\",\"Statement\":[]}}",
                 "x".repeat(21 * 1024)
