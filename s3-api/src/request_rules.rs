@@ -77,16 +77,15 @@ const OBJECT_WRITES: &[Operation] = &[O::PutObject, O::CopyObject, O::CreateMult
 /// and do it.
 const SSE_C_OPS: &[Operation] = &[
     O::PutObject,
+    O::CopyObject,
     O::CreateMultipartUpload,
     O::UploadPart,
+    O::UploadPartCopy,
     O::CompleteMultipartUpload,
     O::GetObject,
     O::HeadObject,
     O::GetObjectAttributes,
 ];
-/// Operations that take a customer key in S3 and refuse it here: copies
-/// with SSE-C are not implemented yet.
-const SSE_C_NOT_YET: &[Operation] = &[O::CopyObject, O::UploadPartCopy];
 const COPIES: &[Operation] = &[O::CopyObject, O::UploadPartCopy];
 const READS: &[Operation] = &[O::GetObject, O::HeadObject];
 const PUT_LIKE: &[Operation] = &[O::PutObject, O::UploadPart];
@@ -226,40 +225,12 @@ pub(crate) const RULES: &[Rule] = &[
         ),
     },
     Rule {
-        name: "x-amz-server-side-encryption-customer-algorithm",
-        place: H,
-        ops: SSE_C_NOT_YET,
-        treatment: Refused(Refusal::NotImplemented),
-    },
-    Rule {
-        name: "x-amz-server-side-encryption-customer-key",
-        place: H,
-        ops: SSE_C_NOT_YET,
-        treatment: Refused(Refusal::NotImplemented),
-    },
-    Rule {
-        name: "x-amz-server-side-encryption-customer-key-md5",
-        place: H,
-        ops: SSE_C_NOT_YET,
-        treatment: Refused(Refusal::NotImplemented),
-    },
-    Rule {
-        name: "x-amz-copy-source-server-side-encryption-customer-algorithm",
+        name: "x-amz-copy-source-server-side-encryption-customer-algorithm, -key, -key-md5",
         place: H,
         ops: COPIES,
-        treatment: Refused(Refusal::NotImplemented),
-    },
-    Rule {
-        name: "x-amz-copy-source-server-side-encryption-customer-key",
-        place: H,
-        ops: COPIES,
-        treatment: Refused(Refusal::NotImplemented),
-    },
-    Rule {
-        name: "x-amz-copy-source-server-side-encryption-customer-key-md5",
-        place: H,
-        ops: COPIES,
-        treatment: Refused(Refusal::NotImplemented),
+        treatment: Acted(
+            "the source's customer key: checked against it (missing `400 InvalidRequest`, wrong `403 AccessDenied`), the bytes decrypted and copied (re-encrypted under the destination's key, if given)",
+        ),
     },
     Rule {
         name: "x-amz-object-lock-mode",
@@ -1191,22 +1162,20 @@ mod tests {
             code(put, &[("x-amz-server-side-encryption", "AES128")]),
             Some("InvalidArgument")
         );
-        // SSE-C: checked by the handlers (sse_c.rs); copies with it are not
-        // implemented yet.
-        assert_eq!(
-            code(
-                put,
-                &[("x-amz-server-side-encryption-customer-algorithm", "AES256")]
+        // SSE-C: checked by the handlers (sse_c.rs), copies included.
+        for (op, header) in [
+            (put, "x-amz-server-side-encryption-customer-algorithm"),
+            (
+                O::UploadPartCopy,
+                "x-amz-server-side-encryption-customer-key",
             ),
-            None
-        );
-        assert_eq!(
-            code(
-                O::CopyObject,
-                &[("x-amz-server-side-encryption-customer-key", "x")]
+            (
+                O::UploadPartCopy,
+                "x-amz-copy-source-server-side-encryption-customer-key",
             ),
-            Some("NotImplemented")
-        );
+        ] {
+            assert_eq!(code(op, &[(header, "x")]), None, "{header}");
+        }
         // Object Lock is the handlers' (they need the bucket's state).
         assert_eq!(code(put, &[("x-amz-object-lock-mode", "COMPLIANCE")]), None);
         assert_eq!(

@@ -24,6 +24,12 @@ use crate::error::{S3Error, S3ErrorCode, S3Result};
 const ALGORITHM: &str = "x-amz-server-side-encryption-customer-algorithm";
 const KEY: &str = "x-amz-server-side-encryption-customer-key";
 const KEY_MD5: &str = "x-amz-server-side-encryption-customer-key-md5";
+/// The same three for the source of a copy.
+const COPY_SOURCE_HEADERS: [&str; 3] = [
+    "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    "x-amz-copy-source-server-side-encryption-customer-key",
+    "x-amz-copy-source-server-side-encryption-customer-key-md5",
+];
 
 /// A customer key a request carried, validated.
 pub(crate) struct RequestedKey {
@@ -36,11 +42,29 @@ fn invalid(message: &str) -> S3Error {
     S3Error::with_message(S3ErrorCode::InvalidArgument, message)
 }
 
-/// The customer key of the request, if it names one.
+/// The customer key of the request (for the object it writes or reads), if
+/// it names one.
 pub(crate) fn requested(svc: &ServiceInner, ctx: &RequestCtx) -> S3Result<Option<RequestedKey>> {
+    requested_in(svc, ctx, [ALGORITHM, KEY, KEY_MD5])
+}
+
+/// The customer key of a copy's source (`x-amz-copy-source-server-side-
+/// encryption-customer-*`), if the request names one.
+pub(crate) fn requested_for_copy_source(
+    svc: &ServiceInner,
+    ctx: &RequestCtx,
+) -> S3Result<Option<RequestedKey>> {
+    requested_in(svc, ctx, COPY_SOURCE_HEADERS)
+}
+
+fn requested_in(
+    svc: &ServiceInner,
+    ctx: &RequestCtx,
+    [algorithm_header, key_header, md5_header]: [&str; 3],
+) -> S3Result<Option<RequestedKey>> {
     let h = &ctx.parts.headers;
     let get = |name: &str| crate::headers::header_str(h, name).map(str::trim);
-    let (algorithm, key, key_md5) = (get(ALGORITHM), get(KEY), get(KEY_MD5));
+    let (algorithm, key, key_md5) = (get(algorithm_header), get(key_header), get(md5_header));
     if algorithm.is_none() && key.is_none() && key_md5.is_none() {
         return Ok(None);
     }
@@ -76,7 +100,7 @@ pub(crate) fn requested(svc: &ServiceInner, ctx: &RequestCtx) -> S3Result<Option
             "The calculated MD5 hash of the key did not match the hash that was provided.",
         ));
     }
-    if h.contains_key("x-amz-server-side-encryption") {
+    if algorithm_header == ALGORITHM && h.contains_key("x-amz-server-side-encryption") {
         return Err(invalid(
             "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
         ));
@@ -100,7 +124,23 @@ pub(crate) fn for_read(
     ctx: &RequestCtx,
     version: &ObjectVersion,
 ) -> S3Result<Option<(ObjectCipher, String)>> {
-    let requested = requested(svc, ctx)?;
+    opener(version, requested(svc, ctx)?)
+}
+
+/// The cipher that reads a copy's source `version`, after checking the
+/// request's copy-source key against it.
+pub(crate) fn for_copy_source(
+    svc: &ServiceInner,
+    ctx: &RequestCtx,
+    version: &ObjectVersion,
+) -> S3Result<Option<(ObjectCipher, String)>> {
+    opener(version, requested_for_copy_source(svc, ctx)?)
+}
+
+fn opener(
+    version: &ObjectVersion,
+    requested: Option<RequestedKey>,
+) -> S3Result<Option<(ObjectCipher, String)>> {
     match (&version.meta.sse_c, requested) {
         (None, None) => Ok(None),
         (None, Some(_)) => Err(S3Error::with_message(

@@ -242,18 +242,75 @@ async fn sse_c_objects_read_back_only_with_their_key() {
     }
     assert!(!object_exists(&c, "sse", "refused").await);
 
-    // Not implemented yet: copies of an SSE-C object (which would need
-    // its key) — refused, nothing made.
-    let e = c
-        .copy_object()
-        .bucket("sse")
-        .key("copy")
-        .copy_source("sse/small")
+    // Copies between encryption modes. Without the source's key: refused.
+    let copy = |src: &str, dst: &str| {
+        c.copy_object()
+            .bucket("sse")
+            .key(dst)
+            .copy_source(format!("sse/{src}"))
+    };
+    let e = copy("small", "copy").send().await.unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("InvalidRequest"));
+    let e = copy("small", "copy")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&other.0)
+        .copy_source_sse_customer_key_md5(&other.1)
         .send()
         .await
         .unwrap_err();
-    assert_eq!(sdk_error_code(&e).as_deref(), Some("InvalidRequest"));
+    assert_eq!(sdk_error_status(&e), Some(403));
     assert!(!object_exists(&c, "sse", "copy").await);
+    // SSE-C → SSE-S3 (the source's key given): a plain object.
+    let out = copy("large", "decrypted")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&key.0)
+        .copy_source_sse_customer_key_md5(&key.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.copy_object_result()
+            .unwrap()
+            .e_tag()
+            .unwrap()
+            .trim_matches('"'),
+        hex::encode(md5::Md5::digest(&large)),
+        "a plain copy's ETag is its MD5"
+    );
+    assert_eq!(get_bytes(&c, "sse", "decrypted").await, large);
+    // SSE-S3 → SSE-C.
+    copy("plain", "encrypted")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&other.0)
+        .sse_customer_key_md5(&other.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get_sse_c(&c, "sse", "encrypted", None, &other)
+            .await
+            .unwrap(),
+        b"no customer key"
+    );
+    // A new key for an object, in place (S3's way to rotate an SSE-C key).
+    copy("small", "small")
+        .copy_source_sse_customer_algorithm("AES256")
+        .copy_source_sse_customer_key(&key.0)
+        .copy_source_sse_customer_key_md5(&key.1)
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&other.0)
+        .sse_customer_key_md5(&other.1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        get_sse_c(&c, "sse", "small", None, &other).await.unwrap(),
+        small
+    );
+    assert_eq!(
+        get_sse_c(&c, "sse", "small", None, &key).await.unwrap_err(),
+        "AccessDenied"
+    );
 
     // After a kill -9 the objects still open with their key only.
     server.restart(true);
@@ -327,7 +384,7 @@ async fn sse_c_multipart_uploads_need_the_key_for_every_part() {
         Some("InvalidRequest"),
         "{e:?}"
     );
-    // No copy by reference into it.
+    // UploadPartCopy into it needs the upload's key too.
     put_bytes(&c, "sse", "plain", b"plain").await;
     let e = c
         .upload_part_copy()
@@ -339,14 +396,55 @@ async fn sse_c_multipart_uploads_need_the_key_for_every_part() {
         .send()
         .await
         .unwrap_err();
-    assert_eq!(sdk_error_code(&e).as_deref(), Some("NotImplemented"));
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("InvalidRequest"));
+    // Part 2 is copied from a range of an object under another customer
+    // key: decrypted from the middle of its keystream, encrypted into
+    // this part's. Without the source's key it is refused.
+    let mut source = rng.bytes(50);
+    source.extend_from_slice(&parts_data[1]);
+    source.extend_from_slice(&rng.bytes(100));
+    put_sse_c(&c, "sse", "src", &source, &other).await;
+    let range = format!("bytes=50-{}", 50 + parts_data[1].len() - 1);
+    let copy_part = |with_source_key: bool| {
+        let mut p = c
+            .upload_part_copy()
+            .bucket("sse")
+            .key("mp")
+            .upload_id(&id)
+            .part_number(2)
+            .copy_source("sse/src")
+            .copy_source_range(&range)
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(&k)
+            .sse_customer_key_md5(&k_md5);
+        if with_source_key {
+            p = p
+                .copy_source_sse_customer_algorithm("AES256")
+                .copy_source_sse_customer_key(&other.0)
+                .copy_source_sse_customer_key_md5(&other.1);
+        }
+        p.send()
+    };
+    let e = copy_part(false).await.unwrap_err();
+    assert_eq!(sdk_error_code(&e).as_deref(), Some("InvalidRequest"));
+    let copied = copy_part(true).await.unwrap();
+    assert_eq!(copied.sse_customer_key_md5(), Some(k_md5.as_str()));
+    let copied_etag = copied
+        .copy_part_result()
+        .and_then(|r| r.e_tag())
+        .unwrap()
+        .to_owned();
     let key = (k.clone(), k_md5.clone());
     let mut completed = Vec::new();
     for (i, data) in parts_data.iter().enumerate() {
         let n = i as i32 + 1;
-        let r = part(n, data.clone(), Some(&key)).await.unwrap();
-        assert_eq!(r.sse_customer_key_md5(), Some(k_md5.as_str()));
-        let etag = r.e_tag().unwrap().to_owned();
+        let etag = if n == 2 {
+            copied_etag.clone()
+        } else {
+            let r = part(n, data.clone(), Some(&key)).await.unwrap();
+            assert_eq!(r.sse_customer_key_md5(), Some(k_md5.as_str()));
+            r.e_tag().unwrap().to_owned()
+        };
         assert_ne!(etag.trim_matches('"'), hex::encode(md5::Md5::digest(data)));
         completed.push(CompletedPart::builder().part_number(n).e_tag(etag).build());
     }

@@ -162,15 +162,7 @@ pub(crate) async fn upload_part(
     let upload = svc.engine.upload(&bucket, &key, id)?;
     // UploadPartCopy (routed apart by the same header) shares the checks above.
     if ctx.header("x-amz-copy-source").is_some() {
-        if upload.meta.sse_c.is_some() {
-            // The copied bytes would have to be encrypted under the
-            // upload's key, which a copy by reference cannot do.
-            return Err(S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                "UploadPartCopy into a multipart upload encrypted with SSE-C is not implemented.",
-            ));
-        }
-        return upload_part_copy(svc, ctx, &bucket, &key, id, n).await;
+        return upload_part_copy(svc, ctx, &bucket, &key, &upload.meta, id, n).await;
     }
     let sse_c = match crate::sse_c::for_upload(svc, ctx, &upload.meta) {
         Ok(s) => s,
@@ -232,14 +224,19 @@ pub(crate) async fn upload_part(
 /// source chunks inside the range are referenced, not stored again (see
 /// `Engine::copy_part`); the conditions and the copied bytes are of the
 /// same source version.
+#[allow(clippy::too_many_arguments)]
 async fn upload_part_copy(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
     bucket: &str,
     key: &str,
+    upload_meta: &cairn_storage_engine::ObjectMetadata,
     id: UploadId,
     n: u32,
 ) -> S3Result<Response<RespBody>> {
+    // The upload's customer key (every part of an SSE-C upload needs it)
+    // and the source's, both checked before anything is read.
+    let dest_cipher = crate::sse_c::for_upload(svc, ctx, upload_meta)?;
     let source = readable_copy_source(svc, ctx)?;
     let src = super::object::copy_source_version(
         svc,
@@ -248,6 +245,7 @@ async fn upload_part_copy(
         source.version.as_ref(),
     )?;
     check_copy_source_conditions(ctx, &src)?;
+    let src_cipher = crate::sse_c::for_copy_source(svc, ctx, &src)?;
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
         None => (0, src.size),
         Some(v) => {
@@ -263,15 +261,60 @@ async fn upload_part_copy(
             ),
         ));
     }
-    let part = svc
-        .engine
-        .copy_part(&src, (start, end), bucket, key, id, n)
-        .await?;
+    let part = if src_cipher.is_some() || dest_cipher.is_some() {
+        // Bytes under a customer key, or to be put under one, cannot be
+        // referenced: they go through the ciphers.
+        let mut decrypt =
+            src_cipher.map(|(c, _)| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, start));
+        let mut encrypt = dest_cipher.as_ref().map(|(base, _)| base.for_part(n));
+        let mut writer = svc.engine.object_writer(bucket)?;
+        let mut reader = svc.engine.read_version(src.clone(), Some((start, end)))?;
+        let mut md5 = <md5::Md5 as md5::Digest>::new();
+        while let Some(piece) = reader.next_bytes().await {
+            let piece = piece?;
+            let plain = match &mut decrypt {
+                Some(d) => d.apply(piece),
+                None => piece,
+            };
+            md5::Digest::update(&mut md5, &plain);
+            let stored = match &mut encrypt {
+                Some(c) => crate::sse_c::apply(c, plain),
+                None => plain,
+            };
+            writer.write(stored).await?;
+        }
+        let staged = writer.finish().await?;
+        let md5: [u8; 16] = md5::Digest::finalize(md5).into();
+        let md5 = match &encrypt {
+            Some(c) => c.tag(&md5),
+            None => md5,
+        };
+        svc.engine
+            .commit_part(
+                bucket,
+                key,
+                id,
+                n,
+                NewPart {
+                    staged,
+                    md5,
+                    checksums: Default::default(),
+                },
+            )
+            .await?
+    } else {
+        svc.engine
+            .copy_part(&src, (start, end), bucket, key, id, n)
+            .await?
+    };
     let doc = CopyPartResult {
         last_modified: iso8601(part.last_modified_ms).into(),
         etag: quoted_etag(&hex::encode(part.md5)).into(),
     };
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
+    if let Some((_, key_md5)) = &dest_cipher {
+        crate::sse_c::echo(resp.headers_mut(), key_md5);
+    }
     if let Some(id) = crate::headers::version_id_header(&src)
         && let Ok(v) = http::HeaderValue::from_str(&id)
     {

@@ -688,15 +688,6 @@ pub(crate) fn copy_source_version(
         )),
         r => Ok(r?),
     }?;
-    // Copying an SSE-C object needs its key (the copy-source SSE-C
-    // headers), which Cairn does not take yet: never a copy by reference
-    // of bytes only that key opens.
-    if source.meta.sse_c.is_some() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidRequest,
-            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object.",
-        ));
-    }
     Ok(source)
 }
 
@@ -798,6 +789,70 @@ fn directive(ctx: &RequestCtx, header: &str) -> S3Result<bool> {
     }
 }
 
+/// CopyObject of bytes under a customer key or into one: the source read
+/// (decrypted with its key), the destination written as a new object
+/// (encrypted under its key, or not), with the MD5 of the plaintext for
+/// its ETag. At most 5 GiB, as any CopyObject.
+#[allow(clippy::too_many_arguments)]
+async fn copy_through_ciphers(
+    svc: &Arc<ServiceInner>,
+    src: &ObjectVersion,
+    src_cipher: Option<cairn_crypto::customer_key::ObjectCipher>,
+    dest_key: Option<&crate::sse_c::RequestedKey>,
+    (bucket, key): (&str, &str),
+    mut meta: cairn_storage_engine::ObjectMetadata,
+    cond: cairn_storage_engine::WriteCondition,
+    lock: cairn_storage_engine::VersionLock,
+) -> S3Result<ObjectVersion> {
+    use md5::Digest as _;
+    if src.size > PUT_SIZE_MAX_BYTES {
+        return Err(S3Error::with_message(
+            S3ErrorCode::InvalidRequest,
+            format!(
+                "The specified copy source is larger than the maximum allowable size for a copy source: {PUT_SIZE_MAX_BYTES}"
+            ),
+        ));
+    }
+    let mut decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, 0));
+    let mut encrypt = match dest_key {
+        Some(k) => {
+            let (check, cipher) = crate::sse_c::for_write(k)?;
+            meta.sse_c = Some(check);
+            Some(cipher)
+        }
+        None => {
+            meta.sse_c = None;
+            None
+        }
+    };
+    let mut writer = svc.engine.object_writer(bucket)?.allow_inline();
+    let mut reader = svc.engine.read_version(src.clone(), None)?;
+    let mut md5 = md5::Md5::new();
+    while let Some(piece) = reader.next_bytes().await {
+        let piece = piece?;
+        let plain = match &mut decrypt {
+            Some(d) => d.apply(piece),
+            None => piece,
+        };
+        md5.update(&plain);
+        let stored = match &mut encrypt {
+            Some(c) => crate::sse_c::apply(c, plain),
+            None => plain,
+        };
+        writer.write(stored).await?;
+    }
+    let staged = writer.finish().await?;
+    let md5: [u8; 16] = md5.finalize().into();
+    let etag = match &encrypt {
+        Some(c) => crate::sse_c::etag(c, &md5),
+        None => hex::encode(md5),
+    };
+    Ok(svc
+        .engine
+        .commit_object_with(bucket, key, staged, etag, meta, cond, lock)
+        .await?)
+}
+
 pub(crate) async fn copy_object(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
@@ -813,7 +868,18 @@ pub(crate) async fn copy_object(
     } = readable_copy_source(svc, ctx)?;
     let replace_meta = directive(ctx, "x-amz-metadata-directive")?;
     let replace_tags = directive(ctx, "x-amz-tagging-directive")?;
-    if !replace_meta && src_bucket == bucket && src_key == key && src_version.is_none() {
+    // SSE-C: the destination's key, and whether the source's is given (a
+    // copy onto itself that changes the customer key is allowed, as S3's
+    // "or encryption attributes").
+    let dest_key = crate::sse_c::requested(svc, ctx)?;
+    let changes_encryption =
+        dest_key.is_some() || crate::sse_c::requested_for_copy_source(svc, ctx)?.is_some();
+    if !replace_meta
+        && !changes_encryption
+        && src_bucket == bucket
+        && src_key == key
+        && src_version.is_none()
+    {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
@@ -862,8 +928,10 @@ pub(crate) async fn copy_object(
             &src_key,
             src_version.as_ref(),
         )?);
+        let mut src_cipher = None;
         if let Some(src) = &source {
             check_copy_source_conditions(ctx, src)?;
+            src_cipher = crate::sse_c::for_copy_source(svc, ctx, src)?;
             if let Some(algo) = wanted_checksum
                 && !stored_checksums(&src.meta.checksums)
                     .0
@@ -894,6 +962,25 @@ pub(crate) async fn copy_object(
             }
             _ => None,
         };
+        // Bytes under a customer key, or to be put under one, cannot be
+        // copied by reference: they go through the ciphers.
+        if let Some(src) = &source
+            && (src_cipher.is_some() || dest_key.is_some())
+        {
+            let meta = new_meta.unwrap_or_else(|| src.meta.clone());
+            let copied = copy_through_ciphers(
+                svc,
+                src,
+                src_cipher.map(|(c, _)| c),
+                dest_key.as_ref(),
+                (bucket, key),
+                meta,
+                cond.clone(),
+                lock,
+            )
+            .await?;
+            break (copied, source);
+        }
         match svc
             .engine
             .copy_object_if(
@@ -920,6 +1007,9 @@ pub(crate) async fn copy_object(
     let expiration = expiration_header(svc, bucket, key, &version)?;
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
     let h = resp.headers_mut();
+    if let Some(k) = &dest_key {
+        crate::sse_c::echo(h, &k.key_md5);
+    }
     if let Some(id) = version_id_header(&version)
         && let Ok(v) = HeaderValue::from_str(&id)
     {
