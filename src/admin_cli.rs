@@ -243,7 +243,9 @@ enum KeyCommand {
     /// Create an access key with new random credentials. The secret is
     /// printed once; it cannot be shown again.
     Create {
-        /// A name for humans ("backup job").
+        /// The key's name, as bucket policies name it
+        /// (`arn:aws:iam:::user/NAME`): 1-64 of A-Z a-z 0-9 + = , . @ _ -
+        /// ("backup-job").
         name: String,
         /// An admin key: every bucket, creating and deleting buckets, and
         /// this admin API.

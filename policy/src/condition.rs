@@ -1,11 +1,15 @@
 //! Condition operators: `StringEquals`, `NumericLessThan`, `IpAddress`, …,
 //! their `…IfExists` forms and the `ForAnyValue:` / `ForAllValues:` set
 //! prefixes, as the IAM JSON policy reference defines them.
+//!
+//! Must never: compare IP addresses in two spellings (an IPv4 client seen
+//! on a dual-stack listener as `::ffff:a.b.c.d`, a range written so): both
+//! sides are canonical before they meet.
 
 use std::net::IpAddr;
 
 use crate::Context;
-use crate::glob::Pattern;
+use crate::glob::{Budget, Pattern};
 
 /// The comparison an operator makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,8 +56,8 @@ pub(crate) struct Condition {
 /// A policy value, pre-parsed for its operator.
 #[derive(Clone, Debug)]
 pub(crate) enum Value {
+    /// Strings and ARNs (`StringEqualsIgnoreCase` too: compared folded).
     Pattern(Pattern),
-    Text(String),
     Number(f64),
     Time(i64),
     Cidr(IpAddr, u8),
@@ -120,7 +124,8 @@ pub(crate) fn parse_value(compare: Compare, raw: &str, variables: bool) -> Optio
     Some(match compare {
         StringEquals => Value::Pattern(Pattern::literal(raw, variables)),
         StringLike | ArnLike => Value::Pattern(Pattern::compile(raw, variables)),
-        StringEqualsIgnoreCase => Value::Text(raw.to_owned()),
+        // With its variables resolved, as StringEquals.
+        StringEqualsIgnoreCase => Value::Pattern(Pattern::literal(raw, variables)),
         NumericEquals
         | NumericLessThan
         | NumericLessThanEquals
@@ -164,7 +169,10 @@ pub(crate) fn parse_time(raw: &str) -> Option<i64> {
         .map(|d| d.midnight().assume_utc().unix_timestamp())
 }
 
-/// `192.0.2.0/24`, `2001:db8::/32` or a bare address (a host).
+/// `192.0.2.0/24`, `2001:db8::/32` or a bare address (a host). An
+/// IPv4-mapped range (`::ffff:192.0.2.0/120`) is the IPv4 range it maps
+/// (`192.0.2.0/24`), so it meets IPv4 clients in one form; a shorter mapped
+/// prefix (under /96) is not only IPv4 and stays IPv6.
 pub(crate) fn parse_cidr(raw: &str) -> Option<(IpAddr, u8)> {
     let raw = raw.trim();
     let (addr, len) = match raw.split_once('/') {
@@ -188,6 +196,8 @@ pub(crate) fn parse_cidr(raw: &str) -> Option<(IpAddr, u8)> {
     Some((ip, len))
 }
 
+/// Whether `ip` (any spelling) is in `net`/`len` (as [`parse_cidr`] gives
+/// it: already canonical).
 fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip.to_canonical(), net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
@@ -211,8 +221,9 @@ fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
 }
 
 impl Condition {
-    /// Whether the condition holds for the request's `context`.
-    pub(crate) fn holds(&self, context: &Context) -> bool {
+    /// Whether the condition holds for the request's `context`, drawing on
+    /// `budget` (the caller checks it: a spent budget decides nothing).
+    pub(crate) fn holds(&self, context: &Context, budget: &Budget) -> bool {
         let present = context.get_normalized(&self.key);
         if self.compare == Compare::Null {
             // "true": the key is absent; "false": it is present.
@@ -227,7 +238,11 @@ impl Condition {
                 .get_normalized(name)
                 .and_then(|v| v.first().cloned())
         };
-        let one = |text: &str| self.values.iter().any(|v| self.matches(v, text, &var));
+        let one = |text: &str| {
+            self.values
+                .iter()
+                .any(|v| self.matches(v, text, &var, budget))
+        };
         match (present, self.set) {
             (None, SetMode::AllValues) => true,
             (None, SetMode::AnyValue) => false,
@@ -244,11 +259,27 @@ impl Condition {
         }
     }
 
-    fn matches(&self, value: &Value, text: &str, var: &dyn Fn(&str) -> Option<String>) -> bool {
+    fn matches(
+        &self,
+        value: &Value,
+        text: &str,
+        var: &dyn Fn(&str) -> Option<String>,
+        budget: &Budget,
+    ) -> bool {
         use Compare::*;
+        if let Value::Pattern(p) = value {
+            return match self.compare {
+                StringEquals | StringLike | ArnLike => p.matches_within(text, false, var, budget),
+                StringEqualsIgnoreCase => p.matches_within(text, true, var, budget),
+                _ => false,
+            };
+        }
+        // Numbers, dates, flags and addresses: one step per comparison
+        // (each parses a text of the request).
+        if !budget.take(1 + text.len() as u64 / 64) {
+            return false;
+        }
         match (self.compare, value) {
-            (StringEquals | StringLike | ArnLike, Value::Pattern(p)) => p.matches(text, false, var),
-            (StringEqualsIgnoreCase, Value::Text(s)) => s.eq_ignore_ascii_case(text),
             (_, Value::Number(n)) => {
                 let Ok(t) = text.trim().parse::<f64>() else {
                     return false;

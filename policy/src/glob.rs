@@ -1,6 +1,70 @@
 //! IAM wildcards: `*` matches any run of characters (none included), `?`
 //! exactly one; everything else is literal. Patterns are compiled once, at
 //! parse; policy variables (`${aws:username}`) are resolved per request.
+//!
+//! Every match draws on a [`Budget`] of steps shared by the whole
+//! evaluation: a match is linear in its text in the usual case but can cost
+//! pattern × text (`*aaaa…b` against `aaaa…`), and a request chooses its
+//! texts. Must never: match once the budget is spent (the caller turns an
+//! exhausted evaluation into a refusal).
+
+use std::cell::Cell;
+
+/// The work an evaluation may still do, in glob steps (one step: one
+/// character of text examined or skipped, one resolved variable byte, or
+/// one comparison). Once spent, every match fails and
+/// [`Budget::exhausted`] says so.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    left: Cell<u64>,
+    spent: Cell<u64>,
+    exhausted: Cell<bool>,
+}
+
+impl Budget {
+    pub(crate) fn new(steps_max: u64) -> Budget {
+        Budget {
+            left: Cell::new(steps_max),
+            spent: Cell::new(0),
+            exhausted: Cell::new(false),
+        }
+    }
+
+    /// For matches at parse time (actions against the fixed action list).
+    pub(crate) fn unlimited() -> Budget {
+        Budget::new(u64::MAX)
+    }
+
+    /// Takes `steps`; `false` (and exhausted from then on) when fewer are
+    /// left.
+    pub(crate) fn take(&self, steps: u64) -> bool {
+        let left = self.left.get();
+        if self.exhausted.get() || steps > left {
+            self.left.set(0);
+            self.exhausted.set(true);
+            return false;
+        }
+        self.left.set(left - steps);
+        self.spent.set(self.spent.get().saturating_add(steps));
+        true
+    }
+
+    fn left(&self) -> u64 {
+        if self.exhausted.get() {
+            0
+        } else {
+            self.left.get()
+        }
+    }
+
+    pub(crate) fn exhausted(&self) -> bool {
+        self.exhausted.get()
+    }
+
+    pub(crate) fn spent(&self) -> u64 {
+        self.spent.get()
+    }
+}
 
 /// One piece of a compiled pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,15 +192,30 @@ impl Pattern {
         self.pieces.iter().any(|p| matches!(p, Piece::Var(_)))
     }
 
-    /// Matches `text`; `var` resolves a variable (`None`: the pattern does
-    /// not match — a missing variable matches nothing). `fold` compares
-    /// case-insensitively (ASCII).
+    /// Matches `text` without a bound (parse-time matches of fixed texts).
     pub(crate) fn matches(
         &self,
         text: &str,
         fold: bool,
         var: &dyn Fn(&str) -> Option<String>,
     ) -> bool {
+        self.matches_within(text, fold, var, &Budget::unlimited())
+    }
+
+    /// Matches `text`; `var` resolves a variable (`None`: the pattern does
+    /// not match — a missing variable matches nothing). `fold` compares
+    /// case-insensitively (ASCII). Draws on `budget`; `false` once it is
+    /// spent.
+    pub(crate) fn matches_within(
+        &self,
+        text: &str,
+        fold: bool,
+        var: &dyn Fn(&str) -> Option<String>,
+        budget: &Budget,
+    ) -> bool {
+        if !budget.take(1) {
+            return false;
+        }
         if let Some(p) = &self.plain {
             return if fold {
                 p.eq_ignore_ascii_case(text)
@@ -156,20 +235,25 @@ impl Pattern {
             return false;
         }
         if let Some(toks) = &self.toks {
-            return glob(toks, text.as_bytes(), fold);
+            return glob(toks, text.as_bytes(), fold, budget);
         }
         // Resolve variables into literal tokens first.
         let mut resolved: Vec<Tok> = Vec::new();
         for piece in &self.pieces {
             match piece {
                 Piece::Var(name) => match var(name) {
-                    Some(v) => push_toks(&mut resolved, &Piece::Lit(String::new()), &v),
+                    Some(v) => {
+                        if !budget.take(v.len() as u64) {
+                            return false;
+                        }
+                        push_toks(&mut resolved, &Piece::Lit(String::new()), &v)
+                    }
                     None => return false,
                 },
                 other => push_toks(&mut resolved, other, ""),
             }
         }
-        glob(&resolved, text.as_bytes(), fold)
+        glob(&resolved, text.as_bytes(), fold, budget)
     }
 }
 
@@ -205,8 +289,9 @@ fn char_len(text: &[u8], t: usize) -> usize {
 }
 
 /// Iterative wildcard match over UTF-8 bytes with one backtrack point (no
-/// exponential blow-up); `?` takes one whole character.
-fn glob(pat: &[Tok], text: &[u8], fold: bool) -> bool {
+/// exponential blow-up, but pattern × text in the worst case); `?` takes
+/// one whole character. Each turn of the loop is one step of `budget`.
+fn glob(pat: &[Tok], text: &[u8], fold: bool, budget: &Budget) -> bool {
     let eq = |a: u8, b: u8| {
         if fold {
             a.eq_ignore_ascii_case(&b)
@@ -216,7 +301,15 @@ fn glob(pat: &[Tok], text: &[u8], fold: bool) -> bool {
     };
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
+    // Counted locally, charged once: the loop stays tight.
+    let steps_max = budget.left();
+    let mut steps = 0u64;
     while t < text.len() {
+        steps += 1;
+        if steps > steps_max {
+            budget.take(steps);
+            return false;
+        }
         match pat.get(p) {
             Some(Tok::Lit(c)) if eq(*c, text[t]) => {
                 p += 1;
@@ -237,11 +330,14 @@ fn glob(pat: &[Tok], text: &[u8], fold: bool) -> bool {
                     t = next;
                     star = Some((sp, next));
                 }
-                None => return false,
+                None => {
+                    budget.take(steps);
+                    return false;
+                }
             },
         }
     }
-    pat[p..].iter().all(|t| matches!(t, Tok::Star))
+    budget.take(steps) && pat[p..].iter().all(|t| matches!(t, Tok::Star))
 }
 
 #[cfg(test)]

@@ -10,13 +10,19 @@
 //! grants is the server's too.
 //!
 //! Must never: do I/O; accept a document it would evaluate differently
-//! from what it says (an unknown element, operator or principal form is an
-//! error, not ignored); take time or memory beyond linear in the document
-//! and request (wildcards match without backtracking blow-up); allow a
-//! request a matching `Deny` covers.
+//! from what it says (an unknown element, operator, principal form,
+//! condition key or policy variable is an error, not ignored — a key the
+//! server never supplies would make a `Deny` that names it never fire);
+//! take more than [`EVALUATION_STEPS_MAX`] steps to decide one request
+//! (wildcards can cost pattern × text; past the bound the decision is
+//! `Deny`); allow a request a matching `Deny` covers.
 //!
 //! Principals name Cairn's access keys as `arn:aws:iam:::user/<key name>`,
-//! or everyone (anonymous callers included) as `"*"` / `{"AWS": "*"}`.
+//! or everyone (anonymous callers included) as `"*"` / `{"AWS": "*"}`. Key
+//! names can be reused, so a named principal matches a caller only through
+//! a binding to the key's immutable id made when the policy was put
+//! ([`Policy::bind`], [`Policy::with_bindings`]); an unbound policy matches
+//! no named principal.
 
 #![forbid(unsafe_code)]
 
@@ -28,7 +34,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use condition::{Compare, Condition, SetMode, Value, parse_operator, parse_value};
-use glob::Pattern;
+use glob::{Budget, Pattern};
 
 /// What principals name keys by.
 pub const USER_ARN_PREFIX: &str = "arn:aws:iam:::user/";
@@ -41,6 +47,16 @@ pub const MAX_POLICY_BYTES: usize = 20 * 1024;
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 const RESOURCE_PREFIX: &str = "arn:aws:s3:::";
+
+/// The most steps (characters of text a wildcard match examines or skips,
+/// comparisons, resolved variable bytes) one evaluation takes. A request
+/// with ordinary values against any valid policy takes a few thousand (a
+/// 20-statement policy: under 500, see `print_evaluation_cost`); a request
+/// whose values are built against the policy's wildcards (`*aaaa…b` and an
+/// 8 KiB header of `a`s) could take billions. Past the bound the request is
+/// refused as by an explicit `Deny` (fail closed): only the request that
+/// brought the costly values is refused, in about a millisecond.
+pub const EVALUATION_STEPS_MAX: u64 = 1 << 22;
 
 /// Every S3 action name a policy may use (AWS's "Actions, resources, and
 /// condition keys for Amazon S3", object and bucket actions).
@@ -182,10 +198,23 @@ pub enum Decision {
 #[derive(Debug, Clone, Copy)]
 pub enum Principal<'a> {
     Anonymous,
-    /// An access key, by name.
+    /// An access key: its immutable id (what bound principals match) and
+    /// its name (what legacy, by-name bindings match).
     User {
+        id: &'a str,
         name: &'a str,
     },
+}
+
+/// The cost of one evaluation ([`Policy::evaluate_within`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Evaluation {
+    pub decision: Decision,
+    /// Steps taken (see [`EVALUATION_STEPS_MAX`]).
+    pub steps: u64,
+    /// The bound was reached: `decision` is `Deny` whatever the statements
+    /// say.
+    pub exhausted: bool,
 }
 
 /// One request, as a policy sees it.
@@ -207,14 +236,12 @@ pub struct Context {
     entries: Vec<(String, Vec<String>)>,
 }
 
-/// `aws:SourceIp` → `aws:sourceip`; `s3:ExistingObjectTag/Team` →
-/// `s3:existingobjecttag/Team`.
 /// The condition keys (and policy variables) Cairn supplies, normalised
 /// ([`normalize_key`]). A policy naming any other key is refused at
 /// PutBucketPolicy ("Policy has an invalid condition key"): a condition on a
 /// key that is never present never matches, and a `Deny` that never
-/// matches is a silent fail-open. s3-api's `condition_context` supplies
-/// exactly these.
+/// matches is a silent fail-open. s3-api's `access::key_source` supplies
+/// exactly these (a test there checks each has a source).
 pub const SUPPORTED_CONDITION_KEYS: &[&str] = &[
     "aws:currenttime",
     "aws:epochtime",
@@ -258,6 +285,8 @@ pub fn is_supported_condition_key(normalized: &str) -> bool {
             .any(|p| normalized.len() > p.len() && normalized.starts_with(p))
 }
 
+/// `aws:SourceIp` → `aws:sourceip`; `s3:ExistingObjectTag/Team` →
+/// `s3:existingobjecttag/Team` (how [`Policy::condition_keys`] lists keys).
 pub(crate) fn normalize_key(key: &str) -> String {
     match key.split_once('/') {
         Some((head, tail)) => format!("{}/{tail}", head.to_ascii_lowercase()),
@@ -308,6 +337,20 @@ pub struct Policy {
     /// Every condition key and policy variable the statements read,
     /// normalised, sorted, once each.
     keys: Vec<String>,
+    binding: Binding,
+}
+
+/// How named principals (`arn:aws:iam:::user/<name>`) meet callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Binding {
+    /// Not bound yet: a named principal matches nobody.
+    Unbound,
+    /// A policy stored before bindings existed: by the caller's name, as
+    /// it was put (a key created later under a deleted key's name matches).
+    ByName,
+    /// Name → the access key id it named when the policy was put; a name
+    /// without an entry matches nobody.
+    ById(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Clone)]
@@ -327,15 +370,20 @@ struct Statement {
 #[derive(Debug, Clone, Default)]
 struct Principals {
     everyone: bool,
+    /// Key names.
     users: Vec<String>,
 }
 
 impl Principals {
-    fn contains(&self, p: Principal<'_>) -> bool {
+    fn contains(&self, p: Principal<'_>, binding: &Binding) -> bool {
         self.everyone
             || match p {
                 Principal::Anonymous => false,
-                Principal::User { name } => self.users.iter().any(|u| u == name),
+                Principal::User { id, name } => self.users.iter().any(|u| match binding {
+                    Binding::Unbound => false,
+                    Binding::ByName => u == name,
+                    Binding::ById(ids) => ids.get(u).is_some_and(|bound| bound == id),
+                }),
             }
     }
 }
@@ -504,27 +552,86 @@ impl Policy {
         }
         keys.sort_unstable();
         keys.dedup();
-        Ok(Policy { statements, keys })
+        Ok(Policy {
+            statements,
+            keys,
+            binding: Binding::Unbound,
+        })
+    }
+
+    /// Binds every named principal to the id of the key `resolve` finds
+    /// for its name (at PutBucketPolicy); `Err(name)` for a name `resolve`
+    /// finds no key for.
+    pub fn bind(&mut self, mut resolve: impl FnMut(&str) -> Option<String>) -> Result<(), String> {
+        let mut ids = BTreeMap::new();
+        for name in self.named_users() {
+            let id = resolve(name).ok_or_else(|| name.to_owned())?;
+            ids.insert(name.to_owned(), id);
+        }
+        self.binding = Binding::ById(ids);
+        Ok(())
+    }
+
+    /// The policy with the bindings [`Policy::bind`] made when it was put
+    /// (a name missing from `ids` matches nobody).
+    pub fn with_bindings(mut self, ids: BTreeMap<String, String>) -> Policy {
+        self.binding = Binding::ById(ids);
+        self
+    }
+
+    /// The policy matching named principals by the caller's key name: only
+    /// for policies stored before bindings existed.
+    pub fn bound_by_name(mut self) -> Policy {
+        self.binding = Binding::ByName;
+        self
+    }
+
+    /// Name → key id, as bound (`None`: not bound by id).
+    pub fn bindings(&self) -> Option<&BTreeMap<String, String>> {
+        match &self.binding {
+            Binding::ById(ids) => Some(ids),
+            Binding::Unbound | Binding::ByName => None,
+        }
     }
 
     /// The decision of this policy alone: any matching `Deny` wins, then any
-    /// matching `Allow`.
+    /// matching `Allow`; `Deny` when deciding would take more than
+    /// [`EVALUATION_STEPS_MAX`] steps.
     pub fn evaluate(&self, request: &Request<'_>) -> Decision {
+        self.evaluate_within(request, EVALUATION_STEPS_MAX).decision
+    }
+
+    /// [`Policy::evaluate`] with a bound of `steps_max`, and what it cost.
+    pub fn evaluate_within(&self, request: &Request<'_>, steps_max: u64) -> Evaluation {
+        let budget = Budget::new(steps_max);
+        let done = |decision| Evaluation {
+            decision,
+            steps: budget.spent(),
+            exhausted: budget.exhausted(),
+        };
         let mut allowed = false;
         for s in &self.statements {
-            if (allowed && s.allow) || !s.applies(request) {
+            if allowed && s.allow {
+                continue;
+            }
+            let applies = s.applies(request, &self.binding, &budget);
+            // A statement judged on a spent budget decided nothing: refuse.
+            if budget.exhausted() {
+                return done(Decision::Deny);
+            }
+            if !applies {
                 continue;
             }
             if !s.allow {
-                return Decision::Deny;
+                return done(Decision::Deny);
             }
             allowed = true;
         }
-        if allowed {
+        done(if allowed {
             Decision::Allow
         } else {
             Decision::NotApplicable
-        }
+        })
     }
 
     /// Whether S3 would call this policy public: some `Allow` statement
@@ -609,7 +716,6 @@ fn restricts_caller(c: &Condition) -> bool {
     }
     c.values.iter().all(|v| match v {
         Value::Pattern(p) => !p.has_wildcard() && !p.has_variable(),
-        Value::Text(t) => !t.contains(['*', '?']),
         // An IPv4 block of /8 or narrower, IPv6 /32 or narrower.
         Value::Cidr(ip, len) => {
             if ip.is_ipv4() {
@@ -623,15 +729,15 @@ fn restricts_caller(c: &Condition) -> bool {
 }
 
 impl Statement {
-    fn applies(&self, r: &Request<'_>) -> bool {
-        let who = self.principals.contains(r.principal) != self.not_principal;
+    fn applies(&self, r: &Request<'_>, binding: &Binding, budget: &Budget) -> bool {
+        let who = self.principals.contains(r.principal, binding) != self.not_principal;
         if !who {
             return false;
         }
         let action = self
             .actions
             .iter()
-            .any(|p| p.matches(r.action, true, &|_| None));
+            .any(|p| p.matches_within(r.action, true, &|_| None, budget));
         if action == self.not_action {
             return false;
         }
@@ -643,11 +749,11 @@ impl Statement {
         let resource = self
             .resources
             .iter()
-            .any(|p| p.matches(r.resource, false, &var));
+            .any(|p| p.matches_within(r.resource, false, &var, budget));
         if resource == self.not_resource {
             return false;
         }
-        self.conditions.iter().all(|c| c.holds(r.context))
+        self.conditions.iter().all(|c| c.holds(r.context, budget))
     }
 }
 
@@ -696,6 +802,8 @@ fn statement(raw: RawStatement, bucket: &str, variables: bool) -> Result<Stateme
         let (compare, negated, if_exists, set) = parse_operator(&operator)
             .ok_or_else(|| PolicyError::ConditionOperator(operator.chars().take(64).collect()))?;
         for (key, values) in keys {
+            // Only keys the server supplies: any other (a typo, another
+            // service's, one Cairn does not offer) would never be present.
             if !is_supported_condition_key(&normalize_key(&key)) {
                 return Err(PolicyError::ConditionKey);
             }

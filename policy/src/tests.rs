@@ -12,8 +12,17 @@ fn doc(statements: &str) -> String {
     format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#)
 }
 
+/// The test keys' ids: `alice` → `AKALICE`.
+fn key_id(name: &str) -> Option<String> {
+    Some(format!("AK{}", name.to_ascii_uppercase()))
+}
+
+/// Parses and binds as PutBucketPolicy does (every name to `key_id`).
 fn parse(statements: &str) -> Policy {
-    Policy::parse(doc(statements).as_bytes(), B).unwrap_or_else(|e| panic!("{e}: {statements}"))
+    let mut p = Policy::parse(doc(statements).as_bytes(), B)
+        .unwrap_or_else(|e| panic!("{e}: {statements}"));
+    p.bind(key_id).unwrap();
+    p
 }
 
 fn err(document: &str) -> PolicyError {
@@ -57,7 +66,10 @@ impl Ask<'_> {
 }
 
 const ANON: Principal<'static> = Principal::Anonymous;
-const ALICE: Principal<'static> = Principal::User { name: "alice" };
+const ALICE: Principal<'static> = Principal::User {
+    id: "AKALICE",
+    name: "alice",
+};
 
 #[test]
 fn public_read_only_for_anonymous_users() {
@@ -583,6 +595,266 @@ fn malformed_documents_get_s3s_messages() {
     .unwrap();
 }
 
+/// Regression (attacker review): a condition key the server never supplies
+/// was accepted and never matched, so a `Deny` conditioned on a misspelt
+/// or unsupported key never fired. Cases beyond
+/// `malformed_documents_get_s3s_messages`: near-misses of supported keys,
+/// and variables in `StringEqualsIgnoreCase` (compared as text before, so
+/// an unknown one slipped past the variable check and never matched).
+#[test]
+fn unknown_condition_keys_and_variables_are_refused() {
+    let with_condition = |c: &str| {
+        Policy::parse(
+            doc(&format!(
+                r#"{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{c}}}"#
+            ))
+            .as_bytes(),
+            B,
+        )
+    };
+    for key in [
+        "aws:SourceIP6",  // a typo
+        "aws:SourceVpce", // AWS's, but never supplied by Cairn
+        "s3:ExistingObjectTags/Team",
+        "s3:RequestObjectTag/",  // no tag key
+        "ec2:SourceInstanceARN", // another service
+        "Referer",
+    ] {
+        let e = with_condition(&format!(r#"{{"StringEquals":{{"{key}":"x"}}}}"#));
+        assert_eq!(e.unwrap_err(), PolicyError::ConditionKey, "{key}");
+    }
+    assert_eq!(
+        PolicyError::ConditionKey.to_string(),
+        "Policy has an invalid condition key"
+    );
+    // Variables: the same list, in resources and in every string operator.
+    let resource = |r: &str| {
+        Policy::parse(
+            doc(&format!(
+                r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/{r}"}}"#
+            ))
+            .as_bytes(),
+            B,
+        )
+    };
+    for bad in ["${aws:PrincipalTag/team}/*", "${home}/*"] {
+        assert_eq!(resource(bad).unwrap_err(), PolicyError::Resource, "{bad}");
+    }
+    resource("${aws:username}/${s3:ExistingObjectTag/Team}/${*}").unwrap();
+    for operator in ["StringEquals", "StringNotEquals", "StringEqualsIgnoreCase"] {
+        assert_eq!(
+            with_condition(&format!(
+                r#"{{"{operator}":{{"s3:prefix":"home/${{aws:userId2}}/"}}}}"#
+            ))
+            .unwrap_err(),
+            PolicyError::ConditionKey,
+            "{operator}"
+        );
+    }
+    // Without Version 2012-10-17 `${…}` is text, not a variable.
+    Policy::parse(
+        br#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/${home}/*"}}"#,
+        B,
+    )
+    .unwrap();
+    // StringEqualsIgnoreCase resolves variables too (it compared them as
+    // text before).
+    let p = parse(
+        r#"{"Effect":"Deny","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::amzn-s3-demo-bucket","Condition":{"StringEqualsIgnoreCase":{"s3:prefix":"HOME/${aws:username}"}}}"#,
+    );
+    assert_eq!(
+        ask(ALICE, "s3:ListBucket", None)
+            .with("aws:username", "alice")
+            .with("s3:prefix", "home/ALICE")
+            .on(&p),
+        Decision::Deny
+    );
+}
+
+/// Regression (attacker review): wildcard matching costs pattern × text,
+/// and the request chooses the text. A hostile evaluation stops at the
+/// bound and is a `Deny`, quickly; ordinary requests cost a few hundred
+/// steps.
+#[test]
+fn a_costly_evaluation_is_refused_at_the_bound() {
+    // Patterns that make the one-backtrack matcher retry a long literal at
+    // every position, and the pattern of the review (`*a*a*…b`), against
+    // an 8 KiB header of `a`s; as many as a 20 KiB policy holds.
+    let costly = format!("*{}b", "a".repeat(1000));
+    let review = format!("{}b", "*a".repeat(500));
+    let values: Vec<String> = [costly.as_str(), review.as_str()]
+        .iter()
+        .cycle()
+        .take(18)
+        .map(|v| format!("\"{v}\""))
+        .collect();
+    let p = parse(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam:::user/alice"}},"Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"}},
+           {{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{{"StringLike":{{"aws:UserAgent":[{}]}}}}}}"#,
+        values.join(",")
+    ));
+    let hostile = "a".repeat(8 * 1024);
+    let a = ask(ALICE, "s3:GetObject", Some("k")).with("aws:UserAgent", &hostile);
+    let request = Request {
+        principal: a.who,
+        action: a.action,
+        resource: &a.resource,
+        context: &a.context,
+    };
+    let t = std::time::Instant::now();
+    let cost = p.evaluate_within(&request, EVALUATION_STEPS_MAX);
+    let took = t.elapsed();
+    assert_eq!(cost.decision, Decision::Deny, "fail closed");
+    assert!(cost.exhausted);
+    assert!(cost.steps <= EVALUATION_STEPS_MAX);
+    assert_eq!(p.evaluate(&request), Decision::Deny);
+    // Generous for unoptimised builds; unbounded it takes ~70 M steps.
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    // Without the bound the same request is allowed (the Deny's patterns
+    // do not match): the refusal is the bound's.
+    assert_eq!(
+        p.evaluate_within(&request, u64::MAX).decision,
+        Decision::Allow
+    );
+    // An ordinary user agent: allowed, for a few steps.
+    let ok = ask(ALICE, "s3:GetObject", Some("k")).with("aws:UserAgent", "aws-sdk-rust/1.0");
+    let cost = p.evaluate_within(
+        &Request {
+            principal: ok.who,
+            action: ok.action,
+            resource: &ok.resource,
+            context: &ok.context,
+        },
+        EVALUATION_STEPS_MAX,
+    );
+    assert_eq!(cost.decision, Decision::Allow);
+    assert!(!cost.exhausted && cost.steps < 1_000, "{cost:?}");
+    // A bound too small for even an ordinary request refuses it too.
+    let tiny = p.evaluate_within(
+        &Request {
+            principal: ok.who,
+            action: ok.action,
+            resource: &ok.resource,
+            context: &ok.context,
+        },
+        3,
+    );
+    assert_eq!((tiny.decision, tiny.exhausted), (Decision::Deny, true));
+}
+
+/// Regression (attacker review): dual-stack listeners report IPv4 clients
+/// as `::ffff:a.b.c.d`, and ranges can be written so; both meet IPv4
+/// ranges in one (canonical) form.
+#[test]
+fn ipv4_mapped_addresses_and_ranges_are_ipv4() {
+    let deny_outside = |ranges: &str| {
+        parse(&format!(
+            r#"{{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{{"NotIpAddress":{{"aws:SourceIp":{ranges}}}}}}}"#
+        ))
+    };
+    let from = |p: &Policy, ip: &str| {
+        ask(ALICE, "s3:GetObject", Some("k"))
+            .with("aws:SourceIp", ip)
+            .on(p)
+    };
+    for p in [
+        deny_outside(r#"["10.1.0.0/16"]"#),
+        deny_outside(r#"["::ffff:10.1.0.0/112"]"#),
+        deny_outside(r#"["::FFFF:10.1.2.3"]"#),
+    ] {
+        assert_eq!(from(&p, "10.1.2.3"), Decision::NotApplicable);
+        assert_eq!(from(&p, "::ffff:10.1.2.3"), Decision::NotApplicable);
+        assert_eq!(from(&p, "10.2.0.1"), Decision::Deny);
+        assert_eq!(from(&p, "::ffff:10.2.0.1"), Decision::Deny);
+        assert_eq!(from(&p, "2001:db8::1"), Decision::Deny);
+    }
+    let allow_from = |range: &str| {
+        parse(&format!(
+            r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*","Condition":{{"IpAddress":{{"aws:SourceIp":"{range}"}}}}}}"#
+        ))
+    };
+    let p = allow_from("::ffff:192.0.2.0/120");
+    assert_eq!(from(&p, "::ffff:192.0.2.9"), Decision::Allow);
+    assert_eq!(from(&p, "192.0.2.9"), Decision::Allow);
+    assert_eq!(from(&p, "192.0.3.9"), Decision::NotApplicable);
+    assert!(!p.is_public());
+    // Every IPv4 address, written mapped, is public as 0.0.0.0/0 is.
+    assert!(allow_from("::ffff:0.0.0.0/96").is_public());
+    assert!(allow_from("::ffff:10.0.0.0/103").is_public(), "a /7");
+    assert!(!allow_from("::ffff:10.0.0.0/104").is_public(), "a /8");
+    assert!(allow_from("0.0.0.0/0").is_public());
+    // A mapped prefix under /96 is an IPv6 range.
+    let p = allow_from("::ffff:0:0/95");
+    assert_eq!(from(&p, "::ffff:192.0.2.9"), Decision::NotApplicable);
+    assert_eq!(from(&p, "::fffe:0:1"), Decision::Allow);
+}
+
+/// Regression (attacker review): principals named keys by their (reusable)
+/// names, so a key created under a deleted key's name inherited its
+/// grants. A named principal matches only the key id it was bound to.
+#[test]
+fn named_principals_match_the_key_they_were_bound_to() {
+    let statements = r#"{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam:::user/alice","arn:aws:iam:::user/bob"]},"Action":"s3:GetObject","Resource":"arn:aws:s3:::amzn-s3-demo-bucket/*"}"#;
+    let p = parse(statements);
+    let as_key = |id: &'static str, name: &'static str| {
+        ask(Principal::User { id, name }, "s3:GetObject", Some("k")).on(&p)
+    };
+    assert_eq!(as_key("AKALICE", "alice"), Decision::Allow);
+    assert_eq!(
+        as_key("AKNEWALICE", "alice"),
+        Decision::NotApplicable,
+        "a new key under the old name"
+    );
+    // The id decides (a key's name never changes).
+    assert_eq!(as_key("AKALICE", "alice"), Decision::Allow);
+    let ids = p.bindings().unwrap();
+    assert_eq!(ids.get("alice").map(String::as_str), Some("AKALICE"));
+    assert_eq!(ids.len(), 2);
+    // Stored bindings come back with the document; a name without one
+    // matches nobody.
+    let unparsed = Policy::parse(doc(statements).as_bytes(), B).unwrap();
+    assert_eq!(
+        ask(ALICE, "s3:GetObject", Some("k")).on(&unparsed),
+        Decision::NotApplicable,
+        "unbound: named principals match nobody"
+    );
+    let only_bob = unparsed.clone().with_bindings(
+        [("bob".to_owned(), "AKBOB".to_owned())]
+            .into_iter()
+            .collect(),
+    );
+    assert_eq!(
+        ask(ALICE, "s3:GetObject", Some("k")).on(&only_bob),
+        Decision::NotApplicable
+    );
+    assert_eq!(
+        ask(
+            Principal::User {
+                id: "AKBOB",
+                name: "bob"
+            },
+            "s3:GetObject",
+            Some("k")
+        )
+        .on(&only_bob),
+        Decision::Allow
+    );
+    // Policies stored before bindings: by name, as before.
+    let legacy = unparsed.clone().bound_by_name();
+    assert_eq!(as_key_on(&legacy, "AKNEWALICE", "alice"), Decision::Allow);
+    assert_eq!(legacy.bindings(), None);
+    // Binding fails on a name without a key.
+    let mut q = unparsed;
+    assert_eq!(
+        q.bind(|n| (n == "alice").then(|| "AKALICE".to_owned())),
+        Err("bob".to_owned())
+    );
+}
+
+fn as_key_on(p: &Policy, id: &'static str, name: &'static str) -> Decision {
+    ask(Principal::User { id, name }, "s3:GetObject", Some("k")).on(p)
+}
+
 fn any_statement() -> impl Strategy<Value = String> {
     let effect = prop_oneof![Just("Allow"), Just("Deny")];
     let principal = prop_oneof![
@@ -674,7 +946,10 @@ fn print_evaluation_cost() {
         c.set("s3:x-amz-content-sha256", "UNSIGNED-PAYLOAD");
         let resource = format!("arn:aws:s3:::pol/g/obj-{i:08}");
         let d = p.evaluate(&Request {
-            principal: Principal::User { name: "bench" },
+            principal: Principal::User {
+                id: "AKBENCH0000000000001",
+                name: "bench",
+            },
             action: "s3:GetObject",
             resource: &resource,
             context: &c,
@@ -691,7 +966,10 @@ fn print_evaluation_cost() {
     let t = std::time::Instant::now();
     for _ in 0..n {
         let d = p.evaluate(&Request {
-            principal: Principal::User { name: "bench" },
+            principal: Principal::User {
+                id: "AKBENCH0000000000001",
+                name: "bench",
+            },
             action: "s3:GetObject",
             resource: &resource,
             context: &c,
@@ -701,5 +979,21 @@ fn print_evaluation_cost() {
     println!(
         "evaluation alone: {:?} per request ({allowed})",
         t.elapsed() / n
+    );
+    let cost = p.evaluate_within(
+        &Request {
+            principal: Principal::User {
+                id: "AKBENCH0000000000001",
+                name: "bench",
+            },
+            action: "s3:GetObject",
+            resource: &resource,
+            context: &c,
+        },
+        EVALUATION_STEPS_MAX,
+    );
+    println!(
+        "steps per evaluation: {} of {EVALUATION_STEPS_MAX}",
+        cost.steps
     );
 }

@@ -31,15 +31,22 @@
 //! read more than the policy needs (an object's tags only when a condition
 //! names `s3:ExistingObjectTag/…`); serve a policy older than a change that
 //! was acknowledged before the request began on this node (the cache is
-//! keyed by the engine's bucket configuration epoch).
+//! keyed by the engine's bucket configuration epoch); offer a condition
+//! value other than the one the handler acts on (a copy's source as the
+//! handler parses it, the tags it will set); take a failure to read a
+//! condition value for its absence (an unreadable object is not an
+//! untagged one: the request is refused).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use cairn_policy::{Context, Decision, Policy, Principal, Request as PolicyRequest};
-use cairn_storage_engine::{BucketDocument, Engine, EngineError, VersionRef};
+use cairn_policy::{
+    Context, Decision, EVALUATION_STEPS_MAX, Policy, PolicyError, Principal,
+    Request as PolicyRequest,
+};
+use cairn_storage_engine::{BucketDocument, Engine, EngineError, ObjectVersion, VersionRef};
 
 use crate::context::ServiceInner;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
@@ -68,7 +75,7 @@ impl Caller {
     fn principal(&self) -> Principal<'_> {
         match self {
             Caller::Anonymous => Principal::Anonymous,
-            Caller::Key { name, .. } => Principal::User { name },
+            Caller::Key { id, name, .. } => Principal::User { id, name },
         }
     }
 }
@@ -139,6 +146,130 @@ impl PublicAccessBlock {
     }
 }
 
+/// A bucket policy as stored (`BucketDocument::Policy`): the document as
+/// PUT (GetBucketPolicy answers it) and the access key id each named
+/// principal was bound to at PutBucketPolicy.
+///
+/// Formats:
+/// - v1 (before bindings): the JSON document itself; its first byte is `{`
+///   or JSON whitespace. Named principals match by key name.
+/// - v2: `0x02`, the document's length (u32 BE) and bytes, the number of
+///   bindings (u16 BE), then per binding the name's and the id's length
+///   (u16 BE) and UTF-8 bytes, sorted by name; nothing after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PolicyRecord {
+    pub(crate) document: Vec<u8>,
+    /// `None`: a v1 record.
+    pub(crate) bindings: Option<BTreeMap<String, String>>,
+}
+
+const POLICY_RECORD_V2: u8 = 2;
+
+/// Why a stored policy record does not decode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum PolicyRecordError {
+    #[error("policy record has unknown format version {0}")]
+    UnknownVersion(u8),
+    #[error("policy record is empty")]
+    Empty,
+    #[error("policy record is truncated")]
+    Truncated,
+    #[error("policy record has a binding that is not UTF-8")]
+    InvalidUtf8,
+    #[error("policy record has trailing bytes")]
+    TrailingBytes,
+    #[error("policy record's binding does not fit the format")]
+    TooLong,
+}
+
+impl PolicyRecord {
+    /// The v2 record of `document` with `bindings`.
+    pub(crate) fn encode(
+        document: &[u8],
+        bindings: &BTreeMap<String, String>,
+    ) -> Result<Vec<u8>, PolicyRecordError> {
+        let len32 = |n: usize| u32::try_from(n).map_err(|_| PolicyRecordError::TooLong);
+        let len16 = |n: usize| u16::try_from(n).map_err(|_| PolicyRecordError::TooLong);
+        let mut out = Vec::with_capacity(7 + document.len() + bindings.len() * 48);
+        out.push(POLICY_RECORD_V2);
+        out.extend_from_slice(&len32(document.len())?.to_be_bytes());
+        out.extend_from_slice(document);
+        out.extend_from_slice(&len16(bindings.len())?.to_be_bytes());
+        for (name, id) in bindings {
+            for part in [name, id] {
+                out.extend_from_slice(&len16(part.len())?.to_be_bytes());
+                out.extend_from_slice(part.as_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<PolicyRecord, PolicyRecordError> {
+        match bytes.first() {
+            None => Err(PolicyRecordError::Empty),
+            Some(b'{' | b' ' | b'\t' | b'\n' | b'\r') => Ok(PolicyRecord {
+                document: bytes.to_vec(),
+                bindings: None,
+            }),
+            Some(&POLICY_RECORD_V2) => {
+                let mut r = Reader(&bytes[1..]);
+                let len = u32::from_be_bytes(r.array()?) as usize;
+                let document = r.take(len)?.to_vec();
+                let count = u16::from_be_bytes(r.array()?);
+                let mut bindings = BTreeMap::new();
+                for _ in 0..count {
+                    let name = r.text()?;
+                    let id = r.text()?;
+                    bindings.insert(name, id);
+                }
+                if !r.0.is_empty() {
+                    return Err(PolicyRecordError::TrailingBytes);
+                }
+                Ok(PolicyRecord {
+                    document,
+                    bindings: Some(bindings),
+                })
+            }
+            Some(&other) => Err(PolicyRecordError::UnknownVersion(other)),
+        }
+    }
+
+    /// The record's policy, parsed and bound as it was put (a v1 record by
+    /// key name).
+    pub(crate) fn policy(&self, bucket: &str) -> Result<Policy, PolicyError> {
+        let policy = Policy::parse(&self.document, bucket)?;
+        Ok(match &self.bindings {
+            Some(ids) => policy.with_bindings(ids.clone()),
+            None => policy.bound_by_name(),
+        })
+    }
+}
+
+/// Reads a record front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], PolicyRecordError> {
+        if self.0.len() < n {
+            return Err(PolicyRecordError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PolicyRecordError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn text(&mut self) -> Result<String, PolicyRecordError> {
+        let len = u16::from_be_bytes(self.array()?) as usize;
+        String::from_utf8(self.take(len)?.to_vec()).map_err(|_| PolicyRecordError::InvalidUtf8)
+    }
+}
+
 /// A bucket's policy as the cache holds it.
 #[derive(Debug)]
 pub(crate) enum StoredPolicy {
@@ -167,16 +298,26 @@ impl BucketAccess {
             .bucket_document(bucket, BucketDocument::Policy)?
         {
             None => (StoredPolicy::None, false),
-            Some(doc) => match Policy::parse(&doc, bucket) {
-                Ok(p) => {
-                    let public = p.is_public();
-                    (StoredPolicy::Parsed(Arc::new(p)), public)
+            Some(raw) => {
+                let parsed = PolicyRecord::decode(&raw)
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| {
+                        if r.bindings.is_none() {
+                            tracing::warn!(bucket, "bucket policy stored before key bindings: its named principals match any key of that name until the policy is put again");
+                        }
+                        r.policy(bucket).map_err(|e| e.to_string())
+                    });
+                match parsed {
+                    Ok(p) => {
+                        let public = p.is_public();
+                        (StoredPolicy::Parsed(Arc::new(p)), public)
+                    }
+                    Err(e) => {
+                        tracing::error!(bucket, error = %e, "stored bucket policy unreadable; only admin keys may use the bucket");
+                        (StoredPolicy::Unreadable, true)
+                    }
                 }
-                Err(e) => {
-                    tracing::error!(bucket, error = %e, "stored bucket policy unreadable; only admin keys may use the bucket");
-                    (StoredPolicy::Unreadable, true)
-                }
-            },
+            }
         };
         // An unreadable block counts as the strictest.
         let block = engine
@@ -214,6 +355,12 @@ const CACHE_BUCKETS_MAX: usize = 10_000;
 #[derive(Debug, Default)]
 pub(crate) struct AccessCache {
     entries: RwLock<CacheEntries>,
+    /// Held by PutBucketPolicy across its checks (is the policy public
+    /// while public policies are blocked? which keys do its principals
+    /// name?) and its store, and by PutPublicAccessBlock across its store:
+    /// a block set meanwhile cannot slip between a policy's check and its
+    /// store on this node.
+    changes: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +370,12 @@ struct CacheEntries {
 }
 
 impl AccessCache {
+    /// Serialises policy and public-access-block changes (see `changes`).
+    /// Taken after the request body is read: a slow client never holds it.
+    pub(crate) async fn lock_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.changes.lock().await
+    }
+
     /// The bucket's access facts; `None` when there is no such bucket.
     pub(crate) fn get(&self, engine: &Engine, bucket: &str) -> S3Result<Option<Arc<BucketAccess>>> {
         // Read before the data: a change applied after this read moves the
@@ -329,12 +482,26 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         StoredPolicy::Parsed(policy) => {
             let context = condition_context(svc, req, policy, bucket)?;
             let resource = resource_arn(bucket, req.key.filter(|_| req.op.addresses_object()));
-            policy.evaluate(&PolicyRequest {
-                principal: req.caller.principal(),
-                action: req.action,
-                resource: &resource,
-                context: &context,
-            })
+            let evaluation = policy.evaluate_within(
+                &PolicyRequest {
+                    principal: req.caller.principal(),
+                    action: req.action,
+                    resource: &resource,
+                    context: &context,
+                },
+                EVALUATION_STEPS_MAX,
+            );
+            if evaluation.exhausted {
+                // Refused (the decision is Deny): the request's values
+                // made the policy's wildcards too costly.
+                tracing::warn!(
+                    bucket,
+                    op = req.op.name(),
+                    steps = evaluation.steps,
+                    "bucket policy evaluation exceeded its bound; request refused"
+                );
+            }
+            evaluation.decision
         }
     };
     let allowed = match req.caller {
@@ -392,10 +559,202 @@ pub(crate) fn resource_arn(bucket: &str, key: Option<&str>) -> String {
     arn
 }
 
-/// The condition keys this request offers (docs/security.md lists them),
-/// computed for exactly the keys the policy reads: a policy about source
-/// addresses costs an address, not a clock, a date format and twenty
-/// header lookups. Built only for buckets with a policy.
+/// Where the value of one (normalised) condition key comes from.
+#[derive(Debug, PartialEq, Eq)]
+enum KeySource<'k> {
+    /// Known from the request itself (`None`: the request has none).
+    Value(Option<String>),
+    /// A tag of the addressed object (version) as stored.
+    ExistingTag(&'k str),
+    /// A tag the operation will set on the object.
+    RequestTag(&'k str),
+    /// The keys of the tags the operation will set.
+    RequestTagKeys,
+    /// Not a key this server supplies. The policy parser refuses every key
+    /// outside `cairn_policy::SUPPORTED_CONDITION_KEYS`, and a test checks
+    /// that each of those has a source here; reaching this refuses the
+    /// request.
+    Unsupported,
+}
+
+/// The one place that says what each condition key is for a request
+/// (docs/security.md lists them). `key` is normalised: lowercase up to a
+/// `/`.
+fn key_source<'k>(key: &'k str, req: &AccessRequest<'_>) -> KeySource<'k> {
+    let header =
+        |name: &str| crate::headers::header_str(&req.parts.headers, name).map(str::to_owned);
+    let key_caller = |f: &dyn Fn(&str, &str) -> String| match req.caller {
+        Caller::Key { id, name, .. } => Some(f(id.as_str(), name.as_str())),
+        Caller::Anonymous => None,
+    };
+    let copies = matches!(req.op, Operation::CopyObject | Operation::UploadPartCopy);
+    let value = match key {
+        "aws:currenttime" => Some(iso8601(SystemTime::now())),
+        "aws:epochtime" => Some(epoch_secs().to_string()),
+        "aws:securetransport" => Some(req.client.secure.to_string()),
+        // Canonical: an IPv4 client of a dual-stack listener is IPv4.
+        "aws:sourceip" => req.client.ip.map(|ip| ip.to_canonical().to_string()),
+        "aws:principaltype" => Some(
+            match req.caller {
+                Caller::Anonymous => "Anonymous",
+                Caller::Key { .. } => "User",
+            }
+            .to_owned(),
+        ),
+        "aws:username" => key_caller(&|_, name| name.to_owned()),
+        "aws:userid" => key_caller(&|id, _| id.to_owned()),
+        "aws:principalarn" => {
+            key_caller(&|_, name| format!("{}{name}", cairn_policy::USER_ARN_PREFIX))
+        }
+        "s3:signatureversion" => key_caller(&|_, _| "AWS4-HMAC-SHA256".to_owned()),
+        "s3:authtype" => key_caller(&|_, _| {
+            if req.presigned {
+                "REST-QUERY-STRING"
+            } else {
+                "REST-HEADER"
+            }
+            .to_owned()
+        }),
+        "aws:referer" => header("referer"),
+        "aws:useragent" => header("user-agent"),
+        "s3:x-amz-acl"
+        | "s3:x-amz-server-side-encryption"
+        | "s3:x-amz-server-side-encryption-aws-kms-key-id"
+        | "s3:x-amz-content-sha256"
+        | "s3:x-amz-storage-class" => header(&key[3..]),
+        // As the copy handlers parse it: `bucket/key`, URL-decoded, no
+        // leading `/`, no `?versionId=` (S3's form, e.g.
+        // `amzn-s3-demo-bucket/public/*`). Only copies read it.
+        "s3:x-amz-copy-source" if copies => header("x-amz-copy-source")
+            .and_then(|raw| crate::handlers::parse_copy_source(&raw).ok())
+            .map(|src| format!("{}/{}", src.bucket, src.key)),
+        "s3:x-amz-copy-source" => None,
+        // As sent, in the case the handler reads it (it takes `replace` as
+        // REPLACE); only CopyObject reads it.
+        "s3:x-amz-metadata-directive" if req.op == Operation::CopyObject => {
+            header("x-amz-metadata-directive").map(|d| match copy_directive(Some(&d)) {
+                Some(true) => "REPLACE".to_owned(),
+                Some(false) => "COPY".to_owned(),
+                None => d,
+            })
+        }
+        "s3:x-amz-metadata-directive" => None,
+        "s3:object-lock-mode" => header("x-amz-object-lock-mode"),
+        "s3:object-lock-retain-until-date" => header("x-amz-object-lock-retain-until-date"),
+        "s3:object-lock-legal-hold" => header("x-amz-object-lock-legal-hold"),
+        "s3:object-lock-remaining-retention-days" => header("x-amz-object-lock-retain-until-date")
+            .and_then(|v| {
+                time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|until| {
+                let secs = until.unix_timestamp() - epoch_secs() as i64;
+                (secs.max(0) / 86_400).to_string()
+            }),
+        "s3:prefix" | "s3:delimiter" | "s3:max-keys" => {
+            if matches!(
+                req.op,
+                Operation::ListObjects | Operation::ListObjectsV2 | Operation::ListObjectVersions
+            ) {
+                req.query.get(&key[3..]).map(str::to_owned)
+            } else {
+                None
+            }
+        }
+        "s3:versionid" => req.version.map(|v| v.to_string()),
+        "s3:requestobjecttagkeys" => return KeySource::RequestTagKeys,
+        other => {
+            return if let Some(tag) = other.strip_prefix("s3:requestobjecttag/") {
+                KeySource::RequestTag(tag)
+            } else if let Some(tag) = other.strip_prefix("s3:existingobjecttag/") {
+                KeySource::ExistingTag(tag)
+            } else {
+                KeySource::Unsupported
+            };
+        }
+    };
+    KeySource::Value(value)
+}
+
+fn epoch_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `x-amz-metadata-directive` / `x-amz-tagging-directive` as CopyObject's
+/// handler reads them (handlers/object.rs `directive`): `Some(true)`
+/// REPLACE, `Some(false)` COPY (also when absent), `None` a value it
+/// refuses.
+fn copy_directive(value: Option<&str>) -> Option<bool> {
+    match value {
+        None => Some(false),
+        Some(d) if d.eq_ignore_ascii_case("COPY") => Some(false),
+        Some(d) if d.eq_ignore_ascii_case("REPLACE") => Some(true),
+        Some(_) => None,
+    }
+}
+
+/// Where the tags an operation sets come from, as its handler takes them.
+#[derive(Debug, PartialEq, Eq)]
+enum TagSource {
+    /// From the request (`x-amz-tagging`), or none at all.
+    Given(Vec<(String, String)>),
+    /// CopyObject without `x-amz-tagging-directive: REPLACE`: the source
+    /// version's tags (an `x-amz-tagging` header is ignored).
+    Copied(crate::handlers::CopySource),
+}
+
+fn request_tag_source(req: &AccessRequest<'_>) -> TagSource {
+    // Invalid tags: the handler refuses the request; nothing is set.
+    let from_header = || crate::headers::request_tags(&req.parts.headers).unwrap_or_default();
+    match req.op {
+        Operation::PutObject | Operation::CreateMultipartUpload => TagSource::Given(from_header()),
+        Operation::CopyObject => {
+            let directive =
+                crate::headers::header_str(&req.parts.headers, "x-amz-tagging-directive");
+            match copy_directive(directive) {
+                Some(true) => TagSource::Given(from_header()),
+                Some(false) => {
+                    match crate::headers::header_str(&req.parts.headers, "x-amz-copy-source")
+                        .map(crate::handlers::parse_copy_source)
+                    {
+                        Some(Ok(src)) => TagSource::Copied(src),
+                        // No valid source: the handler refuses the request.
+                        _ => TagSource::Given(Vec::new()),
+                    }
+                }
+                None => TagSource::Given(Vec::new()),
+            }
+        }
+        // Every other operation ignores `x-amz-tagging` (PutObjectTagging
+        // takes its tags from its body: see `judged_blind`).
+        _ => TagSource::Given(Vec::new()),
+    }
+}
+
+/// The tags of a version read for a condition: none when there is no such
+/// bucket, object or version (or it is a delete marker; the handler then
+/// answers for it); any other failure refuses the request with that error
+/// — an unreadable object is not an untagged one, and a `Deny` on its tags
+/// must not be skipped.
+fn tags_of(read: Result<ObjectVersion, EngineError>) -> S3Result<Vec<(String, String)>> {
+    match read {
+        Ok(v) => Ok(v.meta.tags),
+        Err(
+            EngineError::NoSuchKey
+            | EngineError::NoSuchVersion
+            | EngineError::NoSuchBucket
+            | EngineError::DeleteMarker { .. },
+        ) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The condition keys this request offers, computed for exactly the keys
+/// the policy reads: a policy about source addresses costs an address, not
+/// a clock, a date format and twenty header lookups. Built only for
+/// buckets with a policy. An object's tags are read once, and only for a
+/// key that needs them; failing to read them refuses the request.
 fn condition_context(
     svc: &ServiceInner,
     req: &AccessRequest<'_>,
@@ -403,146 +762,60 @@ fn condition_context(
     bucket: &str,
 ) -> S3Result<Context> {
     let mut c = Context::new();
-    let header = |name: &str| crate::headers::header_str(&req.parts.headers, name);
-    let epoch_secs = || {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    };
-    // The addressed object's (version's) tags, read once; an object that
-    // is not there has none, but a read that fails refuses the request
-    // (a Deny conditioned on a tag must never be skipped for it).
-    let mut existing_tags: Option<Vec<(String, String)>> = None;
-    let mut tags_failed: Option<EngineError> = None;
+    let mut existing: Option<Vec<(String, String)>> = None;
+    let mut requested: Option<Vec<(String, String)>> = None;
     for key in policy.condition_keys() {
-        // Keys arrive normalised: lowercase up to a `/`.
-        let value: Option<String> = match key.as_str() {
-            "aws:currenttime" => Some(iso8601(SystemTime::now())),
-            "aws:epochtime" => Some(epoch_secs().to_string()),
-            "aws:securetransport" => Some(req.client.secure.to_string()),
-            "aws:sourceip" => req.client.ip.map(|ip| ip.to_string()),
-            "aws:principaltype" => Some(
-                match req.caller {
-                    Caller::Anonymous => "Anonymous",
-                    Caller::Key { .. } => "User",
+        let (tags, tag) = match key_source(key, req) {
+            KeySource::Value(Some(v)) => {
+                c.set(key, v);
+                continue;
+            }
+            KeySource::Value(None) => continue,
+            KeySource::Unsupported => {
+                tracing::error!(bucket, key = %key, "a bucket policy reads a condition key this server has no value for; request refused");
+                return Err(S3Error::new(S3ErrorCode::AccessDenied));
+            }
+            KeySource::ExistingTag(tag) => {
+                if existing.is_none() {
+                    let read = match req.key.filter(|_| req.op.addresses_object()) {
+                        Some(k) => tags_of(svc.engine.head_version(bucket, k, req.version))?,
+                        None => Vec::new(),
+                    };
+                    existing = Some(read);
                 }
-                .to_owned(),
-            ),
-            "aws:username" => match req.caller {
-                Caller::Key { name, .. } => Some(name.clone()),
-                Caller::Anonymous => None,
-            },
-            "aws:userid" => match req.caller {
-                Caller::Key { id, .. } => Some(id.clone()),
-                Caller::Anonymous => None,
-            },
-            "aws:principalarn" => match req.caller {
-                Caller::Key { name, .. } => {
-                    Some(format!("{}{name}", cairn_policy::USER_ARN_PREFIX))
+                (existing.as_deref().unwrap_or_default(), Some(tag))
+            }
+            source @ (KeySource::RequestTag(_) | KeySource::RequestTagKeys) => {
+                if requested.is_none() {
+                    let tags = match request_tag_source(req) {
+                        TagSource::Given(tags) => tags,
+                        TagSource::Copied(src) => tags_of(svc.engine.head_version(
+                            &src.bucket,
+                            &src.key,
+                            src.version.as_ref(),
+                        ))?,
+                    };
+                    requested = Some(tags);
                 }
-                Caller::Anonymous => None,
-            },
-            "s3:signatureversion" => match req.caller {
-                Caller::Key { .. } => Some("AWS4-HMAC-SHA256".to_owned()),
-                Caller::Anonymous => None,
-            },
-            "s3:authtype" => match req.caller {
-                Caller::Key { .. } => Some(
-                    if req.presigned {
-                        "REST-QUERY-STRING"
-                    } else {
-                        "REST-HEADER"
-                    }
-                    .to_owned(),
-                ),
-                Caller::Anonymous => None,
-            },
-            "aws:referer" => header("referer").map(str::to_owned),
-            "aws:useragent" => header("user-agent").map(str::to_owned),
-            "s3:x-amz-acl"
-            | "s3:x-amz-server-side-encryption"
-            | "s3:x-amz-server-side-encryption-aws-kms-key-id"
-            | "s3:x-amz-copy-source"
-            | "s3:x-amz-metadata-directive"
-            | "s3:x-amz-content-sha256"
-            | "s3:x-amz-storage-class" => header(&key[3..]).map(str::to_owned),
-            "s3:object-lock-mode" => header("x-amz-object-lock-mode").map(str::to_owned),
-            "s3:object-lock-retain-until-date" => {
-                header("x-amz-object-lock-retain-until-date").map(str::to_owned)
-            }
-            "s3:object-lock-legal-hold" => {
-                header("x-amz-object-lock-legal-hold").map(str::to_owned)
-            }
-            "s3:object-lock-remaining-retention-days" => {
-                header("x-amz-object-lock-retain-until-date")
-                    .and_then(|v| {
-                        time::OffsetDateTime::parse(
-                            v,
-                            &time::format_description::well_known::Rfc3339,
-                        )
-                        .ok()
-                    })
-                    .map(|until| {
-                        let secs = until.unix_timestamp() - epoch_secs() as i64;
-                        (secs.max(0) / 86_400).to_string()
-                    })
-            }
-            "s3:prefix" | "s3:delimiter" | "s3:max-keys"
-                if matches!(
-                    req.op,
-                    Operation::ListObjects
-                        | Operation::ListObjectsV2
-                        | Operation::ListObjectVersions
-                ) =>
-            {
-                req.query.get(&key[3..]).map(str::to_owned)
-            }
-            "s3:versionid" => req.version.map(|v| v.to_string()),
-            "s3:requestobjecttagkeys" => {
-                for (k, _) in header("x-amz-tagging").map(url_pairs).unwrap_or_default() {
-                    c.add(key, k);
-                }
-                None
-            }
-            other => {
-                if let Some(tag) = other.strip_prefix("s3:requestobjecttag/") {
-                    header("x-amz-tagging")
-                        .map(url_pairs)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find(|(k, _)| k == tag)
-                        .map(|(_, v)| v)
-                } else if let Some(tag) = other.strip_prefix("s3:existingobjecttag/") {
-                    let tags = existing_tags.get_or_insert_with(|| {
-                        match req.key.filter(|_| req.op.addresses_object()) {
-                            Some(k) => match svc.engine.head_version(bucket, k, req.version) {
-                                Ok(v) => v.meta.tags,
-                                Err(
-                                    EngineError::NoSuchKey
-                                    | EngineError::NoSuchVersion
-                                    | EngineError::NoSuchBucket
-                                    | EngineError::DeleteMarker { .. },
-                                ) => Vec::new(),
-                                Err(e) => {
-                                    tags_failed = Some(e);
-                                    Vec::new()
-                                }
-                            },
-                            None => Vec::new(),
-                        }
-                    });
-                    tags.iter().find(|(k, _)| k == tag).map(|(_, v)| v.clone())
-                } else {
-                    None
-                }
+                let tag = match source {
+                    KeySource::RequestTag(tag) => Some(tag),
+                    _ => None,
+                };
+                (requested.as_deref().unwrap_or_default(), tag)
             }
         };
-        if let Some(v) = value {
-            c.set(key, v);
+        match tag {
+            Some(tag) => {
+                if let Some((_, v)) = tags.iter().find(|(k, _)| k == tag) {
+                    c.set(key, v.clone());
+                }
+            }
+            None => {
+                for (k, _) in tags {
+                    c.add(key, k.clone());
+                }
+            }
         }
-    }
-    if let Some(e) = tags_failed {
-        return Err(e.into());
     }
     Ok(c)
 }
@@ -561,22 +834,6 @@ fn iso8601(t: SystemTime) -> String {
             .ok()
         })
         .unwrap_or_default()
-}
-
-/// `a=1&b=2` (URL-encoded) as decoded pairs.
-fn url_pairs(s: &str) -> Vec<(String, String)> {
-    let decode = |v: &str| {
-        percent_encoding::percent_decode_str(&v.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -604,17 +861,309 @@ mod tests {
     }
 
     #[test]
-    fn resources_and_tag_pairs() {
+    fn resources_and_times() {
         assert_eq!(resource_arn("b", None), "arn:aws:s3:::b");
         assert_eq!(resource_arn("b", Some("a/c d")), "arn:aws:s3:::b/a/c d");
-        assert_eq!(
-            url_pairs("k1=v%201&k2=a+b&k3"),
-            vec![
-                ("k1".into(), "v 1".into()),
-                ("k2".into(), "a b".into()),
-                ("k3".into(), String::new())
-            ]
-        );
         assert_eq!(iso8601(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+    }
+
+    /// One request as authorization sees it, for `key_source`.
+    struct Asked {
+        parts: http::request::Parts,
+        query: Query,
+        caller: Caller,
+        version: Option<VersionRef>,
+    }
+
+    impl Asked {
+        fn new(uri: &str, headers: &[(&str, &str)]) -> Asked {
+            let mut b = http::Request::builder().uri(uri);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            let parts = b.body(()).unwrap().into_parts().0;
+            let query = Query::parse(parts.uri.query());
+            Asked {
+                parts,
+                query,
+                caller: Caller::Key {
+                    id: "AKALICE".into(),
+                    name: "alice".into(),
+                    access: Arc::new(KeyAccess {
+                        admin: false,
+                        grants: Vec::new(),
+                    }),
+                },
+                version: None,
+            }
+        }
+
+        fn request(&self, op: Operation) -> AccessRequest<'_> {
+            AccessRequest {
+                op,
+                action: op.s3_action(false).unwrap_or(""),
+                bucket: Some("b"),
+                key: Some("k"),
+                version: self.version.as_ref(),
+                caller: &self.caller,
+                client: ClientFacts {
+                    ip: Some("::ffff:10.1.2.3".parse().unwrap()),
+                    secure: false,
+                },
+                parts: &self.parts,
+                query: &self.query,
+                presigned: false,
+            }
+        }
+    }
+
+    fn value(key: &str, req: &AccessRequest<'_>) -> Option<String> {
+        match key_source(key, req) {
+            KeySource::Value(v) => v,
+            other => panic!("{key}: {other:?}"),
+        }
+    }
+
+    /// The policy crate's list of keys (what a policy may name) and
+    /// `key_source`'s match (what a request offers) cannot drift apart: a
+    /// key the parser accepts but nothing supplies would never be present.
+    #[test]
+    fn every_supported_condition_key_has_a_source() {
+        let asked = Asked::new("/b/k", &[]);
+        for op in [
+            Operation::GetObject,
+            Operation::PutObject,
+            Operation::CopyObject,
+            Operation::ListObjectsV2,
+        ] {
+            let req = asked.request(op);
+            let tagged = cairn_policy::SUPPORTED_CONDITION_KEY_PREFIXES
+                .iter()
+                .map(|prefix| format!("{prefix}Project"));
+            for key in cairn_policy::SUPPORTED_CONDITION_KEYS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .chain(tagged)
+            {
+                assert!(cairn_policy::is_supported_condition_key(&key));
+                assert_ne!(
+                    key_source(&key, &req),
+                    KeySource::Unsupported,
+                    "{key} has no source in key_source"
+                );
+            }
+            for unsupported in ["aws:sourcevpce", "s3:x-amz-grant-read", "ec2:region"] {
+                assert!(!cairn_policy::is_supported_condition_key(unsupported));
+                assert_eq!(key_source(unsupported, &req), KeySource::Unsupported);
+            }
+        }
+        // The source address is canonical: a dual-stack listener's
+        // `::ffff:10.1.2.3` is 10.1.2.3.
+        assert_eq!(
+            value("aws:sourceip", &asked.request(Operation::GetObject)).as_deref(),
+            Some("10.1.2.3")
+        );
+    }
+
+    /// Regression (attacker review): `s3:x-amz-copy-source` and
+    /// `s3:x-amz-metadata-directive` were the raw headers, so a Deny on
+    /// `bucket/private/*` missed `/bucket/private%2Fx`, and a lowercase
+    /// `replace` (which the handler takes) missed a Deny on `REPLACE`.
+    #[test]
+    fn copy_condition_values_are_what_the_copy_handler_reads() {
+        let copy = Asked::new(
+            "/b/k",
+            &[
+                (
+                    "x-amz-copy-source",
+                    "/src/private%2Fa%20b.txt?versionId=null",
+                ),
+                ("x-amz-metadata-directive", "replace"),
+            ],
+        );
+        let req = copy.request(Operation::CopyObject);
+        assert_eq!(
+            value("s3:x-amz-copy-source", &req).as_deref(),
+            Some("src/private/a b.txt")
+        );
+        assert_eq!(
+            value("s3:x-amz-metadata-directive", &req).as_deref(),
+            Some("REPLACE")
+        );
+        let part = copy.request(Operation::UploadPartCopy);
+        assert_eq!(
+            value("s3:x-amz-copy-source", &part).as_deref(),
+            Some("src/private/a b.txt")
+        );
+        assert_eq!(value("s3:x-amz-metadata-directive", &part), None);
+        // Operations that ignore the headers offer nothing.
+        let get = copy.request(Operation::GetObject);
+        assert_eq!(value("s3:x-amz-copy-source", &get), None);
+        assert_eq!(value("s3:x-amz-metadata-directive", &get), None);
+        // Absent: absent (as S3); invalid: as sent (the handler refuses).
+        let plain = Asked::new("/b/k", &[("x-amz-copy-source", "src/x")]);
+        let req = plain.request(Operation::CopyObject);
+        assert_eq!(
+            value("s3:x-amz-copy-source", &req).as_deref(),
+            Some("src/x")
+        );
+        assert_eq!(value("s3:x-amz-metadata-directive", &req), None);
+        let odd = Asked::new(
+            "/b/k",
+            &[
+                ("x-amz-copy-source", "no-key"),
+                ("x-amz-metadata-directive", "MERGE"),
+            ],
+        );
+        let req = odd.request(Operation::CopyObject);
+        assert_eq!(value("s3:x-amz-copy-source", &req), None);
+        assert_eq!(
+            value("s3:x-amz-metadata-directive", &req).as_deref(),
+            Some("MERGE")
+        );
+    }
+
+    /// Regression (attacker review): a CopyObject that copies the source's
+    /// tags (`x-amz-tagging-directive` COPY, the default) was judged on an
+    /// `x-amz-tagging` header the handler ignores.
+    #[test]
+    fn request_tags_are_the_tags_the_handler_sets() {
+        let tags = |pairs: &[(&str, &str)]| {
+            TagSource::Given(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )
+        };
+        let header = [("x-amz-tagging", "team=a%20b&x=1")];
+        let put = Asked::new("/b/k", &header);
+        for op in [Operation::PutObject, Operation::CreateMultipartUpload] {
+            assert_eq!(
+                request_tag_source(&put.request(op)),
+                tags(&[("team", "a b"), ("x", "1")])
+            );
+        }
+        for op in [
+            Operation::GetObject,
+            Operation::UploadPart,
+            Operation::DeleteObject,
+        ] {
+            assert_eq!(request_tag_source(&put.request(op)), tags(&[]), "{op:?}");
+        }
+        // Invalid tags: the handler refuses the request and sets none.
+        let bad = Asked::new("/b/k", &[("x-amz-tagging", "k=1&k=2")]);
+        assert_eq!(
+            request_tag_source(&bad.request(Operation::PutObject)),
+            tags(&[])
+        );
+        // CopyObject: the source's tags unless REPLACE.
+        for directive in [None, Some("COPY"), Some("copy")] {
+            let mut h = vec![
+                ("x-amz-copy-source", "/src/dir%2Fobj?versionId=null"),
+                ("x-amz-tagging", "classification=public"),
+            ];
+            if let Some(d) = directive {
+                h.push(("x-amz-tagging-directive", d));
+            }
+            let copy = Asked::new("/b/k", &h);
+            match request_tag_source(&copy.request(Operation::CopyObject)) {
+                TagSource::Copied(src) => {
+                    assert_eq!((src.bucket.as_str(), src.key.as_str()), ("src", "dir/obj"));
+                    assert!(src.version.is_some());
+                }
+                other => panic!("{directive:?}: {other:?}"),
+            }
+        }
+        let replace = Asked::new(
+            "/b/k",
+            &[
+                ("x-amz-copy-source", "src/obj"),
+                ("x-amz-tagging-directive", "REPLACE"),
+                ("x-amz-tagging", "classification=public"),
+            ],
+        );
+        assert_eq!(
+            request_tag_source(&replace.request(Operation::CopyObject)),
+            tags(&[("classification", "public")])
+        );
+    }
+
+    /// Regression (attacker review): an engine error reading the object's
+    /// tags read as "no tags", so a Deny on `s3:ExistingObjectTag/…` did not
+    /// fire. Only a missing bucket, object or version has no tags; the same
+    /// holds for a copy source's tags (`s3:RequestObjectTag/…` of a copy).
+    #[test]
+    fn an_unreadable_object_refuses_instead_of_having_no_tags() {
+        for missing in [
+            EngineError::NoSuchKey,
+            EngineError::NoSuchVersion,
+            EngineError::NoSuchBucket,
+            EngineError::DeleteMarker {
+                version_id: "v".into(),
+                last_modified_ms: 0,
+                named: false,
+            },
+        ] {
+            assert_eq!(tags_of(Err(missing)).unwrap(), Vec::new());
+        }
+        let e = tags_of(Err(EngineError::Corrupt("metadata".into()))).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::InternalError);
+        let e = tags_of(Err(EngineError::Unavailable("no quorum".into()))).unwrap_err();
+        assert_ne!(e.code, S3ErrorCode::AccessDenied, "a key may retry");
+    }
+
+    #[test]
+    fn policy_records_round_trip_and_old_records_still_load() {
+        let doc = br#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]}"#;
+        let ids: BTreeMap<String, String> = [("alice".to_owned(), "AKALICE".to_owned())]
+            .into_iter()
+            .collect();
+        let encoded = PolicyRecord::encode(doc, &ids).unwrap();
+        assert_eq!(encoded[0], POLICY_RECORD_V2);
+        let record = PolicyRecord::decode(&encoded).unwrap();
+        assert_eq!(record.document, doc);
+        assert_eq!(record.bindings.as_ref(), Some(&ids));
+        let decide = |p: &Policy, id: &str| {
+            p.evaluate(&PolicyRequest {
+                principal: Principal::User { id, name: "alice" },
+                action: "s3:GetObject",
+                resource: "arn:aws:s3:::b/x",
+                context: &Context::new(),
+            })
+        };
+        let bound = record.policy("b").unwrap();
+        assert_eq!(decide(&bound, "AKALICE"), Decision::Allow);
+        assert_eq!(decide(&bound, "AKOTHER"), Decision::NotApplicable);
+        // A record of the previous format (the JSON as PUT, with or
+        // without leading whitespace) loads, matching by name as before.
+        for old in [doc.to_vec(), [b"\n  ".as_slice(), doc.as_slice()].concat()] {
+            let record = PolicyRecord::decode(&old).unwrap();
+            assert_eq!(
+                (record.document.as_slice(), record.bindings.as_ref()),
+                (old.as_slice(), None)
+            );
+            let by_name = record.policy("b").unwrap();
+            assert_eq!(decide(&by_name, "AKOTHER"), Decision::Allow);
+        }
+        // Damaged or unknown records are errors (the bucket fails closed).
+        assert_eq!(PolicyRecord::decode(&[]), Err(PolicyRecordError::Empty));
+        assert_eq!(
+            PolicyRecord::decode(&[3, 0]),
+            Err(PolicyRecordError::UnknownVersion(3))
+        );
+        assert_eq!(
+            PolicyRecord::decode(&encoded[..encoded.len() - 1]),
+            Err(PolicyRecordError::Truncated)
+        );
+        assert_eq!(
+            PolicyRecord::decode(&[encoded.as_slice(), &[0u8]].concat()),
+            Err(PolicyRecordError::TrailingBytes)
+        );
+        let empty = PolicyRecord::encode(doc, &BTreeMap::new()).unwrap();
+        assert_eq!(
+            PolicyRecord::decode(&empty).unwrap().bindings,
+            Some(BTreeMap::new())
+        );
     }
 }

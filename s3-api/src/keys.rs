@@ -8,6 +8,11 @@
 //! is a map lookup, not a metadata read and an AES-GCM open. Every change
 //! goes through the ring, which writes the engine first and then refreshes
 //! its copy of that key.
+//!
+//! Must never: create a key whose name a bucket policy could not name
+//! exactly (`arn:aws:iam:::user/<name>`: IAM's user-name characters only —
+//! a `/`, `*` or space would change what the ARN says), or two stored keys
+//! of one name.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -17,6 +22,31 @@ use cairn_storage_engine::{
 };
 
 use crate::auth::SecretLookup;
+
+/// The longest key name (IAM's user names: 64 characters).
+pub const KEY_NAME_MAX_CHARS: usize = 64;
+
+/// Checks a new key's name against IAM's user-name rule: 1 to
+/// [`KEY_NAME_MAX_CHARS`] of `A-Z a-z 0-9 + = , . @ _ -`. The empty name
+/// (a key without a name, which no policy can name) is allowed. `Err`
+/// says why, for the CLI and the admin API.
+pub fn check_key_name(name: &str) -> Result<(), String> {
+    if name.len() > KEY_NAME_MAX_CHARS {
+        return Err(format!(
+            "key name {:?} is longer than {KEY_NAME_MAX_CHARS} characters",
+            name.chars().take(KEY_NAME_MAX_CHARS).collect::<String>()
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c)))
+    {
+        Some(bad) => Err(format!(
+            "key name {name:?} has the character {bad:?}; names may use only A-Z a-z 0-9 and + = , . @ _ - (bucket policies name keys as arn:aws:iam:::user/<name>)"
+        )),
+        None => Ok(()),
+    }
+}
 
 /// What one access key may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +249,18 @@ impl KeyRing {
         map.values().any(|e| e.name == name)
     }
 
+    /// The id of the one key named `name` (what PutBucketPolicy binds a
+    /// named principal to); `None` when no key, or more than one (start-up
+    /// keys share a name), has it.
+    pub fn id_for_name(&self, name: &str) -> Option<String> {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let mut named = map.iter().filter(|(_, e)| e.name == name);
+        match (named.next(), named.next()) {
+            (Some((id, _)), None) => Some(id.clone()),
+            _ => None,
+        }
+    }
+
     /// What key `id` may do; `None` for an unknown key.
     pub fn access(&self, id: &str) -> Option<Arc<KeyAccess>> {
         self.entry(id).map(|e| e.access.clone())
@@ -281,8 +323,10 @@ impl KeyRing {
     /// Creates a key with new random credentials; the secret is returned
     /// here and never again.
     /// Names are unique (bucket policies name keys by them), so a second
-    /// key of the same name is refused.
+    /// key of the same name is refused, and follow IAM's user-name rule
+    /// ([`check_key_name`]).
     pub async fn create(&self, record: AccessKeyRecord) -> EngineResult<StoredAccessKey> {
+        check_key_name(&record.name).map_err(EngineError::InvalidAccessKey)?;
         let _change = self.changes.lock().await;
         if !record.name.is_empty() && self.name_exists(&record.name) {
             return Err(EngineError::InvalidAccessKey(format!(
@@ -357,5 +401,28 @@ mod tests {
         assert!(access.can_see("drop") && !access.can_see("other"));
         assert!(!access.can_read("other") && !access.can_write("other"));
         assert!(KeyAccess::admin().can_write("anything"));
+    }
+
+    /// Regression (attacker review): a name with `/` (or `*`, a space…)
+    /// cannot be named exactly by `arn:aws:iam:::user/<name>`.
+    #[test]
+    fn key_names_follow_iam_user_names() {
+        for ok in ["alice", "", "a+b=c,d.e@f_g-h", "A1", &"x".repeat(64)] {
+            assert_eq!(check_key_name(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "a/b",
+            "backup job",
+            "a*",
+            "who?",
+            "ümlaut",
+            "tab\t",
+            "x:y",
+            &"x".repeat(65),
+        ] {
+            let e = check_key_name(bad).unwrap_err();
+            assert!(e.contains("key name"), "{bad:?}: {e}");
+        }
+        assert!(check_key_name("a/b").unwrap_err().contains("'/'"));
     }
 }

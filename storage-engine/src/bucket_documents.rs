@@ -25,7 +25,8 @@ pub(crate) const NAME_PREFIX: &str = "bucket-doc/";
 /// Which document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BucketDocument {
-    /// The bucket policy (JSON, as PUT).
+    /// The bucket policy: the front end's record of the JSON as PUT and
+    /// the key ids its principals name (s3-api `access::PolicyRecord`).
     Policy,
     /// The bucket's public access block.
     PublicAccessBlock,

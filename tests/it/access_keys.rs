@@ -22,7 +22,7 @@ where
 }
 
 /// A server with buckets `photos`, `logs` (holding `day1.log`) and
-/// `private` (holding `secret.txt`), and a bucket key "backup job" made by
+/// `private` (holding `secret.txt`), and a bucket key "backup-job" made by
 /// `cairn admin key create` with `photos:rw` and `logs:r`.
 struct GrantedKey {
     server: TestServer,
@@ -45,7 +45,7 @@ async fn granted_key() -> GrantedKey {
         &[
             "key",
             "create",
-            "backup job",
+            "backup-job",
             "--allow",
             "photos:rw",
             "--allow",
@@ -53,7 +53,7 @@ async fn granted_key() -> GrantedKey {
         ],
     );
     let (id, secret) = (text(&created, "id"), text(&created, "secret"));
-    assert_eq!(text(&created, "name"), "backup job");
+    assert_eq!(text(&created, "name"), "backup-job");
     assert_eq!(created["admin"], false);
     let user = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
     GrantedKey {
@@ -258,7 +258,7 @@ async fn key_list_shows_keys_and_grants_and_no_secret() {
     let (ok, listing, _) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["key", "list"]);
     assert!(ok);
     assert!(
-        listing.contains(&id) && listing.contains("backup job"),
+        listing.contains(&id) && listing.contains("backup-job"),
         "{listing}"
     );
     assert!(

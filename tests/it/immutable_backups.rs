@@ -574,7 +574,7 @@ fn ransomware_drill_with_the_backup_key_cannot_destroy_a_compliance_locked_resti
         &[
             "key",
             "create",
-            "nightly restic",
+            "nightly-restic",
             "--allow",
             &format!("{VAULT}:rw"),
             "--json",

@@ -837,3 +837,413 @@ fn boto3_policy_suite() {
         ],
     );
 }
+
+/// Regression (attacker review): a condition key Cairn never supplies (a
+/// typo, another service's, one of AWS's it does not offer) was accepted
+/// and never matched, so a `Deny` conditioned on it never fired. Refused at
+/// PutBucketPolicy with S3's message, as are unknown policy variables
+/// (the one list, `cairn_policy::SUPPORTED_CONDITION_KEYS`; cases beyond
+/// `policy_documents_are_stored_returned_validated_and_deleted`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_condition_keys_and_variables_are_refused_at_put() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    create_bucket(&c, "keys").await;
+    let with = |condition: &str| {
+        policy(&format!(
+            r#"{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::keys/*","Condition":{condition}}}"#
+        ))
+    };
+    for key in [
+        "aws:SourceIpp",
+        "aws:SourceVpce",
+        "s3:x-amz-grant-read",
+        "ec2:Region",
+    ] {
+        let (code, message) = put_policy_err(
+            &c,
+            "keys",
+            &with(&format!(r#"{{"StringEquals":{{"{key}":"x"}}}}"#)),
+        )
+        .await;
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("MalformedPolicy", "Policy has an invalid condition key"),
+            "{key}"
+        );
+    }
+    let (code, message) = put_policy_err(
+        &c,
+        "keys",
+        &policy(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::keys/${aws:usename}/*"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("MalformedPolicy", "Policy has invalid resource")
+    );
+    // Supported keys, in AWS's spelling or not, are accepted.
+    put_policy(
+        &c,
+        "keys",
+        &with(r#"{"StringEquals":{"AWS:SOURCEIP":"10.0.0.1","s3:ExistingObjectTag/Team":"x"}}"#),
+    )
+    .await;
+}
+
+/// Regression (attacker review): wildcard matching costs pattern × text and
+/// the request chooses the text. An evaluation past the bound is refused
+/// (fail closed) in well under a second, and other requests are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_costly_policy_evaluation_is_refused_and_others_are_served() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "glob").await;
+    let (id, secret) = create_key(&server, "app", &["glob:rw"]);
+    put_bytes(&root, "glob", "k", b"v").await;
+    // 18 patterns of ~1 KiB that retry a long literal at every position
+    // of a text of `a`s (the policy stays under 20 KiB).
+    let pattern = format!("\"*{}b\"", "a".repeat(1000));
+    let patterns = vec![pattern; 18].join(",");
+    put_policy(
+        &root,
+        "glob",
+        &policy(&format!(
+            r#"{{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::glob/*","Condition":{{"StringLike":{{"aws:UserAgent":[{patterns}]}}}}}}"#
+        )),
+    )
+    .await;
+    let addr = server.s3_addr();
+    let get = |agent: String| {
+        RawRequest::new("GET", "/glob/k")
+            .header("user-agent", &agent)
+            .sign_with(addr, &id, &secret, Payload::Unsigned)
+    };
+    let t = std::time::Instant::now();
+    get("a".repeat(8 * 1024)).send(addr).await.assert_s3_error(
+        403,
+        "AccessDenied",
+        "a user agent built against the policy",
+    );
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(2), "refused in {took:?}");
+    let r = get("aws-sdk-rust".to_owned()).send(addr).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// Regression (attacker review): ranges written IPv4-mapped
+/// (`::ffff:127.0.0.0/104`) never matched IPv4 clients, so a Deny on them
+/// never fired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_mapped_ranges_match_ipv4_clients() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "mapped").await;
+    let (id, secret) = create_key(&server, "app", &["mapped:rw"]);
+    let app = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+    put_bytes(&root, "mapped", "k", b"v").await;
+    put_policy(
+        &root,
+        "mapped",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::mapped/*","Condition":{"IpAddress":{"aws:SourceIp":"::ffff:127.0.0.0/104"}}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        app.get_object().bucket("mapped").key("k").send().await,
+        "127.0.0.1 is in ::ffff:127.0.0.0/104",
+    );
+    put_policy(
+        &root,
+        "mapped",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::mapped/*","Condition":{"NotIpAddress":{"aws:SourceIp":"::ffff:127.0.0.1"}}}"#,
+        ),
+    )
+    .await;
+    assert_eq!(get_bytes(&app, "mapped", "k").await, b"v");
+}
+
+/// Regression (attacker review): CopyObject's condition values were the
+/// raw headers. `s3:x-amz-copy-source` is the source the handler copies
+/// (`bucket/key`, decoded), `s3:x-amz-metadata-directive` the directive it
+/// acts on, and `s3:RequestObjectTag/…` the tags it sets — the source's
+/// unless `x-amz-tagging-directive: REPLACE`, never an ignored header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_conditions_see_what_the_copy_does() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "copies").await;
+    let (id, secret) = create_key(&server, "app", &["copies:rw"]);
+    let addr = server.s3_addr();
+    put_bytes(&root, "copies", "private/x.txt", b"p").await;
+    put_bytes(&root, "copies", "public/x.txt", b"q").await;
+    root.put_object()
+        .bucket("copies")
+        .key("public/secret.txt")
+        .tagging("classification=secret")
+        .body(b"s".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let copy = |dest: &str, headers: &[(&str, &str)]| {
+        let mut r = RawRequest::new("PUT", &format!("/copies/{dest}"));
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        r.sign_with(addr, &id, &secret, Payload::Unsigned)
+    };
+
+    put_policy(
+        &root,
+        "copies",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::copies/*","Condition":{"StringLike":{"s3:x-amz-copy-source":"copies/private/*"}}}"#,
+        ),
+    )
+    .await;
+    for source in [
+        "/copies/private/x.txt",
+        "copies%2Fprivate%2Fx.txt",
+        "copies/private/x.txt?versionId=null",
+    ] {
+        copy("out/a", &[("x-amz-copy-source", source)])
+            .send(addr)
+            .await
+            .assert_s3_error(403, "AccessDenied", source);
+    }
+    let r = copy("out/b", &[("x-amz-copy-source", "/copies/public/x.txt")])
+        .send(addr)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    put_policy(
+        &root,
+        "copies",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::copies/*","Condition":{"StringEquals":{"s3:x-amz-metadata-directive":"REPLACE"}}}"#,
+        ),
+    )
+    .await;
+    copy(
+        "out/c",
+        &[
+            ("x-amz-copy-source", "copies/public/x.txt"),
+            ("x-amz-metadata-directive", "replace"),
+        ],
+    )
+    .send(addr)
+    .await
+    .assert_s3_error(403, "AccessDenied", "a lowercase REPLACE");
+
+    put_policy(
+        &root,
+        "copies",
+        &policy(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::copies/*","Condition":{"StringEquals":{"s3:RequestObjectTag/classification":"secret"}}}"#,
+        ),
+    )
+    .await;
+    // The source's tags are copied: an ignored header does not hide them.
+    copy(
+        "out/d",
+        &[
+            ("x-amz-copy-source", "copies/public/secret.txt"),
+            ("x-amz-tagging", "classification=public"),
+        ],
+    )
+    .send(addr)
+    .await
+    .assert_s3_error(403, "AccessDenied", "copying secret-tagged data");
+    // REPLACE sets the header's tags.
+    let r = copy(
+        "out/e",
+        &[
+            ("x-amz-copy-source", "copies/public/secret.txt"),
+            ("x-amz-tagging-directive", "REPLACE"),
+            ("x-amz-tagging", "classification=public"),
+        ],
+    )
+    .send(addr)
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // An untagged source with an ignored header: nothing secret is set.
+    let r = copy(
+        "out/f",
+        &[
+            ("x-amz-copy-source", "copies/public/x.txt"),
+            ("x-amz-tagging", "classification=secret"),
+        ],
+    )
+    .send(addr)
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tags = root
+        .get_object_tagging()
+        .bucket("copies")
+        .key("out/f")
+        .send()
+        .await
+        .unwrap();
+    assert!(tags.tag_set().is_empty(), "{tags:?}");
+}
+
+/// Regression (attacker review): principals named keys by name, so a key
+/// created under a deleted key's name inherited its grants. A policy binds
+/// each named principal to the key's id when it is put.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_under_an_old_name_is_not_the_old_principal() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "named").await;
+    put_bytes(&root, "named", "k", b"v").await;
+    let (old_id, old_secret) = create_key(&server, "alice", &[]);
+    let doc = policy(
+        r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::named/*"}"#,
+    );
+    put_policy(&root, "named", &doc).await;
+    let old = sdk_client_for(&server.endpoint(), &old_id, &old_secret, &[]);
+    assert_eq!(get_bytes(&old, "named", "k").await, b"v");
+
+    admin_json(&server, &["key", "delete", &old_id]);
+    let (new_id, new_secret) = create_key(&server, "alice", &[]);
+    let new = sdk_client_for(&server.endpoint(), &new_id, &new_secret, &[]);
+    assert_denied(
+        new.get_object().bucket("named").key("k").send().await,
+        "a new key named alice",
+    );
+    // The document is returned as sent.
+    let got = root
+        .get_bucket_policy()
+        .bucket("named")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.policy(), Some(doc.as_str()));
+    // Putting the policy again names the key that has the name now.
+    put_policy(&root, "named", &doc).await;
+    assert_eq!(get_bytes(&new, "named", "k").await, b"v");
+    // It survives a restart (the binding is stored).
+    let mut server = server;
+    server.restart(true);
+    let new = sdk_client_for(&server.endpoint(), &new_id, &new_secret, &[]);
+    assert_eq!(get_bytes(&new, "named", "k").await, b"v");
+
+    // Names a policy could not name exactly are refused at creation.
+    for bad in ["team/alice", "al ice", "a*"] {
+        let (ok, _, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["key", "create", bad]);
+        assert!(!ok && err.contains("key name"), "{bad}: {err}");
+    }
+}
+
+/// A policy stored before bindings existed (policy record v1: the JSON
+/// document alone) still loads after an upgrade — its named principals
+/// match by key name, as they did — and GetBucketPolicy answers it; putting
+/// it again stores a v2 record that binds the name to the key's id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_record_from_before_key_bindings_still_loads() {
+    let mut server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "legacy").await;
+    put_bytes(&root, "legacy", "k", b"v").await;
+    let (old_id, _) = create_key(&server, "alice", &[]);
+    let doc = policy(
+        r#"{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam:::user/alice"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::legacy/*"}"#,
+    );
+    put_policy(&root, "legacy", &doc).await;
+    admin_json(&server, &["key", "delete", &old_id]);
+    let (id, secret) = create_key(&server, "alice", &[]);
+
+    // Rewrite the stored record as an older version wrote it.
+    server.stop();
+    {
+        use cairn_storage_engine::{KeyRange, MetaStore, System};
+        let meta = MetaStore::open(&server.data_dir().join("meta")).unwrap();
+        let names: Vec<String> = meta
+            .keys::<System>(KeyRange::all(), usize::MAX)
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.starts_with("bucket-doc/") && n.ends_with("/policy"))
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let stored = meta.get::<System>(&names[0]).unwrap().unwrap();
+        assert_eq!(stored.first(), Some(&2u8), "written as record v2");
+        let mut batch = meta.batch();
+        batch.put::<System>(&names[0], &doc.as_bytes().to_vec());
+        meta.write(batch).unwrap();
+    }
+    server.start_again();
+    let root = sdk_client(&server);
+    let alice = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+
+    // v1: by name, so the key now named alice is the principal.
+    assert_eq!(get_bytes(&alice, "legacy", "k").await, b"v");
+    let got = root
+        .get_bucket_policy()
+        .bucket("legacy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.policy(), Some(doc.as_str()));
+    let status = root
+        .get_bucket_policy_status()
+        .bucket("legacy")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.policy_status().and_then(|s| s.is_public()),
+        Some(false)
+    );
+    let log = server.stderr_text_with("stored before key bindings", Duration::from_secs(10));
+    assert!(log.contains("stored before key bindings"), "{log}");
+
+    // Put again: bound to this alice's id (a v2 record), still allowed.
+    put_policy(&root, "legacy", &doc).await;
+    assert_eq!(get_bytes(&alice, "legacy", "k").await, b"v");
+}
+
+/// PutBucketPolicy's public check and PutPublicAccessBlock serialise: run
+/// side by side, every policy PUT is either stored before the block
+/// (success) or refused by it, and neither waits on the other forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_and_public_access_block_changes_serialise() {
+    let server = TestServer::start_with_args(&["--allow-public-buckets"]);
+    let c = sdk_client(&server);
+    create_bucket(&c, "race").await;
+    let public = policy(
+        r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::race/*"}"#,
+    );
+    for round in 0..10 {
+        c.delete_public_access_block()
+            .bucket("race")
+            .send()
+            .await
+            .unwrap();
+        let block = c
+            .put_public_access_block()
+            .bucket("race")
+            .public_access_block_configuration(
+                aws_sdk_s3::types::PublicAccessBlockConfiguration::builder()
+                    .block_public_policy(true)
+                    .build(),
+            )
+            .send();
+        let put = c.put_bucket_policy().bucket("race").policy(&public).send();
+        let (block, put) =
+            tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(block, put) })
+                .await
+                .expect("no deadlock");
+        block.unwrap();
+        if let Err(e) = put {
+            assert_eq!(
+                sdk_error_code(&e).as_deref(),
+                Some("AccessDenied"),
+                "{round}"
+            );
+        }
+    }
+}

@@ -14,6 +14,10 @@ mod object_lock;
 mod policy;
 mod tagging;
 
+/// A copy's source as the copy handlers parse it: authorization offers the
+/// same value to bucket policies (`s3:x-amz-copy-source`).
+pub(crate) use object::{CopySource, parse_copy_source};
+
 use std::sync::Arc;
 
 use cairn_storage_engine::BucketDocument;

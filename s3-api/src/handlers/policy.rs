@@ -5,8 +5,14 @@
 //! Must never: store a policy that does not parse, names a key that does
 //! not exist, or is public while public policies are blocked (the bucket's
 //! own block or the server-wide default) — every check happens before
-//! anything is stored. The policy is stored as sent (GetBucketPolicy
-//! answers those bytes); the access cache (access.rs) parses it again.
+//! anything is stored, under the access cache's change lock, which
+//! PutPublicAccessBlock takes too (a block cannot land between a policy's
+//! check and its store); hold that lock while reading a body.
+//!
+//! The policy is stored as sent (GetBucketPolicy answers those bytes), with
+//! the id of the key each named principal names now (`access::PolicyRecord`):
+//! a key created later under the same name is not that principal. The
+//! access cache (access.rs) parses it again.
 
 use std::sync::Arc;
 
@@ -15,7 +21,7 @@ use cairn_storage_engine::BucketDocument;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::access::PublicAccessBlock;
+use crate::access::{PolicyRecord, PublicAccessBlock};
 use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::response::{RespBody, empty_response, full, xml_response};
@@ -56,15 +62,16 @@ pub(crate) async fn put_bucket_policy(
             other => other.into(),
         })?
         .0;
-    let policy = Policy::parse(&document, &bucket)
+    let mut policy = Policy::parse(&document, &bucket)
         .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.to_string()))?;
-    // A principal must exist when the policy is set (as IAM checks users).
-    if let Some(missing) = policy
-        .named_users()
-        .into_iter()
-        .find(|name| !svc.keys.name_exists(name))
-    {
-        tracing::debug!(principal = %format!("{USER_ARN_PREFIX}{missing}"), "policy names no key");
+    // From here to the store: no policy or block change of this node in
+    // between (the body is read already).
+    let _changes = svc.access_cache.lock_changes().await;
+    // A principal must name one existing key when the policy is set (as
+    // IAM checks users), and names that key from now on: its id is stored
+    // with the document.
+    if let Err(missing) = policy.bind(|name| svc.keys.id_for_name(name)) {
+        tracing::debug!(principal = %format!("{USER_ARN_PREFIX}{missing}"), "policy names no key (or several)");
         return Err(S3Error::with_message(
             S3ErrorCode::MalformedPolicy,
             "Invalid principal in policy",
@@ -76,22 +83,31 @@ pub(crate) async fn put_bucket_policy(
             "User is not authorized to perform s3:PutBucketPolicy because public policies are blocked by the BlockPublicPolicy block public access setting.",
         ));
     }
+    let bindings = policy.bindings().cloned().unwrap_or_default();
+    let record = PolicyRecord::encode(&document, &bindings).map_err(S3Error::internal)?;
     svc.engine
-        .set_bucket_document(&bucket, BucketDocument::Policy, Some(document.to_vec()))
+        .set_bucket_document(&bucket, BucketDocument::Policy, Some(record))
         .await?;
     empty_response(StatusCode::NO_CONTENT)
+}
+
+/// The bucket's stored policy record, decoded (`NoSuchBucketPolicy` when
+/// none is set).
+fn stored_policy(svc: &ServiceInner, bucket: &str) -> S3Result<PolicyRecord> {
+    let Some(raw) = svc.engine.bucket_document(bucket, BucketDocument::Policy)? else {
+        return Err(S3Error::new(S3ErrorCode::NoSuchBucketPolicy));
+    };
+    PolicyRecord::decode(&raw).map_err(|e| {
+        tracing::error!(bucket, error = %e, "stored bucket policy record unreadable");
+        S3Error::internal(e)
+    })
 }
 
 pub(crate) fn get_bucket_policy(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
-    let Some(document) = svc
-        .engine
-        .bucket_document(ctx.bucket()?, BucketDocument::Policy)?
-    else {
-        return Err(S3Error::new(S3ErrorCode::NoSuchBucketPolicy));
-    };
+    let document = stored_policy(svc, ctx.bucket()?)?.document;
     Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "application/json")
@@ -114,12 +130,13 @@ pub(crate) fn get_bucket_policy_status(
     ctx: &RequestCtx,
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?;
-    let Some(document) = svc.engine.bucket_document(bucket, BucketDocument::Policy)? else {
-        return Err(S3Error::new(S3ErrorCode::NoSuchBucketPolicy));
-    };
     // Stored policies parsed when they were put; one that no longer does
     // is reported public (it is treated as refusing everyone but admins).
-    let is_public = Policy::parse(&document, bucket).map_or(true, |p| p.is_public());
+    let is_public = match stored_policy(svc, bucket) {
+        Ok(record) => record.policy(bucket).map_or(true, |p| p.is_public()),
+        Err(e) if e.code == S3ErrorCode::NoSuchBucketPolicy => return Err(e),
+        Err(_) => true,
+    };
     xml_response(StatusCode::OK, to_xml(&PolicyStatus { is_public }))
 }
 
@@ -157,6 +174,8 @@ pub(crate) async fn put_public_access_block(
         block_public_policy: flag(&doc.block_public_policy)?,
         restrict_public_buckets: flag(&doc.restrict_public_buckets)?,
     };
+    // Not between a PutBucketPolicy's public check and its store.
+    let _changes = svc.access_cache.lock_changes().await;
     svc.engine
         .set_bucket_document(
             &bucket,
