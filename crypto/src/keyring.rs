@@ -317,25 +317,31 @@ pub struct OpenedRoot {
 /// Opens the data root of `data_dir` with `master`: from its keyring if it
 /// has one, else `master`'s own bytes.
 pub fn open_data_root(data_dir: &Path, master: &MasterKey) -> Result<OpenedRoot, CryptoError> {
-    let path = keyring_path(data_dir);
-    match Keyring::read(&path)? {
-        None => Ok(OpenedRoot {
-            root: master.root_when_no_keyring(),
-            keyring_entries: 0,
-        }),
-        Some(keyring) => {
-            let root = keyring.open(master).map_err(|e| match e {
-                CryptoError::KeyringInvalid { reason, .. } => {
-                    CryptoError::KeyringInvalid { path, reason }
-                }
-                other => other,
-            })?;
-            Ok(OpenedRoot {
-                root,
-                keyring_entries: keyring.entry_count(),
-            })
-        }
-    }
+    let (keyring, root) = read_and_open(&keyring_path(data_dir), master)?;
+    Ok(OpenedRoot {
+        root,
+        keyring_entries: keyring.as_ref().map_or(0, Keyring::entry_count),
+    })
+}
+
+/// The keyring at `path`, if there is one, and the root `master` opens:
+/// from it, else `master`'s own bytes. Errors name `path`.
+pub(crate) fn read_and_open(
+    path: &Path,
+    master: &MasterKey,
+) -> Result<(Option<Keyring>, DataRootKey), CryptoError> {
+    let keyring = Keyring::read(path)?;
+    let root = match &keyring {
+        None => master.root_when_no_keyring(),
+        Some(k) => k.open(master).map_err(|e| match e {
+            CryptoError::KeyringInvalid { reason, .. } => CryptoError::KeyringInvalid {
+                path: path.to_path_buf(),
+                reason,
+            },
+            other => other,
+        })?,
+    };
+    Ok((keyring, root))
 }
 
 #[cfg(test)]

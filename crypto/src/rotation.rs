@@ -29,7 +29,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::keyring::{Keyring, keyring_path};
+use crate::keyring::{Keyring, keyring_path, read_and_open};
 use crate::{CryptoError, DataRootKey, KeyFingerprint, MasterKey, sync_parent_dir};
 
 /// The files a rotation changes.
@@ -129,17 +129,7 @@ struct Current {
 
 fn read_current(files: &RotationFiles) -> Result<Current, CryptoError> {
     let key = MasterKey::load(&files.key_file)?;
-    let keyring = Keyring::read(&files.keyring)?;
-    let root = match &keyring {
-        None => key.root_when_no_keyring(),
-        Some(k) => k.open(&key).map_err(|e| match e {
-            CryptoError::KeyringInvalid { reason, .. } => CryptoError::KeyringInvalid {
-                path: files.keyring.clone(),
-                reason,
-            },
-            other => other,
-        })?,
-    };
+    let (keyring, root) = read_and_open(&files.keyring, &key)?;
     Ok(Current { key, keyring, root })
 }
 

@@ -153,6 +153,22 @@ fn a_master_key_inside_a_v1_data_dir_is_refused_until_moved_or_allowed() {
     });
 }
 
+/// Every object of the fixture's manifest reads back with its ETag, size
+/// and MD5.
+async fn assert_every_object_reads_back(
+    c: &aws_sdk_s3::Client,
+    manifest: &serde_json::Value,
+    bucket: &str,
+) {
+    for (key, want) in manifest["objects"].as_object().unwrap() {
+        let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
+        assert_eq!(got.e_tag(), Some(text(&want["etag"])), "{key}");
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(body.len() as u64, want["size"].as_u64().unwrap(), "{key}");
+        assert_eq!(md5_hex(&body), text(&want["md5"]), "{key}");
+    }
+}
+
 fn text(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
 }
@@ -163,13 +179,7 @@ fn every_object_of_a_v1_data_dir_reads_back_with_its_etag() {
         let u = Upgraded::start();
         let (c, m, bucket) = (&u.client, &u.manifest, u.bucket());
         let objects = m["objects"].as_object().unwrap();
-        for (key, want) in objects {
-            let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
-            assert_eq!(got.e_tag(), Some(text(&want["etag"])), "{key}");
-            let body = got.body.collect().await.unwrap().into_bytes();
-            assert_eq!(body.len() as u64, want["size"].as_u64().unwrap(), "{key}");
-            assert_eq!(md5_hex(&body), text(&want["md5"]), "{key}");
-        }
+        assert_every_object_reads_back(c, m, bucket).await;
         let listed = c.list_objects_v2().bucket(bucket).send().await.unwrap();
         let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
         let want: Vec<&str> = objects.keys().map(String::as_str).collect();
@@ -425,18 +435,7 @@ fn a_v1_data_dir_opens_without_a_keyring_and_can_be_rotated() {
         u.server.start_again();
         let c = sdk_client(&u.server);
         let (m, bucket) = (&u.manifest, u.bucket());
-        for (name, want) in m["objects"].as_object().unwrap() {
-            let got = c
-                .get_object()
-                .bucket(bucket)
-                .key(name)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(got.e_tag(), Some(text(&want["etag"])), "{name}");
-            let body = got.body.collect().await.unwrap().into_bytes();
-            assert_eq!(md5_hex(&body), text(&want["md5"]), "{name}");
-        }
+        assert_every_object_reads_back(&c, m, bucket).await;
         let reader = &m["reader_key"];
         let reader = sdk_client_for(
             &u.server.endpoint(),
