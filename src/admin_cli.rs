@@ -1,7 +1,9 @@
 //! `cairn admin …`: maintenance commands that talk to a running server's
 //! admin listener over HTTP (see `admin_http.rs` for the endpoints). It
 //! owns the command line, signing, the HTTP exchange and how replies are
-//! shown (tables, progress, exit codes).
+//! shown (tables, progress, exit codes). The one offline command,
+//! `master-key rotate`, runs on a stopped server's data directory
+//! (`master_key.rs`).
 //!
 //! It must never define or guess a reply's shape: requests are built from
 //! and replies read into the types of `admin_api.rs`, the ones the server
@@ -217,6 +219,21 @@ enum AdminCommand {
     /// A cluster as this node sees it (docs/cluster.md).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The master key of a stopped server's data directory (offline: run
+    /// it on the server's host; needs no credentials or admin listener).
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCommand {
+    /// Replace the master key: a new key comes to open the data
+    /// directory's keyring and the old one stops opening it; no data is
+    /// rewritten. The server must be stopped (on a cluster, rotate one
+    /// node at a time). Safe to run again after a crash: it finishes the
+    /// rotation it finds. Prints each step and, at the end, what to back
+    /// up.
+    Rotate(Box<crate::master_key::RotateArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -1215,6 +1232,17 @@ fn cluster_status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, St
 /// be repaired or the server could not be reached.
 pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let base = args.admin_url.trim_end_matches('/').to_owned();
+    if let AdminCommand::MasterKey(MasterKeyCommand::Rotate(rotate)) = args.command {
+        // Offline: no admin listener, no credentials.
+        return match crate::master_key::rotate(*rotate) {
+            Ok(true) => std::process::ExitCode::SUCCESS,
+            Ok(false) => std::process::ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("cairn: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let AdminCommand::Health { timeout } = args.command {
         return match health(&args, &base, Duration::from_secs(timeout.max(1))) {
             Ok(true) => std::process::ExitCode::SUCCESS,
@@ -1235,7 +1263,7 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let as_json = args.json;
     let result = match args.command {
         // Answered above, without credentials.
-        AdminCommand::Health { .. } => Ok(true),
+        AdminCommand::Health { .. } | AdminCommand::MasterKey(_) => Ok(true),
         AdminCommand::Scrub { rate, no_wait } => {
             scrub(&signer, &base, rate, no_wait, "scrub", as_json)
         }

@@ -15,7 +15,7 @@ use cairn_cluster::{
     serve_shards,
 };
 use cairn_storage_engine::{
-    Engine, EngineConfig, EngineMetrics, LocalDrive, MasterKey, ShardStore,
+    DataRootKey, Engine, EngineConfig, EngineMetrics, LocalDrive, ShardStore,
 };
 
 use crate::config::{ClusterConfig, ServerConfig};
@@ -84,7 +84,7 @@ pub async fn open(
     cluster: &ClusterConfig,
     listeners: ClusterListeners,
     engine_cfg: EngineConfig,
-    master: MasterKey,
+    root: DataRootKey,
     registry: &prometheus::Registry,
 ) -> Result<(Engine, Arc<RunningNode>), String> {
     let mut secret = [0u8; 32];
@@ -179,8 +179,8 @@ pub async fn open(
     let store = node.store.clone();
     // Opening commits through Raft (blocking on this runtime): off it.
     let engine = tokio::task::spawn_blocking(move || {
-        let engine = Engine::open_on(engine_cfg, &master, metrics, drives, store);
-        drop(master);
+        let engine = Engine::open_on(engine_cfg, &root, metrics, drives, store);
+        drop(root);
         engine
     })
     .await

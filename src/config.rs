@@ -450,14 +450,8 @@ pub struct ServerConfig {
     pub drives: Vec<PathBuf>,
     pub data_shards: usize,
     pub parity_shards: usize,
-    pub master_key_file: PathBuf,
-    /// Whether `master_key_file` was chosen by default (not named by the
-    /// operator): an old data directory's key inside it is then pointed out.
-    pub master_key_file_is_default: bool,
-    /// A key file inside the data directory is accepted.
-    pub allow_master_key_in_data_dir: bool,
-    /// From CAIRN_MASTER_KEY or the file's `master_key` (never logged).
-    pub master_key_hex: Option<String>,
+    /// Where the master key comes from.
+    pub master_key: MasterKeySource,
     /// From CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY or the file (never logged).
     pub credentials: Option<(String, String)>,
     pub chunk_min_bytes: u32,
@@ -512,11 +506,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("drives", &self.drives)
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
-            .field("master_key_file", &self.master_key_file)
-            .field(
-                "allow_master_key_in_data_dir",
-                &self.allow_master_key_in_data_dir,
-            )
+            .field("master_key", &self.master_key)
             .field(
                 "chunk_bytes",
                 &(
@@ -528,6 +518,9 @@ impl std::fmt::Debug for ServerConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// The data directory when none is given.
+pub const DATA_DIR_DEFAULT: &str = "./cairn-data";
 
 fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -549,7 +542,7 @@ impl ServerConfig {
         let data_dir = args
             .data_dir
             .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("./cairn-data"));
+            .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
         let drives = args.drives.or(file.drives).unwrap_or_else(|| {
             (0..6)
                 .map(|i| data_dir.join("drives").join(i.to_string()))
@@ -645,15 +638,13 @@ impl ServerConfig {
                     body_defaults.body_min_rate_window,
                     std::time::Duration::from_secs,
                 ),
-            master_key_file_is_default: args.master_key_file.is_none()
-                && file.master_key_file.is_none(),
-            master_key_file: args
-                .master_key_file
-                .or(file.master_key_file)
-                .unwrap_or_else(|| default_master_key_file(&data_dir)),
-            allow_master_key_in_data_dir: args.allow_master_key_in_data_dir
-                || file.allow_master_key_in_data_dir.unwrap_or(false),
-            master_key_hex: env_nonempty("CAIRN_MASTER_KEY").or(file.master_key),
+            master_key: MasterKeySource::resolve(
+                &data_dir,
+                args.master_key_file.or(file.master_key_file),
+                args.allow_master_key_in_data_dir
+                    || file.allow_master_key_in_data_dir.unwrap_or(false),
+                file.master_key,
+            ),
             listen: args
                 .listen
                 .or(file.listen)
@@ -829,6 +820,79 @@ pub fn validate_credentials(access: &str, secret: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where the master key comes from, and the rules about where it may be:
+/// resolved alike for `cairn server` and `cairn admin master-key rotate`.
+#[derive(Clone)]
+pub struct MasterKeySource {
+    /// The data directory the key belongs to.
+    pub data_dir: PathBuf,
+    /// The key file (`--master-key-file`, the config file's
+    /// `master_key_file`, else the default place).
+    pub file: PathBuf,
+    /// Whether `file` was chosen by default (not named by the operator): an
+    /// old data directory's key inside it is then pointed out.
+    pub file_is_default: bool,
+    /// A key file inside the data directory is accepted.
+    pub allow_in_data_dir: bool,
+    /// From CAIRN_MASTER_KEY or the config file's `master_key` (never
+    /// logged); it takes precedence over the file.
+    pub hex: Option<String>,
+}
+
+impl MasterKeySource {
+    /// `named`: the key file the operator named (flag, environment or
+    /// config file, in that order), else the default place;
+    /// CAIRN_MASTER_KEY over the config file's `master_key` (`file_hex`).
+    pub fn resolve(
+        data_dir: &Path,
+        named: Option<PathBuf>,
+        allow_in_data_dir: bool,
+        file_hex: Option<String>,
+    ) -> MasterKeySource {
+        MasterKeySource {
+            data_dir: data_dir.to_path_buf(),
+            file_is_default: named.is_none(),
+            file: named.unwrap_or_else(|| default_master_key_file(data_dir)),
+            allow_in_data_dir,
+            hex: env_nonempty("CAIRN_MASTER_KEY").or(file_hex),
+        }
+    }
+
+    /// The same resolution for a command that takes only the data
+    /// directory and key settings (flags and their environment variables
+    /// merged by clap, over the `--config` file, over the defaults).
+    pub fn from_args(
+        config: Option<&Path>,
+        data_dir: Option<PathBuf>,
+        master_key_file: Option<PathBuf>,
+        allow_in_data_dir: bool,
+    ) -> Result<MasterKeySource, String> {
+        let file = match config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT));
+        Ok(MasterKeySource::resolve(
+            &data_dir,
+            master_key_file.or(file.master_key_file),
+            allow_in_data_dir || file.allow_master_key_in_data_dir.unwrap_or(false),
+            file.master_key,
+        ))
+    }
+}
+
+impl std::fmt::Debug for MasterKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterKeySource")
+            .field("file", &self.file)
+            .field("allow_in_data_dir", &self.allow_in_data_dir)
+            .field("from_environment", &self.hex.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where the master key lives unless the operator says: the systemd
 /// credential `cairn-master-key` (`LoadCredential=`), else the data
 /// directory's sibling `<data-dir>.master.key` — outside the directory, so
@@ -873,9 +937,9 @@ mod tests {
         assert_eq!(cfg.drives.len(), 6);
         assert_eq!(cfg.drives[5], PathBuf::from("/tmp/x/drives/5"));
         // Beside the data directory, not in it.
-        assert_eq!(cfg.master_key_file, PathBuf::from("/tmp/x.master.key"));
-        assert!(cfg.master_key_file_is_default);
-        assert!(!cfg.allow_master_key_in_data_dir);
+        assert_eq!(cfg.master_key.file, PathBuf::from("/tmp/x.master.key"));
+        assert!(cfg.master_key.file_is_default);
+        assert!(!cfg.master_key.allow_in_data_dir);
     }
 
     #[test]

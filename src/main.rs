@@ -13,6 +13,7 @@ mod config;
 mod gen_env;
 mod limits;
 mod malloc;
+mod master_key;
 mod server;
 mod tls;
 
@@ -42,6 +43,7 @@ enum Command {
     /// Manage a running server through its admin listener (--admin-url,
     /// default http://127.0.0.1:9001): health, status, access keys,
     /// buckets, scrub, heal a replaced drive, garbage collection, cluster.
+    /// And, offline, the master key of a stopped server's data directory.
     Admin(admin_cli::AdminArgs),
     /// Print a new `.env` for docker-compose.yml with random credentials,
     /// cluster secret and master key: `cairn gen-env --output .env`.

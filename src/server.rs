@@ -4,11 +4,11 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use cairn_s3_api::{KeyRing, S3Config, S3Service};
-use cairn_storage_engine::{AccessKeyRecord, ChunkerConfig, Engine, EngineConfig, MasterKey};
+use cairn_storage_engine::{AccessKeyRecord, ChunkerConfig, Engine, EngineConfig};
 use tokio::net::TcpListener;
 
 use crate::config::ServerConfig;
@@ -22,7 +22,7 @@ const MALLOC_TRIM_PERIOD_SECS: u64 = 5;
 /// (`flock`) and that names its pid.
 const LOCK_FILE: &str = "cairn.pid";
 
-fn create_private_dir(path: &Path) -> Result<(), String> {
+pub(crate) fn create_private_dir(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -49,12 +49,22 @@ fn prepare_data_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Why the data directory could not be locked.
+pub(crate) enum LockError {
+    /// Another process (a cairn server, or a master key rotation) holds it;
+    /// `who` names its pid if it wrote it yet.
+    InUse { who: String },
+    /// Anything else, as a message.
+    Failed(String),
+}
+
 /// Locks the data directory for this process: an exclusive `flock` on
 /// `<dir>/cairn.pid`, which then holds this process id. The kernel drops the
 /// lock when the process ends, however it ends. A second server on the same
 /// directory is refused here, naming the first one's pid, before it opens
-/// the master key or the metadata store.
-fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
+/// the master key or the metadata store; so is a master key rotation while
+/// a server runs (`master_key.rs`).
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<std::fs::File, LockError> {
     use std::io::{Read, Seek};
     use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(LOCK_FILE);
@@ -65,7 +75,7 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
         .truncate(false)
         .mode(0o600)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| LockError::Failed(format!("cannot open {}: {e}", path.display())))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -75,17 +85,19 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
                 Ok(pid) => format!("pid {pid}"),
                 Err(_) => "its pid is not known yet".to_owned(),
             };
-            return Err(format!(
-                "another cairn server is using the data directory {} ({who}): stop it first, or give this server its own --data-dir",
-                dir.display()
-            ));
+            return Err(LockError::InUse { who });
         }
-        Err(e) => return Err(format!("cannot lock {}: {e}", path.display())),
+        Err(e) => {
+            return Err(LockError::Failed(format!(
+                "cannot lock {}: {e}",
+                path.display()
+            )));
+        }
     }
     file.set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| writeln!(file, "{}", std::process::id()))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| LockError::Failed(format!("cannot write {}: {e}", path.display())))?;
     Ok(file)
 }
 
@@ -113,117 +125,6 @@ fn connectable(bound: SocketAddr) -> SocketAddr {
         });
     }
     addr
-}
-
-/// The master key: CAIRN_MASTER_KEY, else the key file — which must not be
-/// inside the data directory (unless the operator allows it), and is
-/// created only for a data directory that holds nothing yet (a missing key
-/// for existing data is an error, never a fresh key that reads nothing).
-fn load_master_key(cfg: &ServerConfig) -> Result<MasterKey, String> {
-    let file = &cfg.master_key_file;
-    let old_place = cfg.data_dir.join("master.key");
-    let env_key = cfg.master_key_hex.is_some();
-    if !cfg.allow_master_key_in_data_dir {
-        let how = "or start with --allow-master-key-in-data-dir to accept the risk";
-        if old_place.exists() {
-            let move_it = if env_key {
-                format!(
-                    "CAIRN_MASTER_KEY is given too: if it holds this key, delete {}",
-                    old_place.display()
-                )
-            } else if cfg.master_key_file_is_default && !file.exists() {
-                format!(
-                    "move it out and keep it elsewhere (another disk, a secret store):\n    mv {} {}\nor give --master-key-file / CAIRN_MASTER_KEY",
-                    old_place.display(),
-                    file.display()
-                )
-            } else {
-                format!(
-                    "the key in use is {}: if {} is a copy of it, delete the copy",
-                    file.display(),
-                    old_place.display()
-                )
-            };
-            return Err(format!(
-                "the master key is inside the data directory ({}), where a copy of the directory or a stolen disk carries it; {move_it}; {how}",
-                old_place.display()
-            ));
-        }
-        if !env_key && is_inside(file, &cfg.data_dir) {
-            return Err(format!(
-                "the master key file {} is inside the data directory {}, where a copy of the directory or a stolen disk carries it; keep it elsewhere, {how}",
-                file.display(),
-                cfg.data_dir.display()
-            ));
-        }
-    }
-    if let Some(hex) = &cfg.master_key_hex {
-        return MasterKey::from_hex(hex)
-            .map_err(|e| format!("CAIRN_MASTER_KEY is not a valid key (64 hex digits): {e}"));
-    }
-    if cfg.master_key_file_is_default && !file.exists() && old_place.exists() {
-        // Allowed above: the old place, as before.
-        return load_existing_key(&old_place);
-    }
-    if !file.exists() && holds_data(&cfg.data_dir) {
-        return Err(format!(
-            "no master key at {}, but the data directory {} already holds data sealed under one: give its key with --master-key-file or CAIRN_MASTER_KEY (a new key would read nothing)",
-            file.display(),
-            cfg.data_dir.display()
-        ));
-    }
-    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_private_dir(parent)?;
-    }
-    // The error names the file already.
-    let (key, created) = MasterKey::load_or_create(file).map_err(|e| e.to_string())?;
-    if created {
-        println!(
-            "cairn: generated a new master key in {} (mode 0600). Back it up: without it the data cannot be read.",
-            cfg.master_key_file.display()
-        );
-    }
-    Ok(key)
-}
-
-/// An existing key file (never created).
-fn load_existing_key(path: &Path) -> Result<MasterKey, String> {
-    match MasterKey::load_or_create(path).map_err(|e| e.to_string())? {
-        (key, false) => Ok(key),
-        (_, true) => Err(format!("{} vanished while starting", path.display())),
-    }
-}
-
-/// Whether `path` is (or would be created) inside `dir`, after resolving
-/// symlinks of whatever part of each exists.
-fn is_inside(path: &Path, dir: &Path) -> bool {
-    fn resolved(p: &Path) -> PathBuf {
-        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
-        // The longest existing prefix, canonicalised, plus the rest.
-        let mut existing = absolute.as_path();
-        let mut rest = Vec::new();
-        loop {
-            if let Ok(canonical) = existing.canonicalize() {
-                let mut out = canonical;
-                out.extend(rest.iter().rev());
-                return out;
-            }
-            match (existing.parent(), existing.file_name()) {
-                (Some(parent), Some(name)) => {
-                    rest.push(name.to_owned());
-                    existing = parent;
-                }
-                _ => return absolute,
-            }
-        }
-    }
-    resolved(path).starts_with(resolved(dir))
-}
-
-/// Whether the data directory already holds a metadata store (so data
-/// sealed under some master key).
-fn holds_data(dir: &Path) -> bool {
-    dir.join("meta").join("CURRENT").exists()
 }
 
 /// Start-up credentials: from the environment/config if given; else the
@@ -315,8 +216,18 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     };
     prepare_data_dir(&cfg.data_dir)?;
     // Held until this function returns (the process ends soon after).
-    let _data_dir_lock = lock_data_dir(&cfg.data_dir)?;
-    let master = load_master_key(&cfg)?;
+    let _data_dir_lock = lock_data_dir(&cfg.data_dir).map_err(|e| match e {
+        LockError::InUse { who } => format!(
+            "another cairn server is using the data directory {} ({who}): stop it first, or give this server its own --data-dir",
+            cfg.data_dir.display()
+        ),
+        LockError::Failed(message) => message,
+    })?;
+    let master = crate::master_key::load_master_key(&cfg.master_key)?;
+    let root = crate::master_key::open_data_root(&cfg.master_key, &master)?;
+    // The master key is dropped (zeroized) as soon as it has opened the
+    // root; the root is dropped once the engine holds what it derived.
+    drop(master);
     let registry = prometheus::Registry::new();
     let engine_cfg = EngineConfig {
         meta_dir: cfg.data_dir.join("meta"),
@@ -338,11 +249,9 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             .unwrap_or(u64::MAX),
         ..EngineConfig::single_dir(&cfg.data_dir)
     };
-    // The master key is dropped (zeroized) once the engine holds what it
-    // derived from it.
     let (engine, cluster_node) = match &cfg.cluster {
         None => {
-            let engine = Engine::open(engine_cfg, &master, &registry).map_err(|e| {
+            let engine = Engine::open(engine_cfg, &root, &registry).map_err(|e| {
                 let e = e.to_string();
                 if e.contains("lock file") {
                     // Another process (not a cairn server, which would hold
@@ -355,14 +264,13 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
                     format!("opening storage: {e}")
                 }
             })?;
-            drop(master);
+            drop(root);
             (engine, None)
         }
         Some(cluster) => {
             let listeners = cluster_listeners.ok_or("the cluster listeners were not bound")?;
             let (engine, node) =
-                crate::cluster::open(&cfg, cluster, listeners, engine_cfg, master, &registry)
-                    .await?;
+                crate::cluster::open(&cfg, cluster, listeners, engine_cfg, root, &registry).await?;
             (engine, Some(node))
         }
     };
@@ -538,25 +446,6 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use cairn_storage_engine::generate_credentials;
-
-    /// A key file is inside the data directory however the paths are
-    /// spelled: relative, with `..`, through a symlink, not yet existing.
-    #[test]
-    fn a_key_inside_the_data_dir_is_recognised() {
-        use super::is_inside;
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        assert!(is_inside(&data.join("master.key"), &data));
-        assert!(is_inside(&data.join("sub/new/master.key"), &data));
-        assert!(is_inside(&data.join("../data/master.key"), &data));
-        assert!(!is_inside(&tmp.path().join("data.master.key"), &data));
-        assert!(!is_inside(&tmp.path().join("database/master.key"), &data));
-        let link = tmp.path().join("link");
-        std::os::unix::fs::symlink(&data, &link).unwrap();
-        assert!(is_inside(&link.join("master.key"), &data));
-        assert!(is_inside(&data.join("k"), &link));
-    }
 
     /// Generated keys pass the rules for configured ones.
     #[test]

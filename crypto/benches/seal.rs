@@ -2,14 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 use divan::counter::BytesCount;
 
 const LEN: usize = 256 << 10;
 
 #[divan::bench]
 fn seal_256kib(b: divan::Bencher) {
-    let sealer = MasterKey::from_hex(&"11".repeat(32))
+    let sealer = DataRootKey::from_hex(&"11".repeat(32))
         .unwrap()
         .chunk_sealer();
     let plain = vec![0x5au8; LEN];
@@ -19,7 +19,7 @@ fn seal_256kib(b: divan::Bencher) {
 
 #[divan::bench]
 fn open_256kib(b: divan::Bencher) {
-    let sealer = MasterKey::from_hex(&"11".repeat(32))
+    let sealer = DataRootKey::from_hex(&"11".repeat(32))
         .unwrap()
         .chunk_sealer();
     let sealed = sealer.seal(&[3; 32], &vec![0x5au8; LEN]).unwrap();

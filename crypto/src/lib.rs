@@ -2,18 +2,27 @@
 //!
 //! This crate owns:
 //!
-//! * [`MasterKey`]: the single 32-byte root secret of a Cairn installation,
-//!   its key file ([`MasterKey::load_or_create`]) and the derivation of
-//!   purpose-specific keys from it ([`MasterKey::derive`], BLAKE3 `derive_key`
-//!   with the context constants below).
+//! * [`MasterKey`]: the 32-byte secret an operator keeps (its key file,
+//!   [`MasterKey::load_or_create`]). It opens the data directory's keyring;
+//!   it never keys data itself.
+//! * [`DataRootKey`]: the 32 bytes every key that touches data is derived
+//!   from ([`DataRootKey::derive`], BLAKE3 `derive_key` with the context
+//!   constants below). A data directory without a keyring uses its master
+//!   key's bytes as the root ([`MasterKey::root_when_no_keyring`]); one with
+//!   a keyring ([`keyring`]) keeps the root sealed under each master key that
+//!   may open it, so the master key can be replaced ([`rotation`]) without
+//!   touching anything sealed under the root.
 //! * [`ChunkSealer`]: AES-256-GCM (ring's implementation) sealing of (compressed) chunks under a
 //!   per-chunk key bound to the chunk id.
 //! * [`SecretSealer`]: the same construction for small stored secrets.
 //! * SSE-C ([`customer_key`]): customer keys, their stored check and the
 //!   per-object AES-256-CTR applied before the pipeline.
 //!
-//! It knows nothing of S3, HTTP, RocksDB, chunking or erasure coding. The only
-//! file it touches is the master key file, in [`MasterKey::load_or_create`].
+//! It knows nothing of S3, HTTP, RocksDB, chunking or erasure coding. The
+//! only files it touches are key files: the master key file
+//! ([`MasterKey::load_or_create`]), the data directory's `keyring`
+//! ([`keyring::Keyring::read`], [`keyring::Keyring::write`]) and, during a
+//! rotation, `<key file>.new` ([`rotation`]).
 //!
 //! Invariants:
 //!
@@ -28,12 +37,16 @@
 //! * Key material is zeroized on drop and never printed by `Debug`. (Best
 //!   effort: the AES key schedule inside ring's `LessSafeKey` lives only for
 //!   one seal/open and is not zeroized by ring.)
+//! * Nothing derives a data key from a [`MasterKey`]: the types keep the two
+//!   apart (only [`DataRootKey`] has `derive` and the sealers).
 //! * The context strings and the derivation are part of the on-disk format:
 //!   changing them makes all stored data unreadable.
 
 #![forbid(unsafe_code)]
 
 pub mod customer_key;
+pub mod keyring;
+pub mod rotation;
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -105,6 +118,38 @@ pub enum CryptoError {
         /// Its permission bits.
         mode: u32,
     },
+    /// Reading or writing the keyring (or its temporary file) failed.
+    #[error("keyring {}: {source}", .path.display())]
+    KeyringIo {
+        /// The keyring (or its temporary file / directory).
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The keyring's bytes are not a keyring this build can read: damaged
+    /// (truncated, a flipped bit), or written by a newer version.
+    #[error("keyring {}: {reason}", .path.display())]
+    KeyringInvalid {
+        /// The keyring file (empty when decoding bytes from no file).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The keyring has no entry for the master key in use.
+    #[error(
+        "no entry for the master key with fingerprint {key} (it holds {})",
+        .entries.join(", ")
+    )]
+    KeyNotInKeyring {
+        /// Fingerprint (hex) of the master key in use.
+        key: String,
+        /// Fingerprints (hex) of the keys the keyring opens with.
+        entries: Vec<String>,
+    },
+    /// The files of a master key rotation are in a state no interrupted
+    /// rotation leaves behind; nothing was changed.
+    #[error("{0}")]
+    RotationState(String),
     /// Authenticated decryption failed: wrong key, wrong chunk id / label,
     /// tampered or truncated input.
     #[error("authentication failed: data was modified, truncated or sealed under another key/id")]
@@ -114,7 +159,9 @@ pub enum CryptoError {
     PlaintextTooLarge,
 }
 
-/// The root secret. Zeroized on drop; `Debug` prints `MasterKey(..)`.
+/// The operator's secret: it opens the data directory's keyring (or, without
+/// one, is the data root itself, see [`root_when_no_keyring`](Self::root_when_no_keyring)).
+/// Zeroized on drop; `Debug` prints `MasterKey(..)`.
 pub struct MasterKey {
     bytes: [u8; KEY_LEN_BYTES],
 }
@@ -173,6 +220,17 @@ impl MasterKey {
         }
     }
 
+    /// Loads the existing key file at `path` (same checks as
+    /// [`load_or_create`](Self::load_or_create)); a missing file is an
+    /// error, never a new key.
+    pub fn load(path: &Path) -> Result<MasterKey, CryptoError> {
+        let file = File::open(path).map_err(|source| CryptoError::KeyFileIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::load_from_file(path, file)
+    }
+
     fn load_from_file(path: &Path, mut file: File) -> Result<MasterKey, CryptoError> {
         let io_error = |source: io::Error| CryptoError::KeyFileIo {
             path: path.to_path_buf(),
@@ -199,45 +257,127 @@ impl MasterKey {
 
     fn create_file(path: &Path) -> Result<MasterKey, CryptoError> {
         let key = Self::generate()?;
-        let mut tmp_os_string = path.as_os_str().to_owned();
-        tmp_os_string.push(".tmp");
-        let tmp_path = PathBuf::from(tmp_os_string);
-        let tmp_io_error = |source: io::Error| CryptoError::KeyFileIo {
-            path: tmp_path.clone(),
-            source,
-        };
-
-        // A stale temporary file from a crash may have any mode; remove it so
-        // `create_new` creates a fresh one with mode 0600.
-        match fs::remove_file(&tmp_path) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
-            Err(source) => return Err(tmp_io_error(source)),
-        }
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(&tmp_path).map_err(tmp_io_error)?;
         let mut line = Zeroizing::new(key.to_hex_secret());
         line.push('\n');
-        file.write_all(line.as_bytes()).map_err(tmp_io_error)?;
-        file.sync_all().map_err(tmp_io_error)?;
-        drop(file);
-
-        fs::rename(&tmp_path, path).map_err(|source| CryptoError::KeyFileIo {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        sync_parent_dir(path)?;
+        write_private_file(path, line.as_bytes())
+            .map_err(|(path, source)| CryptoError::KeyFileIo { path, source })?;
         Ok(key)
     }
 
-    /// Derives a purpose-specific key: `blake3::derive_key(context, master)`.
-    /// Use the `*_CONTEXT` constants of this crate.
+    /// This key's fingerprint: names it in a keyring and in messages
+    /// without revealing it (16 bytes of
+    /// `blake3::derive_key(`[`KEYRING_FINGERPRINT_CONTEXT`]`, master)`).
+    pub fn fingerprint(&self) -> KeyFingerprint {
+        let derived = Zeroizing::new(blake3::derive_key(KEYRING_FINGERPRINT_CONTEXT, &self.bytes));
+        let mut fingerprint = [0u8; FINGERPRINT_LEN_BYTES];
+        fingerprint.copy_from_slice(&derived[..FINGERPRINT_LEN_BYTES]);
+        KeyFingerprint(fingerprint)
+    }
+
+    /// The key that seals the data root in this key's keyring entry.
+    fn keyring_wrap_key(&self) -> Zeroizing<[u8; KEY_LEN_BYTES]> {
+        Zeroizing::new(blake3::derive_key(KEYRING_WRAP_CONTEXT, &self.bytes))
+    }
+
+    /// The data root of a data directory that has no keyring: this key's
+    /// own bytes. Every data directory made before keyrings existed, and
+    /// every new one until its first rotation, is sealed under this root,
+    /// so the derivations (and the data) are the same as before.
+    pub fn root_when_no_keyring(&self) -> DataRootKey {
+        DataRootKey { bytes: self.bytes }
+    }
+}
+
+/// Writes `bytes` to `path` atomically and durably: `<path>.tmp` (a stale
+/// one from a crash is removed first) created with mode 0600, written,
+/// fsynced, renamed over `path`, and the directory fsynced. On error, the
+/// path that failed and why.
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, io::Error)> {
+    let mut tmp_os_string = path.as_os_str().to_owned();
+    tmp_os_string.push(".tmp");
+    let tmp_path = PathBuf::from(tmp_os_string);
+    let tmp_error = |source: io::Error| (tmp_path.clone(), source);
+
+    // A stale temporary file from a crash may have any mode; remove it so
+    // `create_new` creates a fresh one with mode 0600.
+    match fs::remove_file(&tmp_path) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+        Err(source) => return Err(tmp_error(source)),
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp_path).map_err(tmp_error)?;
+    file.write_all(bytes).map_err(tmp_error)?;
+    file.sync_all().map_err(tmp_error)?;
+    drop(file);
+
+    fs::rename(&tmp_path, path).map_err(|source| (path.to_path_buf(), source))?;
+    sync_parent_dir(path)
+}
+
+/// BLAKE3 derivation context of a master key's fingerprint in the keyring.
+pub const KEYRING_FINGERPRINT_CONTEXT: &str = "cairn 2026-12 keyring fingerprint v1";
+/// BLAKE3 derivation context of the key sealing the data root in a master
+/// key's keyring entry.
+pub const KEYRING_WRAP_CONTEXT: &str = "cairn 2026-12 keyring wrap v1";
+/// Length of a master key fingerprint.
+pub const FINGERPRINT_LEN_BYTES: usize = 16;
+
+/// A master key's fingerprint ([`MasterKey::fingerprint`]). Not secret:
+/// shown as 32 hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyFingerprint(pub [u8; FINGERPRINT_LEN_BYTES]);
+
+impl fmt::Display for KeyFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyFingerprint({self})")
+    }
+}
+
+/// The data root key: every key that touches data (chunk ids, chunk
+/// encryption, stored secrets, drive marker MACs) is derived from it. It
+/// is never stored in the clear: it is a master key's bytes
+/// ([`MasterKey::root_when_no_keyring`]) or is opened from the data
+/// directory's keyring ([`keyring::Keyring::open`]). Zeroized on drop;
+/// `Debug` prints `DataRootKey(..)`.
+pub struct DataRootKey {
+    bytes: [u8; KEY_LEN_BYTES],
+}
+
+impl DataRootKey {
+    /// Wraps raw root bytes (tests and tools; a server gets its root from
+    /// [`keyring::open_data_root`]).
+    pub const fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {
+        Self { bytes }
+    }
+
+    /// Parses 64 hex characters (tests and tools).
+    pub fn from_hex(hex_str: &str) -> Result<Self, CryptoError> {
+        let master = MasterKey::from_hex(hex_str)?;
+        Ok(master.root_when_no_keyring())
+    }
+
+    /// Whether this root is `master`'s own bytes, i.e. a data directory
+    /// made with `master` (constant time).
+    pub fn is_bytes_of(&self, master: &MasterKey) -> bool {
+        blake3::Hash::from_bytes(self.bytes) == blake3::Hash::from_bytes(master.bytes)
+    }
+
+    /// Derives a purpose-specific key: `blake3::derive_key(context, root)`.
+    /// Use the `*_CONTEXT` constants of this crate (and of the engine's
+    /// drive markers).
     pub fn derive(&self, context: &'static str) -> DerivedKey {
         DerivedKey {
             bytes: blake3::derive_key(context, &self.bytes),
@@ -266,7 +406,7 @@ impl MasterKey {
 }
 
 /// Fsyncs the directory containing `path` so a rename into it is durable.
-fn sync_parent_dir(path: &Path) -> Result<(), CryptoError> {
+pub(crate) fn sync_parent_dir(path: &Path) -> Result<(), (PathBuf, io::Error)> {
     #[cfg(unix)]
     {
         let parent = match path.parent() {
@@ -275,10 +415,7 @@ fn sync_parent_dir(path: &Path) -> Result<(), CryptoError> {
         };
         File::open(parent)
             .and_then(|dir| dir.sync_all())
-            .map_err(|source| CryptoError::KeyFileIo {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            .map_err(|source| (parent.to_path_buf(), source))?;
     }
     #[cfg(not(unix))]
     let _ = path;
@@ -291,13 +428,25 @@ impl Drop for MasterKey {
     }
 }
 
+impl Drop for DataRootKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl fmt::Debug for DataRootKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataRootKey(..)")
+    }
+}
+
 impl fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("MasterKey(..)")
     }
 }
 
-/// A key derived from the [`MasterKey`]. Zeroized on drop; `Debug` redacted.
+/// A key derived from the [`DataRootKey`]. Zeroized on drop; `Debug` redacted.
 #[derive(Clone)]
 pub struct DerivedKey {
     bytes: [u8; KEY_LEN_BYTES],
@@ -525,8 +674,8 @@ mod tests {
 
     use super::*;
 
-    fn test_master() -> MasterKey {
-        MasterKey::from_bytes([7u8; 32])
+    fn test_root() -> DataRootKey {
+        DataRootKey::from_bytes([7u8; 32])
     }
 
     #[test]
@@ -534,24 +683,31 @@ mod tests {
         // Regression pin, NOT an external test vector: this is the value our
         // own derivation produced when it was written. If it changes, every
         // stored chunk id and ciphertext becomes unreadable.
-        let derived = test_master().derive(CHUNK_ID_CONTEXT);
+        let derived = test_root().derive(CHUNK_ID_CONTEXT);
         assert_eq!(
             hex::encode(derived.as_bytes()),
             "720bbdb64b9c7926b81063e80736a1a0db43b868bfa2fdf153a7a56afec25169"
         );
-        assert_eq!(test_master().chunk_id_key_bytes(), *derived.as_bytes());
+        assert_eq!(test_root().chunk_id_key_bytes(), *derived.as_bytes());
+        // A data directory without a keyring derives from its master key's
+        // bytes exactly as before keyrings existed.
+        let legacy = MasterKey::from_bytes([7u8; 32]).root_when_no_keyring();
+        assert_eq!(
+            legacy.derive(CHUNK_ID_CONTEXT).as_bytes(),
+            derived.as_bytes()
+        );
     }
 
     #[test]
     fn contexts_give_different_keys() {
-        let master = test_master();
-        let a = master.derive(CHUNK_ID_CONTEXT);
-        let b = master.derive(CHUNK_KEY_CONTEXT);
-        let c = master.derive(SECRET_KEY_CONTEXT);
+        let root = test_root();
+        let a = root.derive(CHUNK_ID_CONTEXT);
+        let b = root.derive(CHUNK_KEY_CONTEXT);
+        let c = root.derive(SECRET_KEY_CONTEXT);
         assert_ne!(a.as_bytes(), b.as_bytes());
         assert_ne!(a.as_bytes(), c.as_bytes());
         assert_ne!(b.as_bytes(), c.as_bytes());
-        let other = MasterKey::from_bytes([8u8; 32]).derive(CHUNK_ID_CONTEXT);
+        let other = DataRootKey::from_bytes([8u8; 32]).derive(CHUNK_ID_CONTEXT);
         assert_ne!(a.as_bytes(), other.as_bytes());
     }
 
@@ -574,19 +730,23 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        let master = MasterKey::from_bytes([0xAB; 32]);
-        assert_eq!(format!("{master:?}"), "MasterKey(..)");
         assert_eq!(
-            format!("{:?}", master.derive(CHUNK_ID_CONTEXT)),
+            format!("{:?}", MasterKey::from_bytes([0xAB; 32])),
+            "MasterKey(..)"
+        );
+        let root = DataRootKey::from_bytes([0xAB; 32]);
+        assert_eq!(format!("{root:?}"), "DataRootKey(..)");
+        assert_eq!(
+            format!("{:?}", root.derive(CHUNK_ID_CONTEXT)),
             "DerivedKey(..)"
         );
-        assert_eq!(format!("{:?}", master.chunk_sealer()), "ChunkSealer(..)");
-        assert_eq!(format!("{:?}", master.secret_sealer()), "SecretSealer(..)");
+        assert_eq!(format!("{:?}", root.chunk_sealer()), "ChunkSealer(..)");
+        assert_eq!(format!("{:?}", root.secret_sealer()), "SecretSealer(..)");
     }
 
     #[test]
     fn chunk_seal_layout_and_round_trip() {
-        let sealer = test_master().chunk_sealer();
+        let sealer = test_root().chunk_sealer();
         let id = [1u8; 32];
         let sealed = sealer.seal(&id, b"hello chunk").unwrap();
         assert_eq!(sealed.len(), 11 + SEAL_OVERHEAD_BYTES);
@@ -598,7 +758,7 @@ mod tests {
 
     #[test]
     fn seal_into_appends_and_keeps_what_was_there() {
-        let sealer = test_master().chunk_sealer();
+        let sealer = test_root().chunk_sealer();
         let id = [3u8; 32];
         let mut out = Vec::with_capacity(1024);
         out.extend_from_slice(b"prefix");
@@ -611,7 +771,7 @@ mod tests {
 
     #[test]
     fn same_plaintext_seals_differently_and_both_open() {
-        let sealer = test_master().chunk_sealer();
+        let sealer = test_root().chunk_sealer();
         let id = [2u8; 32];
         let a = sealer.seal(&id, b"same bytes").unwrap();
         let b = sealer.seal(&id, b"same bytes").unwrap();
@@ -623,13 +783,13 @@ mod tests {
 
     #[test]
     fn wrong_chunk_id_or_key_fails() {
-        let sealer = test_master().chunk_sealer();
+        let sealer = test_root().chunk_sealer();
         let sealed = sealer.seal(&[3u8; 32], b"data").unwrap();
         assert!(matches!(
             sealer.open(&[4u8; 32], &sealed),
             Err(CryptoError::Authentication)
         ));
-        let other_sealer = MasterKey::from_bytes([8u8; 32]).chunk_sealer();
+        let other_sealer = DataRootKey::from_bytes([8u8; 32]).chunk_sealer();
         assert!(matches!(
             other_sealer.open(&[3u8; 32], &sealed),
             Err(CryptoError::Authentication)
@@ -638,7 +798,7 @@ mod tests {
 
     #[test]
     fn truncated_input_fails() {
-        let sealer = test_master().chunk_sealer();
+        let sealer = test_root().chunk_sealer();
         let id = [5u8; 32];
         let sealed = sealer.seal(&id, b"some plaintext").unwrap();
         for len in 0..sealed.len() {
@@ -651,8 +811,8 @@ mod tests {
 
     #[test]
     fn secret_sealer_binds_label_and_key() {
-        let master = test_master();
-        let sealer = master.secret_sealer();
+        let root = test_root();
+        let sealer = root.secret_sealer();
         let sealed = sealer.seal(b"AKIDEXAMPLE", b"secret-key").unwrap();
         assert_eq!(sealer.open(b"AKIDEXAMPLE", &sealed).unwrap(), b"secret-key");
         assert!(matches!(
@@ -660,7 +820,7 @@ mod tests {
             Err(CryptoError::Authentication)
         ));
         // A chunk sealer (different derived key) cannot open it either.
-        assert!(master.chunk_sealer().open(&[0u8; 32], &sealed).is_err());
+        assert!(root.chunk_sealer().open(&[0u8; 32], &sealed).is_err());
     }
 
     #[test]
@@ -735,6 +895,20 @@ mod tests {
     }
 
     #[test]
+    fn load_never_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        assert!(matches!(
+            MasterKey::load(&path),
+            Err(CryptoError::KeyFileIo { .. })
+        ));
+        assert!(!path.exists());
+        let (created, _) = MasterKey::load_or_create(&path).unwrap();
+        let loaded = MasterKey::load(&path).unwrap();
+        assert_eq!(loaded.fingerprint(), created.fingerprint());
+    }
+
+    #[test]
     fn key_file_in_missing_directory_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing").join("master.key");
@@ -750,7 +924,7 @@ mod tests {
             id in any::<[u8; 32]>(),
             plaintext in proptest::collection::vec(any::<u8>(), 0..4096),
         ) {
-            let sealer = test_master().chunk_sealer();
+            let sealer = test_root().chunk_sealer();
             let sealed = sealer.seal(&id, &plaintext).unwrap();
             prop_assert_eq!(sealed.len(), plaintext.len() + SEAL_OVERHEAD_BYTES);
             prop_assert_eq!(sealer.open(&id, &sealed).unwrap(), plaintext);
@@ -761,7 +935,7 @@ mod tests {
             label in proptest::collection::vec(any::<u8>(), 0..64),
             plaintext in proptest::collection::vec(any::<u8>(), 0..256),
         ) {
-            let sealer = test_master().secret_sealer();
+            let sealer = test_root().secret_sealer();
             let sealed = sealer.seal(&label, &plaintext).unwrap();
             prop_assert_eq!(sealer.open(&label, &sealed).unwrap(), plaintext);
         }
@@ -772,7 +946,7 @@ mod tests {
             position in any::<prop::sample::Index>(),
             bit in 0u8..8,
         ) {
-            let sealer = test_master().chunk_sealer();
+            let sealer = test_root().chunk_sealer();
             let id = [6u8; 32];
             let mut sealed = sealer.seal(&id, &plaintext).unwrap();
             let index = position.index(sealed.len());
@@ -783,7 +957,7 @@ mod tests {
 
     #[test]
     fn every_byte_flip_is_detected() {
-        let sealer = test_master().chunk_sealer();
+        let sealer = test_root().chunk_sealer();
         let id = [7u8; 32];
         let sealed = sealer.seal(&id, b"exhaustive tamper check").unwrap();
         for index in 0..sealed.len() {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use cairn_storage_engine::{Engine, EngineConfig, MasterKey, ObjectMetadata};
+use cairn_storage_engine::{DataRootKey, Engine, EngineConfig, ObjectMetadata};
 use divan::counter::BytesCount;
 
 const LEN: usize = 16 << 20;
@@ -23,7 +23,7 @@ fn random(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn engine(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Engine {
-    let master = MasterKey::from_hex(&"22".repeat(32)).unwrap();
+    let master = DataRootKey::from_hex(&"22".repeat(32)).unwrap();
     let e = Engine::open(
         EngineConfig::single_dir(dir),
         &master,

@@ -21,8 +21,10 @@
 //! mac <64 lowercase hex digits>
 //! ```
 //! `mac` is BLAKE3 in keyed mode over the bytes of the first four lines, with
-//! a key derived from the master key ([`MARKER_MAC_CONTEXT`]): a marker cannot
-//! be edited, nor made for a server whose master key one does not hold. It is
+//! a key derived from the data root key ([`MARKER_MAC_CONTEXT`]; the root is
+//! the master key's bytes, or opened from the keyring with it — see
+//! `cairn_crypto::keyring`): a marker cannot be edited, nor made for a
+//! server whose master key one does not hold. It is
 //! written atomically (temporary file, fsync, rename, fsync of the drive
 //! directory). A marker of another version is refused, not rewritten.
 //!
@@ -69,7 +71,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 
 use crate::drive::ShardStore;
 use crate::error::{EngineError, EngineResult};
@@ -98,7 +100,7 @@ impl DataDirId {
     }
 }
 
-/// The key that signs markers (derived from the master key).
+/// The key that signs markers (derived from the data root key).
 pub(crate) struct MarkerKey([u8; 32]);
 
 impl std::fmt::Debug for MarkerKey {
@@ -108,8 +110,8 @@ impl std::fmt::Debug for MarkerKey {
 }
 
 impl MarkerKey {
-    pub(crate) fn derive(master: &MasterKey) -> Self {
-        MarkerKey(*master.derive(MARKER_MAC_CONTEXT).as_bytes())
+    pub(crate) fn derive(root: &DataRootKey) -> Self {
+        MarkerKey(*root.derive(MARKER_MAC_CONTEXT).as_bytes())
     }
 
     fn mac(&self, signed: &[u8]) -> blake3::Hash {
@@ -586,7 +588,7 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     fn key(byte: u8) -> MarkerKey {
-        MarkerKey::derive(&MasterKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap())
+        MarkerKey::derive(&DataRootKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap())
     }
 
     fn marker() -> DriveMarker {
@@ -906,7 +908,7 @@ mod tests {
             fs::remove_dir_all(drive_dir(dir.path(), d)).unwrap();
             fs::write(drive_dir(dir.path(), d), b"not a directory").unwrap();
         }
-        let master = MasterKey::from_hex(&format!("{KEY_BYTE:02x}").repeat(32)).unwrap();
+        let master = DataRootKey::from_hex(&format!("{KEY_BYTE:02x}").repeat(32)).unwrap();
         let three = crate::Engine::open(config(dir.path()), &master, &prometheus::Registry::new());
         assert!(three.is_err(), "three of 4+2 drives cannot be opened");
     }

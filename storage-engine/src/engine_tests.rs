@@ -1,7 +1,7 @@
 //! Engine-level tests on real RocksDB and real drive directories.
 
 use bytes::Bytes;
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 
 use crate::meta::{Chunks, InlineData, Parts};
 use crate::records::ObjectMetadata;
@@ -15,8 +15,8 @@ struct Fixture {
     engine: Engine,
 }
 
-fn master() -> MasterKey {
-    MasterKey::from_hex(&"42".repeat(32)).unwrap()
+fn master() -> DataRootKey {
+    DataRootKey::from_hex(&"42".repeat(32)).unwrap()
 }
 
 fn open(dir: &std::path::Path) -> Engine {

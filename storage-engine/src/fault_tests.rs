@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 use cairn_dedup::ChunkId;
 use cairn_erasure::ShardChecksum;
 
@@ -180,7 +180,7 @@ async fn rig(seed: u64) -> Rig {
         .iter()
         .map(|s| s.clone() as Arc<dyn ShardStore>)
         .collect();
-    let master = MasterKey::from_hex(&"61".repeat(32)).unwrap();
+    let master = DataRootKey::from_hex(&"61".repeat(32)).unwrap();
     let engine = Engine::open_with_stores(cfg, &master, metrics, dyn_stores).unwrap();
     engine.create_bucket("b").await.unwrap();
     Rig {

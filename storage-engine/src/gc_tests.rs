@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 
 use crate::meta::System;
 use crate::records::ObjectMetadata;
@@ -215,7 +215,7 @@ async fn a_quiet_server_gives_space_back_without_filling_its_segments() {
         avg_size_bytes: 64 << 10,
         max_size_bytes: 256 << 10,
     };
-    let master = MasterKey::from_hex(&"18".repeat(32)).unwrap();
+    let master = DataRootKey::from_hex(&"18".repeat(32)).unwrap();
     let e = Engine::open(cfg, &master, &prometheus::Registry::new()).unwrap();
     e.create_bucket("bucket").await.unwrap();
     let keep = pseudo_random(100_000, 1);

@@ -80,7 +80,7 @@ pub use access_keys::{
     ACCESS_KEYS_MAX, StoredAccessKey, generate_credentials, valid_access_key_id,
 };
 pub use bucket_documents::BucketDocument;
-pub use cairn_crypto::MasterKey;
+pub use cairn_crypto::{DataRootKey, MasterKey};
 pub use cairn_dedup::{ChunkId, ChunkerConfig};
 pub use drive::{LocalDrive, ScannedShard, SegmentInfo, ShardReadError, ShardStore};
 pub use drive_identity::{DriveState, MARKER_FILE};

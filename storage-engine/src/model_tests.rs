@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 
 use crate::records::ObjectMetadata;
 use crate::test_support::{XorShift, try_put};
@@ -24,7 +24,7 @@ fn open(dir: &std::path::Path) -> Engine {
         max_size_bytes: 64 << 10,
     };
     cfg.segment_size_max_bytes = 128 << 10;
-    let master = MasterKey::from_hex(&"5a".repeat(32)).unwrap();
+    let master = DataRootKey::from_hex(&"5a".repeat(32)).unwrap();
     Engine::open(cfg, &master, &prometheus::Registry::new()).unwrap()
 }
 

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 
 use crate::drive::{LocalDrive, ShardStore};
 use crate::engine::{Engine, EngineConfig, Inner};
@@ -23,7 +23,7 @@ impl Engine {
     /// Opens (creating on first start) the metadata store and all drives.
     pub fn open(
         config: EngineConfig,
-        master: &MasterKey,
+        root: &DataRootKey,
         registry: &prometheus::Registry,
     ) -> EngineResult<Engine> {
         config.validate()?;
@@ -47,7 +47,7 @@ impl Engine {
             };
             drives.push(Arc::new(drive));
         }
-        Self::open_with_stores(config, master, metrics, drives)
+        Self::open_with_stores(config, root, metrics, drives)
     }
 
     /// Opens the engine on the given shard stores (one per configured drive,
@@ -55,7 +55,7 @@ impl Engine {
     /// for other kinds of stores.
     pub fn open_with_stores(
         config: EngineConfig,
-        master: &MasterKey,
+        root: &DataRootKey,
         metrics: EngineMetrics,
         drives: Vec<Arc<dyn ShardStore>>,
     ) -> EngineResult<Engine> {
@@ -68,7 +68,7 @@ impl Engine {
             )));
         }
         let meta = Arc::new(MetaStore::open(&config.meta_dir)?);
-        Self::open_on(config, master, metrics, drives, meta)
+        Self::open_on(config, root, metrics, drives, meta)
     }
 
     /// Opens the engine on an open metadata store and on `drives`, which
@@ -78,7 +78,7 @@ impl Engine {
     /// [`MetaStore::set_committer`]). `config.drive_dirs` is not used here.
     pub fn open_on(
         config: EngineConfig,
-        master: &MasterKey,
+        root: &DataRootKey,
         metrics: EngineMetrics,
         drives: Vec<Arc<dyn ShardStore>>,
         meta: Arc<MetaStore>,
@@ -113,7 +113,7 @@ impl Engine {
         let first_start = meta.get::<System>("format")?.is_none();
         let identities = crate::drive_identity::check_drives(
             &meta,
-            &crate::drive_identity::MarkerKey::derive(master),
+            &crate::drive_identity::MarkerKey::derive(root),
             &drives,
             first_start,
         )?;
@@ -125,7 +125,7 @@ impl Engine {
                 &metrics,
             ),
             chunks: Chunks::new(
-                master,
+                root,
                 config.data_shards,
                 config.parity_shards,
                 config.chunk_workers_max,
@@ -133,7 +133,7 @@ impl Engine {
             objects: Objects::new(meta.clone(), metrics.meta_conflicts.clone()),
             writers: Writers::default(),
             jobs: Jobs::default(),
-            keys: AccessKeyVault::new(master),
+            keys: AccessKeyVault::new(root),
             meta,
             metrics,
             config,

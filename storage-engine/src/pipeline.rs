@@ -6,7 +6,7 @@
 //! when all data shards are healthy.
 
 use bytes::Bytes;
-use cairn_crypto::{ChunkSealer, MasterKey};
+use cairn_crypto::{ChunkSealer, DataRootKey};
 use cairn_dedup::{ChunkId, ChunkIdKey};
 
 use crate::error::{ChunkCheck, ChunkFault, EngineError, EngineResult};
@@ -77,10 +77,10 @@ impl std::fmt::Debug for ChunkCodec {
 }
 
 impl ChunkCodec {
-    pub fn new(master: &MasterKey) -> Self {
+    pub fn new(root: &DataRootKey) -> Self {
         ChunkCodec {
-            id_key: ChunkIdKey::from_bytes(master.chunk_id_key_bytes()),
-            sealer: master.chunk_sealer(),
+            id_key: ChunkIdKey::from_bytes(root.chunk_id_key_bytes()),
+            sealer: root.chunk_sealer(),
         }
     }
 
@@ -165,7 +165,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn codec() -> ChunkCodec {
-        ChunkCodec::new(&MasterKey::from_hex(&"ab".repeat(32)).unwrap())
+        ChunkCodec::new(&DataRootKey::from_hex(&"ab".repeat(32)).unwrap())
     }
 
     #[test]

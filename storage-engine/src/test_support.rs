@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use bytes::Bytes;
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 
 use crate::records::ObjectMetadata;
 use crate::{Engine, EngineConfig, EngineResult, ObjectVersion};
@@ -49,7 +49,7 @@ pub(crate) fn small_chunk_config(dir: &Path) -> EngineConfig {
 
 /// Opens an engine with a master key made of `key_byte` repeated.
 pub(crate) fn open_with(cfg: EngineConfig, key_byte: u8) -> Engine {
-    let master = MasterKey::from_hex(&format!("{key_byte:02x}").repeat(32)).unwrap();
+    let master = DataRootKey::from_hex(&format!("{key_byte:02x}").repeat(32)).unwrap();
     Engine::open(cfg, &master, &prometheus::Registry::new()).unwrap()
 }
 

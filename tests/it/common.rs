@@ -322,6 +322,17 @@ impl TestServer {
         self.dir.path()
     }
 
+    /// The master key file the server was started with
+    /// (`--master-key-file`; every temporary server has one).
+    pub fn master_key_file(&self) -> PathBuf {
+        let at = self
+            .extra_args
+            .iter()
+            .position(|a| a == "--master-key-file")
+            .expect("the server was started with --master-key-file");
+        PathBuf::from(&self.extra_args[at + 1])
+    }
+
     /// `<data-dir>/drives/<i>`.
     pub fn drive_dir(&self, i: usize) -> PathBuf {
         self.data_dir().join("drives").join(i.to_string())

@@ -52,8 +52,8 @@ fn manifest() -> serde_json::Value {
 /// The current build serving a copy of the fixture, and what the fixture's
 /// manifest says it holds.
 struct Upgraded {
-    _key: RemoveOnDrop,
-    _dir: tempfile::TempDir,
+    key: RemoveOnDrop,
+    dir: tempfile::TempDir,
     server: TestServer,
     client: aws_sdk_s3::Client,
     manifest: serde_json::Value,
@@ -72,8 +72,8 @@ impl Upgraded {
         );
         let client = sdk_client(&server);
         Upgraded {
-            _key: RemoveOnDrop(key),
-            _dir: dir,
+            key: RemoveOnDrop(key),
+            dir,
             server,
             client,
             manifest: manifest(),
@@ -87,7 +87,7 @@ impl Upgraded {
 
 /// `cairn server` on `dir`, expected to refuse to start (it would run
 /// until the time limit otherwise): (success, stdout, stderr).
-fn refused_start(dir: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn refused_start(dir: &Path, args: &[&str]) -> (bool, String, String) {
     let (ok, out, err, _) = crate::cli_clients::run_within(
         crate::cli_clients::cairn()
             .arg("server")
@@ -153,6 +153,22 @@ fn a_master_key_inside_a_v1_data_dir_is_refused_until_moved_or_allowed() {
     });
 }
 
+/// Every object of the fixture's manifest reads back with its ETag, size
+/// and MD5.
+async fn assert_every_object_reads_back(
+    c: &aws_sdk_s3::Client,
+    manifest: &serde_json::Value,
+    bucket: &str,
+) {
+    for (key, want) in manifest["objects"].as_object().unwrap() {
+        let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
+        assert_eq!(got.e_tag(), Some(text(&want["etag"])), "{key}");
+        let body = got.body.collect().await.unwrap().into_bytes();
+        assert_eq!(body.len() as u64, want["size"].as_u64().unwrap(), "{key}");
+        assert_eq!(md5_hex(&body), text(&want["md5"]), "{key}");
+    }
+}
+
 fn text(v: &serde_json::Value) -> &str {
     v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
 }
@@ -163,13 +179,7 @@ fn every_object_of_a_v1_data_dir_reads_back_with_its_etag() {
         let u = Upgraded::start();
         let (c, m, bucket) = (&u.client, &u.manifest, u.bucket());
         let objects = m["objects"].as_object().unwrap();
-        for (key, want) in objects {
-            let got = c.get_object().bucket(bucket).key(key).send().await.unwrap();
-            assert_eq!(got.e_tag(), Some(text(&want["etag"])), "{key}");
-            let body = got.body.collect().await.unwrap().into_bytes();
-            assert_eq!(body.len() as u64, want["size"].as_u64().unwrap(), "{key}");
-            assert_eq!(md5_hex(&body), text(&want["md5"]), "{key}");
-        }
+        assert_every_object_reads_back(c, m, bucket).await;
         let listed = c.list_objects_v2().bucket(bucket).send().await.unwrap();
         let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
         let want: Vec<&str> = objects.keys().map(String::as_str).collect();
@@ -397,5 +407,69 @@ fn objects_of_a_v1_data_dir_become_null_versions_once_versioning_is_enabled() {
             .send()
             .await;
         assert!(gone.is_err(), "the null version was deleted");
+    });
+}
+
+/// A data directory written before keyrings existed has none, and opens as
+/// before (its data root is its master key's own bytes). It can be rotated
+/// like any other: everything — objects of every kind, the upload in
+/// progress, the sealed secret of its access key — reads back under the
+/// new key, and its old key is refused.
+#[test]
+fn a_v1_data_dir_opens_without_a_keyring_and_can_be_rotated() {
+    run(async {
+        let mut u = Upgraded::start();
+        let keyring = u.dir.path().join("keyring");
+        assert!(
+            !keyring.exists(),
+            "an old data dir gets no keyring by starting"
+        );
+        u.server.stop();
+        assert!(!keyring.exists());
+
+        let key = u.key.0.clone();
+        let old = u.dir.path().with_extension("old.key");
+        let _old_cleanup = RemoveOnDrop(old.clone());
+        std::fs::copy(&key, &old).unwrap();
+        let _new_cleanup = RemoveOnDrop(u.dir.path().with_extension("master.key.new"));
+        let (ok, out, err) = crate::master_key::rotate(u.dir.path(), &key);
+        assert!(ok, "rotating a v1 data dir:\n{out}\n{err}");
+        assert!(keyring.exists());
+
+        u.server.start_again();
+        let c = sdk_client(&u.server);
+        let (m, bucket) = (&u.manifest, u.bucket());
+        assert_every_object_reads_back(&c, m, bucket).await;
+        let reader = &m["reader_key"];
+        let reader = sdk_client_for(
+            &u.server.endpoint(),
+            text(&reader["id"]),
+            text(&reader["secret"]),
+            &[],
+        );
+        assert_eq!(
+            md5_hex(&get_bytes(&reader, bucket, "tagged.txt").await),
+            text(&m["objects"]["tagged.txt"]["md5"]),
+            "the access key's sealed secret opens under the rotated key"
+        );
+        let uploads = c
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploads.uploads().len(), 1, "the upload in progress is kept");
+        u.server.stop();
+
+        let (ok, out, err) =
+            refused_start(u.dir.path(), &["--master-key-file", old.to_str().unwrap()]);
+        assert!(
+            !ok,
+            "started with the v1 key after its rotation:\n{out}{err}"
+        );
+        assert!(
+            err.contains("the master key in use does not open this data directory's keyring"),
+            "{err}"
+        );
     });
 }

@@ -20,6 +20,7 @@
 //! | [`hostile_clients`] | connection floods, stalls and unsafe defaults |
 //! | [`immutable_backups`] | rclone point-in-time copies; a restic backup under Object Lock survives its own key |
 //! | [`maintenance`] | `cairn admin heal / scrub / gc / status`, drive identity |
+//! | [`master_key`] | `cairn admin master-key rotate`: everything reads back under the new key, the old one is refused, interrupted rotations |
 //! | [`ops_metrics`] | dashboards and alert rules use metrics the server has |
 //! | [`pipeline`] | dedup, compression, encryption at rest, erasure coding |
 //! | [`s3_checksums`] | additional checksums on multipart objects |
@@ -52,6 +53,7 @@ mod data_dir_compat;
 mod hostile_clients;
 mod immutable_backups;
 mod maintenance;
+mod master_key;
 mod ops_metrics;
 mod pipeline;
 mod s3_checksums;

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use cairn_crypto::MasterKey;
+use cairn_crypto::DataRootKey;
 use cairn_dedup::ChunkId;
 use cairn_erasure::ErasureCoder;
 use tokio::sync::Semaphore;
@@ -46,7 +46,7 @@ impl Chunks {
     /// `data_shards + parity_shards` must be at most 255 (checked by the
     /// engine's config validation).
     pub(crate) fn new(
-        master: &MasterKey,
+        root: &DataRootKey,
         data_shards: usize,
         parity_shards: usize,
         workers_max: usize,
@@ -59,7 +59,7 @@ impl Chunks {
         let mut coders = HashMap::new();
         coders.insert((k, m), Arc::new(coder));
         Ok(Chunks {
-            codec: ChunkCodec::new(master),
+            codec: ChunkCodec::new(root),
             data_shards: k,
             parity_shards: m,
             coders: Mutex::new(coders),

@@ -1,11 +1,11 @@
 //! The access keys part: what guards stored credentials.
 //!
 //! Owns the lock that serialises changes to access keys (create, delete,
-//! grants) and the sealer that encrypts secret keys under the master key
-//! before they reach the metadata. It must never hold or log a secret in
+//! grants) and the sealer that encrypts secret keys under a key derived
+//! from the data root before they reach the metadata. It must never hold or log a secret in
 //! the clear beyond the call that seals or opens it.
 
-use cairn_crypto::{MasterKey, SecretSealer};
+use cairn_crypto::{DataRootKey, SecretSealer};
 use tokio::sync::Mutex as AsyncMutex;
 
 /// The access keys part (see the module doc).
@@ -22,10 +22,10 @@ impl std::fmt::Debug for AccessKeyVault {
 }
 
 impl AccessKeyVault {
-    pub(crate) fn new(master: &MasterKey) -> Self {
+    pub(crate) fn new(root: &DataRootKey) -> Self {
         AccessKeyVault {
             lock: AsyncMutex::new(()),
-            sealer: master.secret_sealer(),
+            sealer: root.secret_sealer(),
         }
     }
 }
