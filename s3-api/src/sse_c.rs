@@ -272,6 +272,34 @@ pub(crate) fn echo(h: &mut HeaderMap, key_md5: &str) {
     }
 }
 
+/// A copy's bytes from `reader` into `writer` through the ciphers:
+/// decrypted with the source's key (`decrypt`), encrypted under the
+/// destination's (`encrypt`), either or both absent. Streams piece by
+/// piece; returns the MD5 of the plaintext (the copy's ETag, or what its
+/// keyed ETag is derived from).
+pub(crate) async fn copy_through(
+    reader: &mut cairn_storage_engine::ObjectReader,
+    mut decrypt: Option<ObjectDecryptor>,
+    mut encrypt: Option<&mut ObjectCipher>,
+    writer: &mut cairn_storage_engine::ObjectWriter,
+) -> S3Result<[u8; 16]> {
+    let mut md5 = Md5::new();
+    while let Some(piece) = reader.next_bytes().await {
+        let piece = piece?;
+        let plain = match &mut decrypt {
+            Some(d) => d.apply(piece),
+            None => piece,
+        };
+        md5.update(&plain);
+        let stored = match &mut encrypt {
+            Some(c) => apply(c, plain),
+            None => plain,
+        };
+        writer.write(stored).await?;
+    }
+    Ok(md5.finalize().into())
+}
+
 /// `data` through `cipher` (encrypting and decrypting are the same).
 pub(crate) fn apply(cipher: &mut ObjectCipher, data: bytes::Bytes) -> bytes::Bytes {
     let mut buf = bytes::BytesMut::from(&data[..]);

@@ -264,27 +264,14 @@ async fn upload_part_copy(
     let part = if src_cipher.is_some() || dest_cipher.is_some() {
         // Bytes under a customer key, or to be put under one, cannot be
         // referenced: they go through the ciphers.
-        let mut decrypt =
+        let decrypt =
             src_cipher.map(|(c, _)| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, start));
         let mut encrypt = dest_cipher.as_ref().map(|(base, _)| base.for_part(n));
         let mut writer = svc.engine.object_writer(bucket)?;
         let mut reader = svc.engine.read_version(src.clone(), Some((start, end)))?;
-        let mut md5 = <md5::Md5 as md5::Digest>::new();
-        while let Some(piece) = reader.next_bytes().await {
-            let piece = piece?;
-            let plain = match &mut decrypt {
-                Some(d) => d.apply(piece),
-                None => piece,
-            };
-            md5::Digest::update(&mut md5, &plain);
-            let stored = match &mut encrypt {
-                Some(c) => crate::sse_c::apply(c, plain),
-                None => plain,
-            };
-            writer.write(stored).await?;
-        }
+        let md5 =
+            crate::sse_c::copy_through(&mut reader, decrypt, encrypt.as_mut(), &mut writer).await?;
         let staged = writer.finish().await?;
-        let md5: [u8; 16] = md5::Digest::finalize(md5).into();
         let md5 = match &encrypt {
             Some(c) => c.tag(&md5),
             None => md5,

@@ -804,7 +804,6 @@ async fn copy_through_ciphers(
     cond: cairn_storage_engine::WriteCondition,
     lock: cairn_storage_engine::VersionLock,
 ) -> S3Result<ObjectVersion> {
-    use md5::Digest as _;
     if src.size > PUT_SIZE_MAX_BYTES {
         return Err(S3Error::with_message(
             S3ErrorCode::InvalidRequest,
@@ -813,7 +812,7 @@ async fn copy_through_ciphers(
             ),
         ));
     }
-    let mut decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, 0));
+    let decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, 0));
     let mut encrypt = match dest_key {
         Some(k) => {
             let (check, cipher) = crate::sse_c::for_write(k)?;
@@ -827,22 +826,9 @@ async fn copy_through_ciphers(
     };
     let mut writer = svc.engine.object_writer(bucket)?.allow_inline();
     let mut reader = svc.engine.read_version(src.clone(), None)?;
-    let mut md5 = md5::Md5::new();
-    while let Some(piece) = reader.next_bytes().await {
-        let piece = piece?;
-        let plain = match &mut decrypt {
-            Some(d) => d.apply(piece),
-            None => piece,
-        };
-        md5.update(&plain);
-        let stored = match &mut encrypt {
-            Some(c) => crate::sse_c::apply(c, plain),
-            None => plain,
-        };
-        writer.write(stored).await?;
-    }
+    let md5 =
+        crate::sse_c::copy_through(&mut reader, decrypt, encrypt.as_mut(), &mut writer).await?;
     let staged = writer.finish().await?;
-    let md5: [u8; 16] = md5.finalize().into();
     let etag = match &encrypt {
         Some(c) => crate::sse_c::etag(c, &md5),
         None => hex::encode(md5),
