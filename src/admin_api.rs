@@ -37,6 +37,90 @@ pub const KEYS_PREFIX: &str = "/admin/keys/";
 pub const BUCKETS_PREFIX: &str = "/admin/buckets/";
 /// Between a key id and a bucket in [`grant_path`].
 pub const GRANTS_INFIX: &str = "/grants/";
+/// `GET`: every [`KmsKey`]; `POST` with a [`CreateKmsKey`] query: the new
+/// [`KmsKey`].
+pub const KMS_KEYS: &str = "/admin/kms/keys";
+/// Followed by a key id or `alias/NAME` (one encoded segment) and an
+/// action: see [`kms_key_action_path`].
+pub const KMS_KEYS_PREFIX: &str = "/admin/kms/keys/";
+
+/// What `POST` [`kms_key_action_path`] does to a key-service key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KmsKeyAction {
+    /// A new material version wraps new objects; old ones keep theirs.
+    Rotate,
+    Enable,
+    /// Its objects cannot be read, nor new ones written, until enabled.
+    Disable,
+}
+
+impl KmsKeyAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KmsKeyAction::Rotate => "rotate",
+            KmsKeyAction::Enable => "enable",
+            KmsKeyAction::Disable => "disable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            KmsKeyAction::Rotate,
+            KmsKeyAction::Enable,
+            KmsKeyAction::Disable,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// `POST`: applies `action` to the key `reference` names (its id or
+/// `alias/NAME`), answered with the key's [`KmsKey`].
+pub fn kms_key_action_path(reference: &str, action: KmsKeyAction) -> String {
+    format!("{KMS_KEYS_PREFIX}{}/{}", encode(reference), action.as_str())
+}
+
+/// The query of `POST /admin/kms/keys`: `[alias=A][&description=D]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateKmsKey {
+    /// Without `alias/`; empty: none.
+    pub alias: String,
+    pub description: String,
+}
+
+impl CreateKmsKey {
+    pub fn path(&self) -> String {
+        format!(
+            "{KMS_KEYS}?alias={}&description={}",
+            encode(&self.alias),
+            encode(&self.description)
+        )
+    }
+
+    pub fn from_query(query: &str) -> Self {
+        CreateKmsKey {
+            alias: query_value(query, "alias").unwrap_or_default(),
+            description: query_value(query, "description").unwrap_or_default(),
+        }
+    }
+}
+
+/// A key of the built-in key service (SSE-KMS), never its material: each
+/// entry of `GET /admin/kms/keys`, and the reply to every change.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KmsKey {
+    /// Without `alias/`; empty: none.
+    pub alias: String,
+    /// What `x-amz-server-side-encryption-aws-kms-key-id` answers.
+    pub arn: String,
+    pub created_ms: u64,
+    pub description: String,
+    pub enabled: bool,
+    pub id: String,
+    /// Material versions (1 + rotations).
+    pub versions: u32,
+}
 
 /// `DELETE`: removes the key, answered with [`DeletedKey`].
 pub fn key_path(id: &str) -> String {

@@ -216,6 +216,9 @@ enum AdminCommand {
     /// Buckets as the server sees them.
     #[command(subcommand)]
     Bucket(BucketCommand),
+    /// The built-in key service for SSE-KMS (`aws:kms` objects).
+    #[command(subcommand)]
+    Kms(KmsCommand),
     /// A cluster as this node sees it (docs/cluster.md).
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -252,6 +255,48 @@ enum ClusterCommand {
         /// Start it and return without waiting.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KmsCommand {
+    /// Key-service keys: create, list, rotate, disable, enable.
+    #[command(subcommand)]
+    Key(KmsKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KmsKeyCommand {
+    /// Create a key (enabled). Objects name it in
+    /// x-amz-server-side-encryption-aws-kms-key-id by its id, its ARN or
+    /// alias/ALIAS. Keys are never deleted: disable one instead.
+    Create {
+        /// A name for the key (alias/ALIAS in requests): 1-250 of A-Z a-z
+        /// 0-9 / _ - ; aws/ is reserved.
+        #[arg(long)]
+        alias: Option<String>,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List every key (never key material).
+    List,
+    /// Give a key new material: new objects are wrapped under it, existing
+    /// ones keep theirs (no data is rewritten).
+    Rotate {
+        /// The key id or alias/ALIAS.
+        key: String,
+    },
+    /// Disable a key: its objects cannot be read (KMS.DisabledException)
+    /// and no object can be written under it, until it is enabled again.
+    Disable {
+        /// The key id or alias/ALIAS.
+        key: String,
+    },
+    /// Enable a disabled key again.
+    Enable {
+        /// The key id or alias/ALIAS.
+        key: String,
     },
 }
 
@@ -969,6 +1014,111 @@ fn utc_minutes(ms: u64) -> String {
     )
 }
 
+fn print_kms_key(k: &api::KmsKey) {
+    println!("  Key id:   {}", k.id);
+    println!("  ARN:      {}", k.arn);
+    if !k.alias.is_empty() {
+        println!("  Alias:    alias/{}", k.alias);
+    }
+    println!(
+        "  State:    {}, {} version{}",
+        if k.enabled { "enabled" } else { "DISABLED" },
+        k.versions,
+        if k.versions == 1 { "" } else { "s" }
+    );
+}
+
+fn kms_command(
+    signer: &Signer,
+    base: &str,
+    KmsCommand::Key(cmd): KmsCommand,
+    as_json: bool,
+) -> Result<bool, String> {
+    let (r, done) = match cmd {
+        KmsKeyCommand::Create { alias, description } => {
+            let request = api::CreateKmsKey {
+                alias: alias.unwrap_or_default(),
+                description,
+            };
+            (
+                expect_status(call(signer, base, "POST", &request.path())?, 201)?,
+                "created KMS key",
+            )
+        }
+        KmsKeyCommand::List => {
+            let r = expect_status(call(signer, base, "GET", api::KMS_KEYS)?, 200)?;
+            if as_json {
+                print!("{}", r.body);
+                return Ok(true);
+            }
+            let keys: Vec<api::KmsKey> = parse(&r.body)?;
+            println!(
+                "{:<38}{:<24}{:<10}{:<10}created (UTC)",
+                "key id", "alias", "state", "versions"
+            );
+            for k in &keys {
+                let alias = if k.alias.is_empty() {
+                    String::new()
+                } else {
+                    format!("alias/{}", k.alias).chars().take(22).collect()
+                };
+                println!(
+                    "{:<38}{:<24}{:<10}{:<10}{}",
+                    k.id,
+                    alias,
+                    if k.enabled { "enabled" } else { "disabled" },
+                    k.versions,
+                    utc_minutes(k.created_ms)
+                );
+            }
+            return Ok(true);
+        }
+        KmsKeyCommand::Rotate { key } => (
+            expect_status(
+                call(
+                    signer,
+                    base,
+                    "POST",
+                    &api::kms_key_action_path(&key, api::KmsKeyAction::Rotate),
+                )?,
+                200,
+            )?,
+            "rotated KMS key (new objects use the newest version; existing ones keep theirs)",
+        ),
+        KmsKeyCommand::Disable { key } => (
+            expect_status(
+                call(
+                    signer,
+                    base,
+                    "POST",
+                    &api::kms_key_action_path(&key, api::KmsKeyAction::Disable),
+                )?,
+                200,
+            )?,
+            "disabled KMS key (its objects cannot be read until it is enabled)",
+        ),
+        KmsKeyCommand::Enable { key } => (
+            expect_status(
+                call(
+                    signer,
+                    base,
+                    "POST",
+                    &api::kms_key_action_path(&key, api::KmsKeyAction::Enable),
+                )?,
+                200,
+            )?,
+            "enabled KMS key",
+        ),
+    };
+    if as_json {
+        print!("{}", r.body);
+        return Ok(true);
+    }
+    println!("{done}");
+    print_kms_key(&parse(&r.body)?);
+    Ok(true)
+}
+
 fn key_command(
     signer: &Signer,
     base: &str,
@@ -1272,6 +1422,7 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
         AdminCommand::Gc => gc(&signer, &base, as_json),
         AdminCommand::Key(cmd) => key_command(&signer, &base, cmd, as_json),
         AdminCommand::Bucket(cmd) => bucket_command(&signer, &base, cmd, as_json),
+        AdminCommand::Kms(cmd) => kms_command(&signer, &base, cmd, as_json),
         AdminCommand::Cluster(ClusterCommand::Status) => cluster_status(&signer, &base, as_json),
         AdminCommand::Cluster(ClusterCommand::Rebalance { rate, no_wait }) => {
             rebalance(&signer, &base, rate, no_wait, as_json)

@@ -143,6 +143,13 @@ impl AdminError {
             AdminError::Engine(EngineError::InvalidAccessKey(reason)) => {
                 (StatusCode::CONFLICT, reason.clone())
             }
+            AdminError::Engine(EngineError::NoSuchKmsKey(reference)) => (
+                StatusCode::NOT_FOUND,
+                format!("no such KMS key: {reference}"),
+            ),
+            AdminError::Engine(EngineError::InvalidKmsKey(reason)) => {
+                (StatusCode::CONFLICT, reason.clone())
+            }
             AdminError::Engine(other) => {
                 tracing::error!(error = %other, "admin request failed");
                 (
@@ -482,11 +489,81 @@ async fn bucket_info(
     json_reply(StatusCode::OK, &reply)
 }
 
+/// `POST /admin/kms/keys`.
+async fn create_kms_key(
+    req: &Request<hyper::body::Incoming>,
+    engine: &Engine,
+    auth: &AdminAuth,
+) -> Result<Response<Full<Bytes>>, AdminError> {
+    let request = api::CreateKmsKey::from_query(query(req));
+    let alias = request
+        .alias
+        .strip_prefix("alias/")
+        .unwrap_or(&request.alias);
+    let alias = (!alias.is_empty()).then_some(alias);
+    let k = engine.create_kms_key(alias, &request.description).await?;
+    tracing::info!(kms_key = %k.id, alias = %k.alias, "KMS key created");
+    json_reply(StatusCode::CREATED, &kms_key_reply(auth, &k))
+}
+
+/// `POST /admin/kms/keys/<id or alias/NAME>/<action>`; `None` for another
+/// path.
+async fn kms_key_action(
+    engine: &Engine,
+    auth: &AdminAuth,
+    rest: &str,
+) -> Option<Result<Response<Full<Bytes>>, AdminError>> {
+    let (reference, action) = rest.rsplit_once('/')?;
+    let action = api::KmsKeyAction::parse(action)?;
+    Some(apply_kms_key_action(engine, auth, &api::decode(reference), action).await)
+}
+
+async fn apply_kms_key_action(
+    engine: &Engine,
+    auth: &AdminAuth,
+    reference: &str,
+    action: api::KmsKeyAction,
+) -> Result<Response<Full<Bytes>>, AdminError> {
+    let found = match reference.strip_prefix("alias/") {
+        Some(alias) => engine.kms_key_by_alias(alias)?,
+        None => engine.kms_key(reference)?,
+    };
+    let id = found
+        .ok_or_else(|| EngineError::NoSuchKmsKey(reference.to_owned()))?
+        .id;
+    let k = match action {
+        api::KmsKeyAction::Rotate => engine.rotate_kms_key(&id).await?,
+        api::KmsKeyAction::Enable => engine.set_kms_key_enabled(&id, true).await?,
+        api::KmsKeyAction::Disable => engine.set_kms_key_enabled(&id, false).await?,
+    };
+    tracing::info!(
+        kms_key = %k.id,
+        action = action.as_str(),
+        versions = k.versions,
+        "KMS key changed"
+    );
+    json_reply(StatusCode::OK, &kms_key_reply(auth, &k))
+}
+
+fn kms_key_reply(auth: &AdminAuth, k: &cairn_storage_engine::KmsKeyInfo) -> api::KmsKey {
+    api::KmsKey {
+        alias: k.alias.clone(),
+        arn: format!("arn:aws:kms:{}::key/{}", auth.region, k.id),
+        created_ms: k.created_ms,
+        description: k.description.clone(),
+        enabled: k.enabled,
+        id: k.id.clone(),
+        versions: k.versions,
+    }
+}
+
 /// Who may call `/admin/*`: admin access keys, signing for the region.
 #[derive(Clone)]
 pub struct AdminAuth {
     pub keys: std::sync::Arc<KeyRing>,
     pub verify: std::sync::Arc<VerifyConfig>,
+    /// The server's region (the ARNs of KMS keys name it).
+    pub region: String,
 }
 
 impl std::fmt::Debug for AdminAuth {
@@ -634,6 +711,17 @@ async fn admin_route(
         (&Method::POST, api::KEYS) => create_key(req, &auth.keys).await,
         (_, path) if path.starts_with(api::KEYS_PREFIX) => {
             key_request(req, &auth.keys, &path[api::KEYS_PREFIX.len()..]).await?
+        }
+        (&Method::GET, api::KMS_KEYS) => {
+            let list: Vec<api::KmsKey> = match engine.kms_keys() {
+                Ok(keys) => keys.iter().map(|k| kms_key_reply(auth, k)).collect(),
+                Err(e) => return Some(Err(e.into())),
+            };
+            json_reply(StatusCode::OK, &list)
+        }
+        (&Method::POST, api::KMS_KEYS) => create_kms_key(req, engine, auth).await,
+        (&Method::POST, path) if path.starts_with(api::KMS_KEYS_PREFIX) => {
+            kms_key_action(engine, auth, &path[api::KMS_KEYS_PREFIX.len()..]).await?
         }
         (&Method::GET, path) if path.starts_with(api::BUCKETS_PREFIX) => {
             bucket_info(engine, &auth.keys, &path[api::BUCKETS_PREFIX.len()..]).await

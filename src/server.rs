@@ -306,6 +306,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     let admin_auth = crate::admin_http::AdminAuth {
         keys: keys.clone(),
         verify: Arc::new(cairn_s3_api::auth::VerifyConfig::new(cfg.region.clone())),
+        region: cfg.region.clone(),
     };
     let s3 = S3Service::new(
         engine.clone(),

@@ -68,13 +68,10 @@ impl CustomerKey {
         let mut material = Zeroizing::new([0u8; KEY_LEN_BYTES + SSE_C_SALT_LEN_BYTES]);
         material[..KEY_LEN_BYTES].copy_from_slice(&*self.0);
         material[KEY_LEN_BYTES..].copy_from_slice(&check.salt);
-        let key = Zeroizing::new(blake3::derive_key(SSE_C_OBJECT_KEY_CONTEXT, &*material));
-        ObjectCipher {
-            key,
-            part: 0,
-            stream: None,
-            offset: 0,
-        }
+        ObjectCipher::with_key(Zeroizing::new(blake3::derive_key(
+            SSE_C_OBJECT_KEY_CONTEXT,
+            &*material,
+        )))
     }
 }
 
@@ -125,6 +122,17 @@ pub struct ObjectCipher {
 }
 
 impl ObjectCipher {
+    /// The cipher of an object whose key is `key` (SSE-KMS: derived from
+    /// its data key), at part 0, offset 0.
+    pub(crate) fn with_key(key: Zeroizing<[u8; KEY_LEN_BYTES]>) -> ObjectCipher {
+        ObjectCipher {
+            key,
+            part: 0,
+            stream: None,
+            offset: 0,
+        }
+    }
+
     /// The cipher of part `part_number` (1…10000) of a multipart object,
     /// at the part's first byte.
     pub fn for_part(&self, part_number: u32) -> ObjectCipher {

@@ -17,6 +17,8 @@
 //! * [`SecretSealer`]: the same construction for small stored secrets.
 //! * SSE-C ([`customer_key`]): customer keys, their stored check and the
 //!   per-object AES-256-CTR applied before the pipeline.
+//! * SSE-KMS ([`kms`]): key-service key material and the per-object data
+//!   keys it wraps (envelope encryption), with the same per-object cipher.
 //!
 //! It knows nothing of S3, HTTP, RocksDB, chunking or erasure coding. The
 //! only files it touches are key files: the master key file
@@ -46,6 +48,7 @@
 
 pub mod customer_key;
 pub mod keyring;
+pub mod kms;
 pub mod rotation;
 
 use std::fmt;

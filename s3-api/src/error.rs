@@ -78,6 +78,11 @@ pub enum S3ErrorCode {
     BadRequest,
     /// An SSE-C algorithm other than AES256.
     InvalidEncryptionAlgorithmError,
+    /// SSE-KMS: the key a request names does not exist
+    /// (`KMS.NotFoundException`, as S3 passes KMS's error on).
+    KmsNotFound,
+    /// SSE-KMS: the key is disabled (`KMS.DisabledException`).
+    KmsDisabled,
 }
 
 impl S3ErrorCode {
@@ -145,6 +150,8 @@ impl S3ErrorCode {
             AccessForbidden => "AccessForbidden",
             BadRequest => "BadRequest",
             InvalidEncryptionAlgorithmError => "InvalidEncryptionAlgorithmError",
+            KmsNotFound => "KMS.NotFoundException",
+            KmsDisabled => "KMS.DisabledException",
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
             NoSuchConfiguration => "NoSuchConfiguration",
@@ -182,6 +189,8 @@ impl S3ErrorCode {
             | AuthorizationHeaderMalformed
             | AuthorizationQueryParametersError
             | BadDigest
+            | KmsNotFound
+            | KmsDisabled
             | EntityTooLarge
             | EntityTooSmall
             | IllegalLocationConstraintException
@@ -261,6 +270,8 @@ impl S3ErrorCode {
                 "The AWS Access Key Id you provided does not exist in our records."
             }
             InvalidArgument => "Invalid Argument",
+            KmsNotFound => "Invalid keyId",
+            KmsDisabled => "The KMS key is disabled.",
             InvalidBucketName => "The specified bucket is not valid.",
             InvalidBucketState => "The request is not valid with the current state of the bucket.",
             InvalidDigest => "The Content-MD5 you specified is not valid.",
@@ -448,6 +459,10 @@ impl From<EngineError> for S3Error {
             EngineError::InvalidAccessKey(reason) => {
                 S3Error::with_message(C::InvalidArgument, reason)
             }
+            EngineError::NoSuchKmsKey(reference) => {
+                S3Error::with_message(C::KmsNotFound, format!("Invalid keyId '{reference}'"))
+            }
+            EngineError::InvalidKmsKey(reason) => S3Error::with_message(C::InvalidArgument, reason),
             EngineError::PreconditionFailed(condition) => {
                 S3Error::new(C::PreconditionFailed).field("Condition", condition)
             }

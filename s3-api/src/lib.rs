@@ -33,6 +33,7 @@ mod response;
 mod router;
 mod service;
 mod sse_c;
+mod sse_kms;
 mod tags;
 mod xml;
 

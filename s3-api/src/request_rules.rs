@@ -194,26 +194,30 @@ pub(crate) const RULES: &[Rule] = &[
         name: "x-amz-server-side-encryption",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: OnlyValues(&["AES256"], Refusal::InvalidEncryption),
+        treatment: OnlyValues(&["AES256", "aws:kms"], Refusal::InvalidEncryption),
     },
     Rule {
         name: "x-amz-server-side-encryption-aws-kms-key-id",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: Refused(Refusal::NotImplemented),
+        treatment: Acted(
+            "with `aws:kms`: the key-service key (id, key ARN, `alias/NAME` or alias ARN) that wraps the object's new data key; none: the default key `aws/s3`, made on first use; an unknown key `400 KMS.NotFoundException`, a disabled one `400 KMS.DisabledException`; without `aws:kms` `400 InvalidArgument`",
+        ),
     },
     Rule {
         name: "x-amz-server-side-encryption-context",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: Refused(Refusal::NotImplemented),
+        treatment: Acted(
+            "with `aws:kms`: base64 JSON of string pairs, bound to the wrapped data key (associated data) and echoed on GET/HEAD; anything else, or without `aws:kms`, `400 InvalidArgument`",
+        ),
     },
     Rule {
         name: "x-amz-server-side-encryption-bucket-key-enabled",
         place: H,
         ops: OBJECT_WRITES,
-        treatment: Advisory(
-            "S3 Bucket Keys only reduce KMS calls; with SSE-S3 (AES256), Cairn's only mode, S3 ignores it too",
+        treatment: Acted(
+            "stored and echoed with an SSE-KMS object; S3 Bucket Keys only reduce KMS calls, which Cairn's built-in key service does not charge for, so each object keeps its own data key either way",
         ),
     },
     Rule {
@@ -680,14 +684,13 @@ fn refuse(refusal: Refusal, name: &str, value: &str) -> S3Error {
         .field("Header", name.to_owned()),
         Refusal::InvalidStorageClass => S3Error::new(S3ErrorCode::InvalidStorageClass)
             .field("StorageClassRequested", value),
-        // KMS is a real S3 method Cairn lacks; anything else is no method.
-        Refusal::InvalidEncryption if value.trim().starts_with("aws:kms") => {
-            S3Error::with_message(
-                S3ErrorCode::NotImplemented,
-                format!("Server-side encryption with {} (KMS) is not implemented: Cairn encrypts every object with AES256 (SSE-S3).", value.trim()),
-            )
-            .field("Header", name.to_owned())
-        }
+        // Dual-layer KMS is a real S3 method Cairn lacks; anything else is
+        // no method.
+        Refusal::InvalidEncryption if value.trim() == "aws:kms:dsse" => S3Error::with_message(
+            S3ErrorCode::NotImplemented,
+            "Server-side encryption with aws:kms:dsse (dual-layer KMS) is not implemented: use aws:kms or AES256.",
+        )
+        .field("Header", name.to_owned()),
         Refusal::InvalidEncryption => S3Error::invalid_argument(
             "The encryption method specified is not supported",
             name,
@@ -1059,7 +1062,7 @@ fn refusal_text(r: Refusal) -> &'static str {
         Refusal::NotImplemented => "`501 NotImplemented`",
         Refusal::InvalidStorageClass => "`400 InvalidStorageClass`",
         Refusal::InvalidEncryption => {
-            "`501 NotImplemented` for `aws:kms` / `aws:kms:dsse`, `400 InvalidArgument` for any other value"
+            "`501 NotImplemented` for `aws:kms:dsse` (dual-layer KMS), `400 InvalidArgument` for any other value"
         }
         Refusal::AccessDenied => "`403 AccessDenied`",
     }
@@ -1156,6 +1159,10 @@ mod tests {
         );
         assert_eq!(
             code(put, &[("x-amz-server-side-encryption", "aws:kms")]),
+            None
+        );
+        assert_eq!(
+            code(put, &[("x-amz-server-side-encryption", "aws:kms:dsse")]),
             Some("NotImplemented")
         );
         assert_eq!(

@@ -310,10 +310,12 @@ impl ServiceInner {
         }
         if let Ok(resp) = &mut result
             && stores_or_returns_object_data(op)
-            // An SSE-C object reports its customer key's headers instead.
+            // An SSE-C object reports its customer key's headers instead,
+            // an SSE-KMS one `aws:kms` (set by its handler).
             && !resp
                 .headers()
                 .contains_key("x-amz-server-side-encryption-customer-algorithm")
+            && !resp.headers().contains_key("x-amz-server-side-encryption")
         {
             // Every chunk is sealed with AES-256-GCM under server-managed
             // keys: SSE-S3, as S3 reports it for its default encryption.

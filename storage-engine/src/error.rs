@@ -104,6 +104,12 @@ pub enum EngineError {
     /// An access key change that cannot be made (the reason says why).
     #[error("access key refused: {0}")]
     InvalidAccessKey(String),
+    /// No key-service key has this id or alias (as the request named it).
+    #[error("no such KMS key: {0}")]
+    NoSuchKmsKey(String),
+    /// A key-service change that cannot be made (the reason says why).
+    #[error("KMS key refused: {0}")]
+    InvalidKmsKey(String),
 
     /// The cluster could not commit a metadata change in time (no quorum,
     /// or no leader). Its fate may be unknown: it can still commit later.

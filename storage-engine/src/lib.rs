@@ -35,6 +35,7 @@ mod engine;
 mod error;
 mod gc;
 mod get;
+mod kms_keys;
 pub mod lifecycle;
 mod lifecycle_pass;
 mod list;
@@ -88,6 +89,9 @@ pub use engine::{BucketInfo, Engine, EngineConfig, INLINE_MAX_BYTES_DEFAULT};
 pub use error::{ChunkCheck, ChunkFault, CodecError, EngineError, EngineResult};
 pub use gc::{GcOptions, GcReport};
 pub use get::ObjectReader;
+pub use kms_keys::{
+    DEFAULT_KMS_ALIAS, KMS_KEYS_MAX, KmsKeyInfo, valid_kms_alias, valid_kms_key_id,
+};
 pub use lifecycle_pass::{LifecyclePassOptions, LifecyclePassReport};
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::{
@@ -105,9 +109,9 @@ pub use placement::{ClusterDrive, place_across_nodes};
 pub use put::{OBJECT_SIZE_MAX_BYTES, ObjectWriter, StagedObject};
 pub use rebalance::RebalanceOptions;
 pub use records::{
-    AccessKeyRecord, BucketGrant, DefaultRetention, ManifestRef, ObjectLockConfig, ObjectMetadata,
-    ObjectVersion, PartRecord, Retention, RetentionMode, RetentionPeriod, ShardLocation,
-    UploadRecord, VersionId, VersionLock, VersionRef, Versioning,
+    AccessKeyRecord, BucketGrant, DefaultRetention, KmsEnvelope, ManifestRef, ObjectLockConfig,
+    ObjectMetadata, ObjectVersion, PartRecord, Retention, RetentionMode, RetentionPeriod,
+    ShardLocation, UploadRecord, VersionId, VersionLock, VersionRef, Versioning,
 };
 pub use recovery::RecountReport;
 pub use repair::ScrubOptions;

@@ -524,6 +524,63 @@ pub struct ObjectMetadata {
     /// object record only (flag [`FLAG_SSE_C`]); uploads and bucket
     /// documents never carry one.
     pub sse_c: Option<cairn_crypto::customer_key::KeyCheck>,
+    /// SSE-KMS: the object's data key, wrapped by a key-service key
+    /// (flag [`FLAG_SSE_KMS`] in an object record, format 4 of an upload
+    /// record). Never together with `sse_c`.
+    pub sse_kms: Option<KmsEnvelope>,
+}
+
+/// SSE-KMS envelope of one object (or multipart upload): which key-service
+/// key wraps its data key, under which material version, and the wrapped
+/// key itself. The data key is bound (AES-GCM associated data, crypto's
+/// `kms::wrap_aad`) to the key id, the version, the bucket, the object key
+/// and `context`, so this record cannot be moved to another object.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KmsEnvelope {
+    /// The key-service key's id (a UUID, `kms_keys.rs`).
+    pub key_id: String,
+    /// The material version the data key is wrapped under (1, 2, …).
+    pub key_version: u32,
+    /// `nonce || wrapped data key || tag`.
+    pub wrapped_key: Vec<u8>,
+    /// The client's encryption context exactly as sent
+    /// (`x-amz-server-side-encryption-context`, base64 JSON), empty if none.
+    pub context: String,
+    /// `x-amz-server-side-encryption-bucket-key-enabled`, echoed back.
+    pub bucket_key_enabled: bool,
+}
+
+impl std::fmt::Debug for KmsEnvelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KmsEnvelope")
+            .field("key_id", &self.key_id)
+            .field("key_version", &self.key_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KmsEnvelope {
+    fn write(&self, w: &mut RecordWriter) {
+        w.str(&self.key_id)
+            .u32(self.key_version)
+            .bytes(&self.wrapped_key)
+            .str(&self.context)
+            .u8(u8::from(self.bucket_key_enabled));
+    }
+
+    fn read(r: &mut RecordReader<'_>, what: &'static str) -> Result<Self, CodecError> {
+        Ok(KmsEnvelope {
+            key_id: r.string()?,
+            key_version: r.u32()?,
+            wrapped_key: r.bytes()?.to_vec(),
+            context: r.string()?,
+            bucket_key_enabled: match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(CodecError::Invalid(what)),
+            },
+        })
+    }
 }
 
 fn write_pairs(w: &mut RecordWriter, pairs: &[(String, String)]) {
@@ -567,6 +624,7 @@ impl ObjectMetadata {
             tags: read_pairs(r)?,
             checksums: read_pairs(r)?,
             sse_c: None,
+            sse_kms: None,
         })
     }
 }
@@ -660,6 +718,10 @@ const FLAG_LEGAL_HOLD: u8 = 4;
 /// The version's bytes are SSE-C encrypted: its key check (salt, digest)
 /// follows the retention.
 const FLAG_SSE_C: u8 = 8;
+/// The version's bytes are SSE-KMS encrypted: its [`KmsEnvelope`] follows
+/// the SSE-C key check's place (key id string, version u32, wrapped key
+/// bytes, context string, bucket-key u8).
+const FLAG_SSE_KMS: u8 = 16;
 
 /// What an object record counts for in the stored totals, read without
 /// decoding the whole record.
@@ -823,6 +885,9 @@ impl ObjectVersion {
         if self.meta.sse_c.is_some() {
             flags |= FLAG_SSE_C;
         }
+        if self.meta.sse_kms.is_some() {
+            flags |= FLAG_SSE_KMS;
+        }
         w.u64(self.seq).u8(flags);
         match &self.retention {
             Some(r) => {
@@ -834,6 +899,9 @@ impl ObjectVersion {
         }
         if let Some(check) = &self.meta.sse_c {
             w.fixed(&check.salt).fixed(&check.digest);
+        }
+        if let Some(envelope) = &self.meta.sse_kms {
+            envelope.write(&mut w);
         }
         w.finish()
     }
@@ -886,6 +954,12 @@ impl ObjectVersion {
                 digest: r.fixed::<32>()?,
             });
         }
+        if flags & FLAG_SSE_KMS != 0 {
+            if meta.sse_c.is_some() {
+                return Err(CodecError::Invalid("object"));
+            }
+            meta.sse_kms = Some(KmsEnvelope::read(&mut r, "object")?);
+        }
         r.finish()?;
         let delete_marker = flags & FLAG_DELETE_MARKER != 0;
         if delete_marker && (size != 0 || manifest != ManifestRef::Inline(Vec::new())) {
@@ -930,7 +1004,10 @@ fn read_version_tail(
     }
     let seq = r.u64()?;
     let flags = r.u8()?;
-    if flags & !(FLAG_NULL_VERSION | FLAG_DELETE_MARKER | FLAG_LEGAL_HOLD | FLAG_SSE_C) != 0 {
+    if flags
+        & !(FLAG_NULL_VERSION | FLAG_DELETE_MARKER | FLAG_LEGAL_HOLD | FLAG_SSE_C | FLAG_SSE_KMS)
+        != 0
+    {
         return Err(CodecError::Invalid("object"));
     }
     let retention = match RetentionMode::from_u8(r.u8()?, "object")? {
@@ -1248,10 +1325,14 @@ const UPLOAD_FORMAT_V2: u8 = 2;
 /// salt [16] and digest [32]): the upload's parts are encrypted under that
 /// customer key, and so is the object it completes into.
 const UPLOAD_FORMAT_V3: u8 = 3;
+/// Version 3's fields, then SSE-KMS u8 (0 none, 1: a [`KmsEnvelope`]
+/// follows): the upload's parts are encrypted under that data key, and so
+/// is the object it completes into.
+const UPLOAD_FORMAT_V4: u8 = 4;
 
 impl UploadRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(UPLOAD_FORMAT_V3);
+        let mut w = RecordWriter::with_version(UPLOAD_FORMAT_V4);
         w.u64(self.bucket_id).str(&self.key).u64(self.created_ms);
         self.meta.write(&mut w);
         w.u8(u8::from(self.lock.legal_hold));
@@ -1271,13 +1352,29 @@ impl UploadRecord {
                 w.u8(0);
             }
         }
+        match &self.meta.sse_kms {
+            Some(envelope) => {
+                w.u8(1);
+                envelope.write(&mut w);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "upload");
         let version = r.u8()?;
-        if ![FORMAT_V1, UPLOAD_FORMAT_V2, UPLOAD_FORMAT_V3].contains(&version) {
+        if ![
+            FORMAT_V1,
+            UPLOAD_FORMAT_V2,
+            UPLOAD_FORMAT_V3,
+            UPLOAD_FORMAT_V4,
+        ]
+        .contains(&version)
+        {
             return Err(CodecError::UnknownVersion {
                 what: "upload",
                 version,
@@ -1311,6 +1408,13 @@ impl UploadRecord {
                     salt: r.fixed::<16>()?,
                     digest: r.fixed::<32>()?,
                 }),
+                _ => return Err(CodecError::Invalid("upload")),
+            };
+        }
+        if version >= UPLOAD_FORMAT_V4 {
+            rec.meta.sse_kms = match r.u8()? {
+                0 => None,
+                1 if rec.meta.sse_c.is_none() => Some(KmsEnvelope::read(&mut r, "upload")?),
                 _ => return Err(CodecError::Invalid("upload")),
             };
         }
@@ -1486,6 +1590,22 @@ mod tests {
                 sealed_for_customer
             );
             assert_eq!(encoded.len(), o.encode().len() + 48);
+            // With an SSE-KMS envelope (flag bit and its fields).
+            let mut wrapped_by_kms = o.clone();
+            wrapped_by_kms.meta.sse_kms = Some(KmsEnvelope {
+                key_id: "1b4e28ba-2fa1-41d2-883f-0016d3cca427".into(),
+                key_version: 3,
+                wrapped_key: vec![9; 60],
+                context: "eyJhIjoiYiJ9".into(),
+                bucket_key_enabled: true,
+            });
+            let encoded = wrapped_by_kms.encode();
+            assert_eq!(ObjectVersion::decode(&encoded).unwrap(), wrapped_by_kms);
+            assert_eq!(ObjectVersion::decode_share(&encoded).unwrap().size, o.size);
+            // Never both: a record claiming both is refused.
+            let mut both = wrapped_by_kms.clone();
+            both.meta.sse_c = sealed_for_customer.meta.sse_c;
+            assert!(ObjectVersion::decode(&both.encode()).is_err());
             assert_eq!(ObjectVersion::decode_share(&encoded).unwrap().size, o.size);
             let embedded = match &o.manifest {
                 ManifestRef::Data { sealed, .. } => sealed.len() as u64,
@@ -1541,8 +1661,13 @@ mod tests {
             legal_hold: true,
         };
         assert_eq!(UploadRecord::decode(&u.encode()).unwrap(), u);
+        // A version-3 upload (before SSE-KMS) reads without an envelope.
+        let mut v3 = u.encode();
+        v3.truncate(v3.len() - 1);
+        v3[0] = UPLOAD_FORMAT_V3;
+        assert_eq!(UploadRecord::decode(&v3).unwrap(), u);
         // A version-2 upload (before SSE-C) reads without a key check.
-        let mut v2 = u.encode();
+        let mut v2 = v3.clone();
         v2.truncate(v2.len() - 1);
         v2[0] = UPLOAD_FORMAT_V2;
         assert_eq!(UploadRecord::decode(&v2).unwrap(), u);
@@ -1560,6 +1685,18 @@ mod tests {
             digest: [2; 32],
         });
         assert_eq!(UploadRecord::decode(&sse_c.encode()).unwrap(), sse_c);
+        let mut sse_kms = u.clone();
+        sse_kms.meta.sse_kms = Some(KmsEnvelope {
+            key_id: "k".into(),
+            key_version: 1,
+            wrapped_key: vec![1; 60],
+            context: String::new(),
+            bucket_key_enabled: false,
+        });
+        assert_eq!(UploadRecord::decode(&sse_kms.encode()).unwrap(), sse_kms);
+        let mut both = sse_kms.clone();
+        both.meta.sse_c = sse_c.meta.sse_c;
+        assert!(UploadRecord::decode(&both.encode()).is_err());
         let p = PartRecord {
             md5: [1; 16],
             size: 9,

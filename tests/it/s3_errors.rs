@@ -801,14 +801,14 @@ async fn sse_c_over_plain_http_is_refused_for_put_object_and_get_object_and_stor
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn put_object_with_kms_a_lock_a_storage_class_a_redirect_or_another_owner_is_refused_and_stores_nothing()
+async fn put_object_with_dsse_an_unknown_kms_key_a_lock_a_storage_class_a_redirect_or_another_owner_is_refused_and_stores_nothing()
  {
     let (server, c) = setup().await;
     let addr = server.s3_addr();
     for (key, headers, status, code) in [
         (
-            "kms",
-            vec![("x-amz-server-side-encryption", "aws:kms")],
+            "kms-dsse",
+            vec![("x-amz-server-side-encryption", "aws:kms:dsse")],
             501,
             "NotImplemented",
         ),
@@ -821,8 +821,17 @@ async fn put_object_with_kms_a_lock_a_storage_class_a_redirect_or_another_owner_
                     "arn:aws:kms:us-east-1:1:key/x",
                 ),
             ],
-            501,
-            "NotImplemented",
+            400,
+            "KMS.NotFoundException",
+        ),
+        (
+            "kms-key-without-kms",
+            vec![(
+                "x-amz-server-side-encryption-aws-kms-key-id",
+                "alias/aws/s3",
+            )],
+            400,
+            "InvalidArgument",
         ),
         (
             "bad-sse",

@@ -7,10 +7,15 @@
 //! for every bucket since 2023, and what GetBucketEncryption answers when
 //! nothing was set or after DeleteBucketEncryption. A configuration naming
 //! `AES256` is stored and answered as set (its `BucketKeyEnabled` too).
+//! One naming `aws:kms` (with a `KMSMasterKeyID`, or none for the default
+//! key `aws/s3`) makes every new object without encryption headers an
+//! SSE-KMS object under that key (`sse_kms::for_new_object`); the key is
+//! resolved on each write, as S3 does, so a missing or disabled key fails
+//! the write, not this request.
 //!
 //! Must never: accept a configuration promising what Cairn does not do —
-//! KMS (`aws:kms`, `aws:kms:dsse`) is `501 NotImplemented` until Cairn has
-//! a key service — or store one that does not validate.
+//! dual-layer KMS (`aws:kms:dsse`) is `501 NotImplemented` — or store one
+//! that does not validate.
 
 use std::sync::Arc;
 
@@ -38,31 +43,41 @@ fn validate(text: &str) -> S3Result<ServerSideEncryptionConfiguration<'static>> 
         .default
         .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedXML))?;
     let algorithm = default.sse_algorithm.unwrap_or_default();
-    match algorithm.trim() {
-        "AES256" => {}
-        kms @ ("aws:kms" | "aws:kms:dsse") => {
+    let algorithm = match algorithm.trim() {
+        "AES256" => "AES256",
+        "aws:kms" => "aws:kms",
+        "aws:kms:dsse" => {
             return Err(S3Error::with_message(
                 S3ErrorCode::NotImplemented,
-                format!(
-                    "Default encryption with {kms} (KMS) is not implemented: Cairn encrypts every object with AES256 (SSE-S3)."
-                ),
+                "Default encryption with aws:kms:dsse (dual-layer KMS) is not implemented: use aws:kms or AES256.",
             ));
         }
         _ => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
-    }
-    if default.kms_master_key_id.is_some() {
-        return Err(S3Error::with_message(
-            S3ErrorCode::InvalidArgument,
-            "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse",
-        ));
-    }
+    };
+    let kms_master_key_id = match default.kms_master_key_id.as_deref().map(str::trim) {
+        None => None,
+        Some(_) if algorithm != "aws:kms" => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "a KMSMasterKeyID is not applicable if the default sse algorithm is not aws:kms or aws:kms:dsse",
+            ));
+        }
+        Some(id) if crate::sse_kms::valid_reference(id) => Some(id.to_owned().into()),
+        Some(_) => {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The KMSMasterKeyID is not a key id, key ARN, alias/NAME or alias ARN.",
+            ));
+        }
+    };
     let bucket_key_enabled = match rule.bucket_key_enabled.as_deref().map(str::trim) {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(S3Error::new(S3ErrorCode::MalformedXML)),
     };
     Ok(ServerSideEncryptionConfiguration {
-        sse_algorithm: "AES256".into(),
+        sse_algorithm: algorithm.into(),
+        kms_master_key_id,
         bucket_key_enabled,
     })
 }
@@ -98,6 +113,7 @@ pub(crate) fn get_bucket_encryption(
         Some(bytes) => String::from_utf8(bytes).map_err(S3Error::internal)?,
         None => to_xml(&ServerSideEncryptionConfiguration {
             sse_algorithm: "AES256".into(),
+            kms_master_key_id: None,
             bucket_key_enabled: false,
         }),
     };
@@ -115,18 +131,33 @@ mod tests {
     }
 
     #[test]
-    fn only_aes256_is_accepted() {
+    fn aes256_and_aws_kms_are_accepted() {
         let ok = validate(&doc(
             "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>true</BucketKeyEnabled></Rule>",
         ))
         .unwrap();
         assert!(ok.bucket_key_enabled);
+        let kms = validate(&doc(
+            "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID> alias/backups </KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule>",
+        ))
+        .unwrap();
+        assert_eq!(
+            to_xml(&kms),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>alias/backups</KMSMasterKeyID></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>"
+        );
+        // The default key: no KMSMasterKeyID.
+        assert!(validate(&doc(
+            "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>",
+        ))
+        .unwrap()
+        .kms_master_key_id
+        .is_none());
         let code = |rules: &str| validate(&doc(rules)).unwrap_err().code;
         assert_eq!(
             code(
-                "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>k</KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule>"
+                "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>a/b</KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule>"
             ),
-            S3ErrorCode::NotImplemented
+            S3ErrorCode::InvalidArgument
         );
         assert_eq!(
             code(

@@ -77,6 +77,17 @@ pub(crate) async fn create(
     if let Some(k) = &customer_key {
         meta.sse_c = Some(crate::sse_c::for_write(k)?.0);
     }
+    // SSE-KMS: the upload keeps its data key wrapped; every part is
+    // encrypted under it (no headers needed on the parts).
+    if let Some(request) = crate::sse_kms::for_new_object(svc, ctx, bucket, customer_key.is_some())?
+    {
+        meta.sse_kms = Some(
+            crate::sse_kms::begin(svc, &request, bucket, key)
+                .await?
+                .envelope,
+        );
+    }
+    let meta_envelope = meta.sse_kms.clone();
     let id = svc
         .engine
         .create_upload_with(bucket, key, meta, lock)
@@ -89,6 +100,9 @@ pub(crate) async fn create(
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
     if let Some(k) = &customer_key {
         crate::sse_c::echo(resp.headers_mut(), &k.key_md5);
+    }
+    if let Some(envelope) = &meta_envelope {
+        crate::sse_kms::echo(svc, resp.headers_mut(), envelope);
     }
     if let Some((algo, ty)) = declared {
         let h = resp.headers_mut();
@@ -168,7 +182,15 @@ pub(crate) async fn upload_part(
         Ok(s) => s,
         Err(e) => return Err(super::object::refuse_before_body(ctx, body, e).await),
     };
-    let mut cipher = sse_c.as_ref().map(|(base, _)| base.for_part(n));
+    let kms = match crate::sse_kms::for_existing(svc, &upload.meta, &bucket, &key) {
+        Ok(c) => c,
+        Err(e) => return Err(super::object::refuse_before_body(ctx, body, e).await),
+    };
+    let mut cipher = match (&sse_c, &kms) {
+        (Some((base, _)), _) => Some(base.for_part(n)),
+        (None, Some(base)) => Some(base.for_part(n)),
+        (None, None) => None,
+    };
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     let mut writer = svc.engine.object_writer(&bucket)?;
     let mut reader = BodyReader::new(body, spec);
@@ -190,7 +212,8 @@ pub(crate) async fn upload_part(
         .iter()
         .map(|(a, v)| (a.as_sdk_name().to_owned(), v.clone()))
         .collect();
-    // An SSE-C part's ETag (and so the object's) is keyed, never the MD5.
+    // An SSE-C or SSE-KMS part's ETag (and so the object's) is keyed,
+    // never the MD5.
     let md5 = match &cipher {
         Some(c) => c.tag(&digests.md5),
         None => digests.md5,
@@ -214,6 +237,9 @@ pub(crate) async fn upload_part(
     if let (Some((_, key_md5)), Some(h)) = (&sse_c, resp.headers_mut()) {
         crate::sse_c::echo(h, key_md5);
     }
+    if let (Some(envelope), Some(h)) = (&upload.meta.sse_kms, resp.headers_mut()) {
+        crate::sse_kms::echo(svc, h, envelope);
+    }
     if let Some((algo, value)) = &digests.checksum {
         resp = resp.header(algo.header_name(), value.as_str());
     }
@@ -236,7 +262,8 @@ async fn upload_part_copy(
 ) -> S3Result<Response<RespBody>> {
     // The upload's customer key (every part of an SSE-C upload needs it)
     // and the source's, both checked before anything is read.
-    let dest_cipher = crate::sse_c::for_upload(svc, ctx, upload_meta)?;
+    let dest_customer = crate::sse_c::for_upload(svc, ctx, upload_meta)?;
+    let dest_kms = crate::sse_kms::for_existing(svc, upload_meta, bucket, key)?;
     let source = readable_copy_source(svc, ctx)?;
     let src = super::object::copy_source_version(
         svc,
@@ -245,7 +272,16 @@ async fn upload_part_copy(
         source.version.as_ref(),
     )?;
     check_copy_source_conditions(ctx, &src)?;
-    let src_cipher = crate::sse_c::for_copy_source(svc, ctx, &src)?;
+    let src_customer = crate::sse_c::for_copy_source(svc, ctx, &src)?;
+    let src_cipher = match src_customer {
+        Some((c, _)) => Some(c),
+        None => crate::sse_kms::for_existing(svc, &src.meta, &source.bucket, &source.key)?,
+    };
+    let dest_cipher = match (&dest_customer, dest_kms) {
+        (Some((base, _)), _) => Some(base.for_part(n)),
+        (None, Some(base)) => Some(base.for_part(n)),
+        (None, None) => None,
+    };
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
         None => (0, src.size),
         Some(v) => {
@@ -262,11 +298,11 @@ async fn upload_part_copy(
         ));
     }
     let part = if src_cipher.is_some() || dest_cipher.is_some() {
-        // Bytes under a customer key, or to be put under one, cannot be
-        // referenced: they go through the ciphers.
+        // Bytes under a customer or KMS key, or to be put under one, cannot
+        // be referenced: they go through the ciphers.
         let decrypt =
-            src_cipher.map(|(c, _)| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, start));
-        let mut encrypt = dest_cipher.as_ref().map(|(base, _)| base.for_part(n));
+            src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, start));
+        let mut encrypt = dest_cipher;
         let mut writer = svc.engine.object_writer(bucket)?;
         let mut reader = svc.engine.read_version(src.clone(), Some((start, end)))?;
         let md5 =
@@ -299,8 +335,11 @@ async fn upload_part_copy(
         etag: quoted_etag(&hex::encode(part.md5)).into(),
     };
     let mut resp = xml_response(StatusCode::OK, to_xml(&doc))?;
-    if let Some((_, key_md5)) = &dest_cipher {
+    if let Some((_, key_md5)) = &dest_customer {
         crate::sse_c::echo(resp.headers_mut(), key_md5);
+    }
+    if let Some(envelope) = &upload_meta.sse_kms {
+        crate::sse_kms::echo(svc, resp.headers_mut(), envelope);
     }
     if let Some(id) = crate::headers::version_id_header(&src)
         && let Ok(v) = http::HeaderValue::from_str(&id)
@@ -412,6 +451,9 @@ pub(crate) async fn complete(
     let mut resp = complete_result(svc, &bucket, &key, &version)?;
     if let Some(key_md5) = &customer_key {
         crate::sse_c::echo(resp.headers_mut(), key_md5);
+    }
+    if let Some(envelope) = &version.meta.sse_kms {
+        crate::sse_kms::echo(svc, resp.headers_mut(), envelope);
     }
     Ok(resp)
 }

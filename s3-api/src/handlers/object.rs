@@ -99,13 +99,27 @@ pub(crate) async fn put_object(
         Ok(k) => k,
         Err(e) => return Err(refuse_before_body(ctx, body, e).await),
     };
-    let mut cipher = match &customer_key {
-        Some(k) => {
+    // SSE-KMS (the request's headers or the bucket's default): the body is
+    // encrypted under a new data key, kept wrapped by the named key.
+    let kms = match crate::sse_kms::for_new_object(svc, ctx, &bucket, customer_key.is_some()) {
+        Ok(Some(request)) => match crate::sse_kms::begin(svc, &request, &bucket, &key).await {
+            Ok(w) => Some(w),
+            Err(e) => return Err(refuse_before_body(ctx, body, e).await),
+        },
+        Ok(None) => None,
+        Err(e) => return Err(refuse_before_body(ctx, body, e).await),
+    };
+    let mut cipher = match (&customer_key, kms) {
+        (Some(k), _) => {
             let (check, cipher) = crate::sse_c::for_write(k)?;
             meta.sse_c = Some(check);
             Some(cipher)
         }
-        None => None,
+        (None, Some(w)) => {
+            meta.sse_kms = Some(w.envelope);
+            Some(w.cipher)
+        }
+        (None, None) => None,
     };
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     // Fails with NoSuchBucket before the body is read.
@@ -140,6 +154,9 @@ pub(crate) async fn put_object(
         .header("etag", quoted_etag(&version.etag));
     if let (Some(k), Some(h)) = (&customer_key, resp.headers_mut()) {
         crate::sse_c::echo(h, &k.key_md5);
+    }
+    if let (Some(envelope), Some(h)) = (&version.meta.sse_kms, resp.headers_mut()) {
+        crate::sse_kms::echo(svc, h, envelope);
     }
     if let Some(id) = version_id_header(&version) {
         resp = resp.header("x-amz-version-id", id);
@@ -289,6 +306,9 @@ pub(crate) async fn get_object(
         if let Some((_, key_md5)) = &sse_c {
             crate::sse_c::echo(h, key_md5);
         }
+        if let Some(envelope) = &version.meta.sse_kms {
+            crate::sse_kms::echo(svc, h, envelope);
+        }
     };
     if ctx.query.has("attributes") {
         let mut resp = object_attributes(ctx, &version)?;
@@ -419,11 +439,20 @@ pub(crate) async fn get_object(
             h.insert("x-amz-mp-parts-count", v);
         }
     }
+    // SSE-KMS: the data key is unwrapped only to return bytes (HEAD reads
+    // none, so, as on S3, it answers while the key is disabled).
+    let kms = if head_only {
+        None
+    } else {
+        crate::sse_kms::for_existing(svc, &version.meta, bucket, key)?
+    };
     if head_only || len == 0 {
         return builder.body(empty()).map_err(S3Error::internal);
     }
     let cipher = sse_c
-        .map(|(cipher, _)| crate::sse_c::ObjectDecryptor::new(cipher, &version.part_sizes, start));
+        .map(|(cipher, _)| cipher)
+        .or(kms)
+        .map(|cipher| crate::sse_c::ObjectDecryptor::new(cipher, &version.part_sizes, start));
     let mut reader = svc.engine.read_version(version, Some((start, end)))?;
     let first = match reader.next_bytes().await {
         Some(Ok(b)) => Some(b),
@@ -789,16 +818,17 @@ fn directive(ctx: &RequestCtx, header: &str) -> S3Result<bool> {
     }
 }
 
-/// CopyObject of bytes under a customer key or into one: the source read
-/// (decrypted with its key), the destination written as a new object
-/// (encrypted under its key, or not), with the MD5 of the plaintext for
-/// its ETag. At most 5 GiB, as any CopyObject.
+/// CopyObject of bytes under a customer or KMS key or into one: the source
+/// read (decrypted with its key), the destination written as a new object
+/// (encrypted under its customer key or a new KMS data key, or not), with
+/// the MD5 of the plaintext for its ETag. At most 5 GiB, as any CopyObject.
 #[allow(clippy::too_many_arguments)]
 async fn copy_through_ciphers(
     svc: &Arc<ServiceInner>,
     src: &ObjectVersion,
     src_cipher: Option<cairn_crypto::customer_key::ObjectCipher>,
     dest_key: Option<&crate::sse_c::RequestedKey>,
+    dest_kms: Option<crate::sse_kms::KmsWrite>,
     (bucket, key): (&str, &str),
     mut meta: cairn_storage_engine::ObjectMetadata,
     cond: cairn_storage_engine::WriteCondition,
@@ -813,16 +843,19 @@ async fn copy_through_ciphers(
         ));
     }
     let decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, 0));
-    let mut encrypt = match dest_key {
-        Some(k) => {
+    meta.sse_c = None;
+    meta.sse_kms = None;
+    let mut encrypt = match (dest_key, dest_kms) {
+        (Some(k), _) => {
             let (check, cipher) = crate::sse_c::for_write(k)?;
             meta.sse_c = Some(check);
             Some(cipher)
         }
-        None => {
-            meta.sse_c = None;
-            None
+        (None, Some(w)) => {
+            meta.sse_kms = Some(w.envelope);
+            Some(w.cipher)
         }
+        (None, None) => None,
     };
     let mut writer = svc.engine.object_writer(bucket)?.allow_inline();
     let mut reader = svc.engine.read_version(src.clone(), None)?;
@@ -858,8 +891,14 @@ pub(crate) async fn copy_object(
     // copy onto itself that changes the customer key is allowed, as S3's
     // "or encryption attributes").
     let dest_key = crate::sse_c::requested(svc, ctx)?;
-    let changes_encryption =
-        dest_key.is_some() || crate::sse_c::requested_for_copy_source(svc, ctx)?.is_some();
+    // SSE-KMS for the destination: its headers, or the bucket's default.
+    let dest_kms_request = crate::sse_kms::for_new_object(svc, ctx, bucket, dest_key.is_some())?;
+    let changes_encryption = dest_key.is_some()
+        || ctx
+            .parts
+            .headers
+            .contains_key("x-amz-server-side-encryption")
+        || crate::sse_c::requested_for_copy_source(svc, ctx)?.is_some();
     if !replace_meta
         && !changes_encryption
         && src_bucket == bucket
@@ -917,7 +956,10 @@ pub(crate) async fn copy_object(
         let mut src_cipher = None;
         if let Some(src) = &source {
             check_copy_source_conditions(ctx, src)?;
-            src_cipher = crate::sse_c::for_copy_source(svc, ctx, src)?;
+            src_cipher = match crate::sse_c::for_copy_source(svc, ctx, src)? {
+                Some((c, _)) => Some(c),
+                None => crate::sse_kms::for_existing(svc, &src.meta, &src_bucket, &src_key)?,
+            };
             if let Some(algo) = wanted_checksum
                 && !stored_checksums(&src.meta.checksums)
                     .0
@@ -948,17 +990,22 @@ pub(crate) async fn copy_object(
             }
             _ => None,
         };
-        // Bytes under a customer key, or to be put under one, cannot be
-        // copied by reference: they go through the ciphers.
+        // Bytes under a customer or KMS key, or to be put under one, cannot
+        // be copied by reference: they go through the ciphers.
         if let Some(src) = &source
-            && (src_cipher.is_some() || dest_key.is_some())
+            && (src_cipher.is_some() || dest_key.is_some() || dest_kms_request.is_some())
         {
             let meta = new_meta.unwrap_or_else(|| src.meta.clone());
+            let dest_kms = match &dest_kms_request {
+                Some(request) => Some(crate::sse_kms::begin(svc, request, bucket, key).await?),
+                None => None,
+            };
             let copied = copy_through_ciphers(
                 svc,
                 src,
-                src_cipher.map(|(c, _)| c),
+                src_cipher,
                 dest_key.as_ref(),
+                dest_kms,
                 (bucket, key),
                 meta,
                 cond.clone(),
@@ -995,6 +1042,9 @@ pub(crate) async fn copy_object(
     let h = resp.headers_mut();
     if let Some(k) = &dest_key {
         crate::sse_c::echo(h, &k.key_md5);
+    }
+    if let Some(envelope) = &version.meta.sse_kms {
+        crate::sse_kms::echo(svc, h, envelope);
     }
     if let Some(id) = version_id_header(&version)
         && let Ok(v) = HeaderValue::from_str(&id)

@@ -116,14 +116,20 @@ impl XmlDocument for RequestPaymentConfiguration<'_> {
 #[derive(Debug)]
 pub(crate) struct ServerSideEncryptionConfiguration<'a> {
     pub(crate) sse_algorithm: XmlText<'a>,
+    /// With `aws:kms`: the key new objects are encrypted under, as the
+    /// configuration named it (none: the default key `aws/s3`).
+    pub(crate) kms_master_key_id: Option<XmlText<'a>>,
     pub(crate) bucket_key_enabled: bool,
 }
 
-struct ApplyServerSideEncryptionByDefault<'b, 'a>(&'b XmlText<'a>);
+struct ApplyServerSideEncryptionByDefault<'b, 'a>(&'b ServerSideEncryptionConfiguration<'a>);
 
 impl XmlElement for ApplyServerSideEncryptionByDefault<'_, '_> {
     fn write_content(&self, w: &mut ElementWriter) {
-        w.elem("SSEAlgorithm", self.0);
+        w.elem("SSEAlgorithm", &self.0.sse_algorithm);
+        if let Some(id) = &self.0.kms_master_key_id {
+            w.elem("KMSMasterKeyID", id);
+        }
     }
 }
 
@@ -133,7 +139,7 @@ impl XmlElement for EncryptionRule<'_, '_> {
     fn write_content(&self, w: &mut ElementWriter) {
         w.child(
             "ApplyServerSideEncryptionByDefault",
-            &ApplyServerSideEncryptionByDefault(&self.0.sse_algorithm),
+            &ApplyServerSideEncryptionByDefault(self.0),
         )
         .elem("BucketKeyEnabled", &self.0.bucket_key_enabled);
     }
@@ -258,11 +264,21 @@ mod tests {
         );
         let encryption = ServerSideEncryptionConfiguration {
             sse_algorithm: "AES256".into(),
+            kms_master_key_id: None,
             bucket_key_enabled: false,
         };
         assert_eq!(
             to_xml(&encryption),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>"
+        );
+        let kms = ServerSideEncryptionConfiguration {
+            sse_algorithm: "aws:kms".into(),
+            kms_master_key_id: Some("alias/backups".into()),
+            bucket_key_enabled: true,
+        };
+        assert_eq!(
+            to_xml(&kms),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>alias/backups</KMSMasterKeyID></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>true</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>"
         );
         let ownership = OwnershipControls {
             object_ownership: "BucketOwnerEnforced".into(),

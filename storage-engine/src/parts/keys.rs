@@ -1,4 +1,5 @@
-//! The access keys part: what guards stored credentials.
+//! The access keys part: what guards stored credentials (access keys and
+//! the key service's keys).
 //!
 //! Owns the lock that serialises changes to access keys (create, delete,
 //! grants) and the sealer that encrypts secret keys under a key derived
@@ -12,6 +13,10 @@ use tokio::sync::Mutex as AsyncMutex;
 pub(crate) struct AccessKeyVault {
     /// Serialises changes to access keys (create, delete, grants).
     pub(crate) lock: AsyncMutex<()>,
+    /// Serialises changes to key-service (SSE-KMS) keys on this node
+    /// (guards order them across a cluster).
+    pub(crate) kms_lock: AsyncMutex<()>,
+    /// Seals access-key secrets and key-service material.
     pub(crate) sealer: SecretSealer,
 }
 
@@ -25,6 +30,7 @@ impl AccessKeyVault {
     pub(crate) fn new(root: &DataRootKey) -> Self {
         AccessKeyVault {
             lock: AsyncMutex::new(()),
+            kms_lock: AsyncMutex::new(()),
             sealer: root.secret_sealer(),
         }
     }
