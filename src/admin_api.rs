@@ -40,10 +40,10 @@ pub const GRANTS_INFIX: &str = "/grants/";
 /// `GET`: every [`KmsKey`]; `POST` with a [`CreateKmsKey`] query: the new
 /// [`KmsKey`].
 pub const KMS_KEYS: &str = "/admin/kms/keys";
-/// Followed by a key id or `alias/NAME` (one encoded segment) and an
-/// action: see [`kms_key_action_path`].
-pub const KMS_KEYS_PREFIX: &str = "/admin/kms/keys/";
-
+/// `POST` with a `key=<id or alias/NAME>&action=<rotate|enable|disable>`
+/// query: see [`kms_key_action_path`]. (A query, not a path segment: an
+/// alias holds `/`, which a SigV4 path would have to carry encoded.)
+pub const KMS_KEY_ACTION: &str = "/admin/kms/key";
 /// What `POST` [`kms_key_action_path`] does to a key-service key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KmsKeyAction {
@@ -77,7 +77,20 @@ impl KmsKeyAction {
 /// `POST`: applies `action` to the key `reference` names (its id or
 /// `alias/NAME`), answered with the key's [`KmsKey`].
 pub fn kms_key_action_path(reference: &str, action: KmsKeyAction) -> String {
-    format!("{KMS_KEYS_PREFIX}{}/{}", encode(reference), action.as_str())
+    format!(
+        "{KMS_KEY_ACTION}?action={}&key={}",
+        action.as_str(),
+        encode(reference)
+    )
+}
+
+/// The `(key, action)` of a [`kms_key_action_path`] query.
+pub fn kms_key_action_from_query(query: &str) -> Result<(String, KmsKeyAction), String> {
+    let key = query_value(query, "key").ok_or("say which key: key=<id or alias/NAME>")?;
+    let action = query_value(query, "action")
+        .and_then(|a| KmsKeyAction::parse(&a))
+        .ok_or("action must be rotate, enable or disable")?;
+    Ok((key, action))
 }
 
 /// The query of `POST /admin/kms/keys`: `[alias=A][&description=D]`.

@@ -506,18 +506,7 @@ async fn create_kms_key(
     json_reply(StatusCode::CREATED, &kms_key_reply(auth, &k))
 }
 
-/// `POST /admin/kms/keys/<id or alias/NAME>/<action>`; `None` for another
-/// path.
-async fn kms_key_action(
-    engine: &Engine,
-    auth: &AdminAuth,
-    rest: &str,
-) -> Option<Result<Response<Full<Bytes>>, AdminError>> {
-    let (reference, action) = rest.rsplit_once('/')?;
-    let action = api::KmsKeyAction::parse(action)?;
-    Some(apply_kms_key_action(engine, auth, &api::decode(reference), action).await)
-}
-
+/// `POST /admin/kms/key?key=<id or alias/NAME>&action=<action>`.
 async fn apply_kms_key_action(
     engine: &Engine,
     auth: &AdminAuth,
@@ -720,9 +709,10 @@ async fn admin_route(
             json_reply(StatusCode::OK, &list)
         }
         (&Method::POST, api::KMS_KEYS) => create_kms_key(req, engine, auth).await,
-        (&Method::POST, path) if path.starts_with(api::KMS_KEYS_PREFIX) => {
-            kms_key_action(engine, auth, &path[api::KMS_KEYS_PREFIX.len()..]).await?
-        }
+        (&Method::POST, api::KMS_KEY_ACTION) => match api::kms_key_action_from_query(query(req)) {
+            Ok((reference, action)) => apply_kms_key_action(engine, auth, &reference, action).await,
+            Err(e) => Err(AdminError::BadRequest(e.to_owned())),
+        },
         (&Method::GET, path) if path.starts_with(api::BUCKETS_PREFIX) => {
             bucket_info(engine, &auth.keys, &path[api::BUCKETS_PREFIX.len()..]).await
         }

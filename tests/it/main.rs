@@ -27,6 +27,7 @@
 //! | [`s3_compat`] | versions listing, copies, the wider S3 surface |
 //! | [`s3_conditional`] | conditional writes |
 //! | [`s3_errors`] | bad input gets S3's error and stores nothing |
+//! | [`s3_kms`] | SSE-KMS on the built-in key service: key ids, ARNs and aliases, disabled and rotated keys (also under load), copies between modes, bucket defaults, boto3 |
 //! | [`s3_lifecycle`] | lifecycle rules: configuration API, expiration, noncurrent versions, uploads, `x-amz-expiration` |
 //! | [`s3_object_lock`] | Object Lock: retention, legal hold, who may bypass |
 //! | [`s3_part_copy`] | UploadPartCopy |
@@ -62,6 +63,7 @@ mod s3_conditional;
 mod s3_cors;
 mod s3_encryption;
 mod s3_errors;
+mod s3_kms;
 mod s3_lifecycle;
 mod s3_object_lock;
 mod s3_part_copy;
