@@ -21,6 +21,8 @@ pub enum S3ErrorCode {
     AuthorizationQueryParametersError,
     BadDigest,
     BucketAlreadyOwnedByYou,
+    /// The name is taken by a bucket another key owns.
+    BucketAlreadyExists,
     BucketNotEmpty,
     ConditionalRequestConflict,
     EntityTooLarge,
@@ -99,6 +101,7 @@ impl S3ErrorCode {
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",
             BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
+            BucketAlreadyExists => "BucketAlreadyExists",
             BucketNotEmpty => "BucketNotEmpty",
             ConditionalRequestConflict => "ConditionalRequestConflict",
             EntityTooLarge => "EntityTooLarge",
@@ -168,6 +171,7 @@ impl S3ErrorCode {
                 StatusCode::NOT_FOUND
             }
             BucketAlreadyOwnedByYou
+            | BucketAlreadyExists
             | BucketNotEmpty
             | ConditionalRequestConflict
             | InvalidBucketState => StatusCode::CONFLICT,
@@ -244,6 +248,9 @@ impl S3ErrorCode {
             AuthorizationHeaderMalformed => "The authorization header is malformed.",
             AuthorizationQueryParametersError => "Error parsing the X-Amz-Credential parameter.",
             BadDigest => "The Content-MD5 you specified did not match what we received.",
+            BucketAlreadyExists => {
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+            }
             BucketAlreadyOwnedByYou => {
                 "Your previous request to create the named bucket succeeded and you already own it."
             }
@@ -417,6 +424,7 @@ impl From<EngineError> for S3Error {
         match e {
             EngineError::NoSuchBucket => S3Error::new(C::NoSuchBucket),
             EngineError::BucketAlreadyOwnedByYou => S3Error::new(C::BucketAlreadyOwnedByYou),
+            EngineError::BucketAlreadyExists => S3Error::new(C::BucketAlreadyExists),
             EngineError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
             EngineError::NoSuchKey => S3Error::new(C::NoSuchKey),
             EngineError::NoSuchVersion => S3Error::new(C::NoSuchVersion),

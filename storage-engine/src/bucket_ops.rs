@@ -14,6 +14,16 @@ fn bucket_info(name: String, rec: &BucketRecord) -> BucketInfo {
         created_ms: rec.created_ms,
         versioning: rec.versioning,
         object_lock: rec.object_lock,
+        owner: rec.owner.clone(),
+    }
+}
+
+/// The error of creating `existing`'s name again, as key `owner`.
+fn already_exists(existing: &BucketRecord, owner: &str) -> EngineError {
+    if existing.owner == owner || existing.owner.is_empty() || owner.is_empty() {
+        EngineError::BucketAlreadyOwnedByYou
+    } else {
+        EngineError::BucketAlreadyExists
     }
 }
 
@@ -26,12 +36,27 @@ impl Engine {
     /// versioning enabled) from the start, as S3's
     /// `x-amz-bucket-object-lock-enabled: true`.
     pub async fn create_bucket_with(&self, name: &str, object_lock: bool) -> EngineResult<()> {
+        self.create_bucket_owned(name, object_lock, "").await
+    }
+
+    /// [`Engine::create_bucket_with`], recording `owner` (the creating
+    /// access key's id) as the bucket's owner. A bucket of that name that
+    /// exists already is `BucketAlreadyOwnedByYou` for its owner (or when
+    /// no owner is recorded on either side), `BucketAlreadyExists` for
+    /// any other key.
+    pub async fn create_bucket_owned(
+        &self,
+        name: &str,
+        object_lock: bool,
+        owner: &str,
+    ) -> EngineResult<()> {
         let _g = self.inner.objects.bucket_lock.lock().await;
         let inner = self.inner.clone();
         let name = name.to_owned();
+        let owner = owner.to_owned();
         blocking(move || {
-            if inner.meta.get::<Buckets>(&name)?.is_some() {
-                return Err(EngineError::BucketAlreadyOwnedByYou);
+            if let Some(existing) = inner.meta.get::<Buckets>(&name)? {
+                return Err(already_exists(&existing, &owner));
             }
             let id = u64::from_le_bytes(crate::random_bytes()).max(1);
             let mut b = inner.meta.batch();
@@ -42,13 +67,17 @@ impl Engine {
                 None,
             ));
             let mut rec = BucketRecord::new(id, crate::now_ms());
+            rec.owner = owner.clone();
             if object_lock {
                 rec.versioning = Versioning::Enabled;
                 rec.object_lock = Some(ObjectLockConfig::default());
             }
             b.put::<Buckets>(&name, &rec);
             match inner.meta.write(b) {
-                Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketAlreadyOwnedByYou),
+                Err(EngineError::GuardFailed(_)) => match inner.meta.get::<Buckets>(&name)? {
+                    Some(existing) => Err(already_exists(&existing, &owner)),
+                    None => Err(EngineError::BucketAlreadyOwnedByYou),
+                },
                 r => r,
             }
         })

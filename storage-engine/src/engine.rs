@@ -111,6 +111,8 @@ pub struct BucketInfo {
     pub versioning: crate::records::Versioning,
     /// `Some` when the bucket has Object Lock.
     pub object_lock: Option<crate::records::ObjectLockConfig>,
+    /// The access key id that created it; empty: not recorded.
+    pub owner: String,
 }
 
 /// The engine's state: the metadata store, the config and the metrics,

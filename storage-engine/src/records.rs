@@ -1130,6 +1130,10 @@ pub struct BucketRecord {
     pub versioning: Versioning,
     /// `Some` once Object Lock is enabled (it is never disabled).
     pub object_lock: Option<ObjectLockConfig>,
+    /// The access key id of the key that created the bucket, its owner as
+    /// ACLs and listings show it; empty for a bucket made before owners
+    /// were kept (or by the engine itself), shown as Cairn's one account.
+    pub owner: String,
 }
 
 const BUCKET_FORMAT_V2: u8 = 2;
@@ -1138,6 +1142,9 @@ const BUCKET_FORMAT_V2: u8 = 2;
 /// retention's mode u8 (0 none, 1 governance, 2 compliance) and, with a
 /// mode, its unit u8 (1 days, 2 years) and count u32.
 const BUCKET_FORMAT_V3: u8 = 3;
+/// Version 3's fields, then the owner's access key id (string, empty:
+/// none recorded).
+const BUCKET_FORMAT_V4: u8 = 4;
 
 impl BucketRecord {
     /// A bucket created now, unversioned, without Object Lock.
@@ -1148,6 +1155,7 @@ impl BucketRecord {
             tags: Vec::new(),
             versioning: Versioning::Unversioned,
             object_lock: None,
+            owner: String::new(),
         }
     }
 
@@ -1156,7 +1164,7 @@ impl BucketRecord {
             self.object_lock.is_none() || self.versioning == Versioning::Enabled,
             "Object Lock needs versioning enabled"
         );
-        let mut w = RecordWriter::with_version(BUCKET_FORMAT_V3);
+        let mut w = RecordWriter::with_version(BUCKET_FORMAT_V4);
         w.u64(self.id).u64(self.created_ms);
         write_pairs(&mut w, &self.tags);
         w.u8(match self.versioning {
@@ -1184,13 +1192,17 @@ impl BucketRecord {
                 }
             }
         }
+        w.str(&self.owner);
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "bucket");
         let version = r.u8()?;
-        if !matches!(version, FORMAT_V1 | BUCKET_FORMAT_V2 | BUCKET_FORMAT_V3) {
+        if !matches!(
+            version,
+            FORMAT_V1 | BUCKET_FORMAT_V2 | BUCKET_FORMAT_V3 | BUCKET_FORMAT_V4
+        ) {
             return Err(CodecError::UnknownVersion {
                 what: "bucket",
                 version,
@@ -1234,6 +1246,9 @@ impl BucketRecord {
                 }
                 _ => return Err(CodecError::Invalid("bucket")),
             };
+        }
+        if version >= BUCKET_FORMAT_V4 {
+            rec.owner = r.string()?;
         }
         r.finish()?;
         Ok(rec)
@@ -1723,6 +1738,15 @@ mod tests {
             });
             assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);
         }
+        br.owner = "CKOWNER".into();
+        let with_owner = br.encode();
+        assert_eq!(BucketRecord::decode(&with_owner).unwrap(), br);
+        // A version-3 record (before owners) reads with no owner.
+        let mut v3 = with_owner[..with_owner.len() - 4 - "CKOWNER".len()].to_vec();
+        v3[0] = BUCKET_FORMAT_V3;
+        let old = BucketRecord::decode(&v3).unwrap();
+        assert_eq!(old.owner, "");
+        assert_eq!(old.object_lock, br.object_lock);
         // A version-2 record (before versioning) reads as unversioned.
         let mut v2 = vec![BUCKET_FORMAT_V2];
         v2.extend_from_slice(&42u64.to_le_bytes());

@@ -1570,6 +1570,99 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
     );
 }
 
+/// A bucket's owner is the key that created it (Object Ownership "bucket
+/// owner enforced": also every object's owner): GetBucketAcl,
+/// GetObjectAcl, ListObjects, ListObjectVersions and ListParts name it
+/// (id = its access key id, DisplayName = its name); another key creating
+/// the same name gets S3's `409 BucketAlreadyExists`, the owner the
+/// us-east-1 legacy 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_is_owned_by_the_key_that_created_it() {
+    let mut server = TestServer::start();
+    let make_admin = |name: &str| {
+        let k = admin_json(&server, &["key", "create", name, "--admin"]);
+        (text(&k, "id"), text(&k, "secret"))
+    };
+    let (a_id, a_secret) = make_admin("owner-a");
+    let (b_id, b_secret) = make_admin("owner-b");
+    let a = sdk_client_for(&server.endpoint(), &a_id, &a_secret, &[]);
+    let b = sdk_client_for(&server.endpoint(), &b_id, &b_secret, &[]);
+    create_bucket(&a, "owned").await;
+    put_bytes(&a, "owned", "k", b"x").await;
+    let check = |id: Option<&str>, name: Option<&str>, what: &str| {
+        assert_eq!(id, Some(a_id.as_str()), "{what}: owner id");
+        assert_eq!(name, Some("owner-a"), "{what}: display name");
+    };
+    let acl = b.get_bucket_acl().bucket("owned").send().await.unwrap();
+    let owner = acl.owner().unwrap();
+    check(owner.id(), owner.display_name(), "GetBucketAcl");
+    let grantee = acl.grants()[0].grantee().unwrap();
+    check(grantee.id(), grantee.display_name(), "GetBucketAcl grantee");
+    let acl = b
+        .get_object_acl()
+        .bucket("owned")
+        .key("k")
+        .send()
+        .await
+        .unwrap();
+    let owner = acl.owner().unwrap();
+    check(owner.id(), owner.display_name(), "GetObjectAcl");
+    let listed = b
+        .list_objects_v2()
+        .bucket("owned")
+        .fetch_owner(true)
+        .send()
+        .await
+        .unwrap();
+    let owner = listed.contents()[0].owner().unwrap();
+    check(owner.id(), owner.display_name(), "ListObjectsV2");
+    let versions = b
+        .list_object_versions()
+        .bucket("owned")
+        .send()
+        .await
+        .unwrap();
+    let owner = versions.versions()[0].owner().unwrap();
+    check(owner.id(), owner.display_name(), "ListObjectVersions");
+    // The owner's own ACL document goes back in.
+    let grant = aws_sdk_s3::types::Grant::builder()
+        .grantee(
+            aws_sdk_s3::types::Grantee::builder()
+                .r#type(aws_sdk_s3::types::Type::CanonicalUser)
+                .id(&a_id)
+                .build()
+                .unwrap(),
+        )
+        .permission(aws_sdk_s3::types::Permission::FullControl)
+        .build();
+    a.put_bucket_acl()
+        .bucket("owned")
+        .access_control_policy(
+            aws_sdk_s3::types::AccessControlPolicy::builder()
+                .owner(aws_sdk_s3::types::Owner::builder().id(&a_id).build())
+                .grants(grant)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // The name is taken for everyone else; its owner may ask again.
+    let err = b.create_bucket().bucket("owned").send().await.unwrap_err();
+    assert_eq!(err.code(), Some("BucketAlreadyExists"), "{}", show(&err));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(409));
+    a.create_bucket().bucket("owned").send().await.unwrap();
+    // A bucket of the start-up key is that key's.
+    let c = sdk_client(&server);
+    create_bucket(&c, "startup").await;
+    let acl = c.get_bucket_acl().bucket("startup").send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(ACCESS_KEY));
+    // The owner is in the bucket's record: it survives a kill -9.
+    server.restart(true);
+    let b = sdk_client_for(&server.endpoint(), &b_id, &b_secret, &[]);
+    let acl = b.get_bucket_acl().bucket("owned").send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(a_id.as_str()));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_object_acl_of_a_missing_key_is_no_such_key() {
     use aws_sdk_s3::types::ObjectCannedAcl;

@@ -53,8 +53,10 @@ fn has_grant_headers(headers: &HeaderMap) -> bool {
 }
 
 /// Whether an `AccessControlPolicy` document grants FULL_CONTROL to the
-/// owner and nothing to anyone else.
-fn owner_only(doc: &str) -> S3Result<bool> {
+/// owner (`owner_id`, the bucket's owner as GetBucketAcl shows it; the
+/// account id `cairn` is accepted too, what Cairn showed before buckets
+/// had owners) and nothing to anyone else.
+fn owner_only(doc: &str, owner_id: &str) -> S3Result<bool> {
     let policy: AccessControlPolicyDoc = crate::xml::parse(doc).map_err(|_| {
         S3Error::with_message(
             S3ErrorCode::MalformedACLError,
@@ -67,7 +69,10 @@ fn owner_only(doc: &str) -> S3Result<bool> {
             g.permission == "FULL_CONTROL"
                 && g.grantee.uri.is_none()
                 && g.grantee.email.is_none()
-                && g.grantee.id.as_deref() == Some(crate::OWNER_ID)
+                && g.grantee
+                    .id
+                    .as_deref()
+                    .is_some_and(|id| id == owner_id || id == crate::OWNER_ID)
         }))
 }
 
@@ -81,11 +86,10 @@ pub(crate) async fn put_acl(
     object: bool,
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?.to_owned();
+    let owner_id = svc.engine.bucket_info(&bucket)?.owner;
     if object {
         svc.engine
             .head_version(&bucket, ctx.key()?, ctx.version_id()?.as_ref())?;
-    } else {
-        svc.engine.bucket_info(&bucket)?;
     }
     let has_header =
         ctx.parts.headers.contains_key("x-amz-acl") || has_grant_headers(&ctx.parts.headers);
@@ -107,7 +111,7 @@ pub(crate) async fn put_acl(
             .field("MissingHeaderName", "x-amz-acl"));
         }
         (false, false) => {
-            if !owner_only(&doc)? {
+            if !owner_only(&doc, &owner_id)? {
                 return Err(S3Error::new(S3ErrorCode::AccessControlListNotSupported));
             }
         }
@@ -170,15 +174,20 @@ mod tests {
             r#"<AccessControlPolicy><Owner><ID>{0}</ID></Owner><AccessControlList><Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="CanonicalUser"><ID>{0}</ID></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList></AccessControlPolicy>"#,
             crate::OWNER_ID
         );
-        assert!(owner_only(&owner).unwrap());
+        assert!(owner_only(&owner, "").unwrap());
+        // The bucket's owner key, or the account id, is the owner.
+        let by_key = owner.replace(crate::OWNER_ID, "CKOWNER");
+        assert!(owner_only(&by_key, "CKOWNER").unwrap());
+        assert!(owner_only(&owner, "CKOWNER").unwrap());
+        assert!(!owner_only(&by_key, "CKOTHER").unwrap());
         let public = owner.replace(
             "</AccessControlList>",
             r#"<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers</URI></Grantee><Permission>READ</Permission></Grant></AccessControlList>"#,
         );
-        assert!(!owner_only(&public).unwrap());
-        assert!(!owner_only("<AccessControlPolicy/>").unwrap());
+        assert!(!owner_only(&public, "").unwrap());
+        assert!(!owner_only("<AccessControlPolicy/>", "").unwrap());
         assert_eq!(
-            owner_only("<AccessControlPolicy>").unwrap_err().code,
+            owner_only("<AccessControlPolicy>", "").unwrap_err().code,
             S3ErrorCode::MalformedACLError
         );
     }

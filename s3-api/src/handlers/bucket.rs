@@ -151,7 +151,16 @@ pub(crate) async fn create_bucket(
             ));
         }
     }
-    match svc.engine.create_bucket_with(&name, object_lock).await {
+    // The creating key owns the bucket (what ACLs and listings show).
+    let creator = match &ctx.caller {
+        crate::access::Caller::Key { id, .. } => id.clone(),
+        crate::access::Caller::Anonymous => String::new(),
+    };
+    match svc
+        .engine
+        .create_bucket_owned(&name, object_lock, &creator)
+        .await
+    {
         Ok(_) => {}
         // S3's us-east-1 answers a repeated create of a bucket the caller
         // owns with 200 (a legacy it keeps); every other region with 409
@@ -263,8 +272,10 @@ pub(crate) async fn put_bucket_versioning(
     empty_response(StatusCode::OK)
 }
 
-/// Single-tenant: the owner has FULL_CONTROL of everything, nobody else
-/// has any grant. That is the true ACL, so reporting it is not a stub.
+/// Object Ownership "bucket owner enforced": the bucket's owner (the key
+/// that created it) has FULL_CONTROL of it and of every object in it;
+/// ACLs grant nobody else anything (keys' grants and bucket policies
+/// decide access). That is the true ACL, so reporting it is not a stub.
 pub(crate) fn get_acl(
     svc: &Arc<ServiceInner>,
     ctx: &RequestCtx,
@@ -277,10 +288,11 @@ pub(crate) fn get_acl(
     } else {
         svc.engine.bucket_info(bucket)?;
     }
+    let owner = super::bucket_owner(svc, bucket)?;
     let doc = AccessControlPolicy {
-        owner: owner(),
+        owner: owner.clone(),
         grants: vec![Grant {
-            grantee: owner(),
+            grantee: owner,
             permission: "FULL_CONTROL".into(),
         }],
     };

@@ -19,8 +19,6 @@ use crate::xml::{
     UploadEntry, VersionEntry, VersionListEntry, XmlText, to_xml,
 };
 
-use super::owner;
-
 /// The one storage class Cairn has.
 const STORAGE_CLASS: &str = "STANDARD";
 
@@ -146,6 +144,11 @@ pub(crate) async fn list_objects(
         )
         .await?;
     let fetch_owner = !v2 || ctx.query.get("fetch-owner") == Some("true");
+    let owner = if fetch_owner {
+        Some(super::bucket_owner(svc, bucket)?)
+    } else {
+        None
+    };
 
     let settings = list_settings(max_keys, delimiter.as_deref(), &enc, page.is_truncated);
     let contents = page
@@ -156,7 +159,7 @@ pub(crate) async fn list_objects(
             last_modified: iso8601(o.version.last_modified_ms).into(),
             etag: QuotedEtag(&o.version.etag),
             size: o.version.size,
-            owner: fetch_owner.then(owner),
+            owner: owner.clone(),
             storage_class: STORAGE_CLASS.into(),
         })
         .collect();
@@ -236,6 +239,7 @@ pub(crate) async fn list_object_versions(
             },
         )
         .await?;
+    let owner = super::bucket_owner(svc, bucket)?;
     let doc = ListVersionsResult {
         name: bucket.into(),
         prefix: enc.enc(&prefix),
@@ -259,7 +263,7 @@ pub(crate) async fn list_object_versions(
                         version_id,
                         is_latest: v.is_latest,
                         last_modified,
-                        owner: owner(),
+                        owner: owner.clone(),
                     })
                 } else {
                     VersionListEntry::Version(VersionEntry {
@@ -269,7 +273,7 @@ pub(crate) async fn list_object_versions(
                         last_modified,
                         etag: QuotedEtag(&v.version.etag),
                         size: v.version.size,
-                        owner: owner(),
+                        owner: owner.clone(),
                         storage_class: STORAGE_CLASS.into(),
                     })
                 }
@@ -315,6 +319,7 @@ pub(crate) async fn list_multipart_uploads(
             max_uploads,
         )
         .await?;
+    let owner = super::bucket_owner(svc, bucket)?;
     let doc = ListMultipartUploadsResult {
         bucket: bucket.into(),
         key_marker: enc.enc(key_marker.as_deref().unwrap_or("")),
@@ -339,8 +344,8 @@ pub(crate) async fn list_multipart_uploads(
             .map(|u| UploadEntry {
                 key: enc.enc(&u.key),
                 upload_id: u.upload_id.to_hex().into(),
-                initiator: owner(),
-                owner: owner(),
+                initiator: owner.clone(),
+                owner: owner.clone(),
                 storage_class: STORAGE_CLASS.into(),
                 initiated: iso8601(u.created_ms).into(),
             })

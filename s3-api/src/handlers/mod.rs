@@ -32,12 +32,43 @@ use crate::headers::{checksum_expectation, content_md5, header_str};
 use crate::response::RespBody;
 use crate::router::Operation;
 
-/// The one owner of every bucket and object (single-tenant), as listings
-/// and ACLs name it.
+/// Cairn's one account, as S3 names an owner: what ListBuckets shows, and
+/// the owner of a bucket made before buckets kept the key that created
+/// them.
 pub(crate) fn owner() -> crate::xml::Owner<'static> {
     crate::xml::Owner {
         id: crate::OWNER_ID.into(),
         display_name: crate::OWNER_DISPLAY_NAME.into(),
+    }
+}
+
+/// The owner of `bucket` and (Object Ownership "bucket owner enforced")
+/// of every object in it, as ACLs and listings name it: the access key
+/// that created the bucket — its id, and its name as the display name
+/// (the id again once the key is deleted) — or [`owner`] for a bucket
+/// without a recorded owner.
+pub(crate) fn bucket_owner(
+    svc: &ServiceInner,
+    bucket: &str,
+) -> S3Result<crate::xml::Owner<'static>> {
+    let info = svc.engine.bucket_info(bucket)?;
+    Ok(owner_of(svc, &info.owner))
+}
+
+/// [`bucket_owner`] from a recorded owner id (empty: none).
+pub(crate) fn owner_of(svc: &ServiceInner, owner_id: &str) -> crate::xml::Owner<'static> {
+    if owner_id.is_empty() {
+        return owner();
+    }
+    let name = svc
+        .keys
+        .identity(owner_id)
+        .map(|(_, name)| name)
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| owner_id.to_owned());
+    crate::xml::Owner {
+        id: owner_id.to_owned().into(),
+        display_name: name.into(),
     }
 }
 

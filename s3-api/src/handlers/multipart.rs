@@ -24,8 +24,6 @@ use crate::xml::{
     InitiateMultipartUploadResult, ListPartsResult, PartEntry, parse, to_xml,
 };
 
-use super::owner;
-
 use super::object::{check_copy_source_conditions, readable_copy_source};
 use super::{PUT_SIZE_MAX_BYTES, XML_BODY_MAX_BYTES, body_spec};
 
@@ -742,8 +740,8 @@ pub(crate) async fn list_parts(
         bucket: bucket.into(),
         key: key.into(),
         upload_id: id.to_hex().into(),
-        initiator: owner(),
-        owner: owner(),
+        initiator: super::bucket_owner(svc, bucket)?,
+        owner: super::bucket_owner(svc, bucket)?,
         storage_class: "STANDARD".into(),
         part_number_marker: marker,
         next_part_number_marker: page.parts.last().map(|(last, _)| *last),
