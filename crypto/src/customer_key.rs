@@ -109,10 +109,21 @@ impl fmt::Debug for KeyCheck {
 
 type Aes256Ctr = ctr::Ctr128BE<Aes256>;
 
+/// A new random keystream id for one uploaded part: the top bit set, so it
+/// is never 0 (a single PUT's) nor a part number (1…10000, how parts were
+/// keyed before). 63 random bits: two parts of one object colliding is
+/// not a practical event.
+pub fn new_part_stream() -> Result<u64, CryptoError> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(CryptoError::Random)?;
+    Ok(u64::from_be_bytes(b) | (1 << 63))
+}
+
 /// AES-256-CTR over one object's bytes. The object key is used for this
-/// object only; its 128-bit counter block is the part number (0 for a
-/// single PUT, 1… for a multipart upload's parts) in the high 64 bits and
-/// the block index within that part in the low 64, so no two blocks of an
+/// object only; its 128-bit counter block is the stream id (0 for a single
+/// PUT; for a multipart upload's part a random id of its own, or the part
+/// number for parts written before those) in the high 64 bits and the
+/// block index within that part in the low 64, so no two blocks of an
 /// object ever share a keystream block.
 pub struct ObjectCipher {
     key: Zeroizing<[u8; KEY_LEN_BYTES]>,
@@ -134,11 +145,21 @@ impl ObjectCipher {
     }
 
     /// The cipher of part `part_number` (1…10000) of a multipart object,
-    /// at the part's first byte.
+    /// at the part's first byte: keystream `part_number` (how parts were
+    /// encrypted before each part had its own random keystream; see
+    /// [`ObjectCipher::for_stream`]).
     pub fn for_part(&self, part_number: u32) -> ObjectCipher {
+        self.for_stream(u64::from(part_number))
+    }
+
+    /// The cipher of keystream `stream` (the counter block's high half) at
+    /// its first byte. A single PUT is stream 0; a part uploaded now gets a
+    /// random stream ([`new_part_stream`]), so uploading a part number
+    /// again never reuses a keystream.
+    pub fn for_stream(&self, stream: u64) -> ObjectCipher {
         ObjectCipher {
             key: self.key.clone(),
-            part: u64::from(part_number),
+            part: stream,
             stream: None,
             offset: 0,
         }

@@ -570,6 +570,9 @@ enum KeySource<'k> {
     RequestTag(&'k str),
     /// The keys of the tags the operation will set.
     RequestTagKeys,
+    /// The KMS key the request names, as its canonical ARN (an id, an
+    /// alias or another ARN form of the same key is the same key).
+    KmsKeyArn(Option<String>),
     /// Not a key this server supplies. The policy parser refuses every key
     /// outside `cairn_policy::SUPPORTED_CONDITION_KEYS`, and a test checks
     /// that each of those has a source here; reaching this refuses the
@@ -617,9 +620,11 @@ fn key_source<'k>(key: &'k str, req: &AccessRequest<'_>) -> KeySource<'k> {
         }),
         "aws:referer" => header("referer"),
         "aws:useragent" => header("user-agent"),
+        "s3:x-amz-server-side-encryption-aws-kms-key-id" => {
+            return KeySource::KmsKeyArn(header(&key[3..]));
+        }
         "s3:x-amz-acl"
         | "s3:x-amz-server-side-encryption"
-        | "s3:x-amz-server-side-encryption-aws-kms-key-id"
         | "s3:x-amz-content-sha256"
         | "s3:x-amz-storage-class" => header(&key[3..]),
         // As the copy handlers parse it: `bucket/key`, URL-decoded, no
@@ -770,7 +775,14 @@ fn condition_context(
                 c.set(key, v);
                 continue;
             }
-            KeySource::Value(None) => continue,
+            KeySource::Value(None) | KeySource::KmsKeyArn(None) => continue,
+            KeySource::KmsKeyArn(Some(reference)) => {
+                // A reference that names no key stays as sent (the write
+                // then fails: nothing is encrypted under it).
+                let arn = crate::sse_kms::canonical_arn(svc, &reference)?.unwrap_or(reference);
+                c.set(key, arn);
+                continue;
+            }
             KeySource::Unsupported => {
                 tracing::error!(bucket, key = %key, "a bucket policy reads a condition key this server has no value for; request refused");
                 return Err(S3Error::new(S3ErrorCode::AccessDenied));

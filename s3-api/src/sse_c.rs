@@ -185,21 +185,29 @@ pub(crate) fn for_upload(
     }
 }
 
-/// Decrypts an SSE-C object's bytes from `start` on: a single PUT is one
-/// keystream (part 0); a multipart object's parts each have their own, so
-/// the decryptor switches at part boundaries (`part_sizes`).
+/// Decrypts an SSE-C or SSE-KMS object's bytes from `start` on: a single
+/// PUT is one keystream (stream 0); a multipart object's parts each have
+/// their own (the recorded `cipher_streams`, or part `i` stream `i + 1`
+/// for objects from before they were recorded), so the decryptor switches
+/// at part boundaries (`part_sizes`).
 pub(crate) struct ObjectDecryptor {
     base: ObjectCipher,
     part_sizes: Vec<u64>,
+    streams: Vec<u64>,
     pos: u64,
     current: Option<(ObjectCipher, u64)>,
 }
 
 impl ObjectDecryptor {
-    pub(crate) fn new(base: ObjectCipher, part_sizes: &[u64], start: u64) -> Self {
+    pub(crate) fn new(base: ObjectCipher, version: &ObjectVersion, start: u64) -> Self {
+        debug_assert!(
+            version.meta.cipher_streams.is_empty()
+                || version.meta.cipher_streams.len() == version.part_sizes.len()
+        );
         ObjectDecryptor {
             base,
-            part_sizes: part_sizes.to_vec(),
+            part_sizes: version.part_sizes.clone(),
+            streams: version.meta.cipher_streams.clone(),
             pos: start,
             current: None,
         }
@@ -208,7 +216,7 @@ impl ObjectDecryptor {
     /// The cipher for the byte at `self.pos` and the end of its part.
     fn cipher_at_pos(&self) -> Option<(ObjectCipher, u64)> {
         if self.part_sizes.is_empty() {
-            let mut c = self.base.for_part(0);
+            let mut c = self.base.for_stream(0);
             c.seek(self.pos);
             return Some((c, u64::MAX));
         }
@@ -216,7 +224,11 @@ impl ObjectDecryptor {
         for (i, size) in self.part_sizes.iter().enumerate() {
             let part_end = part_start + size;
             if self.pos < part_end {
-                let mut c = self.base.for_part(u32::try_from(i + 1).ok()?);
+                let stream = match self.streams.get(i) {
+                    Some(s) => *s,
+                    None => u64::try_from(i + 1).ok()?,
+                };
+                let mut c = self.base.for_stream(stream);
                 c.seek(self.pos - part_start);
                 return Some((c, part_end));
             }

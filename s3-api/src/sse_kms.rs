@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cairn_crypto::customer_key::ObjectCipher;
 use cairn_crypto::kms::{DataKey, wrap_aad};
-use cairn_storage_engine::{BucketDocument, KmsEnvelope, KmsKeyInfo};
+use cairn_storage_engine::{BucketDocument, DEFAULT_KMS_ALIAS, KmsEnvelope, KmsKeyInfo};
 use http::{HeaderMap, HeaderValue};
 
 use crate::context::{RequestCtx, ServiceInner};
@@ -191,10 +191,29 @@ async fn resolve(svc: &ServiceInner, reference: Option<&str>) -> S3Result<KmsKey
     }
     let found = match parse_reference(r) {
         Some(KeyReference::Id(id)) => svc.engine.kms_key(id)?,
+        // The default key is made on first use however it is named.
+        Some(KeyReference::Alias(DEFAULT_KMS_ALIAS)) => Some(svc.engine.default_kms_key().await?),
         Some(KeyReference::Alias(a)) => svc.engine.kms_key_by_alias(a)?,
         None => None,
     };
     found.ok_or_else(not_found)
+}
+
+/// The canonical ARN of the key `reference` names, if it names one (what
+/// bucket policies compare `s3:x-amz-server-side-encryption-aws-kms-key-id`
+/// with, so that `alias/x`, the bare id or an ARN with another account
+/// are all the same key). Creates nothing.
+pub(crate) fn canonical_arn(svc: &ServiceInner, reference: &str) -> S3Result<Option<String>> {
+    let r = reference.trim();
+    if arn_region(r).is_some_and(|region| region != svc.config.region) {
+        return Ok(None);
+    }
+    let found = match parse_reference(r) {
+        Some(KeyReference::Id(id)) => svc.engine.kms_key(id)?,
+        Some(KeyReference::Alias(a)) => svc.engine.kms_key_by_alias(a)?,
+        None => None,
+    };
+    Ok(found.map(|k| key_arn(&svc.config.region, &k.id)))
 }
 
 fn disabled(svc: &ServiceInner, id: &str) -> S3Error {

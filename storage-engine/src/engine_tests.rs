@@ -346,6 +346,7 @@ async fn multipart_complete_and_abort() {
             staged,
             md5: [0; 16],
             checksums: vec![],
+            cipher_stream: 0,
         },
     )
     .await

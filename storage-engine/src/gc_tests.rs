@@ -155,6 +155,7 @@ async fn abandoned_multipart_uploads_expire_and_release_their_chunks() {
             staged,
             md5: [0; 16],
             checksums: vec![],
+            cipher_stream: 0,
         },
     )
     .await

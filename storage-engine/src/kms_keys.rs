@@ -278,13 +278,17 @@ impl Engine {
                 "{a:?} is not an alias you may create: 1-250 of A-Z a-z 0-9 / _ - , not beginning with aws/"
             )));
         }
-        self.create_kms_key_unchecked(alias, description).await
+        self.create_kms_key_unchecked(alias, description, true)
+            .await
     }
 
+    /// Creates a key; `capped`: refused once [`KMS_KEYS_MAX`] exist (the
+    /// default key is not, so `aws:kms` without a key id always works).
     async fn create_kms_key_unchecked(
         &self,
         alias: Option<&str>,
         description: &str,
+        capped: bool,
     ) -> EngineResult<KmsKeyInfo> {
         if description.len() > 8192 {
             return Err(EngineError::InvalidKmsKey(
@@ -292,7 +296,7 @@ impl Engine {
             ));
         }
         let _guard = self.inner.keys.kms_lock.lock().await;
-        if self.kms_keys()?.len() >= KMS_KEYS_MAX {
+        if capped && self.kms_keys()?.len() >= KMS_KEYS_MAX {
             return Err(EngineError::InvalidKmsKey(format!(
                 "this server already stores {KMS_KEYS_MAX} KMS keys, the most it keeps"
             )));
@@ -344,7 +348,11 @@ impl Engine {
             return Ok(k);
         }
         match self
-            .create_kms_key_unchecked(Some(DEFAULT_KMS_ALIAS), "Default key for SSE-KMS (aws/s3)")
+            .create_kms_key_unchecked(
+                Some(DEFAULT_KMS_ALIAS),
+                "Default key for SSE-KMS (aws/s3)",
+                false,
+            )
             .await
         {
             Ok(k) => Ok(k),
@@ -383,7 +391,13 @@ impl Engine {
             let mut b = inner.meta.batch();
             b.guard(unchanged);
             b.put::<System>(&name, &encoded);
-            inner.meta.write(b)
+            match inner.meta.write(b) {
+                // Another node changed the key first: nothing was written.
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::InvalidKmsKey(
+                    "the key was changed concurrently (on another node); nothing was done, try again".into(),
+                )),
+                r => r,
+            }
         })
         .await?;
         Ok(KmsKeyInfo::from_record(id, &record))

@@ -45,6 +45,9 @@ pub struct NewPart {
     pub md5: [u8; 16],
     /// Checksums sent with the part: (algorithm SDK name, base64 value).
     pub checksums: Vec<(String, String)>,
+    /// The keystream id its bytes are encrypted with (SSE-C / SSE-KMS
+    /// uploads), 0 for none.
+    pub cipher_stream: u64,
 }
 
 impl Engine {
@@ -109,6 +112,7 @@ impl Engine {
             staged,
             md5,
             checksums,
+            cipher_stream,
         } = part;
         self.upload(bucket, key, id)?;
         let _g = self.inner.objects.lock_keys(&id, None::<&()>).await;
@@ -142,6 +146,7 @@ impl Engine {
                 last_modified_ms: crate::now_ms(),
                 checksums,
                 entries: std::mem::take(&mut staged.entries),
+                cipher_stream,
             };
             batch.put::<Parts>((id, part_number), &part);
             let committed = inner.meta.write(batch);
@@ -295,6 +300,18 @@ impl Engine {
                 part_sizes,
             )?;
             version.meta.checksums = checksums;
+            // An encrypted object keeps each part's keystream id: a part's
+            // own, or its number for one written before parts had their
+            // own (so gaps in the numbers decrypt right either way).
+            if upload.meta.sse_c.is_some() || upload.meta.sse_kms.is_some() {
+                version.meta.cipher_streams = chosen
+                    .iter()
+                    .map(|(n, rec)| match rec.cipher_stream {
+                        0 => u64::from(*n),
+                        s => s,
+                    })
+                    .collect();
+            }
             version.retention = upload.lock.retention;
             version.legal_hold = upload.lock.legal_hold;
             for (n, rec) in &chosen {

@@ -184,6 +184,7 @@ impl Engine {
                 staged,
                 md5: md5.finalize().into(),
                 checksums: Vec::new(),
+                cipher_stream: 0,
             },
         )
         .await

@@ -528,6 +528,11 @@ pub struct ObjectMetadata {
     /// (flag [`FLAG_SSE_KMS`] in an object record, format 4 of an upload
     /// record). Never together with `sse_c`.
     pub sse_kms: Option<KmsEnvelope>,
+    /// An SSE-C or SSE-KMS multipart object's keystream id per part, in
+    /// order (flag [`FLAG_CIPHER_STREAMS`]; as many as `part_sizes`).
+    /// Empty: part `i` is keystream `i + 1` (objects completed before
+    /// streams were recorded).
+    pub cipher_streams: Vec<u64>,
 }
 
 /// SSE-KMS envelope of one object (or multipart upload): which key-service
@@ -625,6 +630,7 @@ impl ObjectMetadata {
             checksums: read_pairs(r)?,
             sse_c: None,
             sse_kms: None,
+            cipher_streams: Vec::new(),
         })
     }
 }
@@ -722,6 +728,9 @@ const FLAG_SSE_C: u8 = 8;
 /// the SSE-C key check's place (key id string, version u32, wrapped key
 /// bytes, context string, bucket-key u8).
 const FLAG_SSE_KMS: u8 = 16;
+/// The keystream id of each part follows (after the SSE-KMS envelope's
+/// place): count u32 (= the number of parts) and a u64 each.
+const FLAG_CIPHER_STREAMS: u8 = 32;
 
 /// What an object record counts for in the stored totals, read without
 /// decoding the whole record.
@@ -888,6 +897,9 @@ impl ObjectVersion {
         if self.meta.sse_kms.is_some() {
             flags |= FLAG_SSE_KMS;
         }
+        if !self.meta.cipher_streams.is_empty() {
+            flags |= FLAG_CIPHER_STREAMS;
+        }
         w.u64(self.seq).u8(flags);
         match &self.retention {
             Some(r) => {
@@ -902,6 +914,14 @@ impl ObjectVersion {
         }
         if let Some(envelope) = &self.meta.sse_kms {
             envelope.write(&mut w);
+        }
+        if !self.meta.cipher_streams.is_empty() {
+            // One per part; decode refuses any other count (a record that
+            // breaks this is unreadable rather than read wrong).
+            w.u32(self.meta.cipher_streams.len() as u32);
+            for s in &self.meta.cipher_streams {
+                w.u64(*s);
+            }
         }
         w.finish()
     }
@@ -960,6 +980,13 @@ impl ObjectVersion {
             }
             meta.sse_kms = Some(KmsEnvelope::read(&mut r, "object")?);
         }
+        if flags & FLAG_CIPHER_STREAMS != 0 {
+            let n = r.count(8)?;
+            if n != part_sizes.len() {
+                return Err(CodecError::Invalid("object"));
+            }
+            meta.cipher_streams = (0..n).map(|_| r.u64()).collect::<Result<_, _>>()?;
+        }
         r.finish()?;
         let delete_marker = flags & FLAG_DELETE_MARKER != 0;
         if delete_marker && (size != 0 || manifest != ManifestRef::Inline(Vec::new())) {
@@ -1005,7 +1032,12 @@ fn read_version_tail(
     let seq = r.u64()?;
     let flags = r.u8()?;
     if flags
-        & !(FLAG_NULL_VERSION | FLAG_DELETE_MARKER | FLAG_LEGAL_HOLD | FLAG_SSE_C | FLAG_SSE_KMS)
+        & !(FLAG_NULL_VERSION
+            | FLAG_DELETE_MARKER
+            | FLAG_LEGAL_HOLD
+            | FLAG_SSE_C
+            | FLAG_SSE_KMS
+            | FLAG_CIPHER_STREAMS)
         != 0
     {
         return Err(CodecError::Invalid("object"));
@@ -1446,27 +1478,45 @@ pub struct PartRecord {
     pub last_modified_ms: u64,
     pub checksums: Vec<(String, String)>,
     pub entries: Vec<ManifestEntry>,
+    /// The keystream id the part's bytes are encrypted with, in an SSE-C
+    /// or SSE-KMS upload (crypto's `new_part_stream`); 0: none recorded
+    /// (not encrypted, or written before: its part number is its stream).
+    pub cipher_stream: u64,
 }
+
+/// Version 1's fields, then the cipher stream u64.
+const PART_FORMAT_V2: u8 = 2;
 
 impl PartRecord {
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = RecordWriter::with_version(FORMAT_V1);
+        let mut w = RecordWriter::with_version(PART_FORMAT_V2);
         w.fixed(&self.md5).u64(self.size).u64(self.last_modified_ms);
         write_pairs(&mut w, &self.checksums);
         write_entries(&mut w, &self.entries);
+        w.u64(self.cipher_stream);
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "part");
-        check_version(&mut r, "part")?;
-        let rec = PartRecord {
+        let version = r.u8()?;
+        if version != FORMAT_V1 && version != PART_FORMAT_V2 {
+            return Err(CodecError::UnknownVersion {
+                what: "part",
+                version,
+            });
+        }
+        let mut rec = PartRecord {
             md5: r.fixed::<16>()?,
             size: r.u64()?,
             last_modified_ms: r.u64()?,
             checksums: read_pairs(&mut r)?,
             entries: read_entries(&mut r)?,
+            cipher_stream: 0,
         };
+        if version >= PART_FORMAT_V2 {
+            rec.cipher_stream = r.u64()?;
+        }
         r.finish()?;
         Ok(rec)
     }
@@ -1617,6 +1667,13 @@ mod tests {
             let encoded = wrapped_by_kms.encode();
             assert_eq!(ObjectVersion::decode(&encoded).unwrap(), wrapped_by_kms);
             assert_eq!(ObjectVersion::decode_share(&encoded).unwrap().size, o.size);
+            // With a keystream per part (as many as parts; no other count).
+            let mut streamed = wrapped_by_kms.clone();
+            streamed.meta.cipher_streams = vec![1 << 63 | 5, 2];
+            assert_eq!(ObjectVersion::decode(&streamed.encode()).unwrap(), streamed);
+            let mut miscounted = streamed.clone();
+            miscounted.part_sizes.push(1);
+            assert!(ObjectVersion::decode(&miscounted.encode()).is_err());
             // Never both: a record claiming both is refused.
             let mut both = wrapped_by_kms.clone();
             both.meta.sse_c = sealed_for_customer.meta.sse_c;
@@ -1712,13 +1769,21 @@ mod tests {
         let mut both = sse_kms.clone();
         both.meta.sse_c = sse_c.meta.sse_c;
         assert!(UploadRecord::decode(&both.encode()).is_err());
-        let p = PartRecord {
+        let mut p = PartRecord {
             md5: [1; 16],
             size: 9,
             last_modified_ms: 2,
             checksums: vec![],
             entries: b.entries.clone(),
+            cipher_stream: 0,
         };
+        assert_eq!(PartRecord::decode(&p.encode()).unwrap(), p);
+        // A version-1 part (before streams) reads with none.
+        let mut v1 = p.encode();
+        v1.truncate(v1.len() - 8);
+        v1[0] = FORMAT_V1;
+        assert_eq!(PartRecord::decode(&v1).unwrap(), p);
+        p.cipher_stream = 1 << 63 | 77;
         assert_eq!(PartRecord::decode(&p.encode()).unwrap(), p);
         let mut br = BucketRecord::new(42, 7);
         assert_eq!(BucketRecord::decode(&br.encode()).unwrap(), br);

@@ -98,6 +98,7 @@ pub(crate) async fn put_part(
         staged,
         md5,
         checksums: vec![],
+        cipher_stream: 0,
     };
     e.commit_part(bucket, key, id, n, part).await.unwrap();
     md5

@@ -2084,3 +2084,213 @@ async fn rotating_a_key_under_load_fails_no_request_and_loses_no_object() {
         );
     }
 }
+
+/// Part numbers with gaps (S3 allows completing with parts 1 and 3), and a
+/// part number uploaded twice, under SSE-KMS and SSE-C: every part keeps
+/// the keystream it was encrypted with, so the object reads back exactly
+/// (whole, across the part boundary, and copied), never as the wrong
+/// part's keystream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_multipart_objects_with_gaps_and_replaced_parts_read_back() {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let server = TestServer::start_with_args(&["--allow-sse-c-over-http"]);
+    let c = sdk_client(&server);
+    create_bucket(&c, "gaps").await;
+    let key = create_kms_key(&server, Some("gaps"), "");
+    let ck = customer_key(9);
+    let mut rng = Rng::new(31);
+    let part1_old = rng.bytes(5 << 20);
+    let part1 = rng.bytes(5 << 20);
+    let part3 = rng.bytes(1234);
+    for (name, sse_c) in [("kms", false), ("sse-c", true)] {
+        let mut create = c.create_multipart_upload().bucket("gaps").key(name);
+        create = if sse_c {
+            create
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&ck.key)
+                .sse_customer_key_md5(&ck.md5)
+        } else {
+            create
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id("alias/gaps")
+        };
+        let upload_id = create.send().await.unwrap().upload_id().unwrap().to_owned();
+        let etag = |n: i32, data: &[u8]| {
+            let mut up = c
+                .upload_part()
+                .bucket("gaps")
+                .key(name)
+                .upload_id(&upload_id)
+                .part_number(n)
+                .body(ByteStream::from(data.to_vec()));
+            if sse_c {
+                up = up
+                    .sse_customer_algorithm("AES256")
+                    .sse_customer_key(&ck.key)
+                    .sse_customer_key_md5(&ck.md5);
+            }
+            async move { up.send().await.unwrap().e_tag().unwrap().to_owned() }
+        };
+        // Part 1 twice (the second replaces the first), part 3, no part 2.
+        let _ = etag(1, &part1_old).await;
+        let e1 = etag(1, &part1).await;
+        let e3 = etag(3, &part3).await;
+        let mut complete = c
+            .complete_multipart_upload()
+            .bucket("gaps")
+            .key(name)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .parts(CompletedPart::builder().part_number(1).e_tag(e1).build())
+                    .parts(CompletedPart::builder().part_number(3).e_tag(e3).build())
+                    .build(),
+            );
+        if sse_c {
+            complete = complete
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&ck.key)
+                .sse_customer_key_md5(&ck.md5);
+        }
+        complete.send().await.unwrap();
+        let whole: Vec<u8> = [part1.as_slice(), part3.as_slice()].concat();
+        let enc = if sse_c {
+            Enc::C(&ck)
+        } else {
+            Enc::Kms(&key.arn)
+        };
+        expect_object(&c, "gaps", name, enc, &whole).await;
+        // Across the boundary.
+        let (first, last) = ((5 << 20) - 100, (5 << 20) + 100);
+        let mut get = c
+            .get_object()
+            .bucket("gaps")
+            .key(name)
+            .range(format!("bytes={first}-{last}"));
+        if sse_c {
+            get = get
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&ck.key)
+                .sse_customer_key_md5(&ck.md5);
+        }
+        let got = get
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        assert!(
+            got.as_ref() == &whole[first..=last],
+            "{name}: range across parts 1|3"
+        );
+        // A copy (decrypted part by part) is the same bytes.
+        let mut copy = c
+            .copy_object()
+            .bucket("gaps")
+            .key(format!("{name}-copy"))
+            .copy_source(format!("gaps/{name}"));
+        if sse_c {
+            copy = copy
+                .copy_source_sse_customer_algorithm("AES256")
+                .copy_source_sse_customer_key(&ck.key)
+                .copy_source_sse_customer_key_md5(&ck.md5);
+        }
+        copy.send().await.unwrap();
+        assert!(
+            get_bytes(&c, "gaps", &format!("{name}-copy")).await == whole,
+            "{name}: copy"
+        );
+    }
+}
+
+/// A bucket policy that requires one KMS key (`s3:x-amz-server-side-
+/// encryption-aws-kms-key-id`, written with the key's ARN as the AWS
+/// documentation's example does) sees every way of naming that key as
+/// that key — its id, `alias/…`, an ARN with any account — and no other
+/// key's name as it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_requiring_a_kms_key_sees_every_name_of_it_and_no_other() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    create_bucket(&c, "pol").await;
+    let a = create_kms_key(&server, Some("pol-a"), "");
+    let b = create_kms_key(&server, Some("pol-b"), "");
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"OnlyKeyA","Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::pol/*","Condition":{{"StringNotEquals":{{"s3:x-amz-server-side-encryption-aws-kms-key-id":"{}"}}}}}}]}}"#,
+        a.arn
+    );
+    c.put_bucket_policy()
+        .bucket("pol")
+        .policy(policy)
+        .send()
+        .await
+        .unwrap();
+    let other_account = format!("arn:aws:kms:{REGION}:111122223333:key/{}", a.id);
+    for name in [
+        a.arn.as_str(),
+        a.id.as_str(),
+        "alias/pol-a",
+        other_account.as_str(),
+    ] {
+        put_kms(&c, "pol", "ok", b"x", Some(name)).await;
+    }
+    for name in [b.arn.as_str(), b.id.as_str(), "alias/pol-b"] {
+        let r = c
+            .put_object()
+            .bucket("pol")
+            .key("no")
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(name)
+            .body(ByteStream::from(b"x".to_vec()))
+            .send()
+            .await;
+        refused(r, 403, "AccessDenied", &format!("PUT under {name}"));
+    }
+    let r = c
+        .put_object()
+        .bucket("pol")
+        .key("no")
+        .body(ByteStream::from(b"x".to_vec()))
+        .send()
+        .await;
+    refused(r, 403, "AccessDenied", "PUT without a KMS key");
+    assert!(!object_exists(&c, "pol", "no").await);
+}
+
+/// `alias/aws/s3` named explicitly (a bucket default as Terraform writes
+/// it, or a request header) before anything has used the default key:
+/// the key is made, as when no key id is given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_key_named_explicitly_is_made_on_first_use() {
+    let server = TestServer::start();
+    let c = sdk_client(&server);
+    create_bucket(&c, "aws-s3").await;
+    c.put_bucket_encryption()
+        .bucket("aws-s3")
+        .server_side_encryption_configuration(encryption_configuration(
+            ServerSideEncryption::AwsKms,
+            Some("alias/aws/s3"),
+            None,
+        ))
+        .send()
+        .await
+        .unwrap();
+    put_bytes(&c, "aws-s3", "implicit", b"by the bucket default").await;
+    let keys = listed(&server);
+    let default = with_alias(&keys, "aws/s3");
+    assert_eq!(default.len(), 1, "{keys:?}");
+    let arn = text(&default[0], "arn");
+    expect_object(
+        &c,
+        "aws-s3",
+        "implicit",
+        Enc::Kms(&arn),
+        b"by the bucket default",
+    )
+    .await;
+    let put = put_kms(&c, "aws-s3", "explicit", b"named", Some("alias/aws/s3")).await;
+    assert_eq!(put.ssekms_key_id(), Some(arn.as_str()));
+}

@@ -184,10 +184,20 @@ pub(crate) async fn upload_part(
         Ok(c) => c,
         Err(e) => return Err(super::object::refuse_before_body(ctx, body, e).await),
     };
-    let mut cipher = match (&sse_c, &kms) {
-        (Some((base, _)), _) => Some(base.for_part(n)),
-        (None, Some(base)) => Some(base.for_part(n)),
+    // Every part upload gets its own keystream (never reused, even when a
+    // part number is uploaded again); the part record keeps its id.
+    let base = match (&sse_c, &kms) {
+        (Some((base, _)), _) => Some(base),
+        (None, Some(base)) => Some(base),
         (None, None) => None,
+    };
+    let (mut cipher, cipher_stream) = match base {
+        Some(base) => {
+            let stream =
+                cairn_crypto::customer_key::new_part_stream().map_err(S3Error::internal)?;
+            (Some(base.for_stream(stream)), stream)
+        }
+        None => (None, 0),
     };
     let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     let mut writer = svc.engine.object_writer(&bucket)?;
@@ -226,6 +236,7 @@ pub(crate) async fn upload_part(
                 staged,
                 md5,
                 checksums,
+                cipher_stream,
             },
         )
         .await?;
@@ -275,10 +286,18 @@ async fn upload_part_copy(
         Some((c, _)) => Some(c),
         None => crate::sse_kms::for_existing(svc, &src.meta, &source.bucket, &source.key)?,
     };
-    let dest_cipher = match (&dest_customer, dest_kms) {
-        (Some((base, _)), _) => Some(base.for_part(n)),
-        (None, Some(base)) => Some(base.for_part(n)),
+    let dest_base = match (&dest_customer, &dest_kms) {
+        (Some((base, _)), _) => Some(base),
+        (None, Some(base)) => Some(base),
         (None, None) => None,
+    };
+    let (dest_cipher, cipher_stream) = match dest_base {
+        Some(base) => {
+            let stream =
+                cairn_crypto::customer_key::new_part_stream().map_err(S3Error::internal)?;
+            (Some(base.for_stream(stream)), stream)
+        }
+        None => (None, 0),
     };
     let (start, end) = match ctx.header("x-amz-copy-source-range") {
         None => (0, src.size),
@@ -298,8 +317,7 @@ async fn upload_part_copy(
     let part = if src_cipher.is_some() || dest_cipher.is_some() {
         // Bytes under a customer or KMS key, or to be put under one, cannot
         // be referenced: they go through the ciphers.
-        let decrypt =
-            src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, start));
+        let decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src, start));
         let mut encrypt = dest_cipher;
         let mut writer = svc.engine.object_writer(bucket)?;
         let mut reader = svc.engine.read_version(src.clone(), Some((start, end)))?;
@@ -320,6 +338,7 @@ async fn upload_part_copy(
                     staged,
                     md5,
                     checksums: Default::default(),
+                    cipher_stream,
                 },
             )
             .await?
@@ -450,9 +469,6 @@ pub(crate) async fn complete(
     if let Some(key_md5) = &customer_key {
         crate::sse_c::echo(resp.headers_mut(), key_md5);
     }
-    if let Some(envelope) = &version.meta.sse_kms {
-        crate::sse_kms::echo(svc, resp.headers_mut(), envelope);
-    }
     Ok(resp)
 }
 
@@ -506,6 +522,10 @@ fn complete_result(
         && let Ok(v) = http::HeaderValue::from_str(&v)
     {
         resp.headers_mut().insert("x-amz-expiration", v);
+    }
+    // A repeated Complete answers like the first, encryption included.
+    if let Some(envelope) = &version.meta.sse_kms {
+        crate::sse_kms::echo(svc, resp.headers_mut(), envelope);
     }
     Ok(resp)
 }

@@ -326,6 +326,7 @@ pub(crate) async fn get_object(
             let mut resp = empty_response(StatusCode::NOT_MODIFIED)?;
             let h = resp.headers_mut();
             name_null(h);
+            echo_key(h);
             if let Ok(v) = HeaderValue::from_str(&quoted_etag(&version.etag)) {
                 h.insert("etag", v);
             }
@@ -452,7 +453,7 @@ pub(crate) async fn get_object(
     let cipher = sse_c
         .map(|(cipher, _)| cipher)
         .or(kms)
-        .map(|cipher| crate::sse_c::ObjectDecryptor::new(cipher, &version.part_sizes, start));
+        .map(|cipher| crate::sse_c::ObjectDecryptor::new(cipher, &version, start));
     let mut reader = svc.engine.read_version(version, Some((start, end)))?;
     let first = match reader.next_bytes().await {
         Some(Ok(b)) => Some(b),
@@ -842,9 +843,12 @@ async fn copy_through_ciphers(
             ),
         ));
     }
-    let decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, &src.part_sizes, 0));
+    let decrypt = src_cipher.map(|c| crate::sse_c::ObjectDecryptor::new(c, src, 0));
+    // The copy is one new stream (a single PUT's), whatever the source's
+    // parts were.
     meta.sse_c = None;
     meta.sse_kms = None;
+    meta.cipher_streams.clear();
     let mut encrypt = match (dest_key, dest_kms) {
         (Some(k), _) => {
             let (check, cipher) = crate::sse_c::for_write(k)?;
