@@ -177,12 +177,25 @@ fn not_in_keyring(data_dir: &Path, origin: &str, e: &CryptoError) -> String {
 
 /// The data root of `src`'s data directory, opened with `master` (which is
 /// dropped, and so zeroized, by the caller once this returns): from the
-/// keyring if there is one, else the master key's own bytes. A keyring of
-/// two keys (a rotation that did not finish) is logged as a warning.
+/// keyring if there is one, else the master key's own bytes. With
+/// `random_root_if_new`, a data directory that holds nothing yet first gets
+/// a random root in a keyring of its own (a single node's; cluster nodes
+/// share their root through their shared key, so they keep the key's
+/// bytes). A keyring of two keys (a rotation that did not finish) is
+/// logged as a warning.
 pub(crate) fn open_data_root(
     src: &MasterKeySource,
     master: &MasterKey,
+    random_root_if_new: bool,
 ) -> Result<DataRootKey, String> {
+    if random_root_if_new && !holds_data(&src.data_dir) {
+        cairn_crypto::keyring::create_random_root(&src.data_dir, master)
+            .map_err(|e| format!("creating the data directory's keyring: {e}"))?;
+        tracing::info!(
+            keyring = %keyring_path(&src.data_dir).display(),
+            "new data directory: its data root is random, sealed in the keyring under the master key"
+        );
+    }
     let opened =
         cairn_crypto::keyring::open_data_root(&src.data_dir, master).map_err(|e| match e {
             CryptoError::KeyNotInKeyring { .. } => {

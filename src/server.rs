@@ -224,7 +224,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         LockError::Failed(message) => message,
     })?;
     let master = crate::master_key::load_master_key(&cfg.master_key)?;
-    let root = crate::master_key::open_data_root(&cfg.master_key, &master)?;
+    let root = crate::master_key::open_data_root(&cfg.master_key, &master, cfg.cluster.is_none())?;
     // The master key is dropped (zeroized) as soon as it has opened the
     // root; the root is dropped once the engine holds what it derived.
     drop(master);

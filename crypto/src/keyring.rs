@@ -324,6 +324,23 @@ pub fn open_data_root(data_dir: &Path, master: &MasterKey) -> Result<OpenedRoot,
     })
 }
 
+/// Gives the data directory `data_dir`, which holds nothing sealed yet, a
+/// new random data root in a keyring of one entry sealed under `master`
+/// (durable before it returns). From then on the root is not any master
+/// key's bytes, so a rotation retires every earlier key for good. Refuses
+/// to replace a keyring that exists.
+pub fn create_random_root(data_dir: &Path, master: &MasterKey) -> Result<(), CryptoError> {
+    let path = keyring_path(data_dir);
+    if Keyring::read(&path)?.is_some() {
+        return Err(CryptoError::RotationState(format!(
+            "{} exists already; a new data root would make everything sealed under the old one unreadable",
+            path.display()
+        )));
+    }
+    let root = DataRootKey::generate()?;
+    Keyring::seal(&root, &[master])?.write(&path)
+}
+
 /// The keyring at `path`, if there is one, and the root `master` opens:
 /// from it, else `master`'s own bytes. Errors name `path`.
 pub(crate) fn read_and_open(
@@ -509,6 +526,26 @@ mod tests {
         two.extend_from_slice(check.as_bytes());
         let message = decode(&two).unwrap_err().to_string();
         assert!(message.contains("two entries"), "{message}");
+    }
+
+    #[test]
+    fn a_new_data_directory_gets_a_random_root_that_no_key_is() {
+        let dir = tempfile::tempdir().unwrap();
+        create_random_root(dir.path(), &key(5)).unwrap();
+        let opened = open_data_root(dir.path(), &key(5)).unwrap();
+        assert_eq!(opened.keyring_entries, 1);
+        assert!(!opened.root.is_bytes_of(&key(5)));
+        // Another directory, another root.
+        let other = tempfile::tempdir().unwrap();
+        create_random_root(other.path(), &key(5)).unwrap();
+        let other_root = open_data_root(other.path(), &key(5)).unwrap().root;
+        assert!(!same_root(&opened.root, &other_root));
+        // Never replaced: that would orphan everything sealed under it.
+        assert!(create_random_root(dir.path(), &key(5)).is_err());
+        assert!(same_root(
+            &open_data_root(dir.path(), &key(5)).unwrap().root,
+            &opened.root
+        ));
     }
 
     #[test]

@@ -360,6 +360,13 @@ pub struct DataRootKey {
 }
 
 impl DataRootKey {
+    /// A new random root (a new data directory's, [`keyring::create_random_root`]).
+    pub fn generate() -> Result<Self, CryptoError> {
+        let mut bytes = [0u8; KEY_LEN_BYTES];
+        getrandom::fill(&mut bytes).map_err(CryptoError::Random)?;
+        Ok(Self { bytes })
+    }
+
     /// Wraps raw root bytes (tests and tools; a server gets its root from
     /// [`keyring::open_data_root`]).
     pub const fn from_bytes(bytes: [u8; KEY_LEN_BYTES]) -> Self {

@@ -127,10 +127,18 @@ fn a_rotated_data_dir_reads_back_everything_under_the_new_key_and_refuses_the_ol
         let (reader_id, reader_secret) = create_key(&server, "reader", &["rotated:rw"]);
         let data_dir = server.data_dir().to_owned();
         let key = server.master_key_file();
-        assert!(
-            !data_dir.join("keyring").exists(),
-            "no keyring before a rotation"
-        );
+        // A new data directory: its root is random, sealed in a keyring
+        // of one entry under the key — not the key's own bytes.
+        {
+            let master = cairn_crypto::MasterKey::load(&key).unwrap();
+            let opened = cairn_crypto::keyring::open_data_root(&data_dir, &master).unwrap();
+            assert_eq!(opened.keyring_entries, 1);
+            assert!(
+                !opened.root.is_bytes_of(&master),
+                "the first key is not the data root"
+            );
+        }
+        let keyring_before = std::fs::read(data_dir.join("keyring")).unwrap();
 
         // A running server holds the data directory.
         let (ok, out, err) = rotate(&data_dir, &key);
@@ -140,7 +148,12 @@ fn a_rotated_data_dir_reads_back_everything_under_the_new_key_and_refuses_the_ol
                 && err.contains(&format!("pid {}", server.pid().unwrap())),
             "{err}"
         );
-        assert!(!new_file_of(&key).exists() && !data_dir.join("keyring").exists());
+        assert!(!new_file_of(&key).exists());
+        assert_eq!(
+            std::fs::read(data_dir.join("keyring")).unwrap(),
+            keyring_before,
+            "a refused rotation leaves the keyring as it was"
+        );
 
         server.stop();
         let keep = tempfile::tempdir().unwrap();
@@ -163,11 +176,9 @@ fn a_rotated_data_dir_reads_back_everything_under_the_new_key_and_refuses_the_ol
                 && out.contains("Back up the new key apart from the data"),
             "{out}"
         );
-        // The first rotation: the old key is the data root, and it says so.
-        assert!(
-            out.contains("is also this data directory's data root"),
-            "{out}"
-        );
+        // The root is random: no note that the old key stays the root
+        // (that is only for data directories made before random roots).
+        assert!(!out.contains("data root"), "{out}");
         assert_ne!(
             std::fs::read(&key).unwrap(),
             std::fs::read(&old_key).unwrap(),
