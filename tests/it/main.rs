@@ -14,7 +14,7 @@
 //! | [`backup`] | FUSE mounts and backup tools, restores compared byte for byte |
 //! | [`cli_clients`] | the aws CLI, rclone, and `cairn`'s own command line |
 //! | [`clients`] | boto3, restic, s3cmd, rclone, aws CLI with default settings |
-//! | [`cluster`] | a 3-node cluster: replication, node loss, heal, rebalance, one version history |
+//! | [`cluster`] | a 3-node cluster: replication, node loss, heal, rebalance, one version history, SSE-KMS keys on every node |
 //! | [`crash`] | SIGKILL under concurrent writes (plain and versioned, locked) loses nothing acknowledged |
 //! | [`data_dir_compat`] | a data dir written by an earlier main opens and reads back |
 //! | [`hostile_clients`] | connection floods, stalls and unsafe defaults |
