@@ -131,6 +131,25 @@ fn aws_cli_works_over_https_and_plain_http_is_refused() {
     assert_eq!(std::fs::read(work.path().join("down.bin")).unwrap(), body);
     assert!(aws(&["s3", "ls", "s3://tls-bucket/dir/"]).contains("up.bin"));
 
+    // SSE-C over HTTPS with the server's defaults (no
+    // --allow-sse-c-over-http): the aws CLI's multipart upload and ranged
+    // parallel download under a customer key.
+    std::fs::write(work.path().join("sse-c.key"), [0x5c; 32]).unwrap();
+    let big = Rng::new(0x55c).bytes(9 * MIB + 5);
+    std::fs::write(work.path().join("big.bin"), &big).unwrap();
+    let sse_c = ["--sse-c", "AES256", "--sse-c-key", "fileb://sse-c.key"];
+    aws(&[
+        &["s3", "cp", "big.bin", "s3://tls-bucket/sse-c.bin"][..],
+        &sse_c,
+    ]
+    .concat());
+    aws(&[
+        &["s3", "cp", "s3://tls-bucket/sse-c.bin", "big-down.bin"][..],
+        &sse_c,
+    ]
+    .concat());
+    assert!(std::fs::read(work.path().join("big-down.bin")).unwrap() == big);
+
     // The admin listener is HTTPS too.
     let out = Command::new("curl")
         .args(["-sS", "--cacert"])
