@@ -47,6 +47,17 @@ impl CustomerKey {
         CustomerKey(Zeroizing::new(bytes))
     }
 
+    /// The key in `bytes`, copied straight into zeroized storage (no other
+    /// copy is made); `None` unless it is 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != KEY_LEN_BYTES {
+            return None;
+        }
+        let mut key = Zeroizing::new([0u8; KEY_LEN_BYTES]);
+        key.copy_from_slice(bytes);
+        Some(CustomerKey(key))
+    }
+
     /// The key check of a new object: a fresh random salt.
     pub fn new_check(&self) -> Result<KeyCheck, CryptoError> {
         let mut salt = [0u8; SSE_C_SALT_LEN_BYTES];

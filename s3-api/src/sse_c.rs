@@ -90,12 +90,12 @@ fn requested_in(
         ));
     };
     let bytes = zeroize::Zeroizing::new(BASE64.decode(key).unwrap_or_default());
-    let Ok(raw) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+    let Some(customer_key) = CustomerKey::from_slice(&bytes) else {
         return Err(invalid(
             "The secret key was invalid for the specified algorithm.",
         ));
     };
-    if BASE64.encode(Md5::digest(raw)) != key_md5 {
+    if BASE64.encode(Md5::digest(bytes.as_slice())) != key_md5 {
         return Err(invalid(
             "The calculated MD5 hash of the key did not match the hash that was provided.",
         ));
@@ -112,7 +112,7 @@ fn requested_in(
         ));
     }
     Ok(Some(RequestedKey {
-        key: CustomerKey::from_bytes(raw),
+        key: customer_key,
         key_md5: key_md5.to_owned(),
     }))
 }
