@@ -266,7 +266,23 @@ pub(crate) fn for_new_object(
     if other_encryption_requested || ctx.parts.headers.contains_key(SSE) {
         return Ok(None);
     }
-    bucket_default(svc, bucket)
+    let Some(mut default) = bucket_default(svc, bucket)? else {
+        return Ok(None);
+    };
+    // The request's bucket-key flag wins over the bucket's, as on S3.
+    match crate::headers::header_str(&ctx.parts.headers, BUCKET_KEY).map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("true") => default.bucket_key_enabled = true,
+        Some(v) if v.eq_ignore_ascii_case("false") => default.bucket_key_enabled = false,
+        Some(v) => {
+            return Err(invalid(
+                "The bucket key enabled header must be true or false.",
+                BUCKET_KEY,
+                v,
+            ));
+        }
+        None => {}
+    }
+    Ok(Some(default))
 }
 
 /// Wraps a new data key for `bucket/key` under the requested key's newest

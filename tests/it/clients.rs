@@ -23,25 +23,6 @@ fn driver(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// AWS credentials, region and empty config files in `home`: the
-/// machine's `~/.aws` cannot interfere.
-fn aws_env(cmd: &mut Command, server: &TestServer, home: &Path) {
-    let config = home.join("aws-config");
-    let creds = home.join("aws-credentials");
-    if !config.exists() {
-        std::fs::write(&config, "").unwrap();
-        std::fs::write(&creds, "").unwrap();
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
-        .env("AWS_PAGER", "")
-        .env("CAIRN_ENDPOINT", server.endpoint());
-}
-
 /// Like `require_tool` for a Python module (`python3 -c "import m"`).
 pub(crate) fn require_python_module(module: &str) -> bool {
     let ok = Command::new("python3")

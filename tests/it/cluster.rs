@@ -192,6 +192,49 @@ async fn put_objects(
     objects
 }
 
+/// Uploads part `i + 1` of upload `id` of `bucket/key` through client
+/// `i` with body `i`, then completes the upload through `completer`.
+async fn multipart_through(
+    completer: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    id: &str,
+    parts: &[(&aws_sdk_s3::Client, &Vec<u8>)],
+) {
+    let mut done = Vec::new();
+    for (n, (client, data)) in parts.iter().enumerate() {
+        let r = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(id)
+            .part_number(n as i32 + 1)
+            .body(aws_sdk_s3::primitives::ByteStream::from((*data).clone()))
+            .send()
+            .await
+            .unwrap();
+        done.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n as i32 + 1)
+                .e_tag(r.e_tag().unwrap())
+                .build(),
+        );
+    }
+    completer
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -248,37 +291,7 @@ fn writes_on_one_node_are_read_on_every_other() {
             .await
             .unwrap();
         let id = up.upload_id().unwrap();
-        let mut parts = Vec::new();
-        for (n, (client, data)) in [(&c2, &part1), (&c3, &part2)].into_iter().enumerate() {
-            let r = client
-                .upload_part()
-                .bucket("shared")
-                .key("multi")
-                .upload_id(id)
-                .part_number(n as i32 + 1)
-                .body(aws_sdk_s3::primitives::ByteStream::from(data.clone()))
-                .send()
-                .await
-                .unwrap();
-            parts.push(
-                aws_sdk_s3::types::CompletedPart::builder()
-                    .part_number(n as i32 + 1)
-                    .e_tag(r.e_tag().unwrap())
-                    .build(),
-            );
-        }
-        c1.complete_multipart_upload()
-            .bucket("shared")
-            .key("multi")
-            .upload_id(id)
-            .multipart_upload(
-                aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        multipart_through(&c1, "shared", "multi", id, &[(&c2, &part1), (&c3, &part2)]).await;
         let mut whole = part1.clone();
         whole.extend_from_slice(&part2);
         assert_eq!(get_bytes(&c2, "shared", "multi").await, whole);
@@ -1080,37 +1093,7 @@ fn kms_keys_are_replicated_and_disabling_one_holds_on_every_node() {
             .await
             .unwrap();
         let id = up.upload_id().unwrap();
-        let mut parts = Vec::new();
-        for (n, (client, data)) in [(&c2, &part1), (&c3, &part2)].into_iter().enumerate() {
-            let r = client
-                .upload_part()
-                .bucket("kms")
-                .key("multi")
-                .upload_id(id)
-                .part_number(n as i32 + 1)
-                .body(aws_sdk_s3::primitives::ByteStream::from(data.clone()))
-                .send()
-                .await
-                .unwrap();
-            parts.push(
-                aws_sdk_s3::types::CompletedPart::builder()
-                    .part_number(n as i32 + 1)
-                    .e_tag(r.e_tag().unwrap())
-                    .build(),
-            );
-        }
-        c1.complete_multipart_upload()
-            .bucket("kms")
-            .key("multi")
-            .upload_id(id)
-            .multipart_upload(
-                aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        multipart_through(&c1, "kms", "multi", id, &[(&c2, &part1), (&c3, &part2)]).await;
         let multi: Vec<u8> = [part1, part2].concat();
         for c in [&c1, &c2, &c3] {
             assert!(get_bytes(c, "kms", "small").await == small);

@@ -1233,6 +1233,32 @@ pub fn run_checked(cmd: &mut Command, what: &str, server: &TestServer) -> String
     stdout + &stderr
 }
 
+/// AWS credentials, region and empty config files in `home`: the
+/// machine's `~/.aws` cannot interfere.
+pub fn aws_env(cmd: &mut Command, server: &TestServer, home: &Path) {
+    let config = home.join("aws-config");
+    let creds = home.join("aws-credentials");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+        std::fs::write(&creds, "").unwrap();
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", REGION)
+        .env("AWS_REGION", REGION)
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+        .env("AWS_PAGER", "")
+        .env("CAIRN_ENDPOINT", server.endpoint());
+}
+
+/// `python3` for a boto3 script against `server`, with [`aws_env`].
+pub fn boto3_command(server: &TestServer, home: &Path) -> Command {
+    let mut cmd = clean_command("python3");
+    aws_env(&mut cmd, server, home);
+    cmd
+}
+
 /// Runs tests/it/boto3_suite.py in `mode` against `server` with the test's
 /// admin credentials (plus `extra_env`) in an empty AWS configuration, and
 /// checks it passed. `false` when boto3 is missing and
@@ -1242,21 +1268,9 @@ pub fn run_boto3_suite(server: &TestServer, mode: &str, extra_env: &[(&str, &str
         return false;
     }
     let home = tempfile::tempdir().unwrap();
-    let (config, creds) = (home.path().join("config"), home.path().join("credentials"));
-    std::fs::write(&config, "").unwrap();
-    std::fs::write(&creds, "").unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/boto3_suite.py");
-    let mut cmd = clean_command("python3");
-    cmd.arg(script)
-        .arg(mode)
-        .arg(home.path())
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("AWS_DEFAULT_REGION", REGION)
-        .env("AWS_REGION", REGION)
-        .env("AWS_CONFIG_FILE", &config)
-        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
-        .env("CAIRN_ENDPOINT", server.endpoint());
+    let mut cmd = boto3_command(server, home.path());
+    cmd.arg(script).arg(mode).arg(home.path());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
