@@ -321,16 +321,24 @@ pub(crate) fn open(
     bucket: &str,
     key: &str,
 ) -> S3Result<ObjectCipher> {
-    let info = svc.engine.kms_key(&envelope.key_id)?.ok_or_else(|| {
-        S3Error::from(cairn_storage_engine::EngineError::NoSuchKmsKey(key_arn(
-            &svc.config.region,
-            &envelope.key_id,
-        )))
-    })?;
+    let (info, material) = match svc
+        .engine
+        .kms_key_material(&envelope.key_id, envelope.key_version)
+    {
+        Ok(found) => found,
+        Err(cairn_storage_engine::EngineError::NoSuchKmsKey(_)) => {
+            return Err(S3Error::from(
+                cairn_storage_engine::EngineError::NoSuchKmsKey(key_arn(
+                    &svc.config.region,
+                    &envelope.key_id,
+                )),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !info.enabled {
         return Err(disabled(svc, &info.id));
     }
-    let material = svc.engine.kms_material(&info.id, envelope.key_version)?;
     let aad = wrap_aad(
         &envelope.key_id,
         envelope.key_version,

@@ -229,11 +229,36 @@ impl Engine {
         Ok(keys)
     }
 
+    /// Key `id` and its material version `version` (1, 2, …), opened, from
+    /// one read of its record (what every read of an SSE-KMS object needs).
+    pub fn kms_key_material(
+        &self,
+        id: &str,
+        version: u32,
+    ) -> EngineResult<(KmsKeyInfo, KmsKeyMaterial)> {
+        let record = match valid_kms_key_id(id) {
+            true => self.kms_record(id)?,
+            false => None,
+        }
+        .ok_or_else(|| EngineError::NoSuchKmsKey(id.to_owned()))?;
+        let material = self.material_of(id, &record, version)?;
+        Ok((KmsKeyInfo::from_record(id, &record), material))
+    }
+
     /// Material version `version` (1, 2, …) of key `id`, opened.
     pub fn kms_material(&self, id: &str, version: u32) -> EngineResult<KmsKeyMaterial> {
         let record = self
             .kms_record(id)?
             .ok_or_else(|| EngineError::NoSuchKmsKey(id.to_owned()))?;
+        self.material_of(id, &record, version)
+    }
+
+    fn material_of(
+        &self,
+        id: &str,
+        record: &KmsKeyRecord,
+        version: u32,
+    ) -> EngineResult<KmsKeyMaterial> {
         let index = (version as usize)
             .checked_sub(1)
             .filter(|i| *i < record.sealed_versions.len())
