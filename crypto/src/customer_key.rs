@@ -47,8 +47,8 @@ impl CustomerKey {
         CustomerKey(Zeroizing::new(bytes))
     }
 
-    /// The key in `bytes`, copied straight into zeroized storage (no other
-    /// copy is made); `None` unless it is 32 bytes.
+    /// The key in `bytes`, copied into zeroized storage; `None` unless it
+    /// is 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != KEY_LEN_BYTES {
             return None;

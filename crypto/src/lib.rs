@@ -65,6 +65,9 @@ pub const CHUNK_ID_CONTEXT: &str = "cairn 2026-11 chunk id v1";
 pub const CHUNK_KEY_CONTEXT: &str = "cairn 2026-11 chunk encryption root v1";
 /// BLAKE3 derivation context for the key sealing stored secrets.
 pub const SECRET_KEY_CONTEXT: &str = "cairn 2026-11 stored secrets v1";
+/// BLAKE3 derivation context of the key behind canonical user ids (what S3
+/// responses show as an owner's `ID` instead of its access key id).
+pub const CANONICAL_ID_CONTEXT: &str = "cairn 2026-12 canonical user id v1";
 
 /// Length of every key in this crate.
 pub const KEY_LEN_BYTES: usize = 32;

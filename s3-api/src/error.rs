@@ -424,7 +424,6 @@ impl From<EngineError> for S3Error {
         match e {
             EngineError::NoSuchBucket => S3Error::new(C::NoSuchBucket),
             EngineError::BucketAlreadyOwnedByYou => S3Error::new(C::BucketAlreadyOwnedByYou),
-            EngineError::BucketAlreadyExists => S3Error::new(C::BucketAlreadyExists),
             EngineError::BucketNotEmpty => S3Error::new(C::BucketNotEmpty),
             EngineError::NoSuchKey => S3Error::new(C::NoSuchKey),
             EngineError::NoSuchVersion => S3Error::new(C::NoSuchVersion),

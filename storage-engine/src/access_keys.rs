@@ -79,6 +79,15 @@ pub fn valid_access_key_id(id: &str) -> bool {
 }
 
 impl Engine {
+    /// The canonical user id of access key `id`, as S3 responses name an
+    /// owner: 64 hex digits of a BLAKE3 keyed hash under a key derived from
+    /// the data root — stable, the same on every node, and revealing
+    /// nothing of the access key id (which it never shows).
+    pub fn canonical_user_id(&self, id: &str) -> String {
+        let digest = blake3::keyed_hash(self.inner.keys.canonical_id_key.as_bytes(), id.as_bytes());
+        hex::encode(digest.as_bytes())
+    }
+
     fn open_secret(&self, id: &str, sealed: &[u8]) -> EngineResult<String> {
         let plain = self
             .inner

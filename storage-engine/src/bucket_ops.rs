@@ -18,15 +18,6 @@ fn bucket_info(name: String, rec: &BucketRecord) -> BucketInfo {
     }
 }
 
-/// The error of creating `existing`'s name again, as key `owner`.
-fn already_exists(existing: &BucketRecord, owner: &str) -> EngineError {
-    if existing.owner == owner || existing.owner.is_empty() || owner.is_empty() {
-        EngineError::BucketAlreadyOwnedByYou
-    } else {
-        EngineError::BucketAlreadyExists
-    }
-}
-
 impl Engine {
     pub async fn create_bucket(&self, name: &str) -> EngineResult<()> {
         self.create_bucket_with(name, false).await
@@ -41,9 +32,8 @@ impl Engine {
 
     /// [`Engine::create_bucket_with`], recording `owner` (the creating
     /// access key's id) as the bucket's owner. A bucket of that name that
-    /// exists already is `BucketAlreadyOwnedByYou` for its owner (or when
-    /// no owner is recorded on either side), `BucketAlreadyExists` for
-    /// any other key.
+    /// exists already is `BucketAlreadyOwnedByYou`, whichever key asks
+    /// (all keys are one account's).
     pub async fn create_bucket_owned(
         &self,
         name: &str,
@@ -55,8 +45,10 @@ impl Engine {
         let name = name.to_owned();
         let owner = owner.to_owned();
         blocking(move || {
-            if let Some(existing) = inner.meta.get::<Buckets>(&name)? {
-                return Err(already_exists(&existing, &owner));
+            if inner.meta.get::<Buckets>(&name)?.is_some() {
+                // Every key belongs to Cairn's one account: the bucket is
+                // the caller's account's, whichever key made it.
+                return Err(EngineError::BucketAlreadyOwnedByYou);
             }
             let id = u64::from_le_bytes(crate::random_bytes()).max(1);
             let mut b = inner.meta.batch();
@@ -74,10 +66,7 @@ impl Engine {
             }
             b.put::<Buckets>(&name, &rec);
             match inner.meta.write(b) {
-                Err(EngineError::GuardFailed(_)) => match inner.meta.get::<Buckets>(&name)? {
-                    Some(existing) => Err(already_exists(&existing, &owner)),
-                    None => Err(EngineError::BucketAlreadyOwnedByYou),
-                },
+                Err(EngineError::GuardFailed(_)) => Err(EngineError::BucketAlreadyOwnedByYou),
                 r => r,
             }
         })

@@ -52,9 +52,6 @@ pub enum EngineError {
     NoSuchBucket,
     #[error("bucket already exists")]
     BucketAlreadyOwnedByYou,
-    /// The name is taken by a bucket another key created.
-    #[error("bucket already exists, owned by another key")]
-    BucketAlreadyExists,
     #[error("bucket is not empty")]
     BucketNotEmpty,
     #[error("no such key")]

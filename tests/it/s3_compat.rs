@@ -1572,10 +1572,9 @@ async fn acls_accept_the_owner_only_policy_and_refuse_grants() {
 
 /// A bucket's owner is the key that created it (Object Ownership "bucket
 /// owner enforced": also every object's owner): GetBucketAcl,
-/// GetObjectAcl, ListObjects, ListObjectVersions and ListParts name it
-/// (id = its access key id, DisplayName = its name); another key creating
-/// the same name gets S3's `409 BucketAlreadyExists`, the owner the
-/// us-east-1 legacy 200.
+/// GetObjectAcl, ListObjects and ListObjectVersions name it by a canonical
+/// user id (64 hex digits, not its access key id) and its name; the same
+/// after a kill -9.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_is_owned_by_the_key_that_created_it() {
     let mut server = TestServer::start();
@@ -1589,12 +1588,19 @@ async fn a_bucket_is_owned_by_the_key_that_created_it() {
     let b = sdk_client_for(&server.endpoint(), &b_id, &b_secret, &[]);
     create_bucket(&a, "owned").await;
     put_bytes(&a, "owned", "k", b"x").await;
-    let check = |id: Option<&str>, name: Option<&str>, what: &str| {
-        assert_eq!(id, Some(a_id.as_str()), "{what}: owner id");
-        assert_eq!(name, Some("owner-a"), "{what}: display name");
-    };
     let acl = b.get_bucket_acl().bucket("owned").send().await.unwrap();
     let owner = acl.owner().unwrap();
+    // A canonical user id (64 hex digits), never the access key id.
+    let canonical = owner.id().unwrap().to_owned();
+    assert!(
+        canonical.len() == 64 && canonical.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{canonical}"
+    );
+    assert!(!canonical.contains(&a_id));
+    let check = |id: Option<&str>, name: Option<&str>, what: &str| {
+        assert_eq!(id, Some(canonical.as_str()), "{what}: owner id");
+        assert_eq!(name, Some("owner-a"), "{what}: display name");
+    };
     check(owner.id(), owner.display_name(), "GetBucketAcl");
     let grantee = acl.grants()[0].grantee().unwrap();
     check(grantee.id(), grantee.display_name(), "GetBucketAcl grantee");
@@ -1629,7 +1635,7 @@ async fn a_bucket_is_owned_by_the_key_that_created_it() {
         .grantee(
             aws_sdk_s3::types::Grantee::builder()
                 .r#type(aws_sdk_s3::types::Type::CanonicalUser)
-                .id(&a_id)
+                .id(&canonical)
                 .build()
                 .unwrap(),
         )
@@ -1639,28 +1645,28 @@ async fn a_bucket_is_owned_by_the_key_that_created_it() {
         .bucket("owned")
         .access_control_policy(
             aws_sdk_s3::types::AccessControlPolicy::builder()
-                .owner(aws_sdk_s3::types::Owner::builder().id(&a_id).build())
+                .owner(aws_sdk_s3::types::Owner::builder().id(&canonical).build())
                 .grants(grant)
                 .build(),
         )
         .send()
         .await
         .unwrap();
-    // The name is taken for everyone else; its owner may ask again.
-    let err = b.create_bucket().bucket("owned").send().await.unwrap_err();
-    assert_eq!(err.code(), Some("BucketAlreadyExists"), "{}", show(&err));
-    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(409));
+    // All keys are one account's: creating the name again is the legacy
+    // us-east-1 200 for either key, and the owner stays the creator.
     a.create_bucket().bucket("owned").send().await.unwrap();
-    // A bucket of the start-up key is that key's.
+    b.create_bucket().bucket("owned").send().await.unwrap();
+    // A bucket of the start-up key is that key's: another canonical id.
     let c = sdk_client(&server);
     create_bucket(&c, "startup").await;
     let acl = c.get_bucket_acl().bucket("startup").send().await.unwrap();
-    assert_eq!(acl.owner().and_then(|o| o.id()), Some(ACCESS_KEY));
+    let startup = acl.owner().and_then(|o| o.id()).unwrap().to_owned();
+    assert!(startup.len() == 64 && startup != canonical && !startup.contains(ACCESS_KEY));
     // The owner is in the bucket's record: it survives a kill -9.
     server.restart(true);
     let b = sdk_client_for(&server.endpoint(), &b_id, &b_secret, &[]);
     let acl = b.get_bucket_acl().bucket("owned").send().await.unwrap();
-    assert_eq!(acl.owner().and_then(|o| o.id()), Some(a_id.as_str()));
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some(canonical.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

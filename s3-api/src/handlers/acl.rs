@@ -53,9 +53,9 @@ fn has_grant_headers(headers: &HeaderMap) -> bool {
 }
 
 /// Whether an `AccessControlPolicy` document grants FULL_CONTROL to the
-/// owner (`owner_id`, the bucket's owner as GetBucketAcl shows it; the
-/// account id `cairn` is accepted too, what Cairn showed before buckets
-/// had owners) and nothing to anyone else.
+/// owner (`owner_id`, the bucket's owner's canonical id as GetBucketAcl
+/// shows it; the account id `cairn` is accepted too, what Cairn showed
+/// before buckets had owners) and nothing to anyone else.
 fn owner_only(doc: &str, owner_id: &str) -> S3Result<bool> {
     let policy: AccessControlPolicyDoc = crate::xml::parse(doc).map_err(|_| {
         S3Error::with_message(
@@ -86,7 +86,11 @@ pub(crate) async fn put_acl(
     object: bool,
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?.to_owned();
-    let owner_id = svc.engine.bucket_info(&bucket)?.owner;
+    let owner_key = svc.engine.bucket_info(&bucket)?.owner;
+    let owner_id = match owner_key.as_str() {
+        "" => String::new(),
+        key => svc.engine.canonical_user_id(key),
+    };
     if object {
         svc.engine
             .head_version(&bucket, ctx.key()?, ctx.version_id()?.as_ref())?;

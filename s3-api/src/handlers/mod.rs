@@ -44,9 +44,9 @@ pub(crate) fn owner() -> crate::xml::Owner<'static> {
 
 /// The owner of `bucket` and (Object Ownership "bucket owner enforced")
 /// of every object in it, as ACLs and listings name it: the access key
-/// that created the bucket — its id, and its name as the display name
-/// (the id again once the key is deleted) — or [`owner`] for a bucket
-/// without a recorded owner.
+/// that created the bucket — by its canonical user id (never its access
+/// key id; `Engine::canonical_user_id`) and its name as the display name —
+/// or [`owner`] for a bucket without a recorded owner.
 pub(crate) fn bucket_owner(
     svc: &ServiceInner,
     bucket: &str,
@@ -55,19 +55,20 @@ pub(crate) fn bucket_owner(
     Ok(owner_of(svc, &info.owner))
 }
 
-/// [`bucket_owner`] from a recorded owner id (empty: none).
-pub(crate) fn owner_of(svc: &ServiceInner, owner_id: &str) -> crate::xml::Owner<'static> {
-    if owner_id.is_empty() {
+/// [`bucket_owner`] from a recorded owner's access key id (empty: none).
+pub(crate) fn owner_of(svc: &ServiceInner, owner_key_id: &str) -> crate::xml::Owner<'static> {
+    if owner_key_id.is_empty() {
         return owner();
     }
+    let id = svc.engine.canonical_user_id(owner_key_id);
     let name = svc
         .keys
-        .identity(owner_id)
+        .identity(owner_key_id)
         .map(|(_, name)| name)
         .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| owner_id.to_owned());
+        .unwrap_or_else(|| id.clone());
     crate::xml::Owner {
-        id: owner_id.to_owned().into(),
+        id: id.into(),
         display_name: name.into(),
     }
 }

@@ -18,6 +18,8 @@ pub(crate) struct AccessKeyVault {
     pub(crate) kms_lock: AsyncMutex<()>,
     /// Seals access-key secrets and key-service material.
     pub(crate) sealer: SecretSealer,
+    /// Keys the canonical user ids of access keys ([`crate::Engine::canonical_user_id`]).
+    pub(crate) canonical_id_key: cairn_crypto::DerivedKey,
 }
 
 impl std::fmt::Debug for AccessKeyVault {
@@ -32,6 +34,7 @@ impl AccessKeyVault {
             lock: AsyncMutex::new(()),
             kms_lock: AsyncMutex::new(()),
             sealer: root.secret_sealer(),
+            canonical_id_key: root.derive(cairn_crypto::CANONICAL_ID_CONTEXT),
         }
     }
 }
