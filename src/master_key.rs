@@ -188,6 +188,14 @@ pub(crate) fn open_data_root(
     master: &MasterKey,
     random_root_if_new: bool,
 ) -> Result<DataRootKey, String> {
+    if cairn_crypto::keyring::root_is_in_keyring(&src.data_dir)
+        && !keyring_path(&src.data_dir).exists()
+    {
+        return Err(format!(
+            "the data directory's keyring {} is missing: this data directory's data root is random and kept only there (sealed under the master key), so nothing can be read without it. Restore it from the backup of the data directory; the master key alone does not open the data",
+            keyring_path(&src.data_dir).display()
+        ));
+    }
     if random_root_if_new && !holds_data(&src.data_dir) {
         cairn_crypto::keyring::create_random_root(&src.data_dir, master)
             .map_err(|e| format!("creating the data directory's keyring: {e}"))?;

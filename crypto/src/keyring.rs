@@ -324,6 +324,17 @@ pub fn open_data_root(data_dir: &Path, master: &MasterKey) -> Result<OpenedRoot,
     })
 }
 
+/// The marker a data directory whose root is random keeps beside its
+/// keyring: with it and no keyring, the root is lost, and a start says so
+/// instead of falling back to the master key's bytes (which open nothing).
+pub const ROOT_IN_KEYRING_MARKER: &str = "keyring-holds-the-root";
+
+/// Whether `data_dir`'s data root is known to live only in its keyring
+/// ([`ROOT_IN_KEYRING_MARKER`]).
+pub fn root_is_in_keyring(data_dir: &Path) -> bool {
+    data_dir.join(ROOT_IN_KEYRING_MARKER).exists()
+}
+
 /// Gives the data directory `data_dir`, which holds nothing sealed yet, a
 /// new random data root in a keyring of one entry sealed under `master`
 /// (durable before it returns). From then on the root is not any master
@@ -338,7 +349,15 @@ pub fn create_random_root(data_dir: &Path, master: &MasterKey) -> Result<(), Cry
         )));
     }
     let root = DataRootKey::generate()?;
-    Keyring::seal(&root, &[master])?.write(&path)
+    Keyring::seal(&root, &[master])?.write(&path)?;
+    // After the keyring: a crash in between leaves a keyring without the
+    // marker, which still opens (the marker only turns a lost keyring
+    // into a clear error).
+    write_private_file(
+        &data_dir.join(ROOT_IN_KEYRING_MARKER),
+        b"This data directory's data root is random and kept only in ./keyring, sealed under the master key: back the keyring up with the data.\n",
+    )
+    .map_err(|(path, source)| CryptoError::KeyringIo { path, source })
 }
 
 /// The keyring at `path`, if there is one, and the root `master` opens:
@@ -542,6 +561,9 @@ mod tests {
         assert!(!same_root(&opened.root, &other_root));
         // Never replaced: that would orphan everything sealed under it.
         assert!(create_random_root(dir.path(), &key(5)).is_err());
+        assert!(
+            root_is_in_keyring(dir.path()) && !root_is_in_keyring(other.path().join("x").as_path())
+        );
         assert!(same_root(
             &open_data_root(dir.path(), &key(5)).unwrap().root,
             &opened.root

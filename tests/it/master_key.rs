@@ -388,3 +388,36 @@ fn rotation_of_a_key_from_the_environment_or_of_nothing_is_refused() {
     let (ok, _, err) = rotate(&tmp.path().join("missing"), &tmp.path().join("no.key"));
     assert!(!ok && err.contains("no data directory at"), "{err}");
 }
+
+/// A new data directory's root is random and kept only in its keyring: a
+/// start without the keyring is refused, saying so (not a start that finds
+/// its data unreadable), and succeeds again once the keyring is back.
+#[test]
+fn a_data_dir_whose_keyring_is_lost_says_so() {
+    run(async {
+        let mut server = TestServer::start();
+        let c = sdk_client(&server);
+        create_bucket(&c, BUCKET).await;
+        put_bytes(&c, BUCKET, "kept", b"kept").await;
+        server.stop();
+        let data_dir = server.data_dir().to_owned();
+        let keyring = data_dir.join("keyring");
+        let aside = data_dir.with_extension("keyring-backup");
+        std::fs::rename(&keyring, &aside).unwrap();
+        let key = server.master_key_file();
+        let (ok, out, err) =
+            refused_start(&data_dir, &["--master-key-file", key.to_str().unwrap()]);
+        assert!(!ok, "started without its keyring:\n{out}{err}");
+        assert!(
+            err.contains("keyring") && err.contains("is missing") && err.contains("Restore it"),
+            "{err}"
+        );
+        assert!(!keyring.exists(), "a new keyring was made");
+        std::fs::rename(&aside, &keyring).unwrap();
+        server.start_again();
+        assert_eq!(
+            get_bytes(&sdk_client(&server), BUCKET, "kept").await,
+            b"kept"
+        );
+    });
+}
