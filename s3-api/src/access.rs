@@ -290,6 +290,10 @@ pub(crate) struct BucketAccess {
     /// The bucket's CORS rules (`None`: none, or unreadable — browsers are
     /// then refused, the safe side).
     pub(crate) cors: Option<Arc<crate::cors::CorsRules>>,
+    /// The bucket's default encryption when it is `aws:kms`
+    /// (`sse_kms::for_new_object`); `Err`: the stored document does not
+    /// parse (writes that would take it are refused).
+    pub(crate) kms_default: Result<Option<crate::sse_kms::KmsRequest>, String>,
 }
 
 impl BucketAccess {
@@ -337,11 +341,18 @@ impl BucketAccess {
                     }
                 }
             });
+        let kms_default = match engine.bucket_document(bucket, BucketDocument::Encryption)? {
+            None => Ok(None),
+            Some(doc) => crate::sse_kms::parse_bucket_default(&doc).inspect_err(|e| {
+                tracing::error!(bucket, error = %e, "stored default encryption unreadable; writes relying on it are refused");
+            }),
+        };
         Ok(BucketAccess {
             policy,
             policy_is_public,
             block,
             cors,
+            kms_default,
         })
     }
 }
@@ -350,8 +361,9 @@ impl BucketAccess {
 /// a few point reads, so a client naming endless buckets only slows itself).
 const CACHE_BUCKETS_MAX: usize = 10_000;
 
-/// Parsed policies and blocks of the buckets requests address, valid while
-/// the engine's bucket configuration epoch is unchanged.
+/// Parsed policies, blocks, CORS rules and KMS defaults of the buckets
+/// requests address, valid while the engine's bucket configuration epoch
+/// is unchanged.
 #[derive(Debug, Default)]
 pub(crate) struct AccessCache {
     entries: RwLock<CacheEntries>,

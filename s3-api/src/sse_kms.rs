@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cairn_crypto::customer_key::ObjectCipher;
 use cairn_crypto::kms::{DataKey, wrap_aad};
-use cairn_storage_engine::{BucketDocument, DEFAULT_KMS_ALIAS, KmsEnvelope, KmsKeyInfo};
+use cairn_storage_engine::{DEFAULT_KMS_ALIAS, KmsEnvelope, KmsKeyInfo};
 use http::{HeaderMap, HeaderValue};
 
 use crate::context::{RequestCtx, ServiceInner};
@@ -223,17 +223,12 @@ fn disabled(svc: &ServiceInner, id: &str) -> S3Error {
     )
 }
 
-/// The bucket's default encryption, when it is `aws:kms`.
-fn bucket_default(svc: &ServiceInner, bucket: &str) -> S3Result<Option<KmsRequest>> {
-    let Some(stored) = svc
-        .engine
-        .bucket_document(bucket, BucketDocument::Encryption)?
-    else {
-        return Ok(None);
-    };
-    let text = String::from_utf8(stored).map_err(S3Error::internal)?;
+/// A stored PutBucketEncryption document's default, when it is `aws:kms`
+/// (read once per configuration change, into the access cache).
+pub(crate) fn parse_bucket_default(stored: &[u8]) -> Result<Option<KmsRequest>, String> {
+    let text = std::str::from_utf8(stored).map_err(|e| e.to_string())?;
     let doc: crate::xml::ServerSideEncryptionConfigurationDoc =
-        crate::xml::parse(&text).map_err(S3Error::internal)?;
+        crate::xml::parse(text).map_err(|e| e.to_string())?;
     let Some(rule) = doc.rules.into_iter().next() else {
         return Ok(None);
     };
@@ -248,6 +243,21 @@ fn bucket_default(svc: &ServiceInner, bucket: &str) -> S3Result<Option<KmsReques
         context: String::new(),
         bucket_key_enabled: rule.bucket_key_enabled.as_deref().map(str::trim) == Some("true"),
     }))
+}
+
+/// The bucket's default encryption, when it is `aws:kms` (from the access
+/// cache: no read per write). A stored document that no longer parses
+/// refuses the write rather than store it unencrypted by KMS.
+fn bucket_default(svc: &ServiceInner, bucket: &str) -> S3Result<Option<KmsRequest>> {
+    let Some(facts) = svc.access_cache.get(&svc.engine, bucket)? else {
+        return Err(S3Error::new(S3ErrorCode::NoSuchBucket));
+    };
+    match &facts.kms_default {
+        Ok(default) => Ok(default.clone()),
+        Err(e) => Err(S3Error::internal(format!(
+            "the bucket's default encryption is unreadable: {e}"
+        ))),
+    }
 }
 
 /// The KMS encryption a new object (or upload) at `bucket/key` gets: what
