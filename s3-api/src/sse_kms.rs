@@ -18,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cairn_crypto::customer_key::ObjectCipher;
 use cairn_crypto::kms::{DataKey, wrap_aad};
-use cairn_storage_engine::{DEFAULT_KMS_ALIAS, KmsEnvelope, KmsKeyInfo};
+use cairn_storage_engine::{DEFAULT_KMS_ALIAS, KmsEnvelope};
 use http::{HeaderMap, HeaderValue};
 
 use crate::context::{RequestCtx, ServiceInner};
@@ -176,10 +176,12 @@ pub(crate) fn key_arn(region: &str, id: &str) -> String {
     format!("arn:aws:kms:{region}::key/{id}")
 }
 
-/// Key `reference` (as [`requested`] accepted it) of this server.
-async fn resolve(svc: &ServiceInner, reference: Option<&str>) -> S3Result<KmsKeyInfo> {
+/// The id of the key `reference` (as [`requested`] accepted it) names on
+/// this server; a bare id or key ARN is not looked up here (the one read
+/// of the key's record, in [`begin`], finds it or not).
+async fn resolve(svc: &ServiceInner, reference: Option<&str>) -> S3Result<String> {
     let Some(r) = reference else {
-        return Ok(svc.engine.default_kms_key().await?);
+        return Ok(svc.engine.default_kms_key().await?.id);
     };
     let not_found = || {
         S3Error::from(cairn_storage_engine::EngineError::NoSuchKmsKey(
@@ -190,10 +192,12 @@ async fn resolve(svc: &ServiceInner, reference: Option<&str>) -> S3Result<KmsKey
         return Err(not_found());
     }
     let found = match parse_reference(r) {
-        Some(KeyReference::Id(id)) => svc.engine.kms_key(id)?,
+        Some(KeyReference::Id(id)) => Some(id.to_owned()),
         // The default key is made on first use however it is named.
-        Some(KeyReference::Alias(DEFAULT_KMS_ALIAS)) => Some(svc.engine.default_kms_key().await?),
-        Some(KeyReference::Alias(a)) => svc.engine.kms_key_by_alias(a)?,
+        Some(KeyReference::Alias(DEFAULT_KMS_ALIAS)) => {
+            Some(svc.engine.default_kms_key().await?.id)
+        }
+        Some(KeyReference::Alias(a)) => svc.engine.kms_key_by_alias(a)?.map(|k| k.id),
         None => None,
     };
     found.ok_or_else(not_found)
@@ -303,11 +307,22 @@ pub(crate) async fn begin(
     bucket: &str,
     key: &str,
 ) -> S3Result<KmsWrite> {
-    let info = resolve(svc, request.key_ref.as_deref()).await?;
+    let id = resolve(svc, request.key_ref.as_deref()).await?;
+    let (info, material) = match svc.engine.kms_key_material(&id, None) {
+        Ok(found) => found,
+        // Named by id or ARN: reported as the request named it.
+        Err(cairn_storage_engine::EngineError::NoSuchKmsKey(_)) => {
+            return Err(S3Error::from(
+                cairn_storage_engine::EngineError::NoSuchKmsKey(
+                    request.key_ref.clone().unwrap_or(id),
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !info.enabled {
         return Err(disabled(svc, &info.id));
     }
-    let material = svc.engine.kms_material(&info.id, info.versions)?;
     let data_key = DataKey::generate().map_err(S3Error::internal)?;
     let aad = wrap_aad(&info.id, info.versions, bucket, key, &request.context);
     let wrapped_key = material.wrap(&data_key, &aad).map_err(S3Error::internal)?;
@@ -333,7 +348,7 @@ pub(crate) fn open(
 ) -> S3Result<ObjectCipher> {
     let (info, material) = match svc
         .engine
-        .kms_key_material(&envelope.key_id, envelope.key_version)
+        .kms_key_material(&envelope.key_id, Some(envelope.key_version))
     {
         Ok(found) => found,
         Err(cairn_storage_engine::EngineError::NoSuchKmsKey(_)) => {

@@ -229,28 +229,27 @@ impl Engine {
         Ok(keys)
     }
 
-    /// Key `id` and its material version `version` (1, 2, …), opened, from
-    /// one read of its record (what every read of an SSE-KMS object needs).
+    /// Key `id` and its material version `version` (1, 2, …; `None`: the
+    /// newest, what new objects are wrapped under), opened, from one read
+    /// of its record: what every SSE-KMS write and read needs.
     pub fn kms_key_material(
         &self,
         id: &str,
-        version: u32,
+        version: Option<u32>,
     ) -> EngineResult<(KmsKeyInfo, KmsKeyMaterial)> {
         let record = match valid_kms_key_id(id) {
             true => self.kms_record(id)?,
             false => None,
         }
         .ok_or_else(|| EngineError::NoSuchKmsKey(id.to_owned()))?;
-        let material = self.material_of(id, &record, version)?;
-        Ok((KmsKeyInfo::from_record(id, &record), material))
+        let info = KmsKeyInfo::from_record(id, &record);
+        let material = self.material_of(id, &record, version.unwrap_or(info.versions))?;
+        Ok((info, material))
     }
 
     /// Material version `version` (1, 2, …) of key `id`, opened.
     pub fn kms_material(&self, id: &str, version: u32) -> EngineResult<KmsKeyMaterial> {
-        let record = self
-            .kms_record(id)?
-            .ok_or_else(|| EngineError::NoSuchKmsKey(id.to_owned()))?;
-        self.material_of(id, &record, version)
+        self.kms_key_material(id, Some(version)).map(|(_, m)| m)
     }
 
     fn material_of(

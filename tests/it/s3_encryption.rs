@@ -13,7 +13,8 @@ use aws_sdk_s3::types::{
 
 use crate::common::*;
 
-fn configuration(
+/// A PutBucketEncryption configuration of one rule (also used by s3_kms).
+pub(crate) fn configuration(
     algorithm: ServerSideEncryption,
     kms_key: Option<&str>,
     bucket_key: Option<bool>,

@@ -22,10 +22,7 @@
 //! a KMS key; no plaintext on disk; and boto3 seeing the same.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    MetadataDirective, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
-};
+use aws_sdk_s3::types::{MetadataDirective, ServerSideEncryption};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
@@ -1490,26 +1487,6 @@ async fn copies_move_objects_between_sse_s3_sse_kms_and_sse_c() {
     expect_object(&c, "copies", "kms-b", Enc::Kms(&b.arn), &body).await;
 }
 
-fn encryption_configuration(
-    algorithm: ServerSideEncryption,
-    kms_key: Option<&str>,
-    bucket_key: Option<bool>,
-) -> ServerSideEncryptionConfiguration {
-    let by_default = ServerSideEncryptionByDefault::builder()
-        .sse_algorithm(algorithm)
-        .set_kms_master_key_id(kms_key.map(str::to_owned))
-        .build()
-        .unwrap();
-    let rule = ServerSideEncryptionRule::builder()
-        .apply_server_side_encryption_by_default(by_default)
-        .set_bucket_key_enabled(bucket_key)
-        .build();
-    ServerSideEncryptionConfiguration::builder()
-        .rules(rule)
-        .build()
-        .unwrap()
-}
-
 /// GetBucketEncryption: (algorithm, KMSMasterKeyID, BucketKeyEnabled).
 async fn bucket_default(
     c: &aws_sdk_s3::Client,
@@ -1552,7 +1529,7 @@ async fn bucket_default_encryption_with_a_kms_key_applies_to_writes_without_sse_
 
     c.put_bucket_encryption()
         .bucket("dflt")
-        .server_side_encryption_configuration(encryption_configuration(
+        .server_side_encryption_configuration(crate::s3_encryption::configuration(
             ServerSideEncryption::AwsKms,
             Some("alias/bucket-default"),
             Some(true),
@@ -1638,7 +1615,7 @@ async fn bucket_default_encryption_with_a_kms_key_applies_to_writes_without_sse_
     // The bare key id as the bucket's key.
     c.put_bucket_encryption()
         .bucket("dflt")
-        .server_side_encryption_configuration(encryption_configuration(
+        .server_side_encryption_configuration(crate::s3_encryption::configuration(
             ServerSideEncryption::AwsKms,
             Some(&b.id),
             None,
@@ -1663,7 +1640,7 @@ async fn bucket_default_encryption_with_a_kms_key_applies_to_writes_without_sse_
     // aws:kms without a key: the default key aws/s3.
     c.put_bucket_encryption()
         .bucket("dflt")
-        .server_side_encryption_configuration(encryption_configuration(
+        .server_side_encryption_configuration(crate::s3_encryption::configuration(
             ServerSideEncryption::AwsKms,
             None,
             None,
@@ -1699,7 +1676,7 @@ async fn bucket_default_encryption_with_a_kms_key_applies_to_writes_without_sse_
     let e = c
         .put_bucket_encryption()
         .bucket("dflt")
-        .server_side_encryption_configuration(encryption_configuration(
+        .server_side_encryption_configuration(crate::s3_encryption::configuration(
             ServerSideEncryption::AwsKmsDsse,
             Some(&a.id),
             None,
@@ -2168,7 +2145,7 @@ async fn the_default_key_named_explicitly_is_made_on_first_use() {
     create_bucket(&c, "aws-s3").await;
     c.put_bucket_encryption()
         .bucket("aws-s3")
-        .server_side_encryption_configuration(encryption_configuration(
+        .server_side_encryption_configuration(crate::s3_encryption::configuration(
             ServerSideEncryption::AwsKms,
             Some("alias/aws/s3"),
             None,
