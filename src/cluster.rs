@@ -15,7 +15,7 @@ use cairn_cluster::{
     serve_shards,
 };
 use cairn_storage_engine::{
-    DataRootKey, Engine, EngineConfig, EngineMetrics, LocalDrive, ShardStore,
+    DataRootKey, Engine, EngineConfig, EngineMetrics, LocalDrive, MetaStore, ShardStore,
 };
 
 use crate::config::{ClusterConfig, ServerConfig};
@@ -136,9 +136,14 @@ pub async fn open(
 
     tokio::spawn(serve_shards(listeners.shard, local, secret.clone()));
 
+    let store = Arc::new(
+        MetaStore::open_sealed(&cfg.data_dir.join("meta"), &root)
+            .map_err(|e| format!("opening the metadata store: {e}"))?,
+    );
     let node = RunningNode::start_on(
         cluster.node_id,
         &cfg.data_dir,
+        store,
         listeners.raft,
         raft_config(),
         secret,

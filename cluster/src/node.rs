@@ -73,7 +73,9 @@ impl std::fmt::Debug for RunningNode {
 }
 
 impl RunningNode {
-    /// Listens for Raft messages on `raft_listen`, then as [`Self::start_on`].
+    /// Listens for Raft messages on `raft_listen`, opens `data_dir/meta`
+    /// without a metadata key (records in the clear: tests and benches),
+    /// then as [`Self::start_on`].
     pub async fn start(
         id: NodeId,
         data_dir: &Path,
@@ -88,16 +90,20 @@ impl RunningNode {
                 addr: raft_listen.to_owned(),
                 source,
             })?;
-        Self::start_on(id, data_dir, listener, config, secret, faults).await
+        let store = Arc::new(MetaStore::open(&data_dir.join("meta"))?);
+        Self::start_on(id, data_dir, store, listener, config, secret, faults).await
     }
 
-    /// Opens `data_dir/raft` and `data_dir/meta`, serves Raft messages on
+    /// Opens `data_dir/raft`, applies the log to `store` (the node's
+    /// metadata store, `data_dir/meta`, opened by the caller with its
+    /// metadata key: `MetaStore::open_sealed`), serves Raft messages on
     /// `listener` (bound by the caller, so that a busy port is found before
     /// anything is created), and starts Raft (not yet part of any cluster
     /// until `initialize` or a membership change names it).
     pub async fn start_on(
         id: NodeId,
         data_dir: &Path,
+        store: Arc<MetaStore>,
         listener: tokio::net::TcpListener,
         config: Config,
         secret: ClusterSecret,
@@ -112,7 +118,6 @@ impl RunningNode {
             .to_string();
         let config = Arc::new(config.validate()?);
         let log = LogStore::open(&data_dir.join("raft"))?;
-        let store = Arc::new(MetaStore::open(&data_dir.join("meta"))?);
         let network = HttpNetwork::new(id, secret.clone(), faults);
         let sm = MetaStateMachine::open(store.clone(), &data_dir.join("raft-snapshots"))?;
         let raft = Raft::new(id, config, network.clone(), log, sm).await?;

@@ -15,6 +15,8 @@
 //! * [`ChunkSealer`]: AES-256-GCM (ring's implementation) sealing of (compressed) chunks under a
 //!   per-chunk key bound to the chunk id.
 //! * [`SecretSealer`]: the same construction for small stored secrets.
+//! * [`metadata::MetadataSealer`]: metadata records at rest (user metadata,
+//!   tags, checksums), under per-bucket keys and a fresh key per value.
 //! * SSE-C ([`customer_key`]): customer keys, their stored check and the
 //!   per-object AES-256-CTR applied before the pipeline.
 //! * SSE-KMS ([`kms`]): key-service key material and the per-object data
@@ -49,6 +51,7 @@
 pub mod customer_key;
 pub mod keyring;
 pub mod kms;
+pub mod metadata;
 pub mod rotation;
 
 use std::fmt;
@@ -415,6 +418,12 @@ impl DataRootKey {
         SecretSealer {
             key: self.derive(SECRET_KEY_CONTEXT),
         }
+    }
+
+    /// Sealer for metadata records at rest, keyed by
+    /// [`metadata::METADATA_KEY_CONTEXT`].
+    pub fn metadata_sealer(&self) -> metadata::MetadataSealer {
+        metadata::MetadataSealer::new(self.derive(metadata::METADATA_KEY_CONTEXT))
     }
 }
 

@@ -641,8 +641,17 @@ async fn small_objects_are_stored_inline_and_behave_like_any_other() {
     let stored = raw_values(e, crate::meta::CF_OBJECTS);
     assert_eq!(stored.len(), 1);
     assert!(stored[0].len() < 200, "record is {} bytes", stored[0].len());
+    // Sealed at rest (`meta/sealing.rs`); opened, it decodes.
+    assert_eq!(stored[0][0], 0xE5);
+    let b = e.inner.objects.bucket("bucket").unwrap().id;
+    let key = <crate::meta::Objects as crate::meta::Table>::key((b, "tiny"));
+    let opened = e
+        .inner
+        .meta
+        .plain(crate::MetaCf::Objects, &key, &stored[0])
+        .unwrap();
     assert!(matches!(
-        crate::records::ObjectVersion::decode(&stored[0])
+        crate::records::ObjectVersion::decode(&opened)
             .unwrap()
             .manifest,
         crate::records::ManifestRef::DataElsewhere { .. }
@@ -687,7 +696,9 @@ async fn a_replica_applying_the_commands_holds_the_same_metadata() {
     let f = fixture().await;
     let e = &f.engine;
     let replica_dir = tempfile::tempdir().unwrap();
-    let replica = crate::meta::MetaStore::open(replica_dir.path()).unwrap();
+    // A replica has the cluster's data root, so the same metadata key.
+    let root = cairn_crypto::DataRootKey::from_hex(&"42".repeat(32)).unwrap();
+    let replica = crate::meta::MetaStore::open_sealed(replica_dir.path(), &root).unwrap();
     // Start the replica from what the fixture already wrote.
     let initial = crate::MetaCommand {
         guards: vec![],

@@ -8,6 +8,7 @@
 use crate::engine::{Engine, blocking};
 use crate::error::{CodecError, EngineError, EngineResult};
 use crate::meta::{CF_OBJECTS, CF_UPLOAD_INDEX, UploadId, Uploads, prefix_successor};
+use crate::meta_command::MetaCf;
 use crate::records::ObjectVersion;
 
 /// What to list.
@@ -98,7 +99,8 @@ impl Engine {
                 if let Some(cp) = common_prefix(key, &q.prefix, delimiter) {
                     // A key whose current version is a delete marker is
                     // not listed, and alone makes no common prefix.
-                    if ObjectVersion::decode_share(v)?.delete_marker {
+                    let v = inner.meta.plain(MetaCf::Objects, k, v)?;
+                    if ObjectVersion::decode_share(&v)?.delete_marker {
                         it.next();
                         continue;
                     }
@@ -120,7 +122,7 @@ impl Engine {
                     }
                     continue;
                 }
-                let version = ObjectVersion::decode(v)?;
+                let version = ObjectVersion::decode(&inner.meta.plain(MetaCf::Objects, k, v)?)?;
                 if version.delete_marker {
                     it.next();
                     continue;

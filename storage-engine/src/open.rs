@@ -67,7 +67,7 @@ impl Engine {
                 config.drive_dirs.len()
             )));
         }
-        let meta = Arc::new(MetaStore::open(&config.meta_dir)?);
+        let meta = Arc::new(MetaStore::open_sealed(&config.meta_dir, root)?);
         Self::open_on(config, root, metrics, drives, meta)
     }
 

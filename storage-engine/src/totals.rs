@@ -327,12 +327,14 @@ fn count_chunk(d: &mut TotalsDelta, (sealed, raw): (u64, u64), sign: i64) {
 }
 
 /// The totals changes of applying `command` to the current state, which
-/// `current` reads (a key's value before the command; the command's own
-/// earlier ops are tracked here). Only for commands that do not set the
-/// totals explicitly ([`sets_totals_explicitly`]).
+/// `current` reads (a key's value before the command, in plaintext; the
+/// command's own earlier ops are tracked here). `plain` opens a value the
+/// command puts (sealed records, `meta/sealing.rs`). Only for commands
+/// that do not set the totals explicitly ([`sets_totals_explicitly`]).
 pub(crate) fn derive(
     command: &MetaCommand,
     mut current: impl FnMut(MetaCf, &[u8]) -> EngineResult<Option<Vec<u8>>>,
+    plain: impl Fn(MetaCf, &[u8], &[u8]) -> EngineResult<Vec<u8>>,
 ) -> EngineResult<TotalsDelta> {
     let mut d = TotalsDelta::default();
     // State of keys this command already changed.
@@ -354,7 +356,15 @@ pub(crate) fn derive(
                 if let Some(old) = old {
                     count_object(&mut d, key, old, is_current, -1);
                 }
-                let new = object_share(value);
+                // A value that does not open counts as nothing, like one
+                // that does not decode.
+                let new = match plain(*cf, key, value) {
+                    Ok(v) => object_share(&v),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "object record not counted in the stored totals");
+                        None
+                    }
+                };
                 if let Some(new) = new {
                     count_object(&mut d, key, new, is_current, 1);
                 }

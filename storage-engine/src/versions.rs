@@ -10,6 +10,7 @@ use std::ops::Bound;
 use crate::engine::{Engine, blocking};
 use crate::error::{CodecError, EngineError, EngineResult};
 use crate::meta::{CF_OBJECTS, KeyRange, Versions, prefix_successor};
+use crate::meta_command::MetaCf;
 use crate::records::{ObjectVersion, VersionRef};
 
 /// What to list.
@@ -234,7 +235,7 @@ impl Engine {
                     }
                     continue;
                 }
-                let current = ObjectVersion::decode(v)?;
+                let current = ObjectVersion::decode(&meta.plain(MetaCf::Objects, k, v)?)?;
                 if !emit_key(&mut out, &key, current, StartIn::Current)? {
                     break;
                 }

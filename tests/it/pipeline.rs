@@ -329,6 +329,164 @@ async fn object_bytes_never_appear_in_plaintext_on_disk() {
     assert!(get_bytes(&c, "secret-bucket", "plain/multipart.txt").await == body);
 }
 
+/// User metadata, tags (object and bucket), content headers and checksums
+/// are sealed at rest (ARCHITECTURE "Metadata records": `meta/sealing.rs`):
+/// none of them appears in any file of the data directory, while the
+/// object names do (the documented trade-off: listings need their order),
+/// which also shows the scan reads the files that hold the metadata.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_metadata_and_tags_never_appear_in_plaintext_on_disk() {
+    let mut server = TestServer::start();
+    let c = sdk_client(&server);
+    let mut rng = Rng::new(test_seed("metadata-marker"));
+    let mark = |what: &str, rng: &mut Rng| format!("{what}{}", rng.hex(24));
+    let (meta, tag, upload_meta, later_tag, bucket_tag, content_type, name) = (
+        mark("metameta", &mut rng),
+        mark("tagvalue", &mut rng),
+        mark("uploadmeta", &mut rng),
+        mark("latertag", &mut rng),
+        mark("buckettag", &mut rng),
+        mark("type/x", &mut rng),
+        mark("objectname", &mut rng),
+    );
+    create_bucket(&c, "meta-bucket").await;
+    c.put_object()
+        .bucket("meta-bucket")
+        .key(&name)
+        .metadata("note", &meta)
+        .tagging(format!("project={tag}"))
+        .content_type(&content_type)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(
+            b"small body",
+        ))
+        .send()
+        .await
+        .expect("PutObject");
+    // A bigger object too (chunks, not inline), tagged afterwards.
+    put_bytes(&c, "meta-bucket", "big", &rng.bytes(300 * KIB)).await;
+    c.put_object_tagging()
+        .bucket("meta-bucket")
+        .key("big")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("later")
+                        .value(&later_tag)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutObjectTagging");
+    // An upload in progress keeps its metadata until completed.
+    c.create_multipart_upload()
+        .bucket("meta-bucket")
+        .key("pending")
+        .metadata("note", &upload_meta)
+        .send()
+        .await
+        .expect("CreateMultipartUpload");
+    c.put_bucket_tagging()
+        .bucket("meta-bucket")
+        .tagging(
+            aws_sdk_s3::types::Tagging::builder()
+                .tag_set(
+                    aws_sdk_s3::types::Tag::builder()
+                        .key("team")
+                        .value(&bucket_tag)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("PutBucketTagging");
+
+    // Everything reads back as written.
+    let head = c
+        .head_object()
+        .bucket("meta-bucket")
+        .key(&name)
+        .send()
+        .await
+        .expect("HeadObject");
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("note"))
+            .map(String::as_str),
+        Some(meta.as_str())
+    );
+    assert_eq!(head.content_type(), Some(content_type.as_str()));
+    let tags = c
+        .get_object_tagging()
+        .bucket("meta-bucket")
+        .key("big")
+        .send()
+        .await
+        .expect("GetObjectTagging");
+    assert_eq!(tags.tag_set()[0].value(), later_tag);
+
+    let secrets = [
+        &meta,
+        &tag,
+        &upload_meta,
+        &later_tag,
+        &bucket_tag,
+        &content_type,
+    ];
+    let check = |server: &TestServer, when: &str| {
+        for s in secrets {
+            let found = files_containing(server.data_dir(), s.as_bytes());
+            assert!(
+                found.is_empty(),
+                "{s} in plaintext on disk ({when}): {found:?}"
+            );
+        }
+        assert!(
+            !files_containing(server.data_dir(), name.as_bytes()).is_empty(),
+            "object names are in the clear (documented): the scan must find this one ({when})"
+        );
+    };
+    check(&server, "server running");
+    server.stop();
+    check(&server, "server stopped");
+    server.start_again();
+    let c = sdk_client(&server);
+    let head = c
+        .head_object()
+        .bucket("meta-bucket")
+        .key(&name)
+        .send()
+        .await
+        .expect("HeadObject after restart");
+    assert_eq!(
+        head.metadata()
+            .and_then(|m| m.get("note"))
+            .map(String::as_str),
+        Some(meta.as_str())
+    );
+    let listed = c
+        .list_multipart_uploads()
+        .bucket("meta-bucket")
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    assert_eq!(listed.uploads().len(), 1);
+    let bucket_tags = c
+        .get_bucket_tagging()
+        .bucket("meta-bucket")
+        .send()
+        .await
+        .expect("GetBucketTagging");
+    assert_eq!(bucket_tags.tag_set()[0].value(), bucket_tag);
+}
+
 // ---------------------------------------------------------------------------
 // Erasure coding: losing drives
 // ---------------------------------------------------------------------------

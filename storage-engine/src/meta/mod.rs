@@ -51,11 +51,13 @@ use crate::error::{CodecError, EngineError, EngineResult};
 use crate::meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
 use crate::totals::TOTALS_KEY;
 
+mod sealing;
 mod stream;
 mod table;
 mod tables;
 mod totals;
 
+use sealing::{RecordSealer, is_sealed_cf};
 pub use table::{KeyRange, MergeTable, Table};
 pub use tables::{
     Buckets, Chunks, InlineData, Manifests, Objects, Parts, System, UploadId, UploadIndex, Uploads,
@@ -187,6 +189,10 @@ pub struct MetaStore {
     bucket_config_epoch: std::sync::atomic::AtomicU64,
     /// See [`APPLY_CHUNK_STRIPES`].
     apply_chunk_stripes: Vec<std::sync::Mutex<()>>,
+    /// Seals the values of the sealed column families (`sealing.rs`);
+    /// `None` only in tests that need no metadata key (a sealed value then
+    /// does not read).
+    sealer: Option<Arc<RecordSealer>>,
     /// Tests only: every command written, encoded, in the order RocksDB
     /// applied them (see `record_commands`).
     #[cfg(test)]
@@ -194,7 +200,22 @@ pub struct MetaStore {
 }
 
 impl MetaStore {
+    /// Opens the store with the metadata key of `root`: records of the
+    /// sealed column families are sealed when written and opened when read.
+    pub fn open_sealed(path: &Path, root: &cairn_crypto::DataRootKey) -> EngineResult<Self> {
+        Self::open_with(
+            path,
+            Some(Arc::new(RecordSealer::new(root.metadata_sealer()))),
+        )
+    }
+
+    /// Opens the store without a metadata key: records are written in the
+    /// clear (tests of the store and the state machine only).
     pub fn open(path: &Path) -> EngineResult<Self> {
+        Self::open_with(path, None)
+    }
+
+    fn open_with(path: &Path, sealer: Option<Arc<RecordSealer>>) -> EngineResult<Self> {
         std::fs::create_dir_all(path)
             .map_err(|e| EngineError::io(format!("creating {}", path.display()), e))?;
         let cache = Cache::new_lru_cache(BLOCK_CACHE_BYTES);
@@ -246,6 +267,7 @@ impl MetaStore {
             apply_chunk_stripes: (0..APPLY_CHUNK_STRIPES)
                 .map(|_| std::sync::Mutex::new(()))
                 .collect(),
+            sealer,
             #[cfg(test)]
             recorded: std::sync::Mutex::new(None),
         };
@@ -264,16 +286,41 @@ impl MetaStore {
         Ok(self.db.get_cf(&self.cf(cf)?, key)?)
     }
 
-    /// A stored value as read from column family `cf` (no decoding).
+    /// A stored value as read from column family `cf` (no decoding; a
+    /// sealed record stays sealed: see [`MetaStore::plain`]).
     pub(crate) fn get_raw(&self, cf: MetaCf, key: &[u8]) -> EngineResult<Option<Vec<u8>>> {
         self.get_cf(cf.name(), key)
+    }
+
+    /// The plaintext of a value stored under `key` of `cf` (a sealed
+    /// record opened; any other value as it is). Every reader of stored
+    /// values of a sealed column family goes through it.
+    pub fn plain<'a>(
+        &self,
+        cf: MetaCf,
+        key: &[u8],
+        stored: &'a [u8],
+    ) -> EngineResult<std::borrow::Cow<'a, [u8]>> {
+        sealing::plain(self.sealer.as_deref(), cf, key, stored)
+    }
+
+    /// A stored value of `T` decoded (opened first if sealed).
+    fn decode_stored<T: Table>(
+        &self,
+        key: &[u8],
+        stored: Option<&[u8]>,
+    ) -> EngineResult<Option<T::Value>> {
+        match stored {
+            Some(v) => Ok(decode_present::<T>(Some(&self.plain(T::CF, key, v)?))?),
+            None => Ok(None),
+        }
     }
 
     /// The row of table `T` under `key`, if there is one.
     pub fn get<T: Table>(&self, key: T::Key<'_>) -> EngineResult<Option<T::Value>> {
         let key = T::key(key);
         let raw = self.get_raw(T::CF, key.as_ref())?;
-        Ok(decode_present::<T>(raw.as_deref())?)
+        self.decode_stored::<T>(key.as_ref(), raw.as_deref())
     }
 
     /// [`MetaStore::get`], and a guard that the row is still exactly the
@@ -285,7 +332,9 @@ impl MetaStore {
     ) -> EngineResult<(Option<T::Value>, MetaGuard)> {
         let key = T::key(key);
         let raw = self.get_raw(T::CF, key.as_ref())?;
-        let value = decode_present::<T>(raw.as_deref())?;
+        let value = self.decode_stored::<T>(key.as_ref(), raw.as_deref())?;
+        // The guard is on the stored bytes (sealed ones included): the
+        // replicated command never carries a hash of plaintext.
         Ok((
             value,
             MetaGuard::value_is(T::CF, key.as_ref(), raw.as_deref()),
@@ -321,7 +370,8 @@ impl MetaStore {
                 return Ok(true);
             }
             if let Some(key) = T::decode_key(k)? {
-                out.push(row(key, T::decode(v)?, k, v));
+                let value = T::decode(&self.plain(T::CF, k, v)?)?;
+                out.push(row(key, value, k, v));
             }
             Ok(true)
         })?;
@@ -381,9 +431,9 @@ impl MetaStore {
         &self,
         mut f: impl FnMut(T::Value) -> EngineResult<()>,
     ) -> EngineResult<()> {
-        self.walk(T::CF, KeyRange::all(), |_, v| {
+        self.walk(T::CF, KeyRange::all(), |k, v| {
             if !(T::EMPTY_MEANS_ABSENT && v.is_empty()) {
-                f(T::decode(v)?)?;
+                f(T::decode(&self.plain(T::CF, k, v)?)?)?;
             }
             Ok(true)
         })
@@ -484,6 +534,8 @@ impl MetaStore {
     pub fn batch(&self) -> MetaBatch {
         MetaBatch {
             command: MetaCommand::default(),
+            sealer: self.sealer.clone(),
+            seal_failed: None,
         }
     }
 
@@ -500,6 +552,9 @@ impl MetaStore {
     }
 
     fn write_with(&self, batch: MetaBatch, sync: bool) -> EngineResult<()> {
+        if let Some(e) = batch.seal_failed {
+            return Err(EngineError::Internal(e));
+        }
         if let Some(committer) = self.committer.get() {
             // A replica: the command reaches this store through the log,
             // applied by the state machine like on every other node.
@@ -576,12 +631,23 @@ impl MetaStore {
         let totals = if explicit_totals {
             None
         } else {
-            Some(crate::totals::derive(command, |cf, key| {
-                match read.iter().find(|(c, k, _)| *c == cf && *k == key) {
-                    Some((_, _, v)) => Ok(v.clone()),
-                    None => self.get_cf(cf.name(), key),
-                }
-            })?)
+            // The totals read plaintext: stored values (sealed or not)
+            // are opened before they are counted.
+            let open = |cf: MetaCf, key: &[u8], stored: &[u8]| {
+                self.plain(cf, key, stored)
+                    .map(std::borrow::Cow::into_owned)
+            };
+            Some(crate::totals::derive(
+                command,
+                |cf, key| {
+                    let stored = match read.iter().find(|(c, k, _)| *c == cf && *k == key) {
+                        Some((_, _, v)) => v.clone(),
+                        None => self.get_cf(cf.name(), key)?,
+                    };
+                    stored.map(|v| open(cf, key, &v)).transpose()
+                },
+                open,
+            )?)
         };
         let mut wb = WriteBatch::default();
         for op in &command.ops {
@@ -677,6 +743,11 @@ impl MetaStore {
 #[derive(Clone)]
 pub struct MetaBatch {
     command: MetaCommand,
+    /// The store's sealer: values of the sealed column families are
+    /// sealed as they are added (`sealing.rs`).
+    sealer: Option<Arc<RecordSealer>>,
+    /// A value that could not be sealed: the write refuses the batch.
+    seal_failed: Option<String>,
 }
 
 impl std::fmt::Debug for MetaBatch {
@@ -728,6 +799,16 @@ impl MetaBatch {
     }
 
     pub(in crate::meta) fn push_put(&mut self, cf: MetaCf, key: Vec<u8>, value: Vec<u8>) {
+        let value = match &self.sealer {
+            Some(s) if is_sealed_cf(cf) => match s.seal(cf, &key, &value) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    self.seal_failed.get_or_insert(e.to_string());
+                    return;
+                }
+            },
+            _ => value,
+        };
         self.command.ops.push(MetaOp::Put { cf, key, value });
     }
 
@@ -779,6 +860,106 @@ mod tests {
             store.apply(&guarded(&7u64.to_be_bytes()), true),
             Err(EngineError::GuardFailed(0))
         ));
+    }
+
+    fn version_with_meta(secret: &str) -> crate::records::ObjectVersion {
+        let meta = crate::records::ObjectMetadata {
+            user_metadata: vec![("owner".into(), secret.into())],
+            tags: vec![("project".into(), format!("tag-{secret}"))],
+            ..Default::default()
+        };
+        crate::records::ObjectVersion::new_now(
+            crate::records::VersionId::random(),
+            10,
+            "etag".into(),
+            meta,
+            Vec::new(),
+            crate::records::ManifestRef::Inline(Vec::new()),
+        )
+    }
+
+    /// Records written in the clear (before sealing existed) still read
+    /// with a sealing store, are sealed when rewritten, and the stored
+    /// totals follow both; a sealed record opens only under its own row
+    /// and root.
+    #[test]
+    fn plaintext_records_still_read_and_are_sealed_when_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = cairn_crypto::DataRootKey::from_bytes([5; 32]);
+        let old = version_with_meta("legacy-secret");
+        {
+            let store = MetaStore::open(dir.path()).unwrap();
+            let mut b = store.batch();
+            b.put::<Objects>((7, "old"), &old);
+            store.write(b).unwrap();
+            let stored = store
+                .get_raw(MetaCf::Objects, &Objects::key((7, "old")))
+                .unwrap()
+                .unwrap();
+            assert_ne!(stored[0], sealing::SEALED_MAGIC, "no key: in the clear");
+        }
+        let store = MetaStore::open_sealed(dir.path(), &root).unwrap();
+        assert_eq!(store.get::<Objects>((7, "old")).unwrap(), Some(old.clone()));
+        assert_eq!(store.totals().unwrap().global.objects, 1);
+
+        let new = version_with_meta("new-secret");
+        let (_, guard) = store.get_guarded::<Objects>((7, "old")).unwrap();
+        let mut b = store.batch();
+        b.guard(guard);
+        b.put::<Objects>((7, "old"), &new);
+        b.put::<Objects>((7, "other"), &new);
+        store.write(b).unwrap();
+        for key in ["old", "other"] {
+            let rkey = Objects::key((7, key));
+            let stored = store.get_raw(MetaCf::Objects, &rkey).unwrap().unwrap();
+            assert_eq!(stored[0], sealing::SEALED_MAGIC);
+            assert!(!stored.windows(10).any(|w| w == b"new-secret"));
+            assert_eq!(store.get::<Objects>((7, key)).unwrap(), Some(new.clone()));
+            let page = store
+                .page::<Objects>(
+                    KeyRange::between(&rkey, &prefix_successor(&rkey).unwrap()),
+                    10,
+                )
+                .unwrap();
+            assert_eq!(page[0].1, new);
+        }
+        let t = store.totals().unwrap();
+        assert_eq!((t.global.objects, t.global.logical_bytes), (2, 20));
+        let (kept, counted) = store.kept_and_recounted_totals().unwrap();
+        assert_eq!(kept, counted);
+
+        // A guard from the sealed bytes holds until they change.
+        let (_, guard) = store.get_guarded::<Objects>((7, "old")).unwrap();
+        let mut b = store.batch();
+        b.guard(guard.clone());
+        b.put::<Objects>((7, "old"), &old);
+        store.write(b).unwrap();
+        let mut b = store.batch();
+        b.guard(guard);
+        b.put::<Objects>((7, "old"), &new);
+        assert!(matches!(store.write(b), Err(EngineError::GuardFailed(0))));
+
+        // Moved to another row (or another bucket), it does not open.
+        let sealed = store
+            .get_raw(MetaCf::Objects, &Objects::key((7, "old")))
+            .unwrap()
+            .unwrap();
+        for other in [Objects::key((7, "elsewhere")), Objects::key((8, "old"))] {
+            assert!(store.plain(MetaCf::Objects, &other, &sealed).is_err());
+        }
+        assert!(
+            store
+                .plain(MetaCf::Versions, &Objects::key((7, "old")), &sealed)
+                .is_err()
+        );
+        drop(store);
+        // Nor under another root, nor without one.
+        let other_root = cairn_crypto::DataRootKey::from_bytes([6; 32]);
+        let store = MetaStore::open_sealed(dir.path(), &other_root).unwrap();
+        assert!(store.get::<Objects>((7, "old")).is_err());
+        drop(store);
+        let store = MetaStore::open(dir.path()).unwrap();
+        assert!(store.get::<Objects>((7, "old")).is_err());
     }
 
     #[test]

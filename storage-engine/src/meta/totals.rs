@@ -5,7 +5,7 @@
 //! they existed, or tests).
 
 use crate::error::EngineResult;
-use crate::meta::{CF_CHUNKS, CF_INLINE_DATA, CF_OBJECTS, CF_SYSTEM, CF_VERSIONS, Db, MetaStore};
+use crate::meta::{CF_CHUNKS, CF_INLINE_DATA, CF_SYSTEM, Db, MetaStore};
 use crate::meta_command::{MetaCf, MetaCommand, MetaOp};
 use crate::records::TotalsRecord;
 use crate::totals::{BUCKET_TOTALS_PREFIX, TOTALS_KEY, TotalsSnapshot};
@@ -126,9 +126,16 @@ impl MetaStore {
     ) -> EngineResult<TotalsSnapshot> {
         let mut out = TotalsSnapshot::default();
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        for (cf, current) in [(CF_OBJECTS, true), (CF_VERSIONS, false)] {
-            for item in snapshot.iterator_cf(&self.cf(cf)?, rocksdb::IteratorMode::Start) {
+        for (cf, current) in [(MetaCf::Objects, true), (MetaCf::Versions, false)] {
+            for item in snapshot.iterator_cf(&self.cf(cf.name())?, rocksdb::IteratorMode::Start) {
                 let (k, v) = item?;
+                let v = match self.plain(cf, &k, &v) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "object record not counted in the stored totals");
+                        continue;
+                    }
+                };
                 let Some(share) = crate::totals::object_share(&v) else {
                     continue;
                 };

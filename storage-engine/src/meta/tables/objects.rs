@@ -107,7 +107,7 @@ impl MetaStore {
             let Some(raw) = self.get_raw(cf, rkey)? else {
                 return Ok((None, guard(None)));
             };
-            let mut v = ObjectVersion::decode(&raw)?;
+            let mut v = ObjectVersion::decode(&self.plain(cf, rkey, &raw)?)?;
             let ManifestRef::DataElsewhere { chunk, compressed } = v.manifest else {
                 return Ok((Some(v), guard(Some(&raw))));
             };
