@@ -110,8 +110,8 @@ const ROUTE_PREFIX: &str = "/shard/v1/";
 const SIGNING_SERVICE: &str = "cairn-shard";
 const SIGNING_REGION: &str = "cairn";
 const ACCESS_KEY_ID: &str = "cairn-node";
-/// What the shard-transfer key is derived under. It has no leading `/`,
-/// so no Raft message (whose tags cover a path) is ever tagged over it.
+/// What the shard-transfer key is derived under
+/// ([`ClusterSecret::derive_hex`], whose messages no Raft tag can match).
 const KEY_LABEL: &str = "cairn shard transfer v1";
 const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const ERROR_KIND_HEADER: &str = "x-cairn-shard-error";
