@@ -1,9 +1,10 @@
 //! `cairn admin …`: maintenance commands that talk to a running server's
 //! admin listener over HTTP (see `admin_http.rs` for the endpoints). It
 //! owns the command line, signing, the HTTP exchange and how replies are
-//! shown (tables, progress, exit codes). The one offline command,
-//! `master-key rotate`, runs on a stopped server's data directory
-//! (`master_key.rs`).
+//! shown (tables, progress, exit codes). Two commands are offline:
+//! `master-key rotate` runs on a stopped server's data directory
+//! (`master_key.rs`), `cluster certs` makes TLS certificates for cluster
+//! nodes (`cluster_certs.rs`).
 //!
 //! It must never define or guess a reply's shape: requests are built from
 //! and replies read into the types of `admin_api.rs`, the ones the server
@@ -256,6 +257,11 @@ enum ClusterCommand {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Offline: make the certificates for TLS between nodes — a cluster CA
+    /// and one certificate and key per node, as PEM files in --out (keys
+    /// mode 0600, nothing overwritten; a directory already holding ca.pem
+    /// and ca.key issues with that CA). Needs no server or credentials.
+    Certs(crate::cluster_certs::CertsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -1393,6 +1399,16 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
             }
         };
     }
+    if let AdminCommand::Cluster(ClusterCommand::Certs(certs)) = &args.command {
+        // Offline too.
+        return match crate::cluster_certs::run(certs) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cairn: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     if let AdminCommand::Health { timeout } = args.command {
         return match health(&args, &base, Duration::from_secs(timeout.max(1))) {
             Ok(true) => std::process::ExitCode::SUCCESS,
@@ -1413,7 +1429,9 @@ pub fn run(args: AdminArgs) -> std::process::ExitCode {
     let as_json = args.json;
     let result = match args.command {
         // Answered above, without credentials.
-        AdminCommand::Health { .. } | AdminCommand::MasterKey(_) => Ok(true),
+        AdminCommand::Health { .. }
+        | AdminCommand::MasterKey(_)
+        | AdminCommand::Cluster(ClusterCommand::Certs(_)) => Ok(true),
         AdminCommand::Scrub { rate, no_wait } => {
             scrub(&signer, &base, rate, no_wait, "scrub", as_json)
         }

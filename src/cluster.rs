@@ -1,6 +1,7 @@
 //! `cairn server` as one node of a cluster (docs/cluster.md): starts Raft
-//! and the shard listener, joins the cluster, and opens the engine on the
-//! replicated metadata store and on every node's drives.
+//! and the shard listener (over TLS with the node's certificate when
+//! `--cluster-tls-*` are set), joins the cluster, and opens the engine on
+//! the replicated metadata store and on every node's drives.
 //!
 //! Drive ids are cluster-wide: node ids sorted ascending, each node's
 //! drives in its `--drives` order, so the node at position p (from 0) owns
@@ -11,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_cluster::{
-    ClusterNode, ClusterSecret, ClusterWriter, Faults, RaftCommitter, RemoteDrive, RunningNode,
-    serve_shards,
+    ClusterAuth, ClusterNode, ClusterSecret, ClusterTls, ClusterWriter, Faults, RaftCommitter,
+    RemoteDrive, RunningNode, serve_shards,
 };
 use cairn_storage_engine::{
     DataRootKey, Engine, EngineConfig, EngineMetrics, LocalDrive, MetaStore, ShardStore,
@@ -62,14 +63,26 @@ fn raft_config() -> openraft_config::Config {
 /// shard transfers on its port + 1. The server binds them with its S3 and
 /// admin listeners, before it creates anything, so that a busy port stops a
 /// start that would otherwise leave a data directory and keys behind.
+///
+/// The cluster TLS files are read here too, for the same reason: a wrong
+/// certificate stops the start before anything is made.
 pub struct ClusterListeners {
     raft: tokio::net::TcpListener,
     shard: tokio::net::TcpListener,
+    tls: Option<Arc<ClusterTls>>,
 }
 
 pub async fn bind_listeners(cluster: &ClusterConfig) -> Result<ClusterListeners, String> {
     let shard_listen = ClusterConfig::shard_addr(&cluster.listen)?;
+    let tls = match &cluster.tls {
+        None => None,
+        Some(files) => Some(Arc::new(
+            ClusterTls::from_files(cluster.node_id, &files.ca, &files.cert, &files.key)
+                .map_err(|e| e.to_string())?,
+        )),
+    };
     Ok(ClusterListeners {
+        tls,
         raft: crate::server::bind(&cluster.listen, "--cluster-listen (Raft messages)").await?,
         shard: crate::server::bind(
             &shard_listen,
@@ -91,6 +104,15 @@ pub async fn open(
     hex::decode_to_slice(&cluster.secret_hex, &mut secret)
         .map_err(|_| "CAIRN_CLUSTER_SECRET must be 64 hex digits".to_owned())?;
     let secret = ClusterSecret::from_bytes(secret);
+    let tls = listeners.tls;
+    if tls.is_some() {
+        println!(
+            "cairn: cluster node {}: TLS between nodes, as {}",
+            cluster.node_id,
+            cairn_cluster::node_dns_name(cluster.node_id)
+        );
+    }
+    let auth = ClusterAuth { secret, tls };
     let per_node = cfg.drives.len();
     let position = cluster
         .nodes
@@ -126,15 +148,21 @@ pub async fn open(
                 drives.push(Arc::new(RemoteDrive::new(
                     index,
                     node,
-                    format!("http://{shard_addr}"),
-                    secret.clone(),
+                    cluster.node_id,
+                    &shard_addr,
+                    auth.clone(),
                     runtime.clone(),
                 )));
             }
         }
     }
 
-    tokio::spawn(serve_shards(listeners.shard, local, secret.clone()));
+    tokio::spawn(serve_shards(
+        listeners.shard,
+        cluster.node_id,
+        local,
+        auth.clone(),
+    ));
 
     let store = Arc::new(
         MetaStore::open_sealed(&cfg.data_dir.join("meta"), &root)
@@ -146,7 +174,7 @@ pub async fn open(
         store,
         listeners.raft,
         raft_config(),
-        secret,
+        auth,
         Arc::new(Faults::default()),
     )
     .await

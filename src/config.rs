@@ -269,6 +269,23 @@ pub struct ServerArgs {
         value_name = "ID,…"
     )]
     pub cluster_drain: Option<Vec<u64>>,
+
+    /// PEM file of the cluster CA (one or more certificates). With
+    /// --cluster-tls-cert and --cluster-tls-key, every connection between
+    /// nodes uses TLS with node certificates from this CA, checked both
+    /// ways (`cairn admin cluster certs` makes a set; docs/cluster.md).
+    /// The same CA on every node. [default: none, plain TCP]
+    #[arg(long, env = "CAIRN_CLUSTER_TLS_CA", value_name = "FILE")]
+    pub cluster_tls_ca: Option<PathBuf>,
+
+    /// PEM certificate chain of this node (naming node-ID.cairn.internal),
+    /// for --cluster-tls-ca.
+    #[arg(long, env = "CAIRN_CLUSTER_TLS_CERT", value_name = "FILE")]
+    pub cluster_tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --cluster-tls-cert.
+    #[arg(long, env = "CAIRN_CLUSTER_TLS_KEY", value_name = "FILE")]
+    pub cluster_tls_key: Option<PathBuf>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -323,6 +340,9 @@ pub struct FileConfig {
     pub cluster_drain: Option<Vec<u64>>,
     /// 64 hex digits shared by all nodes (prefer CAIRN_CLUSTER_SECRET).
     pub cluster_secret: Option<String>,
+    pub cluster_tls_ca: Option<PathBuf>,
+    pub cluster_tls_cert: Option<PathBuf>,
+    pub cluster_tls_key: Option<PathBuf>,
 }
 
 /// One node of a cluster, as configured.
@@ -337,6 +357,16 @@ pub struct ClusterConfig {
     pub drain: Vec<u16>,
     /// From CAIRN_CLUSTER_SECRET or the file (never logged).
     pub secret_hex: String,
+    /// TLS between nodes; `None`: plain TCP.
+    pub tls: Option<ClusterTlsFiles>,
+}
+
+/// The PEM files of a node's cluster TLS (all three or none).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterTlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl std::fmt::Debug for ClusterConfig {
@@ -346,6 +376,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("nodes", &self.nodes)
             .field("listen", &self.listen)
             .field("drain", &self.drain)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -366,14 +397,50 @@ impl ClusterConfig {
     }
 }
 
+/// The cluster TLS files: all three, or none.
+fn resolve_cluster_tls(
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<ClusterTlsFiles>, String> {
+    match (ca, cert, key) {
+        (None, None, None) => Ok(None),
+        (Some(ca), Some(cert), Some(key)) => Ok(Some(ClusterTlsFiles { ca, cert, key })),
+        (ca, cert, key) => {
+            let missing: Vec<&str> = [
+                (ca.is_none(), "--cluster-tls-ca (CAIRN_CLUSTER_TLS_CA)"),
+                (
+                    cert.is_none(),
+                    "--cluster-tls-cert (CAIRN_CLUSTER_TLS_CERT)",
+                ),
+                (key.is_none(), "--cluster-tls-key (CAIRN_CLUSTER_TLS_KEY)"),
+            ]
+            .into_iter()
+            .filter_map(|(missing, name)| missing.then_some(name))
+            .collect();
+            Err(format!(
+                "TLS between cluster nodes needs all of --cluster-tls-ca, --cluster-tls-cert and --cluster-tls-key (or none); missing: {}",
+                missing.join(", ")
+            ))
+        }
+    }
+}
+
 fn resolve_cluster(
     node_id: Option<u64>,
     nodes: Option<Vec<String>>,
     listen: Option<SocketAddr>,
     drain: Option<Vec<u64>>,
     secret: Option<String>,
+    tls: Option<ClusterTlsFiles>,
 ) -> Result<Option<ClusterConfig>, String> {
     let (node_id, nodes) = match (node_id, nodes) {
+        (None, None) if tls.is_some() => {
+            return Err(
+                "--cluster-tls-* are settings of a cluster node: give --node-id and --cluster-nodes too (or drop them)"
+                    .into(),
+            );
+        }
         (None, None) => return Ok(None),
         (Some(id), Some(nodes)) => (id, nodes),
         _ => return Err("give both --node-id and --cluster-nodes (or neither)".into()),
@@ -419,6 +486,7 @@ fn resolve_cluster(
         listen: listen.map_or(own, |a| a.to_string()),
         drain: drained,
         secret_hex: secret_hex.trim().to_owned(),
+        tls,
     }))
 }
 
@@ -579,6 +647,11 @@ impl ServerConfig {
             args.cluster_listen.or(file.cluster_listen),
             args.cluster_drain.or(file.cluster_drain),
             env_nonempty("CAIRN_CLUSTER_SECRET").or(file.cluster_secret),
+            resolve_cluster_tls(
+                args.cluster_tls_ca.or(file.cluster_tls_ca),
+                args.cluster_tls_cert.or(file.cluster_tls_cert),
+                args.cluster_tls_key.or(file.cluster_tls_key),
+            )?,
         )?;
         let listener_limits = |max: Option<usize>,
                                per_address: Option<usize>,
@@ -914,6 +987,37 @@ fn default_master_key_file(data_dir: &std::path::Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_tls_needs_all_three_files_and_a_cluster() {
+        let p = |s: &str| Some(PathBuf::from(s));
+        assert_eq!(resolve_cluster_tls(None, None, None).unwrap(), None);
+        let all = resolve_cluster_tls(p("ca.pem"), p("n.pem"), p("n.key"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.key, PathBuf::from("n.key"));
+        let err = resolve_cluster_tls(p("ca.pem"), None, p("n.key")).unwrap_err();
+        assert!(err.contains("missing: --cluster-tls-cert"), "{err}");
+        let err = resolve_cluster_tls(None, p("n.pem"), None).unwrap_err();
+        assert!(
+            err.contains("--cluster-tls-ca (CAIRN_CLUSTER_TLS_CA), --cluster-tls-key"),
+            "{err}"
+        );
+        // On a single node they mean nothing: refused, not ignored.
+        let err = resolve_cluster(None, None, None, None, None, Some(all.clone())).unwrap_err();
+        assert!(err.contains("--node-id"), "{err}");
+        let cluster = resolve_cluster(
+            Some(1),
+            Some(vec!["1=127.0.0.1:7000".into()]),
+            None,
+            None,
+            Some("ab".repeat(32)),
+            Some(all.clone()),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(cluster.tls, Some(all));
+    }
 
     #[test]
     fn file_values_are_used_and_flags_override() {

@@ -9,6 +9,7 @@ mod admin_cli;
 mod admin_http;
 mod background;
 mod cluster;
+mod cluster_certs;
 mod config;
 mod gen_env;
 mod limits;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cairn_storage_engine::{MetaCf, MetaCommand, MetaOp};
 use openraft::Config;
 
+use crate::network::Route;
 use crate::{
     ClusterNode, ClusterRequest, ClusterSecret, ClusterWriter, Faults, HttpNetwork, NodeId,
     RunningNode,
@@ -315,30 +316,82 @@ async fn raft_messages_need_the_cluster_secret() {
     let (node, addr) = start(1, &faults, config(), &mut dirs).await;
     let addr = addr.raft_addr;
     let path = "/raft/v1/vote";
-    let vote = serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
-        openraft::Vote::new(9, 2),
-        None,
-    ))
-    .unwrap();
+    let vote = vote_body();
     let now = crate::network::now_ms();
-    assert_eq!(post_status(&addr, path, None, &vote).await, 401);
-    let wrong = ClusterSecret::from_bytes([8; 32]).sign(path, now, &vote);
-    assert_eq!(post_status(&addr, path, wrong, &vote).await, 401);
-    let stale = secret().sign(path, now - 10 * 60 * 1000, &vote);
-    assert_eq!(post_status(&addr, path, stale, &vote).await, 401);
-    let other_path = secret().sign("/raft/v1/append", now, &vote);
-    assert_eq!(post_status(&addr, path, other_path, &vote).await, 401);
+    let to_1 = Route { from: 2, to: 1 };
+    let ids = Some((2, 1));
+    assert_eq!(post_status(&addr, path, ids, None, &vote).await, 401);
+    let wrong = ClusterSecret::from_bytes([8; 32]).sign(path, to_1, now, &vote);
+    assert_eq!(post_status(&addr, path, ids, wrong, &vote).await, 401);
+    let stale = secret().sign(path, to_1, now - 10 * 60 * 1000, &vote);
+    assert_eq!(post_status(&addr, path, ids, stale, &vote).await, 401);
+    let other_path = secret().sign("/raft/v1/append", to_1, now, &vote);
+    assert_eq!(post_status(&addr, path, ids, other_path, &vote).await, 401);
     // Tagged for another body: the body check refuses it.
-    let other_body = secret().sign(path, now, b"{}");
-    assert_eq!(post_status(&addr, path, other_body, &vote).await, 400);
-    let good = secret().sign(path, now, &vote);
-    assert_eq!(post_status(&addr, path, good, &vote).await, 200);
+    let other_body = secret().sign(path, to_1, now, b"{}");
+    assert_eq!(post_status(&addr, path, ids, other_body, &vote).await, 400);
+    let good = secret().sign(path, to_1, now, &vote);
+    assert_eq!(post_status(&addr, path, ids, good, &vote).await, 200);
     node.shutdown().await;
 }
 
-/// One POST over a fresh connection with the given (tag, body hash)
-/// headers; the status code.
-async fn post_status(addr: &str, path: &str, signed: Option<(String, String)>, body: &[u8]) -> u16 {
+fn vote_body() -> Vec<u8> {
+    serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
+        openraft::Vote::new(9, 2),
+        None,
+    ))
+    .unwrap()
+}
+
+/// Regression (issue 19, replay across nodes): the tag covers the sender's
+/// and the receiver's ids, so a message captured on its way to node 2 is
+/// refused by node 3, whichever ids the replayer writes in the headers; a
+/// message without the ids, to another node, or claiming to come from the
+/// receiver itself is refused too — all before the body is read.
+#[tokio::test]
+async fn raft_messages_are_bound_to_their_sender_and_receiver() {
+    let faults = Arc::new(Faults::default());
+    let mut dirs = Vec::new();
+    let (n2, a2) = start(2, &faults, config(), &mut dirs).await;
+    let (n3, a3) = start(3, &faults, config(), &mut dirs).await;
+    let path = "/raft/v1/vote";
+    let vote = vote_body();
+    let now = crate::network::now_ms();
+    let captured = secret().sign(path, Route { from: 1, to: 2 }, now, &vote);
+    // Meant for node 2: node 2 takes it.
+    let status = post_status(&a2.raft_addr, path, Some((1, 2)), captured.clone(), &vote).await;
+    assert_eq!(status, 200);
+    // Replayed to node 3, as it was, or with the receiver id rewritten.
+    for ids in [(1, 2), (1, 3)] {
+        let status = post_status(&a3.raft_addr, path, Some(ids), captured.clone(), &vote).await;
+        assert_eq!(status, 401, "{ids:?}");
+    }
+    // Node 2 again, claiming another sender.
+    let status = post_status(&a2.raft_addr, path, Some((3, 2)), captured.clone(), &vote).await;
+    assert_eq!(status, 401);
+    // No ids at all.
+    let status = post_status(&a2.raft_addr, path, None, captured, &vote).await;
+    assert_eq!(status, 401);
+    // Correctly tagged, but from the receiver itself, or from node 0.
+    for from in [2, 0] {
+        let route = Route { from, to: 2 };
+        let tag = secret().sign(path, route, now, &vote);
+        let status = post_status(&a2.raft_addr, path, Some((from, 2)), tag, &vote).await;
+        assert_eq!(status, 401, "from {from}");
+    }
+    n2.shutdown().await;
+    n3.shutdown().await;
+}
+
+/// One POST over a fresh connection with the given (from, to) ids and
+/// (tag, body hash) headers; the status code.
+async fn post_status(
+    addr: &str,
+    path: &str,
+    ids: Option<(NodeId, NodeId)>,
+    signed: Option<(String, String)>,
+    body: &[u8],
+) -> u16 {
     use http_body_util::Full;
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut send, conn) =
@@ -347,6 +400,11 @@ async fn post_status(addr: &str, path: &str, signed: Option<(String, String)>, b
             .unwrap();
     tokio::spawn(conn);
     let mut req = hyper::Request::post(path).header("host", addr);
+    if let Some((from, to)) = ids {
+        req = req
+            .header("x-cairn-node-from", from)
+            .header("x-cairn-node-to", to);
+    }
     if let Some((auth, sha)) = signed {
         req = req
             .header("x-cairn-raft-auth", auth)

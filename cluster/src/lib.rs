@@ -12,7 +12,10 @@
 //! node's start, join and membership reconciliation ([`RunningNode`]).
 //! Snapshots are files streamed in bounded memory. Messages between nodes
 //! are authenticated with a shared [`ClusterSecret`]: Raft messages with an
-//! HMAC tag, shard transfers with SigV4. The user guide is docs/cluster.md.
+//! HMAC tag, shard transfers with SigV4, both covering the sender's and the
+//! receiver's node ids. With [`ClusterTls`] they also travel over TLS with
+//! node certificates from the cluster's own CA, each naming its node
+//! (tls.rs). The user guide is docs/cluster.md.
 //!
 //! This crate must never:
 //! - apply anything but committed entries to the state machine, or apply
@@ -26,16 +29,19 @@
 // our helpers return the same type rather than converting at every call.
 #![allow(clippy::result_large_err)]
 
+mod certs;
 mod committer;
 mod log_store;
 mod network;
 mod node;
 mod shards;
 mod state_machine;
+mod tls;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 pub use cairn_storage_engine::MetaStore;
+pub use certs::CertAuthority;
 pub use committer::RaftCommitter;
 
 /// openraft's settings, so callers configure Raft without naming openraft.
@@ -51,6 +57,7 @@ pub use node::{MemberStatus, NodeStatus, RunningNode, StartError};
 use serde::{Deserialize, Serialize};
 pub use shards::{RemoteDrive, serve_shards};
 pub use state_machine::MetaStateMachine;
+pub use tls::{ClusterAuth, ClusterTls, node_dns_name};
 
 /// A cluster node id (openraft's `NodeId`).
 pub type NodeId = u64;
@@ -164,3 +171,5 @@ mod cluster_tests;
 mod shards_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;

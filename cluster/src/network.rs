@@ -1,4 +1,5 @@
-//! Raft messages between nodes over HTTP/1.1 (hyper), JSON bodies.
+//! Raft messages between nodes over HTTP/1.1 (hyper), JSON bodies; over
+//! TLS when the node has cluster TLS settings (see [`crate::tls`]).
 //!
 //! Routes, all `POST`, answered `200` with the JSON of
 //! `Result<response, RaftError>`: `/raft/v1/append`, `/raft/v1/vote`,
@@ -6,27 +7,42 @@
 //! `/raft/v1/write` (a client write forwarded to the leader, see
 //! [`ClusterWriter`]) and `/raft/v1/read-index` (a follower's read barrier:
 //! the leader's commit index once a quorum confirmed its leadership).
-//! A failed connection is `Unreachable` (openraft backs off), any other
-//! transport or decoding failure a `NetworkError`, an error the peer's Raft
-//! returned a `RemoteError`.
+//! A failed connection (or TLS handshake) is `Unreachable` (openraft backs
+//! off), any other transport or decoding failure a `NetworkError`, an error
+//! the peer's Raft returned a `RemoteError`.
 //!
-//! Every request carries `x-cairn-body-sha256: <hex SHA-256 of the body>`
-//! and `x-cairn-raft-auth: <unix ms>:<hex HMAC-SHA256>` over
-//! `POST\n<path>\n<unix ms>\n<body SHA-256>`, keyed with the
-//! [`ClusterSecret`] all nodes share. A node answers `401` to a missing or
-//! wrong tag, or one more than `AUTH_SKEW_MS` away from its clock, before
-//! it reads the body, and `400` to a body that does not match its hash. A captured request can be replayed within that window (there
-//! is no TLS yet): harmless for append, vote and snapshot (Raft rejects
-//! stale terms and indexes), and a replayed `/raft/v1/write` carries the
-//! same request id, which the state machine applies only once.
+//! ## Authentication
+//! Every request carries `x-cairn-node-from: <sender id>`,
+//! `x-cairn-node-to: <receiver id>`, `x-cairn-body-sha256: <hex SHA-256 of
+//! the body>` and `x-cairn-raft-auth: <unix ms>:<hex HMAC-SHA256>` over
+//! `POST\n<path>\n<unix ms>\n<from>\n<to>\n<body SHA-256>`, keyed with the
+//! [`ClusterSecret`] all nodes share. A node answers `401`, before it reads
+//! the body, to a missing or wrong tag, one more than `AUTH_SKEW_MS` away
+//! from its clock, one whose `to` is not its own id or whose `from` is its
+//! own (or 0), and — with TLS — one whose `from` is not the node the
+//! client certificate names; and `400` to a body that does not match its
+//! hash.
+//!
+//! Replay: the ids are inside the tag, so a message captured on its way to
+//! node 2 is refused by node 3 (and cannot be passed off as another
+//! sender's). To the node it was meant for, without TLS, a captured message
+//! can be replayed within the 5 minutes: harmless for append, vote and
+//! snapshot (Raft rejects stale terms and indexes), and a replayed
+//! `/raft/v1/write` carries the same request id, which the state machine
+//! applies only once. With TLS nobody outside the cluster sees or replays
+//! a message at all. The receiver does not check that `from` is a member:
+//! a node that is not yet in its membership (a new node's first messages
+//! from the leader, a lagging follower and a newly added leader) must still
+//! be heard; the secret, and with TLS the certificate, is what vouches.
+//!
+//! A binary without the ids (before this format) and one with them cannot
+//! talk to each other: upgrade every node of a cluster together.
 //!
 //! [`Faults`] cuts chosen node pairs (both directions) at the sender, for
 //! partition tests: a cut call fails as unreachable without touching the
 //! socket.
-//!
-//! Not yet: TLS between nodes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -36,7 +52,6 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use openraft::Raft;
 use openraft::error::{
@@ -51,10 +66,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
+use crate::tls::{ClusterAuth, NodeConnector, Peer};
 use crate::{ClusterNode, ClusterRequest, ClusterResponse, NodeId, TypeConfig};
 
 const AUTH_HEADER: &str = "x-cairn-raft-auth";
 const BODY_SHA256_HEADER: &str = "x-cairn-body-sha256";
+/// The sender's and the receiver's node ids (Raft and shard requests).
+pub(crate) const FROM_HEADER: &str = "x-cairn-node-from";
+pub(crate) const TO_HEADER: &str = "x-cairn-node-to";
 /// How far a request's timestamp may be from the receiver's clock.
 const AUTH_SKEW_MS: u64 = 5 * 60 * 1000;
 
@@ -67,27 +86,55 @@ impl ClusterSecret {
         ClusterSecret(bytes)
     }
 
-    fn tag(&self, path: &str, unix_ms: u64, body_sha256: &str) -> Option<Hmac<Sha256>> {
+    fn mac(&self, message: &str) -> Option<Hmac<Sha256>> {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).ok()?;
-        mac.update(format!("POST\n{path}\n{unix_ms}\n{body_sha256}").as_bytes());
+        mac.update(message.as_bytes());
         Some(mac)
     }
 
-    /// The two headers a request to `path` with `body` carries: the tag
-    /// (`<unix ms>:<hex HMAC>`) and the body's hex SHA-256 it covers.
-    pub(crate) fn sign(&self, path: &str, unix_ms: u64, body: &[u8]) -> Option<(String, String)> {
+    fn tag(
+        &self,
+        path: &str,
+        route: Route,
+        unix_ms: u64,
+        body_sha256: &str,
+    ) -> Option<Hmac<Sha256>> {
+        let Route { from, to } = route;
+        self.mac(&format!(
+            "POST\n{path}\n{unix_ms}\n{from}\n{to}\n{body_sha256}"
+        ))
+    }
+
+    /// A key derived for `label` (hex): a PRF output of the secret that no
+    /// Raft tag reveals (a tag's message starts with `POST\n`).
+    pub(crate) fn derive_hex(&self, label: &str) -> Option<String> {
+        let mac = self.mac(&format!("derive\n{label}"))?;
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The two headers a request to `path` with `body`, from and to the
+    /// nodes of `route`, carries: the tag (`<unix ms>:<hex HMAC>`) and the
+    /// body's hex SHA-256 it covers.
+    pub(crate) fn sign(
+        &self,
+        path: &str,
+        route: Route,
+        unix_ms: u64,
+        body: &[u8],
+    ) -> Option<(String, String)> {
         use sha2::Digest;
         let body_sha256 = hex::encode(Sha256::digest(body));
         let tag = self
-            .tag(path, unix_ms, &body_sha256)?
+            .tag(path, route, unix_ms, &body_sha256)?
             .finalize()
             .into_bytes();
         Some((format!("{unix_ms}:{}", hex::encode(tag)), body_sha256))
     }
 
-    /// Whether `header` is a fresh, valid tag for `path` and a body whose
-    /// SHA-256 is `body_sha256` (checked against the body afterwards).
-    fn verify(&self, header: &str, path: &str, body_sha256: &str) -> bool {
+    /// Whether `header` is a fresh, valid tag for `path`, `route` and a
+    /// body whose SHA-256 is `body_sha256` (checked against the body
+    /// afterwards).
+    fn verify(&self, header: &str, path: &str, route: Route, body_sha256: &str) -> bool {
         let Some((ts, tag)) = header.split_once(':') else {
             return false;
         };
@@ -97,8 +144,45 @@ impl ClusterSecret {
         if now_ms().abs_diff(ts) > AUTH_SKEW_MS {
             return false;
         }
-        self.tag(path, ts, body_sha256)
+        self.tag(path, route, ts, body_sha256)
             .is_some_and(|mac| mac.verify_slice(&tag).is_ok())
+    }
+}
+
+/// The sender and the receiver of one node-to-node request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) from: NodeId,
+    pub(crate) to: NodeId,
+}
+
+impl Route {
+    /// The route a request's `x-cairn-node-from` / `x-cairn-node-to`
+    /// headers name (each exactly once, a decimal id), if it may reach node
+    /// `me`: to `me`, from another node (not 0), and — with TLS — from the
+    /// node the peer's certificate names. Anything else is `None`: refused.
+    pub(crate) fn check<B>(req: &hyper::Request<B>, me: NodeId) -> Option<Route> {
+        let id = |name: &str| -> Option<NodeId> {
+            let mut values = req.headers().get_all(name).iter();
+            let value = values.next()?;
+            if values.next().is_some() {
+                return None;
+            }
+            let text = value.to_str().ok()?;
+            // Plain digits only, as the sender writes them (no sign, no
+            // spaces), so the value checked is the value signed.
+            if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            text.parse().ok()
+        };
+        let route = Route {
+            from: id(FROM_HEADER)?,
+            to: id(TO_HEADER)?,
+        };
+        let peer = crate::tls::Peer::of(req)?;
+        (route.to == me && route.from != me && route.from != 0 && peer.may_speak_for(route.from))
+            .then_some(route)
     }
 }
 
@@ -156,12 +240,21 @@ impl Faults {
     }
 }
 
-/// Creates one [`HttpConnection`] per peer; all share a connection pool.
+/// A client for messages to one node (its connector checks, with TLS, that
+/// the server is that node).
+type NodeClient = Client<NodeConnector, Full<Bytes>>;
+
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Creates one [`HttpConnection`] per peer; messages to the same peer share
+/// a connection pool.
 #[derive(Clone)]
 pub struct HttpNetwork {
     me: NodeId,
-    secret: ClusterSecret,
-    client: Client<HttpConnector, Full<Bytes>>,
+    auth: ClusterAuth,
+    /// One client per peer id, made on first use (at most one per member).
+    clients: Arc<Mutex<HashMap<NodeId, NodeClient>>>,
     faults: Arc<Faults>,
 }
 
@@ -172,16 +265,25 @@ impl std::fmt::Debug for HttpNetwork {
 }
 
 impl HttpNetwork {
-    pub fn new(me: NodeId, secret: ClusterSecret, faults: Arc<Faults>) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(std::time::Duration::from_secs(1)));
+    pub fn new(me: NodeId, auth: impl Into<ClusterAuth>, faults: Arc<Faults>) -> Self {
         HttpNetwork {
             me,
-            secret,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            auth: auth.into(),
+            clients: Arc::new(Mutex::new(HashMap::new())),
             faults,
         }
+    }
+
+    /// The client for messages to `target`.
+    fn client(&self, target: NodeId) -> Result<NodeClient, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&target) {
+            return Ok(c.clone());
+        }
+        let connector = self.auth.connector(target, CONNECT_TIMEOUT)?;
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        clients.insert(target, client.clone());
+        Ok(client)
     }
 }
 
@@ -219,18 +321,38 @@ impl HttpConnection {
             return Err(RPCError::Unreachable(Unreachable::new(&e)));
         }
         let body = serde_json::to_vec(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let (auth, body_sha256) = self.net.secret.sign(path, now_ms(), &body).ok_or_else(|| {
-            RPCError::Network(NetworkError::new(&std::io::Error::other("signing failed")))
-        })?;
+        let route = Route {
+            from: self.net.me,
+            to: self.target,
+        };
+        let (auth, body_sha256) = self
+            .net
+            .auth
+            .secret
+            .sign(path, route, now_ms(), &body)
+            .ok_or_else(|| {
+                RPCError::Network(NetworkError::new(&std::io::Error::other("signing failed")))
+            })?;
+        let client = self
+            .net
+            .client(self.target)
+            .map_err(|e| RPCError::Network(NetworkError::new(&std::io::Error::other(e))))?;
         let request = Request::builder()
             .method(Method::POST)
-            .uri(format!("http://{}{}", self.node.raft_addr, path))
+            .uri(format!(
+                "{}://{}{}",
+                self.net.auth.scheme(),
+                self.node.raft_addr,
+                path
+            ))
             .header("content-type", "application/json")
             .header(AUTH_HEADER, auth)
             .header(BODY_SHA256_HEADER, body_sha256)
+            .header(FROM_HEADER, route.from)
+            .header(TO_HEADER, route.to)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let response = self.net.client.request(request).await.map_err(|e| {
+        let response = client.request(request).await.map_err(|e| {
             if e.is_connect() {
                 RPCError::Unreachable(Unreachable::new(&e))
             } else {
@@ -304,16 +426,20 @@ impl RaftNetwork<TypeConfig> for HttpConnection {
     }
 }
 
-/// Serves the Raft routes for `raft` on `listener`, to peers holding
-/// `secret`, until the task is dropped.
+/// Serves the Raft routes for `raft` (node `me`) on `listener`, to peers
+/// holding the secret of `auth` (and, with its TLS, a certificate from the
+/// cluster CA), until the task is dropped.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     raft: Raft<TypeConfig>,
-    secret: ClusterSecret,
+    me: NodeId,
+    auth: impl Into<ClusterAuth>,
 ) {
-    let secret = Arc::new(secret);
-    serve_bounded(listener, "raft", move |req| {
-        handle(raft.clone(), secret.clone(), req)
+    let auth = auth.into();
+    let tls = auth.tls.as_ref().map(|t| t.acceptor());
+    let secret = Arc::new(auth.secret);
+    serve_bounded(listener, "raft", tls, move |req| {
+        handle(raft.clone(), secret.clone(), me, req)
     })
     .await
 }
@@ -324,12 +450,19 @@ pub async fn serve(
 /// under load), and one that sends no complete header within 10 s gives
 /// its slot back. The Raft and the shard listeners both run on this.
 ///
+/// With `tls`, a connection is served only after a TLS handshake (within
+/// `HANDSHAKE_TIMEOUT`, holding its slot) in which the client showed a
+/// certificate of the cluster CA; every request of the connection carries
+/// that certificate as a [`Peer`] extension. Without, each carries
+/// [`Peer::Plain`].
+///
 /// Like the S3 and admin listeners: a connection over the cap is accepted
 /// and closed at once; a failed accept (out of descriptors) is retried after
 /// a pause doubling from 5 ms to 1 s; both are logged at most once per 10 s.
 pub(crate) async fn serve_bounded<F, Fut>(
     listener: tokio::net::TcpListener,
     what: &'static str,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     handle: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -379,18 +512,61 @@ pub(crate) async fn serve_bounded<F, Fut>(
         };
         let _ = stream.set_nodelay(true);
         let handle = handle.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let service = hyper::service::service_fn(handle);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!("{what} connection: {e}");
-            }
+            let Some(acceptor) = tls else {
+                return serve_connection(TokioIo::new(stream), Peer::Plain, handle, what).await;
+            };
+            let accepted =
+                tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+            let stream = match accepted {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!("{what} connection: TLS handshake failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!("{what} connection: TLS handshake timed out");
+                    return;
+                }
+            };
+            // The verifier required a certificate; none is a bug: refuse.
+            let Some(cert) = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .cloned()
+            else {
+                tracing::warn!("{what} connection: TLS without a client certificate");
+                return;
+            };
+            let peer = Peer::Certified(Arc::new(cert));
+            serve_connection(TokioIo::new(stream), peer, handle, what).await;
         });
+    }
+}
+
+/// Serves one accepted connection: each request gets `peer` as an
+/// extension, then goes to `handle`.
+async fn serve_connection<I, F, Fut>(io: I, peer: Peer, handle: F, what: &'static str)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        handle(req)
+    });
+    if let Err(e) = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service)
+        .await
+    {
+        tracing::debug!("{what} connection: {e}");
     }
 }
 
@@ -413,11 +589,16 @@ fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
 async fn handle(
     raft: Raft<TypeConfig>,
     secret: Arc<ClusterSecret>,
+    me: NodeId,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::POST {
         return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, Vec::new()));
     }
+    // Meant for this node, from another one the peer may speak for.
+    let Some(route) = Route::check(&req, me) else {
+        return Ok(reply(StatusCode::UNAUTHORIZED, Vec::new()));
+    };
     let path = req.uri().path().to_owned();
     let header = |name: &str| {
         req.headers()
@@ -430,7 +611,7 @@ async fn handle(
     // secret can make this node buffer a body.
     let Some(body_sha256) = body_sha256.filter(|sha| {
         auth.as_deref()
-            .is_some_and(|a| secret.verify(a, &path, sha))
+            .is_some_and(|a| secret.verify(a, &path, route, sha))
     }) else {
         return Ok(reply(StatusCode::UNAUTHORIZED, Vec::new()));
     };

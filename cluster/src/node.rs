@@ -8,8 +8,8 @@ use cairn_storage_engine::MetaStore;
 use openraft::{Config, Raft};
 
 use crate::{
-    ClusterNode, ClusterSecret, Faults, HttpNetwork, LogStore, MetaStateMachine, NodeId,
-    TypeConfig, serve,
+    ClusterAuth, ClusterNode, Faults, HttpNetwork, LogStore, MetaStateMachine, NodeId, TypeConfig,
+    serve,
 };
 
 /// Why a node could not start.
@@ -28,6 +28,10 @@ pub enum StartError {
     },
     #[error("starting Raft: {0}")]
     Raft(#[from] openraft::error::Fatal<NodeId>),
+    /// The cluster TLS files are unreadable, or not a certificate the
+    /// other nodes would accept for this node.
+    #[error("cluster TLS: {0}")]
+    Tls(String),
 }
 
 /// What a node knows about the cluster, for `cairn admin cluster status`.
@@ -81,7 +85,7 @@ impl RunningNode {
         data_dir: &Path,
         raft_listen: &str,
         config: Config,
-        secret: ClusterSecret,
+        auth: impl Into<ClusterAuth>,
         faults: Arc<Faults>,
     ) -> Result<Self, StartError> {
         let listener = tokio::net::TcpListener::bind(raft_listen)
@@ -91,7 +95,7 @@ impl RunningNode {
                 source,
             })?;
         let store = Arc::new(MetaStore::open(&data_dir.join("meta"))?);
-        Self::start_on(id, data_dir, store, listener, config, secret, faults).await
+        Self::start_on(id, data_dir, store, listener, config, auth, faults).await
     }
 
     /// Opens `data_dir/raft`, applies the log to `store` (the node's
@@ -99,16 +103,26 @@ impl RunningNode {
     /// metadata key: `MetaStore::open_sealed`), serves Raft messages on
     /// `listener` (bound by the caller, so that a busy port is found before
     /// anything is created), and starts Raft (not yet part of any cluster
-    /// until `initialize` or a membership change names it).
+    /// until `initialize` or a membership change names it). With TLS in
+    /// `auth`, its certificate must be this node's.
     pub async fn start_on(
         id: NodeId,
         data_dir: &Path,
         store: Arc<MetaStore>,
         listener: tokio::net::TcpListener,
         config: Config,
-        secret: ClusterSecret,
+        auth: impl Into<ClusterAuth>,
         faults: Arc<Faults>,
     ) -> Result<Self, StartError> {
+        let auth = auth.into();
+        if let Some(tls) = &auth.tls
+            && tls.node_id() != id
+        {
+            return Err(StartError::Tls(format!(
+                "the TLS settings are node {}'s, not node {id}'s",
+                tls.node_id()
+            )));
+        }
         let raft_addr = listener
             .local_addr()
             .map_err(|source| StartError::Listen {
@@ -118,10 +132,10 @@ impl RunningNode {
             .to_string();
         let config = Arc::new(config.validate()?);
         let log = LogStore::open(&data_dir.join("raft"))?;
-        let network = HttpNetwork::new(id, secret.clone(), faults);
+        let network = HttpNetwork::new(id, auth.clone(), faults);
         let sm = MetaStateMachine::open(store.clone(), &data_dir.join("raft-snapshots"))?;
         let raft = Raft::new(id, config, network.clone(), log, sm).await?;
-        let server = tokio::spawn(serve(listener, raft.clone(), secret));
+        let server = tokio::spawn(serve(listener, raft.clone(), id, auth));
         Ok(RunningNode {
             id,
             raft,

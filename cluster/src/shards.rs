@@ -55,18 +55,27 @@
 //! `cairn-shard`, region `cairn`, access key id `cairn-node`, and as secret
 //! key the hex of a key derived from the [`ClusterSecret`] (an HMAC-SHA256
 //! of it over a fixed label, never sent or logged). Signed: the method,
-//! path and query, `host`, `x-amz-date` and `x-amz-content-sha256` (the hex
-//! SHA-256 of the body). The server verifies it with the verifier S3
-//! requests go through (`cairn-s3-auth`, configured for service
-//! `cairn-shard`, region `cairn` and this key; the signature compared in
-//! constant time), refuses presigned requests, a body that is not declared
-//! by its SHA-256 and a date more than 5 minutes from its clock (`401`),
-//! all before reading the body; then it checks the body against its SHA-256
-//! (`400`). Answers are not signed, and a captured request can be replayed
-//! within the 5 minutes (there is no TLS between nodes yet): a replayed
-//! append only adds an unreferenced record (garbage for compaction), a
-//! replayed remove or seal repeats what was already asked (segment ids
-//! are never reused).
+//! path and query, `host`, `x-cairn-node-from` and `x-cairn-node-to` (the
+//! sender's and the receiver's node ids), `x-amz-date` and
+//! `x-amz-content-sha256` (the hex SHA-256 of the body). The server
+//! verifies it with the verifier S3 requests go through (`cairn-s3-auth`,
+//! configured for service `cairn-shard`, region `cairn` and this key; the
+//! signature compared in constant time), refuses presigned requests, a body
+//! that is not declared by its SHA-256, a date more than 5 minutes from its
+//! clock, a signature whose `SignedHeaders` lack either node id, a `to`
+//! that is not its own id, a `from` that is its own (or 0), and — with TLS —
+//! a `from` the client certificate does not name (`401`), all before
+//! reading the body; then it checks the body against its SHA-256 (`400`).
+//!
+//! Replay: a request captured on its way to one node is refused by any
+//! other. Without TLS, answers are not authenticated, and a captured
+//! request can be replayed to the node it was meant for within the 5
+//! minutes: a replayed append only adds an unreferenced record (garbage for
+//! compaction), a replayed remove or seal repeats what was already asked
+//! (segment ids are never reused). With TLS (crate::tls: the cluster CA,
+//! node certificates, each side checking the other's node id) requests and
+//! answers are encrypted and authenticated, and nobody outside the cluster
+//! can capture or replay anything.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -89,19 +98,20 @@ use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, HOST};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::ClusterSecret;
+use crate::network::{FROM_HEADER, Route, TO_HEADER};
+use crate::tls::{ClusterAuth, NodeConnector};
+use crate::{ClusterSecret, NodeId};
 
 const ROUTE_PREFIX: &str = "/shard/v1/";
 const SIGNING_SERVICE: &str = "cairn-shard";
 const SIGNING_REGION: &str = "cairn";
 const ACCESS_KEY_ID: &str = "cairn-node";
-/// What the shard-transfer key is derived under. It has no leading `/`,
-/// so no Raft message (whose tags cover a path) is ever tagged over it.
+/// What the shard-transfer key is derived under
+/// ([`ClusterSecret::derive_hex`], whose messages no Raft tag can match).
 const KEY_LABEL: &str = "cairn shard transfer v1";
 const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
 const ERROR_KIND_HEADER: &str = "x-cairn-shard-error";
@@ -144,22 +154,24 @@ impl std::fmt::Debug for ShardSigner {
 impl ShardSigner {
     /// The signer for a cluster; `None` only if HMAC cannot be keyed.
     pub(crate) fn new(secret: &ClusterSecret) -> Option<Self> {
-        // `ClusterSecret` hands out only HMAC-SHA256 tags, not its bytes:
-        // the tag over the fixed label (time 0, empty body) is the derived
-        // key — a PRF output of the secret no Raft message reveals.
-        let (tag, _) = secret.sign(KEY_LABEL, 0, b"")?;
-        let (_, mac_hex) = tag.split_once(':')?;
-        let identity = Credentials::new(ACCESS_KEY_ID, mac_hex, None, None, "cairn-cluster").into();
+        // A PRF output of the secret under a fixed label, which no Raft
+        // message reveals.
+        let key_hex = zeroize::Zeroizing::new(secret.derive_hex(KEY_LABEL)?);
+        let identity =
+            Credentials::new(ACCESS_KEY_ID, key_hex.as_str(), None, None, "cairn-cluster").into();
         Some(ShardSigner {
             identity,
-            secret_hex: Arc::new(zeroize::Zeroizing::new(mac_hex.to_owned())),
+            secret_hex: Arc::new(key_hex),
         })
     }
 
-    /// The SigV4 headers (`authorization`, `x-amz-date`,
-    /// `x-amz-content-sha256`) of a request at `time`.
+    /// The headers of a request at `time` from and to the nodes of
+    /// `route`: `x-cairn-node-from`, `x-cairn-node-to` and the SigV4 ones
+    /// (`authorization`, `x-amz-date`, `x-amz-content-sha256`), which
+    /// cover the first two.
     pub(crate) fn headers(
         &self,
+        route: Route,
         method: &str,
         path_and_query: &str,
         host: &str,
@@ -168,6 +180,7 @@ impl ShardSigner {
     ) -> Result<Vec<(&'static str, String)>, String> {
         self.headers_for(
             SIGNING_SERVICE,
+            route,
             method,
             path_and_query,
             host,
@@ -177,9 +190,11 @@ impl ShardSigner {
     }
 
     /// [`Self::headers`] with the credential scope naming `service`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn headers_for(
         &self,
         service: &str,
+        route: Route,
         method: &str,
         path_and_query: &str,
         host: &str,
@@ -200,10 +215,16 @@ impl ShardSigner {
                 .into();
         // The host is passed explicitly: aws-sigv4 would otherwise take it
         // from the URI, which a server-side (origin-form) URI lacks.
+        let (from, to) = (route.from.to_string(), route.to.to_string());
         let signable = SignableRequest::new(
             method,
             path_and_query,
-            [("host", host)].into_iter(),
+            [
+                ("host", host),
+                (FROM_HEADER, from.as_str()),
+                (TO_HEADER, to.as_str()),
+            ]
+            .into_iter(),
             SignableBody::Precomputed(body_sha256.to_owned()),
         )
         .map_err(|e| format!("signing: {e}"))?;
@@ -211,10 +232,13 @@ impl ShardSigner {
             .map_err(|e| format!("signing: {e}"))?
             .into_parts();
         let (headers, _) = instructions.into_parts();
-        Ok(headers
-            .into_iter()
-            .map(|h| (h.name(), h.value().to_owned()))
-            .collect())
+        let mut out = vec![(FROM_HEADER, from), (TO_HEADER, to)];
+        out.extend(
+            headers
+                .into_iter()
+                .map(|h| (h.name(), h.value().to_owned())),
+        );
+        Ok(out)
     }
 
     /// Whether a request's SigV4 headers are valid and fresh, checked by
@@ -233,11 +257,35 @@ impl ShardSigner {
         let verified = cairn_s3_auth::verify_request(parts, self, &cfg, SystemTime::now())
             .map_err(|e| e.to_string())?;
         match verified.payload {
-            _ if verified.presigned => Err("presigned requests are not accepted".into()),
-            cairn_s3_auth::PayloadHash::Sha256(_) => Ok(()),
-            _ => Err("x-amz-content-sha256 is not a SHA-256".into()),
+            _ if verified.presigned => return Err("presigned requests are not accepted".into()),
+            cairn_s3_auth::PayloadHash::Sha256(_) => {}
+            _ => return Err("x-amz-content-sha256 is not a SHA-256".into()),
         }
+        // The node ids count only if the signature covers them.
+        let signed = signed_headers(parts);
+        for name in [FROM_HEADER, TO_HEADER] {
+            if !signed.contains(&name) {
+                return Err(format!("{name} is not signed"));
+            }
+        }
+        Ok(())
     }
+}
+
+/// The `SignedHeaders` of a request's (already verified) `authorization`
+/// header, lower case as signed.
+fn signed_headers(parts: &hyper::http::request::Parts) -> Vec<&str> {
+    let Some(auth) = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Vec::new();
+    };
+    auth.split([',', ' '])
+        .find_map(|field| field.trim().strip_prefix("SignedHeaders="))
+        .map(|list| list.split(';').collect())
+        .unwrap_or_default()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -274,11 +322,14 @@ struct WireScanned {
 pub struct RemoteDrive {
     index: u16,
     node: u16,
+    /// This node, the sender of every request.
+    from: NodeId,
     base_url: String,
     /// `None` only if the key could not be derived: every call fails.
     signer: Option<ShardSigner>,
     runtime: tokio::runtime::Handle,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// `None` only if the connector could not be made: every call fails.
+    client: Option<Client<NodeConnector, Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for RemoteDrive {
@@ -334,23 +385,32 @@ impl TransportError {
 
 impl RemoteDrive {
     /// Drive `index` of node `node`, served by [`serve_shards`] at
-    /// `base_url` (`http://host:port`), signing with `secret`; requests
-    /// run on `runtime`.
+    /// `shard_addr` (`host:port`), used by node `from` with `auth` (the
+    /// secret it signs with; with TLS, the connection must reach `node`'s
+    /// certificate); requests run on `runtime`.
     pub fn new(
         index: u16,
         node: u16,
-        base_url: String,
-        secret: ClusterSecret,
+        from: NodeId,
+        shard_addr: &str,
+        auth: impl Into<ClusterAuth>,
         runtime: tokio::runtime::Handle,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
-        let signer = ShardSigner::new(&secret);
+        let auth = auth.into();
+        let client = match auth.connector(NodeId::from(node), CONNECT_TIMEOUT) {
+            Ok(connector) => Some(
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .pool_idle_timeout(Duration::from_secs(60))
+                    .build(connector),
+            ),
+            Err(e) => {
+                tracing::error!(drive = index, node, "remote drive unusable: {e}");
+                None
+            }
+        };
+        let base_url = format!("{}://{}", auth.scheme(), shard_addr.trim_end_matches('/'));
+        let signer = ShardSigner::new(&auth.secret);
         if signer.is_none() {
             tracing::error!(
                 drive = index,
@@ -361,7 +421,8 @@ impl RemoteDrive {
         RemoteDrive {
             index,
             node,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            from,
+            base_url,
             signer,
             runtime,
             client,
@@ -407,8 +468,10 @@ impl RemoteDrive {
         body: Bytes,
         body_sha256: String,
     ) -> Result<Answer, TransportError> {
-        let Some(signer) = &self.signer else {
-            return Err(TransportError::other("no shard transfer key".into()));
+        let (Some(signer), Some(client)) = (&self.signer, &self.client) else {
+            return Err(TransportError::other(
+                "no shard transfer key or connector".into(),
+            ));
         };
         let uri: hyper::Uri = format!("{}{ROUTE_PREFIX}{op}?{query}", self.base_url)
             .parse()
@@ -418,8 +481,13 @@ impl RemoteDrive {
             return Err(TransportError::other(format!("bad URL {uri}")));
         };
         let host = authority.as_str().to_owned();
+        let route = Route {
+            from: self.from,
+            to: NodeId::from(self.node),
+        };
         let signed = signer
             .headers(
+                route,
                 method.as_str(),
                 path_and_query.as_str(),
                 &host,
@@ -437,7 +505,7 @@ impl RemoteDrive {
         let request = builder
             .body(Full::new(body))
             .map_err(|e| TransportError::other(format!("building request: {e}")))?;
-        let response = self.client.request(request).await.map_err(|e| {
+        let response = client.request(request).await.map_err(|e| {
             let kind = if e.is_connect() {
                 std::io::ErrorKind::NotConnected
             } else {
@@ -680,26 +748,35 @@ impl ShardStore for RemoteDrive {
 
 #[derive(Debug)]
 struct ServerState {
+    me: NodeId,
     drives: HashMap<u16, Arc<dyn ShardStore>>,
     signer: ShardSigner,
 }
 
-/// Serves `drives` on `listener` to peers holding `secret` (see the module
-/// comment for the routes), until the task is dropped.
+/// Serves `drives` of node `me` on `listener` to peers holding the secret
+/// of `auth` (and, with its TLS, a certificate of the cluster CA; see the
+/// module comment for the routes), until the task is dropped.
 pub async fn serve_shards(
     listener: tokio::net::TcpListener,
+    me: NodeId,
     drives: Vec<Arc<dyn ShardStore>>,
-    secret: ClusterSecret,
+    auth: impl Into<ClusterAuth>,
 ) {
-    let Some(signer) = ShardSigner::new(&secret) else {
+    let auth = auth.into();
+    let Some(signer) = ShardSigner::new(&auth.secret) else {
         tracing::error!("cannot derive the shard transfer key; not serving shards");
         return;
     };
     let state = Arc::new(ServerState {
+        me,
         drives: drives.into_iter().map(|d| (d.index(), d)).collect(),
         signer,
     });
-    crate::network::serve_bounded(listener, "shard", move |req| handle(state.clone(), req)).await
+    let tls = auth.tls.as_ref().map(|t| t.acceptor());
+    crate::network::serve_bounded(listener, "shard", tls, move |req| {
+        handle(state.clone(), req)
+    })
+    .await
 }
 
 type Reply = Response<Full<Bytes>>;
@@ -789,6 +866,14 @@ async fn serve_one(state: &ServerState, req: Request<Incoming>) -> Result<Reply,
         return Err(refuse(StatusCode::UNAUTHORIZED, "unauthorized", why));
     }
     let req = Request::from_parts(parts, body);
+    // Meant for this node, from another one the peer may speak for.
+    if Route::check(&req, state.me).is_none() {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "not from another node of this cluster to this one",
+        ));
+    }
     let Some(op) = req.uri().path().strip_prefix(ROUTE_PREFIX) else {
         return Err(refuse(StatusCode::NOT_FOUND, "no-such-route", ""));
     };

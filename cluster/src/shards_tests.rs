@@ -17,10 +17,15 @@ use hyper_util::rt::TokioExecutor;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::ClusterSecret;
+use crate::network::Route;
 use crate::shards::{RemoteDrive, ShardSigner, serve_shards};
+use crate::{ClusterSecret, NodeId};
 
 const DRIVE: u16 = 5;
+/// The node serving the drive, and the node calling it.
+const PEER: NodeId = 2;
+const ME: NodeId = 1;
+const TO_PEER: Route = Route { from: ME, to: PEER };
 
 fn secret() -> ClusterSecret {
     ClusterSecret::from_bytes([7; 32])
@@ -48,7 +53,7 @@ impl Peer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let drives: Vec<Arc<dyn ShardStore>> = vec![drive.clone()];
-        let server = tokio::spawn(serve_shards(listener, drives, secret()));
+        let server = tokio::spawn(serve_shards(listener, PEER, drives, secret()));
         Peer {
             addr,
             drive,
@@ -60,8 +65,9 @@ impl Peer {
     fn remote(&self, index: u16, secret: ClusterSecret) -> Arc<RemoteDrive> {
         Arc::new(RemoteDrive::new(
             index,
-            2,
-            format!("http://{}/", self.addr),
+            PEER as u16,
+            ME,
+            &self.addr.to_string(),
             secret,
             tokio::runtime::Handle::current(),
         ))
@@ -144,7 +150,14 @@ fn signed(
 ) -> Vec<(&'static str, String)> {
     ShardSigner::new(secret)
         .unwrap()
-        .headers(method.as_str(), path_and_query, host, body_sha256, time)
+        .headers(
+            TO_PEER,
+            method.as_str(),
+            path_and_query,
+            host,
+            body_sha256,
+            time,
+        )
         .unwrap()
 }
 
@@ -312,7 +325,8 @@ async fn shards_unknown_drive_and_unreachable_peer_are_errors() {
     let unreachable = Arc::new(RemoteDrive::new(
         DRIVE,
         3,
-        format!("http://{closed}"),
+        ME,
+        &closed.to_string(),
         secret(),
         tokio::runtime::Handle::current(),
     ));
@@ -454,7 +468,15 @@ async fn shards_requests_for_another_service_or_without_a_body_hash_are_refused(
         ("cairn-shard", "UNSIGNED-PAYLOAD".to_owned()),
     ] {
         let headers = signer
-            .headers_for(service, "POST", &path, &peer.host(), &declared, now)
+            .headers_for(
+                service,
+                TO_PEER,
+                "POST",
+                &path,
+                &peer.host(),
+                &declared,
+                now,
+            )
             .unwrap();
         let r = send(Method::POST, peer.addr, path.clone(), headers, body.clone()).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{service} {declared}");
@@ -581,4 +603,114 @@ async fn shards_bodies_over_64_mib_are_refused_unread() {
     let status_line = String::from_utf8_lossy(&answer);
     assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
     assert_eq!(peer.shard_count(), 0);
+}
+
+/// Regression (issue 19, replay across nodes): the node ids are signed, so
+/// a request captured on its way to node 2 is refused by node 3 (as it was,
+/// or with its ids rewritten); a signature that does not cover the ids, a
+/// request to another node, or one claiming to come from the receiver is
+/// refused too — all before the body is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_requests_are_bound_to_their_sender_and_receiver() {
+    let peer = Peer::start().await;
+    let body = payload(6, 100);
+    let chunk = ChunkId::from_bytes([6; 32]);
+    let path = append_query(&chunk, 0, &body);
+    let body_sha = sha256_hex(&body);
+    let now = SystemTime::now();
+    let signer = ShardSigner::new(&secret()).unwrap();
+    let sign = |route: Route| {
+        signer
+            .headers(route, "POST", &path, &peer.host(), &body_sha, now)
+            .unwrap()
+    };
+    let with_ids = |mut headers: Vec<(&'static str, String)>, from: &str, to: &str| {
+        for (name, value) in &mut headers {
+            match *name {
+                "x-cairn-node-from" => *value = from.to_owned(),
+                "x-cairn-node-to" => *value = to.to_owned(),
+                _ => {}
+            }
+        }
+        headers
+    };
+    let refused = |r: Reply, why: &str| {
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{why}");
+        assert_eq!(r.kind.as_deref(), Some("unauthorized"), "{why}");
+    };
+    let post = |headers| send(Method::POST, peer.addr, path.clone(), headers, body.clone());
+
+    // Captured on its way to node 3 (this peer is node 2): as it was, and
+    // with the receiver rewritten to 2.
+    let to_3 = sign(Route { from: ME, to: 3 });
+    refused(post(to_3.clone()).await, "to another node");
+    refused(post(with_ids(to_3, "1", "2")).await, "receiver rewritten");
+    // Signed to node 2, sender rewritten.
+    refused(
+        post(with_ids(sign(TO_PEER), "3", "2")).await,
+        "sender rewritten",
+    );
+    // From the receiver itself, and from node 0, correctly signed.
+    for from in [PEER, 0] {
+        refused(
+            post(sign(Route { from, to: PEER })).await,
+            "from itself or 0",
+        );
+    }
+    // Signed without the ids (a valid signature otherwise), ids added.
+    let mut unbound: Vec<(&'static str, String)> = {
+        let mut settings = aws_sigv4::http_request::SigningSettings::default();
+        settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+        let identity = aws_credential_types::Credentials::new(
+            "cairn-node",
+            secret().derive_hex("cairn shard transfer v1").unwrap(),
+            None,
+            None,
+            "test",
+        )
+        .into();
+        let params: aws_sigv4::http_request::SigningParams<'_> =
+            aws_sigv4::sign::v4::SigningParams::builder()
+                .identity(&identity)
+                .region("cairn")
+                .name("cairn-shard")
+                .time(now)
+                .settings(settings)
+                .build()
+                .unwrap()
+                .into();
+        let host = peer.host();
+        let signable = aws_sigv4::http_request::SignableRequest::new(
+            "POST",
+            &path,
+            [("host", host.as_str())].into_iter(),
+            aws_sigv4::http_request::SignableBody::Precomputed(body_sha.clone()),
+        )
+        .unwrap();
+        let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+            .unwrap()
+            .into_parts();
+        let (headers, _) = instructions.into_parts();
+        headers
+            .into_iter()
+            .map(|h| (h.name(), h.value().to_owned()))
+            .collect()
+    };
+    // The same key signs correctly: without the ids the verifier would
+    // take it, so the refusal below is the id binding's.
+    unbound.push(("x-cairn-node-from", ME.to_string()));
+    unbound.push(("x-cairn-node-to", PEER.to_string()));
+    refused(post(unbound).await, "ids not signed");
+    // No ids at all.
+    let bare: Vec<_> = sign(TO_PEER)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("x-cairn-node-"))
+        .collect();
+    refused(post(bare).await, "no ids");
+    assert_eq!(peer.shard_count(), 0, "nothing refused was appended");
+
+    // And the request as signed for node 2 is taken.
+    let r = post(sign(TO_PEER)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(peer.shard_count(), 1);
 }
