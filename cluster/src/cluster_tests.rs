@@ -316,10 +316,10 @@ async fn raft_messages_need_the_cluster_secret() {
     let (node, addr) = start(1, &faults, config(), &mut dirs).await;
     let addr = addr.raft_addr;
     let path = "/raft/v1/vote";
-    let vote = vote_body();
     let now = crate::network::now_ms();
     let to_1 = Route { from: 2, to: 1 };
     let ids = Some((2, 1));
+    let vote = vote_body(2);
     assert_eq!(post_status(&addr, path, ids, None, &vote).await, 401);
     let wrong = ClusterSecret::from_bytes([8; 32]).sign(path, to_1, now, &vote);
     assert_eq!(post_status(&addr, path, ids, wrong, &vote).await, 401);
@@ -335,9 +335,10 @@ async fn raft_messages_need_the_cluster_secret() {
     node.shutdown().await;
 }
 
-fn vote_body() -> Vec<u8> {
+/// A candidate's vote request, sent by node `from` (the vote names it).
+fn vote_body(from: NodeId) -> Vec<u8> {
     serde_json::to_vec(&openraft::raft::VoteRequest::<NodeId>::new(
-        openraft::Vote::new(9, 2),
+        openraft::Vote::new(9, from),
         None,
     ))
     .unwrap()
@@ -355,7 +356,7 @@ async fn raft_messages_are_bound_to_their_sender_and_receiver() {
     let (n2, a2) = start(2, &faults, config(), &mut dirs).await;
     let (n3, a3) = start(3, &faults, config(), &mut dirs).await;
     let path = "/raft/v1/vote";
-    let vote = vote_body();
+    let vote = vote_body(1);
     let now = crate::network::now_ms();
     let captured = secret().sign(path, Route { from: 1, to: 2 }, now, &vote);
     // Meant for node 2: node 2 takes it.
@@ -379,6 +380,12 @@ async fn raft_messages_are_bound_to_their_sender_and_receiver() {
         let status = post_status(&a2.raft_addr, path, Some((from, 2)), tag, &vote).await;
         assert_eq!(status, 401, "from {from}");
     }
+    // Authenticated as node 1, but the vote inside names node 3 as the
+    // candidate: refused (a node cannot campaign, or lead, as another).
+    let impostor = vote_body(3);
+    let tag = secret().sign(path, Route { from: 1, to: 2 }, now, &impostor);
+    let status = post_status(&a2.raft_addr, path, Some((1, 2)), tag, &impostor).await;
+    assert_eq!(status, 401);
     n2.shutdown().await;
     n3.shutdown().await;
 }

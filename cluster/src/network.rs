@@ -20,8 +20,10 @@
 //! the body, to a missing or wrong tag, one more than `AUTH_SKEW_MS` away
 //! from its clock, one whose `to` is not its own id or whose `from` is its
 //! own (or 0), and — with TLS — one whose `from` is not the node the
-//! client certificate names; and `400` to a body that does not match its
-//! hash.
+//! client certificate names (exactly that one name: `tls.rs`); `400` to a
+//! body that does not match its hash; and `401` to an append, snapshot or
+//! vote request whose vote names another node than `from` (a node cannot
+//! lead or campaign as another).
 //!
 //! Replay: the ids are inside the tag, so a message captured on its way to
 //! node 2 is refused by node 3 (and cannot be passed off as another
@@ -633,19 +635,36 @@ async fn handle(
         ));
     }
     let bad = |e: serde_json::Error| reply(StatusCode::BAD_REQUEST, e.to_string().into_bytes());
+    // A leader's messages (append, snapshot) and a candidate's vote request
+    // name their sender in the vote they carry: it must be the node the
+    // authenticated route (and, with TLS, the certificate) says sent them.
+    let sent_by = |vote: &openraft::Vote<NodeId>| vote.leader_id().voted_for() == Some(route.from);
+    let impostor = || {
+        reply(
+            StatusCode::UNAUTHORIZED,
+            b"the message's vote names another sender".to_vec(),
+        )
+    };
     Ok(match path.as_str() {
-        "/raft/v1/append" => match serde_json::from_slice(&body) {
-            Ok(rpc) => json(&raft.append_entries(rpc).await),
-            Err(e) => bad(e),
-        },
-        "/raft/v1/vote" => match serde_json::from_slice(&body) {
+        "/raft/v1/append" => {
+            match serde_json::from_slice::<AppendEntriesRequest<TypeConfig>>(&body) {
+                Ok(rpc) if !sent_by(&rpc.vote) => impostor(),
+                Ok(rpc) => json(&raft.append_entries(rpc).await),
+                Err(e) => bad(e),
+            }
+        }
+        "/raft/v1/vote" => match serde_json::from_slice::<VoteRequest<NodeId>>(&body) {
+            Ok(rpc) if !sent_by(&rpc.vote) => impostor(),
             Ok(rpc) => json(&raft.vote(rpc).await),
             Err(e) => bad(e),
         },
-        "/raft/v1/snapshot" => match serde_json::from_slice(&body) {
-            Ok(rpc) => json(&raft.install_snapshot(rpc).await),
-            Err(e) => bad(e),
-        },
+        "/raft/v1/snapshot" => {
+            match serde_json::from_slice::<InstallSnapshotRequest<TypeConfig>>(&body) {
+                Ok(rpc) if !sent_by(&rpc.vote) => impostor(),
+                Ok(rpc) => json(&raft.install_snapshot(rpc).await),
+                Err(e) => bad(e),
+            }
+        }
         // A write forwarded by a node that is not the leader.
         "/raft/v1/write" => match serde_json::from_slice::<ClusterRequest>(&body) {
             Ok(req) => json(&raft.client_write(req).await),

@@ -164,7 +164,9 @@ async fn vote(net: &mut HttpNetwork, target: NodeId, addr: &str) -> Result<(), S
         s3_addr: String::new(),
     };
     let mut conn = net.new_client(target, &node).await;
-    let req = openraft::raft::VoteRequest::new(openraft::Vote::new(1, 9), None);
+    let req = // Every network here is node 1's: the candidate is the sender (the
+    // receiver checks that the vote names it).
+    openraft::raft::VoteRequest::new(openraft::Vote::new(1, 1), None);
     let option = RPCOption::new(Duration::from_secs(5));
     conn.vote(req, option)
         .await
@@ -254,4 +256,23 @@ fn tls_certificates_name_their_node_only() {
     let forged = CertAuthority::from_pem(pki.ca.cert_pem(), &other.ca.key_pem()).unwrap();
     let (cert, key) = forged.issue_node(9, 2).unwrap();
     assert!(ClusterTls::from_pem(9, ca, cert.as_bytes(), key.as_bytes()).is_err());
+}
+
+/// A certificate speaks for a node only if that node's name is its one and
+/// only name: one naming two nodes, or a wildcard, speaks for none (an
+/// operator's own CA may issue such names under cairn.internal).
+#[test]
+fn a_certificate_with_several_names_speaks_for_no_node() {
+    use crate::tls::Peer;
+    let cert = |names: &[&str]| {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let c = rcgen::generate_simple_self_signed(names).unwrap();
+        Peer::Certified(Arc::new(c.cert.der().clone()))
+    };
+    assert!(cert(&["node-1.cairn.internal"]).may_speak_for(1));
+    assert!(!cert(&["node-1.cairn.internal"]).may_speak_for(2));
+    let two = cert(&["node-1.cairn.internal", "node-2.cairn.internal"]);
+    assert!(!two.may_speak_for(1) && !two.may_speak_for(2));
+    let wildcard = cert(&["*.cairn.internal"]);
+    assert!(!wildcard.may_speak_for(1));
 }

@@ -644,7 +644,16 @@ impl MetaStore {
                         Some((_, _, v)) => v.clone(),
                         None => self.get_cf(cf.name(), key)?,
                     };
-                    stored.map(|v| open(cf, key, &v)).transpose()
+                    // A value that does not open counts as nothing (like
+                    // one that does not decode): a damaged record must not
+                    // stop the write that replaces it, nor a replica's log.
+                    Ok(stored.and_then(|v| match open(cf, key, &v) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "record not counted in the stored totals");
+                            None
+                        }
+                    }))
                 },
                 open,
             )?)

@@ -6,12 +6,13 @@
 //!
 //! Sealed: `objects` and `versions` (user metadata, tags, checksums,
 //! content headers, encryption envelopes), `uploads` (the same for an
-//! upload in progress) and `buckets` (bucket tags, owner). A stored value
-//! of these is either
+//! upload in progress), `parts` (a part's MD5 and checksums: hashes of its
+//! plaintext) and `buckets` (bucket tags, owner). A stored value of these
+//! is either
 //! - **sealed**: `0xE5 ‖ salt (16) ‖ AES-256-GCM ciphertext ‖ tag (16)`
 //!   (`cairn_crypto::metadata`), under the key of the row's bucket
 //!   (`objects`, `versions`: the key's first 8 bytes) or the store-wide key
-//!   (`uploads`, `buckets`), bound to the column family and the row key; or
+//!   (`uploads`, `parts`, `buckets`), bound to the column family and the row key; or
 //! - **plaintext**, as written before sealing existed (a record's first
 //!   byte is its format version, 1 to 4, never 0xE5): still read, and
 //!   sealed when next rewritten.
@@ -39,7 +40,7 @@ pub const SEALED_MAGIC: u8 = 0xE5;
 pub const fn is_sealed_cf(cf: MetaCf) -> bool {
     matches!(
         cf,
-        MetaCf::Objects | MetaCf::Versions | MetaCf::Uploads | MetaCf::Buckets
+        MetaCf::Objects | MetaCf::Versions | MetaCf::Uploads | MetaCf::Buckets | MetaCf::Parts
     )
 }
 
