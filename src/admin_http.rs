@@ -531,7 +531,32 @@ async fn apply_kms_key_action(
         versions = k.versions,
         "KMS key changed"
     );
+    if action == api::KmsKeyAction::Rotate {
+        spawn_rewrap(engine.clone(), k.id.clone());
+    }
     json_reply(StatusCode::OK, &kms_key_reply(auth, &k))
+}
+
+/// After a rotation, re-wraps the key's objects' data keys under its newest
+/// material in the background (storage-engine `kms_rewrap.rs`; the object
+/// bytes are not touched). Passes run one at a time, so rotations in a
+/// burst queue rather than scan the metadata at once; each pass re-wraps
+/// to the newest version when it runs.
+fn spawn_rewrap(engine: Engine, id: String) {
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    tokio::spawn(async move {
+        let _turn = ONE_AT_A_TIME.lock().await;
+        match engine.rewrap_kms_key(&id).await {
+            Ok(r) => tracing::info!(
+                kms_key = %id,
+                scanned = r.scanned,
+                rewrapped = r.rewrapped,
+                skipped_changed_meanwhile = r.skipped,
+                "KMS key re-wrap pass finished"
+            ),
+            Err(e) => tracing::error!(kms_key = %id, error = %e, "KMS key re-wrap pass failed"),
+        }
+    });
 }
 
 fn kms_key_reply(auth: &AdminAuth, k: &cairn_storage_engine::KmsKeyInfo) -> api::KmsKey {

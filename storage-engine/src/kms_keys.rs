@@ -10,8 +10,9 @@
 //!
 //! Keys are never deleted (an object's data key stays wrapped under its
 //! key's version forever); disabling one makes its objects unreadable until
-//! it is enabled again. Rotation appends a material version: objects keep
-//! the version they were wrapped under, new objects take the newest.
+//! it is enabled again. Rotation appends a material version: new objects
+//! take the newest, and `kms_rewrap.rs` moves existing objects' envelopes
+//! to it (no data rewritten); older versions are kept.
 //!
 //! Must never: return or log material other than through [`KmsKeyMaterial`]
 //! (redacted `Debug`); drop a material version (objects would become

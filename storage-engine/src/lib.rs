@@ -36,6 +36,7 @@ mod error;
 mod gc;
 mod get;
 mod kms_keys;
+mod kms_rewrap;
 pub mod lifecycle;
 mod lifecycle_pass;
 mod list;
@@ -92,6 +93,7 @@ pub use get::ObjectReader;
 pub use kms_keys::{
     DEFAULT_KMS_ALIAS, KMS_KEYS_MAX, KmsKeyInfo, valid_kms_alias, valid_kms_key_id,
 };
+pub use kms_rewrap::RewrapReport;
 pub use lifecycle_pass::{LifecyclePassOptions, LifecyclePassReport};
 pub use list::{BucketUsage, ListPage, ListQuery, ListedObject, ListedUpload, UploadPage};
 pub use meta::{

@@ -72,6 +72,9 @@ pub struct EngineMetrics {
     pub meta_conflicts: IntCounter,
     /// Shards moved to the drive the placement rule picks now.
     pub shards_rebalanced: IntCounter,
+    /// SSE-KMS data keys re-wrapped under their key's newest material after
+    /// a rotation (`kms_rewrap.rs`).
+    pub kms_data_keys_rewrapped: IntCounter,
     /// Segment files rewritten (live shards moved) and deleted.
     pub gc_segments_compacted: IntCounter,
     /// Bytes of segment files given back to the filesystem.
@@ -273,6 +276,11 @@ impl EngineMetrics {
                 registry,
                 "cairn_shards_rebalanced_total",
                 "Shards moved by a rebalance to the drive the placement rule picks now",
+            )?,
+            kms_data_keys_rewrapped: counter(
+                registry,
+                "cairn_kms_data_keys_rewrapped_total",
+                "SSE-KMS data keys re-wrapped under their key's newest material after a rotation",
             )?,
             meta_conflicts: counter(
                 registry,

@@ -1112,6 +1112,22 @@ async fn a_rotated_key_reads_old_and_new_objects_and_keeps_its_arn() {
         (text(&r, "arn"), r["versions"].clone()),
         (key.arn.clone(), Value::from(2))
     );
+    // The data keys wrapped under version 1 (the two objects; not the
+    // upload in progress) are re-wrapped under version 2 in the background,
+    // their bytes untouched; they read below like every other.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let rewrapped = loop {
+        let n = metric_sum(
+            &server.metrics(),
+            "cairn_kms_data_keys_rewrapped_total",
+            &[],
+        );
+        if n >= 2.0 || std::time::Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(rewrapped, 2.0, "both objects' data keys re-wrapped");
 
     let part2 = rng.bytes(4321);
     let out = c
