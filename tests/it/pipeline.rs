@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::common::*;
+use crate::s3_compat::{tag as one_tag, tagging};
 use aws_sdk_s3::error::DisplayErrorContext;
 
 const LOGICAL: &str = "cairn_pipeline_logical_bytes_total";
@@ -367,18 +368,7 @@ async fn user_metadata_and_tags_never_appear_in_plaintext_on_disk() {
     c.put_object_tagging()
         .bucket("meta-bucket")
         .key("big")
-        .tagging(
-            aws_sdk_s3::types::Tagging::builder()
-                .tag_set(
-                    aws_sdk_s3::types::Tag::builder()
-                        .key("later")
-                        .value(&later_tag)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .tagging(tagging(vec![one_tag("later", &later_tag)]))
         .send()
         .await
         .expect("PutObjectTagging");
@@ -392,18 +382,7 @@ async fn user_metadata_and_tags_never_appear_in_plaintext_on_disk() {
         .expect("CreateMultipartUpload");
     c.put_bucket_tagging()
         .bucket("meta-bucket")
-        .tagging(
-            aws_sdk_s3::types::Tagging::builder()
-                .tag_set(
-                    aws_sdk_s3::types::Tag::builder()
-                        .key("team")
-                        .value(&bucket_tag)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
+        .tagging(tagging(vec![one_tag("team", &bucket_tag)]))
         .send()
         .await
         .expect("PutBucketTagging");

@@ -16,11 +16,11 @@ use aws_sdk_s3::types::{
     TaggingDirective,
 };
 
-fn tag(k: &str, v: &str) -> Tag {
+pub(crate) fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build().unwrap()
 }
 
-fn tagging(tags: Vec<Tag>) -> Tagging {
+pub(crate) fn tagging(tags: Vec<Tag>) -> Tagging {
     Tagging::builder().set_tag_set(Some(tags)).build().unwrap()
 }
 
