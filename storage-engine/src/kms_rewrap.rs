@@ -19,7 +19,7 @@ use cairn_crypto::kms::wrap_aad;
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::{Buckets, KeyRange, Objects, Table, Versions};
+use crate::meta::{Buckets, GuardedRow, KeyRange, MetaBatch, MetaStore, Objects, Table, Versions};
 use crate::records::ObjectVersion;
 
 /// Records read per page of the pass.
@@ -104,42 +104,69 @@ impl Engine {
                 Err(e) => Err(e),
             };
 
+        let mut visit = |bucket_id: u64,
+                         key: &str,
+                         v: &ObjectVersion,
+                         guard,
+                         put: &dyn Fn(&mut MetaBatch, &ObjectVersion),
+                         report: &mut RewrapReport|
+         -> EngineResult<()> {
+            report.scanned += 1;
+            if let Some(new) = rewrap(bucket_id, key, v)? {
+                let mut batch = meta.batch();
+                batch.guard(guard);
+                put(&mut batch, &new);
+                write(batch, report)?;
+            }
+            Ok(())
+        };
         let mut after: Option<Vec<u8>> = None;
-        loop {
-            let rows = meta.page_guarded::<Objects>(KeyRange::after(after.as_deref()), PAGE)?;
-            let Some(((b, k), _, _)) = rows.last() else {
-                break;
-            };
-            after = Some(Objects::key((*b, k)));
-            for ((bucket_id, key), v, guard) in rows {
-                report.scanned += 1;
-                if let Some(new) = rewrap(bucket_id, &key, &v)? {
-                    let mut batch = meta.batch();
-                    batch.guard(guard);
-                    batch.put::<Objects>((bucket_id, &key), &new);
-                    write(batch, &mut report)?;
-                }
+        while let Some(rows) =
+            next_page::<Objects>(meta, &mut after, |(b, k)| Objects::key((*b, k)))?
+        {
+            for ((b, k), v, guard) in rows {
+                visit(
+                    b,
+                    &k,
+                    &v,
+                    guard,
+                    &|batch, new| batch.put::<Objects>((b, &k), new),
+                    &mut report,
+                )?;
             }
         }
         let mut after: Option<Vec<u8>> = None;
-        loop {
-            let rows = meta.page_guarded::<Versions>(KeyRange::after(after.as_deref()), PAGE)?;
-            let Some(((b, k, s), _, _)) = rows.last() else {
-                break;
-            };
-            after = Some(Versions::key((*b, k, *s)));
-            for ((bucket_id, key, seq), v, guard) in rows {
-                report.scanned += 1;
-                if let Some(new) = rewrap(bucket_id, &key, &v)? {
-                    let mut batch = meta.batch();
-                    batch.guard(guard);
-                    batch.put::<Versions>((bucket_id, &key, seq), &new);
-                    write(batch, &mut report)?;
-                }
+        while let Some(rows) =
+            next_page::<Versions>(meta, &mut after, |(b, k, s)| Versions::key((*b, k, *s)))?
+        {
+            for ((b, k, seq), v, guard) in rows {
+                visit(
+                    b,
+                    &k,
+                    &v,
+                    guard,
+                    &|batch, new| batch.put::<Versions>((b, &k, seq), new),
+                    &mut report,
+                )?;
             }
         }
         Ok(report)
     }
+}
+
+/// The next page of `T` after `after` (advanced to its last key), or
+/// `None` once the table is walked.
+fn next_page<T: Table>(
+    meta: &MetaStore,
+    after: &mut Option<Vec<u8>>,
+    stored_key: impl Fn(&T::KeyOwned) -> Vec<u8>,
+) -> EngineResult<Option<Vec<GuardedRow<T>>>> {
+    let rows = meta.page_guarded::<T>(KeyRange::after(after.as_deref()), PAGE)?;
+    let Some((last, _, _)) = rows.last() else {
+        return Ok(None);
+    };
+    *after = Some(stored_key(last));
+    Ok(Some(rows))
 }
 
 #[cfg(test)]
