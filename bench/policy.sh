@@ -6,7 +6,8 @@
 # The policy is evaluated in full for every GET: 19 Allow statements whose
 # principals, actions or conditions do not match the signing key, and one
 # Deny whose condition does not hold over plain HTTP.
-# Env: CAIRN (release binary), S3B (s3bench), ROUNDS (3). Needs aws CLI.
+# Env: CAIRN (release binary), S3B (s3bench), ROUNDS (3), SECS (10 per run).
+# Needs aws CLI.
 set -u
 CAIRN=${CAIRN:-target/release/cairn}
 S3B=${S3B:-$HOME/.cache/s3bench-target/release/s3bench}
@@ -34,23 +35,25 @@ st.append({"Sid": "TlsOnlyWrites", "Effect": "Deny", "Principal": "*", "Action":
            "Condition": {"Bool": {"aws:SecureTransport": "true"}, "StringEquals": {"s3:x-amz-acl": "public-read"}}})
 print(json.dumps({"Version": "2012-10-17", "Statement": st}))
 PY
-run() { $B -d 10s -c 16 --server-pid $PID get --json $D/$1.json > /dev/null
-  python3 -c "import json;d=[json.loads(l) for l in open('$D/$1.json')][-1];print(round(d['ops_s']))"; }
-none=(); with=()
+# Prints "ops/s server-µs-per-GET" of one run.
+run() { $B -d ${SECS:-10}s -c 16 --server-pid $PID get --json $D/$1.json > /dev/null
+  python3 -c "import json;d=[json.loads(l) for l in open('$D/$1.json')][-1];print(round(d['ops_s']), round(d['server_cpu_s']/d['ops']*1e6, 1))"; }
+none=(); with=(); none_cpu=(); with_cpu=(); ratio=()
 # The order alternates (a run right after a policy change, or second in
 # a round, must not decide the comparison).
 for r in $(seq 1 $ROUNDS); do
   for which in $([ $((r % 2)) = 1 ] && echo "none with" || echo "with none"); do
     if [ $which = none ]; then
       aws --endpoint-url $E s3api delete-bucket-policy --bucket pol
-      n=$(run none$r); none+=($n)
+      read -r n nc < <(run none$r); none+=($n); none_cpu+=($nc)
     else
       aws --endpoint-url $E s3api put-bucket-policy --bucket pol --policy file://$D/policy.json
-      w=$(run with$r); with+=($w)
+      read -r w wc < <(run with$r); with+=($w); with_cpu+=($wc)
     fi
   done
-  echo "round $r: GET 4 KiB ops/s without policy $n, with 20-statement policy $w"
+  ratio+=($(python3 -c "print(round(($w / $n - 1) * 100, 1))"))
+  echo "round $r: GET 4 KiB ops/s without policy $n ($nc µs server CPU per GET), with 20-statement policy $w ($wc µs)"
 done
-med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
-echo "median without $(med "${none[@]}"), with $(med "${with[@]}")"
+med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+echo "median without $(med "${none[@]}") ops/s ($(med "${none_cpu[@]}") µs/GET), with $(med "${with[@]}") ops/s ($(med "${with_cpu[@]}") µs/GET); median of the rounds' changes $(med "${ratio[@]}") %"
 kill $PID; wait $PID 2>/dev/null

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 
-use crate::Context;
+use crate::ConditionValues;
 use crate::glob::{Budget, Pattern};
 
 /// The comparison an operator makes.
@@ -223,8 +223,8 @@ fn in_cidr(ip: IpAddr, net: IpAddr, len: u8) -> bool {
 impl Condition {
     /// Whether the condition holds for the request's `context`, drawing on
     /// `budget` (the caller checks it: a spent budget decides nothing).
-    pub(crate) fn holds(&self, context: &Context, budget: &Budget) -> bool {
-        let present = context.get_normalized(&self.key);
+    pub(crate) fn holds(&self, context: &dyn ConditionValues, budget: &Budget) -> bool {
+        let present = context.values(&self.key);
         if self.compare == Compare::Null {
             // "true": the key is absent; "false": it is present.
             let absent = present.is_none_or(<[String]>::is_empty);
@@ -234,9 +234,7 @@ impl Condition {
                 .any(|v| matches!(v, Value::Flag(want) if *want == absent));
         }
         let var = |name: &str| -> Option<String> {
-            context
-                .get_normalized(name)
-                .and_then(|v| v.first().cloned())
+            context.values(name).and_then(|v| v.first().cloned())
         };
         let one = |text: &str| {
             self.values

@@ -225,7 +225,69 @@ pub struct Request<'a> {
     pub action: &'a str,
     /// `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`.
     pub resource: &'a str,
-    pub context: &'a Context,
+    /// The request's condition key values: a [`Context`] filled in advance,
+    /// or a [`LazyContext`] that computes a key the first time a condition
+    /// reads it.
+    pub context: &'a dyn ConditionValues,
+}
+
+/// Where an evaluation finds the values of the condition keys (and policy
+/// variables) a request offers.
+pub trait ConditionValues: std::fmt::Debug {
+    /// The values of `key`, normalised ([`Policy::condition_keys`]' form);
+    /// `None` when the request has none.
+    fn values(&self, key: &str) -> Option<&[String]>;
+}
+
+impl ConditionValues for Context {
+    fn values(&self, key: &str) -> Option<&[String]> {
+        self.get_normalized(key)
+    }
+}
+
+/// The condition values of one request against one policy, each computed
+/// by `compute` the first time a condition or variable reads it (at most
+/// once): a request pays only for the keys of the statements that reach
+/// their conditions, not for every key the policy names.
+pub struct LazyContext<'p, F> {
+    /// The policy's keys ([`Policy::condition_keys`]: sorted, once each).
+    keys: &'p [String],
+    computed: Vec<std::cell::OnceCell<Option<Vec<String>>>>,
+    compute: F,
+}
+
+impl<'p, F: Fn(&str) -> Option<Vec<String>>> LazyContext<'p, F> {
+    /// `compute(key)` gives a normalised key's values (`None`: absent).
+    pub fn new(policy: &'p Policy, compute: F) -> Self {
+        let keys = policy.condition_keys();
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]), "sorted, once each");
+        LazyContext {
+            keys,
+            computed: (0..keys.len())
+                .map(|_| std::cell::OnceCell::new())
+                .collect(),
+            compute,
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<Vec<String>>> ConditionValues for LazyContext<'_, F> {
+    fn values(&self, key: &str) -> Option<&[String]> {
+        // A policy reads only its own keys; any other is absent.
+        let i = self.keys.binary_search_by(|k| k.as_str().cmp(key)).ok()?;
+        self.computed[i]
+            .get_or_init(|| (self.compute)(key))
+            .as_deref()
+    }
+}
+
+impl<F> std::fmt::Debug for LazyContext<'_, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let computed = self.keys.iter().zip(&self.computed);
+        f.debug_map()
+            .entries(computed.filter_map(|(k, v)| v.get().map(|v| (k, v))))
+            .finish()
+    }
 }
 
 /// The condition key values of one request. Keys compare
@@ -362,6 +424,10 @@ struct Statement {
     not_action: bool,
     /// Lowercased.
     actions: Vec<Pattern>,
+    /// Which of [`S3_ACTIONS`] (bit i: `S3_ACTIONS[i]`) `actions` match,
+    /// computed once at parse: a request for a known action is one bit
+    /// test, not a pattern match per `Action` entry.
+    action_bits: ActionBits,
     not_resource: bool,
     resources: Vec<Pattern>,
     conditions: Vec<Condition>,
@@ -610,11 +676,12 @@ impl Policy {
             exhausted: budget.exhausted(),
         };
         let mut allowed = false;
+        let action = action_index(request.action);
         for s in &self.statements {
             if allowed && s.allow {
                 continue;
             }
-            let applies = s.applies(request, &self.binding, &budget);
+            let applies = s.applies(request, action, &self.binding, &budget);
             // A statement judged on a spent budget decided nothing: refuse.
             if budget.exhausted() {
                 return done(Decision::Deny);
@@ -728,23 +795,58 @@ fn restricts_caller(c: &Condition) -> bool {
     })
 }
 
+/// A set of [`S3_ACTIONS`], one bit each.
+type ActionBits = u128;
+const _: () = assert!(S3_ACTIONS.len() <= ActionBits::BITS as usize);
+
+/// The bits of the known actions any of `patterns` matches.
+fn action_bits(patterns: &[Pattern]) -> ActionBits {
+    let mut bits = 0;
+    for (i, name) in S3_ACTIONS.iter().enumerate() {
+        if patterns.iter().any(|p| p.matches(name, true, &|_| None)) {
+            bits |= 1 << i;
+        }
+    }
+    bits
+}
+
+/// The index of `action` in [`S3_ACTIONS`] (sorted; names compared
+/// case-insensitively, as IAM compares actions).
+fn action_index(action: &str) -> Option<usize> {
+    S3_ACTIONS.binary_search(&action).ok().or_else(|| {
+        S3_ACTIONS
+            .iter()
+            .position(|a| a.eq_ignore_ascii_case(action))
+    })
+}
+
 impl Statement {
-    fn applies(&self, r: &Request<'_>, binding: &Binding, budget: &Budget) -> bool {
+    /// Whether the statement covers the request. `action` is the request's
+    /// action's index in [`S3_ACTIONS`] (`None`: not a known action, matched
+    /// against the patterns).
+    fn applies(
+        &self,
+        r: &Request<'_>,
+        action: Option<usize>,
+        binding: &Binding,
+        budget: &Budget,
+    ) -> bool {
         let who = self.principals.contains(r.principal, binding) != self.not_principal;
         if !who {
             return false;
         }
-        let action = self
-            .actions
-            .iter()
-            .any(|p| p.matches_within(r.action, true, &|_| None, budget));
+        let action = match action {
+            Some(i) => self.action_bits & (1 << i) != 0,
+            None => self
+                .actions
+                .iter()
+                .any(|p| p.matches_within(r.action, true, &|_| None, budget)),
+        };
         if action == self.not_action {
             return false;
         }
         let var = |name: &str| -> Option<String> {
-            r.context
-                .get_normalized(name)
-                .and_then(|v| v.first().cloned())
+            r.context.values(name).and_then(|v| v.first().cloned())
         };
         let resource = self
             .resources
@@ -839,6 +941,7 @@ fn statement(raw: RawStatement, bucket: &str, variables: bool) -> Result<Stateme
         not_principal,
         principals,
         not_action,
+        action_bits: action_bits(&actions),
         actions,
         not_resource,
         resources,

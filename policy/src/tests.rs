@@ -997,3 +997,113 @@ fn print_evaluation_cost() {
         cost.steps
     );
 }
+
+/// The precomputed action bits decide exactly as matching each `Action`
+/// pattern against the request's action would, for every known action in
+/// any letter case, and unknown actions still go through the patterns.
+#[test]
+fn action_bits_decide_as_the_patterns_do() {
+    assert!(
+        S3_ACTIONS.windows(2).all(|w| w[0] < w[1]),
+        "S3_ACTIONS sorted"
+    );
+    let patterns = [
+        "*",
+        "s3:*",
+        "s3:Get*",
+        "s3:*Object",
+        "s3:?etObject",
+        "S3:GETOBJECT",
+        "s3:list*",
+        "s3:*Tagging*",
+        "s3:PutObject",
+    ];
+    let budget = Budget::new(EVALUATION_STEPS_MAX);
+    for pattern in patterns {
+        for not_action in [false, true] {
+            let element = if not_action { "NotAction" } else { "Action" };
+            let p = parse(&format!(
+                r#"{{"Effect":"Allow","Principal":"*","{element}":"{pattern}","Resource":"arn:aws:s3:::{B}/*"}}"#
+            ));
+            let s = &p.statements[0];
+            let context = Context::new();
+            let mut names: Vec<String> = S3_ACTIONS.iter().map(|a| a.to_string()).collect();
+            names.extend(S3_ACTIONS.iter().map(|a| a.to_ascii_lowercase()));
+            names.extend(S3_ACTIONS.iter().map(|a| a.to_ascii_uppercase()));
+            for name in names
+                .iter()
+                .map(String::as_str)
+                .chain(["s3:GetNewThing", "s3:*"])
+            {
+                let request = Request {
+                    principal: Principal::Anonymous,
+                    action: name,
+                    resource: "arn:aws:s3:::amzn-s3-demo-bucket/k",
+                    context: &context,
+                };
+                let by_patterns = s.applies(&request, None, &p.binding, &budget);
+                let by_bits = s.applies(&request, action_index(name), &p.binding, &budget);
+                assert_eq!(by_bits, by_patterns, "{element} {pattern} against {name}");
+            }
+        }
+    }
+    assert_eq!(action_index("s3:GetObject"), action_index("S3:getobject"));
+    assert_eq!(action_index("s3:GetNewThing"), None);
+}
+
+/// A lazy context computes a key only when a statement that reaches its
+/// conditions reads it, once however often it is read, and decides as a
+/// context filled in advance does.
+#[test]
+fn a_lazy_context_computes_only_the_keys_reached_and_each_once() {
+    let p = parse(&format!(
+        r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{B}/team/*","Condition":{{"IpAddress":{{"aws:SourceIp":"10.0.0.0/8"}}}}}},
+           {{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::{B}/*","Condition":{{"Bool":{{"aws:SecureTransport":"false"}},"StringLike":{{"aws:UserAgent":"*bot*"}}}}}},
+           {{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::{B}/*","Condition":{{"Bool":{{"aws:SecureTransport":"false"}}}}}}"#
+    ));
+    let asked = std::cell::RefCell::new(Vec::<String>::new());
+    let compute = |key: &str| {
+        asked.borrow_mut().push(key.to_owned());
+        match key {
+            "aws:securetransport" => Some(vec!["false".to_owned()]),
+            "aws:sourceip" => Some(vec!["10.1.2.3".to_owned()]),
+            _ => None,
+        }
+    };
+    let decide = |resource: &str, context: &dyn ConditionValues| {
+        p.evaluate(&Request {
+            principal: Principal::Anonymous,
+            action: "s3:GetObject",
+            resource,
+            context,
+        })
+    };
+    let lazy = LazyContext::new(&p, compute);
+    let other = format!("arn:aws:s3:::{B}/other/k");
+    assert_eq!(decide(&other, &lazy), Decision::Allow);
+    // The first statement's resource does not match: its address is never
+    // computed; the user agent is absent, so the Deny does not apply.
+    assert_eq!(
+        *asked.borrow(),
+        ["aws:securetransport", "aws:useragent"],
+        "each key once, in the order reached"
+    );
+    // The same decisions as an eager context, for both resources.
+    let mut eager = Context::new();
+    eager.set("aws:SecureTransport", "false");
+    eager.set("aws:SourceIp", "10.1.2.3");
+    let team = format!("arn:aws:s3:::{B}/team/k");
+    for resource in [&other, &team] {
+        let lazy = LazyContext::new(&p, compute);
+        assert_eq!(
+            decide(resource, &lazy),
+            decide(resource, &eager),
+            "{resource}"
+        );
+    }
+    // A key the policy does not read is absent, and never computed.
+    asked.borrow_mut().clear();
+    let lazy = LazyContext::new(&p, compute);
+    assert_eq!(lazy.values("aws:referer"), None);
+    assert!(asked.borrow().is_empty());
+}

@@ -43,7 +43,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use cairn_policy::{
-    Context, Decision, EVALUATION_STEPS_MAX, Policy, PolicyError, Principal,
+    Decision, EVALUATION_STEPS_MAX, LazyContext, Policy, PolicyError, Principal,
     Request as PolicyRequest,
 };
 use cairn_storage_engine::{BucketDocument, Engine, EngineError, ObjectVersion, VersionRef};
@@ -492,7 +492,8 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         // policy refuses them (fail closed) instead of deciding blind.
         StoredPolicy::Parsed(policy) if judged_blind(req.op, policy) => Decision::Deny,
         StoredPolicy::Parsed(policy) => {
-            let context = condition_context(svc, req, policy, bucket)?;
+            let values = RequestValues::new(svc, req, bucket);
+            let context = LazyContext::new(policy, |key| values.compute(key));
             let resource = resource_arn(bucket, req.key.filter(|_| req.op.addresses_object()));
             let evaluation = policy.evaluate_within(
                 &PolicyRequest {
@@ -503,6 +504,11 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
                 },
                 EVALUATION_STEPS_MAX,
             );
+            // A value the evaluation needed and could not have refuses the
+            // request, whatever was decided without it.
+            if let Some(failure) = values.take_failure() {
+                return Err(failure);
+            }
             if evaluation.exhausted {
                 // Refused (the decision is Deny): the request's values
                 // made the policy's wildcards too costly.
@@ -767,81 +773,115 @@ fn tags_of(read: Result<ObjectVersion, EngineError>) -> S3Result<Vec<(String, St
     }
 }
 
-/// The condition keys this request offers, computed for exactly the keys
-/// the policy reads: a policy about source addresses costs an address, not
-/// a clock, a date format and twenty header lookups. Built only for
-/// buckets with a policy. An object's tags are read once, and only for a
-/// key that needs them; failing to read them refuses the request.
-fn condition_context(
-    svc: &ServiceInner,
-    req: &AccessRequest<'_>,
-    policy: &Policy,
-    bucket: &str,
-) -> S3Result<Context> {
-    let mut c = Context::new();
-    let mut existing: Option<Vec<(String, String)>> = None;
-    let mut requested: Option<Vec<(String, String)>> = None;
-    for key in policy.condition_keys() {
-        let (tags, tag) = match key_source(key, req) {
-            KeySource::Value(Some(v)) => {
-                c.set(key, v);
-                continue;
+/// The condition values this request offers a policy, each computed the
+/// first time the evaluation reads it (`LazyContext`): a policy about
+/// source addresses costs an address, not a clock, a date format and
+/// twenty header lookups, and a statement whose action or resource does
+/// not match costs none of its conditions' keys. Built only for buckets
+/// with a policy. An object's tags are read once, and only for a key that
+/// needs them. A value that cannot be computed (tags that cannot be read,
+/// a key without a source) is kept as the request's failure: the request
+/// is refused with it whatever the policy decided.
+struct RequestValues<'r, 'a> {
+    svc: &'r ServiceInner,
+    req: &'r AccessRequest<'a>,
+    bucket: &'r str,
+    existing_tags: std::cell::OnceCell<Vec<(String, String)>>,
+    requested_tags: std::cell::OnceCell<Vec<(String, String)>>,
+    failure: std::cell::RefCell<Option<S3Error>>,
+}
+
+impl<'r, 'a> RequestValues<'r, 'a> {
+    fn new(svc: &'r ServiceInner, req: &'r AccessRequest<'a>, bucket: &'r str) -> Self {
+        RequestValues {
+            svc,
+            req,
+            bucket,
+            existing_tags: Default::default(),
+            requested_tags: Default::default(),
+            failure: Default::default(),
+        }
+    }
+
+    /// The values of one normalised key (`None`: absent, or failed — see
+    /// [`RequestValues::take_failure`]).
+    fn compute(&self, key: &str) -> Option<Vec<String>> {
+        match self.try_compute(key) {
+            Ok(values) => values,
+            Err(e) => {
+                self.failure.borrow_mut().get_or_insert(e);
+                None
             }
-            KeySource::Value(None) | KeySource::KmsKeyArn(None) => continue,
+        }
+    }
+
+    /// The first failure of [`RequestValues::compute`], if any.
+    fn take_failure(&self) -> Option<S3Error> {
+        self.failure.borrow_mut().take()
+    }
+
+    fn try_compute(&self, key: &str) -> S3Result<Option<Vec<String>>> {
+        let (svc, req, bucket) = (self.svc, self.req, self.bucket);
+        let (tags, tag) = match key_source(key, req) {
+            KeySource::Value(v) => return Ok(v.map(|v| vec![v])),
+            KeySource::KmsKeyArn(None) => return Ok(None),
             KeySource::KmsKeyArn(Some(reference)) => {
                 // A reference that names no key stays as sent (the write
                 // then fails: nothing is encrypted under it).
                 let arn = crate::sse_kms::canonical_arn(svc, &reference)?.unwrap_or(reference);
-                c.set(key, arn);
-                continue;
+                return Ok(Some(vec![arn]));
             }
             KeySource::Unsupported => {
                 tracing::error!(bucket, key = %key, "a bucket policy reads a condition key this server has no value for; request refused");
                 return Err(S3Error::new(S3ErrorCode::AccessDenied));
             }
             KeySource::ExistingTag(tag) => {
-                if existing.is_none() {
-                    let read = match req.key.filter(|_| req.op.addresses_object()) {
-                        Some(k) => tags_of(svc.engine.head_version(bucket, k, req.version))?,
-                        None => Vec::new(),
-                    };
-                    existing = Some(read);
-                }
-                (existing.as_deref().unwrap_or_default(), Some(tag))
+                let tags = once_or_try(&self.existing_tags, || {
+                    match req.key.filter(|_| req.op.addresses_object()) {
+                        Some(k) => tags_of(svc.engine.head_version(bucket, k, req.version)),
+                        None => Ok(Vec::new()),
+                    }
+                })?;
+                (tags, Some(tag))
             }
             source @ (KeySource::RequestTag(_) | KeySource::RequestTagKeys) => {
-                if requested.is_none() {
-                    let tags = match request_tag_source(req) {
-                        TagSource::Given(tags) => tags,
-                        TagSource::Copied(src) => tags_of(svc.engine.head_version(
-                            &src.bucket,
-                            &src.key,
-                            src.version.as_ref(),
-                        ))?,
-                    };
-                    requested = Some(tags);
-                }
+                let tags = once_or_try(&self.requested_tags, || match request_tag_source(req) {
+                    TagSource::Given(tags) => Ok(tags),
+                    TagSource::Copied(src) => tags_of(svc.engine.head_version(
+                        &src.bucket,
+                        &src.key,
+                        src.version.as_ref(),
+                    )),
+                })?;
                 let tag = match source {
                     KeySource::RequestTag(tag) => Some(tag),
                     _ => None,
                 };
-                (requested.as_deref().unwrap_or_default(), tag)
+                (tags, tag)
             }
         };
-        match tag {
-            Some(tag) => {
-                if let Some((_, v)) = tags.iter().find(|(k, _)| k == tag) {
-                    c.set(key, v.clone());
-                }
-            }
-            None => {
-                for (k, _) in tags {
-                    c.add(key, k.clone());
-                }
-            }
-        }
+        Ok(match tag {
+            Some(tag) => tags
+                .iter()
+                .find(|(k, _)| k == tag)
+                .map(|(_, v)| vec![v.clone()]),
+            // The tag keys; absent when there are none.
+            None => Some(tags.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())
+                .filter(|keys| !keys.is_empty()),
+        })
     }
-    Ok(c)
+}
+
+/// The value in `cell`, or `init`'s, kept there when it succeeds.
+fn once_or_try<T>(
+    cell: &std::cell::OnceCell<T>,
+    init: impl FnOnce() -> S3Result<T>,
+) -> S3Result<&T> {
+    if let Some(v) = cell.get() {
+        return Ok(v);
+    }
+    let v = init()?;
+    Ok(cell.get_or_init(|| v))
 }
 
 /// `2026-12-05T08:00:00Z`.
@@ -1153,7 +1193,7 @@ mod tests {
                 principal: Principal::User { id, name: "alice" },
                 action: "s3:GetObject",
                 resource: "arn:aws:s3:::b/x",
-                context: &Context::new(),
+                context: &cairn_policy::Context::new(),
             })
         };
         let bound = record.policy("b").unwrap();
