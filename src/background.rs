@@ -1,6 +1,7 @@
 //! Background maintenance of a running server: periodic garbage collection
-//! and scrubbing (the same work `cairn admin gc|scrub` starts by hand), and
-//! lifecycle passes.
+//! and scrubbing (the same work `cairn admin gc|scrub` starts by hand),
+//! lifecycle passes, and sealing metadata an older version left in
+//! plaintext (once).
 
 use cairn_storage_engine::{Engine, GcOptions, LifecyclePassOptions, ScrubOptions};
 use tokio::sync::watch;
@@ -40,6 +41,34 @@ pub fn spawn(
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
+    {
+        // Metadata an older version stored in plaintext is sealed once,
+        // soon after start, where scrubs run (a cluster's leader; its
+        // writes reach every node); retried until a pass completes.
+        let (engine, mut stop, runs) = (engine.clone(), stop.clone(), runs.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut next = std::time::Duration::from_secs(1);
+            while wait(next, &mut stop).await {
+                next = std::time::Duration::from_secs(60);
+                if !runs() {
+                    continue;
+                }
+                let stopping = stop.clone();
+                let runs = runs.clone();
+                let keep_going = move || !*stopping.borrow() && runs();
+                match engine.seal_plaintext_metadata(keep_going).await {
+                    Ok(report) if report.complete => {
+                        if report.sealed > 0 {
+                            tracing::info!(?report, "metadata stored in plaintext by an older version is now sealed");
+                        }
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "sealing plaintext metadata failed; retrying in a minute"),
+                }
+            }
+        }));
+    }
     if let Some(period) = m.gc_interval {
         let (engine, mut stop) = (engine.clone(), stop.clone());
         let opts = gc_options(&m);

@@ -42,6 +42,7 @@ mod lifecycle_pass;
 mod list;
 mod meta;
 mod meta_command;
+mod metadata_seal;
 mod metrics;
 mod multipart;
 mod object_lock;
@@ -102,6 +103,7 @@ pub use meta::{
     Versions,
 };
 pub use meta_command::{MetaCf, MetaCommand, MetaGuard, MetaOp};
+pub use metadata_seal::MetadataSealReport;
 pub use metrics::EngineMetrics;
 pub use multipart::{CompletedPart, NewPart, PART_NUMBER_MAX, PART_SIZE_MIN_BYTES, PartsPage};
 pub use object_ops::DeleteOutcome;

@@ -75,6 +75,9 @@ pub struct EngineMetrics {
     /// SSE-KMS data keys re-wrapped under their key's newest material after
     /// a rotation (`kms_rewrap.rs`).
     pub kms_data_keys_rewrapped: IntCounter,
+    /// Metadata records an older version stored in plaintext, stored again
+    /// sealed (`metadata_seal.rs`).
+    pub metadata_records_sealed: IntCounter,
     /// Segment files rewritten (live shards moved) and deleted.
     pub gc_segments_compacted: IntCounter,
     /// Bytes of segment files given back to the filesystem.
@@ -281,6 +284,11 @@ impl EngineMetrics {
                 registry,
                 "cairn_kms_data_keys_rewrapped_total",
                 "SSE-KMS data keys re-wrapped under their key's newest material after a rotation",
+            )?,
+            metadata_records_sealed: counter(
+                registry,
+                "cairn_metadata_records_sealed_total",
+                "Metadata records an older version stored in plaintext, stored again sealed",
             )?,
             meta_conflicts: counter(
                 registry,

@@ -28,6 +28,16 @@ impl Engine {
     ) -> EngineResult<Engine> {
         config.validate()?;
         let metrics = EngineMetrics::register(registry)?;
+        let drives = Self::local_drives(&config, &metrics)?;
+        Self::open_with_stores(config, root, metrics, drives)
+    }
+
+    /// The configured local drives, opened (up to `parity_shards` missing
+    /// ones stand in as unavailable).
+    pub(crate) fn local_drives(
+        config: &EngineConfig,
+        metrics: &EngineMetrics,
+    ) -> EngineResult<Vec<Arc<dyn ShardStore>>> {
         let mut drives: Vec<Arc<dyn ShardStore>> = Vec::with_capacity(config.drive_dirs.len());
         let mut unavailable = 0;
         for (i, dir) in config.drive_dirs.iter().enumerate() {
@@ -47,7 +57,7 @@ impl Engine {
             };
             drives.push(Arc::new(drive));
         }
-        Self::open_with_stores(config, root, metrics, drives)
+        Ok(drives)
     }
 
     /// Opens the engine on the given shard stores (one per configured drive,

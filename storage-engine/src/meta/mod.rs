@@ -57,6 +57,7 @@ mod table;
 mod tables;
 mod totals;
 
+pub use sealing::SEALED_CFS;
 use sealing::{RecordSealer, is_sealed_cf};
 pub use table::{KeyRange, MergeTable, Table};
 pub use tables::{

@@ -122,3 +122,90 @@ pub fn plain<'a>(
         ))),
     }
 }
+
+/// The column families whose values are sealed, in the order a sealing
+/// pass walks them.
+pub const SEALED_CFS: [MetaCf; 5] = [
+    MetaCf::Buckets,
+    MetaCf::Objects,
+    MetaCf::Versions,
+    MetaCf::Uploads,
+    MetaCf::Parts,
+];
+
+/// One page of a walk over a sealed column family's stored values.
+#[derive(Debug, Default)]
+pub struct PlaintextPage {
+    /// Rows still stored in plaintext (written before sealing existed):
+    /// raw key and stored value.
+    pub rows: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Rows looked at, sealed ones included.
+    pub scanned: usize,
+    /// The last key looked at: the next page starts after it (`None`: the
+    /// column family is walked).
+    pub last: Option<Vec<u8>>,
+}
+
+impl super::MetaStore {
+    /// Rewrites every file of `cf` (RocksDB flushes its memtable first):
+    /// values overwritten since they were stored leave the files. The
+    /// bottommost level is rewritten too — by default RocksDB may just
+    /// move files there, keeping what they hold.
+    pub fn compact_cf(&self, cf: MetaCf) -> EngineResult<()> {
+        let handle = self.cf(cf.name())?;
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        self.db
+            .compact_range_cf_opt(&handle, None::<&[u8]>, None::<&[u8]>, &opts);
+        Ok(())
+    }
+
+    /// Whether this store seals values (opened with a data root key).
+    pub fn seals(&self) -> bool {
+        self.sealer.is_some()
+    }
+
+    /// The plaintext rows among the next `limit` rows of `cf` after `after`
+    /// (exclusive; from the first for `None`). Empty values (absent rows of
+    /// some tables) are not records and are skipped.
+    pub fn plaintext_page(
+        &self,
+        cf: MetaCf,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> EngineResult<PlaintextPage> {
+        debug_assert!(is_sealed_cf(cf));
+        let mut page = PlaintextPage::default();
+        self.walk(cf, super::KeyRange::after(after), |k, v| {
+            page.scanned += 1;
+            if !v.is_empty() && !is_sealed_value(v) {
+                page.rows.push((k.to_vec(), v.to_vec()));
+            }
+            if page.scanned < limit {
+                return Ok(true);
+            }
+            // A full page: the next one starts after this row. (Fewer
+            // rows than `limit`: the walk reached the end.)
+            page.last = Some(k.to_vec());
+            Ok(false)
+        })?;
+        Ok(page)
+    }
+}
+
+impl super::MetaBatch {
+    /// Stores the plaintext value `stored` of row `key` of `cf` again,
+    /// sealed, if the row still holds exactly `stored` when applied (the
+    /// same record: nothing it says changes, the totals neither). Without
+    /// a sealer the batch would store it in plaintext again: callers check
+    /// [`super::MetaStore::seals`] first.
+    pub fn seal_stored(&mut self, cf: MetaCf, key: &[u8], stored: &[u8]) {
+        debug_assert!(is_sealed_cf(cf) && !is_sealed_value(stored));
+        self.guard(crate::meta_command::MetaGuard::value_is(
+            cf,
+            key,
+            Some(stored),
+        ));
+        self.push_put(cf, key.to_vec(), stored.to_vec());
+    }
+}
