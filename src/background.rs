@@ -42,29 +42,42 @@ pub fn spawn(
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
     {
-        // Metadata an older version stored in plaintext is sealed once,
-        // soon after start, where scrubs run (a cluster's leader; its
-        // writes reach every node); retried until a pass completes.
+        // Once, soon after start, where scrubs run (a cluster's leader; its
+        // writes reach every node), retried until done: metadata an older
+        // version stored in plaintext is sealed, and KMS re-wrap passes a
+        // restart cut short are run again.
         let (engine, mut stop, runs) = (engine.clone(), stop.clone(), runs.clone());
         tasks.push(tokio::spawn(async move {
             let mut next = std::time::Duration::from_secs(1);
             while wait(next, &mut stop).await {
                 next = std::time::Duration::from_secs(60);
-                if !runs() {
-                    continue;
-                }
+                // Every node checks its own store (and compacts it once
+                // nothing is left); only the leader rewrites.
+                let leads = runs();
                 let stopping = stop.clone();
                 let runs = runs.clone();
-                let keep_going = move || !*stopping.borrow() && runs();
-                match engine.seal_plaintext_metadata(keep_going).await {
+                let keep_going = move || !*stopping.borrow() && (!leads || runs());
+                match engine.seal_plaintext_metadata(leads, keep_going.clone()).await {
                     Ok(report) if report.complete => {
                         if report.sealed > 0 {
                             tracing::info!(?report, "metadata stored in plaintext by an older version is now sealed");
                         }
-                        return;
                     }
+                    Ok(_) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "sealing plaintext metadata failed; retrying in a minute");
+                        continue;
+                    }
+                }
+                // KMS re-wrap passes a restart cut short (or that never ran):
+                // where maintenance runs.
+                if !leads {
+                    return;
+                }
+                match engine.resume_kms_rewraps(&keep_going).await {
+                    Ok(_) if keep_going() => return,
                     Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "sealing plaintext metadata failed; retrying in a minute"),
+                    Err(e) => tracing::error!(error = %e, "resuming KMS key re-wraps failed; retrying in a minute"),
                 }
             }
         }));

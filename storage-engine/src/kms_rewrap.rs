@@ -12,6 +12,13 @@
 //! version). Uploads in progress keep their version (their parts are under
 //! the same data key; they complete under it).
 //!
+//! A pass that found nothing left behind (no record skipped) records on
+//! this node the version it brought the key to (`local`
+//! `kms-rewrapped/<id>`); [`Engine::resume_kms_rewraps`], run soon after
+//! start, runs the pass again for every key rotated past its record — a
+//! pass cut short by a restart or a crash is finished then, not at the
+//! next rotation.
+//!
 //! Never: rewrap under anything but the key's newest material, or write a
 //! record it did not read in the same pass.
 
@@ -36,7 +43,41 @@ pub struct RewrapReport {
     pub skipped: u64,
 }
 
+/// The node-local record of the version a complete pass brought key `id`
+/// to (u32 BE).
+fn done_name(id: &str) -> String {
+    format!("kms-rewrapped/{id}")
+}
+
 impl Engine {
+    /// Runs [`Engine::rewrap_kms_key`] for every key rotated since its last
+    /// complete pass on this node (keys never rotated have nothing to do),
+    /// while `keep_going()`. Returns how many passes ran.
+    pub async fn resume_kms_rewraps(&self, keep_going: impl Fn() -> bool) -> EngineResult<usize> {
+        let mut passes = 0;
+        for key in self.kms_keys()? {
+            if !keep_going() {
+                break;
+            }
+            if key.versions <= 1 || self.kms_rewrapped_through(&key.id)? >= key.versions {
+                continue;
+            }
+            let report = self.rewrap_kms_key(&key.id).await?;
+            tracing::info!(kms_key = %key.id, ?report, "KMS key re-wrap pass resumed after start");
+            passes += 1;
+        }
+        Ok(passes)
+    }
+
+    /// The version the last complete pass on this node brought key `id` to
+    /// (0: none).
+    fn kms_rewrapped_through(&self, id: &str) -> EngineResult<u32> {
+        Ok(match self.inner.meta.local(&done_name(id))? {
+            Some(v) => v.as_slice().try_into().map(u32::from_be_bytes).unwrap_or(0),
+            None => 0,
+        })
+    }
+
     /// Re-wraps under the newest material of key `id` every data key
     /// wrapped under an older version of it (see the module docs).
     pub async fn rewrap_kms_key(&self, id: &str) -> EngineResult<RewrapReport> {
@@ -113,6 +154,9 @@ impl Engine {
          -> EngineResult<()> {
             report.scanned += 1;
             if let Some(new) = rewrap(bucket_id, key, v)? {
+                // The writers' lock of this key: none of them reads the
+                // record and writes it back around this write.
+                let _key = self.inner.objects.lock_key_blocking(&(bucket_id, key));
                 let mut batch = meta.batch();
                 batch.guard(guard);
                 put(&mut batch, &new);
@@ -149,6 +193,9 @@ impl Engine {
                     &mut report,
                 )?;
             }
+        }
+        if report.skipped == 0 {
+            meta.set_local(&done_name(id), Some(&info.versions.to_be_bytes()))?;
         }
         Ok(report)
     }
@@ -261,5 +308,62 @@ mod tests {
         );
         assert_eq!(e.rewrap_kms_key(&key.id).await.unwrap().rewrapped, 0);
         e.check_stored_totals().unwrap();
+    }
+
+    /// A rotation whose pass never ran (the server stopped right after it)
+    /// is re-wrapped by the pass resumed after start; keys never rotated,
+    /// or whose last pass completed, are not walked again.
+    #[tokio::test]
+    async fn a_rotation_whose_pass_never_ran_is_rewrapped_after_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = open_with(small_chunk_config(dir.path()), 0x43);
+        e.create_bucket("b").await.unwrap();
+        let key = e.create_kms_key(None, "k").await.unwrap();
+        let _never_rotated = e.create_kms_key(None, "other").await.unwrap();
+        let (info, m) = e.kms_key_material(&key.id, None).unwrap();
+        let aad = super::wrap_aad(&key.id, info.versions, "b", "a", "");
+        let envelope = KmsEnvelope {
+            key_id: key.id.clone(),
+            key_version: info.versions,
+            wrapped_key: m.wrap(&DataKey::generate().unwrap(), &aad).unwrap(),
+            context: String::new(),
+            bucket_key_enabled: false,
+        };
+        let mut w = e.object_writer("b").unwrap();
+        w.write(Bytes::from_static(b"ciphertext")).await.unwrap();
+        let staged = w.finish().await.unwrap();
+        let metadata = ObjectMetadata {
+            sse_kms: Some(envelope),
+            ..Default::default()
+        };
+        e.commit_object("b", "a", staged, "etag".into(), metadata)
+            .await
+            .unwrap();
+        let version_of_a = |e: &crate::Engine| {
+            let id = e.inner.objects.bucket("b").unwrap().id;
+            let v = e.inner.meta.object(id, "a").unwrap().unwrap();
+            v.meta.sse_kms.unwrap().key_version
+        };
+        assert_eq!(
+            e.resume_kms_rewraps(|| true).await.unwrap(),
+            0,
+            "nothing rotated"
+        );
+
+        e.rotate_kms_key(&key.id).await.unwrap();
+        drop(e);
+        let e = open_with(small_chunk_config(dir.path()), 0x43);
+        assert_eq!(version_of_a(&e), 1);
+        assert_eq!(
+            e.resume_kms_rewraps(|| false).await.unwrap(),
+            0,
+            "told to stop"
+        );
+        assert_eq!(e.resume_kms_rewraps(|| true).await.unwrap(), 1);
+        assert_eq!(version_of_a(&e), 2);
+        assert_eq!(e.resume_kms_rewraps(|| true).await.unwrap(), 0, "done");
+        e.rotate_kms_key(&key.id).await.unwrap();
+        assert_eq!(e.resume_kms_rewraps(|| true).await.unwrap(), 1);
+        assert_eq!(version_of_a(&e), 3);
     }
 }

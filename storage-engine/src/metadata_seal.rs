@@ -6,20 +6,24 @@
 //!
 //! Owns that pass. Each plaintext record is stored again, sealed, with the
 //! same plaintext (`MetaBatch::seal_stored`), in its own batch guarded on
-//! the bytes it read: a concurrent write (which seals anyway) wins and the
-//! record is counted as skipped. Through a cluster's log the sealed bytes
-//! reach every node. After a pass that sealed anything, the column
-//! families it rewrote are compacted so the plaintext leaves RocksDB's
-//! files (old SSTs are deleted; the write-ahead log that held them is
-//! already gone once flushed). A complete pass is recorded node-locally
-//! (`metadata-sealed-v1`), so later starts do not walk the metadata again.
+//! the bytes it read and under the lock the row's writers take (on a
+//! single node a guard's check and the write are not one atomic step): a
+//! write that got there first wins and the record is counted as skipped.
+//! Through a cluster's log the sealed bytes reach every node; only the
+//! leader rewrites, every node checks that nothing is left in its own
+//! store. Once nothing is, every sealed column family is compacted with
+//! the bottommost level forced, so the plaintext leaves RocksDB's files
+//! (old SSTs are deleted; the write-ahead log that held them is gone once
+//! flushed), and the pass is recorded node-locally (`metadata-sealed-v1`):
+//! later starts do not walk the metadata again.
 //!
 //! Never: change what a record says (only its stored form), or write a
 //! record it did not read in this pass.
 
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
-use crate::meta::SEALED_CFS;
+use crate::meta::{Objects, Parts, SEALED_CFS, Table, Uploads, Versions};
+use crate::meta_command::MetaCf;
 
 /// Rows looked at per page.
 const PAGE: usize = 512;
@@ -45,18 +49,23 @@ pub struct MetadataSealReport {
 
 impl Engine {
     /// Seals every metadata record still stored in plaintext (see the
-    /// module docs), while `keep_going()`; nothing when an earlier pass on
-    /// this node completed or the store does not seal.
+    /// module docs), while `keep_going()`. With `rewrite` false (a cluster
+    /// node that is not the leader) nothing is written: the pass only looks
+    /// whether the leader's rewrites have all arrived, and if so compacts
+    /// this node's files and records it. Nothing to do when an earlier pass
+    /// on this node completed or the store does not seal.
     pub async fn seal_plaintext_metadata(
         &self,
+        rewrite: bool,
         keep_going: impl Fn() -> bool + Send + 'static,
     ) -> EngineResult<MetadataSealReport> {
         let this = self.clone();
-        blocking(move || this.seal_plaintext_blocking(&keep_going)).await
+        blocking(move || this.seal_plaintext_blocking(rewrite, &keep_going)).await
     }
 
     fn seal_plaintext_blocking(
         &self,
+        rewrite: bool,
         keep_going: &dyn Fn() -> bool,
     ) -> EngineResult<MetadataSealReport> {
         let meta = &self.inner.meta;
@@ -65,7 +74,7 @@ impl Engine {
             report.complete = true;
             return Ok(report);
         }
-        let mut rewritten = Vec::new();
+        let mut left = 0u64;
         for cf in SEALED_CFS {
             let mut after: Option<Vec<u8>> = None;
             loop {
@@ -75,15 +84,14 @@ impl Engine {
                 let page = meta.plaintext_page(cf, after.as_deref(), PAGE)?;
                 report.scanned += page.scanned as u64;
                 for (key, stored) in &page.rows {
-                    let mut batch = meta.batch();
-                    batch.seal_stored(cf, key, stored);
-                    match meta.write(batch) {
+                    if !rewrite {
+                        left += 1;
+                        continue;
+                    }
+                    match self.seal_row(cf, key, stored) {
                         Ok(()) => {
                             report.sealed += 1;
                             self.inner.metrics.metadata_records_sealed.inc();
-                            if rewritten.last() != Some(&cf) {
-                                rewritten.push(cf);
-                            }
                         }
                         Err(EngineError::GuardFailed(_)) => report.skipped += 1,
                         Err(e) => return Err(e),
@@ -95,12 +103,55 @@ impl Engine {
                 }
             }
         }
-        for cf in rewritten {
+        if left > 0 {
+            // The leader has not sealed everything yet: look again later.
+            return Ok(report);
+        }
+        // Every sealed column family, whether this pass rewrote it or an
+        // earlier one cut short did (or the leader, through the log).
+        for cf in SEALED_CFS {
             meta.compact_cf(cf)?;
         }
         meta.set_local(DONE, Some(b"1"))?;
         report.complete = true;
         Ok(report)
+    }
+
+    /// Stores one plaintext row again sealed, under the lock its writers
+    /// take (a bucket's record: the bucket lock; an object's current or
+    /// older versions: the key's stripe; an upload and its parts: the
+    /// upload id's), so no read-modify-write of the row interleaves.
+    fn seal_row(&self, cf: MetaCf, key: &[u8], stored: &[u8]) -> EngineResult<()> {
+        let objects = &self.inner.objects;
+        let _lock = match cf {
+            MetaCf::Buckets => objects.bucket_lock.blocking_lock(),
+            MetaCf::Objects => match Objects::decode_key(key)? {
+                Some((bucket, name)) => objects.lock_key_blocking(&(bucket, name.as_str())),
+                None => return Ok(()),
+            },
+            MetaCf::Versions => match Versions::decode_key(key)? {
+                Some((bucket, name, _)) => objects.lock_key_blocking(&(bucket, name.as_str())),
+                None => return Ok(()),
+            },
+            MetaCf::Uploads => match Uploads::decode_key(key)? {
+                Some(id) => objects.lock_key_blocking(&id),
+                None => return Ok(()),
+            },
+            MetaCf::Parts => match Parts::decode_key(key)? {
+                Some((id, _)) => objects.lock_key_blocking(&id),
+                None => return Ok(()),
+            },
+            other => {
+                return Err(EngineError::Internal(format!(
+                    "{} is not a sealed column family",
+                    other.name()
+                )));
+            }
+        };
+        let meta = &self.inner.meta;
+        let mut batch = meta.batch();
+        batch.seal_stored(cf, key, stored);
+        meta.write(batch)
     }
 }
 
@@ -195,7 +246,7 @@ mod tests {
         let a_before = read(&e);
         let totals_before = e.inner.meta.totals().unwrap();
 
-        let report = e.seal_plaintext_metadata(|| true).await.unwrap();
+        let report = e.seal_plaintext_metadata(true, || true).await.unwrap();
         assert!(report.complete, "{report:?}");
         assert_eq!((report.sealed, report.skipped), (before as u64, 0));
         assert!(report.scanned >= report.sealed);
@@ -218,7 +269,7 @@ mod tests {
         assert_eq!(versions.versions.len(), 4);
 
         // Done on this node: a second pass walks nothing.
-        let again = e.seal_plaintext_metadata(|| true).await.unwrap();
+        let again = e.seal_plaintext_metadata(true, || true).await.unwrap();
         assert_eq!(
             again,
             super::MetadataSealReport {
@@ -232,7 +283,8 @@ mod tests {
     }
 
     /// A pass told to stop stops, records nothing, and the next one
-    /// finishes the work.
+    /// finishes the work; a pass that may not rewrite completes only once
+    /// nothing is left.
     #[tokio::test]
     async fn a_stopped_pass_is_finished_by_the_next() {
         let dir = tempfile::tempdir().unwrap();
@@ -247,11 +299,21 @@ mod tests {
             try_put(&e, "b", "x", b"x", 1).await.unwrap();
         }
         let e = Engine::open(cfg, &root, &prometheus::Registry::new()).unwrap();
-        let stopped = e.seal_plaintext_metadata(|| false).await.unwrap();
+        let stopped = e.seal_plaintext_metadata(true, || false).await.unwrap();
         assert!(!stopped.complete);
         assert_eq!(stopped.sealed, 0);
-        let done = e.seal_plaintext_metadata(|| true).await.unwrap();
+        // A node that does not rewrite (a cluster follower) only looks: not
+        // done while plaintext is left.
+        let looked = e.seal_plaintext_metadata(false, || true).await.unwrap();
+        assert!(
+            !looked.complete && looked.sealed == 0 && looked.scanned > 0,
+            "{looked:?}"
+        );
+        assert!(plaintext_rows(&e) >= 2);
+        let done = e.seal_plaintext_metadata(true, || true).await.unwrap();
         assert!(done.complete && done.sealed >= 2, "{done:?}");
         assert_eq!(plaintext_rows(&e), 0);
+        let after = e.seal_plaintext_metadata(false, || true).await.unwrap();
+        assert!(after.complete && after.scanned == 0, "recorded: {after:?}");
     }
 }

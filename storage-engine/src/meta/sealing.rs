@@ -20,7 +20,9 @@
 //! Values are sealed when a batch is built (`MetaBatch::put`), so the
 //! command replicated through a cluster's log already carries the sealed
 //! bytes and every node stores the same bytes; guards hash the stored
-//! (sealed) bytes, never the plaintext. Object names (the row keys) stay
+//! (sealed) bytes, never the plaintext — except the guard with which the
+//! sealing pass (`metadata_seal.rs`) rewrites a record an older version
+//! stored in plaintext: that record's bytes were never sealed. Object names (the row keys) stay
 //! in the clear: listings need their order.
 //!
 //! Never: seal a value of another column family, or hand a sealed value

@@ -191,6 +191,15 @@ impl Objects {
             .ok_or(EngineError::NoSuchBucket)
     }
 
+    /// Locks the stripe of `a` from a blocking thread (never from async
+    /// code): for the background passes that rewrite records in place, so
+    /// a writer's read-modify-write of the same row cannot interleave with
+    /// theirs (on a single node a guard's check and the write are not one
+    /// atomic step: see `MetaStore::apply`).
+    pub(crate) fn lock_key_blocking<A: Hash + ?Sized>(&self, a: &A) -> AsyncMutexGuard<'_, ()> {
+        self.key_locks[stripe_of(a)].blocking_lock()
+    }
+
     /// Locks the stripe of `a` and, if given, of `b` (in stripe order, once
     /// if they share a stripe, so two locks can never deadlock).
     pub(crate) async fn lock_keys<A: Hash + ?Sized, B: Hash + ?Sized>(
