@@ -224,6 +224,20 @@ mod tests {
     use crate::records::{KmsEnvelope, ObjectMetadata};
     use crate::test_support::{open_with, small_chunk_config};
 
+    /// Commits `b/object` (bytes standing for ciphertext) with `envelope`.
+    async fn put_under(e: &crate::Engine, object: &str, envelope: KmsEnvelope) {
+        let mut w = e.object_writer("b").unwrap();
+        w.write(Bytes::from_static(b"ciphertext")).await.unwrap();
+        let staged = w.finish().await.unwrap();
+        let metadata = ObjectMetadata {
+            sse_kms: Some(envelope),
+            ..Default::default()
+        };
+        e.commit_object("b", object, staged, "etag".into(), metadata)
+            .await
+            .unwrap();
+    }
+
     /// After a rotation the pass moves every envelope of the key (current
     /// and noncurrent versions) to the newest material, the data key inside
     /// unchanged; envelopes of other keys and already-newest ones stay; a
@@ -250,21 +264,7 @@ mod tests {
                 bucket_key_enabled: false,
             }
         };
-        let put = |object: &'static str, env: KmsEnvelope| {
-            let e = e.clone();
-            async move {
-                let mut w = e.object_writer("b").unwrap();
-                w.write(Bytes::from_static(b"ciphertext")).await.unwrap();
-                let staged = w.finish().await.unwrap();
-                let metadata = ObjectMetadata {
-                    sse_kms: Some(env),
-                    ..Default::default()
-                };
-                e.commit_object("b", object, staged, "etag".into(), metadata)
-                    .await
-                    .unwrap();
-            }
-        };
+        let put = |object: &'static str, env: KmsEnvelope| put_under(&e, object, env);
         put("a", envelope(&key.id, "a")).await;
         put("a", envelope(&key.id, "a")).await; // the first becomes noncurrent
         put("x", envelope(&other.id, "x")).await;
@@ -329,16 +329,7 @@ mod tests {
             context: String::new(),
             bucket_key_enabled: false,
         };
-        let mut w = e.object_writer("b").unwrap();
-        w.write(Bytes::from_static(b"ciphertext")).await.unwrap();
-        let staged = w.finish().await.unwrap();
-        let metadata = ObjectMetadata {
-            sse_kms: Some(envelope),
-            ..Default::default()
-        };
-        e.commit_object("b", "a", staged, "etag".into(), metadata)
-            .await
-            .unwrap();
+        put_under(&e, "a", envelope).await;
         let version_of_a = |e: &crate::Engine| {
             let id = e.inner.objects.bucket("b").unwrap().id;
             let v = e.inner.meta.object(id, "a").unwrap().unwrap();
