@@ -229,9 +229,12 @@ pub struct CreateKey {
     /// A name for humans (the server refuses more than 256 bytes).
     pub name: String,
     pub admin: bool,
-    /// Bucket grants as `BUCKET:rw`, `BUCKET:r` or `BUCKET:w`, checked by
-    /// the server.
+    /// Bucket grants as `BUCKET:rw`, `BUCKET:r` or `BUCKET:w`, or a device
+    /// grant `BUCKET/PREFIX:w` (create objects under PREFIX only), checked
+    /// by the server.
     pub allow: Vec<String>,
+    /// The key stops working this many seconds after its creation.
+    pub expires_in_secs: Option<u64>,
 }
 
 impl CreateKey {
@@ -244,15 +247,31 @@ impl CreateKey {
             path.push_str("&allow=");
             path.push_str(&encode(a));
         }
+        if let Some(secs) = self.expires_in_secs {
+            path.push_str(&format!("&expires_in={secs}"));
+        }
         path
     }
 
-    /// Fails only on an `admin` that is not a boolean.
+    /// Fails on an `admin` that is not a boolean, or an `expires_in` that
+    /// is not a positive number of seconds.
     pub fn from_query(query: &str) -> Result<Self, String> {
+        let expires_in_secs = match query_value(query, "expires_in") {
+            None => None,
+            Some(v) => match v.parse::<u64>() {
+                Ok(secs) if secs > 0 => Some(secs),
+                _ => {
+                    return Err(format!(
+                        "expires_in={v:?} is not a positive number of seconds"
+                    ));
+                }
+            },
+        };
         Ok(CreateKey {
             admin: query_bool(query, "admin")?,
             allow: query_values(query, "allow"),
             name: query_value(query, "name").unwrap_or_default(),
+            expires_in_secs,
         })
     }
 }
@@ -405,6 +424,10 @@ pub struct Grant {
     pub bucket: String,
     pub read: bool,
     pub write: bool,
+    /// Empty (and absent from the JSON): the whole bucket; else a device
+    /// grant (create objects under it only).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
 }
 
 /// An access key, never its secret: each entry of `GET /admin/keys`, and
@@ -419,6 +442,9 @@ pub struct Key {
     pub grants: Vec<Grant>,
     pub id: String,
     pub name: String,
+    /// When the key stops working (unix ms); absent: never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
 }
 
 /// `POST /admin/keys`: the new key and its secret, the only time the
@@ -566,13 +592,16 @@ mod tests {
                     bucket: "logs".into(),
                     read: true,
                     write: false,
+                    prefix: String::new(),
                 },
                 Grant {
                     bucket: "photos".into(),
                     read: true,
                     write: true,
+                    prefix: String::new(),
                 },
             ],
+            expires_ms: None,
         }
     }
 
@@ -784,10 +813,11 @@ mod tests {
             name: "backup job+ü".into(),
             admin: true,
             allow: vec!["photos:rw".into(), "my logs:r".into()],
+            expires_in_secs: Some(3600),
         };
         assert_eq!(
             create.path(),
-            "/admin/keys?name=backup%20job%2B%C3%BC&admin=true&allow=photos%3Arw&allow=my%20logs%3Ar"
+            "/admin/keys?name=backup%20job%2B%C3%BC&admin=true&allow=photos%3Arw&allow=my%20logs%3Ar&expires_in=3600"
         );
         let (_, query) = create
             .path()
@@ -798,6 +828,8 @@ mod tests {
         // A `+` in a query is a space.
         assert_eq!(CreateKey::from_query("name=a+b").unwrap().name, "a b");
         assert!(CreateKey::from_query("name=x&admin=yes").is_err());
+        assert!(CreateKey::from_query("name=x&expires_in=0").is_err());
+        assert!(CreateKey::from_query("name=x&expires_in=-5").is_err());
 
         let grant = SetGrant {
             read: true,

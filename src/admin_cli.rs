@@ -319,9 +319,26 @@ enum KeyCommand {
         /// this admin API.
         #[arg(long)]
         admin: bool,
-        /// A bucket grant, BUCKET:rw, BUCKET:r or BUCKET:w (repeatable).
+        /// A bucket grant, BUCKET:rw, BUCKET:r or BUCKET:w, or a device
+        /// grant BUCKET/PREFIX:w (create objects under PREFIX only)
+        /// (repeatable).
         #[arg(long = "allow", value_name = "BUCKET:RIGHTS")]
         allow: Vec<String>,
+        /// A grant on this bucket (with --prefix and/or --write-only; else
+        /// read and write).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// With --bucket and --write-only: only objects under this prefix
+        /// (a device key: it may create objects there, nothing else).
+        #[arg(long, requires = "bucket")]
+        prefix: Option<String>,
+        /// With --bucket: write without read (with --prefix: create
+        /// objects only; no reading, listing or deleting).
+        #[arg(long, requires = "bucket")]
+        write_only: bool,
+        /// The key stops working after this long: 90s, 30m, 12h, 7d.
+        #[arg(long, value_name = "DURATION")]
+        expires_in: Option<String>,
     },
     /// List every access key and its grants (never secrets).
     List,
@@ -972,6 +989,24 @@ fn gc(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
 }
 
 /// "admin", or the grants as `photos:rw logs:r`.
+/// `90s`, `30m`, `12h`, `7d` (or plain seconds) as seconds.
+fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    let bad = || format!("duration {text:?} must look like 90s, 30m, 12h or 7d");
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let per = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(per).filter(|s| *s > 0).ok_or_else(bad)
+}
+
 fn rights_text(key: &api::Key) -> String {
     if key.admin {
         return "admin (every bucket, admin API)".to_owned();
@@ -986,7 +1021,11 @@ fn rights_text(key: &api::Key) -> String {
                 (false, true) => "w",
                 (false, false) => "-",
             };
-            format!("{}:{rights}", g.bucket)
+            if g.prefix.is_empty() {
+                format!("{}:{rights}", g.bucket)
+            } else {
+                format!("{}/{}:{rights} (create only)", g.bucket, g.prefix)
+            }
         })
         .collect();
     if grants.is_empty() {
@@ -1132,8 +1171,34 @@ fn key_command(
     as_json: bool,
 ) -> Result<bool, String> {
     match cmd {
-        KeyCommand::Create { name, admin, allow } => {
-            let request = api::CreateKey { name, admin, allow };
+        KeyCommand::Create {
+            name,
+            admin,
+            mut allow,
+            bucket,
+            prefix,
+            write_only,
+            expires_in,
+        } => {
+            if let Some(bucket) = bucket {
+                let rights = if write_only { "w" } else { "rw" };
+                allow.push(match prefix {
+                    Some(p) if !write_only => {
+                        return Err(format!(
+                            "--prefix {p:?} needs --write-only: a prefix grant may only create objects"
+                        ));
+                    }
+                    Some(p) => format!("{bucket}/{p}:{rights}"),
+                    None => format!("{bucket}:{rights}"),
+                });
+            }
+            let expires_in_secs = expires_in.as_deref().map(parse_duration_secs).transpose()?;
+            let request = api::CreateKey {
+                name,
+                admin,
+                allow,
+                expires_in_secs,
+            };
             let r = expect_status(call(signer, base, "POST", &request.path())?, 201)?;
             if as_json {
                 print!("{}", r.body);
@@ -1534,14 +1599,30 @@ mod tests {
                 bucket: "logs".into(),
                 read: true,
                 write: false,
+                ..Default::default()
             },
             api::Grant {
                 bucket: "photos".into(),
                 read: true,
                 write: true,
+                ..Default::default()
             },
         ];
         assert_eq!(rights_text(&key), "logs:r photos:rw");
+        key.grants.push(api::Grant {
+            bucket: "fleet".into(),
+            write: true,
+            prefix: "devices/42/".into(),
+            ..Default::default()
+        });
+        assert_eq!(
+            rights_text(&key),
+            "logs:r photos:rw fleet/devices/42/:w (create only)"
+        );
+        assert_eq!(parse_duration_secs("12h"), Ok(43_200));
+        assert_eq!(parse_duration_secs("90"), Ok(90));
+        assert!(parse_duration_secs("0s").is_err() && parse_duration_secs("1w").is_err());
+        assert!(parse_duration_secs("99999999999999999999d").is_err());
         key.admin = true;
         assert_eq!(rights_text(&key), "admin (every bucket, admin API)");
     }

@@ -281,8 +281,10 @@ impl From<&KeyInfo> for api::Key {
                     bucket: g.bucket.clone(),
                     read: g.read,
                     write: g.write,
+                    prefix: g.prefix.clone(),
                 })
                 .collect(),
+            expires_ms: k.access.expires_ms,
         }
     }
 }
@@ -334,11 +336,14 @@ fn drive_state_families(s: &EngineStatus) -> Vec<prometheus::proto::MetricFamily
     prometheus::core::Collector::collect(&gauge)
 }
 
-/// `BUCKET:r`, `BUCKET:w`, `BUCKET:rw` (also `read`, `write`, `read,write`).
+/// `BUCKET:r`, `BUCKET:w`, `BUCKET:rw` (also `read`, `write`, `read,write`),
+/// or a device grant `BUCKET/PREFIX:w` (create objects under PREFIX only:
+/// no reading, listing or deleting — so `w` alone).
 fn parse_grant(spec: &str) -> Result<BucketGrant, String> {
-    let (bucket, rights) = spec
+    let (target, rights) = spec
         .rsplit_once(':')
         .ok_or_else(|| format!("grant {spec:?} must look like BUCKET:rw, BUCKET:r or BUCKET:w"))?;
+    let (bucket, prefix) = target.split_once('/').unwrap_or((target, ""));
     let (mut read, mut write) = (false, false);
     for part in rights.split(',') {
         match part {
@@ -355,7 +360,13 @@ fn parse_grant(spec: &str) -> Result<BucketGrant, String> {
     if bucket.is_empty() {
         return Err(format!("grant {spec:?} must name a bucket"));
     }
+    if target.contains('/') && (read || !write || prefix.is_empty()) {
+        return Err(format!(
+            "grant {spec:?}: a prefix grant (BUCKET/PREFIX:w) may only create objects under a non-empty prefix; it cannot read"
+        ));
+    }
     Ok(BucketGrant {
+        prefix: prefix.to_owned(),
         bucket: bucket.to_owned(),
         read,
         write,
@@ -390,9 +401,13 @@ async fn create_key(
             "name is longer than 256 bytes".to_owned(),
         ));
     }
+    let now = cairn_storage_engine::now_ms();
     let record = AccessKeyRecord {
+        expires_ms: request
+            .expires_in_secs
+            .map(|secs| now.saturating_add(secs.saturating_mul(1000))),
         name: request.name,
-        created_ms: cairn_storage_engine::now_ms(),
+        created_ms: now,
         admin: request.admin,
         grants,
     };
@@ -448,6 +463,7 @@ async fn set_grant(
         .set_grant(
             id,
             BucketGrant {
+                prefix: String::new(),
                 bucket,
                 read,
                 write,

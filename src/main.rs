@@ -45,7 +45,7 @@ enum Command {
     /// default http://127.0.0.1:9001): health, status, access keys,
     /// buckets, scrub, heal a replaced drive, garbage collection, cluster.
     /// And, offline, the master key of a stopped server's data directory.
-    Admin(admin_cli::AdminArgs),
+    Admin(Box<admin_cli::AdminArgs>),
     /// Print a new `.env` for docker-compose.yml with random credentials,
     /// cluster secret and master key: `cairn gen-env --output .env`.
     GenEnv {
@@ -74,7 +74,7 @@ fn init_logging(format: config::LogFormat) {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Admin(args) => admin_cli::run(args),
+        Command::Admin(args) => admin_cli::run(*args),
         Command::GenEnv { output } => match gen_env::run(output.as_deref()) {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {

@@ -151,6 +151,7 @@ async fn resolve_credentials(
     }
     let key = engine
         .create_access_key(AccessKeyRecord {
+            expires_ms: None,
             name: "generated at first start".into(),
             created_ms: cairn_storage_engine::now_ms(),
             admin: true,

@@ -463,13 +463,18 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
             };
         }
     };
+    let object_key = req.key.filter(|_| req.op.addresses_object());
     let facts = match svc.access_cache.get(&svc.engine, bucket)? {
         Some(f) => f,
         // No such bucket: admins and keys with a grant learn so from the
         // handler; nobody else learns whether it exists.
         None => {
             return match req.caller {
-                Caller::Key { access, .. } if grant_covers(access, required, bucket) => Ok(()),
+                Caller::Key { access, .. }
+                    if grant_covers(access, required, req.op, bucket, object_key) =>
+                {
+                    Ok(())
+                }
                 _ => denied(),
             };
         }
@@ -478,7 +483,11 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
     // handler; the request itself only needs some chance of an allow.
     if req.op == Operation::DeleteObjects && req.key.is_none() {
         let may = match req.caller {
-            Caller::Key { access, .. } if grant_covers(access, required, bucket) => true,
+            Caller::Key { access, .. }
+                if grant_covers(access, required, req.op, bucket, object_key) =>
+            {
+                true
+            }
             _ => matches!(facts.policy, StoredPolicy::Parsed(_)),
         };
         return if may { Ok(()) } else { denied() };
@@ -529,7 +538,8 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         _ if decision == Decision::Deny => false,
         _ if required == RequiredAccess::Admin => false,
         Caller::Key { access, .. } => {
-            grant_covers(access, required, bucket) || decision == Decision::Allow
+            grant_covers(access, required, req.op, bucket, object_key)
+                || decision == Decision::Allow
         }
         // Policies name keys and address ranges: never shown to strangers.
         Caller::Anonymous if req.op.manages_policy() => false,
@@ -556,13 +566,37 @@ fn judged_blind(op: Operation, policy: &Policy) -> bool {
     }
 }
 
-fn grant_covers(access: &KeyAccess, required: RequiredAccess, bucket: &str) -> bool {
+/// Whether the key's own grants cover the request: `key` is the object
+/// it addresses (for object operations).
+fn grant_covers(
+    access: &KeyAccess,
+    required: RequiredAccess,
+    op: Operation,
+    bucket: &str,
+    key: Option<&str>,
+) -> bool {
     match required {
         RequiredAccess::Nothing => true,
         RequiredAccess::Read => access.can_read(bucket),
-        RequiredAccess::Write => access.can_write(bucket),
+        RequiredAccess::Write => {
+            access.can_write(bucket)
+                || (creates_objects(op) && key.is_some_and(|k| access.can_create(bucket, k)))
+        }
         RequiredAccess::Admin => access.admin,
     }
+}
+
+/// The operations a prefix grant (a device key) may run on keys under its
+/// prefix: creating objects, in one request or as a multipart upload.
+fn creates_objects(op: Operation) -> bool {
+    matches!(
+        op,
+        Operation::PutObject
+            | Operation::CreateMultipartUpload
+            | Operation::UploadPart
+            | Operation::CompleteMultipartUpload
+            | Operation::AbortMultipartUpload
+    )
 }
 
 /// `arn:aws:s3:::bucket` or `arn:aws:s3:::bucket/key`.
@@ -954,6 +988,7 @@ mod tests {
                     id: "AKALICE".into(),
                     name: "alice".into(),
                     access: Arc::new(KeyAccess {
+                        expires_ms: None,
                         admin: false,
                         grants: Vec::new(),
                     }),

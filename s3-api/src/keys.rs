@@ -54,7 +54,10 @@ pub struct KeyAccess {
     /// Everything: all buckets, CreateBucket/DeleteBucket, the admin API.
     pub admin: bool,
     /// Per-bucket read/write, sorted by bucket (ignored for admin keys).
+    /// A grant with a prefix only creates objects under it.
     pub grants: Vec<BucketGrant>,
+    /// When the key stops working (unix ms); `None`: never.
+    pub expires_ms: Option<u64>,
 }
 
 impl KeyAccess {
@@ -62,7 +65,13 @@ impl KeyAccess {
         KeyAccess {
             admin: true,
             grants: Vec::new(),
+            expires_ms: None,
         }
+    }
+
+    /// Whether the key has expired at `now_ms`.
+    pub fn expired_at(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|at| now_ms >= at)
     }
 
     fn grant(&self, bucket: &str) -> Option<&BucketGrant> {
@@ -73,16 +82,35 @@ impl KeyAccess {
     }
 
     pub fn can_read(&self, bucket: &str) -> bool {
-        self.admin || self.grant(bucket).is_some_and(|g| g.read)
+        self.admin
+            || self
+                .grant(bucket)
+                .is_some_and(|g| g.read && g.prefix.is_empty())
     }
 
+    /// Every write to the bucket (a prefix grant gives none of these: see
+    /// [`KeyAccess::can_create`]).
     pub fn can_write(&self, bucket: &str) -> bool {
-        self.admin || self.grant(bucket).is_some_and(|g| g.write)
+        self.admin
+            || self
+                .grant(bucket)
+                .is_some_and(|g| g.write && g.prefix.is_empty())
     }
 
-    /// Whether ListBuckets shows `bucket` to this key (any grant).
+    /// Whether the key may create the object `key` in `bucket` (PutObject
+    /// and the multipart upload operations): any write grant there, a
+    /// prefix grant only for keys under its prefix.
+    pub fn can_create(&self, bucket: &str, key: &str) -> bool {
+        self.admin
+            || self
+                .grant(bucket)
+                .is_some_and(|g| g.write && key.starts_with(&g.prefix))
+    }
+
+    /// Whether ListBuckets shows `bucket` to this key (any grant but a
+    /// prefix grant: a device key learns nothing it did not write).
     pub fn can_see(&self, bucket: &str) -> bool {
-        self.admin || self.grant(bucket).is_some()
+        self.admin || self.grant(bucket).is_some_and(|g| g.prefix.is_empty())
     }
 }
 
@@ -93,6 +121,7 @@ impl From<&AccessKeyRecord> for KeyAccess {
         KeyAccess {
             admin: r.admin,
             grants,
+            expires_ms: r.expires_ms,
         }
     }
 }
@@ -362,8 +391,12 @@ impl KeyRing {
 }
 
 impl SecretLookup for KeyRing {
+    /// An expired key is no key: its requests fail as with an unknown id
+    /// (`InvalidAccessKeyId`), presigned URLs included.
     fn secret_key(&self, access_key: &str) -> Option<String> {
-        self.entry(access_key).map(|e| e.secret.clone())
+        self.entry(access_key)
+            .filter(|e| !e.access.expired_at(cairn_storage_engine::now_ms()))
+            .map(|e| e.secret.clone())
     }
 }
 
@@ -374,21 +407,25 @@ mod tests {
     #[test]
     fn grants_decide_read_and_write() {
         let access = KeyAccess::from(&AccessKeyRecord {
+            expires_ms: None,
             name: String::new(),
             created_ms: 0,
             admin: false,
             grants: vec![
                 BucketGrant {
+                    prefix: String::new(),
                     bucket: "photos".into(),
                     read: true,
                     write: true,
                 },
                 BucketGrant {
+                    prefix: String::new(),
                     bucket: "logs".into(),
                     read: true,
                     write: false,
                 },
                 BucketGrant {
+                    prefix: String::new(),
                     bucket: "drop".into(),
                     read: false,
                     write: true,

@@ -111,6 +111,7 @@ impl Engine {
         {
             Some(bytes) => Ok(AccessKeyRecord::decode(&bytes)?),
             None => Ok(AccessKeyRecord {
+                expires_ms: None,
                 name: String::new(),
                 created_ms: 0,
                 admin: true,

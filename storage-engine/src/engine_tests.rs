@@ -427,10 +427,12 @@ async fn credentials_are_sealed() {
     let dir = tempfile::tempdir().unwrap();
     let e = open(dir.path());
     let record = crate::AccessKeyRecord {
+        expires_ms: None,
         name: "test".into(),
         created_ms: 1,
         admin: false,
         grants: vec![crate::BucketGrant {
+            prefix: String::new(),
             bucket: "b".into(),
             read: true,
             write: false,
@@ -451,6 +453,7 @@ async fn credentials_are_sealed() {
         .set_access_key_grant(
             "AKTEST",
             crate::BucketGrant {
+                prefix: String::new(),
                 bucket: "a".into(),
                 read: true,
                 write: true,
@@ -464,6 +467,7 @@ async fn credentials_are_sealed() {
         .set_access_key_grant(
             "AKTEST",
             crate::BucketGrant {
+                prefix: String::new(),
                 bucket: "b".into(),
                 read: false,
                 write: false,
@@ -475,13 +479,16 @@ async fn credentials_are_sealed() {
     // Two grants on one bucket merge into one with both rights.
     let merged = e
         .create_access_key(crate::AccessKeyRecord {
+            expires_ms: None,
             grants: vec![
                 crate::BucketGrant {
+                    prefix: String::new(),
                     bucket: "m".into(),
                     read: true,
                     write: false,
                 },
                 crate::BucketGrant {
+                    prefix: String::new(),
                     bucket: "m".into(),
                     read: false,
                     write: true,
@@ -498,6 +505,7 @@ async fn credentials_are_sealed() {
     // The last admin key is kept when asked to.
     let admin = e
         .create_access_key(crate::AccessKeyRecord {
+            expires_ms: None,
             admin: true,
             ..record.clone()
         })

@@ -1294,6 +1294,11 @@ pub struct BucketGrant {
     pub read: bool,
     /// PUT/copy/delete objects, multipart uploads, tags.
     pub write: bool,
+    /// Empty: the whole bucket. Otherwise a device grant: only creating
+    /// objects whose keys start with it (PutObject and the multipart
+    /// upload operations) — no reading, listing, deleting or tagging;
+    /// `read` is then false and `write` true.
+    pub prefix: String,
 }
 
 /// Everything about an access key but its secret (which is stored sealed
@@ -1309,26 +1314,47 @@ pub struct AccessKeyRecord {
     pub admin: bool,
     /// At most one grant per bucket, sorted by bucket name.
     pub grants: Vec<BucketGrant>,
+    /// When the key stops working (unix ms); `None`: never.
+    pub expires_ms: Option<u64>,
 }
+
+/// Version 1's fields with each grant followed by its prefix (string), and
+/// after the grants the expiry: u8 (0 never, 1: unix ms u64 follows).
+const ACCESS_KEY_FORMAT_V2: u8 = 2;
 
 impl AccessKeyRecord {
     pub fn encode(&self) -> Vec<u8> {
         debug_assert!(self.grants.windows(2).all(|w| w[0].bucket < w[1].bucket));
-        let mut w = RecordWriter::with_version(FORMAT_V1);
+        let mut w = RecordWriter::with_version(ACCESS_KEY_FORMAT_V2);
         w.str(&self.name)
             .u64(self.created_ms)
             .u8(u8::from(self.admin))
             .u32(self.grants.len() as u32);
         for g in &self.grants {
             w.str(&g.bucket)
-                .u8(u8::from(g.read) | (u8::from(g.write) << 1));
+                .u8(u8::from(g.read) | (u8::from(g.write) << 1))
+                .str(&g.prefix);
+        }
+        match self.expires_ms {
+            Some(ms) => {
+                w.u8(1).u64(ms);
+            }
+            None => {
+                w.u8(0);
+            }
         }
         w.finish()
     }
 
     pub fn decode(buf: &[u8]) -> Result<Self, CodecError> {
         let mut r = RecordReader::new(buf, "access key");
-        check_version(&mut r, "access key")?;
+        let version = r.u8()?;
+        if version != FORMAT_V1 && version != ACCESS_KEY_FORMAT_V2 {
+            return Err(CodecError::UnknownVersion {
+                what: "access key",
+                version,
+            });
+        }
         let name = r.string()?;
         let created_ms = r.u64()?;
         let admin = r.u8()? != 0;
@@ -1337,14 +1363,30 @@ impl AccessKeyRecord {
         for _ in 0..n {
             let bucket = r.string()?;
             let bits = r.u8()?;
+            let prefix = if version >= ACCESS_KEY_FORMAT_V2 {
+                r.string()?
+            } else {
+                String::new()
+            };
             grants.push(BucketGrant {
+                prefix,
                 bucket,
                 read: bits & 1 != 0,
                 write: bits & 2 != 0,
             });
         }
+        let expires_ms = if version >= ACCESS_KEY_FORMAT_V2 {
+            match r.u8()? {
+                0 => None,
+                1 => Some(r.u64()?),
+                _ => return Err(CodecError::Invalid("access key")),
+            }
+        } else {
+            None
+        };
         r.finish()?;
         Ok(AccessKeyRecord {
+            expires_ms,
             name,
             created_ms,
             admin,
@@ -1561,16 +1603,19 @@ mod tests {
     #[test]
     fn access_key_records_round_trip() {
         let k = AccessKeyRecord {
+            expires_ms: None,
             name: "backup job".into(),
             created_ms: 42,
             admin: false,
             grants: vec![
                 BucketGrant {
+                    prefix: String::new(),
                     bucket: "logs".into(),
                     read: true,
                     write: false,
                 },
                 BucketGrant {
+                    prefix: String::new(),
                     bucket: "photos".into(),
                     read: true,
                     write: true,
@@ -1580,6 +1625,27 @@ mod tests {
         assert_eq!(AccessKeyRecord::decode(&k.encode()).unwrap(), k);
         let bytes = k.encode();
         assert!(AccessKeyRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+
+        // A device key: a prefix grant and an expiry.
+        let device = AccessKeyRecord {
+            expires_ms: Some(1_800_000_000_000),
+            name: "sensor-42".into(),
+            created_ms: 43,
+            admin: false,
+            grants: vec![BucketGrant {
+                prefix: "devices/42/".into(),
+                bucket: "fleet".into(),
+                read: false,
+                write: true,
+            }],
+        };
+        assert_eq!(AccessKeyRecord::decode(&device.encode()).unwrap(), device);
+
+        // Version 1 (before prefixes and expiry), as stored then: still read.
+        let mut v1 = RecordWriter::with_version(FORMAT_V1);
+        v1.str("backup job").u64(42).u8(0).u32(2);
+        v1.str("logs").u8(1).str("photos").u8(3);
+        assert_eq!(AccessKeyRecord::decode(&v1.finish()).unwrap(), k);
     }
 
     #[test]

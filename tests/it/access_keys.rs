@@ -408,3 +408,224 @@ fn the_admin_api_refuses_presigned_urls() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("does not accept presigned URLs"), "{body}");
 }
+
+/// A device key (`--bucket fleet --prefix devices/42/ --write-only`)
+/// creates objects under its prefix — PutObject, a multipart upload, a
+/// presigned PUT sent by plain `curl` — and can do nothing else: no other
+/// prefix, no GET or HEAD of what it wrote, no listing, no delete, no
+/// tagging, and ListBuckets does not show the bucket. The key survives a
+/// restart with its prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_key_creates_objects_under_its_prefix_and_nothing_else() {
+    let mut server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "fleet").await;
+    put_bytes(&root, "fleet", "devices/42/old.json", b"{}").await;
+    let created = admin_json(
+        &server,
+        &[
+            "key",
+            "create",
+            "sensor-42",
+            "--bucket",
+            "fleet",
+            "--prefix",
+            "devices/42/",
+            "--write-only",
+            "--expires-in",
+            "12h",
+        ],
+    );
+    let (id, secret) = (text(&created, "id"), text(&created, "secret"));
+    assert_eq!(created["grants"][0]["prefix"], "devices/42/");
+    let expires = created["expires_ms"].as_u64().expect("an expiry");
+    let in_12h = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 12 * 3_600_000;
+    assert!(expires.abs_diff(in_12h) < 120_000, "{expires} vs {in_12h}");
+
+    for round in ["before a restart", "after a restart"] {
+        // The port changes with a restart.
+        let root = sdk_client(&server);
+        let device = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+        let key = format!("devices/42/{}.json", round.len());
+        device
+            .put_object()
+            .bucket("fleet")
+            .key(&key)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(
+                b"{\"t\":21.5}",
+            ))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{round}: PUT under the prefix: {}", show(&e)));
+        assert_eq!(get_bytes(&root, "fleet", &key).await, b"{\"t\":21.5}");
+
+        // A multipart upload under the prefix.
+        let up = device
+            .create_multipart_upload()
+            .bucket("fleet")
+            .key("devices/42/big.bin")
+            .send()
+            .await
+            .unwrap();
+        let upload_id = up.upload_id().unwrap();
+        let part = device
+            .upload_part()
+            .bucket("fleet")
+            .key("devices/42/big.bin")
+            .upload_id(upload_id)
+            .part_number(1)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"part one"))
+            .send()
+            .await
+            .unwrap();
+        device
+            .complete_multipart_upload()
+            .bucket("fleet")
+            .key("devices/42/big.bin")
+            .upload_id(upload_id)
+            .multipart_upload(completed(&[part.e_tag().unwrap().to_owned()]))
+            .send()
+            .await
+            .unwrap();
+
+        // Nothing else.
+        let put = |k: &'static str| {
+            device
+                .put_object()
+                .bucket("fleet")
+                .key(k)
+                .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+                .send()
+        };
+        denied(
+            put("devices/43/spoof.json").await,
+            "PUT under another device's prefix",
+        )
+        .await;
+        denied(
+            put("devices/42").await,
+            "PUT of the prefix without its slash",
+        )
+        .await;
+        denied(put("firmware/latest.bin").await, "PUT outside the prefix").await;
+        let get = device.get_object().bucket("fleet").key(&key).send().await;
+        denied(get, "GET of its own reading").await;
+        let head = device.head_object().bucket("fleet").key(&key).send().await;
+        assert_eq!(
+            head.map(|_| ()).map_err(|e| sdk_error_status(&e)),
+            Err(Some(403))
+        );
+        let list = device
+            .list_objects_v2()
+            .bucket("fleet")
+            .prefix("devices/42/")
+            .send()
+            .await;
+        denied(list, "listing its own prefix").await;
+        let delete = device
+            .delete_object()
+            .bucket("fleet")
+            .key(&key)
+            .send()
+            .await;
+        denied(delete, "DELETE of its own reading").await;
+        let tagging = device
+            .put_object_tagging()
+            .bucket("fleet")
+            .key(&key)
+            .tagging(crate::s3_compat::tagging(vec![crate::s3_compat::tag(
+                "a", "b",
+            )]))
+            .send()
+            .await;
+        denied(tagging, "tagging its own reading").await;
+        let copy = device
+            .copy_object()
+            .bucket("fleet")
+            .key("devices/42/copy.json")
+            .copy_source(format!("fleet/{key}"))
+            .send()
+            .await;
+        denied(copy, "copying (reads the source)").await;
+        let buckets = device.list_buckets().send().await.unwrap();
+        assert!(buckets.buckets().is_empty(), "{buckets:?}");
+
+        server.restart(true);
+    }
+
+    // The recipe of docs/operations.md: a presigned PUT URL (made where the
+    // secret is kept) and a device with nothing but curl.
+    let root = sdk_client(&server);
+    let device = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+    let presigned = device
+        .put_object()
+        .bucket("fleet")
+        .key("devices/42/from-curl.csv")
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(
+                3600,
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["--data-binary", "t,21.5\n", presigned.uri()])
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    assert_eq!(
+        get_bytes(&root, "fleet", "devices/42/from-curl.csv").await,
+        b"t,21.5\n"
+    );
+}
+
+/// A key created with `--expires-in` stops working when it expires: its
+/// requests fail as those of an unknown key, presigned URLs included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_key_is_refused_as_unknown() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    create_bucket(&root, "fleet").await;
+    let created = admin_json(
+        &server,
+        &[
+            "key",
+            "create",
+            "short-lived",
+            "--allow",
+            "fleet:rw",
+            "--expires-in",
+            "2s",
+        ],
+    );
+    let (id, secret) = (text(&created, "id"), text(&created, "secret"));
+    let user = sdk_client_for(&server.endpoint(), &id, &secret, &[]);
+    put_bytes(&user, "fleet", "a", b"while valid").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let err = user
+        .put_object()
+        .bucket("fleet")
+        .key("b")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"late"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        sdk_error_code(&err).as_deref(),
+        Some("InvalidAccessKeyId"),
+        "{err:?}"
+    );
+    let (ok, _, err) = cairn_admin_as(
+        &server,
+        ACCESS_KEY,
+        SECRET_KEY,
+        &["key", "create", "bad", "--allow", "fleet/devices/:rw"],
+    );
+    assert!(!ok && err.contains("may only create objects"), "{err}");
+}
