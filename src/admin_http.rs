@@ -485,7 +485,7 @@ async fn bucket_info(
     let users = keys
         .list()
         .iter()
-        .filter(|k| k.access.can_see(&name))
+        .filter(|k| k.access.has_grant(&name))
         .map(|k| api::BucketKey {
             id: k.id.clone(),
             name: k.name.clone(),

@@ -471,7 +471,14 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         None => {
             return match req.caller {
                 Caller::Key { access, .. }
-                    if grant_covers(access, required, req.op, bucket, object_key) =>
+                    if grant_covers(
+                        access,
+                        required,
+                        req.op,
+                        bucket,
+                        object_key,
+                        &req.parts.headers,
+                    ) =>
                 {
                     Ok(())
                 }
@@ -484,7 +491,14 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
     if req.op == Operation::DeleteObjects && req.key.is_none() {
         let may = match req.caller {
             Caller::Key { access, .. }
-                if grant_covers(access, required, req.op, bucket, object_key) =>
+                if grant_covers(
+                    access,
+                    required,
+                    req.op,
+                    bucket,
+                    object_key,
+                    &req.parts.headers,
+                ) =>
             {
                 true
             }
@@ -538,8 +552,14 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         _ if decision == Decision::Deny => false,
         _ if required == RequiredAccess::Admin => false,
         Caller::Key { access, .. } => {
-            grant_covers(access, required, req.op, bucket, object_key)
-                || decision == Decision::Allow
+            grant_covers(
+                access,
+                required,
+                req.op,
+                bucket,
+                object_key,
+                &req.parts.headers,
+            ) || decision == Decision::Allow
         }
         // Policies name keys and address ranges: never shown to strangers.
         Caller::Anonymous if req.op.manages_policy() => false,
@@ -574,16 +594,28 @@ fn grant_covers(
     op: Operation,
     bucket: &str,
     key: Option<&str>,
+    headers: &http::HeaderMap,
 ) -> bool {
     match required {
         RequiredAccess::Nothing => true,
         RequiredAccess::Read => access.can_read(bucket),
         RequiredAccess::Write => {
             access.can_write(bucket)
-                || (creates_objects(op) && key.is_some_and(|k| access.can_create(bucket, k)))
+                || (creates_objects(op)
+                    && key.is_some_and(|k| access.can_create(bucket, k))
+                    && !sets_object_lock(headers))
         }
         RequiredAccess::Admin => access.admin,
     }
+}
+
+/// Whether a request asks for a retention or legal hold: a device key (a
+/// prefix grant) may not lock what it writes (a stolen one could otherwise
+/// fill a bucket with objects nobody may delete).
+fn sets_object_lock(headers: &http::HeaderMap) -> bool {
+    headers
+        .keys()
+        .any(|name| name.as_str().starts_with("x-amz-object-lock-"))
 }
 
 /// The operations a prefix grant (a device key) may run on keys under its

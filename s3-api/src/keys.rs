@@ -99,12 +99,22 @@ impl KeyAccess {
 
     /// Whether the key may create the object `key` in `bucket` (PutObject
     /// and the multipart upload operations): any write grant there, a
-    /// prefix grant only for keys under its prefix.
+    /// prefix grant only for keys under its prefix — and not through a `.`
+    /// or `..` segment after it: tools that normalise paths would file
+    /// `devices/42/../43/x` under another device.
     pub fn can_create(&self, bucket: &str, key: &str) -> bool {
         self.admin
-            || self
-                .grant(bucket)
-                .is_some_and(|g| g.write && key.starts_with(&g.prefix))
+            || self.grant(bucket).is_some_and(|g| {
+                g.write
+                    && key.strip_prefix(g.prefix.as_str()).is_some_and(|rest| {
+                        g.prefix.is_empty() || !rest.split('/').any(|s| s == "." || s == "..")
+                    })
+            })
+    }
+
+    /// Whether the key has any grant on `bucket` (a prefix grant included).
+    pub fn has_grant(&self, bucket: &str) -> bool {
+        self.admin || self.grant(bucket).is_some()
     }
 
     /// Whether ListBuckets shows `bucket` to this key (any grant but a

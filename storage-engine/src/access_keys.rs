@@ -206,6 +206,16 @@ impl Engine {
         mut record: AccessKeyRecord,
     ) -> EngineResult<()> {
         record.grants.sort_by(|a, b| a.bucket.cmp(&b.bucket));
+        // A prefix grant is the key's only grant on its bucket: merged with
+        // another, it would become a whole-bucket grant (or lose a right).
+        if let Some(w) = record.grants.windows(2).find(|w| {
+            w[0].bucket == w[1].bucket && (!w[0].prefix.is_empty() || !w[1].prefix.is_empty())
+        }) {
+            return Err(EngineError::InvalidAccessKey(format!(
+                "a prefix grant must be the key's only grant on bucket {:?}",
+                w[0].bucket
+            )));
+        }
         // Two grants on one bucket: the key gets the rights of both.
         record.grants.dedup_by(|later, first| {
             let same = later.bucket == first.bucket;

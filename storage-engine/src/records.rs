@@ -1368,6 +1368,10 @@ impl AccessKeyRecord {
             } else {
                 String::new()
             };
+            // A prefix grant only creates: never read, always write.
+            if !prefix.is_empty() && (bits & 1 != 0 || bits & 2 == 0) {
+                return Err(CodecError::Invalid("access key"));
+            }
             grants.push(BucketGrant {
                 prefix,
                 bucket,
@@ -1640,6 +1644,14 @@ mod tests {
             }],
         };
         assert_eq!(AccessKeyRecord::decode(&device.encode()).unwrap(), device);
+        // A prefix grant that reads (or does not write) is not a record
+        // this version writes: refused, never widened.
+        for (read, write) in [(true, true), (false, false)] {
+            let mut bad = device.clone();
+            bad.grants[0].read = read;
+            bad.grants[0].write = write;
+            assert!(AccessKeyRecord::decode(&bad.encode()).is_err());
+        }
 
         // Version 1 (before prefixes and expiry), as stored then: still read.
         let mut v1 = RecordWriter::with_version(FORMAT_V1);

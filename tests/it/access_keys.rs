@@ -512,6 +512,20 @@ async fn a_device_key_creates_objects_under_its_prefix_and_nothing_else() {
         )
         .await;
         denied(put("firmware/latest.bin").await, "PUT outside the prefix").await;
+        denied(
+            put("devices/42/../43/x.json").await,
+            "PUT through a .. segment",
+        )
+        .await;
+        let locked = device
+            .put_object()
+            .bucket("fleet")
+            .key("devices/42/locked.json")
+            .object_lock_legal_hold_status(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
+            .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+            .send()
+            .await;
+        denied(locked, "PUT with a legal hold").await;
         let get = device.get_object().bucket("fleet").key(&key).send().await;
         denied(get, "GET of its own reading").await;
         let head = device.head_object().bucket("fleet").key(&key).send().await;
@@ -628,4 +642,24 @@ async fn an_expired_key_is_refused_as_unknown() {
         &["key", "create", "bad", "--allow", "fleet/devices/:rw"],
     );
     assert!(!ok && err.contains("may only create objects"), "{err}");
+    // A prefix grant beside another grant on its bucket would merge into a
+    // whole-bucket grant: refused.
+    let (ok, _, err) = cairn_admin_as(
+        &server,
+        ACCESS_KEY,
+        SECRET_KEY,
+        &[
+            "key",
+            "create",
+            "mixed",
+            "--allow",
+            "fleet:r",
+            "--bucket",
+            "fleet",
+            "--prefix",
+            "d/",
+            "--write-only",
+        ],
+    );
+    assert!(!ok && err.contains("only grant on bucket"), "{err}");
 }
