@@ -1247,3 +1247,256 @@ async fn policy_and_public_access_block_changes_serialise() {
         }
     }
 }
+
+/// The policy elements and condition keys the other tests do not reach,
+/// each as the IAM reference defines it: `NotPrincipal`, `NotAction`,
+/// `NotResource`; `aws:userid`, `aws:PrincipalArn` with `ArnLike`,
+/// `s3:max-keys` with `Numeric*`, `s3:delimiter` with `…IfExists`,
+/// `s3:x-amz-acl`, `Null`, `ForAnyValue:` and `ForAllValues:` over
+/// `s3:RequestObjectTagKeys`, `s3:object-lock-mode` and
+/// `s3:object-lock-remaining-retention-days`. Two keys with grants on the
+/// bucket; each `Deny` must refuse exactly what it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_other_policy_element_and_condition_key_decides_as_documented() {
+    let server = TestServer::start();
+    let root = sdk_client(&server);
+    root.create_bucket()
+        .bucket("more")
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    for k in ["public/p", "private/q", "x"] {
+        put_bytes(&root, "more", k, b"data").await;
+    }
+    let (app_id, app_secret) = create_key(&server, "app", &["more:rw"]);
+    let (other_id, other_secret) = create_key(&server, "other", &["more:rw"]);
+    let app = sdk_client_for(&server.endpoint(), &app_id, &app_secret, &[]);
+    let other = sdk_client_for(&server.endpoint(), &other_id, &other_secret, &[]);
+    let get = |c: &aws_sdk_s3::Client, k: &'static str| c.get_object().bucket("more").key(k).send();
+    let put = |c: &aws_sdk_s3::Client, k: &'static str| {
+        c.put_object()
+            .bucket("more")
+            .key(k)
+            .body(b"x".to_vec().into())
+    };
+    let deny =
+        |element: &str, rest: &str| policy(&format!(r#"{{"Effect":"Deny",{element},{rest}}}"#));
+
+    // NotPrincipal: everyone but app is refused.
+    put_policy(
+        &root,
+        "more",
+        &deny(
+            r#""NotPrincipal":{"AWS":"arn:aws:iam:::user/app"}"#,
+            r#""Action":"s3:GetObject","Resource":"arn:aws:s3:::more/*""#,
+        ),
+    )
+    .await;
+    get(&app, "x").await.unwrap();
+    assert_denied(get(&other, "x").await, "NotPrincipal: other");
+
+    // NotAction: app may do nothing but GetObject.
+    put_policy(
+        &root,
+        "more",
+        &deny(
+            r#""Principal":{"AWS":"arn:aws:iam:::user/app"}"#,
+            r#""NotAction":"s3:GetObject","Resource":"arn:aws:s3:::more/*""#,
+        ),
+    )
+    .await;
+    get(&app, "x").await.unwrap();
+    assert_denied(put(&app, "y").send().await, "NotAction: PUT");
+    put(&other, "y").send().await.unwrap();
+
+    // NotResource: app reads only under public/.
+    put_policy(
+        &root,
+        "more",
+        &deny(
+            r#""Principal":{"AWS":"arn:aws:iam:::user/app"}"#,
+            r#""Action":"s3:GetObject","NotResource":"arn:aws:s3:::more/public/*""#,
+        ),
+    )
+    .await;
+    get(&app, "public/p").await.unwrap();
+    assert_denied(get(&app, "private/q").await, "NotResource: private");
+
+    let on_objects = |action: &str, condition: &str| {
+        deny(
+            r#""Principal":"*""#,
+            &format!(
+                r#""Action":"{action}","Resource":"arn:aws:s3:::more/*","Condition":{condition}"#
+            ),
+        )
+    };
+    let on_bucket = |condition: &str| {
+        deny(
+            r#""Principal":"*""#,
+            &format!(
+                r#""Action":"s3:ListBucket","Resource":"arn:aws:s3:::more","Condition":{condition}"#
+            ),
+        )
+    };
+
+    // aws:userid (the access key id) and ArnLike on aws:PrincipalArn.
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:GetObject",
+            &format!(r#"{{"StringEquals":{{"aws:userid":"{other_id}"}}}}"#),
+        ),
+    )
+    .await;
+    get(&app, "x").await.unwrap();
+    assert_denied(get(&other, "x").await, "aws:userid");
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:GetObject",
+            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam:::user/oth*"}}"#,
+        ),
+    )
+    .await;
+    get(&app, "x").await.unwrap();
+    assert_denied(get(&other, "x").await, "ArnLike aws:PrincipalArn");
+
+    // s3:max-keys: no page larger than 100.
+    put_policy(
+        &root,
+        "more",
+        &on_bucket(r#"{"NumericGreaterThan":{"s3:max-keys":"100"}}"#),
+    )
+    .await;
+    let list = |max: i32| app.list_objects_v2().bucket("more").max_keys(max).send();
+    list(100).await.unwrap();
+    assert_denied(list(500).await, "s3:max-keys 500");
+
+    // s3:delimiter with IfExists: a listing must use "/" (a listing
+    // without a delimiter lacks the key, and a negated …IfExists holds).
+    put_policy(
+        &root,
+        "more",
+        &on_bucket(r#"{"StringNotEqualsIfExists":{"s3:delimiter":"/"}}"#),
+    )
+    .await;
+    let listed = |d: Option<&'static str>| {
+        app.list_objects_v2()
+            .bucket("more")
+            .set_delimiter(d.map(str::to_owned))
+            .send()
+    };
+    listed(Some("/")).await.unwrap();
+    assert_denied(listed(Some(",")).await, "s3:delimiter ,");
+    assert_denied(listed(None).await, "s3:delimiter absent");
+
+    // Null: a PUT without x-amz-server-side-encryption is refused.
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:PutObject",
+            r#"{"Null":{"s3:x-amz-server-side-encryption":"true"}}"#,
+        ),
+    )
+    .await;
+    assert_denied(put(&app, "n1").send().await, "Null: no header");
+    put(&app, "n2")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap();
+
+    // s3:x-amz-acl.
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:PutObject",
+            r#"{"StringEquals":{"s3:x-amz-acl":"private"}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        put(&app, "a1")
+            .acl(aws_sdk_s3::types::ObjectCannedAcl::Private)
+            .send()
+            .await,
+        "s3:x-amz-acl private",
+    );
+    put(&app, "a2").send().await.unwrap();
+
+    // ForAnyValue: no tag named "secret"; ForAllValues: not only a and b.
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:PutObject",
+            r#"{"ForAnyValue:StringEquals":{"s3:RequestObjectTagKeys":["secret"]}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        put(&app, "t1").tagging("secret=1&b=2").send().await,
+        "ForAnyValue: secret",
+    );
+    put(&app, "t2").tagging("public=1").send().await.unwrap();
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:PutObject",
+            r#"{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["a","b"]}}"#,
+        ),
+    )
+    .await;
+    assert_denied(
+        put(&app, "t3").tagging("a=1&b=2").send().await,
+        "ForAllValues: a, b",
+    );
+    assert_denied(put(&app, "t4").send().await, "ForAllValues: no tags at all");
+    put(&app, "t5").tagging("a=1&c=3").send().await.unwrap();
+
+    // Object Lock: no COMPLIANCE mode, no retention beyond 30 days.
+    let until = |days: i64| {
+        aws_sdk_s3::primitives::DateTime::from_secs(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+                + days * 86_400,
+        )
+    };
+    let locked = |k: &'static str, mode: aws_sdk_s3::types::ObjectLockMode, days: i64| {
+        put(&app, k)
+            .object_lock_mode(mode)
+            .object_lock_retain_until_date(until(days))
+            .send()
+    };
+    use aws_sdk_s3::types::ObjectLockMode::{Compliance, Governance};
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:PutObject",
+            r#"{"StringEquals":{"s3:object-lock-mode":"COMPLIANCE"}}"#,
+        ),
+    )
+    .await;
+    assert_denied(locked("l1", Compliance, 1).await, "s3:object-lock-mode");
+    locked("l2", Governance, 1).await.unwrap();
+    put_policy(
+        &root,
+        "more",
+        &on_objects(
+            "s3:PutObject",
+            r#"{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"30"}}"#,
+        ),
+    )
+    .await;
+    assert_denied(locked("l3", Governance, 60).await, "60 days of retention");
+    locked("l4", Governance, 10).await.unwrap();
+}
