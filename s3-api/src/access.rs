@@ -463,45 +463,32 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
             };
         }
     };
-    let object_key = req.key.filter(|_| req.op.addresses_object());
+    // Whether the key's own grants cover the request.
+    let granted = match req.caller {
+        Caller::Key { access, .. } => {
+            let object_key = req.key.filter(|_| req.op.addresses_object());
+            grant_covers(
+                access,
+                required,
+                req.op,
+                bucket,
+                object_key,
+                &req.parts.headers,
+            )
+        }
+        Caller::Anonymous => false,
+    };
     let facts = match svc.access_cache.get(&svc.engine, bucket)? {
         Some(f) => f,
         // No such bucket: admins and keys with a grant learn so from the
         // handler; nobody else learns whether it exists.
-        None => {
-            return match req.caller {
-                Caller::Key { access, .. }
-                    if grant_covers(
-                        access,
-                        required,
-                        req.op,
-                        bucket,
-                        object_key,
-                        &req.parts.headers,
-                    ) =>
-                {
-                    Ok(())
-                }
-                _ => denied(),
-            };
-        }
+        None => return if granted { Ok(()) } else { denied() },
     };
     // DeleteObjects is judged per key (as `s3:DeleteObject` of each) by its
     // handler; the request itself only needs some chance of an allow.
     if req.op == Operation::DeleteObjects && req.key.is_none() {
         let may = match req.caller {
-            Caller::Key { access, .. }
-                if grant_covers(
-                    access,
-                    required,
-                    req.op,
-                    bucket,
-                    object_key,
-                    &req.parts.headers,
-                ) =>
-            {
-                true
-            }
+            Caller::Key { .. } if granted => true,
             _ => matches!(facts.policy, StoredPolicy::Parsed(_)),
         };
         return if may { Ok(()) } else { denied() };
@@ -551,16 +538,7 @@ pub(crate) fn authorize(svc: &ServiceInner, req: &AccessRequest<'_>) -> S3Result
         }
         _ if decision == Decision::Deny => false,
         _ if required == RequiredAccess::Admin => false,
-        Caller::Key { access, .. } => {
-            grant_covers(
-                access,
-                required,
-                req.op,
-                bucket,
-                object_key,
-                &req.parts.headers,
-            ) || decision == Decision::Allow
-        }
+        Caller::Key { .. } => granted || decision == Decision::Allow,
         // Policies name keys and address ranges: never shown to strangers.
         Caller::Anonymous if req.op.manages_policy() => false,
         Caller::Anonymous => {
