@@ -1282,43 +1282,33 @@ async fn every_other_policy_element_and_condition_key_decides_as_documented() {
     };
     let deny =
         |element: &str, rest: &str| policy(&format!(r#"{{"Effect":"Deny",{element},{rest}}}"#));
+    let root_ref = &root;
+    let set = |doc: String| async move { put_policy(root_ref, "more", &doc).await };
 
     // NotPrincipal: everyone but app is refused.
-    put_policy(
-        &root,
-        "more",
-        &deny(
-            r#""NotPrincipal":{"AWS":"arn:aws:iam:::user/app"}"#,
-            r#""Action":"s3:GetObject","Resource":"arn:aws:s3:::more/*""#,
-        ),
-    )
+    set(deny(
+        r#""NotPrincipal":{"AWS":"arn:aws:iam:::user/app"}"#,
+        r#""Action":"s3:GetObject","Resource":"arn:aws:s3:::more/*""#,
+    ))
     .await;
     get(&app, "x").await.unwrap();
     assert_denied(get(&other, "x").await, "NotPrincipal: other");
 
     // NotAction: app may do nothing but GetObject.
-    put_policy(
-        &root,
-        "more",
-        &deny(
-            r#""Principal":{"AWS":"arn:aws:iam:::user/app"}"#,
-            r#""NotAction":"s3:GetObject","Resource":"arn:aws:s3:::more/*""#,
-        ),
-    )
+    set(deny(
+        r#""Principal":{"AWS":"arn:aws:iam:::user/app"}"#,
+        r#""NotAction":"s3:GetObject","Resource":"arn:aws:s3:::more/*""#,
+    ))
     .await;
     get(&app, "x").await.unwrap();
     assert_denied(put(&app, "y").send().await, "NotAction: PUT");
     put(&other, "y").send().await.unwrap();
 
     // NotResource: app reads only under public/.
-    put_policy(
-        &root,
-        "more",
-        &deny(
-            r#""Principal":{"AWS":"arn:aws:iam:::user/app"}"#,
-            r#""Action":"s3:GetObject","NotResource":"arn:aws:s3:::more/public/*""#,
-        ),
-    )
+    set(deny(
+        r#""Principal":{"AWS":"arn:aws:iam:::user/app"}"#,
+        r#""Action":"s3:GetObject","NotResource":"arn:aws:s3:::more/public/*""#,
+    ))
     .await;
     get(&app, "public/p").await.unwrap();
     assert_denied(get(&app, "private/q").await, "NotResource: private");
@@ -1341,47 +1331,32 @@ async fn every_other_policy_element_and_condition_key_decides_as_documented() {
     };
 
     // aws:userid (the access key id) and ArnLike on aws:PrincipalArn.
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:GetObject",
-            &format!(r#"{{"StringEquals":{{"aws:userid":"{other_id}"}}}}"#),
-        ),
-    )
+    set(on_objects(
+        "s3:GetObject",
+        &format!(r#"{{"StringEquals":{{"aws:userid":"{other_id}"}}}}"#),
+    ))
     .await;
     get(&app, "x").await.unwrap();
     assert_denied(get(&other, "x").await, "aws:userid");
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:GetObject",
-            r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam:::user/oth*"}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:GetObject",
+        r#"{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam:::user/oth*"}}"#,
+    ))
     .await;
     get(&app, "x").await.unwrap();
     assert_denied(get(&other, "x").await, "ArnLike aws:PrincipalArn");
 
     // s3:max-keys: no page larger than 100.
-    put_policy(
-        &root,
-        "more",
-        &on_bucket(r#"{"NumericGreaterThan":{"s3:max-keys":"100"}}"#),
-    )
-    .await;
+    set(on_bucket(r#"{"NumericGreaterThan":{"s3:max-keys":"100"}}"#)).await;
     let list = |max: i32| app.list_objects_v2().bucket("more").max_keys(max).send();
     list(100).await.unwrap();
     assert_denied(list(500).await, "s3:max-keys 500");
 
     // s3:delimiter with IfExists: a listing must use "/" (a listing
     // without a delimiter lacks the key, and a negated …IfExists holds).
-    put_policy(
-        &root,
-        "more",
-        &on_bucket(r#"{"StringNotEqualsIfExists":{"s3:delimiter":"/"}}"#),
-    )
+    set(on_bucket(
+        r#"{"StringNotEqualsIfExists":{"s3:delimiter":"/"}}"#,
+    ))
     .await;
     let listed = |d: Option<&'static str>| {
         app.list_objects_v2()
@@ -1394,14 +1369,10 @@ async fn every_other_policy_element_and_condition_key_decides_as_documented() {
     assert_denied(listed(None).await, "s3:delimiter absent");
 
     // Null: a PUT without x-amz-server-side-encryption is refused.
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:PutObject",
-            r#"{"Null":{"s3:x-amz-server-side-encryption":"true"}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:PutObject",
+        r#"{"Null":{"s3:x-amz-server-side-encryption":"true"}}"#,
+    ))
     .await;
     assert_denied(put(&app, "n1").send().await, "Null: no header");
     put(&app, "n2")
@@ -1411,14 +1382,10 @@ async fn every_other_policy_element_and_condition_key_decides_as_documented() {
         .unwrap();
 
     // s3:x-amz-acl.
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:PutObject",
-            r#"{"StringEquals":{"s3:x-amz-acl":"private"}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:PutObject",
+        r#"{"StringEquals":{"s3:x-amz-acl":"private"}}"#,
+    ))
     .await;
     assert_denied(
         put(&app, "a1")
@@ -1430,28 +1397,20 @@ async fn every_other_policy_element_and_condition_key_decides_as_documented() {
     put(&app, "a2").send().await.unwrap();
 
     // ForAnyValue: no tag named "secret"; ForAllValues: not only a and b.
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:PutObject",
-            r#"{"ForAnyValue:StringEquals":{"s3:RequestObjectTagKeys":["secret"]}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:PutObject",
+        r#"{"ForAnyValue:StringEquals":{"s3:RequestObjectTagKeys":["secret"]}}"#,
+    ))
     .await;
     assert_denied(
         put(&app, "t1").tagging("secret=1&b=2").send().await,
         "ForAnyValue: secret",
     );
     put(&app, "t2").tagging("public=1").send().await.unwrap();
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:PutObject",
-            r#"{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["a","b"]}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:PutObject",
+        r#"{"ForAllValues:StringEquals":{"s3:RequestObjectTagKeys":["a","b"]}}"#,
+    ))
     .await;
     assert_denied(
         put(&app, "t3").tagging("a=1&b=2").send().await,
@@ -1477,25 +1436,17 @@ async fn every_other_policy_element_and_condition_key_decides_as_documented() {
             .send()
     };
     use aws_sdk_s3::types::ObjectLockMode::{Compliance, Governance};
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:PutObject",
-            r#"{"StringEquals":{"s3:object-lock-mode":"COMPLIANCE"}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:PutObject",
+        r#"{"StringEquals":{"s3:object-lock-mode":"COMPLIANCE"}}"#,
+    ))
     .await;
     assert_denied(locked("l1", Compliance, 1).await, "s3:object-lock-mode");
     locked("l2", Governance, 1).await.unwrap();
-    put_policy(
-        &root,
-        "more",
-        &on_objects(
-            "s3:PutObject",
-            r#"{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"30"}}"#,
-        ),
-    )
+    set(on_objects(
+        "s3:PutObject",
+        r#"{"NumericGreaterThan":{"s3:object-lock-remaining-retention-days":"30"}}"#,
+    ))
     .await;
     assert_denied(locked("l3", Governance, 60).await, "60 days of retention");
     locked("l4", Governance, 10).await.unwrap();
