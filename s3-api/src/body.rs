@@ -189,6 +189,12 @@ pub enum BodyError {
     Chunked(#[from] ChunkedError),
     #[error("the body exceeds the maximum size")]
     TooLarge,
+    /// A POST form that is not well-formed multipart/form-data.
+    #[error("malformed multipart/form-data: {0}")]
+    MalformedForm(String),
+    /// Shorter than a POST policy's `content-length-range` allows.
+    #[error("the body is {received} bytes, below the minimum of {min}")]
+    TooSmall { min: u64, received: u64 },
     #[error("declared {declared} bytes, received {received}")]
     LengthMismatch { declared: u64, received: u64 },
     #[error("x-amz-content-sha256 mismatch")]
@@ -225,6 +231,8 @@ pub struct BodySpec {
     /// `x-amz-decoded-content-length` for aws-chunked), if any.
     pub declared_len: Option<u64>,
     pub max_len: u64,
+    /// Fewer bytes fail at the end (a POST policy's `content-length-range`).
+    pub min_len: u64,
     pub content_md5: Option<[u8; 16]>,
     pub checksum: Option<(ChecksumAlgorithm, ChecksumExpectation)>,
     pub timeouts: BodyTimeouts,
@@ -436,9 +444,18 @@ impl DigestSink {
     }
 }
 
+/// Where a body's bytes come from.
+enum Source {
+    /// The request's own body, paced here ([`BodyTimeouts`]).
+    Http(Incoming),
+    /// The `file` of a POST form: the request under it is paced by
+    /// [`paced_stream`], so nothing is timed here.
+    FormFile(Box<multer::Field<'static>>),
+}
+
 /// A request body being read, decoded and verified.
 pub struct BodyReader {
-    incoming: Incoming,
+    source: Source,
     decoder: Option<AwsChunkedDecoder>,
     pending: VecDeque<Bytes>,
     digests: DigestSink,
@@ -448,6 +465,7 @@ pub struct BodyReader {
     checksum: Option<(ChecksumAlgorithm, ChecksumExpectation)>,
     declared_len: Option<u64>,
     max_len: u64,
+    min_len: u64,
     received: u64,
     result: Option<BodyDigests>,
     ended: bool,
@@ -464,6 +482,17 @@ impl std::fmt::Debug for BodyReader {
 
 impl BodyReader {
     pub fn new(incoming: Incoming, spec: BodySpec) -> Self {
+        Self::with_source(Source::Http(incoming), spec)
+    }
+
+    /// The `file` field of a POST form (unsigned: the form's policy, not
+    /// the body, is what was signed).
+    pub fn form_file(field: Box<multer::Field<'static>>, spec: BodySpec) -> Self {
+        debug_assert!(!spec.payload.is_streaming() && spec.chunk_signer.is_none());
+        Self::with_source(Source::FormFile(field), spec)
+    }
+
+    fn with_source(source: Source, spec: BodySpec) -> Self {
         let spec_sha256 = match spec.payload {
             PayloadHash::Sha256(h) => Some(h),
             _ => None,
@@ -478,7 +507,7 @@ impl BodyReader {
             checksum: spec.checksum.as_ref().map(|(a, _)| a.hasher()),
         };
         BodyReader {
-            incoming,
+            source,
             decoder,
             pending: VecDeque::new(),
             digests: DigestSink::new(hashers, spec.declared_len),
@@ -488,6 +517,7 @@ impl BodyReader {
             checksum: spec.checksum,
             declared_len: spec.declared_len,
             max_len: spec.max_len,
+            min_len: spec.min_len,
             received: 0,
             result: None,
             ended: false,
@@ -542,33 +572,13 @@ impl BodyReader {
     async fn next_frame(
         &mut self,
     ) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, BodyError> {
-        // Bounded: each turn either returns or ends a rate window (which
-        // fails the request or starts a new window).
-        loop {
-            let started = Instant::now();
-            let frame = match self.pace.wait_limit() {
-                None => Some(self.incoming.frame().await),
-                // `frame()` is cancel-safe: nothing is lost when it times out.
-                Some(limit) => tokio::time::timeout(limit, self.incoming.frame())
-                    .await
-                    .ok(),
-            };
-            let waited = started.elapsed();
-            match frame {
-                Some(Some(Ok(f))) => {
-                    let bytes = f.data_ref().map_or(0, |d| d.len() as u64);
-                    // A frame without data still shows the client is there.
-                    self.pace.record(waited, bytes.max(1))?;
-                    return Ok(Some(Ok(f)));
-                }
-                Some(other) => return Ok(other),
-                None => {
-                    if let Err(e) = self.pace.record(waited, 0) {
-                        tracing::debug!(error = %e, received = self.received, "request body timed out");
-                        return Err(e);
-                    }
-                }
-            }
+        match &mut self.source {
+            Source::Http(incoming) => next_paced_frame(incoming, &mut self.pace).await,
+            Source::FormFile(field) => match field.chunk().await {
+                Ok(Some(b)) => Ok(Some(Ok(hyper::body::Frame::data(b)))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(form_error(e)),
+            },
         }
     }
 
@@ -593,6 +603,12 @@ impl BodyReader {
             Some(dec) => dec.finish()?,
             None => Vec::new(),
         };
+        if self.received < self.min_len {
+            return Err(BodyError::TooSmall {
+                min: self.min_len,
+                received: self.received,
+            });
+        }
         if let Some(d) = self.declared_len
             && d != self.received
         {
@@ -665,6 +681,125 @@ impl BodyReader {
             .take()
             .ok_or_else(|| BodyError::Internal("body ended without digests".into()))?;
         Ok((buf.freeze(), digests))
+    }
+}
+
+/// The next frame of `incoming`, waiting no longer than `pace` allows.
+async fn next_paced_frame(
+    incoming: &mut Incoming,
+    pace: &mut Pace,
+) -> Result<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>, BodyError> {
+    // Bounded: each turn either returns or ends a rate window (which
+    // fails the request or starts a new window).
+    loop {
+        let started = Instant::now();
+        let frame = match pace.wait_limit() {
+            None => Some(incoming.frame().await),
+            // `frame()` is cancel-safe: nothing is lost when it times out.
+            Some(limit) => tokio::time::timeout(limit, incoming.frame()).await.ok(),
+        };
+        let waited = started.elapsed();
+        match frame {
+            Some(Some(Ok(f))) => {
+                let bytes = f.data_ref().map_or(0, |d| d.len() as u64);
+                // A frame without data still shows the client is there.
+                pace.record(waited, bytes.max(1))?;
+                return Ok(Some(Ok(f)));
+            }
+            Some(other) => return Ok(other),
+            None => {
+                if let Err(e) = pace.record(waited, 0) {
+                    tracing::debug!(error = %e, "request body timed out");
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// How many bytes of a request [`paced_stream`] may still deliver: the
+/// reader of a POST form raises it once it reached the file (the fields
+/// before it are held in memory, the file is streamed).
+#[derive(Debug)]
+pub struct StreamAllowance(std::sync::atomic::AtomicU64);
+
+impl StreamAllowance {
+    pub fn new(bytes: u64) -> Arc<Self> {
+        Arc::new(StreamAllowance(std::sync::atomic::AtomicU64::new(bytes)))
+    }
+
+    pub fn set(&self, bytes: u64) {
+        self.0.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The raw bytes of a request body as a stream (for the multipart/form-data
+/// parser of POST Object), within the [`BodyTimeouts`] and never more than
+/// `allowance` bytes in total (`BodyError::TooLarge` beyond).
+pub fn paced_stream(
+    incoming: Incoming,
+    timeouts: BodyTimeouts,
+    allowance: Arc<StreamAllowance>,
+) -> impl futures_util::Stream<Item = Result<Bytes, BodyError>> + Send + 'static {
+    struct State {
+        incoming: Incoming,
+        pace: Pace,
+        received: u64,
+        allowance: Arc<StreamAllowance>,
+        done: bool,
+    }
+    let state = State {
+        incoming,
+        pace: Pace::new(timeouts),
+        received: 0,
+        allowance,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let item = match next_paced_frame(&mut st.incoming, &mut st.pace).await {
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if data.is_empty() => continue,
+                    Ok(data) => {
+                        st.received += data.len() as u64;
+                        if st.received > st.allowance.get() {
+                            Err(BodyError::TooLarge)
+                        } else {
+                            Ok(data)
+                        }
+                    }
+                    Err(_) => continue, // HTTP trailers
+                },
+                Ok(Some(Err(e))) => Err(if e.is_incomplete_message() {
+                    BodyError::Incomplete
+                } else {
+                    BodyError::Transport(e.to_string())
+                }),
+                Ok(None) => return None,
+                Err(e) => Err(e),
+            };
+            st.done = item.is_err();
+            return Some((item, st));
+        }
+    })
+}
+
+/// A multipart/form-data parser's error: the [`BodyError`] of the stream
+/// under it when that is what failed, else a malformed form.
+pub fn form_error(e: multer::Error) -> BodyError {
+    match e {
+        multer::Error::StreamReadFailed(inner) => match inner.downcast::<BodyError>() {
+            Ok(body) => *body,
+            Err(other) => BodyError::Transport(other.to_string()),
+        },
+        other => BodyError::MalformedForm(other.to_string()),
     }
 }
 

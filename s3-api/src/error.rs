@@ -85,6 +85,12 @@ pub enum S3ErrorCode {
     KmsNotFound,
     /// SSE-KMS: the key is disabled (`KMS.DisabledException`).
     KmsDisabled,
+    /// POST Object: the policy is not a valid policy document.
+    InvalidPolicyDocument,
+    /// POST Object: the body is not well-formed multipart/form-data.
+    MalformedPOSTRequest,
+    /// POST Object: the fields before the file exceed 20 KiB.
+    MaxPostPreDataLengthExceeded,
 }
 
 impl S3ErrorCode {
@@ -158,6 +164,9 @@ impl S3ErrorCode {
             NoSuchWebsiteConfiguration => "NoSuchWebsiteConfiguration",
             ReplicationConfigurationNotFoundError => "ReplicationConfigurationNotFoundError",
             NoSuchConfiguration => "NoSuchConfiguration",
+            InvalidPolicyDocument => "InvalidPolicyDocument",
+            MalformedPOSTRequest => "MalformedPOSTRequest",
+            MaxPostPreDataLengthExceeded => "MaxPostPreDataLengthExceeded",
         }
     }
 
@@ -228,6 +237,9 @@ impl S3ErrorCode {
             AccessForbidden => StatusCode::FORBIDDEN,
             BadRequest => StatusCode::BAD_REQUEST,
             InvalidEncryptionAlgorithmError => StatusCode::BAD_REQUEST,
+            InvalidPolicyDocument | MalformedPOSTRequest | MaxPostPreDataLengthExceeded => {
+                StatusCode::BAD_REQUEST
+            }
         }
     }
 
@@ -279,6 +291,15 @@ impl S3ErrorCode {
             InvalidArgument => "Invalid Argument",
             KmsNotFound => "Invalid keyId",
             KmsDisabled => "The KMS key is disabled.",
+            InvalidPolicyDocument => {
+                "The content of the form does not meet the conditions specified in the policy document."
+            }
+            MalformedPOSTRequest => {
+                "The body of your POST request is not well-formed multipart/form-data."
+            }
+            MaxPostPreDataLengthExceeded => {
+                "Your POST request fields preceeding the upload file was too large."
+            }
             InvalidBucketName => "The specified bucket is not valid.",
             InvalidBucketState => "The request is not valid with the current state of the bucket.",
             InvalidDigest => "The Content-MD5 you specified is not valid.",
@@ -522,11 +543,18 @@ impl From<AuthError> for S3Error {
             AuthError::InvalidAccessKeyId { access_key } => {
                 S3Error::new(C::InvalidAccessKeyId).field("AWSAccessKeyId", access_key)
             }
-            AuthError::SignatureDoesNotMatch(detail) => S3Error::new(C::SignatureDoesNotMatch)
-                .field("AWSAccessKeyId", detail.access_key)
-                .field("SignatureProvided", detail.signature_provided)
-                .field("StringToSign", detail.string_to_sign)
-                .field("CanonicalRequest", detail.canonical_request),
+            AuthError::SignatureDoesNotMatch(detail) => {
+                let e = S3Error::new(C::SignatureDoesNotMatch)
+                    .field("AWSAccessKeyId", detail.access_key)
+                    .field("SignatureProvided", detail.signature_provided)
+                    .field("StringToSign", detail.string_to_sign);
+                // A POST form signs its policy alone: no canonical request.
+                if detail.canonical_request.is_empty() {
+                    e
+                } else {
+                    e.field("CanonicalRequest", detail.canonical_request)
+                }
+            }
             AuthError::RequestTimeTooSkewed {
                 request_time,
                 server_time,
@@ -549,6 +577,10 @@ impl From<AuthError> for S3Error {
             AuthError::ChunkSignatureMismatch | AuthError::TrailerSignatureMismatch => {
                 S3Error::new(C::SignatureDoesNotMatch)
             }
+            AuthError::PostFieldMissing(name) => S3Error::invalid_argument(msg, name, ""),
+            AuthError::PostFieldInvalid(m) => S3Error::with_message(C::InvalidArgument, m),
+            AuthError::PostPolicyMalformed(m) => S3Error::with_message(C::InvalidPolicyDocument, m),
+            AuthError::PostPolicyDenied(m) => S3Error::with_message(C::AccessDenied, m),
         }
     }
 }
@@ -584,6 +616,13 @@ impl From<BodyError> for S3Error {
             }
             BodyError::Chunked(c) => c.into(),
             BodyError::TooLarge => S3Error::new(C::EntityTooLarge),
+            BodyError::TooSmall { min, received } => S3Error::new(C::EntityTooSmall)
+                .field("ProposedSize", received.to_string())
+                .field("MinSizeAllowed", min.to_string()),
+            BodyError::MalformedForm(detail) => {
+                tracing::debug!(%detail, "malformed POST form");
+                S3Error::new(C::MalformedPOSTRequest)
+            }
             BodyError::LengthMismatch { declared, received } => S3Error::with_message(
                 C::IncompleteBody,
                 format!("Declared {declared} bytes of content but received {received}."),

@@ -24,6 +24,9 @@ pub enum Operation {
     ListObjectVersions,
     DeleteObjects,
     PutObject,
+    /// POST Object: a browser or device form upload to a bucket. Its
+    /// handler authenticates the form and authorizes it as `PutObject`.
+    PostObject,
     CopyObject,
     GetObject,
     GetObjectAttributes,
@@ -99,6 +102,7 @@ impl Operation {
             ListObjectVersions => "ListObjectVersions",
             DeleteObjects => "DeleteObjects",
             PutObject => "PutObject",
+            PostObject => "PostObject",
             CopyObject => "CopyObject",
             GetObject => "GetObject",
             GetObjectAttributes => "GetObjectAttributes",
@@ -209,6 +213,7 @@ impl Operation {
             DeleteObjects
             | PutObjectRetention
             | PutObject
+            | PostObject
             | CopyObject
             | DeleteObject
             | PutObjectTagging
@@ -253,6 +258,7 @@ impl Operation {
             // Checked again per key by the handler.
             DeleteObjects => "s3:DeleteObject",
             PutObject
+            | PostObject
             | CopyObject
             | CreateMultipartUpload
             | UploadPart
@@ -627,6 +633,7 @@ pub fn route(
                 Method::GET if q.get("list-type") == Some("2") => ListObjectsV2,
                 Method::GET => ListObjects,
                 Method::POST if q.has("delete") => DeleteObjects,
+                Method::POST => PostObject,
                 _ => MethodNotAllowed,
             }
         }

@@ -177,7 +177,13 @@ impl ServiceInner {
             Ok(h) => h,
             Err(e) => return (Operation::MethodNotAllowed, Err(e)),
         };
-        let addressed = match virtual_host_bucket(host, self.config.domain.as_deref()) {
+        let virtual_host = virtual_host_bucket(host, self.config.domain.as_deref());
+        let addressing = if virtual_host.is_some() {
+            crate::handlers::post_object::Addressing::VirtualHost
+        } else {
+            crate::handlers::post_object::Addressing::Path
+        };
+        let addressed = match virtual_host {
             Some(bucket) => virtual_host_key(parts.uri.path()).map(|key| (Some(bucket), key)),
             None => split_path(parts.uri.path()),
         };
@@ -216,6 +222,38 @@ impl ServiceInner {
             // bucket's rules alone, before any authentication.
             let result = self.preflight(bucket.as_deref(), key.is_some(), &parts.headers);
             return (op, result.map_err(|e| with_resource(e, &bucket, &key)));
+        }
+        if op == Operation::PostObject
+            && let Some(bucket_name) = bucket.clone()
+        {
+            // A form authenticates itself: its signed policy (or nothing,
+            // for an anonymous upload) is in the body, not the head.
+            let mut post = crate::handlers::post_object::PostFacts::default();
+            let result = crate::handlers::post_object::post_object(
+                self,
+                parts,
+                body,
+                client,
+                bucket_name,
+                addressing,
+                &mut post,
+            )
+            .await;
+            facts.key.clone_from(&post.key);
+            facts.caller = match &post.caller {
+                None => AuditCaller::None,
+                Some(Caller::Anonymous) => AuditCaller::Anonymous,
+                Some(Caller::Key { id, .. }) => AuditCaller::Key(id.clone()),
+            };
+            if let Err(e) = &result
+                && matches!(
+                    e.code,
+                    S3ErrorCode::SignatureDoesNotMatch | S3ErrorCode::InvalidAccessKeyId
+                )
+            {
+                self.metrics.auth_failed(e.code.as_str());
+            }
+            return (op, result.map_err(|e| with_resource(e, &bucket, &post.key)));
         }
         let (auth, caller) = match self.authenticate(&parts) {
             Ok(a) => a,

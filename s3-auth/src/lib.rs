@@ -23,6 +23,7 @@
 
 mod checksum;
 mod chunked;
+mod post_policy;
 mod sigv4;
 
 #[cfg(test)]
@@ -36,6 +37,9 @@ pub use checksum::{
 };
 pub use chunked::{
     AwsChunkedDecoder, MAX_CHUNK_LINE_LEN, MAX_CHUNK_SIZE, MAX_TRAILER_HEADERS, MAX_TRAILER_LEN,
+};
+pub use post_policy::{
+    LengthRange, MAX_POST_FIELDS, PostForm, PostPolicy, VerifiedPost, verify_post,
 };
 pub use sigv4::{
     ChunkSigner, MAX_PRESIGN_EXPIRES_SECS, PayloadHash, S3_SERVICE, SecretLookup, VerifiedRequest,
@@ -140,6 +144,24 @@ pub enum AuthError {
     /// An `aws-chunked` trailer signature did not verify.
     #[error("trailer signature does not match")]
     TrailerSignatureMismatch,
+    /// POST Object: a form with some of the SigV4 fields lacks this one
+    /// (named as S3 names it). S3: 400 InvalidArgument.
+    #[error(
+        "Bucket POST must contain a field named '{0}'.  If it is specified, please check the order of the fields."
+    )]
+    PostFieldMissing(&'static str),
+    /// POST Object: a SigV4 field is malformed or names another scope.
+    /// S3: 400 InvalidArgument.
+    #[error("{0}")]
+    PostFieldInvalid(String),
+    /// POST Object: the policy is not base64 JSON of S3's shape.
+    /// S3: 400 InvalidPolicyDocument ("Invalid Policy: …").
+    #[error("{0}")]
+    PostPolicyMalformed(String),
+    /// POST Object: the policy expired, a condition failed, or a field is
+    /// not covered. S3: 403 AccessDenied ("Invalid according to Policy: …").
+    #[error("{0}")]
+    PostPolicyDenied(String),
 }
 
 /// What S3 reports with `SignatureDoesNotMatch` (`AWSAccessKeyId`, `SignatureProvided`,

@@ -782,15 +782,15 @@ fn push_trimmed(out: &mut Vec<u8>, value: &[u8]) {
     }
 }
 
-struct Scope {
-    access_key: String,
-    date: String,
-    region: String,
-    service: String,
-    terminator: String,
+pub(crate) struct Scope {
+    pub(crate) access_key: String,
+    pub(crate) date: String,
+    pub(crate) region: String,
+    pub(crate) service: String,
+    pub(crate) terminator: String,
 }
 
-fn parse_credential(credential: &str, presigned: bool) -> Result<Scope, AuthError> {
+pub(crate) fn parse_credential(credential: &str, presigned: bool) -> Result<Scope, AuthError> {
     let malformed = || {
         let msg = "the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".";
         if presigned {
@@ -825,40 +825,50 @@ fn parse_credential(credential: &str, presigned: bool) -> Result<Scope, AuthErro
 }
 
 fn check_scope(scope: &Scope, cfg: &VerifyConfig, presigned: bool) -> Result<(), AuthError> {
-    let err = |msg: String| {
-        if presigned {
-            query_error(format!(
-                "Error parsing the X-Amz-Credential parameter; {msg}"
-            ))
-        } else {
-            header_malformed(&msg)
-        }
+    let Some(msg) = scope_problem(scope, cfg) else {
+        return Ok(());
     };
+    Err(if presigned {
+        query_error(format!(
+            "Error parsing the X-Amz-Credential parameter; {msg}"
+        ))
+    } else {
+        header_malformed(&msg)
+    })
+}
+
+/// What is wrong with a credential scope for this endpoint (region,
+/// service, terminator), in S3's words; `None` when nothing is.
+pub(crate) fn scope_problem(scope: &Scope, cfg: &VerifyConfig) -> Option<String> {
     if scope.region != cfg.region {
-        return Err(err(format!(
+        return Some(format!(
             "the region '{}' is wrong; expecting '{}'",
             echo(&scope.region),
             cfg.region
-        )));
+        ));
     }
     if scope.service != cfg.service {
-        return Err(err(format!(
+        return Some(format!(
             "incorrect service \"{}\". This endpoint belongs to \"{}\".",
             echo(&scope.service),
             cfg.service
-        )));
+        ));
     }
     if scope.terminator != TERMINATOR {
-        return Err(err(format!(
+        return Some(format!(
             "incorrect terminal \"{}\". This endpoint uses \"{TERMINATOR}\".",
             echo(&scope.terminator)
-        )));
+        ));
     }
-    Ok(())
+    None
 }
 
 /// The credential-scope date must be the request date's day.
-fn check_scope_date(scope_date: &str, timestamp: &str, presigned: bool) -> Result<(), AuthError> {
+pub(crate) fn check_scope_date(
+    scope_date: &str,
+    timestamp: &str,
+    presigned: bool,
+) -> Result<(), AuthError> {
     let day = timestamp.get(..8).unwrap_or("");
     if scope_date == day {
         return Ok(());
@@ -1005,7 +1015,7 @@ fn parse_date_header(s: &str) -> Option<SystemTime> {
 }
 
 /// Parses `YYYYMMDDTHHMMSSZ`.
-fn parse_amz_date(s: &str) -> Option<SystemTime> {
+pub(crate) fn parse_amz_date(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
     if b.len() != 16 || b.get(8) != Some(&b'T') || b.get(15) != Some(&b'Z') {
         return None;
@@ -1058,7 +1068,7 @@ fn decode_hex32(s: &str) -> Option<[u8; 32]> {
 
 /// Constant-time comparison of a computed signature with the client's hex; a value
 /// that is not 64 hex characters simply does not match.
-fn signatures_match(expected: &[u8; 32], claimed_hex: &str) -> bool {
+pub(crate) fn signatures_match(expected: &[u8; 32], claimed_hex: &str) -> bool {
     match decode_hex32(claimed_hex) {
         Some(claimed) => bool::from(expected.as_slice().ct_eq(claimed.as_slice())),
         None => false,

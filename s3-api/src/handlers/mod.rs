@@ -12,6 +12,7 @@ mod multipart;
 mod object;
 mod object_lock;
 mod policy;
+pub(crate) mod post_object;
 mod tagging;
 
 /// A copy's source as the copy handlers parse it: authorization offers the
@@ -153,8 +154,9 @@ pub(crate) async fn handle(
         DeleteBucketEncryption => {
             delete_bucket_document(svc, &ctx, BucketDocument::Encryption).await
         }
-        // Answered by the service before authentication; never routed here.
-        CorsPreflight => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
+        // Answered by the service before authentication (the preflight), or
+        // authenticated by its own form (POST Object); never routed here.
+        CorsPreflight | PostObject => Err(S3Error::new(S3ErrorCode::MethodNotAllowed)),
         Unsupported(what) => Err(S3Error::with_message(
             S3ErrorCode::NotImplemented,
             format!("{what} is not implemented by this server."),
@@ -199,6 +201,7 @@ pub(crate) fn body_spec(ctx: &mut RequestCtx, max_len: u64) -> S3Result<BodySpec
         chunk_signer: ctx.auth.chunk_signer.take(),
         declared_len,
         max_len,
+        min_len: 0,
         content_md5: content_md5(h)?,
         checksum: checksum_expectation(h, payload)?,
         timeouts: ctx

@@ -79,10 +79,42 @@ async fn discard_body(mut body: Incoming) {
     }
 }
 
+/// What a PutObject stores: the request's own body, or the `file` of a
+/// POST form (whose policy may bound its size).
+pub(crate) enum PutBody {
+    Http(Incoming),
+    FormFile {
+        file: Box<multer::Field<'static>>,
+        length: Option<crate::auth::LengthRange>,
+    },
+}
+
+impl PutBody {
+    /// `e`, for a request refused before its body was read (see
+    /// [`refuse_before_body`]; a form's file is simply not read).
+    async fn refuse(self, ctx: &RequestCtx, e: S3Error) -> S3Error {
+        match self {
+            PutBody::Http(body) => refuse_before_body(ctx, body, e).await,
+            PutBody::FormFile { .. } => e,
+        }
+    }
+}
+
 pub(crate) async fn put_object(
     svc: &Arc<ServiceInner>,
     ctx: &mut RequestCtx,
     body: Incoming,
+) -> S3Result<Response<RespBody>> {
+    put_object_from(svc, ctx, PutBody::Http(body)).await
+}
+
+/// PutObject, and POST Object once its form was checked: the object is the
+/// body's bytes, its settings the request's headers (a form's fields,
+/// turned into the headers they stand for).
+pub(crate) async fn put_object_from(
+    svc: &Arc<ServiceInner>,
+    ctx: &mut RequestCtx,
+    body: PutBody,
 ) -> S3Result<Response<RespBody>> {
     let bucket = ctx.bucket()?.to_owned();
     let key = ctx.key()?.to_owned();
@@ -91,23 +123,23 @@ pub(crate) async fn put_object(
     let mut meta = object_metadata(&ctx.parts.headers)?;
     let lock = super::object_lock::requested_lock(svc, ctx, &bucket, true)?;
     if let Err(e) = precheck_write_condition(svc, &bucket, &key, &cond) {
-        return Err(refuse_before_body(ctx, body, e).await);
+        return Err(body.refuse(ctx, e).await);
     }
     // SSE-C: the body is encrypted under the customer's key before the
     // pipeline sees it (crypto's customer_key); the check is all that is kept.
     let customer_key = match crate::sse_c::requested(svc, ctx) {
         Ok(k) => k,
-        Err(e) => return Err(refuse_before_body(ctx, body, e).await),
+        Err(e) => return Err(body.refuse(ctx, e).await),
     };
     // SSE-KMS (the request's headers or the bucket's default): the body is
     // encrypted under a new data key, kept wrapped by the named key.
     let kms = match crate::sse_kms::for_new_object(svc, ctx, &bucket, customer_key.is_some()) {
         Ok(Some(request)) => match crate::sse_kms::begin(svc, &request, &bucket, &key).await {
             Ok(w) => Some(w),
-            Err(e) => return Err(refuse_before_body(ctx, body, e).await),
+            Err(e) => return Err(body.refuse(ctx, e).await),
         },
         Ok(None) => None,
-        Err(e) => return Err(refuse_before_body(ctx, body, e).await),
+        Err(e) => return Err(body.refuse(ctx, e).await),
     };
     let mut cipher = match (&customer_key, kms) {
         (Some(k), _) => {
@@ -121,10 +153,19 @@ pub(crate) async fn put_object(
         }
         (None, None) => None,
     };
-    let spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
+    let mut spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
     // Fails with NoSuchBucket before the body is read.
     let mut writer = svc.engine.object_writer(&bucket)?.allow_inline();
-    let mut reader = BodyReader::new(body, spec);
+    let mut reader = match body {
+        PutBody::Http(body) => BodyReader::new(body, spec),
+        PutBody::FormFile { file, length } => {
+            if let Some(range) = length {
+                spec.max_len = spec.max_len.min(range.max);
+                spec.min_len = range.min;
+            }
+            BodyReader::form_file(file, spec)
+        }
+    };
     while let Some(piece) = reader.next().await? {
         let piece = match &mut cipher {
             Some(c) => crate::sse_c::apply(c, piece),

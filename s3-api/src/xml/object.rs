@@ -1,5 +1,5 @@
-//! Object documents: CopyObjectResult, GetObjectAttributesResponse and
-//! DeleteResult, and the Delete (DeleteObjects) request.
+//! Object documents: CopyObjectResult, GetObjectAttributesResponse,
+//! DeleteResult and PostResponse, and the Delete (DeleteObjects) request.
 
 use serde::Deserialize;
 
@@ -23,6 +23,34 @@ impl XmlElement for CopyObjectResult<'_> {
 impl XmlDocument for CopyObjectResult<'_> {
     fn root(&self) -> &'static str {
         "CopyObjectResult"
+    }
+}
+
+/// POST Object's answer with `success_action_status` 201. S3 writes it
+/// without a namespace.
+#[derive(Debug)]
+pub(crate) struct PostResponse<'a> {
+    pub(crate) location: XmlText<'a>,
+    pub(crate) bucket: XmlText<'a>,
+    pub(crate) key: XmlText<'a>,
+    pub(crate) etag: XmlText<'a>,
+}
+
+impl XmlElement for PostResponse<'_> {
+    fn write_content(&self, w: &mut ElementWriter) {
+        w.elem("Location", &self.location)
+            .elem("Bucket", &self.bucket)
+            .elem("Key", &self.key)
+            .elem("ETag", &self.etag);
+    }
+}
+
+impl XmlDocument for PostResponse<'_> {
+    fn root(&self) -> &'static str {
+        "PostResponse"
+    }
+    fn namespaced(&self) -> bool {
+        false
     }
 }
 
@@ -207,6 +235,20 @@ mod tests {
         assert_eq!(
             to_xml(&doc),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<CopyObjectResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><LastModified>2026-01-02T03:04:05.006Z</LastModified><ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag></CopyObjectResult>"
+        );
+    }
+
+    #[test]
+    fn post_response_has_no_namespace() {
+        let doc = PostResponse {
+            location: "http://h/b/a%2Fb".into(),
+            bucket: "b".into(),
+            key: "a/b&c".into(),
+            etag: "\"0123456789abcdef0123456789abcdef\"".into(),
+        };
+        assert_eq!(
+            to_xml(&doc),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PostResponse><Location>http://h/b/a%2Fb</Location><Bucket>b</Bucket><Key>a/b&amp;c</Key><ETag>&quot;0123456789abcdef0123456789abcdef&quot;</ETag></PostResponse>"
         );
     }
 
