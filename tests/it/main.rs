@@ -32,6 +32,7 @@
 //! | [`s3_object_lock`] | Object Lock: retention, legal hold, who may bypass |
 //! | [`s3_part_copy`] | UploadPartCopy |
 //! | [`s3_policy`] | bucket policies, anonymous access, public access blocks |
+//! | [`s3_post_object`] | POST Object: boto3 presigned posts sent by `curl -F`, policy conditions, device keys, anonymous forms |
 //! | [`s3_sdk`] | S3 behaviour through aws-sdk-s3 |
 //! | [`s3_signatures`] | signing modes: SigV4 streaming, trailers, presigned |
 //! | [`s3_stalls`] | clients that stop sending a body |
@@ -68,6 +69,7 @@ mod s3_lifecycle;
 mod s3_object_lock;
 mod s3_part_copy;
 mod s3_policy;
+mod s3_post_object;
 mod s3_sdk;
 mod s3_signatures;
 mod s3_sse_c;

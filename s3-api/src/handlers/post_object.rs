@@ -68,6 +68,12 @@ pub(crate) async fn post_object(
     facts: &mut PostFacts,
 ) -> S3Result<Response<RespBody>> {
     let boundary = form_boundary(&parts.headers)?;
+    // The `Location` of the stored object names the host the form was
+    // sent to (HTTP/2: the authority).
+    let host = header_text(&parts.headers, "host")
+        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or_default()
+        .to_owned();
     let timeouts = parts
         .extensions
         .get::<BodyTimeouts>()
@@ -191,7 +197,6 @@ pub(crate) async fn post_object(
             .saturating_add(length.map_or(PUT_SIZE_MAX_BYTES, |r| r.max.min(PUT_SIZE_MAX_BYTES)))
             .saturating_add(POST_FILE_RAW_SLACK_BYTES),
     );
-    let host = header_text(&parts.headers, "host").map(str::to_owned);
     let mut ctx = RequestCtx {
         bucket: Some(bucket.clone()),
         key: Some(key.clone()),
@@ -223,7 +228,7 @@ pub(crate) async fn post_object(
         &stored,
         &Location {
             secure: client.secure,
-            host: host.as_deref().unwrap_or_default(),
+            host: &host,
             addressing,
             bucket: &bucket,
             key: &key,
