@@ -113,13 +113,15 @@ pub fn verify_post(
         ("x-amz-signature", "X-Amz-Signature"),
     ];
     let sigv4 = SIGV4_FIELDS.map(|(name, _)| form.get(name));
+    // `policy` is common to both versions; the others say which one.
+    let sigv4_named = sigv4.iter().skip(1).any(Option::is_some);
     let sigv2 = form.get("awsaccesskeyid").is_some() || form.get("signature").is_some();
+    if !sigv4_named && sigv2 {
+        // What boto3 makes without `signature_version="s3v4"`.
+        return Err(AuthError::SigV2NotSupported);
+    }
     if sigv4.iter().all(Option::is_none) {
-        return if sigv2 {
-            Err(AuthError::SigV2NotSupported)
-        } else {
-            Ok(None)
-        };
+        return Ok(None);
     }
     let [policy, algorithm, credential, date, signature] = sigv4;
     let missing = |i: usize| AuthError::PostFieldMissing(SIGV4_FIELDS[i].1);
