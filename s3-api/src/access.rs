@@ -438,8 +438,37 @@ pub(crate) struct AccessRequest<'a> {
     pub(crate) client: ClientFacts,
     pub(crate) parts: &'a http::request::Parts,
     pub(crate) query: &'a Query,
-    /// Whether the request was authenticated by a presigned URL.
-    pub(crate) presigned: bool,
+    /// How the request was authenticated (`s3:authType`).
+    pub(crate) auth_type: AuthType,
+}
+
+/// How a signed request was authenticated, as `s3:authType` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AuthType {
+    /// `Authorization` header.
+    Header,
+    /// A presigned URL (`X-Amz-*` query parameters).
+    QueryString,
+    /// A POST form's signed policy.
+    Post,
+}
+
+impl AuthType {
+    pub(crate) fn of(presigned: bool) -> Self {
+        if presigned {
+            AuthType::QueryString
+        } else {
+            AuthType::Header
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Header => "REST-HEADER",
+            AuthType::QueryString => "REST-QUERY-STRING",
+            AuthType::Post => "POST",
+        }
+    }
 }
 
 /// Answers the question; `Ok` means allowed.
@@ -672,14 +701,7 @@ fn key_source<'k>(key: &'k str, req: &AccessRequest<'_>) -> KeySource<'k> {
             key_caller(&|_, name| format!("{}{name}", cairn_policy::USER_ARN_PREFIX))
         }
         "s3:signatureversion" => key_caller(&|_, _| "AWS4-HMAC-SHA256".to_owned()),
-        "s3:authtype" => key_caller(&|_, _| {
-            if req.presigned {
-                "REST-QUERY-STRING"
-            } else {
-                "REST-HEADER"
-            }
-            .to_owned()
-        }),
+        "s3:authtype" => key_caller(&|_, _| req.auth_type.as_str().to_owned()),
         "aws:referer" => header("referer"),
         "aws:useragent" => header("user-agent"),
         "s3:x-amz-server-side-encryption-aws-kms-key-id" => {
@@ -1021,7 +1043,7 @@ mod tests {
                 },
                 parts: &self.parts,
                 query: &self.query,
-                presigned: false,
+                auth_type: AuthType::Header,
             }
         }
     }

@@ -717,25 +717,47 @@ async fn next_paced_frame(
     }
 }
 
-/// How many bytes of a request [`paced_stream`] may still deliver: the
-/// reader of a POST form raises it once it reached the file (the fields
-/// before it are held in memory, the file is streamed).
+/// How much of a request [`paced_stream`] may deliver, in bytes and in
+/// pieces: the reader of a POST form raises both once it reached the file
+/// (the fields before it are held in memory, the file is streamed).
 #[derive(Debug)]
-pub struct StreamAllowance(std::sync::atomic::AtomicU64);
+pub struct StreamAllowance {
+    bytes: std::sync::atomic::AtomicU64,
+    pieces: std::sync::atomic::AtomicU64,
+}
 
 impl StreamAllowance {
-    pub fn new(bytes: u64) -> Arc<Self> {
-        Arc::new(StreamAllowance(std::sync::atomic::AtomicU64::new(bytes)))
+    pub fn new(bytes: u64, pieces: u64) -> Arc<Self> {
+        Arc::new(StreamAllowance {
+            bytes: std::sync::atomic::AtomicU64::new(bytes),
+            pieces: std::sync::atomic::AtomicU64::new(pieces),
+        })
     }
 
-    pub fn set(&self, bytes: u64) {
-        self.0.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    pub fn set(&self, bytes: u64, pieces: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.bytes.store(bytes, Relaxed);
+        self.pieces.store(pieces, Relaxed);
     }
 
-    fn get(&self) -> u64 {
-        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    fn allows(&self, bytes: u64, pieces: u64) -> Result<(), BodyError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if bytes > self.bytes.load(Relaxed) {
+            return Err(BodyError::TooLarge);
+        }
+        if pieces > self.pieces.load(Relaxed) {
+            return Err(BodyError::MalformedForm(
+                "the form arrived in too many small pieces".into(),
+            ));
+        }
+        Ok(())
     }
 }
+
+/// Largest piece [`paced_stream`] hands on: a larger frame is split (the
+/// pieces share its buffer), so a reader that holds what it was given
+/// holds at most this much beyond what it asked for.
+pub const FORM_PIECE_MAX_BYTES: usize = 16 << 10;
 
 /// The raw bytes of a request body as a stream (for the multipart/form-data
 /// parser of POST Object), within the [`BodyTimeouts`] and never more than
@@ -749,6 +771,9 @@ pub fn paced_stream(
         incoming: Incoming,
         pace: Pace,
         received: u64,
+        pieces: u64,
+        /// The rest of a frame larger than one piece.
+        rest: Bytes,
         allowance: Arc<StreamAllowance>,
         done: bool,
     }
@@ -756,6 +781,8 @@ pub fn paced_stream(
         incoming,
         pace: Pace::new(timeouts),
         received: 0,
+        pieces: 0,
+        rest: Bytes::new(),
         allowance,
         done: false,
     };
@@ -764,27 +791,35 @@ pub fn paced_stream(
             return None;
         }
         loop {
-            let item = match next_paced_frame(&mut st.incoming, &mut st.pace).await {
-                Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) if data.is_empty() => continue,
-                    Ok(data) => {
-                        st.received += data.len() as u64;
-                        if st.received > st.allowance.get() {
-                            Err(BodyError::TooLarge)
+            if st.rest.is_empty() {
+                match next_paced_frame(&mut st.incoming, &mut st.pace).await {
+                    Ok(Some(Ok(frame))) => match frame.into_data() {
+                        Ok(data) => st.rest = data,
+                        Err(_) => continue, // HTTP trailers
+                    },
+                    Ok(Some(Err(e))) => {
+                        st.done = true;
+                        let e = if e.is_incomplete_message() {
+                            BodyError::Incomplete
                         } else {
-                            Ok(data)
-                        }
+                            BodyError::Transport(e.to_string())
+                        };
+                        return Some((Err(e), st));
                     }
-                    Err(_) => continue, // HTTP trailers
-                },
-                Ok(Some(Err(e))) => Err(if e.is_incomplete_message() {
-                    BodyError::Incomplete
-                } else {
-                    BodyError::Transport(e.to_string())
-                }),
-                Ok(None) => return None,
-                Err(e) => Err(e),
-            };
+                    Ok(None) => return None,
+                    Err(e) => {
+                        st.done = true;
+                        return Some((Err(e), st));
+                    }
+                }
+                if st.rest.is_empty() {
+                    continue;
+                }
+            }
+            let piece = st.rest.split_to(st.rest.len().min(FORM_PIECE_MAX_BYTES));
+            st.received += piece.len() as u64;
+            st.pieces += 1;
+            let item = st.allowance.allows(st.received, st.pieces).map(|()| piece);
             st.done = item.is_err();
             return Some((item, st));
         }

@@ -412,6 +412,10 @@ impl Query {
     pub fn has(&self, name: &str) -> bool {
         self.pairs.iter().any(|(k, _)| k == name)
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
 }
 
 /// Percent-decodes a URI component. Query strings from S3 clients encode
@@ -633,7 +637,9 @@ pub fn route(
                 Method::GET if q.get("list-type") == Some("2") => ListObjectsV2,
                 Method::GET => ListObjects,
                 Method::POST if q.has("delete") => DeleteObjects,
-                Method::POST => PostObject,
+                // A form upload addresses the bucket alone; any query
+                // (`?uploads`, `?anything`) is not one.
+                Method::POST if q.is_empty() => PostObject,
                 _ => MethodNotAllowed,
             }
         }

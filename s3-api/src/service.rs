@@ -291,7 +291,7 @@ impl ServiceInner {
             client,
             parts: &parts,
             query: &query,
-            presigned: auth.presigned,
+            auth_type: crate::access::AuthType::of(auth.presigned),
         };
         if let Err(e) = authorize(self, &asked) {
             return (
@@ -335,7 +335,7 @@ impl ServiceInner {
                     client: ctx.client,
                     parts: &ctx.parts,
                     query: &ctx.query,
-                    presigned: ctx.auth.presigned,
+                    auth_type: crate::access::AuthType::of(ctx.auth.presigned),
                 },
             )
             .is_err();

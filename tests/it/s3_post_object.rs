@@ -453,6 +453,33 @@ async fn a_form_outside_its_policy_is_refused_and_stores_nothing() {
     );
     r.assert_error(400, "MaxPostPreDataLengthExceeded", "21 KiB of fields");
 
+    // A canned ACL other than the owner's: refused as on a PUT (the bucket
+    // owner enforces ownership), though the policy allows the field.
+    let Some(public) = presigned_post(
+        &server,
+        (ACCESS_KEY, SECRET_KEY),
+        "fleet",
+        "in/public",
+        r#"{"acl": "public-read"}"#,
+        r#"[{"acl": "public-read"}]"#,
+        3600,
+    ) else {
+        return;
+    };
+    let r = curl_form(&public.url, &public.fields, Some((&fits, "p")));
+    r.assert_error(400, "AccessControlListNotSupported", "acl=public-read");
+
+    // A query on the bucket's POST is no form upload.
+    let r = curl_form(
+        &format!("{}?uploads", post.url),
+        &post.fields,
+        Some((&fits, "q")),
+    );
+    assert!(
+        matches!(r.status, 403 | 405),
+        "unsigned head, refused before routing matters: {r:?}"
+    );
+
     let listed = root.list_objects_v2().bucket("fleet").send().await.unwrap();
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["in/ok"], "only the accepted upload is stored");
@@ -567,6 +594,31 @@ async fn a_form_is_authorized_as_its_signer_or_as_anonymous() {
         "an unsigned form outside the policy's prefix",
     );
 
+    // A bucket policy can tell form uploads apart (`s3:authType` is `POST`).
+    root.put_bucket_policy()
+        .bucket("fleet")
+        .policy(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::fleet/drop/*"},
+               {"Effect":"Deny","Principal":"*","Action":"s3:PutObject","Resource":"arn:aws:s3:::fleet/forms-off/*","Condition":{"StringEquals":{"s3:authType":"POST"}}}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let Some(off) = presigned_post(
+        &server,
+        (ACCESS_KEY, SECRET_KEY),
+        "fleet",
+        "forms-off/a.csv",
+        "{}",
+        "[]",
+        3600,
+    ) else {
+        return;
+    };
+    let r = curl_form(&off.url, &off.fields, Some((&file, "a")));
+    r.assert_error(403, "AccessDenied", "a form where the policy denies POST");
+    put_bytes(&root, "fleet", "forms-off/a.csv", b"signed PUT").await;
+
     // Checksums in the form are verified against the file.
     let Some(checked) = presigned_post(
         &server,
@@ -605,4 +657,44 @@ async fn a_form_is_authorized_as_its_signer_or_as_anonymous() {
         Some((&file, "c")),
     );
     r.assert_error(400, "BadDigest", "a checksum the file does not have");
+}
+
+/// A client that trickles its form one byte per chunk is cut off once it
+/// has sent too many pieces before the file (the parser rescans what it
+/// holds on each one), with S3's error and long before its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_form_trickled_byte_by_byte_is_refused() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    create_bucket(&sdk_client(&server), "fleet").await;
+    let addr = server.s3_addr();
+    let response = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        s.set_nodelay(true).unwrap();
+        let head = format!(
+            "POST /fleet HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; boundary=XYZ\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        // A part header that never ends, one byte per chunk.
+        let mut sent = 0;
+        for _ in 0..6000 {
+            if s.write_all(b"1\r\n-\r\n").is_err() {
+                break;
+            }
+            sent += 1;
+        }
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        (sent, String::from_utf8_lossy(&out).into_owned())
+    })
+    .await
+    .unwrap();
+    assert!(
+        response.1.starts_with("HTTP/1.1 400")
+            && response.1.contains("<Code>MalformedPOSTRequest</Code>"),
+        "after {} one-byte chunks: {}",
+        response.0,
+        response.1
+    );
 }

@@ -735,7 +735,7 @@ fn may_delete(
             client: ctx.client,
             parts: &ctx.parts,
             query: &ctx.query,
-            presigned: ctx.auth.presigned,
+            auth_type: crate::access::AuthType::of(ctx.auth.presigned),
         },
     )
 }
@@ -801,7 +801,7 @@ pub(crate) fn readable_copy_source(svc: &ServiceInner, ctx: &RequestCtx) -> S3Re
             client: ctx.client,
             parts: &ctx.parts,
             query: &ctx.query,
-            presigned: ctx.auth.presigned,
+            auth_type: crate::access::AuthType::of(ctx.auth.presigned),
         },
     )?;
     Ok(source)

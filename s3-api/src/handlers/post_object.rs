@@ -36,10 +36,19 @@ use super::object::{PutBody, put_object_from};
 /// S3's bound on the fields before the file (names and values).
 pub(crate) const PRE_DATA_MAX_BYTES: usize = 20 * 1024;
 /// Raw bytes the parser may read before it reaches the file: the fields,
-/// their part headers and boundaries, and one read of the connection
-/// beyond them (hyper reads up to 256 KiB at once). Bounds the memory a
-/// form can take before its file streams.
-const PRE_FILE_RAW_MAX_BYTES: u64 = (PRE_DATA_MAX_BYTES as u64) + (512 << 10);
+/// their part headers and boundaries, and one piece beyond them (the
+/// stream hands the parser pieces of at most `FORM_PIECE_MAX_BYTES`).
+/// Bounds the memory a form takes before its file streams, and the bytes
+/// the parser rescans while it looks for a boundary.
+const PRE_FILE_RAW_MAX_BYTES: u64 = 64 << 10;
+/// Pieces the stream may hand the parser before the file: it rescans what
+/// it holds on each, so a client trickling one byte per frame would cost
+/// quadratic time without this bound (≤ 2,048 × 64 KiB scanned).
+const PRE_FILE_PIECES_MAX: u64 = 2048;
+/// Time a client has to send everything before the file.
+const PRE_FILE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Longest `filename` of the file part `${filename}` takes.
+const FILENAME_MAX_BYTES: usize = 1024;
 /// Form framing after the file's start that may arrive with it (its part
 /// boundary and whatever follows in the same read).
 const POST_FILE_RAW_SLACK_BYTES: u64 = 1 << 20;
@@ -68,63 +77,29 @@ pub(crate) async fn post_object(
     facts: &mut PostFacts,
 ) -> S3Result<Response<RespBody>> {
     let boundary = form_boundary(&parts.headers)?;
+    // The headers of the request itself that policies may read; every
+    // other setting of the object comes from the form's fields.
+    let carried: Vec<(HeaderName, HeaderValue)> = [http::header::REFERER, http::header::USER_AGENT]
+        .into_iter()
+        .filter_map(|name| parts.headers.get(&name).cloned().map(|v| (name, v)))
+        .collect();
     // The `Location` of the stored object names the host the form was
     // sent to (HTTP/2: the authority).
     let host = header_text(&parts.headers, "host")
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or_default()
         .to_owned();
-    let timeouts = parts
-        .extensions
-        .get::<BodyTimeouts>()
-        .copied()
-        .unwrap_or_default();
-    let allowance = StreamAllowance::new(PRE_FILE_RAW_MAX_BYTES);
+    let timeouts = BodyTimeouts::from_config(&svc.config);
+    parts.extensions.insert(timeouts);
+    let allowance = StreamAllowance::new(PRE_FILE_RAW_MAX_BYTES, PRE_FILE_PIECES_MAX);
     let stream = paced_stream(body, timeouts, allowance.clone());
     let mut multipart = multer::Multipart::new(stream, boundary);
 
-    // The fields up to the file (S3 ignores any after it).
-    let mut form = PostForm::default();
-    let mut pre_data = 0usize;
-    let file = loop {
-        let field = multipart
-            .next_field()
-            .await
-            .map_err(|e| pre_file_error(form_error(e)))?;
-        let Some(mut field) = field else {
-            break None;
-        };
-        let name = field
-            .name()
-            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedPOSTRequest))?
-            .to_owned();
-        if name.eq_ignore_ascii_case("file") {
-            break Some(field);
-        }
-        pre_data += name.len();
-        let mut value = Vec::new();
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| pre_file_error(form_error(e)))?
-        {
-            pre_data += chunk.len();
-            if pre_data > PRE_DATA_MAX_BYTES {
-                return Err(pre_data_too_large());
-            }
-            value.extend_from_slice(&chunk);
-        }
-        let value = String::from_utf8(value).map_err(|_| {
-            S3Error::with_message(
-                S3ErrorCode::InvalidArgument,
-                format!(
-                    "The form field {} is not UTF-8.",
-                    crate::audit::capped(&name)
-                ),
-            )
-        })?;
-        form.push(&name, &value).map_err(S3Error::from)?;
-    };
+    // The fields up to the file (S3 ignores any after it), within a deadline.
+    let (form, file) = tokio::time::timeout(PRE_FILE_DEADLINE, read_fields(&mut multipart))
+        .await
+        .map_err(|_| S3Error::new(S3ErrorCode::RequestTimeout))??;
+    let mut form = form;
     let Some(file) = file else {
         return Err(S3Error::invalid_argument(
             "POST requires exactly one file upload per request.",
@@ -139,14 +114,9 @@ pub(crate) async fn post_object(
             "",
         ));
     };
-    // `${filename}`: the file's name without any directory a browser sent.
-    if let Some(filename) = file.file_name() {
-        let base = filename.rsplit(['/', '\\']).next().unwrap_or(filename);
-        let expanded = key.replace("${filename}", base);
-        form.set("key", expanded);
-    }
-    let key = form.get("key").unwrap_or_default().to_owned();
-    facts.key = Some(key.clone());
+    let key = expand_key(key, file.file_name())?;
+    form.set("key", key.clone());
+    facts.key = Some(crate::audit::capped(&key).to_owned());
 
     // Who signed the policy, and whether the form keeps to it.
     let (caller, length, access_key) = match verify_post(&form, svc.keys.as_ref(), &svc.verify)? {
@@ -171,6 +141,9 @@ pub(crate) async fn post_object(
     // The fields as the headers a PutObject would carry, judged as one.
     parts.method = http::Method::PUT;
     parts.headers = form_headers(&form)?;
+    for (name, value) in carried {
+        parts.headers.insert(name, value);
+    }
     let query = Query::parse(None);
     authorize(
         svc,
@@ -184,10 +157,11 @@ pub(crate) async fn post_object(
             client,
             parts: &parts,
             query: &query,
-            presigned: false,
+            auth_type: crate::access::AuthType::Post,
         },
     )?;
     crate::request_rules::check_request(Operation::PutObject, &parts.headers, &query)?;
+    super::acl::check_acl_headers(Operation::PutObject, &parts.headers)?;
     let redirect = redirect_target(&form);
     let status = success_status(&form);
 
@@ -196,6 +170,7 @@ pub(crate) async fn post_object(
         PRE_FILE_RAW_MAX_BYTES
             .saturating_add(length.map_or(PUT_SIZE_MAX_BYTES, |r| r.max.min(PUT_SIZE_MAX_BYTES)))
             .saturating_add(POST_FILE_RAW_SLACK_BYTES),
+        u64::MAX,
     );
     let mut ctx = RequestCtx {
         bucket: Some(bucket.clone()),
@@ -249,6 +224,84 @@ pub(crate) async fn post_object(
         );
     }
     Ok(resp)
+}
+
+/// Reads the form's fields up to its `file` (which is returned unread, or
+/// `None` if the form has none): at most [`PRE_DATA_MAX_BYTES`] of names
+/// and values.
+async fn read_fields(
+    multipart: &mut multer::Multipart<'static>,
+) -> S3Result<(PostForm, Option<multer::Field<'static>>)> {
+    let mut form = PostForm::default();
+    let mut pre_data = 0usize;
+    let file = loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| pre_file_error(form_error(e)))?;
+        let Some(mut field) = field else {
+            break None;
+        };
+        let name = field
+            .name()
+            .ok_or_else(|| S3Error::new(S3ErrorCode::MalformedPOSTRequest))?
+            .to_owned();
+        if name.eq_ignore_ascii_case("file") {
+            break Some(field);
+        }
+        pre_data += name.len();
+        let mut value = Vec::new();
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| pre_file_error(form_error(e)))?
+        {
+            pre_data += chunk.len();
+            if pre_data > PRE_DATA_MAX_BYTES {
+                return Err(pre_data_too_large());
+            }
+            value.extend_from_slice(&chunk);
+        }
+        let value = String::from_utf8(value).map_err(|_| {
+            S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!(
+                    "The form field {} is not UTF-8.",
+                    crate::audit::capped(&name)
+                ),
+            )
+        })?;
+        form.push(&name, &value).map_err(S3Error::from)?;
+    };
+    Ok((form, file))
+}
+
+/// The `key` field with `${filename}` replaced by the file part's name
+/// (without any directory a browser sent), refused before it is built if
+/// it would be longer than a key may be, or empty.
+fn expand_key(key: &str, filename: Option<&str>) -> S3Result<String> {
+    const VARIABLE: &str = "${filename}";
+    let expanded = match filename {
+        Some(filename) => {
+            let base = filename.rsplit(['/', '\\']).next().unwrap_or(filename);
+            let uses = key.matches(VARIABLE).count();
+            let len =
+                key.len() - uses * VARIABLE.len() + uses * base.len().min(FILENAME_MAX_BYTES + 1);
+            if base.len() > FILENAME_MAX_BYTES || len > crate::headers::KEY_MAX_BYTES {
+                return Err(S3Error::new(S3ErrorCode::KeyTooLongError));
+            }
+            key.replace(VARIABLE, base)
+        }
+        None => key.to_owned(),
+    };
+    if expanded.is_empty() {
+        return Err(S3Error::invalid_argument(
+            "User key must have a length greater than 0.",
+            "key",
+            "",
+        ));
+    }
+    Ok(expanded)
 }
 
 /// The boundary of a multipart/form-data body; any other body is refused as
@@ -595,6 +648,36 @@ mod tests {
         let e =
             form_headers(&form(&[("content-type", "a\r\nx-amz-acl: public-read")])).unwrap_err();
         assert_eq!(e.code, S3ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn filename_expansion_is_bounded_before_it_is_built() {
+        assert_eq!(
+            expand_key("in/${filename}", Some("C:\\x\\a.csv")).unwrap(),
+            "in/a.csv"
+        );
+        assert_eq!(
+            expand_key("in/${filename}", Some("dir/b.csv")).unwrap(),
+            "in/b.csv"
+        );
+        assert_eq!(
+            expand_key("in/${filename}", None).unwrap(),
+            "in/${filename}"
+        );
+        // ~1,800 uses of a 500-byte name would be ~900 MB: refused first.
+        let key = "${filename}".repeat(1800);
+        let e = expand_key(&key, Some(&"A".repeat(500))).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::KeyTooLongError);
+        assert!(e.fields.is_empty(), "no key echoed: {e:?}");
+        let e = expand_key("${filename}", Some(&"A".repeat(2000))).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::KeyTooLongError);
+        // An empty key (no name chosen in a browser) is refused, as S3 does.
+        let e = expand_key("${filename}", Some("")).unwrap_err();
+        assert_eq!(e.code, S3ErrorCode::InvalidArgument);
+        assert_eq!(
+            expand_key("", None).unwrap_err().code,
+            S3ErrorCode::InvalidArgument
+        );
     }
 
     #[test]
