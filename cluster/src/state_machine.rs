@@ -394,7 +394,8 @@ impl MetaStateMachine {
             }
         };
         command.ops.extend(remember(&ClusterResponse::Applied)?);
-        match self.store.apply(&command, false) {
+        // Appended rows (queued events) take their keys from the index.
+        match self.store.apply_indexed(&command, false, Some(index)) {
             Ok(()) => Ok(ClusterResponse::Applied),
             // The state the command was built on moved: nothing of it is
             // written (the same on every node), only the bookkeeping.

@@ -5,7 +5,9 @@
 //! Owns: the `system` records `bucket-doc/<bucket id, 16 hex>/<kind>`
 //! ([`BucketDocument::name`]). The engine stores each value as the caller
 //! gives it and never interprets it: the front end defines (and versions)
-//! each kind's format and validates before storing. Keyed by bucket id, so
+//! each kind's format and validates before storing — except the
+//! notification rules, whose format `notifications.rs` owns (the engine
+//! reads them on every object change). Keyed by bucket id, so
 //! a bucket deleted and created again under its name starts without any;
 //! every document is removed in the batch that deletes its bucket.
 //!
@@ -34,14 +36,18 @@ pub enum BucketDocument {
     Cors,
     /// The bucket's default encryption.
     Encryption,
+    /// The bucket's event notification rules: the one document the engine
+    /// reads itself, in its own format (`notifications.rs`).
+    Notification,
 }
 
 impl BucketDocument {
-    pub const ALL: [BucketDocument; 4] = [
+    pub const ALL: [BucketDocument; 5] = [
         BucketDocument::Policy,
         BucketDocument::PublicAccessBlock,
         BucketDocument::Cors,
         BucketDocument::Encryption,
+        BucketDocument::Notification,
     ];
 
     fn label(self) -> &'static str {
@@ -50,6 +56,7 @@ impl BucketDocument {
             BucketDocument::PublicAccessBlock => "public-access-block",
             BucketDocument::Cors => "cors",
             BucketDocument::Encryption => "encryption",
+            BucketDocument::Notification => "notification",
         }
     }
 

@@ -45,6 +45,7 @@ mod meta_command;
 mod metadata_seal;
 mod metrics;
 mod multipart;
+pub mod notifications;
 mod object_lock;
 mod object_ops;
 mod object_tags;

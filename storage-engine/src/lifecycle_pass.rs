@@ -379,7 +379,7 @@ impl Engine {
         let (label, result) = match &action {
             Action::ExpireCurrent { key, version } => (
                 "expire_current",
-                self.delete_object_if(bucket, key, WriteCondition::IfCurrentIs(*version))
+                self.delete_object_announced(bucket, key, WriteCondition::IfCurrentIs(*version), None)
                     .await
                     .map(|_| ()),
             ),

@@ -22,8 +22,12 @@
 //! is, 4 no key with this prefix), column family u8, key or prefix (u32
 //! length + bytes), and for "value is" the
 //! BLAKE3 of the value [32]; then the op count u32 and per op: kind u8
-//! (1 put, 2 delete, 3 merge), column family u8, key (u32 length + bytes),
-//! and for put and merge the value (u32 length + bytes). Integers
+//! (1 put, 2 delete, 3 merge, 4 append), column family u8, key (u32 length
+//! and bytes; for append the key's prefix), and for put, merge and append
+//! the value (u32 length + bytes). An append's key is its prefix followed
+//! by a sequence number the store assigns when it applies the command
+//! (`MetaStore::apply_indexed`): on a cluster from the log index, so every
+//! node writes the same key. Integers
 //! little-endian. Decoding rejects unknown versions, kinds and column
 //! families, truncation and trailing bytes.
 
@@ -46,10 +50,12 @@ pub enum MetaCf {
     Parts = 8,
     System = 9,
     Versions = 10,
+    /// Event notifications waiting for delivery (`notifications.rs`).
+    Events = 11,
 }
 
 impl MetaCf {
-    pub const ALL: [MetaCf; 10] = [
+    pub const ALL: [MetaCf; 11] = [
         MetaCf::Buckets,
         MetaCf::Objects,
         MetaCf::Manifests,
@@ -60,6 +66,7 @@ impl MetaCf {
         MetaCf::Parts,
         MetaCf::System,
         MetaCf::Versions,
+        MetaCf::Events,
     ];
 
     /// The RocksDB column family name (never changes: it names data on
@@ -76,6 +83,7 @@ impl MetaCf {
             MetaCf::Parts => "parts",
             MetaCf::System => "system",
             MetaCf::Versions => "versions",
+            MetaCf::Events => "events",
         }
     }
 
@@ -102,6 +110,13 @@ pub enum MetaOp {
         cf: MetaCf,
         key: Vec<u8>,
         operand: Vec<u8>,
+    },
+    /// A new row under `prefix` followed by a sequence number assigned when
+    /// the command is applied, increasing in apply order (only `Events`).
+    Append {
+        cf: MetaCf,
+        prefix: Vec<u8>,
+        value: Vec<u8>,
     },
 }
 
@@ -216,6 +231,9 @@ impl MetaCommand {
                 MetaOp::Merge { cf, key, operand } => {
                     w.u8(3).u8(*cf as u8).bytes(key).bytes(operand);
                 }
+                MetaOp::Append { cf, prefix, value } => {
+                    w.u8(4).u8(*cf as u8).bytes(prefix).bytes(value);
+                }
             }
         }
     }
@@ -268,6 +286,11 @@ impl MetaCommand {
                     key,
                     operand: r.bytes()?.to_vec(),
                 },
+                4 => MetaOp::Append {
+                    cf,
+                    prefix: key,
+                    value: r.bytes()?.to_vec(),
+                },
                 _ => return Err(CodecError::Invalid(WHAT)),
             });
         }
@@ -284,9 +307,14 @@ mod tests {
     fn op() -> impl Strategy<Value = MetaOp> {
         let cf = (0..MetaCf::ALL.len()).prop_map(|i| MetaCf::ALL[i]);
         let bytes = proptest::collection::vec(any::<u8>(), 0..40);
-        (0u8..3, cf, bytes.clone(), bytes).prop_map(|(kind, cf, key, value)| match kind {
+        (0u8..4, cf, bytes.clone(), bytes).prop_map(|(kind, cf, key, value)| match kind {
             0 => MetaOp::Put { cf, key, value },
             1 => MetaOp::Delete { cf, key },
+            2 => MetaOp::Append {
+                cf,
+                prefix: key,
+                value,
+            },
             _ => MetaOp::Merge {
                 cf,
                 key,
@@ -326,7 +354,7 @@ mod tests {
     fn numbers_are_fixed() {
         // Written into replicated logs: a number never changes meaning.
         let numbers: Vec<u8> = MetaCf::ALL.iter().map(|c| *c as u8).collect();
-        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         let mut bad = MetaCommand {
             guards: vec![],
             ops: vec![MetaOp::Delete {

@@ -7,6 +7,7 @@ use md5::{Digest, Md5};
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::{Parts, UploadId, Uploads};
+use crate::notifications::ObjectEvent;
 use crate::parts::objects::{NewCurrent, WriteCondition, add_ref_deltas};
 use crate::put::StagedObject;
 use crate::records::{ObjectMetadata, ObjectVersion, PartRecord, UploadRecord, VersionLock};
@@ -331,6 +332,7 @@ impl Engine {
                 &batch,
                 &cond,
                 NewCurrent::Version(Box::new(version)),
+                Some(ObjectEvent::CompleteMultipartUpload),
             ) {
                 // The upload or a part changed elsewhere (an abort, or a
                 // part uploaded again): as if that had come first.

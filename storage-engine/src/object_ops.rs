@@ -6,6 +6,7 @@
 use crate::engine::{Engine, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::Buckets;
+use crate::notifications::ObjectEvent;
 use crate::parts::objects::{Located, NewCurrent, WriteCondition};
 use crate::records::{ManifestRef, ObjectVersion, VersionLock, VersionRef};
 
@@ -83,6 +84,20 @@ impl Engine {
         key: &str,
         condition: WriteCondition,
     ) -> EngineResult<DeleteOutcome> {
+        self.delete_object_announced(bucket, key, condition, Some(ObjectEvent::Delete))
+            .await
+    }
+
+    /// [`Engine::delete_object_if`], announcing `event` (`None`: nothing,
+    /// for a lifecycle expiration, which S3 announces as another event
+    /// type Cairn does not offer).
+    pub(crate) async fn delete_object_announced(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: WriteCondition,
+        event: Option<ObjectEvent>,
+    ) -> EngineResult<DeleteOutcome> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
             .inner
@@ -101,6 +116,7 @@ impl Engine {
                 &batch,
                 &condition,
                 NewCurrent::Delete,
+                event,
             )?;
             Ok(match current {
                 Some(marker) => DeleteOutcome {
@@ -323,6 +339,7 @@ impl Engine {
                 &batch,
                 &cond,
                 NewCurrent::Version(Box::new(version)),
+                Some(ObjectEvent::Copy),
             ) {
                 Err(EngineError::GuardFailed(0)) => Err(EngineError::SourceChanged),
                 Ok(Some(v)) => Ok(v),

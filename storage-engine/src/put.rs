@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::engine::{Engine, Inner, blocking};
 use crate::error::{EngineError, EngineResult};
 use crate::meta::{Chunks, MetaBatch};
+use crate::notifications::ObjectEvent;
 use crate::parts::objects::{NewCurrent, WriteCondition};
 use crate::parts::writers::{WriterAppender, WriterTicket};
 use crate::records::{
@@ -249,13 +250,14 @@ impl Engine {
             meta,
             cond,
             VersionLock::default(),
+            ObjectEvent::Put,
         )
         .await
     }
 
     /// [`Engine::commit_object_if`] of a version with `lock` (Object Lock
     /// asked for by the request; without a retention the bucket's default
-    /// applies).
+    /// applies), announced to the bucket's notification targets as `event`.
     #[allow(clippy::too_many_arguments)]
     pub async fn commit_object_with(
         &self,
@@ -266,6 +268,7 @@ impl Engine {
         meta: ObjectMetadata,
         cond: WriteCondition,
         lock: VersionLock,
+        event: ObjectEvent,
     ) -> EngineResult<ObjectVersion> {
         let b = self.inner.objects.bucket(bucket)?;
         let _g = self
@@ -311,6 +314,7 @@ impl Engine {
                 &batch,
                 &cond,
                 NewCurrent::Version(Box::new(version)),
+                Some(event),
             );
             staged.settle(&committed);
             committed?.ok_or_else(|| EngineError::Internal("a PUT left no current version".into()))

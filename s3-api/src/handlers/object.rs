@@ -154,6 +154,10 @@ pub(crate) async fn put_object_from(
         (None, None) => None,
     };
     let mut spec = body_spec(ctx, PUT_SIZE_MAX_BYTES)?;
+    let event = match &body {
+        PutBody::Http(_) => cairn_storage_engine::notifications::ObjectEvent::Put,
+        PutBody::FormFile { .. } => cairn_storage_engine::notifications::ObjectEvent::Post,
+    };
     // Fails with NoSuchBucket before the body is read.
     let mut writer = svc.engine.object_writer(&bucket)?.allow_inline();
     let mut reader = match body {
@@ -188,7 +192,7 @@ pub(crate) async fn put_object_from(
     };
     let version = svc
         .engine
-        .commit_object_with(&bucket, &key, staged, etag, meta, cond, lock)
+        .commit_object_with(&bucket, &key, staged, etag, meta, cond, lock, event)
         .await?;
     let mut resp = Response::builder()
         .status(StatusCode::OK)
@@ -913,7 +917,16 @@ async fn copy_through_ciphers(
     };
     Ok(svc
         .engine
-        .commit_object_with(bucket, key, staged, etag, meta, cond, lock)
+        .commit_object_with(
+            bucket,
+            key,
+            staged,
+            etag,
+            meta,
+            cond,
+            lock,
+            cairn_storage_engine::notifications::ObjectEvent::Copy,
+        )
         .await?)
 }
 

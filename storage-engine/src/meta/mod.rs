@@ -58,7 +58,7 @@ mod tables;
 mod totals;
 
 pub use sealing::SEALED_CFS;
-use sealing::{RecordSealer, is_sealed_cf};
+use sealing::{RecordSealer, is_sealed_cf, is_sealed_value};
 pub use table::{KeyRange, MergeTable, Table};
 pub use tables::{
     Buckets, Chunks, InlineData, Manifests, Objects, Parts, System, UploadId, UploadIndex, Uploads,
@@ -77,11 +77,12 @@ pub const CF_UPLOAD_INDEX: &str = MetaCf::UploadIndex.name();
 pub const CF_PARTS: &str = MetaCf::Parts.name();
 pub const CF_SYSTEM: &str = MetaCf::System.name();
 pub const CF_VERSIONS: &str = MetaCf::Versions.name();
+pub const CF_EVENTS: &str = MetaCf::Events.name();
 /// This node's own state, never replicated nor in snapshots (not a
 /// `MetaCf`): the clean-shutdown marker.
 pub const CF_LOCAL: &str = "local";
 
-const ALL_CFS: [&str; 11] = [
+const ALL_CFS: [&str; 12] = [
     CF_BUCKETS,
     CF_OBJECTS,
     CF_MANIFESTS,
@@ -92,8 +93,14 @@ const ALL_CFS: [&str; 11] = [
     CF_PARTS,
     CF_SYSTEM,
     CF_VERSIONS,
+    CF_EVENTS,
     CF_LOCAL,
 ];
+
+/// `system` record: the last epoch of locally assigned event sequences
+/// (u64 LE). Each opening of a store that applies its own commands takes
+/// the next epoch, so sequences keep increasing across restarts.
+const EVENT_EPOCH_KEY: &[u8] = b"event-epoch";
 
 /// Lock stripes over chunk ids held by [`MetaStore::apply`] while it reads
 /// whether a chunk record exists and writes the change (see `totals.rs`).
@@ -121,7 +128,7 @@ const WRITE_BUFFER_PER_CF_BYTES: usize = 16 << 20;
 fn changes_bucket_config(op: &MetaOp) -> bool {
     let (cf, key) = match op {
         MetaOp::Put { cf, key, .. } | MetaOp::Delete { cf, key } => (*cf, key.as_slice()),
-        MetaOp::Merge { .. } => return false,
+        MetaOp::Merge { .. } | MetaOp::Append { .. } => return false,
     };
     match cf {
         MetaCf::Buckets => true,
@@ -194,6 +201,17 @@ pub struct MetaStore {
     /// `None` only in tests that need no metadata key (a sealed value then
     /// does not read).
     sealer: Option<Arc<RecordSealer>>,
+    /// The next locally assigned event sequence: this opening's epoch in
+    /// the high 32 bits (see [`EVENT_EPOCH_KEY`]). A cluster's state
+    /// machine assigns sequences from the log index instead.
+    next_event_seq: std::sync::atomic::AtomicU64,
+    /// Events queued per target (rows of `events`), counted at open and
+    /// kept by `apply`.
+    event_counts: std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>,
+    /// Woken after a command that queued events is applied.
+    events_queued: tokio::sync::Notify,
+    /// Events not queued because their target's queue was full.
+    events_dropped: std::sync::atomic::AtomicU64,
     /// Tests only: every command written, encoded, in the order RocksDB
     /// applied them (see `record_commands`).
     #[cfg(test)]
@@ -269,11 +287,17 @@ impl MetaStore {
                 .map(|_| std::sync::Mutex::new(()))
                 .collect(),
             sealer,
+            next_event_seq: std::sync::atomic::AtomicU64::new(0),
+            event_counts: std::sync::Mutex::new(std::collections::HashMap::new()),
+            events_queued: tokio::sync::Notify::new(),
+            events_dropped: std::sync::atomic::AtomicU64::new(0),
             #[cfg(test)]
             recorded: std::sync::Mutex::new(None),
         };
         // Metadata written before the totals existed: count them once.
         store.ensure_totals()?;
+        store.open_event_epoch()?;
+        store.count_events()?;
         Ok(store)
     }
 
@@ -586,6 +610,19 @@ impl MetaStore {
     /// The stored totals (`totals.rs`) are derived from the command and
     /// written in the same batch, unless the command sets them itself.
     pub fn apply(&self, command: &MetaCommand, sync: bool) -> EngineResult<()> {
+        self.apply_indexed(command, sync, None)
+    }
+
+    /// [`MetaStore::apply`], with the index of the log entry the command is
+    /// (a cluster's state machine): an `Append` op's sequence is then
+    /// `index << 16 | its ordinal among the command's appends`, the same on
+    /// every node; without one it is assigned locally.
+    pub fn apply_indexed(
+        &self,
+        command: &MetaCommand,
+        sync: bool,
+        index: Option<u64>,
+    ) -> EngineResult<()> {
         let explicit_totals = crate::totals::sets_totals_explicitly(command);
         // Whether a chunk record exists is read and acted on under its
         // stripe: two commands creating the same chunk count it once.
@@ -660,12 +697,43 @@ impl MetaStore {
             )?)
         };
         let mut wb = WriteBatch::default();
+        // Queue length changes per target, applied to `event_counts` once
+        // the write is done.
+        let mut queued: Vec<(&[u8], i64)> = Vec::new();
+        let mut appended = 0u64;
         for op in &command.ops {
             match op {
                 MetaOp::Put { cf, key, value } => wb.put_cf(&self.cf(cf.name())?, key, value),
-                MetaOp::Delete { cf, key } => wb.delete_cf(&self.cf(cf.name())?, key),
+                MetaOp::Delete { cf, key } => {
+                    if *cf == MetaCf::Events
+                        && let Some(at) = key.iter().position(|b| *b == 0)
+                        && self.get_cf(CF_EVENTS, key)?.is_some()
+                    {
+                        queued.push((&key[..=at], -1));
+                    }
+                    wb.delete_cf(&self.cf(cf.name())?, key)
+                }
                 MetaOp::Merge { cf, key, operand } => {
                     wb.merge_cf(&self.cf(cf.name())?, key, operand)
+                }
+                MetaOp::Append { cf, prefix, value } => {
+                    // A command appends a few rows (one per matching rule,
+                    // ≤ `notifications::RULES_MAX`), far fewer than 2^16.
+                    debug_assert!(appended < 1 << 16);
+                    let seq = match index {
+                        Some(i) => (i << 16) | (appended & 0xFFFF),
+                        None => self
+                            .next_event_seq
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                    };
+                    appended += 1;
+                    let mut key = Vec::with_capacity(prefix.len() + 8);
+                    key.extend_from_slice(prefix);
+                    key.extend_from_slice(&seq.to_be_bytes());
+                    if *cf == MetaCf::Events {
+                        queued.push((prefix.as_slice(), 1));
+                    }
+                    wb.put_cf(&self.cf(cf.name())?, key, value)
                 }
             }
         }
@@ -698,7 +766,122 @@ impl MetaStore {
         if command.ops.iter().any(changes_bucket_config) {
             self.bump_bucket_config_epoch();
         }
+        if !queued.is_empty() {
+            let mut counts = self.event_counts.lock().unwrap_or_else(|e| e.into_inner());
+            let mut added = false;
+            for (prefix, delta) in queued {
+                let n = counts.entry(prefix.to_vec()).or_insert(0);
+                *n = n.saturating_add_signed(delta);
+                added |= delta > 0;
+            }
+            drop(counts);
+            if added {
+                self.events_queued.notify_waiters();
+            }
+        }
         Ok(())
+    }
+
+    /// Takes this opening's epoch of local event sequences (a synced
+    /// `system` write, before any command is applied).
+    fn open_event_epoch(&self) -> EngineResult<()> {
+        let last = match self.get_cf(CF_SYSTEM, EVENT_EPOCH_KEY)? {
+            Some(v) => {
+                let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| {
+                    EngineError::Corrupt("the event epoch record is not 8 bytes".into())
+                })?;
+                u64::from_le_bytes(bytes)
+            }
+            None => 0,
+        };
+        let epoch = last.saturating_add(1);
+        let mut wb = WriteBatch::default();
+        wb.put_cf(&self.cf(CF_SYSTEM)?, EVENT_EPOCH_KEY, epoch.to_le_bytes());
+        self.write_raw(wb, true)?;
+        self.next_event_seq
+            .store(epoch << 32, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Counts the queued events of every target (at open, and after a
+    /// snapshot replaced the store's contents).
+    pub(crate) fn count_events(&self) -> EngineResult<()> {
+        let mut counts = std::collections::HashMap::new();
+        let h = self.cf(CF_EVENTS)?;
+        let mut it = self.db.raw_iterator_cf(&h);
+        it.seek_to_first();
+        while let Some(key) = it.key() {
+            if let Some(at) = key.iter().position(|b| *b == 0) {
+                *counts.entry(key[..=at].to_vec()).or_insert(0u64) += 1;
+            }
+            it.next();
+        }
+        it.status()?;
+        *self.event_counts.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+        Ok(())
+    }
+
+    /// Events queued for the target whose key prefix is `prefix`.
+    pub fn queued_events(&self, prefix: &[u8]) -> u64 {
+        self.event_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(prefix)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Every target with queued events and how many.
+    pub fn queued_event_counts(&self) -> Vec<(Vec<u8>, u64)> {
+        let mut v: Vec<_> = self
+            .event_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        v.sort();
+        v
+    }
+
+    pub(crate) fn count_dropped_event(&self) {
+        self.events_dropped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn dropped_events(&self) -> u64 {
+        self.events_dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Completes after the next command that queues events is applied.
+    pub fn events_queued(&self) -> tokio::sync::futures::Notified<'_> {
+        self.events_queued.notified()
+    }
+
+    /// Up to `max` rows of `events` starting with `prefix`, oldest first:
+    /// (stored key, plaintext value).
+    pub fn event_rows(&self, prefix: &[u8], max: usize) -> EngineResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let h = self.cf(CF_EVENTS)?;
+        let mut it = self.db.raw_iterator_cf(&h);
+        it.seek(prefix);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let (Some(key), Some(value)) = (it.key(), it.value()) else {
+                break;
+            };
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let plain = match &self.sealer {
+                Some(s) if is_sealed_value(value) => s.open_event(prefix, value)?,
+                _ => value.to_vec(),
+            };
+            out.push((key.to_vec(), plain));
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
     }
 
     /// See `bucket_config_epoch`.
@@ -824,6 +1007,32 @@ impl MetaBatch {
 
     pub(in crate::meta) fn push_delete(&mut self, cf: MetaCf, key: Vec<u8>) {
         self.command.ops.push(MetaOp::Delete { cf, key });
+    }
+
+    /// Queues an event for the target whose `events` key prefix is
+    /// `prefix` (its sequence is assigned when the batch is applied). The
+    /// value is sealed under the store-wide key, bound to the prefix.
+    pub fn append_event(&mut self, prefix: Vec<u8>, value: Vec<u8>) {
+        let value = match &self.sealer {
+            Some(s) => match s.seal_event(&prefix, &value) {
+                Ok(sealed) => sealed,
+                Err(e) => {
+                    self.seal_failed.get_or_insert(e.to_string());
+                    return;
+                }
+            },
+            None => value,
+        };
+        self.command.ops.push(MetaOp::Append {
+            cf: MetaCf::Events,
+            prefix,
+            value,
+        });
+    }
+
+    /// Removes a delivered event.
+    pub fn delete_event(&mut self, key: Vec<u8>) {
+        self.push_delete(MetaCf::Events, key);
     }
 }
 

@@ -92,6 +92,36 @@ impl RecordSealer {
         Ok(out)
     }
 
+    /// The stored form of an event (`notifications.rs`): sealed under the
+    /// store-wide key and bound to the target's key prefix, since the row's
+    /// full key (its sequence) is only known when the batch is applied.
+    pub fn seal_event(&self, prefix: &[u8], plain: &[u8]) -> EngineResult<Vec<u8>> {
+        let mut out = Vec::with_capacity(
+            1 + plain.len() + cairn_crypto::metadata::METADATA_SEAL_OVERHEAD_BYTES,
+        );
+        out.push(SEALED_MAGIC);
+        self.sealer
+            .seal_into(
+                MetadataScope::Store,
+                &label(MetaCf::Events, prefix),
+                plain,
+                &mut out,
+            )
+            .map_err(|e| EngineError::Internal(format!("sealing an event: {e}")))?;
+        Ok(out)
+    }
+
+    /// The plaintext of an event sealed by [`RecordSealer::seal_event`].
+    pub fn open_event(&self, prefix: &[u8], stored: &[u8]) -> EngineResult<Vec<u8>> {
+        self.sealer
+            .open(
+                MetadataScope::Store,
+                &label(MetaCf::Events, prefix),
+                stored.get(1..).unwrap_or_default(),
+            )
+            .map_err(|_| EngineError::Corrupt("a sealed event does not open".into()))
+    }
+
     /// The plaintext of a sealed stored value.
     fn open(&self, cf: MetaCf, key: &[u8], stored: &[u8]) -> EngineResult<Vec<u8>> {
         self.sealer

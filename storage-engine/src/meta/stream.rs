@@ -223,7 +223,9 @@ impl MetaStore {
     pub fn import_stream(&self, r: &mut dyn std::io::Read, last: &MetaCommand) -> EngineResult<()> {
         use std::sync::atomic::Ordering;
         self.import_generation.fetch_add(1, Ordering::SeqCst);
-        let result = self.import_stream_inner(r, last);
+        let result = self
+            .import_stream_inner(r, last)
+            .and_then(|()| self.count_events());
         self.import_generation.fetch_add(1, Ordering::SeqCst);
         self.bump_bucket_config_epoch();
         result
@@ -273,7 +275,7 @@ impl MetaStore {
         self.ensure_totals()
     }
 
-    fn write_raw(&self, batch: WriteBatch, sync: bool) -> EngineResult<()> {
+    pub(super) fn write_raw(&self, batch: WriteBatch, sync: bool) -> EngineResult<()> {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         Ok(self.db.write_opt(batch, &wo)?)

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use cairn_dedup::ChunkId;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
+use crate::notifications::ObjectEvent;
 use crate::error::{EngineError, EngineResult};
 use crate::meta::{
     Buckets, Chunks, InlineData, Manifests, MetaBatch, MetaStore, Objects as ObjectsTable, Versions,
@@ -251,6 +252,12 @@ impl Objects {
     /// always hold.
     ///
     /// Returns the key's new current version (`None`: it has none).
+    ///
+    /// `event` (a PUT, POST, copy, completed upload, or `Delete` for a
+    /// delete) is queued in the same batch for every notification rule of
+    /// the bucket it matches (`notifications.rs`); a delete that places a
+    /// marker is announced as `DeleteMarkerCreated`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn replace_current(
         &self,
         bucket: &str,
@@ -259,6 +266,7 @@ impl Objects {
         batch: &MetaBatch,
         cond: &WriteCondition,
         new: NewCurrent,
+        event: Option<ObjectEvent>,
     ) -> EngineResult<Option<ObjectVersion>> {
         let mut attempt = 0;
         loop {
@@ -320,6 +328,19 @@ impl Objects {
             match &current {
                 Some(v) => bt.put_current(bucket_id, key, v),
                 None => bt.delete::<ObjectsTable>((bucket_id, key)),
+            }
+            if let Some(event) = event {
+                let (event, announced) = match (&current, event) {
+                    (Some(marker), ObjectEvent::Delete) if marker.delete_marker => {
+                        (ObjectEvent::DeleteMarkerCreated, Some(marker))
+                    }
+                    (None, ObjectEvent::Delete) => (ObjectEvent::Delete, old.as_ref()),
+                    (current, event) => (event, current.as_ref()),
+                };
+                // Deleting nothing announces nothing.
+                if let Some(v) = announced {
+                    crate::notifications::queue_events(&self.meta, &mut bt, bucket, bucket_id, key, event, v, now)?;
+                }
             }
             match self.meta.write(bt) {
                 // Only the guards added here are retried; a caller's own
