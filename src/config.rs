@@ -98,6 +98,26 @@ pub struct ServerArgs {
     #[arg(long, env = "CAIRN_ALLOW_SSE_C_OVER_HTTP")]
     pub allow_sse_c_over_http: bool,
 
+    /// An event notification target, NAME=URL (repeatable): a webhook
+    /// (`http://…` or `https://…`, each event POSTed as S3's event JSON,
+    /// signed with HMAC-SHA256 in `X-Cairn-Signature`) or an MQTT broker
+    /// (`mqtt://host:port/topic`, published with QoS 1). Buckets name it
+    /// in their notification configuration as `arn:cairn:sqs:REGION:cairn:NAME`.
+    /// [default: none]
+    #[arg(
+        long = "notify-target",
+        env = "CAIRN_NOTIFY_TARGETS",
+        value_delimiter = ',',
+        value_name = "NAME=URL"
+    )]
+    pub notify_targets: Vec<String>,
+
+    /// File holding the key webhook events are signed with (HMAC-SHA256;
+    /// at least 16 bytes); also `CAIRN_NOTIFY_SECRET` (the key itself).
+    /// Required when a webhook target is set.
+    #[arg(long, env = "CAIRN_NOTIFY_SECRET_FILE", value_name = "FILE")]
+    pub notify_secret_file: Option<PathBuf>,
+
     /// Drive directories, comma-separated (give each its own disk in
     /// production). Their order is their identity: never reorder them.
     /// [default: <data-dir>/drives/0 … /5]
@@ -305,6 +325,8 @@ pub struct FileConfig {
     pub allow_public_buckets: Option<bool>,
     pub audit_log: Option<PathBuf>,
     pub allow_sse_c_over_http: Option<bool>,
+    pub notify_targets: Option<Vec<String>>,
+    pub notify_secret_file: Option<PathBuf>,
     pub drives: Option<Vec<PathBuf>>,
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
@@ -515,6 +537,8 @@ pub struct ServerConfig {
     pub audit_log: Option<PathBuf>,
     /// SSE-C is accepted over plain HTTP (tests).
     pub allow_sse_c_over_http: bool,
+    /// Event notification targets and the webhooks' signing key.
+    pub notify: crate::notify::NotifyConfig,
     pub drives: Vec<PathBuf>,
     pub data_shards: usize,
     pub parity_shards: usize,
@@ -571,6 +595,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("allow_public_buckets", &self.allow_public_buckets)
             .field("audit_log", &self.audit_log)
             .field("allow_sse_c_over_http", &self.allow_sse_c_over_http)
+            .field("notify", &self.notify)
             .field("drives", &self.drives)
             .field("data_shards", &self.data_shards)
             .field("parity_shards", &self.parity_shards)
@@ -736,6 +761,15 @@ impl ServerConfig {
             audit_log: args.audit_log.or(file.audit_log),
             allow_sse_c_over_http: args.allow_sse_c_over_http
                 || file.allow_sse_c_over_http.unwrap_or(false),
+            notify: crate::notify::NotifyConfig::resolve(
+                if args.notify_targets.is_empty() {
+                    file.notify_targets.unwrap_or_default()
+                } else {
+                    args.notify_targets
+                },
+                args.notify_secret_file.or(file.notify_secret_file),
+                std::env::var("CAIRN_NOTIFY_SECRET").ok(),
+            )?,
             drives,
             data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),
             parity_shards: args.parity_shards.or(file.parity_shards).unwrap_or(2),

@@ -15,6 +15,7 @@ mod gen_env;
 mod limits;
 mod malloc;
 mod master_key;
+mod notify;
 mod server;
 mod tls;
 

@@ -325,6 +325,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
             },
             audit_log: cfg.audit_log.clone(),
             allow_sse_c_over_http: cfg.allow_sse_c_over_http,
+            notify_targets: cfg.notify.names(),
             ..S3Config::default()
         },
         &registry,
@@ -379,6 +380,27 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
     );
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let runs_maintenance: crate::background::RunsMaintenance = match &cluster_node {
+        Some(node) => {
+            let node = node.clone();
+            Arc::new(move || node.is_leader())
+        }
+        None => Arc::new(|| true),
+    };
+    let notifiers = crate::notify::spawn(
+        engine.clone(),
+        &cfg.notify,
+        cfg.region.clone(),
+        &registry,
+        runs_maintenance.clone(),
+        stop_rx.clone(),
+    )?;
+    for t in &cfg.notify.targets {
+        println!(
+            "cairn: notification target {} as arn:cairn:sqs:{}:cairn:{}",
+            t.name, cfg.region, t.name
+        );
+    }
     let admin = tokio::spawn(crate::admin_http::serve(
         admin_listener,
         engine.clone(),
@@ -390,13 +412,6 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         admin_connections,
         stop_rx.clone(),
     ));
-    let runs_maintenance: crate::background::RunsMaintenance = match &cluster_node {
-        Some(node) => {
-            let node = node.clone();
-            Arc::new(move || node.is_leader())
-        }
-        None => Arc::new(|| true),
-    };
     let maintenance = crate::background::spawn(
         engine.clone(),
         cfg.maintenance,
@@ -424,7 +439,7 @@ pub async fn run(cfg: ServerConfig) -> Result<(), String> {
         tokio::time::timeout(std::time::Duration::from_secs(SHUTDOWN_GRACE_SECS), async {
             let _ = s3_task.await;
             let _ = admin.await;
-            for t in maintenance {
+            for t in maintenance.into_iter().chain(notifiers) {
                 let _ = t.await;
             }
             let _ = trimmer.await;

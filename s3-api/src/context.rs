@@ -47,6 +47,9 @@ pub struct S3Config {
     /// SSE-C over plain HTTP is accepted (tests only: S3 refuses it, since
     /// the key would cross the network in the clear).
     pub allow_sse_c_over_http: bool,
+    /// The names of the server's notification targets: what a bucket's
+    /// notification configuration may name (`arn:cairn:…:<name>`).
+    pub notify_targets: Vec<String>,
 }
 
 impl Default for S3Config {
@@ -61,6 +64,7 @@ impl Default for S3Config {
             public_access_block_default: crate::access::PublicAccessBlock::ALL,
             audit_log: None,
             allow_sse_c_over_http: false,
+            notify_targets: Vec::new(),
         }
     }
 }

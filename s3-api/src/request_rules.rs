@@ -158,6 +158,8 @@ pub(crate) const ROUTED: &[Operation] = &[
     O::GetPublicAccessBlock,
     O::PutPublicAccessBlock,
     O::DeletePublicAccessBlock,
+    O::GetBucketNotificationConfiguration,
+    O::PutBucketNotificationConfiguration,
 ];
 
 /// The table. Order is the order of docs/compatibility.md's rows.
@@ -181,6 +183,14 @@ pub(crate) const RULES: &[Rule] = &[
         ops: ROUTED,
         treatment: Advisory(
             "Cairn issues no temporary credentials; the signature of a Cairn key alone authenticates",
+        ),
+    },
+    Rule {
+        name: "x-amz-skip-destination-validation",
+        place: H,
+        ops: &[O::PutBucketNotificationConfiguration],
+        treatment: Advisory(
+            "Cairn always checks that each destination is one of its notification targets (a local check, no test message); skipping it could only accept a configuration that never delivers",
         ),
     },
     // --- object data and its settings ---
@@ -755,6 +765,11 @@ fn defined_params(op: Operation) -> Vec<&'static str> {
         // as PutObject's (handlers/post_object.rs); the request head itself
         // carries only the form's content type.
         O::PostObject => &[],
+        O::GetBucketNotificationConfiguration => &[&["x-amz-expected-bucket-owner"]],
+        O::PutBucketNotificationConfiguration => &[&[
+            "x-amz-expected-bucket-owner",
+            "x-amz-skip-destination-validation",
+        ]],
         O::ListBuckets => &[&[
             "prefix",
             "max-buckets",

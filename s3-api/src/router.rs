@@ -23,6 +23,8 @@ pub enum Operation {
     ListMultipartUploads,
     ListObjectVersions,
     DeleteObjects,
+    GetBucketNotificationConfiguration,
+    PutBucketNotificationConfiguration,
     PutObject,
     /// POST Object: a browser or device form upload to a bucket. Its
     /// handler authenticates the form and authorizes it as `PutObject`.
@@ -103,6 +105,8 @@ impl Operation {
             DeleteObjects => "DeleteObjects",
             PutObject => "PutObject",
             PostObject => "PostObject",
+            GetBucketNotificationConfiguration => "GetBucketNotificationConfiguration",
+            PutBucketNotificationConfiguration => "PutBucketNotificationConfiguration",
             CopyObject => "CopyObject",
             GetObject => "GetObject",
             GetObjectAttributes => "GetObjectAttributes",
@@ -184,8 +188,11 @@ impl Operation {
             | PutPublicAccessBlock
             | DeletePublicAccessBlock
             | PutBucketEncryption
-            | DeleteBucketEncryption => RequiredAccess::Admin,
+            | DeleteBucketEncryption
+            // Object names go to the operator's targets: the owner says which.
+            | PutBucketNotificationConfiguration => RequiredAccess::Admin,
             HeadBucket
+            | GetBucketNotificationConfiguration
             | GetBucketLocation
             | GetBucketVersioning
             | GetBucketAcl
@@ -249,6 +256,8 @@ impl Operation {
             DeleteBucket => "s3:DeleteBucket",
             HeadBucket | ListObjects | ListObjectsV2 => "s3:ListBucket",
             GetBucketLocation => "s3:GetBucketLocation",
+            GetBucketNotificationConfiguration => "s3:GetBucketNotification",
+            PutBucketNotificationConfiguration => "s3:PutBucketNotification",
             GetBucketVersioning => "s3:GetBucketVersioning",
             PutBucketVersioning => "s3:PutBucketVersioning",
             GetBucketAcl => "s3:GetBucketAcl",
@@ -480,7 +489,6 @@ const BUCKET_CONFIGS: &[&str] = &[
     "inventory",
     "logging",
     "metrics",
-    "notification",
     "ownershipControls",
     "replication",
     "requestPayment",
@@ -569,6 +577,13 @@ pub fn route(
                     Method::GET => GetBucketPolicy,
                     Method::PUT => PutBucketPolicy,
                     Method::DELETE => DeleteBucketPolicy,
+                    _ => MethodNotAllowed,
+                };
+            }
+            if q.has("notification") {
+                return match *method {
+                    Method::GET => GetBucketNotificationConfiguration,
+                    Method::PUT => PutBucketNotificationConfiguration,
                     _ => MethodNotAllowed,
                 };
             }

@@ -379,9 +379,14 @@ impl Engine {
         let (label, result) = match &action {
             Action::ExpireCurrent { key, version } => (
                 "expire_current",
-                self.delete_object_announced(bucket, key, WriteCondition::IfCurrentIs(*version), None)
-                    .await
-                    .map(|_| ()),
+                self.delete_object_announced(
+                    bucket,
+                    key,
+                    WriteCondition::IfCurrentIs(*version),
+                    None,
+                )
+                .await
+                .map(|_| ()),
             ),
             Action::ExpireNoncurrent { key, version } => (
                 "expire_noncurrent",

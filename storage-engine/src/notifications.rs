@@ -188,7 +188,12 @@ impl NotificationRules {
         let mut r = RecordReader::new(buf, WHAT);
         match r.u8()? {
             RULES_V1 => {}
-            version => return Err(CodecError::UnknownVersion { what: WHAT, version }),
+            version => {
+                return Err(CodecError::UnknownVersion {
+                    what: WHAT,
+                    version,
+                });
+            }
         }
         let n = r.count(16)?;
         let mut rules = Vec::with_capacity(n);
@@ -269,7 +274,12 @@ impl EventRecord {
         let mut r = RecordReader::new(buf, WHAT);
         match r.u8()? {
             EVENT_V1 => {}
-            version => return Err(CodecError::UnknownVersion { what: WHAT, version }),
+            version => {
+                return Err(CodecError::UnknownVersion {
+                    what: WHAT,
+                    version,
+                });
+            }
         }
         let event = ObjectEvent::from_code(r.u8()?).ok_or(CodecError::Invalid(WHAT))?;
         let e = EventRecord {
@@ -339,7 +349,11 @@ pub(crate) fn queue_events(
             event,
             bucket: bucket.to_owned(),
             key: key.to_owned(),
-            size: if version.delete_marker { 0 } else { version.size },
+            size: if version.delete_marker {
+                0
+            } else {
+                version.size
+            },
             etag: if version.delete_marker {
                 String::new()
             } else {
@@ -485,8 +499,14 @@ mod tests {
         let markers = rule(&["s3:ObjectRemoved:DeleteMarkerCreated"], "", "");
         assert!(markers.matches(ObjectEvent::DeleteMarkerCreated, "k"));
         assert!(!markers.matches(ObjectEvent::Delete, "k"));
-        assert_eq!(event_type_matches("s3:ObjectRestore:*", ObjectEvent::Put), None);
-        assert_eq!(event_type_matches("s3:ObjectCreated:Put", ObjectEvent::Post), Some(false));
+        assert_eq!(
+            event_type_matches("s3:ObjectRestore:*", ObjectEvent::Put),
+            None
+        );
+        assert_eq!(
+            event_type_matches("s3:ObjectCreated:Put", ObjectEvent::Post),
+            Some(false)
+        );
     }
 
     proptest! {

@@ -9,6 +9,7 @@ mod encryption;
 mod lifecycle;
 mod list;
 mod multipart;
+mod notification;
 mod object;
 mod object_lock;
 mod policy;
@@ -143,6 +144,12 @@ pub(crate) async fn handle(
         GetBucketPolicy => policy::get_bucket_policy(svc, &ctx),
         DeleteBucketPolicy => policy::delete_bucket_policy(svc, &ctx).await,
         GetBucketPolicyStatus => policy::get_bucket_policy_status(svc, &ctx),
+        PutBucketNotificationConfiguration => {
+            notification::put_bucket_notification_configuration(svc, &mut ctx, body).await
+        }
+        GetBucketNotificationConfiguration => {
+            notification::get_bucket_notification_configuration(svc, &ctx)
+        }
         PutPublicAccessBlock => policy::put_public_access_block(svc, &mut ctx, body).await,
         GetPublicAccessBlock => policy::get_public_access_block(svc, &ctx),
         DeletePublicAccessBlock => policy::delete_public_access_block(svc, &ctx).await,

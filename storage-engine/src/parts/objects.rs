@@ -14,12 +14,12 @@ use std::sync::Arc;
 use cairn_dedup::ChunkId;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
-use crate::notifications::ObjectEvent;
 use crate::error::{EngineError, EngineResult};
 use crate::meta::{
     Buckets, Chunks, InlineData, Manifests, MetaBatch, MetaStore, Objects as ObjectsTable, Versions,
 };
 use crate::meta_command::MetaGuard;
+use crate::notifications::ObjectEvent;
 use crate::records::{
     BucketRecord, ChunkRefDelta, DefaultRetention, MANIFEST_BLOCK_ENTRIES,
     MANIFEST_INLINE_ENTRIES_MAX, ManifestBlock, ManifestEntry, ManifestRef, ObjectVersion,
@@ -339,7 +339,9 @@ impl Objects {
                 };
                 // Deleting nothing announces nothing.
                 if let Some(v) = announced {
-                    crate::notifications::queue_events(&self.meta, &mut bt, bucket, bucket_id, key, event, v, now)?;
+                    crate::notifications::queue_events(
+                        &self.meta, &mut bt, bucket, bucket_id, key, event, v, now,
+                    )?;
                 }
             }
             match self.meta.write(bt) {
