@@ -21,6 +21,7 @@
 //! | [`immutable_backups`] | rclone point-in-time copies; a restic backup under Object Lock survives its own key |
 //! | [`maintenance`] | `cairn admin heal / scrub / gc / status`, drive identity |
 //! | [`master_key`] | `cairn admin master-key rotate`: everything reads back under the new key, the old one is refused, interrupted rotations |
+//! | [`notifications`] | event notifications to Mosquitto (MQTT QoS 1) and a signed webhook, across a broker outage and `kill -9` |
 //! | [`ops_metrics`] | dashboards and alert rules use metrics the server has |
 //! | [`pipeline`] | dedup, compression, encryption at rest, erasure coding |
 //! | [`s3_checksums`] | additional checksums on multipart objects |
@@ -56,6 +57,7 @@ mod hostile_clients;
 mod immutable_backups;
 mod maintenance;
 mod master_key;
+mod notifications;
 mod ops_metrics;
 mod pipeline;
 mod s3_checksums;

@@ -1,0 +1,536 @@
+//! Event notifications end to end: a bucket's configuration set with
+//! aws-sdk-s3, events delivered to a real Mosquitto broker (QoS 1, read
+//! back by an MQTT subscriber) and to a webhook (a small HTTP server in the
+//! test, checking the HMAC signature), across a broker outage and a
+//! `kill -9` of the server — every acknowledged change's event arrives.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter, TopicConfiguration,
+};
+use tokio::sync::mpsc;
+
+use crate::common::*;
+
+const SECRET: &str = "notify-test-signing-key-0123456789";
+
+/// A Mosquitto broker on a fixed loopback port (so a restarted one is the
+/// same target), killed on drop.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn binary() -> Option<PathBuf> {
+        ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+    }
+
+    fn start(port: u16) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = Broker {
+            child: None,
+            port,
+            dir,
+        };
+        b.up();
+        b
+    }
+
+    fn up(&mut self) {
+        let conf = self.dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+                self.port,
+                self.dir.path().display()
+            ),
+        )
+        .unwrap();
+        let bin = Broker::binary().expect(
+            "mosquitto is required for this test (CI installs it via .ci/run: apt-get install mosquitto)",
+        );
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the broker cleanly (SIGTERM: it saves its sessions, so a
+    /// subscriber's subscription outlives the outage).
+    fn down(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An MQTT subscriber: every message on `topic`, as parsed JSON. With a
+/// `session` id its session is persistent (QoS 1 messages published while
+/// it is away are kept for it).
+fn subscribe(
+    port: u16,
+    topic: &str,
+    session: Option<&str>,
+) -> mpsc::UnboundedReceiver<serde_json::Value> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let id = session.map_or_else(|| format!("test-sub-{}", free_port()), str::to_owned);
+    let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(5));
+    if session.is_some() {
+        opts.set_clean_session(false);
+    }
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 64);
+    let topic = topic.to_owned();
+    tokio::spawn(async move {
+        loop {
+            match eventloop.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    // (Re)subscribe on every connection: the broker may restart.
+                    let _ = client.subscribe(&topic, rumqttc::QoS::AtLeastOnce).await;
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice(&p.payload)
+                        && tx.send(v).is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    rx
+}
+
+/// A webhook: every POST's (signature header, body), answered 200.
+async fn webhook() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let tx = tx.clone();
+                        async move {
+                            let sig = req
+                                .headers()
+                                .get("x-cairn-signature")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned();
+                            let body = http_body_util::BodyExt::collect(req.into_body())
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let _ = tx.send((sig, body));
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::new()),
+                            ))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, rx)
+}
+
+fn secret_file(dir: &Path) -> String {
+    let p = dir.join("notify.key");
+    std::fs::write(&p, SECRET).unwrap();
+    p.display().to_string()
+}
+
+/// (eventName, key) of an S3 event message.
+fn name_and_key(v: &serde_json::Value) -> (String, String) {
+    let r = &v["Records"][0];
+    (
+        r["eventName"].as_str().unwrap_or_default().to_owned(),
+        r["s3"]["object"]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// Waits until `want` messages arrived (or the deadline), returning them.
+async fn collect<T>(rx: &mut mpsc::UnboundedReceiver<T>, want: usize, secs: u64) -> Vec<T> {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while got.len() < want {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(v)) => got.push(v),
+            _ => break,
+        }
+    }
+    got
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+    m.update(body);
+    format!("sha256={}", hex::encode(m.finalize().into_bytes()))
+}
+
+fn filter(prefix: &str) -> NotificationConfigurationFilter {
+    NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value(prefix)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_a_webhook_and_an_mqtt_broker_as_s3_documents_them() {
+    if Broker::binary().is_none() && std::env::var("CAIRN_SKIP_CLI_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    let broker = Broker::start(free_port());
+    let (hook_addr, mut hook) = webhook().await;
+    let keydir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_args(&[
+        "--notify-target",
+        &format!("hook=http://{hook_addr}/events"),
+        "--notify-target",
+        &format!("iot=mqtt://127.0.0.1:{}/cairn/events", broker.port),
+        "--notify-secret-file",
+        &secret_file(keydir.path()),
+    ]);
+    let mut mqtt = subscribe(broker.port, "cairn/events", None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let s3 = sdk_client(&server);
+    create_bucket(&s3, "fleet").await;
+
+    let config = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .id("new-readings")
+                .queue_arn("arn:cairn:sqs:us-east-1:cairn:hook")
+                .events(Event::from("s3:ObjectCreated:*"))
+                .filter(filter("in/"))
+                .build()
+                .unwrap(),
+        )
+        .topic_configurations(
+            TopicConfiguration::builder()
+                .id("removals")
+                .topic_arn("arn:cairn:sns:us-east-1:cairn:iot")
+                .events(Event::from("s3:ObjectRemoved:*"))
+                .build()
+                .unwrap(),
+        )
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket("fleet")
+        .notification_configuration(config)
+        .send()
+        .await
+        .unwrap();
+    let got = s3
+        .get_bucket_notification_configuration()
+        .bucket("fleet")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.queue_configurations().len(), 1);
+    assert_eq!(got.queue_configurations()[0].id(), Some("new-readings"));
+    assert_eq!(
+        got.topic_configurations()[0].topic_arn(),
+        "arn:cairn:sns:us-east-1:cairn:iot"
+    );
+
+    // A destination the server does not have, and overlapping filters.
+    for (arn, prefix2, code) in [
+        (
+            "arn:cairn:sqs:us-east-1:cairn:nope",
+            None,
+            "InvalidArgument",
+        ),
+        (
+            "arn:cairn:sqs:us-east-1:cairn:hook",
+            Some("in/sub/"),
+            "InvalidArgument",
+        ),
+    ] {
+        let mut c = NotificationConfiguration::builder().queue_configurations(
+            QueueConfiguration::builder()
+                .queue_arn(arn)
+                .events(Event::from("s3:ObjectCreated:Put"))
+                .filter(filter("in/"))
+                .build()
+                .unwrap(),
+        );
+        if let Some(p) = prefix2 {
+            c = c.queue_configurations(
+                QueueConfiguration::builder()
+                    .queue_arn(arn)
+                    .events(Event::from("s3:ObjectCreated:*"))
+                    .filter(filter(p))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let e = s3
+            .put_bucket_notification_configuration()
+            .bucket("fleet")
+            .notification_configuration(c.build())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            sdk_error_code(&e).as_deref(),
+            Some(code),
+            "{arn} {prefix2:?}: {e:?}"
+        );
+    }
+
+    // Created: PUT, a completed upload, a copy (all under in/); out/ has no rule.
+    put_bytes(&s3, "fleet", "in/a b.json", b"{\"t\":21.5}").await;
+    put_bytes(&s3, "fleet", "out/b.json", b"{}").await;
+    let up = s3
+        .create_multipart_upload()
+        .bucket("fleet")
+        .key("in/m.bin")
+        .send()
+        .await
+        .unwrap();
+    let part = s3
+        .upload_part()
+        .bucket("fleet")
+        .key("in/m.bin")
+        .upload_id(up.upload_id().unwrap())
+        .part_number(1)
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"part one"))
+        .send()
+        .await
+        .unwrap();
+    s3.complete_multipart_upload()
+        .bucket("fleet")
+        .key("in/m.bin")
+        .upload_id(up.upload_id().unwrap())
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .parts(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap())
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    s3.copy_object()
+        .bucket("fleet")
+        .key("in/c.json")
+        .copy_source("fleet/out/b.json")
+        .send()
+        .await
+        .unwrap();
+    delete_key(&s3, "fleet", "in/a b.json").await;
+
+    let created = collect(&mut hook, 3, 30).await;
+    let mut seen = Vec::new();
+    for (sig, body) in &created {
+        assert_eq!(sig, &hmac_hex(body), "the signature covers the body");
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let r = &v["Records"][0];
+        assert_eq!(r["eventSource"], "aws:s3");
+        assert_eq!(r["s3"]["bucket"]["name"], "fleet");
+        assert_eq!(r["s3"]["configurationId"], "new-readings");
+        assert_eq!(r["s3"]["object"]["sequencer"].as_str().unwrap().len(), 16);
+        seen.push(name_and_key(&v));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("ObjectCreated:Put".to_owned(), "in/a+b.json".to_owned()),
+            (
+                "ObjectCreated:CompleteMultipartUpload".to_owned(),
+                "in/m.bin".to_owned()
+            ),
+            ("ObjectCreated:Copy".to_owned(), "in/c.json".to_owned()),
+        ],
+        "in commit order, nothing for out/"
+    );
+    let first: serde_json::Value = serde_json::from_slice(&created[0].1).unwrap();
+    assert_eq!(first["Records"][0]["s3"]["object"]["size"], 10);
+    assert_eq!(
+        first["Records"][0]["s3"]["object"]["eTag"],
+        md5_hex(b"{\"t\":21.5}")
+    );
+
+    let removed = collect(&mut mqtt, 1, 30).await;
+    assert_eq!(removed.len(), 1, "the DELETE's event over MQTT");
+    assert_eq!(
+        name_and_key(&removed[0]),
+        ("ObjectRemoved:Delete".to_owned(), "in/a+b.json".to_owned())
+    );
+    // Nothing more arrives, and the metrics agree.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hook.try_recv().is_err() && mqtt.try_recv().is_err());
+    let m = server.metrics();
+    assert_eq!(
+        metric_sum(
+            &m,
+            "cairn_notify_events_delivered_total",
+            &[("target", "hook")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric_sum(
+            &m,
+            "cairn_notify_events_delivered_total",
+            &[("target", "iot")]
+        ),
+        1.0
+    );
+    assert_eq!(metric_sum(&m, "cairn_notify_events_queued", &[]), 0.0);
+}
+
+/// The broker is down while objects are written, and the server is killed
+/// (SIGKILL) with events still queued: once the broker is back, every
+/// acknowledged PUT's event arrives (at least once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_wait_out_a_broker_outage_and_a_kill_9() {
+    if Broker::binary().is_none() && std::env::var("CAIRN_SKIP_CLI_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    let port = free_port();
+    let mut broker = Broker::start(port);
+    // A subscriber with a persistent session subscribes, then the broker
+    // goes down (keeping the session) before anything is written.
+    let mut rx = subscribe(port, "fleet/new", Some("outage-subscriber"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    broker.down();
+    let keydir = tempfile::tempdir().unwrap();
+    let mut server = TestServer::start_with_args(&[
+        "--notify-target",
+        &format!("iot=mqtt://127.0.0.1:{port}/fleet/new"),
+        "--notify-secret-file",
+        &secret_file(keydir.path()),
+    ]);
+    let s3 = sdk_client(&server);
+    create_bucket(&s3, "fleet").await;
+    s3.put_bucket_notification_configuration()
+        .bucket("fleet")
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .topic_configurations(
+                    TopicConfiguration::builder()
+                        .topic_arn("arn:cairn:sns:us-east-1:cairn:iot")
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut keys = BTreeSet::new();
+    for i in 0..20 {
+        let key = format!("r/{i:03}.json");
+        put_bytes(&s3, "fleet", &key, format!("{{\"i\":{i}}}").as_bytes()).await;
+        keys.insert(key);
+    }
+    // Nothing delivered: the broker is down; the events wait, counted.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = server.metrics();
+        if metric_sum(&m, "cairn_notify_delivery_failures_total", &[]) >= 1.0
+            && metric_sum(&m, "cairn_notify_events_queued", &[("target", "iot")]) == 20.0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failed delivery counted, or not 20 queued:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Killed with all 20 queued; 10 more written after the restart.
+    server.restart(true);
+    let s3 = sdk_client(&server);
+    for i in 20..30 {
+        let key = format!("r/{i:03}.json");
+        put_bytes(&s3, "fleet", &key, b"{}").await;
+        keys.insert(key);
+    }
+    broker.up();
+    let mut got = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < keys.len() {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(v)) => {
+                got.insert(name_and_key(&v).1);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(got, keys, "every acknowledged PUT's event arrived");
+}
