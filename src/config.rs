@@ -99,8 +99,8 @@ pub struct ServerArgs {
     pub allow_sse_c_over_http: bool,
 
     /// An event notification target, NAME=URL (repeatable): a webhook
-    /// (`http://…` or `https://…`, each event POSTed as S3's event JSON,
-    /// signed with HMAC-SHA256 in `X-Cairn-Signature`) or an MQTT broker
+    /// (`http://…`, each event POSTed as S3's event JSON, signed with
+    /// HMAC-SHA256 in `X-Cairn-Signature`) or an MQTT broker
     /// (`mqtt://host:port/topic`, published with QoS 1). Buckets name it
     /// in their notification configuration as `arn:cairn:sqs:REGION:cairn:NAME`.
     /// [default: none]

@@ -25,8 +25,18 @@ use zeroize::Zeroizing;
 
 /// Events read from the queue and sent per round.
 const BATCH: usize = 64;
-/// Longest wait for a target's answer to one round.
+/// Longest wait for a broker's acknowledgements of one round (MQTT), or
+/// for a webhook's answer to one event.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most of a webhook's answer that is read (the rest closes the connection).
+const RESPONSE_MAX_BYTES: usize = 64 << 10;
+/// A webhook that refuses one event (a 4xx other than 408/429) this many
+/// times in a row: the event is dropped (counted), so it cannot block the
+/// events behind it forever.
+const REJECTIONS_MAX: u32 = 3;
+/// An MQTT connection unused this long is closed before the next round
+/// (its keep-alive is not kept up between rounds).
+const MQTT_IDLE: Duration = Duration::from_secs(20);
 /// Backoff after a failed round: doubles from the first to the last.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -131,9 +141,11 @@ impl NotifyConfig {
 
 /// `NAME=URL`.
 fn parse_target(setting: &str) -> Result<Target, String> {
+    // The URL is never echoed: it could carry a password.
+    let label = setting.split_once('=').map_or("", |(n, _)| n.trim());
     let bad = |why: &str| {
         format!(
-            "--notify-target {setting:?}: {why} (expected NAME=http://host:port/path or NAME=mqtt://host:port/topic)"
+            "--notify-target {label:?}: {why} (expected NAME=http://host:port/path or NAME=mqtt://host:port/topic)"
         )
     };
     let (name, url) = setting.split_once('=').ok_or_else(|| bad("no '='"))?;
@@ -150,6 +162,9 @@ fn parse_target(setting: &str) -> Result<Target, String> {
         return Err(bad("no '#' (an MQTT target names one topic, no wildcards)"));
     }
     let uri: hyper::Uri = url.trim().parse().map_err(|_| bad("not a URL"))?;
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad("user names and passwords in the URL are not supported"));
+    }
     let host = uri
         .host()
         .filter(|h| !h.is_empty())
@@ -193,6 +208,7 @@ struct Metrics {
     failures: prometheus::IntCounterVec,
     queued: prometheus::IntGaugeVec,
     oldest_age: prometheus::GaugeVec,
+    rejected: prometheus::IntCounterVec,
 }
 
 impl Metrics {
@@ -230,8 +246,17 @@ impl Metrics {
             &["target"],
         )
         .map_err(err)?;
+        let rejected = prometheus::IntCounterVec::new(
+            prometheus::Opts::new(
+                "cairn_notify_events_rejected_total",
+                "Events a webhook refused (4xx other than 408/429) 3 times in a row, then dropped.",
+            ),
+            &["target"],
+        )
+        .map_err(err)?;
         for c in [
-            Box::new(delivered.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(rejected.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(delivered.clone()),
             Box::new(failures.clone()),
             Box::new(queued.clone()),
             Box::new(oldest_age.clone()),
@@ -243,6 +268,7 @@ impl Metrics {
             failures,
             queued,
             oldest_age,
+            rejected,
         })
     }
 }
@@ -287,6 +313,11 @@ pub fn spawn(
     registry
         .register(Box::new(DroppedEvents(engine.clone())))
         .map_err(|e| format!("notify metrics: {e}"))?;
+    for (name, n) in engine.queued_event_targets() {
+        if !cfg.targets.iter().any(|t| t.name == name) && n > 0 {
+            tracing::warn!(target_name = %name, queued = n, "events are queued for a notification target this server does not have; they wait until it is configured again");
+        }
+    }
     let mut tasks = Vec::new();
     for target in &cfg.targets {
         let sink = Sink::new(target, cfg.secret.clone());
@@ -296,6 +327,8 @@ pub fn spawn(
             region: region.clone(),
             metrics: metrics.clone(),
             delivers: delivers.clone(),
+            cursor: None,
+            rejections: None,
         };
         tasks.push(tokio::spawn(worker.run(sink, stop.clone())));
     }
@@ -308,10 +341,29 @@ struct Worker {
     region: String,
     metrics: Metrics,
     delivers: crate::background::RunsMaintenance,
+    /// The sequence of the last event delivered (see `pending_events`).
+    cursor: Option<u64>,
+    /// The event the webhook refused and how many times in a row.
+    rejections: Option<(u64, u32)>,
+}
+
+/// How a round of sending ended.
+struct Sent {
+    /// How many of the messages, from the first, the target acknowledged.
+    acked: usize,
+    failure: Option<SendFailure>,
+}
+
+enum SendFailure {
+    /// The target refused the message after the acknowledged ones for good
+    /// (a webhook's 4xx other than 408/429).
+    Rejected(String),
+    /// Anything else: retried.
+    Failed(String),
 }
 
 impl Worker {
-    async fn run(self, mut sink: Sink, mut stop: watch::Receiver<bool>) {
+    async fn run(mut self, mut sink: Sink, mut stop: watch::Receiver<bool>) {
         let mut backoff = BACKOFF_FIRST;
         loop {
             if *stop.borrow() {
@@ -344,6 +396,7 @@ impl Worker {
                 }
             };
             if idle {
+                sink.idle();
                 self.metrics
                     .oldest_age
                     .with_label_values(&[&self.name])
@@ -357,19 +410,27 @@ impl Worker {
         }
     }
 
-    /// Sends the oldest queued events; drops those the target acknowledged.
-    /// Answers how many were delivered.
-    async fn round(&self, sink: &mut Sink) -> Result<usize, String> {
-        let (events, undecodable) = self
+    /// Sends the oldest queued events and drops those the target
+    /// acknowledged (also when a later one failed). Answers how many were
+    /// delivered or dropped; an error only when none was.
+    async fn round(&mut self, sink: &mut Sink) -> Result<usize, String> {
+        let (mut events, undecodable) = self
             .engine
-            .pending_events(&self.name, BATCH)
+            .pending_events(&self.name, self.cursor, BATCH)
             .await
             .map_err(|e| e.to_string())?;
-        if !undecodable.is_empty() {
-            self.engine
-                .drop_events(undecodable)
+        self.drop_rows(undecodable).await?;
+        if events.is_empty() && self.cursor.is_some() {
+            // Nothing past the cursor: look from the start once (a row with
+            // a lower sequence may have landed since).
+            self.cursor = None;
+            let (again, bad) = self
+                .engine
+                .pending_events(&self.name, None, BATCH)
                 .await
                 .map_err(|e| e.to_string())?;
+            events = again;
+            self.drop_rows(bad).await?;
         }
         let Some(oldest) = events.first() else {
             return Ok(0);
@@ -383,19 +444,62 @@ impl Worker {
             .iter()
             .map(|e| event_message(e, &self.region).into_bytes())
             .collect();
-        tokio::time::timeout(SEND_TIMEOUT, sink.send(&messages))
-            .await
-            .map_err(|_| format!("no answer within {SEND_TIMEOUT:?}"))??;
-        let n = events.len();
+        let sent = sink.send(&self.name, &messages).await;
+        let delivered = sent.acked.min(events.len());
+        let mut done = delivered;
+        let failure = match sent.failure {
+            Some(SendFailure::Rejected(why)) => match events.get(done) {
+                Some(refused) => {
+                    let count = match self.rejections {
+                        Some((seq, n)) if seq == refused.sequence => n + 1,
+                        _ => 1,
+                    };
+                    if count >= REJECTIONS_MAX {
+                        tracing::warn!(target_name = %self.name, sequence = refused.sequence, reason = %why, "the target refused an event {REJECTIONS_MAX} times; dropped");
+                        self.metrics.rejected.with_label_values(&[&self.name]).inc();
+                        self.rejections = None;
+                        done += 1;
+                        None
+                    } else {
+                        self.rejections = Some((refused.sequence, count));
+                        Some(why)
+                    }
+                }
+                None => Some(why),
+            },
+            Some(SendFailure::Failed(why)) => Some(why),
+            None => None,
+        };
+        if done > 0 {
+            if let Some(last) = events.get(done - 1) {
+                self.cursor = Some(last.sequence);
+            }
+            let rows: Vec<Vec<u8>> = events.into_iter().take(done).map(|e| e.row).collect();
+            self.drop_rows(rows).await?;
+        }
+        if delivered > 0 {
+            self.metrics
+                .delivered
+                .with_label_values(&[&self.name])
+                .inc_by(delivered as u64);
+        }
+        match failure {
+            // Progress was made: go on at once (the next round starts
+            // with the event that failed).
+            Some(_) if done > 0 => Ok(done),
+            Some(why) => Err(why),
+            None => Ok(done),
+        }
+    }
+
+    async fn drop_rows(&self, rows: Vec<Vec<u8>>) -> Result<(), String> {
+        if rows.is_empty() {
+            return Ok(());
+        }
         self.engine
-            .drop_events(events.into_iter().map(|e| e.row).collect())
+            .drop_events(rows)
             .await
-            .map_err(|e| e.to_string())?;
-        self.metrics
-            .delivered
-            .with_label_values(&[&self.name])
-            .inc_by(n as u64);
-        Ok(n)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -415,6 +519,7 @@ enum Sink {
         topic: String,
         client_id: String,
         conn: Option<Box<(rumqttc::AsyncClient, rumqttc::EventLoop)>>,
+        last_used: std::time::Instant,
     },
 }
 
@@ -438,7 +543,21 @@ impl Sink {
                     hex::encode(cairn_storage_engine::random_bytes::<4>())
                 ),
                 conn: None,
+                last_used: std::time::Instant::now(),
             },
+        }
+    }
+
+    /// Between rounds: an MQTT connection left idle past its keep-alive is
+    /// closed (the next round opens a fresh one).
+    fn idle(&mut self) {
+        if let Sink::Mqtt {
+            conn, last_used, ..
+        } = self
+            && conn.is_some()
+            && last_used.elapsed() > MQTT_IDLE
+        {
+            *conn = None;
         }
     }
 
@@ -450,9 +569,9 @@ impl Sink {
         }
     }
 
-    /// Delivers every message, in order; `Ok` once the target
-    /// acknowledged them all.
-    async fn send(&mut self, messages: &[Vec<u8>]) -> Result<(), String> {
+    /// Delivers the messages in order, until one fails: how many the
+    /// target acknowledged, and why the next one was not.
+    async fn send(&mut self, target: &str, messages: &[Vec<u8>]) -> Sent {
         match self {
             Sink::Webhook {
                 host,
@@ -461,32 +580,46 @@ impl Sink {
                 secret,
                 conn,
             } => {
-                for body in messages {
-                    if conn.as_ref().is_none_or(|c| c.is_closed()) {
-                        *conn = Some(connect_http(host, *port).await?);
-                    }
-                    let Some(sender) = conn.as_mut() else {
-                        return Err("no connection".into());
+                let authority = if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                };
+                for (acked, body) in messages.iter().enumerate() {
+                    let request = Post {
+                        host,
+                        port: *port,
+                        authority: &authority,
+                        path,
+                        target,
+                        secret: secret.as_deref().map(|s| s.as_slice()),
                     };
-                    sender.ready().await.map_err(|e| e.to_string())?;
-                    let mut req = hyper::Request::post(path.as_str())
-                        .header(hyper::header::HOST, format!("{host}:{port}"))
-                        .header(hyper::header::CONTENT_TYPE, "application/json");
-                    if let Some(key) = secret {
-                        req = req.header("x-cairn-signature", signature(key, body));
-                    }
-                    let req = req
-                        .body(http_body_util::Full::new(bytes::Bytes::from(body.clone())))
-                        .map_err(|e| e.to_string())?;
-                    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-                    let status = resp.status();
-                    // Read the answer to its end so the connection can be reused.
-                    let _ = http_body_util::BodyExt::collect(resp.into_body()).await;
-                    if !status.is_success() {
-                        return Err(format!("the webhook answered {status}"));
-                    }
+                    let answer = tokio::time::timeout(SEND_TIMEOUT, request.send(conn, body)).await;
+                    let failure = match answer {
+                        Ok(Ok(status)) if status.is_success() => continue,
+                        Ok(Ok(status))
+                            if status.is_client_error()
+                                && status != hyper::StatusCode::REQUEST_TIMEOUT
+                                && status != hyper::StatusCode::TOO_MANY_REQUESTS =>
+                        {
+                            SendFailure::Rejected(format!("the webhook answered {status}"))
+                        }
+                        Ok(Ok(status)) => {
+                            SendFailure::Failed(format!("the webhook answered {status}"))
+                        }
+                        Ok(Err(e)) => SendFailure::Failed(e),
+                        Err(_) => SendFailure::Failed(format!("no answer within {SEND_TIMEOUT:?}")),
+                    };
+                    *conn = None;
+                    return Sent {
+                        acked,
+                        failure: Some(failure),
+                    };
                 }
-                Ok(())
+                Sent {
+                    acked: messages.len(),
+                    failure: None,
+                }
             }
             Sink::Mqtt {
                 host,
@@ -494,6 +627,7 @@ impl Sink {
                 topic,
                 client_id,
                 conn,
+                last_used,
             } => {
                 if conn.is_none() {
                     let mut opts =
@@ -502,33 +636,133 @@ impl Sink {
                     *conn = Some(Box::new(rumqttc::AsyncClient::new(opts, BATCH)));
                 }
                 let Some(pair) = conn.as_mut() else {
-                    return Err("no connection".into());
+                    return Sent {
+                        acked: 0,
+                        failure: Some(SendFailure::Failed("no connection".into())),
+                    };
                 };
                 let (client, eventloop) = &mut **pair;
-                for body in messages {
-                    client
-                        .publish(
-                            topic.clone(),
-                            rumqttc::QoS::AtLeastOnce,
-                            false,
-                            body.clone(),
-                        )
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                // Every publish is acknowledged (PUBACK) before the events
-                // are dropped from the queue.
-                let mut acked = 0;
-                while acked < messages.len() {
-                    match eventloop.poll().await {
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acked += 1,
-                        Ok(_) => {}
-                        Err(e) => return Err(format!("MQTT: {e}")),
+                let round = async {
+                    for body in messages {
+                        client
+                            .publish(
+                                topic.clone(),
+                                rumqttc::QoS::AtLeastOnce,
+                                false,
+                                body.clone(),
+                            )
+                            .await
+                            .map_err(|e| e.to_string())?;
                     }
+                    // Every publish is acknowledged (PUBACK) before the
+                    // events are dropped. Acknowledgements are counted, not
+                    // matched: a round that fails part-way drops nothing and
+                    // sends all again (at least once).
+                    let mut acks = 0;
+                    while acks < messages.len() {
+                        match eventloop.poll().await {
+                            Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => acks += 1,
+                            Ok(_) => {}
+                            Err(e) => return Err(format!("MQTT: {e}")),
+                        }
+                    }
+                    Ok::<(), String>(())
+                };
+                let result = tokio::time::timeout(SEND_TIMEOUT, round).await;
+                *last_used = std::time::Instant::now();
+                let failure = match result {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(SendFailure::Failed(e)),
+                    Err(_) => Some(SendFailure::Failed(format!(
+                        "no acknowledgement within {SEND_TIMEOUT:?}"
+                    ))),
+                };
+                if failure.is_some() {
+                    *conn = None;
                 }
-                Ok(())
+                Sent {
+                    acked: if failure.is_none() { messages.len() } else { 0 },
+                    failure,
+                }
             }
         }
+    }
+}
+
+type HttpSender = hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>;
+
+/// One event's POST to a webhook.
+struct Post<'a> {
+    host: &'a str,
+    port: u16,
+    authority: &'a str,
+    path: &'a str,
+    target: &'a str,
+    secret: Option<&'a [u8]>,
+}
+
+impl Post<'_> {
+    /// Sends it on the target's connection (opening one if needed; a reused
+    /// one that turns out closed is replaced once) and reads at most
+    /// [`RESPONSE_MAX_BYTES`] of the answer.
+    async fn send(
+        &self,
+        conn: &mut Option<HttpSender>,
+        body: &[u8],
+    ) -> Result<hyper::StatusCode, String> {
+        let timestamp = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .to_string();
+        for attempt in 0..2 {
+            let reused = conn.as_ref().is_some_and(|c| !c.is_closed());
+            if !reused {
+                *conn = Some(connect_http(self.host, self.port).await?);
+            }
+            let Some(sender) = conn.as_mut() else {
+                return Err("no connection".into());
+            };
+            let mut req = hyper::Request::post(self.path)
+                .header(hyper::header::HOST, self.authority)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .header("x-cairn-target", self.target)
+                .header("x-cairn-timestamp", timestamp.as_str());
+            if let Some(key) = self.secret {
+                req = req.header(
+                    "x-cairn-signature",
+                    signature(key, &timestamp, self.target, body),
+                );
+            }
+            let req = req
+                .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+                    body,
+                )))
+                .map_err(|e| e.to_string())?;
+            let sent = match sender.ready().await {
+                Ok(()) => sender.send_request(req).await,
+                Err(e) => Err(e),
+            };
+            match sent {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let limited =
+                        http_body_util::Limited::new(resp.into_body(), RESPONSE_MAX_BYTES);
+                    if http_body_util::BodyExt::collect(limited).await.is_err() {
+                        // Too long, or cut: this connection is not reused.
+                        *conn = None;
+                    }
+                    return Ok(status);
+                }
+                // A kept-alive connection the webhook closed meanwhile:
+                // once more on a new one.
+                Err(_) if reused && attempt == 0 => *conn = None,
+                Err(e) => {
+                    *conn = None;
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Err("the webhook closed the connection".into())
     }
 }
 
@@ -550,11 +784,17 @@ async fn connect_http(
     Ok(sender)
 }
 
-/// `sha256=<hex HMAC-SHA256 of the body>`.
-fn signature(key: &[u8], body: &[u8]) -> String {
+/// `sha256=<hex HMAC-SHA256>` of `timestamp`, `\n`, `target`, `\n` and the
+/// body: a receiver can refuse a message meant for another target, or a
+/// replay of an old one.
+fn signature(key: &[u8], timestamp: &str, target: &str, body: &[u8]) -> String {
     use hmac::{KeyInit, Mac};
     match <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key) {
         Ok(mut mac) => {
+            mac.update(timestamp.as_bytes());
+            mac.update(b"\n");
+            mac.update(target.as_bytes());
+            mac.update(b"\n");
             mac.update(body);
             format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
         }
@@ -715,10 +955,21 @@ mod tests {
         assert_eq!(r["s3"]["object"]["size"], 12);
         assert_eq!(r["s3"]["object"]["sequencer"], "000000010000002A");
         assert!(r["s3"]["object"].get("versionId").is_none());
-        // RFC 4231, test case 2.
+        // HMAC-SHA256(key "Jefe", "1\na\n{}"), computed with Python's hmac.
+        let base = signature(b"Jefe", "1", "a", b"{}");
         assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            base,
+            "sha256=e10e77ec9dc93e4be57dfe3ad97d4e744a5dc2b8800ccee6fe959c1fd3331e21"
+        );
+        assert_ne!(
+            base,
+            signature(b"Jefe", "2", "a", b"{}"),
+            "the time is signed"
+        );
+        assert_ne!(
+            base,
+            signature(b"Jefe", "1", "b", b"{}"),
+            "the target is signed"
         );
     }
 }

@@ -320,25 +320,14 @@ pub(crate) fn split_event_key(key: &[u8]) -> Option<(&str, u64)> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_events(
     meta: &MetaStore,
+    rules: &NotificationRules,
     batch: &mut MetaBatch,
     bucket: &str,
-    bucket_id: u64,
     key: &str,
     event: ObjectEvent,
     version: &ObjectVersion,
     now_ms: u64,
 ) -> EngineResult<()> {
-    let Some(raw) = meta.get::<System>(&BucketDocument::Notification.name(bucket_id))? else {
-        return Ok(());
-    };
-    let rules = match NotificationRules::decode(&raw) {
-        Ok(r) => r,
-        Err(e) => {
-            // Never a reason to refuse the write itself.
-            tracing::warn!(error = %e, "a bucket's notification rules do not decode; no event");
-            return Ok(());
-        }
-    };
     for rule in rules.matching(event, key) {
         let prefix = target_prefix(&rule.target);
         if meta.queued_events(&prefix) >= EVENT_QUEUE_MAX {
@@ -367,6 +356,28 @@ pub(crate) fn queue_events(
     }
     Ok(())
 }
+
+/// A bucket's rules as stored (`None`: none set, or a document that does
+/// not decode — never a reason to refuse a write, so it announces nothing).
+pub(crate) fn read_rules(
+    meta: &MetaStore,
+    bucket_id: u64,
+) -> EngineResult<Option<std::sync::Arc<NotificationRules>>> {
+    let Some(raw) = meta.get::<System>(&BucketDocument::Notification.name(bucket_id))? else {
+        return Ok(None);
+    };
+    match NotificationRules::decode(&raw) {
+        Ok(r) => Ok(Some(std::sync::Arc::new(r))),
+        Err(e) => {
+            tracing::warn!(error = %e, "a bucket's notification rules do not decode; no event");
+            Ok(None)
+        }
+    }
+}
+
+/// Event types one configuration may list (S3 defines about 30; more
+/// than this is never needed and every write matches against them).
+pub const EVENT_TYPES_PER_RULE_MAX: usize = 16;
 
 /// A queued event as the deliverer reads it.
 #[derive(Clone, Debug)]
@@ -403,25 +414,39 @@ impl Engine {
     /// Up to `max` of `target`'s queued events, oldest first. A row that
     /// does not decode is returned as dropped-on-read: the caller removes
     /// it with the delivered ones (it can never be delivered).
+    ///
+    /// `after`: start past this sequence (the last one delivered), so a
+    /// long queue is not read again through the rows already dropped. A
+    /// single node assigns sequences before its writes land, so a row with
+    /// a lower sequence can appear late: the caller reads from the start
+    /// (`None`) whenever a read past its cursor finds nothing.
     pub async fn pending_events(
         &self,
         target: &str,
+        after: Option<u64>,
         max: usize,
     ) -> EngineResult<(Vec<QueuedEvent>, Vec<Vec<u8>>)> {
         let inner = self.inner.clone();
         let prefix = target_prefix(target);
         blocking(move || {
+            let mut from = prefix.clone();
+            if let Some(seq) = after.and_then(|s| s.checked_add(1)) {
+                from.extend_from_slice(&seq.to_be_bytes());
+            }
             let mut events = Vec::new();
             let mut undecodable = Vec::new();
-            for (row, value) in inner.meta.event_rows(&prefix, max)? {
-                match (split_event_key(&row), EventRecord::decode(&value)) {
+            for (row, value) in inner.meta.event_rows(&prefix, &from, max)? {
+                let decoded = value.map_err(|e| e.to_string()).and_then(|v| {
+                    EventRecord::decode(&v).map_err(|e| e.to_string())
+                });
+                match (split_event_key(&row), decoded) {
                     (Some((_, sequence)), Ok(record)) => events.push(QueuedEvent {
                         row,
                         sequence,
                         record,
                     }),
                     (_, Err(e)) => {
-                        tracing::warn!(error = %e, "a queued event does not decode; dropped");
+                        tracing::warn!(error = %e, "a queued event does not open or decode; dropped");
                         undecodable.push(row);
                     }
                     (None, _) => undecodable.push(row),
@@ -430,6 +455,19 @@ impl Engine {
             Ok((events, undecodable))
         })
         .await
+    }
+
+    /// Targets with queued events and how many (configured or not).
+    pub fn queued_event_targets(&self) -> Vec<(String, u64)> {
+        self.inner
+            .meta
+            .queued_event_counts()
+            .into_iter()
+            .map(|(prefix, n)| {
+                let name = prefix.strip_suffix(&[0]).unwrap_or(&prefix);
+                (String::from_utf8_lossy(name).into_owned(), n)
+            })
+            .collect()
     }
 
     /// Removes delivered (or undeliverable) events, in one batch (through

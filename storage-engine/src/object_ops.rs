@@ -202,6 +202,22 @@ impl Engine {
                     &located,
                     bypass_governance,
                 )?;
+                // A client's delete of a version is announced; the
+                // lifecycle's removals (the other places) are not.
+                if place == VersionPlace::Any
+                    && let Some(rules) = inner.objects.notification_rules(b.id)?
+                {
+                    crate::notifications::queue_events(
+                        &inner.meta,
+                        &rules,
+                        &mut batch,
+                        &bucket,
+                        &key,
+                        ObjectEvent::Delete,
+                        located.version(),
+                        crate::now_ms(),
+                    )?;
+                }
                 match inner.meta.write(batch) {
                     Err(EngineError::GuardFailed(_)) if place == VersionPlace::LoneMarker => {
                         return Err(EngineError::PreconditionFailed("version place"));

@@ -147,7 +147,7 @@ fn subscribe(
     rx
 }
 
-/// A webhook: every POST's (signature header, body), answered 200.
+/// A webhook: every POST's (signature, timestamp and target headers, body), answered 200.
 async fn webhook() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -163,20 +163,34 @@ async fn webhook() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let tx = tx.clone();
                         async move {
-                            let sig = req
-                                .headers()
-                                .get("x-cairn-signature")
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned();
+                            let h = |name: &str| {
+                                req.headers()
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned()
+                            };
+                            let sig = format!(
+                                "{}\n{}\n{}",
+                                h("x-cairn-signature"),
+                                h("x-cairn-timestamp"),
+                                h("x-cairn-target")
+                            );
                             let body = http_body_util::BodyExt::collect(req.into_body())
                                 .await
                                 .map(|b| b.to_bytes().to_vec())
                                 .unwrap_or_default();
                             let _ = tx.send((sig, body));
-                            Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                http_body_util::Full::new(bytes::Bytes::new()),
-                            ))
+                            // Each answer closes its connection (as an
+                            // HTTP/1.0 receiver would): the sender reconnects.
+                            let mut resp = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::new(),
+                            ));
+                            resp.headers_mut().insert(
+                                hyper::header::CONNECTION,
+                                hyper::header::HeaderValue::from_static("close"),
+                            );
+                            Ok::<_, std::convert::Infallible>(resp)
                         }
                     },
                 );
@@ -220,11 +234,30 @@ async fn collect<T>(rx: &mut mpsc::UnboundedReceiver<T>, want: usize, secs: u64)
     got
 }
 
-fn hmac_hex(body: &[u8]) -> String {
+/// Checks a webhook message as a receiver would: the signature over the
+/// timestamp, the target and the body, a recent timestamp, this target.
+fn check_signature(received: &str, body: &[u8]) {
     use hmac::{KeyInit, Mac};
+    let mut lines = received.split('\n');
+    let (sig, ts, target) = (
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+        lines.next().unwrap(),
+    );
+    assert_eq!(target, "hook");
+    let sent: u64 = ts.parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(now.abs_diff(sent) < 300, "timestamp {sent}, now {now}");
     let mut m = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+    m.update(format!("{ts}\n{target}\n").as_bytes());
     m.update(body);
-    format!("sha256={}", hex::encode(m.finalize().into_bytes()))
+    assert_eq!(
+        sig,
+        format!("sha256={}", hex::encode(m.finalize().into_bytes()))
+    );
 }
 
 fn filter(prefix: &str) -> NotificationConfigurationFilter {
@@ -391,11 +424,20 @@ async fn events_reach_a_webhook_and_an_mqtt_broker_as_s3_documents_them() {
         .await
         .unwrap();
     delete_key(&s3, "fleet", "in/a b.json").await;
+    // Removing a version by its id is announced too.
+    put_bytes(&s3, "fleet", "v.json", b"{}").await;
+    s3.delete_object()
+        .bucket("fleet")
+        .key("v.json")
+        .version_id("null")
+        .send()
+        .await
+        .unwrap();
 
     let created = collect(&mut hook, 3, 30).await;
     let mut seen = Vec::new();
     for (sig, body) in &created {
-        assert_eq!(sig, &hmac_hex(body), "the signature covers the body");
+        check_signature(sig, body);
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         let r = &v["Records"][0];
         assert_eq!(r["eventSource"], "aws:s3");
@@ -423,11 +465,15 @@ async fn events_reach_a_webhook_and_an_mqtt_broker_as_s3_documents_them() {
         md5_hex(b"{\"t\":21.5}")
     );
 
-    let removed = collect(&mut mqtt, 1, 30).await;
-    assert_eq!(removed.len(), 1, "the DELETE's event over MQTT");
+    let removed = collect(&mut mqtt, 2, 30).await;
+    let removed: Vec<_> = removed.iter().map(name_and_key).collect();
     assert_eq!(
-        name_and_key(&removed[0]),
-        ("ObjectRemoved:Delete".to_owned(), "in/a+b.json".to_owned())
+        removed,
+        [
+            ("ObjectRemoved:Delete".to_owned(), "in/a+b.json".to_owned()),
+            ("ObjectRemoved:Delete".to_owned(), "v.json".to_owned()),
+        ],
+        "the DELETEs' events over MQTT"
     );
     // Nothing more arrives, and the metrics agree.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -447,7 +493,7 @@ async fn events_reach_a_webhook_and_an_mqtt_broker_as_s3_documents_them() {
             "cairn_notify_events_delivered_total",
             &[("target", "iot")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(metric_sum(&m, "cairn_notify_events_queued", &[]), 0.0);
 }

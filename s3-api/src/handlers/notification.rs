@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use cairn_storage_engine::notifications::{
-    DestinationKind, NotificationRule, NotificationRules, ObjectEvent, RULES_MAX,
-    event_type_matches,
+    DestinationKind, EVENT_TYPES_PER_RULE_MAX, NotificationRule, NotificationRules, ObjectEvent,
+    RULES_MAX, event_type_matches,
 };
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -174,6 +174,19 @@ fn rule_from(
             "A configuration must name at least one Event.",
         ));
     }
+    let mut events: Vec<String> = Vec::new();
+    for e in &d.events {
+        if !events.contains(e) {
+            events.push(e.clone());
+        }
+    }
+    if events.len() > EVENT_TYPES_PER_RULE_MAX {
+        return Err(invalid(
+            format!("A configuration may name at most {EVENT_TYPES_PER_RULE_MAX} event types."),
+            "Event",
+            "",
+        ));
+    }
     for e in &d.events {
         let announced = ObjectEvent::ALL
             .iter()
@@ -257,19 +270,25 @@ fn rule_from(
         kind,
         arn: arn.to_owned(),
         target,
-        events: d.events.clone(),
+        events,
         prefix: prefix.unwrap_or_default(),
         suffix: suffix.unwrap_or_default(),
     })
 }
 
-/// The server's target an ARN names: `arn:cairn:<service>:<region>:<account>:<name>`.
+/// The server's target an ARN names: `arn:cairn:<service>:<region>:<account>:<name>`,
+/// the service one of S3's destination services.
 fn target_of(arn: &str, targets: &[String]) -> Option<String> {
     let parts: Vec<&str> = arn.split(':').collect();
     match parts.as_slice() {
-        ["arn", "cairn", _service, _region, _account, name] => {
-            targets.iter().find(|t| t == name).cloned()
-        }
+        [
+            "arn",
+            "cairn",
+            "sqs" | "sns" | "lambda",
+            _region,
+            _account,
+            name,
+        ] => targets.iter().find(|t| t == name).cloned(),
         _ => None,
     }
 }

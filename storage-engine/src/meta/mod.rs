@@ -97,10 +97,14 @@ const ALL_CFS: [&str; 12] = [
     CF_LOCAL,
 ];
 
-/// `system` record: the last epoch of locally assigned event sequences
-/// (u64 LE). Each opening of a store that applies its own commands takes
-/// the next epoch, so sequences keep increasing across restarts.
+/// `local` record: the last epoch of locally assigned event sequences
+/// (u64 LE). Each opening takes the next epoch, so sequences keep
+/// increasing across restarts. (This node's own: a cluster's sequences
+/// come from its log.)
 const EVENT_EPOCH_KEY: &[u8] = b"event-epoch";
+/// Bits of a local event sequence below its epoch: 2^40 events per opening
+/// (over three years at 10,000 events per second).
+const EVENT_EPOCH_SHIFT: u32 = 40;
 
 /// Lock stripes over chunk ids held by [`MetaStore::apply`] while it reads
 /// whether a chunk record exists and writes the change (see `totals.rs`).
@@ -785,7 +789,7 @@ impl MetaStore {
     /// Takes this opening's epoch of local event sequences (a synced
     /// `system` write, before any command is applied).
     fn open_event_epoch(&self) -> EngineResult<()> {
-        let last = match self.get_cf(CF_SYSTEM, EVENT_EPOCH_KEY)? {
+        let last = match self.get_cf(CF_LOCAL, EVENT_EPOCH_KEY)? {
             Some(v) => {
                 let bytes: [u8; 8] = v.as_slice().try_into().map_err(|_| {
                     EngineError::Corrupt("the event epoch record is not 8 bytes".into())
@@ -795,11 +799,16 @@ impl MetaStore {
             None => 0,
         };
         let epoch = last.saturating_add(1);
+        if epoch >= 1 << (64 - EVENT_EPOCH_SHIFT) {
+            return Err(EngineError::Corrupt("the event epoch is exhausted".into()));
+        }
         let mut wb = WriteBatch::default();
-        wb.put_cf(&self.cf(CF_SYSTEM)?, EVENT_EPOCH_KEY, epoch.to_le_bytes());
+        wb.put_cf(&self.cf(CF_LOCAL)?, EVENT_EPOCH_KEY, epoch.to_le_bytes());
         self.write_raw(wb, true)?;
-        self.next_event_seq
-            .store(epoch << 32, std::sync::atomic::Ordering::SeqCst);
+        self.next_event_seq.store(
+            epoch << EVENT_EPOCH_SHIFT,
+            std::sync::atomic::Ordering::SeqCst,
+        );
         Ok(())
     }
 
@@ -861,10 +870,18 @@ impl MetaStore {
 
     /// Up to `max` rows of `events` starting with `prefix`, oldest first:
     /// (stored key, plaintext value).
-    pub fn event_rows(&self, prefix: &[u8], max: usize) -> EngineResult<Vec<(Vec<u8>, Vec<u8>)>> {
-        let h = self.cf(CF_EVENTS)?;
-        let mut it = self.db.raw_iterator_cf(&h);
-        it.seek(prefix);
+    /// Each row's value is opened on its own: one that does not open is
+    /// returned as an error for the caller to drop, never a failed read.
+    #[allow(clippy::type_complexity)]
+    pub fn event_rows(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        max: usize,
+    ) -> EngineResult<Vec<(Vec<u8>, EngineResult<Vec<u8>>)>> {
+        debug_assert!(from.starts_with(prefix));
+        let mut it = self.range_iter(CF_EVENTS, prefix_successor(prefix))?;
+        it.seek(from);
         let mut out = Vec::new();
         while out.len() < max {
             let (Some(key), Some(value)) = (it.key(), it.value()) else {
@@ -874,8 +891,8 @@ impl MetaStore {
                 break;
             }
             let plain = match &self.sealer {
-                Some(s) if is_sealed_value(value) => s.open_event(prefix, value)?,
-                _ => value.to_vec(),
+                Some(s) if is_sealed_value(value) => s.open_event(prefix, value),
+                _ => Ok(value.to_vec()),
             };
             out.push((key.to_vec(), plain));
             it.next();

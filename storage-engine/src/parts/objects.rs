@@ -19,7 +19,7 @@ use crate::meta::{
     Buckets, Chunks, InlineData, Manifests, MetaBatch, MetaStore, Objects as ObjectsTable, Versions,
 };
 use crate::meta_command::MetaGuard;
-use crate::notifications::ObjectEvent;
+use crate::notifications::{NotificationRules, ObjectEvent};
 use crate::records::{
     BucketRecord, ChunkRefDelta, DefaultRetention, MANIFEST_BLOCK_ENTRIES,
     MANIFEST_INLINE_ENTRIES_MAX, ManifestBlock, ManifestEntry, ManifestRef, ObjectVersion,
@@ -168,7 +168,17 @@ pub(crate) struct Objects {
     key_locks: Vec<AsyncMutex<()>>,
     /// Serialises bucket creation and deletion.
     pub(crate) bucket_lock: AsyncMutex<()>,
+    /// Each bucket's notification rules as last read, with the bucket
+    /// configuration epoch read before reading them (every write consults
+    /// them; a change of any bucket's documents moves the epoch).
+    rules_cache: std::sync::Mutex<HashMap<u64, CachedRules>>,
 }
+
+/// A bucket's rules and the epoch they were read at.
+type CachedRules = (u64, Option<Arc<NotificationRules>>);
+
+/// Buckets whose rules are cached at most (the cache is emptied beyond).
+const RULES_CACHE_MAX: usize = 4096;
 
 impl std::fmt::Debug for Objects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -183,7 +193,33 @@ impl Objects {
             conflicts,
             key_locks: (0..KEY_LOCK_STRIPES).map(|_| AsyncMutex::new(())).collect(),
             bucket_lock: AsyncMutex::new(()),
+            rules_cache: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The bucket's notification rules (`None`: none), cached while the
+    /// bucket configuration epoch stands still.
+    pub(crate) fn notification_rules(
+        &self,
+        bucket_id: u64,
+    ) -> EngineResult<Option<Arc<NotificationRules>>> {
+        let epoch = self.meta.bucket_config_epoch();
+        if let Some((at, rules)) = self
+            .rules_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&bucket_id)
+            && *at == epoch
+        {
+            return Ok(rules.clone());
+        }
+        let rules = crate::notifications::read_rules(&self.meta, bucket_id)?;
+        let mut cache = self.rules_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= RULES_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(bucket_id, (epoch, rules.clone()));
+        Ok(rules)
     }
 
     pub(crate) fn bucket(&self, name: &str) -> EngineResult<BucketRecord> {
@@ -338,9 +374,9 @@ impl Objects {
                     (current, event) => (event, current.as_ref()),
                 };
                 // Deleting nothing announces nothing.
-                if let Some(v) = announced {
+                if let (Some(v), Some(rules)) = (announced, self.notification_rules(bucket_id)?) {
                     crate::notifications::queue_events(
-                        &self.meta, &mut bt, bucket, bucket_id, key, event, v, now,
+                        &self.meta, &rules, &mut bt, bucket, key, event, v, now,
                     )?;
                 }
             }
