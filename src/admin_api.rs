@@ -346,6 +346,25 @@ pub struct Status {
     pub stored_bytes: u64,
     /// The server's version.
     pub version: String,
+    /// Event notification queues: events waiting per target (absent from
+    /// a server without notifications, or older than them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notification_queues: Vec<NotificationQueue>,
+    /// Events not queued because their target's queue was full.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub notification_events_dropped: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One target's queue in [`Status`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NotificationQueue {
+    pub target: String,
+    pub queued: u64,
 }
 
 /// One drive in [`Status`].
@@ -666,6 +685,8 @@ mod tests {
                 fs_free_bytes: 204,
                 fs_size_bytes: 304,
             }],
+            notification_queues: Vec::new(),
+            notification_events_dropped: 0,
         };
         assert_golden(
             &status,

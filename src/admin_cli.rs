@@ -906,6 +906,25 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         human_bytes(stored),
         human_bytes(raw)
     );
+    if !v.notification_queues.is_empty() || v.notification_events_dropped > 0 {
+        let queues: Vec<String> = v
+            .notification_queues
+            .iter()
+            .map(|q| format!("{} {} queued", q.target, q.queued))
+            .collect();
+        println!(
+            "event notifications: {}{}",
+            queues.join(", "),
+            if v.notification_events_dropped > 0 {
+                format!(
+                    "; {} dropped (a queue was full)",
+                    v.notification_events_dropped
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     if v.noncurrent_versions > 0 || v.delete_markers > 0 {
         println!(
             "versions: {} older versions ({} as written) and {} delete markers kept by versioning",

@@ -248,6 +248,9 @@ impl From<&EngineStatus> for api::Status {
             scrub_chunks_checked: s.scrub.report.chunks_checked,
             scrub_chunks_total_estimate: s.scrub.chunks_total_estimate,
             drives,
+            // Filled by the status handler (the engine's queues).
+            notification_queues: Vec::new(),
+            notification_events_dropped: 0,
         }
     }
 }
@@ -684,7 +687,14 @@ async fn admin_route(
 ) -> Option<Result<Response<Full<Bytes>>, AdminError>> {
     let answer = match (req.method(), req.uri().path()) {
         (&Method::GET, api::STATUS) => {
-            json_reply(StatusCode::OK, &api::Status::from(&engine.status()))
+            let mut status = api::Status::from(&engine.status());
+            status.notification_queues = engine
+                .queued_event_targets()
+                .into_iter()
+                .map(|(target, queued)| api::NotificationQueue { target, queued })
+                .collect();
+            status.notification_events_dropped = engine.dropped_events();
+            json_reply(StatusCode::OK, &status)
         }
         (&Method::GET, api::CLUSTER) => match cluster {
             Some(node) => json_reply(StatusCode::OK, &api::ClusterStatus::from(&node.status())),

@@ -23,8 +23,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
-/// Events read from the queue and sent per round.
-const BATCH: usize = 64;
+/// Events read from the queue and sent per round (also the MQTT client's
+/// request queue: a round's publishes never wait for room).
+const BATCH: usize = 256;
 /// Longest wait for a broker's acknowledgements of one round (MQTT), or
 /// for a webhook's answer to one event.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1430,3 +1430,74 @@ fn a_node_with_half_its_tls_settings_refuses_to_start() {
         "nothing made"
     );
 }
+
+/// Event notifications on a cluster: every node has the target, writes go
+/// through all three nodes, and each event is delivered once — by the
+/// leader alone — in the order of the log.
+#[test]
+fn on_a_cluster_one_node_delivers_each_event_once() {
+    use crate::notifications::{Broker, free_port, name_and_key, subscribe};
+    if Broker::binary().is_none() && std::env::var("CAIRN_SKIP_CLI_TESTS").as_deref() == Ok("1") {
+        return;
+    }
+    run(async {
+        let broker = Broker::start(free_port());
+        let target = format!("iot=mqtt://127.0.0.1:{}/cluster/new", broker.port);
+        let cluster = TestCluster::start_with_args(&["--notify-target", &target]);
+        let mut rx = subscribe(broker.port, "cluster/new", None);
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let c = cluster.client(0);
+        create_bucket(&c, "events").await;
+        c.put_bucket_notification_configuration()
+            .bucket("events")
+            .notification_configuration(
+                aws_sdk_s3::types::NotificationConfiguration::builder()
+                    .topic_configurations(
+                        aws_sdk_s3::types::TopicConfiguration::builder()
+                            .topic_arn("arn:cairn:sns:us-east-1:cairn:iot")
+                            .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        const KEYS: usize = 30;
+        for i in 0..KEYS {
+            let node = cluster.client(i % NODES);
+            put_bytes(&node, "events", &format!("k{i:02}"), b"v").await;
+        }
+        let mut got = Vec::new();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        while got.len() < KEYS {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(v)) => got.push(name_and_key(&v).1),
+                _ => break,
+            }
+        }
+        // Nothing more: no node delivered an event another one did.
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        while let Ok(v) = rx.try_recv() {
+            got.push(name_and_key(&v).1);
+        }
+        let want: Vec<String> = (0..KEYS).map(|i| format!("k{i:02}")).collect();
+        assert_eq!(got, want, "each event once, in commit order");
+        let delivered: Vec<f64> = (0..NODES)
+            .map(|i| {
+                metric_sum(
+                    &cluster.node(i).metrics(),
+                    "cairn_notify_events_delivered_total",
+                    &[],
+                )
+            })
+            .collect();
+        assert_eq!(delivered.iter().sum::<f64>(), KEYS as f64, "{delivered:?}");
+        assert_eq!(
+            delivered.iter().filter(|d| **d > 0.0).count(),
+            1,
+            "one node delivers: {delivered:?}"
+        );
+    });
+}

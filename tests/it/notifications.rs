@@ -22,21 +22,21 @@ const SECRET: &str = "notify-test-signing-key-0123456789";
 
 /// A Mosquitto broker on a fixed loopback port (so a restarted one is the
 /// same target), killed on drop.
-struct Broker {
+pub(crate) struct Broker {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Broker {
-    fn binary() -> Option<PathBuf> {
+    pub(crate) fn binary() -> Option<PathBuf> {
         ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .iter()
             .map(PathBuf::from)
             .find(|p| p.exists())
     }
 
-    fn start(port: u16) -> Broker {
+    pub(crate) fn start(port: u16) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let mut b = Broker {
             child: None,
@@ -100,7 +100,7 @@ impl Drop for Broker {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -111,7 +111,7 @@ fn free_port() -> u16 {
 /// An MQTT subscriber: every message on `topic`, as parsed JSON. With a
 /// `session` id its session is persistent (QoS 1 messages published while
 /// it is away are kept for it).
-fn subscribe(
+pub(crate) fn subscribe(
     port: u16,
     topic: &str,
     session: Option<&str>,
@@ -210,7 +210,7 @@ fn secret_file(dir: &Path) -> String {
 }
 
 /// (eventName, key) of an S3 event message.
-fn name_and_key(v: &serde_json::Value) -> (String, String) {
+pub(crate) fn name_and_key(v: &serde_json::Value) -> (String, String) {
     let r = &v["Records"][0];
     (
         r["eventName"].as_str().unwrap_or_default().to_owned(),
