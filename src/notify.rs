@@ -321,6 +321,13 @@ pub fn spawn(
     }
     let mut tasks = Vec::new();
     for target in &cfg.targets {
+        // Every series exists from the start (at 0), for dashboards and alerts.
+        let label = [target.name.as_str()];
+        metrics.delivered.with_label_values(&label);
+        metrics.failures.with_label_values(&label);
+        metrics.rejected.with_label_values(&label);
+        metrics.queued.with_label_values(&label);
+        metrics.oldest_age.with_label_values(&label);
         let sink = Sink::new(target, cfg.secret.clone());
         let worker = Worker {
             engine: engine.clone(),

@@ -36,7 +36,9 @@ fn dashboard_and_alerts_use_only_exposed_metrics() {
     let alerts = std::fs::read_to_string(root.join("ops/prometheus/alerts.yml")).unwrap();
 
     run(async {
-        let server = TestServer::start();
+        // A notification target (nobody listens) so its series exist.
+        let server =
+            TestServer::start_with_args(&["--notify-target", "probe=mqtt://127.0.0.1:9/nobody"]);
         let c = sdk_client(&server);
         // Traffic so per-operation and per-status series exist.
         create_bucket(&c, "ops-bucket").await;
