@@ -99,7 +99,7 @@ pub struct ServerArgs {
     pub allow_sse_c_over_http: bool,
 
     /// An event notification target, NAME=URL (repeatable): a webhook
-    /// (`http://…`, each event POSTed as S3's event JSON, signed with
+    /// (`http://…` or `https://…`, each event POSTed as S3's event JSON, signed with
     /// HMAC-SHA256 in `X-Cairn-Signature`) or an MQTT broker
     /// (`mqtt://host:port/topic`, published with QoS 1). Buckets name it
     /// in their notification configuration as `arn:cairn:sqs:REGION:cairn:NAME`.
@@ -117,6 +117,11 @@ pub struct ServerArgs {
     /// Required when a webhook target is set.
     #[arg(long, env = "CAIRN_NOTIFY_SECRET_FILE", value_name = "FILE")]
     pub notify_secret_file: Option<PathBuf>,
+
+    /// PEM file of the certificates `https://` webhook targets must chain
+    /// to. [default: the system's, /etc/ssl/certs/ca-certificates.crt]
+    #[arg(long, env = "CAIRN_NOTIFY_CA_FILE", value_name = "FILE")]
+    pub notify_ca_file: Option<PathBuf>,
 
     /// Drive directories, comma-separated (give each its own disk in
     /// production). Their order is their identity: never reorder them.
@@ -327,6 +332,7 @@ pub struct FileConfig {
     pub allow_sse_c_over_http: Option<bool>,
     pub notify_targets: Option<Vec<String>>,
     pub notify_secret_file: Option<PathBuf>,
+    pub notify_ca_file: Option<PathBuf>,
     pub drives: Option<Vec<PathBuf>>,
     pub data_shards: Option<usize>,
     pub parity_shards: Option<usize>,
@@ -769,6 +775,7 @@ impl ServerConfig {
                 },
                 args.notify_secret_file.or(file.notify_secret_file),
                 std::env::var("CAIRN_NOTIFY_SECRET").ok(),
+                args.notify_ca_file.or(file.notify_ca_file),
             )?,
             drives,
             data_shards: args.data_shards.or(file.data_shards).unwrap_or(4),

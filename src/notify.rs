@@ -45,11 +45,12 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Where one target's events go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {
-    /// `http://host[:port]/path`: each event POSTed as JSON.
+    /// `http://host[:port]/path` or `https://…`: each event POSTed as JSON.
     Webhook {
         host: String,
         port: u16,
         path: String,
+        tls: bool,
     },
     /// `mqtt://host[:port]/topic`: each event published, QoS 1.
     Mqtt {
@@ -70,6 +71,8 @@ pub struct Target {
 pub struct NotifyConfig {
     pub targets: Vec<Target>,
     secret: Option<Arc<Zeroizing<Vec<u8>>>>,
+    /// For `https://` webhooks: the roots their certificates must chain to.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for NotifyConfig {
@@ -88,6 +91,7 @@ impl NotifyConfig {
         targets: Vec<String>,
         secret_file: Option<std::path::PathBuf>,
         secret_env: Option<String>,
+        ca_file: Option<std::path::PathBuf>,
     ) -> Result<NotifyConfig, String> {
         let mut parsed: Vec<Target> = Vec::new();
         for t in targets.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
@@ -129,9 +133,18 @@ impl NotifyConfig {
             }
             _ => {}
         }
+        let has_https = parsed
+            .iter()
+            .any(|t| matches!(t.endpoint, Endpoint::Webhook { tls: true, .. }));
+        let tls = if has_https {
+            Some(client_tls(ca_file.as_deref())?)
+        } else {
+            None
+        };
         Ok(NotifyConfig {
             targets: parsed,
             secret: secret.map(Arc::new),
+            tls,
         })
     }
 
@@ -175,12 +188,15 @@ fn parse_target(setting: &str) -> Result<Target, String> {
         .trim_end_matches(']')
         .to_owned();
     let endpoint = match uri.scheme_str() {
-        Some("http") => Endpoint::Webhook {
+        Some(scheme @ ("http" | "https")) => Endpoint::Webhook {
             host,
-            port: uri.port_u16().unwrap_or(80),
+            port: uri
+                .port_u16()
+                .unwrap_or(if scheme == "https" { 443 } else { 80 }),
             path: uri
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            tls: scheme == "https",
         },
         Some("mqtt") => {
             let topic = uri.path().trim_start_matches('/').to_owned();
@@ -193,13 +209,46 @@ fn parse_target(setting: &str) -> Result<Target, String> {
                 topic,
             }
         }
-        Some("https") => return Err(bad("https webhooks are not supported yet")),
-        _ => return Err(bad("the scheme must be http or mqtt")),
+        _ => return Err(bad("the scheme must be http, https or mqtt")),
     };
     Ok(Target {
         name: name.to_owned(),
         endpoint,
     })
+}
+
+/// Where the system's trusted certificates are (Debian's ca-certificates).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The client side of `https://` webhooks: certificates verified against
+/// `ca_file`'s roots, or the system's.
+fn client_tls(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let path = ca_file.unwrap_or(std::path::Path::new(SYSTEM_ROOTS));
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path).map_err(|e| {
+        format!(
+            "an https notify target needs trusted roots: {} ({e}); set --notify-ca-file",
+            path.display()
+        )
+    })?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("reading {}: {e}", path.display()))?;
+        // A bundle may hold a certificate rustls cannot use: skip it.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(format!("no usable certificate in {}", path.display()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS configuration: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The delivery metrics, one series per target.
@@ -328,7 +377,7 @@ pub fn spawn(
         metrics.rejected.with_label_values(&label);
         metrics.queued.with_label_values(&label);
         metrics.oldest_age.with_label_values(&label);
-        let sink = Sink::new(target, cfg.secret.clone());
+        let sink = Sink::new(target, cfg.secret.clone(), cfg.tls.clone());
         let worker = Worker {
             engine: engine.clone(),
             name: target.name.clone(),
@@ -519,6 +568,7 @@ enum Sink {
         port: u16,
         path: String,
         secret: Option<Arc<Zeroizing<Vec<u8>>>>,
+        tls: Option<Arc<rustls::ClientConfig>>,
         conn: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
     },
     Mqtt {
@@ -532,13 +582,23 @@ enum Sink {
 }
 
 impl Sink {
-    fn new(target: &Target, secret: Option<Arc<Zeroizing<Vec<u8>>>>) -> Sink {
+    fn new(
+        target: &Target,
+        secret: Option<Arc<Zeroizing<Vec<u8>>>>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Sink {
         match &target.endpoint {
-            Endpoint::Webhook { host, port, path } => Sink::Webhook {
+            Endpoint::Webhook {
+                host,
+                port,
+                path,
+                tls: https,
+            } => Sink::Webhook {
                 host: host.clone(),
                 port: *port,
                 path: path.clone(),
                 secret,
+                tls: if *https { tls } else { None },
                 conn: None,
             },
             Endpoint::Mqtt { host, port, topic } => Sink::Mqtt {
@@ -586,6 +646,7 @@ impl Sink {
                 port,
                 path,
                 secret,
+                tls,
                 conn,
             } => {
                 let authority = if host.contains(':') {
@@ -601,6 +662,7 @@ impl Sink {
                         path,
                         target,
                         secret: secret.as_deref().map(|s| s.as_slice()),
+                        tls: tls.as_ref(),
                     };
                     let answer = tokio::time::timeout(SEND_TIMEOUT, request.send(conn, body)).await;
                     let failure = match answer {
@@ -707,6 +769,7 @@ struct Post<'a> {
     path: &'a str,
     target: &'a str,
     secret: Option<&'a [u8]>,
+    tls: Option<&'a Arc<rustls::ClientConfig>>,
 }
 
 impl Post<'_> {
@@ -725,7 +788,7 @@ impl Post<'_> {
         for attempt in 0..2 {
             let reused = conn.as_ref().is_some_and(|c| !c.is_closed());
             if !reused {
-                *conn = Some(connect_http(self.host, self.port).await?);
+                *conn = Some(connect_http(self.host, self.port, self.tls).await?);
             }
             let Some(sender) = conn.as_mut() else {
                 return Err("no connection".into());
@@ -777,15 +840,33 @@ impl Post<'_> {
 async fn connect_http(
     host: &str,
     port: u16,
-) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>, String> {
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<HttpSender, String> {
     let stream = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
+    match tls {
+        None => handshake(hyper_util::rt::TokioIo::new(stream)).await,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                .map_err(|e| format!("{host} is not a TLS server name: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
+            handshake(hyper_util::rt::TokioIo::new(stream)).await
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<HttpSender, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -890,9 +971,19 @@ mod tests {
             Endpoint::Webhook {
                 host: "127.0.0.1".into(),
                 port: 8080,
-                path: "/events?x=1".into()
+                path: "/events?x=1".into(),
+                tls: false,
             }
         );
+        let s = parse_target("sec=https://hooks.example.com/in").unwrap();
+        assert!(matches!(
+            s.endpoint,
+            Endpoint::Webhook {
+                port: 443,
+                tls: true,
+                ..
+            }
+        ));
         let m = parse_target("iot=mqtt://broker/cairn/events").unwrap();
         assert_eq!(
             m.endpoint,
@@ -909,19 +1000,21 @@ mod tests {
             "x=ftp://h/",
             "x=mqtt://h/",
             "x=mqtt://h/a/#",
-            "x=https://h/",
+            "x=http://user:pw@h/",
         ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
         // A webhook needs a signing key of at least 16 bytes.
-        assert!(NotifyConfig::resolve(vec!["h=http://h/".into()], None, None).is_err());
+        assert!(NotifyConfig::resolve(vec!["h=http://h/".into()], None, None, None).is_err());
         assert!(
-            NotifyConfig::resolve(vec!["h=http://h/".into()], None, Some("short".into())).is_err()
+            NotifyConfig::resolve(vec!["h=http://h/".into()], None, Some("short".into()), None)
+                .is_err()
         );
         let ok = NotifyConfig::resolve(
             vec!["h=http://h/".into(), "m=mqtt://b/t".into()],
             None,
             Some("0123456789abcdef".into()),
+            None,
         )
         .unwrap();
         assert_eq!(ok.names(), ["h", "m"]);
@@ -929,6 +1022,7 @@ mod tests {
         assert!(
             NotifyConfig::resolve(
                 vec!["h=mqtt://b/t".into(), "h=mqtt://b/u".into()],
+                None,
                 None,
                 None
             )

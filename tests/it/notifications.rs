@@ -149,6 +149,13 @@ pub(crate) fn subscribe(
 
 /// A webhook: every POST's (signature, timestamp and target headers, body), answered 200.
 async fn webhook() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
+    webhook_over(None).await
+}
+
+/// [`webhook`], over TLS with `tls` when given.
+async fn webhook_over(
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
@@ -158,6 +165,7 @@ async fn webhook() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
                 return;
             };
             let tx = tx.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
@@ -194,9 +202,21 @@ async fn webhook() -> (SocketAddr, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
                         }
                     },
                 );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            let _ = http
+                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                }
             });
         }
     });
@@ -237,6 +257,10 @@ async fn collect<T>(rx: &mut mpsc::UnboundedReceiver<T>, want: usize, secs: u64)
 /// Checks a webhook message as a receiver would: the signature over the
 /// timestamp, the target and the body, a recent timestamp, this target.
 fn check_signature(received: &str, body: &[u8]) {
+    check_signature_for("hook", received, body);
+}
+
+fn check_signature_for(want_target: &str, received: &str, body: &[u8]) {
     use hmac::{KeyInit, Mac};
     let mut lines = received.split('\n');
     let (sig, ts, target) = (
@@ -244,7 +268,7 @@ fn check_signature(received: &str, body: &[u8]) {
         lines.next().unwrap(),
         lines.next().unwrap(),
     );
-    assert_eq!(target, "hook");
+    assert_eq!(target, want_target);
     let sent: u64 = ts.parse().unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -579,4 +603,88 @@ async fn events_wait_out_a_broker_outage_and_a_kill_9() {
         }
     }
     assert_eq!(got, keys, "every acknowledged PUT's event arrived");
+}
+
+/// An `https://` webhook: its certificate must chain to `--notify-ca-file`
+/// (or the system's roots, which a test CA is not among: then nothing is
+/// delivered and the failures are counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_an_https_webhook_its_ca_vouches_for() {
+    use rustls::pki_types::pem::PemObject;
+    if !require_tool("openssl", "version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    crate::tls::make_certs(dir.path());
+    let chain: Vec<rustls::pki_types::CertificateDer<'static>> =
+        rustls::pki_types::CertificateDer::pem_file_iter(dir.path().join("server.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key =
+        rustls::pki_types::PrivateKeyDer::from_pem_file(dir.path().join("server.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let (addr, mut hook) = webhook_over(Some(tokio_rustls::TlsAcceptor::from(
+        std::sync::Arc::new(config),
+    )))
+    .await;
+    let target = format!("secure=https://localhost:{}/events", addr.port());
+    let secret = secret_file(dir.path());
+    let ca = dir.path().join("ca.pem").display().to_string();
+    for trusted in [true, false] {
+        let mut args = vec!["--notify-target", &target, "--notify-secret-file", &secret];
+        if trusted {
+            args.extend(["--notify-ca-file", &ca]);
+        }
+        let server = TestServer::start_with_args(&args);
+        let s3 = sdk_client(&server);
+        create_bucket(&s3, "tls").await;
+        s3.put_bucket_notification_configuration()
+            .bucket("tls")
+            .notification_configuration(
+                NotificationConfiguration::builder()
+                    .queue_configurations(
+                        QueueConfiguration::builder()
+                            .queue_arn("arn:cairn:sqs:us-east-1:cairn:secure")
+                            .events(Event::from("s3:ObjectCreated:*"))
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        put_bytes(&s3, "tls", "k.json", b"{}").await;
+        if trusted {
+            let got = collect(&mut hook, 1, 30).await;
+            assert_eq!(got.len(), 1, "delivered over TLS");
+            check_signature_for("secure", &got[0].0, &got[0].1);
+            let v: serde_json::Value = serde_json::from_slice(&got[0].1).unwrap();
+            assert_eq!(name_and_key(&v).1, "k.json");
+        } else {
+            // The test CA is not trusted: the handshake fails, the event waits.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let m = server.metrics();
+                if metric_sum(&m, "cairn_notify_delivery_failures_total", &[]) >= 1.0 {
+                    assert_eq!(metric_sum(&m, "cairn_notify_events_queued", &[]), 1.0);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "no failure counted:\n{m}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            assert!(
+                hook.try_recv().is_err(),
+                "nothing reached the untrusted webhook"
+            );
+        }
+    }
 }

@@ -22,7 +22,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A throwaway CA and a server certificate for 127.0.0.1 / localhost.
-fn make_certs(dir: &Path) {
+pub(crate) fn make_certs(dir: &Path) {
     openssl(
         dir,
         &[
