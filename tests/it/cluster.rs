@@ -1436,7 +1436,7 @@ fn a_node_with_half_its_tls_settings_refuses_to_start() {
 /// leader alone — in the order of the log.
 #[test]
 fn on_a_cluster_one_node_delivers_each_event_once() {
-    use crate::notifications::{Broker, free_port, name_and_key, subscribe};
+    use crate::notifications::{Broker, free_port, name_and_key, notify_all, subscribe};
     if Broker::binary().is_none() && std::env::var("CAIRN_SKIP_CLI_TESTS").as_deref() == Ok("1") {
         return;
     }
@@ -1448,22 +1448,7 @@ fn on_a_cluster_one_node_delivers_each_event_once() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let c = cluster.client(0);
         create_bucket(&c, "events").await;
-        c.put_bucket_notification_configuration()
-            .bucket("events")
-            .notification_configuration(
-                aws_sdk_s3::types::NotificationConfiguration::builder()
-                    .topic_configurations(
-                        aws_sdk_s3::types::TopicConfiguration::builder()
-                            .topic_arn("arn:cairn:sns:us-east-1:cairn:iot")
-                            .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        notify_all(&c, "events", "arn:cairn:sns:us-east-1:cairn:iot").await;
         const KEYS: usize = 30;
         for i in 0..KEYS {
             let node = cluster.client(i % NODES);

@@ -223,6 +223,26 @@ async fn webhook_over(
     (addr, rx)
 }
 
+/// Announces every new object of `bucket` to the target `arn` names.
+pub(crate) async fn notify_all(s3: &aws_sdk_s3::Client, bucket: &str, arn: &str) {
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .topic_configurations(
+                    TopicConfiguration::builder()
+                        .topic_arn(arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 fn secret_file(dir: &Path) -> String {
     let p = dir.join("notify.key");
     std::fs::write(&p, SECRET).unwrap();
@@ -546,22 +566,7 @@ async fn events_wait_out_a_broker_outage_and_a_kill_9() {
     ]);
     let s3 = sdk_client(&server);
     create_bucket(&s3, "fleet").await;
-    s3.put_bucket_notification_configuration()
-        .bucket("fleet")
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .topic_configurations(
-                    TopicConfiguration::builder()
-                        .topic_arn("arn:cairn:sns:us-east-1:cairn:iot")
-                        .events(Event::from("s3:ObjectCreated:*"))
-                        .build()
-                        .unwrap(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    notify_all(&s3, "fleet", "arn:cairn:sns:us-east-1:cairn:iot").await;
     let mut keys = BTreeSet::new();
     for i in 0..20 {
         let key = format!("r/{i:03}.json");
@@ -646,22 +651,7 @@ async fn events_reach_an_https_webhook_its_ca_vouches_for() {
         let server = TestServer::start_with_args(&args);
         let s3 = sdk_client(&server);
         create_bucket(&s3, "tls").await;
-        s3.put_bucket_notification_configuration()
-            .bucket("tls")
-            .notification_configuration(
-                NotificationConfiguration::builder()
-                    .queue_configurations(
-                        QueueConfiguration::builder()
-                            .queue_arn("arn:cairn:sqs:us-east-1:cairn:secure")
-                            .events(Event::from("s3:ObjectCreated:*"))
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        notify_all(&s3, "tls", "arn:cairn:sqs:us-east-1:cairn:secure").await;
         put_bytes(&s3, "tls", "k.json", b"{}").await;
         if trusted {
             let got = collect(&mut hook, 1, 30).await;
