@@ -40,9 +40,22 @@ impl TestCluster {
     }
 
     fn start_with_args(extra_args: &[&str]) -> TestCluster {
-        let mut c = TestCluster::configure(extra_args);
-        c.start_all();
-        c
+        // The ports are picked free, then released for the nodes to bind:
+        // another process may take one meanwhile (an outgoing connection's
+        // source port, say). A fresh cluster on new ports then, at most
+        // three times.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut c = TestCluster::configure(extra_args);
+            match c.try_start_all() {
+                Ok(()) => return c,
+                Err(e) if attempt < 3 && e.contains("address is in use") => {
+                    eprintln!("cluster start: a port was taken meanwhile; again on new ports");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     /// Three nodes with TLS between them: certificates made by `cairn
@@ -164,6 +177,14 @@ impl TestCluster {
     /// Starts every node that is not running, together: they wait for each
     /// other (a leader needs a majority).
     fn start_all(&mut self) {
+        if let Err(e) = self.try_start_all() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`TestCluster::start_all`]; a node that failed to start is reported
+    /// with the harness's message (the others that started keep running).
+    fn try_start_all(&mut self) -> Result<(), String> {
         let handles: Vec<_> = (0..self.dirs.len())
             .filter(|i| self.nodes[*i].is_none() && !self.dead.contains(i))
             .map(|i| {
@@ -174,9 +195,21 @@ impl TestCluster {
                 )
             })
             .collect();
+        let mut failed = None;
         for (i, h) in handles {
-            self.nodes[i] = Some(h.join().unwrap());
+            match h.join() {
+                Ok(node) => self.nodes[i] = Some(node),
+                Err(panic) => {
+                    let message = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "a node failed to start".to_owned());
+                    failed.get_or_insert(format!("node {}: {message}", i + 1));
+                }
+            }
         }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Stops every node (cleanly), to start them under a new configuration.
