@@ -524,7 +524,11 @@ impl Worker {
                 }
                 None => Some(why),
             },
-            Some(SendFailure::Failed(why)) => Some(why),
+            Some(SendFailure::Failed(why)) => {
+                // Only refusals in a row count.
+                self.rejections = None;
+                Some(why)
+            }
             None => None,
         };
         if done > 0 {

@@ -316,7 +316,8 @@ pub(crate) fn split_event_key(key: &[u8]) -> Option<(&str, u64)> {
 /// Adds to `batch` one event row per target whose rule of the bucket
 /// matches `event` on `key` (`version`: the version written, the marker
 /// placed, or the version removed). A target whose queue is full gets
-/// none (counted).
+/// none: answers how many were left out, for the caller to count once its
+/// write committed.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn queue_events(
     meta: &MetaStore,
@@ -327,11 +328,12 @@ pub(crate) fn queue_events(
     event: ObjectEvent,
     version: &ObjectVersion,
     now_ms: u64,
-) -> EngineResult<()> {
+) -> EngineResult<u64> {
+    let mut dropped = 0;
     for rule in rules.matching(event, key) {
         let prefix = target_prefix(&rule.target);
         if meta.queued_events(&prefix) >= EVENT_QUEUE_MAX {
-            meta.count_dropped_event();
+            dropped += 1;
             continue;
         }
         let record = EventRecord {
@@ -354,7 +356,7 @@ pub(crate) fn queue_events(
         };
         batch.append_event(prefix, record.encode());
     }
-    Ok(())
+    Ok(dropped)
 }
 
 /// A bucket's rules as stored (`None`: none set, or a document that does

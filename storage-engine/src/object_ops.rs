@@ -204,10 +204,11 @@ impl Engine {
                 )?;
                 // A client's delete of a version is announced; the
                 // lifecycle's removals (the other places) are not.
+                let mut dropped = 0;
                 if place == VersionPlace::Any
                     && let Some(rules) = inner.objects.notification_rules(b.id)?
                 {
-                    crate::notifications::queue_events(
+                    dropped = crate::notifications::queue_events(
                         &inner.meta,
                         &rules,
                         &mut batch,
@@ -225,6 +226,7 @@ impl Engine {
                     Err(EngineError::GuardFailed(_)) => continue,
                     Err(e) => return Err(e),
                     Ok(()) => {
+                        inner.meta.count_dropped_events(dropped);
                         return Ok(DeleteOutcome {
                             version_id: Some(located.version().public_id()),
                             delete_marker: located.version().delete_marker,

@@ -106,6 +106,29 @@ const EVENT_EPOCH_KEY: &[u8] = b"event-epoch";
 /// (over three years at 10,000 events per second).
 const EVENT_EPOCH_SHIFT: u32 = 40;
 
+/// The local event sequences one `apply` took, released (no longer in
+/// flight) when it returns.
+struct InFlightEvents<'a> {
+    store: &'a MetaStore,
+    seqs: Vec<u64>,
+}
+
+impl Drop for InFlightEvents<'_> {
+    fn drop(&mut self) {
+        if self.seqs.is_empty() {
+            return;
+        }
+        let mut in_flight = self
+            .store
+            .events_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for s in &self.seqs {
+            in_flight.remove(s);
+        }
+    }
+}
+
 /// Lock stripes over chunk ids held by [`MetaStore::apply`] while it reads
 /// whether a chunk record exists and writes the change (see `totals.rs`).
 const APPLY_CHUNK_STRIPES: usize = 1024;
@@ -205,10 +228,16 @@ pub struct MetaStore {
     /// `None` only in tests that need no metadata key (a sealed value then
     /// does not read).
     sealer: Option<Arc<RecordSealer>>,
-    /// The next locally assigned event sequence: this opening's epoch in
-    /// the high 32 bits (see [`EVENT_EPOCH_KEY`]). A cluster's state
-    /// machine assigns sequences from the log index instead.
+    /// The next locally assigned event sequence: this opening's epoch
+    /// above the low [`EVENT_EPOCH_SHIFT`] bits (see [`EVENT_EPOCH_KEY`]).
+    /// A cluster's state machine assigns sequences from the log index
+    /// instead.
     next_event_seq: std::sync::atomic::AtomicU64,
+    /// Local sequences taken by writes not yet done: a reader of the queue
+    /// never goes past the lowest (a write holding a lower sequence may
+    /// land after one holding a higher), so a key's events are read in
+    /// the order their writes committed.
+    events_in_flight: std::sync::Mutex<std::collections::BTreeSet<u64>>,
     /// Events queued per target (rows of `events`), counted at open and
     /// kept by `apply`.
     event_counts: std::sync::Mutex<std::collections::HashMap<Vec<u8>, u64>>,
@@ -292,6 +321,7 @@ impl MetaStore {
                 .collect(),
             sealer,
             next_event_seq: std::sync::atomic::AtomicU64::new(0),
+            events_in_flight: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             event_counts: std::sync::Mutex::new(std::collections::HashMap::new()),
             events_queued: tokio::sync::Notify::new(),
             events_dropped: std::sync::atomic::AtomicU64::new(0),
@@ -704,13 +734,23 @@ impl MetaStore {
         // Queue length changes per target, applied to `event_counts` once
         // the write is done.
         let mut queued: Vec<(&[u8], i64)> = Vec::new();
+        let mut deleted_events: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
         let mut appended = 0u64;
+        // Released when this function returns: the write has landed (or
+        // will never).
+        let mut taken = InFlightEvents {
+            store: self,
+            seqs: Vec::new(),
+        };
         for op in &command.ops {
             match op {
                 MetaOp::Put { cf, key, value } => wb.put_cf(&self.cf(cf.name())?, key, value),
                 MetaOp::Delete { cf, key } => {
+                    // A row counts out once, however often the command
+                    // deletes it.
                     if *cf == MetaCf::Events
                         && let Some(at) = key.iter().position(|b| *b == 0)
+                        && deleted_events.insert(key.as_slice())
                         && self.get_cf(CF_EVENTS, key)?.is_some()
                     {
                         queued.push((&key[..=at], -1));
@@ -726,9 +766,18 @@ impl MetaStore {
                     debug_assert!(appended < 1 << 16);
                     let seq = match index {
                         Some(i) => (i << 16) | (appended & 0xFFFF),
-                        None => self
-                            .next_event_seq
-                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                        None => {
+                            let mut in_flight = self
+                                .events_in_flight
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner());
+                            let seq = self
+                                .next_event_seq
+                                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            in_flight.insert(seq);
+                            taken.seqs.push(seq);
+                            seq
+                        }
                     };
                     appended += 1;
                     let mut key = Vec::with_capacity(prefix.len() + 8);
@@ -787,7 +836,8 @@ impl MetaStore {
     }
 
     /// Takes this opening's epoch of local event sequences (a synced
-    /// `system` write, before any command is applied).
+    /// write to this node's `local` column family, before any command is
+    /// applied).
     fn open_event_epoch(&self) -> EngineResult<()> {
         let last = match self.get_cf(CF_LOCAL, EVENT_EPOCH_KEY)? {
             Some(v) => {
@@ -853,9 +903,10 @@ impl MetaStore {
         v
     }
 
-    pub(crate) fn count_dropped_event(&self) {
+    /// Counts events not queued by a write that committed.
+    pub(crate) fn count_dropped_events(&self, n: u64) {
         self.events_dropped
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn dropped_events(&self) -> u64 {
@@ -880,6 +931,14 @@ impl MetaStore {
         max: usize,
     ) -> EngineResult<Vec<(Vec<u8>, EngineResult<Vec<u8>>)>> {
         debug_assert!(from.starts_with(prefix));
+        // Rows at or past the lowest sequence still being written wait.
+        let limit = self
+            .events_in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .copied()
+            .unwrap_or(u64::MAX);
         let mut it = self.range_iter(CF_EVENTS, prefix_successor(prefix))?;
         it.seek(from);
         let mut out = Vec::new();
@@ -888,6 +947,13 @@ impl MetaStore {
                 break;
             };
             if !key.starts_with(prefix) {
+                break;
+            }
+            let seq = key
+                .get(prefix.len()..)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .map(u64::from_be_bytes);
+            if seq.is_some_and(|s| s >= limit) {
                 break;
             }
             let plain = match &self.sealer {
@@ -1056,6 +1122,53 @@ impl MetaBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Local event sequences are taken before a write lands: a reader of
+    /// the queue stops below the lowest one still in flight (a lower
+    /// sequence may yet appear), and sees everything once it landed. Queue
+    /// counts follow appends and deletes of rows that exist.
+    #[test]
+    fn queued_events_are_read_only_below_a_write_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let prefix = b"t\0".to_vec();
+        for _ in 0..3 {
+            let mut b = store.batch();
+            b.append_event(prefix.clone(), b"e".to_vec());
+            store.write(b).unwrap();
+        }
+        let rows = store.event_rows(&prefix, &prefix, 10).unwrap();
+        assert_eq!(rows.len(), 3);
+        let seq = |row: &[u8]| u64::from_be_bytes(row[2..].try_into().unwrap());
+        let first = seq(&rows[0].0);
+        assert!(seq(&rows[1].0) > first && seq(&rows[2].0) > seq(&rows[1].0));
+        assert_eq!(first >> EVENT_EPOCH_SHIFT, 1, "the first opening's epoch");
+        // A write holding the sequence after the first row has not landed.
+        store.events_in_flight.lock().unwrap().insert(first + 1);
+        let rows_now = store.event_rows(&prefix, &prefix, 10).unwrap();
+        assert_eq!(rows_now.len(), 1, "only what is below the write in flight");
+        store.events_in_flight.lock().unwrap().clear();
+        assert_eq!(store.event_rows(&prefix, &prefix, 10).unwrap().len(), 3);
+        assert_eq!(store.queued_events(&prefix), 3);
+        let mut b = store.batch();
+        b.delete_event(rows[0].0.clone());
+        b.delete_event(rows[0].0.clone());
+        store.write(b).unwrap();
+        let mut b = store.batch();
+        b.delete_event(rows[0].0.clone());
+        store.write(b).unwrap();
+        assert_eq!(store.queued_events(&prefix), 2, "a row is counted out once");
+        assert!(store.events_in_flight.lock().unwrap().is_empty());
+        drop(store);
+        // Reopened: the next epoch, the counts recounted.
+        let store = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(store.queued_events(&prefix), 2);
+        let mut b = store.batch();
+        b.append_event(prefix.clone(), b"e".to_vec());
+        store.write(b).unwrap();
+        let last = store.event_rows(&prefix, &prefix, 10).unwrap();
+        assert_eq!(seq(&last[2].0) >> EVENT_EPOCH_SHIFT, 2);
+    }
 
     /// The guard that keeps a bucket delete from orphaning an object
     /// committed meanwhile (by another node): it holds only while no key

@@ -365,6 +365,7 @@ impl Objects {
                 Some(v) => bt.put_current(bucket_id, key, v),
                 None => bt.delete::<ObjectsTable>((bucket_id, key)),
             }
+            let mut dropped = 0;
             if let Some(event) = event {
                 let (event, announced) = match (&current, event) {
                     (Some(marker), ObjectEvent::Delete) if marker.delete_marker => {
@@ -375,7 +376,7 @@ impl Objects {
                 };
                 // Deleting nothing announces nothing.
                 if let (Some(v), Some(rules)) = (announced, self.notification_rules(bucket_id)?) {
-                    crate::notifications::queue_events(
+                    dropped = crate::notifications::queue_events(
                         &self.meta, &rules, &mut bt, bucket, key, event, v, now,
                     )?;
                 }
@@ -389,7 +390,10 @@ impl Objects {
                     self.conflicts.inc();
                 }
                 Err(e) => return Err(e),
-                Ok(()) => return Ok(current),
+                Ok(()) => {
+                    self.meta.count_dropped_events(dropped);
+                    return Ok(current);
+                }
             }
         }
     }
