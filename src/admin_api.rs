@@ -365,6 +365,8 @@ fn is_zero(n: &u64) -> bool {
 pub struct NotificationQueue {
     pub target: String,
     pub queued: u64,
+    /// Age of the oldest waiting event in seconds (0: none waits).
+    pub oldest_age_secs: u64,
 }
 
 /// One drive in [`Status`].

@@ -910,7 +910,16 @@ fn status(signer: &Signer, base: &str, as_json: bool) -> Result<bool, String> {
         let queues: Vec<String> = v
             .notification_queues
             .iter()
-            .map(|q| format!("{} {} queued", q.target, q.queued))
+            .map(|q| {
+                if q.queued > 0 {
+                    format!(
+                        "{} {} queued (oldest {} s)",
+                        q.target, q.queued, q.oldest_age_secs
+                    )
+                } else {
+                    format!("{} 0 queued", q.target)
+                }
+            })
             .collect();
         println!(
             "event notifications: {}{}",

@@ -691,7 +691,16 @@ async fn admin_route(
             status.notification_queues = engine
                 .queued_event_targets()
                 .into_iter()
-                .map(|(target, queued)| api::NotificationQueue { target, queued })
+                .map(|(target, queued)| {
+                    let oldest_age_secs = engine.oldest_event_ms(&target).map_or(0, |ms| {
+                        cairn_storage_engine::now_ms().saturating_sub(ms) / 1000
+                    });
+                    api::NotificationQueue {
+                        target,
+                        queued,
+                        oldest_age_secs,
+                    }
+                })
                 .collect();
             status.notification_events_dropped = engine.dropped_events();
             json_reply(StatusCode::OK, &status)

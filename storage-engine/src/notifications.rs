@@ -472,6 +472,15 @@ impl Engine {
             .collect()
     }
 
+    /// When the oldest event queued for `target` was recorded (unix ms);
+    /// `None` when none waits (or it does not open).
+    pub fn oldest_event_ms(&self, target: &str) -> Option<u64> {
+        let prefix = target_prefix(target);
+        let rows = self.inner.meta.event_rows(&prefix, &prefix, 1).ok()?;
+        let (_, value) = rows.into_iter().next()?;
+        EventRecord::decode(&value.ok()?).ok().map(|e| e.time_ms)
+    }
+
     /// Removes delivered (or undeliverable) events, in one batch (through
     /// the log on a cluster, so every node drops them). Not synced: a crash
     /// that loses the removal delivers the events again, which at least

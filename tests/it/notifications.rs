@@ -588,6 +588,13 @@ async fn events_wait_out_a_broker_outage_and_a_kill_9() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // `cairn admin status` shows the queue.
+    let (ok, out, err) = cairn_admin_as(&server, ACCESS_KEY, SECRET_KEY, &["status"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("event notifications: iot 20 queued (oldest "),
+        "{out}"
+    );
     // Killed with all 20 queued; 10 more written after the restart.
     server.restart(true);
     let s3 = sdk_client(&server);
