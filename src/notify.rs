@@ -919,7 +919,7 @@ pub fn event_message(e: &QueuedEvent, region: &str) -> String {
             "eventVersion": "2.1",
             "eventSource": "aws:s3",
             "awsRegion": region,
-            "eventTime": event_time(r.time_ms),
+            "eventTime": cairn_s3_api::iso8601(r.time_ms),
             "eventName": r.event.name(),
             "userIdentity": {"principalId": cairn_s3_api::OWNER_ID},
             "requestParameters": {},
@@ -951,16 +951,6 @@ fn encode_key(key: &str) -> String {
     percent_encoding::utf8_percent_encode(key, KEEP)
         .to_string()
         .replace(' ', "+")
-}
-
-/// `2026-12-06T12:00:00.123Z`.
-fn event_time(ms: u64) -> String {
-    let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
-    let dt = time::OffsetDateTime::from(t);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    dt.format(format).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ mod xml;
 pub use access::{ClientFacts, PublicAccessBlock};
 pub use context::S3Config;
 pub use error::{S3Error, S3ErrorCode};
+/// S3's XML timestamp (`2009-10-12T17:50:30.000Z`), also an event's `eventTime`.
+pub use headers::iso8601;
 pub use keys::{KeyAccess, KeyInfo, KeyRing};
 pub use response::RespBody;
 pub use router::Operation;

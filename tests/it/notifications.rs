@@ -426,40 +426,7 @@ async fn events_reach_a_webhook_and_an_mqtt_broker_as_s3_documents_them() {
     // Created: PUT, a completed upload, a copy (all under in/); out/ has no rule.
     put_bytes(&s3, "fleet", "in/a b.json", b"{\"t\":21.5}").await;
     put_bytes(&s3, "fleet", "out/b.json", b"{}").await;
-    let up = s3
-        .create_multipart_upload()
-        .bucket("fleet")
-        .key("in/m.bin")
-        .send()
-        .await
-        .unwrap();
-    let part = s3
-        .upload_part()
-        .bucket("fleet")
-        .key("in/m.bin")
-        .upload_id(up.upload_id().unwrap())
-        .part_number(1)
-        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"part one"))
-        .send()
-        .await
-        .unwrap();
-    s3.complete_multipart_upload()
-        .bucket("fleet")
-        .key("in/m.bin")
-        .upload_id(up.upload_id().unwrap())
-        .multipart_upload(
-            aws_sdk_s3::types::CompletedMultipartUpload::builder()
-                .parts(
-                    aws_sdk_s3::types::CompletedPart::builder()
-                        .part_number(1)
-                        .e_tag(part.e_tag().unwrap())
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::ops_metrics::multipart(&s3, "fleet", "in/m.bin", &[b"part one".to_vec()]).await;
     s3.copy_object()
         .bucket("fleet")
         .key("in/c.json")

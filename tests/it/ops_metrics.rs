@@ -88,7 +88,7 @@ fn metric_name_extraction_finds_whole_names() {
 }
 
 /// One multipart upload of `parts`, completed.
-async fn multipart(c: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
+pub(crate) async fn multipart(c: &aws_sdk_s3::Client, bucket: &str, key: &str, parts: &[Vec<u8>]) {
     let up = c
         .create_multipart_upload()
         .bucket(bucket)

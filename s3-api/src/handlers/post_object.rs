@@ -26,6 +26,7 @@ use crate::auth::{PayloadHash, PostForm, VerifiedRequest, verify_post};
 use crate::body::{BodyError, BodyTimeouts, StreamAllowance, form_error, paced_stream};
 use crate::context::{RequestCtx, ServiceInner};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::headers::header_str;
 use crate::response::{RespBody, empty, full};
 use crate::router::{Operation, Query};
 use crate::xml::{PostResponse, TaggingDoc, parse, to_xml};
@@ -85,7 +86,7 @@ pub(crate) async fn post_object(
         .collect();
     // The `Location` of the stored object names the host the form was
     // sent to (HTTP/2: the authority).
-    let host = header_text(&parts.headers, "host")
+    let host = header_str(&parts.headers, "host")
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .unwrap_or_default()
         .to_owned();
@@ -307,7 +308,7 @@ fn expand_key(key: &str, filename: Option<&str>) -> S3Result<String> {
 /// The boundary of a multipart/form-data body; any other body is refused as
 /// S3 refuses it.
 fn form_boundary(h: &HeaderMap) -> S3Result<String> {
-    let content_type = header_text(h, "content-type").unwrap_or_default();
+    let content_type = header_str(h, "content-type").unwrap_or_default();
     let is_form = content_type
         .split(';')
         .next()
@@ -324,10 +325,6 @@ fn form_boundary(h: &HeaderMap) -> S3Result<String> {
     }
     multer::parse_boundary(content_type)
         .map_err(|_| S3Error::new(S3ErrorCode::MalformedPOSTRequest))
-}
-
-fn header_text<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name).and_then(|v| v.to_str().ok())
 }
 
 fn pre_data_too_large() -> S3Error {
@@ -554,7 +551,7 @@ fn answer(
     redirect: Option<&str>,
     status: StatusCode,
 ) -> S3Result<Response<RespBody>> {
-    let etag = header_text(stored.headers(), "etag")
+    let etag = header_str(stored.headers(), "etag")
         .unwrap_or_default()
         .to_owned();
     let url = location.url();
